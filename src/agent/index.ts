@@ -1,0 +1,3 @@
+export { Agent, type AgentOptions } from './agent'
+export { buildAgent } from './compose'
+export type { Service } from './service'

@@ -1,0 +1,74 @@
+// canopy …: dispatch, help, version, and exit statuses (usage and config
+// errors 2, other failures 1 with a message that says what to do).
+
+import { CanopyError } from '../errors'
+import { VERSION } from '../version'
+import { formatFlags, parseArgs } from './args'
+import { HELP_FLAG, type CliIo, type Command } from './command'
+import { COMMANDS } from './commands'
+
+function overview (): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length + (c.args?.length ?? 0)))
+  const rows = COMMANDS.map((c) => `  canopy ${`${c.name}${c.args !== undefined ? ` ${c.args}` : ''}`.padEnd(width + 1)}  ${c.summary}`)
+  return `Canopy ${VERSION}: one download, one stream, shared by every device of a home.\n\nUsage:\n${rows.join('\n')}\n\n` +
+    'Every command takes --help. Commands that talk to an agent use http://127.0.0.1:8787 unless --agent URL says otherwise.\n'
+}
+
+export function commandHelp (c: Command): string {
+  return `Usage: canopy ${c.name}${c.args !== undefined ? ` ${c.args}` : ''} [flags]\n\n${c.summary}\n\nFlags:\n${formatFlags([...c.flags, HELP_FLAG])}\n`
+}
+
+/** The command named by the first one or two words of argv. */
+function find (argv: readonly string[]): { command: Command, rest: string[] } | null {
+  for (const words of [2, 1]) {
+    const name = argv.slice(0, words).join(' ')
+    const command = COMMANDS.find((c) => c.name === name)
+    if (command !== undefined) return { command, rest: argv.slice(words) }
+  }
+  return null
+}
+
+export async function main (argv: readonly string[], io: CliIo): Promise<number> {
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === 'help' || argv[0] === '-h') {
+    (argv.length === 0 ? io.stderr : io.stdout).write(overview())
+    return argv.length === 0 ? 2 : 0
+  }
+  if (argv[0] === '--version') {
+    io.stdout.write(`${VERSION}\n`)
+    return 0
+  }
+  const found = find(argv)
+  if (found === null) {
+    const group = COMMANDS.filter((c) => c.name.startsWith(`${argv[0]!} `))
+    io.stderr.write(`canopy: unknown command "${argv.slice(0, group.length > 0 ? 2 : 1).join(' ')}"\n\n${overview()}`)
+    return 2
+  }
+  const { command, rest } = found
+  if (rest.includes('--help') || rest.includes('-h')) {
+    io.stdout.write(commandHelp(command))
+    return 0
+  }
+  try {
+    const args = parseArgs(rest, command.flags)
+    const n = args.positionals.length
+    if (n < command.positionals.min || n > command.positionals.max) {
+      throw new CanopyError('USAGE', n < command.positionals.min ? `missing ${command.args ?? 'argument'}` : `unexpected argument ${args.positionals[command.positionals.max] ?? ''}`)
+    }
+    return await command.run(args, io)
+  } catch (err) {
+    if (CanopyError.is(err, 'USAGE')) {
+      io.stderr.write(`canopy ${command.name}: ${err.message}\n\n${commandHelp(command)}`)
+      return 2
+    }
+    if (CanopyError.is(err, 'CONFIG_INVALID') || CanopyError.is(err, 'CONFIG_UNREADABLE')) {
+      io.stderr.write(`canopy: ${err.message}\n`)
+      return 2
+    }
+    if (CanopyError.is(err)) {
+      io.stderr.write(`canopy ${command.name}: ${err.message}\n`)
+      return 1
+    }
+    io.stderr.write(`canopy ${command.name}: internal error: ${(err as Error)?.stack ?? String(err)}\n`)
+    return 1
+  }
+}

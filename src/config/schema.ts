@@ -1,0 +1,37 @@
+// The agent's configuration: every field, its bound and its default. The
+// embedded defaults serve with no file at all; README's config reference is
+// written from this.
+
+import { CONFIG_LIST_COUNT_MAX, CONFIG_STRING_BYTES_MAX, HTTP_CONNECTIONS_MAX, HTTP_HEADERS_TIMEOUT_MS_MAX, HTTP_REQUEST_TIMEOUT_MS_MAX, NIC_POLL_MS, NIC_POLL_MS_MIN } from '../limits'
+import { arrayOf, int, obj, oneOf, str, type Infer } from '../validate'
+
+const IFNAME = str({ min: 1, max: 15, pattern: /^[A-Za-z0-9_.:@-]+$/, hint: 'an interface name (1-15 of A-Z a-z 0-9 _ . : @ -)' })
+const HOST = str({ min: 1, max: 255, pattern: /^[A-Za-z0-9.:_%-]+$/, hint: 'an IP address or host name' })
+
+export const configSpec = obj({
+  /** Where identity, flash areas and state live. */
+  dataDir: str({ min: 1, max: CONFIG_STRING_BYTES_MAX, def: './canopy-data' }),
+  /** A friendly name shown on the status page and to peers. */
+  name: str({ max: 64, def: '' }),
+  http: obj({
+    host: { ...HOST, fallback: () => '0.0.0.0' },
+    port: int(0, 65535, 8787),
+    /** Who may use the HTTP port: loopback and LAN prefixes only, or anyone. */
+    allowFrom: oneOf(['lan', 'any'] as const, 'lan'),
+    connectionsMax: int(1, HTTP_CONNECTIONS_MAX, HTTP_CONNECTIONS_MAX),
+    headersTimeoutMs: int(100, HTTP_HEADERS_TIMEOUT_MS_MAX, HTTP_HEADERS_TIMEOUT_MS_MAX),
+    requestTimeoutMs: int(100, HTTP_REQUEST_TIMEOUT_MS_MAX, HTTP_REQUEST_TIMEOUT_MS_MAX)
+  }),
+  interfaces: obj({
+    /** LAN interfaces by name; when given, no other interface is LAN. */
+    lan: arrayOf(IFNAME, { max: CONFIG_LIST_COUNT_MAX, def: [] }),
+    /** WAN interfaces by name (the gateway's uplink). */
+    wan: arrayOf(IFNAME, { max: CONFIG_LIST_COUNT_MAX, def: [] }),
+    pollMs: int(NIC_POLL_MS_MIN, 60_000, NIC_POLL_MS)
+  }),
+  log: obj({
+    level: oneOf(['debug', 'info', 'warn', 'error'] as const, 'info')
+  })
+})
+
+export type Config = Infer<typeof configSpec>

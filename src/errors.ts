@@ -1,0 +1,69 @@
+// One error type for the whole agent. Trouble caused by a peer, a file on
+// flash, a config file or a user's input surfaces as a CanopyError with a
+// stable string code, never as a bare TypeError/RangeError.
+
+/** Every code, with what it means. Add here; never rename a code (logs, metrics and tests key on them). */
+export const ERROR_CODES = {
+  // usage and configuration
+  USAGE: 'bad command-line usage',
+  CONFIG_INVALID: 'a config field is missing or invalid',
+  CONFIG_UNREADABLE: 'the config file cannot be read or is not JSON',
+  INPUT_INVALID: 'a request or document failed validation',
+  // identity and keys
+  IDENTITY_INVALID: 'the identity key file is damaged or of the wrong kind',
+  KEY_INVALID: 'a key is malformed',
+  // files and flash
+  FILE_TOO_LARGE: 'a file is larger than its bound',
+  FILE_IO: 'a file operation failed',
+  FLASH_BAD_ADDRESS: 'a flash operation is outside the geometry or misaligned',
+  FLASH_GEOMETRY_MISMATCH: 'the flash on disk has another geometry',
+  FLASH_IO: 'the flash device reported an I/O error',
+  FLASH_NO_SPACE: 'the flash device is out of space',
+  FLASH_POWER_CUT: 'the simulated flash has lost power',
+  FLASH_NOT_ERASED: 'a program targeted bytes that were not erased',
+  FLASH_CLOSED: 'the flash device is closed',
+  // network and HTTP
+  HTTP_BAD_REQUEST: 'the HTTP request is malformed',
+  HTTP_NOT_FOUND: 'no such resource',
+  HTTP_METHOD_NOT_ALLOWED: 'method not allowed on this resource',
+  HTTP_FORBIDDEN: 'the source may not use this resource',
+  HTTP_BODY_TOO_LARGE: 'the request body exceeds its bound',
+  HTTP_UNAVAILABLE: 'the service is busy or shutting down',
+  AGENT_UNREACHABLE: 'the local agent cannot be reached',
+  ADDRESS_IN_USE: 'the listening address is taken',
+  // generic
+  LIMIT_REACHED: 'a bound was reached',
+  TIMEOUT: 'an operation ran past its deadline',
+  CLOSED: 'the object is closed',
+  ASSERTION: 'an internal invariant was violated',
+} as const
+
+export type ErrorCode = keyof typeof ERROR_CODES
+
+export class CanopyError extends Error {
+  readonly code: ErrorCode
+  readonly detail: Readonly<Record<string, unknown>> | undefined
+
+  constructor (code: ErrorCode, message: string, options: { cause?: unknown, detail?: Record<string, unknown> } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'CanopyError'
+    this.code = code
+    this.detail = options.detail
+  }
+
+  static is (err: unknown, code?: ErrorCode): err is CanopyError {
+    return err instanceof CanopyError && (code === undefined || err.code === code)
+  }
+
+  /** Wrap anything thrown into a CanopyError, keeping the original as the cause. */
+  static from (err: unknown, code: ErrorCode, message?: string): CanopyError {
+    if (err instanceof CanopyError) return err
+    const text = err instanceof Error ? err.message : String(err)
+    return new CanopyError(code, message === undefined ? text : `${message}: ${text}`, { cause: err })
+  }
+}
+
+/** Invariant check: a violation means our own state would be corrupted, so stop loudly. */
+export function assert (condition: unknown, message: string): asserts condition {
+  if (!condition) throw new CanopyError('ASSERTION', `assertion failed: ${message}`)
+}

@@ -1,0 +1,101 @@
+// Small whole files (identity, config, counters): read bounded, written
+// atomically. The Linux twin is here; files-sim.ts keeps them in memory.
+
+import { promises as fsp, constants as fsc } from 'node:fs'
+import { dirname, basename, join } from 'node:path'
+import { CanopyError } from '../errors'
+
+export interface Files {
+  /** The whole file, or null when it does not exist; FILE_TOO_LARGE above maxBytes. */
+  read (path: string, maxBytes: number): Promise<Buffer | null>
+  /** Temp file, fsync, rename, fsync of the directory: readers see old or new, never a mix. */
+  writeAtomic (path: string, data: Uint8Array, mode?: number): Promise<void>
+  /** Recursive; new directories are private (0700). */
+  mkdir (path: string): Promise<void>
+  /** Remove a file; no error when it is missing. */
+  remove (path: string): Promise<void>
+  /** Permission bits, or null when missing. */
+  mode (path: string): Promise<number | null>
+}
+
+const ioError = (err: unknown, what: string, path: string): CanopyError =>
+  CanopyError.from(err, 'FILE_IO', `${what} ${path}`)
+
+export function createLinuxFiles (): Files {
+  let tmpSeq = 0
+  return {
+    async read (path, maxBytes) {
+      let fh: fsp.FileHandle
+      try {
+        fh = await fsp.open(path, fsc.O_RDONLY)
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
+        throw ioError(err, 'cannot open', path)
+      }
+      try {
+        const { size } = await fh.stat()
+        if (size > maxBytes) throw new CanopyError('FILE_TOO_LARGE', `${path} is ${size} bytes, more than ${maxBytes}`)
+        // Read one byte past the bound so a file growing under us is still caught.
+        const buf = Buffer.alloc(maxBytes + 1)
+        let off = 0
+        for (;;) {
+          const { bytesRead } = await fh.read(buf, off, buf.length - off, off)
+          if (bytesRead === 0) break
+          off += bytesRead
+          if (off > maxBytes) throw new CanopyError('FILE_TOO_LARGE', `${path} is larger than ${maxBytes} bytes`)
+        }
+        return buf.subarray(0, off)
+      } catch (err) {
+        throw CanopyError.is(err) ? err : ioError(err, 'cannot read', path)
+      } finally {
+        await fh.close()
+      }
+    },
+
+    async writeAtomic (path, data, mode = 0o600) {
+      const dir = dirname(path)
+      const tmp = join(dir, `.${basename(path)}.${process.pid}.${tmpSeq++}.tmp`)
+      try {
+        const fh = await fsp.open(tmp, 'w', mode)
+        try {
+          await fh.writeFile(data)
+          await fh.chmod(mode) // umask must not widen or narrow what we asked for
+          await fh.sync()
+        } finally {
+          await fh.close()
+        }
+        await fsp.rename(tmp, path)
+        const dh = await fsp.open(dir, fsc.O_RDONLY)
+        try { await dh.sync() } finally { await dh.close() }
+      } catch (err) {
+        await fsp.rm(tmp, { force: true }).catch(() => {})
+        throw ioError(err, 'cannot write', path)
+      }
+    },
+
+    async mkdir (path) {
+      try {
+        await fsp.mkdir(path, { recursive: true, mode: 0o700 })
+      } catch (err) {
+        throw ioError(err, 'cannot create directory', path)
+      }
+    },
+
+    async remove (path) {
+      try {
+        await fsp.rm(path, { force: true })
+      } catch (err) {
+        throw ioError(err, 'cannot remove', path)
+      }
+    },
+
+    async mode (path) {
+      try {
+        return (await fsp.stat(path)).mode & 0o777
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
+        throw ioError(err, 'cannot stat', path)
+      }
+    }
+  }
+}

@@ -1,0 +1,190 @@
+// The Linux twin of the flash device: one file per erase block in a directory.
+// Erase is a truncate (cheap, and a missing or short file reads as 0xff), a
+// program is a positional write, sync fsyncs every block file touched since
+// the last sync and the directory when files were created.
+
+import { promises as fsp, constants as fsc } from 'node:fs'
+import { join } from 'node:path'
+import { CanopyError } from '../errors'
+import { FLASH_OPEN_FILES_MAX } from '../limits'
+import { ERASED_BYTE, checkGeometry, checkRange, sameGeometry, type Flash, type FlashGeometry } from './flash'
+
+const GEOMETRY_FILE = 'geometry.json'
+const GEOMETRY_FILE_BYTES_MAX = 1024
+
+const deviceError = (err: unknown, op: string, block: number): CanopyError => {
+  if (CanopyError.is(err)) return err
+  const code = (err as NodeJS.ErrnoException).code === 'ENOSPC' ? 'FLASH_NO_SPACE' : 'FLASH_IO'
+  return CanopyError.from(err, code, `flash ${op} of block ${block}`)
+}
+
+export class FileFlash implements Flash {
+  readonly geometry: FlashGeometry
+  /** Open block files, least recently used first. */
+  private readonly handles = new Map<number, fsp.FileHandle>()
+  /** Known file sizes, to fill gaps with 0xff before a program past the end. */
+  private readonly sizes = new Map<number, number>()
+  private readonly dirty = new Set<number>()
+  private dirDirty = false
+  private queue: Promise<unknown> = Promise.resolve()
+  private closed = false
+
+  private constructor (readonly dir: string, geometry: FlashGeometry) {
+    this.geometry = { ...geometry }
+  }
+
+  static async open (dir: string, geometry: FlashGeometry): Promise<FileFlash> {
+    checkGeometry(geometry)
+    try {
+      await fsp.mkdir(dir, { recursive: true, mode: 0o700 })
+    } catch (err) {
+      throw CanopyError.from(err, 'FLASH_IO', `cannot create flash directory ${dir}`)
+    }
+    const path = join(dir, GEOMETRY_FILE)
+    let stored: FlashGeometry | null = null
+    try {
+      const text = await fsp.readFile(path, 'utf8')
+      if (text.length > GEOMETRY_FILE_BYTES_MAX) throw new Error('geometry file too large')
+      stored = JSON.parse(text) as FlashGeometry
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        throw CanopyError.from(err, 'FLASH_GEOMETRY_MISMATCH', `unreadable ${path}`)
+      }
+    }
+    if (stored !== null && !sameGeometry(stored, geometry)) {
+      throw new CanopyError('FLASH_GEOMETRY_MISMATCH', `${dir} holds flash of geometry ${JSON.stringify(stored)}, not ${JSON.stringify(geometry)}`)
+    }
+    if (stored === null) {
+      const tmp = `${path}.tmp`
+      await fsp.writeFile(tmp, JSON.stringify(geometry), { mode: 0o600 })
+      await fsp.rename(tmp, path)
+    }
+    const flash = new FileFlash(dir, geometry)
+    await flash.syncDir()
+    return flash
+  }
+
+  read (block: number, offset: number, length: number): Promise<Buffer> {
+    checkRange(this.geometry, block, offset, length, this.geometry.readBytes)
+    return this.serial('read', block, async () => {
+      const out = Buffer.alloc(length, ERASED_BYTE)
+      const fh = await this.handle(block, false)
+      if (fh === null) return out
+      const size = await this.size(block, fh)
+      const avail = Math.min(length, Math.max(0, size - offset))
+      let done = 0
+      while (done < avail) {
+        const { bytesRead } = await fh.read(out, done, avail - done, offset + done)
+        if (bytesRead === 0) break
+        done += bytesRead
+      }
+      return out
+    })
+  }
+
+  program (block: number, offset: number, data: Uint8Array): Promise<void> {
+    checkRange(this.geometry, block, offset, data.length, this.geometry.programBytes)
+    return this.serial('program', block, async () => {
+      const fh = (await this.handle(block, true))!
+      const size = await this.size(block, fh)
+      if (offset > size) await this.writeAll(fh, Buffer.alloc(offset - size, ERASED_BYTE), size)
+      await this.writeAll(fh, data, offset)
+      this.sizes.set(block, Math.max(size, offset + data.length))
+      this.dirty.add(block)
+    })
+  }
+
+  erase (block: number): Promise<void> {
+    checkRange(this.geometry, block, 0, 0, 1)
+    return this.serial('erase', block, async () => {
+      const fh = await this.handle(block, false)
+      if (fh === null) return
+      await fh.truncate(0)
+      this.sizes.set(block, 0)
+      this.dirty.add(block)
+    })
+  }
+
+  sync (): Promise<void> {
+    return this.serial('sync', -1, async () => {
+      for (const block of [...this.dirty]) {
+        const fh = await this.handle(block, true)
+        await fh!.sync()
+        this.dirty.delete(block)
+      }
+      if (this.dirDirty) await this.syncDir()
+    })
+  }
+
+  close (): Promise<void> {
+    return this.serial('close', -1, async () => {
+      this.closed = true
+      for (const fh of this.handles.values()) await fh.close().catch(() => {})
+      this.handles.clear()
+    }, true)
+  }
+
+  // One operation at a time: an LRU eviction must never close a handle in use.
+  private serial<T> (op: string, block: number, fn: () => Promise<T>, closing = false): Promise<T> {
+    const run = async (): Promise<T> => {
+      if (this.closed && !closing) throw new CanopyError('FLASH_CLOSED', 'flash is closed')
+      try {
+        return await fn()
+      } catch (err) {
+        throw deviceError(err, op, block)
+      }
+    }
+    const p = this.queue.then(run, run)
+    this.queue = p.catch(() => {})
+    return p
+  }
+
+  private path (block: number): string { return join(this.dir, `b${block.toString(16).padStart(6, '0')}`) }
+
+  private async handle (block: number, create: boolean): Promise<fsp.FileHandle | null> {
+    const open = this.handles.get(block)
+    if (open !== undefined) {
+      this.handles.delete(block)
+      this.handles.set(block, open)
+      return open
+    }
+    let fh: fsp.FileHandle
+    try {
+      fh = await fsp.open(this.path(block), create ? fsc.O_RDWR | fsc.O_CREAT : fsc.O_RDWR, 0o600)
+    } catch (err) {
+      if (!create && (err as NodeJS.ErrnoException).code === 'ENOENT') return null
+      throw err
+    }
+    if (create) this.dirDirty = true
+    if (this.handles.size >= FLASH_OPEN_FILES_MAX) {
+      const [oldest, old] = this.handles.entries().next().value as [number, fsp.FileHandle]
+      this.handles.delete(oldest)
+      await old.close() // dirty data stays in the page cache; sync() reopens to fsync it
+    }
+    this.handles.set(block, fh)
+    return fh
+  }
+
+  private async size (block: number, fh: fsp.FileHandle): Promise<number> {
+    let size = this.sizes.get(block)
+    if (size === undefined) {
+      size = (await fh.stat()).size
+      this.sizes.set(block, size)
+    }
+    return size
+  }
+
+  private async writeAll (fh: fsp.FileHandle, data: Uint8Array, position: number): Promise<void> {
+    let done = 0
+    while (done < data.length) {
+      const { bytesWritten } = await fh.write(data, done, data.length - done, position + done)
+      done += bytesWritten
+    }
+  }
+
+  private async syncDir (): Promise<void> {
+    const dh = await fsp.open(this.dir, fsc.O_RDONLY)
+    try { await dh.sync() } finally { await dh.close() }
+    this.dirDirty = false
+  }
+}

@@ -1,0 +1,5 @@
+export { HttpServer, type HttpServerOptions, type HttpCounters, type ProxyHandler, type ConnectHandler } from './server'
+export type { Handler, RequestContext, RouteOptions } from './router'
+export { sendJson, sendText, sendError, readJson, statusForError } from './respond'
+export { Metrics, type Counter, type Gauge } from './metrics'
+export { renderStatusPage, renderValue, escapeHtml, type PageSection } from './status-page'

@@ -1,0 +1,66 @@
+// The status page for people: the same data as /api/status, drawn as HTML
+// (objects as definition lists, lists of records as tables). No script; it
+// refreshes itself. Subsystems may add sections of their own HTML.
+
+import { STATUS_LIST_COUNT_MAX } from '../limits'
+
+export interface PageSection {
+  title: string
+  /** Trusted HTML built by our own code with escapeHtml() around every value. */
+  html: string
+}
+
+export const escapeHtml = (s: string): string =>
+  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;')
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+const scalar = (v: unknown): string => {
+  if (v === null || v === undefined) return '<span class="dim">–</span>'
+  if (typeof v === 'number') return escapeHtml(Number.isInteger(v) ? v.toLocaleString('en-US') : v.toFixed(2))
+  return escapeHtml(String(v))
+}
+
+export function renderValue (v: unknown, depth = 0): string {
+  if (depth > 6) return '…'
+  if (Array.isArray(v)) {
+    if (v.length === 0) return '<span class="dim">none</span>'
+    const rows = v.slice(0, STATUS_LIST_COUNT_MAX)
+    if (rows.every(isRecord)) {
+      const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))]
+      const head = cols.map((c) => `<th>${escapeHtml(c)}</th>`).join('')
+      const body = rows.map((r) => `<tr>${cols.map((c) => `<td>${renderValue(r[c], depth + 1)}</td>`).join('')}</tr>`).join('')
+      return `<table><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>`
+    }
+    return rows.map((x) => renderValue(x, depth + 1)).join(', ')
+  }
+  if (isRecord(v)) {
+    const items = Object.entries(v).map(([k, x]) => `<dt>${escapeHtml(k)}</dt><dd>${renderValue(x, depth + 1)}</dd>`).join('')
+    return `<dl>${items}</dl>`
+  }
+  return scalar(v)
+}
+
+export function renderStatusPage (title: string, status: Record<string, unknown>, sections: PageSection[] = []): string {
+  const blocks = Object.entries(status)
+    .map(([k, v]) => `<section><h2>${escapeHtml(k)}</h2>${renderValue(v)}</section>`)
+    .join('\n')
+  const extra = sections.map((s) => `<section><h2>${escapeHtml(s.title)}</h2>${s.html}</section>`).join('\n')
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="5">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(title)}</title>
+<style>
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;max-width:70em}
+h1{font-size:1.4em}h2{font-size:1.1em;margin:1.2em 0 .4em;text-transform:capitalize}
+dl{display:grid;grid-template-columns:max-content auto;gap:.15em 1em;margin:0}dt{color:#666}dd{margin:0}
+table{border-collapse:collapse}th,td{border:1px solid #ddd;padding:.2em .5em;text-align:left;vertical-align:top}
+.dim{color:#999}section{border-top:1px solid #eee}
+</style></head><body>
+<h1>${escapeHtml(title)}</h1>
+<p class="dim">JSON: <a href="/api/status">/api/status</a> · metrics: <a href="/metrics">/metrics</a> · refreshes every 5 s</p>
+${extra}
+${blocks}
+</body></html>
+`
+}

@@ -1,0 +1,36 @@
+// A tiny HTTP client for tests, with a deadline on every request.
+
+import { request } from 'node:http'
+
+export interface Reply { status: number, body: Buffer, text: string, headers: Record<string, string | string[] | undefined>, json <T = any>(): T }
+
+export function httpRequest (url: string, options: { method?: string, body?: string | Buffer, headers?: Record<string, string>, timeoutMs?: number } = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: options.method ?? 'GET', headers: options.headers, timeout: options.timeoutMs ?? 5000 }, (res) => {
+      const parts: Buffer[] = []
+      res.on('data', (c: Buffer) => parts.push(c))
+      res.on('end', () => {
+        const body = Buffer.concat(parts)
+        resolve({ status: res.statusCode ?? 0, body, text: body.toString(), headers: res.headers, json: () => JSON.parse(body.toString()) })
+      })
+      res.on('error', reject)
+    })
+    req.on('timeout', () => req.destroy(new Error(`timeout: ${url}`)))
+    req.on('error', reject)
+    req.end(options.body)
+  })
+}
+
+/** Poll until fn resolves truthy or the deadline passes. */
+export async function waitFor<T> (fn: () => Promise<T | undefined | null | false>, deadlineMs: number, what: string): Promise<T> {
+  const end = Date.now() + deadlineMs
+  let last: unknown
+  while (Date.now() < end) {
+    try {
+      const v = await fn()
+      if (v !== undefined && v !== null && v !== false) return v
+    } catch (err) { last = err }
+    await new Promise((r) => setTimeout(r, 25))
+  }
+  throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}${last !== undefined ? ` (last error: ${String(last)})` : ''}`)
+}
