@@ -31,6 +31,9 @@ export const ERROR_CODES = {
   HTTP_UNAVAILABLE: 'the service is busy or shutting down',
   AGENT_UNREACHABLE: 'the local agent cannot be reached',
   ADDRESS_IN_USE: 'the listening address is taken',
+  NET_REFUSED: 'the peer refused the connection',
+  NET_UNREACHABLE: 'the peer or network cannot be reached',
+  NET_CLOSED: 'the connection was closed',
   // generic
   LIMIT_REACHED: 'a bound was reached',
   TIMEOUT: 'an operation ran past its deadline',

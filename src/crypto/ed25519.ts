@@ -65,3 +65,20 @@ export function verify (publicKey: KeyObject | Uint8Array, message: Uint8Array, 
     return false
   }
 }
+
+/**
+ * Domain-separated signatures: the signed bytes are the domain string, a zero
+ * byte, then the message, so a signature made for one kind of message can
+ * never be replayed as another. Verify the exact bytes received.
+ */
+export function domainBytes (domain: string, message: Uint8Array): Buffer {
+  return Buffer.concat([Buffer.from(domain, 'utf8'), Buffer.from([0]), message])
+}
+
+export function signDomain (privateKey: KeyObject, domain: string, message: Uint8Array): Buffer {
+  return sign(privateKey, domainBytes(domain, message))
+}
+
+export function verifyDomain (publicKey: KeyObject | Uint8Array, domain: string, message: Uint8Array, signature: Uint8Array): boolean {
+  return verify(publicKey, domainBytes(domain, message), signature)
+}

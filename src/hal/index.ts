@@ -14,12 +14,16 @@ import { LinuxNics } from './nic-linux'
 import { SimNics } from './nic-sim'
 import type { Nics, NicRoleConfig, RawNic } from './nic'
 import { createCryptoRandom, createSeededRandom, type Random } from './random'
+import type { Net } from './net'
+import { createLinuxNet } from './net-linux'
+import { SimNetwork, type SimHost } from './net-sim'
 
 export interface Hal {
   readonly clock: Clock
   readonly random: Random
   readonly files: Files
   readonly nics: Nics
+  readonly net: Net
   /** The directory that holds this node's state. */
   readonly dataDir: string
   /** Open (creating if needed) a named flash area of the given geometry. */
@@ -43,6 +47,7 @@ export async function createLinuxHal (options: LinuxHalOptions): Promise<Hal> {
     random: createCryptoRandom(),
     files,
     nics,
+    net: createLinuxNet(),
     dataDir: options.dataDir,
     openFlash: (name, geometry) => FileFlash.open(join(options.dataDir, name), geometry),
     close: async () => { nics.close() }
@@ -51,6 +56,9 @@ export async function createLinuxHal (options: LinuxHalOptions): Promise<Hal> {
 
 export interface SimHalOptions {
   seed: number
+  /** This node's host on a simulated network; its interfaces become the NICs. */
+  host?: SimHost
+  /** Interfaces when no host is given (a private one-host network is made). */
   nics?: RawNic[]
   roles?: NicRoleConfig
   clock?: SimClock
@@ -63,17 +71,21 @@ export interface SimHal extends Hal {
   readonly clock: SimClock
   readonly files: SimFiles
   readonly nics: SimNics
+  readonly net: SimHost
   /** Flash areas opened so far, by name (they survive an agent restart on the same SimHal). */
   readonly flashes: Map<string, SimFlash>
 }
 
 export function createSimHal (options: SimHalOptions): SimHal {
   const flashes = new Map<string, SimFlash>()
+  const clock = options.host?.network.clock ?? options.clock ?? new SimClock()
+  const host = options.host ?? privateHost(clock, options.seed, options.nics ?? [])
   return {
-    clock: options.clock ?? new SimClock(),
+    clock,
     random: createSeededRandom(options.seed),
     files: options.files ?? new SimFiles(),
-    nics: new SimNics(options.nics ?? [], options.roles),
+    nics: new SimNics(options.nics ?? host.rawNics(), options.roles),
+    net: host,
     dataDir: options.dataDir ?? '/sim',
     flashes,
     async openFlash (name, geometry) {
@@ -84,6 +96,13 @@ export function createSimHal (options: SimHalOptions): SimHal {
     },
     close: async () => {}
   }
+}
+
+/** A one-host network for a SimHal made without one. */
+function privateHost (clock: SimClock, seed: number, nics: RawNic[]): SimHost {
+  const network = new SimNetwork(clock, { seed })
+  const ifaces = nics.flatMap((n) => n.addresses.map((a) => ({ nic: n.name, address: a.address, prefixLength: a.prefixLength })))
+  return network.addHost('sim', ifaces.length > 0 ? ifaces : [{ nic: 'eth0', address: '192.168.1.2', prefixLength: 24 }])
 }
 
 export type { Clock, Timer } from './clock'
@@ -103,5 +122,8 @@ export { LinuxNics, readLinuxInterfaces } from './nic-linux'
 export { SimNics, simNic } from './nic-sim'
 export type { IpAddress, AddressScope } from './ip'
 export { parseIp, formatIp, inPrefix, addressScope, isHomeScope } from './ip'
+export type { Net, UdpSocket, UdpOptions, Datagram, StreamSocket, TcpServer } from './net'
+export { createLinuxNet } from './net-linux'
+export { SimNetwork, SimHost, type LinkConditions, type SimInterface, type SimNetworkStats } from './net-sim'
 export type { Random } from './random'
 export { createCryptoRandom, createSeededRandom } from './random'

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { CanopyError } from '../../src/errors'
 import { SimFiles, createLinuxFiles, createSeededRandom } from '../../src/hal'
 import { loadOrCreateIdentity, nodeIdOf, NODE_ID_PATTERN, IDENTITY_FILE } from '../../src/identity'
-import { keyPairFromSeed, publicKeyFromRaw, rawSeed, sign, verify, formatPublicKey, parsePublicKey, publicKeyFromText, privateKeyToPem } from '../../src/crypto'
+import { keyPairFromSeed, publicKeyFromRaw, rawSeed, sign, verify, formatPublicKey, parsePublicKey, publicKeyFromText, privateKeyToPem, signDomain, verifyDomain } from '../../src/crypto'
 import { tempDir } from '../helpers/tmp'
 
 test('created once (mode 0600), loaded afterwards with the same node id', async () => {
@@ -70,6 +70,16 @@ test('public key text: format, parse, and trust from a key string or a PEM', () 
   assert.equal(publicKeyFromText(` ${text}\n`, 'arg'), pair.publicRaw)
   assert.equal(publicKeyFromText(privateKeyToPem(pair), 'key.pem'), pair.publicRaw)
   assert.throws(() => publicKeyFromText('hello', 'arg'), (e: unknown) => CanopyError.is(e, 'KEY_INVALID'))
+})
+
+test('domain-separated signatures do not cross domains', () => {
+  const pair = keyPairFromSeed(Buffer.alloc(32, 4))
+  const msg = Buffer.from('payload')
+  const sig = signDomain(pair.privateKey, 'canopy test a', msg)
+  assert.ok(verifyDomain(pair.publicRaw, 'canopy test a', msg, sig))
+  assert.not.ok(verifyDomain(pair.publicRaw, 'canopy test b', msg, sig), 'another domain')
+  assert.not.ok(verify(pair.publicRaw, msg, sig), 'the bare message')
+  assert.not.ok(verifyDomain(pair.publicRaw, 'canopy test', Buffer.from(' apayload'), sig), 'no ambiguity at the boundary')
 })
 
 test.run()
