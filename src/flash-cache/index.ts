@@ -1,0 +1,2 @@
+// Crash-safe content-addressed piece store on flash (issue 4). Its only door.
+export {}

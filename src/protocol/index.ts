@@ -1,0 +1,2 @@
+// The LAN protocol subsystem's only door.
+export { StaticPeerDirectory, type PeerDirectory, type PeerInfo, type PeerEvent } from './peers'

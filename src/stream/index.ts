@@ -1,0 +1,2 @@
+// Live-media spanning-tree relay (issue 5). Its only door.
+export {}
