@@ -31,6 +31,10 @@ export const configSpec = obj({
   }),
   log: obj({
     level: oneOf(['debug', 'info', 'warn', 'error'] as const, 'info')
+  }),
+  protocol: obj({
+    /** UDP port for signed LAN datagrams (need/have/found, election); peers learn it from /api/describe. */
+    udpPort: int(0, 65535, 8787)
   })
 })
 
