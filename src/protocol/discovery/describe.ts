@@ -103,7 +103,9 @@ export function verifyDescribe (body: Uint8Array, expect: DescribeExpectation = 
   if (!buf.subarray(0, PREFIX.length).equals(PREFIX) || !buf.subarray(buf.length - SUFFIX.length).equals(SUFFIX) ||
       !buf.subarray(docEnd, sigStart).equals(SIGNATURE_FIELD)) throw invalid('not framed as {"document":…,"signature":"…"}')
   const sigText = buf.subarray(sigStart, sigStart + SIGNATURE_CHARS).toString('latin1')
-  if (!/^[A-Za-z0-9_-]+$/.test(sigText)) throw invalid('signature is not base64url')
+  const signature = Buffer.from(sigText, 'base64url')
+  // Canonical form only: the text must be exactly what the 64 bytes encode to (no spare bits set).
+  if (signature.length !== SIGNATURE_BYTES || signature.toString('base64url') !== sigText) throw invalid('signature is not canonical base64url')
   const docBytes = buf.subarray(PREFIX.length, docEnd)
 
   let raw: unknown
@@ -126,6 +128,6 @@ export function verifyDescribe (body: Uint8Array, expect: DescribeExpectation = 
   if (expect.nodeId != null && expect.nodeId !== document.nodeId) throw invalid(`nodeId ${document.nodeId} is not the announced ${expect.nodeId}`)
   if (expect.nonce != null && expect.nonce !== document.nonce) throw invalid('nonce differs from the one sent (a replayed answer)')
   if (expect.address != null && !document.addresses.includes(expect.address)) throw invalid(`address ${expect.address} is not one of the node's own`)
-  if (!verifyDomain(publicKey, DESCRIBE_DOMAIN, docBytes, Buffer.from(sigText, 'base64url'))) throw invalid('bad signature')
+  if (!verifyDomain(publicKey, DESCRIBE_DOMAIN, docBytes, signature)) throw invalid('bad signature')
   return { document, publicKey }
 }
