@@ -142,6 +142,9 @@ class SimUdp implements UdpSocket {
 
   onMessage (fn: (d: Datagram) => void): void { this.listeners.push(fn) }
 
+  /** Sends are on the network the moment send() returns. */
+  async flush (): Promise<void> {}
+
   joinGroup (group: string, interfaceAddress: string): void {
     if (this.host.interfaces.find((i) => i.address === interfaceAddress) === undefined) {
       throw new CanopyError('NET_UNREACHABLE', `no interface with address ${interfaceAddress}`)

@@ -18,8 +18,8 @@ function lines (b: Buffer): Buffer[] {
   }
 }
 
-/** One random mutation of b (never longer than maxBytes). */
-export function mutateOnce (b: Buffer, r: Random, corpus: readonly Buffer[], maxBytes: number): Buffer {
+/** One random mutation of b. */
+export function mutateOnce (b: Buffer, r: Random, corpus: readonly Buffer[]): Buffer {
   const pos = (n = b.length): number => r.int(n + 1)
   switch (r.int(14)) {
     case 0: { // flip a bit
@@ -82,7 +82,7 @@ export function mutate (b: Buffer, r: Random, corpus: readonly Buffer[], maxByte
   let out = b
   const n = 1 + r.int(4)
   for (let i = 0; i < n; i++) {
-    out = mutateOnce(out, r, corpus, maxBytes)
+    out = mutateOnce(out, r, corpus)
     if (out.length > maxBytes) out = out.subarray(0, maxBytes)
   }
   return out

@@ -149,7 +149,7 @@ export class Discovery {
     const s = this.ssdp
     const dropped = s === null ? {} : Object.fromEntries(Object.entries(s.stats.dropped).filter(([, n]) => n > 0))
     return {
-      peers: this.peers.size,
+      count: this.peers.size,
       ssdp: s === null
         ? (this.o.config.enabled ? 'starting' : 'disabled')
         : { interfaces: s.interfaces().map((i) => ({ nic: i.nic, address: i.address, location: i.location })), datagramsIn: s.stats.datagramsIn, datagramsOut: s.stats.datagramsOut, dropped, repliesRateLimited: s.stats.repliesRateLimited },

@@ -73,6 +73,11 @@ export class SsdpInterface {
     return true
   }
 
+  /** Wait until what was sent has left (the byebye before close). */
+  async flush (): Promise<void> {
+    await Promise.all([this.listener?.flush?.(), this.searcher?.flush?.()])
+  }
+
   close (log?: Logger): void {
     if (this.closed) return
     this.closed = true

@@ -111,8 +111,9 @@ export class Ssdp {
     const bye = buildByebye(this.o.nodeId)
     for (const iface of this.ifaces.values()) {
       if (iface.sendFromListener(bye, this.port, this.group)) this.stats.datagramsOut.byebye++
-      iface.close(this.o.log)
     }
+    await Promise.all([...this.ifaces.values()].map((i) => i.flush()))
+    for (const iface of this.ifaces.values()) iface.close(this.o.log)
     this.ifaces.clear()
   }
 
