@@ -124,6 +124,8 @@ export const DESCRIBE_CAPABILITIES_COUNT_MAX = 16
 export const DESCRIBE_ADDRESSES_COUNT_MAX = 16
 /** The peer list: entries, and how often expired ones are swept. */
 export const PEERS_COUNT_MAX = 256
+/** Node ids listed at one address: one host minting keys cannot crowd out the LAN (a box runs one agent, a few at most). */
+export const PEERS_PER_ADDRESS_COUNT_MAX = 4
 export const PEER_SWEEP_MS = 1_000
 /** Static peers from config. */
 export const STATIC_PEERS_COUNT_MAX = 32
@@ -145,5 +147,6 @@ assert(SSDP_PENDING_REPLIES_COUNT_MAX >= SSDP_REPLIES_PER_SECOND_MAX * 2, 'pendi
 assert(SSDP_SEARCH_MX_SECONDS <= SSDP_MX_SECONDS_MAX, 'our own MX obeys the cap')
 assert(DESCRIBE_TIMEOUT_MS <= 2_000, 'issue 3: LOCATION fetched with a 2 s timeout')
 assert(DESCRIBE_BYTES_MAX <= 16 * 1024, 'issue 3: LOCATION body at most 16 KiB')
+assert(PEERS_PER_ADDRESS_COUNT_MAX >= 1 && PEERS_PER_ADDRESS_COUNT_MAX < PEERS_COUNT_MAX, 'one address holds a small share of the list')
 assert(PEERS_COUNT_MAX <= STATUS_LIST_COUNT_MAX, 'the whole peer list fits the status page')
 assert(SHUTDOWN_MS_MAX <= 2_000, 'design: a clean stop takes at most 2 s')

@@ -1,7 +1,9 @@
 // The peer list: the LAN address book behind the PeerDirectory contract.
 // Only verified peers enter (discovery checks the signed self-description
 // first). Bounded: when full, a new peer evicts the stalest entry (oldest
-// sign of life). Entries expire at their expiresMs on the HAL clock (SSDP
+// sign of life); and one address holds at most PEERS_PER_ADDRESS_COUNT_MAX
+// node ids (a newcomer there evicts that address's stalest), so one host
+// minting keys cannot push the rest of the LAN out. Entries expire at their expiresMs on the HAL clock (SSDP
 // max-age, or a static peer's re-check window); sweep() removes them.
 //
 // Events: 'added' for a new node id, 'updated' when what a peer offers
@@ -11,7 +13,7 @@
 
 import { assert } from '../../errors'
 import type { Clock } from '../../hal'
-import { PEERS_COUNT_MAX } from '../../limits'
+import { PEERS_COUNT_MAX, PEERS_PER_ADDRESS_COUNT_MAX } from '../../limits'
 import type { Logger } from '../../log'
 import type { PeerDirectory, PeerEvent, PeerInfo } from '../peers'
 
@@ -75,7 +77,9 @@ export class PeerList implements PeerDirectory {
       this.emit({ type: 'updated', peer: merged })
       return 'updated'
     }
-    if (this.entries.size >= this.countMax) this.evictStalest()
+    const sameAddress = [...this.entries.values()].filter((e) => e.peer.address === peer.address)
+    if (sameAddress.length >= PEERS_PER_ADDRESS_COUNT_MAX) this.evictStalest(sameAddress)
+    else if (this.entries.size >= this.countMax) this.evictStalest(this.entries.values())
     this.entries.set(peer.nodeId, { peer, origin })
     this.stats.added++
     this.emit({ type: 'added', peer })
@@ -110,9 +114,9 @@ export class PeerList implements PeerDirectory {
     return n
   }
 
-  private evictStalest (): void {
+  private evictStalest (among: Iterable<Entry>): void {
     let stalest: Entry | undefined
-    for (const e of this.entries.values()) {
+    for (const e of among) {
       if (stalest === undefined || e.peer.lastSeenMs < stalest.peer.lastSeenMs) stalest = e
     }
     if (stalest !== undefined) this.remove(stalest.peer.nodeId, 'evicted')

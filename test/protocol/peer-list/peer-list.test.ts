@@ -1,7 +1,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { SimClock } from '../../../src/hal'
-import { PEERS_COUNT_MAX } from '../../../src/limits'
+import { PEERS_COUNT_MAX, PEERS_PER_ADDRESS_COUNT_MAX } from '../../../src/limits'
 import { memoryLogger, silentLogger } from '../../../src/log'
 import { PeerList, type PeerOrigin } from '../../../src/protocol/peer-list/peer-list'
 import type { PeerEvent, PeerInfo } from '../../../src/protocol'
@@ -53,6 +53,19 @@ test('bounded: a new peer evicts the stalest (oldest sign of life)', () => {
   assert.is(list.stats.removed.evicted, 1)
   assert.is(list.upsert(peer(5, { lastSeenMs: 600 }), origin), 'refreshed', 'a known peer does not evict anyone')
   assert.is(list.size, PEERS_COUNT_MAX)
+})
+
+test('one address holds at most 4 node ids; a fifth evicts that address\'s stalest, not someone else', () => {
+  const clock = new SimClock()
+  const list = new PeerList(clock, silentLogger)
+  list.upsert(peer(1, { lastSeenMs: -100 }), origin)
+  for (let i = 10; i < 14; i++) list.upsert(peer(i, { address: '192.168.1.66', lastSeenMs: i }), origin)
+  const removed: string[] = []
+  list.on((e) => { if (e.type === 'removed') removed.push(e.peer.name) })
+  list.upsert(peer(20, { address: '192.168.1.66', lastSeenMs: 50 }), origin)
+  assert.equal(removed, ['p10'])
+  assert.is(list.list().filter((p) => p.address === '192.168.1.66').length, PEERS_PER_ADDRESS_COUNT_MAX)
+  assert.ok(list.get(peer(1).nodeId) !== undefined, 'the older peer elsewhere stays')
 })
 
 test('expiry on the HAL clock: touch pushes it out, sweep removes what has passed', async () => {
