@@ -101,6 +101,7 @@ function addMetrics (agent: Agent, d: Discovery): void {
   const dIn = m.counter('canopy_ssdp_datagrams_in_total', 'SSDP datagrams received.')
   const dOut = m.counter('canopy_ssdp_datagrams_out_total', 'SSDP datagrams sent, by kind.', ['kind'])
   const dropped = m.counter('canopy_ssdp_dropped_total', 'SSDP datagrams dropped or left unanswered, by reason.', ['reason'])
+  const heard = m.counter('canopy_ssdp_announcements_total', 'Canopy announcements heard that passed every check, by kind (notify, reply, byebye).', ['kind'])
   const limited = m.counter('canopy_ssdp_replies_rate_limited_total', 'Searches left unanswered by the reply rate limits.')
   const fetches = m.counter('canopy_describe_fetches_total', 'Self-descriptions fetched, by result (verified or an error code).', ['result'])
   m.onCollect(() => {
@@ -110,6 +111,7 @@ function addMetrics (agent: Agent, d: Discovery): void {
     ifaces.set(s?.interfaces().length ?? 0)
     dIn.set(s?.stats.datagramsIn ?? 0)
     for (const kind of ['notify', 'byebye', 'search', 'reply'] as const) dOut.set({ kind }, s?.stats.datagramsOut[kind] ?? 0)
+    for (const kind of ['notify', 'reply', 'byebye'] as const) heard.set({ kind }, s?.stats.heard[kind] ?? 0)
     for (const reason of DROP_REASONS) dropped.set({ reason }, s?.stats.dropped[reason] ?? 0)
     limited.set(s?.stats.repliesRateLimited ?? 0)
     fetches.set({ result: 'verified' }, d.queue.stats.verified)

@@ -142,6 +142,8 @@ labTest("our agent's search sees a node-ssdp server advertising our type, and li
     assert.is(listed.name, 'node-ssdp')
     assert.is(listed.address, h1.address)
     assert.is(listed.location, `http://${h1.address}:8080/api/describe`)
+    const status = JSON.parse(await lab.exec(h0, 'curl', ['-s', '-m', '2', `http://127.0.0.1:${HTTP}/api/status`]))
+    assert.ok(status.peers.ssdp.heard.reply >= 1, `our search got node-ssdp's reply: ${JSON.stringify(status.peers.ssdp)}`)
   } finally {
     await agent.stop()
     server.kill('SIGTERM')

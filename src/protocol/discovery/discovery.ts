@@ -152,7 +152,7 @@ export class Discovery {
       count: this.peers.size,
       ssdp: s === null
         ? (this.o.config.enabled ? 'starting' : 'disabled')
-        : { interfaces: s.interfaces().map((i) => ({ nic: i.nic, address: i.address, location: i.location })), datagramsIn: s.stats.datagramsIn, datagramsOut: s.stats.datagramsOut, dropped, repliesRateLimited: s.stats.repliesRateLimited },
+        : { interfaces: s.interfaces().map((i) => ({ nic: i.nic, address: i.address, location: i.location })), datagramsIn: s.stats.datagramsIn, datagramsOut: s.stats.datagramsOut, heard: s.stats.heard, dropped, repliesRateLimited: s.stats.repliesRateLimited },
       staticPeers: this.o.config.staticPeers,
       verifications: { verified: this.queue.stats.verified, failed: this.queue.stats.failed, inFlight: this.queue.inFlight, queued: this.queue.queued }
     }

@@ -51,6 +51,8 @@ export type Announcement =
 export interface SsdpStats {
   datagramsIn: number
   datagramsOut: { notify: number, byebye: number, search: number, reply: number }
+  /** Canopy announcements that passed every check, by kind. */
+  heard: { notify: number, reply: number, byebye: number }
   dropped: Record<DropReason, number>
   /** Searches left unanswered by the rate limits (also counted in dropped['rate-limited']). */
   repliesRateLimited: number
@@ -63,6 +65,7 @@ export class Ssdp {
   readonly stats: SsdpStats = {
     datagramsIn: 0,
     datagramsOut: { notify: 0, byebye: 0, search: 0, reply: 0 },
+    heard: { notify: 0, reply: 0, byebye: 0 },
     dropped: Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>,
     repliesRateLimited: 0,
     interfaceErrors: 0
@@ -277,10 +280,12 @@ export class Ssdp {
         if (ev.nodeId === this.o.nodeId) { this.dropped('self'); return }
         // LOCATION is fetched only from the host that sent the datagram (no reflection through us).
         if (ev.location.host !== d.address) { this.dropped('location-mismatch'); return }
+        this.stats.heard[ev.via]++
         this.emit({ ...ev, source: d.address, nic: iface.info.nic })
         return
       case 'byebye':
         if (ev.nodeId === this.o.nodeId) { this.dropped('self'); return }
+        this.stats.heard.byebye++
         this.emit({ type: 'byebye', nodeId: ev.nodeId, source: d.address, nic: iface.info.nic })
     }
   }
