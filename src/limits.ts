@@ -98,6 +98,8 @@ export const SSDP_PENDING_REPLIES_COUNT_MAX = 64
 export const SSDP_MULTICAST_TTL = 2
 /** LAN interfaces served at once. */
 export const SSDP_INTERFACES_COUNT_MAX = 16
+/** An interface whose sockets cannot be opened is retried after NIC_POLL_MS, doubling up to this. */
+export const SSDP_INTERFACE_RETRY_MS_MAX = 5 * 60_000
 /** max-age we accept from peers and may be configured. */
 export const SSDP_MAX_AGE_SECONDS_MIN = 30
 export const SSDP_MAX_AGE_SECONDS_MAX = 86_400

@@ -12,8 +12,8 @@
 // * one datagram per search, at most 3x the search's size and 512 bytes;
 // * at most 1 reply per source per second (bursts of 3), 20 per second in all.
 
-import { TimerGroup, formatIp, inPrefix, lanNicFor, parseIp, type Clock, type Datagram, type Net, type Nics, type Random } from '../../hal'
-import { NIC_POLL_MS, SSDP_INTERFACES_COUNT_MAX, SSDP_PENDING_REPLIES_COUNT_MAX, SSDP_SEARCH_MX_SECONDS, SSDP_START_REPEAT_COUNT, SSDP_START_REPEAT_MS } from '../../limits'
+import { TimerGroup, formatIp, inPrefix, lanNicFor, parseIp, type Clock, type Datagram, type Net, type Nics, type Random, type Timer } from '../../hal'
+import { NIC_POLL_MS, SSDP_INTERFACE_RETRY_MS_MAX, SSDP_INTERFACES_COUNT_MAX, SSDP_PENDING_REPLIES_COUNT_MAX, SSDP_SEARCH_MX_SECONDS, SSDP_START_REPEAT_COUNT, SSDP_START_REPEAT_MS } from '../../limits'
 import type { Logger } from '../../log'
 import { SsdpInterface, type InterfaceInfo } from './interface'
 import { DROP_REASONS, interpretSsdp, type DropReason } from './interpret'
@@ -81,6 +81,9 @@ export class Ssdp {
   private reconciling: Promise<void> = Promise.resolve()
   private pendingReplies = 0
   private running = false
+  /** Consecutive passes in which some interface could not be opened (port 1900 taken, interface still coming up). */
+  private openFailures = 0
+  private retry: Timer | null = null
   private readonly bootId: number
 
   constructor (private readonly o: SsdpOptions) {
@@ -198,8 +201,15 @@ export class Ssdp {
         this.o.log.warn('SSDP cannot use interface', { nic: name, address: info.address, err })
       }
     }
-    // A join can fail while an interface is still coming up; try again later rather than never.
-    if (failed) this.timers.setTimeout(() => { this.refresh() }, NIC_POLL_MS)
+    // A join fails while an interface is still coming up, a bind while another
+    // daemon holds 1900 without SO_REUSEADDR: try again, less and less often.
+    this.retry?.cancel()
+    this.retry = null
+    this.openFailures = failed ? this.openFailures + 1 : 0
+    if (failed) {
+      const delay = Math.min(SSDP_INTERFACE_RETRY_MS_MAX, NIC_POLL_MS * 2 ** Math.min(10, this.openFailures - 1))
+      this.retry = this.timers.setTimeout(() => { this.refresh() }, delay)
+    }
   }
 
   // ---- sending -------------------------------------------------------------------

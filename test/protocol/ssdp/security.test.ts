@@ -267,6 +267,27 @@ test('interfaces coming and going: sockets follow them; a LAN interface turned d
   await ssdp.stop()
 })
 
+test('port 1900 taken without SO_REUSEADDR: start neither hangs nor throws, and the interface is retried with backoff', async () => {
+  const lab = new Lab(8)
+  const host = lab.network.addHost('box', [{ nic: 'br-lan', address: '192.168.1.1', prefixLength: 24 }])
+  const squatter = await host.udp({ port: SSDP_PORT })
+  const hal = createSimHal({ seed: 8, host })
+  const ssdp = new Ssdp({
+    clock: hal.clock, random: hal.random, nics: hal.nics, net: hal.net, log: silentLogger, nodeId: identityFor(8).nodeId,
+    httpHost: '0.0.0.0', httpPort: 8787, maxAgeSeconds: 300, notifyIntervalMs: 60_000, server: 's', configId: () => 1
+  })
+  await ssdp.start()
+  assert.equal(ssdp.interfaces(), [])
+  assert.is(ssdp.stats.interfaceErrors, 1)
+  await lab.clock.advance(5_000 + 10_000 + 20_000)
+  assert.is(ssdp.stats.interfaceErrors, 4, 'retried after 5, 10 and 20 s')
+  squatter.close()
+  await lab.clock.advance(40_000)
+  assert.equal(ssdp.interfaces().map((i) => i.nic), ['br-lan'], 'up once the port is free')
+  assert.is(ssdp.stats.interfaceErrors, 4)
+  await ssdp.stop()
+})
+
 test('an HTTP server on loopback or on one address limits where SSDP runs (LOCATION must be reachable)', async () => {
   const lab = new Lab(7)
   const host = lab.network.addHost('box', [{ nic: 'br-lan', address: '192.168.1.1', prefixLength: 24 }, { nic: 'lan2', address: '192.168.2.1', prefixLength: 24 }])
