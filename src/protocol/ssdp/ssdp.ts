@@ -12,7 +12,7 @@
 // * one datagram per search, at most 3x the search's size and 512 bytes;
 // * at most 1 reply per source per second (bursts of 3), 20 per second in all.
 
-import { TimerGroup, formatIp, inPrefix, lanNicFor, parseIp, type Clock, type Datagram, type Net, type Nics, type Random, type Timer } from '../../hal'
+import { TimerGroup, formatIp, parseIp, type Clock, type Datagram, type Net, type Nics, type Random, type Timer } from '../../hal'
 import { NIC_POLL_MS, SSDP_INTERFACE_RETRY_MS_MAX, SSDP_INTERFACES_COUNT_MAX, SSDP_PENDING_REPLIES_COUNT_MAX, SSDP_SEARCH_MX_SECONDS, SSDP_START_REPEAT_COUNT, SSDP_START_REPEAT_MS } from '../../limits'
 import type { Logger } from '../../log'
 import { SsdpInterface, type InterfaceInfo } from './interface'
@@ -20,6 +20,7 @@ import { DROP_REASONS, interpretSsdp, type DropReason } from './interpret'
 import { answerType, buildAlive, buildByebye, buildReply, buildSearch, replyBudget, type Advert } from './messages'
 import { CANOPY_DEVICE_TYPE, DESCRIBE_PATH, SSDP_GROUP, SSDP_PORT, type Location } from './names'
 import { DEFAULT_REPLY_LIMITS, ReplyLimiter, type ReplyLimits } from './rate-limit'
+import { checkSource } from './source'
 
 export interface SsdpOptions {
   clock: Clock
@@ -262,19 +263,9 @@ export class Ssdp {
 
   private dropped (reason: DropReason): void { this.stats.dropped[reason]++ }
 
-  /** Which LAN interface a source belongs to, decided from its address alone. */
-  private sourceCheck (d: Datagram, iface: SsdpInterface): DropReason | null {
-    const nic = lanNicFor(this.o.nics.list(), d.address)
-    if (nic === undefined) return 'not-lan' // public, loopback, multicast, broadcast, another subnet
-    if (nic.name !== iface.info.nic) return 'other-interface' // another interface's socket has (or will get) it
-    if (isSubnetEdge(d.address, iface.info.address, iface.info.prefixLength)) return 'broadcast'
-    if (d.port === 0) return 'bad-port'
-    return null
-  }
-
   private onDatagram (d: Datagram, socket: 'listener' | 'searcher', iface: SsdpInterface): void {
     this.stats.datagramsIn++
-    const bad = this.sourceCheck(d, iface)
+    const bad = checkSource(this.o.nics.list(), d, iface.info)
     if (bad !== null) { this.dropped(bad); return }
     const ev = interpretSsdp(d.data)
     switch (ev.type) {
@@ -328,17 +319,4 @@ export class Ssdp {
       }
     }
   }
-}
-
-/** The network or broadcast address of an IPv4 prefix (none for /31 and /32). */
-export function isSubnetEdge (address: string, ifaceAddress: string, prefixLength: number): boolean {
-  const a = parseIp(address)
-  const p = parseIp(ifaceAddress)
-  if (a === null || p === null || a.family !== 4 || p.family !== 4 || prefixLength >= 31) return false
-  if (!inPrefix(a, p, prefixLength)) return false
-  const host = 32 - prefixLength
-  const value = ((a.bytes[0]! << 24) | (a.bytes[1]! << 16) | (a.bytes[2]! << 8) | a.bytes[3]!) >>> 0
-  const mask = host === 32 ? 0xffffffff : ((1 << host) >>> 0) - 1
-  const bits = (value & mask) >>> 0
-  return bits === 0 || bits === mask
 }
