@@ -34,6 +34,10 @@ export const ERROR_CODES = {
   NET_REFUSED: 'the peer refused the connection',
   NET_UNREACHABLE: 'the peer or network cannot be reached',
   NET_CLOSED: 'the connection was closed',
+  // discovery (SSDP, signed self-description)
+  SSDP_MALFORMED: 'an SSDP datagram is malformed or over one of its bounds',
+  DESCRIBE_INVALID: "a peer's self-description is malformed, badly signed or does not match what announced it",
+  DESCRIBE_FETCH_FAILED: "a peer's self-description could not be fetched (HTTP status, framing or size)",
   // generic
   LIMIT_REACHED: 'a bound was reached',
   TIMEOUT: 'an operation ran past its deadline',

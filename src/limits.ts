@@ -70,6 +70,68 @@ export const SIM_FLASH_PENDING_OPS_MAX = 1 << 20
 /** Timers the simulated clock holds at once. */
 export const SIM_TIMERS_COUNT_MAX = 1 << 20
 
+// ---- discovery: SSDP, self-description, peer list ----------------------------------
+/** A datagram larger than this is dropped unparsed (UDA messages are a few hundred bytes). */
+export const SSDP_DATAGRAM_BYTES_MAX = 1_400
+/** Header lines per datagram. */
+export const SSDP_HEADER_COUNT_MAX = 24
+/** One line (start line or header), without its CRLF. */
+export const SSDP_LINE_BYTES_MAX = 512
+/** A header name. */
+export const SSDP_HEADER_NAME_BYTES_MAX = 64
+/** A search reply: one datagram of at most this many bytes... */
+export const SSDP_REPLY_BYTES_MAX = 512
+/** ...and at most this many times the search's size (QUIC's anti-amplification bound, RFC 9000 §8.1). */
+export const SSDP_REPLY_AMPLIFICATION_MAX = 3
+/** MX above this is treated as this (UDA 1.1: 1 to 5 seconds). */
+export const SSDP_MX_SECONDS_MAX = 5
+/** Replies to one source: a token bucket of this rate and burst. */
+export const SSDP_SOURCE_REPLIES_PER_SECOND = 1
+export const SSDP_SOURCE_REPLIES_BURST = 3
+/** Replies in all, over every interface. */
+export const SSDP_REPLIES_PER_SECOND_MAX = 20
+/** Sources whose buckets are remembered (least recently seen forgotten first). */
+export const SSDP_RATE_SOURCES_COUNT_MAX = 1_024
+/** Replies waiting for their random delay. */
+export const SSDP_PENDING_REPLIES_COUNT_MAX = 64
+/** Multicast hops: the LAN and one router at most. */
+export const SSDP_MULTICAST_TTL = 2
+/** LAN interfaces served at once. */
+export const SSDP_INTERFACES_COUNT_MAX = 16
+/** An interface whose sockets cannot be opened is retried after NIC_POLL_MS, doubling up to this. */
+export const SSDP_INTERFACE_RETRY_MS_MAX = 5 * 60_000
+/** max-age we accept from peers and may be configured. */
+export const SSDP_MAX_AGE_SECONDS_MIN = 30
+export const SSDP_MAX_AGE_SECONDS_MAX = 86_400
+/** Announcements and searches repeated after start (multicast is lossy), then only the periodic NOTIFY. */
+export const SSDP_START_REPEAT_COUNT = 2
+export const SSDP_START_REPEAT_MS = 1_000
+/** The MX of our own searches: peers answer within this many seconds. */
+export const SSDP_SEARCH_MX_SECONDS = 1
+/** A LOCATION body (the signed self-description). */
+export const DESCRIBE_BYTES_MAX = 16 * 1024
+/** A LOCATION response's status line and headers. */
+export const DESCRIBE_HEAD_BYTES_MAX = 4 * 1024
+/** The whole LOCATION fetch, connect to last byte. */
+export const DESCRIBE_TIMEOUT_MS = 2_000
+/** Fetches in flight at once, and waiting. */
+export const DESCRIBE_FETCHES_CONCURRENT_MAX = 4
+export const DESCRIBE_QUEUE_COUNT_MAX = 64
+/** One LOCATION is fetched at most once per this (a forged NOTIFY flood cannot make us fetch in a loop). */
+export const DESCRIBE_REFETCH_MS = 10_000
+/** LOCATIONs whose last fetch is remembered for the rule above. */
+export const DESCRIBE_RECENT_COUNT_MAX = 512
+/** Fields of a self-description. */
+export const DESCRIBE_CAPABILITIES_COUNT_MAX = 16
+export const DESCRIBE_ADDRESSES_COUNT_MAX = 16
+/** The peer list: entries, and how often expired ones are swept. */
+export const PEERS_COUNT_MAX = 256
+/** Node ids listed at one address: one host minting keys cannot crowd out the LAN (a box runs one agent, a few at most). */
+export const PEERS_PER_ADDRESS_COUNT_MAX = 4
+export const PEER_SWEEP_MS = 1_000
+/** Static peers from config. */
+export const STATIC_PEERS_COUNT_MAX = 32
+
 // ---- bundle -------------------------------------------------------------------------
 /** design.md: one file, at most 250 KB minified. */
 export const BUNDLE_BYTES_MAX = 250_000
@@ -80,4 +142,13 @@ assert(HTTP_TIMEOUT_CHECK_MS * 4 <= HTTP_HEADERS_TIMEOUT_MS_MAX, 'timeouts are c
 assert(HTTP_KEEPALIVE_MS < HTTP_HEADERS_TIMEOUT_MS_MAX, 'Node requires keepAliveTimeout below headersTimeout')
 assert(LOG_LINES_BURST_MAX >= LOG_LINES_PER_SECOND_MAX, 'the log burst covers one second')
 assert(NIC_POLL_MS >= NIC_POLL_MS_MIN, 'interface poll interval within bounds')
+assert(SSDP_REPLY_BYTES_MAX <= SSDP_DATAGRAM_BYTES_MAX, 'a reply is a datagram we would accept ourselves')
+assert(SSDP_LINE_BYTES_MAX <= SSDP_DATAGRAM_BYTES_MAX && SSDP_HEADER_NAME_BYTES_MAX < SSDP_LINE_BYTES_MAX, 'line bounds fit a datagram')
+assert(SSDP_SOURCE_REPLIES_BURST >= SSDP_SOURCE_REPLIES_PER_SECOND && SSDP_SOURCE_REPLIES_BURST <= SSDP_REPLIES_PER_SECOND_MAX, 'per-source burst within the global rate')
+assert(SSDP_PENDING_REPLIES_COUNT_MAX >= SSDP_REPLIES_PER_SECOND_MAX * 2, 'pending replies cover the rate over a short MX')
+assert(SSDP_SEARCH_MX_SECONDS <= SSDP_MX_SECONDS_MAX, 'our own MX obeys the cap')
+assert(DESCRIBE_TIMEOUT_MS <= 2_000, 'issue 3: LOCATION fetched with a 2 s timeout')
+assert(DESCRIBE_BYTES_MAX <= 16 * 1024, 'issue 3: LOCATION body at most 16 KiB')
+assert(PEERS_PER_ADDRESS_COUNT_MAX >= 1 && PEERS_PER_ADDRESS_COUNT_MAX < PEERS_COUNT_MAX, 'one address holds a small share of the list')
+assert(PEERS_COUNT_MAX <= STATUS_LIST_COUNT_MAX, 'the whole peer list fits the status page')
 assert(SHUTDOWN_MS_MAX <= 2_000, 'design: a clean stop takes at most 2 s')

@@ -61,6 +61,7 @@ export class Agent {
     this.startedWallMs = this.hal.clock.wallMs()
     for (const s of this.services) await s.start?.()
     this.listening = await this.http.listen()
+    for (const s of this.services) await s.ready?.()
     this.log.info('listening', { address: this.listening.address, port: this.listening.port, statusPage: this.url })
     return this.listening
   }

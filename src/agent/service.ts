@@ -6,6 +6,8 @@ import type { PageSection } from '../http'
 export interface Service {
   readonly name: string
   start? (): Promise<void>
+  /** After the HTTP port listens (its address is known): e.g. discovery may now advertise it. */
+  ready? (): Promise<void>
   /** Stop by the deadline (monotonic ms budget); release sockets, timers, files. */
   stop? (deadlineMs: number): Promise<void>
   /** JSON for /api/status under `name`. */

@@ -3,9 +3,13 @@
 // written from this.
 
 import { CONFIG_LIST_COUNT_MAX, CONFIG_STRING_BYTES_MAX, HTTP_CONNECTIONS_MAX, HTTP_HEADERS_TIMEOUT_MS_MAX, HTTP_REQUEST_TIMEOUT_MS_MAX, NIC_POLL_MS, NIC_POLL_MS_MIN } from '../limits'
-import { arrayOf, int, obj, oneOf, str, type Infer } from '../validate'
+import { DESCRIBE_REFETCH_MS, SSDP_MAX_AGE_SECONDS_MAX, SSDP_MAX_AGE_SECONDS_MIN, STATIC_PEERS_COUNT_MAX } from '../limits'
+import { parseStaticPeer } from '../protocol/discovery/static-peers'
+import { arrayOf, bool, int, map, obj, oneOf, str, type Infer } from '../validate'
 
 const IFNAME = str({ min: 1, max: 15, pattern: /^[A-Za-z0-9_.:@-]+$/, hint: 'an interface name (1-15 of A-Z a-z 0-9 _ . : @ -)' })
+const STATIC_PEER = map(str({ min: 1, max: 64 }), 'an agent URL like "http://192.168.1.5:8787" (IP literal and port)',
+  (url) => (parseStaticPeer(url) === null ? undefined : url))
 const HOST = str({ min: 1, max: 255, pattern: /^[A-Za-z0-9.:_%-]+$/, hint: 'an IP address or host name' })
 
 export const configSpec = obj({
@@ -35,6 +39,18 @@ export const configSpec = obj({
   protocol: obj({
     /** UDP port for signed LAN datagrams (need/have/found, election); peers learn it from /api/describe. */
     udpPort: int(0, 65535, 8787)
+  }),
+  discovery: obj({
+    /** SSDP on the LAN interfaces (false: no SSDP socket at all; static peers are still checked). */
+    enabled: bool(true),
+    /** NOTIFY alive this often, jittered by ±10 % (at most a third of maxAgeSeconds is used). */
+    notifyIntervalMs: int(5_000, 3_600_000, 60_000),
+    /** The max-age we announce: peers drop us this long after our last NOTIFY. */
+    maxAgeSeconds: int(SSDP_MAX_AGE_SECONDS_MIN, SSDP_MAX_AGE_SECONDS_MAX, 300),
+    /** Agents checked by URL where multicast does not work, e.g. "http://192.168.1.5:8787". */
+    staticPeers: arrayOf(STATIC_PEER, { max: STATIC_PEERS_COUNT_MAX, def: [] }),
+    /** How often static peers' self-descriptions are fetched again (they expire after 3 misses). */
+    staticRecheckMs: int(DESCRIBE_REFETCH_MS, 3_600_000, 60_000)
   })
 })
 

@@ -129,7 +129,7 @@ class SimUdp implements UdpSocket {
   private readonly listeners: Array<(d: Datagram) => void> = []
   private multicastIface: SimInterface | undefined
 
-  constructor (private readonly host: SimHost, readonly port: number, readonly bindAddress: string) {
+  constructor (private readonly host: SimHost, readonly port: number, readonly bindAddress: string, readonly reuseAddr = false) {
     this.multicastIface = host.interfaces[0]
   }
 
@@ -141,6 +141,9 @@ class SimUdp implements UdpSocket {
   }
 
   onMessage (fn: (d: Datagram) => void): void { this.listeners.push(fn) }
+
+  /** Sends are on the network the moment send() returns. */
+  async flush (): Promise<void> {}
 
   joinGroup (group: string, interfaceAddress: string): void {
     if (this.host.interfaces.find((i) => i.address === interfaceAddress) === undefined) {
@@ -273,9 +276,10 @@ export class SimHost implements Net {
     this.assertAlive()
     let port = options.port
     if (port === 0) port = this.nextPort++
-    const taken = [...this.udpSockets].some((s) => s.port === port && (s.bindAddress === (options.address ?? '0.0.0.0')))
-    if (taken && options.reuseAddr !== true) throw new CanopyError('ADDRESS_IN_USE', `UDP port ${port} in use on ${this.name}`)
-    const s = new SimUdp(this, port, options.address ?? '0.0.0.0')
+    // As on Linux: sharing a port takes SO_REUSEADDR on every socket that holds it.
+    const holders = [...this.udpSockets].filter((s) => s.port === port && (s.bindAddress === (options.address ?? '0.0.0.0')))
+    if (holders.length > 0 && (options.reuseAddr !== true || holders.some((s) => !s.reuseAddr))) throw new CanopyError('ADDRESS_IN_USE', `UDP port ${port} in use on ${this.name}`)
+    const s = new SimUdp(this, port, options.address ?? '0.0.0.0', options.reuseAddr === true)
     this.udpSockets.add(s)
     return s
   }

@@ -33,6 +33,8 @@ export interface UdpSocket {
   setMulticastInterface (interfaceAddress: string): void
   setMulticastTtl (ttl: number): void
   readonly sendErrors: number
+  /** Resolves once every datagram sent so far has left (or failed): send a byebye, flush, then close. */
+  flush? (): Promise<void>
   close (): void
 }
 
