@@ -16,14 +16,14 @@ interface Twin {
   done (): void
 }
 
-const twins: Array<() => Twin> = [
-  () => ({
+const twins: Array<[string, () => Twin]> = [
+  ['sim', () => ({
     name: 'sim',
     open: async () => new SimFlash(GEOMETRY, { unsynced: 'drop' }),
     reopen: async (old) => (old as SimFlash).reboot(),
     done () {}
-  }),
-  () => {
+  })],
+  ['file', () => {
     const dir = tempDir()
     return {
       name: 'file',
@@ -31,7 +31,7 @@ const twins: Array<() => Twin> = [
       reopen: async (old) => { await old.close(); return FileFlash.open(dir.path, GEOMETRY) },
       done: dir.remove
     }
-  }
+  }]
 ]
 
 async function rejects (p: Promise<unknown>, code: string): Promise<void> {
@@ -45,8 +45,7 @@ async function rejects (p: Promise<unknown>, code: string): Promise<void> {
   assert.unreachable(`expected ${code}`)
 }
 
-for (const make of twins) {
-  const name = make().name
+for (const [name, make] of twins) {
 
   test(`${name}: a fresh device reads erased (0xff)`, async () => {
     const t = make()
