@@ -34,6 +34,8 @@ export const ERROR_CODES = {
   NET_REFUSED: 'the peer refused the connection',
   NET_UNREACHABLE: 'the peer or network cannot be reached',
   NET_CLOSED: 'the connection was closed',
+  // LAN wire protocol
+  DECODE_INVALID: 'untrusted bytes failed to decode or validate',
   // generic
   LIMIT_REACHED: 'a bound was reached',
   TIMEOUT: 'an operation ran past its deadline',
