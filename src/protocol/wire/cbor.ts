@@ -66,7 +66,7 @@ export function decodeCborAs<T> (bytes: Uint8Array, spec: Spec<T>, limits: Decod
   try {
     return validate(spec, value, 'DECODE_INVALID', what)
   } catch (err) {
-    if (CanopyError.is(err, 'DECODE_INVALID')) throw err
+    if (CanopyError.is(err, 'DECODE_INVALID')) throw new CanopyError('DECODE_INVALID', err.message, { detail: { ...err.detail, reason: 'schema' } })
     // A schema must never throw anything else, but a peer must not be able to find out if one does.
     throw new CanopyError('DECODE_INVALID', `${what}: ${(err as Error)?.message ?? String(err)}`, { cause: err, detail: { reason: 'schema' } })
   }

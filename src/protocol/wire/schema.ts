@@ -81,7 +81,11 @@ export function optionalField<T> (inner: Spec<T>): Spec<T | undefined> {
 }
 
 type Shape = Record<string, Spec<unknown>>
-type BodyOf<S extends Shape> = { [K in keyof S]: Infer<S[K]> }
+type Simplify<T> = { [K in keyof T]: T[K] }
+/** Fields whose spec allows undefined are optional keys. */
+type BodyOf<S extends Shape> = Simplify<
+  { [K in keyof S as undefined extends Infer<S[K]> ? never : K]: Infer<S[K]> } &
+  { [K in keyof S as undefined extends Infer<S[K]> ? K : never]?: Infer<S[K]> }>
 
 /** A map with these fields; unknown keys are ignored, missing ones take their fallback or fail. */
 export function body<S extends Shape> (shape: S): Spec<BodyOf<S>> {
