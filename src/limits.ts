@@ -100,6 +100,8 @@ export const WIRE_KEY_CACHE_COUNT_MAX = 1_024
 /** Datagrams waiting to be sent, and how many leave per tick. */
 export const WIRE_SEND_QUEUE_COUNT_MAX = 1_024
 export const WIRE_SEND_BURST_COUNT_MAX = 64
+/** The next burst leaves this much later (64 datagrams per ms: far above a LAN's needs, kind to Wi-Fi queues). */
+export const WIRE_SEND_TICK_MS = 1
 /** Signature checks per second for all sources together, and per source address. */
 export const WIRE_VERIFY_PER_SECOND_MAX = 4_000
 export const WIRE_VERIFY_BURST_MAX = 1_000
