@@ -169,6 +169,10 @@ export const ELECTION_HEARTBEAT_MS = 1_000
 export const ELECTION_PROVIDER_TIMEOUT_MS = 3_000
 /** How often liveness is checked. */
 export const ELECTION_WATCH_MS = 100
+/** A provider silent for this many heartbeats is dropped as soon as another node elects or announces. */
+export const ELECTION_SUSPECT_BEATS = 1.5
+/** A new provider repeats itself this soon after ELECTED (ms after it), before the regular heartbeats. */
+export const ELECTION_EARLY_BEATS_MS: readonly number[] = [100, 300]
 /** Before a candidate speaks: uniform jitter, plus a handicap for nodes without WAN access. */
 export const ELECTION_ELECT_JITTER_MS = 40
 export const ELECTION_NO_WAN_DELAY_MS = 60
@@ -206,3 +210,5 @@ assert(ELECTION_HEARTBEAT_MS * 3 <= ELECTION_PROVIDER_TIMEOUT_MS, 'three heartbe
 assert(ELECTION_SETTLE_MS_MIN < ELECTION_SETTLE_MS_MAX && ELECTION_SETTLE_MS_MAX < ELECTION_AWAIT_MS, 'a better candidate announces before its followers give up on it')
 assert(ELECTION_PROVIDER_TIMEOUT_MS + ELECTION_WATCH_MS + ELECTION_ELECT_JITTER_MS + ELECTION_NO_WAN_DELAY_MS + ELECTION_SETTLE_MS_MAX < ELECTION_TAKEOVER_MS_MAX, 'takeover within 5 s of the provider vanishing')
 assert(CONTENT_URL_BYTES_MAX + 2 * PIECE_RANGES_COUNT_MAX * 5 + 64 <= WIRE_BODY_BYTES_MAX, 'the largest NEED/HAVE/DOWNLOADING body fits a datagram')
+assert(ELECTION_SUSPECT_BEATS > 1 && ELECTION_SUSPECT_BEATS * ELECTION_HEARTBEAT_MS < ELECTION_PROVIDER_TIMEOUT_MS, 'suspicion needs a missed heartbeat and comes before the timeout')
+assert(ELECTION_EARLY_BEATS_MS.every((ms) => ms < ELECTION_HEARTBEAT_MS), 'early heartbeats come before the regular ones')
