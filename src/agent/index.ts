@@ -1,3 +1,4 @@
 export { Agent, type AgentOptions } from './agent'
-export { buildAgent } from './compose'
+export { buildAgent, type BuildOptions } from './compose'
+export { addLanProtocol, type LanProtocol, type LanProtocolOptions } from './protocol'
 export type { Service } from './service'

@@ -3,7 +3,7 @@
 // written from this.
 
 import { CONFIG_LIST_COUNT_MAX, CONFIG_STRING_BYTES_MAX, HTTP_CONNECTIONS_MAX, HTTP_HEADERS_TIMEOUT_MS_MAX, HTTP_REQUEST_TIMEOUT_MS_MAX, NIC_POLL_MS, NIC_POLL_MS_MIN } from '../limits'
-import { arrayOf, int, obj, oneOf, str, type Infer } from '../validate'
+import { arrayOf, bool, int, obj, oneOf, str, type Infer } from '../validate'
 
 const IFNAME = str({ min: 1, max: 15, pattern: /^[A-Za-z0-9_.:@-]+$/, hint: 'an interface name (1-15 of A-Z a-z 0-9 _ . : @ -)' })
 const HOST = str({ min: 1, max: 255, pattern: /^[A-Za-z0-9.:_%-]+$/, hint: 'an IP address or host name' })
@@ -34,7 +34,15 @@ export const configSpec = obj({
   }),
   protocol: obj({
     /** UDP port for signed LAN datagrams (need/have/found, election); peers learn it from /api/describe. */
-    udpPort: int(0, 65535, 8787)
+    udpPort: int(0, 65535, 8787),
+    /** Address the UDP socket binds (all interfaces by default; datagrams from outside the LAN prefixes are dropped). */
+    udpHost: { ...HOST, fallback: () => '0.0.0.0' },
+    election: obj({
+      /** May this node become the designated provider (fetch from the internet for the LAN)? */
+      candidate: bool(true),
+      /** WAN bandwidth to claim in elections, Mbit/s; 0: the WAN interface's link speed. */
+      wanMbps: int(0, 1_000_000, 0)
+    })
   })
 })
 
