@@ -25,17 +25,25 @@ export function parseContentRef (text: string): ContentRef {
   throw new CanopyError('INPUT_INVALID', `content must be a 64-hex content id or an http(s) URL of at most ${CONTENT_URL_BYTES_MAX} bytes`)
 }
 
-/** Ranges as given, sorted and merged; null when they hold more than PIECE_RANGES_COUNT_MAX after merging. */
-export function normalizeRanges (ranges: Iterable<readonly [number, number]>): PieceRanges | null {
-  const sorted = [...ranges].filter(([a, b]) => b > a).sort((x, y) => x[0] - y[0])
+/** Sorted and merged (adjacent and overlapping ranges joined, empty ones dropped). */
+function mergeRanges (ranges: Iterable<readonly [number, number]>): Array<[number, number]> {
   const out: Array<[number, number]> = []
-  for (const [a, b] of sorted) {
+  for (const [a, b] of [...ranges].filter(([x, y]) => y > x).sort((x, y) => x[0] - y[0])) {
     const last = out[out.length - 1]
     if (last !== undefined && a <= last[1]) last[1] = Math.max(last[1], b)
     else out.push([a, b])
   }
+  return out
+}
+
+/** Ranges as given, sorted and merged; null when they hold more than PIECE_RANGES_COUNT_MAX after merging. */
+export function normalizeRanges (ranges: Iterable<readonly [number, number]>): PieceRanges | null {
+  const out = mergeRanges(ranges)
   return out.length > PIECE_RANGES_COUNT_MAX ? null : out
 }
+
+/** At most PIECE_RANGES_COUNT_MAX ranges: the first ones (an honest subset of a fragmented set). */
+export const trimRanges = (ranges: PieceRanges): PieceRanges => mergeRanges(ranges).slice(0, PIECE_RANGES_COUNT_MAX)
 
 /** Does `have` (null = all) contain every piece of `want` (null = all)? */
 export function covers (have: PieceRanges | null, want: PieceRanges | null): boolean {

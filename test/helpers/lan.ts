@@ -127,3 +127,23 @@ export function buildLan (o: LanOptions): Lan {
   }
   return lan
 }
+
+/** The provider every live node names, when they agree and it says so itself; else null. */
+export function agreedProvider (lan: Lan): string | null {
+  const ids = new Set(lan.providers())
+  const only = [...ids][0]
+  if (ids.size !== 1 || only === null || only === undefined) return null
+  const self = lan.alive().filter((n) => n.election.role === 'provider')
+  return self.length === 1 && self[0]!.identity.nodeId === only ? only : null
+}
+
+/** Advance simulated time until agreement (on another provider than `not`); the ms it took. */
+export async function untilAgreed (lan: Lan, maxMs: number, not?: string, stepMs = 10): Promise<{ provider: string, ms: number }> {
+  const start = lan.clock.nowMs()
+  for (;;) {
+    const p = agreedProvider(lan)
+    if (p !== null && p !== not) return { provider: p, ms: lan.clock.nowMs() - start }
+    if (lan.clock.nowMs() - start > maxMs) throw new Error(`no agreement within ${maxMs} ms`)
+    await lan.clock.advance(stepMs)
+  }
+}

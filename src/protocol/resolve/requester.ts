@@ -13,7 +13,7 @@ import { CanopyError } from '../../errors'
 import { TimerGroup, type Clock, type Random, type Timer } from '../../hal'
 import { RESOLVE_FOLLOW_EXPIRE_MS, RESOLVE_FOLLOW_REFRESH_MS, RESOLVE_FOLLOWERS_COUNT_MAX, RESOLVE_HOLDERS_COUNT_MAX, RESOLVE_LOOKUPS_COUNT_MAX } from '../../limits'
 import type { Logger } from '../../log'
-import { covers, unionRanges, type ContentRef, type PieceRanges } from '../content'
+import { covers, normalizeRanges, parseContentRef, unionRanges, type ContentRef, type PieceRanges } from '../content'
 import type { Inbound, WireTransport } from '../transport/transport'
 import { baseUrlOf, type Download, type FollowEvent, type Holder, type Outcome, type ProviderView, type Resolution, type ResolveTiming } from './types'
 
@@ -107,6 +107,14 @@ export class Requester {
   resolve (content: ContentRef, options: ResolveOptions = {}): Promise<Resolution> {
     if (this.closed) return Promise.reject(new CanopyError('CLOSED', 'resolver stopped'))
     if (this.lookups.size >= RESOLVE_LOOKUPS_COUNT_MAX) return Promise.reject(new CanopyError('LIMIT_REACHED', `${RESOLVE_LOOKUPS_COUNT_MAX} lookups already in progress`))
+    let wanted: PieceRanges | null
+    try {
+      if (parseContentRef(content) !== content) throw new CanopyError('INPUT_INVALID', 'content must be in its normal form (lowercase hex id or URL)')
+      wanted = options.pieces === undefined || options.pieces === null ? null : normalizeRanges(options.pieces)
+      if (wanted === null && options.pieces !== undefined && options.pieces !== null) throw new CanopyError('INPUT_INVALID', 'too many piece ranges for one NEED')
+    } catch (err) {
+      return Promise.reject(err)
+    }
     const { clock, timing } = this.o
     return new Promise<Resolution>((resolve) => {
       const now = clock.nowMs()
@@ -114,7 +122,7 @@ export class Requester {
       const l: Lookup = {
         r: this.newRequestId(),
         content,
-        wanted: options.pieces ?? null,
+        wanted,
         askProvider: known === null,
         startMs: now,
         lastNeedMs: now,

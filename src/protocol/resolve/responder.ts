@@ -13,7 +13,7 @@ import {
   RESOLVE_PENDING_ANSWERS_COUNT_MAX, RESOLVE_PROGRESS_MS, RESOLVE_REANSWER_MS
 } from '../../limits'
 import type { Logger } from '../../log'
-import { intersects, normalizeRanges, type ContentRef } from '../content'
+import { intersects, trimRanges, type ContentRef } from '../content'
 import type { Address, Inbound, WireTransport } from '../transport/transport'
 import type { Body } from '../wire/messages'
 import type { ContentIndex, LocalContent } from './content-index'
@@ -136,12 +136,12 @@ export class Responder {
   }
 
   private haveBody (r: number, c: ContentRef, local: LocalContent & { state: 'have' }): Body<'HAVE'> {
-    return { r, c, p: local.pieces ?? undefined, l: Math.round(this.o.index.load() * 100), h: this.o.httpPort() }
+    return { r, c, p: local.pieces === null ? undefined : trimRanges(local.pieces), l: Math.round(this.o.index.load() * 100), h: this.o.httpPort() }
   }
 
   private downloadingBody (r: number, c: ContentRef, local: LocalContent & { state: 'downloading' }): Body<'DOWNLOADING'> {
-    // A download may hold more ranges than one datagram carries: then report none (progress still flows).
-    const pieces = normalizeRanges(local.pieces) ?? []
+    // A download may hold more ranges than one datagram carries: then report the first ones.
+    const pieces = trimRanges(local.pieces)
     return { r, c, p: pieces, d: kib(local.doneBytes), t: local.totalBytes === null ? 0 : kib(local.totalBytes), l: Math.round(this.o.index.load() * 100), h: this.o.httpPort() }
   }
 

@@ -38,7 +38,7 @@ export const REPLAY_FILE = 'wire-replay.json'
 
 export const DROP_REASONS = [
   'size', 'source', 'magic', 'unknown_version', 'unknown_type', 'malformed', 'self', 'key', 'replay', 'rate', 'signature',
-  'handler', 'queue_full', 'counter', 'no_route', 'closed'
+  'handler', 'queue_full', 'counter', 'no_route', 'closed', 'too_large'
 ] as const
 export type DropReason = (typeof DROP_REASONS)[number]
 
@@ -244,7 +244,15 @@ export class WireTransport {
 
   private seal<N extends MessageName> (name: N, body: Body<N>): Buffer | null {
     if (this.closed || this.counter === null) { this.stats.dropped.closed++; return null }
-    const encoded = encodeBody(name, body) // a body too large is our bug: LIMIT_REACHED, thrown
+    let encoded: Buffer
+    try {
+      encoded = encodeBody(name, body)
+    } catch (err) {
+      // Our own bug (a caller let a body grow past a datagram): never worth a crash inside a timer.
+      this.stats.dropped.too_large++
+      this.o.log.error('message not sent', { type: name, err })
+      return null
+    }
     const counter = this.counter.next()
     if (counter === null) { this.stats.dropped.counter++; return null }
     return sealEnvelope(name, this.o.identity.publicKey, this.o.identity.privateKey, counter, encoded)

@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert'
 import { SimNics, simNic } from '../../../src/hal'
 import { ELECTION_TAKEOVER_MS_MAX } from '../../../src/limits'
 import { beatsCandidate, beatsProvider, displaces, measureCriteria, type Claim, type Criteria } from '../../../src/protocol'
-import { buildLan, type Lan } from '../../helpers/lan'
+import { buildLan, untilAgreed, type Lan } from '../../helpers/lan'
 import { testSeed } from '../../helpers/seed'
 
 const claim = (nodeId: string, c: Partial<Criteria>): Claim => ({ nodeId, criteria: { w: false, b: 0, f: 0, u: 0, h: 80, ...c } })
@@ -35,20 +35,7 @@ test('criteria are measured from the interfaces', () => {
   assert.equal(measureCriteria({ nics: lanOnly, wanMbps: 50, freeFlashBytes: 0, uptimeMs: 0, httpPort: 1 }), { w: false, b: 0, f: 0, u: 0, h: 1 })
 })
 
-/** Advance until every live node names the same provider (and that node says it is one), or fail. */
-async function converge (lan: Lan, maxMs: number, stepMs = 50): Promise<{ provider: string, ms: number }> {
-  const start = lan.clock.nowMs()
-  for (;;) {
-    const ps = new Set(lan.providers())
-    const only = [...ps][0]
-    if (ps.size === 1 && only !== null && only !== undefined) {
-      const self = lan.alive().filter((n) => n.election.role === 'provider')
-      if (self.length === 1 && self[0]!.identity.nodeId === only) return { provider: only, ms: lan.clock.nowMs() - start }
-    }
-    if (lan.clock.nowMs() - start > maxMs) throw new Error(`no agreement within ${maxMs} ms: ${[...new Set(lan.providers())].join(', ')}`)
-    await lan.clock.advance(stepMs)
-  }
-}
+const converge = (lan: Lan, maxMs: number): Promise<{ provider: string, ms: number }> => untilAgreed(lan, maxMs, undefined, 50)
 
 test('50 nodes with 5 % loss elect the gateway; it survives minutes of lossy heartbeats', async () => {
   const lan = buildLan({ nodes: 50, seed: testSeed('elect 50'), wan: [17], conditions: { loss: 0.05, jitterMs: 2 } })

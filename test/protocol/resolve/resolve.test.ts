@@ -7,7 +7,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { CanopyError } from '../../../src/errors'
 import { createSeededRandom } from '../../../src/hal'
-import { RESOLVE_ANSWER_JITTER_MS, RESOLVE_ANSWER_LOAD_MS, RESOLVE_LOOKUPS_COUNT_MAX, RESOLVE_MISS_MS, RESOLVE_SETTLE_MS } from '../../../src/limits'
+import { PIECE_RANGES_COUNT_MAX, RESOLVE_ANSWER_JITTER_MS, RESOLVE_ANSWER_LOAD_MS, RESOLVE_LOOKUPS_COUNT_MAX, RESOLVE_MISS_MS, RESOLVE_SETTLE_MS } from '../../../src/limits'
 import { baseUrlOf, type FollowEvent, type ProviderRef, type ProviderView } from '../../../src/protocol'
 import { buildLan, HTTP_PORT, UDP_PORT, type Lan } from '../../helpers/lan'
 import { testSeed } from '../../helpers/seed'
@@ -180,6 +180,18 @@ test('50 nodes, 5 % loss: every lookup finds its holders; absent content is a mi
   const miss = await lan.run(lan.nodes[0]!.resolver.resolve(id(999)))
   assert.is(miss.outcome, 'miss')
   assert.is(miss.elapsedMs, RESOLVE_MISS_MS)
+  await lan.stop()
+})
+
+test('a fragmented holder tells the first ranges it can fit; too many wanted ranges is the caller\'s error', async () => {
+  const lan = await lanOf(3)
+  const many = Array.from({ length: PIECE_RANGES_COUNT_MAX + 10 }, (_, i) => [i * 2, i * 2 + 1] as [number, number])
+  lan.nodes[1]!.content.hold(id(11), many)
+  const r = await lan.run(lan.nodes[0]!.resolver.resolve(id(11), { pieces: [[0, 1]] }))
+  assert.is(r.outcome, 'hit')
+  assert.equal(r.holders[0]!.pieces, many.slice(0, PIECE_RANGES_COUNT_MAX))
+  await lan.nodes[0]!.resolver.resolve(id(11), { pieces: many }).then(() => assert.unreachable(), (err: CanopyError) => assert.is(err.code, 'INPUT_INVALID'))
+  await lan.nodes[0]!.resolver.resolve('not content').then(() => assert.unreachable(), (err: CanopyError) => assert.is(err.code, 'INPUT_INVALID'))
   await lan.stop()
 })
 

@@ -4,7 +4,9 @@
 
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
+import { readdirSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { join } from 'node:path'
 import { CanopyError } from '../../../src/errors'
 import { createSeededRandom, type Random } from '../../../src/hal'
 import { decodeCbor, decodeCborAs, encodeCbor, REFUSED_TAGS, type DecodeLimits } from '../../../src/protocol/wire/cbor'
@@ -134,6 +136,19 @@ test('schema failures are DECODE_INVALID naming the field', () => {
 test('cbor-x runs without its native accelerator here, as in the bundle', () => {
   const noEval = createRequire(__filename)('cbor-x/index-no-eval') as { isNativeAccelerationEnabled: boolean }
   assert.is(noEval.isNativeAccelerationEnabled, false)
+})
+
+test('nothing else in src imports cbor-x: every decode goes through the door', () => {
+  const offenders: string[] = []
+  const walk = (dir: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, e.name)
+      if (e.isDirectory()) walk(path)
+      else if (path.endsWith('.ts') && !path.endsWith(join('wire', 'cbor.ts')) && /from 'cbor-x|require\('cbor-x/.test(readFileSync(path, 'utf8'))) offenders.push(path)
+    }
+  }
+  walk(join(__dirname, '..', '..', '..', 'src'))
+  assert.equal(offenders, [])
 })
 
 /** Byte strings as hex, so values compare whatever their Buffer/Uint8Array class. */
