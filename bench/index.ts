@@ -4,11 +4,13 @@
 
 import { foundationBench } from './foundation'
 import { discoveryBench } from './discovery'
+import { protocolBench } from './protocol'
 import { formatTable, type Bench } from './table'
 
 const BENCHES: Bench[] = [
   foundationBench,
-  discoveryBench
+  discoveryBench,
+  protocolBench
 ]
 
 async function main (): Promise<void> {

@@ -38,6 +38,8 @@ export const ERROR_CODES = {
   SSDP_MALFORMED: 'an SSDP datagram is malformed or over one of its bounds',
   DESCRIBE_INVALID: "a peer's self-description is malformed, badly signed or does not match what announced it",
   DESCRIBE_FETCH_FAILED: "a peer's self-description could not be fetched (HTTP status, framing or size)",
+  // LAN wire protocol
+  DECODE_INVALID: 'untrusted bytes failed to decode or validate',
   // generic
   LIMIT_REACHED: 'a bound was reached',
   TIMEOUT: 'an operation ran past its deadline',

@@ -136,6 +136,119 @@ export const STATIC_PEERS_COUNT_MAX = 32
 /** design.md: one file, at most 250 KB minified. */
 export const BUNDLE_BYTES_MAX = 250_000
 
+// ---- LAN wire protocol (src/protocol/wire, src/protocol/transport) ---------------
+/** design.md: a datagram fits any LAN MTU, IPv6's 1 280-byte minimum included, with headers to spare. */
+export const WIRE_DATAGRAM_BYTES_MAX = 1_200
+/** Fixed envelope header: magic 2, version 1, type 1, sender key 32, counter 8 (wire/FORMAT.md). */
+export const WIRE_HEADER_BYTES = 44
+export const WIRE_SIGNATURE_BYTES = 64
+export const WIRE_BODY_BYTES_MAX = WIRE_DATAGRAM_BYTES_MAX - WIRE_HEADER_BYTES - WIRE_SIGNATURE_BYTES
+/** Counters stay exact in a JS number and in the 8-byte field. */
+export const WIRE_COUNTER_MAX = Number.MAX_SAFE_INTEGER
+/** Send counter values reserved per write of the counter file (one flash write per block). */
+export const WIRE_COUNTER_BLOCK_COUNT = 4_096
+export const WIRE_COUNTER_FILE_BYTES_MAX = 256
+/** Replay bitmap per sender, in counter values (RFC 6479 ring: one word of it is slack). */
+export const REPLAY_RING_BITS = 256
+export const REPLAY_WINDOW_COUNT = REPLAY_RING_BITS - 32
+/** Senders whose replay state is kept; the least recently heard non-peer goes first. */
+export const REPLAY_SENDERS_COUNT_MAX = 1_024
+/** Replay high-water marks written to the data dir this often (when changed), and at stop. */
+export const REPLAY_PERSIST_MS = 60_000
+export const REPLAY_PERSIST_COUNT_MAX = 256
+export const REPLAY_FILE_BYTES_MAX = 64 * 1024
+/** Parsed public keys kept (a KeyObject costs a DER parse). */
+export const WIRE_KEY_CACHE_COUNT_MAX = 1_024
+/** Datagrams waiting to be sent, and how many leave per tick. */
+export const WIRE_SEND_QUEUE_COUNT_MAX = 1_024
+export const WIRE_SEND_BURST_COUNT_MAX = 64
+/** The next burst leaves this much later (64 datagrams per ms: far above a LAN's needs, kind to Wi-Fi queues). */
+export const WIRE_SEND_TICK_MS = 1
+/** Signature checks per second for all sources together, and per source address. */
+export const WIRE_VERIFY_PER_SECOND_MAX = 4_000
+export const WIRE_VERIFY_BURST_MAX = 1_000
+export const WIRE_SOURCE_PER_SECOND_MAX = 500
+export const WIRE_SOURCE_BURST_MAX = 250
+/** Source addresses with a rate bucket. */
+export const WIRE_SOURCES_COUNT_MAX = 256
+
+// ---- CBOR decoder door (src/protocol/wire/cbor.ts) ----------------------------------
+/** Bytes any one decode accepts at all; callers pass smaller bounds. */
+export const CBOR_BYTES_MAX = 64 * 1024
+/** Absolute ceilings set into cbor-x (setSizeLimits) for every decoder in the process. */
+export const CBOR_CONTAINER_COUNT_MAX = 4_096
+export const CBOR_DEPTH_MAX = 16
+export const CBOR_ITEMS_COUNT_MAX = 8_192
+/** Wire bodies: much tighter. */
+export const WIRE_CBOR_DEPTH_MAX = 4
+export const WIRE_CBOR_ITEMS_COUNT_MAX = 320
+export const WIRE_CBOR_CONTAINER_COUNT_MAX = 160
+
+// ---- resolution: need / have / found / downloading (src/protocol/resolve) -----------
+/** A content id is a SHA-256. */
+export const CONTENT_ID_BYTES = 32
+/** URLs longer than this are named by content id instead (a NEED with 64 ranges must fit a datagram). */
+export const CONTENT_URL_BYTES_MAX = 384
+/** Piece ranges in one message ([first, end) pairs). */
+export const PIECE_RANGES_COUNT_MAX = 64
+/** A holder with no load answers within this (uniform random), so answers from many holders spread. */
+export const RESOLVE_ANSWER_JITTER_MS = 8
+/** Extra answer delay at full load, scaled by load in [0, 1]: busy holders answer last. */
+export const RESOLVE_ANSWER_LOAD_MS = 32
+/** Third parties answer for the designated provider later than holders would (uniform in [min, max]). */
+export const RESOLVE_THIRD_PARTY_MS_MIN = 20
+export const RESOLVE_THIRD_PARTY_MS_MAX = 60
+/** A NEED without a covering answer is sent again to the peers that have not answered. */
+export const RESOLVE_RETRY_MS = 80
+/** From the first NEED: partial holders or downloads are reported from here on. */
+export const RESOLVE_SETTLE_MS = 60
+/** design.md: a miss is decided within a few hundred ms (target 250). */
+export const RESOLVE_MISS_MS = 240
+/** Lookups in progress at once on one node. */
+export const RESOLVE_LOOKUPS_COUNT_MAX = 64
+/** Holders and downloads remembered per lookup. */
+export const RESOLVE_HOLDERS_COUNT_MAX = 64
+/** Answers scheduled at once by the responder. */
+export const RESOLVE_PENDING_ANSWERS_COUNT_MAX = 512
+/** (requester, request) pairs remembered so that a retried NEED is answered at most once more. */
+export const RESOLVE_ANSWERED_COUNT_MAX = 2_048
+/** Answering the same request again is allowed after this (the first answer may have been lost). */
+export const RESOLVE_REANSWER_MS = 40
+/** Followers of this node's downloads, in all. */
+export const RESOLVE_FOLLOWERS_COUNT_MAX = 64
+/** A follower re-subscribes this often; a subscription not renewed ends after FOLLOW_EXPIRE. */
+export const RESOLVE_FOLLOW_REFRESH_MS = 2_000
+export const RESOLVE_FOLLOW_EXPIRE_MS = 6_000
+/** Progress pushes to followers, at most this often per download. */
+export const RESOLVE_PROGRESS_MS = 250
+/** /api/resolve: query string bytes. */
+export const RESOLVE_QUERY_BYTES_MAX = 2_048
+
+// ---- designated provider election (src/protocol/election) -------------------------
+/** The provider says it is alive this often (to every peer). */
+export const ELECTION_HEARTBEAT_MS = 1_000
+/** A provider not heard for this long is gone (three heartbeats). */
+export const ELECTION_PROVIDER_TIMEOUT_MS = 3_000
+/** How often liveness is checked. */
+export const ELECTION_WATCH_MS = 100
+/** A provider silent for this many heartbeats is dropped as soon as another node elects or announces. */
+export const ELECTION_SUSPECT_BEATS = 1.5
+/** A new provider repeats itself this soon after ELECTED (ms after it), before the regular heartbeats. */
+export const ELECTION_EARLY_BEATS_MS: readonly number[] = [100, 300]
+/** Before a candidate speaks: uniform jitter, plus a handicap for nodes without WAN access. */
+export const ELECTION_ELECT_JITTER_MS = 40
+export const ELECTION_NO_WAN_DELAY_MS = 60
+/** A node that believes it wins waits this long (uniform) for a better claim before it announces. */
+export const ELECTION_SETTLE_MS_MIN = 150
+export const ELECTION_SETTLE_MS_MAX = 300
+/** A node that heard a better claim waits this long for its ELECTED, then starts again. */
+export const ELECTION_AWAIT_MS = 1_000
+/** At most one direct ELECTED reply per node per this interval. */
+export const ELECTION_REPLY_MS_MIN = 250
+export const ELECTION_REPLIES_COUNT_MAX = 256
+/** The issue's target: the next best takes over within this after the provider vanishes. */
+export const ELECTION_TAKEOVER_MS_MAX = 5_000
+
 // ---- relations, asserted at load ------------------------------------------------
 assert(HTTP_HEADERS_TIMEOUT_MS_MAX <= HTTP_REQUEST_TIMEOUT_MS_MAX, 'headers must time out no later than the request')
 assert(HTTP_TIMEOUT_CHECK_MS * 4 <= HTTP_HEADERS_TIMEOUT_MS_MAX, 'timeouts are checked often enough to matter')
@@ -152,3 +265,21 @@ assert(DESCRIBE_BYTES_MAX <= 16 * 1024, 'issue 3: LOCATION body at most 16 KiB')
 assert(PEERS_PER_ADDRESS_COUNT_MAX >= 1 && PEERS_PER_ADDRESS_COUNT_MAX < PEERS_COUNT_MAX, 'one address holds a small share of the list')
 assert(PEERS_COUNT_MAX <= STATUS_LIST_COUNT_MAX, 'the whole peer list fits the status page')
 assert(SHUTDOWN_MS_MAX <= 2_000, 'design: a clean stop takes at most 2 s')
+assert(WIRE_BODY_BYTES_MAX > 0 && WIRE_HEADER_BYTES + WIRE_SIGNATURE_BYTES + WIRE_BODY_BYTES_MAX === WIRE_DATAGRAM_BYTES_MAX, 'envelope parts add up to a datagram')
+assert(REPLAY_RING_BITS % 32 === 0 && REPLAY_WINDOW_COUNT > 0, 'the replay ring is whole 32-bit words with a window left')
+assert(WIRE_COUNTER_BLOCK_COUNT >= 2 * WIRE_SEND_QUEUE_COUNT_MAX, 'a counter block outlasts a full send queue, so the next block is on flash in time')
+assert(WIRE_SEND_BURST_COUNT_MAX <= WIRE_SEND_QUEUE_COUNT_MAX, 'a burst fits the queue')
+assert(REPLAY_PERSIST_COUNT_MAX <= REPLAY_SENDERS_COUNT_MAX, 'persisted replay marks are a subset of those kept')
+assert(WIRE_CBOR_DEPTH_MAX <= CBOR_DEPTH_MAX && WIRE_CBOR_ITEMS_COUNT_MAX <= CBOR_ITEMS_COUNT_MAX && WIRE_CBOR_CONTAINER_COUNT_MAX <= CBOR_CONTAINER_COUNT_MAX, 'wire bounds within the decoder ceilings')
+assert(WIRE_CBOR_CONTAINER_COUNT_MAX >= 2 * PIECE_RANGES_COUNT_MAX, 'a full list of piece ranges decodes')
+assert(RESOLVE_ANSWER_JITTER_MS + RESOLVE_ANSWER_LOAD_MS < RESOLVE_SETTLE_MS, 'every holder answers before partial results are reported')
+assert(RESOLVE_THIRD_PARTY_MS_MAX < RESOLVE_RETRY_MS, 'third-party answers come before the first retry')
+assert(RESOLVE_SETTLE_MS < RESOLVE_RETRY_MS && 2 * RESOLVE_RETRY_MS < RESOLVE_MISS_MS, 'two retries before a miss is decided')
+assert(RESOLVE_MISS_MS <= 250, 'design: a miss is decided within 250 ms')
+assert(RESOLVE_FOLLOW_REFRESH_MS * 2 < RESOLVE_FOLLOW_EXPIRE_MS, 'a follower renews twice before it expires')
+assert(ELECTION_HEARTBEAT_MS * 3 <= ELECTION_PROVIDER_TIMEOUT_MS, 'three heartbeats may be lost before the provider is declared gone')
+assert(ELECTION_SETTLE_MS_MIN < ELECTION_SETTLE_MS_MAX && ELECTION_SETTLE_MS_MAX < ELECTION_AWAIT_MS, 'a better candidate announces before its followers give up on it')
+assert(ELECTION_PROVIDER_TIMEOUT_MS + ELECTION_WATCH_MS + ELECTION_ELECT_JITTER_MS + ELECTION_NO_WAN_DELAY_MS + ELECTION_SETTLE_MS_MAX < ELECTION_TAKEOVER_MS_MAX, 'takeover within 5 s of the provider vanishing')
+assert(CONTENT_URL_BYTES_MAX + 2 * PIECE_RANGES_COUNT_MAX * 5 + 64 <= WIRE_BODY_BYTES_MAX, 'the largest NEED/HAVE/DOWNLOADING body fits a datagram')
+assert(ELECTION_SUSPECT_BEATS > 1 && ELECTION_SUSPECT_BEATS * ELECTION_HEARTBEAT_MS < ELECTION_PROVIDER_TIMEOUT_MS, 'suspicion needs a missed heartbeat and comes before the timeout')
+assert(ELECTION_EARLY_BEATS_MS.every((ms) => ms < ELECTION_HEARTBEAT_MS), 'early heartbeats come before the regular ones')

@@ -4,14 +4,23 @@
 import type { Config } from '../config'
 import type { Hal } from '../hal'
 import type { Logger } from '../log'
+import type { ContentIndex, PeerDirectory } from '../protocol'
 import { Agent } from './agent'
 import { addDiscovery } from './discovery'
+import { addLanProtocol, type LanProtocol } from './protocol'
 
-export async function buildAgent (config: Config, hal: Hal, log: Logger): Promise<Agent> {
+export interface BuildOptions {
+  peers?: PeerDirectory
+  content?: ContentIndex
+}
+
+export async function buildAgent (config: Config, hal: Hal, log: Logger, options: BuildOptions = {}): Promise<Agent> {
   const agent = await Agent.create({ config, hal, log })
   // Discovery (issue 3): SSDP and static peers fill the peer list, the LAN
-  // address book; services added after it take `discovery.peers` as their PeerDirectory.
-  const discovery = addDiscovery(agent)
-  log.debug('peer list ready', { peersMax: discovery.peers.countMax })
+  // address book; services added after it take it as their PeerDirectory.
+  let lan: LanProtocol | null = null
+  const discovery = addDiscovery(agent, { udpPort: () => lan?.wire.port || config.protocol.udpPort })
+  const peers = options.peers ?? discovery.peers
+  lan = addLanProtocol(agent, { peers, content: options.content })
   return agent
 }

@@ -6,12 +6,12 @@ import type { ServerResponse } from 'node:http'
 import { CanopyError } from '../errors'
 import { escapeHtml, sendJson, type PageSection } from '../http'
 import { formatPublicKey } from '../crypto'
-import { DROP_REASONS, Discovery, NONCE_PATTERN } from '../protocol'
+import { SSDP_DROP_REASONS as DROP_REASONS, Discovery, NONCE_PATTERN } from '../protocol'
 import { VERSION } from '../version'
 import type { Agent } from './agent'
 
 /** Build discovery for this agent and wire it in; other services take `.peers` as their PeerDirectory. */
-export function addDiscovery (agent: Agent): Discovery {
+export function addDiscovery (agent: Agent, options: { udpPort?: () => number } = {}): Discovery {
   const { config, hal, http, identity } = agent
   const discovery = new Discovery({
     clock: hal.clock,
@@ -23,7 +23,7 @@ export function addDiscovery (agent: Agent): Discovery {
     config: config.discovery,
     httpHost: config.http.host,
     httpPort: () => http.address()?.port ?? null,
-    udpPort: config.protocol.udpPort,
+    udpPort: options.udpPort ?? (() => config.protocol.udpPort),
     name: config.name,
     version: VERSION
   })

@@ -1,4 +1,5 @@
 export { Agent, type AgentOptions } from './agent'
-export { buildAgent } from './compose'
+export { buildAgent, type BuildOptions } from './compose'
+export { addLanProtocol, type LanProtocol, type LanProtocolOptions } from './protocol'
 export type { Service } from './service'
 export { addDiscovery } from './discovery'

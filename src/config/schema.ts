@@ -38,7 +38,15 @@ export const configSpec = obj({
   }),
   protocol: obj({
     /** UDP port for signed LAN datagrams (need/have/found, election); peers learn it from /api/describe. */
-    udpPort: int(0, 65535, 8787)
+    udpPort: int(0, 65535, 8787),
+    /** Address the UDP socket binds (all interfaces by default; datagrams from outside the LAN prefixes are dropped). */
+    udpHost: { ...HOST, fallback: () => '0.0.0.0' },
+    election: obj({
+      /** May this node become the designated provider (fetch from the internet for the LAN)? */
+      candidate: bool(true),
+      /** WAN bandwidth to claim in elections, Mbit/s; 0: the WAN interface's link speed. */
+      wanMbps: int(0, 1_000_000, 0)
+    })
   }),
   discovery: obj({
     /** SSDP on the LAN interfaces (false: no SSDP socket at all; static peers are still checked). */

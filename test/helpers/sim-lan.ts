@@ -64,7 +64,7 @@ export class SimLan {
       config: { ...DEFAULT_DISCOVERY, ...this.options.config, ...extra.config },
       httpHost: '0.0.0.0',
       httpPort: () => SIM_HTTP_PORT,
-      udpPort: SIM_HTTP_PORT,
+      udpPort: () => SIM_HTTP_PORT,
       name,
       version: '0.1.0',
       ...(this.options.fetcher === undefined ? {} : { fetcher: this.options.fetcher(node) })

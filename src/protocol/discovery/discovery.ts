@@ -41,7 +41,8 @@ export interface DiscoveryOptions {
   httpHost: string
   /** The HTTP server's port; null until it listens (SSDP starts in ready()). */
   httpPort: () => number | null
-  udpPort: number
+  /** The wire transport's bound UDP port (it may fall back to an ephemeral one). */
+  udpPort: () => number
   name: string
   version: string
   fetcher?: DescribeFetcher
@@ -89,7 +90,7 @@ export class Discovery {
       version: this.o.version,
       capabilities: [...this.capabilities].sort(),
       httpPort: this.o.httpPort() ?? 0,
-      udpPort: this.o.udpPort,
+      udpPort: this.o.udpPort(),
       addresses
     }
   }

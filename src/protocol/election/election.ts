@@ -1,0 +1,378 @@
+// Designated-provider election (the McAfee seed's selection, made quick):
+//
+//   * With no provider, every candidate waits a short random delay (longer
+//     without WAN access), then sends a signed ELECT with its criteria to all
+//     peers, unless it has meanwhile heard a better claim. A node that hears a
+//     worse claim contests at once; one that hears a better one stays quiet
+//     and waits for its ELECTED.
+//   * A node that spoke and heard nothing better for a random settle time
+//     announces ELECTED and heartbeats every ELECTION_HEARTBEAT_MS.
+//   * A provider not heard for ELECTION_PROVIDER_TIMEOUT_MS, or removed from
+//     the peer list (byebye), starts a new election: takeover within 5 s.
+//   * Two providers (a partition healed) collapse by the stable order; a
+//     sitting provider answers a newcomer's ELECT with ELECTED, and steps down
+//     only for better WAN capability.
+
+import { TimerGroup, type Hal, type Timer } from '../../hal'
+import {
+  ELECTION_AWAIT_MS, ELECTION_EARLY_BEATS_MS, ELECTION_ELECT_JITTER_MS, ELECTION_HEARTBEAT_MS, ELECTION_NO_WAN_DELAY_MS, ELECTION_PROVIDER_TIMEOUT_MS,
+  ELECTION_REPLIES_COUNT_MAX, ELECTION_REPLY_MS_MIN, ELECTION_SETTLE_MS_MAX, ELECTION_SUSPECT_BEATS, ELECTION_SETTLE_MS_MIN, ELECTION_WATCH_MS
+} from '../../limits'
+import type { Logger } from '../../log'
+import type { PeerDirectory } from '../peers'
+import { baseUrlOf, type ProviderRef, type ProviderView } from '../resolve/types'
+import type { Inbound, WireTransport } from '../transport/transport'
+import type { Criteria } from '../wire/messages'
+import { beatsCandidate, beatsProvider, displaces, measure, type Claim } from './criteria'
+
+export interface ElectionTiming {
+  heartbeatMs: number
+  providerTimeoutMs: number
+  watchMs: number
+  electJitterMs: number
+  noWanDelayMs: number
+  settleMsMin: number
+  settleMsMax: number
+  awaitMs: number
+  replyMsMin: number
+}
+
+export const DEFAULT_ELECTION_TIMING: ElectionTiming = {
+  heartbeatMs: ELECTION_HEARTBEAT_MS,
+  providerTimeoutMs: ELECTION_PROVIDER_TIMEOUT_MS,
+  watchMs: ELECTION_WATCH_MS,
+  electJitterMs: ELECTION_ELECT_JITTER_MS,
+  noWanDelayMs: ELECTION_NO_WAN_DELAY_MS,
+  settleMsMin: ELECTION_SETTLE_MS_MIN,
+  settleMsMax: ELECTION_SETTLE_MS_MAX,
+  awaitMs: ELECTION_AWAIT_MS,
+  replyMsMin: ELECTION_REPLY_MS_MIN
+}
+
+export interface ElectionOptions {
+  hal: Hal
+  wire: WireTransport
+  peers: PeerDirectory
+  log: Logger
+  httpPort: () => number
+  /** May this node be the provider? */
+  candidate: boolean
+  /** WAN bandwidth to claim, Mbit/s; 0: the WAN interface's link speed. */
+  wanMbps: number
+  freeFlashBytes?: () => number
+  timing?: Partial<ElectionTiming>
+}
+
+export type ElectionRole = 'provider' | 'follower' | 'electing'
+
+interface Known extends Claim {
+  address: string
+  udpPort: number
+  heardMs: number
+  term: number
+}
+
+export interface ElectionStats {
+  elections: number
+  changes: number
+  elects: number
+  stepDowns: number
+}
+
+export class Election implements ProviderView {
+  readonly name = 'provider'
+  readonly stats: ElectionStats = { elections: 0, changes: 0, elects: 0, stepDowns: 0 }
+  readonly timing: ElectionTiming
+  private provider: Known | null = null
+  private providerSinceMs = 0
+  private electing = false
+  private spoke = false
+  /** The best claim heard this round that beats ours. */
+  private best: Claim | null = null
+  private term = 0
+  private startedMs = 0
+  private speakTimer: Timer | null = null
+  private settleTimer: Timer | null = null
+  private awaitTimer: Timer | null = null
+  private heartbeat: Timer | null = null
+  private readonly replies = new Map<string, number>()
+  private readonly timers: TimerGroup
+  private readonly unsubscribe: Array<() => void> = []
+  private stopped = false
+
+  constructor (private readonly o: ElectionOptions) {
+    this.timing = { ...DEFAULT_ELECTION_TIMING, ...o.timing }
+    this.timers = new TimerGroup(o.hal.clock)
+  }
+
+  get nodeId (): string { return this.o.wire.nodeId }
+  get role (): ElectionRole {
+    if (this.provider?.nodeId === this.nodeId) return 'provider'
+    return this.provider !== null ? 'follower' : 'electing'
+  }
+
+  async start (): Promise<void> {
+    this.startedMs = this.o.hal.clock.nowMs()
+    const { wire } = this.o
+    this.unsubscribe.push(
+      wire.on('ELECT', (m) => { this.onElect(m) }),
+      wire.on('ELECTED', (m) => { this.onProviderMessage(m) }),
+      wire.on('HEARTBEAT', (m) => { this.onProviderMessage(m) }),
+      this.o.peers.on((e) => { if (e.type === 'removed' && e.peer.nodeId === this.provider?.nodeId && this.role === 'follower') this.lose('byebye') })
+    )
+    this.timers.setInterval(() => { this.watch() }, this.timing.watchMs)
+    this.begin('start')
+  }
+
+  async stop (): Promise<void> {
+    this.stopped = true
+    for (const u of this.unsubscribe.splice(0)) u()
+    this.timers.clearAll()
+  }
+
+  /** The designated provider as this node knows it. */
+  current (): ProviderRef | null {
+    const p = this.provider
+    if (p === null) return null
+    const self = p.nodeId === this.nodeId
+    return { nodeId: p.nodeId, address: p.address, httpPort: p.criteria.h, udpPort: p.udpPort, baseUrl: baseUrlOf(p.address, p.criteria.h), self }
+  }
+
+  /** This node's criteria right now. */
+  criteria (): Criteria {
+    const { hal } = this.o
+    return measure({
+      nics: hal.nics,
+      wanMbps: this.o.wanMbps,
+      freeFlashBytes: this.o.freeFlashBytes?.() ?? 0,
+      uptimeMs: hal.clock.nowMs() - this.startedMs,
+      httpPort: this.o.httpPort()
+    })
+  }
+
+  status (): Record<string, unknown> {
+    const p = this.current()
+    const now = this.o.hal.clock.nowMs()
+    return {
+      role: this.role,
+      candidate: this.o.candidate,
+      provider: p === null ? null : { nodeId: p.nodeId, self: p.self, address: p.address, httpPort: p.httpPort, term: this.provider!.term, sinceSeconds: Math.round((now - this.providerSinceMs) / 1000) },
+      criteria: this.criteria(),
+      elections: this.stats.elections,
+      providerChanges: this.stats.changes
+    }
+  }
+
+  // ---- rounds ------------------------------------------------------------------
+
+  private me (): Claim { return { nodeId: this.nodeId, criteria: this.criteria() } }
+
+  private begin (why: string): void {
+    if (this.stopped || this.provider !== null || this.electing) return
+    this.electing = true
+    this.spoke = false
+    this.best = null
+    this.stats.elections++
+    this.o.log.debug('election begins', { why })
+    if (!this.o.candidate) return // a non-candidate only listens for the winner
+    const { random } = this.o.hal
+    const t = this.timing
+    const delay = random.float() * t.electJitterMs + (this.criteria().w ? 0 : t.noWanDelayMs)
+    this.speakTimer = this.timers.setTimeout(() => { this.speakTimer = null; this.speak() }, delay)
+  }
+
+  /** Send our claim to everyone, unless a better one was heard; then settle. */
+  private speak (): void {
+    if (!this.electing || !this.o.candidate) return
+    const me = this.me()
+    if (this.best !== null && beatsCandidate(this.best, me)) return
+    this.cancel('speak')
+    this.spoke = true
+    this.stats.elects++
+    this.o.wire.broadcast('ELECT', me.criteria)
+    const t = this.timing
+    const settle = t.settleMsMin + this.o.hal.random.float() * (t.settleMsMax - t.settleMsMin)
+    this.settleTimer?.cancel()
+    this.settleTimer = this.timers.setTimeout(() => { this.settleTimer = null; this.announce() }, settle)
+  }
+
+  private announce (): void {
+    if (!this.electing) return
+    const me = this.me()
+    if (this.best !== null && beatsCandidate(this.best, me)) return
+    this.term++
+    this.become({ ...me, address: this.ownAddress(), udpPort: this.o.wire.port, heardMs: this.o.hal.clock.nowMs(), term: this.term })
+    this.o.wire.broadcast('ELECTED', { ...me.criteria, t: this.term })
+    // Two early heartbeats: a node that lost the ELECTED (loss, a busy Wi-Fi) learns within ms, not a second.
+    for (const at of ELECTION_EARLY_BEATS_MS) this.timers.setTimeout(() => { this.beat() }, at)
+    this.heartbeat = this.timers.setInterval(() => { this.beat() }, this.timing.heartbeatMs)
+    this.o.log.info('this node is the designated provider', { term: this.term })
+  }
+
+  private beat (): void {
+    if (this.role !== 'provider') return
+    this.o.wire.broadcast('HEARTBEAT', { ...this.criteria(), t: this.term })
+  }
+
+  private become (p: Known): void {
+    const changed = this.provider?.nodeId !== p.nodeId
+    this.cancel('speak', 'settle', 'await')
+    this.electing = false
+    this.best = null
+    if (changed) {
+      this.stats.changes++
+      this.providerSinceMs = this.o.hal.clock.nowMs()
+      if (p.nodeId !== this.nodeId) this.o.log.info('designated provider', { nodeId: p.nodeId, address: p.address })
+    }
+    if (p.nodeId !== this.nodeId) this.stopHeartbeat()
+    this.provider = p
+  }
+
+  private stopHeartbeat (): void {
+    this.heartbeat?.cancel()
+    this.heartbeat = null
+  }
+
+  /** Our provider vanished: elect again. */
+  private lose (why: string): void {
+    this.o.log.info('designated provider lost', { nodeId: this.provider?.nodeId, why })
+    this.provider = null
+    this.begin(why)
+  }
+
+  private stepDown (why: string): void {
+    this.stats.stepDowns++
+    this.stopHeartbeat()
+    this.provider = null
+    this.o.log.info('stepping down as designated provider', { why })
+  }
+
+  private watch (): void {
+    const p = this.provider
+    if (p !== null && p.nodeId !== this.nodeId && this.o.hal.clock.nowMs() - p.heardMs > this.timing.providerTimeoutMs) this.lose('timeout')
+    else if (p === null && !this.electing) this.begin('idle')
+  }
+
+  private cancel (...which: Array<'speak' | 'settle' | 'await'>): void {
+    for (const w of which) {
+      const key = `${w}Timer` as 'speakTimer' | 'settleTimer' | 'awaitTimer'
+      this[key]?.cancel()
+      this[key] = null
+    }
+  }
+
+  /** A better claim was heard: stay quiet and wait for its ELECTED, then try again. */
+  private defer (to: Claim): void {
+    if (this.best === null || beatsCandidate(to, this.best)) this.best = to
+    this.cancel('speak', 'settle', 'await')
+    this.awaitTimer = this.timers.setTimeout(() => {
+      this.awaitTimer = null
+      if (this.provider === null) {
+        this.electing = false
+        this.begin('no ELECTED from the better candidate')
+      }
+    }, this.timing.awaitMs)
+  }
+
+  // ---- messages ----------------------------------------------------------------
+
+  private claimOf (m: Inbound<'ELECT' | 'ELECTED' | 'HEARTBEAT'>): Claim { return { nodeId: m.sender.nodeId, criteria: m.body } }
+
+  /**
+   * Our provider missed heartbeats and someone else is electing or announcing:
+   * it is most likely gone (they timed out first), so do not wait for our own timeout.
+   */
+  private dropIfSuspect (): void {
+    const p = this.provider
+    if (p !== null && p.nodeId !== this.nodeId && this.o.hal.clock.nowMs() - p.heardMs > this.timing.heartbeatMs * ELECTION_SUSPECT_BEATS) this.lose('suspect')
+  }
+
+  private onElect (m: Inbound<'ELECT'>): void {
+    this.dropIfSuspect()
+    const them = this.claimOf(m)
+    const p = this.provider
+    if (p !== null && p.nodeId === this.nodeId) {
+      if (displaces(them, this.me())) {
+        this.stepDown('a candidate with better WAN access')
+        this.electing = true
+        this.spoke = false
+        this.stats.elections++
+        this.defer(them)
+      } else {
+        this.replyElected(m)
+      }
+      return
+    }
+    if (p !== null) {
+      if (!displaces(them, p)) return // the provider answers the newcomer itself
+      this.provider = null
+    }
+    if (!this.electing) this.begin('an ELECT was heard')
+    if (!this.o.candidate || beatsCandidate(them, this.me())) {
+      this.defer(them)
+    } else if (!this.spoke) {
+      this.speak() // contest at once
+    } else if (this.mayReply(m.sender.nodeId)) {
+      this.o.wire.reply(m, 'ELECT', this.criteria()) // it may have missed ours
+    }
+  }
+
+  private onProviderMessage (m: Inbound<'ELECTED' | 'HEARTBEAT'>): void {
+    const them = this.claimOf(m)
+    this.term = Math.max(this.term, m.body.t)
+    const known: Known = { ...them, address: m.peer?.address ?? m.from.address, udpPort: m.peer?.udpPort ?? m.from.port, heardMs: this.o.hal.clock.nowMs(), term: m.body.t }
+    if (this.provider?.nodeId !== them.nodeId) this.dropIfSuspect()
+    const p = this.provider
+    if (p !== null && p.nodeId === them.nodeId) {
+      this.provider = known
+      return
+    }
+    if (p !== null && p.nodeId === this.nodeId) {
+      if (beatsProvider(them, this.me())) {
+        this.stepDown('a better provider is up')
+        this.become(known)
+      } else {
+        this.replyElected(m)
+      }
+      return
+    }
+    if (p !== null) {
+      if (beatsProvider(them, p)) this.become(known) // two providers: the better one stays
+      return
+    }
+    if (this.o.candidate && displaces(this.me(), them)) {
+      if (!this.electing) this.begin('a weaker provider announced')
+      this.spoke = false
+      this.speak()
+      return
+    }
+    this.become(known)
+  }
+
+  private mayReply (nodeId: string): boolean {
+    const now = this.o.hal.clock.nowMs()
+    const last = this.replies.get(nodeId)
+    if (last !== undefined && now - last < this.timing.replyMsMin) return false
+    this.replies.delete(nodeId)
+    if (this.replies.size >= ELECTION_REPLIES_COUNT_MAX) this.replies.delete(this.replies.keys().next().value as string)
+    this.replies.set(nodeId, now)
+    return true
+  }
+
+  private replyElected (m: Inbound): void {
+    if (this.mayReply(m.sender.nodeId)) this.o.wire.reply(m, 'ELECTED', { ...this.criteria(), t: this.term })
+  }
+
+  /** The address peers reach this node at: our first LAN address (for status and PROVIDER answers). */
+  private ownAddress (): string {
+    const bound = this.o.wire.bindAddress
+    if (bound !== '0.0.0.0' && bound !== '::') return bound
+    for (const nic of this.o.hal.nics.list()) {
+      if (nic.role !== 'lan' || !nic.up) continue
+      const a = nic.addresses.find((x) => x.family === 4) ?? nic.addresses[0]
+      if (a !== undefined) return a.address
+    }
+    return '127.0.0.1'
+  }
+}
+

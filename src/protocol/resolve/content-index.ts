@@ -1,0 +1,70 @@
+// What this node holds or is downloading: the question every NEED asks. The
+// transfer engine (content distribution) implements ContentIndex over its
+// flash cache and downloads; MemoryContentIndex is the in-memory twin for
+// tests, simulations and benchmarks.
+
+import { CanopyError } from '../../errors'
+import type { ContentRef, PieceRanges } from '../content'
+
+export type LocalContent =
+  /** Verified pieces held (null: all of them). */
+  | { state: 'have', pieces: PieceRanges | null }
+  /** Being fetched: pieces already verified and servable, bytes done of total (null: unknown). */
+  | { state: 'downloading', pieces: PieceRanges, doneBytes: number, totalBytes: number | null }
+
+export interface ContentIndex {
+  /** What this node can offer for the content, or null. Called for every NEED: keep it cheap. */
+  lookup (content: ContentRef): LocalContent | null
+  /** Serving load in [0, 1]; busier nodes answer later, so load spreads without a scheduler. */
+  load (): number
+  /** Something about this content changed (progress, completion, removal). Returns the unsubscribe function. */
+  on (listener: (content: ContentRef) => void): () => void
+}
+
+/** Entries held by the in-memory index (tests and simulations only need a few). */
+export const MEMORY_INDEX_COUNT_MAX = 4_096
+
+export class MemoryContentIndex implements ContentIndex {
+  private readonly entries = new Map<ContentRef, LocalContent>()
+  private readonly listeners = new Set<(c: ContentRef) => void>()
+  private currentLoad = 0
+
+  lookup (content: ContentRef): LocalContent | null { return this.entries.get(content) ?? null }
+  load (): number { return this.currentLoad }
+  on (listener: (c: ContentRef) => void): () => void {
+    this.listeners.add(listener)
+    return () => { this.listeners.delete(listener) }
+  }
+
+  setLoad (load: number): void { this.currentLoad = Math.min(1, Math.max(0, load)) }
+
+  /** Holds these pieces (null: all) of the content. */
+  hold (content: ContentRef, pieces: PieceRanges | null = null): void { this.set(content, { state: 'have', pieces }) }
+
+  startDownload (content: ContentRef, totalBytes: number | null = null): void {
+    this.set(content, { state: 'downloading', pieces: [], doneBytes: 0, totalBytes })
+  }
+
+  progress (content: ContentRef, doneBytes: number, pieces?: PieceRanges): void {
+    const e = this.entries.get(content)
+    if (e?.state !== 'downloading') throw new CanopyError('ASSERTION', `no download of ${content} in progress`)
+    this.set(content, { ...e, doneBytes, pieces: pieces ?? e.pieces })
+  }
+
+  /** The download completed: every piece is held. */
+  finish (content: ContentRef): void { this.set(content, { state: 'have', pieces: null }) }
+
+  remove (content: ContentRef): void {
+    if (this.entries.delete(content)) this.emit(content)
+  }
+
+  private set (content: ContentRef, value: LocalContent): void {
+    if (!this.entries.has(content) && this.entries.size >= MEMORY_INDEX_COUNT_MAX) throw new CanopyError('LIMIT_REACHED', 'memory content index is full')
+    this.entries.set(content, value)
+    this.emit(content)
+  }
+
+  private emit (content: ContentRef): void {
+    for (const l of [...this.listeners]) l(content)
+  }
+}
