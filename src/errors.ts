@@ -34,6 +34,12 @@ export const ERROR_CODES = {
   NET_REFUSED: 'the peer refused the connection',
   NET_UNREACHABLE: 'the peer or network cannot be reached',
   NET_CLOSED: 'the connection was closed',
+  // flash cache
+  CACHE_HASH_MISMATCH: 'the bytes offered to the cache do not match their hash',
+  CACHE_PIECE_TOO_LARGE: 'a piece is larger than the cache can store',
+  CACHE_FULL: 'the cache cannot make room (everything left is pinned, or the flash is worn out)',
+  CACHE_CORRUPT: 'a stored piece failed verification while it was being read',
+  CACHE_NOT_FOUND: 'the piece is not (or no longer) in the cache',
   // generic
   LIMIT_REACHED: 'a bound was reached',
   TIMEOUT: 'an operation ran past its deadline',
