@@ -2,10 +2,11 @@
 // position, written into the log itself as checkpoint records (so its wear is
 // spread like any data). An anchor, appended to one of the two slot blocks
 // with a revision counter, says where the newest complete checkpoint is and
-// carries its SHA-256. Order: parts, sync, anchor, sync; so a valid anchor
-// always names a durable checkpoint. Recovery takes the newest anchor whose
-// checkpoint still reads back whole, and replays the log after it; with none,
-// it replays everything (slower, same result).
+// carries its SHA-256. Order: parts, sync, anchor, sync. Correctness does not
+// rest on that first sync (an anchor counts only if its parts read back and
+// hash right); it makes a landed anchor useful. Recovery takes the newest
+// anchor whose checkpoint still reads back whole, and replays the log after
+// it; with none, it replays everything (slower, same result).
 
 import { CanopyError } from '../errors'
 import { CACHE_CHECKPOINT_INTERVAL_FACTOR, CACHE_CHECKPOINT_RECORDS_MAX, CACHE_SLOT_BLOCKS } from '../limits'

@@ -2,8 +2,10 @@
 // (and read back) one after another, a fresh erased block when the open one is
 // full. Two rules make recovery cheap and safe:
 //
-//  * unsynced writes only ever sit in the newest segment: the log syncs before
-//    it starts another, so recovery verifies the bodies of that one only;
+//  * nothing is durable until sync(): callers sync before they acknowledge and
+//    before they erase anything a record was copied out of (recovery checks
+//    every replayed record to its commit CRC, so unsynced records anywhere in
+//    the tail are found, not trusted);
 //  * a failed program leaves the rest of a block unknown: the block is sealed
 //    and nothing more is appended to it (and it is retired if it is bad).
 
@@ -106,13 +108,7 @@ export class LogWriter {
   }
 
   private async openNew (useReserve: boolean): Promise<number> {
-    // Unsynced writes stay confined to the newest segment.
-    if (this.state.openBlock !== null) {
-      await this.sync()
-      this.seal(this.state.openBlock)
-    } else {
-      await this.sync()
-    }
+    if (this.state.openBlock !== null) this.seal(this.state.openBlock)
     const g = this.dev.geometry
     for (let attempt = 0; attempt < CACHE_ALLOCATE_ATTEMPTS_MAX; attempt++) {
       const block = this.pickFree(useReserve)

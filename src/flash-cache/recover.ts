@@ -1,9 +1,12 @@
 // Open = recover. Read every block's segment header (no trusted free list: a
 // block is in use exactly when it carries a valid header), take the newest
 // checkpoint that reads back whole, then replay the log after it in order.
-// Records of the newest segment (the only one that can hold unsynced writes)
-// are checked to their commit CRC; a damaged record is stepped over by
-// searching for the next valid header, and counted. Nothing here writes.
+// Every replayed record is checked to its commit CRC, body included: a torn
+// record left by an earlier power cut stays on flash after the segment stops
+// being the newest, so "only the newest can be torn" is not enough. The tail
+// after a checkpoint is bounded, so this costs little. A damaged record is
+// stepped over by searching for the next valid header, and counted. Nothing
+// here writes.
 
 import { CanopyError } from '../errors'
 import { CACHE_SEQ_SKIP_UNREADABLE, CACHE_SLOT_BLOCKS } from '../limits'
@@ -170,7 +173,7 @@ export async function recover (dev: CacheDevice, partsMax: number): Promise<Reco
   for (const [seq, block] of segments) {
     if (state.blocks[block]!.state !== 'sealed') continue // declared dead by an obituary met earlier
     const from = cp !== null && seq === cp.logSeq ? Math.max(headerBytes, cp.logOffset) : headerBytes
-    state.blocks[block]!.end = await scanSegment(dev, block, seq, from, seq === newestSeq, report, apply)
+    state.blocks[block]!.end = await scanSegment(dev, block, seq, from, report, apply)
   }
 
   // 5. Keep appending to the newest segment only if nothing at all was written past its last record.
@@ -206,7 +209,7 @@ const recordSize = (dev: CacheDevice, bodyLength: number): number => recordBytes
  * the rest of the block for the next valid header at a program boundary.
  */
 async function scanSegment (
-  dev: CacheDevice, block: number, seq: number, from: number, verify: boolean,
+  dev: CacheDevice, block: number, seq: number, from: number,
   report: RecoveryReport, apply: (h: RecordHeader, block: number) => void
 ): Promise<number> {
   const g = dev.geometry
@@ -226,10 +229,10 @@ async function scanSegment (
     }
     if (isErased(head)) break
     const h = decodeRecordHeader(head, 0, expect(at))
-    if (h !== null) ok = !verify || recordCommitted(await dev.read(block, at, h.recordBytes), h) ? h : null
+    if (h !== null) ok = recordCommitted(await dev.read(block, at, h.recordBytes), h) ? h : null
     if (ok === null) {
       report.invalidRecords++
-      const next = await resync(dev, block, at + g.programBytes, verify, expect)
+      const next = await resync(dev, block, at + g.programBytes, expect)
       if (next === null) break
       report.skippedBytes += next - at
       at = next
@@ -243,7 +246,7 @@ async function scanSegment (
 }
 
 async function resync (
-  dev: CacheDevice, block: number, start: number, verify: boolean,
+  dev: CacheDevice, block: number, start: number,
   expect: (offset: number) => { seq: number, offset: number, blockBytes: number, programBytes: number }
 ): Promise<number | null> {
   const g = dev.geometry
@@ -259,7 +262,7 @@ async function resync (
     if (rest[p] !== 0x43 || rest[p + 1] !== 0x4e) continue // "CN": cheap filter before the CRC
     const h = decodeRecordHeader(rest, p, expect(start + p))
     if (h === null) continue
-    if (verify && !recordCommitted(rest.subarray(p), h)) continue
+    if (!recordCommitted(rest.subarray(p), h)) continue
     return start + p
   }
   return null

@@ -269,6 +269,15 @@ export class FlashCache {
     }
   }
 
+  /** Resolves once every queued write, and the background work they started, has finished. */
+  async flush (): Promise<void> {
+    for (;;) {
+      const chain = this.chain
+      await chain
+      if (chain === this.chain) return
+    }
+  }
+
   /** Finish queued writes, write a checkpoint (fast next open), release the device. */
   async close (): Promise<void> {
     if (this.closed || this.closing) return
