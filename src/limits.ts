@@ -91,8 +91,12 @@ export const CACHE_READ_RETRIES_MAX = 4
 export const CACHE_ALLOCATE_ATTEMPTS_MAX = 16
 /** Compaction rounds one write may run before it gives up making room. */
 export const CACHE_COMPACTION_ROUNDS_MAX = 64
-/** Sequence numbers skipped when a block cannot be read at open (its segment could be newer than any seen). */
+/** Segment numbers reserved by one anchor: none is used before an anchor durably reserves it. */
+export const CACHE_SEQ_RESERVE_COUNT = 1024
+/** Last resort when neither the blocks nor the anchor slots could all be read at open: skip this many numbers. */
 export const CACHE_SEQ_SKIP_UNREADABLE = 1 << 20
+/** A read that fails during recovery is tried this many times before its block counts as unreadable. */
+export const CACHE_OPEN_READ_ATTEMPTS = 3
 /** Width of the write-budget window, and its buckets. */
 export const CACHE_WRITE_BUDGET_WINDOW_MS = 24 * 3600 * 1000
 export const CACHE_WRITE_BUDGET_BUCKETS = 24

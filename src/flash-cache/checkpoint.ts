@@ -2,7 +2,9 @@
 // position, written into the log itself as checkpoint records (so its wear is
 // spread like any data). An anchor, appended to one of the two slot blocks
 // with a revision counter, says where the newest complete checkpoint is and
-// carries its SHA-256. Order: parts, sync, anchor, sync. Correctness does not
+// carries its SHA-256. Anchors also reserve segment numbers: no segment number
+// at or above the newest anchor's nextSeq is used before a new anchor raises
+// it, so a session that could not read every block still never reuses one. Order: parts, sync, anchor, sync. Correctness does not
 // rest on that first sync (an anchor counts only if its parts read back and
 // hash right); it makes a landed anchor useful. Recovery takes the newest
 // anchor whose checkpoint still reads back whole, and replays the log after
@@ -25,6 +27,9 @@ export interface SlotScan {
   /** Where the next anchor goes in the active slot (blockBytes: switch slots first). */
   slotEnd: number
   revision: number
+  /** The highest reservation among all valid anchors. */
+  reservedUntil: number
+  readErrors: number
 }
 
 /** Read both slot blocks and every valid anchor in them (each slot: anchors back to back from offset 0). */
@@ -32,14 +37,16 @@ export async function scanSlots (dev: CacheDevice, partsMax: number): Promise<Sl
   const g = dev.geometry
   const anchors: Array<Anchor & { slot: number }> = []
   const ends: number[] = []
+  let readErrors = 0
   for (let slot = 0; slot < CACHE_SLOT_BLOCKS; slot++) {
     let buf: Buffer
     try {
       // One read of the whole slot: anchors are small and slots are read once per open.
-      buf = await dev.read(slot, 0, g.blockBytes)
+      buf = await dev.readAtOpen(slot, 0, g.blockBytes)
     } catch (err) {
       if (!CanopyError.is(err, 'FLASH_IO')) throw err
       ends.push(g.blockBytes)
+      readErrors++
       continue
     }
     let at = 0
@@ -55,7 +62,8 @@ export async function scanSlots (dev: CacheDevice, partsMax: number): Promise<Sl
   anchors.sort((x, y) => y.revision - x.revision)
   const newest = anchors[0]
   const activeSlot = newest?.slot ?? 0
-  return { anchors, activeSlot, slotEnd: ends[activeSlot]!, revision: newest?.revision ?? 0 }
+  const reservedUntil = anchors.reduce((m, a) => Math.max(m, a.nextSeq), 0)
+  return { anchors, activeSlot, slotEnd: ends[activeSlot]!, revision: newest?.revision ?? 0, reservedUntil, readErrors }
 }
 
 /** The checkpoint an anchor names, if every part still reads back whole and the hash matches. */
@@ -71,13 +79,13 @@ export async function loadCheckpoint (dev: CacheDevice, state: CacheState, ancho
     if (p.offset + size > g.blockBytes) return null
     let rec: Buffer
     try {
-      rec = await dev.read(p.block, p.offset, size)
+      rec = await dev.readAtOpen(p.block, p.offset, size)
     } catch (err) {
       if (CanopyError.is(err, 'FLASH_IO')) return null
       throw err
     }
     const h = decodeRecordHeader(rec, 0, { seq: p.seq, offset: p.offset, blockBytes: g.blockBytes, programBytes: g.programBytes })
-    if (h === null || h.type !== RecordType.checkpoint || h.a !== anchor.revision || h.b !== i || h.bodyLength !== p.bodyLength) return null
+    if (h === null || h.type !== RecordType.checkpoint || h.b !== i || h.bodyLength !== p.bodyLength) return null
     if (!recordCommitted(rec, h)) return null
     bodies.push(recordBody(rec, h))
     total += h.bodyLength
@@ -85,15 +93,20 @@ export async function loadCheckpoint (dev: CacheDevice, state: CacheState, ancho
   if (total !== anchor.checkpointBytes) return null
   const blob = Buffer.concat(bodies, total)
   if (!sha256(blob).equals(anchor.checkpointHash)) return null
-  const cp = decodeCheckpoint(blob)
-  return cp !== null && cp.revision === anchor.revision ? cp : null
+  return decodeCheckpoint(blob)
 }
+
+interface CurrentCheckpoint { parts: CheckpointPart[], bytes: number, hash: Buffer }
 
 export class Checkpointer {
   /** Bytes of the last checkpoint written or loaded. */
   lastBytes = 0
   /** Set when a compaction erased a block holding the current checkpoint. */
   stale = false
+  /** Recovery could not read everything: a checkpoint now could leave out pieces still on flash. */
+  disabled = false
+  /** The checkpoint the anchors name (reservation anchors repeat it). */
+  current: CurrentCheckpoint | null = null
   written = 0
   failed = 0
   skippedTooLarge = 0
@@ -110,7 +123,7 @@ export class Checkpointer {
   ) {}
 
   due (): boolean {
-    if (this.log.recordsSinceCheckpoint === 0 && !this.stale) return false
+    if (this.disabled || (this.log.recordsSinceCheckpoint === 0 && !this.stale)) return false
     return this.stale || this.log.recordsSinceCheckpoint >= CACHE_CHECKPOINT_RECORDS_MAX ||
       this.log.bytesSinceCheckpoint >= Math.max(this.intervalBytesMin, CACHE_CHECKPOINT_INTERVAL_FACTOR * this.lastBytes)
   }
@@ -147,12 +160,12 @@ export class Checkpointer {
     const perPart = this.log.usableBytes - recordBytesFor(0, g.programBytes)
     const count = Math.max(1, Math.ceil(blob.length / perPart))
     if (count > this.partsMax) { this.skippedTooLarge++; return false }
-    const revision = this.revision + 1
+    const id = this.revision + 1 // the checkpoint's revision, written into its parts (informational)
     const parts: CheckpointPart[] = []
     try {
       for (let i = 0; i < count; i++) {
         const body = blob.subarray(i * perPart, Math.min(blob.length, (i + 1) * perPart))
-        const placed = await this.log.append({ type: RecordType.checkpoint, a: revision, b: i }, body)
+        const placed = await this.log.append({ type: RecordType.checkpoint, a: id, b: i }, body)
         parts.push({ block: placed.block, seq: placed.seq, offset: placed.offset, bodyLength: body.length })
       }
       await this.log.sync()
@@ -161,9 +174,12 @@ export class Checkpointer {
       this.failed++
       return false
     }
-    const anchor = encodeAnchor({ revision, nextSeq: this.log.nextSeq, checkpointBytes: blob.length, checkpointHash: sha256(blob), parts }, g.programBytes)
+    const current = { parts, bytes: blob.length, hash: sha256(blob) }
+    const revision = this.revision + 1 // parts may have reserved segment numbers (new anchors) meanwhile
+    const anchor = encodeAnchor({ revision, nextSeq: this.log.reservedUntil, checkpointBytes: current.bytes, checkpointHash: current.hash, parts }, g.programBytes)
     if (!await this.writeAnchor(anchor)) { this.failed++; return false }
     this.revision = revision
+    this.current = current
     this.lastBytes = blob.length
     this.log.recordsSinceCheckpoint = 0
     this.log.bytesSinceCheckpoint = 0
@@ -172,6 +188,15 @@ export class Checkpointer {
     for (const b of this.state.blocks) b.checkpointParts = 0
     for (const p of parts) this.state.blocks[p.block]!.checkpointParts++
     return true
+  }
+
+  /** Durably reserve segment numbers below `until` (an anchor naming the current checkpoint, if it is whole). */
+  async reserve (until: number): Promise<void> {
+    const c = this.stale ? null : this.current
+    const anchor = encodeAnchor({ revision: this.revision + 1, nextSeq: until, checkpointBytes: c?.bytes ?? 0, checkpointHash: c?.hash ?? Buffer.alloc(32), parts: c?.parts ?? [] }, this.dev.geometry.programBytes)
+    if (!await this.writeAnchor(anchor)) throw new CanopyError('FLASH_IO', 'cannot reserve segment numbers: neither anchor slot takes a write')
+    this.revision++
+    this.log.reservedUntil = until
   }
 
   /** Append to the active slot; when it is full or damaged, erase the other slot and continue there. */

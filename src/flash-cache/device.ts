@@ -6,7 +6,7 @@
 
 import { CanopyError } from '../errors'
 import { ERASED_BYTE, type Flash, type FlashGeometry } from '../hal'
-import { CACHE_READ_CHUNK_BYTES } from '../limits'
+import { CACHE_OPEN_READ_ATTEMPTS, CACHE_READ_CHUNK_BYTES } from '../limits'
 import type { WriteBudget } from './budget'
 
 export interface DeviceCounters {
@@ -55,6 +55,17 @@ export class CacheDevice {
     } catch (err) {
       if (CanopyError.is(err, 'FLASH_IO')) this.counters.readErrors++
       throw err
+    }
+  }
+
+  /** A read during recovery: a transient EIO is retried before the block counts as unreadable. */
+  async readAtOpen (block: number, offset: number, length: number): Promise<Buffer> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.read(block, offset, length)
+      } catch (err) {
+        if (!CanopyError.is(err, 'FLASH_IO') || attempt >= CACHE_OPEN_READ_ATTEMPTS) throw err
+      }
     }
   }
 

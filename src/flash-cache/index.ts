@@ -3,3 +3,4 @@ export { FlashCache, flashCapacityBytes, boundBytesMax, type FlashCacheOptions, 
 export { pieceKey, type PieceHash } from './key'
 export type { RecoveryReport } from './recover'
 export type { WriteBudgetStatus } from './budget'
+export { FlashCacheService, checkCacheConfig, cacheGeometry, CACHE_FLASH_NAME } from './service'

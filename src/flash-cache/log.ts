@@ -10,7 +10,7 @@
 //    and nothing more is appended to it (and it is retired if it is bad).
 
 import { assert, CanopyError } from '../errors'
-import { CACHE_ALLOCATE_ATTEMPTS_MAX, CACHE_RESERVE_BLOCKS, CACHE_SLOT_BLOCKS } from '../limits'
+import { CACHE_ALLOCATE_ATTEMPTS_MAX, CACHE_RESERVE_BLOCKS, CACHE_SEQ_RESERVE_COUNT, CACHE_SLOT_BLOCKS } from '../limits'
 import { classifyWriteError, type CacheDevice } from './device'
 import { alignUp, encodeRecord, encodeSegmentHeader, recordBytesFor, SEGMENT_HEADER_BYTES, type RecordTypeCode } from './format'
 import type { CacheState } from './state'
@@ -33,6 +33,10 @@ export class LogWriter {
   badBlocksFound = 0
   recordsSinceCheckpoint = 0
   bytesSinceCheckpoint = 0
+  /** Segment numbers below this are durably reserved (see checkpoint.ts). */
+  reservedUntil = 0
+  /** Writes an anchor reserving numbers below `until` (set by the store: the checkpointer writes anchors). */
+  reserve: ((until: number) => Promise<void>) | null = null
   private cursor = CACHE_SLOT_BLOCKS
 
   constructor (private readonly dev: CacheDevice, private readonly state: CacheState, public nextSeq: number) {
@@ -110,6 +114,11 @@ export class LogWriter {
   private async openNew (useReserve: boolean): Promise<number> {
     if (this.state.openBlock !== null) this.seal(this.state.openBlock)
     const g = this.dev.geometry
+    // Reserve first: a segment number must be durably reserved before any block carries it.
+    if (this.nextSeq + CACHE_ALLOCATE_ATTEMPTS_MAX >= this.reservedUntil) {
+      assert(this.reserve !== null, 'the log can reserve segment numbers')
+      await this.reserve(this.nextSeq + CACHE_ALLOCATE_ATTEMPTS_MAX + CACHE_SEQ_RESERVE_COUNT)
+    }
     for (let attempt = 0; attempt < CACHE_ALLOCATE_ATTEMPTS_MAX; attempt++) {
       const block = this.pickFree(useReserve)
       const info = this.state.blocks[block]!

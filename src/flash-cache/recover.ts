@@ -14,7 +14,7 @@ import { loadCheckpoint, scanSlots, type SlotScan } from './checkpoint'
 import type { CacheDevice } from './device'
 import {
   alignUp, decodeRecordHeader, decodeSegmentHeader, recordBytesFor, recordCommitted, RECORD_HEADER_BYTES, RecordType,
-  SEGMENT_HEADER_BYTES, type Checkpoint, type CheckpointCounters, type RecordHeader
+  SEGMENT_HEADER_BYTES, type Checkpoint, type CheckpointCounters, type CheckpointPart, type RecordHeader
 } from './format'
 import { CacheState, type PieceLoc } from './state'
 
@@ -32,6 +32,12 @@ export interface RecoveryReport {
   /** Blocks with neither a valid segment header nor erased bytes. */
   garbageBlocks: number
   unreadableBlocks: number
+  /**
+   * Reads that failed during recovery (segment headers, slots, records). The
+   * state may then be missing pieces that are still on flash: such a session
+   * writes no checkpoint, so a later open still finds them.
+   */
+  readErrors: number
 }
 
 export interface Recovered {
@@ -39,6 +45,8 @@ export interface Recovered {
   nextSeq: number
   slots: SlotScan
   checkpointBytes: number
+  /** The checkpoint recovery used, as its anchor names it. */
+  checkpoint: { parts: CheckpointPart[], bytes: number, hash: Buffer } | null
   counters: CheckpointCounters
   report: RecoveryReport
   recordsSinceCheckpoint: number
@@ -54,7 +62,7 @@ const before = (s1: number, o1: number, s2: number, o2: number): boolean => s1 <
 export async function recover (dev: CacheDevice, partsMax: number): Promise<Recovered> {
   const g = dev.geometry
   const state = new CacheState(g.blockCount, CACHE_SLOT_BLOCKS)
-  const report: RecoveryReport = { mode: 'empty', checkpointRevision: 0, replayedRecords: 0, invalidRecords: 0, skippedBytes: 0, garbageBlocks: 0, unreadableBlocks: 0 }
+  const report: RecoveryReport = { mode: 'empty', checkpointRevision: 0, replayedRecords: 0, invalidRecords: 0, skippedBytes: 0, garbageBlocks: 0, unreadableBlocks: 0, readErrors: 0 }
   const headerBytes = alignUp(SEGMENT_HEADER_BYTES, g.programBytes)
 
   // 1. Which blocks hold a segment.
@@ -64,11 +72,12 @@ export async function recover (dev: CacheDevice, partsMax: number): Promise<Reco
     const info = state.blocks[b]!
     let head: Buffer
     try {
-      head = await dev.read(b, 0, headerBytes)
+      head = await dev.readAtOpen(b, 0, headerBytes)
     } catch (err) {
       if (!CanopyError.is(err, 'FLASH_IO')) throw err
       state.setState(b, 'unknown')
       report.unreadableBlocks++
+      report.readErrors++
       continue
     }
     const h = decodeSegmentHeader(head, b, g.blockBytes)
@@ -91,19 +100,27 @@ export async function recover (dev: CacheDevice, partsMax: number): Promise<Reco
 
   // 2. The newest checkpoint that is still whole.
   const slots = await scanSlots(dev, partsMax)
+  report.readErrors += slots.readErrors
   let cp: Checkpoint | null = null
   let cpBytes = 0
-  for (const a of slots.anchors.slice(0, ANCHOR_TRIES_MAX)) {
+  let current: Recovered['checkpoint'] = null
+  for (const a of slots.anchors.filter((x) => x.parts.length > 0).slice(0, ANCHOR_TRIES_MAX)) {
     cp = await loadCheckpoint(dev, state, a)
     if (cp !== null) {
       cpBytes = a.checkpointBytes
+      current = { parts: a.parts, bytes: a.checkpointBytes, hash: a.checkpointHash }
       for (const p of a.parts) state.blocks[p.block]!.checkpointParts++
       break
     }
   }
-  let nextSeq = Math.max(maxSeq, (slots.anchors[0]?.nextSeq ?? 1) - 1, (cp?.nextSeq ?? 1) - 1) + 1
-  // A block we could not read may hold a segment newer than any we saw: never reuse its number.
-  if (report.unreadableBlocks > 0) nextSeq += CACHE_SEQ_SKIP_UNREADABLE
+  // Every segment is seen, or else we start above every number ever reserved.
+  let nextSeq = maxSeq + 1
+  const blocksUnread = (): boolean => report.readErrors > slots.readErrors
+  const seqAfterReplay = (): number => {
+    if (!blocksUnread()) return nextSeq
+    if (slots.readErrors === 0) return Math.max(nextSeq, slots.reservedUntil)
+    return Math.max(nextSeq, slots.reservedUntil) + CACHE_SEQ_SKIP_UNREADABLE // last resort: see FORMAT.md
+  }
 
   const present = (block: number, seq: number): boolean => {
     const info = state.blocks[block]
@@ -173,7 +190,13 @@ export async function recover (dev: CacheDevice, partsMax: number): Promise<Reco
   for (const [seq, block] of segments) {
     if (state.blocks[block]!.state !== 'sealed') continue // declared dead by an obituary met earlier
     const from = cp !== null && seq === cp.logSeq ? Math.max(headerBytes, cp.logOffset) : headerBytes
-    state.blocks[block]!.end = await scanSegment(dev, block, seq, from, report, apply)
+    const scanned = await scanSegment(dev, block, seq, from, report, apply)
+    state.blocks[block]!.end = scanned.end
+    if (scanned.readError) {
+      // Records past the failed read are unknown: never compact or extend this segment this session.
+      report.readErrors++
+      state.setState(block, 'unknown')
+    }
   }
 
   // 5. Keep appending to the newest segment only if nothing at all was written past its last record.
@@ -181,18 +204,20 @@ export async function recover (dev: CacheDevice, partsMax: number): Promise<Reco
   if (newest !== undefined && state.blocks[newest]!.state === 'sealed') {
     const info = state.blocks[newest]!
     let clean = false
-    try { clean = await dev.erasedFrom(newest, info.end) } catch (err) { if (!CanopyError.is(err, 'FLASH_IO')) throw err }
+    try { clean = await dev.erasedFrom(newest, info.end) } catch (err) { if (!CanopyError.is(err, 'FLASH_IO')) throw err; report.readErrors++ }
     if (clean) state.setState(newest, 'open')
   }
 
   const orphanDead: number[] = []
   state.blocks.forEach((b, i) => { if (b.state === 'dead' && !state.deadByBlock.has(i)) orphanDead.push(i) })
 
+  nextSeq = seqAfterReplay()
   return {
     state,
     nextSeq,
     slots,
     checkpointBytes: cpBytes,
+    checkpoint: current,
     counters: cp?.counters ?? { bytesProgrammed: 0, erases: 0, evictions: 0, corruptDropped: 0, bytesAccepted: 0 },
     report,
     recordsSinceCheckpoint: report.replayedRecords,
@@ -211,7 +236,7 @@ const recordSize = (dev: CacheDevice, bodyLength: number): number => recordBytes
 async function scanSegment (
   dev: CacheDevice, block: number, seq: number, from: number,
   report: RecoveryReport, apply: (h: RecordHeader, block: number) => void
-): Promise<number> {
+): Promise<{ end: number, readError: boolean }> {
   const g = dev.geometry
   const expect = (offset: number): { seq: number, offset: number, blockBytes: number, programBytes: number } =>
     ({ seq, offset, blockBytes: g.blockBytes, programBytes: g.programBytes })
@@ -220,19 +245,19 @@ async function scanSegment (
   while (at + RECORD_HEADER_BYTES <= g.blockBytes) {
     let ok: RecordHeader | null = null
     let head: Buffer
+    let next: number | null
     try {
-      head = await dev.read(block, at, RECORD_HEADER_BYTES)
+      head = await dev.readAtOpen(block, at, RECORD_HEADER_BYTES)
+      if (isErased(head)) break
+      const h = decodeRecordHeader(head, 0, expect(at))
+      if (h !== null) ok = recordCommitted(await dev.readAtOpen(block, at, h.recordBytes), h) ? h : null
+      next = ok === null ? await resync(dev, block, at + g.programBytes, expect) : null
     } catch (err) {
       if (!CanopyError.is(err, 'FLASH_IO')) throw err
-      report.invalidRecords++
-      break
+      return { end, readError: true }
     }
-    if (isErased(head)) break
-    const h = decodeRecordHeader(head, 0, expect(at))
-    if (h !== null) ok = recordCommitted(await dev.read(block, at, h.recordBytes), h) ? h : null
     if (ok === null) {
       report.invalidRecords++
-      const next = await resync(dev, block, at + g.programBytes, expect)
       if (next === null) break
       report.skippedBytes += next - at
       at = next
@@ -242,7 +267,7 @@ async function scanSegment (
     at += ok.recordBytes
     end = at
   }
-  return end
+  return { end, readError: false }
 }
 
 async function resync (
@@ -251,13 +276,7 @@ async function resync (
 ): Promise<number | null> {
   const g = dev.geometry
   if (start >= g.blockBytes) return null
-  let rest: Buffer
-  try {
-    rest = await dev.read(block, start, g.blockBytes - start)
-  } catch (err) {
-    if (CanopyError.is(err, 'FLASH_IO')) return null
-    throw err
-  }
+  const rest = await dev.readAtOpen(block, start, g.blockBytes - start)
   for (let p = 0; p + RECORD_HEADER_BYTES <= rest.length; p += g.programBytes) {
     if (rest[p] !== 0x43 || rest[p + 1] !== 0x4e) continue // "CN": cheap filter before the CRC
     const h = decodeRecordHeader(rest, p, expect(start + p))

@@ -123,6 +123,10 @@ export class FlashCache {
     this.checkpointer = new Checkpointer(dev, this.state, this.log, partsMax, options.checkpointIntervalBytesMin ?? 4 * g.blockBytes,
       r.slots.activeSlot, r.slots.slotEnd, r.slots.revision)
     this.checkpointer.lastBytes = r.checkpointBytes
+    this.checkpointer.current = r.checkpoint
+    this.log.reservedUntil = r.slots.reservedUntil
+    this.log.reserve = (until) => this.checkpointer.reserve(until)
+    this.checkpointer.disabled = r.report.readErrors > 0
     this.compactor = new Compactor(dev, this.state, this.log, {
       onCorrupt: (key) => { this.counters.corruptDropped++; this.logger.warn('damaged piece dropped during compaction', { hash: key }) },
       checkpointLost: () => { this.checkpointer.stale = true }
@@ -148,13 +152,18 @@ export class FlashCache {
     const cache = new FlashCache(flash, options, dev, budget, r, options.clock.nowMs() - t0, partsMax)
     cache.enforceBounds()
     cache.logger.info('flash cache open', { pieces: cache.state.index.size, bytes: cache.state.bytes, recovery: cache.recovery })
+    if (r.report.readErrors > 0) cache.logger.warn('flash reads failed during recovery: no checkpoints until the next open', { readErrors: r.report.readErrors })
     if (r.orphanDead.length > 0 || cache.checkpointer.due()) cache.scheduleMaintenance()
     return cache
   }
 
   // ---- the API -----------------------------------------------------------------------
 
-  /** Store a piece; resolves once it is durable. Rejects (and stores nothing) when the bytes do not hash to `hash`. */
+  /**
+   * Store a piece; resolves once it is durable. Rejects (and stores nothing)
+   * when the bytes do not hash to `hash`. Like fs.write, the caller must not
+   * change `bytes` until the promise settles (a changed buffer is refused).
+   */
   async put (hash: PieceHash, bytes: Uint8Array): Promise<void> {
     const key = pieceKey(hash)
     if (!(bytes instanceof Uint8Array)) throw new CanopyError('INPUT_INVALID', 'a piece is bytes')
@@ -162,7 +171,7 @@ export class FlashCache {
       throw new CanopyError('CACHE_PIECE_TOO_LARGE', `piece of ${bytes.length} bytes; this cache stores at most ${this.pieceBytesMax}`)
     }
     return await this.exclusive(async () => {
-      // Our own copy: what is hashed is exactly what is written, whatever the caller does with its buffer.
+      // Our own copy, hashed at once: what is hashed is exactly what is written.
       const body = Buffer.from(bytes)
       const keyBytes = sha256(body)
       if (keyBytes.toString('hex') !== key) throw new CanopyError('CACHE_HASH_MISMATCH', `bytes do not hash to ${key}`)
@@ -224,8 +233,8 @@ export class FlashCache {
 
   isPinned (hash: PieceHash): boolean { return this.pins.has(pieceKey(hash)) }
 
-  /** Stored piece hashes, least recently used first. */
-  hashes (): IterableIterator<string> { return this.state.index.keys() }
+  /** Stored piece hashes, least recently used first (a snapshot: reading pieces reorders the live index). */
+  hashes (): string[] { return [...this.state.index.keys()] }
 
   stats (): FlashCacheStats {
     const s = this.state
@@ -284,7 +293,7 @@ export class FlashCache {
     this.closing = true
     try {
       await this.exclusive(async () => {
-        if (this.log.recordsSinceCheckpoint > 0 || this.checkpointer.stale) await this.checkpoint()
+        if (this.checkpointer.due() || (!this.checkpointer.disabled && this.log.recordsSinceCheckpoint > 0)) await this.checkpoint()
       }, false)
     } catch (err) {
       this.logger.warn('no checkpoint at close', { err })
@@ -368,15 +377,22 @@ export class FlashCache {
     assert(this.state.bytes <= this.boundBytes() + this.pieceBytesMax, 'stored bytes within the bound plus one piece')
   }
 
-  /** A tombstone cancels every copy of the piece up to its newest; durable on return. */
+  /**
+   * A tombstone cancels every copy of the piece up to its newest; durable on
+   * return. Memory forgets the piece before the tombstone is even attempted:
+   * a program that "failed" (its read-back did not match) or a sync that
+   * failed may still have left the tombstone on flash, and a later sync makes
+   * it durable. So the piece must not be counted on once a delete was tried
+   * (the delete is not acknowledged; a later put writes a new copy after it).
+   */
   private async writeTombstone (key: string): Promise<boolean> {
     await this.roomOnFlash(this.log.recordBytes(0))
     const loc = this.state.index.get(key)
     const target = loc !== undefined ? { seq: this.state.seqOf(loc), offset: loc.offset } : this.log.position()
-    const placed = await this.log.append({ type: RecordType.tombstone, key: Buffer.from(key, 'hex'), a: target.seq, b: target.offset }, Buffer.alloc(0))
-    await this.log.sync()
     const had = this.state.removePiece(key) !== undefined
+    const placed = await this.log.append({ type: RecordType.tombstone, key: Buffer.from(key, 'hex'), a: target.seq, b: target.offset }, Buffer.alloc(0))
     this.state.addExtra({ kind: 'tomb', block: placed.block, offset: placed.offset, recordBytes: placed.recordBytes, key, targetSeq: target.seq, targetOffset: target.offset, deadBlock: 0 })
+    await this.log.sync()
     return had
   }
 
