@@ -92,7 +92,7 @@ export const recordBytesFor = (bodyLength: number, programBytes: number): number
 export const bodyBytesMax = (blockBytes: number, programBytes: number): number =>
   blockBytes - alignUp(SEGMENT_HEADER_BYTES, programBytes) - RECORD_HEADER_BYTES - RECORD_TRAILER_BYTES
 
-/** One record, ready to program: the commit CRC over header and body is its last four bytes. */
+/** One record, ready to program: its last four bytes are the commit CRC over every byte before them. */
 export function encodeRecord (f: RecordFields, body: Uint8Array, programBytes: number): Buffer {
   const total = recordBytesFor(body.length, programBytes)
   const out = Buffer.alloc(total, 0)
@@ -109,8 +109,7 @@ export function encodeRecord (f: RecordFields, body: Uint8Array, programBytes: n
   out.set(key, 28)
   out.writeUInt32LE(crc32(out.subarray(0, 60)), 60)
   out.set(body, RECORD_HEADER_BYTES)
-  const commit = crc32(body, crc32(out.subarray(0, RECORD_HEADER_BYTES)))
-  out.writeUInt32LE(commit, total - RECORD_TRAILER_BYTES)
+  out.writeUInt32LE(crc32(out.subarray(0, total - RECORD_TRAILER_BYTES)), total - RECORD_TRAILER_BYTES)
   return out
 }
 
@@ -147,9 +146,8 @@ export function decodeRecordHeader (buf: Uint8Array, at: number, expect: { seq: 
 export function recordCommitted (record: Uint8Array, h: RecordHeader): boolean {
   if (record.length < h.recordBytes) return false
   const r = Buffer.from(record.buffer, record.byteOffset, h.recordBytes)
-  const body = r.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + h.bodyLength)
-  const want = crc32(body, crc32(r.subarray(0, RECORD_HEADER_BYTES)))
-  return r.readUInt32LE(h.recordBytes - RECORD_TRAILER_BYTES) === want
+  const end = h.recordBytes - RECORD_TRAILER_BYTES
+  return r.readUInt32LE(end) === crc32(r.subarray(0, end))
 }
 
 export const recordBody = (record: Buffer, h: RecordHeader): Buffer =>
