@@ -2,11 +2,13 @@
 // contains one of the arguments. Figures are medians and ratios against a
 // baseline measured in the same run; the machine is shared and noisy.
 
+import { flashCacheBench } from './flash-cache'
 import { foundationBench } from './foundation'
 import { formatTable, type Bench } from './table'
 
 const BENCHES: Bench[] = [
-  foundationBench
+  foundationBench,
+  flashCacheBench
 ]
 
 async function main (): Promise<void> {

@@ -92,25 +92,36 @@ export const recordBytesFor = (bodyLength: number, programBytes: number): number
 export const bodyBytesMax = (blockBytes: number, programBytes: number): number =>
   blockBytes - alignUp(SEGMENT_HEADER_BYTES, programBytes) - RECORD_HEADER_BYTES - RECORD_TRAILER_BYTES
 
-/** One record, ready to program: its last four bytes are the commit CRC over every byte before them. */
-export function encodeRecord (f: RecordFields, body: Uint8Array, programBytes: number): Buffer {
-  const total = recordBytesFor(body.length, programBytes)
-  const out = Buffer.alloc(total, 0)
+/** A record buffer with the body in place and the header left blank (stampRecord fills it). */
+export function allocRecord (body: Uint8Array, programBytes: number): Buffer {
+  const out = Buffer.alloc(recordBytesFor(body.length, programBytes), 0)
+  out.set(body, RECORD_HEADER_BYTES)
+  return out
+}
+
+/** Write the header and the commit CRC (the last four bytes, over every byte before them). */
+export function stampRecord (out: Buffer, f: RecordFields, bodyLength: number): Buffer {
+  const total = out.length
+  out.fill(0, 0, RECORD_HEADER_BYTES)
   out.writeUInt32LE(MAGIC_RECORD, 0)
   out.writeUInt8(FORMAT_VERSION, 4)
   out.writeUInt8(f.type, 5)
   out.writeUInt32LE(f.seq, 8)
   out.writeUInt32LE(f.offset, 12)
-  out.writeUInt32LE(body.length, 16)
+  out.writeUInt32LE(bodyLength, 16)
   out.writeUInt32LE(f.a ?? 0, 20)
   out.writeUInt32LE(f.b ?? 0, 24)
   const key = f.key ?? ZERO_KEY
   assert(key.length === HASH_BYTES, 'record key is 32 bytes')
   out.set(key, 28)
   out.writeUInt32LE(crc32(out.subarray(0, 60)), 60)
-  out.set(body, RECORD_HEADER_BYTES)
   out.writeUInt32LE(crc32(out.subarray(0, total - RECORD_TRAILER_BYTES)), total - RECORD_TRAILER_BYTES)
   return out
+}
+
+/** One record, ready to program: its last four bytes are the commit CRC over every byte before them. */
+export function encodeRecord (f: RecordFields, body: Uint8Array, programBytes: number): Buffer {
+  return stampRecord(allocRecord(body, programBytes), f, body.length)
 }
 
 /**

@@ -12,7 +12,7 @@
 import { assert, CanopyError } from '../errors'
 import { CACHE_ALLOCATE_ATTEMPTS_MAX, CACHE_RESERVE_BLOCKS, CACHE_SEQ_RESERVE_COUNT, CACHE_SLOT_BLOCKS } from '../limits'
 import { classifyWriteError, type CacheDevice } from './device'
-import { alignUp, encodeRecord, encodeSegmentHeader, recordBytesFor, SEGMENT_HEADER_BYTES, type RecordTypeCode } from './format'
+import { alignUp, allocRecord, encodeSegmentHeader, recordBytesFor, SEGMENT_HEADER_BYTES, stampRecord, type RecordTypeCode } from './format'
 import type { CacheState } from './state'
 
 export interface Placed { block: number, offset: number, recordBytes: number, seq: number }
@@ -62,15 +62,18 @@ export class LogWriter {
     return this.state.count('free') > reserve
   }
 
-  async append (spec: RecordSpec, body: Uint8Array, options: { useReserve?: boolean } = {}): Promise<Placed> {
+  /** Append one record. `built` is a record buffer from allocRecord already holding the body (saves a copy). */
+  async append (spec: RecordSpec, body: Uint8Array, options: { useReserve?: boolean, built?: Buffer } = {}): Promise<Placed> {
     const g = this.dev.geometry
     const size = this.recordBytes(body.length)
     assert(size <= this.usableBytes, 'a record fits an empty segment')
+    const record = options.built ?? allocRecord(body, g.programBytes)
+    assert(record.length === size, 'a built record has the size of its body')
     for (let attempt = 0; attempt < CACHE_ALLOCATE_ATTEMPTS_MAX; attempt++) {
       let open = this.state.openBlock
       if (open === null || this.state.blocks[open]!.end + size > g.blockBytes) open = await this.openNew(options.useReserve === true)
       const info = this.state.blocks[open]!
-      const record = encodeRecord({ ...spec, seq: info.seq, offset: info.end }, body, g.programBytes)
+      stampRecord(record, { ...spec, seq: info.seq, offset: info.end }, body.length)
       try {
         await this.dev.program(open, info.end, record)
       } catch (err) {

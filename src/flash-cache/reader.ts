@@ -47,6 +47,22 @@ export class PieceReader {
     return undefined
   }
 
+  /** Whether the stored copy still verifies (no side effects): a duplicate put must not trust a rotten copy. */
+  async check (key: string): Promise<'ok' | 'damaged' | 'gone'> {
+    for (let attempt = 0; attempt < CACHE_READ_RETRIES_MAX; attempt++) {
+      const loc = this.state.index.get(key)
+      if (loc === undefined) return 'gone'
+      const info = this.state.blocks[loc.block]!
+      const generation = info.generation
+      const seq = info.seq
+      const record = await this.dev.read(loc.block, loc.offset, loc.recordBytes)
+      if (info.generation !== generation || this.state.index.get(key) !== loc) continue
+      const ok = this.headerMatches(record, key, loc, seq) && sha256(record.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + loc.length)).toString('hex') === key
+      return ok ? 'ok' : 'damaged'
+    }
+    return 'gone'
+  }
+
   /** Bytes [start, end) of a verified piece as a stream, or undefined when absent or damaged. */
   async stream (key: string, range: { start?: number, end?: number } = {}): Promise<Readable | undefined> {
     const first = this.state.index.get(key)

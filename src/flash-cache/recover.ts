@@ -10,7 +10,7 @@
 
 import { CanopyError } from '../errors'
 import { CACHE_SEQ_SKIP_UNREADABLE, CACHE_SLOT_BLOCKS } from '../limits'
-import { loadCheckpoint, scanSlots, type SlotScan } from './checkpoint'
+import { isErased, loadCheckpoint, scanSlots, type SlotScan } from './checkpoint'
 import type { CacheDevice } from './device'
 import {
   alignUp, decodeRecordHeader, decodeSegmentHeader, recordBytesFor, recordCommitted, RECORD_HEADER_BYTES, RecordType,
@@ -55,7 +55,6 @@ export interface Recovered {
   orphanDead: number[]
 }
 
-const isErased = (b: Uint8Array): boolean => b.every((x) => x === 0xff)
 
 const before = (s1: number, o1: number, s2: number, o2: number): boolean => s1 < s2 || (s1 === s2 && o1 <= o2)
 

@@ -15,7 +15,7 @@
 
 import type { Readable } from 'node:stream'
 import { assert, CanopyError } from '../errors'
-import type { Clock, Flash } from '../hal'
+import { FileFlash, type Clock, type Flash } from '../hal'
 import {
   CACHE_BLOCK_BYTES_MIN, CACHE_CHECKPOINT_PARTS_MAX, CACHE_COMPACTION_ROUNDS_MAX, CACHE_FILL_RATIO_MAX,
   CACHE_PENDING_WRITES_MAX, CACHE_PIECE_COUNT_MAX, CACHE_PIN_COUNT_MAX, CACHE_RESERVE_BLOCKS, CACHE_SLOT_BLOCKS
@@ -25,7 +25,7 @@ import { WriteBudget, type WriteBudgetStatus } from './budget'
 import { Checkpointer } from './checkpoint'
 import { Compactor } from './compact'
 import { CacheDevice } from './device'
-import { alignUp, ANCHOR_FIXED_BYTES, ANCHOR_PART_BYTES, bodyBytesMax, checkpointBytesFor, encodeCheckpoint, recordBytesFor, RecordType, SEGMENT_HEADER_BYTES, sha256, type CheckpointCounters } from './format'
+import { alignUp, allocRecord, ANCHOR_FIXED_BYTES, ANCHOR_PART_BYTES, bodyBytesMax, checkpointBytesFor, encodeCheckpoint, RECORD_HEADER_BYTES, recordBytesFor, RecordType, SEGMENT_HEADER_BYTES, sha256, type CheckpointCounters } from './format'
 import { pieceKey, type PieceHash } from './key'
 import { LogWriter } from './log'
 import { PieceReader } from './reader'
@@ -44,6 +44,11 @@ export interface FlashCacheOptions {
   checkpointIntervalBytesMin?: number
   /** Called for every piece evicted to keep the bounds. */
   onEvict?: (hash: string) => void
+  /**
+   * Read every program back and compare (littlefs does). Default: on, except
+   * on the Linux twin (FileFlash), where the page cache would answer the read.
+   */
+  verifyPrograms?: boolean
   /** Tests only: acknowledge puts without syncing. The power-cut suite must notice. */
   unsafeSkipAckSync?: boolean
 }
@@ -146,7 +151,7 @@ export class FlashCache {
     }
     const partsMax = Math.min(CACHE_CHECKPOINT_PARTS_MAX, Math.floor((g.blockBytes / 2 - ANCHOR_FIXED_BYTES - 4) / ANCHOR_PART_BYTES))
     const budget = new WriteBudget(options.clock, options.writeBudgetBytesPerDay)
-    const dev = new CacheDevice(flash, budget)
+    const dev = new CacheDevice(flash, budget, options.verifyPrograms ?? !(flash instanceof FileFlash))
     const t0 = options.clock.nowMs()
     const r = await recover(dev, partsMax)
     const cache = new FlashCache(flash, options, dev, budget, r, options.clock.nowMs() - t0, partsMax)
@@ -171,14 +176,22 @@ export class FlashCache {
       throw new CanopyError('CACHE_PIECE_TOO_LARGE', `piece of ${bytes.length} bytes; this cache stores at most ${this.pieceBytesMax}`)
     }
     return await this.exclusive(async () => {
-      // Our own copy, hashed at once: what is hashed is exactly what is written.
-      const body = Buffer.from(bytes)
+      // Our own copy, straight into the record buffer, hashed at once: what is hashed is what is written.
+      const record = allocRecord(bytes, this.flash.geometry.programBytes)
+      const body = record.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + bytes.length)
       const keyBytes = sha256(body)
       if (keyBytes.toString('hex') !== key) throw new CanopyError('CACHE_HASH_MISMATCH', `bytes do not hash to ${key}`)
-      if (this.state.index.has(key)) { this.state.touch(key); return }
-      const size = this.log.recordBytes(body.length)
+      if (this.state.index.has(key)) {
+        // Already stored, if the stored copy still verifies; a rotten copy must not turn this put into a false acknowledgement.
+        if (await this.reader.check(key) === 'ok') { this.state.touch(key); return }
+        if (this.state.index.has(key)) {
+          this.counters.corruptDropped++
+          await this.writeTombstone(key)
+        }
+      }
+      const size = record.length
       await this.makeRoom(size, body.length)
-      const placed = await this.log.append({ type: RecordType.piece, key: keyBytes }, body)
+      const placed = await this.log.append({ type: RecordType.piece, key: keyBytes }, body, { built: record })
       if (this.options.unsafeSkipAckSync !== true) await this.log.sync()
       this.state.addPiece(key, { block: placed.block, offset: placed.offset, length: body.length, recordBytes: placed.recordBytes })
       this.counters.bytesAccepted += body.length
