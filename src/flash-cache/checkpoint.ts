@@ -15,7 +15,7 @@ import { CACHE_CHECKPOINT_INTERVAL_FACTOR, CACHE_CHECKPOINT_RECORDS_MAX, CACHE_S
 import { classifyWriteError, type CacheDevice } from './device'
 import {
   ANCHOR_FIXED_BYTES, decodeAnchor, decodeCheckpoint, decodeRecordHeader, encodeAnchor,
-  recordBody, recordBytesFor, recordCommitted, RecordType, sha256, type Anchor, type Checkpoint, type CheckpointCounters, type CheckpointPart
+  NO_BLOCK, recordBody, recordBytesFor, recordCommitted, RecordType, sha256, type Anchor, type Checkpoint, type CheckpointCounters, type CheckpointPart
 } from './format'
 import type { LogWriter } from './log'
 import type { CacheState } from './state'
@@ -141,8 +141,14 @@ export class Checkpointer {
   snapshot (counters: CheckpointCounters): Checkpoint {
     const pos = this.log.position()
     const cp: Checkpoint = { revision: this.revision + 1, logSeq: pos.seq, logOffset: pos.offset, nextSeq: this.log.nextSeq, counters, pieces: [], tombs: [], dead: [] }
+    const seqOf = (block: number): number => (block < 0 ? 0 : this.state.blocks[block]!.seq)
     for (const [key, loc] of this.state.index) {
-      cp.pieces.push({ key: Buffer.from(key, 'hex'), block: loc.block, seq: this.state.blocks[loc.block]!.seq, offset: loc.offset, length: loc.length })
+      cp.pieces.push({
+        key: Buffer.from(key, 'hex'),
+        length: loc.length,
+        block: loc.block, seq: seqOf(loc.block), offset: loc.offset, length1: loc.length1,
+        block2: loc.block2 < 0 ? NO_BLOCK : loc.block2, seq2: seqOf(loc.block2), offset2: loc.offset2
+      })
     }
     this.state.blocks.forEach((b) => {
       for (const e of b.extras) {

@@ -7,7 +7,8 @@
 
 import { assert, CanopyError } from '../errors'
 import { classifyWriteError, type CacheDevice } from './device'
-import { decodeRecordHeader, recordBody, recordCommitted, RecordType } from './format'
+import { RecordType } from './format'
+import { readPiece } from './reader'
 import type { LogWriter } from './log'
 import type { CacheState, Extra } from './state'
 
@@ -53,23 +54,23 @@ export class Compactor {
     const info = this.state.blocks[victim]!
     assert(info.state === 'sealed', 'only sealed segments are compacted')
     for (const [key, loc] of this.state.piecesIn(victim)) {
-      let record: Buffer
+      let body: Buffer | null | 'moved'
       try {
-        record = await this.dev.read(victim, loc.offset, loc.recordBytes)
+        body = await readPiece(this.dev, this.state, key, loc, true)
       } catch (err) {
         if (!CanopyError.is(err, 'FLASH_IO')) throw err
         this.unmovable.add(victim)
         return false
       }
-      const h = decodeRecordHeader(record, 0, { seq: info.seq, offset: loc.offset, blockBytes: this.dev.geometry.blockBytes, programBytes: this.dev.geometry.programBytes })
-      if (h === null || h.type !== RecordType.piece || h.key.toString('hex') !== key || h.bodyLength !== loc.length || !recordCommitted(record, h)) {
+      assert(body !== 'moved', 'nothing moves a piece during a compaction')
+      if (body === null) {
         this.state.removePiece(key)
         this.hooks.onCorrupt(key)
         continue
       }
-      const placed = await this.log.append({ type: RecordType.piece, key: h.key }, recordBody(record, h), { useReserve: true })
-      this.state.movePiece(key, { block: placed.block, offset: placed.offset, length: loc.length, recordBytes: placed.recordBytes })
-      this.copiedBytes += placed.recordBytes
+      const moved = await this.log.appendPiece(Buffer.from(key, 'hex'), body, { useReserve: true })
+      this.state.movePiece(key, moved)
+      this.copiedBytes += moved.recordBytes + moved.recordBytes2
     }
     for (const e of [...info.extras]) {
       if (!this.state.extraLive(e)) { this.state.removeExtra(e); continue }

@@ -22,11 +22,13 @@ export const HASH_BYTES = 32
 export const ANCHOR_FIXED_BYTES = 56
 export const ANCHOR_PART_BYTES = 16
 export const CHECKPOINT_HEADER_BYTES = 128
-export const CHECKPOINT_PIECE_BYTES = 48
+export const CHECKPOINT_PIECE_BYTES = 64
 export const CHECKPOINT_TOMB_BYTES = 52
 export const CHECKPOINT_DEAD_BYTES = 24
 
 export const RecordType = { piece: 1, tombstone: 2, checkpoint: 3, obituary: 4 } as const
+/** A piece is one record, or two parts written back to back across a block boundary. */
+export const PiecePart = { whole: 0, first: 1, second: 2 } as const
 export type RecordTypeCode = typeof RecordType[keyof typeof RecordType]
 const RECORD_TYPES: ReadonlySet<number> = new Set(Object.values(RecordType))
 
@@ -70,9 +72,9 @@ export interface RecordFields {
   seq: number
   /** Offset of the record inside its block. */
   offset: number
-  /** tombstone: seq of the deleted copy's segment; checkpoint: revision; obituary: dead seq. */
+  /** piece: the whole piece's length; tombstone: seq of the deleted copy's segment; checkpoint: revision; obituary: dead seq. */
   a?: number
-  /** tombstone: offset of the deleted copy; checkpoint: part index; obituary: dead block. */
+  /** piece: 0 whole, 1 first part, 2 second part (PiecePart); tombstone: offset of the deleted copy; checkpoint: part index; obituary: dead block. */
   b?: number
   /** piece and tombstone: the piece's SHA-256. */
   key?: Uint8Array
@@ -230,7 +232,16 @@ export function decodeAnchor (buf: Uint8Array, at: number, programBytes: number,
 
 // ---- checkpoint: the index as of one log position, split over checkpoint records -------
 
-export interface CheckpointPiece { key: Buffer, block: number, seq: number, offset: number, length: number }
+export interface CheckpointPiece {
+  key: Buffer
+  /** The whole piece's length. */
+  length: number
+  /** First (or only) record and its body length. */
+  block: number, seq: number, offset: number, length1: number
+  /** Second part of a split piece; block2 = NO_BLOCK for a whole piece. */
+  block2: number, seq2: number, offset2: number
+}
+export const NO_BLOCK = 0xffffffff
 export interface CheckpointTomb { key: Buffer, block: number, seq: number, offset: number, targetSeq: number, targetOffset: number }
 export interface CheckpointDead { deadBlock: number, deadSeq: number, block: number, seq: number, offset: number }
 
@@ -276,8 +287,9 @@ export function encodeCheckpoint (c: Checkpoint): Buffer {
   let at = CHECKPOINT_HEADER_BYTES
   for (const p of c.pieces) {
     out.set(p.key, at)
-    out.writeUInt32LE(p.block, at + 32); out.writeUInt32LE(p.seq, at + 36)
-    out.writeUInt32LE(p.offset, at + 40); out.writeUInt32LE(p.length, at + 44)
+    out.writeUInt32LE(p.length, at + 32)
+    out.writeUInt32LE(p.block, at + 36); out.writeUInt32LE(p.seq, at + 40); out.writeUInt32LE(p.offset, at + 44); out.writeUInt32LE(p.length1, at + 48)
+    out.writeUInt32LE(p.block2, at + 52); out.writeUInt32LE(p.seq2, at + 56); out.writeUInt32LE(p.offset2, at + 60)
     at += CHECKPOINT_PIECE_BYTES
   }
   for (const t of c.tombs) {
@@ -310,7 +322,12 @@ export function decodeCheckpoint (buf: Uint8Array): Checkpoint | null {
   const dead: CheckpointDead[] = []
   let at = CHECKPOINT_HEADER_BYTES
   for (let i = 0; i < np; i++, at += CHECKPOINT_PIECE_BYTES) {
-    pieces.push({ key: Buffer.from(b.subarray(at, at + 32)), block: b.readUInt32LE(at + 32), seq: b.readUInt32LE(at + 36), offset: b.readUInt32LE(at + 40), length: b.readUInt32LE(at + 44) })
+    pieces.push({
+      key: Buffer.from(b.subarray(at, at + 32)),
+      length: b.readUInt32LE(at + 32),
+      block: b.readUInt32LE(at + 36), seq: b.readUInt32LE(at + 40), offset: b.readUInt32LE(at + 44), length1: b.readUInt32LE(at + 48),
+      block2: b.readUInt32LE(at + 52), seq2: b.readUInt32LE(at + 56), offset2: b.readUInt32LE(at + 60)
+    })
   }
   for (let i = 0; i < nt; i++, at += CHECKPOINT_TOMB_BYTES) {
     tombs.push({ key: Buffer.from(b.subarray(at, at + 32)), block: b.readUInt32LE(at + 32), seq: b.readUInt32LE(at + 36), offset: b.readUInt32LE(at + 40), targetSeq: b.readUInt32LE(at + 44), targetOffset: b.readUInt32LE(at + 48) })

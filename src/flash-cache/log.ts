@@ -12,7 +12,8 @@
 import { assert, CanopyError } from '../errors'
 import { CACHE_ALLOCATE_ATTEMPTS_MAX, CACHE_RESERVE_BLOCKS, CACHE_SEQ_RESERVE_COUNT, CACHE_SLOT_BLOCKS } from '../limits'
 import { classifyWriteError, type CacheDevice } from './device'
-import { alignUp, allocRecord, encodeSegmentHeader, recordBytesFor, SEGMENT_HEADER_BYTES, stampRecord, type RecordTypeCode } from './format'
+import { alignUp, allocRecord, encodeSegmentHeader, PiecePart, RECORD_HEADER_BYTES, RECORD_TRAILER_BYTES, recordBytesFor, RecordType, SEGMENT_HEADER_BYTES, stampRecord, type RecordTypeCode } from './format'
+import { splitLoc, wholeLoc, type PieceLoc } from './state'
 import type { CacheState } from './state'
 
 export interface Placed { block: number, offset: number, recordBytes: number, seq: number }
@@ -29,8 +30,12 @@ export const isNoFreeBlock = (err: unknown): boolean =>
 export class LogWriter {
   readonly segmentHeaderBytes: number
   readonly usableBytes: number
+  /** The smallest first part worth splitting a piece for: a smaller end of a block stays unused. */
+  readonly splitBytesMin: number
   /** Blocks found bad this session (failed program/erase or read-back). */
   badBlocksFound = 0
+  /** Pieces written in two parts across a block boundary this session. */
+  splitPieces = 0
   recordsSinceCheckpoint = 0
   bytesSinceCheckpoint = 0
   /** Segment numbers below this are durably reserved (see checkpoint.ts). */
@@ -43,6 +48,7 @@ export class LogWriter {
     const g = dev.geometry
     this.segmentHeaderBytes = alignUp(SEGMENT_HEADER_BYTES, g.programBytes)
     this.usableBytes = g.blockBytes - this.segmentHeaderBytes
+    this.splitBytesMin = Math.max(g.programBytes, Math.floor(this.usableBytes / 16))
   }
 
   recordBytes (bodyLength: number): number { return recordBytesFor(bodyLength, this.dev.geometry.programBytes) }
@@ -87,6 +93,34 @@ export class LogWriter {
       return placed
     }
     throw new CanopyError('CACHE_FULL', `could not place a record after ${CACHE_ALLOCATE_ATTEMPTS_MAX} attempts (bad blocks)`)
+  }
+
+  /**
+   * A piece: one record when it fits the open segment; otherwise, when the
+   * rest of the segment is worth it, two parts back to back (the first fills
+   * the segment, the second opens the next), so power-of-two pieces do not
+   * leave most of a power-of-two block unused.
+   */
+  async appendPiece (key: Buffer, body: Uint8Array, options: { useReserve?: boolean, built?: Buffer } = {}): Promise<PieceLoc> {
+    const g = this.dev.geometry
+    const open = this.state.openBlock
+    const room = open === null ? 0 : g.blockBytes - this.state.blocks[open]!.end
+    const first = room - RECORD_HEADER_BYTES - RECORD_TRAILER_BYTES
+    if (this.recordBytes(body.length) <= room || first < this.splitBytesMin || first >= body.length) {
+      const p = await this.append({ type: RecordType.piece, key, a: body.length, b: PiecePart.whole }, body, options)
+      return wholeLoc({ block: p.block, offset: p.offset, length: body.length, recordBytes: p.recordBytes })
+    }
+    const reserve = { useReserve: options.useReserve }
+    const a = await this.append({ type: RecordType.piece, key, a: body.length, b: PiecePart.first }, body.subarray(0, first), reserve)
+    if (a.offset + a.recordBytes !== g.blockBytes) {
+      // A failed program moved the first part to a fresh segment: no boundary to span any more. That
+      // first part stays behind as dead bytes (replay drops a first part not followed by its second).
+      const p = await this.append({ type: RecordType.piece, key, a: body.length, b: PiecePart.whole }, body, options)
+      return wholeLoc({ block: p.block, offset: p.offset, length: body.length, recordBytes: p.recordBytes })
+    }
+    const b = await this.append({ type: RecordType.piece, key, a: body.length, b: PiecePart.second }, body.subarray(first), reserve)
+    this.splitPieces++
+    return splitLoc({ block: a.block, offset: a.offset, length: first, recordBytes: a.recordBytes }, { block: b.block, offset: b.offset, length: body.length - first, recordBytes: b.recordBytes })
   }
 
   /** Make everything written so far durable. A failed sync seals the open block: its tail is no longer known. */

@@ -13,10 +13,10 @@ import { CACHE_SEQ_SKIP_UNREADABLE, CACHE_SLOT_BLOCKS } from '../limits'
 import { isErased, loadCheckpoint, scanSlots, type SlotScan } from './checkpoint'
 import type { CacheDevice } from './device'
 import {
-  alignUp, decodeRecordHeader, decodeSegmentHeader, recordBytesFor, recordCommitted, RECORD_HEADER_BYTES, RecordType,
+  alignUp, decodeRecordHeader, decodeSegmentHeader, NO_BLOCK, PiecePart, recordBytesFor, recordCommitted, RECORD_HEADER_BYTES, RecordType,
   SEGMENT_HEADER_BYTES, type Checkpoint, type CheckpointCounters, type CheckpointPart, type RecordHeader
 } from './format'
-import { CacheState, type PieceLoc } from './state'
+import { CacheState, splitLoc, wholeLoc, type Part, type PieceLoc } from './state'
 
 /** Anchors tried, newest first, before falling back to a full replay. */
 const ANCHOR_TRIES_MAX = 4
@@ -139,9 +139,14 @@ export async function recover (dev: CacheDevice, partsMax: number): Promise<Reco
     }
     for (const p of cp.pieces) {
       const key = p.key.toString('hex')
-      const size = recordSize(dev, p.length)
-      if (!present(p.block, p.seq) || p.offset + size > g.blockBytes || state.index.has(key)) continue
-      state.addPiece(key, { block: p.block, offset: p.offset, length: p.length, recordBytes: size })
+      const whole = p.block2 === NO_BLOCK
+      if (p.length1 > p.length || (whole && p.length1 !== p.length) || state.index.has(key)) continue
+      const first: Part = { block: p.block, offset: p.offset, length: p.length1, recordBytes: recordSize(dev, p.length1) }
+      const second: Part = { block: p.block2, offset: p.offset2, length: p.length - p.length1, recordBytes: recordSize(dev, p.length - p.length1) }
+      const fits = (x: Part): boolean => x.offset + x.recordBytes <= g.blockBytes
+      if (!present(p.block, p.seq) || !fits(first)) continue
+      if (!whole && (!present(p.block2, p.seq2) || !fits(second) || p.block2 === p.block)) continue
+      state.addPiece(key, whole ? wholeLoc(first) : splitLoc(first, second))
     }
     for (const t of cp.tombs) {
       if (!present(t.block, t.seq)) continue
@@ -156,22 +161,38 @@ export async function recover (dev: CacheDevice, partsMax: number): Promise<Reco
   if (cp === null && segments.length > 0) report.mode = 'scan'
   const newestSeq = segments.length > 0 ? segments[segments.length - 1]![0] : 0
   let replayedBytes = 0
+  // The first part of a split piece waits for the record right after it: its second part, or nothing.
+  let firstPart: { key: string, part: Part, total: number } | null = null
+  const place = (key: string, loc: PieceLoc): void => {
+    const old = state.index.get(key)
+    if (old === undefined) state.addPiece(key, loc)
+    else if (old.length === loc.length) state.movePiece(key, loc) // a compaction's copy: same piece, same recency
+    else report.invalidRecords++ // one hash, two lengths: not a copy of ours
+  }
   const apply = (h: RecordHeader, block: number): void => {
     report.replayedRecords++
     replayedBytes += h.recordBytes
     const key = h.key.toString('hex')
+    const part: Part = { block, offset: h.offset, length: h.bodyLength, recordBytes: h.recordBytes }
+    const pending = firstPart
+    firstPart = null
+    if (h.type === RecordType.piece && h.b === PiecePart.second) {
+      if (pending !== null && pending.key === key && pending.total === h.a && pending.part.length + h.bodyLength === h.a && pending.part.block !== block) place(key, splitLoc(pending.part, part))
+      else report.invalidRecords++ // a second part without its first (torn away): dead bytes
+      return
+    }
+    if (pending !== null) report.invalidRecords++ // a first part whose second never landed
     switch (h.type) {
       case RecordType.piece: {
-        const loc: PieceLoc = { block, offset: h.offset, length: h.bodyLength, recordBytes: h.recordBytes }
-        const old = state.index.get(key)
-        if (old === undefined) state.addPiece(key, loc)
-        else if (old.length === h.bodyLength) state.movePiece(key, loc) // a compaction's copy: same piece, same recency
-        else report.invalidRecords++ // one hash, two lengths: not a copy of ours
+        if (h.b === PiecePart.first) firstPart = { key, part, total: h.a }
+        else if (h.b === PiecePart.whole && h.a === h.bodyLength) place(key, wholeLoc(part))
+        else report.invalidRecords++
         break
       }
       case RecordType.tombstone: {
         const old = state.index.get(key)
-        if (old !== undefined && before(state.seqOf(old), old.offset, h.a, h.b)) state.removePiece(key)
+        const last = old === undefined ? null : state.lastPosition(old)
+        if (old !== undefined && before(last!.seq, last!.offset, h.a, h.b)) state.removePiece(key)
         state.addExtra({ kind: 'tomb', block, offset: h.offset, recordBytes: h.recordBytes, key, targetSeq: h.a, targetOffset: h.b, deadBlock: 0 })
         break
       }

@@ -21,12 +21,39 @@ export type BlockState =
   /** Could not be read at open: neither used nor trusted this session. */
   | 'unknown'
 
+/**
+ * Where a piece is: one record, or two parts written back to back across a
+ * block boundary (the first fills the end of a block, the second opens the
+ * next segment). Flat fields rather than a list: this is kept per piece.
+ */
 export interface PieceLoc {
+  /** Body bytes of the whole piece. */
+  length: number
+  /** The first (or only) record. */
   block: number
   offset: number
-  /** Body bytes: the piece's size. */
-  length: number
+  length1: number
   recordBytes: number
+  /** The second part of a split piece; block2 = -1 for a whole one. */
+  block2: number
+  offset2: number
+  recordBytes2: number
+}
+
+export interface Part { block: number, offset: number, length: number, recordBytes: number }
+
+export const wholeLoc = (p: Part): PieceLoc =>
+  ({ length: p.length, block: p.block, offset: p.offset, length1: p.length, recordBytes: p.recordBytes, block2: -1, offset2: 0, recordBytes2: 0 })
+
+export function splitLoc (a: Part, b: Part): PieceLoc {
+  assert(a.block !== b.block, 'the parts of a split piece are in two blocks')
+  return { length: a.length + b.length, block: a.block, offset: a.offset, length1: a.length, recordBytes: a.recordBytes, block2: b.block, offset2: b.offset, recordBytes2: b.recordBytes }
+}
+
+export function partsOf (loc: PieceLoc): Part[] {
+  const first = { block: loc.block, offset: loc.offset, length: loc.length1, recordBytes: loc.recordBytes }
+  if (loc.block2 < 0) return [first]
+  return [first, { block: loc.block2, offset: loc.offset2, length: loc.length - loc.length1, recordBytes: loc.recordBytes2 }]
 }
 
 /** A tombstone or an obituary: small records that stay live while what they cancel may still be on flash. */
@@ -97,20 +124,16 @@ export class CacheState {
     assert(!this.index.has(key), 'piece added twice')
     this.index.set(key, loc)
     this.bytes += loc.length
-    const b = this.blocks[loc.block]!
-    b.live += loc.recordBytes
-    b.pieces++
+    this.account(loc, 1)
   }
 
   /** The same piece at a new place (compaction); recency unchanged. */
   movePiece (key: string, loc: PieceLoc): void {
     const old = this.index.get(key)
     assert(old !== undefined && old.length === loc.length, 'moved piece exists with the same length')
-    this.unaccount(old)
+    this.account(old, -1)
     this.index.set(key, loc)
-    const b = this.blocks[loc.block]!
-    b.live += loc.recordBytes
-    b.pieces++
+    this.account(loc, 1)
   }
 
   removePiece (key: string): PieceLoc | undefined {
@@ -118,7 +141,7 @@ export class CacheState {
     if (loc === undefined) return undefined
     this.index.delete(key)
     this.bytes -= loc.length
-    this.unaccount(loc)
+    this.account(loc, -1)
     assert(this.bytes >= 0, 'stored bytes never negative')
     return loc
   }
@@ -130,23 +153,29 @@ export class CacheState {
     this.index.set(key, loc)
   }
 
-  /** Pieces located in a block (compaction, obituaries): a scan of the index, bounded by its size. */
+  /** Pieces with a part in a block (compaction, obituaries): a scan of the index, bounded by its size. */
   piecesIn (block: number): Array<[string, PieceLoc]> {
     const out: Array<[string, PieceLoc]> = []
     if (this.blocks[block]!.pieces === 0) return out
-    for (const e of this.index) if (e[1].block === block) out.push(e)
-    assert(out.length === this.blocks[block]!.pieces, 'per-block piece count matches the index')
+    for (const e of this.index) if (e[1].block === block || e[1].block2 === block) out.push(e)
+    assert(out.length === this.blocks[block]!.pieces, 'per-block part count matches the index')
     return out
   }
 
-  /** Position of a piece in log order (seq, then offset), for tombstone replay. */
-  seqOf (loc: PieceLoc): number { return this.blocks[loc.block]!.seq }
+  /** Where a piece ends in log order (its last part): tombstones cancel copies up to there. */
+  lastPosition (loc: PieceLoc): { seq: number, offset: number } {
+    return loc.block2 < 0
+      ? { seq: this.blocks[loc.block]!.seq, offset: loc.offset }
+      : { seq: this.blocks[loc.block2]!.seq, offset: loc.offset2 }
+  }
 
-  private unaccount (loc: PieceLoc): void {
-    const b = this.blocks[loc.block]!
-    b.live -= loc.recordBytes
-    b.pieces--
-    assert(b.live >= 0 && b.pieces >= 0, 'block live bytes never negative')
+  private account (loc: PieceLoc, sign: 1 | -1): void {
+    for (const p of partsOf(loc)) {
+      const b = this.blocks[p.block]!
+      b.live += sign * p.recordBytes
+      b.pieces += sign
+      assert(b.live >= 0 && b.pieces >= 0, 'block live bytes never negative')
+    }
   }
 
   // ---- tombstones and obituaries -----------------------------------------------------

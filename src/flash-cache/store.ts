@@ -68,7 +68,7 @@ export interface FlashCacheStats {
   readErrors: number
   tombstones: number
   flash: { blockBytes: number, blockCount: number, freeBlocks: number, badBlocks: number, deadBlocks: number, unreadableBlocks: number }
-  writes: { bytesProgrammed: number, erases: number, syncs: number, bytesAccepted: number, amplification: number, budget: WriteBudgetStatus }
+  writes: { bytesProgrammed: number, erases: number, syncs: number, bytesAccepted: number, amplification: number, splitPieces: number, budget: WriteBudgetStatus }
   compactions: number
   checkpoints: { written: number, failed: number, revision: number }
   recovery: RecoveryReport & { ms: number }
@@ -191,9 +191,9 @@ export class FlashCache {
       }
       const size = record.length
       await this.makeRoom(size, body.length)
-      const placed = await this.log.append({ type: RecordType.piece, key: keyBytes }, body, { built: record })
+      const loc = await this.log.appendPiece(keyBytes, body, { built: record })
       if (this.options.unsafeSkipAckSync !== true) await this.log.sync()
-      this.state.addPiece(key, { block: placed.block, offset: placed.offset, length: body.length, recordBytes: placed.recordBytes })
+      this.state.addPiece(key, loc)
       this.counters.bytesAccepted += body.length
       this.assertBounds()
     }, true)
@@ -282,6 +282,7 @@ export class FlashCache {
         syncs: dc.syncs,
         bytesAccepted: this.counters.bytesAccepted,
         amplification: this.counters.bytesAccepted > 0 ? programmed / this.counters.bytesAccepted : 0,
+        splitPieces: this.log.splitPieces,
         budget: this.budget.status()
       },
       compactions: this.compactor.compactions,
@@ -401,7 +402,7 @@ export class FlashCache {
   private async writeTombstone (key: string): Promise<boolean> {
     await this.roomOnFlash(this.log.recordBytes(0))
     const loc = this.state.index.get(key)
-    const target = loc !== undefined ? { seq: this.state.seqOf(loc), offset: loc.offset } : this.log.position()
+    const target = loc !== undefined ? this.state.lastPosition(loc) : this.log.position()
     const had = this.state.removePiece(key) !== undefined
     const placed = await this.log.append({ type: RecordType.tombstone, key: Buffer.from(key, 'hex'), a: target.seq, b: target.offset }, Buffer.alloc(0))
     this.state.addExtra({ kind: 'tomb', block: placed.block, offset: placed.offset, recordBytes: placed.recordBytes, key, targetSeq: target.seq, targetOffset: target.offset, deadBlock: 0 })

@@ -126,7 +126,7 @@ test('bit rot in a stored piece is found before a byte is served, the piece drop
   const image = flash.durableImage()
   const victims = [pool[3]!, pool[7]!]
   for (const [i, b] of victims.entries()) {
-    const at = image.indexOf(b)
+    const at = image.indexOf(b.subarray(0, 40)) // the start of the piece (a split piece is not one run of bytes)
     assert.ok(at > 0)
     flash.flipBits(Math.floor((at + 10 + i) / GEOMETRY.blockBytes), (at + 10 + i) % GEOMETRY.blockBytes, 0x10)
   }

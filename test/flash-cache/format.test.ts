@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert'
 import { crc32, crc32Table } from '../../src/flash-cache/crc32'
 import {
   decodeAnchor, decodeCheckpoint, decodeRecordHeader, decodeSegmentHeader, encodeAnchor, encodeCheckpoint, encodeRecord,
-  encodeSegmentHeader, recordBytesFor, recordCommitted, RecordType, sha256, type Checkpoint
+  encodeSegmentHeader, NO_BLOCK, recordBytesFor, recordCommitted, RecordType, sha256, type Checkpoint
 } from '../../src/flash-cache/format'
 import { createSeededRandom } from '../../src/hal'
 import { testSeed } from '../helpers/seed'
@@ -91,7 +91,10 @@ test('checkpoint: round trip in order; truncated or trailing bytes rejected', ()
   const cp: Checkpoint = {
     revision: 4, logSeq: 100, logOffset: 512, nextSeq: 130,
     counters: { bytesProgrammed: 2 ** 40 + 5, erases: 9, evictions: 3, corruptDropped: 1, bytesAccepted: 77 },
-    pieces: Array.from({ length: 5 }, (_, i) => ({ key: r.bytes(32), block: i + 2, seq: 90 + i, offset: 32 * i, length: 100 + i })),
+    pieces: Array.from({ length: 5 }, (_, i) => ({
+      key: r.bytes(32), length: 100 + i, block: i + 2, seq: 90 + i, offset: 32 * i, length1: i === 3 ? 40 : 100 + i,
+      block2: i === 3 ? 9 : NO_BLOCK, seq2: i === 3 ? 95 : 0, offset2: i === 3 ? 32 : 0
+    })),
     tombs: [{ key: r.bytes(32), block: 7, seq: 99, offset: 64, targetSeq: 91, targetOffset: 32 }],
     dead: [{ deadBlock: 9, deadSeq: 50, block: 8, seq: 98, offset: 96 }]
   }

@@ -65,7 +65,8 @@ test('cut after every single write of a 500-operation workload', async () => {
   await runOps(cache, ops, pool, model, BOUND)
   await cache.flush()
   const s = cache.stats()
-  assert.ok(s.evictions > 20 && s.compactions > 20 && s.checkpoints.written > 5 && s.tombstones > 0, `workload evicts, compacts, checkpoints and deletes: ${JSON.stringify({ e: s.evictions, c: s.compactions, k: s.checkpoints.written, t: s.tombstones })}`)
+  assert.ok(s.evictions > 20 && s.compactions > 20 && s.checkpoints.written > 5 && s.tombstones > 0 && s.writes.splitPieces > 20,
+    `workload evicts, compacts, checkpoints, deletes and splits pieces: ${JSON.stringify({ e: s.evictions, c: s.compactions, k: s.checkpoints.written, t: s.tombstones, p: s.writes.splitPieces })}`)
   assert.ok(flash.stats.programs > 0 && flash.stats.erases > 0 && flash.stats.syncs > 0)
   const writes = flash.writeCount
   assert.ok(writes > 1000, `${writes} cut points`)
