@@ -2,6 +2,7 @@
 // contains one of the arguments. Figures are medians and ratios against a
 // baseline measured in the same run; the machine is shared and noisy.
 
+import { flashCacheBench } from './flash-cache'
 import { foundationBench } from './foundation'
 import { discoveryBench } from './discovery'
 import { protocolBench } from './protocol'
@@ -10,7 +11,8 @@ import { formatTable, type Bench } from './table'
 const BENCHES: Bench[] = [
   foundationBench,
   discoveryBench,
-  protocolBench
+  protocolBench,
+  flashCacheBench
 ]
 
 async function main (): Promise<void> {

@@ -40,6 +40,12 @@ export const ERROR_CODES = {
   DESCRIBE_FETCH_FAILED: "a peer's self-description could not be fetched (HTTP status, framing or size)",
   // LAN wire protocol
   DECODE_INVALID: 'untrusted bytes failed to decode or validate',
+  // flash cache
+  CACHE_HASH_MISMATCH: 'the bytes offered to the cache do not match their hash',
+  CACHE_PIECE_TOO_LARGE: 'a piece is larger than the cache can store',
+  CACHE_FULL: 'the cache cannot make room (everything left is pinned, or the flash is worn out)',
+  CACHE_CORRUPT: 'a stored piece failed verification while it was being read',
+  CACHE_NOT_FOUND: 'the piece is not (or no longer) in the cache',
   // generic
   LIMIT_REACHED: 'a bound was reached',
   TIMEOUT: 'an operation ran past its deadline',

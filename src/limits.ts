@@ -66,6 +66,49 @@ export const FLASH_OPEN_FILES_MAX = 16
 /** Operations the simulated flash remembers between syncs. */
 export const SIM_FLASH_PENDING_OPS_MAX = 1 << 20
 
+// ---- flash cache (src/flash-cache) ---------------------------------------------
+/** Pieces one cache may index; config cache.piecesMax is at most this. */
+export const CACHE_PIECE_COUNT_MAX = 1 << 20
+/** Puts and deletes queued for the single writer at once (each holds its bytes in memory). */
+export const CACHE_PENDING_WRITES_MAX = 64
+/** Distinct hashes pinned at once. */
+export const CACHE_PIN_COUNT_MAX = 65_536
+/** Erased blocks held back so compaction always has somewhere to copy to. */
+export const CACHE_RESERVE_BLOCKS = 1
+/** Blocks reserved for the two anchor slots (blocks 0 and 1). */
+export const CACHE_SLOT_BLOCKS = 2
+/** Checkpoint parts one anchor can list. */
+export const CACHE_CHECKPOINT_PARTS_MAX = 256
+/** A checkpoint is written once this many records were appended since the last (bounds recovery reads). */
+export const CACHE_CHECKPOINT_RECORDS_MAX = 4_096
+/** ... or once the bytes written since the last exceed this many times its size (bounds its write amplification to 1/8). */
+export const CACHE_CHECKPOINT_INTERVAL_FACTOR = 8
+/** Chunk of a streaming read: memory per open stream. */
+export const CACHE_READ_CHUNK_BYTES = 64 * 1024
+/** A read that raced a compaction is retried at the piece's new place at most this often. */
+export const CACHE_READ_RETRIES_MAX = 4
+/** Blocks tried for one allocation before giving up (bad blocks in a row). */
+export const CACHE_ALLOCATE_ATTEMPTS_MAX = 16
+/** Compaction rounds one write may run before it gives up making room. */
+export const CACHE_COMPACTION_ROUNDS_MAX = 64
+/** Segment numbers reserved by one anchor: none is used before an anchor durably reserves it. */
+export const CACHE_SEQ_RESERVE_COUNT = 1024
+/** Last resort when neither the blocks nor the anchor slots could all be read at open: skip this many numbers. */
+export const CACHE_SEQ_SKIP_UNREADABLE = 1 << 20
+/** A read that fails during recovery is tried this many times before its block counts as unreadable. */
+export const CACHE_OPEN_READ_ATTEMPTS = 3
+/** Width of the write-budget window, and its buckets. */
+export const CACHE_WRITE_BUDGET_WINDOW_MS = 24 * 3600 * 1000
+export const CACHE_WRITE_BUDGET_BUCKETS = 24
+/**
+ * Stored bytes at most this share of the flash's usable bytes: the rest is
+ * dead space waiting for compaction, so a victim with little to copy always
+ * exists (greedy compaction's copying per block freed stays bounded).
+ */
+export const CACHE_FILL_RATIO_MAX = 0.875
+/** Smallest erase block the cache accepts (an anchor listing many parts must fit twice). */
+export const CACHE_BLOCK_BYTES_MIN = 1024
+
 // ---- simulation -----------------------------------------------------------------
 /** Timers the simulated clock holds at once. */
 export const SIM_TIMERS_COUNT_MAX = 1 << 20
@@ -264,6 +307,10 @@ assert(DESCRIBE_TIMEOUT_MS <= 2_000, 'issue 3: LOCATION fetched with a 2 s timeo
 assert(DESCRIBE_BYTES_MAX <= 16 * 1024, 'issue 3: LOCATION body at most 16 KiB')
 assert(PEERS_PER_ADDRESS_COUNT_MAX >= 1 && PEERS_PER_ADDRESS_COUNT_MAX < PEERS_COUNT_MAX, 'one address holds a small share of the list')
 assert(PEERS_COUNT_MAX <= STATUS_LIST_COUNT_MAX, 'the whole peer list fits the status page')
+assert(CACHE_READ_CHUNK_BYTES <= FLASH_BLOCK_BYTES_MAX, 'a read chunk fits one block')
+assert(CACHE_BLOCK_BYTES_MIN <= FLASH_BLOCK_BYTES_MAX, 'the smallest cache block is a valid block')
+assert(CACHE_WRITE_BUDGET_WINDOW_MS % CACHE_WRITE_BUDGET_BUCKETS === 0, 'write budget buckets tile the window')
+assert(CACHE_PENDING_WRITES_MAX >= 1 && CACHE_RESERVE_BLOCKS >= 1, 'the cache can write and compact')
 assert(SHUTDOWN_MS_MAX <= 2_000, 'design: a clean stop takes at most 2 s')
 assert(WIRE_BODY_BYTES_MAX > 0 && WIRE_HEADER_BYTES + WIRE_SIGNATURE_BYTES + WIRE_BODY_BYTES_MAX === WIRE_DATAGRAM_BYTES_MAX, 'envelope parts add up to a datagram')
 assert(REPLAY_RING_BITS % 32 === 0 && REPLAY_WINDOW_COUNT > 0, 'the replay ring is whole 32-bit words with a window left')

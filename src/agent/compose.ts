@@ -5,6 +5,7 @@ import type { Config } from '../config'
 import type { Hal } from '../hal'
 import type { Logger } from '../log'
 import type { ContentIndex, PeerDirectory } from '../protocol'
+import { FlashCacheService } from '../flash-cache'
 import { Agent } from './agent'
 import { addDiscovery } from './discovery'
 import { addLanProtocol, type LanProtocol } from './protocol'
@@ -16,11 +17,14 @@ export interface BuildOptions {
 
 export async function buildAgent (config: Config, hal: Hal, log: Logger, options: BuildOptions = {}): Promise<Agent> {
   const agent = await Agent.create({ config, hal, log })
+  // The piece store first: services added later (content, streams) find it open (`cache.cache`).
+  const cache = new FlashCacheService(config.cache, hal, log.child('cache'), agent.metrics)
+  agent.add(cache)
   // Discovery (issue 3): SSDP and static peers fill the peer list, the LAN
   // address book; services added after it take it as their PeerDirectory.
   let lan: LanProtocol | null = null
   const discovery = addDiscovery(agent, { udpPort: () => lan?.wire.port || config.protocol.udpPort })
   const peers = options.peers ?? discovery.peers
-  lan = addLanProtocol(agent, { peers, content: options.content })
+  lan = addLanProtocol(agent, { peers, content: options.content, freeFlashBytes: () => cache.cache?.stats().freeBytes ?? 0 })
   return agent
 }

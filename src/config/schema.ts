@@ -2,7 +2,7 @@
 // embedded defaults serve with no file at all; README's config reference is
 // written from this.
 
-import { CONFIG_LIST_COUNT_MAX, CONFIG_STRING_BYTES_MAX, HTTP_CONNECTIONS_MAX, HTTP_HEADERS_TIMEOUT_MS_MAX, HTTP_REQUEST_TIMEOUT_MS_MAX, NIC_POLL_MS, NIC_POLL_MS_MIN } from '../limits'
+import { CACHE_BLOCK_BYTES_MIN, CACHE_PIECE_COUNT_MAX, FLASH_BLOCK_BYTES_MAX, FLASH_BLOCK_COUNT_MAX, CONFIG_LIST_COUNT_MAX, CONFIG_STRING_BYTES_MAX, HTTP_CONNECTIONS_MAX, HTTP_HEADERS_TIMEOUT_MS_MAX, HTTP_REQUEST_TIMEOUT_MS_MAX, NIC_POLL_MS, NIC_POLL_MS_MIN } from '../limits'
 import { DESCRIBE_REFETCH_MS, SSDP_MAX_AGE_SECONDS_MAX, SSDP_MAX_AGE_SECONDS_MIN, STATIC_PEERS_COUNT_MAX } from '../limits'
 import { parseStaticPeer } from '../protocol/discovery/static-peers'
 import { arrayOf, bool, int, map, obj, oneOf, str, type Infer } from '../validate'
@@ -10,6 +10,8 @@ import { arrayOf, bool, int, map, obj, oneOf, str, type Infer } from '../validat
 const IFNAME = str({ min: 1, max: 15, pattern: /^[A-Za-z0-9_.:@-]+$/, hint: 'an interface name (1-15 of A-Z a-z 0-9 _ . : @ -)' })
 const STATIC_PEER = map(str({ min: 1, max: 64 }), 'an agent URL like "http://192.168.1.5:8787" (IP literal and port)',
   (url) => (parseStaticPeer(url) === null ? undefined : url))
+const POW2 = (min: number, max: number, def: number) =>
+  map(int(min, max), `a power of two from ${min} to ${max}`, (n) => ((n & (n - 1)) === 0 ? n : undefined), def)
 const HOST = str({ min: 1, max: 255, pattern: /^[A-Za-z0-9.:_%-]+$/, hint: 'an IP address or host name' })
 
 export const configSpec = obj({
@@ -59,6 +61,19 @@ export const configSpec = obj({
     staticPeers: arrayOf(STATIC_PEER, { max: STATIC_PEERS_COUNT_MAX, def: [] }),
     /** How often static peers' self-descriptions are fetched again (they expire after 3 misses). */
     staticRecheckMs: int(DESCRIBE_REFETCH_MS, 3_600_000, 60_000)
+  }),
+  /** The flash cache of verified pieces (src/flash-cache), in <dataDir>/cache. */
+  cache: obj({
+    enabled: bool(true),
+    /** Bound on stored piece bytes; at most 7/8 of what the flash area holds. */
+    bytesMax: int(1, 2 ** 50, 64 * 1024 * 1024),
+    /** Bound on stored pieces. */
+    piecesMax: int(1, CACHE_PIECE_COUNT_MAX, 8_192),
+    /** Bytes programmed per 24 h that the flash part can sustain: tracked and reported. */
+    writeBudgetBytesPerDay: int(1, 2 ** 50, 2 * 1024 * 1024 * 1024),
+    /** Flash area geometry: erase block (also the largest piece, less 100 bytes of headers) and block count. */
+    blockBytes: POW2(CACHE_BLOCK_BYTES_MIN, FLASH_BLOCK_BYTES_MAX, 2 * 1024 * 1024),
+    blockCount: int(8, FLASH_BLOCK_COUNT_MAX, 44)
   })
 })
 
