@@ -137,8 +137,8 @@ export const STREAM_RING_BYTES_MIN = 256 * 1024
 export const STREAM_RING_BYTES_MAX = 64 * 1024 * 1024
 /** Local HTTP players per node (all streams). */
 export const STREAM_PLAYERS_MAX = 64
-/** A player waits this long on a missing chunk before skipping it. */
-export const STREAM_PLAYER_GAP_MS = 1_500
+/** A player waits at most this long on a missing chunk (while its node still tries to repair it) before skipping it. */
+export const STREAM_PLAYER_GAP_MS = 3_000
 /** Re-attach events kept for status. */
 export const STREAM_EVENTS_MAX = 32
 /** A pusher that sends nothing for this long is cut off. */

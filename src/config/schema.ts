@@ -42,8 +42,8 @@ export const configSpec = obj({
   link: obj({
     /** Listen address; null = the same as http.host. */
     host: optional(HOST),
-    /** TCP port for peer links; peers learn it from /api/describe (PeerInfo.linkPort). */
-    port: int(0, 65535, 8788),
+    /** TCP port for peer links, null = http.port + 1 (0 when http.port is 0); peers learn it from /api/describe (PeerInfo.linkPort). */
+    port: optional(int(0, 65535)),
     /** Link addresses dialled at start and kept open; each becomes a peer once its handshake proves its key. */
     peers: arrayOf(HOST_PORT, { max: CONFIG_LIST_COUNT_MAX, def: [] })
   }),

@@ -52,7 +52,8 @@ export class HttpServer {
     this.server = createServer({
       maxHeaderSize: HTTP_HEADER_BYTES_MAX,
       headersTimeout: options.headersTimeoutMs,
-      requestTimeout: options.requestTimeoutMs,
+      // Node's requestTimeout would cut a live ingest's endless body; handle() keeps the deadline per route instead.
+      requestTimeout: 0,
       keepAliveTimeout: HTTP_KEEPALIVE_MS,
       connectionsCheckingInterval: HTTP_TIMEOUT_CHECK_MS,
       noDelay: true
@@ -112,6 +113,7 @@ export class HttpServer {
 
   private handle (req: IncomingMessage, res: ServerResponse): void {
     this.counters.requests++
+    const deadline = this.requestDeadline(req, res)
     const remote = unmap(req.socket.remoteAddress)
     if (this.closing) res.setHeader('connection', 'close')
     const rawUrl = req.url ?? '/'
@@ -144,12 +146,30 @@ export class HttpServer {
       this.reply(res, new CanopyError('HTTP_METHOD_NOT_ALLOWED', `${req.method ?? ''} not allowed on ${url.pathname}`))
       return
     }
+    if (match.route.options.longBody === true) clearTimeout(deadline)
     if (match.route.options.access !== 'any' && !this.options.allow(remote)) {
       this.counters.forbidden++
       this.reply(res, new CanopyError('HTTP_FORBIDDEN', 'this port serves loopback and LAN clients only'))
       return
     }
     this.run(match.route.handler, { req, res, url, remote, params: match.params })
+  }
+
+  /** The whole request must have arrived within requestTimeoutMs (408 and a closed socket otherwise). */
+  private requestDeadline (req: IncomingMessage, res: ServerResponse): NodeJS.Timeout {
+    const timer = setTimeout(() => {
+      if (req.complete) return
+      this.counters.clientErrors++
+      if (!res.headersSent) {
+        try { res.writeHead(408, { connection: 'close', 'content-length': 0 }); res.end() } catch { /* socket already gone */ }
+      }
+      setTimeout(() => { req.socket.destroy() }, CLIENT_ERROR_LINGER_MS).unref()
+    }, this.options.requestTimeoutMs)
+    timer.unref()
+    const clear = (): void => { clearTimeout(timer) }
+    req.once('end', clear)
+    res.once('close', clear)
+    return timer
   }
 
   private run (handler: Handler, ctx: RequestContext): void {

@@ -56,7 +56,7 @@ export class TsChunker {
         this.packet(this.carry, 0)
         continue
       }
-      if (data[at] !== TS_SYNC || (at + TS_PACKET_BYTES < data.length && data[at + TS_PACKET_BYTES] !== TS_SYNC)) {
+      if (data[at] !== TS_SYNC) {
         at = this.resync(data, at)
         continue
       }

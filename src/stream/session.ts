@@ -21,6 +21,9 @@ import type { StreamTransport } from './transport'
 import { Tree } from './tree'
 import { CHUNK_PACKETS_OFFSET, decodeMessage, encodeChunk, encodeEnd, endBody, type StreamMessage } from './wire'
 
+const CHUNK_RATE_WINDOW_MS = 2_000
+const CHUNK_RATE_SAMPLES_MAX = 512
+
 export interface SessionEnv {
   selfId: string
   clock: Clock
@@ -74,6 +77,8 @@ export class Session {
   ended = false
   endSeq = -1
   private signer: BatchSigner | null = null
+  /** Monotonic ms of the newest chunks' arrivals (the chunk rate). */
+  private readonly arrivals: number[] = []
   private publishSeq = 0
   private holeSinceMs = 0
 
@@ -203,7 +208,7 @@ export class Session {
     if (!this.ring.put(seq, frame, flags, now)) { this.counters.duplicates++; return }
     this.counters.received++
     if (seq < this.newestSeq) this.counters.repaired++
-    if (seq > this.newestSeq) this.newestSeq = seq
+    if (seq > this.newestSeq) { this.newestSeq = seq; this.noteArrival(now) }
     if (this.nextSeq === -1) this.nextSeq = seq
     this.advance()
     this.tree.forward(seq, frame, this.deadlineFor(now))
@@ -221,20 +226,47 @@ export class Session {
     return recvMs + Math.max(100, this.env.settings.playoutDelayMs - this.tree.latencyMs)
   }
 
-  /** Queue the ring's chunks [from, to] (and the batches that cover them) to one child. */
-  serve (nodeId: string, from: number, to: number): void {
+  /** The signature batches that cover [from, to], to one child (before the chunks they vouch for). */
+  sendBatches (nodeId: string, from: number, to: number): void {
     const lo = Math.max(from, this.ring.floor)
     const hi = Math.min(to, this.newestSeq)
     if (lo > hi) return
-    for (const b of this.batches.covering(lo, hi)) this.env.transport.send(nodeId, b)
+    for (const b of this.batches.covering(lo, hi)) this.env.transport.send(nodeId, b, { urgent: true })
+  }
+
+  /**
+   * Queue held chunks from `from` up to `to` to one child, at most maxChunks
+   * of them; chunks past their playout deadline are skipped. Returns where to
+   * go on next time.
+   */
+  fill (nodeId: string, from: number, to: number, maxChunks: number): number {
+    let s = Math.max(from, this.ring.floor)
+    const hi = Math.min(to, this.newestSeq)
     const now = this.env.clock.nowMs()
-    for (let s = lo; s <= hi; s++) {
+    let sent = 0
+    for (; s <= hi && sent < maxChunks; s++) {
       const f = this.ring.get(s)
       if (f === undefined) continue
       const deadline = this.deadlineFor(this.ring.receivedAt(s))
       if (deadline < now) { this.counters.droppedLate++; continue }
       if (!this.tree.sendChunk(nodeId, f, deadline)) break
+      sent++
     }
+    return s
+  }
+
+  /** Chunks per second of the live stream, from the arrival of the newest ones (0 until known). */
+  get chunkRate (): number {
+    const n = this.arrivals.length
+    if (n < 2) return 0
+    const span = this.arrivals[n - 1]! - this.arrivals[0]!
+    return span <= 0 ? 0 : (n - 1) * 1000 / span
+  }
+
+  private noteArrival (now: number): void {
+    this.arrivals.push(now)
+    while (this.arrivals.length > 2 && now - this.arrivals[0]! > CHUNK_RATE_WINDOW_MS) this.arrivals.shift()
+    if (this.arrivals.length > CHUNK_RATE_SAMPLES_MAX) this.arrivals.shift()
   }
 
   /** The seq a new child (or a player) starts at: fromSeq, or the newest start point. */

@@ -54,6 +54,9 @@ export interface ChildState {
   lastStatusMs: number
   lagSinceMs: number
   startSeq: number
+  /** Catch-up still owed to this child (a new child's start, a gap it asked for): [fillNext, fillEnd]. */
+  fillNext: number
+  fillEnd: number
   index: number
 }
 
@@ -101,6 +104,10 @@ const JOIN_RETRY_MS_MAX = 5_000
 /** A child this far behind (its queue holds this many seconds of stream) is lagging. */
 const LAG_QUEUE_SECONDS = 1
 const BLACKLIST_COUNT_MAX = 64
+/** Catch-up runs at this many times the live chunk rate (or faster, with spare upload). */
+const FILL_SPEEDUP = 2
+/** Chunk rate assumed before one is measured (~12 KB chunks at 8 Mbit/s). */
+const FILL_CHUNKS_PER_SEC_UNKNOWN = 100
 
 export class Tree {
   parent: ParentState | null = null
@@ -334,13 +341,50 @@ export class Tree {
     const start = this.s.startFor(m.fromSeq === FROM_NEWEST_KEY ? null : m.fromSeq)
     const c: ChildState = {
       nodeId: from, capacity: m.capacity, uptimeS: m.uptimeS, children: 0, subtree: 1, spare: [], nextSeq: start,
-      joinedMs: now, lastHeardMs: now, lastSentMs: now, lastStatusMs: 0, lagSinceMs: 0, startSeq: start, index
+      joinedMs: now, lastHeardMs: now, lastSentMs: now, lastStatusMs: 0, lagSinceMs: 0, startSeq: start, fillNext: start, fillEnd: -1, index
     }
     this.children.set(from, c)
     this.counters.joinsAccepted++
     this.control(from, encodeAccept(this.s.streamId, start, this.latencyMs, this.path))
     this.sendStatus(c)
-    this.s.serve(from, start, this.s.newestSeq)
+    this.owe(c, start, this.s.newestSeq)
+  }
+
+  /**
+   * Owe a child the held chunks [from, to]: sent by fillStep() on the tick,
+   * paced so catch-up never crowds out live chunks (which forward() sends at
+   * once). The first slice goes now, so a new player's first byte does not
+   * wait for a tick.
+   */
+  private owe (c: ChildState, from: number, to: number): void {
+    if (to < from) return
+    this.s.sendBatches(c.nodeId, from, to)
+    if (c.fillEnd < c.fillNext) { c.fillNext = from; c.fillEnd = to } else { c.fillNext = Math.min(c.fillNext, from); c.fillEnd = Math.max(c.fillEnd, to) }
+    this.fillStep(c, this.fillBudget() / Math.max(1, this.filling()))
+  }
+
+  /**
+   * Chunks of catch-up per tick for all children together: twice the live
+   * chunk rate (so a backlog shrinks at least as fast as the stream runs), or
+   * what our spare upload carries if that is more.
+   */
+  private fillBudget (): number {
+    const rate = Math.max(this.s.bitrate, STREAM_BITRATE_FLOOR_BYTES_PER_SEC)
+    const spare = (this.env.settings.uploadBytesPerSec - this.children.size * rate) / rate
+    const chunksPerSec = this.s.chunkRate > 0 ? this.s.chunkRate : FILL_CHUNKS_PER_SEC_UNKNOWN
+    return Math.max(FILL_SPEEDUP, spare) * chunksPerSec * this.env.settings.heartbeatMs / 1000
+  }
+
+  private filling (): number {
+    let n = 0
+    for (const c of this.children.values()) if (c.fillNext <= c.fillEnd) n++
+    return n
+  }
+
+  private fillStep (c: ChildState, budget: number): void {
+    if (c.fillNext > c.fillEnd) return
+    // At least one chunk per step, so a share smaller than a chunk still moves.
+    c.fillNext = this.s.fill(c.nodeId, c.fillNext, c.fillEnd, Math.max(1, Math.round(budget)))
   }
 
   /** Spare slots in our subtree for a joiner (never the joiner itself or its own subtree as far as we know). */
@@ -389,7 +433,8 @@ export class Tree {
   /** A verified chunk: to every child that started at or before it. */
   forward (seq: number, frame: Buffer, deadlineMs: number): void {
     for (const c of this.children.values()) {
-      if (seq < c.startSeq) continue
+      // Older than its start, or still owed by catch-up (fillStep sends it in order).
+      if (seq < c.startSeq || (seq >= c.fillNext && seq <= c.fillEnd)) continue
       this.sendChunk(c.nodeId, frame, deadlineMs)
     }
     if (this.events.length > 0) this.checkFilled(this.now())
@@ -473,7 +518,7 @@ export class Tree {
         if (child !== undefined) this.onReport(child, m)
         return
       case 'gap':
-        if (child !== undefined) this.s.serve(from, m.fromSeq, m.fromSeq + m.count - 1)
+        if (child !== undefined) this.owe(child, m.fromSeq, m.fromSeq + m.count - 1)
         return
       case 'heartbeat':
       case 'find':
@@ -516,6 +561,11 @@ export class Tree {
         this.counters.gapRequests++
         this.control(this.parent.nodeId, encodeGapFor(this.s.streamId, hole.from, hole.count))
       }
+    }
+    const fillers = this.filling()
+    if (fillers > 0) {
+      const share = this.fillBudget() / fillers
+      for (const c of this.children.values()) this.fillStep(c, share)
     }
     let shed = this.children.size - this.capacity()
     // A child is slow when it lags while a sibling keeps up; when every child lags, our own uplink is

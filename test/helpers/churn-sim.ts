@@ -54,9 +54,14 @@ export const DEFAULT_CHURN: ChurnOptions = {
 
 export interface ChurnResult {
   members: number
+  /** Node-seconds measured from each node's first second to its death or the end, flash crowd included. */
   nodeSeconds: number
   badNodeSeconds: number
   continuity: number
+  /** The same, counting only seconds of the churn phase (after warmupMs). */
+  churnNodeSeconds: number
+  churnBadNodeSeconds: number
+  churnContinuity: number
   depthMean: number
   depthP95: number
   depthMax: number
@@ -67,6 +72,8 @@ export interface ChurnResult {
   attachMs: number[]
   fillMs: number[]
   lostBySurvivors: number
+  /** Chunks published in the churn phase that a node alive at the end never received (after it joined). */
+  churnMissingForSurvivors: number
   controlOverhead: number
   wallMs: number
   simMs: number
@@ -206,6 +213,9 @@ export async function runChurn (options: Partial<ChurnOptions> = {}): Promise<Ch
   for (let s = 0; s < totalChunks; s++) if (pubMs[s]! >= 0) { const k = secondOf(s); if (!seqsBySecond.has(k)) seqsBySecond.set(k, []); seqsBySecond.get(k)!.push(s) }
   let nodeSeconds = 0
   let bad = 0
+  let churnMissing = 0
+  let churnSeconds = 0
+  let churnBad = 0
   let lostBySurvivors = 0
   for (const m of members) {
     let first = -1
@@ -215,10 +225,18 @@ export async function runChurn (options: Partial<ChurnOptions> = {}): Promise<Ch
     const lastUseful = Math.min(m.deathMs, endMs) - o.playoutDelayMs
     for (const [sec, seqs] of seqsBySecond) {
       if (sec < from || (sec + 1) * 1000 > lastUseful) continue
+      const isBad = seqs.some((s) => m.arrivals[s]! < 0 || m.arrivals[s]! > pubMs[s]! + o.playoutDelayMs)
       nodeSeconds++
-      if (seqs.some((s) => m.arrivals[s]! < 0 || m.arrivals[s]! > pubMs[s]! + o.playoutDelayMs)) bad++
+      if (isBad) bad++
+      if (sec * 1000 >= o.warmupMs) { churnSeconds++; if (isBad) churnBad++ }
     }
-    if (m.deathMs === Infinity && m.session !== null) lostBySurvivors += m.session.counters.lost
+    if (m.deathMs === Infinity && m.session !== null) {
+      lostBySurvivors += m.session.counters.lost
+      for (let s = Math.max(first, 0); s < totalChunks; s++) {
+        if (pubMs[s]! < o.warmupMs || pubMs[s]! > endMs - o.playoutDelayMs) continue
+        if (m.arrivals[s]! < 0) churnMissing++
+      }
+    }
   }
 
   const alive = members.filter((m) => m.deathMs === Infinity && m.session !== null && m.session.tree.attached)
@@ -239,6 +257,9 @@ export async function runChurn (options: Partial<ChurnOptions> = {}): Promise<Ch
     nodeSeconds,
     badNodeSeconds: bad,
     continuity: nodeSeconds === 0 ? 0 : (nodeSeconds - bad) / nodeSeconds,
+    churnNodeSeconds: churnSeconds,
+    churnBadNodeSeconds: churnBad,
+    churnContinuity: churnSeconds === 0 ? 0 : (churnSeconds - churnBad) / churnSeconds,
     depthMean: depths.reduce((a, b) => a + b, 0) / Math.max(1, depths.length),
     depthP95: percentile(depths, 95),
     depthMax: Math.max(...depths),
@@ -249,6 +270,7 @@ export async function runChurn (options: Partial<ChurnOptions> = {}): Promise<Ch
     attachMs,
     fillMs,
     lostBySurvivors,
+    churnMissingForSurvivors: churnMissing,
     controlOverhead: net.stats.controlBytes / Math.max(1, net.stats.chunkBytes),
     wallMs: performance.now() - wall0,
     simMs: clock.nowMs()

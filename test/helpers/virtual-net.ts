@@ -11,7 +11,8 @@
 // frames past their expiry dropped before they use the uplink. Loss: TCP
 // retransmits, so a lost segment is modelled as a retransmission timeout
 // (rtoMs) added to that frame, delaying every later frame on the connection
-// (head-of-line), with probability `loss` per frame. A killed node vanishes:
+// (head-of-line), with probability `loss` per frame. Urgent (control) frames
+// do not queue behind other connections' data. A killed node vanishes:
 // nothing more leaves or arrives, peers hear nothing until their link
 // layer's dead timer (linkDeadMs) reports the link down; connects to it time
 // out after connectTimeoutMs.
@@ -69,6 +70,9 @@ export class VirtualNet {
 export class VNode implements StreamTransport {
   alive = true
   uplinkFreeAt = 0
+  /** A slow receiver: bytes/s it can take in, all connections together (0: no limit). */
+  downlinkBytesPerSec = 0
+  downFreeAt = 0
   /** Bytes this node's uplink carried, by kind. */
   sentChunkBytes = 0
   sentControlBytes = 0
@@ -124,10 +128,19 @@ export class VNode implements StreamTransport {
     const now = net.clock.nowMs()
     const cost = net.cost(frame)
     if (this.queuedBytes(nodeId) + cost > net.conditions.queueBytesMax) { net.stats.refused++; return false }
-    const start = Math.max(now, this.uplinkFreeAt)
+    // Control frames do not wait behind other connections' bulk data: TCP flows share the uplink, and the
+    // link sends urgent frames ahead of its queue. They stay in order on their own connection (below).
+    const start = options.urgent === true ? now : Math.max(now, this.uplinkFreeAt)
     if (options.expiresAtMs !== undefined && options.expiresAtMs !== 0 && start > options.expiresAtMs) { net.stats.expired++; return true }
-    const done = start + (this.uplinkBytesPerSec > 0 ? cost * 1000 / this.uplinkBytesPerSec : 0)
-    this.uplinkFreeAt = done
+    const sent = start + (this.uplinkBytesPerSec > 0 ? cost * 1000 / this.uplinkBytesPerSec : 0)
+    if (options.urgent !== true) this.uplinkFreeAt = sent
+    // A slow receiver holds its bytes in this connection's queue (TCP flow control), not in the shared uplink.
+    const peerNode = c.peer
+    let done = sent
+    if (peerNode.downlinkBytesPerSec > 0) {
+      done = Math.max(sent, peerNode.downFreeAt) + cost * 1000 / peerNode.downlinkBytesPerSec
+      peerNode.downFreeAt = done
+    }
     c.inFlight.push([done, cost])
     c.queued += cost
     let arrival = done + net.delay()

@@ -11,3 +11,4 @@ export { ByteReader, ByteWriter, textBytes } from './bytes'
 
 /** The link port assumed for a peer whose description does not give one. */
 export const LINK_PORT_DEFAULT = 8788
+export { LinkService, type LinkServiceOptions } from './service'

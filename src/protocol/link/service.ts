@@ -1,0 +1,64 @@
+// The link endpoint as an agent service (structurally an agent Service: the
+// protocol layer does not import the agent): the LinkHost on link.port, the
+// static link peers dialled into the directory, and the link figures for
+// /api/status.
+
+import type { Clock, Net, Random } from '../../hal'
+import type { Logger } from '../../log'
+import type { StaticPeerDirectory } from '../peers'
+import type { ChannelName } from './channels'
+import { LinkDialer, parseLinkTarget } from './dialer'
+import { LinkHost } from './host'
+import type { LinkIdentity } from './link'
+
+export interface LinkServiceOptions {
+  net: Net
+  clock: Clock
+  random: Random
+  identity: LinkIdentity
+  log: Logger
+  host: string
+  port: number
+  /** "HOST:PORT" of static link peers. */
+  peers: readonly string[]
+  channels: readonly ChannelName[]
+  allow: (remote: string) => boolean
+  /** Where static peers are listed once their handshake proves their key. */
+  directory: StaticPeerDirectory
+}
+
+export class LinkService {
+  readonly name = 'link'
+  readonly host: LinkHost
+  private readonly dialer: LinkDialer
+
+  constructor (o: LinkServiceOptions) {
+    this.host = new LinkHost({ net: o.net, clock: o.clock, random: o.random, identity: o.identity, log: o.log, host: o.host, port: o.port, channels: o.channels, allow: o.allow })
+    this.dialer = new LinkDialer(this.host, o.directory, o.peers.map(parseLinkTarget), o.clock, o.random, o.log)
+  }
+
+  async start (): Promise<void> {
+    await this.host.start()
+    this.dialer.start()
+  }
+
+  async stop (): Promise<void> {
+    this.dialer.stop()
+    await this.host.stop()
+  }
+
+  status (): Record<string, unknown> {
+    return {
+      port: this.host.listenPort,
+      counters: this.host.counters,
+      links: this.host.list().map((l) => ({
+        nodeId: l.nodeId,
+        address: `${l.remoteAddress}:${l.peerListenPort}`,
+        dialled: l.initiator,
+        rttMs: l.rttMs,
+        queuedBytes: l.queuedBytes,
+        ...l.counters
+      }))
+    }
+  }
+}
