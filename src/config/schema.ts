@@ -3,7 +3,7 @@
 // written from this.
 
 import { CONFIG_LIST_COUNT_MAX, CONFIG_STRING_BYTES_MAX, HTTP_CONNECTIONS_MAX, HTTP_HEADERS_TIMEOUT_MS_MAX, HTTP_REQUEST_TIMEOUT_MS_MAX, NIC_POLL_MS, NIC_POLL_MS_MIN } from '../limits'
-import { STREAM_RING_BYTES_MAX, STREAM_RING_BYTES_MIN } from '../limits'
+import { STREAM_CHILDREN_MAX, STREAM_RING_BYTES_MAX, STREAM_RING_BYTES_MIN } from '../limits'
 import { arrayOf, int, obj, oneOf, optional, str, type Infer } from '../validate'
 
 const IFNAME = str({ min: 1, max: 15, pattern: /^[A-Za-z0-9_.:@-]+$/, hint: 'an interface name (1-15 of A-Z a-z 0-9 _ . : @ -)' })
@@ -53,6 +53,8 @@ export const configSpec = obj({
     pushToken: str({ max: 256, def: '' }),
     /** Upload this node may spend relaying streams, kbit/s; children per stream = budget / bitrate. */
     uploadKbps: int(0, 10_000_000, 40_000),
+    /** Children per stream at most, whatever the budget allows (0: never relay). */
+    childrenMax: int(0, STREAM_CHILDREN_MAX, STREAM_CHILDREN_MAX),
     /** Bytes of recent chunks each stream keeps for players, gap repair and children. */
     ringBytes: int(STREAM_RING_BYTES_MIN, STREAM_RING_BYTES_MAX, 4 * 1024 * 1024),
     /** A parent that sent nothing for this long is dead; it heartbeats at a quarter of it. */

@@ -2,11 +2,13 @@
 // "stream") with the derived timings spelled out in one place.
 
 import type { Config } from '../config'
-import { STREAM_FIND_MS, STREAM_JOIN_STEP_MS } from '../limits'
+import { STREAM_CHILDREN_MAX, STREAM_FIND_MS, STREAM_JOIN_STEP_MS } from '../limits'
 
 export interface StreamSettings {
   /** Upload this node may spend relaying, bytes/s. */
   uploadBytesPerSec: number
+  /** Children per stream at most. */
+  childrenMax: number
   ringBytes: number
   /** A parent silent this long is dead. */
   deadAfterMs: number
@@ -26,11 +28,12 @@ export interface StreamSettings {
   findMs: number
 }
 
-export function deriveSettings (s: { uploadBytesPerSec: number, ringBytes: number, deadAfterMs: number, playoutDelayMs: number, lingerMs: number }): StreamSettings {
+export function deriveSettings (s: { uploadBytesPerSec: number, childrenMax?: number, ringBytes: number, deadAfterMs: number, playoutDelayMs: number, lingerMs: number }): StreamSettings {
   const heartbeatMs = Math.max(10, Math.floor(s.deadAfterMs / 4))
   const reportMs = heartbeatMs * 2
   return {
     ...s,
+    childrenMax: s.childrenMax ?? STREAM_CHILDREN_MAX,
     heartbeatMs,
     reportMs,
     statusMs: Math.max(heartbeatMs, 1_000),
@@ -44,6 +47,7 @@ export function deriveSettings (s: { uploadBytesPerSec: number, ringBytes: numbe
 export function settingsFromConfig (c: Config['stream']): StreamSettings {
   return deriveSettings({
     uploadBytesPerSec: Math.floor(c.uploadKbps * 1000 / 8),
+    childrenMax: c.childrenMax,
     ringBytes: c.ringBytes,
     deadAfterMs: c.deadAfterMs,
     playoutDelayMs: c.playoutDelayMs,

@@ -140,7 +140,7 @@ export class Tree {
 
   capacity (): number {
     const rate = Math.max(this.s.isSource ? this.s.sourceBitrate : 0, this.s.bitrate, STREAM_BITRATE_FLOOR_BYTES_PER_SEC)
-    return capacityFor(this.env.settings.uploadBytesPerSec, rate)
+    return Math.min(this.env.settings.childrenMax, capacityFor(this.env.settings.uploadBytesPerSec, rate))
   }
 
   onAttached (fn: () => void): void {

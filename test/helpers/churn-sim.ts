@@ -72,6 +72,8 @@ export interface ChurnResult {
   attachMs: number[]
   fillMs: number[]
   lostBySurvivors: number
+  /** Attached nodes whose chain of parents does not reach the source (a loop or a dangling parent). */
+  orphanedChains: number
   /** Chunks published in the churn phase that a node alive at the end never received (after it joined). */
   churnMissingForSurvivors: number
   controlOverhead: number
@@ -240,6 +242,20 @@ export async function runChurn (options: Partial<ChurnOptions> = {}): Promise<Ch
   }
 
   const alive = members.filter((m) => m.deathMs === Infinity && m.session !== null && m.session.tree.attached)
+  // Loop freedom: from every attached node, parents lead to the source within the depth bound.
+  let orphanedChains = 0
+  for (const m of alive) {
+    let at: Member | undefined = m
+    let steps = 0
+    while (at !== undefined && at.session !== null && at.session.tree.parent !== null && steps <= 64) {
+      const pid: string = at.session.tree.parent.nodeId
+      if (pid === sourceIdentity.nodeId) break
+      at = byId.get(pid)
+      steps++
+      if (at === undefined || at.deathMs !== Infinity) break
+    }
+    if (at === undefined || at.deathMs !== Infinity || steps > 64 || at.session?.tree.parent?.nodeId !== sourceIdentity.nodeId) orphanedChains++
+  }
   const depths = alive.map((m) => m.session!.tree.depth)
   const attachMs: number[] = []
   const fillMs: number[] = []
@@ -271,6 +287,7 @@ export async function runChurn (options: Partial<ChurnOptions> = {}): Promise<Ch
     fillMs,
     lostBySurvivors,
     churnMissingForSurvivors: churnMissing,
+    orphanedChains,
     controlOverhead: net.stats.controlBytes / Math.max(1, net.stats.chunkBytes),
     wallMs: performance.now() - wall0,
     simMs: clock.nowMs()

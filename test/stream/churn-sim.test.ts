@@ -20,6 +20,7 @@ test('1 000 nodes under churn and loss: continuity, depth, constant source uploa
   assert.ok(r.churnContinuity >= 0.999, line)
   assert.ok(r.continuity >= 0.999, line)
   assert.is(r.churnMissingForSurvivors, 0, 'survivors lose no chunk to churn')
+  assert.is(r.orphanedChains, 0, 'every attached node reaches the source through its parents: no loops')
   assert.ok(r.depthMax <= 16 && r.depthMean <= 8, line)
   assert.ok(r.sourceUploadBytesPerSec <= 4 * r.bitrateBytesPerSec * 1.02, 'the source sends to its 4 children only')
   assert.ok(percentile(r.attachMs, 95) <= 1000, line)
