@@ -3,10 +3,12 @@
 // baseline measured in the same run; the machine is shared and noisy.
 
 import { foundationBench } from './foundation'
+import { streamBench } from './stream'
 import { formatTable, type Bench } from './table'
 
 const BENCHES: Bench[] = [
-  foundationBench
+  foundationBench,
+  streamBench
 ]
 
 async function main (): Promise<void> {

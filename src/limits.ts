@@ -105,6 +105,8 @@ export const STREAM_CHUNK_PACKETS_MAX = 64
 export const STREAM_SIG_BATCH_CHUNKS_MAX = 16
 /** A batch is signed at most this long after its first chunk was cut. */
 export const STREAM_SIG_BATCH_MS = 25
+/** Batches are signed at the end of each ingest write, but not more often than this (≤ 100 signatures/s). */
+export const STREAM_SIG_BATCH_MIN_INTERVAL_MS = 10
 /** Stream names: [A-Za-z0-9._-], this long at most. */
 export const STREAM_NAME_BYTES_MAX = 64
 /** Streams a node takes part in at once (source, relay or player). */
@@ -149,6 +151,10 @@ export const STREAM_BLACKLIST_MS = 60_000
 export const STREAM_BITRATE_FLOOR_BYTES_PER_SEC = 125_000
 /** A child whose queue stays full this long is moved lower. */
 export const STREAM_LAG_MS = 1_000
+/** A pool slot holds the largest chunk frame (5 + 22 + 64 × 188 = 12 059 bytes). */
+export const STREAM_FRAME_SLOT_BYTES = 12 * 1024
+/** Pooled frames besides the ring (link queues, players' writes in flight), bytes. */
+export const STREAM_FRAME_POOL_SLACK_BYTES = 4 * 1024 * 1024
 /** A player request waits this long for the stream to be found and joined. */
 export const STREAM_JOIN_DEADLINE_MS = 5_000
 
@@ -174,5 +180,7 @@ assert(1 + 16 + 4 + 1 + 4 + STREAM_SIG_BATCH_CHUNKS_MAX * 32 + 64 + 64 <= LINK_F
 assert(STREAM_RING_BYTES_MAX / (STREAM_CHUNK_PACKETS_MAX * TS_PACKET_BYTES) >= 1, 'a ring holds at least one chunk')
 assert(STREAM_SIG_BATCHES_MAX * STREAM_SIG_BATCH_CHUNKS_MAX >= STREAM_RING_CHUNKS_MAX, 'batches kept cover every chunk a ring holds')
 assert(STREAM_PENDING_CHUNKS_MAX >= 2 * STREAM_SIG_BATCH_CHUNKS_MAX, 'a whole batch can wait for its signature')
+assert(STREAM_SIG_BATCH_MIN_INTERVAL_MS < STREAM_SIG_BATCH_MS, 'a paused input signs sooner than the timer')
 assert(STREAM_CHILDREN_MAX * 16 + 64 < LINK_FRAME_BYTES_MAX, 'control messages listing children fit a frame')
 assert(STREAM_DEPTH_MAX <= 255, 'depth fits one byte')
+assert(STREAM_FRAME_SLOT_BYTES >= 5 + 22 + STREAM_CHUNK_PACKETS_MAX * TS_PACKET_BYTES, 'a pool slot holds the largest chunk frame')

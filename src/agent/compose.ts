@@ -5,7 +5,8 @@ import type { Config } from '../config'
 import type { Hal } from '../hal'
 import type { Logger } from '../log'
 import { StaticPeerDirectory } from '../protocol'
-import { LinkService } from '../protocol/link'
+import { FramePool, LinkService } from '../protocol/link'
+import { STREAM_FRAME_POOL_SLACK_BYTES, STREAM_FRAME_SLOT_BYTES } from '../limits'
 import { StreamService } from '../stream'
 import { Agent } from './agent'
 
@@ -13,6 +14,9 @@ export async function buildAgent (config: Config, hal: Hal, log: Logger): Promis
   const agent = await Agent.create({ config, hal, log })
   // replaced by the SSDP peer list at merge (the link service's static peers then go into that list)
   const peers = new StaticPeerDirectory()
+  // Chunk frames: received into, kept in and forwarded from one preallocated pool (bounded RSS).
+  const poolBytes = 2 * config.stream.ringBytes + STREAM_FRAME_POOL_SLACK_BYTES
+  const pool = new FramePool(STREAM_FRAME_SLOT_BYTES, Math.ceil(poolBytes / STREAM_FRAME_SLOT_BYTES / 64) * 64)
   const link = new LinkService({
     net: hal.net,
     clock: hal.clock,
@@ -24,7 +28,8 @@ export async function buildAgent (config: Config, hal: Hal, log: Logger): Promis
     peers: config.link.peers,
     channels: ['stream'],
     allow: (remote) => agent.allows(remote),
-    directory: peers
+    directory: peers,
+    pool
   })
   agent.add(link)
   agent.add(new StreamService({
@@ -35,7 +40,8 @@ export async function buildAgent (config: Config, hal: Hal, log: Logger): Promis
     http: agent.http,
     metrics: agent.metrics,
     links: link.host,
-    directory: peers
+    directory: peers,
+    pool
   }))
   return agent
 }

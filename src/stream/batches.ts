@@ -7,7 +7,7 @@
 import { createHash, type KeyObject } from 'node:crypto'
 import { verifyDomain, signDomain } from '../crypto'
 import { assert } from '../errors'
-import { FRAME_HEADER_BYTES } from '../protocol/link'
+import { FRAME_HEADER_BYTES, type FramePool } from '../protocol/link'
 import { HASH_BYTES } from './wire'
 
 export const BATCH_DOMAIN = 'canopy stream batch v1'
@@ -72,12 +72,12 @@ export class BatchStore {
   }
 }
 
-/** Chunks waiting for their batch, by seq; the oldest go first when full. */
+/** Chunks waiting for their batch, by seq; the oldest go first when full. Holds a pool reference on each. */
 export class PendingChunks {
   private readonly items = new Map<number, { frame: Buffer, flags: number }>()
   dropped = 0
 
-  constructor (readonly max: number) {}
+  constructor (readonly max: number, private readonly pool?: FramePool) {}
 
   get size (): number { return this.items.size }
   has (seq: number): boolean { return this.items.has(seq) }
@@ -87,17 +87,24 @@ export class PendingChunks {
     if (this.items.size >= this.max) {
       let oldest = Infinity
       for (const s of this.items.keys()) if (s < oldest) oldest = s
+      const old = this.items.get(oldest)!
       this.items.delete(oldest)
+      this.pool?.release(old.frame)
       this.dropped++
     }
+    this.pool?.retain(frame)
     this.items.set(seq, { frame, flags })
   }
 
+  /** Take a waiting chunk out: its reference passes to the caller, who releases it. */
   take (seq: number): { frame: Buffer, flags: number } | undefined {
     const v = this.items.get(seq)
     if (v !== undefined) this.items.delete(seq)
     return v
   }
 
-  clear (): void { this.items.clear() }
+  clear (): void {
+    if (this.pool !== undefined) for (const v of this.items.values()) this.pool.release(v.frame)
+    this.items.clear()
+  }
 }

@@ -65,6 +65,7 @@ export function ingest (ctx: RequestContext, streams: Streams, options: { token:
     if (done) return
     it.bytes += c.length
     chunker.push(c)
+    session.pause()
     arm()
   })
   req.on('end', () => { finish('end') })

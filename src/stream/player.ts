@@ -10,11 +10,13 @@
 
 import type { Clock } from '../hal'
 import { STREAM_PLAYER_GAP_MS, TS_PACKET_BYTES } from '../limits'
+import type { FramePool } from '../protocol/link'
 import type { ChunkListener, Session } from './session'
+import { CHUNK_PACKETS_OFFSET } from './wire'
 
 export interface PlayerOutput {
-  /** false: stop writing until drain. */
-  write (data: Buffer): boolean
+  /** false: stop writing until drain. done() runs once the output no longer needs data's bytes. */
+  write (data: Buffer, done: () => void): boolean
   onDrain (fn: () => void): void
   end (): void
 }
@@ -32,6 +34,8 @@ export class Player implements ChunkListener {
   private paused = false
   private gapSinceMs = 0
   private finished = false
+  /** Pooled frames whose bytes the output still holds (released when written, or on close). */
+  private readonly inFlight = new Set<{ frame: Buffer }>()
 
   constructor (private readonly session: Session, private readonly out: PlayerOutput, private readonly clock: Clock, private readonly framing: Framing = 'ts') {
     this.startedMs = clock.nowMs()
@@ -61,10 +65,10 @@ export class Player implements ChunkListener {
     const ring = s.ring
     const now = this.clock.nowMs()
     while (!this.paused) {
-      const packets = s.packetsOf(this.cursor)
-      if (packets !== undefined) {
+      const frame = ring.get(this.cursor)
+      if (frame !== undefined) {
         this.gapSinceMs = 0
-        this.write(this.cursor, packets)
+        this.write(this.cursor, frame)
         this.cursor++
         continue
       }
@@ -91,18 +95,33 @@ export class Player implements ChunkListener {
     }
   }
 
-  private write (seq: number, packets: Buffer): void {
+  private write (seq: number, frame: Buffer): void {
+    const packets = frame.subarray(CHUNK_PACKETS_OFFSET)
     let data = packets
+    let done = (): void => {}
     if (this.framing === 'seq') {
       data = Buffer.allocUnsafe(6 + packets.length)
       data.writeUInt32BE(seq >>> 0, 0)
       data.writeUInt16BE(packets.length / TS_PACKET_BYTES, 4)
       packets.copy(data, 6)
+    } else if (this.pool !== undefined) {
+      // The output keeps a view of the ring's frame until it has written it: hold the frame till then.
+      const entry = { frame }
+      this.pool.retain(frame)
+      this.inFlight.add(entry)
+      done = () => { if (this.inFlight.delete(entry)) this.pool!.release(frame) }
     }
     if (this.firstByteMs === null) this.firstByteMs = this.clock.nowMs()
     this.chunks++
     this.bytes += packets.length
-    if (!this.out.write(data)) this.paused = true
+    if (!this.out.write(data, done)) this.paused = true
+  }
+
+  private get pool (): FramePool | undefined { return this.session.env?.pool }
+
+  private releaseAll (): void {
+    for (const e of this.inFlight) this.pool?.release(e.frame)
+    this.inFlight.clear()
   }
 
   private finish (): void {
@@ -111,8 +130,9 @@ export class Player implements ChunkListener {
     this.out.end()
   }
 
-  /** Stop without draining (agent stop, client gone). */
+  /** Stop (agent stop, client gone): end the output and let go of every frame it still held. */
   close (): void {
+    this.releaseAll()
     if (this.finished) return
     this.finished = true
     this.out.end()

@@ -32,7 +32,7 @@ export async function playout (ctx: RequestContext, streams: Streams, state: Pla
   })
   if (req.method === 'HEAD') { res.end(); streams.release(session); return }
   const player = new Player(session, {
-    write: (b) => res.write(b),
+    write: (b, done) => res.write(b, () => { done() }),
     onDrain: (fn) => { res.on('drain', fn) },
     end: () => { res.end() }
   }, clock, framing)

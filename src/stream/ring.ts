@@ -7,6 +7,7 @@
 // the same Buffer.
 
 import { assert } from '../errors'
+import type { FramePool } from '../protocol/link'
 import { CHUNK_FLAGS } from './chunker'
 
 export class ChunkRing {
@@ -22,7 +23,8 @@ export class ChunkRing {
   bytes = 0
   evicted = 0
 
-  constructor (readonly bytesMax: number, readonly chunksMax: number) {
+  /** With a pool, the ring holds one reference on every frame it keeps. */
+  constructor (readonly bytesMax: number, readonly chunksMax: number, private readonly pool?: FramePool) {
     assert(chunksMax >= 1 && bytesMax >= 1, 'a ring holds something')
     this.frames = new Array<Buffer | undefined>(chunksMax).fill(undefined)
     this.seqs = new Float64Array(chunksMax).fill(-1)
@@ -71,6 +73,7 @@ export class ChunkRing {
     const slot = seq % this.chunksMax
     assert(this.frames[slot] === undefined, 'ring slot is free before it is written')
     this.frames[slot] = frame
+    this.pool?.retain(frame)
     this.seqs[slot] = seq
     this.flags[slot] = flags
     this.recvMs[slot] = nowMs
@@ -95,6 +98,7 @@ export class ChunkRing {
   }
 
   clear (): void {
+    if (this.pool !== undefined) for (const f of this.frames) if (f !== undefined) this.pool.release(f)
     this.frames.fill(undefined)
     this.seqs.fill(-1)
     this.count = 0
@@ -107,6 +111,7 @@ export class ChunkRing {
     const slot = this.base % this.chunksMax
     if (this.seqs[slot] === this.base) {
       this.bytes -= this.frames[slot]!.length
+      this.pool?.release(this.frames[slot]!)
       this.frames[slot] = undefined
       this.seqs[slot] = -1
       this.count--

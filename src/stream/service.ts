@@ -8,7 +8,7 @@ import { sendJson, type HttpServer, type Metrics, type PageSection } from '../ht
 import type { Identity } from '../identity'
 import type { Logger } from '../log'
 import type { PeerDirectory } from '../protocol'
-import type { LinkHost } from '../protocol/link'
+import type { FramePool, LinkHost } from '../protocol/link'
 import { realCrypto } from './batches'
 import { ingest, type Ingest } from './ingest'
 import { LinkTransport } from './link-transport'
@@ -27,6 +27,8 @@ export interface StreamServiceOptions {
   metrics: Metrics
   links: LinkHost
   directory: PeerDirectory
+  /** The link host's frame pool: chunks are received into it and kept there. */
+  pool?: FramePool
 }
 
 const PLAYER_TICK_MS = 250
@@ -51,7 +53,8 @@ export class StreamService {
       settings: settingsFromConfig(o.config),
       crypto: realCrypto,
       uptimeS: () => Math.floor((hal.clock.nowMs() - this.startedMs) / 1000),
-      log: o.log
+      log: o.log,
+      pool: o.pool
     }, o.identity)
     o.http.route('GET', '/api/streams', ({ res }) => { sendJson(res, 200, { streams: this.list() }) })
     o.http.route('POST', '/stream/:name', (ctx) => {

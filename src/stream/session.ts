@@ -11,7 +11,7 @@ import { assert } from '../errors'
 import type { Clock, Random } from '../hal'
 import { STREAM_PENDING_CHUNKS_MAX, STREAM_RING_CHUNKS_MAX, STREAM_SIG_BATCHES_MAX } from '../limits'
 import type { Logger } from '../log'
-import { FRAME_HEADER_BYTES } from '../protocol/link'
+import { FRAME_HEADER_BYTES, type FramePool } from '../protocol/link'
 import { BATCH_DOMAIN, BatchStore, END_DOMAIN, PendingChunks, type StreamCrypto } from './batches'
 import type { StreamMeta } from './meta'
 import { ChunkRing } from './ring'
@@ -34,6 +34,8 @@ export interface SessionEnv {
   /** Seconds this node has been up (placement prefers old nodes inside the tree). */
   uptimeS: () => number
   log: Logger
+  /** Where chunk frames live (the link host's pool); absent: plain Buffers. */
+  pool?: FramePool
 }
 
 /** A local consumer of verified chunks, in arrival order (a player puts them in seq order). */
@@ -65,7 +67,7 @@ export class Session {
   readonly counters: SessionCounters = { received: 0, forwarded: 0, repaired: 0, droppedLate: 0, lost: 0, duplicates: 0, polluted: 0, stray: 0, batches: 0 }
   readonly ring: ChunkRing
   readonly batches = new BatchStore(STREAM_SIG_BATCHES_MAX)
-  readonly pending = new PendingChunks(STREAM_PENDING_CHUNKS_MAX)
+  readonly pending: PendingChunks
   readonly listeners = new Set<ChunkListener>()
   readonly tree: Tree
   readonly createdMs: number
@@ -84,7 +86,8 @@ export class Session {
 
   constructor (readonly env: SessionEnv, readonly meta: StreamMeta, readonly isSource: boolean, private readonly sourceKey: KeyObject | null = null) {
     assert(!isSource || sourceKey !== null, 'a source session holds the private key')
-    this.ring = new ChunkRing(env.settings.ringBytes, STREAM_RING_CHUNKS_MAX)
+    this.ring = new ChunkRing(env.settings.ringBytes, STREAM_RING_CHUNKS_MAX, env.pool)
+    this.pending = new PendingChunks(STREAM_PENDING_CHUNKS_MAX, env.pool)
     this.createdMs = env.clock.nowMs()
     this.tree = new Tree(this)
     if (isSource) {
@@ -105,11 +108,15 @@ export class Session {
   publish (packets: Uint8Array, flags: number, mediaBytes = packets.length): number {
     assert(this.isSource && this.signer !== null && !this.ended, 'publish on a live source session')
     const seq = this.publishSeq++
-    const frame = encodeChunk(this.streamId, seq, flags, packets)
+    const frame = encodeChunk(this.streamId, seq, flags, packets, this.env.pool)
     this.signer.add(seq, this.env.crypto.hashChunk(frame), mediaBytes)
     this.deliver(seq, frame, flags)
+    this.env.pool?.release(frame) // the ring and the links hold their own references
     return seq
   }
+
+  /** Source only: the input paused (one ingest write is chunked): sign the batch now. */
+  pause (): void { this.signer?.pause() }
 
   /** Source only: the pusher is done. Sign what is left, tell the tree, let players drain. */
   end (): void {
@@ -171,11 +178,13 @@ export class Session {
     for (let s = firstSeq; s < firstSeq + count; s++) {
       const p = this.pending.take(s)
       if (p === undefined) continue
-      if (!this.env.crypto.hashChunk(p.frame).equals(this.batches.hashOf(s)!)) {
+      const ok = this.env.crypto.hashChunk(p.frame).equals(this.batches.hashOf(s)!)
+      if (ok) this.deliver(s, p.frame, p.flags)
+      this.env.pool?.release(p.frame) // the reference pending held
+      if (!ok) {
         this.polluted(`chunk ${s} does not match its signed hash`)
         return
       }
-      this.deliver(s, p.frame, p.flags)
     }
   }
 
@@ -314,5 +323,7 @@ export class Session {
     this.tree.close()
     for (const l of [...this.listeners]) l.end()
     this.listeners.clear()
+    this.pending.clear()
+    this.ring.clear()
   }
 }

@@ -1,7 +1,8 @@
 // The source's side of chunk signing: hashes of consecutive chunks are
-// gathered into a batch, which is signed (ed25519, domain-separated) when it
-// holds STREAM_SIG_BATCH_CHUNKS_MAX hashes or STREAM_SIG_BATCH_MS after its
-// first chunk, whichever comes first. One signature per batch, one verify
+// gathered into a batch, which is signed (ed25519, domain-separated) at the
+// end of each ingest write (at most every STREAM_SIG_BATCH_MIN_INTERVAL_MS),
+// when it holds STREAM_SIG_BATCH_CHUNKS_MAX hashes, or STREAM_SIG_BATCH_MS
+// after its first chunk, whichever comes first. One signature per batch, one verify
 // per batch per node; each chunk then costs one SHA-256.
 //
 // The batch also carries the source's bitrate estimate (bytes/s over the
@@ -10,7 +11,7 @@
 import type { KeyObject } from 'node:crypto'
 import { assert } from '../errors'
 import type { Clock, Timer } from '../hal'
-import { STREAM_SIG_BATCH_CHUNKS_MAX, STREAM_SIG_BATCH_MS } from '../limits'
+import { STREAM_SIG_BATCH_CHUNKS_MAX, STREAM_SIG_BATCH_MIN_INTERVAL_MS, STREAM_SIG_BATCH_MS } from '../limits'
 import { BATCH_DOMAIN, type StreamCrypto } from './batches'
 import { encodeSig, sigBody } from './wire'
 
@@ -23,6 +24,7 @@ export class BatchSigner {
   /** [ms, bytes] of recent chunks, for the bitrate estimate. */
   private readonly window: Array<[number, number]> = []
   private windowBytes = 0
+  private lastSignedMs = -Infinity
   batches = 0
 
   constructor (
@@ -60,6 +62,16 @@ export class BatchSigner {
     if (this.hashes.length >= this.countMax) this.flush()
   }
 
+  /**
+   * The input paused (the end of one ingest write): sign now rather than on
+   * the timer, so a chunk does not wait for its batch, unless we signed less
+   * than STREAM_SIG_BATCH_MIN_INTERVAL_MS ago (tiny writes must not cost a
+   * signature each; the timer covers them).
+   */
+  pause (): void {
+    if (this.hashes.length > 0 && this.clock.nowMs() - this.lastSignedMs >= STREAM_SIG_BATCH_MIN_INTERVAL_MS) this.flush()
+  }
+
   /** Sign what is gathered now (on batch full, on the timer, at the end of the stream). */
   flush (): void {
     this.timer?.cancel()
@@ -70,6 +82,7 @@ export class BatchSigner {
     const signature = this.crypto.sign(this.key, BATCH_DOMAIN, body)
     this.hashes = []
     this.batches++
+    this.lastSignedMs = this.clock.nowMs()
     this.onBatch(encodeSig(body, signature), bitrate)
   }
 

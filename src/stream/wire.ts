@@ -8,7 +8,7 @@
 import { SIGNATURE_BYTES } from '../crypto'
 import { CanopyError } from '../errors'
 import { STREAM_CANDIDATES_MAX, STREAM_CHUNK_PACKETS_MAX, STREAM_DEPTH_MAX, STREAM_NAME_BYTES_MAX, STREAM_SIG_BATCH_CHUNKS_MAX, TS_PACKET_BYTES } from '../limits'
-import { ByteReader, ByteWriter, FRAME_HEADER_BYTES, LINK_CHANNELS, allocFrame, textBytes } from '../protocol/link'
+import { ByteReader, ByteWriter, FRAME_HEADER_BYTES, LINK_CHANNELS, allocFrame, textBytes, type FramePool } from '../protocol/link'
 import { CHUNK_FLAGS_KNOWN } from './chunker'
 import { META_BYTES_MAX, STREAM_ID_BYTES, STREAM_NAME_PATTERN } from './meta'
 import { TS_SYNC } from './ts'
@@ -78,9 +78,13 @@ const u32 = (v: number): number => Math.max(0, Math.min(0xffffffff, Math.round(v
 
 // ---- chunks and signatures (the hot path) --------------------------------------
 
-/** A CHUNK frame holding a copy of the packets. */
-export function encodeChunk (streamId: string, seq: number, flags: number, packets: Uint8Array): Buffer {
-  return frame(CHUNK_HEADER_BYTES + packets.length).u8(MSG.chunk).u8(flags).hex(streamId, STREAM_ID_BYTES).u32(seq).bytes(packets).done()
+/** A CHUNK frame holding a copy of the packets (from the pool when given: the caller holds its one reference). */
+export function encodeChunk (streamId: string, seq: number, flags: number, packets: Uint8Array, pool?: FramePool): Buffer {
+  const size = CHUNK_HEADER_BYTES + packets.length
+  const buf = pool !== undefined ? pool.take(FRAME_HEADER_BYTES + size) : allocFrame(LINK_CHANNELS.stream, size)
+  buf.writeUInt32BE(1 + size, 0)
+  buf[4] = LINK_CHANNELS.stream
+  return new ByteWriter(buf, FRAME_HEADER_BYTES).u8(MSG.chunk).u8(flags).hex(streamId, STREAM_ID_BYTES).u32(seq).bytes(packets).done()
 }
 
 /** Offset, inside a CHUNK frame, of its first TS packet. */

@@ -6,7 +6,8 @@ import { SimClock, SimNetwork, createSeededRandom, type SimHost } from '../../sr
 import { createKeyPair, identityFromKeyPair, type Identity } from '../../src/identity'
 import { silentLogger } from '../../src/log'
 import { StaticPeerDirectory } from '../../src/protocol'
-import { LinkHost } from '../../src/protocol/link'
+import { FramePool, LinkHost } from '../../src/protocol/link'
+import { STREAM_FRAME_SLOT_BYTES } from '../../src/limits'
 import { deriveSettings, LinkTransport, realCrypto, Streams, type Session, type StreamSettings } from '../../src/stream'
 
 export interface SimNode {
@@ -16,6 +17,7 @@ export interface SimNode {
   links: LinkHost
   streams: Streams
   directory: StaticPeerDirectory
+  pool: FramePool
 }
 
 export interface SimWorld {
@@ -36,7 +38,8 @@ export async function buildWorld (options: { seed: number, count: number, upload
     const host = network.addHost(`n${i}`, [{ nic: 'eth0', address: `10.0.${i >> 8}.${(i & 0xff) + 1}`, prefixLength: 16 }], { uplinkBytesPerSec: options.uplinkBytesPerSec ?? 0 })
     const random = createSeededRandom(options.seed * 1000 + i)
     const identity = identityFromKeyPair(createKeyPair(random))
-    const links = new LinkHost({ net: host, clock, random, identity, log: silentLogger, port: LINK_PORT, channels: ['stream'] })
+    const pool = new FramePool(STREAM_FRAME_SLOT_BYTES, 1024)
+    const links = new LinkHost({ net: host, clock, random, identity, log: silentLogger, port: LINK_PORT, channels: ['stream'], pool })
     await links.start()
     const directory = new StaticPeerDirectory()
     const transport = new LinkTransport(links, directory, silentLogger)
@@ -44,10 +47,10 @@ export async function buildWorld (options: { seed: number, count: number, upload
     const started = clock.nowMs()
     const streams = new Streams({
       selfId: identity.nodeId, clock, random, transport, settings, crypto: realCrypto,
-      uptimeS: () => Math.floor((clock.nowMs() - started) / 1000), log: silentLogger
+      uptimeS: () => Math.floor((clock.nowMs() - started) / 1000), log: silentLogger, pool
     }, identity)
     streams.start()
-    nodes.push({ name: `n${i}`, host, identity, links, streams, directory })
+    nodes.push({ name: `n${i}`, host, identity, links, streams, directory, pool })
   }
   for (const n of nodes) {
     for (const m of nodes) {
@@ -56,6 +59,13 @@ export async function buildWorld (options: { seed: number, count: number, upload
     }
   }
   return { clock, network, nodes, settings: deriveSettings({ ...base, uploadBytesPerSec: 0 }) }
+}
+
+/** Stop every node, let in-flight writes finish, and return the pooled frames still held anywhere (0 when nothing leaks). */
+export async function stopWorld (w: SimWorld): Promise<number> {
+  for (const n of w.nodes) { n.streams.stop(); await n.links.stop() }
+  await w.clock.advance(2000)
+  return w.nodes.reduce((sum, n) => sum + n.pool.counters.inUse, 0)
 }
 
 /** Records, per node, when each seq arrived (simulated ms). */

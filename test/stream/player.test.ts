@@ -29,7 +29,7 @@ function sink (blockAfter = Infinity) {
   return {
     out,
     output: {
-      write: (b: Buffer) => { out.data.push(Buffer.from(b)); out.writes++; return out.writes < blockAfter },
+      write: (b: Buffer, done: () => void) => { out.data.push(Buffer.from(b)); out.writes++; done(); return out.writes < blockAfter },
       onDrain: (fn: () => void) => { out.drain = fn },
       end: () => { out.ended = true }
     }

@@ -67,7 +67,7 @@ function read (url: string, ms: number): Promise<{ status: number, data: Buffer,
 
 test('ingest needs the token; two players on another node get the same byte-identical TS from a start point', async () => {
   const a = await agent({ stream: { pushToken: 's3cret' } })
-  const b = await agent({ link: { peers: [`127.0.0.1:${a.linkPort}`] } })
+  const b = await agent({ link: { peers: [`127.0.0.1:${a.linkPort}`] }, stream: { lingerMs: 0 } })
   const off = await agent({})
   try {
     assert.is((await push(`${a.url}/stream/live`, null, 1).done).status, 401)
@@ -117,6 +117,9 @@ test('ingest needs the token; two players on another node get the same byte-iden
       prev = seq
       i += 6 + n * 188
     }
+    // Stream over, players gone, session left: every pooled frame is back in b's pool.
+    await waitFor(async () => (await httpRequest(`${b.url}/api/status`)).json().link.framePool.inUse === 0, 3000, 'the frame pool to drain')
+    assert.ok((await httpRequest(`${b.url}/api/status`)).json().link.framePool.taken > 100, 'chunks were received into the pool')
   } finally {
     await Promise.all([a.cleanup(), b.cleanup(), off.cleanup()])
   }

@@ -6,7 +6,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { TsChunker, wire, type Session } from '../../src/stream'
 import { TsGen } from '../helpers/ts'
-import { buildWorld, record, settle, type SimWorld } from '../helpers/stream-nodes'
+import { buildWorld, record, settle, stopWorld, type SimWorld } from '../helpers/stream-nodes'
 import { testSeed } from '../helpers/seed'
 
 function pump (w: SimWorld, source: Session, packetsPerFrame: number): { stop (): void, gen: TsGen } {
@@ -63,7 +63,7 @@ test('ten nodes form a tree within their budgets; a killed relay costs its subtr
     assert.ok(ev !== undefined && ev.attachedMs !== null, `${o.name} re-attached`)
     assert.ok(ev.attachedMs! - killedAt < 1000, `${o.name} re-attached ${ev.attachedMs! - killedAt} ms after the kill`)
   }
-  for (const n of w.nodes) { n.streams.stop(); await n.links.stop() }
+  assert.is(await stopWorld(w), 0, 'every pooled frame went back to its pool')
 })
 
 test('a relay that alters chunks is detected by its children, left, and never reaches a player', async () => {
@@ -115,7 +115,7 @@ test('a relay that alters chunks is detected by its children, left, and never re
     for (const [seq, hex] of chunks) assert.is(hex, truth.get(seq), `${name} holds only the source's bytes (seq ${seq})`)
     if (name !== relay.name) assert.ok(chunks.size > 50, `${name} kept receiving`)
   }
-  for (const n of w.nodes) { n.streams.stop(); await n.links.stop() }
+  assert.is(await stopWorld(w), 0, 'every pooled frame went back to its pool')
 })
 
 test('a node refuses to take one of its ancestors as a child (no loops)', async () => {
@@ -138,7 +138,7 @@ test('a node refuses to take one of its ancestors as a child (no loops)', async 
   assert.not.ok(deep.streams.get('live')!.tree.children.has(top.identity.nodeId))
   assert.is.not(top.streams.get('live')!.tree.parent?.nodeId, deep.identity.nodeId)
   p.stop()
-  for (const n of w.nodes) { n.streams.stop(); await n.links.stop() }
+  assert.is(await stopWorld(w), 0, 'every pooled frame went back to its pool')
 })
 
 test.run()

@@ -7,6 +7,7 @@
 
 import { CanopyError, assert } from '../../errors'
 import { LINK_FRAME_BYTES_MAX } from '../../limits'
+import type { FramePool } from './pool'
 
 export const FRAME_HEADER_BYTES = 5
 
@@ -45,7 +46,8 @@ export class FrameDecoder {
   private frameFill = 0
   private failed: CanopyError | null = null
 
-  constructor (private readonly maxFrameBytes = LINK_FRAME_BYTES_MAX) {
+  /** With a pool, frames come from its slots: the frame handed to onFrame holds one reference, the caller's to release. */
+  constructor (private readonly maxFrameBytes = LINK_FRAME_BYTES_MAX, private readonly pool?: FramePool) {
     assert(maxFrameBytes >= FRAME_HEADER_BYTES && maxFrameBytes <= LINK_FRAME_BYTES_MAX, 'frame bound within the link bound')
   }
 
@@ -67,7 +69,7 @@ export class FrameDecoder {
           this.failed = invalid(length < 1 ? 'a link frame of length 0' : `a link frame of ${length + 4} bytes exceeds ${this.maxFrameBytes}`)
           throw this.failed
         }
-        this.frame = Buffer.allocUnsafe(length + 4)
+        this.frame = this.pool !== undefined ? this.pool.take(length + 4) : Buffer.allocUnsafe(length + 4)
         this.header.copy(this.frame, 0)
         this.frameFill = FRAME_HEADER_BYTES
         this.headerFill = 0

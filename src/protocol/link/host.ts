@@ -11,6 +11,7 @@ import type { Logger } from '../../log'
 import { channelNumber, type ChannelName } from './channels'
 import { NONCE_BYTES } from './control'
 import { Link, type LinkIdentity, type LinkTimings } from './link'
+import type { FramePool } from './pool'
 
 export interface LinkHostOptions {
   net: Net
@@ -30,6 +31,8 @@ export interface LinkHostOptions {
   timings?: Partial<LinkTimings>
   idleMs?: number
   linksMax?: number
+  /** Frames for every link of this host (stream chunks) come from and return to this pool. */
+  pool?: FramePool
 }
 
 export type ChannelHandler = (link: Link, frame: Buffer) => void
@@ -145,7 +148,8 @@ export class LinkHost {
       channels: this.options.channels,
       expectedNodeId,
       extension: this.options.extension?.(),
-      timings: this.options.timings
+      timings: this.options.timings,
+      pool: this.options.pool
     })
     this.handshaking.add(link)
     link.onFrame = (l, frame) => {

@@ -8,6 +8,7 @@ export { Link, DEFAULT_LINK_TIMINGS, type LinkIdentity, type LinkOptions, type L
 export { LinkHost, type LinkHostOptions, type ChannelHandler, type LinkHostCounters } from './host'
 export { LinkDialer, parseLinkTarget, peerFromLink, type LinkTarget } from './dialer'
 export { ByteReader, ByteWriter, textBytes } from './bytes'
+export { FramePool, retainFrame, releaseFrame, type FramePoolCounters } from './pool'
 
 /** The link port assumed for a peer whose description does not give one. */
 export const LINK_PORT_DEFAULT = 8788

@@ -23,6 +23,7 @@ import {
   encodeProof, proofTranscript, type CloseReason, type Hello
 } from './control'
 import { FRAME_HEADER_BYTES, FrameDecoder, encodeFrame } from './frame'
+import type { FramePool } from './pool'
 import { FrameQueue } from './queue'
 
 export interface LinkIdentity {
@@ -55,6 +56,8 @@ export interface LinkOptions {
   expectedNodeId?: string
   extension?: Buffer
   timings?: Partial<LinkTimings>
+  /** Received frames come from here; queued pooled frames are held until written. */
+  pool?: FramePool
 }
 
 export interface SendOptions {
@@ -99,7 +102,7 @@ export class Link {
   /** Monotonic ms the handshake completed. */
   openedAtMs = 0
 
-  private readonly decoder = new FrameDecoder(LINK_FRAME_BYTES_MAX)
+  private readonly decoder: FrameDecoder
   private readonly queue = new FrameQueue(LINK_QUEUE_FRAMES_MAX, LINK_QUEUE_BYTES_MAX)
   private readonly urgent = new FrameQueue(LINK_URGENT_FRAMES_MAX, LINK_QUEUE_BYTES_MAX)
   private readonly servedChannels: ReadonlySet<number>
@@ -118,6 +121,7 @@ export class Link {
   constructor (private readonly options: LinkOptions) {
     const { socket, clock } = options
     this.timings = { ...DEFAULT_LINK_TIMINGS, ...options.timings }
+    this.decoder = new FrameDecoder(LINK_FRAME_BYTES_MAX, options.pool)
     this.remoteAddress = socket.remoteAddress ?? ''
     this.servedChannels = new Set(options.channels.map(channelNumber))
     this.lastReceivedMs = this.lastSentMs = this.lastTrafficMs = clock.nowMs()
@@ -196,9 +200,12 @@ export class Link {
       this.counters.droppedFull++
       return false
     }
+    this.options.pool?.retain(frame) // held until the socket has written it, or it is dropped
     this.flush()
     return true
   }
+
+  private readonly released = (frame: Buffer): void => { this.options.pool?.release(frame) }
 
   private flush (): void {
     const socket = this.options.socket
@@ -209,13 +216,16 @@ export class Link {
       if (e === undefined) break
       if (e.expiresAtMs !== 0 && e.expiresAtMs < now) {
         this.counters.droppedExpired++
+        this.released(e.frame)
         continue
       }
       this.counters.framesOut++
       this.counters.bytesOut += e.frame.length
       this.lastSentMs = now
       // write() false: the socket holds its high-water mark; 'drain' resumes us.
-      if (!socket.write(e.frame)) this.blocked = true
+      // The callback runs once the socket is done with the bytes (written or failed): then the frame can be reused.
+      const frame = e.frame
+      if (!socket.write(frame, () => { this.released(frame) })) this.blocked = true
     }
   }
 
@@ -242,11 +252,20 @@ export class Link {
     if (this.state !== 'open') throw new CanopyError('LINK_FRAME_INVALID', 'channel frame before the handshake completed')
     if (!this.servedChannels.has(channel)) throw new CanopyError('LINK_FRAME_INVALID', `frame on channel ${channel}, which this side does not serve`)
     this.lastTrafficMs = now
-    this.onFrame(this, frame)
+    try {
+      this.onFrame(this, frame)
+    } finally {
+      this.released(frame) // the decoder's reference; whoever kept the frame retained it
+    }
   }
 
   private onControl (frame: Buffer): void {
-    const m = decodeControl(frame.subarray(FRAME_HEADER_BYTES))
+    let m: ReturnType<typeof decodeControl>
+    try {
+      m = decodeControl(frame.subarray(FRAME_HEADER_BYTES))
+    } finally {
+      this.released(frame) // control frames are decoded into fresh values; nobody keeps the frame
+    }
     switch (m.type) {
       case 'hello': {
         if (this.state !== 'handshake' || this.peerHello !== null) throw new CanopyError('LINK_FRAME_INVALID', 'a second hello')
@@ -257,7 +276,7 @@ export class Link {
         if (this.options.expectedNodeId !== undefined && id !== this.options.expectedNodeId) {
           return this.fail('handshake', new CanopyError('LINK_HANDSHAKE_FAILED', `expected node ${this.options.expectedNodeId}, the peer is ${id}`))
         }
-        this.peerHello = frame
+        this.peerHello = Buffer.from(frame) // kept for the transcript: our own copy
         this.nodeId = id
         this.publicKey = h.publicKey
         this.peerListenPort = h.listenPort
@@ -330,8 +349,8 @@ export class Link {
     this.state = 'closed'
     this.closeReason = reason
     for (const t of this.timers) t.cancel()
-    this.queue.clear()
-    this.urgent.clear()
+    this.queue.clear(this.released)
+    this.urgent.clear(this.released)
     if (!this.options.socket.destroyed && !wasOpen) this.options.socket.destroy()
     if (this.settle !== null) {
       this.settle.reject(reason === 'normal' && err.code === 'NET_CLOSED' ? new CanopyError('LINK_HANDSHAKE_FAILED', `the peer closed during the handshake: ${err.message}`) : err)

@@ -43,7 +43,12 @@ export class FrameQueue {
     return e
   }
 
-  clear (): void {
+  /** Empty the queue; each frame that was in it goes to onDropped (so its holder can release it). */
+  clear (onDropped: (frame: Buffer) => void = () => {}): void {
+    for (let i = this.head; i < this.items.length; i++) {
+      const e = this.items[i]
+      if (e !== undefined) onDropped(e.frame)
+    }
     this.items = []
     this.head = 0
     this.count = 0

@@ -10,6 +10,7 @@ import type { ChannelName } from './channels'
 import { LinkDialer, parseLinkTarget } from './dialer'
 import { LinkHost } from './host'
 import type { LinkIdentity } from './link'
+import type { FramePool } from './pool'
 
 export interface LinkServiceOptions {
   net: Net
@@ -25,15 +26,18 @@ export interface LinkServiceOptions {
   allow: (remote: string) => boolean
   /** Where static peers are listed once their handshake proves their key. */
   directory: StaticPeerDirectory
+  pool?: FramePool
 }
 
 export class LinkService {
   readonly name = 'link'
   readonly host: LinkHost
+  readonly pool: FramePool | undefined
   private readonly dialer: LinkDialer
 
   constructor (o: LinkServiceOptions) {
-    this.host = new LinkHost({ net: o.net, clock: o.clock, random: o.random, identity: o.identity, log: o.log, host: o.host, port: o.port, channels: o.channels, allow: o.allow })
+    this.host = new LinkHost({ net: o.net, clock: o.clock, random: o.random, identity: o.identity, log: o.log, host: o.host, port: o.port, channels: o.channels, allow: o.allow, pool: o.pool })
+    this.pool = o.pool
     this.dialer = new LinkDialer(this.host, o.directory, o.peers.map(parseLinkTarget), o.clock, o.random, o.log)
   }
 
@@ -51,6 +55,7 @@ export class LinkService {
     return {
       port: this.host.listenPort,
       counters: this.host.counters,
+      framePool: this.pool === undefined ? null : { ...this.pool.counters, capacity: this.pool.capacity },
       links: this.host.list().map((l) => ({
         nodeId: l.nodeId,
         address: `${l.remoteAddress}:${l.peerListenPort}`,
