@@ -19,7 +19,7 @@ import type { StreamSettings } from './settings'
 import { BatchSigner } from './signer'
 import type { StreamTransport } from './transport'
 import { Tree } from './tree'
-import { CHUNK_PACKETS_OFFSET, decodeMessage, encodeChunk, encodeEnd, endBody, type StreamMessage } from './wire'
+import { decodeMessage, encodeChunk, encodeEnd, endBody, type StreamMessage } from './wire'
 
 const CHUNK_RATE_WINDOW_MS = 2_000
 const CHUNK_RATE_SAMPLES_MAX = 512
@@ -311,11 +311,6 @@ export class Session {
     let end = this.nextSeq
     while (end < this.newestSeq && !this.ring.has(end + 1)) end++
     return { from: this.nextSeq, count: end - this.nextSeq + 1 }
-  }
-
-  /** The TS packets of a held chunk (a view, no copy). */
-  packetsOf (seq: number): Buffer | undefined {
-    return this.ring.get(seq)?.subarray(CHUNK_PACKETS_OFFSET)
   }
 
   close (): void {

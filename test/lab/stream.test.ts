@@ -6,7 +6,7 @@
 // at t = 10 s. The checker counts missing TS packets exactly, by our
 // sequence numbers (?framing=seq) and by TS continuity counters, checks the
 // capture is a byte-identical slice of what the source sent, and ffmpeg
-// decodes it without an error.
+// decodes it without an error, from the capture and straight from the URL.
 
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -156,6 +156,11 @@ test('7 agents, depth 2, a relay SIGKILLed mid-stream: the leaf misses no TS pac
     const probe = spawnSync('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_name', '-of', 'csv=p=0', file], { encoding: 'utf8' })
     assert.is(probe.status, 0, probe.stderr)
     assert.equal([...new Set(probe.stdout.split('\n').filter((l) => l !== ''))].sort(), ['aac', 'h264'])
+
+    // 5. A real player reads /stream/NAME itself (ffplay, VLC and mpv use the same HTTP + TS path as ffmpeg here).
+    const live = spawnSync('ffmpeg', ['-hide_banner', '-v', 'error', '-i', `${leaf.url}/stream/live`, '-t', '3', '-f', 'null', '-'], { encoding: 'utf8', timeout: 20_000 })
+    assert.is(live.status, 0, live.stderr)
+    assert.is(live.stderr.trim(), '', `ffmpeg reading the live URL reported: ${live.stderr}`)
   } finally {
     for (const w of warm) w.stop()
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL')

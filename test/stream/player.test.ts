@@ -14,7 +14,6 @@ function fakeSession () {
   const ring = new ChunkRing(1 << 20, 64)
   const s = {
     ring, streamId: SID, newestSeq: -1, nextSeq: 0, ended: false, endSeq: -1,
-    packetsOf: (seq: number) => ring.get(seq)?.subarray(wire.CHUNK_PACKETS_OFFSET),
     add (seq: number, flags = 0) {
       const p = Buffer.alloc(188, seq & 0xff); p[0] = 0x47
       ring.put(seq, wire.encodeChunk(SID, seq, flags, p), flags, 0)

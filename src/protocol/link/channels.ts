@@ -14,8 +14,3 @@ export const LINK_CHANNELS = {
 export type ChannelName = keyof typeof LINK_CHANNELS
 
 export const channelNumber = (name: ChannelName): number => LINK_CHANNELS[name]
-
-export function channelName (n: number): ChannelName | undefined {
-  for (const [name, id] of Object.entries(LINK_CHANNELS)) if (id === n) return name as ChannelName
-  return undefined
-}

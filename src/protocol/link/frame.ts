@@ -31,7 +31,6 @@ export function encodeFrame (channel: number, payload: Uint8Array): Buffer {
   return frame
 }
 
-export const frameChannel = (frame: Buffer): number => frame[4]!
 export const framePayload = (frame: Buffer): Buffer => frame.subarray(FRAME_HEADER_BYTES)
 
 /**

@@ -99,7 +99,3 @@ export class FramePool {
     return true
   }
 }
-
-/** What a frame's holders need from a pool; absent pool: plain Buffers. */
-export const retainFrame = (pool: FramePool | undefined, frame: Buffer): void => { pool?.retain(frame) }
-export const releaseFrame = (pool: FramePool | undefined, frame: Buffer): void => { pool?.release(frame) }
