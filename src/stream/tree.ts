@@ -57,6 +57,8 @@ export interface ChildState {
   /** Catch-up still owed to this child (a new child's start, a gap it asked for): [fillNext, fillEnd]. */
   fillNext: number
   fillEnd: number
+  /** Monotonic ms of the last GAP honoured (a child cannot make us resend the ring in a loop). */
+  lastGapMs: number
   index: number
 }
 
@@ -104,6 +106,8 @@ const JOIN_RETRY_MS_MAX = 5_000
 /** A child this far behind (its queue holds this many seconds of stream) is lagging. */
 const LAG_QUEUE_SECONDS = 1
 const BLACKLIST_COUNT_MAX = 64
+/** GAP requests from one child are honoured at most this often (its own retry interval is 200 ms). */
+const GAP_HONOUR_MS = 150
 /** Catch-up runs at this many times the live chunk rate (or faster, with spare upload). */
 const FILL_SPEEDUP = 2
 /** Chunk rate assumed before one is measured (~12 KB chunks at 8 Mbit/s). */
@@ -341,7 +345,7 @@ export class Tree {
     const start = this.s.startFor(m.fromSeq === FROM_NEWEST_KEY ? null : m.fromSeq)
     const c: ChildState = {
       nodeId: from, capacity: m.capacity, uptimeS: m.uptimeS, children: 0, subtree: 1, spare: [], nextSeq: start,
-      joinedMs: now, lastHeardMs: now, lastSentMs: now, lastStatusMs: 0, lagSinceMs: 0, startSeq: start, fillNext: start, fillEnd: -1, index
+      joinedMs: now, lastHeardMs: now, lastSentMs: now, lastStatusMs: 0, lagSinceMs: 0, startSeq: start, fillNext: start, fillEnd: -1, lastGapMs: 0, index
     }
     this.children.set(from, c)
     this.counters.joinsAccepted++
@@ -518,7 +522,10 @@ export class Tree {
         if (child !== undefined) this.onReport(child, m)
         return
       case 'gap':
-        if (child !== undefined) this.owe(child, m.fromSeq, m.fromSeq + m.count - 1)
+        if (child !== undefined && now - child.lastGapMs >= GAP_HONOUR_MS) {
+          child.lastGapMs = now
+          this.owe(child, m.fromSeq, m.fromSeq + m.count - 1)
+        }
         return
       case 'heartbeat':
       case 'find':
