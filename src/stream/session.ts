@@ -74,6 +74,8 @@ export class Session {
   /** Next seq not yet held contiguously (-1: nothing yet); newest seq held. */
   nextSeq = -1
   newestSeq = -1
+  /** Monotonic ms the newest chunk arrived. */
+  newestArrivalMs = 0
   /** Bytes/s, from the latest verified batch (or the source's own estimate). */
   bitrate = 0
   ended = false
@@ -217,10 +219,10 @@ export class Session {
     if (!this.ring.put(seq, frame, flags, now)) { this.counters.duplicates++; return }
     this.counters.received++
     if (seq < this.newestSeq) this.counters.repaired++
-    if (seq > this.newestSeq) { this.newestSeq = seq; this.noteArrival(now) }
+    if (seq > this.newestSeq) { this.newestSeq = seq; this.newestArrivalMs = now; this.noteArrival(now) }
     if (this.nextSeq === -1) this.nextSeq = seq
     this.advance()
-    this.tree.forward(seq, frame, this.deadlineFor(now))
+    this.tree.forward(seq, frame, this.deadlineFor(seq, now))
     for (const l of this.listeners) l.chunk(seq)
   }
 
@@ -230,9 +232,19 @@ export class Session {
     while (this.nextSeq <= this.newestSeq && this.ring.has(this.nextSeq)) this.nextSeq++
   }
 
-  /** Monotonic ms after which a chunk received at recvMs is useless to a child. */
-  deadlineFor (recvMs: number): number {
-    return recvMs + Math.max(100, this.env.settings.playoutDelayMs - this.tree.latencyMs)
+  /**
+   * Monotonic ms after which chunk seq (received here at recvMs) is useless
+   * to a child: playoutDelayMs after it left the source, less what it took to
+   * get here. A chunk k chunks older than the newest left the source about
+   * k chunk intervals before it, however late it arrived (a repair), so its
+   * deadline is counted from the newest chunk's arrival, not its own.
+   */
+  deadlineFor (seq: number, recvMs: number): number {
+    const budget = Math.max(100, this.env.settings.playoutDelayMs - this.tree.latencyMs)
+    let deadline = recvMs + budget
+    const rate = this.chunkRate
+    if (rate > 0 && seq < this.newestSeq) deadline = Math.min(deadline, this.newestArrivalMs - (this.newestSeq - seq) * 1000 / rate + budget)
+    return deadline
   }
 
   /** The signature batches that cover [from, to], to one child (before the chunks they vouch for). */
@@ -256,7 +268,7 @@ export class Session {
     for (; s <= hi && sent < maxChunks; s++) {
       const f = this.ring.get(s)
       if (f === undefined) continue
-      const deadline = this.deadlineFor(this.ring.receivedAt(s))
+      const deadline = this.deadlineFor(s, this.ring.receivedAt(s))
       if (deadline < now) { this.counters.droppedLate++; continue }
       if (!this.tree.sendChunk(nodeId, f, deadline)) break
       sent++

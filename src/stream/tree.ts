@@ -96,6 +96,8 @@ export interface TreeCounters {
   moves: number
   displaced: number
   reattaches: number
+  /** Moves up to a shallower spare slot, without losing the parent first. */
+  climbs: number
   gapRequests: number
   joinAttempts: number
   controlBytesOut: number
@@ -108,6 +110,9 @@ const LAG_QUEUE_SECONDS = 1
 const BLACKLIST_COUNT_MAX = 64
 /** GAP requests from one child are honoured at most this often (its own retry interval is 200 ms). */
 const GAP_HONOUR_MS = 150
+/** A node looks for a shallower slot this often, and only for one this many levels up. */
+const CLIMB_INTERVAL_MS = 5_000
+const CLIMB_GAIN = 2
 /** Catch-up runs at this many times the live chunk rate (or faster, with spare upload). */
 const FILL_SPEEDUP = 2
 /** Chunk rate assumed before one is measured (~12 KB chunks at 8 Mbit/s). */
@@ -117,7 +122,7 @@ export class Tree {
   parent: ParentState | null = null
   readonly children = new Map<string, ChildState>()
   readonly events: ReattachEvent[] = []
-  readonly counters: TreeCounters = { joinsAccepted: 0, redirectsSent: 0, refusals: 0, moves: 0, displaced: 0, reattaches: 0, gapRequests: 0, joinAttempts: 0, controlBytesOut: 0 }
+  readonly counters: TreeCounters = { joinsAccepted: 0, redirectsSent: 0, refusals: 0, moves: 0, displaced: 0, reattaches: 0, climbs: 0, gapRequests: 0, joinAttempts: 0, controlBytesOut: 0 }
   private attempt: Attempt | null = null
   private readonly blacklist = new Map<string, number>()
   private readonly attachedListeners: Array<() => void> = []
@@ -126,6 +131,7 @@ export class Tree {
   private lastReportMs = 0
   private lastGapMs = 0
   private lastShedMs = 0
+  private lastClimbMs = 0
   private closed = false
 
   constructor (private readonly s: Session) {}
@@ -176,8 +182,8 @@ export class Tree {
       const c = a.queue.shift()!
       if (usable(c.nodeId)) target = c
     }
-    // The root is the last resort of every attempt.
-    if (target === undefined && usable(this.s.meta.sourceId)) target = this.rootCandidate()
+    // The root is the last resort of every attempt but a climb (which keeps its parent when nobody higher has room).
+    if (target === undefined && a.reason !== 'climb' && usable(this.s.meta.sourceId)) target = this.rootCandidate()
     if (target !== undefined) {
       a.tried.add(target.nodeId)
       a.current = target.nodeId
@@ -188,6 +194,7 @@ export class Tree {
       if (this.env.transport.isUp(target.nodeId)) this.sendJoin()
       return
     }
+    if (a.reason === 'climb') { this.attempt = null; return }
     // Nobody took us: try again from the root after a jittered backoff.
     a.current = null
     a.retries++
@@ -222,11 +229,14 @@ export class Tree {
     }
     const now = this.now()
     const rtt = this.env.transport.rttMs(from)
+    const previous = this.parent
+    if (previous !== null && previous.nodeId !== from) this.control(previous.nodeId, encodeLeave(this.s.streamId)) // a climb: make before break
     this.parent = { nodeId: from, path: m.path, latencyMs: m.latencyMs + (rtt ?? 0) / 2, lastHeardMs: now, sinceMs: now, backups: [] }
     this.attempt = null
     this.s.acceptStart(m.startSeq)
+    if (a.reason === 'climb') this.counters.climbs++
     const ev = this.events[this.events.length - 1]
-    if (ev !== undefined && ev.attachedMs === null && ev.to === null) {
+    if (a.reason !== 'climb' && ev !== undefined && ev.attachedMs === null && ev.to === null) {
       ev.attachedMs = now
       ev.to = from
       this.counters.reattaches++
@@ -247,8 +257,9 @@ export class Tree {
     const a = this.attempt
     if (a !== null && a.current === from) {
       a.redirects++
+      const useful = a.reason === 'climb' ? m.candidates.filter((c) => c.depth + 1 + CLIMB_GAIN <= this.depth) : m.candidates
       if (a.redirects > STREAM_REDIRECTS_MAX) a.queue = []
-      else a.queue.unshift(...m.candidates)
+      else a.queue.unshift(...useful)
       this.next()
       return
     }
@@ -313,9 +324,27 @@ export class Tree {
     if (path.length >= STREAM_DEPTH_MAX) return refuse(REFUSE.depth)
     const existing = this.children.get(from)
     if (existing !== undefined) { this.accept(from, m, existing.index); return }
+    if (this.cannotFill(m.fromSeq) && this.parent !== null) {
+      // The joiner needs chunks from before our ring starts (we joined after them): an older node up the path still
+      // holds them; take the joiner only if nobody there will.
+      const hint = this.env.transport.hint(this.parent.nodeId)
+      const up: Candidate = { nodeId: this.parent.nodeId, depth: this.depth - 1, spare: 1, uptimeS: 0, port: hint?.port ?? 0, address: hint?.address ?? '' }
+      this.counters.redirectsSent++
+      this.control(from, encodeRedirect(this.s.streamId, REDIRECT.full, [up, ...this.spareFor(from).filter((c) => c.depth < this.depth)]))
+      return
+    }
     const now = this.now()
-    if (this.children.size < this.capacity()) { this.accept(from, m); return }
-    if ((m.flags & JOIN_FLAGS.orphan) !== 0) {
+    const orphan = (m.flags & JOIN_FLAGS.orphan) !== 0
+    if (this.children.size < this.capacity()) {
+      // A node still paying one new child its catch-up sends the next joiner to spare slots elsewhere when there
+      // are any: in a flash crowd the catch-up bursts spread over the tree instead of piling on one uplink.
+      const elsewhere = !orphan && this.filling() > 0 ? this.spareFor(from) : []
+      if (elsewhere.length === 0) { this.accept(from, m); return }
+      this.counters.redirectsSent++
+      this.control(from, encodeRedirect(this.s.streamId, REDIRECT.full, rotate(elsewhere, this.redirectTurn++)))
+      return
+    }
+    if (orphan) {
       const dead = this.children.get(m.formerParent)
       if (dead !== undefined && now - dead.lastHeardMs >= this.env.settings.orphanSilenceMs) {
         this.children.delete(dead.nodeId)
@@ -340,6 +369,15 @@ export class Tree {
     this.control(from, encodeRedirect(this.s.streamId, REDIRECT.full, rotate(candidates, this.redirectTurn++)))
   }
 
+  /** A joiner asks from fromSeq: do we lack chunks it still needs, that older members may hold? */
+  private cannotFill (fromSeq: number): boolean {
+    const s = this.s
+    if (fromSeq === FROM_NEWEST_KEY || s.ring.size === 0 || fromSeq >= s.ring.oldest || fromSeq > s.newestSeq) return false
+    const rate = s.chunkRate
+    const ageMs = rate > 0 ? (s.newestSeq - fromSeq) * 1000 / rate : 0
+    return ageMs < this.env.settings.playoutDelayMs
+  }
+
   private accept (from: string, m: Extract<StreamMessage, { type: 'join' }>, index = this.childIndex++): void {
     const now = this.now()
     const start = this.s.startFor(m.fromSeq === FROM_NEWEST_KEY ? null : m.fromSeq)
@@ -362,8 +400,14 @@ export class Tree {
    */
   private owe (c: ChildState, from: number, to: number): void {
     if (to < from) return
+    if (c.fillNext <= c.fillEnd) {
+      // Already paying: what was sent is on its way (a GAP for it is only the child being impatient); just owe more.
+      if (to > c.fillEnd) { this.s.sendBatches(c.nodeId, c.fillEnd + 1, to); c.fillEnd = to }
+      return
+    }
     this.s.sendBatches(c.nodeId, from, to)
-    if (c.fillEnd < c.fillNext) { c.fillNext = from; c.fillEnd = to } else { c.fillNext = Math.min(c.fillNext, from); c.fillEnd = Math.max(c.fillEnd, to) }
+    c.fillNext = from
+    c.fillEnd = to
     this.fillStep(c, this.fillBudget() / Math.max(1, this.filling()))
   }
 
@@ -554,6 +598,7 @@ export class Tree {
     }
     const p = this.parent
     if (p !== null && now - p.lastHeardMs >= st.deadAfterMs) this.lose('dead', null, true)
+    else if (p !== null && a === null) this.maybeClimb(now)
     if (this.parent !== null && now - this.lastReportMs >= st.reportMs) {
       this.lastReportMs = now
       this.control(this.parent.nodeId, encodeReport({
@@ -591,6 +636,21 @@ export class Tree {
       if (leaves[0] !== undefined) { this.lastShedMs = now; this.moveLower(leaves[0], REDIRECT.move) }
     }
     this.checkFilled(now)
+  }
+
+  /**
+   * Churn leaves subtrees hanging deeper than they need to (an orphan takes
+   * whatever slot it finds). Now and then a node whose backups show a spare
+   * slot at least CLIMB_GAIN levels above its own moves there, keeping its
+   * parent until the new one accepts: depth stays near log(N) under churn.
+   */
+  private maybeClimb (now: number): void {
+    if (now - this.lastClimbMs < CLIMB_INTERVAL_MS || now - this.parent!.sinceMs < CLIMB_INTERVAL_MS) return
+    this.lastClimbMs = now
+    const path = this.path
+    const target = this.parent!.backups.find((b) => b.spare > 0 && b.depth + 1 + CLIMB_GAIN <= this.depth && !path.includes(b.nodeId) && !this.children.has(b.nodeId))
+    if (target === undefined) return
+    this.join([target], 'climb')
   }
 
   /** Leave the tree politely: children are sent to their backups (our parent first), the parent is told. */
