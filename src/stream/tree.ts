@@ -132,6 +132,8 @@ export class Tree {
   private lastGapMs = 0
   private lastShedMs = 0
   private lastClimbMs = 0
+  /** Monotonic ms our path last changed (no climbing while the tree above us settles). */
+  private pathChangedMs = 0
   private closed = false
 
   constructor (private readonly s: Session) {}
@@ -176,7 +178,8 @@ export class Tree {
     const a = this.attempt
     if (a === null) return
     const now = this.now()
-    const usable = (id: string): boolean => id !== this.self && !a.tried.has(id) && !this.blacklisted(id) && !this.path.includes(id) && !this.children.has(id)
+    // Ancestors are fine (a climb joins one); descendants refuse us themselves (their path holds us).
+    const usable = (id: string): boolean => id !== this.self && id !== this.parent?.nodeId && !a.tried.has(id) && !this.blacklisted(id) && !this.children.has(id)
     let target: Candidate | undefined
     while (target === undefined && a.queue.length > 0 && a.tried.size < STREAM_JOIN_TARGETS_MAX) {
       const c = a.queue.shift()!
@@ -221,7 +224,9 @@ export class Tree {
   private onAccept (from: string, m: Extract<StreamMessage, { type: 'accept' }>): void {
     const a = this.attempt
     if (a === null || a.current !== from) return
-    if (!this.pathAcceptable(m.path, from)) {
+    const staleClimb = a.reason === 'climb' && this.parent !== null && m.path.length + 1 + CLIMB_GAIN > this.parent.path.length + 1
+    if (!this.pathAcceptable(m.path, from) || staleClimb) {
+      // A loop, or a climb that would not climb (the slot we saw has moved down since): keep what we have.
       this.counters.refusals++
       this.control(from, encodeLeave(this.s.streamId))
       this.next()
@@ -280,7 +285,7 @@ export class Tree {
     if (reason !== 'dead' && reason !== 'link' && this.env.transport.isUp(old.nodeId)) this.control(old.nodeId, encodeLeave(this.s.streamId))
     this.events.push({ reason, from: old.nodeId, to: null, lastHeardMs: old.lastHeardMs, lostMs: now, attachedMs: null, filledMs: null, gapEnd: this.s.newestSeq })
     if (this.events.length > STREAM_EVENTS_MAX) this.events.shift()
-    const targets = [...(candidates ?? []), ...old.backups]
+    const targets = [...(candidates ?? []), ...old.backups].filter((t) => t.nodeId !== old.nodeId)
     this.join(targets, reason, orphan ? old.nodeId : null)
   }
 
@@ -464,11 +469,18 @@ export class Tree {
     const lists: Candidate[][] = []
     for (const o of this.children.values()) if (o.nodeId !== c.nodeId) lists.push(this.withHint(o.nodeId, o.spare))
     if (this.parent !== null) lists.push(this.parent.backups)
-    const spare = mergeCandidates(lists, new Set([c.nodeId, this.self]), STREAM_CANDIDATES_MAX)
+    // Our own free slots too: no use to c when we die (lose() skips us), but c passes them down to nodes deep
+    // enough to climb to them.
+    const free = this.capacity() - this.children.size
+    if (free > 0) lists.push([{ nodeId: this.self, depth: this.depth, spare: free, uptimeS: this.env.uptimeS(), port: 0, address: '' }])
+    const spare = mergeCandidates(lists, new Set([c.nodeId]), STREAM_CANDIDATES_MAX)
     const up: Candidate[] = []
     if (this.parent !== null) {
+      // Our parent takes c in the slot we leave when we die (the orphan claim). Spare 0 unless it has free slots
+      // now: an entry with spare 0 is never passed further down.
       const hint = this.env.transport.hint(this.parent.nodeId)
-      up.push({ nodeId: this.parent.nodeId, depth: this.depth - 1, spare: 1, uptimeS: 0, port: hint?.port ?? 0, address: hint?.address ?? '' })
+      const free = spare.find((x) => x.nodeId === this.parent!.nodeId)?.spare ?? 0
+      up.push({ nodeId: this.parent.nodeId, depth: this.depth - 1, spare: free, uptimeS: 0, port: hint?.port ?? 0, address: hint?.address ?? '' })
     }
     return rotate([...up, ...spare.filter((x) => x.nodeId !== this.parent?.nodeId)], c.index).slice(0, STREAM_CANDIDATES_MAX)
   }
@@ -557,6 +569,7 @@ export class Tree {
         if (!this.pathAcceptable(m.path, from)) { this.lose('loop', null, false); return }
         if (m.path.length !== parent.path.length || m.path.some((id, i) => id !== parent.path[i])) {
           parent.path = m.path
+          this.pathChangedMs = now
           for (const c of this.children.values()) this.sendStatus(c)
         }
         parent.latencyMs = m.latencyMs + (this.env.transport.rttMs(from) ?? 0) / 2
@@ -645,10 +658,10 @@ export class Tree {
    * parent until the new one accepts: depth stays near log(N) under churn.
    */
   private maybeClimb (now: number): void {
-    if (now - this.lastClimbMs < CLIMB_INTERVAL_MS || now - this.parent!.sinceMs < CLIMB_INTERVAL_MS) return
+    if (now - this.lastClimbMs < CLIMB_INTERVAL_MS || now - this.parent!.sinceMs < CLIMB_INTERVAL_MS || now - this.pathChangedMs < CLIMB_INTERVAL_MS) return
     this.lastClimbMs = now
-    const path = this.path
-    const target = this.parent!.backups.find((b) => b.spare > 0 && b.depth + 1 + CLIMB_GAIN <= this.depth && !path.includes(b.nodeId) && !this.children.has(b.nodeId))
+    // An ancestor is a fine target (moving up is no loop); a descendant never shows this shallow.
+    const target = this.parent!.backups.find((b) => b.spare > 0 && b.depth + 1 + CLIMB_GAIN <= this.depth && b.nodeId !== this.self && !this.children.has(b.nodeId))
     if (target === undefined) return
     this.join([target], 'climb')
   }

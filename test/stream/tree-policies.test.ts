@@ -91,4 +91,31 @@ test('a joiner that can relay displaces a leaf that cannot; the leaf lands one l
   for (let s = first; s <= ms.newestSeq; s++) assert.ok(moved.arrivals.has(s), `chunk ${s}`)
 })
 
+test('a node hanging deep climbs to a shallower slot that opened, keeping its parent until the move is done: no chunk lost', async () => {
+  const w = world(43)
+  const src = w.add(2)
+  const source = src.streams.publish('s')
+  publish(w, source)
+  await w.run(500)
+  const x = w.add(0)
+  x.streams.subscribe('s', 10_000).catch(() => {})
+  await w.run(500)
+  const chain = [w.add(1), w.add(1), w.add(1), w.add(0)]
+  for (const n of chain) { n.streams.subscribe('s', 10_000).catch(() => {}); await w.run(500) }
+  await w.run(2000)
+  const depthOf = (n: N): number => n.streams.get('s')!.tree.depth
+  assert.equal(chain.map(depthOf), [1, 2, 3, 4], 'a chain under the source')
+  x.streams.stop() // leaves politely: the source has a free slot at the top
+  await w.run(15_000)
+  const climbs = chain.reduce((k, n) => k + n.streams.get('s')!.tree.counters.climbs, 0)
+  assert.ok(climbs >= 1, 'someone climbed')
+  assert.ok(Math.max(...chain.map(depthOf)) <= 3, `depths now ${chain.map(depthOf).join(',')}`)
+  for (const n of chain) {
+    const first = Math.min(...n.arrivals.keys())
+    const last = n.streams.get('s')!.newestSeq
+    for (let q = first; q <= last; q++) assert.ok(n.arrivals.has(q), `chunk ${q}`)
+    assert.is(n.streams.get('s')!.counters.lost, 0)
+  }
+})
+
 test.run()
