@@ -6,13 +6,15 @@ import { flashCacheBench } from './flash-cache'
 import { foundationBench } from './foundation'
 import { discoveryBench } from './discovery'
 import { protocolBench } from './protocol'
+import { streamBench } from './stream'
 import { formatTable, type Bench } from './table'
 
 const BENCHES: Bench[] = [
   foundationBench,
   discoveryBench,
   protocolBench,
-  flashCacheBench
+  flashCacheBench,
+  streamBench
 ]
 
 async function main (): Promise<void> {

@@ -46,6 +46,16 @@ export const ERROR_CODES = {
   CACHE_FULL: 'the cache cannot make room (everything left is pinned, or the flash is worn out)',
   CACHE_CORRUPT: 'a stored piece failed verification while it was being read',
   CACHE_NOT_FOUND: 'the piece is not (or no longer) in the cache',
+  UNAUTHORIZED: 'credentials are missing or wrong',
+  // peer link (src/protocol/link)
+  LINK_FRAME_INVALID: 'a link frame is malformed or exceeds its bound',
+  LINK_HANDSHAKE_FAILED: 'the peer failed the link handshake (bad hello, bad proof, wrong node id)',
+  LINK_QUEUE_FULL: 'the link send queue is full',
+  // live streams (src/stream)
+  STREAM_MALFORMED: 'a stream message or TS input is malformed',
+  STREAM_NOT_FOUND: 'no such stream could be found',
+  STREAM_BUSY: 'a stream of that name is already being pushed here',
+  STREAM_BAD_SIGNATURE: 'a stream chunk or signature batch failed verification',
   // generic
   LIMIT_REACHED: 'a bound was reached',
   TIMEOUT: 'an operation ran past its deadline',

@@ -125,7 +125,8 @@ export class Agent {
     return out
   }
 
-  private allows (remote: string): boolean {
+  /** May this source use the agent's ports (HTTP, links)? Loopback and LAN prefixes, or anyone with http.allowFrom "any". */
+  allows (remote: string): boolean {
     if (this.config.http.allowFrom === 'any') return true
     const ip = parseIp(remote)
     if (ip === null) return false

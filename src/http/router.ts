@@ -17,6 +17,8 @@ export type Handler = (ctx: RequestContext) => void | Promise<void>
 export interface RouteOptions {
   /** Who may call: the server's policy (default), or anyone (health checks, peer data plane). */
   access?: 'policy' | 'any'
+  /** The request body may take as long as it likes (a live ingest): no request deadline. */
+  longBody?: boolean
 }
 
 interface Route { method: string, segments: string[], handler: Handler, options: RouteOptions }

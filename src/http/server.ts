@@ -47,12 +47,15 @@ export class HttpServer {
   private proxy: ProxyHandler | null = null
   private connect: ConnectHandler | null = null
   private closing = false
+  private readonly inFlight = new Map<IncomingMessage, { res: ServerResponse, startMs: number }>()
+  private sweep: NodeJS.Timeout | null = null
 
   constructor (private readonly options: HttpServerOptions) {
     this.server = createServer({
       maxHeaderSize: HTTP_HEADER_BYTES_MAX,
       headersTimeout: options.headersTimeoutMs,
-      requestTimeout: options.requestTimeoutMs,
+      // Node's requestTimeout would cut a live ingest's endless body; handle() keeps the deadline per route instead.
+      requestTimeout: 0,
       keepAliveTimeout: HTTP_KEEPALIVE_MS,
       connectionsCheckingInterval: HTTP_TIMEOUT_CHECK_MS,
       noDelay: true
@@ -108,10 +111,13 @@ export class HttpServer {
     timer.unref()
     await closed
     clearTimeout(timer)
+    if (this.sweep !== null) clearInterval(this.sweep)
+    this.inFlight.clear()
   }
 
   private handle (req: IncomingMessage, res: ServerResponse): void {
     this.counters.requests++
+    this.track(req, res)
     const remote = unmap(req.socket.remoteAddress)
     if (this.closing) res.setHeader('connection', 'close')
     const rawUrl = req.url ?? '/'
@@ -144,12 +150,37 @@ export class HttpServer {
       this.reply(res, new CanopyError('HTTP_METHOD_NOT_ALLOWED', `${req.method ?? ''} not allowed on ${url.pathname}`))
       return
     }
+    if (match.route.options.longBody === true) this.inFlight.delete(req)
     if (match.route.options.access !== 'any' && !this.options.allow(remote)) {
       this.counters.forbidden++
       this.reply(res, new CanopyError('HTTP_FORBIDDEN', 'this port serves loopback and LAN clients only'))
       return
     }
     this.run(match.route.handler, { req, res, url, remote, params: match.params })
+  }
+
+  /** Requests still arriving, by when they started: the whole request must arrive within requestTimeoutMs. */
+  private track (req: IncomingMessage, res: ServerResponse): void {
+    this.inFlight.set(req, { res, startMs: performance.now() })
+    if (this.sweep === null) this.sweep = setInterval(() => { this.expire() }, HTTP_TIMEOUT_CHECK_MS).unref()
+    const done = (): void => { this.inFlight.delete(req) }
+    req.once('end', done)
+    res.once('close', done)
+  }
+
+  /** 408 and a closed socket for requests whose body is still arriving past the deadline (Node's requestTimeout, per route). */
+  private expire (): void {
+    const now = performance.now()
+    for (const [req, { res, startMs }] of this.inFlight) {
+      if (req.complete) { this.inFlight.delete(req); continue }
+      if (now - startMs < this.options.requestTimeoutMs) continue
+      this.inFlight.delete(req)
+      this.counters.clientErrors++
+      if (!res.headersSent) {
+        try { res.writeHead(408, { connection: 'close', 'content-length': 0 }); res.end() } catch { /* socket already gone */ }
+      }
+      setTimeout(() => { req.socket.destroy() }, CLIENT_ERROR_LINGER_MS).unref()
+    }
   }
 
   private run (handler: Handler, ctx: RequestContext): void {

@@ -4,9 +4,12 @@ import type { Command } from '../command'
 import { agentCommand } from './agent'
 import { keygenCommand } from './keygen'
 import { statusCommand } from './status'
+import { streamPlayCommand, streamPushCommand } from './stream'
 
 export const COMMANDS: readonly Command[] = [
   agentCommand,
   keygenCommand,
-  statusCommand
+  statusCommand,
+  streamPushCommand,
+  streamPlayCommand
 ]
