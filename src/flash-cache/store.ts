@@ -45,8 +45,9 @@ export interface FlashCacheOptions {
   /** Called for every piece evicted to keep the bounds. */
   onEvict?: (hash: string) => void
   /**
-   * Read every program back and compare (littlefs does). Default: on, except
-   * on the Linux twin (FileFlash), where the page cache would answer the read.
+   * Read every program back and compare, and check erased blocks read erased
+   * (littlefs does). Default: on, except on the Linux twin (FileFlash), where
+   * the page cache would answer the read.
    */
   verifyPrograms?: boolean
   /** Tests only: acknowledge puts without syncing. The power-cut suite must notice. */
