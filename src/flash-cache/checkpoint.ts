@@ -4,17 +4,18 @@
 // with a revision counter, says where the newest complete checkpoint is and
 // carries its SHA-256. Anchors also reserve segment numbers: no segment number
 // at or above the newest anchor's nextSeq is used before a new anchor raises
-// it, so a session that could not read every block still never reuses one. Order: parts, sync, anchor, sync. Correctness does not
-// rest on that first sync (an anchor counts only if its parts read back and
-// hash right); it makes a landed anchor useful. Recovery takes the newest
-// anchor whose checkpoint still reads back whole, and replays the log after
-// it; with none, it replays everything (slower, same result).
+// it, so a session that could not read every block still never reuses one.
+// Order: parts, sync, anchor, sync. Correctness does not rest on that first
+// sync (an anchor counts only if its parts read back and hash right); it makes
+// a landed anchor useful. Recovery takes the newest anchor whose checkpoint
+// still reads back whole, and replays the log after it; with none, it replays
+// everything (slower, same result).
 
 import { CanopyError } from '../errors'
 import { CACHE_CHECKPOINT_INTERVAL_FACTOR, CACHE_CHECKPOINT_RECORDS_MAX, CACHE_SLOT_BLOCKS } from '../limits'
-import { classifyWriteError, type CacheDevice } from './device'
+import { classifyWriteError, isErased, type CacheDevice } from './device'
 import {
-  ANCHOR_FIXED_BYTES, decodeAnchor, decodeCheckpoint, decodeRecordHeader, encodeAnchor,
+  ANCHOR_FIXED_BYTES, decodeAnchor, decodeCheckpoint, decodeRecordHeader, encodeAnchor, HASH_BYTES,
   NO_BLOCK, recordBody, recordBytesFor, recordCommitted, RecordType, sha256, type Anchor, type Checkpoint, type CheckpointCounters, type CheckpointPart
 } from './format'
 import type { LogWriter } from './log'
@@ -50,12 +51,7 @@ export async function scanSlots (dev: CacheDevice, partsMax: number): Promise<Sl
       continue
     }
     let at = 0
-    while (at + ANCHOR_FIXED_BYTES <= buf.length) {
-      const a = decodeAnchor(buf, at, g.programBytes, partsMax)
-      if (a === null) break
-      anchors.push({ ...a, slot })
-      at += a.anchorBytes
-    }
+    for (let a; at + ANCHOR_FIXED_BYTES <= buf.length && (a = decodeAnchor(buf, at, g.programBytes, partsMax)) !== null; at += a.anchorBytes) anchors.push({ ...a, slot })
     ends.push(isErased(buf.subarray(at)) ? at : g.blockBytes)
   }
   anchors.sort((x, y) => y.revision - x.revision)
@@ -69,11 +65,9 @@ export async function scanSlots (dev: CacheDevice, partsMax: number): Promise<Sl
 export async function loadCheckpoint (dev: CacheDevice, state: CacheState, anchor: Anchor): Promise<Checkpoint | null> {
   const g = dev.geometry
   const bodies: Buffer[] = []
-  let total = 0
-  for (let i = 0; i < anchor.parts.length; i++) {
-    const p = anchor.parts[i]!
+  for (const [i, p] of anchor.parts.entries()) {
     const blk = state.blocks[p.block]
-    if (blk === undefined || blk.state !== 'sealed' || blk.seq !== p.seq) return null
+    if (blk?.state !== 'sealed' || blk.seq !== p.seq) return null
     const size = recordBytesFor(p.bodyLength, g.programBytes)
     if (p.offset + size > g.blockBytes) return null
     let rec: Buffer
@@ -84,25 +78,12 @@ export async function loadCheckpoint (dev: CacheDevice, state: CacheState, ancho
       throw err
     }
     const h = decodeRecordHeader(rec, 0, { seq: p.seq, offset: p.offset, blockBytes: g.blockBytes, programBytes: g.programBytes })
-    if (h === null || h.type !== RecordType.checkpoint || h.b !== i || h.bodyLength !== p.bodyLength) return null
-    if (!recordCommitted(rec, h)) return null
+    if (h?.type !== RecordType.checkpoint || h.b !== i || h.bodyLength !== p.bodyLength || !recordCommitted(rec, h)) return null
     bodies.push(recordBody(rec, h))
-    total += h.bodyLength
   }
-  if (total !== anchor.checkpointBytes) return null
-  const blob = Buffer.concat(bodies, total)
-  if (!sha256(blob).equals(anchor.checkpointHash)) return null
+  const blob = Buffer.concat(bodies)
+  if (blob.length !== anchor.checkpointBytes || !sha256(blob).equals(anchor.checkpointHash)) return null
   return decodeCheckpoint(blob)
-}
-
-const ERASED = Buffer.alloc(64 * 1024, 0xff)
-/** Whether every byte reads erased (compared a chunk at a time: a byte loop over megabytes is slow). */
-export function isErased (b: Buffer): boolean {
-  for (let at = 0; at < b.length; at += ERASED.length) {
-    const n = Math.min(ERASED.length, b.length - at)
-    if (!b.subarray(at, at + n).equals(ERASED.subarray(0, n))) return false
-  }
-  return true
 }
 
 interface CurrentCheckpoint { parts: CheckpointPart[], bytes: number, hash: Buffer }
@@ -118,7 +99,6 @@ export class Checkpointer {
   current: CurrentCheckpoint | null = null
   written = 0
   failed = 0
-  skippedTooLarge = 0
 
   constructor (
     private readonly dev: CacheDevice,
@@ -126,60 +106,60 @@ export class Checkpointer {
     private readonly log: LogWriter,
     private readonly partsMax: number,
     private readonly intervalBytesMin: number,
-    public activeSlot: number,
-    public slotEnd: number,
+    private activeSlot: number,
+    private slotEnd: number,
     public revision: number
   ) {}
 
   due (): boolean {
-    if (this.disabled || (this.log.recordsSinceCheckpoint === 0 && !this.stale)) return false
-    return this.stale || this.log.recordsSinceCheckpoint >= CACHE_CHECKPOINT_RECORDS_MAX ||
-      this.log.bytesSinceCheckpoint >= Math.max(this.intervalBytesMin, CACHE_CHECKPOINT_INTERVAL_FACTOR * this.lastBytes)
+    const log = this.log
+    return !this.disabled && (this.stale || (log.cpRecords > 0 &&
+      (log.cpRecords >= CACHE_CHECKPOINT_RECORDS_MAX || log.cpBytes >= Math.max(this.intervalBytesMin, CACHE_CHECKPOINT_INTERVAL_FACTOR * this.lastBytes))))
   }
+
+  /** Body bytes of one checkpoint part: what fills an empty segment. */
+  private perPart (): number { return this.log.usableBytes - this.state.extraBytes }
+
+  /** Blocks the parts of a checkpoint of `bytes` need (the caller makes room first, so no compaction runs in between). */
+  blocksNeeded (bytes: number): number { return Math.ceil(bytes / this.perPart()) + 1 }
 
   /** The index as of now, least recently used first. */
   snapshot (counters: CheckpointCounters): Checkpoint {
     const pos = this.log.position()
+    const blocks = this.state.blocks
     const cp: Checkpoint = { revision: this.revision + 1, logSeq: pos.seq, logOffset: pos.offset, nextSeq: this.log.nextSeq, counters, pieces: [], tombs: [], dead: [] }
-    const seqOf = (block: number): number => (block < 0 ? 0 : this.state.blocks[block]!.seq)
     for (const [key, loc] of this.state.index) {
+      const two = loc.block2 >= 0
       cp.pieces.push({
         key: Buffer.from(key, 'hex'),
         length: loc.length,
-        block: loc.block, seq: seqOf(loc.block), offset: loc.offset, length1: loc.length1,
-        block2: loc.block2 < 0 ? NO_BLOCK : loc.block2, seq2: seqOf(loc.block2), offset2: loc.offset2
+        block: loc.block, seq: blocks[loc.block]!.seq, offset: loc.offset, length1: loc.length1,
+        block2: two ? loc.block2 : NO_BLOCK, seq2: two ? blocks[loc.block2]!.seq : 0, offset2: loc.offset2
       })
     }
-    this.state.blocks.forEach((b) => {
+    for (const b of blocks) {
       for (const e of b.extras) {
-        if (e.kind === 'tomb') cp.tombs.push({ key: Buffer.from(e.key, 'hex'), block: e.block, seq: b.seq, offset: e.offset, targetSeq: e.targetSeq, targetOffset: e.targetOffset })
-        else cp.dead.push({ deadBlock: e.deadBlock, deadSeq: e.targetSeq, block: e.block, seq: b.seq, offset: e.offset })
+        if (e.type === RecordType.tombstone) cp.tombs.push({ key: Buffer.from(e.key, 'hex'), block: e.block, seq: b.seq, offset: e.offset, targetSeq: e.a, targetOffset: e.b })
+        else cp.dead.push({ deadBlock: e.b, deadSeq: e.a, block: e.block, seq: b.seq, offset: e.offset })
       }
-    })
+    }
     return cp
   }
 
-  /** Blocks the parts of a checkpoint of `bytes` need (the caller makes room first, so no compaction runs in between). */
-  blocksNeeded (bytes: number): number {
-    const per = this.log.usableBytes - recordBytesFor(0, this.dev.geometry.programBytes)
-    return Math.ceil(bytes / per) + 1
-  }
-
   /**
-   * Write a checkpoint and its anchor. Returns false when it could not (too
-   * large, bad slots); the log stays correct without it. Power loss and our
-   * own bugs are thrown.
+   * Write a checkpoint and its anchor. Gives up (counted in `failed`) when it
+   * could not: too large, no room, bad slots; the log stays correct without
+   * it. Power loss and our own bugs are thrown.
    */
-  async write (blob: Buffer): Promise<boolean> {
-    const g = this.dev.geometry
-    const perPart = this.log.usableBytes - recordBytesFor(0, g.programBytes)
+  async write (blob: Buffer): Promise<void> {
+    const perPart = this.perPart()
     const count = Math.max(1, Math.ceil(blob.length / perPart))
-    if (count > this.partsMax) { this.skippedTooLarge++; return false }
-    const id = this.revision + 1 // the checkpoint's revision, written into its parts (informational)
     const parts: CheckpointPart[] = []
+    if (count > this.partsMax) { this.failed++; return }
+    const id = this.revision + 1 // the checkpoint's revision, written into its parts (informational)
     try {
       for (let i = 0; i < count; i++) {
-        const body = blob.subarray(i * perPart, Math.min(blob.length, (i + 1) * perPart))
+        const body = blob.subarray(i * perPart, (i + 1) * perPart)
         const placed = await this.log.append({ type: RecordType.checkpoint, a: id, b: i }, body)
         parts.push({ block: placed.block, seq: placed.seq, offset: placed.offset, bodyLength: body.length })
       }
@@ -187,48 +167,42 @@ export class Checkpointer {
     } catch (err) {
       if (classifyWriteError(err) === 'fatal' && !CanopyError.is(err, 'CACHE_FULL')) throw err
       this.failed++
-      return false
+      return
     }
     const current = { parts, bytes: blob.length, hash: sha256(blob) }
-    const revision = this.revision + 1 // parts may have reserved segment numbers (new anchors) meanwhile
-    const anchor = encodeAnchor({ revision, nextSeq: this.log.reservedUntil, checkpointBytes: current.bytes, checkpointHash: current.hash, parts }, g.programBytes)
-    if (!await this.writeAnchor(anchor)) { this.failed++; return false }
-    this.revision = revision
+    // The revision is read again: the parts may have reserved segment numbers (new anchors) meanwhile.
+    if (!await this.writeAnchor(this.log.reservedUntil, current)) { this.failed++; return }
     this.current = current
     this.lastBytes = blob.length
-    this.log.recordsSinceCheckpoint = 0
-    this.log.bytesSinceCheckpoint = 0
+    this.log.cpRecords = this.log.cpBytes = 0
     this.stale = false
     this.written++
-    for (const b of this.state.blocks) b.checkpointParts = 0
-    for (const p of parts) this.state.blocks[p.block]!.checkpointParts++
-    return true
+    for (const b of this.state.blocks) b.cpParts = 0
+    for (const p of parts) this.state.blocks[p.block]!.cpParts++
   }
 
   /** Durably reserve segment numbers below `until` (an anchor naming the current checkpoint, if it is whole). */
   async reserve (until: number): Promise<void> {
-    const c = this.stale ? null : this.current
-    const anchor = encodeAnchor({ revision: this.revision + 1, nextSeq: until, checkpointBytes: c?.bytes ?? 0, checkpointHash: c?.hash ?? Buffer.alloc(32), parts: c?.parts ?? [] }, this.dev.geometry.programBytes)
-    if (!await this.writeAnchor(anchor)) throw new CanopyError('FLASH_IO', 'cannot reserve segment numbers: neither anchor slot takes a write')
-    this.revision++
+    if (!await this.writeAnchor(until, this.stale ? null : this.current)) throw new CanopyError('FLASH_IO', 'cannot reserve segment numbers: neither anchor slot takes a write')
     this.log.reservedUntil = until
   }
 
-  /** Append to the active slot; when it is full or damaged, erase the other slot and continue there. */
-  private async writeAnchor (anchor: Buffer): Promise<boolean> {
+  /** Append an anchor to the active slot; when it is full or damaged, erase the other slot and continue there. */
+  private async writeAnchor (nextSeq: number, c: CurrentCheckpoint | null): Promise<boolean> {
     const g = this.dev.geometry
+    const anchor = encodeAnchor({ revision: this.revision + 1, nextSeq, checkpointBytes: c?.bytes ?? 0, checkpointHash: c?.hash ?? Buffer.alloc(HASH_BYTES), parts: c?.parts ?? [] }, g.programBytes)
     for (let attempt = 0; attempt < CACHE_SLOT_BLOCKS; attempt++) {
       try {
         if (this.slotEnd + anchor.length > g.blockBytes) {
-          const other = (this.activeSlot + 1) % CACHE_SLOT_BLOCKS
           this.slotEnd = g.blockBytes // if the erase fails, this slot stays unusable
-          this.activeSlot = other
-          await this.dev.erase(other)
+          this.activeSlot = (this.activeSlot + 1) % CACHE_SLOT_BLOCKS
+          await this.dev.erase(this.activeSlot)
           this.slotEnd = 0
         }
         await this.dev.program(this.activeSlot, this.slotEnd, anchor)
         this.slotEnd += anchor.length
         await this.dev.sync()
+        this.revision++
         return true
       } catch (err) {
         if (classifyWriteError(err) === 'fatal') throw err

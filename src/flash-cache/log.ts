@@ -12,23 +12,18 @@
 import { assert, CanopyError } from '../errors'
 import { CACHE_ALLOCATE_ATTEMPTS_MAX, CACHE_RESERVE_BLOCKS, CACHE_SEQ_RESERVE_COUNT, CACHE_SLOT_BLOCKS } from '../limits'
 import { classifyWriteError, type CacheDevice } from './device'
-import { alignUp, allocRecord, encodeSegmentHeader, PiecePart, RECORD_HEADER_BYTES, RECORD_TRAILER_BYTES, recordBytesFor, RecordType, SEGMENT_HEADER_BYTES, stampRecord, type RecordTypeCode } from './format'
-import { splitLoc, wholeLoc, type PieceLoc } from './state'
-import type { CacheState } from './state'
+import { alignUp, allocRecord, encodeSegmentHeader, PiecePart, RECORD_HEADER_BYTES, RECORD_TRAILER_BYTES, recordBytesFor, RecordType, SEGMENT_HEADER_BYTES, stampRecord, type RecordFields } from './format'
+import { splitLoc, wholeLoc, type CacheState, type PieceLoc } from './state'
 
 export interface Placed { block: number, offset: number, recordBytes: number, seq: number }
 
-export interface RecordSpec { type: RecordTypeCode, a?: number, b?: number, key?: Uint8Array }
+export type RecordSpec = Omit<RecordFields, 'seq' | 'offset'>
 
 /** Thrown when no erased block is left outside the reserve: the caller compacts or evicts. */
-export const noFreeBlock = (): CanopyError =>
-  new CanopyError('CACHE_FULL', 'no erased block left on the flash', { detail: { reason: 'no-free-block' } })
-
-export const isNoFreeBlock = (err: unknown): boolean =>
-  CanopyError.is(err, 'CACHE_FULL') && err.detail?.reason === 'no-free-block'
+const noFreeBlock = (): CanopyError => new CanopyError('CACHE_FULL', 'no erased block left on the flash')
 
 export class LogWriter {
-  readonly segmentHeaderBytes: number
+  readonly headerBytes: number
   readonly usableBytes: number
   /** The smallest first part worth splitting a piece for: a smaller end of a block stays unused. */
   readonly splitBytesMin: number
@@ -36,18 +31,19 @@ export class LogWriter {
   badBlocksFound = 0
   /** Pieces written in two parts across a block boundary this session. */
   splitPieces = 0
-  recordsSinceCheckpoint = 0
-  bytesSinceCheckpoint = 0
+  /** Records and bytes appended since the last checkpoint. */
+  cpRecords = 0
+  cpBytes = 0
   /** Segment numbers below this are durably reserved (see checkpoint.ts). */
   reservedUntil = 0
   /** Writes an anchor reserving numbers below `until` (set by the store: the checkpointer writes anchors). */
-  reserve: ((until: number) => Promise<void>) | null = null
+  reserve: (until: number) => Promise<void> = async () => { throw new CanopyError('ASSERTION', 'the log cannot reserve segment numbers') }
   private cursor = CACHE_SLOT_BLOCKS
 
   constructor (private readonly dev: CacheDevice, private readonly state: CacheState, public nextSeq: number) {
     const g = dev.geometry
-    this.segmentHeaderBytes = alignUp(SEGMENT_HEADER_BYTES, g.programBytes)
-    this.usableBytes = g.blockBytes - this.segmentHeaderBytes
+    this.headerBytes = alignUp(SEGMENT_HEADER_BYTES, g.programBytes)
+    this.usableBytes = g.blockBytes - this.headerBytes
     this.splitBytesMin = Math.max(g.programBytes, Math.floor(this.usableBytes / 16))
   }
 
@@ -61,36 +57,42 @@ export class LogWriter {
     return { seq: b.seq, offset: b.end }
   }
 
-  /** Can `recordBytes` be appended without touching the compaction reserve? */
-  fits (recordBytes: number, reserve = CACHE_RESERVE_BLOCKS): boolean {
+  /** Bytes left in the open segment. */
+  private room (): number {
     const open = this.state.openBlock
-    if (open !== null && this.state.blocks[open]!.end + recordBytes <= this.dev.geometry.blockBytes) return true
-    return this.state.count('free') > reserve
+    return open === null ? 0 : this.dev.geometry.blockBytes - this.state.blocks[open]!.end
+  }
+
+  /** Can `recordBytes` be appended without touching the compaction reserve? */
+  fits (recordBytes: number): boolean {
+    return recordBytes <= this.room() || this.state.count('free') > CACHE_RESERVE_BLOCKS
   }
 
   /** Append one record. `built` is a record buffer from allocRecord already holding the body (saves a copy). */
-  async append (spec: RecordSpec, body: Uint8Array, options: { useReserve?: boolean, built?: Buffer } = {}): Promise<Placed> {
-    const g = this.dev.geometry
+  async append (spec: RecordSpec, body: Uint8Array, useReserve = false, built?: Buffer): Promise<Placed> {
     const size = this.recordBytes(body.length)
     assert(size <= this.usableBytes, 'a record fits an empty segment')
-    const record = options.built ?? allocRecord(body, g.programBytes)
-    assert(record.length === size, 'a built record has the size of its body')
+    const record = built ?? allocRecord(body, this.dev.geometry.programBytes)
     for (let attempt = 0; attempt < CACHE_ALLOCATE_ATTEMPTS_MAX; attempt++) {
-      let open = this.state.openBlock
-      if (open === null || this.state.blocks[open]!.end + size > g.blockBytes) open = await this.openNew(options.useReserve === true)
-      const info = this.state.blocks[open]!
-      stampRecord(record, { ...spec, seq: info.seq, offset: info.end }, body.length)
+      const block = size <= this.room() ? this.state.openBlock! : await this.openNew(useReserve)
+      const info = this.state.blocks[block]!
+      const offset = info.end
+      stampRecord(record, { ...spec, seq: info.seq, offset }, body.length)
       try {
-        await this.dev.program(open, info.end, record)
+        await this.dev.program(block, offset, record)
       } catch (err) {
-        this.writeFailed(err, open)
+        // The block's tail is unknown now: seal it; a bad block is also retired.
+        const kind = classifyWriteError(err)
+        if (kind === 'fatal') throw err
+        this.seal(block)
+        if (kind === 'no-space') throw err
+        this.retire(block)
         continue
       }
-      const placed = { block: open, offset: info.end, recordBytes: size, seq: info.seq }
       info.end += size
-      this.recordsSinceCheckpoint++
-      this.bytesSinceCheckpoint += size
-      return placed
+      this.cpRecords++
+      this.cpBytes += size
+      return { block, offset, recordBytes: size, seq: info.seq }
     }
     throw new CanopyError('CACHE_FULL', `could not place a record after ${CACHE_ALLOCATE_ATTEMPTS_MAX} attempts (bad blocks)`)
   }
@@ -101,61 +103,45 @@ export class LogWriter {
    * the segment, the second opens the next), so power-of-two pieces do not
    * leave most of a power-of-two block unused.
    */
-  async appendPiece (key: Buffer, body: Uint8Array, options: { useReserve?: boolean, built?: Buffer } = {}): Promise<PieceLoc> {
-    const g = this.dev.geometry
-    const open = this.state.openBlock
-    const room = open === null ? 0 : g.blockBytes - this.state.blocks[open]!.end
+  async appendPiece (key: Buffer, body: Uint8Array, useReserve = false, built?: Buffer): Promise<PieceLoc> {
+    const room = this.room()
     const first = room - RECORD_HEADER_BYTES - RECORD_TRAILER_BYTES
-    if (this.recordBytes(body.length) <= room || first < this.splitBytesMin || first >= body.length) {
-      const p = await this.append({ type: RecordType.piece, key, a: body.length, b: PiecePart.whole }, body, options)
-      return wholeLoc({ block: p.block, offset: p.offset, length: body.length, recordBytes: p.recordBytes })
+    const spec = (b: number): RecordSpec => ({ type: RecordType.piece, key, a: body.length, b })
+    const whole = async (): Promise<PieceLoc> => {
+      const p = await this.append(spec(PiecePart.whole), body, useReserve, built)
+      return wholeLoc({ block: p.block, offset: p.offset, length: body.length })
     }
-    const reserve = { useReserve: options.useReserve }
-    const a = await this.append({ type: RecordType.piece, key, a: body.length, b: PiecePart.first }, body.subarray(0, first), reserve)
-    if (a.offset + a.recordBytes !== g.blockBytes) {
-      // A failed program moved the first part to a fresh segment: no boundary to span any more. That
-      // first part stays behind as dead bytes (replay drops a first part not followed by its second).
-      const p = await this.append({ type: RecordType.piece, key, a: body.length, b: PiecePart.whole }, body, options)
-      return wholeLoc({ block: p.block, offset: p.offset, length: body.length, recordBytes: p.recordBytes })
-    }
-    const b = await this.append({ type: RecordType.piece, key, a: body.length, b: PiecePart.second }, body.subarray(first), reserve)
+    if (this.recordBytes(body.length) <= room || first < this.splitBytesMin || first >= body.length) return whole()
+    const a = await this.append(spec(PiecePart.first), body.subarray(0, first), useReserve)
+    // A failed program moved the first part to a fresh segment: no boundary to span any more. That
+    // first part stays behind as dead bytes (replay drops a first part not followed by its second).
+    if (a.offset + a.recordBytes !== this.dev.geometry.blockBytes) return whole()
+    const b = await this.append(spec(PiecePart.second), body.subarray(first), useReserve)
     this.splitPieces++
-    return splitLoc({ block: a.block, offset: a.offset, length: first, recordBytes: a.recordBytes }, { block: b.block, offset: b.offset, length: body.length - first, recordBytes: b.recordBytes })
+    return splitLoc({ block: a.block, offset: a.offset, length: first }, { block: b.block, offset: b.offset, length: body.length - first })
   }
 
-  /** Make everything written so far durable. A failed sync seals the open block: its tail is no longer known. */
+  /** Make everything written so far durable. A failed sync seals the open block (the store's onSyncError): its tail is no longer known. */
   async sync (): Promise<void> {
-    if (!this.dev.dirty) return
-    try {
-      await this.dev.sync()
-    } catch (err) {
-      if (this.state.openBlock !== null) this.seal(this.state.openBlock)
-      throw err
-    }
+    if (this.dev.dirty) await this.dev.sync()
   }
 
   seal (block: number): void {
     if (this.state.blocks[block]!.state === 'open') this.state.setState(block, 'sealed')
   }
 
-  /** A failed program: the block's tail is unknown, so it is sealed; a bad block is also retired. */
-  private writeFailed (err: unknown, block: number): void {
-    const kind = classifyWriteError(err)
-    if (kind === 'fatal') throw err
-    this.seal(block)
-    if (kind === 'no-space') throw err
-    if (!this.state.blocks[block]!.retired) this.badBlocksFound++
-    this.state.blocks[block]!.retired = true
+  /** A program or erase failed here: the block is not used again once it is empty. */
+  retire (block: number): void {
+    const info = this.state.blocks[block]!
+    if (!info.retired) this.badBlocksFound++
+    info.retired = true
   }
 
   private async openNew (useReserve: boolean): Promise<number> {
     if (this.state.openBlock !== null) this.seal(this.state.openBlock)
     const g = this.dev.geometry
     // Reserve first: a segment number must be durably reserved before any block carries it.
-    if (this.nextSeq + CACHE_ALLOCATE_ATTEMPTS_MAX >= this.reservedUntil) {
-      assert(this.reserve !== null, 'the log can reserve segment numbers')
-      await this.reserve(this.nextSeq + CACHE_ALLOCATE_ATTEMPTS_MAX + CACHE_SEQ_RESERVE_COUNT)
-    }
+    if (this.nextSeq + CACHE_ALLOCATE_ATTEMPTS_MAX >= this.reservedUntil) await this.reserve(this.nextSeq + CACHE_ALLOCATE_ATTEMPTS_MAX + CACHE_SEQ_RESERVE_COUNT)
     for (let attempt = 0; attempt < CACHE_ALLOCATE_ATTEMPTS_MAX; attempt++) {
       const block = this.pickFree(useReserve)
       const info = this.state.blocks[block]!
@@ -165,17 +151,15 @@ export class LogWriter {
         const seq = this.nextSeq++
         await this.dev.program(block, 0, encodeSegmentHeader(seq, block, g.blockBytes, g.programBytes))
         info.seq = seq
-        info.end = this.segmentHeaderBytes
-        info.checkpointParts = 0
+        info.end = this.headerBytes
+        info.cpParts = 0
         assert(info.live === 0 && info.pieces === 0 && info.extras.size === 0, 'a new segment starts empty')
         this.state.setState(block, 'open')
         return block
       } catch (err) {
-        const kind = classifyWriteError(err)
-        if (kind !== 'bad-block') throw err
+        if (classifyWriteError(err) !== 'bad-block') throw err
         this.state.setState(block, 'bad')
-        info.retired = true
-        this.badBlocksFound++
+        this.retire(block)
       }
     }
     throw new CanopyError('CACHE_FULL', `no good block after ${CACHE_ALLOCATE_ATTEMPTS_MAX} attempts`)
@@ -183,9 +167,8 @@ export class LogWriter {
 
   /** Round robin over free blocks: erases spread over the whole device (wear levelling without counters). */
   private pickFree (useReserve: boolean): number {
-    const free = this.state.count('free')
-    if (free <= (useReserve ? 0 : CACHE_RESERVE_BLOCKS)) throw noFreeBlock()
     const n = this.state.blocks.length
+    if (this.state.count('free') <= (useReserve ? 0 : CACHE_RESERVE_BLOCKS)) throw noFreeBlock()
     for (let i = 0; i < n; i++) {
       const b = (this.cursor + i) % n
       if (this.state.blocks[b]!.state === 'free') {

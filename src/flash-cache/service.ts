@@ -49,6 +49,7 @@ export class FlashCacheService implements Service {
         bytesMax: this.config.bytesMax,
         piecesMax: this.config.piecesMax,
         writeBudgetBytesPerDay: this.config.writeBudgetBytesPerDay,
+        verifyReads: this.config.verifyReads,
         log: this.log
       })
     } catch (err) {

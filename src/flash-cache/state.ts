@@ -4,6 +4,7 @@
 // per-block live byte counts exact, and the assertions say so.
 
 import { assert } from '../errors'
+import { recordBytesFor, RecordType } from './format'
 
 export type BlockState =
   /** Anchor slot (blocks 0 and 1). */
@@ -24,50 +25,50 @@ export type BlockState =
 /**
  * Where a piece is: one record, or two parts written back to back across a
  * block boundary (the first fills the end of a block, the second opens the
- * next segment). Flat fields rather than a list: this is kept per piece.
+ * next segment). Flat fields, and record sizes left to recordBytesFor: this
+ * is kept per piece.
  */
 export interface PieceLoc {
   /** Body bytes of the whole piece. */
   length: number
-  /** The first (or only) record. */
+  /** The first (or only) record, and its body length. */
   block: number
   offset: number
   length1: number
-  recordBytes: number
   /** The second part of a split piece; block2 = -1 for a whole one. */
   block2: number
   offset2: number
-  recordBytes2: number
 }
 
-export interface Part { block: number, offset: number, length: number, recordBytes: number }
+/** One record of a piece. */
+export interface Part { block: number, offset: number, length: number }
 
-export const wholeLoc = (p: Part): PieceLoc =>
-  ({ length: p.length, block: p.block, offset: p.offset, length1: p.length, recordBytes: p.recordBytes, block2: -1, offset2: 0, recordBytes2: 0 })
+export const wholeLoc = (p: Part): PieceLoc => ({ length: p.length, block: p.block, offset: p.offset, length1: p.length, block2: -1, offset2: 0 })
 
 export function splitLoc (a: Part, b: Part): PieceLoc {
   assert(a.block !== b.block, 'the parts of a split piece are in two blocks')
-  return { length: a.length + b.length, block: a.block, offset: a.offset, length1: a.length, recordBytes: a.recordBytes, block2: b.block, offset2: b.offset, recordBytes2: b.recordBytes }
+  return { length: a.length + b.length, block: a.block, offset: a.offset, length1: a.length, block2: b.block, offset2: b.offset }
 }
 
 export function partsOf (loc: PieceLoc): Part[] {
-  const first = { block: loc.block, offset: loc.offset, length: loc.length1, recordBytes: loc.recordBytes }
-  if (loc.block2 < 0) return [first]
-  return [first, { block: loc.block2, offset: loc.offset2, length: loc.length - loc.length1, recordBytes: loc.recordBytes2 }]
+  const first = { block: loc.block, offset: loc.offset, length: loc.length1 }
+  return loc.block2 < 0 ? [first] : [first, { block: loc.block2, offset: loc.offset2, length: loc.length - loc.length1 }]
 }
 
-/** A tombstone or an obituary: small records that stay live while what they cancel may still be on flash. */
+/**
+ * A tombstone or an obituary: an empty-bodied record that stays live while
+ * what it cancels may still be on flash. a and b are its record fields:
+ * tombstone: where the deleted copy ends (seq, offset); obituary: the dead
+ * segment's seq and block.
+ */
 export interface Extra {
-  kind: 'tomb' | 'dead'
+  type: typeof RecordType.tombstone | typeof RecordType.obituary
   block: number
   offset: number
-  recordBytes: number
-  /** tomb: the deleted piece's key. */
+  /** Tombstone: the deleted piece's key (hex). */
   key: string
-  /** tomb: where the deleted copy was (seq, offset); dead: the dead segment's seq and block. */
-  targetSeq: number
-  targetOffset: number
-  deadBlock: number
+  a: number
+  b: number
 }
 
 export class BlockInfo {
@@ -78,11 +79,11 @@ export class BlockInfo {
   end = 0
   /** Bytes of live records (pieces and extras). */
   live = 0
-  /** Pieces located here. */
+  /** Piece records here. */
   pieces = 0
   readonly extras = new Set<Extra>()
   /** Parts of the current checkpoint stored here (not live: never copied). */
-  checkpointParts = 0
+  cpParts = 0
   /** A program or erase failed here: once empty it becomes 'bad', not 'free'. */
   retired = false
   /** Bumped by every erase: a read that started before it must not trust what it got. */
@@ -99,11 +100,14 @@ export class CacheState {
   /** Obituaries by the dead block. */
   readonly deadByBlock = new Map<number, Extra>()
   openBlock: number | null = null
+  /** Bytes an empty-bodied record (tombstone, obituary) occupies. */
+  readonly extraBytes: number
   private readonly counts: Record<BlockState, number> = { slot: 0, free: 0, open: 0, sealed: 0, bad: 0, dead: 0, unknown: 0 }
 
-  constructor (blockCount: number, slotBlocks: number) {
+  constructor (blockCount: number, slotBlocks: number, readonly programBytes: number) {
     this.blocks = Array.from({ length: blockCount }, () => new BlockInfo())
     this.counts.free = blockCount
+    this.extraBytes = recordBytesFor(0, programBytes)
     for (let i = 0; i < slotBlocks; i++) this.setState(i, 'slot')
   }
 
@@ -116,6 +120,8 @@ export class CacheState {
     else if (this.openBlock === block) this.openBlock = null
     assert(this.counts.open <= 1, 'at most one open segment')
   }
+
+  count (state: BlockState): number { return this.counts[state] }
 
   // ---- pieces ----------------------------------------------------------------------
 
@@ -130,8 +136,8 @@ export class CacheState {
   /** The same piece at a new place (compaction); recency unchanged. */
   movePiece (key: string, loc: PieceLoc): void {
     const old = this.index.get(key)
-    assert(old !== undefined && old.length === loc.length, 'moved piece exists with the same length')
-    this.account(old, -1)
+    assert(old?.length === loc.length, 'moved piece exists with the same length')
+    this.account(old!, -1)
     this.index.set(key, loc)
     this.account(loc, 1)
   }
@@ -142,7 +148,6 @@ export class CacheState {
     this.index.delete(key)
     this.bytes -= loc.length
     this.account(loc, -1)
-    assert(this.bytes >= 0, 'stored bytes never negative')
     return loc
   }
 
@@ -172,7 +177,7 @@ export class CacheState {
   private account (loc: PieceLoc, sign: 1 | -1): void {
     for (const p of partsOf(loc)) {
       const b = this.blocks[p.block]!
-      b.live += sign * p.recordBytes
+      b.live += sign * recordBytesFor(p.length, this.programBytes)
       b.pieces += sign
       assert(b.live >= 0 && b.pieces >= 0, 'block live bytes never negative')
     }
@@ -183,63 +188,46 @@ export class CacheState {
   addExtra (e: Extra): void {
     const b = this.blocks[e.block]!
     b.extras.add(e)
-    b.live += e.recordBytes
-    if (e.kind === 'tomb') this.tombs++
-    else this.deadByBlock.set(e.deadBlock, e)
+    b.live += this.extraBytes
+    if (e.type === RecordType.tombstone) this.tombs++
+    else this.deadByBlock.set(e.b, e)
   }
 
   removeExtra (e: Extra): void {
     const b = this.blocks[e.block]!
     if (!b.extras.delete(e)) return
-    b.live -= e.recordBytes
+    b.live -= this.extraBytes
     assert(b.live >= 0, 'block live bytes never negative')
-    if (e.kind === 'tomb') this.tombs--
-    else if (this.deadByBlock.get(e.deadBlock) === e) this.deadByBlock.delete(e.deadBlock)
+    if (e.type === RecordType.tombstone) this.tombs--
+    else if (this.deadByBlock.get(e.b) === e) this.deadByBlock.delete(e.b)
   }
 
   /**
-   * A tombstone must be kept while any segment at or before the deleted copy's
-   * may still hold a copy of the piece (a stale duplicate left by a compaction
-   * that lost power before its erase). Conservative: any such segment counts;
-   * a block we could not read could hold anything.
+   * Whether an extra must be kept. A tombstone: while any segment at or
+   * before the deleted copy's may still hold a copy of the piece (a stale
+   * duplicate left by a compaction that lost power before its erase);
+   * conservative: any such segment counts, and a block we could not read
+   * could hold anything. An obituary: while its dead block still holds the
+   * dead segment.
    */
-  tombLive (e: Extra): boolean {
-    if (this.counts.unknown > 0) return true
-    for (let i = 0; i < this.blocks.length; i++) {
-      const b = this.blocks[i]!
-      // A dead block whose obituary is not on flash yet will be replayed by a full scan.
-      const onFlash = b.state === 'sealed' || b.state === 'open' || (b.state === 'dead' && !this.deadByBlock.has(i))
-      if (onFlash && b.seq <= e.targetSeq) return true
+  extraLive (e: Extra): boolean {
+    if (e.type === RecordType.obituary) {
+      const b = this.blocks[e.b]
+      return b?.state === 'dead' && b.seq === e.a
     }
-    return false
+    if (this.counts.unknown > 0) return true
+    return this.blocks.some((b, i) =>
+      // A dead block whose obituary is not on flash yet will be replayed by a full scan.
+      (b.state === 'sealed' || b.state === 'open' || (b.state === 'dead' && !this.deadByBlock.has(i))) && b.seq <= e.a)
   }
-
-  /** An obituary is kept while its dead block still holds the dead segment. */
-  deadLive (e: Extra): boolean {
-    const b = this.blocks[e.deadBlock]
-    return b !== undefined && b.state === 'dead' && b.seq === e.targetSeq
-  }
-
-  extraLive (e: Extra): boolean { return e.kind === 'tomb' ? this.tombLive(e) : this.deadLive(e) }
 
   // ---- blocks --------------------------------------------------------------------------
 
-  count (state: BlockState): number { return this.counts[state] }
-
-  /** The oldest segment on flash (compacted first when tombstones pile up). */
-  oldestSealed (): number | null {
+  /** The sealed segment with the lowest seq (by: 'seq') or the fewest live bytes (by: 'live'), skipping `skip`. */
+  sealed (by: 'seq' | 'live', skip?: Set<number>): number | null {
     let best: number | null = null
     this.blocks.forEach((b, i) => {
-      if (b.state === 'sealed' && (best === null || b.seq < this.blocks[best]!.seq)) best = i
-    })
-    return best
-  }
-
-  /** The sealed segment with the fewest live bytes (greedy: least copying per block freed). */
-  leastLive (): number | null {
-    let best: number | null = null
-    this.blocks.forEach((b, i) => {
-      if (b.state === 'sealed' && (best === null || b.live < this.blocks[best]!.live)) best = i
+      if (b.state === 'sealed' && skip?.has(i) !== true && (best === null || b[by] < this.blocks[best]![by])) best = i
     })
     return best
   }
@@ -250,7 +238,7 @@ export class CacheState {
     for (const [key] of this.piecesIn(block)) this.removePiece(key)
     for (const e of [...b.extras]) this.removeExtra(e)
     assert(b.live === 0 && b.pieces === 0, 'a cleared block holds nothing live')
-    b.checkpointParts = 0
+    b.cpParts = 0
     b.end = 0
   }
 }

@@ -8,10 +8,18 @@
 //   compact.ts     freeing blocks, obituaries for blocks that will not erase
 //   checkpoint.ts  checkpoints in the log, anchors in two slots
 //   reader.ts      verified reads, streaming
+//   device.ts      read-back checks, error sorting, group-commit waiters
 //
 // Guarantees: put resolves only once the piece is durable; get never returns
-// bytes that do not hash to their name; stored bytes stay within the bound
-// plus one piece; a failed write retires its block and the store goes on.
+// bytes that are not the piece's; stored bytes stay within the bound plus one
+// piece; a failed write retires its block and the store goes on.
+//
+// Group commit: a put's bytes are copied and hashed while the write before it
+// is under way (at most one ahead, so two pieces in memory), then appended,
+// and a sync starts unless one is under way; a sync acknowledges every put it
+// covers. Syncs run beside the next writes, one at a time: the next starts
+// when one ends, for the puts written meanwhile (at most the write queue).
+// Alone, a put syncs for itself.
 
 import type { Readable } from 'node:stream'
 import { assert, CanopyError } from '../errors'
@@ -24,11 +32,12 @@ import { silentLogger, type Logger } from '../log'
 import { WriteBudget, type WriteBudgetStatus } from './budget'
 import { Checkpointer } from './checkpoint'
 import { Compactor } from './compact'
+import { crc32Native } from './crc32'
 import { CacheDevice } from './device'
 import { alignUp, allocRecord, ANCHOR_FIXED_BYTES, ANCHOR_PART_BYTES, bodyBytesMax, checkpointBytesFor, encodeCheckpoint, RECORD_HEADER_BYTES, recordBytesFor, RecordType, SEGMENT_HEADER_BYTES, sha256, type CheckpointCounters } from './format'
 import { pieceKey, type PieceHash } from './key'
 import { LogWriter } from './log'
-import { PieceReader } from './reader'
+import { PieceReader, type VerifyReads } from './reader'
 import { recover, type RecoveryReport } from './recover'
 import type { CacheState, PieceLoc } from './state'
 
@@ -44,6 +53,15 @@ export interface FlashCacheOptions {
   checkpointIntervalBytesMin?: number
   /** Called for every piece evicted to keep the bounds. */
   onEvict?: (hash: string) => void
+  /**
+   * How a get checks a piece before handing it out: 'crc32' (default) checks
+   * each record's commit CRC, which proves the bytes are those written (and
+   * they were checked against their SHA-256 before they were written);
+   * 'sha256' also hashes them again. Where Node has no native CRC-32 (before
+   * 20.15) the CRC costs more than SHA-256, and 'sha256' is used. See
+   * FORMAT.md, "Verification on read".
+   */
+  verifyReads?: VerifyReads
   /**
    * Read every program back and compare, and check erased blocks read erased
    * (littlefs does). Default: on, except on the Linux twin (FileFlash), where
@@ -68,6 +86,7 @@ export interface FlashCacheStats {
   reads: number
   readErrors: number
   tombstones: number
+  verifyReads: VerifyReads
   flash: { blockBytes: number, blockCount: number, freeBlocks: number, badBlocks: number, deadBlocks: number, unreadableBlocks: number }
   writes: { bytesProgrammed: number, erases: number, syncs: number, bytesAccepted: number, amplification: number, splitPieces: number, budget: WriteBudgetStatus }
   compactions: number
@@ -77,35 +96,35 @@ export interface FlashCacheStats {
 }
 
 /** Usable bytes for pieces on a flash of this geometry (before the fill ratio). */
-export function flashCapacityBytes (blockBytes: number, blockCount: number, programBytes: number): number {
-  const usable = blockBytes - alignUp(SEGMENT_HEADER_BYTES, programBytes)
-  return Math.max(0, blockCount - CACHE_SLOT_BLOCKS - CACHE_RESERVE_BLOCKS - 1) * usable
-}
+const capacityBytes = (goodBlocks: number, usableBytes: number): number => Math.max(0, goodBlocks - CACHE_RESERVE_BLOCKS - 1) * usableBytes
 
 /** Largest bytesMax a geometry supports. */
 export const boundBytesMax = (blockBytes: number, blockCount: number, programBytes: number): number =>
-  Math.floor(flashCapacityBytes(blockBytes, blockCount, programBytes) * CACHE_FILL_RATIO_MAX)
+  Math.floor(capacityBytes(blockCount - CACHE_SLOT_BLOCKS, blockBytes - alignUp(SEGMENT_HEADER_BYTES, programBytes)) * CACHE_FILL_RATIO_MAX)
 
 const fatal = (err: unknown): boolean =>
   !CanopyError.is(err) || ['FLASH_POWER_CUT', 'FLASH_CLOSED', 'FLASH_BAD_ADDRESS', 'ASSERTION'].includes(err.code)
+const closedError = (): CanopyError => new CanopyError('CLOSED', 'the flash cache is closed')
+const noop = (): void => {}
 
 export class FlashCache {
   readonly pieceBytesMax: number
   readonly recovery: RecoveryReport & { ms: number }
+  /** How gets check pieces here (see FlashCacheOptions.verifyReads). */
+  readonly verifyReads: VerifyReads
   private readonly state: CacheState
-  private readonly dev: CacheDevice
   private readonly log: LogWriter
   private readonly compactor: Compactor
   private readonly checkpointer: Checkpointer
   private readonly reader: PieceReader
-  private readonly budget: WriteBudget
   private readonly logger: Logger
   private readonly pins = new Map<string, number>()
-  /** Dead blocks whose obituary is not on flash yet. */
-  private readonly orphans: number[] = []
   private readonly counters: CheckpointCounters
-  private readonly base: { bytesProgrammed: number, erases: number }
+  /** Lifetime counters as of open (this session's come from the device). */
+  private readonly base: CheckpointCounters
   private chain: Promise<unknown> = Promise.resolve()
+  /** Resolves once the newest queued write has started: the next put may copy and hash its bytes from then on. */
+  private started: Promise<unknown> = Promise.resolve()
   private pending = 0
   private maintenanceQueued = false
   private backgroundErrors = 0
@@ -113,39 +132,45 @@ export class FlashCache {
   private closing = false
   private closed = false
 
-  private constructor (private readonly flash: Flash, private readonly options: FlashCacheOptions, dev: CacheDevice, budget: WriteBudget, r: Awaited<ReturnType<typeof recover>>, ms: number, partsMax: number) {
-    this.dev = dev
-    this.budget = budget
+  private constructor (
+    private readonly flash: Flash, private readonly options: FlashCacheOptions, private readonly dev: CacheDevice, private readonly budget: WriteBudget,
+    r: Awaited<ReturnType<typeof recover>>, ms: number, partsMax: number
+  ) {
+    const g = flash.geometry
     this.logger = options.log ?? silentLogger
     this.state = r.state
     this.recovery = { ...r.report, ms }
     this.counters = { ...r.counters }
-    this.base = { bytesProgrammed: r.counters.bytesProgrammed, erases: r.counters.erases }
-    const g = flash.geometry
+    this.base = { ...r.counters }
     this.pieceBytesMax = bodyBytesMax(g.blockBytes, g.programBytes)
-    this.log = new LogWriter(dev, this.state, r.nextSeq)
-    this.log.recordsSinceCheckpoint = r.recordsSinceCheckpoint
-    this.log.bytesSinceCheckpoint = r.bytesSinceCheckpoint
-    this.checkpointer = new Checkpointer(dev, this.state, this.log, partsMax, options.checkpointIntervalBytesMin ?? 4 * g.blockBytes,
+    const log = this.log = new LogWriter(dev, this.state, r.nextSeq)
+    log.cpRecords = r.report.replayedRecords
+    log.cpBytes = r.replayedBytes
+    log.reservedUntil = r.slots.reservedUntil
+    const cp = this.checkpointer = new Checkpointer(dev, this.state, log, partsMax, options.checkpointIntervalBytesMin ?? 4 * g.blockBytes,
       r.slots.activeSlot, r.slots.slotEnd, r.slots.revision)
-    this.checkpointer.lastBytes = r.checkpointBytes
-    this.checkpointer.current = r.checkpoint
-    this.log.reservedUntil = r.slots.reservedUntil
-    this.log.reserve = (until) => this.checkpointer.reserve(until)
-    this.checkpointer.disabled = r.report.readErrors > 0
-    this.compactor = new Compactor(dev, this.state, this.log, {
-      onCorrupt: (key) => { this.counters.corruptDropped++; this.logger.warn('damaged piece dropped during compaction', { hash: key }) },
-      checkpointLost: () => { this.checkpointer.stale = true }
-    })
-    this.reader = new PieceReader(dev, this.state, { corrupt: (key, loc) => this.dropCorrupt(key, loc) })
+    cp.lastBytes = r.checkpoint?.bytes ?? 0
+    cp.current = r.checkpoint
+    cp.disabled = r.report.readErrors > 0
+    log.reserve = (until) => cp.reserve(until)
+    dev.onSyncError = (err) => {
+      // The open block's tail is no longer known; power lost or the device closed: stop.
+      if (this.state.openBlock !== null) log.seal(this.state.openBlock)
+      if (fatal(err)) this.break(err)
+    }
+    this.compactor = new Compactor(dev, this.state, log,
+      (key) => { this.counters.corruptDropped++; this.logger.warn('damaged piece dropped during compaction', { hash: key }) },
+      () => { cp.stale = true })
+    this.verifyReads = options.verifyReads === 'sha256' || !crc32Native ? 'sha256' : 'crc32'
+    this.reader = new PieceReader(dev, this.state, this.verifyReads === 'sha256', (key, loc) => this.dropCorrupt(key, loc))
   }
 
   /** Open (and recover) the cache on a flash device. */
   static async open (flash: Flash, options: FlashCacheOptions): Promise<FlashCache> {
     const g = flash.geometry
-    const smallest = alignUp(SEGMENT_HEADER_BYTES, g.programBytes) + 2 * recordBytesFor(0, g.programBytes)
-    if (g.blockBytes < CACHE_BLOCK_BYTES_MIN || smallest > g.blockBytes / 4 || g.blockCount < CACHE_SLOT_BLOCKS + CACHE_RESERVE_BLOCKS + 3) {
-      throw new CanopyError('CONFIG_INVALID', `flash geometry ${JSON.stringify(g)} is too small for the cache (blocks of at least ${CACHE_BLOCK_BYTES_MIN} bytes, at least ${CACHE_SLOT_BLOCKS + CACHE_RESERVE_BLOCKS + 3} blocks)`)
+    const blocksMin = CACHE_SLOT_BLOCKS + CACHE_RESERVE_BLOCKS + 3
+    if (g.blockBytes < CACHE_BLOCK_BYTES_MIN || alignUp(SEGMENT_HEADER_BYTES, g.programBytes) + 2 * recordBytesFor(0, g.programBytes) > g.blockBytes / 4 || g.blockCount < blocksMin) {
+      throw new CanopyError('CONFIG_INVALID', `flash geometry ${JSON.stringify(g)} is too small for the cache (blocks of at least ${CACHE_BLOCK_BYTES_MIN} bytes, at least ${blocksMin} blocks)`)
     }
     if (!Number.isInteger(options.piecesMax) || options.piecesMax < 1 || options.piecesMax > CACHE_PIECE_COUNT_MAX) {
       throw new CanopyError('CONFIG_INVALID', `piecesMax must be 1..${CACHE_PIECE_COUNT_MAX}`)
@@ -159,7 +184,7 @@ export class FlashCache {
     cache.enforceBounds()
     cache.logger.info('flash cache open', { pieces: cache.state.index.size, bytes: cache.state.bytes, recovery: cache.recovery })
     if (r.report.readErrors > 0) cache.logger.warn('flash reads failed during recovery: no checkpoints until the next open', { readErrors: r.report.readErrors })
-    if (r.orphanDead.length > 0 || cache.checkpointer.due()) cache.scheduleMaintenance()
+    cache.scheduleMaintenance()
     return cache
   }
 
@@ -176,31 +201,33 @@ export class FlashCache {
     if (bytes.length > this.pieceBytesMax) {
       throw new CanopyError('CACHE_PIECE_TOO_LARGE', `piece of ${bytes.length} bytes; this cache stores at most ${this.pieceBytesMax}`)
     }
-    return await this.exclusive(async () => {
-      // Our own copy, straight into the record buffer, hashed at once: what is hashed is what is written.
-      const record = allocRecord(bytes, this.flash.geometry.programBytes)
-      const body = record.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + bytes.length)
-      const keyBytes = sha256(body)
-      if (keyBytes.toString('hex') !== key) throw new CanopyError('CACHE_HASH_MISMATCH', `bytes do not hash to ${key}`)
+    const n = bytes.length
+    const { ack } = await this.exclusive(async (record) => {
       if (this.state.index.has(key)) {
         // Already stored, if the stored copy still verifies; a rotten copy must not turn this put into a false acknowledgement.
-        if (await this.reader.check(key) === 'ok') { this.state.touch(key); return }
+        if (await this.reader.check(key)) { this.state.touch(key); return { ack: this.durable() } }
         if (this.state.index.has(key)) {
           this.counters.corruptDropped++
           await this.writeTombstone(key)
         }
       }
-      const size = record.length
-      await this.makeRoom(size, body.length)
-      const loc = await this.log.appendPiece(keyBytes, body, { built: record })
-      if (this.options.unsafeSkipAckSync !== true) await this.log.sync()
+      await this.makeRoom(record.length, n)
+      const loc = await this.log.appendPiece(Buffer.from(key, 'hex'), record.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + n), false, record)
       this.state.addPiece(key, loc)
-      this.counters.bytesAccepted += body.length
+      this.counters.bytesAccepted += n
       this.assertBounds()
-    }, true)
+      // A sync that fails takes the piece back out: it was never acknowledged, and it may not be on flash.
+      return { ack: this.durable(() => { if (this.state.index.get(key) === loc) { this.state.removePiece(key); this.counters.bytesAccepted -= n } }) }
+    }, true, () => {
+      // Our own copy, straight into the record buffer, hashed at once: what is hashed is what is written.
+      const record = allocRecord(bytes, this.flash.geometry.programBytes)
+      if (sha256(record.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + n)).toString('hex') !== key) throw new CanopyError('CACHE_HASH_MISMATCH', `bytes do not hash to ${key}`)
+      return record
+    })
+    await ack
   }
 
-  /** The piece's bytes, verified against its hash; undefined when absent or found damaged (then dropped). */
+  /** The piece's bytes, verified; undefined when absent or found damaged (then dropped). */
   async get (hash: PieceHash): Promise<Buffer | undefined> {
     const key = pieceKey(hash)
     this.assertOpen()
@@ -214,14 +241,10 @@ export class FlashCache {
     return this.reader.stream(key, range)
   }
 
-  has (hash: PieceHash): boolean {
-    return this.state.index.has(pieceKey(hash))
-  }
+  has (hash: PieceHash): boolean { return this.state.index.has(pieceKey(hash)) }
 
   /** Size of a stored piece, or undefined. */
-  sizeOf (hash: PieceHash): number | undefined {
-    return this.state.index.get(pieceKey(hash))?.length
-  }
+  sizeOf (hash: PieceHash): number | undefined { return this.state.index.get(pieceKey(hash))?.length }
 
   /** Remove a piece for good (durable when it resolves); true when it was stored. */
   async delete (hash: PieceHash): Promise<boolean> {
@@ -232,17 +255,16 @@ export class FlashCache {
   /** Keep a piece from eviction (counted: pin twice, unpin twice). The piece need not be stored yet. */
   pin (hash: PieceHash): void {
     const key = pieceKey(hash)
-    const n = this.pins.get(key)
-    if (n === undefined && this.pins.size >= CACHE_PIN_COUNT_MAX) throw new CanopyError('LIMIT_REACHED', `at most ${CACHE_PIN_COUNT_MAX} pieces can be pinned`)
-    this.pins.set(key, (n ?? 0) + 1)
+    const n = this.pins.get(key) ?? 0
+    if (n === 0 && this.pins.size >= CACHE_PIN_COUNT_MAX) throw new CanopyError('LIMIT_REACHED', `at most ${CACHE_PIN_COUNT_MAX} pieces can be pinned`)
+    this.pins.set(key, n + 1)
   }
 
   unpin (hash: PieceHash): void {
     const key = pieceKey(hash)
-    const n = this.pins.get(key)
-    if (n === undefined) return
-    if (n <= 1) this.pins.delete(key)
-    else this.pins.set(key, n - 1)
+    const n = this.pins.get(key) ?? 0
+    if (n > 1) this.pins.set(key, n - 1)
+    else this.pins.delete(key)
   }
 
   isPinned (hash: PieceHash): boolean { return this.pins.has(pieceKey(hash)) }
@@ -253,8 +275,7 @@ export class FlashCache {
   stats (): FlashCacheStats {
     const s = this.state
     const g = this.flash.geometry
-    const dc = this.dev.counters
-    const programmed = this.base.bytesProgrammed + dc.bytesProgrammed
+    const c = this.lifetime()
     const bytesMax = this.boundBytes()
     return {
       pieces: s.index.size,
@@ -264,25 +285,19 @@ export class FlashCache {
       freeBytes: Math.max(0, bytesMax - s.bytes),
       pieceBytesMax: this.pieceBytesMax,
       pinned: this.pins.size,
-      evictions: this.counters.evictions,
-      corruptDropped: this.counters.corruptDropped,
-      reads: this.reader.counters.reads,
-      readErrors: dc.readErrors,
+      evictions: c.evictions,
+      corruptDropped: c.corruptDropped,
+      reads: this.reader.reads,
+      readErrors: this.dev.counters.readErrors,
       tombstones: s.tombs,
-      flash: {
-        blockBytes: g.blockBytes,
-        blockCount: g.blockCount,
-        freeBlocks: s.count('free'),
-        badBlocks: this.log.badBlocksFound,
-        deadBlocks: s.count('dead'),
-        unreadableBlocks: s.count('unknown')
-      },
+      verifyReads: this.verifyReads,
+      flash: { blockBytes: g.blockBytes, blockCount: g.blockCount, freeBlocks: s.count('free'), badBlocks: this.log.badBlocksFound, deadBlocks: s.count('dead'), unreadableBlocks: s.count('unknown') },
       writes: {
-        bytesProgrammed: programmed,
-        erases: this.base.erases + dc.erases,
-        syncs: dc.syncs,
-        bytesAccepted: this.counters.bytesAccepted,
-        amplification: this.counters.bytesAccepted > 0 ? programmed / this.counters.bytesAccepted : 0,
+        bytesProgrammed: c.bytesProgrammed,
+        erases: c.erases,
+        syncs: this.dev.counters.syncs,
+        bytesAccepted: c.bytesAccepted,
+        amplification: c.bytesAccepted > 0 ? c.bytesProgrammed / c.bytesAccepted : 0,
         splitPieces: this.log.splitPieces,
         budget: this.budget.status()
       },
@@ -293,11 +308,11 @@ export class FlashCache {
     }
   }
 
-  /** Resolves once every queued write, and the background work they started, has finished. */
+  /** Resolves once every queued write, and the background work they started (syncs too), has finished. */
   async flush (): Promise<void> {
-    for (;;) {
-      const chain = this.chain
+    for (let chain = this.chain; ; chain = this.chain) {
       await chain
+      await this.dev.idle()
       if (chain === this.chain) return
     }
   }
@@ -308,45 +323,70 @@ export class FlashCache {
     this.closing = true
     try {
       await this.exclusive(async () => {
-        if (this.checkpointer.due() || (!this.checkpointer.disabled && this.log.recordsSinceCheckpoint > 0)) await this.checkpoint()
+        if (this.checkpointer.due() || (!this.checkpointer.disabled && this.log.cpRecords > 0)) await this.checkpoint()
       }, false)
     } catch (err) {
       this.logger.warn('no checkpoint at close', { err })
     }
+    await this.dev.idle()
     this.closed = true
     await this.flash.close()
   }
 
   // ---- writing -----------------------------------------------------------------------
 
-  /** One writer at a time, in arrival order; a bounded queue (each waiting put holds its bytes). */
-  private exclusive<T> (fn: () => Promise<T>, isMutation: boolean): Promise<T> {
-    if (this.closed || (this.closing && isMutation)) return Promise.reject(new CanopyError('CLOSED', 'the flash cache is closed'))
+  /**
+   * One writer at a time, in arrival order; a bounded queue (each waiting put
+   * holds its bytes). `prepare` runs once the task before this one has
+   * started, and its result is handed to fn.
+   */
+  private exclusive<T, P = undefined> (fn: (prepared: P) => Promise<T>, isMutation: boolean, prepare?: () => P): Promise<T> {
+    if (this.closed || (this.closing && isMutation)) return Promise.reject(closedError())
     if (this.broken !== null) return Promise.reject(this.broken)
     if (this.pending >= CACHE_PENDING_WRITES_MAX) return Promise.reject(new CanopyError('LIMIT_REACHED', `${CACHE_PENDING_WRITES_MAX} cache writes are already waiting`))
     this.pending++
+    const ready = this.started.then(prepare) as Promise<P>
+    ready.catch(noop) // handled by fn, later
+    let start = noop
+    this.started = new Promise<void>((resolve) => { start = resolve })
     const run = async (): Promise<T> => {
+      start()
       try {
         if (this.broken !== null) throw this.broken
-        return await fn()
+        return await fn(await ready)
       } catch (err) {
-        if (fatal(err)) this.broken ??= CanopyError.from(err, 'ASSERTION')
+        if (fatal(err)) this.break(err)
         throw err
       } finally {
+        // Group commit: a sync starts for whoever waits, unless one is under way (then the next starts when it ends).
+        if (this.dev.waiting > 0) this.dev.kick()
         this.pending--
         if (isMutation) this.scheduleMaintenance()
       }
     }
     const p = this.chain.then(run, run)
-    this.chain = p.catch(() => {})
+    this.chain = p.catch(noop)
     return p
+  }
+
+  /** Resolves once what was written so far is durable (the put's acknowledgement); `undo` runs if that sync fails. */
+  private durable (undo?: () => void): Promise<void> {
+    const p = this.options.unsafeSkipAckSync === true ? Promise.resolve() : this.dev.synced(undo)
+    p.catch(noop) // awaited by put once its write task returned
+    return p
+  }
+
+  /** Stop writing for good (power lost, device closed, our own bug); nobody waits for a sync any more. */
+  private break (err: unknown): void {
+    this.broken ??= CanopyError.from(err, 'ASSERTION')
+    this.dev.abandon(this.broken)
   }
 
   /** Keep the bounds by evicting least recently used, unpinned pieces (in memory: see FORMAT.md, "Evictions"). */
   private async makeRoom (recordBytes: number, length: number): Promise<void> {
     const bound = this.boundBytes()
     if (length > bound) throw new CanopyError('CACHE_FULL', `a piece of ${length} bytes is larger than the cache's bound (${bound})`)
-    while (this.state.bytes + length > bound || this.state.index.size + 1 > this.options.piecesMax) {
+    while (this.state.bytes + length > bound || this.state.index.size >= this.options.piecesMax) {
       if (!this.evictOne()) throw new CanopyError('CACHE_FULL', 'cannot make room: every stored piece is pinned')
     }
     await this.roomOnFlash(recordBytes)
@@ -354,8 +394,7 @@ export class FlashCache {
 
   /** Compact (and, when no segment is worth it, evict) until the log can take `recordBytes`. */
   private async roomOnFlash (recordBytes: number): Promise<void> {
-    let rounds = 0
-    while (!this.log.fits(recordBytes)) {
+    for (let rounds = 0; !this.log.fits(recordBytes);) {
       if (rounds < CACHE_COMPACTION_ROUNDS_MAX && await this.compactor.once(recordBytes)) { rounds++; continue }
       if (!this.evictOne()) throw new CanopyError('CACHE_FULL', 'no room left on the flash (bad blocks, or everything is pinned)')
     }
@@ -375,21 +414,16 @@ export class FlashCache {
   /** Effective bound: the configured one, lowered when retired blocks shrink the flash. */
   private boundBytes (): number {
     const s = this.state
-    const good = s.count('free') + s.count('open') + s.count('sealed')
-    const capacity = Math.max(0, good - CACHE_RESERVE_BLOCKS - 1) * this.log.usableBytes
-    return Math.min(this.options.bytesMax, Math.floor(capacity * CACHE_FILL_RATIO_MAX))
+    return Math.min(this.options.bytesMax, Math.floor(capacityBytes(s.count('free') + s.count('open') + s.count('sealed'), this.log.usableBytes) * CACHE_FILL_RATIO_MAX))
   }
 
   private enforceBounds (): void {
     const bound = this.boundBytes()
-    while (this.state.bytes > bound || this.state.index.size > this.options.piecesMax) {
-      if (!this.evictOne()) break
-    }
+    while ((this.state.bytes > bound || this.state.index.size > this.options.piecesMax) && this.evictOne());
   }
 
   private assertBounds (): void {
-    assert(this.state.index.size <= this.options.piecesMax, 'piece count within its bound')
-    assert(this.state.bytes <= this.boundBytes() + this.pieceBytesMax, 'stored bytes within the bound plus one piece')
+    assert(this.state.index.size <= this.options.piecesMax && this.state.bytes <= this.boundBytes() + this.pieceBytesMax, 'stored pieces and bytes within their bounds (bytes: plus one piece)')
   }
 
   /**
@@ -401,80 +435,70 @@ export class FlashCache {
    * (the delete is not acknowledged; a later put writes a new copy after it).
    */
   private async writeTombstone (key: string): Promise<boolean> {
-    await this.roomOnFlash(this.log.recordBytes(0))
+    await this.roomOnFlash(this.state.extraBytes)
     const loc = this.state.index.get(key)
-    const target = loc !== undefined ? this.state.lastPosition(loc) : this.log.position()
+    const { seq, offset } = loc !== undefined ? this.state.lastPosition(loc) : this.log.position()
     const had = this.state.removePiece(key) !== undefined
-    const placed = await this.log.append({ type: RecordType.tombstone, key: Buffer.from(key, 'hex'), a: target.seq, b: target.offset }, Buffer.alloc(0))
-    this.state.addExtra({ kind: 'tomb', block: placed.block, offset: placed.offset, recordBytes: placed.recordBytes, key, targetSeq: target.seq, targetOffset: target.offset, deadBlock: 0 })
+    const placed = await this.log.append({ type: RecordType.tombstone, key: Buffer.from(key, 'hex'), a: seq, b: offset }, Buffer.alloc(0))
+    this.state.addExtra({ type: RecordType.tombstone, block: placed.block, offset: placed.offset, key, a: seq, b: offset })
     await this.log.sync()
     return had
   }
 
   /** A reader found a piece damaged: forget it now, tombstone it so the next open does not bring it back. */
   private async dropCorrupt (key: string, loc: PieceLoc): Promise<void> {
-    try {
-      await this.exclusive(async () => {
-        if (this.state.index.get(key) !== loc) return // moved (and checked) or gone meanwhile
-        this.counters.corruptDropped++
-        this.logger.warn('damaged piece dropped', { hash: key, block: loc.block })
-        try {
-          await this.writeTombstone(key)
-        } catch (err) {
-          if (fatal(err)) throw err
-          this.state.removePiece(key) // not served either way; it is found again (and dropped) after a restart
-        }
-      }, true)
-    } catch (err) {
-      this.noteBackgroundError(err)
-    }
+    await this.exclusive(async () => {
+      if (this.state.index.get(key) !== loc) return // moved (and checked) or gone meanwhile
+      this.counters.corruptDropped++
+      this.logger.warn('damaged piece dropped', { hash: key, block: loc.block })
+      try {
+        await this.writeTombstone(key)
+      } catch (err) {
+        if (fatal(err)) throw err
+        this.state.removePiece(key) // not served either way; it is found again (and dropped) after a restart
+      }
+    }, true).catch((err: unknown) => { this.noteBackgroundError(err) })
   }
 
   // ---- maintenance: obituaries, tombstone pressure, checkpoints -----------------------
 
+  /** Dead blocks whose obituary is not on flash (found at open, or a burial that failed half way). */
+  private orphans (): number[] {
+    const s = this.state
+    return s.count('dead') === 0 ? [] : s.blocks.flatMap((b, i) => b.state === 'dead' && !s.deadByBlock.has(i) ? [i] : [])
+  }
+
+  /** Tombstones live while older segments do; compacting the oldest lets them go. */
+  private tombPressure (): boolean { return this.state.tombs > Math.max(64, this.options.piecesMax) }
+
   private scheduleMaintenance (): void {
     if (this.maintenanceQueued || this.closing || this.closed || this.broken !== null) return
+    if (this.orphans().length === 0 && !this.tombPressure() && !this.checkpointer.due()) return
     this.maintenanceQueued = true
     this.exclusive(async () => {
       this.maintenanceQueued = false
-      await this.maintain()
+      for (const b of this.orphans()) await this.compactor.bury(b)
+      const oldest = this.tombPressure() ? this.state.sealed('seq') : null
+      if (oldest !== null) await this.compactor.compact(oldest)
+      if (this.checkpointer.due()) await this.checkpoint()
     }, false).catch((err: unknown) => {
       this.maintenanceQueued = false
       this.noteBackgroundError(err)
     })
   }
 
-  private async maintain (): Promise<void> {
-    this.state.blocks.forEach((b, i) => { if (b.state === 'dead' && !this.state.deadByBlock.has(i)) this.orphans.push(i) })
-    for (const b of this.orphans.splice(0)) await this.compactor.bury(b)
-    // Tombstones live while older segments do; compacting the oldest lets them go.
-    if (this.state.tombs > Math.max(64, this.options.piecesMax)) {
-      const oldest = this.state.oldestSealed()
-      if (oldest !== null) await this.compactor.compact(oldest)
-    }
-    if (this.checkpointer.due()) await this.checkpoint()
-  }
-
   private async checkpoint (): Promise<void> {
-    const estimate = checkpointBytesFor(this.state.index.size, this.state.tombs, this.state.deadByBlock.size)
-    const needed = this.checkpointer.blocksNeeded(estimate)
-    for (let rounds = 0; this.state.count('free') < needed + CACHE_RESERVE_BLOCKS && rounds < CACHE_COMPACTION_ROUNDS_MAX; rounds++) {
-      if (!await this.compactor.once(this.log.usableBytes / 8)) break
-    }
-    if (this.state.count('free') < needed + CACHE_RESERVE_BLOCKS - 1) {
-      this.checkpointer.failed++
-      return
-    }
-    const blob = encodeCheckpoint(this.checkpointer.snapshot(this.lifetimeCounters()))
-    await this.checkpointer.write(blob)
+    const s = this.state
+    const needed = this.checkpointer.blocksNeeded(checkpointBytesFor(s.index.size, s.tombs, s.deadByBlock.size)) + CACHE_RESERVE_BLOCKS
+    for (let rounds = 0; s.count('free') < needed && rounds < CACHE_COMPACTION_ROUNDS_MAX && await this.compactor.once(this.log.usableBytes / 8); rounds++);
+    if (s.count('free') < needed - 1) this.checkpointer.failed++
+    else await this.checkpointer.write(encodeCheckpoint(this.checkpointer.snapshot(this.lifetime())))
   }
 
-  private lifetimeCounters (): CheckpointCounters {
-    return {
-      ...this.counters,
-      bytesProgrammed: this.base.bytesProgrammed + this.dev.counters.bytesProgrammed,
-      erases: this.base.erases + this.dev.counters.erases
-    }
+  /** Lifetime counters: the store's, and the device's on top of what they were at open. */
+  private lifetime (): CheckpointCounters {
+    const d = this.dev.counters
+    return { ...this.counters, bytesProgrammed: this.base.bytesProgrammed + d.bytesProgrammed, erases: this.base.erases + d.erases }
   }
 
   private noteBackgroundError (err: unknown): void {
@@ -484,6 +508,6 @@ export class FlashCache {
   }
 
   private assertOpen (): void {
-    if (this.closed) throw new CanopyError('CLOSED', 'the flash cache is closed')
+    if (this.closed) throw closedError()
   }
 }

@@ -1,7 +1,8 @@
 // The Linux twin of the flash device: one file per erase block in a directory.
 // Erase is a truncate (cheap, and a missing or short file reads as 0xff), a
 // program is one positional write, sync fsyncs every block file touched since
-// the last sync, and the directory only when a block file was created. Which
+// the last sync (beside later programs), and the directory only when a block
+// file was created. Which
 // block files exist is read once at open, so reads and erases of blocks never
 // written cost no system call, and only bytes past a file's end are filled
 // with 0xff.
@@ -114,17 +115,28 @@ export class FileFlash implements Flash {
     })
   }
 
-  sync (): Promise<void> {
-    return this.serial('sync', -1, async () => {
-      for (const block of [...this.dirty]) {
-        await (await this.handle(block)).sync()
-        this.dirty.delete(block)
-      }
-      if (this.dirDirty) {
-        await this.dirHandle.sync()
-        this.dirDirty = false
-      }
+  /**
+   * The fsyncs run outside the one-at-a-time queue: programs issued after
+   * this call may proceed while they run (what group commit needs). A
+   * handle being synced is not closed under it (FileHandle.close waits).
+   */
+  async sync (): Promise<void> {
+    const { blocks, syncs } = await this.serial('sync', -1, async () => {
+      const blocks = [...this.dirty]
+      const syncs: Array<Promise<void>> = []
+      const start = (fh: fsp.FileHandle): void => { const p = fh.sync(); p.catch(() => {}); syncs.push(p) }
+      for (const block of blocks) start(await this.handle(block))
+      if (this.dirDirty) start(this.dirHandle)
+      this.dirty.clear()
+      this.dirDirty = false
+      return { blocks, syncs }
     })
+    const failed = (await Promise.allSettled(syncs)).find((r) => r.status === 'rejected')
+    if (failed !== undefined) {
+      for (const b of blocks) this.dirty.add(b)
+      this.dirDirty = true
+      throw deviceError(failed.reason, 'sync', -1)
+    }
   }
 
   close (): Promise<void> {
