@@ -88,127 +88,133 @@ export async function loadCheckpoint (dev: CacheDevice, state: CacheState, ancho
 
 interface CurrentCheckpoint { parts: CheckpointPart[], bytes: number, hash: Buffer }
 
-export class Checkpointer {
-  /** Bytes of the last checkpoint written or loaded. */
-  lastBytes = 0
+export interface Checkpointer {
   /** Set when a compaction erased a block holding the current checkpoint. */
-  stale = false
-  /** Recovery could not read everything: a checkpoint now could leave out pieces still on flash. */
-  disabled = false
-  /** The checkpoint the anchors name (reservation anchors repeat it). */
-  current: CurrentCheckpoint | null = null
-  written = 0
-  failed = 0
-
-  constructor (
-    private readonly dev: CacheDevice,
-    private readonly state: CacheState,
-    private readonly log: LogWriter,
-    private readonly partsMax: number,
-    private readonly intervalBytesMin: number,
-    private activeSlot: number,
-    private slotEnd: number,
-    public revision: number
-  ) {}
-
-  due (): boolean {
-    const log = this.log
-    return !this.disabled && (this.stale || (log.cpRecords > 0 &&
-      (log.cpRecords >= CACHE_CHECKPOINT_RECORDS_MAX || log.cpBytes >= Math.max(this.intervalBytesMin, CACHE_CHECKPOINT_INTERVAL_FACTOR * this.lastBytes))))
-  }
-
-  /** Body bytes of one checkpoint part: what fills an empty segment. */
-  private perPart (): number { return this.log.usableBytes - this.state.extraBytes }
-
+  stale: boolean
+  written: number
+  failed: number
+  /** The newest anchor's revision. */
+  readonly revision: number
+  /**
+   * Whether a checkpoint is due; `closing`: whenever anything was appended
+   * since the last. Never when recovery could not read everything: it could
+   * leave out pieces still on flash.
+   */
+  due (closing?: boolean): boolean
   /** Blocks the parts of a checkpoint of `bytes` need (the caller makes room first, so no compaction runs in between). */
-  blocksNeeded (bytes: number): number { return Math.ceil(bytes / this.perPart()) + 1 }
-
+  blocksNeeded (bytes: number): number
   /** The index as of now, least recently used first. */
-  snapshot (counters: CheckpointCounters): Checkpoint {
-    const pos = this.log.position()
-    const blocks = this.state.blocks
-    const cp: Checkpoint = { revision: this.revision + 1, logSeq: pos.seq, logOffset: pos.offset, nextSeq: this.log.nextSeq, counters, pieces: [], tombs: [], dead: [] }
-    for (const [key, loc] of this.state.index) {
-      const two = loc.block2 >= 0
-      cp.pieces.push({
-        key: Buffer.from(key, 'hex'),
-        length: loc.length,
-        block: loc.block, seq: blocks[loc.block]!.seq, offset: loc.offset, length1: loc.length1,
-        block2: two ? loc.block2 : NO_BLOCK, seq2: two ? blocks[loc.block2]!.seq : 0, offset2: loc.offset2
-      })
-    }
-    for (const b of blocks) {
-      for (const e of b.extras) {
-        if (e.type === RecordType.tombstone) cp.tombs.push({ key: Buffer.from(e.key, 'hex'), block: e.block, seq: b.seq, offset: e.offset, targetSeq: e.a, targetOffset: e.b })
-        else cp.dead.push({ deadBlock: e.b, deadSeq: e.a, block: e.block, seq: b.seq, offset: e.offset })
-      }
-    }
-    return cp
-  }
-
+  snapshot (counters: CheckpointCounters): Checkpoint
   /**
    * Write a checkpoint and its anchor. Gives up (counted in `failed`) when it
    * could not: too large, no room, bad slots; the log stays correct without
    * it. Power loss and our own bugs are thrown.
    */
-  async write (blob: Buffer): Promise<void> {
-    const perPart = this.perPart()
-    const count = Math.max(1, Math.ceil(blob.length / perPart))
-    const parts: CheckpointPart[] = []
-    if (count > this.partsMax) { this.failed++; return }
-    const id = this.revision + 1 // the checkpoint's revision, written into its parts (informational)
-    try {
-      for (let i = 0; i < count; i++) {
-        const body = blob.subarray(i * perPart, (i + 1) * perPart)
-        const placed = await this.log.append({ type: RecordType.checkpoint, a: id, b: i }, body)
-        parts.push({ block: placed.block, seq: placed.seq, offset: placed.offset, bodyLength: body.length })
-      }
-      await this.log.sync()
-    } catch (err) {
-      if (classifyWriteError(err) === 'fatal' && !CanopyError.is(err, 'CACHE_FULL')) throw err
-      this.failed++
-      return
-    }
-    const current = { parts, bytes: blob.length, hash: sha256(blob) }
-    // The revision is read again: the parts may have reserved segment numbers (new anchors) meanwhile.
-    if (!await this.writeAnchor(this.log.reservedUntil, current)) { this.failed++; return }
-    this.current = current
-    this.lastBytes = blob.length
-    this.log.cpRecords = this.log.cpBytes = 0
-    this.stale = false
-    this.written++
-    for (const b of this.state.blocks) b.cpParts = 0
-    for (const p of parts) this.state.blocks[p.block]!.cpParts++
-  }
-
+  write (blob: Buffer): Promise<void>
   /** Durably reserve segment numbers below `until` (an anchor naming the current checkpoint, if it is whole). */
-  async reserve (until: number): Promise<void> {
-    if (!await this.writeAnchor(until, this.stale ? null : this.current)) throw new CanopyError('FLASH_IO', 'cannot reserve segment numbers: neither anchor slot takes a write')
-    this.log.reservedUntil = until
-  }
+  reserve (until: number): Promise<void>
+}
+
+/**
+ * @param current the checkpoint recovery used (anchors name it until the next)
+ * @param disabled recovery could not read everything: no checkpoints this session
+ */
+export function createCheckpointer (
+  dev: CacheDevice, state: CacheState, log: LogWriter, partsMax: number, intervalBytesMin: number,
+  slots: SlotScan, current: CurrentCheckpoint | null, disabled: boolean
+): Checkpointer {
+  const g = dev.geometry
+  let { activeSlot, slotEnd, revision } = slots
+  /** Bytes of the last checkpoint written or loaded. */
+  let lastBytes = current?.bytes ?? 0
+  /** Body bytes of one checkpoint part: what fills an empty segment. */
+  const perPart = log.usableBytes - state.extraBytes
 
   /** Append an anchor to the active slot; when it is full or damaged, erase the other slot and continue there. */
-  private async writeAnchor (nextSeq: number, c: CurrentCheckpoint | null): Promise<boolean> {
-    const g = this.dev.geometry
-    const anchor = encodeAnchor({ revision: this.revision + 1, nextSeq, checkpointBytes: c?.bytes ?? 0, checkpointHash: c?.hash ?? Buffer.alloc(HASH_BYTES), parts: c?.parts ?? [] }, g.programBytes)
+  const writeAnchor = async (nextSeq: number, c: CurrentCheckpoint | null): Promise<boolean> => {
+    const anchor = encodeAnchor({ revision: revision + 1, nextSeq, checkpointBytes: c?.bytes ?? 0, checkpointHash: c?.hash ?? Buffer.alloc(HASH_BYTES), parts: c?.parts ?? [] }, g.programBytes)
     for (let attempt = 0; attempt < CACHE_SLOT_BLOCKS; attempt++) {
       try {
-        if (this.slotEnd + anchor.length > g.blockBytes) {
-          this.slotEnd = g.blockBytes // if the erase fails, this slot stays unusable
-          this.activeSlot = (this.activeSlot + 1) % CACHE_SLOT_BLOCKS
-          await this.dev.erase(this.activeSlot)
-          this.slotEnd = 0
+        if (slotEnd + anchor.length > g.blockBytes) {
+          slotEnd = g.blockBytes // if the erase fails, this slot stays unusable
+          activeSlot = (activeSlot + 1) % CACHE_SLOT_BLOCKS
+          await dev.erase(activeSlot)
+          slotEnd = 0
         }
-        await this.dev.program(this.activeSlot, this.slotEnd, anchor)
-        this.slotEnd += anchor.length
-        await this.dev.sync()
-        this.revision++
+        await dev.program(activeSlot, slotEnd, anchor)
+        slotEnd += anchor.length
+        await dev.sync()
+        revision++
         return true
       } catch (err) {
         if (classifyWriteError(err) === 'fatal') throw err
-        this.slotEnd = g.blockBytes
+        slotEnd = g.blockBytes
       }
     }
     return false
   }
+
+  const cp: Checkpointer = {
+    stale: false,
+    written: 0,
+    failed: 0,
+    get revision () { return revision },
+    due: (closing) => !disabled && (cp.stale || (log.cpRecords > 0 &&
+      (closing === true || log.cpRecords >= CACHE_CHECKPOINT_RECORDS_MAX || log.cpBytes >= Math.max(intervalBytesMin, CACHE_CHECKPOINT_INTERVAL_FACTOR * lastBytes)))),
+    blocksNeeded: (bytes) => Math.ceil(bytes / perPart) + 1,
+    snapshot (counters) {
+      const pos = log.position()
+      const blocks = state.blocks
+      const c: Checkpoint = { revision: revision + 1, logSeq: pos.seq, logOffset: pos.offset, nextSeq: log.nextSeq, counters, pieces: [], tombs: [], dead: [] }
+      for (const [key, loc] of state.index) {
+        const two = loc.block2 >= 0
+        c.pieces.push({
+          key: Buffer.from(key, 'hex'),
+          length: loc.length,
+          block: loc.block, seq: blocks[loc.block]!.seq, offset: loc.offset, length1: loc.length1,
+          block2: two ? loc.block2 : NO_BLOCK, seq2: two ? blocks[loc.block2]!.seq : 0, offset2: loc.offset2
+        })
+      }
+      for (const b of blocks) {
+        for (const e of b.extras) {
+          if (e.type === RecordType.tombstone) c.tombs.push({ key: Buffer.from(e.key, 'hex'), block: e.block, seq: b.seq, offset: e.offset, targetSeq: e.a, targetOffset: e.b })
+          else c.dead.push({ deadBlock: e.b, deadSeq: e.a, block: e.block, seq: b.seq, offset: e.offset })
+        }
+      }
+      return c
+    },
+    async write (blob) {
+      const count = Math.max(1, Math.ceil(blob.length / perPart))
+      const parts: CheckpointPart[] = []
+      if (count > partsMax) { cp.failed++; return }
+      const id = revision + 1 // the checkpoint's revision, written into its parts (informational)
+      try {
+        for (let i = 0; i < count; i++) {
+          const body = blob.subarray(i * perPart, (i + 1) * perPart)
+          const placed = await log.append({ type: RecordType.checkpoint, a: id, b: i }, body)
+          parts.push({ block: placed.block, seq: placed.seq, offset: placed.offset, bodyLength: body.length })
+        }
+        await log.sync()
+      } catch (err) {
+        if (classifyWriteError(err) === 'fatal' && !CanopyError.is(err, 'CACHE_FULL')) throw err
+        cp.failed++
+        return
+      }
+      const c = { parts, bytes: blob.length, hash: sha256(blob) }
+      // The anchor's revision is read afresh: the parts may have reserved segment numbers (new anchors) meanwhile.
+      if (!await writeAnchor(log.reservedUntil, c)) { cp.failed++; return }
+      current = c
+      lastBytes = blob.length
+      log.cpRecords = log.cpBytes = 0
+      cp.stale = false
+      cp.written++
+      for (const b of state.blocks) b.cpParts = 0
+      for (const p of parts) state.blocks[p.block]!.cpParts++
+    },
+    async reserve (until) {
+      if (!await writeAnchor(until, cp.stale ? null : current)) throw new CanopyError('FLASH_IO', 'cannot reserve segment numbers: neither anchor slot takes a write')
+      log.reservedUntil = until
+    }
+  }
+  return cp
 }

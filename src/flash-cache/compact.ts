@@ -11,93 +11,98 @@
 import { assert, CanopyError } from '../errors'
 import { classifyWriteError, type CacheDevice } from './device'
 import { RecordType } from './format'
-import type { LogWriter } from './log'
+import type { LogWriter, RecordSpec } from './log'
 import { readPiece } from './reader'
 import type { CacheState, Extra } from './state'
 
-export class Compactor {
-  compactions = 0
-  /** Blocks with live pieces we could not read this session: never erased (they may read again later). */
-  private readonly unmovable = new Set<number>()
-
-  constructor (
-    private readonly dev: CacheDevice,
-    private readonly state: CacheState,
-    private readonly log: LogWriter,
-    /** A live piece failed its check while being copied: it is dropped. */
-    private readonly onCorrupt: (key: string) => void,
-    /** The erased block held parts of the current checkpoint. */
-    private readonly checkpointLost: () => void
-  ) {}
-
+export interface Compactor {
+  compactions: number
   /** One round on the sealed segment with the fewest live bytes; false when none leaves `gain` bytes free. */
-  async once (gain: number): Promise<boolean> {
-    const victim = this.state.sealed('live', this.unmovable)
-    return victim !== null && this.state.blocks[victim]!.live + gain <= this.log.usableBytes && await this.compact(victim)
+  once (gain: number): Promise<boolean>
+  compact (victim: number): Promise<boolean>
+  /** Write an obituary for a block that holds a segment we cannot erase. */
+  bury (block: number): Promise<void>
+}
+
+/**
+ * @param onCorrupt a live piece failed its check while being copied: it is dropped
+ * @param checkpointLost the erased block held parts of the current checkpoint
+ */
+export function createCompactor (dev: CacheDevice, state: CacheState, log: LogWriter, onCorrupt: (key: string) => void, checkpointLost: () => void): Compactor {
+  const blocks = state.blocks
+  // Blocks with live pieces we could not read this session: never erased (they may read again later).
+  const unmovable = new Set<number>()
+  const extraSpec = (e: Extra): RecordSpec => ({ type: e.type, a: e.a, b: e.b, key: e.type === RecordType.tombstone ? Buffer.from(e.key, 'hex') : undefined })
+  const empty = Buffer.alloc(0)
+
+  const bury = async (block: number): Promise<void> => {
+    const info = blocks[block]!
+    log.retire(block)
+    if (info.state !== 'dead') {
+      state.clearBlock(block)
+      state.setState(block, 'dead')
+    }
+    const e: Extra = { type: RecordType.obituary, block: 0, offset: 0, key: '', a: info.seq, b: block }
+    const placed = await log.append(extraSpec(e), empty, true)
+    state.addExtra({ ...e, block: placed.block, offset: placed.offset })
+    await log.sync()
   }
 
-  async compact (victim: number): Promise<boolean> {
-    const state = this.state
-    const info = state.blocks[victim]!
+  const compact = async (victim: number): Promise<boolean> => {
+    const info = blocks[victim]!
     assert(info.state === 'sealed', 'only sealed segments are compacted')
     for (const [key, loc] of state.piecesIn(victim)) {
       let body: Buffer | null | 'moved'
       try {
-        body = await readPiece(this.dev, state, key, loc, true)
+        body = await readPiece(dev, state, key, loc, true)
       } catch (err) {
         if (!CanopyError.is(err, 'FLASH_IO')) throw err
-        this.unmovable.add(victim)
+        unmovable.add(victim)
         return false
       }
       // Only a failed sync takes a piece out meanwhile (its put was not acknowledged): nothing to copy then.
       if (body === 'moved') continue
       if (body === null) {
         state.removePiece(key)
-        this.onCorrupt(key)
+        onCorrupt(key)
         continue
       }
-      const copy = await this.log.appendPiece(Buffer.from(key, 'hex'), body, true)
+      const copy = await log.appendPiece(Buffer.from(key, 'hex'), body, true)
       if (state.index.get(key) === loc) state.movePiece(key, copy)
     }
     for (const e of [...info.extras]) {
       // Forget the old place only once the copy is written: a failed copy leaves it tracked.
-      const placed = state.extraLive(e) ? await this.log.append(extraSpec(e), Buffer.alloc(0), true) : null
+      const placed = state.extraLive(e) ? await log.append(extraSpec(e), empty, true) : null
       state.removeExtra(e)
       if (placed !== null) state.addExtra({ ...e, block: placed.block, offset: placed.offset })
     }
     assert(info.live === 0 && info.pieces === 0, 'a compacted segment holds nothing live')
-    if (info.cpParts > 0) this.checkpointLost()
+    if (info.cpParts > 0) checkpointLost()
     // The copies must be durable before the originals go.
-    await this.log.sync()
+    await log.sync()
     info.generation++
     try {
-      await this.dev.erase(victim)
+      await dev.erase(victim)
     } catch (err) {
       if (classifyWriteError(err) !== 'bad-block') throw err
-      await this.bury(victim)
+      await bury(victim)
       return true
     }
     state.clearBlock(victim)
     info.seq = 0
     state.setState(victim, info.retired ? 'bad' : 'free')
-    this.compactions++
+    c.compactions++
     return true
   }
 
-  /** Write an obituary for a block that holds a segment we cannot erase. */
-  async bury (block: number): Promise<void> {
-    const info = this.state.blocks[block]!
-    this.log.retire(block)
-    if (info.state !== 'dead') {
-      this.state.clearBlock(block)
-      this.state.setState(block, 'dead')
-    }
-    const e: Extra = { type: RecordType.obituary, block: 0, offset: 0, key: '', a: info.seq, b: block }
-    const placed = await this.log.append(extraSpec(e), Buffer.alloc(0), true)
-    this.state.addExtra({ ...e, block: placed.block, offset: placed.offset })
-    await this.log.sync()
+  const c: Compactor = {
+    compactions: 0,
+    async once (gain) {
+      const victim = state.sealed('live', unmovable)
+      return victim !== null && blocks[victim]!.live + gain <= log.usableBytes && await compact(victim)
+    },
+    compact,
+    bury
   }
+  return c
 }
-
-const extraSpec = (e: Extra): { type: Extra['type'], a: number, b: number, key?: Buffer } =>
-  ({ type: e.type, a: e.a, b: e.b, key: e.type === RecordType.tombstone ? Buffer.from(e.key, 'hex') : undefined })

@@ -62,75 +62,24 @@ export async function readPiece (dev: CacheDevice, state: CacheState, key: strin
 /** A running check of body bytes: CRC-32 or SHA-256, as hex. */
 interface Digest { update (b: Buffer): void, hex (): string }
 
-export class PieceReader {
-  reads = 0
-
-  /**
-   * @param sha check the SHA-256 as well (verifyReads 'sha256')
-   * @param drop a piece failed its check where `loc` says it is: drop it (and count it)
-   */
-  constructor (private readonly dev: CacheDevice, private readonly state: CacheState, private readonly sha: boolean, private readonly drop: (key: string, loc: PieceLoc) => Promise<void>) {}
-
-  /** The piece as the index has it: [bytes or null when damaged, where], or undefined when absent. */
-  private async load (key: string): Promise<[Buffer | null, PieceLoc] | undefined> {
-    for (let attempt = 0; attempt < CACHE_READ_RETRIES_MAX; attempt++) {
-      const loc = this.state.index.get(key)
-      if (loc === undefined) break
-      const body = await readPiece(this.dev, this.state, key, loc, this.sha)
-      if (body !== 'moved') return [body, loc]
-    }
-    return undefined
-  }
-
+export interface PieceReader {
+  reads: number
   /** The verified bytes, or undefined (absent; or damaged, and then dropped). */
-  async get (key: string): Promise<Buffer | undefined> {
-    const r = await this.load(key)
-    if (r?.[0] == null) {
-      if (r !== undefined) await this.drop(key, r[1])
-      return undefined
-    }
-    this.state.touch(key)
-    this.reads++
-    return r[0]
-  }
-
+  get (key: string): Promise<Buffer | undefined>
   /** Whether the stored copy is there and verifies (no side effects): a duplicate put must not trust a rotten copy. */
-  async check (key: string): Promise<boolean> {
-    return (await this.load(key))?.[0] != null
-  }
-
+  check (key: string): Promise<boolean>
   /** Bytes [start, end) of a verified piece as a stream, or undefined when absent or damaged. */
-  async stream (key: string, range: { start?: number, end?: number } = {}): Promise<Readable | undefined> {
-    const length = this.state.index.get(key)?.length
-    if (length === undefined) return undefined
-    const { start = 0, end = length } = range
-    if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || start > end || end > length) {
-      throw new CanopyError('INPUT_INVALID', `range ${start}-${end} is outside the piece (${length} bytes)`)
-    }
-    const target = await this.verify(key)
-    if (target === null) return undefined
-    this.state.touch(key)
-    this.reads++
-    const digest = start === 0 && end === length ? this.digest() : null
-    const self = this
-    async function * chunks (): AsyncGenerator<Buffer> {
-      let held: Buffer | null = null
-      for (let pos = start; pos < end;) {
-        const chunk = await self.readBody(key, pos, Math.min(CACHE_READ_CHUNK_BYTES, end - pos))
-        digest?.update(chunk)
-        if (held !== null) yield held
-        held = chunk
-        pos += chunk.length
-      }
-      // The last chunk goes out only once the whole piece checked again.
-      if (digest !== null && digest.hex() !== target) throw new CanopyError('CACHE_CORRUPT', `piece ${key} changed while it was streamed`)
-      if (held !== null) yield held
-    }
-    return Readable.from(chunks(), { objectMode: false, highWaterMark: CACHE_READ_CHUNK_BYTES })
-  }
+  stream (key: string, range?: { start?: number, end?: number }): Promise<Readable | undefined>
+}
 
-  private digest (): Digest {
-    if (this.sha) {
+/**
+ * @param sha check the SHA-256 as well (verifyReads 'sha256')
+ * @param drop a piece failed its check where `loc` says it is: drop it (and count it)
+ */
+export function createReader (dev: CacheDevice, state: CacheState, sha: boolean, drop: (key: string, loc: PieceLoc) => Promise<void>): PieceReader {
+  const g = dev.geometry
+  const digest = (): Digest => {
+    if (sha) {
       const h = createHash('sha256')
       return { update: (b) => { h.update(b) }, hex: () => h.digest('hex') }
     }
@@ -138,21 +87,31 @@ export class PieceReader {
     return { update: (b) => { c = crc32(b, c) }, hex: () => c.toString(16) }
   }
 
+  /** The piece as the index has it: [bytes or null when damaged, where], or undefined when absent. */
+  const load = async (key: string): Promise<[Buffer | null, PieceLoc] | undefined> => {
+    for (let attempt = 0; attempt < CACHE_READ_RETRIES_MAX; attempt++) {
+      const loc = state.index.get(key)
+      if (loc === undefined) break
+      const body = await readPiece(dev, state, key, loc, sha)
+      if (body !== 'moved') return [body, loc]
+    }
+    return undefined
+  }
+
   /**
    * Check the whole piece chunk by chunk (memory: one chunk): every header,
-   * each record's commit CRC, and in sha mode the body's SHA-256. Returns what the body
-   * digest must come to when it is streamed, or null (absent; or damaged, and
-   * then dropped).
+   * each record's commit CRC, and with sha the body's SHA-256. Returns what
+   * the body digest must come to when it is streamed, or null (absent; or
+   * damaged, and then dropped).
    */
-  private async verify (key: string): Promise<string | null> {
-    const g = this.dev.geometry
+  const verify = async (key: string): Promise<string | null> => {
     for (let attempt = 0; attempt < CACHE_READ_RETRIES_MAX; attempt++) {
-      const loc = this.state.index.get(key)
+      const loc = state.index.get(key)
       if (loc === undefined) break
       const parts = partsOf(loc)
-      const before = generations(this.state, parts)
-      const seqs = parts.map((p) => this.state.blocks[p.block]!.seq)
-      const body = this.digest()
+      const before = generations(state, parts)
+      const seqs = parts.map((p) => state.blocks[p.block]!.seq)
+      const body = digest()
       let ok = true
       for (const [i, p] of parts.entries()) {
         const size = recordBytesFor(p.length, g.programBytes)
@@ -160,7 +119,7 @@ export class PieceReader {
         const trailer = Buffer.alloc(RECORD_TRAILER_BYTES)
         let crc = 0
         for (let pos = 0; pos < size; pos += CACHE_READ_CHUNK_BYTES) {
-          const chunk = await this.dev.read(p.block, p.offset + pos, Math.min(CACHE_READ_CHUNK_BYTES, size - pos))
+          const chunk = await dev.read(p.block, p.offset + pos, Math.min(CACHE_READ_CHUNK_BYTES, size - pos))
           if (pos === 0) ok &&= headerOk(g, chunk, seqs[i]!, key, loc, parts.length, i, p)
           const from = Math.max(0, RECORD_HEADER_BYTES - pos)
           const to = Math.min(chunk.length, RECORD_HEADER_BYTES + p.length - pos)
@@ -170,28 +129,70 @@ export class PieceReader {
         }
         ok &&= trailer.readUInt32LE(0) === crc
       }
-      if (moved(this.state, key, loc, parts, before)) continue
-      const digest = body.hex()
-      if (ok && (!this.sha || digest === key)) return digest
-      await this.drop(key, loc)
+      if (moved(state, key, loc, parts, before)) continue
+      const hex = body.hex()
+      if (ok && (!sha || hex === key)) return hex
+      await drop(key, loc)
       break
     }
     return null
   }
 
   /** Up to n bytes at `pos` of the piece, wherever it lives now (it may have moved since the last chunk). */
-  private async readBody (key: string, pos: number, n: number): Promise<Buffer> {
+  const readBody = async (key: string, pos: number, n: number): Promise<Buffer> => {
     for (let attempt = 0; attempt < CACHE_READ_RETRIES_MAX; attempt++) {
-      const loc = this.state.index.get(key)
+      const loc = state.index.get(key)
       if (loc === undefined) break
-      const parts = partsOf(loc)
-      const i = pos < loc.length1 ? 0 : 1
-      const p = parts[i]!
-      const at = pos - (i === 0 ? 0 : loc.length1)
-      const before = generations(this.state, [p])
-      const chunk = await this.dev.read(p.block, p.offset + RECORD_HEADER_BYTES + at, Math.min(n, p.length - at))
-      if (!moved(this.state, key, loc, [p], before)) return chunk
+      const second = pos >= loc.length1
+      const p = partsOf(loc)[second ? 1 : 0]!
+      const at = second ? pos - loc.length1 : pos
+      const before = generations(state, [p])
+      const chunk = await dev.read(p.block, p.offset + RECORD_HEADER_BYTES + at, Math.min(n, p.length - at))
+      if (!moved(state, key, loc, [p], before)) return chunk
     }
     throw new CanopyError('CACHE_NOT_FOUND', `piece ${key} left the cache while it was streamed`)
   }
+
+  const reader: PieceReader = {
+    reads: 0,
+    async get (key) {
+      const r = await load(key)
+      if (r?.[0] == null) {
+        if (r !== undefined) await drop(key, r[1])
+        return undefined
+      }
+      state.touch(key)
+      reader.reads++
+      return r[0]
+    },
+    check: async (key) => (await load(key))?.[0] != null,
+    async stream (key, range = {}) {
+      const length = state.index.get(key)?.length
+      if (length === undefined) return undefined
+      const { start = 0, end = length } = range
+      if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || start > end || end > length) {
+        throw new CanopyError('INPUT_INVALID', `range ${start}-${end} is outside the piece (${length} bytes)`)
+      }
+      const target = await verify(key)
+      if (target === null) return undefined
+      state.touch(key)
+      reader.reads++
+      const again = start === 0 && end === length ? digest() : null
+      async function * chunks (): AsyncGenerator<Buffer> {
+        let held: Buffer | null = null
+        for (let pos = start; pos < end;) {
+          const chunk = await readBody(key, pos, Math.min(CACHE_READ_CHUNK_BYTES, end - pos))
+          again?.update(chunk)
+          if (held !== null) yield held
+          held = chunk
+          pos += chunk.length
+        }
+        // The last chunk goes out only once the whole piece checked again.
+        if (again !== null && again.hex() !== target) throw new CanopyError('CACHE_CORRUPT', `piece ${key} changed while it was streamed`)
+        if (held !== null) yield held
+      }
+      return Readable.from(chunks(), { objectMode: false, highWaterMark: CACHE_READ_CHUNK_BYTES })
+    }
+  }
+  return reader
 }

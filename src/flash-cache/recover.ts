@@ -16,7 +16,7 @@ import {
   alignUp, decodeRecordHeader, decodeSegmentHeader, NO_BLOCK, PiecePart, RECORD_HEADER_BYTES, recordBytesFor, recordCommitted, RecordType, SEGMENT_HEADER_BYTES,
   type Checkpoint, type CheckpointCounters, type CheckpointPart, type RecordHeader
 } from './format'
-import { CacheState, splitLoc, wholeLoc, type Part, type PieceLoc } from './state'
+import { createState, splitLoc, wholeLoc, type CacheState, type Part, type PieceLoc } from './state'
 
 /** Anchors tried, newest first, before falling back to a full replay. */
 const ANCHOR_TRIES_MAX = 4
@@ -48,17 +48,15 @@ export interface Recovered {
   checkpoint: { parts: CheckpointPart[], bytes: number, hash: Buffer } | null
   counters: CheckpointCounters
   report: RecoveryReport
-  /** Records and bytes replayed after the checkpoint. */
+  /** Bytes replayed after the checkpoint. */
   replayedBytes: number
-  /** Dead blocks whose obituary is no longer on flash: the store writes a new one. */
-  orphanDead: number[]
 }
 
 const before = (s1: number, o1: number, s2: number, o2: number): boolean => s1 < s2 || (s1 === s2 && o1 <= o2)
 
 export async function recover (dev: CacheDevice, partsMax: number): Promise<Recovered> {
   const g = dev.geometry
-  const state = new CacheState(g.blockCount, CACHE_SLOT_BLOCKS, g.programBytes)
+  const state = createState(g.blockCount, CACHE_SLOT_BLOCKS, g.programBytes)
   const blocks = state.blocks
   const report: RecoveryReport = { mode: 'empty', checkpointRevision: 0, replayedRecords: 0, invalidRecords: 0, skippedBytes: 0, garbageBlocks: 0, unreadableBlocks: 0, readErrors: 0 }
   const headerBytes = alignUp(SEGMENT_HEADER_BYTES, g.programBytes)
@@ -208,8 +206,7 @@ export async function recover (dev: CacheDevice, partsMax: number): Promise<Reco
     checkpoint: current,
     counters: cp?.counters ?? { bytesProgrammed: 0, erases: 0, evictions: 0, corruptDropped: 0, bytesAccepted: 0 },
     report,
-    replayedBytes,
-    orphanDead: blocks.flatMap((b, i) => b.state === 'dead' && !state.deadByBlock.has(i) ? [i] : [])
+    replayedBytes
   }
 }
 

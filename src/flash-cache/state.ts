@@ -71,137 +71,51 @@ export interface Extra {
   b: number
 }
 
-export class BlockInfo {
+export interface BlockInfo {
   /** Change only through CacheState.setState (it keeps the counts). */
-  state: BlockState = 'free'
-  seq = 0
+  state: BlockState
+  seq: number
   /** Where the next record goes (open) or where the records end (sealed). */
-  end = 0
+  end: number
   /** Bytes of live records (pieces and extras). */
-  live = 0
+  live: number
   /** Piece records here. */
-  pieces = 0
-  readonly extras = new Set<Extra>()
+  pieces: number
+  extras: Set<Extra>
   /** Parts of the current checkpoint stored here (not live: never copied). */
-  cpParts = 0
+  cpParts: number
   /** A program or erase failed here: once empty it becomes 'bad', not 'free'. */
-  retired = false
+  retired: boolean
   /** Bumped by every erase: a read that started before it must not trust what it got. */
-  generation = 0
+  generation: number
 }
 
-export class CacheState {
+export interface CacheState {
   readonly blocks: BlockInfo[]
   /** Live pieces by hex key; Map order is recency (first = least recently used). */
-  readonly index = new Map<string, PieceLoc>()
-  /** Sum of live piece lengths. */
-  bytes = 0
-  tombs = 0
+  readonly index: Map<string, PieceLoc>
   /** Obituaries by the dead block. */
-  readonly deadByBlock = new Map<number, Extra>()
-  openBlock: number | null = null
+  readonly deadByBlock: Map<number, Extra>
+  /** Sum of live piece lengths. */
+  readonly bytes: number
+  readonly tombs: number
+  readonly openBlock: number | null
   /** Bytes an empty-bodied record (tombstone, obituary) occupies. */
   readonly extraBytes: number
-  private readonly counts: Record<BlockState, number> = { slot: 0, free: 0, open: 0, sealed: 0, bad: 0, dead: 0, unknown: 0 }
-
-  constructor (blockCount: number, slotBlocks: number, readonly programBytes: number) {
-    this.blocks = Array.from({ length: blockCount }, () => new BlockInfo())
-    this.counts.free = blockCount
-    this.extraBytes = recordBytesFor(0, programBytes)
-    for (let i = 0; i < slotBlocks; i++) this.setState(i, 'slot')
-  }
-
-  setState (block: number, s: BlockState): void {
-    const b = this.blocks[block]!
-    this.counts[b.state]--
-    this.counts[s]++
-    b.state = s
-    if (s === 'open') this.openBlock = block
-    else if (this.openBlock === block) this.openBlock = null
-    assert(this.counts.open <= 1, 'at most one open segment')
-  }
-
-  count (state: BlockState): number { return this.counts[state] }
-
-  // ---- pieces ----------------------------------------------------------------------
-
+  setState (block: number, s: BlockState): void
+  count (state: BlockState): number
   /** A new piece, most recently used. */
-  addPiece (key: string, loc: PieceLoc): void {
-    assert(!this.index.has(key), 'piece added twice')
-    this.index.set(key, loc)
-    this.bytes += loc.length
-    this.account(loc, 1)
-  }
-
+  addPiece (key: string, loc: PieceLoc): void
   /** The same piece at a new place (compaction); recency unchanged. */
-  movePiece (key: string, loc: PieceLoc): void {
-    const old = this.index.get(key)
-    assert(old?.length === loc.length, 'moved piece exists with the same length')
-    this.account(old!, -1)
-    this.index.set(key, loc)
-    this.account(loc, 1)
-  }
-
-  removePiece (key: string): PieceLoc | undefined {
-    const loc = this.index.get(key)
-    if (loc === undefined) return undefined
-    this.index.delete(key)
-    this.bytes -= loc.length
-    this.account(loc, -1)
-    return loc
-  }
-
-  touch (key: string): void {
-    const loc = this.index.get(key)
-    if (loc === undefined) return
-    this.index.delete(key)
-    this.index.set(key, loc)
-  }
-
+  movePiece (key: string, loc: PieceLoc): void
+  removePiece (key: string): PieceLoc | undefined
+  touch (key: string): void
   /** Pieces with a part in a block (compaction, obituaries): a scan of the index, bounded by its size. */
-  piecesIn (block: number): Array<[string, PieceLoc]> {
-    const out: Array<[string, PieceLoc]> = []
-    if (this.blocks[block]!.pieces === 0) return out
-    for (const e of this.index) if (e[1].block === block || e[1].block2 === block) out.push(e)
-    assert(out.length === this.blocks[block]!.pieces, 'per-block part count matches the index')
-    return out
-  }
-
+  piecesIn (block: number): Array<[string, PieceLoc]>
   /** Where a piece ends in log order (its last part): tombstones cancel copies up to there. */
-  lastPosition (loc: PieceLoc): { seq: number, offset: number } {
-    return loc.block2 < 0
-      ? { seq: this.blocks[loc.block]!.seq, offset: loc.offset }
-      : { seq: this.blocks[loc.block2]!.seq, offset: loc.offset2 }
-  }
-
-  private account (loc: PieceLoc, sign: 1 | -1): void {
-    for (const p of partsOf(loc)) {
-      const b = this.blocks[p.block]!
-      b.live += sign * recordBytesFor(p.length, this.programBytes)
-      b.pieces += sign
-      assert(b.live >= 0 && b.pieces >= 0, 'block live bytes never negative')
-    }
-  }
-
-  // ---- tombstones and obituaries -----------------------------------------------------
-
-  addExtra (e: Extra): void {
-    const b = this.blocks[e.block]!
-    b.extras.add(e)
-    b.live += this.extraBytes
-    if (e.type === RecordType.tombstone) this.tombs++
-    else this.deadByBlock.set(e.b, e)
-  }
-
-  removeExtra (e: Extra): void {
-    const b = this.blocks[e.block]!
-    if (!b.extras.delete(e)) return
-    b.live -= this.extraBytes
-    assert(b.live >= 0, 'block live bytes never negative')
-    if (e.type === RecordType.tombstone) this.tombs--
-    else if (this.deadByBlock.get(e.b) === e) this.deadByBlock.delete(e.b)
-  }
-
+  lastPosition (loc: PieceLoc): { seq: number, offset: number }
+  addExtra (e: Extra): void
+  removeExtra (e: Extra): void
   /**
    * Whether an extra must be kept. A tombstone: while any segment at or
    * before the deleted copy's may still hold a copy of the piece (a stale
@@ -210,35 +124,125 @@ export class CacheState {
    * could hold anything. An obituary: while its dead block still holds the
    * dead segment.
    */
-  extraLive (e: Extra): boolean {
-    if (e.type === RecordType.obituary) {
-      const b = this.blocks[e.b]
-      return b?.state === 'dead' && b.seq === e.a
-    }
-    if (this.counts.unknown > 0) return true
-    return this.blocks.some((b, i) =>
-      // A dead block whose obituary is not on flash yet will be replayed by a full scan.
-      (b.state === 'sealed' || b.state === 'open' || (b.state === 'dead' && !this.deadByBlock.has(i))) && b.seq <= e.a)
-  }
-
-  // ---- blocks --------------------------------------------------------------------------
-
+  extraLive (e: Extra): boolean
   /** The sealed segment with the lowest seq (by: 'seq') or the fewest live bytes (by: 'live'), skipping `skip`. */
-  sealed (by: 'seq' | 'live', skip?: Set<number>): number | null {
-    let best: number | null = null
-    this.blocks.forEach((b, i) => {
-      if (b.state === 'sealed' && skip?.has(i) !== true && (best === null || b[by] < this.blocks[best]![by])) best = i
-    })
-    return best
-  }
-
+  sealed (by: 'seq' | 'live', skip?: Set<number>): number | null
   /** Forget everything a block held (after a successful erase, or at an obituary). */
-  clearBlock (block: number): void {
-    const b = this.blocks[block]!
-    for (const [key] of this.piecesIn(block)) this.removePiece(key)
-    for (const e of [...b.extras]) this.removeExtra(e)
-    assert(b.live === 0 && b.pieces === 0, 'a cleared block holds nothing live')
-    b.cpParts = 0
-    b.end = 0
+  clearBlock (block: number): void
+}
+
+export function createState (blockCount: number, slotBlocks: number, programBytes: number): CacheState {
+  const blocks: BlockInfo[] = Array.from({ length: blockCount }, () => ({ state: 'free', seq: 0, end: 0, live: 0, pieces: 0, extras: new Set(), cpParts: 0, retired: false, generation: 0 }))
+  const index = new Map<string, PieceLoc>()
+  const deadByBlock = new Map<number, Extra>()
+  const counts: Record<BlockState, number> = { slot: 0, free: blockCount, open: 0, sealed: 0, bad: 0, dead: 0, unknown: 0 }
+  const extraBytes = recordBytesFor(0, programBytes)
+  let bytes = 0
+  let tombs = 0
+  let openBlock: number | null = null
+
+  const setState = (block: number, s: BlockState): void => {
+    const b = blocks[block]!
+    counts[b.state]--
+    counts[s]++
+    b.state = s
+    if (s === 'open') openBlock = block
+    else if (openBlock === block) openBlock = null
+    assert(counts.open <= 1, 'at most one open segment')
+  }
+  const account = (loc: PieceLoc, sign: 1 | -1): void => {
+    for (const p of partsOf(loc)) {
+      const b = blocks[p.block]!
+      b.live += sign * recordBytesFor(p.length, programBytes)
+      b.pieces += sign
+      assert(b.live >= 0 && b.pieces >= 0, 'block live bytes never negative')
+    }
+  }
+  const removePiece = (key: string): PieceLoc | undefined => {
+    const loc = index.get(key)
+    if (loc === undefined) return undefined
+    index.delete(key)
+    bytes -= loc.length
+    account(loc, -1)
+    return loc
+  }
+  const piecesIn = (block: number): Array<[string, PieceLoc]> => {
+    const out: Array<[string, PieceLoc]> = []
+    if (blocks[block]!.pieces === 0) return out
+    for (const e of index) if (e[1].block === block || e[1].block2 === block) out.push(e)
+    assert(out.length === blocks[block]!.pieces, 'per-block part count matches the index')
+    return out
+  }
+  const removeExtra = (e: Extra): void => {
+    const b = blocks[e.block]!
+    if (!b.extras.delete(e)) return
+    b.live -= extraBytes
+    if (e.type === RecordType.tombstone) tombs--
+    else if (deadByBlock.get(e.b) === e) deadByBlock.delete(e.b)
+  }
+  for (let i = 0; i < slotBlocks; i++) setState(i, 'slot')
+
+  return {
+    blocks,
+    index,
+    deadByBlock,
+    get bytes () { return bytes },
+    get tombs () { return tombs },
+    get openBlock () { return openBlock },
+    extraBytes,
+    setState,
+    count: (s) => counts[s],
+    addPiece (key, loc) {
+      assert(!index.has(key), 'piece added twice')
+      index.set(key, loc)
+      bytes += loc.length
+      account(loc, 1)
+    },
+    movePiece (key, loc) {
+      const old = index.get(key)
+      assert(old?.length === loc.length, 'moved piece exists with the same length')
+      account(old!, -1)
+      index.set(key, loc)
+      account(loc, 1)
+    },
+    removePiece,
+    touch (key) {
+      const loc = index.get(key)
+      if (loc === undefined) return
+      index.delete(key)
+      index.set(key, loc)
+    },
+    piecesIn,
+    lastPosition: (loc) => loc.block2 < 0
+      ? { seq: blocks[loc.block]!.seq, offset: loc.offset }
+      : { seq: blocks[loc.block2]!.seq, offset: loc.offset2 },
+    addExtra (e) {
+      const b = blocks[e.block]!
+      b.extras.add(e)
+      b.live += extraBytes
+      if (e.type === RecordType.tombstone) tombs++
+      else deadByBlock.set(e.b, e)
+    },
+    removeExtra,
+    extraLive (e) {
+      if (e.type === RecordType.obituary) return blocks[e.b]?.state === 'dead' && blocks[e.b]!.seq === e.a
+      // A dead block whose obituary is not on flash yet will be replayed by a full scan.
+      return counts.unknown > 0 || blocks.some((b, i) => (b.state === 'sealed' || b.state === 'open' || (b.state === 'dead' && !deadByBlock.has(i))) && b.seq <= e.a)
+    },
+    sealed (by, skip) {
+      let best: number | null = null
+      blocks.forEach((b, i) => {
+        if (b.state === 'sealed' && skip?.has(i) !== true && (best === null || b[by] < blocks[best]![by])) best = i
+      })
+      return best
+    },
+    clearBlock (block) {
+      const b = blocks[block]!
+      for (const [key] of piecesIn(block)) removePiece(key)
+      for (const e of [...b.extras]) removeExtra(e)
+      assert(b.live === 0 && b.pieces === 0, 'a cleared block holds nothing live')
+      b.cpParts = 0
+      b.end = 0
+    }
   }
 }
