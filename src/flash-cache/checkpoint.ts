@@ -12,12 +12,9 @@
 // everything (slower, same result).
 
 import { CanopyError } from '../errors'
-import { CACHE_CHECKPOINT_INTERVAL_FACTOR, CACHE_CHECKPOINT_RECORDS_MAX, CACHE_SLOT_BLOCKS } from '../limits'
+import { CACHE_CHECKPOINT_INTERVAL_FACTOR, CACHE_CHECKPOINT_RECORDS_MAX, CACHE_OPEN_READ_ATTEMPTS, CACHE_SLOT_BLOCKS } from '../limits'
 import { classifyWriteError, isErased, type CacheDevice } from './device'
-import {
-  ANCHOR_FIXED_BYTES, decodeAnchor, decodeCheckpoint, decodeRecordHeader, encodeAnchor, HASH_BYTES,
-  NO_BLOCK, recordBody, recordBytesFor, recordCommitted, RecordType, sha256, type Anchor, type Checkpoint, type CheckpointCounters, type CheckpointPart
-} from './format'
+import { ANCHOR_FIXED_BYTES, decodeAnchor, decodeCheckpoint, decodeRecordHeader, encodeAnchor, HASH_BYTES, keyBytes, NO_BLOCK, recordBody, recordBytesFor, recordCommitted, sha256, TYPE_CHECKPOINT, TYPE_TOMBSTONE, type Anchor, type Checkpoint, type CheckpointCounters, type CheckpointPart } from './format'
 import type { LogWriter } from './log'
 import type { CacheState } from './state'
 
@@ -43,7 +40,7 @@ export async function scanSlots (dev: CacheDevice, partsMax: number): Promise<Sl
     let buf: Buffer
     try {
       // One read of the whole slot: anchors are small and slots are read once per open.
-      buf = await dev.readAtOpen(slot, 0, g.blockBytes)
+      buf = await dev.read(slot, 0, g.blockBytes, CACHE_OPEN_READ_ATTEMPTS)
     } catch (err) {
       if (!CanopyError.is(err, 'FLASH_IO')) throw err
       ends.push(g.blockBytes)
@@ -72,13 +69,13 @@ export async function loadCheckpoint (dev: CacheDevice, state: CacheState, ancho
     if (p.offset + size > g.blockBytes) return null
     let rec: Buffer
     try {
-      rec = await dev.readAtOpen(p.block, p.offset, size)
+      rec = await dev.read(p.block, p.offset, size, CACHE_OPEN_READ_ATTEMPTS)
     } catch (err) {
       if (CanopyError.is(err, 'FLASH_IO')) return null
       throw err
     }
-    const h = decodeRecordHeader(rec, 0, { seq: p.seq, offset: p.offset, blockBytes: g.blockBytes, programBytes: g.programBytes })
-    if (h?.type !== RecordType.checkpoint || h.b !== i || h.bodyLength !== p.bodyLength || !recordCommitted(rec, h)) return null
+    const h = decodeRecordHeader(rec, 0, { ...g, seq: p.seq, offset: p.offset })
+    if (h?.type !== TYPE_CHECKPOINT || h.b !== i || h.bodyLength !== p.bodyLength || !recordCommitted(rec, h)) return null
     bodies.push(recordBody(rec, h))
   }
   const blob = Buffer.concat(bodies)
@@ -86,7 +83,8 @@ export async function loadCheckpoint (dev: CacheDevice, state: CacheState, ancho
   return decodeCheckpoint(blob)
 }
 
-interface CurrentCheckpoint { parts: CheckpointPart[], bytes: number, hash: Buffer }
+/** A checkpoint as its anchor names it. */
+export type CurrentCheckpoint = Pick<Anchor, 'parts' | 'checkpointBytes' | 'checkpointHash'>
 
 export interface Checkpointer {
   /** Set when a compaction erased a block holding the current checkpoint. */
@@ -123,20 +121,20 @@ export function createCheckpointer (
   dev: CacheDevice, state: CacheState, log: LogWriter, partsMax: number, intervalBytesMin: number,
   slots: SlotScan, current: CurrentCheckpoint | null, disabled: boolean
 ): Checkpointer {
-  const g = dev.geometry
+  const { blockBytes, programBytes } = dev.geometry
   let { activeSlot, slotEnd, revision } = slots
   /** Bytes of the last checkpoint written or loaded. */
-  let lastBytes = current?.bytes ?? 0
+  let lastBytes = current?.checkpointBytes ?? 0
   /** Body bytes of one checkpoint part: what fills an empty segment. */
   const perPart = log.usableBytes - state.extraBytes
 
   /** Append an anchor to the active slot; when it is full or damaged, erase the other slot and continue there. */
   const writeAnchor = async (nextSeq: number, c: CurrentCheckpoint | null): Promise<boolean> => {
-    const anchor = encodeAnchor({ revision: revision + 1, nextSeq, checkpointBytes: c?.bytes ?? 0, checkpointHash: c?.hash ?? Buffer.alloc(HASH_BYTES), parts: c?.parts ?? [] }, g.programBytes)
+    const anchor = encodeAnchor({ checkpointBytes: 0, checkpointHash: Buffer.alloc(HASH_BYTES), parts: [], ...c, revision: revision + 1, nextSeq }, programBytes)
     for (let attempt = 0; attempt < CACHE_SLOT_BLOCKS; attempt++) {
       try {
-        if (slotEnd + anchor.length > g.blockBytes) {
-          slotEnd = g.blockBytes // if the erase fails, this slot stays unusable
+        if (slotEnd + anchor.length > blockBytes) {
+          slotEnd = blockBytes // if the erase fails, this slot stays unusable
           activeSlot = (activeSlot + 1) % CACHE_SLOT_BLOCKS
           await dev.erase(activeSlot)
           slotEnd = 0
@@ -148,7 +146,7 @@ export function createCheckpointer (
         return true
       } catch (err) {
         if (classifyWriteError(err) === 'fatal') throw err
-        slotEnd = g.blockBytes
+        slotEnd = blockBytes
       }
     }
     return false
@@ -168,17 +166,13 @@ export function createCheckpointer (
       const c: Checkpoint = { revision: revision + 1, logSeq: pos.seq, logOffset: pos.offset, nextSeq: log.nextSeq, counters, pieces: [], tombs: [], dead: [] }
       for (const [key, loc] of state.index) {
         const two = loc.block2 >= 0
-        c.pieces.push({
-          key: Buffer.from(key, 'hex'),
-          length: loc.length,
-          block: loc.block, seq: blocks[loc.block]!.seq, offset: loc.offset, length1: loc.length1,
-          block2: two ? loc.block2 : NO_BLOCK, seq2: two ? blocks[loc.block2]!.seq : 0, offset2: loc.offset2
-        })
+        c.pieces.push([keyBytes(key), loc.length, loc.block, blocks[loc.block]!.seq, loc.offset, loc.length1,
+          two ? loc.block2 : NO_BLOCK, two ? blocks[loc.block2]!.seq : 0, loc.offset2])
       }
       for (const b of blocks) {
         for (const e of b.extras) {
-          if (e.type === RecordType.tombstone) c.tombs.push({ key: Buffer.from(e.key, 'hex'), block: e.block, seq: b.seq, offset: e.offset, targetSeq: e.a, targetOffset: e.b })
-          else c.dead.push({ deadBlock: e.b, deadSeq: e.a, block: e.block, seq: b.seq, offset: e.offset })
+          if (e.type === TYPE_TOMBSTONE) c.tombs.push([keyBytes(e.key), e.block, b.seq, e.offset, e.a, e.b])
+          else c.dead.push([e.b, e.a, e.block, b.seq, e.offset])
         }
       }
       return c
@@ -191,7 +185,7 @@ export function createCheckpointer (
       try {
         for (let i = 0; i < count; i++) {
           const body = blob.subarray(i * perPart, (i + 1) * perPart)
-          const placed = await log.append({ type: RecordType.checkpoint, a: id, b: i }, body)
+          const placed = await log.append({ type: TYPE_CHECKPOINT, a: id, b: i }, body)
           parts.push({ block: placed.block, seq: placed.seq, offset: placed.offset, bodyLength: body.length })
         }
         await log.sync()
@@ -200,7 +194,7 @@ export function createCheckpointer (
         cp.failed++
         return
       }
-      const c = { parts, bytes: blob.length, hash: sha256(blob) }
+      const c = { parts, checkpointBytes: blob.length, checkpointHash: sha256(blob) }
       // The anchor's revision is read afresh: the parts may have reserved segment numbers (new anchors) meanwhile.
       if (!await writeAnchor(log.reservedUntil, c)) { cp.failed++; return }
       current = c

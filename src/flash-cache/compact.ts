@@ -10,7 +10,7 @@
 
 import { assert, CanopyError } from '../errors'
 import { classifyWriteError, type CacheDevice } from './device'
-import { RecordType } from './format'
+import { keyBytes, TYPE_OBITUARY, TYPE_TOMBSTONE } from './format'
 import type { LogWriter, RecordSpec } from './log'
 import { readPiece } from './reader'
 import type { CacheState, Extra } from './state'
@@ -32,7 +32,7 @@ export function createCompactor (dev: CacheDevice, state: CacheState, log: LogWr
   const blocks = state.blocks
   // Blocks with live pieces we could not read this session: never erased (they may read again later).
   const unmovable = new Set<number>()
-  const extraSpec = (e: Extra): RecordSpec => ({ type: e.type, a: e.a, b: e.b, key: e.type === RecordType.tombstone ? Buffer.from(e.key, 'hex') : undefined })
+  const extraSpec = (e: Extra): RecordSpec => ({ type: e.type, a: e.a, b: e.b, key: e.type === TYPE_TOMBSTONE ? keyBytes(e.key) : undefined })
   const empty = Buffer.alloc(0)
 
   const bury = async (block: number): Promise<void> => {
@@ -42,9 +42,8 @@ export function createCompactor (dev: CacheDevice, state: CacheState, log: LogWr
       state.clearBlock(block)
       state.setState(block, 'dead')
     }
-    const e: Extra = { type: RecordType.obituary, block: 0, offset: 0, key: '', a: info.seq, b: block }
-    const placed = await log.append(extraSpec(e), empty, true)
-    state.addExtra({ ...e, block: placed.block, offset: placed.offset })
+    const placed = await log.append({ type: TYPE_OBITUARY, a: info.seq, b: block }, empty, true)
+    state.addExtra(TYPE_OBITUARY, placed.block, placed.offset, info.seq, block)
     await log.sync()
   }
 
@@ -67,14 +66,14 @@ export function createCompactor (dev: CacheDevice, state: CacheState, log: LogWr
         onCorrupt(key)
         continue
       }
-      const copy = await log.appendPiece(Buffer.from(key, 'hex'), body, true)
+      const copy = await log.appendPiece(keyBytes(key), body, true)
       if (state.index.get(key) === loc) state.movePiece(key, copy)
     }
     for (const e of [...info.extras]) {
       // Forget the old place only once the copy is written: a failed copy leaves it tracked.
       const placed = state.extraLive(e) ? await log.append(extraSpec(e), empty, true) : null
       state.removeExtra(e)
-      if (placed !== null) state.addExtra({ ...e, block: placed.block, offset: placed.offset })
+      if (placed !== null) state.addExtra(e.type, placed.block, placed.offset, e.a, e.b, e.key)
     }
     assert(info.live === 0 && info.pieces === 0, 'a compacted segment holds nothing live')
     if (info.cpParts > 0) checkpointLost()

@@ -8,7 +8,7 @@
 
 import { CanopyError } from '../errors'
 import { ERASED_BYTE, type Flash, type FlashGeometry } from '../hal'
-import { CACHE_OPEN_READ_ATTEMPTS, CACHE_READ_CHUNK_BYTES } from '../limits'
+import { CACHE_READ_CHUNK_BYTES } from '../limits'
 import type { WriteBudget } from './budget'
 
 const ERASED_CHUNK = Buffer.alloc(CACHE_READ_CHUNK_BYTES, ERASED_BYTE)
@@ -43,10 +43,11 @@ export interface CacheDevice {
   readonly dirty: boolean
   /** Puts waiting for a sync. */
   readonly waiting: number
-  /** Any range: widened to the device's read unit, then cut back. */
-  read (block: number, offset: number, length: number): Promise<Buffer>
-  /** A read during recovery: a transient EIO is retried before the block counts as unreadable. */
-  readAtOpen (block: number, offset: number, length: number): Promise<Buffer>
+  /**
+   * Any range: widened to the device's read unit, then cut back. `attempts`:
+   * recovery retries a transient EIO before a block counts as unreadable.
+   */
+  read (block: number, offset: number, length: number, attempts?: number): Promise<Buffer>
   /** Program, then (verify) read back: a block that drops or mangles writes is found here, not by a reader. */
   program (block: number, offset: number, data: Buffer): Promise<void>
   /**
@@ -93,19 +94,22 @@ export function createDevice (flash: Flash, budget: WriteBudget, verify: boolean
   let running: Promise<void> | null = null
   let waiters: Waiter[] = []
 
-  const read = async (block: number, offset: number, length: number): Promise<Buffer> => {
+  const read = async (block: number, offset: number, length: number, attempts = 1): Promise<Buffer> => {
     const unit = g.readBytes
     const start = offset - offset % unit
     const end = Math.min(g.blockBytes, Math.ceil((offset + length) / unit) * unit)
-    try {
-      return (await flash.read(block, start, end - start)).subarray(offset - start, offset - start + length)
-    } catch (err) {
-      if (isIoError(err)) counters.readErrors++
-      throw err
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return (await flash.read(block, start, end - start)).subarray(offset - start, offset - start + length)
+      } catch (err) {
+        if (!isIoError(err)) throw err
+        counters.readErrors++
+        if (attempt >= attempts) throw err
+      }
     }
   }
   const verifyError = (op: string, block: number): CanopyError =>
-    new CanopyError('FLASH_IO', `${op} of block ${block} did not read back`, { detail: { op, block, verify: true } })
+    new CanopyError('FLASH_IO', `${op} of block ${block} did not read back`, { detail: { op, block } })
   const abandon = (err: unknown): void => { for (const w of waiters.splice(0)) w.fail(err) }
   const kick = (): void => {
     if (running !== null || covered >= issued) return
@@ -133,15 +137,6 @@ export function createDevice (flash: Flash, budget: WriteBudget, verify: boolean
     get dirty () { return covered < issued },
     get waiting () { return waiters.length },
     read,
-    async readAtOpen (block, offset, length) {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          return await read(block, offset, length)
-        } catch (err) {
-          if (!isIoError(err) || attempt >= CACHE_OPEN_READ_ATTEMPTS) throw err
-        }
-      }
-    },
     async program (block, offset, data) {
       issued++
       await flash.program(block, offset, data)

@@ -27,10 +27,21 @@ export const CHECKPOINT_PIECE_BYTES = 64
 export const CHECKPOINT_TOMB_BYTES = 52
 export const CHECKPOINT_DEAD_BYTES = 24
 
-export const RecordType = { piece: 1, tombstone: 2, checkpoint: 3, obituary: 4 } as const
-/** A piece is one record, or two parts written back to back across a block boundary. */
-export const PiecePart = { whole: 0, first: 1, second: 2 } as const
+/** Record types (plain constants: the minifier writes them as numbers). */
+export const TYPE_PIECE = 1
+export const TYPE_TOMBSTONE = 2
+export const TYPE_CHECKPOINT = 3
+export const TYPE_OBITUARY = 4
+export const RecordType = { piece: TYPE_PIECE, tombstone: TYPE_TOMBSTONE, checkpoint: TYPE_CHECKPOINT, obituary: TYPE_OBITUARY } as const
 export type RecordTypeCode = typeof RecordType[keyof typeof RecordType]
+/** A piece is one record, or two parts written back to back across a block boundary: field b of its record(s). */
+export const PART_WHOLE = 0
+export const PART_FIRST = 1
+export const PART_SECOND = 2
+
+/** A key as bytes, and back. */
+export const keyBytes = (key: string): Buffer => Buffer.from(key, 'hex')
+export const hex = (b: Buffer): string => b.toString('hex')
 
 export const alignUp = (n: number, unit: number): number => Math.ceil(n / unit) * unit
 export const sha256 = (data: Uint8Array): Buffer => createHash('sha256').update(data).digest()
@@ -77,7 +88,7 @@ export interface RecordFields {
   offset: number
   /** piece: the whole piece's length; tombstone: seq of the deleted copy's segment; checkpoint: revision; obituary: dead seq. */
   a?: number
-  /** piece: 0 whole, 1 first part, 2 second part (PiecePart); tombstone: offset of the deleted copy; checkpoint: part index; obituary: dead block. */
+  /** piece: 0 whole, 1 first part, 2 second part (PART_*); tombstone: offset of the deleted copy; checkpoint: part index; obituary: dead block. */
   b?: number
   /** piece and tombstone: the piece's SHA-256. */
   key?: Uint8Array
@@ -106,9 +117,7 @@ export function allocRecord (body: Uint8Array, programBytes: number): Buffer {
 
 /** Write the header and the commit CRC (the last four bytes, over every byte before them). */
 export function stampRecord (out: Buffer, f: RecordFields, bodyLength: number): Buffer {
-  const key = f.key ?? Buffer.alloc(HASH_BYTES)
-  assert(key.length === HASH_BYTES, 'record key is 32 bytes')
-  out.set(key, 28)
+  out.set(f.key ?? Buffer.alloc(HASH_BYTES), 28)
   put32(out, 0, [MAGIC_RECORD, FORMAT_VERSION | f.type << 8, f.seq, f.offset, bodyLength, f.a ?? 0, f.b ?? 0])
   seal(out, 60)
   seal(out, out.length - RECORD_TRAILER_BYTES)
@@ -163,7 +172,6 @@ export const anchorBytesFor = (parts: number, programBytes: number): number =>
 export function encodeAnchor (a: Omit<Anchor, 'anchorBytes'>, programBytes: number): Buffer {
   const total = anchorBytesFor(a.parts.length, programBytes)
   const out = Buffer.alloc(total)
-  assert(a.checkpointHash.length === HASH_BYTES, 'checkpoint hash is 32 bytes')
   put32(out, 0, [MAGIC_ANCHOR, FORMAT_VERSION | a.parts.length << 16, a.revision, a.nextSeq, a.checkpointBytes, total])
   out.set(a.checkpointHash, 24)
   put32(out, ANCHOR_FIXED_BYTES, a.parts.flatMap((p) => [p.block, p.seq, p.offset, p.bodyLength]))
@@ -187,18 +195,15 @@ export function decodeAnchor (buf: Uint8Array, at: number, programBytes: number,
 
 // ---- checkpoint: the index as of one log position, split over checkpoint records -------
 
-export interface CheckpointPiece {
-  key: Buffer
-  /** The whole piece's length. */
-  length: number
-  /** First (or only) record and its body length. */
-  block: number, seq: number, offset: number, length1: number
-  /** Second part of a split piece; block2 = NO_BLOCK for a whole piece. */
-  block2: number, seq2: number, offset2: number
-}
+/**
+ * Checkpoint entries, field by field in their byte order (FORMAT.md). A piece:
+ * its first (or only) record, and the second part of a split piece (block2
+ * NO_BLOCK for a whole one).
+ */
+export type CheckpointPiece = [key: Buffer, length: number, block: number, seq: number, offset: number, length1: number, block2: number, seq2: number, offset2: number]
+export type CheckpointTomb = [key: Buffer, block: number, seq: number, offset: number, targetSeq: number, targetOffset: number]
+export type CheckpointDead = [deadBlock: number, deadSeq: number, block: number, seq: number, offset: number]
 export const NO_BLOCK = 0xffffffff
-export interface CheckpointTomb { key: Buffer, block: number, seq: number, offset: number, targetSeq: number, targetOffset: number }
-export interface CheckpointDead { deadBlock: number, deadSeq: number, block: number, seq: number, offset: number }
 
 export interface CheckpointCounters {
   bytesProgrammed: number
@@ -225,13 +230,9 @@ export const checkpointBytesFor = (pieces: number, tombs: number, dead: number):
   CHECKPOINT_HEADER_BYTES + pieces * CHECKPOINT_PIECE_BYTES + tombs * CHECKPOINT_TOMB_BYTES + dead * CHECKPOINT_DEAD_BYTES
 
 const COUNTER_FIELDS = ['bytesProgrammed', 'erases', 'evictions', 'corruptDropped', 'bytesAccepted'] as const
-/** The three entry tables: a key first or not, then u32 fields in this order, padded to the entry size. */
-const TABLES = [
-  ['pieces', CHECKPOINT_PIECE_BYTES, true, ['length', 'block', 'seq', 'offset', 'length1', 'block2', 'seq2', 'offset2']],
-  ['tombs', CHECKPOINT_TOMB_BYTES, true, ['block', 'seq', 'offset', 'targetSeq', 'targetOffset']],
-  ['dead', CHECKPOINT_DEAD_BYTES, false, ['deadBlock', 'deadSeq', 'block', 'seq', 'offset']]
-] as const
-type Entry = Record<string, number> & { key?: Buffer }
+/** The three entry tables: entry bytes, and whether a 32-byte key leads (the rest are u32s, zero padded). */
+const TABLES = [['pieces', CHECKPOINT_PIECE_BYTES, true], ['tombs', CHECKPOINT_TOMB_BYTES, true], ['dead', CHECKPOINT_DEAD_BYTES, false]] as const
+type Entry = Array<Buffer | number>
 
 export function encodeCheckpoint (c: Checkpoint): Buffer {
   const total = checkpointBytesFor(c.pieces.length, c.tombs.length, c.dead.length)
@@ -239,16 +240,19 @@ export function encodeCheckpoint (c: Checkpoint): Buffer {
   put32(out, 0, [MAGIC_CHECKPOINT, FORMAT_VERSION, c.revision, c.logSeq, c.logOffset, c.nextSeq, c.pieces.length, c.tombs.length, c.dead.length])
   COUNTER_FIELDS.forEach((f, i) => { out.writeBigUInt64LE(BigInt(Math.max(0, Math.floor(c.counters[f]))), 40 + 8 * i) })
   let at = CHECKPOINT_HEADER_BYTES
-  for (const [name, size, keyed, fields] of TABLES) {
-    for (const e of c[name] as unknown as Entry[]) {
-      if (keyed) out.set(e.key!, at)
-      put32(out, keyed ? at + HASH_BYTES : at, fields.map((f) => e[f]!))
+  for (const [name, size, keyed] of TABLES) {
+    for (const e of c[name] as Entry[]) {
+      if (keyed) out.set(e[0] as Buffer, at)
+      put32(out, keyed ? at + HASH_BYTES : at, (keyed ? e.slice(1) : e) as number[])
       at += size
     }
   }
   assert(at === total, 'checkpoint encoder wrote every byte')
   return out
 }
+
+/** Fields per entry of each table. */
+const FIELDS = [8, 5, 5]
 
 export function decodeCheckpoint (buf: Uint8Array): Checkpoint | null {
   if (buf.length < CHECKPOINT_HEADER_BYTES) return null
@@ -259,11 +263,11 @@ export function decodeCheckpoint (buf: Uint8Array): Checkpoint | null {
   const c = { revision: get32(b, 8), logSeq: get32(b, 12), logOffset: get32(b, 16), nextSeq: get32(b, 20), counters: {} } as Checkpoint
   COUNTER_FIELDS.forEach((f, i) => { c.counters[f] = Number(b.readBigUInt64LE(40 + 8 * i)) })
   let at = CHECKPOINT_HEADER_BYTES
-  TABLES.forEach(([name, size, keyed, fields], t) => {
+  TABLES.forEach(([name, size, keyed], t) => {
     const list: Entry[] = []
     for (let i = 0; i < counts[t]!; i++, at += size) {
-      const e: Entry = keyed ? { key: Buffer.from(b.subarray(at, at + HASH_BYTES)) } as Entry : {}
-      fields.forEach((f, j) => { e[f] = get32(b, at + (keyed ? HASH_BYTES : 0) + 4 * j) })
+      const e: Entry = keyed ? [Buffer.from(b.subarray(at, at + HASH_BYTES))] : []
+      for (let j = 0; j < FIELDS[t]!; j++) e.push(get32(b, at + (keyed ? HASH_BYTES : 0) + 4 * j))
       list.push(e)
     }
     (c as unknown as Record<string, Entry[]>)[name] = list

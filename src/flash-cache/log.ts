@@ -12,7 +12,7 @@
 import { assert, CanopyError } from '../errors'
 import { CACHE_ALLOCATE_ATTEMPTS_MAX, CACHE_RESERVE_BLOCKS, CACHE_SEQ_RESERVE_COUNT, CACHE_SLOT_BLOCKS } from '../limits'
 import { classifyWriteError, type CacheDevice } from './device'
-import { alignUp, allocRecord, encodeSegmentHeader, PiecePart, RECORD_HEADER_BYTES, RECORD_TRAILER_BYTES, recordBytesFor, RecordType, SEGMENT_HEADER_BYTES, stampRecord, type RecordFields } from './format'
+import { alignUp, allocRecord, encodeSegmentHeader, PART_FIRST, PART_SECOND, PART_WHOLE, RECORD_HEADER_BYTES, RECORD_TRAILER_BYTES, recordBytesFor, SEGMENT_HEADER_BYTES, stampRecord, TYPE_PIECE, type RecordFields } from './format'
 import { splitLoc, wholeLoc, type CacheState, type PieceLoc } from './state'
 
 export interface Placed { block: number, offset: number, recordBytes: number, seq: number }
@@ -159,17 +159,17 @@ export function createLog (dev: CacheDevice, state: CacheState, nextSeq: number,
     append,
     async appendPiece (key, body, useReserve = false, built) {
       const first = room() - RECORD_HEADER_BYTES - RECORD_TRAILER_BYTES
-      const spec = (b: number): RecordSpec => ({ type: RecordType.piece, key, a: body.length, b })
+      const spec = (b: number): RecordSpec => ({ type: TYPE_PIECE, key, a: body.length, b })
       const whole = async (): Promise<PieceLoc> => {
-        const p = await append(spec(PiecePart.whole), body, useReserve, built)
+        const p = await append(spec(PART_WHOLE), body, useReserve, built)
         return wholeLoc({ block: p.block, offset: p.offset, length: body.length })
       }
       if (recordBytesFor(body.length, programBytes) <= room() || first < splitBytesMin || first >= body.length) return await whole()
-      const a = await append(spec(PiecePart.first), body.subarray(0, first), useReserve)
+      const a = await append(spec(PART_FIRST), body.subarray(0, first), useReserve)
       // A failed program moved the first part to a fresh segment: no boundary to span any more. That
       // first part stays behind as dead bytes (replay drops a first part not followed by its second).
       if (a.offset + a.recordBytes !== blockBytes) return await whole()
-      const b = await append(spec(PiecePart.second), body.subarray(first), useReserve)
+      const b = await append(spec(PART_SECOND), body.subarray(first), useReserve)
       log.splitPieces++
       return splitLoc({ block: a.block, offset: a.offset, length: first }, { block: b.block, offset: b.offset, length: body.length - first })
     },

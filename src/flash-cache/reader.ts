@@ -18,7 +18,7 @@ import type { FlashGeometry } from '../hal'
 import { CACHE_READ_CHUNK_BYTES, CACHE_READ_RETRIES_MAX } from '../limits'
 import { crc32 } from './crc32'
 import type { CacheDevice } from './device'
-import { decodeRecordHeader, PiecePart, RECORD_HEADER_BYTES, RECORD_TRAILER_BYTES, recordBytesFor, recordCommitted, RecordType, sha256 } from './format'
+import { decodeRecordHeader, hex, PART_WHOLE, RECORD_HEADER_BYTES, RECORD_TRAILER_BYTES, recordBytesFor, recordCommitted, sha256, TYPE_PIECE } from './format'
 import { partsOf, type CacheState, type Part, type PieceLoc } from './state'
 
 /** How a read checks a piece: each record's commit CRC-32, or that and the body's SHA-256. */
@@ -26,9 +26,9 @@ export type VerifyReads = 'crc32' | 'sha256'
 
 /** Whether a record header (at 0 of `head`) is part i of this piece's n, in segment `seq` where the index says. */
 function headerOk (g: FlashGeometry, head: Buffer, seq: number, key: string, loc: PieceLoc, n: number, i: number, p: Part): boolean {
-  const h = decodeRecordHeader(head, 0, { seq, offset: p.offset, blockBytes: g.blockBytes, programBytes: g.programBytes })
-  return h?.type === RecordType.piece && h.b === (n === 1 ? PiecePart.whole : i + 1) && h.a === loc.length &&
-    h.bodyLength === p.length && h.key.toString('hex') === key
+  const h = decodeRecordHeader(head, 0, { ...g, seq, offset: p.offset })
+  return h?.type === TYPE_PIECE && h.b === (n === 1 ? PART_WHOLE : i + 1) && h.a === loc.length &&
+    h.bodyLength === p.length && hex(h.key) === key
 }
 
 /** The erase generation of each part's block: compared after a read, a change means "look again". */
@@ -56,7 +56,7 @@ export async function readPiece (dev: CacheDevice, state: CacheState, key: strin
   }
   if (moved(state, key, loc, parts, before)) return 'moved'
   const body = bodies.length === 1 ? bodies[0]! : Buffer.concat(bodies, loc.length)
-  return ok && (!sha || sha256(body).toString('hex') === key) ? body : null
+  return ok && (!sha || hex(sha256(body)) === key) ? body : null
 }
 
 /** A running check of body bytes: CRC-32 or SHA-256, as hex. */

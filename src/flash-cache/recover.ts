@@ -9,13 +9,10 @@
 // here writes.
 
 import { CanopyError } from '../errors'
-import { CACHE_SEQ_SKIP_UNREADABLE, CACHE_SLOT_BLOCKS } from '../limits'
-import { loadCheckpoint, scanSlots, type SlotScan } from './checkpoint'
+import { CACHE_OPEN_READ_ATTEMPTS, CACHE_SEQ_SKIP_UNREADABLE, CACHE_SLOT_BLOCKS } from '../limits'
+import { loadCheckpoint, scanSlots, type CurrentCheckpoint, type SlotScan } from './checkpoint'
 import { isErased, type CacheDevice } from './device'
-import {
-  alignUp, decodeRecordHeader, decodeSegmentHeader, NO_BLOCK, PiecePart, RECORD_HEADER_BYTES, recordBytesFor, recordCommitted, RecordType, SEGMENT_HEADER_BYTES,
-  type Checkpoint, type CheckpointCounters, type CheckpointPart, type RecordHeader
-} from './format'
+import { alignUp, decodeRecordHeader, decodeSegmentHeader, hex, NO_BLOCK, PART_FIRST, PART_SECOND, PART_WHOLE, RECORD_HEADER_BYTES, recordBytesFor, recordCommitted, SEGMENT_HEADER_BYTES, TYPE_OBITUARY, TYPE_PIECE, TYPE_TOMBSTONE, type Checkpoint, type CheckpointCounters, type RecordHeader } from './format'
 import { createState, splitLoc, wholeLoc, type CacheState, type Part, type PieceLoc } from './state'
 
 /** Anchors tried, newest first, before falling back to a full replay. */
@@ -44,8 +41,8 @@ export interface Recovered {
   state: CacheState
   nextSeq: number
   slots: SlotScan
-  /** The checkpoint recovery used, as its anchor names it. */
-  checkpoint: { parts: CheckpointPart[], bytes: number, hash: Buffer } | null
+  /** The anchor of the checkpoint recovery used. */
+  checkpoint: CurrentCheckpoint | null
   counters: CheckpointCounters
   report: RecoveryReport
   /** Bytes replayed after the checkpoint. */
@@ -56,11 +53,19 @@ const before = (s1: number, o1: number, s2: number, o2: number): boolean => s1 <
 
 export async function recover (dev: CacheDevice, partsMax: number): Promise<Recovered> {
   const g = dev.geometry
-  const state = createState(g.blockCount, CACHE_SLOT_BLOCKS, g.programBytes)
+  const { blockBytes, programBytes } = g
+  const state = createState(g.blockCount, CACHE_SLOT_BLOCKS, programBytes)
   const blocks = state.blocks
-  const report: RecoveryReport = { mode: 'empty', checkpointRevision: 0, replayedRecords: 0, invalidRecords: 0, skippedBytes: 0, garbageBlocks: 0, unreadableBlocks: 0, readErrors: 0 }
-  const headerBytes = alignUp(SEGMENT_HEADER_BYTES, g.programBytes)
-  const recordSize = (bodyLength: number): number => recordBytesFor(bodyLength, g.programBytes)
+  const headerBytes = alignUp(SEGMENT_HEADER_BYTES, programBytes)
+  const isIo = (err: unknown): boolean => { if (CanopyError.is(err, 'FLASH_IO')) return true; throw err }
+  let mode: RecoveryReport['mode'] = 'empty'
+  let replayedRecords = 0
+  let replayedBytes = 0
+  let invalidRecords = 0
+  let skippedBytes = 0
+  let garbageBlocks = 0
+  let unreadableBlocks = 0
+  let readErrors = 0
 
   // 1. Which blocks hold a segment.
   const bySeq = new Map<number, number>()
@@ -68,37 +73,37 @@ export async function recover (dev: CacheDevice, partsMax: number): Promise<Reco
   for (let b = CACHE_SLOT_BLOCKS; b < g.blockCount; b++) {
     let head: Buffer
     try {
-      head = await dev.readAtOpen(b, 0, headerBytes)
+      head = await dev.read(b, 0, headerBytes, CACHE_OPEN_READ_ATTEMPTS)
     } catch (err) {
-      if (!CanopyError.is(err, 'FLASH_IO')) throw err
+      isIo(err)
       state.setState(b, 'unknown')
-      report.unreadableBlocks++
-      report.readErrors++
+      unreadableBlocks++
+      readErrors++
       continue
     }
-    const h = decodeSegmentHeader(head, b, g.blockBytes)
+    const h = decodeSegmentHeader(head, b, blockBytes)
     if (h === null || bySeq.has(h.seq)) {
-      if (h !== null || !isErased(head)) report.garbageBlocks++
+      if (h !== null || !isErased(head)) garbageBlocks++
       // Two blocks cannot both hold one segment: trust neither the second nor erase it.
       if (h !== null) state.setState(b, 'unknown')
       continue
     }
     state.setState(b, 'sealed')
     blocks[b]!.seq = h.seq
-    blocks[b]!.end = g.blockBytes
+    blocks[b]!.end = blockBytes
     bySeq.set(h.seq, b)
     maxSeq = Math.max(maxSeq, h.seq)
   }
 
   // 2. The newest checkpoint that is still whole.
   const slots = await scanSlots(dev, partsMax)
-  report.readErrors += slots.readErrors
+  readErrors += slots.readErrors
   let cp: Checkpoint | null = null
   let current: Recovered['checkpoint'] = null
   for (const a of slots.anchors.filter((x) => x.parts.length > 0).slice(0, ANCHOR_TRIES_MAX)) {
     cp = await loadCheckpoint(dev, state, a)
     if (cp !== null) {
-      current = { parts: a.parts, bytes: a.checkpointBytes, hash: a.checkpointHash }
+      current = a
       for (const p of a.parts) blocks[p.block]!.cpParts++
       break
     }
@@ -108,79 +113,121 @@ export async function recover (dev: CacheDevice, partsMax: number): Promise<Reco
 
   // 3. The checkpoint's view, kept where its segments are still on flash.
   if (cp !== null) {
-    report.mode = 'checkpoint'
-    report.checkpointRevision = cp.revision
-    for (const d of cp.dead) {
-      if (!present(d.deadBlock, d.deadSeq)) continue
-      state.setState(d.deadBlock, 'dead')
-      if (present(d.block, d.seq)) state.addExtra({ type: RecordType.obituary, block: d.block, offset: d.offset, key: '', a: d.deadSeq, b: d.deadBlock })
+    mode = 'checkpoint'
+    for (const [deadBlock, deadSeq, block, seq, offset] of cp.dead) {
+      if (!present(deadBlock, deadSeq)) continue
+      state.setState(deadBlock, 'dead')
+      if (present(block, seq)) state.addExtra(TYPE_OBITUARY, block, offset, deadSeq, deadBlock)
     }
-    for (const p of cp.pieces) {
-      const key = p.key.toString('hex')
-      const whole = p.block2 === NO_BLOCK
-      if (p.length1 > p.length || (whole && p.length1 !== p.length) || state.index.has(key)) continue
-      const first: Part = { block: p.block, offset: p.offset, length: p.length1 }
-      const second: Part = { block: p.block2, offset: p.offset2, length: p.length - p.length1 }
-      const fits = (x: Part): boolean => x.offset + recordSize(x.length) <= g.blockBytes
-      if (!present(p.block, p.seq) || !fits(first)) continue
-      if (!whole && (!present(p.block2, p.seq2) || !fits(second) || p.block2 === p.block)) continue
+    for (const [k, length, block, seq, offset, length1, block2, seq2, offset2] of cp.pieces) {
+      const key = hex(k)
+      const whole = block2 === NO_BLOCK
+      const first: Part = { block, offset, length: length1 }
+      const second: Part = { block: block2, offset: offset2, length: length - length1 }
+      const fits = (x: Part): boolean => x.offset + recordBytesFor(x.length, programBytes) <= blockBytes
+      if (length1 > length || (whole && length1 !== length) || state.index.has(key) || !present(block, seq) || !fits(first)) continue
+      if (!whole && (!present(block2, seq2) || !fits(second) || block2 === block)) continue
       state.addPiece(key, whole ? wholeLoc(first) : splitLoc(first, second))
     }
-    for (const t of cp.tombs) {
-      if (present(t.block, t.seq)) state.addExtra({ type: RecordType.tombstone, block: t.block, offset: t.offset, key: t.key.toString('hex'), a: t.targetSeq, b: t.targetOffset })
+    for (const [key, block, seq, offset, a, b] of cp.tombs) {
+      if (present(block, seq)) state.addExtra(TYPE_TOMBSTONE, block, offset, a, b, hex(key))
     }
   }
 
   // 4. Replay everything after the checkpoint, in log order.
   const segments = [...bySeq].filter(([seq, b]) => blocks[b]!.state === 'sealed' && (cp === null || seq >= cp.logSeq)).sort((x, y) => x[0] - y[0])
-  if (cp === null && segments.length > 0) report.mode = 'scan'
-  let replayedBytes = 0
+  if (cp === null && segments.length > 0) mode = 'scan'
   // The first part of a split piece waits for the record right after it: its second part, or nothing.
   let firstPart: { key: string, part: Part, total: number } | null = null
   const place = (key: string, loc: PieceLoc): void => {
     const old = state.index.get(key)
     if (old === undefined) state.addPiece(key, loc)
     else if (old.length === loc.length) state.movePiece(key, loc) // a compaction's copy: same piece, same recency
-    else report.invalidRecords++ // one hash, two lengths: not a copy of ours
+    else invalidRecords++ // one hash, two lengths: not a copy of ours
   }
   const apply = (h: RecordHeader, block: number): void => {
-    report.replayedRecords++
+    replayedRecords++
     replayedBytes += h.recordBytes
-    const key = h.key.toString('hex')
+    const key = hex(h.key)
     const part: Part = { block, offset: h.offset, length: h.bodyLength }
     const pending = firstPart
     firstPart = null
-    if (h.type === RecordType.piece && h.b === PiecePart.second) {
+    if (h.type === TYPE_PIECE && h.b === PART_SECOND) {
       if (pending?.key === key && pending.total === h.a && pending.part.length + h.bodyLength === h.a && pending.part.block !== block) place(key, splitLoc(pending.part, part))
-      else report.invalidRecords++ // a second part without its first (torn away): dead bytes
+      else invalidRecords++ // a second part without its first (torn away): dead bytes
       return
     }
-    if (pending !== null) report.invalidRecords++ // a first part whose second never landed
-    if (h.type === RecordType.piece) {
-      if (h.b === PiecePart.first) firstPart = { key, part, total: h.a }
-      else if (h.b === PiecePart.whole && h.a === h.bodyLength) place(key, wholeLoc(part))
-      else report.invalidRecords++
-    } else if (h.type === RecordType.tombstone) {
+    if (pending !== null) invalidRecords++ // a first part whose second never landed
+    if (h.type === TYPE_PIECE) {
+      if (h.b === PART_FIRST) firstPart = { key, part, total: h.a }
+      else if (h.b === PART_WHOLE && h.a === h.bodyLength) place(key, wholeLoc(part))
+      else invalidRecords++
+    } else if (h.type === TYPE_TOMBSTONE) {
       const old = state.index.get(key)
       const last = old === undefined ? null : state.lastPosition(old)
       if (last !== null && before(last.seq, last.offset, h.a, h.b)) state.removePiece(key)
-      state.addExtra({ type: RecordType.tombstone, block, offset: h.offset, key, a: h.a, b: h.b })
-    } else if (h.type === RecordType.obituary) {
+      state.addExtra(TYPE_TOMBSTONE, block, h.offset, h.a, h.b, key)
+    } else if (h.type === TYPE_OBITUARY) {
       if (present(h.b, h.a)) {
         state.clearBlock(h.b)
         state.setState(h.b, 'dead')
       }
-      state.addExtra({ type: RecordType.obituary, block, offset: h.offset, key: '', a: h.a, b: h.b })
+      state.addExtra(TYPE_OBITUARY, block, h.offset, h.a, h.b)
     } // checkpoint parts are read through their anchor only
   }
+
+  /**
+   * Walk one segment's records from `at`, keeping where the valid records end;
+   * false when a read failed. Stops at erased bytes (nothing written there);
+   * on a damaged record, searches the rest of the block for the next valid
+   * header at a program boundary.
+   */
+  const scanSegment = async (block: number, seq: number, at: number): Promise<boolean> => {
+    const headerAt = (buf: Buffer, i: number, offset: number): RecordHeader | null => {
+      const h = decodeRecordHeader(buf, i, { seq, offset, blockBytes, programBytes })
+      return h !== null && recordCommitted(buf.subarray(i), h) ? h : null
+    }
+    const info = blocks[block]!
+    info.end = at
+    while (at + RECORD_HEADER_BYTES <= blockBytes) {
+      let ok: RecordHeader | null = null
+      let next: number | null = null
+      try {
+        const head = await dev.read(block, at, RECORD_HEADER_BYTES, CACHE_OPEN_READ_ATTEMPTS)
+        if (isErased(head)) break
+        const h = decodeRecordHeader(head, 0, { seq, offset: at, blockBytes, programBytes })
+        if (h !== null) ok = headerAt(await dev.read(block, at, h.recordBytes, CACHE_OPEN_READ_ATTEMPTS), 0, at)
+        if (ok === null && at + programBytes < blockBytes) {
+          // Resync: the next valid, committed record at a program boundary.
+          const from = at + programBytes
+          const rest = await dev.read(block, from, blockBytes - from, CACHE_OPEN_READ_ATTEMPTS)
+          for (let p = 0; next === null && p + RECORD_HEADER_BYTES <= rest.length; p += programBytes) {
+            // "CN": a cheap filter before the CRC.
+            if (rest[p] === 0x43 && rest[p + 1] === 0x4e && headerAt(rest, p, from + p) !== null) next = from + p
+          }
+        }
+      } catch (err) {
+        return !isIo(err)
+      }
+      if (ok === null) {
+        invalidRecords++
+        if (next === null) break
+        skippedBytes += next - at
+        at = next
+        continue
+      }
+      apply(ok, block)
+      at += ok.recordBytes
+      info.end = at
+    }
+    return true
+  }
+
   for (const [seq, block] of segments) {
     if (blocks[block]!.state !== 'sealed') continue // declared dead by an obituary met earlier
-    const from = cp !== null && seq === cp.logSeq ? Math.max(headerBytes, cp.logOffset) : headerBytes
-    const scanned = await scanSegment(dev, block, seq, from, report, apply)
-    blocks[block]!.end = scanned.end
-    if (scanned.readError) {
+    if (!await scanSegment(block, seq, cp !== null && seq === cp.logSeq ? Math.max(headerBytes, cp.logOffset) : headerBytes)) {
       // Records past the failed read are unknown: never compact or extend this segment this session.
-      report.readErrors++
+      readErrors++
       state.setState(block, 'unknown')
     }
   }
@@ -188,14 +235,17 @@ export async function recover (dev: CacheDevice, partsMax: number): Promise<Reco
   // 5. Keep appending to the newest segment only if nothing at all was written past its last record.
   const newest = segments.at(-1)?.[1]
   if (newest !== undefined && blocks[newest]!.state === 'sealed') {
-    let clean = false
-    try { clean = await dev.erasedFrom(newest, blocks[newest]!.end) } catch (err) { if (!CanopyError.is(err, 'FLASH_IO')) throw err; report.readErrors++ }
-    if (clean) state.setState(newest, 'open')
+    try {
+      if (await dev.erasedFrom(newest, blocks[newest]!.end)) state.setState(newest, 'open')
+    } catch (err) {
+      isIo(err)
+      readErrors++
+    }
   }
 
   // Every segment is seen, or else we start above every number ever reserved.
   let nextSeq = maxSeq + 1
-  if (report.readErrors > slots.readErrors) {
+  if (readErrors > slots.readErrors) {
     nextSeq = Math.max(nextSeq, slots.reservedUntil)
     if (slots.readErrors > 0) nextSeq += CACHE_SEQ_SKIP_UNREADABLE // last resort: see FORMAT.md
   }
@@ -205,55 +255,7 @@ export async function recover (dev: CacheDevice, partsMax: number): Promise<Reco
     slots,
     checkpoint: current,
     counters: cp?.counters ?? { bytesProgrammed: 0, erases: 0, evictions: 0, corruptDropped: 0, bytesAccepted: 0 },
-    report,
+    report: { mode, checkpointRevision: cp?.revision ?? 0, replayedRecords, invalidRecords, skippedBytes, garbageBlocks, unreadableBlocks, readErrors },
     replayedBytes
   }
-}
-
-/**
- * Walk one segment's records from `from`; returns where the valid records end.
- * Stops at erased bytes (nothing written there); on a damaged record, searches
- * the rest of the block for the next valid header at a program boundary.
- */
-async function scanSegment (
-  dev: CacheDevice, block: number, seq: number, from: number,
-  report: RecoveryReport, apply: (h: RecordHeader, block: number) => void
-): Promise<{ end: number, readError: boolean }> {
-  const g = dev.geometry
-  const expect = (offset: number): Parameters<typeof decodeRecordHeader>[2] => ({ seq, offset, blockBytes: g.blockBytes, programBytes: g.programBytes })
-  let at = from
-  let end = from
-  while (at + RECORD_HEADER_BYTES <= g.blockBytes) {
-    let ok: RecordHeader | null = null
-    let next: number | null = null
-    try {
-      const head = await dev.readAtOpen(block, at, RECORD_HEADER_BYTES)
-      if (isErased(head)) break
-      const h = decodeRecordHeader(head, 0, expect(at))
-      if (h !== null && recordCommitted(await dev.readAtOpen(block, at, h.recordBytes), h)) ok = h
-      else if (at + g.programBytes < g.blockBytes) {
-        // Resync: the next valid, committed record header at a program boundary.
-        const rest = await dev.readAtOpen(block, at + g.programBytes, g.blockBytes - at - g.programBytes)
-        for (let p = 0; next === null && p + RECORD_HEADER_BYTES <= rest.length; p += g.programBytes) {
-          if (rest[p] !== 0x43 || rest[p + 1] !== 0x4e) continue // "CN": cheap filter before the CRC
-          const r = decodeRecordHeader(rest, p, expect(at + g.programBytes + p))
-          if (r !== null && recordCommitted(rest.subarray(p), r)) next = at + g.programBytes + p
-        }
-      }
-    } catch (err) {
-      if (!CanopyError.is(err, 'FLASH_IO')) throw err
-      return { end, readError: true }
-    }
-    if (ok === null) {
-      report.invalidRecords++
-      if (next === null) break
-      report.skippedBytes += next - at
-      at = next
-      continue
-    }
-    apply(ok, block)
-    at += ok.recordBytes
-    end = at
-  }
-  return { end, readError: false }
 }

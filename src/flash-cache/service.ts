@@ -47,9 +47,6 @@ const METRICS: Array<[string, string, (s: FlashCacheStats) => number]> = [
   ['stored_bytes_total', 'Piece bytes accepted (lifetime).', (s) => s.writes.bytesAccepted]
 ]
 
-/** The named fields of an object. */
-const pick = <T extends object>(o: T, names: Array<keyof T>): Partial<T> => Object.fromEntries(names.map((n) => [n, o[n]])) as Partial<T>
-
 export class FlashCacheService implements Service {
   readonly name = 'cache'
   /** The open cache; null before start, when disabled, or when it could not be opened. */
@@ -78,7 +75,7 @@ export class FlashCacheService implements Service {
     checkCacheConfig(c)
     try {
       const flash = await this.#hal.openFlash(CACHE_FLASH_NAME, cacheGeometry(c))
-      this.cache = await FlashCache.open(flash, { ...pick(c, ['bytesMax', 'piecesMax', 'writeBudgetBytesPerDay', 'verifyReads']) as typeof c, clock: this.#hal.clock, log: this.#log })
+      this.cache = await FlashCache.open(flash, { ...c, clock: this.#hal.clock, log: this.#log })
     } catch (err) {
       const e = CanopyError.from(err, 'FLASH_IO')
       this.#error = `${e.code}: ${e.message}`
@@ -101,19 +98,6 @@ export class FlashCacheService implements Service {
     if (!this.#config.enabled) return { enabled: false }
     if (this.cache === null) return { enabled: true, error: this.#error ?? 'not open yet' }
     const s = this.cache.stats()
-    const { writes: w, recovery: r } = s
-    return {
-      ...pick(s, ['pieces', 'bytes', 'bytesMax', 'piecesMax', 'freeBytes', 'pinned', 'evictions', 'corruptDropped', 'readErrors', 'verifyReads', 'flash']),
-      writes: {
-        ...pick(w, ['bytesProgrammed', 'bytesAccepted']),
-        amplification: Math.round(w.amplification * 1000) / 1000,
-        erases: w.erases,
-        budgetBytesPerDay: w.budget.bytesPerDay,
-        last24hBytes: w.budget.last24hBytes,
-        overBudget: w.budget.overBudget
-      },
-      ...pick(s, ['compactions', 'checkpoints']),
-      recovery: { mode: r.mode, ms: Math.round(r.ms * 10) / 10, ...pick(r, ['replayedRecords', 'invalidRecords', 'garbageBlocks']) }
-    }
+    return { ...s, writes: { ...s.writes, amplification: Math.round(s.writes.amplification * 1000) / 1000 }, recovery: { ...s.recovery, ms: Math.round(s.recovery.ms * 10) / 10 } }
   }
 }

@@ -4,7 +4,7 @@
 // per-block live byte counts exact, and the assertions say so.
 
 import { assert } from '../errors'
-import { recordBytesFor, RecordType } from './format'
+import { recordBytesFor, TYPE_OBITUARY, TYPE_TOMBSTONE } from './format'
 
 export type BlockState =
   /** Anchor slot (blocks 0 and 1). */
@@ -62,7 +62,7 @@ export function partsOf (loc: PieceLoc): Part[] {
  * segment's seq and block.
  */
 export interface Extra {
-  type: typeof RecordType.tombstone | typeof RecordType.obituary
+  type: typeof TYPE_TOMBSTONE | typeof TYPE_OBITUARY
   block: number
   offset: number
   /** Tombstone: the deleted piece's key (hex). */
@@ -114,7 +114,8 @@ export interface CacheState {
   piecesIn (block: number): Array<[string, PieceLoc]>
   /** Where a piece ends in log order (its last part): tombstones cancel copies up to there. */
   lastPosition (loc: PieceLoc): { seq: number, offset: number }
-  addExtra (e: Extra): void
+  /** A tombstone (with the deleted piece's key) or an obituary, live at (block, offset); a and b as in Extra. */
+  addExtra (type: Extra['type'], block: number, offset: number, a: number, b: number, key?: string): void
   removeExtra (e: Extra): void
   /**
    * Whether an extra must be kept. A tombstone: while any segment at or
@@ -177,7 +178,7 @@ export function createState (blockCount: number, slotBlocks: number, programByte
     const b = blocks[e.block]!
     if (!b.extras.delete(e)) return
     b.live -= extraBytes
-    if (e.type === RecordType.tombstone) tombs--
+    if (e.type === TYPE_TOMBSTONE) tombs--
     else if (deadByBlock.get(e.b) === e) deadByBlock.delete(e.b)
   }
   for (let i = 0; i < slotBlocks; i++) setState(i, 'slot')
@@ -216,16 +217,17 @@ export function createState (blockCount: number, slotBlocks: number, programByte
     lastPosition: (loc) => loc.block2 < 0
       ? { seq: blocks[loc.block]!.seq, offset: loc.offset }
       : { seq: blocks[loc.block2]!.seq, offset: loc.offset2 },
-    addExtra (e) {
-      const b = blocks[e.block]!
-      b.extras.add(e)
-      b.live += extraBytes
-      if (e.type === RecordType.tombstone) tombs++
-      else deadByBlock.set(e.b, e)
+    addExtra (type, block, offset, a, b, key = '') {
+      const e = { type, block, offset, key, a, b }
+      const info = blocks[block]!
+      info.extras.add(e)
+      info.live += extraBytes
+      if (type === TYPE_TOMBSTONE) tombs++
+      else deadByBlock.set(b, e)
     },
     removeExtra,
     extraLive (e) {
-      if (e.type === RecordType.obituary) return blocks[e.b]?.state === 'dead' && blocks[e.b]!.seq === e.a
+      if (e.type === TYPE_OBITUARY) return blocks[e.b]?.state === 'dead' && blocks[e.b]!.seq === e.a
       // A dead block whose obituary is not on flash yet will be replayed by a full scan.
       return counts.unknown > 0 || blocks.some((b, i) => (b.state === 'sealed' || b.state === 'open' || (b.state === 'dead' && !deadByBlock.has(i))) && b.seq <= e.a)
     },

@@ -29,12 +29,12 @@ import {
   CACHE_PENDING_WRITES_MAX, CACHE_PIECE_COUNT_MAX, CACHE_PIN_COUNT_MAX, CACHE_RESERVE_BLOCKS, CACHE_SLOT_BLOCKS
 } from '../limits'
 import { silentLogger, type Logger } from '../log'
-import { WriteBudget, type WriteBudgetStatus } from './budget'
+import { createWriteBudget, type WriteBudgetStatus } from './budget'
 import { createCheckpointer, type Checkpointer } from './checkpoint'
 import { createCompactor } from './compact'
 import { crc32Native } from './crc32'
 import { createDevice } from './device'
-import { alignUp, allocRecord, ANCHOR_FIXED_BYTES, ANCHOR_PART_BYTES, bodyBytesMax, checkpointBytesFor, encodeCheckpoint, RECORD_HEADER_BYTES, recordBytesFor, RecordType, SEGMENT_HEADER_BYTES, sha256, type CheckpointCounters } from './format'
+import { alignUp, allocRecord, ANCHOR_FIXED_BYTES, ANCHOR_PART_BYTES, bodyBytesMax, checkpointBytesFor, encodeCheckpoint, hex, keyBytes, RECORD_HEADER_BYTES, recordBytesFor, SEGMENT_HEADER_BYTES, sha256, TYPE_TOMBSTONE, type CheckpointCounters } from './format'
 import { pieceKey, type PieceHash } from './key'
 import { createLog, type LogWriter } from './log'
 import { createReader, type VerifyReads } from './reader'
@@ -147,16 +147,17 @@ export const FlashCache = {
   /** Open (and recover) the cache on a flash device. */
   async open (flash: Flash, options: FlashCacheOptions): Promise<FlashCache> {
     const g = flash.geometry
+    const { blockBytes, programBytes } = g
     const blocksMin = CACHE_SLOT_BLOCKS + CACHE_RESERVE_BLOCKS + 3
-    if (g.blockBytes < CACHE_BLOCK_BYTES_MIN || alignUp(SEGMENT_HEADER_BYTES, g.programBytes) + 2 * recordBytesFor(0, g.programBytes) > g.blockBytes / 4 || g.blockCount < blocksMin) {
+    if (blockBytes < CACHE_BLOCK_BYTES_MIN || alignUp(SEGMENT_HEADER_BYTES, programBytes) + 2 * recordBytesFor(0, programBytes) > blockBytes / 4 || g.blockCount < blocksMin) {
       throw new CanopyError('CONFIG_INVALID', `flash geometry ${JSON.stringify(g)} is too small for the cache (blocks of at least ${CACHE_BLOCK_BYTES_MIN} bytes, at least ${blocksMin} blocks)`)
     }
     const { piecesMax, clock } = options
     if (!Number.isInteger(piecesMax) || piecesMax < 1 || piecesMax > CACHE_PIECE_COUNT_MAX) {
       throw new CanopyError('CONFIG_INVALID', `piecesMax must be 1..${CACHE_PIECE_COUNT_MAX}`)
     }
-    const partsMax = Math.min(CACHE_CHECKPOINT_PARTS_MAX, Math.floor((g.blockBytes / 2 - ANCHOR_FIXED_BYTES - 4) / ANCHOR_PART_BYTES))
-    const budget = new WriteBudget(clock, options.writeBudgetBytesPerDay)
+    const partsMax = Math.min(CACHE_CHECKPOINT_PARTS_MAX, Math.floor((blockBytes / 2 - ANCHOR_FIXED_BYTES - 4) / ANCHOR_PART_BYTES))
+    const budget = createWriteBudget(clock, options.writeBudgetBytesPerDay)
     const dev = createDevice(flash, budget, options.verifyPrograms ?? !(flash instanceof FileFlash), (err) => {
       // A sync failed: the open block's tail is no longer known; power lost or the device closed: stop.
       if (state.openBlock !== null) log.seal(state.openBlock)
@@ -174,13 +175,13 @@ export const FlashCache = {
     const log: LogWriter = createLog(dev, state, r.nextSeq, r.slots.reservedUntil, async (until) => await cp.reserve(until))
     log.cpRecords = r.report.replayedRecords
     log.cpBytes = r.replayedBytes
-    const cp: Checkpointer = createCheckpointer(dev, state, log, partsMax, options.checkpointIntervalBytesMin ?? 4 * g.blockBytes, r.slots, r.checkpoint, r.report.readErrors > 0)
+    const cp: Checkpointer = createCheckpointer(dev, state, log, partsMax, options.checkpointIntervalBytesMin ?? 4 * blockBytes, r.slots, r.checkpoint, r.report.readErrors > 0)
     const compactor = createCompactor(dev, state, log,
       (key) => { counters.corruptDropped++; logger.warn('damaged piece dropped during compaction', { hash: key }) },
       () => { cp.stale = true })
     const verifyReads: VerifyReads = options.verifyReads === 'sha256' || !crc32Native ? 'sha256' : 'crc32'
     const reader = createReader(dev, state, verifyReads === 'sha256', async (key, loc) => await dropCorrupt(key, loc))
-    const pieceBytesMax = bodyBytesMax(g.blockBytes, g.programBytes)
+    const pieceBytesMax = bodyBytesMax(blockBytes, programBytes)
     let chain: Promise<unknown> = Promise.resolve()
     /** Resolves once the newest queued write has started: the next put may copy and hash its bytes from then on. */
     let started: Promise<unknown> = Promise.resolve()
@@ -275,8 +276,8 @@ export const FlashCache = {
       const loc = index.get(key)
       const { seq, offset } = loc !== undefined ? state.lastPosition(loc) : log.position()
       const had = state.removePiece(key) !== undefined
-      const placed = await log.append({ type: RecordType.tombstone, key: Buffer.from(key, 'hex'), a: seq, b: offset }, Buffer.alloc(0))
-      state.addExtra({ type: RecordType.tombstone, block: placed.block, offset: placed.offset, key, a: seq, b: offset })
+      const placed = await log.append({ type: TYPE_TOMBSTONE, key: keyBytes(key), a: seq, b: offset }, Buffer.alloc(0))
+      state.addExtra(TYPE_TOMBSTONE, placed.block, placed.offset, seq, offset, key)
       await log.sync()
       return had
     }
@@ -375,7 +376,7 @@ export const FlashCache = {
             if (!evictOne()) throw new CanopyError('CACHE_FULL', 'cannot make room: every stored piece is pinned')
           }
           await roomOnFlash(record.length)
-          const loc = await log.appendPiece(Buffer.from(key, 'hex'), record.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + n), false, record)
+          const loc = await log.appendPiece(keyBytes(key), record.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + n), false, record)
           state.addPiece(key, loc)
           counters.bytesAccepted += n
           assert(index.size <= piecesMax && state.bytes <= boundBytes() + pieceBytesMax, 'stored pieces and bytes within their bounds (bytes: plus one piece)')
@@ -383,8 +384,8 @@ export const FlashCache = {
           return { ack: durable(() => { if (index.get(key) === loc) { state.removePiece(key); counters.bytesAccepted -= n } }) }
         }, true, () => {
           // Our own copy, straight into the record buffer, hashed at once: what is hashed is what is written.
-          const record = allocRecord(bytes, g.programBytes)
-          if (sha256(record.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + n)).toString('hex') !== key) throw new CanopyError('CACHE_HASH_MISMATCH', `bytes do not hash to ${key}`)
+          const record = allocRecord(bytes, programBytes)
+          if (hex(sha256(record.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + n))) !== key) throw new CanopyError('CACHE_HASH_MISMATCH', `bytes do not hash to ${key}`)
           return record
         })
         await ack
@@ -428,7 +429,7 @@ export const FlashCache = {
           readErrors: dev.counters.readErrors,
           tombstones: state.tombs,
           verifyReads,
-          flash: { blockBytes: g.blockBytes, blockCount: g.blockCount, freeBlocks: state.count('free'), badBlocks: log.badBlocksFound, deadBlocks: state.count('dead'), unreadableBlocks: state.count('unknown') },
+          flash: { blockBytes, blockCount: g.blockCount, freeBlocks: state.count('free'), badBlocks: log.badBlocksFound, deadBlocks: state.count('dead'), unreadableBlocks: state.count('unknown') },
           writes: {
             bytesProgrammed: c.bytesProgrammed,
             erases: c.erases,
