@@ -13,7 +13,7 @@
 
 import { CanopyError } from '../errors'
 import { CACHE_CHECKPOINT_INTERVAL_FACTOR, CACHE_CHECKPOINT_RECORDS_MAX, CACHE_OPEN_READ_ATTEMPTS, CACHE_SLOT_BLOCKS } from '../limits'
-import { classifyWriteError, isErased, type CacheDevice } from './device'
+import { isErased, isFatalWrite, type CacheDevice } from './device'
 import { ANCHOR_FIXED_BYTES, decodeAnchor, decodeCheckpoint, decodeRecordHeader, encodeAnchor, HASH_BYTES, keyBytes, NO_BLOCK, recordBody, recordBytesFor, recordCommitted, sha256, TYPE_CHECKPOINT, TYPE_TOMBSTONE, type Anchor, type Checkpoint, type CheckpointCounters, type CheckpointPart } from './format'
 import type { LogWriter } from './log'
 import type { CacheState } from './state'
@@ -145,7 +145,7 @@ export function createCheckpointer (
         revision++
         return true
       } catch (err) {
-        if (classifyWriteError(err) === 'fatal') throw err
+        if (isFatalWrite(err)) throw err
         slotEnd = blockBytes
       }
     }
@@ -190,7 +190,7 @@ export function createCheckpointer (
         }
         await log.sync()
       } catch (err) {
-        if (classifyWriteError(err) === 'fatal' && !CanopyError.is(err, 'CACHE_FULL')) throw err
+        if (isFatalWrite(err) && !CanopyError.is(err, 'CACHE_FULL')) throw err
         cp.failed++
         return
       }

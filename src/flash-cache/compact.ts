@@ -9,7 +9,7 @@
 // ignore it (its live records were already copied).
 
 import { assert, CanopyError } from '../errors'
-import { classifyWriteError, type CacheDevice } from './device'
+import { isBadBlock, type CacheDevice } from './device'
 import { keyBytes, TYPE_OBITUARY, TYPE_TOMBSTONE } from './format'
 import type { LogWriter, RecordSpec } from './log'
 import { readPiece } from './reader'
@@ -83,7 +83,7 @@ export function createCompactor (dev: CacheDevice, state: CacheState, log: LogWr
     try {
       await dev.erase(victim)
     } catch (err) {
-      if (classifyWriteError(err) !== 'bad-block') throw err
+      if (!isBadBlock(err)) throw err
       await bury(victim)
       return true
     }

@@ -25,14 +25,13 @@ export function isErased (b: Buffer): boolean {
 }
 
 /**
- * What a failed write means. 'bad-block': retire the block and go on elsewhere.
- * 'no-space': the host's disk is full; surface it. 'fatal': power lost, device
- * closed, or our own bug: surface it and touch nothing more.
+ * What a failed write means. A bad block: retire it and go on elsewhere. No
+ * space (FLASH_NO_SPACE): the host's disk is full; surface it. Anything else
+ * is fatal (power lost, device closed, our own bug): surface it and touch
+ * nothing more.
  */
-export function classifyWriteError (err: unknown): 'bad-block' | 'no-space' | 'fatal' {
-  if (CanopyError.is(err, 'FLASH_IO') || CanopyError.is(err, 'FLASH_NOT_ERASED')) return 'bad-block'
-  return CanopyError.is(err, 'FLASH_NO_SPACE') ? 'no-space' : 'fatal'
-}
+export const isBadBlock = (err: unknown): boolean => CanopyError.is(err, 'FLASH_IO') || CanopyError.is(err, 'FLASH_NOT_ERASED')
+export const isFatalWrite = (err: unknown): boolean => !isBadBlock(err) && !CanopyError.is(err, 'FLASH_NO_SPACE')
 
 const isIoError = (err: unknown): boolean => CanopyError.is(err, 'FLASH_IO')
 

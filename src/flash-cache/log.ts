@@ -11,7 +11,7 @@
 
 import { assert, CanopyError } from '../errors'
 import { CACHE_ALLOCATE_ATTEMPTS_MAX, CACHE_RESERVE_BLOCKS, CACHE_SEQ_RESERVE_COUNT, CACHE_SLOT_BLOCKS } from '../limits'
-import { classifyWriteError, type CacheDevice } from './device'
+import { isBadBlock, isFatalWrite, type CacheDevice } from './device'
 import { alignUp, allocRecord, encodeSegmentHeader, PART_FIRST, PART_SECOND, PART_WHOLE, RECORD_HEADER_BYTES, RECORD_TRAILER_BYTES, recordBytesFor, SEGMENT_HEADER_BYTES, stampRecord, TYPE_PIECE, type RecordFields } from './format'
 import { splitLoc, wholeLoc, type CacheState, type PieceLoc } from './state'
 
@@ -107,7 +107,7 @@ export function createLog (dev: CacheDevice, state: CacheState, nextSeq: number,
         state.setState(block, 'open')
         return block
       } catch (err) {
-        if (classifyWriteError(err) !== 'bad-block') throw err
+        if (!isBadBlock(err)) throw err
         state.setState(block, 'bad')
         retire(block)
       }
@@ -128,10 +128,9 @@ export function createLog (dev: CacheDevice, state: CacheState, nextSeq: number,
         await dev.program(block, offset, record)
       } catch (err) {
         // The block's tail is unknown now: seal it; a bad block is also retired.
-        const kind = classifyWriteError(err)
-        if (kind === 'fatal') throw err
+        if (isFatalWrite(err)) throw err
         seal(block)
-        if (kind === 'no-space') throw err
+        if (!isBadBlock(err)) throw err
         retire(block)
         continue
       }

@@ -14,27 +14,54 @@
 import { createHash } from 'node:crypto'
 import { Readable } from 'node:stream'
 import { CanopyError } from '../errors'
-import type { FlashGeometry } from '../hal'
 import { CACHE_READ_CHUNK_BYTES, CACHE_READ_RETRIES_MAX } from '../limits'
 import { crc32 } from './crc32'
 import type { CacheDevice } from './device'
-import { decodeRecordHeader, hex, PART_WHOLE, RECORD_HEADER_BYTES, RECORD_TRAILER_BYTES, recordBytesFor, recordCommitted, sha256, TYPE_PIECE } from './format'
+import { decodeRecordHeader, hex, PART_WHOLE, RECORD_HEADER_BYTES, RECORD_TRAILER_BYTES, recordBytesFor, sha256, TYPE_PIECE } from './format'
 import { partsOf, type CacheState, type Part, type PieceLoc } from './state'
 
 /** How a read checks a piece: each record's commit CRC-32, or that and the body's SHA-256. */
 export type VerifyReads = 'crc32' | 'sha256'
 
-/** Whether a record header (at 0 of `head`) is part i of this piece's n, in segment `seq` where the index says. */
-function headerOk (g: FlashGeometry, head: Buffer, seq: number, key: string, loc: PieceLoc, n: number, i: number, p: Part): boolean {
-  const h = decodeRecordHeader(head, 0, { ...g, seq, offset: p.offset })
-  return h?.type === TYPE_PIECE && h.b === (n === 1 ? PART_WHOLE : i + 1) && h.a === loc.length &&
-    h.bodyLength === p.length && hex(h.key) === key
-}
-
 /** The erase generation of each part's block: compared after a read, a change means "look again". */
 const generations = (state: CacheState, parts: Part[]): number[] => parts.map((p) => state.blocks[p.block]!.generation)
 const moved = (state: CacheState, key: string, loc: PieceLoc, parts: Part[], before: number[]): boolean =>
   state.index.get(key) !== loc || parts.some((p, i) => state.blocks[p.block]!.generation !== before[i])
+
+/**
+ * Read every record of a piece where `loc` says it is, `chunk` bytes at a
+ * time (whole records: Infinity), checking that each header names this piece
+ * and part there and that each commit CRC holds, and handing the body bytes
+ * to `body` in order. false: a check failed; 'moved': a block was erased or
+ * the piece moved meanwhile (look again).
+ */
+async function walk (dev: CacheDevice, state: CacheState, key: string, loc: PieceLoc, chunk: number, body: (b: Buffer) => void): Promise<boolean | 'moved'> {
+  const g = dev.geometry
+  const parts = partsOf(loc)
+  const before = generations(state, parts)
+  let ok = true
+  for (const [i, p] of parts.entries()) {
+    const seq = state.blocks[p.block]!.seq
+    const size = recordBytesFor(p.length, g.programBytes)
+    const crcEnd = size - RECORD_TRAILER_BYTES
+    const trailer = Buffer.alloc(RECORD_TRAILER_BYTES)
+    let crc = 0
+    for (let pos = 0; pos < size; pos += chunk) {
+      const c = await dev.read(p.block, p.offset + pos, Math.min(chunk, size - pos))
+      if (pos === 0) {
+        const h = decodeRecordHeader(c, 0, { ...g, seq, offset: p.offset })
+        ok &&= h?.type === TYPE_PIECE && h.b === (parts.length === 1 ? PART_WHOLE : i + 1) && h.a === loc.length && h.bodyLength === p.length && hex(h.key) === key
+      }
+      const from = Math.max(0, RECORD_HEADER_BYTES - pos)
+      const to = Math.min(c.length, RECORD_HEADER_BYTES + p.length - pos)
+      if (to > from) body(c.subarray(from, to))
+      crc = crc32(c.subarray(0, Math.max(0, crcEnd - pos)), crc)
+      if (crcEnd - pos < c.length) c.copy(trailer, Math.max(0, pos - crcEnd), Math.max(0, crcEnd - pos))
+    }
+    ok &&= trailer.readUInt32LE(0) === crc
+  }
+  return moved(state, key, loc, parts, before) ? 'moved' : ok
+}
 
 /**
  * The piece's bytes read where `loc` says they are: null when a part's
@@ -43,18 +70,9 @@ const moved = (state: CacheState, key: string, loc: PieceLoc, parts: Part[], bef
  * piece moved while we read (look again).
  */
 export async function readPiece (dev: CacheDevice, state: CacheState, key: string, loc: PieceLoc, sha: boolean): Promise<Buffer | null | 'moved'> {
-  const parts = partsOf(loc)
-  const before = generations(state, parts)
-  const seqs = parts.map((p) => state.blocks[p.block]!.seq)
   const bodies: Buffer[] = []
-  let ok = true
-  for (const [i, p] of parts.entries()) {
-    const recordBytes = recordBytesFor(p.length, dev.geometry.programBytes)
-    const record = await dev.read(p.block, p.offset, recordBytes)
-    ok &&= headerOk(dev.geometry, record, seqs[i]!, key, loc, parts.length, i, p) && recordCommitted(record, { recordBytes })
-    bodies.push(record.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + p.length))
-  }
-  if (moved(state, key, loc, parts, before)) return 'moved'
+  const ok = await walk(dev, state, key, loc, Infinity, (b) => bodies.push(b))
+  if (ok === 'moved') return ok
   const body = bodies.length === 1 ? bodies[0]! : Buffer.concat(bodies, loc.length)
   return ok && (!sha || hex(sha256(body)) === key) ? body : null
 }
@@ -77,7 +95,6 @@ export interface PieceReader {
  * @param drop a piece failed its check where `loc` says it is: drop it (and count it)
  */
 export function createReader (dev: CacheDevice, state: CacheState, sha: boolean, drop: (key: string, loc: PieceLoc) => Promise<void>): PieceReader {
-  const g = dev.geometry
   const digest = (): Digest => {
     if (sha) {
       const h = createHash('sha256')
@@ -108,28 +125,9 @@ export function createReader (dev: CacheDevice, state: CacheState, sha: boolean,
     for (let attempt = 0; attempt < CACHE_READ_RETRIES_MAX; attempt++) {
       const loc = state.index.get(key)
       if (loc === undefined) break
-      const parts = partsOf(loc)
-      const before = generations(state, parts)
-      const seqs = parts.map((p) => state.blocks[p.block]!.seq)
       const body = digest()
-      let ok = true
-      for (const [i, p] of parts.entries()) {
-        const size = recordBytesFor(p.length, g.programBytes)
-        const crcEnd = size - RECORD_TRAILER_BYTES
-        const trailer = Buffer.alloc(RECORD_TRAILER_BYTES)
-        let crc = 0
-        for (let pos = 0; pos < size; pos += CACHE_READ_CHUNK_BYTES) {
-          const chunk = await dev.read(p.block, p.offset + pos, Math.min(CACHE_READ_CHUNK_BYTES, size - pos))
-          if (pos === 0) ok &&= headerOk(g, chunk, seqs[i]!, key, loc, parts.length, i, p)
-          const from = Math.max(0, RECORD_HEADER_BYTES - pos)
-          const to = Math.min(chunk.length, RECORD_HEADER_BYTES + p.length - pos)
-          if (to > from) body.update(chunk.subarray(from, to))
-          crc = crc32(chunk.subarray(0, Math.max(0, crcEnd - pos)), crc)
-          if (crcEnd - pos < chunk.length) chunk.copy(trailer, Math.max(0, pos - crcEnd), Math.max(0, crcEnd - pos))
-        }
-        ok &&= trailer.readUInt32LE(0) === crc
-      }
-      if (moved(state, key, loc, parts, before)) continue
+      const ok = await walk(dev, state, key, loc, CACHE_READ_CHUNK_BYTES, (b) => body.update(b))
+      if (ok === 'moved') continue
       const hex = body.hex()
       if (ok && (!sha || hex === key)) return hex
       await drop(key, loc)

@@ -46,7 +46,7 @@ export interface Part { block: number, offset: number, length: number }
 export const wholeLoc = (p: Part): PieceLoc => ({ length: p.length, block: p.block, offset: p.offset, length1: p.length, block2: -1, offset2: 0 })
 
 export function splitLoc (a: Part, b: Part): PieceLoc {
-  assert(a.block !== b.block, 'the parts of a split piece are in two blocks')
+  assert(a.block !== b.block, 'a split piece spans two blocks')
   return { length: a.length + b.length, block: a.block, offset: a.offset, length1: a.length, block2: b.block, offset2: b.offset }
 }
 
@@ -171,7 +171,7 @@ export function createState (blockCount: number, slotBlocks: number, programByte
     const out: Array<[string, PieceLoc]> = []
     if (blocks[block]!.pieces === 0) return out
     for (const e of index) if (e[1].block === block || e[1].block2 === block) out.push(e)
-    assert(out.length === blocks[block]!.pieces, 'per-block part count matches the index')
+    assert(out.length === blocks[block]!.pieces, 'part count matches the index')
     return out
   }
   const removeExtra = (e: Extra): void => {
@@ -201,7 +201,7 @@ export function createState (blockCount: number, slotBlocks: number, programByte
     },
     movePiece (key, loc) {
       const old = index.get(key)
-      assert(old?.length === loc.length, 'moved piece exists with the same length')
+      assert(old?.length === loc.length, 'a moved piece keeps its length')
       account(old!, -1)
       index.set(key, loc)
       account(loc, 1)

@@ -379,7 +379,7 @@ export const FlashCache = {
           const loc = await log.appendPiece(keyBytes(key), record.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + n), false, record)
           state.addPiece(key, loc)
           counters.bytesAccepted += n
-          assert(index.size <= piecesMax && state.bytes <= boundBytes() + pieceBytesMax, 'stored pieces and bytes within their bounds (bytes: plus one piece)')
+          assert(index.size <= piecesMax && state.bytes <= boundBytes() + pieceBytesMax, 'pieces and bytes within their bounds (bytes: plus one piece)')
           // A sync that fails takes the piece back out: it was never acknowledged, and it may not be on flash.
           return { ack: durable(() => { if (index.get(key) === loc) { state.removePiece(key); counters.bytesAccepted -= n } }) }
         }, true, () => {
