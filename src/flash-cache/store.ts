@@ -255,6 +255,13 @@ export const FlashCache = {
       return false
     }
 
+    /** Evict until `bytes` more in `pieces` more fit the bounds; false when everything left is pinned. */
+    const makeRoom = (bytes: number, pieces: number): boolean => {
+      const bound = boundBytes()
+      while (state.bytes + bytes > bound || index.size + pieces > piecesMax) if (!evictOne()) return false
+      return true
+    }
+
     /** Compact (and, when no segment is worth it, evict) until the log can take `recordBytes`. */
     const roomOnFlash = async (recordBytes: number): Promise<void> => {
       for (let rounds = 0; !log.fits(recordBytes);) {
@@ -344,8 +351,7 @@ export const FlashCache = {
     }
 
     // Open: keep the bounds, say how it went, start what is due.
-    const bound = boundBytes()
-    while ((state.bytes > bound || index.size > piecesMax) && evictOne());
+    makeRoom(0, 0)
     logger.info('flash cache open', { pieces: index.size, bytes: state.bytes, recovery })
     if (r.report.readErrors > 0) logger.warn('flash reads failed during recovery: no checkpoints until the next open', { readErrors: r.report.readErrors })
     scheduleMaintenance()
@@ -369,12 +375,9 @@ export const FlashCache = {
               await writeTombstone(key)
             }
           }
-          // Keep the bounds by evicting least recently used, unpinned pieces.
           const bound = boundBytes()
           if (n > bound) throw new CanopyError('CACHE_FULL', `a piece of ${n} bytes is larger than the cache's bound (${bound})`)
-          while (state.bytes + n > bound || index.size >= piecesMax) {
-            if (!evictOne()) throw new CanopyError('CACHE_FULL', 'cannot make room: every stored piece is pinned')
-          }
+          if (!makeRoom(n, 1)) throw new CanopyError('CACHE_FULL', 'cannot make room: every stored piece is pinned')
           await roomOnFlash(record.length)
           const loc = await log.appendPiece(keyBytes(key), record.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + n), false, record)
           state.addPiece(key, loc)
