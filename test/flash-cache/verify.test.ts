@@ -14,7 +14,7 @@ import { checkConfig } from '../../src/config'
 import { CanopyError } from '../../src/errors'
 import { FlashCache, type FlashCacheOptions, type VerifyReads } from '../../src/flash-cache'
 import { crc32 } from '../../src/flash-cache/crc32'
-import { recordBytesFor } from '../../src/flash-cache/format'
+import { encodeRecord, recordBytesFor, RecordType } from '../../src/flash-cache/format'
 import { createSeededRandom, SimClock, SimFlash, type FlashGeometry } from '../../src/hal'
 import { testSeed } from '../helpers/seed'
 import { sha, VERIFY_MODES } from './workload'
@@ -116,14 +116,19 @@ for (const mode of VERIFY_MODES) {
     const img = await cleanImage()
     const [whole] = img.whole
     const [part1] = img.split
-    // The whole piece's record written over the split piece's first record (same block offset rules do not hold).
+    // A misdirected write: the start of the whole piece's (valid) record where the split piece's first record was.
     const damaged = Buffer.from(img.image)
     img.image.copy(damaged, part1![0], whole![0], whole![0] + part1![1])
     await refused(img, damaged, img.pieces[1]!, mode, 'get', `${mode}, misdirected`)
-    // The same record one program unit further on: its header names another offset.
-    const shifted = Buffer.from(img.image)
-    img.image.copy(shifted, whole![0] + 16, whole![0], whole![0] + whole![1] - 16)
-    await refused(img, shifted, img.pieces[2]!, mode, 'stream', `${mode}, shifted`)
+    // A stale write: the same piece, right key, right place, CRCs that hold, but stamped for another
+    // segment's life in this block (as a copy left from before the block was erased would be).
+    const [start] = whole!
+    const block = Math.floor(start / G.blockBytes)
+    const offset = start % G.blockBytes
+    const seq = img.image.readUInt32LE(start + 8)
+    const stale = Buffer.from(img.image)
+    encodeRecord({ type: RecordType.piece, seq: seq - 1, offset, a: 300, b: 0, key: Buffer.from(sha(img.pieces[2]!), 'hex') }, img.pieces[2]!, 16).copy(stale, block * G.blockBytes + offset)
+    await refused(img, stale, img.pieces[2]!, mode, 'stream', `${mode}, stale`)
   })
 }
 
