@@ -72,6 +72,8 @@ export const configSpec = obj({
     piecesMax: int(1, CACHE_PIECE_COUNT_MAX, 8_192),
     /** Bytes programmed per 24 h that the flash part can sustain: tracked and reported. */
     writeBudgetBytesPerDay: int(1, 2 ** 50, 2 * 1024 * 1024 * 1024),
+    /** How a read checks a stored piece: its records' CRC-32 (the bytes written, SHA-256-checked before) or SHA-256 again. */
+    verifyReads: oneOf(['crc32', 'sha256'] as const, 'crc32'),
     /** Flash area geometry: erase block (also the largest piece, less 100 bytes of headers) and block count. */
     blockBytes: POW2(CACHE_BLOCK_BYTES_MIN, FLASH_BLOCK_BYTES_MAX, 2 * 1024 * 1024),
     blockCount: int(8, FLASH_BLOCK_COUNT_MAX, 44)
