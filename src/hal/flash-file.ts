@@ -26,13 +26,13 @@ const deviceError = (err: unknown, op: string, block: number): CanopyError => {
 export class FileFlash implements Flash {
   readonly geometry: FlashGeometry
   /** Open block files, least recently used first. */
-  private readonly handles = new Map<number, fsp.FileHandle>()
+  readonly #handles = new Map<number, fsp.FileHandle>()
   /** File sizes: bytes past the end read as 0xff. */
-  private readonly sizes = new Map<number, number>()
-  private readonly dirty = new Set<number>()
-  private dirDirty = false
-  private queue: Promise<unknown> = Promise.resolve()
-  private closed = false
+  readonly #sizes = new Map<number, number>()
+  readonly #dirty = new Set<number>()
+  #dirDirty = false
+  #queue: Promise<unknown> = Promise.resolve()
+  #closed = false
 
   private constructor (readonly dir: string, geometry: FlashGeometry, private readonly present: Set<number>, private readonly dirHandle: fsp.FileHandle) {
     this.geometry = { ...geometry }
@@ -78,10 +78,10 @@ export class FileFlash implements Flash {
 
   read (block: number, offset: number, length: number): Promise<Buffer> {
     checkRange(this.geometry, block, offset, length, this.geometry.readBytes)
-    return this.serial('read', block, async () => {
+    return this.#serial('read', block, async () => {
       if (!this.present.has(block)) return Buffer.alloc(length, ERASED_BYTE)
-      const fh = await this.handle(block)
-      const avail = Math.min(length, Math.max(0, this.sizes.get(block)! - offset))
+      const fh = await this.#handle(block)
+      const avail = Math.min(length, Math.max(0, this.#sizes.get(block)! - offset))
       const out = Buffer.allocUnsafe(length)
       let done = 0
       while (done < avail) {
@@ -95,23 +95,23 @@ export class FileFlash implements Flash {
 
   program (block: number, offset: number, data: Uint8Array): Promise<void> {
     checkRange(this.geometry, block, offset, data.length, this.geometry.programBytes)
-    return this.serial('program', block, async () => {
-      const fh = await this.handle(block)
-      const size = this.sizes.get(block)!
-      if (offset > size) await this.writeAll(fh, Buffer.alloc(offset - size, ERASED_BYTE), size)
-      await this.writeAll(fh, data, offset)
-      this.sizes.set(block, Math.max(size, offset + data.length))
-      this.dirty.add(block)
+    return this.#serial('program', block, async () => {
+      const fh = await this.#handle(block)
+      const size = this.#sizes.get(block)!
+      if (offset > size) await this.#writeAll(fh, Buffer.alloc(offset - size, ERASED_BYTE), size)
+      await this.#writeAll(fh, data, offset)
+      this.#sizes.set(block, Math.max(size, offset + data.length))
+      this.#dirty.add(block)
     })
   }
 
   erase (block: number): Promise<void> {
     checkRange(this.geometry, block, 0, 0, 1)
-    return this.serial('erase', block, async () => {
+    return this.#serial('erase', block, async () => {
       if (!this.present.has(block)) return
-      await (await this.handle(block)).truncate(0)
-      this.sizes.set(block, 0)
-      this.dirty.add(block)
+      await (await this.#handle(block)).truncate(0)
+      this.#sizes.set(block, 0)
+      this.#dirty.add(block)
     })
   }
 
@@ -121,79 +121,79 @@ export class FileFlash implements Flash {
    * handle being synced is not closed under it (FileHandle.close waits).
    */
   async sync (): Promise<void> {
-    const { blocks, syncs } = await this.serial('sync', -1, async () => {
-      const blocks = [...this.dirty]
+    const { blocks, syncs } = await this.#serial('sync', -1, async () => {
+      const blocks = [...this.#dirty]
       const syncs: Array<Promise<void>> = []
       const start = (fh: fsp.FileHandle): void => { const p = fh.sync(); p.catch(() => {}); syncs.push(p) }
-      for (const block of blocks) start(await this.handle(block))
-      if (this.dirDirty) start(this.dirHandle)
-      this.dirty.clear()
-      this.dirDirty = false
+      for (const block of blocks) start(await this.#handle(block))
+      if (this.#dirDirty) start(this.dirHandle)
+      this.#dirty.clear()
+      this.#dirDirty = false
       return { blocks, syncs }
     })
     const failed = (await Promise.allSettled(syncs)).find((r) => r.status === 'rejected')
     if (failed !== undefined) {
-      for (const b of blocks) this.dirty.add(b)
-      this.dirDirty = true
+      for (const b of blocks) this.#dirty.add(b)
+      this.#dirDirty = true
       throw deviceError(failed.reason, 'sync', -1)
     }
   }
 
   close (): Promise<void> {
-    return this.serial('close', -1, async () => {
-      this.closed = true
-      for (const fh of [...this.handles.values(), this.dirHandle]) await fh.close().catch(() => {})
-      this.handles.clear()
+    return this.#serial('close', -1, async () => {
+      this.#closed = true
+      for (const fh of [...this.#handles.values(), this.dirHandle]) await fh.close().catch(() => {})
+      this.#handles.clear()
     }, true)
   }
 
   // One operation at a time: an LRU eviction must never close a handle in use.
-  private serial<T> (op: string, block: number, fn: () => Promise<T>, closing = false): Promise<T> {
+  #serial<T> (op: string, block: number, fn: () => Promise<T>, closing = false): Promise<T> {
     const run = async (): Promise<T> => {
-      if (this.closed && !closing) throw new CanopyError('FLASH_CLOSED', 'flash is closed')
+      if (this.#closed && !closing) throw new CanopyError('FLASH_CLOSED', 'flash is closed')
       try {
         return await fn()
       } catch (err) {
         throw deviceError(err, op, block)
       }
     }
-    const p = this.queue.then(run, run)
-    this.queue = p.catch(() => {})
+    const p = this.#queue.then(run, run)
+    this.#queue = p.catch(() => {})
     return p
   }
 
   /** The block's open file, created if it does not exist yet (then the directory needs a sync). */
-  private async handle (block: number): Promise<fsp.FileHandle> {
-    const open = this.handles.get(block)
+  async #handle (block: number): Promise<fsp.FileHandle> {
+    const open = this.#handles.get(block)
     if (open !== undefined) {
-      this.handles.delete(block)
-      this.handles.set(block, open)
+      this.#handles.delete(block)
+      this.#handles.set(block, open)
       return open
     }
     const create = !this.present.has(block)
     const fh = await fsp.open(join(this.dir, `b${block.toString(16).padStart(6, '0')}`), fsc.O_RDWR | fsc.O_CREAT, 0o600)
     if (create) {
       this.present.add(block)
-      this.dirDirty = true
-      this.sizes.set(block, 0)
-    } else if (!this.sizes.has(block)) {
+      this.#dirDirty = true
+      this.#sizes.set(block, 0)
+    } else if (!this.#sizes.has(block)) {
       try {
-        this.sizes.set(block, (await fh.stat()).size)
+        this.#sizes.set(block, (await fh.stat()).size)
       } catch (err) {
         await fh.close().catch(() => {})
         throw err
       }
     }
-    if (this.handles.size >= FLASH_OPEN_FILES_MAX) {
-      const [oldest, old] = this.handles.entries().next().value as [number, fsp.FileHandle]
-      this.handles.delete(oldest)
+    if (this.#handles.size >= FLASH_OPEN_FILES_MAX) {
+      const [oldest, old] = this.#handles.entries().next().value as [number, fsp.FileHandle]
+      this.#handles.delete(oldest)
       await old.close() // dirty data stays in the page cache; sync() reopens to fsync it
     }
-    this.handles.set(block, fh)
+    this.#handles.set(block, fh)
     return fh
   }
 
-  private async writeAll (fh: fsp.FileHandle, data: Uint8Array, position: number): Promise<void> {
+  async #writeAll (fh: fsp.FileHandle, data: Uint8Array, position: number): Promise<void> {
     let done = 0
     while (done < data.length) {
       const { bytesWritten } = await fh.write(data, done, data.length - done, position + done)
