@@ -56,6 +56,15 @@ export const ERROR_CODES = {
   STREAM_NOT_FOUND: 'no such stream could be found',
   STREAM_BUSY: 'a stream of that name is already being pushed here',
   STREAM_BAD_SIGNATURE: 'a stream chunk or signature batch failed verification',
+  // groups and records (src/groups)
+  GROUP_NOT_FOUND: 'no such group on this node',
+  GROUP_INVITATION_INVALID: 'an invitation or membership certificate is malformed or fails its signature (tampered)',
+  GROUP_INVITATION_EXPIRED: 'the invitation has expired',
+  GROUP_INVITATION_FOREIGN: 'the invitation or certificate belongs to another group or another node',
+  GROUP_REVOKED: 'the member has been revoked',
+  GROUP_FORBIDDEN: "the member's roles do not allow this",
+  GROUP_STORE_FULL: 'the record store is at its size limit',
+  RECORD_INVALID: 'a record is malformed, badly signed, expired or against the group rules',
   // generic
   LIMIT_REACHED: 'a bound was reached',
   TIMEOUT: 'an operation ran past its deadline',

@@ -168,8 +168,11 @@ export class FlashCache {
    * Store a piece; resolves once it is durable. Rejects (and stores nothing)
    * when the bytes do not hash to `hash`. Like fs.write, the caller must not
    * change `bytes` until the promise settles (a changed buffer is refused).
+   * With `{ sync: false }` it resolves once written but not yet durable: the
+   * next durable put, delete or sync() makes it so (records fetched again
+   * from peers need no fsync each).
    */
-  async put (hash: PieceHash, bytes: Uint8Array): Promise<void> {
+  async put (hash: PieceHash, bytes: Uint8Array, options: { sync?: boolean } = {}): Promise<void> {
     const key = pieceKey(hash)
     if (!(bytes instanceof Uint8Array)) throw new CanopyError('INPUT_INVALID', 'a piece is bytes')
     if (bytes.length > this.pieceBytesMax) {
@@ -192,7 +195,7 @@ export class FlashCache {
       const size = record.length
       await this.makeRoom(size, body.length)
       const loc = await this.log.appendPiece(keyBytes, body, { built: record })
-      if (this.options.unsafeSkipAckSync !== true) await this.log.sync()
+      if (this.options.unsafeSkipAckSync !== true && options.sync !== false) await this.log.sync()
       this.state.addPiece(key, loc)
       this.counters.bytesAccepted += body.length
       this.assertBounds()
@@ -290,6 +293,11 @@ export class FlashCache {
       recovery: this.recovery,
       backgroundErrors: this.backgroundErrors
     }
+  }
+
+  /** Make every put so far durable. */
+  async sync (): Promise<void> {
+    await this.exclusive(() => this.log.sync(), false)
   }
 
   /** Resolves once every queued write, and the background work they started, has finished. */
