@@ -16,7 +16,7 @@ import { gidBytes, gidText } from './cert'
 import { openRecord, type GroupRecord, type RecordMeta } from './record'
 import { byPrecedence, type RecordStore } from './store'
 
-const LIMITS = { bytesMax: GROUP_BATCH_BYTES_MAX + 1024, depthMax: 3, itemsMax: 4_096, containerCountMax: 8 }
+const LIMITS = { bytesMax: GROUP_BATCH_BYTES_MAX + 1024, depthMax: 3, itemsMax: 4_096, containerCountMax: 1_024 }
 const msgSpec = body({
   g: bytes(16),
   /** r records, s summary, b buckets, k keys, w want; j join, o welcome (the service's). */
