@@ -64,6 +64,7 @@ export const ERROR_CODES = {
   GROUP_REVOKED: 'the member has been revoked',
   GROUP_FORBIDDEN: "the member's roles do not allow this",
   GROUP_STORE_FULL: 'the record store is at its size limit',
+  RECORD_NOT_FOUND: 'no such record in the group',
   RECORD_INVALID: 'a record is malformed, badly signed, expired or against the group rules',
   // generic
   LIMIT_REACHED: 'a bound was reached',
