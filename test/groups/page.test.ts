@@ -44,17 +44,17 @@ test('a stroke drawn on one agent\'s page appears on the other\'s', async () => 
     for (let i = 1; i <= 10; i++) await pa!.mouse.move(box.x + 50 + 15 * i, box.y + 50 + 8 * i)
     await pa!.mouse.up()
     const t0 = Date.now()
-    await pb!.waitForFunction(() => document.body.dataset.strokes === '1', undefined, { timeout: 5_000 })
+    await pb!.waitForFunction('document.body.dataset.strokes === "1"', undefined, { timeout: 5_000 })
     console.log(`  stroke visible on the other agent's page after ${Date.now() - t0} ms`)
     assert.is(gb.store!.list(g, { type: 'stroke' }).length, 1)
     // chat from B's page shows on A's
     await pb!.fill('#t', 'nice drawing')
     await pb!.press('#t', 'Enter')
-    await pa!.waitForFunction(() => document.getElementById('log')!.textContent!.includes('nice drawing'), undefined, { timeout: 5_000 })
+    await pa!.waitForFunction('document.getElementById("log").textContent.includes("nice drawing")', undefined, { timeout: 5_000 })
     // erase on B's page: the stroke's record is deleted on A as well
     await pb!.check('#er')
     await pb!.mouse.click(box.x + 50 + 15 * 5, box.y + 50 + 8 * 5)
-    await pa!.waitForFunction(() => document.body.dataset.strokes === '0', undefined, { timeout: 5_000 })
+    await pa!.waitForFunction('document.body.dataset.strokes === "0"', undefined, { timeout: 5_000 })
     assert.is(ga.store!.list(g, { type: 'stroke' }).length, 0)
     assert.is(ga.store!.list(g, { type: 'stroke', deleted: true }).length, 1, 'a tombstone')
   } finally {
