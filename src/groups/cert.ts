@@ -3,13 +3,13 @@
 // no server to ask. A certificate is CBOR plus a signature over its exact
 // bytes; the first of a chain is signed by the root key, each next one by the
 // node key of the previous one's subject, who must be an admin. An invitation
-// is such a chain whose last certificate expires and names the inviter's
-// contact; the membership certificate the inviter signs at join time is the
-// same leaf without an expiry. Byte layouts: FORMAT.md.
+// is such a chain whose leaf expires and names the inviter's contact; the
+// membership the inviter signs at join time is the same leaf without expiry.
+// Byte layouts: FORMAT.md.
 
 import { createHash, type KeyObject } from 'node:crypto'
 import { keyPairFromSeed, signDomain, verifyDomain } from '../crypto'
-import { CanopyError, type ErrorCode } from '../errors'
+import { CanopyError } from '../errors'
 import { nodeIdOf, type Identity } from '../identity'
 import { GROUP_CHAIN_COUNT_MAX, GROUP_INVITATION_CHARS_MAX, GROUP_NAME_BYTES_MAX } from '../limits'
 import { decodeCborAs, encodeCbor } from '../protocol/wire/cbor'
@@ -21,18 +21,14 @@ export type Role = keyof typeof ROLES
 export const WRITER = ROLES.member | ROLES.admin
 /** The LAN's default group: every agent of the LAN is a member, no certificates. */
 export const LAN_GROUP = 'lan'
-export const CERT_DOMAIN = 'canopy group cert v1'
-const INVITATION_PREFIX = 'canopy-invite:'
+const DOMAIN = 'canopy group cert v1'
+const PREFIX = 'canopy-invite:'
 const LIMITS = { bytesMax: 1024, depthMax: 2, itemsMax: 32, containerCountMax: 16 }
 
 /** Group ids travel as 16 bytes; the LAN group's are zeros. */
 export const gidBytes = (g: string): Buffer => (g === LAN_GROUP ? Buffer.alloc(16) : Buffer.from(g, 'hex'))
 export const gidText = (b: Buffer): string => (b.every((x) => x === 0) ? LAN_GROUP : b.toString('hex'))
-
-export function groupIdOf (rootKey: Uint8Array): string {
-  return createHash('sha256').update('canopy group id v1\0').update(rootKey).digest().subarray(0, 16).toString('hex')
-}
-
+export const groupIdOf = (root: Uint8Array): string => createHash('sha256').update('canopy group id v1\0').update(root).digest().toString('hex', 0, 16)
 export const rolesOf = (names: readonly string[]): number => names.reduce((m, n) => m | (ROLES[n as Role] ?? 0), 0)
 export const roleNames = (mask: number): Role[] => (Object.keys(ROLES) as Role[]).filter((r) => (mask & ROLES[r]) !== 0)
 
@@ -47,23 +43,19 @@ export interface Cert {
   x: number
   /** Issuer's public key. */
   k: Buffer
-  /** Group name (invitations). */
+  /** Group name. */
   n?: string
   /** Inviter's contact "nodeid@host:port" (invitations). */
   a?: string
 }
 
-const certSpec = body({
-  g: bytes(16), s: bytes(16), r: uint(1, 7), x: uint(0), k: bytes(32),
-  n: optionalField(text(GROUP_NAME_BYTES_MAX)), a: optionalField(text(128))
-})
+const certSpec = body({ g: bytes(16), s: bytes(16), r: uint(1, 7), x: uint(0), k: bytes(32), n: optionalField(text(GROUP_NAME_BYTES_MAX)), a: optionalField(text(128)) })
 const chainSpec = arrayOf(blob(LIMITS.bytesMax), { max: GROUP_CHAIN_COUNT_MAX })
-
-const bad = (code: ErrorCode, m: string): CanopyError => new CanopyError(code, m)
+const err = (code: 'INVALID' | 'FOREIGN' | 'EXPIRED', m: string): CanopyError => new CanopyError(`GROUP_INVITATION_${code}`, m)
 
 export function signCert (c: Cert, key: KeyObject): Buffer {
   const b = encodeCbor({ ...c, g: gidBytes(c.g), s: Buffer.from(c.s, 'hex') })
-  return Buffer.concat([b, signDomain(key, CERT_DOMAIN, b)])
+  return Buffer.concat([b, signDomain(key, DOMAIN, b)])
 }
 
 export function openCert (bytes: Buffer): Cert {
@@ -72,83 +64,66 @@ export function openCert (bytes: Buffer): Cert {
   try {
     const d = decodeCborAs(b, certSpec, LIMITS, 'certificate')
     c = { ...d, g: d.g.toString('hex'), s: d.s.toString('hex') }
-  } catch (err) {
-    throw new CanopyError('GROUP_INVITATION_INVALID', `not a group certificate (${(err as Error).message})`)
+  } catch {
+    throw err('INVALID', 'not a group certificate')
   }
-  if (!verifyDomain(c.k, CERT_DOMAIN, b, bytes.subarray(-64))) throw bad('GROUP_INVITATION_INVALID', 'a certificate signature does not verify: tampered or forged')
+  if (!verifyDomain(c.k, DOMAIN, b, bytes.subarray(-64))) throw err('INVALID', 'bad certificate signature (tampered?)')
   return c
 }
 
-export interface Membership {
-  group: string
-  root: Buffer
-  node: string
-  roles: number
-  /** The leaf's expiry (wall seconds, 0: none). */
-  x: number
-  name: string
-  contact?: string
-  chain: Buffer[]
-}
+export interface Membership { group: string, node: string, roles: number, x: number, name: string, contact?: string, chain: Buffer[] }
 
 /**
- * Verify a chain from the root key to its leaf. Every certificate but the
- * leaf must be unexpired and make its subject an admin; nobody on it may be
- * revoked; the leaf's expiry is the caller's business (an invitation expires,
- * a membership does not).
+ * Verify a chain from the root key to its leaf: every certificate but the
+ * leaf unexpired and making its subject an admin, nobody on it revoked. The
+ * leaf's expiry is the caller's business (an invitation expires, a membership not).
  */
 export function verifyChain (chain: Buffer[], nowS: number, revoked: (node: string) => boolean = () => false): Membership {
-  if (chain.length === 0 || chain.length > GROUP_CHAIN_COUNT_MAX) throw bad('GROUP_INVITATION_INVALID', 'a certificate chain of 1 to 4 certificates')
+  if (chain.length === 0 || chain.length > GROUP_CHAIN_COUNT_MAX) throw err('INVALID', 'bad certificate chain')
   const certs = chain.map(openCert)
-  const root = certs[0]!.k
-  const group = groupIdOf(root)
+  const group = groupIdOf(certs[0]!.k)
   certs.forEach((c, i) => {
-    if (c.g !== group) throw bad('GROUP_INVITATION_FOREIGN', `a certificate of group ${c.g} in a chain of group ${group}`)
-    if (i > 0) {
-      const up = certs[i - 1]!
-      if (nodeIdOf(c.k) !== up.s || (up.r & ROLES.admin) === 0) throw bad('GROUP_INVITATION_INVALID', 'a certificate issued by someone who is not an admin of the group')
-      if (up.x !== 0 && up.x <= nowS) throw bad('GROUP_INVITATION_EXPIRED', 'an admin certificate in the chain has expired')
-    }
-    if (revoked(c.s)) throw bad('GROUP_REVOKED', `member ${c.s} has been revoked`)
+    const up = certs[i - 1]
+    if (c.g !== group) throw err('FOREIGN', `a certificate of group ${c.g} in group ${group}`)
+    if (up !== undefined && (nodeIdOf(c.k) !== up.s || (up.r & ROLES.admin) === 0)) throw err('INVALID', 'a certificate not issued by an admin')
+    if (up !== undefined && up.x !== 0 && up.x <= nowS) throw err('EXPIRED', 'an admin certificate expired')
+    if (revoked(c.s)) throw new CanopyError('GROUP_REVOKED', `member ${c.s} is revoked`)
   })
   const leaf = certs[certs.length - 1]!
-  return { group, root, node: leaf.s, roles: leaf.r, x: leaf.x, name: certs.find((c) => c.n !== undefined)?.n ?? '', contact: leaf.a, chain }
+  return { group, node: leaf.s, roles: leaf.r, x: leaf.x, name: certs.find((c) => c.n !== undefined)?.n ?? '', contact: leaf.a, chain }
 }
 
-export const formatInvitation = (chain: Buffer[]): string => INVITATION_PREFIX + encodeCbor(chain).toString('base64url')
+export const formatInvitation = (chain: Buffer[]): string => PREFIX + encodeCbor(chain).toString('base64url')
 
-/** A chain as CBOR (invitations, member records). Throws GROUP_INVITATION_INVALID. */
+/** A chain as CBOR (invitations, member records). */
 export function decodeChain (b: Buffer): Buffer[] {
   try {
     return decodeCborAs(b, chainSpec, { ...LIMITS, bytesMax: 4 * LIMITS.bytesMax }, 'certificate chain')
   } catch {
-    throw bad('GROUP_INVITATION_INVALID', 'damaged: not a certificate chain')
+    throw err('INVALID', 'damaged certificate chain')
   }
 }
 
 /** Parse and verify an invitation's text (it must not have expired). */
-export function parseInvitation (text: string, nowS: number): Membership {
-  const t = text.trim()
-  if (!t.startsWith(INVITATION_PREFIX) || t.length > GROUP_INVITATION_CHARS_MAX || !/^[A-Za-z0-9_-]+$/.test(t.slice(INVITATION_PREFIX.length))) {
-    throw bad('GROUP_INVITATION_INVALID', `an invitation is "${INVITATION_PREFIX}" and base64url text`)
-  }
-  const m = verifyChain(decodeChain(Buffer.from(t.slice(INVITATION_PREFIX.length), 'base64url')), nowS)
-  if (m.x === 0 || m.contact === undefined) throw bad('GROUP_INVITATION_INVALID', 'not an invitation (no expiry or contact)')
-  if (m.x <= nowS) throw bad('GROUP_INVITATION_EXPIRED', `the invitation expired at ${new Date(m.x * 1000).toISOString()}`)
+export function parseInvitation (t: string, nowS: number): Membership {
+  const b64 = t.trim().slice(PREFIX.length)
+  if (!t.trim().startsWith(PREFIX) || t.length > GROUP_INVITATION_CHARS_MAX || !/^[\w-]+$/.test(b64)) throw err('INVALID', `an invitation is ${PREFIX}BASE64URL`)
+  const m = verifyChain(decodeChain(Buffer.from(b64, 'base64url')), nowS)
+  if (m.x === 0 || m.contact === undefined) throw err('INVALID', 'not an invitation')
+  if (m.x <= nowS) throw err('EXPIRED', `the invitation expired at ${new Date(m.x * 1000).toISOString()}`)
   return m
 }
 
-/** A new group: its root key's seed (kept by the owner) and the owner's chain (admin and member). */
+/** A new group: the owner's chain (admin and member) under the root key made from seed. */
 export function newGroup (name: string, me: Identity, seed: Buffer): { group: string, chain: Buffer[] } {
   const root = keyPairFromSeed(seed)
   const group = groupIdOf(root.publicRaw)
   return { group, chain: [signCert({ g: group, s: me.nodeId, r: ROLES.admin | ROLES.member, x: 0, k: root.publicRaw, n: name }, root.privateKey)] }
 }
 
-/** My chain, extended by a certificate I (an admin) issue: an invitation (x > 0, a contact) or a membership (x = 0). */
+/** My chain extended by a certificate I (an admin) issue: an invitation (x > 0, a contact) or a membership (x = 0). */
 export function issue (chain: Buffer[], me: Identity, c: Omit<Cert, 'k'>): Buffer[] {
-  const up = verifyChain(chain, 0)
-  if ((up.roles & ROLES.admin) === 0) throw bad('GROUP_FORBIDDEN', 'only an admin of the group may invite')
-  if (chain.length >= GROUP_CHAIN_COUNT_MAX) throw bad('LIMIT_REACHED', 'the certificate chain is as long as it may be')
+  if ((verifyChain(chain, 0).roles & ROLES.admin) === 0) throw new CanopyError('GROUP_FORBIDDEN', 'only admins invite')
+  if (chain.length >= GROUP_CHAIN_COUNT_MAX) throw new CanopyError('LIMIT_REACHED', 'certificate chain too long')
   return [...chain, signCert({ ...c, k: me.publicKey }, me.privateKey)]
 }

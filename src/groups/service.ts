@@ -78,7 +78,7 @@ export class GroupsService implements Service {
           this.entries.set(g, { name: e.name, chain: e.chain.map((c) => Buffer.from(c, 'base64')), root: e.root === undefined ? undefined : Buffer.from(e.root, 'base64') })
         }
       } catch (err) {
-        this.o.log.error(`${FILE} is damaged; groups start empty`, { err })
+        this.o.log.error(`${FILE} damaged`, { err })
       }
     }
     const c = this.#c
@@ -107,7 +107,7 @@ export class GroupsService implements Service {
 
   async ready (): Promise<void> {
     // my member records carry the link address, which is known now
-    for (const g of this.entries.keys()) await this.#announce(g).catch((err: unknown) => { this.o.log.warn('member record not written', { group: g, err }) })
+    for (const g of this.entries.keys()) await this.#announce(g).catch((err: unknown) => { this.o.log.warn('announce failed', { group: g, err }) })
     this.#round()
   }
 
@@ -132,12 +132,12 @@ export class GroupsService implements Service {
 
   /** A group I am in (GROUP_NOT_FOUND otherwise). */
   check (g: string): RecordStore {
-    if (this.store === null || this.store.group(g) === undefined) throw new CanopyError('GROUP_NOT_FOUND', `not a member of group ${g}`)
+    if (this.store === null || this.store.group(g) === undefined) throw new CanopyError('GROUP_NOT_FOUND', `not in group ${g}`)
     return this.store
   }
 
   async create (name: string): Promise<string> {
-    if (this.entries.size >= GROUPS_COUNT_MAX) throw new CanopyError('LIMIT_REACHED', `this node is in ${GROUPS_COUNT_MAX} groups already`)
+    if (this.entries.size >= GROUPS_COUNT_MAX) throw new CanopyError('LIMIT_REACHED', 'too many groups')
     const root = this.o.hal.random.bytes(32)
     const { group, chain } = newGroup(name, this.o.identity, root)
     await this.#enter(group, { name, chain, root })
@@ -153,21 +153,21 @@ export class GroupsService implements Service {
   /** Join with an invitation: dial the inviter, present it, take the membership it signs, then sync in full from it. */
   async join (text: string): Promise<string> {
     const m = parseInvitation(text, this.o.hal.clock.wallMs() / 1000)
-    if (m.node !== this.me) throw new CanopyError('GROUP_INVITATION_FOREIGN', `the invitation is for node ${m.node}, this is ${this.me}`)
+    if (m.node !== this.me) throw new CanopyError('GROUP_INVITATION_FOREIGN', `the invitation is for node ${m.node}`)
     if (this.entries.has(m.group)) return m.group
     const [, inviter, host, port] = /^([0-9a-f]{32})@(.+):(\d+)$/.exec(m.contact ?? '') ?? []
-    if (inviter === undefined) throw new CanopyError('GROUP_INVITATION_INVALID', 'the invitation names no inviter address')
+    if (inviter === undefined) throw new CanopyError('GROUP_INVITATION_INVALID', 'no inviter address')
     await this.o.links.connect(host!.replace(/^\[|\]$/g, ''), Number(port), inviter)
     const welcome = new Promise<GroupMessage>((resolve, reject) => {
-      const t = this.#timers.setTimeout(() => { this.#joins.delete(m.group); reject(new CanopyError('TIMEOUT', `no welcome from ${inviter} within ${GROUP_JOIN_MS} ms`)) }, GROUP_JOIN_MS)
+      const t = this.#timers.setTimeout(() => { this.#joins.delete(m.group); reject(new CanopyError('TIMEOUT', 'the inviter did not answer')) }, GROUP_JOIN_MS)
       this.#joins.set(m.group, (w) => { t.cancel(); this.#joins.delete(m.group); resolve(w) })
     })
     this.sync.send(inviter, m.group, { m: 'j', d: encodeCbor(m.chain) })
     const w = await welcome
-    if (w.d === undefined) throw new CanopyError((w.t?.[0] ?? 'GROUP_INVITATION_INVALID') as 'GROUP_INVITATION_INVALID', w.t?.[1] ?? 'the inviter refused')
+    if (w.d === undefined) throw new CanopyError((w.t?.[0] ?? 'GROUP_INVITATION_INVALID') as 'GROUP_INVITATION_INVALID', w.t?.[1] ?? 'refused')
     const chain = decodeChain(w.d)
     const v = verifyChain(chain, this.o.hal.clock.wallMs() / 1000)
-    if (v.group !== m.group || v.node !== this.me || v.x !== 0) throw new CanopyError('GROUP_INVITATION_INVALID', 'the welcome does not make this node a member')
+    if (v.group !== m.group || v.node !== this.me || v.x !== 0) throw new CanopyError('GROUP_INVITATION_INVALID', 'bad welcome')
     await this.#enter(m.group, { name: m.name, chain }, w.r ?? [])
     this.sync.summarize(m.group, inviter)
     return m.group
@@ -191,7 +191,7 @@ export class GroupsService implements Service {
 
   async remove (g: string, id: string): Promise<void> {
     const old = this.check(g).get(g, id)
-    if (old === undefined || old.deleted) throw new CanopyError('RECORD_NOT_FOUND', `no record ${id} in group ${g}`)
+    if (old === undefined || old.deleted) throw new CanopyError('RECORD_NOT_FOUND', `no record ${id}`)
     await this.write(g, { id, type: old.type, attributes: old.attributes, deleted: true })
   }
 
@@ -208,18 +208,13 @@ export class GroupsService implements Service {
   }
 
   status (): unknown {
-    return {
-      groups: this.groups().map((g) => this.describe(g)),
-      records: this.store?.count ?? 0,
-      bytes: this.store?.bytes ?? 0,
-      counters: this.sync.counters
-    }
+    return { groups: this.groups().map((g) => this.describe(g)), records: this.store?.count, bytes: this.store?.bytes, counters: this.sync?.counters }
   }
 
   describe (g: string): Record<string, unknown> {
     const ix = this.store?.group(g)
     const e = this.entries.get(g)
-    return { id: g, name: e?.name ?? 'LAN', roles: e === undefined ? ['member'] : roleNames(verifyChain(e.chain, 0).roles), owner: e?.root !== undefined, members: g === LAN_GROUP ? this.peers(g).length + 1 : ix?.members.size ?? 0, records: ix?.records.size ?? 0, linked: this.peers(g) }
+    return { id: g, name: e?.name ?? 'LAN', roles: roleNames(e === undefined ? 2 : verifyChain(e.chain, 0).roles), members: g === LAN_GROUP ? this.peers(g).length + 1 : ix?.members.size, records: ix?.records.size, linked: this.peers(g) }
   }
 
   page (): PageSection | null {
@@ -230,7 +225,7 @@ export class GroupsService implements Service {
 
   #entry (g: string): Entry {
     const e = this.entries.get(g)
-    if (e === undefined) throw new CanopyError('GROUP_NOT_FOUND', `not a member of group ${g}${g === LAN_GROUP ? ' (the LAN group has no invitations)' : ''}`)
+    if (e === undefined) throw new CanopyError('GROUP_NOT_FOUND', `not in group ${g} (or it is the LAN's)`)
     return e
   }
 
@@ -243,7 +238,7 @@ export class GroupsService implements Service {
       try {
         const r = openRecord(b, true)
         if (r.group === g) await store.apply(r)
-      } catch (err) { this.o.log.warn('welcome record refused', { err }) }
+      } catch (err) { this.o.log.debug('welcome record refused', { err }) }
     }
     await this.#announce(g)
   }
@@ -279,9 +274,9 @@ export class GroupsService implements Service {
       const now = this.o.hal.clock.wallMs() / 1000
       const v = verifyChain(decodeChain(m.d ?? Buffer.alloc(0)), now, (n) => store.group(g)!.revoked.has(n))
       const leaf = openCert(v.chain[v.chain.length - 1]!)
-      if (v.group !== g || v.node !== peer || v.contact === undefined) throw new CanopyError('GROUP_INVITATION_FOREIGN', 'the invitation is not for this node or group')
-      if (v.x <= now) throw new CanopyError('GROUP_INVITATION_EXPIRED', 'the invitation has expired')
-      if (leaf.k.compare(this.o.identity.publicKey) !== 0) throw new CanopyError('GROUP_INVITATION_FOREIGN', 'the invitation was issued by another member')
+      if (v.group !== g || v.node !== peer || v.contact === undefined) throw new CanopyError('GROUP_INVITATION_FOREIGN', 'not for this node or group')
+      if (v.x <= now) throw new CanopyError('GROUP_INVITATION_EXPIRED', 'expired')
+      if (leaf.k.compare(this.o.identity.publicKey) !== 0) throw new CanopyError('GROUP_INVITATION_FOREIGN', 'issued by another member')
       const chain = issue(e.chain, this.o.identity, { g, s: peer, r: v.roles, x: 0, n: e.name })
       const mine = store.get(g, derivedId('member', this.me))
       const r = mine === undefined ? undefined : await store.read(mine)
@@ -309,7 +304,7 @@ export class GroupsService implements Service {
         const todo = cand.filter(([n]) => !linked.has(n) && n !== this.me)
         for (let i = 0; i < GROUP_DIALS_PER_ROUND_MAX && todo.length > 0; i++) {
           const [n, host, port] = todo.splice(this.o.hal.random.int(todo.length), 1)[0]!
-          this.o.links.connect(host, port, n).catch((err: unknown) => { this.o.log.debug('group neighbour unreachable', { group: g, node: n, err }) })
+          this.o.links.connect(host, port, n).catch((err: unknown) => { this.o.log.debug('unreachable', { node: n, err }) })
         }
       }
       this.sync.tick(g)

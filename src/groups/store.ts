@@ -58,11 +58,13 @@ const half = (hash: string, i: number): number => parseInt(hash.slice(i, i + 8),
 export class RecordStore {
   count = 0
   bytes = 0
-  private readonly groups = new Map<string, GroupIndex>()
-  private chain: Promise<unknown> = Promise.resolve()
-  private pending = 0
+  readonly #groups = new Map<string, GroupIndex>()
+  #chain: Promise<unknown> = Promise.resolve()
+  #pending = 0
+  readonly #blobs: Blobs
+  readonly #o: StoreOptions
 
-  private constructor (private readonly blobs: Blobs, private readonly o: StoreOptions) {}
+  private constructor (blobs: Blobs, o: StoreOptions) { this.#blobs = blobs; this.#o = o }
 
   /** Rebuild the index from flash. Bytes were verified when stored and are hash-checked on read: no signature checks here. */
   static async open (blobs: Blobs, o: StoreOptions, keep: (group: string) => boolean): Promise<RecordStore> {
@@ -78,29 +80,20 @@ export class RecordStore {
         const loser = beats(r, old) ? old : r
         await blobs.delete(loser.hash)
         if (loser === r) continue
-        s.unindex(ix, old)
+        s.#unindex(ix, old)
       }
-      s.index(ix, r)
+      s.#index(ix, r)
     }
     return s
   }
 
   ensure (group: string): GroupIndex {
-    let ix = this.groups.get(group)
-    if (ix === undefined) this.groups.set(group, ix = new GroupIndex())
+    let ix = this.#groups.get(group)
+    if (ix === undefined) this.#groups.set(group, ix = new GroupIndex())
     return ix
   }
 
-  group (group: string): GroupIndex | undefined { return this.groups.get(group) }
-
-  /** Forget a group and delete its records. */
-  drop (group: string): Promise<void> {
-    return this.serial(async () => {
-      const ix = this.groups.get(group)
-      if (ix !== undefined) for (const m of [...ix.records.values()]) await this.remove(ix, m)
-      this.groups.delete(group)
-    })
-  }
+  group (group: string): GroupIndex | undefined { return this.#groups.get(group) }
 
   /**
    * Store a record if it wins over the one of its id and passes the group's
@@ -108,22 +101,22 @@ export class RecordStore {
    * GROUP_STORE_FULL, LIMIT_REACHED). `durable`: resolve only once on flash.
    */
   apply (r: GroupRecord, durable = true): Promise<Applied> {
-    return this.serial(async () => {
-      const ix = this.groups.get(r.group)
-      if (ix === undefined) throw new CanopyError('GROUP_NOT_FOUND', `not a member of group ${r.group}`)
+    return this.#serial(async () => {
+      const ix = this.#groups.get(r.group)
+      if (ix === undefined) throw new CanopyError('GROUP_NOT_FOUND', `not in group ${r.group}`)
       const old = ix.records.get(r.id)
       if (old !== undefined && (old.hash === r.hash || !beats(r, old))) return old.hash === r.hash ? 'duplicate' : 'stale'
-      this.admit(ix, r)
-      if ((old === undefined && this.count >= this.o.recordsMax) || this.bytes - (old?.size ?? 0) + r.size > this.o.bytesMax) {
-        throw new CanopyError('GROUP_STORE_FULL', `the record store is full (${this.count} records, ${this.bytes} bytes)`)
+      this.#admit(ix, r)
+      if ((old === undefined && this.count >= this.#o.recordsMax) || this.bytes - (old?.size ?? 0) + r.size > this.#o.bytesMax) {
+        throw new CanopyError('GROUP_STORE_FULL', `store full: ${this.count} records, ${this.bytes} bytes`)
       }
-      await this.blobs.put(r.hash, r.bytes, { sync: durable })
-      if (old !== undefined) { this.unindex(ix, old); await this.deleteBlob(old.hash) }
-      this.index(ix, r)
-      this.o.onChange?.(metaOf(r), old === undefined ? 'added' : 'updated', r)
+      await this.#blobs.put(r.hash, r.bytes, { sync: durable })
+      if (old !== undefined) { this.#unindex(ix, old); await this.#deleteBlob(old.hash) }
+      this.#index(ix, r)
+      this.#o.onChange?.(metaOf(r), old === undefined ? 'added' : 'updated', r)
       // A revocation takes effect from its creation on: the revoked author's later records go, on every member alike.
       if (r.type === 'revoke' && !r.deleted && r.group !== LAN_GROUP) {
-        for (const m of [...ix.records.values()]) if (m.author === r.attributes.node && m.created >= r.created) await this.remove(ix, m)
+        for (const m of [...ix.records.values()]) if (m.author === r.attributes.node && m.created >= r.created) await this.#remove(ix, m)
       }
       return old === undefined ? 'added' : 'updated'
     })
@@ -131,27 +124,27 @@ export class RecordStore {
 
   /** Drop records past their expiry (tombstones included); then make records taken without a sync durable. */
   purge (): Promise<void> {
-    return this.serial(async () => {
-      const now = this.o.clock.wallMs()
-      for (const ix of this.groups.values()) {
-        for (const m of [...ix.records.values()]) if (m.expires !== 0 && m.expires <= now) await this.remove(ix, m)
+    return this.#serial(async () => {
+      const now = this.#o.clock.wallMs()
+      for (const ix of this.#groups.values()) {
+        for (const m of [...ix.records.values()]) if (m.expires !== 0 && m.expires <= now) await this.#remove(ix, m)
       }
-      await this.blobs.sync?.()
+      await this.#blobs.sync?.()
     })
   }
 
-  get (group: string, id: string): RecordMeta | undefined { return this.groups.get(group)?.records.get(id) }
+  get (group: string, id: string): RecordMeta | undefined { return this.#groups.get(group)?.records.get(id) }
 
   /** The whole record (payload included) from flash. */
   async read (m: RecordMeta): Promise<GroupRecord | undefined> {
-    const bytes = await this.blobs.get(m.hash)
+    const bytes = await this.#blobs.get(m.hash)
     return bytes === undefined ? undefined : openRecord(bytes, false)
   }
 
   /** Records of a group, oldest first; by type, by attributes (all must match), tombstones only when asked. */
   list (group: string, q: { type?: string, attributes?: Record<string, string>, deleted?: boolean, limit?: number } = {}): RecordMeta[] {
     const out: RecordMeta[] = []
-    for (const m of this.groups.get(group)?.records.values() ?? []) {
+    for (const m of this.#groups.get(group)?.records.values() ?? []) {
       if ((q.type !== undefined && m.type !== q.type) || (m.deleted && q.deleted !== true)) continue
       if (q.attributes !== undefined && Object.entries(q.attributes).some(([k, v]) => m.attributes[k] !== v)) continue
       out.push(m)
@@ -161,7 +154,7 @@ export class RecordStore {
 
   /** Anti-entropy level 1: per type, in sync precedence, [type, count, XOR of hash prefixes (8 bytes)]. */
   summary (group: string): Array<[string, number, Buffer]> {
-    const ix = this.groups.get(group)
+    const ix = this.#groups.get(group)
     if (ix === undefined) return []
     return [...ix.types.entries()].sort((x, y) => byPrecedence(x[0], y[0])).map(([t, d]) => [t, d.n, digestBytes(d.a, d.b)])
   }
@@ -169,7 +162,7 @@ export class RecordStore {
   /** Level 2: one type's digest per bucket (GROUP_BUCKETS × 8 bytes). */
   buckets (group: string, type: string): Buffer {
     const acc = new Uint32Array(2 * GROUP_BUCKETS)
-    for (const m of this.groups.get(group)?.records.values() ?? []) {
+    for (const m of this.#groups.get(group)?.records.values() ?? []) {
       if (m.type !== type) continue
       const i = 2 * bucketOf(m.id)
       acc[i] ^= half(m.hash, 0)
@@ -182,53 +175,53 @@ export class RecordStore {
 
   /** Level 3: the records of one type in these buckets. */
   inBuckets (group: string, type: string, buckets: ReadonlySet<number>): RecordMeta[] {
-    return [...this.groups.get(group)?.records.values() ?? []].filter((m) => m.type === type && buckets.has(bucketOf(m.id)))
+    return [...this.#groups.get(group)?.records.values() ?? []].filter((m) => m.type === type && buckets.has(bucketOf(m.id)))
   }
 
-  private serial<T> (fn: () => Promise<T>): Promise<T> {
-    if (this.pending >= GROUP_PENDING_RECORDS_MAX) return Promise.reject(new CanopyError('LIMIT_REACHED', 'the record store has too much work queued'))
-    this.pending++
-    const p = this.chain.then(fn).finally(() => { this.pending-- })
-    this.chain = p.catch(() => {})
+  #serial<T> (fn: () => Promise<T>): Promise<T> {
+    if (this.#pending >= GROUP_PENDING_RECORDS_MAX) return Promise.reject(new CanopyError('LIMIT_REACHED', 'record store busy'))
+    this.#pending++
+    const p = this.#chain.then(fn).finally(() => { this.#pending-- })
+    this.#chain = p.catch(() => {})
     return p
   }
 
-  private admit (ix: GroupIndex, r: GroupRecord): void {
-    const now = this.o.clock.wallMs()
+  #admit (ix: GroupIndex, r: GroupRecord): void {
+    const now = this.#o.clock.wallMs()
     const invalid = (m: string): CanopyError => new CanopyError('RECORD_INVALID', m)
-    if (r.expires !== 0 && r.expires <= now) throw invalid('the record has expired')
-    if ((ix.minutes.get(`${r.author}|${Math.floor(r.created / 60_000)}`) ?? 0) >= this.o.perMinute) {
-      throw new CanopyError('LIMIT_REACHED', `author ${r.author} wrote ${this.o.perMinute} records in that minute already`)
+    if (r.expires !== 0 && r.expires <= now) throw invalid('expired')
+    if ((ix.minutes.get(`${r.author}|${Math.floor(r.created / 60_000)}`) ?? 0) >= this.#o.perMinute) {
+      throw new CanopyError('LIMIT_REACHED', `${r.author}: too many records per minute`)
     }
     if (r.group === LAN_GROUP) return // every agent of the LAN may write there
     const revokedAt = ix.revoked.get(r.author)
-    if (revokedAt !== undefined && r.created >= revokedAt) throw new CanopyError('GROUP_REVOKED', `author ${r.author} has been revoked`)
+    if (revokedAt !== undefined && r.created >= revokedAt) throw new CanopyError('GROUP_REVOKED', `${r.author} is revoked`)
     if (r.type === 'member') { // a member's own record, carrying its certificate chain: it proves itself
-      if (r.deleted || r.id !== derivedId('member', r.author)) throw invalid('a member record is its author\'s own and is never deleted')
+      if (r.deleted || r.id !== derivedId('member', r.author)) throw invalid('bad member record')
       const m = verifyChain(decodeChain(r.payload), now / 1000)
-      if (m.group !== r.group || m.node !== r.author || m.x !== 0 || r.attributes.roles !== roleNames(m.roles).join(',')) throw invalid('the member record does not match its certificate')
+      if (m.group !== r.group || m.node !== r.author || m.x !== 0 || r.attributes.roles !== roleNames(m.roles).join(',')) throw invalid('member record and certificate differ')
       return
     }
     const need = r.type === 'revoke' ? ROLES.admin : WRITER
-    if (((ix.members.get(r.author) ?? 0) & need) === 0) throw new CanopyError('GROUP_FORBIDDEN', `author ${r.author} may not write ${r.type} records here`)
-    if (r.type === 'revoke' && r.id !== derivedId('revoke', r.attributes.node ?? '')) throw invalid('a revoke record names its node and has its derived id')
+    if (((ix.members.get(r.author) ?? 0) & need) === 0) throw new CanopyError('GROUP_FORBIDDEN', `${r.author} may not write ${r.type}`)
+    if (r.type === 'revoke' && r.id !== derivedId('revoke', r.attributes.node ?? '')) throw invalid('bad revoke record')
   }
 
-  private index (ix: GroupIndex, r: RecordMeta): void {
+  #index (ix: GroupIndex, r: RecordMeta): void {
     ix.records.set(r.id, metaOf(r as GroupRecord))
-    this.account(ix, r, 1)
+    this.#account(ix, r, 1)
     if (r.type === 'member' && !r.deleted) ix.members.set(r.author, rolesOf((r.attributes.roles ?? '').split(',')))
     if (r.type === 'revoke' && !r.deleted && r.attributes.node !== undefined) ix.revoked.set(r.attributes.node, r.created)
   }
 
-  private unindex (ix: GroupIndex, m: RecordMeta): void {
+  #unindex (ix: GroupIndex, m: RecordMeta): void {
     ix.records.delete(m.id)
-    this.account(ix, m, -1)
+    this.#account(ix, m, -1)
     if (m.type === 'member') ix.members.delete(m.author)
     if (m.type === 'revoke' && m.attributes.node !== undefined) ix.revoked.delete(m.attributes.node)
   }
 
-  private account (ix: GroupIndex, m: RecordMeta, sign: 1 | -1): void {
+  #account (ix: GroupIndex, m: RecordMeta, sign: 1 | -1): void {
     const d = ix.types.get(m.type) ?? { n: 0, a: 0, b: 0 }
     d.n += sign
     d.a = (d.a ^ half(m.hash, 0)) >>> 0
@@ -243,15 +236,15 @@ export class RecordStore {
     this.bytes += sign * m.size
   }
 
-  private async remove (ix: GroupIndex, m: RecordMeta): Promise<void> {
-    this.unindex(ix, m)
-    await this.deleteBlob(m.hash)
-    this.o.onChange?.(m, 'removed')
+  async #remove (ix: GroupIndex, m: RecordMeta): Promise<void> {
+    this.#unindex(ix, m)
+    await this.#deleteBlob(m.hash)
+    this.#o.onChange?.(m, 'removed')
   }
 
   /** A blob left behind (a failed delete) is found again at open, and loses to its replacement there. */
-  private async deleteBlob (hash: string): Promise<void> {
-    try { await this.blobs.delete(hash) } catch (err) { this.o.log.warn('record blob not deleted', { hash, err }) }
+  async #deleteBlob (hash: string): Promise<void> {
+    try { await this.#blobs.delete(hash) } catch (err) { this.#o.log.warn('record blob not deleted', { hash, err }) }
   }
 }
 

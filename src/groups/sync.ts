@@ -46,28 +46,29 @@ export interface SyncOptions {
 export class GroupSync {
   readonly counters = { messagesOut: 0, bytesOut: 0, recordsIn: 0, recordsRefused: 0, messagesRefused: 0 }
 
-  constructor (private readonly o: SyncOptions) {}
+  readonly #o: SyncOptions
+  constructor (o: SyncOptions) { this.#o = o }
 
   send (peer: string, g: string, m: Omit<GroupMessage, 'g' | 'group'>): void {
     const b = encodeCbor({ g: gidBytes(g), ...m })
     this.counters.messagesOut++
     this.counters.bytesOut += b.length
-    this.o.send(peer, b)
+    this.#o.send(peer, b)
   }
 
   /** A record new here: to every linked member but the one it came from. */
   flood (r: GroupRecord, from?: string): void {
-    for (const p of this.o.peers(r.group)) if (p !== from) this.send(p, r.group, { m: 'r', r: [r.bytes] })
+    for (const p of this.#o.peers(r.group)) if (p !== from) this.send(p, r.group, { m: 'r', r: [r.bytes] })
   }
 
   /** One anti-entropy round with a random linked member of g. */
   tick (g: string): void {
-    const ps = this.o.peers(g)
-    if (ps.length > 0) this.summarize(g, ps[this.o.random.int(ps.length)]!)
+    const ps = this.#o.peers(g)
+    if (ps.length > 0) this.summarize(g, ps[this.#o.random.int(ps.length)]!)
   }
 
   summarize (g: string, peer: string): void {
-    const s = this.o.store.summary(g)
+    const s = this.#o.store.summary(g)
     this.send(peer, g, { m: 's', t: s.map((x) => x[0]), n: s.map((x) => x[1]), d: Buffer.concat(s.map((x) => x[2])) })
   }
 
@@ -79,14 +80,14 @@ export class GroupSync {
       m = { ...d, group: gidText(d.g) }
     } catch (err) {
       this.counters.messagesRefused++
-      this.o.log.debug('group message refused', { peer, err })
+      this.#o.log.debug('group message refused', { peer, err })
       return
     }
     const g = m.group
-    const store = this.o.store
+    const store = this.#o.store
     if (m.m === 'r') return await this.#records(peer, g, m.r ?? [])
-    if (m.m === 'j' || m.m === 'o') return this.o.control?.(peer, m)
-    if (!this.o.peers(g).includes(peer)) { this.counters.messagesRefused++; return } // summaries only between members
+    if (m.m === 'j' || m.m === 'o') return this.#o.control?.(peer, m)
+    if (!this.#o.peers(g).includes(peer)) { this.counters.messagesRefused++; return } // summaries only between members
     const t = m.t?.[0] ?? ''
     const d = m.d ?? Buffer.alloc(0)
     if (m.m === 's') {
@@ -94,7 +95,7 @@ export class GroupSync {
       const mine = new Map(store.summary(g).map(([t, n, x]) => [t, `${n}:${x.toString('hex')}`]))
       const differ = [...new Set([...theirs.keys(), ...mine.keys()])].filter((t) => theirs.get(t) !== mine.get(t)).sort(byPrecedence)
       for (const t of differ) this.send(peer, g, { m: 'b', t: [t], d: store.buckets(g, t) })
-      if (differ.length === 0) this.o.synced?.(g, peer)
+      if (differ.length === 0) this.#o.synced?.(g, peer)
     } else if (m.m === 'b') {
       const mine = store.buckets(g, t)
       const u: number[] = []
@@ -124,7 +125,7 @@ export class GroupSync {
     let batch: Buffer[] = []
     let size = 0
     for (const x of metas.sort((a, b) => byPrecedence(a.type, b.type))) {
-      const r = await this.o.store.read(x).catch(() => undefined)
+      const r = await this.#o.store.read(x).catch(() => undefined)
       if (r === undefined) continue
       if (size + r.size > GROUP_BATCH_BYTES_MAX) { this.send(peer, g, { m: 'r', r: batch }); batch = []; size = 0 }
       batch.push(r.bytes)
@@ -137,15 +138,15 @@ export class GroupSync {
     for (const b of list) {
       try {
         const r = openRecord(b, false)
-        if (r.group !== g) throw new CanopyError('RECORD_INVALID', 'a record of another group')
-        if (this.o.store.get(g, r.id)?.hash === r.hash) continue // de-duplication before the signature check
+        if (r.group !== g) throw new CanopyError('RECORD_INVALID', 'wrong group')
+        if (this.#o.store.get(g, r.id)?.hash === r.hash) continue // de-duplication before the signature check
         openRecord(b, true)
         this.counters.recordsIn++
-        const how = await this.o.store.apply(r, false)
+        const how = await this.#o.store.apply(r, false)
         if (how === 'added' || how === 'updated') this.flood(r, peer)
       } catch (err) {
         this.counters.recordsRefused++
-        this.o.log.debug('record refused', { peer, err })
+        this.#o.log.debug('record refused', { peer, err })
       }
     }
   }
