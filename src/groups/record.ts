@@ -116,7 +116,4 @@ export const beats = (a: RecordMeta, b: RecordMeta): boolean =>
   a.version !== b.version ? a.version > b.version : a.author !== b.author ? a.author > b.author : a.hash > b.hash
 
 /** Only what memory keeps. */
-export const metaOf = (r: GroupRecord): RecordMeta => ({
-  group: r.group, id: r.id, type: r.type, author: r.author, version: r.version, created: r.created, expires: r.expires,
-  attributes: r.attributes, deleted: r.deleted, hash: r.hash, size: r.size
-})
+export const metaOf = ({ payload, bytes, ...m }: GroupRecord): RecordMeta => m

@@ -52,9 +52,17 @@ export class GroupsService implements Service {
   readonly #timers: TimerGroup
   #flash: FlashCache | null = null
   readonly #c: Config['groups']
+  readonly #h: Hal
+  readonly #id: Identity
+  readonly #log: Logger
+  readonly #links: LinkHost
 
   constructor (readonly o: GroupsOptions) {
     this.#c = o.config.groups
+    this.#h = o.hal
+    this.#id = o.identity
+    this.#log = o.log
+    this.#links = o.links
     this.#timers = new TimerGroup(o.hal.clock)
     o.links.on('group', (l, f) => {
       if (this.store === null) return
@@ -66,11 +74,11 @@ export class GroupsService implements Service {
     o.links.onClosed((l) => { this.#status(l, false) })
   }
 
-  get me (): string { return this.o.identity.nodeId }
+  get me (): string { return this.#id.nodeId }
 
   async start (): Promise<void> {
     if (!this.#c.enabled) return
-    const { hal, config } = this.o
+    const hal = this.#h
     const file = await hal.files.read(join(hal.dataDir, FILE), GROUP_FILE_BYTES_MAX)
     if (file !== null) {
       try {
@@ -78,22 +86,22 @@ export class GroupsService implements Service {
           this.entries.set(g, { name: e.name, chain: e.chain.map((c) => Buffer.from(c, 'base64')), root: e.root === undefined ? undefined : Buffer.from(e.root, 'base64') })
         }
       } catch (err) {
-        this.o.log.error(`${FILE} damaged`, { err })
+        this.#log.error(`${FILE} damaged`, { err })
       }
     }
     const c = this.#c
     const flash = await hal.openFlash('records', { readBytes: IO_UNIT_BYTES, programBytes: IO_UNIT_BYTES, blockBytes: c.blockBytes, blockCount: c.blockCount })
     const bytesMax = boundBytesMax(c.blockBytes, c.blockCount, IO_UNIT_BYTES)
-    this.#flash = await FlashCache.open(flash, { clock: hal.clock, bytesMax, piecesMax: c.recordsMax + 1, writeBudgetBytesPerDay: config.cache.writeBudgetBytesPerDay, log: this.o.log })
+    this.#flash = await FlashCache.open(flash, { clock: hal.clock, bytesMax, piecesMax: c.recordsMax + 1, writeBudgetBytesPerDay: this.o.config.cache.writeBudgetBytesPerDay, log: this.#log })
     const keep = (g: string): boolean => this.entries.has(g) || (g === LAN_GROUP && c.lan)
     const store = this.store = await RecordStore.open(this.#flash, {
-      clock: hal.clock, recordsMax: c.recordsMax, bytesMax: bytesMax - RECORD_BYTES_MAX, perMinute: c.recordsPerAuthorPerMinute, log: this.o.log,
+      clock: hal.clock, recordsMax: c.recordsMax, bytesMax: bytesMax - RECORD_BYTES_MAX, perMinute: c.recordsPerAuthorPerMinute, log: this.#log,
       onChange: (m, ch, r) => { this.#changed(m, ch, r) }
     }, keep)
     this.sync = new GroupSync({
       store,
       random: hal.random,
-      log: this.o.log,
+      log: this.#log,
       send: (p, m) => this.#send(p, m),
       peers: (g) => this.peers(g),
       control: (p, m) => { void this.#control(p, m) },
@@ -102,19 +110,19 @@ export class GroupsService implements Service {
     if (c.lan) store.ensure(LAN_GROUP)
     for (const g of this.entries.keys()) store.ensure(g)
     this.#timers.setInterval(() => { this.#round() }, c.syncIntervalMs)
-    this.#timers.setInterval(() => { void store.purge().catch((err: unknown) => { this.o.log.warn('purge failed', { err }) }) }, GROUP_PURGE_MS)
+    this.#timers.setInterval(() => { void store.purge().catch((err: unknown) => { this.#log.warn('purge failed', { err }) }) }, GROUP_PURGE_MS)
   }
 
   async ready (): Promise<void> {
     // my member records carry the link address, which is known now
-    for (const g of this.entries.keys()) await this.#announce(g).catch((err: unknown) => { this.o.log.warn('announce failed', { group: g, err }) })
+    for (const g of this.entries.keys()) await this.#announce(g).catch((err: unknown) => { this.#log.warn('announce failed', { group: g, err }) })
     this.#round()
   }
 
   async stop (): Promise<void> {
     this.#timers.clearAll()
     // LinkHost.stop awaits server.close() before closing links, and that waits for accepted links to end: close them first.
-    for (const l of this.o.links.list()) l.close('shutdown')
+    for (const l of this.#links.list()) l.close('shutdown')
     if (this.store === null) return
     await this.store?.purge().catch(() => {})
     await this.#flash?.close()
@@ -122,7 +130,7 @@ export class GroupsService implements Service {
 
   /** Linked peers that may have g's traffic: its members (not revoked); on the LAN group, every linked agent. */
   peers (g: string): string[] {
-    const ls = this.o.links.list().filter((l) => l.open && l.serves('group'))
+    const ls = this.#links.list().filter((l) => l.open && l.serves('group'))
     if (g === LAN_GROUP) return this.#c.lan ? ls.map((l) => l.nodeId) : []
     const ix = this.store?.group(g)
     return ix === undefined ? [] : ls.filter((l) => ix.members.has(l.nodeId) && !ix.revoked.has(l.nodeId)).map((l) => l.nodeId)
@@ -138,26 +146,26 @@ export class GroupsService implements Service {
 
   async create (name: string): Promise<string> {
     if (this.entries.size >= GROUPS_COUNT_MAX) throw new CanopyError('LIMIT_REACHED', 'too many groups')
-    const root = this.o.hal.random.bytes(32)
-    const { group, chain } = newGroup(name, this.o.identity, root)
+    const root = this.#h.random.bytes(32)
+    const { group, chain } = newGroup(name, this.#id, root)
     await this.#enter(group, { name, chain, root })
     return group
   }
 
   invite (g: string, forNode: string, roles: number, expiresMs: number): string {
     const e = this.#entry(g)
-    const x = Math.ceil((this.o.hal.clock.wallMs() + expiresMs) / 1000)
-    return formatInvitation(issue(e.chain, this.o.identity, { g, s: forNode, r: roles, x, n: e.name, a: `${this.me}@${this.contact()}` }))
+    const x = Math.ceil((this.#h.clock.wallMs() + expiresMs) / 1000)
+    return formatInvitation(issue(e.chain, this.#id, { g, s: forNode, r: roles, x, n: e.name, a: `${this.me}@${this.contact()}` }))
   }
 
   /** Join with an invitation: dial the inviter, present it, take the membership it signs, then sync in full from it. */
   async join (text: string): Promise<string> {
-    const m = parseInvitation(text, this.o.hal.clock.wallMs() / 1000)
+    const m = parseInvitation(text, this.#h.clock.wallMs() / 1000)
     if (m.node !== this.me) throw new CanopyError('GROUP_INVITATION_FOREIGN', `the invitation is for node ${m.node}`)
     if (this.entries.has(m.group)) return m.group
     const [, inviter, host, port] = /^([0-9a-f]{32})@(.+):(\d+)$/.exec(m.contact ?? '') ?? []
     if (inviter === undefined) throw new CanopyError('GROUP_INVITATION_INVALID', 'no inviter address')
-    await this.o.links.connect(host!.replace(/^\[|\]$/g, ''), Number(port), inviter)
+    await this.#links.connect(host!.replace(/^\[|\]$/g, ''), Number(port), inviter)
     const welcome = new Promise<GroupMessage>((resolve, reject) => {
       const t = this.#timers.setTimeout(() => { this.#joins.delete(m.group); reject(new CanopyError('TIMEOUT', 'the inviter did not answer')) }, GROUP_JOIN_MS)
       this.#joins.set(m.group, (w) => { t.cancel(); this.#joins.delete(m.group); resolve(w) })
@@ -166,7 +174,7 @@ export class GroupsService implements Service {
     const w = await welcome
     if (w.d === undefined) throw new CanopyError((w.t?.[0] ?? 'GROUP_INVITATION_INVALID') as 'GROUP_INVITATION_INVALID', w.t?.[1] ?? 'refused')
     const chain = decodeChain(w.d)
-    const v = verifyChain(chain, this.o.hal.clock.wallMs() / 1000)
+    const v = verifyChain(chain, this.#h.clock.wallMs() / 1000)
     if (v.group !== m.group || v.node !== this.me || v.x !== 0) throw new CanopyError('GROUP_INVITATION_INVALID', 'bad welcome')
     await this.#enter(m.group, { name: m.name, chain }, w.r ?? [])
     this.sync.summarize(m.group, inviter)
@@ -176,14 +184,14 @@ export class GroupsService implements Service {
   /** Add, update or delete (a tombstone) a record as this node; flooded to the group. */
   async write (g: string, w: Write): Promise<GroupRecord> {
     const store = this.check(g)
-    const id = w.id ?? this.o.hal.random.bytes(16).toString('hex')
+    const id = w.id ?? this.#h.random.bytes(16).toString('hex')
     const old = store.get(g, id)
-    const now = this.o.hal.clock.wallMs()
+    const now = this.#h.clock.wallMs()
     const r = signRecord({
       group: g, id, type: w.type, version: (old?.version ?? 0) + 1, created: now, deleted: w.deleted === true,
       expires: w.deleted === true ? now + this.#c.tombstoneMs : w.expiresMs !== undefined ? now + w.expiresMs : 0,
       attributes: w.attributes ?? {}, payload: w.payload ?? Buffer.alloc(0)
-    }, this.o.identity.publicKey, this.o.identity.privateKey)
+    }, this.#id.publicKey, this.#id.privateKey)
     await store.apply(r)
     this.sync.flood(r)
     return r
@@ -201,10 +209,10 @@ export class GroupsService implements Service {
 
   /** host:port where my link listens, as others should dial it. */
   contact (): string {
-    const { config, hal } = this.o
-    let host = config.link.host ?? config.http.host
-    if (host === '0.0.0.0' || host === '::') host = hal.nics.list().find((n) => n.role === 'lan' && n.up)?.addresses.find((a) => a.family === 4)?.address ?? '127.0.0.1'
-    return `${host.includes(':') ? `[${host}]` : host}:${this.o.links.listenPort}`
+    const { link, http } = this.o.config
+    let host = link.host ?? http.host
+    if (host === '0.0.0.0' || host === '::') host = this.#h.nics.list().find((n) => n.role === 'lan' && n.up)?.addresses.find((a) => a.family === 4)?.address ?? '127.0.0.1'
+    return `${host.includes(':') ? `[${host}]` : host}:${this.#links.listenPort}`
   }
 
   status (): unknown {
@@ -238,7 +246,7 @@ export class GroupsService implements Service {
       try {
         const r = openRecord(b, true)
         if (r.group === g) await store.apply(r)
-      } catch (err) { this.o.log.debug('welcome record refused', { err }) }
+      } catch (err) { this.#log.debug('welcome record refused', { err }) }
     }
     await this.#announce(g)
   }
@@ -249,7 +257,7 @@ export class GroupsService implements Service {
     const e = this.#entry(g)
     const old = store.get(g, derivedId('member', this.me))
     if (old !== undefined && old.attributes.addr === this.contact()) return
-    const r = signRecord(memberDraft(e.chain, (old?.version ?? 0) + 1, this.o.hal.clock.wallMs(), this.contact()), this.o.identity.publicKey, this.o.identity.privateKey)
+    const r = signRecord(memberDraft(e.chain, (old?.version ?? 0) + 1, this.#h.clock.wallMs(), this.contact()), this.#id.publicKey, this.#id.privateKey)
     await store.apply(r)
     this.sync.flood(r)
   }
@@ -257,7 +265,7 @@ export class GroupsService implements Service {
   async #save (): Promise<void> {
     const out: Record<string, unknown> = {}
     for (const [g, e] of this.entries) out[g] = { name: e.name, chain: e.chain.map((c) => c.toString('base64')), root: e.root?.toString('base64') }
-    await this.o.hal.files.writeAtomic(join(this.o.hal.dataDir, FILE), Buffer.from(JSON.stringify(out)), 0o600)
+    await this.#h.files.writeAtomic(join(this.#h.dataDir, FILE), Buffer.from(JSON.stringify(out)), 0o600)
   }
 
   /** Join requests (as inviter) and welcomes (as joiner). */
@@ -271,13 +279,13 @@ export class GroupsService implements Service {
     try {
       const e = this.#entry(g)
       const store = this.check(g)
-      const now = this.o.hal.clock.wallMs() / 1000
+      const now = this.#h.clock.wallMs() / 1000
       const v = verifyChain(decodeChain(m.d ?? Buffer.alloc(0)), now, (n) => store.group(g)!.revoked.has(n))
       const leaf = openCert(v.chain[v.chain.length - 1]!)
       if (v.group !== g || v.node !== peer || v.contact === undefined) throw new CanopyError('GROUP_INVITATION_FOREIGN', 'not for this node or group')
       if (v.x <= now) throw new CanopyError('GROUP_INVITATION_EXPIRED', 'expired')
-      if (leaf.k.compare(this.o.identity.publicKey) !== 0) throw new CanopyError('GROUP_INVITATION_FOREIGN', 'issued by another member')
-      const chain = issue(e.chain, this.o.identity, { g, s: peer, r: v.roles, x: 0, n: e.name })
+      if (leaf.k.compare(this.#id.publicKey) !== 0) throw new CanopyError('GROUP_INVITATION_FOREIGN', 'issued by another member')
+      const chain = issue(e.chain, this.#id, { g, s: peer, r: v.roles, x: 0, n: e.name })
       const mine = store.get(g, derivedId('member', this.me))
       const r = mine === undefined ? undefined : await store.read(mine)
       this.sync.send(peer, g, { m: 'o', d: encodeCbor(chain), r: r === undefined ? [] : [r.bytes] })
@@ -303,8 +311,8 @@ export class GroupsService implements Service {
         }
         const todo = cand.filter(([n]) => !linked.has(n) && n !== this.me)
         for (let i = 0; i < GROUP_DIALS_PER_ROUND_MAX && todo.length > 0; i++) {
-          const [n, host, port] = todo.splice(this.o.hal.random.int(todo.length), 1)[0]!
-          this.o.links.connect(host, port, n).catch((err: unknown) => { this.o.log.debug('unreachable', { node: n, err }) })
+          const [n, host, port] = todo.splice(this.#h.random.int(todo.length), 1)[0]!
+          this.#links.connect(host, port, n).catch((err: unknown) => { this.#log.debug('unreachable', { node: n, err }) })
         }
       }
       this.sync.tick(g)
@@ -322,7 +330,7 @@ export class GroupsService implements Service {
   }
 
   #send (peer: string, m: Buffer): boolean {
-    const l = this.o.links.get(peer)
+    const l = this.#links.get(peer)
     if (l === undefined || !l.open || !l.serves('group')) return false
     const c = this.#session(l)?.seal(m)
     if (c == null) { l.close('protocol'); return false }

@@ -50,7 +50,7 @@ test('a stroke drawn on one agent\'s page appears on the other\'s', async () => 
     // chat from B's page shows on A's
     await pb!.fill('#t', 'nice drawing')
     await pb!.press('#t', 'Enter')
-    await pa!.waitForFunction('document.getElementById("log").textContent.includes("nice drawing")', undefined, { timeout: 5_000 })
+    await pa!.waitForFunction('document.getElementById("l").textContent.includes("nice drawing")', undefined, { timeout: 5_000 })
     // erase on B's page: the stroke's record is deleted on A as well
     await pb!.check('#er')
     await pb!.mouse.click(box.x + 50 + 15 * 5, box.y + 50 + 8 * 5)
