@@ -69,20 +69,23 @@ export class RecordStore {
   /** Rebuild the index from flash. Bytes were verified when stored and are hash-checked on read: no signature checks here. */
   static async open (blobs: Blobs, o: StoreOptions, keep: (group: string) => boolean): Promise<RecordStore> {
     const s = new RecordStore(blobs, o)
-    for (const hash of blobs.hashes()) {
-      const bytes = await blobs.get(hash)
-      let r: GroupRecord | null = null
-      try { if (bytes !== undefined) r = openRecord(bytes, false) } catch { /* not a record: dropped below */ }
-      if (r === null || !keep(r.group)) { await blobs.delete(hash); continue }
-      const ix = s.ensure(r.group)
-      const old = ix.records.get(r.id)
-      if (old !== undefined) { // both copies of an update survived a power cut: keep the winner
-        const loser = beats(r, old) ? old : r
-        await blobs.delete(loser.hash)
-        if (loser === r) continue
-        s.#unindex(ix, old)
+    const hashes = blobs.hashes()
+    for (let i = 0; i < hashes.length; i += 64) { // reads in parallel, 64 at a time; the index is built in order
+      const got = await Promise.all(hashes.slice(i, i + 64).map((h) => blobs.get(h).catch(() => undefined)))
+      for (const [j, bytes] of got.entries()) {
+        let r: GroupRecord | null = null
+        try { if (bytes !== undefined) r = openRecord(bytes, false) } catch { /* not a record: dropped below */ }
+        if (r === null || !keep(r.group)) { await blobs.delete(hashes[i + j]!); continue }
+        const ix = s.ensure(r.group)
+        const old = ix.records.get(r.id)
+        if (old !== undefined) { // both copies of an update survived a power cut: keep the winner
+          const loser = beats(r, old) ? old : r
+          await blobs.delete(loser.hash)
+          if (loser === r) continue
+          s.#unindex(ix, old)
+        }
+        s.#index(ix, r)
       }
-      s.#index(ix, r)
     }
     return s
   }
