@@ -65,7 +65,7 @@ export async function buildAgent (config: Config, hal: Hal, log: Logger, options
     pool
   }))
   if (shares !== null) {
-    const groups = new GroupsService({ hal, config, identity: agent.identity, log: log.child('groups'), links: link.host, shares, peers })
+    const groups = new GroupsService({ hal, config, identity: agent.identity, log: log.child('groups'), links: link.host, shares, peers, lan: (remote) => agent.allows(remote) })
     agent.add(groups)
     addGroupRoutes(agent.http, groups)
   }

@@ -36,6 +36,8 @@ export interface GroupsOptions {
   links: LinkHost
   shares: KeyShares
   peers: PeerDirectory
+  /** Is this address on the LAN (the HTTP port's policy)? The LAN group's traffic goes nowhere else. */
+  lan: (remote: string) => boolean
 }
 
 const FILE = 'groups.json'
@@ -131,7 +133,7 @@ export class GroupsService implements Service {
   /** Linked peers that may have g's traffic: its members (not revoked); on the LAN group, every linked agent. */
   peers (g: string): string[] {
     const ls = this.#links.list().filter((l) => l.open && l.serves('group'))
-    if (g === LAN_GROUP) return this.#c.lan ? ls.map((l) => l.nodeId) : []
+    if (g === LAN_GROUP) return this.#c.lan ? ls.filter((l) => this.o.lan(l.remoteAddress)).map((l) => l.nodeId) : []
     const ix = this.store?.group(g)
     return ix === undefined ? [] : ls.filter((l) => ix.members.has(l.nodeId) && !ix.revoked.has(l.nodeId)).map((l) => l.nodeId)
   }
