@@ -224,7 +224,7 @@ export class GroupsService implements Service {
   describe (g: string): Record<string, unknown> {
     const ix = this.store?.group(g)
     const e = this.entries.get(g)
-    return { id: g, name: e?.name ?? 'LAN', roles: roleNames(e === undefined ? 2 : verifyChain(e.chain, 0).roles), members: g === LAN_GROUP ? this.peers(g).length + 1 : ix?.members.size, records: ix?.records.size, linked: this.peers(g) }
+    return { id: g, name: e?.name ?? 'LAN', roles: roleNames(ix?.members.get(this.me) ?? 2), members: g === LAN_GROUP ? this.peers(g).length + 1 : ix?.members.size, records: ix?.records.size, linked: this.peers(g) }
   }
 
   page (): PageSection | null {
