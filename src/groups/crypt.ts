@@ -1,9 +1,8 @@
 // Group traffic on the peer link is sealed per link: each side's hello
 // carries a fresh X25519 public key (the link's signed handshake binds it to
 // the node identity), HKDF-SHA256 turns the shared secret into one
-// ChaCha20-Poly1305 key per direction, and the nonce counts frames (a link
-// is ordered, so both sides count alike). A frame that fails to open closes
-// the link. RFC 7748 (X25519), RFC 8439 (ChaCha20-Poly1305), RFC 5869 (HKDF).
+// ChaCha20-Poly1305 key per direction, and the nonce counts frames. A
+// frame that fails to open closes the link. RFC 7748 (X25519), RFC 8439 (ChaCha20-Poly1305), RFC 5869 (HKDF).
 
 import { createCipheriv, createDecipheriv, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, type KeyObject } from 'node:crypto'
 import { GROUP_LINK_FRAMES_MAX, GROUP_SHARES_PENDING_MAX } from '../limits'
@@ -44,6 +43,7 @@ export class KeyShares {
 
 const nonce = (n: number): Buffer => { const b = Buffer.alloc(12); b.writeUInt32BE(n, 8); return b }
 
+/** Frames carry their 32-bit count (the nonce's last bytes): a frame the link dropped does not desynchronise the ends; a replayed or older one fails. */
 export class Session {
   #out = 0
   #in = 0
@@ -52,17 +52,22 @@ export class Session {
   /** Seal the next frame; null once this direction has used its nonces (the link must be dialled again). */
   seal (p: Buffer): Buffer | null {
     if (this.#out >= GROUP_LINK_FRAMES_MAX - 1) return null
-    const c = createCipheriv(ALG, this.tx, nonce(this.#out++), { authTagLength: TAG_BYTES })
-    return Buffer.concat([c.update(p), c.final(), c.getAuthTag()])
+    const n = nonce(this.#out++)
+    const c = createCipheriv(ALG, this.tx, n, { authTagLength: TAG_BYTES })
+    return Buffer.concat([n.subarray(8), c.update(p), c.final(), c.getAuthTag()])
   }
 
-  /** Open the next frame; null when it is not authentic. */
+  /** Open a frame; null when it is not authentic or not newer than the last one opened. */
   open (s: Buffer): Buffer | null {
-    if (s.length < TAG_BYTES || this.#in >= GROUP_LINK_FRAMES_MAX - 1) return null
+    if (s.length < 4 + TAG_BYTES) return null
+    const n = s.readUInt32BE(0)
+    if (n < this.#in) return null
     try {
-      const d = createDecipheriv(ALG, this.rx, nonce(this.#in++), { authTagLength: TAG_BYTES })
+      const d = createDecipheriv(ALG, this.rx, nonce(n), { authTagLength: TAG_BYTES })
       d.setAuthTag(s.subarray(-TAG_BYTES))
-      return Buffer.concat([d.update(s.subarray(0, -TAG_BYTES)), d.final()])
+      const p = Buffer.concat([d.update(s.subarray(4, -TAG_BYTES)), d.final()])
+      this.#in = n + 1
+      return p
     } catch {
       return null
     }

@@ -66,7 +66,7 @@ export class GroupSim {
         send: (peer, msg) => {
           const j = Number(peer)
           s.messages++
-          s.bytes += msg.length + 5 + 16 // a link frame header and the AEAD tag
+          s.bytes += msg.length + 5 + 4 + 16 // a link frame header, the frame count and the AEAD tag
           if (s.side[i] !== s.side[j] || s.random.float() < o.lossRate) return true
           s.clock.setTimeout(() => { void s.syncs[j]!.receive(String(i), msg) }, lo + s.random.int(hi - lo + 1))
           return true
