@@ -46,6 +46,7 @@ const IO_UNIT_BYTES = 16
 export class GroupsService implements Service {
   readonly name = 'groups'
   store: RecordStore | null = null
+  error: string | null = null
   sync!: GroupSync
   readonly entries = new Map<string, Entry>()
   readonly listeners = new Set<(e: GroupEvent) => void>()
@@ -92,14 +93,21 @@ export class GroupsService implements Service {
       }
     }
     const c = this.#c
-    const flash = await hal.openFlash('records', { readBytes: IO_UNIT_BYTES, programBytes: IO_UNIT_BYTES, blockBytes: c.blockBytes, blockCount: c.blockCount })
     const bytesMax = boundBytesMax(c.blockBytes, c.blockCount, IO_UNIT_BYTES)
-    this.#flash = await FlashCache.open(flash, { clock: hal.clock, bytesMax, piecesMax: c.recordsMax + 1, writeBudgetBytesPerDay: this.o.config.cache.writeBudgetBytesPerDay, log: this.#log })
-    const keep = (g: string): boolean => this.entries.has(g) || (g === LAN_GROUP && c.lan)
-    const store = this.store = await RecordStore.open(this.#flash, {
-      clock: hal.clock, recordsMax: c.recordsMax, bytesMax: bytesMax - RECORD_BYTES_MAX, perMinute: c.recordsPerAuthorPerMinute, log: this.#log,
-      onChange: (m, ch, r) => { this.#changed(m, ch, r) }
-    }, keep)
+    let store: RecordStore
+    try { // like the cache: a records area that cannot be opened is reported, and the agent runs without groups
+      const flash = await hal.openFlash('records', { readBytes: IO_UNIT_BYTES, programBytes: IO_UNIT_BYTES, blockBytes: c.blockBytes, blockCount: c.blockCount })
+      this.#flash = await FlashCache.open(flash, { clock: hal.clock, bytesMax, piecesMax: c.recordsMax + 1, writeBudgetBytesPerDay: this.o.config.cache.writeBudgetBytesPerDay, log: this.#log })
+      store = await RecordStore.open(this.#flash, {
+        clock: hal.clock, recordsMax: c.recordsMax, bytesMax: bytesMax - RECORD_BYTES_MAX, perMinute: c.recordsPerAuthorPerMinute, log: this.#log,
+        onChange: (m, ch, r) => { this.#changed(m, ch, r) }
+      }, (g) => this.entries.has(g) || (g === LAN_GROUP && c.lan))
+    } catch (err) {
+      this.error = CanopyError.from(err, 'FLASH_IO').message
+      this.#log.error('record store unavailable; running without groups', { err })
+      return
+    }
+    this.store = store
     this.sync = new GroupSync({
       store,
       random: hal.random,
@@ -116,6 +124,7 @@ export class GroupsService implements Service {
   }
 
   async ready (): Promise<void> {
+    if (this.store === null) return
     // my member records carry the link address, which is known now
     for (const g of this.entries.keys()) await this.#announce(g).catch((err: unknown) => { this.#log.warn('announce failed', { group: g, err }) })
     this.#round()
@@ -218,7 +227,7 @@ export class GroupsService implements Service {
   }
 
   status (): unknown {
-    return { groups: this.groups().map((g) => this.describe(g)), records: this.store?.count, bytes: this.store?.bytes, counters: this.sync?.counters }
+    return this.store === null ? { error: this.error } : { groups: this.groups().map((g) => this.describe(g)), records: this.store.count, bytes: this.store.bytes, counters: this.sync.counters }
   }
 
   describe (g: string): Record<string, unknown> {
