@@ -20,7 +20,7 @@ import { encodeCbor } from '../protocol/wire/cbor'
 import { boundBytesMax, FlashCache } from '../flash-cache/store'
 import { decodeChain, formatInvitation, issue, LAN_GROUP, newGroup, openCert, parseInvitation, roleNames, verifyChain } from './cert'
 import type { KeyShares, Session } from './crypt'
-import { derivedId, metaOf, openRecord, signRecord, type GroupRecord, type RecordMeta } from './record'
+import { derivedId, metaOf, openRecord, signRecord, type GroupRecord, type RecordDraft, type RecordMeta } from './record'
 import { memberDraft, RecordStore, type Change } from './store'
 import { GroupSync, type GroupMessage } from './sync'
 
@@ -198,12 +198,17 @@ export class GroupsService implements Service {
     const id = w.id ?? this.#h.random.bytes(16).toString('hex')
     const old = store.get(g, id)
     const now = this.#h.clock.wallMs()
-    const r = signRecord({
+    return await this.#put({
       group: g, id, type: w.type, version: (old?.version ?? 0) + 1, created: now, deleted: w.deleted === true,
       expires: w.deleted === true ? now + this.#c.tombstoneMs : w.expiresMs !== undefined ? now + w.expiresMs : 0,
       attributes: w.attributes ?? {}, payload: w.payload ?? Buffer.alloc(0)
-    }, this.#id.publicKey, this.#id.privateKey)
-    await store.apply(r)
+    })
+  }
+
+  /** Sign as this node, store, flood. */
+  async #put (d: RecordDraft): Promise<GroupRecord> {
+    const r = signRecord(d, this.#id.publicKey, this.#id.privateKey)
+    await this.store!.apply(r)
     this.sync.flood(r)
     return r
   }
@@ -268,9 +273,7 @@ export class GroupsService implements Service {
     const e = this.#entry(g)
     const old = store.get(g, derivedId('member', this.me))
     if (old !== undefined && old.attributes.addr === this.contact()) return
-    const r = signRecord(memberDraft(e.chain, (old?.version ?? 0) + 1, this.#h.clock.wallMs(), this.contact()), this.#id.publicKey, this.#id.privateKey)
-    await store.apply(r)
-    this.sync.flood(r)
+    await this.#put(memberDraft(e.chain, (old?.version ?? 0) + 1, this.#h.clock.wallMs(), this.contact()))
   }
 
   async #save (): Promise<void> {
