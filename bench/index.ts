@@ -4,6 +4,7 @@
 
 import { flashCacheBench } from './flash-cache'
 import { foundationBench } from './foundation'
+import { groupsBench } from './groups'
 import { discoveryBench } from './discovery'
 import { protocolBench } from './protocol'
 import { streamBench } from './stream'
@@ -14,7 +15,8 @@ const BENCHES: Bench[] = [
   discoveryBench,
   protocolBench,
   flashCacheBench,
-  streamBench
+  streamBench,
+  groupsBench
 ]
 
 async function main (): Promise<void> {

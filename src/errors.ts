@@ -56,6 +56,16 @@ export const ERROR_CODES = {
   STREAM_NOT_FOUND: 'no such stream could be found',
   STREAM_BUSY: 'a stream of that name is already being pushed here',
   STREAM_BAD_SIGNATURE: 'a stream chunk or signature batch failed verification',
+  // groups and records (src/groups)
+  GROUP_NOT_FOUND: 'no such group here',
+  GROUP_INVITATION_INVALID: 'a malformed or tampered invitation or certificate',
+  GROUP_INVITATION_EXPIRED: 'an expired invitation',
+  GROUP_INVITATION_FOREIGN: 'an invitation for another group or node',
+  GROUP_REVOKED: 'a revoked member',
+  GROUP_FORBIDDEN: 'not allowed by the roles',
+  GROUP_STORE_FULL: 'the record store is full',
+  RECORD_NOT_FOUND: 'no such record',
+  RECORD_INVALID: 'a bad record',
   // generic
   LIMIT_REACHED: 'a bound was reached',
   TIMEOUT: 'an operation ran past its deadline',

@@ -380,6 +380,56 @@ export const ELECTION_REPLIES_COUNT_MAX = 256
 /** The issue's target: the next best takes over within this after the provider vanishes. */
 export const ELECTION_TAKEOVER_MS_MAX = 5_000
 
+// ---- groups, records, collaboration (src/groups) -----------------------------------
+/** A record's payload (issue 6). */
+export const RECORD_PAYLOAD_BYTES_MAX = 16 * 1024
+/** A whole signed record: payload, the other fields, the signature. */
+export const RECORD_BYTES_MAX = RECORD_PAYLOAD_BYTES_MAX + 2 * 1024
+/** A record type: [a-z0-9._-], this long at most. */
+export const RECORD_TYPE_BYTES_MAX = 32
+/** Attributes per record (names: [A-Za-z0-9._-], 1-32), and the bytes of one value. */
+export const RECORD_ATTRIBUTES_COUNT_MAX = 16
+export const RECORD_ATTRIBUTE_VALUE_BYTES_MAX = 256
+/** Records one node stores, all groups together (config groups.recordsMax is at most this). */
+export const RECORDS_COUNT_MAX = 1 << 20
+/** Groups one node belongs to (the LAN's default group included). */
+export const GROUPS_COUNT_MAX = 16
+export const GROUP_NAME_BYTES_MAX = 64
+/** Certificates in a membership chain: the root's, an admin's, the member's (and one spare). */
+export const GROUP_CHAIN_COUNT_MAX = 4
+/** An invitation as text (compact: one or two certificates, base64url). */
+export const GROUP_INVITATION_CHARS_MAX = 2_048
+/** A join waits this long for the inviter's welcome. */
+export const GROUP_JOIN_MS = 5_000
+/** Neighbours per group at most (config groups.neighbours). */
+export const GROUP_NEIGHBOURS_MAX = 16
+/** New links dialled per group per maintenance round. */
+export const GROUP_DIALS_PER_ROUND_MAX = 2
+/** Anti-entropy buckets per record type (by the record id's first byte). */
+export const GROUP_BUCKETS = 64
+/** Entries (id 16 + hash prefix 8 bytes) in one KEYS message, ids in one WANT. */
+export const GROUP_KEYS_PER_MESSAGE_MAX = 2_000
+/** Records batched into one REC message. */
+export const GROUP_BATCH_BYTES_MAX = 48 * 1024
+/** Record types listed in one summary. */
+export const GROUP_TYPES_COUNT_MAX = 64
+/** Frames one direction of a link may encrypt before the link is closed and dialled again with fresh keys. */
+export const GROUP_LINK_FRAMES_MAX = 2 ** 32
+/** X25519 secrets kept for links still in their handshake. */
+export const GROUP_SHARES_PENDING_MAX = 2 * LINK_HANDSHAKES_MAX
+/** Received records waiting for the store (beyond: dropped, fetched again by anti-entropy). */
+export const GROUP_PENDING_RECORDS_MAX = 4_096
+/** Expired records and tombstones are purged this often. */
+export const GROUP_PURGE_MS = 10_000
+/** Records in one API answer. */
+export const GROUP_LIST_COUNT_MAX = 10_000
+/** Event streams (SSE) open at once, bytes one may have unsent before it is cut, and its keep-alive. */
+export const GROUP_SSE_CLIENTS_MAX = 32
+export const GROUP_SSE_BUFFER_BYTES_MAX = 1024 * 1024
+export const GROUP_SSE_HEARTBEAT_MS = 15_000
+/** groups.json (memberships, owned root keys). */
+export const GROUP_FILE_BYTES_MAX = 64 * 1024
+
 // ---- relations, asserted at load ------------------------------------------------
 assert(HTTP_HEADERS_TIMEOUT_MS_MAX <= HTTP_REQUEST_TIMEOUT_MS_MAX, 'headers must time out no later than the request')
 assert(HTTP_TIMEOUT_CHECK_MS * 4 <= HTTP_HEADERS_TIMEOUT_MS_MAX, 'timeouts are checked often enough to matter')
@@ -429,3 +479,9 @@ assert(STREAM_SIG_BATCH_MIN_INTERVAL_MS < STREAM_SIG_BATCH_MS, 'a paused input s
 assert(STREAM_CHILDREN_MAX * 16 + 64 < LINK_FRAME_BYTES_MAX, 'control messages listing children fit a frame')
 assert(STREAM_DEPTH_MAX <= 255, 'depth fits one byte')
 assert(STREAM_FRAME_SLOT_BYTES >= 5 + 22 + STREAM_CHUNK_PACKETS_MAX * TS_PACKET_BYTES, 'a pool slot holds the largest chunk frame')
+assert(RECORD_BYTES_MAX <= GROUP_BATCH_BYTES_MAX && GROUP_BATCH_BYTES_MAX + 1024 <= CBOR_BYTES_MAX, 'a record fits a batch, a batch one decode')
+assert(5 + 8 + GROUP_BATCH_BYTES_MAX + 1024 + 16 <= LINK_FRAME_BYTES_MAX, 'an encrypted batch fits one link frame')
+assert(GROUP_KEYS_PER_MESSAGE_MAX * 24 + 1024 <= CBOR_BYTES_MAX, 'a KEYS message fits one decode')
+assert(GROUP_BUCKETS <= 256 && 256 % GROUP_BUCKETS === 0, 'buckets split the first id byte evenly')
+assert(RECORDS_COUNT_MAX <= CACHE_PIECE_COUNT_MAX, 'every record fits the flash cache index')
+assert(GROUP_SHARES_PENDING_MAX >= LINK_HANDSHAKES_MAX, 'every handshake in flight keeps its key share')

@@ -9,6 +9,7 @@ import { FlashCacheService } from '../flash-cache'
 import { FramePool, LinkService } from '../protocol/link'
 import { STREAM_FRAME_POOL_SLACK_BYTES, STREAM_FRAME_SLOT_BYTES } from '../limits'
 import { StreamService } from '../stream'
+import { addGroupRoutes, GroupsService, KeyShares } from '../groups'
 import { Agent } from './agent'
 import { addDiscovery } from './discovery'
 import { addLanProtocol, type LanProtocol } from './protocol'
@@ -36,6 +37,8 @@ export async function buildAgent (config: Config, hal: Hal, log: Logger, options
   // Chunk frames: received into, kept in and forwarded from one preallocated pool (bounded RSS).
   const poolBytes = 2 * config.stream.ringBytes + STREAM_FRAME_POOL_SLACK_BYTES
   const pool = new FramePool(STREAM_FRAME_SLOT_BYTES, Math.ceil(poolBytes / STREAM_FRAME_SLOT_BYTES / 64) * 64)
+  // Groups (issue 6): each link's hello carries an X25519 share that seals the group channel.
+  const shares = config.groups.enabled ? new KeyShares() : null
   link = new LinkService({
     net: hal.net,
     clock: hal.clock,
@@ -44,9 +47,10 @@ export async function buildAgent (config: Config, hal: Hal, log: Logger, options
     log: log.child('link'),
     host: config.link.host ?? config.http.host,
     port: config.link.port ?? (config.http.port === 0 || config.http.port === 65535 ? 0 : config.http.port + 1),
-    channels: ['stream'],
+    channels: shares === null ? ['stream'] : ['stream', 'group'],
     allow: (remote) => agent.allows(remote),
-    pool
+    pool,
+    extension: shares === null ? undefined : () => shares.next()
   })
   agent.add(link)
   agent.add(new StreamService({
@@ -60,5 +64,10 @@ export async function buildAgent (config: Config, hal: Hal, log: Logger, options
     directory: peers,
     pool
   }))
+  if (shares !== null) {
+    const groups = new GroupsService({ hal, config, identity: agent.identity, log: log.child('groups'), links: link.host, shares, peers, lan: (remote) => agent.allows(remote) })
+    agent.add(groups)
+    addGroupRoutes(agent.http, groups)
+  }
   return agent
 }

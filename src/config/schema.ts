@@ -7,6 +7,7 @@ import { DESCRIBE_REFETCH_MS, SSDP_MAX_AGE_SECONDS_MAX, SSDP_MAX_AGE_SECONDS_MIN
 import { parseStaticPeer } from '../protocol/discovery/static-peers'
 import { arrayOf, bool, int, map, obj, oneOf, optional, str, type Infer } from '../validate'
 import { STREAM_CHILDREN_MAX, STREAM_RING_BYTES_MAX, STREAM_RING_BYTES_MIN } from '../limits'
+import { GROUP_NEIGHBOURS_MAX, RECORDS_COUNT_MAX } from '../limits'
 
 const IFNAME = str({ min: 1, max: 15, pattern: /^[A-Za-z0-9_.:@-]+$/, hint: 'an interface name (1-15 of A-Z a-z 0-9 _ . : @ -)' })
 const STATIC_PEER = map(str({ min: 1, max: 64 }), 'an agent URL like "http://192.168.1.5:8787" (IP literal and port)',
@@ -101,6 +102,25 @@ export const configSpec = obj({
     playoutDelayMs: int(500, 60_000, 3_000),
     /** A member with no players and no children leaves the tree after this. */
     lingerMs: int(0, 600_000, 10_000)
+  }),
+  /** Groups, records and collaboration (src/groups): memberships in <dataDir>/groups.json, records in the <dataDir>/records flash area. */
+  groups: obj({
+    enabled: bool(true),
+    /** The LAN's default group, formed by the LAN's agents (content-location records live there). */
+    lan: bool(true),
+    /** Members each node keeps links to, per group. */
+    neighbours: int(1, GROUP_NEIGHBOURS_MAX, 4),
+    /** Anti-entropy: a summary goes to one neighbour per group this often. */
+    syncIntervalMs: int(200, 600_000, 5_000),
+    /** Records stored, all groups together; beyond it new records are refused (never evicted). */
+    recordsMax: int(1, RECORDS_COUNT_MAX, 10_000),
+    /** Records one author may create per minute (by their creation time), per group. */
+    recordsPerAuthorPerMinute: int(1, 1_000_000, 600),
+    /** A deleted record's tombstone lives this long: longer than any partition should last. */
+    tombstoneMs: int(1_000, 30 * 86_400_000, 86_400_000),
+    /** The records flash area: erase block (a power of two, at least 32 KiB: one whole record) and block count. */
+    blockBytes: POW2(32 * 1024, FLASH_BLOCK_BYTES_MAX, 64 * 1024),
+    blockCount: int(8, FLASH_BLOCK_COUNT_MAX, 192)
   })
 })
 

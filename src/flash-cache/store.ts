@@ -119,8 +119,13 @@ export interface FlashCache {
    * Store a piece; resolves once it is durable. Rejects (and stores nothing)
    * when the bytes do not hash to `hash`. Like fs.write, the caller must not
    * change `bytes` until the promise settles (a changed buffer is refused).
+   * With `{ sync: false }` it resolves once written but not yet durable: the
+   * next durable put, delete or sync() makes it so (records fetched again
+   * from peers need no fsync each).
    */
-  put (hash: PieceHash, bytes: Uint8Array): Promise<void>
+  put (hash: PieceHash, bytes: Uint8Array, options?: { sync?: boolean }): Promise<void>
+  /** Make every put so far durable. */
+  sync (): Promise<void>
   /** The piece's bytes, verified; undefined when absent or found damaged (then dropped). */
   get (hash: PieceHash): Promise<Buffer | undefined>
   /** A verified piece as a stream of chunks (bytes [start, end)), for large pieces. */
@@ -361,7 +366,7 @@ export const FlashCache = {
       recovery,
       verifyReads,
 
-      async put (hash, bytes) {
+      async put (hash, bytes, putOptions) {
         const key = pieceKey(hash)
         if (!(bytes instanceof Uint8Array)) throw new CanopyError('INPUT_INVALID', 'a piece is bytes')
         const n = bytes.length
@@ -384,6 +389,7 @@ export const FlashCache = {
           counters.bytesAccepted += n
           assert(index.size <= piecesMax && state.bytes <= boundBytes() + pieceBytesMax, 'pieces and bytes within their bounds (bytes: plus one piece)')
           // A sync that fails takes the piece back out: it was never acknowledged, and it may not be on flash.
+          if (putOptions?.sync === false) return { ack: Promise.resolve() }
           return { ack: durable(() => { if (index.get(key) === loc) { state.removePiece(key); counters.bytesAccepted -= n } }) }
         }, true, () => {
           // Our own copy, straight into the record buffer, hashed at once: what is hashed is what is written.
@@ -447,6 +453,9 @@ export const FlashCache = {
           recovery,
           backgroundErrors
         }
+      },
+      async sync () {
+        await exclusive(async () => { await dev.sync() }, false)
       },
       async flush () {
         for (let c = chain; ; c = chain) {

@@ -2,6 +2,7 @@
 
 import type { Command } from '../command'
 import { agentCommand } from './agent'
+import { groupCommands } from './group'
 import { keygenCommand } from './keygen'
 import { statusCommand } from './status'
 import { streamPlayCommand, streamPushCommand } from './stream'
@@ -11,5 +12,6 @@ export const COMMANDS: readonly Command[] = [
   keygenCommand,
   statusCommand,
   streamPushCommand,
-  streamPlayCommand
+  streamPlayCommand,
+  ...groupCommands
 ]

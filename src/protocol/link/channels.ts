@@ -7,8 +7,9 @@ export const LINK_CHANNELS = {
   /** The link's own control: hello, proof, ping, pong, close. */
   link: 0,
   /** Live streams (src/stream). */
-  stream: 1
-  // group: 2 — reserved for groups and records (issue 6)
+  stream: 1,
+  /** Groups and records (src/groups): encrypted per link, see src/groups/FORMAT.md. */
+  group: 2
 } as const
 
 export type ChannelName = keyof typeof LINK_CHANNELS

@@ -88,6 +88,8 @@ export class Link {
   peerListenPort = 0
   peerChannels: ReadonlySet<number> = new Set()
   peerExtension: Buffer = Buffer.alloc(0)
+  /** The extension this side sent in its hello (groups find their key share's secret by it). */
+  readonly extension: Buffer
   /** Latest ping round trip; null until one completes. */
   rttMs: number | null = null
   closeReason: CloseReason | null = null
@@ -124,6 +126,7 @@ export class Link {
     this.decoder = new FrameDecoder(LINK_FRAME_BYTES_MAX, options.pool)
     this.remoteAddress = socket.remoteAddress ?? ''
     this.servedChannels = new Set(options.channels.map(channelNumber))
+    this.extension = options.extension ?? Buffer.alloc(0)
     this.lastReceivedMs = this.lastSentMs = this.lastTrafficMs = clock.nowMs()
     this.ready = new Promise((resolve, reject) => { this.settle = { resolve, reject } })
     this.ready.catch(() => {}) // a failed handshake is reported to whoever awaits it; never unhandled
@@ -133,7 +136,7 @@ export class Link {
       publicKey: options.identity.publicKey,
       listenPort: options.listenPort,
       channels: [...this.servedChannels],
-      extension: options.extension ?? Buffer.alloc(0)
+      extension: this.extension
     }
     if (hello.nonce.length !== NONCE_BYTES) throw new CanopyError('ASSERTION', 'link nonce is 32 bytes')
     this.myHello = encodeHello(hello)

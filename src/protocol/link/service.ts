@@ -21,6 +21,8 @@ export interface LinkServiceOptions {
   channels: readonly ChannelName[]
   allow: (remote: string) => boolean
   pool?: FramePool
+  /** The hello extension for each new link (groups: an X25519 key share). */
+  extension?: () => Buffer
 }
 
 export class LinkService {
@@ -29,7 +31,7 @@ export class LinkService {
   readonly pool: FramePool | undefined
 
   constructor (o: LinkServiceOptions) {
-    this.host = new LinkHost({ net: o.net, clock: o.clock, random: o.random, identity: o.identity, log: o.log, host: o.host, port: o.port, channels: o.channels, allow: o.allow, pool: o.pool })
+    this.host = new LinkHost({ net: o.net, clock: o.clock, random: o.random, identity: o.identity, log: o.log, host: o.host, port: o.port, channels: o.channels, allow: o.allow, pool: o.pool, extension: o.extension })
     this.pool = o.pool
   }
 

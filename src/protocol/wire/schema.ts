@@ -33,6 +33,15 @@ export function bytes (n: number): Spec<Buffer> {
   })
 }
 
+/** A byte string of at most maxBytes, copied out. */
+export function blob (maxBytes: number): Spec<Buffer> {
+  const expected = `at most ${maxBytes} bytes`
+  return spec(expected, (v, ctx) => {
+    if (!(v instanceof Uint8Array) || v.length > maxBytes) fail(ctx, v, expected)
+    return Buffer.from(v)
+  })
+}
+
 /** A text string of at most maxBytes UTF-8 bytes, optionally matching a pattern. */
 export function text (maxBytes: number, pattern?: RegExp): Spec<string> {
   const expected = `text of at most ${maxBytes} bytes`

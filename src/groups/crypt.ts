@@ -1,0 +1,75 @@
+// Group traffic on the peer link is sealed per link: each side's hello
+// carries a fresh X25519 public key (the link's signed handshake binds it to
+// the node identity), HKDF-SHA256 turns the shared secret into one
+// ChaCha20-Poly1305 key per direction, and the nonce counts frames. A
+// frame that fails to open closes the link. RFC 7748 (X25519), RFC 8439 (ChaCha20-Poly1305), RFC 5869 (HKDF).
+
+import { createCipheriv, createDecipheriv, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, type KeyObject } from 'node:crypto'
+import { GROUP_LINK_FRAMES_MAX, GROUP_SHARES_PENDING_MAX } from '../limits'
+
+const SPKI = Buffer.from('302a300506032b656e032100', 'hex')
+const ALG = 'chacha20-poly1305'
+const TAG_BYTES = 16
+
+export class KeyShares {
+  readonly #secrets = new Map<string, KeyObject>()
+
+  /** A new share for a link's hello; its secret waits (bounded) for the link to open. */
+  next (): Buffer {
+    const { publicKey, privateKey } = generateKeyPairSync('x25519')
+    const pub = publicKey.export({ format: 'der', type: 'spki' }).subarray(-32)
+    if (this.#secrets.size >= GROUP_SHARES_PENDING_MAX) this.#secrets.delete(this.#secrets.keys().next().value!)
+    this.#secrets.set(pub.toString('hex'), privateKey)
+    return pub
+  }
+
+  /** The sealing keys of a link from both shares (mine is then forgotten); null without a share. */
+  session (mine: Buffer, theirs: Buffer, initiator: boolean): Session | null {
+    const k = this.#secrets.get(mine.toString('hex'))
+    this.#secrets.delete(mine.toString('hex'))
+    if (k === undefined || theirs.length !== 32) return null
+    let shared: Buffer
+    try {
+      shared = diffieHellman({ privateKey: k, publicKey: createPublicKey({ key: Buffer.concat([SPKI, theirs]), format: 'der', type: 'spki' }) })
+    } catch {
+      return null // a low-order point: no shared secret
+    }
+    const [a, b] = initiator ? [mine, theirs] : [theirs, mine]
+    const keys = Buffer.from(hkdfSync('sha256', shared, Buffer.concat([a, b]), 'canopy group link v1', 64))
+    const [ab, ba] = [keys.subarray(0, 32), keys.subarray(32)]
+    return initiator ? new Session(ab, ba) : new Session(ba, ab)
+  }
+}
+
+const nonce = (n: number): Buffer => { const b = Buffer.alloc(12); b.writeUInt32BE(n, 8); return b }
+
+/** Frames carry their 32-bit count (the nonce's last bytes): a frame the link dropped does not desynchronise the ends; a replayed or older one fails. */
+export class Session {
+  #out = 0
+  #in = 0
+  constructor (readonly tx: Buffer, readonly rx: Buffer) {}
+
+  /** Seal the next frame; null once this direction has used its nonces (the link must be dialled again). */
+  seal (p: Buffer): Buffer | null {
+    if (this.#out >= GROUP_LINK_FRAMES_MAX - 1) return null
+    const n = nonce(this.#out++)
+    const c = createCipheriv(ALG, this.tx, n, { authTagLength: TAG_BYTES })
+    return Buffer.concat([n.subarray(8), c.update(p), c.final(), c.getAuthTag()])
+  }
+
+  /** Open a frame; null when it is not authentic or not newer than the last one opened. */
+  open (s: Buffer): Buffer | null {
+    if (s.length < 4 + TAG_BYTES) return null
+    const n = s.readUInt32BE(0)
+    if (n < this.#in) return null
+    try {
+      const d = createDecipheriv(ALG, this.rx, nonce(n), { authTagLength: TAG_BYTES })
+      d.setAuthTag(s.subarray(-TAG_BYTES))
+      const p = Buffer.concat([d.update(s.subarray(4, -TAG_BYTES)), d.final()])
+      this.#in = n + 1
+      return p
+    } catch {
+      return null
+    }
+  }
+}
