@@ -35,18 +35,22 @@ interface Batch { firstSeq: number, count: number, frame: Buffer, hashesAt: numb
 
 export class BatchStore {
   /** Batches in arrival order (seq order in practice), bounded. */
-  private readonly batches: Batch[] = []
-  private readonly bySeq = new Map<number, Batch>()
+  readonly #batches: Batch[] = []
+  readonly #bySeq = new Map<number, Batch>()
 
-  constructor (readonly batchesMax: number) {}
 
-  get size (): number { return this.batches.length }
 
-  has (firstSeq: number): boolean { return this.bySeq.get(firstSeq)?.firstSeq === firstSeq }
+  constructor (readonly batchesMax: number) {
+
+  }
+
+  get size (): number { return this.#batches.length }
+
+  has (firstSeq: number): boolean { return this.#bySeq.get(firstSeq)?.firstSeq === firstSeq }
 
   /** The signed hash for seq, or undefined when no stored batch covers it. */
   hashOf (seq: number): Buffer | undefined {
-    const b = this.bySeq.get(seq)
+    const b = this.#bySeq.get(seq)
     if (b === undefined) return undefined
     const at = FRAME_HEADER_BYTES + b.hashesAt + (seq - b.firstSeq) * HASH_BYTES
     return b.frame.subarray(at, at + HASH_BYTES)
@@ -55,56 +59,56 @@ export class BatchStore {
   /** Keep a verified batch; the oldest go when over the bound. */
   add (firstSeq: number, count: number, frame: Buffer, hashesAt: number): void {
     const b: Batch = { firstSeq, count, frame, hashesAt }
-    this.batches.push(b)
-    for (let s = firstSeq; s < firstSeq + count; s++) if (!this.bySeq.has(s)) this.bySeq.set(s, b)
-    while (this.batches.length > this.batchesMax) {
-      const old = this.batches.shift()!
-      for (let s = old.firstSeq; s < old.firstSeq + old.count; s++) if (this.bySeq.get(s) === old) this.bySeq.delete(s)
+    this.#batches.push(b)
+    for (let s = firstSeq; s < firstSeq + count; s++) if (!this.#bySeq.has(s)) this.#bySeq.set(s, b)
+    while (this.#batches.length > this.batchesMax) {
+      const old = this.#batches.shift()!
+      for (let s = old.firstSeq; s < old.firstSeq + old.count; s++) if (this.#bySeq.get(s) === old) this.#bySeq.delete(s)
     }
-    assert(this.batches.length <= this.batchesMax, 'batch store within its bound')
+    assert(this.#batches.length <= this.batchesMax, 'batch store within its bound')
   }
 
   /** Frames of the stored batches that cover any seq in [from, to], in order. */
   covering (from: number, to: number): Buffer[] {
     const out: Buffer[] = []
-    for (const b of this.batches) if (b.firstSeq <= to && b.firstSeq + b.count - 1 >= from) out.push(b.frame)
+    for (const b of this.#batches) if (b.firstSeq <= to && b.firstSeq + b.count - 1 >= from) out.push(b.frame)
     return out
   }
 }
 
 /** Chunks waiting for their batch, by seq; the oldest go first when full. Holds a pool reference on each. */
 export class PendingChunks {
-  private readonly items = new Map<number, { frame: Buffer, flags: number }>()
+  readonly #items = new Map<number, { frame: Buffer, flags: number }>()
   dropped = 0
 
   constructor (readonly max: number, private readonly pool?: FramePool) {}
 
-  get size (): number { return this.items.size }
-  has (seq: number): boolean { return this.items.has(seq) }
+  get size (): number { return this.#items.size }
+  has (seq: number): boolean { return this.#items.has(seq) }
 
   put (seq: number, frame: Buffer, flags: number): void {
-    if (this.items.has(seq)) return
-    if (this.items.size >= this.max) {
+    if (this.#items.has(seq)) return
+    if (this.#items.size >= this.max) {
       let oldest = Infinity
-      for (const s of this.items.keys()) if (s < oldest) oldest = s
-      const old = this.items.get(oldest)!
-      this.items.delete(oldest)
+      for (const s of this.#items.keys()) if (s < oldest) oldest = s
+      const old = this.#items.get(oldest)!
+      this.#items.delete(oldest)
       this.pool?.release(old.frame)
       this.dropped++
     }
     this.pool?.retain(frame)
-    this.items.set(seq, { frame, flags })
+    this.#items.set(seq, { frame, flags })
   }
 
   /** Take a waiting chunk out: its reference passes to the caller, who releases it. */
   take (seq: number): { frame: Buffer, flags: number } | undefined {
-    const v = this.items.get(seq)
-    if (v !== undefined) this.items.delete(seq)
+    const v = this.#items.get(seq)
+    if (v !== undefined) this.#items.delete(seq)
     return v
   }
 
   clear (): void {
-    if (this.pool !== undefined) for (const v of this.items.values()) this.pool.release(v.frame)
-    this.items.clear()
+    if (this.pool !== undefined) for (const v of this.#items.values()) this.pool.release(v.frame)
+    this.#items.clear()
   }
 }

@@ -29,99 +29,104 @@ export interface ChunkerCounters { packets: number, chunks: number, keyChunks: n
 
 export class TsChunker {
   readonly counters: ChunkerCounters = { packets: 0, chunks: 0, keyChunks: 0, skippedBytes: 0 }
-  private readonly scratch: Buffer
-  private count = 0
-  private flags = 0
-  private readonly carry = Buffer.alloc(TS_PACKET_BYTES)
-  private carryFill = 0
-  private readonly pmtPids = new Set<number>()
+  readonly #scratch: Buffer
+  #count = 0
+  #flags = 0
+  readonly #carry = Buffer.alloc(TS_PACKET_BYTES)
+  #carryFill = 0
+  readonly #pmtPids = new Set<number>()
   /** PID of the video stream, or of the first audio stream when there is no video; and its stream_type. */
-  private keyPid = -1
-  private keyType = 0
+  #keyPid = -1
+  #keyType = 0
 
-  constructor (private readonly onChunk: (packets: Buffer, flags: number) => void, private readonly packetsMax = STREAM_CHUNK_PACKETS_MAX) {
-    this.scratch = Buffer.alloc(packetsMax * TS_PACKET_BYTES)
+  readonly #onChunk: (packets: Buffer, flags: number) => void
+  readonly #packetsMax: number
+
+  constructor (onChunk: (packets: Buffer, flags: number) => void, packetsMax = STREAM_CHUNK_PACKETS_MAX) {
+    this.#onChunk = onChunk
+    this.#packetsMax = packetsMax
+    this.#scratch = Buffer.alloc(packetsMax * TS_PACKET_BYTES)
   }
 
   push (data: Uint8Array): void {
     let at = 0
     while (at < data.length) {
-      if (this.carryFill > 0) {
-        const take = Math.min(TS_PACKET_BYTES - this.carryFill, data.length - at)
-        this.carry.set(data.subarray(at, at + take), this.carryFill)
-        this.carryFill += take
+      if (this.#carryFill > 0) {
+        const take = Math.min(TS_PACKET_BYTES - this.#carryFill, data.length - at)
+        this.#carry.set(data.subarray(at, at + take), this.#carryFill)
+        this.#carryFill += take
         at += take
-        if (this.carryFill < TS_PACKET_BYTES) break
-        this.carryFill = 0
-        this.packet(this.carry, 0)
+        if (this.#carryFill < TS_PACKET_BYTES) break
+        this.#carryFill = 0
+        this.#packet(this.#carry, 0)
         continue
       }
       if (data[at] !== TS_SYNC) {
-        at = this.resync(data, at)
+        at = this.#resync(data, at)
         continue
       }
       if (data.length - at < TS_PACKET_BYTES) {
-        this.carry.set(data.subarray(at), 0)
-        this.carryFill = data.length - at
+        this.#carry.set(data.subarray(at), 0)
+        this.#carryFill = data.length - at
         break
       }
-      this.packet(data, at)
+      this.#packet(data, at)
       at += TS_PACKET_BYTES
     }
-    const holding = this.flags === CHUNK_FLAGS.psi && this.count < PSI_HOLD_PACKETS
-    if (!holding) this.emit()
+    const holding = this.#flags === CHUNK_FLAGS.psi && this.#count < PSI_HOLD_PACKETS
+    if (!holding) this.#emit()
   }
 
   /** The input ended: emit what is pending (a partial packet is dropped). */
   end (): void {
-    if (this.carryFill > 0) this.counters.skippedBytes += this.carryFill
-    this.carryFill = 0
-    this.emit()
+    if (this.#carryFill > 0) this.counters.skippedBytes += this.#carryFill
+    this.#carryFill = 0
+    this.#emit()
   }
 
-  private resync (data: Uint8Array, from: number): number {
+  #resync (data: Uint8Array, from: number): number {
     let i = from + 1
     while (i < data.length && (data[i] !== TS_SYNC || (i + TS_PACKET_BYTES < data.length && data[i + TS_PACKET_BYTES] !== TS_SYNC))) i++
     this.counters.skippedBytes += i - from
     return i
   }
 
-  private packet (src: Uint8Array, at: number): void {
+  #packet (src: Uint8Array, at: number): void {
     this.counters.packets++
     const pid = pidOf(src, at)
     if (pid === PID_PAT && pusiOf(src, at)) {
-      this.emit() // a chunk starts at every PAT
-      this.flags = CHUNK_FLAGS.psi
-      this.pmtPids.clear()
-      for (const p of parsePat(src, at)) this.pmtPids.add(p)
-    } else if (this.pmtPids.has(pid) && pusiOf(src, at)) {
-      this.learnPmt(src, at)
-    } else if (pid === this.keyPid && this.flags === CHUNK_FLAGS.psi && opensKeyframe(src, at, isAudioType(this.keyType) ? -1 : this.keyType)) {
-      this.flags |= CHUNK_FLAGS.key
-    } else if (pid === this.keyPid && this.flags === CHUNK_FLAGS.psi && isAudioType(this.keyType) && pusiOf(src, at)) {
-      this.flags |= CHUNK_FLAGS.key // audio only: every PES start is a start point
+      this.#emit() // a chunk starts at every PAT
+      this.#flags = CHUNK_FLAGS.psi
+      this.#pmtPids.clear()
+      for (const p of parsePat(src, at)) this.#pmtPids.add(p)
+    } else if (this.#pmtPids.has(pid) && pusiOf(src, at)) {
+      this.#learnPmt(src, at)
+    } else if (pid === this.#keyPid && this.#flags === CHUNK_FLAGS.psi && opensKeyframe(src, at, isAudioType(this.#keyType) ? -1 : this.#keyType)) {
+      this.#flags |= CHUNK_FLAGS.key
+    } else if (pid === this.#keyPid && this.#flags === CHUNK_FLAGS.psi && isAudioType(this.#keyType) && pusiOf(src, at)) {
+      this.#flags |= CHUNK_FLAGS.key // audio only: every PES start is a start point
     }
-    this.scratch.set(src.subarray(at, at + TS_PACKET_BYTES), this.count * TS_PACKET_BYTES)
-    this.count++
-    if (this.count === this.packetsMax) this.emit()
+    this.#scratch.set(src.subarray(at, at + TS_PACKET_BYTES), this.#count * TS_PACKET_BYTES)
+    this.#count++
+    if (this.#count === this.#packetsMax) this.#emit()
   }
 
-  private learnPmt (src: Uint8Array, at: number): void {
+  #learnPmt (src: Uint8Array, at: number): void {
     const streams = parsePmt(src, at)
     const video = streams.find((s) => isVideoType(s.type))
     const audio = streams.find((s) => isAudioType(s.type))
     const pick = video ?? audio
-    if (pick !== undefined) { this.keyPid = pick.pid; this.keyType = pick.type }
+    if (pick !== undefined) { this.#keyPid = pick.pid; this.#keyType = pick.type }
   }
 
-  private emit (): void {
-    if (this.count === 0) return
+  #emit (): void {
+    if (this.#count === 0) return
     this.counters.chunks++
-    if ((this.flags & CHUNK_FLAGS.key) !== 0) this.counters.keyChunks++
-    const flags = this.flags
-    const n = this.count
-    this.count = 0
-    this.flags = 0
-    this.onChunk(this.scratch.subarray(0, n * TS_PACKET_BYTES), flags)
+    if ((this.#flags & CHUNK_FLAGS.key) !== 0) this.counters.keyChunks++
+    const flags = this.#flags
+    const n = this.#count
+    this.#count = 0
+    this.#flags = 0
+    this.#onChunk(this.#scratch.subarray(0, n * TS_PACKET_BYTES), flags)
   }
 }

@@ -31,28 +31,37 @@ export class Player implements ChunkListener {
   skipped = 0
   readonly startedMs: number
   firstByteMs: number | null = null
-  private paused = false
-  private gapSinceMs = 0
-  private finished = false
+  #paused = false
+  #gapSinceMs = 0
+  #finished = false
   /** Pooled frames whose bytes the output still holds (released when written, or on close). */
-  private readonly inFlight = new Set<{ frame: Buffer }>()
+  readonly #inFlight = new Set<{ frame: Buffer }>()
 
-  constructor (private readonly session: Session, private readonly out: PlayerOutput, private readonly clock: Clock, private readonly framing: Framing = 'ts') {
+  readonly #session: Session
+  readonly #out: PlayerOutput
+  readonly #clock: Clock
+  readonly #framing: Framing
+
+  constructor (session: Session, out: PlayerOutput, clock: Clock, framing: Framing= 'ts') {
+    this.#session = session
+    this.#out = out
+    this.#clock = clock
+    this.#framing = framing
     this.startedMs = clock.nowMs()
-    out.onDrain(() => { this.paused = false; this.pump() })
+    out.onDrain(() => { this.#paused = false; this.pump() })
   }
 
-  get done (): boolean { return this.finished }
-  get streamId (): string { return this.session.streamId }
+  get done (): boolean { return this.#finished }
+  get streamId (): string { return this.#session.streamId }
 
   start (): void {
-    const ring = this.session.ring
+    const ring = this.#session.ring
     if (ring.size > 0) this.cursor = ring.startPoint()
     this.pump()
   }
 
   chunk (): void {
-    if (this.cursor === -1) this.cursor = this.session.ring.startPoint()
+    if (this.cursor === -1) this.cursor = this.#session.ring.startPoint()
     this.pump()
   }
 
@@ -60,15 +69,15 @@ export class Player implements ChunkListener {
 
   /** Write what can be written now; called on every chunk, on drain, and on the service's tick. */
   pump (): void {
-    if (this.finished || this.cursor === -1) return
-    const s = this.session
+    if (this.#finished || this.cursor === -1) return
+    const s = this.#session
     const ring = s.ring
-    const now = this.clock.nowMs()
-    while (!this.paused) {
+    const now = this.#clock.nowMs()
+    while (!this.#paused) {
       const frame = ring.get(this.cursor)
       if (frame !== undefined) {
-        this.gapSinceMs = 0
-        this.write(this.cursor, frame)
+        this.#gapSinceMs = 0
+        this.#write(this.cursor, frame)
         this.cursor++
         continue
       }
@@ -80,61 +89,61 @@ export class Player implements ChunkListener {
         continue
       }
       if (this.cursor > s.newestSeq) {
-        if (s.ended && this.cursor > s.endSeq) this.finish()
+        if (s.ended && this.cursor > s.endSeq) this.#finish()
         return
       }
       // A hole with newer chunks behind it: wait while the node still tries to repair it.
-      if (this.gapSinceMs === 0) this.gapSinceMs = now
+      if (this.#gapSinceMs === 0) this.#gapSinceMs = now
       const givenUp = s.nextSeq > this.cursor || s.ended
-      if (!givenUp && now - this.gapSinceMs < STREAM_PLAYER_GAP_MS) return
+      if (!givenUp && now - this.#gapSinceMs < STREAM_PLAYER_GAP_MS) return
       let next = this.cursor
       while (next <= s.newestSeq && !ring.has(next)) next++
       this.skipped += next - this.cursor
       this.cursor = next
-      this.gapSinceMs = 0
+      this.#gapSinceMs = 0
     }
   }
 
-  private write (seq: number, frame: Buffer): void {
+  #write (seq: number, frame: Buffer): void {
     const packets = frame.subarray(CHUNK_PACKETS_OFFSET)
     let data = packets
     let done = (): void => {}
-    if (this.framing === 'seq') {
+    if (this.#framing === 'seq') {
       data = Buffer.allocUnsafe(6 + packets.length)
       data.writeUInt32BE(seq >>> 0, 0)
       data.writeUInt16BE(packets.length / TS_PACKET_BYTES, 4)
       packets.copy(data, 6)
-    } else if (this.pool !== undefined) {
+    } else if (this.#pool !== undefined) {
       // The output keeps a view of the ring's frame until it has written it: hold the frame till then.
       const entry = { frame }
-      this.pool.retain(frame)
-      this.inFlight.add(entry)
-      done = () => { if (this.inFlight.delete(entry)) this.pool!.release(frame) }
+      this.#pool.retain(frame)
+      this.#inFlight.add(entry)
+      done = () => { if (this.#inFlight.delete(entry)) this.#pool!.release(frame) }
     }
-    if (this.firstByteMs === null) this.firstByteMs = this.clock.nowMs()
+    if (this.firstByteMs === null) this.firstByteMs = this.#clock.nowMs()
     this.chunks++
     this.bytes += packets.length
-    if (!this.out.write(data, done)) this.paused = true
+    if (!this.#out.write(data, done)) this.#paused = true
   }
 
-  private get pool (): FramePool | undefined { return this.session.env?.pool }
+  get #pool (): FramePool | undefined { return this.#session.env?.pool }
 
-  private releaseAll (): void {
-    for (const e of this.inFlight) this.pool?.release(e.frame)
-    this.inFlight.clear()
+  #releaseAll (): void {
+    for (const e of this.#inFlight) this.#pool?.release(e.frame)
+    this.#inFlight.clear()
   }
 
-  private finish (): void {
-    if (this.finished) return
-    this.finished = true
-    this.out.end()
+  #finish (): void {
+    if (this.#finished) return
+    this.#finished = true
+    this.#out.end()
   }
 
   /** Stop (agent stop, client gone): end the output and let go of every frame it still held. */
   close (): void {
-    this.releaseAll()
-    if (this.finished) return
-    this.finished = true
-    this.out.end()
+    this.#releaseAll()
+    if (this.#finished) return
+    this.#finished = true
+    this.#out.end()
   }
 }

@@ -80,20 +80,23 @@ export class Session {
   bitrate = 0
   ended = false
   endSeq = -1
-  private signer: BatchSigner | null = null
+  #signer: BatchSigner | null = null
   /** Monotonic ms of the newest chunks' arrivals (the chunk rate). */
-  private readonly arrivals: number[] = []
-  private publishSeq = 0
-  private holeSinceMs = 0
+  readonly #arrivals: number[] = []
+  #publishSeq = 0
+  #holeSinceMs = 0
 
-  constructor (readonly env: SessionEnv, readonly meta: StreamMeta, readonly isSource: boolean, private readonly sourceKey: KeyObject | null = null) {
+  readonly #sourceKey: KeyObject | null
+
+  constructor (readonly env: SessionEnv, readonly meta: StreamMeta, readonly isSource: boolean, sourceKey: KeyObject | null= null) {
+    this.#sourceKey = sourceKey
     assert(!isSource || sourceKey !== null, 'a source session holds the private key')
     this.ring = new ChunkRing(env.settings.ringBytes, STREAM_RING_CHUNKS_MAX, env.pool)
     this.pending = new PendingChunks(STREAM_PENDING_CHUNKS_MAX, env.pool)
     this.createdMs = env.clock.nowMs()
     this.tree = new Tree(this)
     if (isSource) {
-      this.signer = new BatchSigner(meta.streamId, sourceKey!, env.clock, env.crypto, (frame, bitrate) => { this.onOwnBatch(frame, bitrate) })
+      this.#signer = new BatchSigner(meta.streamId, sourceKey!, env.clock, env.crypto, (frame, bitrate) => { this.#onOwnBatch(frame, bitrate) })
     }
   }
 
@@ -108,30 +111,30 @@ export class Session {
    * simulation sends small payloads that stand for whole chunks).
    */
   publish (packets: Uint8Array, flags: number, mediaBytes = packets.length): number {
-    assert(this.isSource && this.signer !== null && !this.ended, 'publish on a live source session')
-    const seq = this.publishSeq++
+    assert(this.isSource && this.#signer !== null && !this.ended, 'publish on a live source session')
+    const seq = this.#publishSeq++
     const frame = encodeChunk(this.streamId, seq, flags, packets, this.env.pool)
-    this.signer.add(seq, this.env.crypto.hashChunk(frame), mediaBytes)
-    this.deliver(seq, frame, flags)
+    this.#signer.add(seq, this.env.crypto.hashChunk(frame), mediaBytes)
+    this.#deliver(seq, frame, flags)
     this.env.pool?.release(frame) // the ring and the links hold their own references
     return seq
   }
 
   /** Source only: the input paused (one ingest write is chunked): sign the batch now. */
-  pause (): void { this.signer?.pause() }
+  pause (): void { this.#signer?.pause() }
 
   /** Source only: the pusher is done. Sign what is left, tell the tree, let players drain. */
   end (): void {
     if (!this.isSource || this.ended) return
-    this.signer!.flush()
-    const last = this.publishSeq - 1
+    this.#signer!.flush()
+    const last = this.#publishSeq - 1
     const body = endBody(this.streamId, last >= 0 ? last : 0)
-    this.onEnd(encodeEnd(body, this.env.crypto.sign(this.sourceKey!, END_DOMAIN, body)), last)
+    this.#onEnd(encodeEnd(body, this.env.crypto.sign(this.#sourceKey!, END_DOMAIN, body)), last)
   }
 
-  get sourceBitrate (): number { return this.signer?.bitrate ?? 0 }
+  get sourceBitrate (): number { return this.#signer?.bitrate ?? 0 }
 
-  private onOwnBatch (frame: Buffer, bitrate: number): void {
+  #onOwnBatch (frame: Buffer, bitrate: number): void {
     const m = decodeMessage(frame.subarray(FRAME_HEADER_BYTES))
     if (m.type !== 'sig') return
     this.bitrate = bitrate
@@ -144,12 +147,12 @@ export class Session {
 
   /** A stream message from the current parent that belongs to the data plane. */
   onData (m: StreamMessage, frame: Buffer): void {
-    if (m.type === 'chunk') this.onChunk(m.seq, m.flags, frame)
-    else if (m.type === 'sig') this.onSig(m.firstSeq, m.count, m.bitrate, m.hashesAt, m.signedEnd, frame)
-    else if (m.type === 'end') this.onSignedEnd(m.lastSeq, m.signedEnd, frame)
+    if (m.type === 'chunk') this.#onChunk(m.seq, m.flags, frame)
+    else if (m.type === 'sig') this.#onSig(m.firstSeq, m.count, m.bitrate, m.hashesAt, m.signedEnd, frame)
+    else if (m.type === 'end') this.#onSignedEnd(m.lastSeq, m.signedEnd, frame)
   }
 
-  private onChunk (seq: number, flags: number, frame: Buffer): void {
+  #onChunk (seq: number, flags: number, frame: Buffer): void {
     if (this.ended && seq > this.endSeq) return
     if (this.ring.has(seq) || this.pending.has(seq) || (this.ring.size > 0 && seq < this.ring.floor)) {
       this.counters.duplicates++
@@ -161,16 +164,16 @@ export class Session {
       return
     }
     if (!this.env.crypto.hashChunk(frame).equals(expected)) {
-      this.polluted(`chunk ${seq} does not match its signed hash`)
+      this.#polluted(`chunk ${seq} does not match its signed hash`)
       return
     }
-    this.deliver(seq, frame, flags)
+    this.#deliver(seq, frame, flags)
   }
 
-  private onSig (firstSeq: number, count: number, bitrate: number, hashesAt: number, signedEnd: number, frame: Buffer): void {
+  #onSig (firstSeq: number, count: number, bitrate: number, hashesAt: number, signedEnd: number, frame: Buffer): void {
     if (this.batches.has(firstSeq)) { this.counters.duplicates++; return }
     if (!this.env.crypto.verify(this.meta.key, BATCH_DOMAIN, frame, signedEnd)) {
-      this.polluted(`signature batch at ${firstSeq} does not verify`)
+      this.#polluted(`signature batch at ${firstSeq} does not verify`)
       return
     }
     this.batches.add(firstSeq, count, frame, hashesAt)
@@ -181,32 +184,32 @@ export class Session {
       const p = this.pending.take(s)
       if (p === undefined) continue
       const ok = this.env.crypto.hashChunk(p.frame).equals(this.batches.hashOf(s)!)
-      if (ok) this.deliver(s, p.frame, p.flags)
+      if (ok) this.#deliver(s, p.frame, p.flags)
       this.env.pool?.release(p.frame) // the reference pending held
       if (!ok) {
-        this.polluted(`chunk ${s} does not match its signed hash`)
+        this.#polluted(`chunk ${s} does not match its signed hash`)
         return
       }
     }
   }
 
-  private onSignedEnd (lastSeq: number, signedEnd: number, frame: Buffer): void {
+  #onSignedEnd (lastSeq: number, signedEnd: number, frame: Buffer): void {
     if (this.ended) return
     if (!this.env.crypto.verify(this.meta.key, END_DOMAIN, frame, signedEnd)) {
-      this.polluted('end of stream does not verify')
+      this.#polluted('end of stream does not verify')
       return
     }
-    this.onEnd(frame, lastSeq)
+    this.#onEnd(frame, lastSeq)
   }
 
-  private onEnd (frame: Buffer, lastSeq: number): void {
+  #onEnd (frame: Buffer, lastSeq: number): void {
     this.ended = true
     this.endSeq = lastSeq
     this.tree.toChildren(frame, {})
     for (const l of [...this.listeners]) l.end()
   }
 
-  private polluted (why: string): void {
+  #polluted (why: string): void {
     this.counters.polluted++
     this.pending.clear()
     this.tree.parentPolluted(why)
@@ -214,20 +217,20 @@ export class Session {
 
   // ---- the verified chunk ---------------------------------------------------------------
 
-  private deliver (seq: number, frame: Buffer, flags: number): void {
+  #deliver (seq: number, frame: Buffer, flags: number): void {
     const now = this.env.clock.nowMs()
     if (!this.ring.put(seq, frame, flags, now)) { this.counters.duplicates++; return }
     this.counters.received++
     if (seq < this.newestSeq) this.counters.repaired++
-    if (seq > this.newestSeq) { this.newestSeq = seq; this.newestArrivalMs = now; this.noteArrival(now) }
+    if (seq > this.newestSeq) { this.newestSeq = seq; this.newestArrivalMs = now; this.#noteArrival(now) }
     if (this.nextSeq === -1) this.nextSeq = seq
-    this.advance()
+    this.#advance()
     this.tree.forward(seq, frame, this.deadlineFor(seq, now))
     for (const l of this.listeners) l.chunk(seq)
   }
 
   /** Move nextSeq over what is held contiguously. */
-  private advance (): void {
+  #advance (): void {
     if (this.nextSeq < this.ring.floor) this.nextSeq = this.ring.floor
     while (this.nextSeq <= this.newestSeq && this.ring.has(this.nextSeq)) this.nextSeq++
   }
@@ -278,16 +281,16 @@ export class Session {
 
   /** Chunks per second of the live stream, from the arrival of the newest ones (0 until known). */
   get chunkRate (): number {
-    const n = this.arrivals.length
+    const n = this.#arrivals.length
     if (n < 2) return 0
-    const span = this.arrivals[n - 1]! - this.arrivals[0]!
+    const span = this.#arrivals[n - 1]! - this.#arrivals[0]!
     return span <= 0 ? 0 : (n - 1) * 1000 / span
   }
 
-  private noteArrival (now: number): void {
-    this.arrivals.push(now)
-    while (this.arrivals.length > 2 && now - this.arrivals[0]! > CHUNK_RATE_WINDOW_MS) this.arrivals.shift()
-    if (this.arrivals.length > CHUNK_RATE_SAMPLES_MAX) this.arrivals.shift()
+  #noteArrival (now: number): void {
+    this.#arrivals.push(now)
+    while (this.#arrivals.length > 2 && now - this.#arrivals[0]! > CHUNK_RATE_WINDOW_MS) this.#arrivals.shift()
+    if (this.#arrivals.length > CHUNK_RATE_SAMPLES_MAX) this.#arrivals.shift()
   }
 
   /** The seq a new child (or a player) starts at: fromSeq, or the newest start point. */
@@ -304,20 +307,20 @@ export class Session {
     if (startSeq > this.nextSeq) {
       for (let s = this.nextSeq; s < startSeq; s++) if (!this.ring.has(s)) this.counters.lost++
       this.nextSeq = startSeq
-      this.advance()
+      this.#advance()
     }
   }
 
   /** Periodic: ask the parent again for a hole; give it up when it can no longer be played in time. */
   checkHoles (nowMs: number): { from: number, count: number } | null {
-    if (this.isSource || this.nextSeq === -1 || this.nextSeq > this.newestSeq) { this.holeSinceMs = 0; return null }
-    if (this.holeSinceMs === 0) this.holeSinceMs = nowMs
-    if (nowMs - this.holeSinceMs >= this.env.settings.playoutDelayMs) {
+    if (this.isSource || this.nextSeq === -1 || this.nextSeq > this.newestSeq) { this.#holeSinceMs = 0; return null }
+    if (this.#holeSinceMs === 0) this.#holeSinceMs = nowMs
+    if (nowMs - this.#holeSinceMs >= this.env.settings.playoutDelayMs) {
       let s = this.nextSeq
       while (s <= this.newestSeq && !this.ring.has(s)) { s++; this.counters.lost++ }
       this.nextSeq = s
-      this.advance()
-      this.holeSinceMs = 0
+      this.#advance()
+      this.#holeSinceMs = 0
       return null
     }
     let end = this.nextSeq
@@ -326,7 +329,7 @@ export class Session {
   }
 
   close (): void {
-    this.signer?.close()
+    this.#signer?.close()
     this.tree.close()
     for (const l of [...this.listeners]) l.end()
     this.listeners.clear()

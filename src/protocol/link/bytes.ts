@@ -198,14 +198,21 @@ export function encodeFields (fields: readonly Field[], values: readonly unknown
   return w.done()
 }
 
-/** A message of a table: type byte, then its record; every byte read, nothing left over, one error code for any failure. */
+/** Where the reader is (the offset of a signature, of hashes); takes no bytes. */
+export const OFFSET: Field<number> = [() => 0, () => {}, (r) => r.offset]
+
+/** Bytes laid out by field (a record), every byte read, nothing left over; any failure is one error code. */
+export function decodeFields (bytes: Uint8Array, code: ErrorCode, what: string, field: Field, start = 0): Record<string, any> {
+  const r = new ByteReader(bytes, code, start)
+  const m = field[2](r, what, {})
+  r.done(what)
+  return m
+}
+
+/** A message of a table: type byte, then its record. */
 export function decodeTyped (payload: Uint8Array, code: ErrorCode, table: Readonly<Record<number, readonly [string, Field]>>): Record<string, any> {
-  const r = new ByteReader(payload, code)
-  const type = r.u8('type')
-  const t = table[type]
-  if (t === undefined) r.fail(`unknown message type 0x${type.toString(16)}`)
-  const m = t[1][2](r, t[0], {})
-  r.done(t[0])
+  const t = table[payload[0]!] ?? new ByteReader(payload, code).fail(`unknown message type ${payload[0]}`)
+  const m = decodeFields(payload, code, t[0], t[1], 1)
   m.type = t[0]
   return m
 }
