@@ -42,7 +42,7 @@ export class Player implements ChunkListener {
   readonly #clock: Clock
   readonly #framing: Framing
 
-  constructor (session: Session, out: PlayerOutput, clock: Clock, framing: Framing= 'ts') {
+  constructor (session: Session, out: PlayerOutput, clock: Clock, framing: Framing = 'ts') {
     this.#session = session
     this.#out = out
     this.#clock = clock

@@ -80,6 +80,9 @@ export class Session {
   bitrate = 0
   ended = false
   endSeq = -1
+  /** Local users (players) holding this session (Streams.subscribe/release); monotonic ms since nobody needs it (0: needed). */
+  users = 0
+  idleSinceMs = 0
   #signer: BatchSigner | null = null
   /** Monotonic ms of the newest chunks' arrivals (the chunk rate). */
   readonly #arrivals: number[] = []
@@ -87,9 +90,17 @@ export class Session {
   #holeSinceMs = 0
 
   readonly #sourceKey: KeyObject | null
+  readonly #crypto: StreamCrypto
+  readonly #pool: FramePool | undefined
+  readonly #clock: Clock
+  readonly #settings: StreamSettings
 
-  constructor (readonly env: SessionEnv, readonly meta: StreamMeta, readonly isSource: boolean, sourceKey: KeyObject | null= null) {
+  constructor (readonly env: SessionEnv, readonly meta: StreamMeta, readonly isSource: boolean, sourceKey: KeyObject | null = null) {
     this.#sourceKey = sourceKey
+    this.#crypto = env.crypto
+    this.#pool = env.pool
+    this.#clock = env.clock
+    this.#settings = env.settings
     assert(!isSource || sourceKey !== null, 'a source session holds the private key')
     this.ring = new ChunkRing(env.settings.ringBytes, STREAM_RING_CHUNKS_MAX, env.pool)
     this.pending = new PendingChunks(STREAM_PENDING_CHUNKS_MAX, env.pool)
@@ -114,9 +125,9 @@ export class Session {
     assert(this.isSource && this.#signer !== null && !this.ended, 'publish on a live source session')
     const seq = this.#publishSeq++
     const frame = encodeChunk(this.streamId, seq, flags, packets, this.env.pool)
-    this.#signer.add(seq, this.env.crypto.hashChunk(frame), mediaBytes)
+    this.#signer.add(seq, this.#crypto.hashChunk(frame), mediaBytes)
     this.#deliver(seq, frame, flags)
-    this.env.pool?.release(frame) // the ring and the links hold their own references
+    this.#pool?.release(frame) // the ring and the links hold their own references
     return seq
   }
 
@@ -129,7 +140,7 @@ export class Session {
     this.#signer!.flush()
     const last = this.#publishSeq - 1
     const body = endBody(this.streamId, last >= 0 ? last : 0)
-    this.#onEnd(encodeEnd(body, this.env.crypto.sign(this.#sourceKey!, END_DOMAIN, body)), last)
+    this.#onEnd(encodeEnd(body, this.#crypto.sign(this.#sourceKey!, END_DOMAIN, body)), last)
   }
 
   get sourceBitrate (): number { return this.#signer?.bitrate ?? 0 }
@@ -163,7 +174,7 @@ export class Session {
       this.pending.put(seq, frame, flags)
       return
     }
-    if (!this.env.crypto.hashChunk(frame).equals(expected)) {
+    if (!this.#crypto.hashChunk(frame).equals(expected)) {
       this.#polluted(`chunk ${seq} does not match its signed hash`)
       return
     }
@@ -172,7 +183,7 @@ export class Session {
 
   #onSig (firstSeq: number, count: number, bitrate: number, hashesAt: number, signedEnd: number, frame: Buffer): void {
     if (this.batches.has(firstSeq)) { this.counters.duplicates++; return }
-    if (!this.env.crypto.verify(this.meta.key, BATCH_DOMAIN, frame, signedEnd)) {
+    if (!this.#crypto.verify(this.meta.key, BATCH_DOMAIN, frame, signedEnd)) {
       this.#polluted(`signature batch at ${firstSeq} does not verify`)
       return
     }
@@ -183,9 +194,9 @@ export class Session {
     for (let s = firstSeq; s < firstSeq + count; s++) {
       const p = this.pending.take(s)
       if (p === undefined) continue
-      const ok = this.env.crypto.hashChunk(p.frame).equals(this.batches.hashOf(s)!)
+      const ok = this.#crypto.hashChunk(p.frame).equals(this.batches.hashOf(s)!)
       if (ok) this.#deliver(s, p.frame, p.flags)
-      this.env.pool?.release(p.frame) // the reference pending held
+      this.#pool?.release(p.frame) // the reference pending held
       if (!ok) {
         this.#polluted(`chunk ${s} does not match its signed hash`)
         return
@@ -195,7 +206,7 @@ export class Session {
 
   #onSignedEnd (lastSeq: number, signedEnd: number, frame: Buffer): void {
     if (this.ended) return
-    if (!this.env.crypto.verify(this.meta.key, END_DOMAIN, frame, signedEnd)) {
+    if (!this.#crypto.verify(this.meta.key, END_DOMAIN, frame, signedEnd)) {
       this.#polluted('end of stream does not verify')
       return
     }
@@ -218,7 +229,7 @@ export class Session {
   // ---- the verified chunk ---------------------------------------------------------------
 
   #deliver (seq: number, frame: Buffer, flags: number): void {
-    const now = this.env.clock.nowMs()
+    const now = this.#clock.nowMs()
     if (!this.ring.put(seq, frame, flags, now)) { this.counters.duplicates++; return }
     this.counters.received++
     if (seq < this.newestSeq) this.counters.repaired++
@@ -243,7 +254,7 @@ export class Session {
    * deadline is counted from the newest chunk's arrival, not its own.
    */
   deadlineFor (seq: number, recvMs: number): number {
-    const budget = Math.max(100, this.env.settings.playoutDelayMs - this.tree.latencyMs)
+    const budget = Math.max(100, this.#settings.playoutDelayMs - this.tree.latencyMs)
     let deadline = recvMs + budget
     const rate = this.chunkRate
     if (rate > 0 && seq < this.newestSeq) deadline = Math.min(deadline, this.newestArrivalMs - (this.newestSeq - seq) * 1000 / rate + budget)
@@ -266,7 +277,7 @@ export class Session {
   fill (nodeId: string, from: number, to: number, maxChunks: number): number {
     let s = Math.max(from, this.ring.floor)
     const hi = Math.min(to, this.newestSeq)
-    const now = this.env.clock.nowMs()
+    const now = this.#clock.nowMs()
     let sent = 0
     for (; s <= hi && sent < maxChunks; s++) {
       const f = this.ring.get(s)
@@ -315,7 +326,7 @@ export class Session {
   checkHoles (nowMs: number): { from: number, count: number } | null {
     if (this.isSource || this.nextSeq === -1 || this.nextSeq > this.newestSeq) { this.#holeSinceMs = 0; return null }
     if (this.#holeSinceMs === 0) this.#holeSinceMs = nowMs
-    if (nowMs - this.#holeSinceMs >= this.env.settings.playoutDelayMs) {
+    if (nowMs - this.#holeSinceMs >= this.#settings.playoutDelayMs) {
       let s = this.nextSeq
       while (s <= this.newestSeq && !this.ring.has(s)) { s++; this.counters.lost++ }
       this.nextSeq = s

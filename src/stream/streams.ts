@@ -12,12 +12,12 @@
 
 import type { KeyObject } from 'node:crypto'
 import { CanopyError } from '../errors'
-import type { Timer } from '../hal'
+import type { Clock, Timer } from '../hal'
 import { FRAME_HEADER_BYTES } from '../protocol/link'
 import { STREAM_COUNT_MAX, STREAM_FIND_PEERS_MAX, STREAM_KNOWN_MAX } from '../limits'
 import { createMeta, decodeMeta, STREAM_NAME_PATTERN, type StreamMeta } from './meta'
 import { Session, type SessionEnv } from './session'
-import type { PeerRef } from './transport'
+import type { PeerRef, StreamTransport } from './transport'
 import { decodeMessage, encodeFind, encodeFound, encodeNotFound, encodeRefuse, REFUSE, type Candidate, type StreamMessage } from './wire'
 
 export interface SourceIdentity { readonly publicKey: Buffer, readonly privateKey: KeyObject }
@@ -33,11 +33,8 @@ interface FindState {
 }
 
 export interface StreamsCounters {
+  /** Stream-channel frames that did not decode. */
   malformed: number
-  unknownStream: number
-  findsSent: number
-  findsAnswered: number
-  foundRejected: number
 }
 
 /** A name is remembered (meta + root) this long after a FOUND or a membership. */
@@ -46,12 +43,9 @@ const FIND_RETRY_MS = 250
 
 export class Streams {
   readonly sessions = new Map<string, Session>()
-  readonly counters: StreamsCounters = { malformed: 0, unknownStream: 0, findsSent: 0, findsAnswered: 0, foundRejected: 0 }
-  readonly #byName = new Map<string, string>()
+  readonly counters: StreamsCounters = { malformed: 0 }
   readonly #known = new Map<string, { found: Found, atMs: number }>()
   readonly #finds = new Map<number, FindState>()
-  readonly #users = new Map<string, number>()
-  readonly #idleSince = new Map<string, number>()
   readonly #joining = new Map<string, Promise<Session>>()
   /** Called, synchronously, for every session as it is created (metrics, simulations). */
   readonly sessionListeners: Array<(s: Session) => void> = []
@@ -60,9 +54,13 @@ export class Streams {
   #stopped = false
 
   readonly #identity: SourceIdentity
+  readonly #clock: Clock
+  readonly #t: StreamTransport
 
   constructor (readonly env: SessionEnv, identity: SourceIdentity) {
     this.#identity = identity
+    this.#clock = env.clock
+    this.#t = env.transport
     env.transport.setHandler({
       up: (id) => { this.#onUp(id) },
       down: (id) => { this.#onDown(id) },
@@ -71,7 +69,7 @@ export class Streams {
   }
 
   start (): void {
-    this.#timer = this.env.clock.setInterval(() => { this.#tick() }, this.env.settings.heartbeatMs)
+    this.#timer = this.#clock.setInterval(() => { this.#tick() }, this.env.settings.heartbeatMs)
   }
 
   stop (): void {
@@ -85,12 +83,13 @@ export class Streams {
       s.close()
     }
     this.sessions.clear()
-    this.#byName.clear()
   }
 
+  /** The newest session of that name (an ended one may linger while its players drain). */
   get (name: string): Session | undefined {
-    const id = this.#byName.get(name)
-    return id === undefined ? undefined : this.sessions.get(id)
+    let found: Session | undefined
+    for (const s of this.sessions.values()) if (s.name === name) found = s
+    return found
   }
 
   list (): Session[] { return [...this.sessions.values()] }
@@ -116,17 +115,13 @@ export class Streams {
   async subscribe (name: string, deadlineMs: number): Promise<Session> {
     const existing = this.get(name)
     const s = existing !== undefined && !existing.ended ? existing : await this.#joinShared(name, deadlineMs)
-    this.#users.set(s.streamId, (this.#users.get(s.streamId) ?? 0) + 1)
-    this.#idleSince.delete(s.streamId)
+    s.users++
+    s.idleSinceMs = 0
     if (!s.tree.attached) await this.#whenAttached(s, deadlineMs)
     return s
   }
 
-  release (s: Session): void {
-    const n = (this.#users.get(s.streamId) ?? 1) - 1
-    if (n > 0) this.#users.set(s.streamId, n)
-    else this.#users.delete(s.streamId)
-  }
+  release (s: Session): void { s.users = Math.max(0, s.users - 1) }
 
   #joinShared (name: string, deadlineMs: number): Promise<Session> {
     const pending = this.#joining.get(name)
@@ -137,14 +132,14 @@ export class Streams {
   }
 
   async #findAndJoin (name: string, deadlineMs: number): Promise<Session> {
-    const end = this.env.clock.nowMs() + deadlineMs
+    const end = this.#clock.nowMs() + deadlineMs
     let found: Found | null = null
     while (found === null) {
       try {
         found = await this.find(name)
       } catch (err) {
-        if (this.#stopped || this.env.clock.nowMs() + FIND_RETRY_MS >= end) throw err
-        await this.env.clock.sleep(FIND_RETRY_MS)
+        if (this.#stopped || this.#clock.nowMs() + FIND_RETRY_MS >= end) throw err
+        await this.#clock.sleep(FIND_RETRY_MS)
       }
     }
     const again = this.get(name)
@@ -155,13 +150,13 @@ export class Streams {
     this.#add(s)
     // The root first: it knows the shallowest spare slots of the whole tree and redirects there;
     // the spare slots the answering member gave are the fallback.
-    s.tree.join([{ nodeId: found.rootId, depth: 0, spare: 1, uptimeS: 0, port: 0, address: '' }, ...found.candidates])
+    s.tree.join([s.tree.root(), ...found.candidates])
     return s
   }
 
   #whenAttached (s: Session, deadlineMs: number): Promise<void> {
     return new Promise((resolve, reject) => {
-      const timer = this.env.clock.setTimeout(() => { reject(new CanopyError('TIMEOUT', `could not join stream ${s.name} within ${deadlineMs} ms`)) }, deadlineMs)
+      const timer = this.#clock.setTimeout(() => { reject(new CanopyError('TIMEOUT', `could not join stream ${s.name} within ${deadlineMs} ms`)) }, deadlineMs)
       s.tree.onAttached(() => { timer.cancel(); resolve() })
     })
   }
@@ -169,20 +164,20 @@ export class Streams {
   /** Ask the peers who knows NAME. Rejects STREAM_NOT_FOUND after findMs. */
   find (name: string): Promise<Found> {
     const known = this.#known.get(name)
-    if (known !== undefined && this.env.clock.nowMs() - known.atMs < KNOWN_MS) return Promise.resolve(known.found)
+    if (known !== undefined && this.#clock.nowMs() - known.atMs < KNOWN_MS) return Promise.resolve(known.found)
     const peers = this.#pickPeers()
     if (peers.length === 0) return Promise.reject(new CanopyError('STREAM_NOT_FOUND', `no peers to ask for stream ${name}`))
     const id = this.#nextFindId++ >>> 0
     return new Promise((resolve, reject) => {
-      const timer = this.env.clock.setTimeout(() => {
+      const timer = this.#clock.setTimeout(() => {
         this.#finds.delete(id)
         reject(new CanopyError('STREAM_NOT_FOUND', `none of ${peers.length} peers knows stream ${name}`))
       }, this.env.settings.findMs)
       const f: FindState = { name, waiting: new Set(), resolve, reject, timer }
       this.#finds.set(id, f)
       for (const p of peers) {
-        if (this.env.transport.isUp(p.nodeId)) this.#sendFind(p.nodeId, id, name)
-        else { f.waiting.add(p.nodeId); this.env.transport.connect(p) }
+        if (this.#t.isUp(p.nodeId)) this.#sendFind(p.nodeId, id, name)
+        else { f.waiting.add(p.nodeId); this.#t.connect(p) }
       }
     })
   }
@@ -200,7 +195,7 @@ export class Streams {
   }
 
   #sendFind (nodeId: string, id: number, name: string): void {
-    if (this.env.transport.send(nodeId, encodeFind(id, name), { urgent: true })) this.counters.findsSent++
+    this.#t.send(nodeId, encodeFind(id, name), { urgent: true })
   }
 
   // ---- the transport's events -------------------------------------------------------------
@@ -220,8 +215,7 @@ export class Streams {
       default: {
         const s = this.sessions.get(m.streamId)
         if (s === undefined) {
-          this.counters.unknownStream++
-          if (m.type === 'join') this.env.transport.send(from, encodeRefuse(m.streamId, REFUSE.unknownStream), { urgent: true })
+          if (m.type === 'join') this.#t.send(from, encodeRefuse(m.streamId, REFUSE.unknownStream), { urgent: true })
           return
         }
         s.tree.onMessage(from, m, frame)
@@ -236,12 +230,11 @@ export class Streams {
       reply = encodeFound(requestId, s.meta.sourceId, s.bitrate, s.meta.bytes, s.tree.spare())
     } else {
       const k = this.#known.get(name)
-      reply = k !== undefined && this.env.clock.nowMs() - k.atMs < KNOWN_MS
+      reply = k !== undefined && this.#clock.nowMs() - k.atMs < KNOWN_MS
         ? encodeFound(requestId, k.found.rootId, k.found.bitrate, k.found.meta.bytes, [])
         : encodeNotFound(requestId)
     }
-    this.counters.findsAnswered++
-    this.env.transport.send(from, reply, { urgent: true })
+    this.#t.send(from, reply, { urgent: true })
   }
 
   #onFound (m: Extract<StreamMessage, { type: 'found' }>): void {
@@ -251,10 +244,9 @@ export class Streams {
     try {
       meta = decodeMeta(m.meta)
     } catch {
-      this.counters.foundRejected++
       return
     }
-    if (meta.name !== f.name || m.rootId !== meta.sourceId) { this.counters.foundRejected++; return }
+    if (meta.name !== f.name || m.rootId !== meta.sourceId) return
     this.#finds.delete(m.requestId)
     f.timer.cancel()
     const found: Found = { meta, rootId: m.rootId, bitrate: m.bitrate, candidates: m.candidates }
@@ -264,7 +256,7 @@ export class Streams {
 
   #remember (found: Found): void {
     this.#known.delete(found.meta.name)
-    this.#known.set(found.meta.name, { found: { ...found, candidates: [] }, atMs: this.env.clock.nowMs() })
+    this.#known.set(found.meta.name, { found: { ...found, candidates: [] }, atMs: this.#clock.nowMs() })
     while (this.#known.size > STREAM_KNOWN_MAX) this.#known.delete(this.#known.keys().next().value!)
   }
 
@@ -286,7 +278,6 @@ export class Streams {
 
   #add (s: Session): void {
     this.sessions.set(s.streamId, s)
-    this.#byName.set(s.name, s.streamId)
     this.#remember({ meta: s.meta, rootId: s.meta.sourceId, bitrate: s.bitrate, candidates: [] })
     for (const fn of this.sessionListeners) fn(s)
   }
@@ -294,25 +285,21 @@ export class Streams {
   #remove (s: Session): void {
     s.close()
     this.sessions.delete(s.streamId)
-    if (this.#byName.get(s.name) === s.streamId) this.#byName.delete(s.name)
-    this.#users.delete(s.streamId)
-    this.#idleSince.delete(s.streamId)
   }
 
   /** Does anyone here still need this session? Local users, children, or (at the source) the pusher. */
   #needed (s: Session): boolean {
     if (s.ended) return s.listeners.size > 0
-    return s.isSource || (this.#users.get(s.streamId) ?? 0) > 0 || s.tree.children.size > 0
+    return s.isSource || s.users > 0 || s.tree.children.size > 0
   }
 
   #tick (): void {
-    const now = this.env.clock.nowMs()
+    const now = this.#clock.nowMs()
     for (const s of [...this.sessions.values()]) {
       s.tree.tick()
-      if (this.#needed(s)) { this.#idleSince.delete(s.streamId); continue }
-      const since = this.#idleSince.get(s.streamId)
-      if (since === undefined) { this.#idleSince.set(s.streamId, now); continue }
-      if (now - since >= this.env.settings.lingerMs) {
+      if (this.#needed(s)) { s.idleSinceMs = 0; continue }
+      if (s.idleSinceMs === 0) { s.idleSinceMs = now; continue }
+      if (now - s.idleSinceMs >= this.env.settings.lingerMs) {
         if (!s.ended) s.tree.leave()
         this.#remove(s)
       }

@@ -22,12 +22,9 @@ import {
   STREAM_LAG_MS, STREAM_REDIRECTS_MAX, STREAM_BITRATE_FLOOR_BYTES_PER_SEC
 } from '../limits'
 import { capacityFor, mergeCandidates, pickVictim, rotate } from './placement'
-import type { Session } from './session'
-import type { TransportSendOptions } from './transport'
-import {
-  FROM_NEWEST_KEY, JOIN_FLAGS, REDIRECT, REFUSE, encodeAccept, encodeGap, encodeHeartbeat, encodeJoin, encodeLeave, encodeRedirect,
-  encodeRefuse, encodeReport, encodeStatus, type Candidate, type StreamMessage
-} from './wire'
+import type { Session, SessionEnv } from './session'
+import type { StreamTransport, TransportSendOptions } from './transport'
+import { FROM_NEWEST_KEY, JOIN_FLAGS, MSG, REDIRECT, REFUSE, encodeMessage, type Candidate, type StreamMessage } from './wire'
 
 export interface ParentState {
   nodeId: string
@@ -67,8 +64,8 @@ interface Attempt {
   queue: Candidate[]
   tried: Set<string>
   redirects: number
-  startedMs: number
-  stepStartedMs: number
+  /** Monotonic ms the current step (one target) started. */
+  stepMs: number
   current: string | null
   joinSent: boolean
   formerParent: string | null
@@ -90,17 +87,12 @@ export interface ReattachEvent {
 }
 
 export interface TreeCounters {
-  joinsAccepted: number
-  redirectsSent: number
   refusals: number
   moves: number
   displaced: number
   reattaches: number
   /** Moves up to a shallower spare slot, without losing the parent first. */
   climbs: number
-  gapRequests: number
-  joinAttempts: number
-  controlBytesOut: number
 }
 
 const JOIN_RETRY_MS = 250
@@ -119,10 +111,10 @@ const FILL_SPEEDUP = 2
 const FILL_CHUNKS_PER_SEC_UNKNOWN = 100
 
 export class Tree {
-  parent: ParentState | null = null
-  readonly children = new Map<string, ChildState>()
+  #p: ParentState | null = null
+  readonly #kids = new Map<string, ChildState>()
   readonly events: ReattachEvent[] = []
-  readonly counters: TreeCounters = { joinsAccepted: 0, redirectsSent: 0, refusals: 0, moves: 0, displaced: 0, reattaches: 0, climbs: 0, gapRequests: 0, joinAttempts: 0, controlBytesOut: 0 }
+  readonly counters: TreeCounters = { refusals: 0, moves: 0, displaced: 0, reattaches: 0, climbs: 0 }
   #attempt: Attempt | null = null
   readonly #blacklist = new Map<string, number>()
   readonly #attachedListeners: Array<() => void> = []
@@ -136,23 +128,37 @@ export class Tree {
   #pathChangedMs = 0
   #closed = false
 
-  constructor (private readonly s: Session) {}
+  readonly s: Session
+  readonly #env: SessionEnv
+  readonly #t: StreamTransport
+  readonly #self: string
 
-  get #env () { return this.s.env }
-  get #self (): string { return this.#env.selfId }
+  constructor (s: Session) {
+    this.s = s
+    this.#env = s.env
+    this.#t = s.env.transport
+    this.#self = s.env.selfId
+  }
+
+  /** Our parent, null when detached (read-only outside the tree). */
+  get parent (): ParentState | null { return this.#p }
+  /** This node's children by node id (read-only outside the tree). */
+  get children (): ReadonlyMap<string, ChildState> { return this.#kids }
+
   #now (): number { return this.#env.clock.nowMs() }
+  get #st () { return this.#env.settings }
 
-  get attached (): boolean { return this.s.isSource || this.parent !== null }
+  get attached (): boolean { return this.s.isSource || this.#p !== null }
   get joining (): boolean { return this.#attempt !== null }
   /** Root..this node ([] when detached). */
-  get path (): string[] { return this.s.isSource ? [this.#self] : this.parent !== null ? [...this.parent.path, this.#self] : [] }
-  get depth (): number { return this.s.isSource ? 0 : this.parent !== null ? this.parent.path.length : -1 }
-  get latencyMs (): number { return this.parent?.latencyMs ?? 0 }
-  get subtree (): number { let n = 1; for (const c of this.children.values()) n += c.subtree; return n }
+  get path (): string[] { return this.s.isSource ? [this.#self] : this.#p !== null ? [...this.#p.path, this.#self] : [] }
+  get depth (): number { return this.s.isSource ? 0 : this.#p !== null ? this.#p.path.length : -1 }
+  get latencyMs (): number { return this.#p?.latencyMs ?? 0 }
+  get subtree (): number { let n = 1; for (const c of this.#kids.values()) n += c.subtree; return n }
 
   capacity (): number {
     const rate = Math.max(this.s.isSource ? this.s.sourceBitrate : 0, this.s.bitrate, STREAM_BITRATE_FLOOR_BYTES_PER_SEC)
-    return Math.min(this.#env.settings.childrenMax, capacityFor(this.#env.settings.uploadBytesPerSec, rate))
+    return Math.min(this.#st.childrenMax, capacityFor(this.#st.uploadBytesPerSec, rate))
   }
 
   onAttached (fn: () => void): void {
@@ -166,35 +172,39 @@ export class Tree {
   join (targets: readonly Candidate[], reason = 'join', formerParent: string | null = null): void {
     if (this.s.isSource || this.#closed) return
     const now = this.#now()
-    this.#attempt = { reason, queue: [...targets], tried: new Set(), redirects: 0, startedMs: now, stepStartedMs: now, current: null, joinSent: false, formerParent, retryAtMs: 0, retries: 0 }
+    this.#attempt = { reason, queue: [...targets], tried: new Set(), redirects: 0, stepMs: now, current: null, joinSent: false, formerParent, retryAtMs: 0, retries: 0 }
     this.#next()
   }
 
-  #rootCandidate (): Candidate {
-    return { nodeId: this.s.meta.sourceId, depth: 0, spare: 1, uptimeS: 0, port: 0, address: '' }
+  /** A candidate entry for nodeId, with where we reach it when it is linked to us (it cannot know how we see it). */
+  #cand (nodeId: string, depth: number, spare: number, uptimeS = 0): Candidate {
+    const hint = this.#t.hint(nodeId)
+    return { nodeId, depth, spare, uptimeS, port: hint?.port ?? 0, address: hint?.address ?? '' }
   }
+
+  /** The stream's source as a join target. */
+  root (): Candidate { return this.#cand(this.s.meta.sourceId, 0, 1) }
 
   #next (): void {
     const a = this.#attempt
     if (a === null) return
     const now = this.#now()
     // Ancestors are fine (a climb joins one); descendants refuse us themselves (their path holds us).
-    const usable = (id: string): boolean => id !== this.#self && id !== this.parent?.nodeId && !a.tried.has(id) && !this.#blacklisted(id) && !this.children.has(id)
+    const usable = (id: string): boolean => id !== this.#self && id !== this.#p?.nodeId && !a.tried.has(id) && !this.#blacklisted(id) && !this.#kids.has(id)
     let target: Candidate | undefined
     while (target === undefined && a.queue.length > 0 && a.tried.size < STREAM_JOIN_TARGETS_MAX) {
       const c = a.queue.shift()!
       if (usable(c.nodeId)) target = c
     }
     // The root is the last resort of every attempt but a climb (which keeps its parent when nobody higher has room).
-    if (target === undefined && a.reason !== 'climb' && usable(this.s.meta.sourceId)) target = this.#rootCandidate()
+    if (target === undefined && a.reason !== 'climb' && usable(this.s.meta.sourceId)) target = this.root()
     if (target !== undefined) {
       a.tried.add(target.nodeId)
       a.current = target.nodeId
       a.joinSent = false
-      a.stepStartedMs = now
-      this.counters.joinAttempts++
-      this.#env.transport.connect(target.address !== '' ? target : { nodeId: target.nodeId })
-      if (this.#env.transport.isUp(target.nodeId)) this.#sendJoin()
+      a.stepMs = now
+            this.#t.connect(target.address !== '' ? target : { nodeId: target.nodeId })
+      if (this.#t.isUp(target.nodeId)) this.#sendJoin()
       return
     }
     if (a.reason === 'climb') { this.#attempt = null; return }
@@ -209,34 +219,27 @@ export class Tree {
     const a = this.#attempt
     if (a === null || a.current === null || a.joinSent) return
     a.joinSent = true
-    a.stepStartedMs = this.#now()
+    a.stepMs = this.#now()
     const from = this.s.nextSeq === -1 ? FROM_NEWEST_KEY : this.s.nextSeq
-    this.#control(a.current, encodeJoin({
-      streamId: this.s.streamId,
-      fromSeq: from,
-      capacity: this.capacity(),
-      uptimeS: this.#env.uptimeS(),
-      flags: a.formerParent !== null ? JOIN_FLAGS.orphan : 0,
-      formerParent: a.formerParent ?? undefined
-    }))
+    this.#send(a.current, 'join', from, this.capacity(), this.#env.uptimeS(), a.formerParent !== null ? JOIN_FLAGS.orphan : 0, a.formerParent ?? undefined)
   }
 
   #onAccept (from: string, m: Extract<StreamMessage, { type: 'accept' }>): void {
     const a = this.#attempt
     if (a === null || a.current !== from) return
-    const staleClimb = a.reason === 'climb' && this.parent !== null && m.path.length + 1 + CLIMB_GAIN > this.parent.path.length + 1
+    const staleClimb = a.reason === 'climb' && this.#p !== null && m.path.length + 1 + CLIMB_GAIN > this.#p.path.length + 1
     if (!this.#pathAcceptable(m.path, from) || staleClimb) {
       // A loop, or a climb that would not climb (the slot we saw has moved down since): keep what we have.
       this.counters.refusals++
-      this.#control(from, encodeLeave(this.s.streamId))
+      this.#send(from, 'leave')
       this.#next()
       return
     }
     const now = this.#now()
-    const rtt = this.#env.transport.rttMs(from)
-    const previous = this.parent
-    if (previous !== null && previous.nodeId !== from) this.#control(previous.nodeId, encodeLeave(this.s.streamId)) // a climb: make before break
-    this.parent = { nodeId: from, path: m.path, latencyMs: m.latencyMs + (rtt ?? 0) / 2, lastHeardMs: now, sinceMs: now, backups: [] }
+    const rtt = this.#t.rttMs(from)
+    const previous = this.#p
+    if (previous !== null && previous.nodeId !== from) this.#send(previous.nodeId, 'leave') // a climb: make before break
+    this.#p = { nodeId: from, path: m.path, latencyMs: m.latencyMs + (rtt ?? 0) / 2, lastHeardMs: now, sinceMs: now, backups: [] }
     this.#attempt = null
     this.s.acceptStart(m.startSeq)
     if (a.reason === 'climb') this.counters.climbs++
@@ -248,7 +251,7 @@ export class Tree {
       this.#checkFilled(now)
     }
     this.#lastReportMs = 0
-    for (const c of this.children.values()) this.#sendStatus(c)
+    for (const c of this.#kids.values()) this.#sendStatus(c)
     for (const fn of this.#attachedListeners.splice(0)) fn()
   }
 
@@ -268,7 +271,7 @@ export class Tree {
       this.#next()
       return
     }
-    if (this.parent?.nodeId === from) {
+    if (this.#p?.nodeId === from) {
       // Our parent moves us (we lag, or a stronger node took our slot).
       this.#lose(m.reason === REDIRECT.displaced ? 'displaced' : 'moved', m.candidates, false)
     }
@@ -278,11 +281,11 @@ export class Tree {
 
   /** The parent is gone or unfit: record it and join the backups (or the candidates given). */
   #lose (reason: string, candidates: readonly Candidate[] | null, orphan: boolean): void {
-    const old = this.parent
+    const old = this.#p
     if (old === null) return
     const now = this.#now()
-    this.parent = null
-    if (reason !== 'dead' && reason !== 'link' && this.#env.transport.isUp(old.nodeId)) this.#control(old.nodeId, encodeLeave(this.s.streamId))
+    this.#p = null
+    if (reason !== 'dead' && reason !== 'link' && this.#t.isUp(old.nodeId)) this.#send(old.nodeId, 'leave')
     this.events.push({ reason, from: old.nodeId, to: null, lastHeardMs: old.lastHeardMs, lostMs: now, attachedMs: null, filledMs: null, gapEnd: this.s.newestSeq })
     if (this.events.length > STREAM_EVENTS_MAX) this.events.shift()
     const targets = [...(candidates ?? []), ...old.backups].filter((t) => t.nodeId !== old.nodeId)
@@ -290,7 +293,7 @@ export class Tree {
   }
 
   parentPolluted (why: string): void {
-    const p = this.parent
+    const p = this.#p
     if (p === null) return
     this.#env.log.warn('parent sent data that does not verify; replacing it', { stream: this.s.name, parent: p.nodeId, why })
     this.#block(p.nodeId)
@@ -321,57 +324,52 @@ export class Tree {
   // ---- serving children ----------------------------------------------------------------------
 
   #onJoin (from: string, m: Extract<StreamMessage, { type: 'join' }>): void {
-    const refuse = (reason: number): void => { this.counters.refusals++; this.#control(from, encodeRefuse(this.s.streamId, reason)) }
+    const refuse = (reason: number): void => { this.counters.refusals++; this.#send(from, 'refuse', reason) }
     if (this.s.ended) return refuse(REFUSE.unknownStream)
     if (!this.attached) return refuse(REFUSE.notReady)
     const path = this.path
     if (path.includes(from)) return refuse(REFUSE.loop)
     if (path.length >= STREAM_DEPTH_MAX) return refuse(REFUSE.depth)
-    const existing = this.children.get(from)
+    const existing = this.#kids.get(from)
     if (existing !== undefined) { this.#accept(from, m, existing.index); return }
-    if (this.#cannotFill(m.fromSeq) && this.parent !== null) {
+    if (this.#cannotFill(m.fromSeq) && this.#p !== null) {
       // The joiner needs chunks from before our ring starts (we joined after them): an older node up the path still
       // holds them; take the joiner only if nobody there will.
-      const hint = this.#env.transport.hint(this.parent.nodeId)
-      const up: Candidate = { nodeId: this.parent.nodeId, depth: this.depth - 1, spare: 1, uptimeS: 0, port: hint?.port ?? 0, address: hint?.address ?? '' }
-      this.counters.redirectsSent++
-      this.#control(from, encodeRedirect(this.s.streamId, REDIRECT.full, [up, ...this.#spareFor(from).filter((c) => c.depth < this.depth)]))
+      const up = this.#cand(this.#p.nodeId, this.depth - 1, 1)
+      this.#send(from, 'redirect', REDIRECT.full, [up, ...this.#spareFor(from).filter((c) => c.depth < this.depth)])
       return
     }
     const now = this.#now()
     const orphan = (m.flags & JOIN_FLAGS.orphan) !== 0
-    if (this.children.size < this.capacity()) {
+    if (this.#kids.size < this.capacity()) {
       // A node still paying one new child its catch-up sends the next joiner to spare slots elsewhere when there
       // are any: in a flash crowd the catch-up bursts spread over the tree instead of piling on one uplink.
       const elsewhere = !orphan && this.#filling() > 0 ? this.#spareFor(from) : []
       if (elsewhere.length === 0) { this.#accept(from, m); return }
-      this.counters.redirectsSent++
-      this.#control(from, encodeRedirect(this.s.streamId, REDIRECT.full, rotate(elsewhere, this.#redirectTurn++)))
+      this.#send(from, 'redirect', REDIRECT.full, rotate(elsewhere, this.#redirectTurn++))
       return
     }
     if (orphan) {
-      const dead = this.children.get(m.formerParent)
-      if (dead !== undefined && now - dead.lastHeardMs >= this.#env.settings.orphanSilenceMs) {
-        this.children.delete(dead.nodeId)
+      const dead = this.#kids.get(m.formerParent)
+      if (dead !== undefined && now - dead.lastHeardMs >= this.#st.orphanSilenceMs) {
+        this.#kids.delete(dead.nodeId)
         this.#accept(from, m)
         return
       }
     }
-    const victim = pickVictim([...this.children.values()], { capacity: m.capacity, uptimeS: m.uptimeS }, now)
+    const victim = pickVictim([...this.#kids.values()], { capacity: m.capacity, uptimeS: m.uptimeS }, now)
     if (victim !== null) {
-      const v = this.children.get(victim)!
-      this.children.delete(victim)
+      const v = this.#kids.get(victim)!
+      this.#kids.delete(victim)
       this.#accept(from, m)
-      const hint = this.#env.transport.hint(from)
-      const joiner: Candidate = { nodeId: from, depth: this.depth + 1, spare: m.capacity, uptimeS: m.uptimeS, port: hint?.port ?? 0, address: hint?.address ?? '' }
+      const joiner = this.#cand(from, this.depth + 1, m.capacity, m.uptimeS)
       this.counters.displaced++
-      this.#control(v.nodeId, encodeRedirect(this.s.streamId, REDIRECT.displaced, [joiner, ...this.#spareFor(v.nodeId)]))
+      this.#send(v.nodeId, 'redirect', REDIRECT.displaced, [joiner, ...this.#spareFor(v.nodeId)])
       return
     }
     const candidates = this.#spareFor(from)
     if (candidates.length === 0) return refuse(REFUSE.full)
-    this.counters.redirectsSent++
-    this.#control(from, encodeRedirect(this.s.streamId, REDIRECT.full, rotate(candidates, this.#redirectTurn++)))
+    this.#send(from, 'redirect', REDIRECT.full, rotate(candidates, this.#redirectTurn++))
   }
 
   /** A joiner asks from fromSeq: do we lack chunks it still needs, that older members may hold? */
@@ -380,7 +378,7 @@ export class Tree {
     if (fromSeq === FROM_NEWEST_KEY || s.ring.size === 0 || fromSeq >= s.ring.oldest || fromSeq > s.newestSeq) return false
     const rate = s.chunkRate
     const ageMs = rate > 0 ? (s.newestSeq - fromSeq) * 1000 / rate : 0
-    return ageMs < this.#env.settings.playoutDelayMs
+    return ageMs < this.#st.playoutDelayMs
   }
 
   #accept (from: string, m: Extract<StreamMessage, { type: 'join' }>, index = this.#childIndex++): void {
@@ -390,9 +388,8 @@ export class Tree {
       nodeId: from, capacity: m.capacity, uptimeS: m.uptimeS, children: 0, subtree: 1, spare: [], nextSeq: start,
       joinedMs: now, lastHeardMs: now, lastSentMs: now, lastStatusMs: 0, lagSinceMs: 0, startSeq: start, fillNext: start, fillEnd: -1, lastGapMs: 0, index
     }
-    this.children.set(from, c)
-    this.counters.joinsAccepted++
-    this.#control(from, encodeAccept(this.s.streamId, start, this.latencyMs, this.path))
+    this.#kids.set(from, c)
+    this.#send(from, 'accept', start, this.latencyMs, this.path)
     this.#sendStatus(c)
     this.#owe(c, start, this.s.newestSeq)
   }
@@ -423,14 +420,14 @@ export class Tree {
    */
   #fillBudget (): number {
     const rate = Math.max(this.s.bitrate, STREAM_BITRATE_FLOOR_BYTES_PER_SEC)
-    const spare = (this.#env.settings.uploadBytesPerSec - this.children.size * rate) / rate
+    const spare = (this.#st.uploadBytesPerSec - this.#kids.size * rate) / rate
     const chunksPerSec = this.s.chunkRate > 0 ? this.s.chunkRate : FILL_CHUNKS_PER_SEC_UNKNOWN
-    return Math.max(FILL_SPEEDUP, spare) * chunksPerSec * this.#env.settings.heartbeatMs / 1000
+    return Math.max(FILL_SPEEDUP, spare) * chunksPerSec * this.#st.heartbeatMs / 1000
   }
 
   #filling (): number {
     let n = 0
-    for (const c of this.children.values()) if (c.fillNext <= c.fillEnd) n++
+    for (const c of this.#kids.values()) if (c.fillNext <= c.fillEnd) n++
     return n
   }
 
@@ -443,13 +440,13 @@ export class Tree {
   /** Spare slots in our subtree for a joiner (never the joiner itself or its own subtree as far as we know). */
   #spareFor (exclude: string): Candidate[] {
     const lists: Candidate[][] = []
-    for (const c of this.children.values()) if (c.nodeId !== exclude) lists.push(this.#withHint(c.nodeId, c.spare))
+    for (const c of this.#kids.values()) if (c.nodeId !== exclude) lists.push(this.#withHint(c.nodeId, c.spare))
     return mergeCandidates(lists, new Set([exclude, this.#self]))
   }
 
   /** Fill in the address of a direct child in its own entries (it cannot know how we see it). */
   #withHint (child: string, list: readonly Candidate[]): Candidate[] {
-    const hint = this.#env.transport.hint(child)
+    const hint = this.#t.hint(child)
     if (hint === null) return [...list]
     return list.map((c) => (c.nodeId === child && c.address === '' ? { ...c, address: hint.address, port: hint.port } : c))
   }
@@ -457,42 +454,40 @@ export class Tree {
   /** What we report upward (and answer FIND with): our own spare slots and the best of our subtree. */
   spare (): Candidate[] {
     const own: Candidate[] = []
-    const free = this.capacity() - this.children.size
-    if (this.attached && free > 0 && !this.s.ended) own.push({ nodeId: this.#self, depth: this.depth, spare: free, uptimeS: this.#env.uptimeS(), port: 0, address: '' })
+    const free = this.capacity() - this.#kids.size
+    if (this.attached && free > 0 && !this.s.ended) own.push(this.#cand(this.#self, this.depth, free, this.#env.uptimeS()))
     const lists: Candidate[][] = [own]
-    for (const c of this.children.values()) lists.push(this.#withHint(c.nodeId, c.spare))
+    for (const c of this.#kids.values()) lists.push(this.#withHint(c.nodeId, c.spare))
     return mergeCandidates(lists, new Set())
   }
 
   /** Where child c should go if we die: our parent for one child, spare slots outside c's subtree for the others. */
   #backupsFor (c: ChildState): Candidate[] {
     const lists: Candidate[][] = []
-    for (const o of this.children.values()) if (o.nodeId !== c.nodeId) lists.push(this.#withHint(o.nodeId, o.spare))
-    if (this.parent !== null) lists.push(this.parent.backups)
+    for (const o of this.#kids.values()) if (o.nodeId !== c.nodeId) lists.push(this.#withHint(o.nodeId, o.spare))
+    if (this.#p !== null) lists.push(this.#p.backups)
     // Our own free slots too: no use to c when we die (lose() skips us), but c passes them down to nodes deep
     // enough to climb to them.
-    const free = this.capacity() - this.children.size
-    if (free > 0) lists.push([{ nodeId: this.#self, depth: this.depth, spare: free, uptimeS: this.#env.uptimeS(), port: 0, address: '' }])
+    const free = this.capacity() - this.#kids.size
+    if (free > 0) lists.push([this.#cand(this.#self, this.depth, free, this.#env.uptimeS())])
     const spare = mergeCandidates(lists, new Set([c.nodeId]), STREAM_CANDIDATES_MAX)
     const up: Candidate[] = []
-    if (this.parent !== null) {
+    if (this.#p !== null) {
       // Our parent takes c in the slot we leave when we die (the orphan claim). Spare 0 unless it has free slots
       // now: an entry with spare 0 is never passed further down.
-      const hint = this.#env.transport.hint(this.parent.nodeId)
-      const free = spare.find((x) => x.nodeId === this.parent!.nodeId)?.spare ?? 0
-      up.push({ nodeId: this.parent.nodeId, depth: this.depth - 1, spare: free, uptimeS: 0, port: hint?.port ?? 0, address: hint?.address ?? '' })
+      up.push(this.#cand(this.#p.nodeId, this.depth - 1, spare.find((x) => x.nodeId === this.#p!.nodeId)?.spare ?? 0))
     }
-    return rotate([...up, ...spare.filter((x) => x.nodeId !== this.parent?.nodeId)], c.index).slice(0, STREAM_CANDIDATES_MAX)
+    return rotate([...up, ...spare.filter((x) => x.nodeId !== this.#p?.nodeId)], c.index).slice(0, STREAM_CANDIDATES_MAX)
   }
 
   #sendStatus (c: ChildState): void {
     c.lastStatusMs = this.#now()
-    this.#control(c.nodeId, encodeStatus(this.s.streamId, this.latencyMs, this.path, this.#backupsFor(c)))
+    this.#send(c.nodeId, 'status', this.latencyMs, this.path, this.#backupsFor(c))
   }
 
   /** A verified chunk: to every child that started at or before it. */
   forward (seq: number, frame: Buffer, deadlineMs: number): void {
-    for (const c of this.children.values()) {
+    for (const c of this.#kids.values()) {
       // Older than its start, or still owed by catch-up (fillStep sends it in order).
       if (seq < c.startSeq || (seq >= c.fillNext && seq <= c.fillEnd)) continue
       this.sendChunk(c.nodeId, frame, deadlineMs)
@@ -502,14 +497,14 @@ export class Tree {
 
   /** One chunk to one child; tracks whether the child keeps up. False when refused (queue full). */
   sendChunk (nodeId: string, frame: Buffer, deadlineMs: number): boolean {
-    const c = this.children.get(nodeId)
-    const ok = this.#env.transport.send(nodeId, frame, { expiresAtMs: deadlineMs })
+    const c = this.#kids.get(nodeId)
+    const ok = this.#t.send(nodeId, frame, { expiresAtMs: deadlineMs })
     if (ok) this.s.counters.forwarded++
     else this.s.counters.droppedLate++
     if (c !== undefined) {
       const now = this.#now()
       if (ok) c.lastSentMs = now
-      const behind = !ok || this.#env.transport.queuedBytes(nodeId) > Math.max(this.s.bitrate, STREAM_BITRATE_FLOOR_BYTES_PER_SEC) * LAG_QUEUE_SECONDS
+      const behind = !ok || this.#t.queuedBytes(nodeId) > Math.max(this.s.bitrate, STREAM_BITRATE_FLOOR_BYTES_PER_SEC) * LAG_QUEUE_SECONDS
       if (!behind) c.lagSinceMs = 0
       else if (c.lagSinceMs === 0) c.lagSinceMs = now
     }
@@ -518,8 +513,8 @@ export class Tree {
 
   /** A frame for every child (signature batches, the end of the stream). */
   toChildren (frame: Buffer, options: TransportSendOptions): void {
-    for (const c of this.children.values()) {
-      if (this.#env.transport.send(c.nodeId, frame, options)) c.lastSentMs = this.#now()
+    for (const c of this.#kids.values()) {
+      if (this.#t.send(c.nodeId, frame, options)) c.lastSentMs = this.#now()
     }
   }
 
@@ -533,9 +528,9 @@ export class Tree {
   }
 
   #moveLower (c: ChildState, reason: number): void {
-    this.children.delete(c.nodeId)
+    this.#kids.delete(c.nodeId)
     this.counters.moves++
-    this.#control(c.nodeId, encodeRedirect(this.s.streamId, reason, this.#spareFor(c.nodeId)))
+    this.#send(c.nodeId, 'redirect', reason, this.#spareFor(c.nodeId))
   }
 
   // ---- messages and time ------------------------------------------------------------------------
@@ -543,9 +538,9 @@ export class Tree {
   /** Every stream message for this session from one peer. */
   onMessage (from: string, m: StreamMessage, frame: Buffer): void {
     const now = this.#now()
-    const parent = this.parent
+    const parent = this.#p
     if (parent !== null && parent.nodeId === from) parent.lastHeardMs = now
-    const child = this.children.get(from)
+    const child = this.#kids.get(from)
     if (child !== undefined) child.lastHeardMs = now
     switch (m.type) {
       case 'chunk':
@@ -561,7 +556,7 @@ export class Tree {
         if (this.#attempt?.current === from) this.#next()
         return
       case 'leave':
-        if (child !== undefined) this.children.delete(from)
+        if (child !== undefined) this.#kids.delete(from)
         else if (parent?.nodeId === from) this.#lose('left', null, false)
         return
       case 'status':
@@ -570,9 +565,9 @@ export class Tree {
         if (m.path.length !== parent.path.length || m.path.some((id, i) => id !== parent.path[i])) {
           parent.path = m.path
           this.#pathChangedMs = now
-          for (const c of this.children.values()) this.#sendStatus(c)
+          for (const c of this.#kids.values()) this.#sendStatus(c)
         }
-        parent.latencyMs = m.latencyMs + (this.#env.transport.rttMs(from) ?? 0) / 2
+        parent.latencyMs = m.latencyMs + (this.#t.rttMs(from) ?? 0) / 2
         parent.backups = m.backups
         return
       case 'report':
@@ -596,56 +591,52 @@ export class Tree {
   }
 
   onDown (nodeId: string): void {
-    if (this.parent?.nodeId === nodeId) this.#lose('link', null, true)
-    this.children.delete(nodeId)
+    if (this.#p?.nodeId === nodeId) this.#lose('link', null, true)
+    this.#kids.delete(nodeId)
     if (this.#attempt?.current === nodeId) this.#next()
   }
 
   tick (): void {
     if (this.#closed) return
     const now = this.#now()
-    const st = this.#env.settings
+    const st = this.#st
     const a = this.#attempt
     if (a !== null) {
-      if (a.current === null && now >= a.retryAtMs) { a.tried = new Set(); a.redirects = 0; a.queue = [this.#rootCandidate()]; this.#next() } else if (a.current !== null && now - a.stepStartedMs >= st.joinStepMs) this.#next()
+      if (a.current === null && now >= a.retryAtMs) { a.tried = new Set(); a.redirects = 0; a.queue = [this.root()]; this.#next() } else if (a.current !== null && now - a.stepMs >= st.joinStepMs) this.#next()
     }
-    const p = this.parent
+    const p = this.#p
     if (p !== null && now - p.lastHeardMs >= st.deadAfterMs) this.#lose('dead', null, true)
     else if (p !== null && a === null) this.#maybeClimb(now)
-    if (this.parent !== null && now - this.#lastReportMs >= st.reportMs) {
+    if (this.#p !== null && now - this.#lastReportMs >= st.reportMs) {
       this.#lastReportMs = now
-      this.#control(this.parent.nodeId, encodeReport({
-        streamId: this.s.streamId, subtree: this.subtree, capacity: this.capacity(), children: this.children.size,
-        uptimeS: this.#env.uptimeS(), nextSeq: Math.max(0, this.s.nextSeq), spare: this.spare()
-      }))
+      this.#send(this.#p.nodeId, 'report', this.subtree, this.capacity(), this.#kids.size, this.#env.uptimeS(), Math.max(0, this.s.nextSeq), this.spare())
     }
-    if (this.parent !== null) {
+    if (this.#p !== null) {
       const hole = this.s.checkHoles(now)
       if (hole !== null && now - this.#lastGapMs >= Math.max(2 * st.heartbeatMs, 200)) {
         this.#lastGapMs = now
-        this.counters.gapRequests++
-        this.#control(this.parent.nodeId, encodeGapFor(this.s.streamId, hole.from, hole.count))
+        this.#send(this.#p.nodeId, 'gap', hole.from, hole.count)
       }
     }
     const fillers = this.#filling()
     if (fillers > 0) {
       const share = this.#fillBudget() / fillers
-      for (const c of this.children.values()) this.#fillStep(c, share)
+      for (const c of this.#kids.values()) this.#fillStep(c, share)
     }
-    let shed = this.children.size - this.capacity()
+    let shed = this.#kids.size - this.capacity()
     // A child is slow when it lags while a sibling keeps up; when every child lags, our own uplink is
     // the bottleneck and moving one of them would only add a repair. Only leaves move: a relay takes its subtree along.
     let keepingUp = 0
-    for (const c of this.children.values()) if (c.lagSinceMs === 0) keepingUp++
-    for (const c of [...this.children.values()]) {
-      if (now - c.lastHeardMs >= st.childDeadMs) { this.children.delete(c.nodeId); continue }
+    for (const c of this.#kids.values()) if (c.lagSinceMs === 0) keepingUp++
+    for (const c of [...this.#kids.values()]) {
+      if (now - c.lastHeardMs >= st.childDeadMs) { this.#kids.delete(c.nodeId); continue }
       if (c.lagSinceMs !== 0 && now - c.lagSinceMs >= STREAM_LAG_MS && keepingUp > 0 && c.children === 0) { this.#moveLower(c, REDIRECT.move); shed--; continue }
       if (now - c.lastStatusMs >= st.statusMs) this.#sendStatus(c)
-      else if (now - c.lastSentMs >= st.heartbeatMs) this.#control(c.nodeId, encodeHeartbeat(this.s.streamId))
+      else if (now - c.lastSentMs >= st.heartbeatMs) this.#send(c.nodeId, 'heartbeat')
     }
     if (shed > 0 && now - this.#lastShedMs >= 1_000) {
       // The bitrate rose above what our upload carries: move one leaf (or the newest child) down.
-      const leaves = [...this.children.values()].sort((x, y) => x.children - y.children || y.joinedMs - x.joinedMs)
+      const leaves = [...this.#kids.values()].sort((x, y) => x.children - y.children || y.joinedMs - x.joinedMs)
       if (leaves[0] !== undefined) { this.#lastShedMs = now; this.#moveLower(leaves[0], REDIRECT.move) }
     }
     this.#checkFilled(now)
@@ -658,20 +649,20 @@ export class Tree {
    * parent until the new one accepts: depth stays near log(N) under churn.
    */
   #maybeClimb (now: number): void {
-    if (now - this.#lastClimbMs < CLIMB_INTERVAL_MS || now - this.parent!.sinceMs < CLIMB_INTERVAL_MS || now - this.#pathChangedMs < CLIMB_INTERVAL_MS) return
+    if (now - this.#lastClimbMs < CLIMB_INTERVAL_MS || now - this.#p!.sinceMs < CLIMB_INTERVAL_MS || now - this.#pathChangedMs < CLIMB_INTERVAL_MS) return
     this.#lastClimbMs = now
     // An ancestor is a fine target (moving up is no loop); a descendant never shows this shallow.
-    const target = this.parent!.backups.find((b) => b.spare > 0 && b.depth + 1 + CLIMB_GAIN <= this.depth && b.nodeId !== this.#self && !this.children.has(b.nodeId))
+    const target = this.#p!.backups.find((b) => b.spare > 0 && b.depth + 1 + CLIMB_GAIN <= this.depth && b.nodeId !== this.#self && !this.#kids.has(b.nodeId))
     if (target === undefined) return
     this.join([target], 'climb')
   }
 
   /** Leave the tree politely: children are sent to their backups (our parent first), the parent is told. */
   leave (): void {
-    for (const c of this.children.values()) this.#control(c.nodeId, encodeRedirect(this.s.streamId, REDIRECT.move, this.#backupsFor(c)))
-    this.children.clear()
-    if (this.parent !== null) this.#control(this.parent.nodeId, encodeLeave(this.s.streamId))
-    this.parent = null
+    for (const c of this.#kids.values()) this.#send(c.nodeId, 'redirect', REDIRECT.move, this.#backupsFor(c))
+    this.#kids.clear()
+    if (this.#p !== null) this.#send(this.#p.nodeId, 'leave')
+    this.#p = null
     this.#attempt = null
   }
 
@@ -680,14 +671,11 @@ export class Tree {
     this.#attempt = null
   }
 
-  /** A control frame, ahead of queued chunks. */
-  #control (nodeId: string, frame: Buffer): void {
-    if (this.#env.transport.send(nodeId, frame, { urgent: true })) {
-      this.counters.controlBytesOut += frame.length
-      const c = this.children.get(nodeId)
+  /** A control message for this stream (its fields after the stream id, FORMAT.md), ahead of queued chunks. */
+  #send (nodeId: string, type: keyof typeof MSG, ...values: unknown[]): void {
+    if (this.#t.send(nodeId, encodeMessage(type, [this.s.streamId, ...values]), { urgent: true })) {
+      const c = this.#kids.get(nodeId)
       if (c !== undefined) c.lastSentMs = this.#now()
     }
   }
 }
-
-const encodeGapFor = (streamId: string, from: number, count: number): Buffer => encodeGap(streamId, from, Math.min(0xffff, count))

@@ -125,6 +125,8 @@ const LAYOUTS: Record<number, readonly [string, Field]> = {
 
 /** A stream frame: the type byte, then the message's fields (an object by name, or an array by position). */
 const encode = (type: number, m: unknown, pool?: FramePool): Buffer => encodeFields([U8, LAYOUTS[type]![1]], [type, m], LINK_CHANNELS.stream, pool)
+/** Any stream message by name, its fields by position (tree.ts sends its control this way). */
+export const encodeMessage = (type: keyof typeof MSG, values: readonly unknown[]): Buffer => encode(MSG[type], values)
 /** Signed bytes (SIG, END bodies): the type byte, then the fields. */
 const body = (type: number, fields: readonly Field[], values: unknown[]): Buffer => encodeFields([U8, ...fields], [type, ...values])
 
