@@ -65,7 +65,7 @@ export class BatchStore {
       const old = this.#batches.shift()!
       for (let s = old.firstSeq; s < old.firstSeq + old.count; s++) if (this.#bySeq.get(s) === old) this.#bySeq.delete(s)
     }
-    assert(this.#batches.length <= this.batchesMax, 'batch store within its bound')
+    assert(this.#batches.length <= this.batchesMax, 'batch bound')
   }
 
   /** Frames of the stored batches that cover any seq in [from, to], in order. */

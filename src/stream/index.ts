@@ -1,7 +1,7 @@
 // Live-media spanning-tree relay (issue 5). Its only door.
 export { Streams, type Found, type SourceIdentity } from './streams'
 export { Session, type SessionEnv, type ChunkListener, type SessionCounters } from './session'
-export { Tree, type ReattachEvent, type ChildState, type ParentState, type TreeCounters } from './tree'
+export { createTree, type Tree, type ReattachEvent, type ChildState, type ParentState, type TreeCounters } from './tree'
 export { LinkTransport } from './link-transport'
 export type { StreamTransport, TransportHandler, PeerRef, TransportSendOptions } from './transport'
 export { deriveSettings, settingsFromConfig, type StreamSettings } from './settings'

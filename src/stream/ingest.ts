@@ -18,10 +18,10 @@ const digest = (s: string): Buffer => createHash('sha256').update(s).digest()
 
 /** Constant-time check of "Authorization: Bearer T". */
 export function checkPushToken (req: IncomingMessage, token: string): void {
-  if (token === '') throw new CanopyError('HTTP_FORBIDDEN', 'ingest is disabled on this agent; start it with --push-token T (or stream.pushToken)')
+  if (token === '') throw new CanopyError('HTTP_FORBIDDEN', 'ingest is off: start the agent with --push-token T')
   const header = req.headers.authorization ?? ''
   const m = /^Bearer (.+)$/.exec(header)
-  if (m === null || !timingSafeEqual(digest(m[1]!), digest(token))) throw new CanopyError('UNAUTHORIZED', 'a push needs "Authorization: Bearer <push token>" (canopy stream push --token T)')
+  if (m === null || !timingSafeEqual(digest(m[1]!), digest(token))) throw new CanopyError('UNAUTHORIZED', 'needs "Authorization: Bearer TOKEN" (stream push --token T)')
 }
 
 export interface Ingest {

@@ -19,6 +19,7 @@ export const META_NONCE_BYTES = 8
 export const META_BYTES_MAX = 1 + PUBLIC_KEY_BYTES + META_NONCE_BYTES + 1 + STREAM_NAME_BYTES_MAX + 1 + SIGNATURE_BYTES
 
 export const STREAM_NAME_PATTERN = /^[A-Za-z0-9._-]{1,64}$/
+export const NAME_RULE = 'a stream name is 1-64 of A-Z a-z 0-9 . _ -'
 
 export interface StreamMeta {
   /** 32 hex characters. */
@@ -44,7 +45,7 @@ export function streamIdOf (body: Uint8Array): string {
 }
 
 export function createMeta (options: { name: string, sourceKey: Buffer, privateKey: KeyObject, nonce: Buffer, chunkPacketsMax?: number }): StreamMeta {
-  if (!STREAM_NAME_PATTERN.test(options.name)) throw new CanopyError('INPUT_INVALID', `stream name ${JSON.stringify(options.name)} must be 1-64 of A-Z a-z 0-9 . _ -`)
+  if (!STREAM_NAME_PATTERN.test(options.name)) throw new CanopyError('INPUT_INVALID', NAME_RULE)
   const body = encodeFields(BODY, [META_VERSION, options.sourceKey, options.nonce, options.name, options.chunkPacketsMax ?? STREAM_CHUNK_PACKETS_MAX])
   return decodeMeta(Buffer.concat([body, signDomain(options.privateKey, META_DOMAIN, body)]))
 }

@@ -128,22 +128,16 @@ export class Player implements ChunkListener {
 
   get #pool (): FramePool | undefined { return this.#session.env?.pool }
 
-  #releaseAll (): void {
-    for (const e of this.#inFlight) this.#pool?.release(e.frame)
-    this.#inFlight.clear()
-  }
-
+  /** End the output (once). */
   #finish (): void {
-    if (this.#finished) return
+    if (!this.#finished) this.#out.end()
     this.#finished = true
-    this.#out.end()
   }
 
   /** Stop (agent stop, client gone): end the output and let go of every frame it still held. */
   close (): void {
-    this.#releaseAll()
-    if (this.#finished) return
-    this.#finished = true
-    this.#out.end()
+    for (const e of this.#inFlight) this.#pool?.release(e.frame)
+    this.#inFlight.clear()
+    this.#finish()
   }
 }

@@ -18,7 +18,7 @@ export async function playout (ctx: RequestContext, streams: Streams, state: Pla
   const { req, res, params, url } = ctx
   const name = params.name ?? ''
   const framing: Framing = url.searchParams.get('framing') === 'seq' ? 'seq' : 'ts'
-  if (state.players.size >= STREAM_PLAYERS_MAX) throw new CanopyError('LIMIT_REACHED', `already ${STREAM_PLAYERS_MAX} players on this node`)
+  if (state.players.size >= STREAM_PLAYERS_MAX) throw new CanopyError('LIMIT_REACHED', `${STREAM_PLAYERS_MAX} players here already`)
   let gone = false
   req.socket.once('close', () => { gone = true })
   const session = await streams.subscribe(name, STREAM_JOIN_DEADLINE_MS)

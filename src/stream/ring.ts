@@ -22,13 +22,16 @@ export class ChunkRing {
   #count = 0
   bytes = 0
   evicted = 0
+  /** chunksMax, for the slot arithmetic. */
+  readonly #max: number
 
   /** With a pool, the ring holds one reference on every frame it keeps. */
   readonly #pool: FramePool | undefined
 
   constructor (readonly bytesMax: number, readonly chunksMax: number, pool?: FramePool) {
     this.#pool = pool
-    assert(chunksMax >= 1 && bytesMax >= 1, 'a ring holds something')
+    assert(chunksMax >= 1 && bytesMax >= 1, 'ring size')
+    this.#max = chunksMax
     this.#frames = new Array<Buffer | undefined>(chunksMax).fill(undefined)
     this.#seqs = new Float64Array(chunksMax).fill(-1)
     this.#flags = new Uint8Array(chunksMax)
@@ -48,12 +51,11 @@ export class ChunkRing {
   get floor (): number { return this.#base }
 
   has (seq: number): boolean {
-    return seq >= 0 && this.#seqs[seq % this.chunksMax] === seq
+    return seq >= 0 && this.#seqs[seq % this.#max] === seq
   }
 
-  get (seq: number): Buffer | undefined { return this.has(seq) ? this.#frames[seq % this.chunksMax] : undefined }
-  flagsOf (seq: number): number { return this.has(seq) ? this.#flags[seq % this.chunksMax]! : 0 }
-  receivedAt (seq: number): number { return this.has(seq) ? this.#recvMs[seq % this.chunksMax]! : 0 }
+  get (seq: number): Buffer | undefined { return this.has(seq) ? this.#frames[seq % this.#max] : undefined }
+  receivedAt (seq: number): number { return this.has(seq) ? this.#recvMs[seq % this.#max]! : 0 }
 
   /** Store a chunk; false when it is a duplicate or older than the window. */
   put (seq: number, frame: Buffer, flags: number, nowMs: number): boolean {
@@ -63,7 +65,7 @@ export class ChunkRing {
     if (this.#count === 0) { this.#base = seq; this.#top = seq }
     if (seq > this.#top) {
       // Advance the window first so the new slot is free.
-      const newBase = seq - this.chunksMax + 1
+      const newBase = seq - this.#max + 1
       if (newBase > this.#top) {
         this.evicted += this.#count
         this.clear()
@@ -73,8 +75,8 @@ export class ChunkRing {
       }
       this.#top = seq
     }
-    const slot = seq % this.chunksMax
-    assert(this.#frames[slot] === undefined, 'ring slot is free before it is written')
+    const slot = seq % this.#max
+    assert(this.#frames[slot] === undefined, 'ring slot free')
     this.#frames[slot] = frame
     this.#pool?.retain(frame)
     this.#seqs[slot] = seq
@@ -83,7 +85,7 @@ export class ChunkRing {
     this.#count++
     this.bytes += frame.length
     while (this.bytes > this.bytesMax && this.#count > 1) this.#dropBase()
-    assert(this.#count <= this.chunksMax && this.bytes <= this.bytesMax, 'ring within its bounds')
+    assert(this.#count <= this.chunksMax && this.bytes <= this.bytesMax, 'ring bounds')
     return true
   }
 
@@ -93,7 +95,7 @@ export class ChunkRing {
     let psi = -1
     for (let s = this.#top; s >= this.#base; s--) {
       if (!this.has(s)) continue
-      const f = this.#flags[s % this.chunksMax]!
+      const f = this.#flags[s % this.#max]!
       if ((f & CHUNK_FLAGS.key) !== 0) return s
       if (psi === -1 && (f & CHUNK_FLAGS.psi) !== 0) psi = s
     }
@@ -111,7 +113,7 @@ export class ChunkRing {
   }
 
   #dropBase (): void {
-    const slot = this.#base % this.chunksMax
+    const slot = this.#base % this.#max
     if (this.#seqs[slot] === this.#base) {
       this.bytes -= this.#frames[slot]!.length
       this.#pool?.release(this.#frames[slot]!)

@@ -12,7 +12,6 @@ import type { FramePool, LinkHost } from '../protocol/link'
 import { realCrypto } from './batches'
 import { ingest, type Ingest } from './ingest'
 import { LinkTransport } from './link-transport'
-import type { Player } from './player'
 import { playout, type PlayoutState } from './playout'
 import { registerStreamMetrics, sessionStatus, treePage } from './report'
 import { settingsFromConfig } from './settings'
@@ -80,9 +79,6 @@ export class StreamService {
     this.streams.stop()
   }
 
-  #playersOf (streamId: string): Player[] {
-    return [...this.#playout.players].filter((p) => p.streamId === streamId)
-  }
 
   #playerCounts (): Map<string, number> {
     const m = new Map<string, number>()
@@ -92,7 +88,7 @@ export class StreamService {
 
   list (): Array<Record<string, unknown>> {
     const now = this.#o.hal.clock.nowMs()
-    return this.streams.list().map((s) => sessionStatus(s, this.#playersOf(s.streamId), now))
+    return this.streams.list().map((s) => sessionStatus(s, [...this.#playout.players].filter((p) => p.streamId === s.streamId), now))
   }
 
   status (): unknown {

@@ -18,7 +18,7 @@ import { ChunkRing } from './ring'
 import type { StreamSettings } from './settings'
 import { BatchSigner } from './signer'
 import type { StreamTransport } from './transport'
-import { Tree } from './tree'
+import { createTree, type Tree } from './tree'
 import { decodeMessage, encodeChunk, encodeEnd, endBody, type StreamMessage } from './wire'
 
 const CHUNK_RATE_WINDOW_MS = 2_000
@@ -70,7 +70,6 @@ export class Session {
   readonly pending: PendingChunks
   readonly listeners = new Set<ChunkListener>()
   readonly tree: Tree
-  readonly createdMs: number
   /** Next seq not yet held contiguously (-1: nothing yet); newest seq held. */
   nextSeq = -1
   newestSeq = -1
@@ -101,11 +100,10 @@ export class Session {
     this.#pool = env.pool
     this.#clock = env.clock
     this.#settings = env.settings
-    assert(!isSource || sourceKey !== null, 'a source session holds the private key')
+    assert(!isSource || sourceKey !== null, 'source key')
     this.ring = new ChunkRing(env.settings.ringBytes, STREAM_RING_CHUNKS_MAX, env.pool)
     this.pending = new PendingChunks(STREAM_PENDING_CHUNKS_MAX, env.pool)
-    this.createdMs = env.clock.nowMs()
-    this.tree = new Tree(this)
+    this.tree = createTree(this)
     if (isSource) {
       this.#signer = new BatchSigner(meta.streamId, sourceKey!, env.clock, env.crypto, (frame, bitrate) => { this.#onOwnBatch(frame, bitrate) })
     }
@@ -122,7 +120,7 @@ export class Session {
    * simulation sends small payloads that stand for whole chunks).
    */
   publish (packets: Uint8Array, flags: number, mediaBytes = packets.length): number {
-    assert(this.isSource && this.#signer !== null && !this.ended, 'publish on a live source session')
+    assert(this.isSource && this.#signer !== null && !this.ended, 'live source')
     const seq = this.#publishSeq++
     const frame = encodeChunk(this.streamId, seq, flags, packets, this.env.pool)
     this.#signer.add(seq, this.#crypto.hashChunk(frame), mediaBytes)
@@ -159,8 +157,8 @@ export class Session {
   /** A stream message from the current parent that belongs to the data plane. */
   onData (m: StreamMessage, frame: Buffer): void {
     if (m.type === 'chunk') this.#onChunk(m.seq, m.flags, frame)
-    else if (m.type === 'sig') this.#onSig(m.firstSeq, m.count, m.bitrate, m.hashesAt, m.signedEnd, frame)
-    else if (m.type === 'end') this.#onSignedEnd(m.lastSeq, m.signedEnd, frame)
+    else if (m.type === 'sig') this.#onSig(m, frame)
+    else if (m.type === 'end') this.#onSignedEnd(m, frame)
   }
 
   #onChunk (seq: number, flags: number, frame: Buffer): void {
@@ -175,16 +173,16 @@ export class Session {
       return
     }
     if (!this.#crypto.hashChunk(frame).equals(expected)) {
-      this.#polluted(`chunk ${seq} does not match its signed hash`)
+      this.#polluted(`chunk ${seq}`)
       return
     }
     this.#deliver(seq, frame, flags)
   }
 
-  #onSig (firstSeq: number, count: number, bitrate: number, hashesAt: number, signedEnd: number, frame: Buffer): void {
+  #onSig ({ firstSeq, count, bitrate, hashesAt, signedEnd }: Extract<StreamMessage, { type: 'sig' }>, frame: Buffer): void {
     if (this.batches.has(firstSeq)) { this.counters.duplicates++; return }
     if (!this.#crypto.verify(this.meta.key, BATCH_DOMAIN, frame, signedEnd)) {
-      this.#polluted(`signature batch at ${firstSeq} does not verify`)
+      this.#polluted(`batch ${firstSeq}`)
       return
     }
     this.batches.add(firstSeq, count, frame, hashesAt)
@@ -198,16 +196,16 @@ export class Session {
       if (ok) this.#deliver(s, p.frame, p.flags)
       this.#pool?.release(p.frame) // the reference pending held
       if (!ok) {
-        this.#polluted(`chunk ${s} does not match its signed hash`)
+        this.#polluted(`chunk ${s}`)
         return
       }
     }
   }
 
-  #onSignedEnd (lastSeq: number, signedEnd: number, frame: Buffer): void {
+  #onSignedEnd ({ lastSeq, signedEnd }: Extract<StreamMessage, { type: 'end' }>, frame: Buffer): void {
     if (this.ended) return
     if (!this.#crypto.verify(this.meta.key, END_DOMAIN, frame, signedEnd)) {
-      this.#polluted('end of stream does not verify')
+      this.#polluted('end')
       return
     }
     this.#onEnd(frame, lastSeq)
@@ -220,10 +218,11 @@ export class Session {
     for (const l of [...this.listeners]) l.end()
   }
 
-  #polluted (why: string): void {
+  /** `what` failed verification: its sender, our parent, is replaced. */
+  #polluted (what: string): void {
     this.counters.polluted++
     this.pending.clear()
-    this.tree.parentPolluted(why)
+    this.tree.parentPolluted(`${what} does not verify`)
   }
 
   // ---- the verified chunk ---------------------------------------------------------------

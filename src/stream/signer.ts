@@ -36,7 +36,7 @@ export class BatchSigner {
     private readonly batchMs = STREAM_SIG_BATCH_MS,
     private readonly countMax = STREAM_SIG_BATCH_CHUNKS_MAX
   ) {
-    assert(countMax >= 1 && countMax <= STREAM_SIG_BATCH_CHUNKS_MAX, 'batch size within the wire bound')
+    assert(countMax >= 1 && countMax <= STREAM_SIG_BATCH_CHUNKS_MAX, 'batch size')
   }
 
   /** Bytes per second over the recent window (0 until there is a window). */
@@ -57,7 +57,7 @@ export class BatchSigner {
       this.firstSeq = seq
       this.timer = this.clock.setTimeout(() => { this.timer = null; this.flush() }, this.batchMs)
     }
-    assert(seq === this.firstSeq + this.hashes.length, 'batched chunks are consecutive')
+    assert(seq === this.firstSeq + this.hashes.length, 'consecutive chunks')
     this.hashes.push(hash)
     if (this.hashes.length >= this.countMax) this.flush()
   }

@@ -15,7 +15,7 @@ import { CanopyError } from '../errors'
 import type { Clock, Timer } from '../hal'
 import { FRAME_HEADER_BYTES } from '../protocol/link'
 import { STREAM_COUNT_MAX, STREAM_FIND_PEERS_MAX, STREAM_KNOWN_MAX } from '../limits'
-import { createMeta, decodeMeta, STREAM_NAME_PATTERN, type StreamMeta } from './meta'
+import { createMeta, decodeMeta, type StreamMeta } from './meta'
 import { Session, type SessionEnv } from './session'
 import type { PeerRef, StreamTransport } from './transport'
 import { decodeMessage, encodeFind, encodeFound, encodeNotFound, encodeRefuse, REFUSE, type Candidate, type StreamMessage } from './wire'
@@ -98,9 +98,8 @@ export class Streams {
 
   /** A new stream rooted here (the ingest calls publish/end on it). */
   publish (name: string): Session {
-    if (!STREAM_NAME_PATTERN.test(name)) throw new CanopyError('INPUT_INVALID', 'a stream name is 1-64 of A-Z a-z 0-9 . _ -')
     const old = this.get(name)
-    if (old !== undefined && !old.ended) throw new CanopyError('STREAM_BUSY', `stream ${name} is already ${old.isSource ? 'being pushed' : 'relayed'} here`)
+    if (old !== undefined && !old.ended) throw new CanopyError('STREAM_BUSY', `stream ${name} is live here`)
     if (old !== undefined) this.#remove(old)
     this.#checkRoom()
     const meta = createMeta({ name, sourceKey: this.#identity.publicKey, privateKey: this.#identity.privateKey, nonce: this.env.random.bytes(8) })
@@ -156,7 +155,7 @@ export class Streams {
 
   #whenAttached (s: Session, deadlineMs: number): Promise<void> {
     return new Promise((resolve, reject) => {
-      const timer = this.#clock.setTimeout(() => { reject(new CanopyError('TIMEOUT', `could not join stream ${s.name} within ${deadlineMs} ms`)) }, deadlineMs)
+      const timer = this.#clock.setTimeout(() => { reject(new CanopyError('TIMEOUT', `no join to ${s.name} in ${deadlineMs} ms`)) }, deadlineMs)
       s.tree.onAttached(() => { timer.cancel(); resolve() })
     })
   }
@@ -166,12 +165,12 @@ export class Streams {
     const known = this.#known.get(name)
     if (known !== undefined && this.#clock.nowMs() - known.atMs < KNOWN_MS) return Promise.resolve(known.found)
     const peers = this.#pickPeers()
-    if (peers.length === 0) return Promise.reject(new CanopyError('STREAM_NOT_FOUND', `no peers to ask for stream ${name}`))
+    if (peers.length === 0) return Promise.reject(new CanopyError('STREAM_NOT_FOUND', `no peers to ask for ${name}`))
     const id = this.#nextFindId++ >>> 0
     return new Promise((resolve, reject) => {
       const timer = this.#clock.setTimeout(() => {
         this.#finds.delete(id)
-        reject(new CanopyError('STREAM_NOT_FOUND', `none of ${peers.length} peers knows stream ${name}`))
+        reject(new CanopyError('STREAM_NOT_FOUND', `no peer knows ${name}`))
       }, this.env.settings.findMs)
       const f: FindState = { name, waiting: new Set(), resolve, reject, timer }
       this.#finds.set(id, f)
@@ -273,7 +272,7 @@ export class Streams {
   // ---- bookkeeping -------------------------------------------------------------------------
 
   #checkRoom (): void {
-    if (this.sessions.size >= STREAM_COUNT_MAX) throw new CanopyError('LIMIT_REACHED', `this node already takes part in ${STREAM_COUNT_MAX} streams`)
+    if (this.sessions.size >= STREAM_COUNT_MAX) throw new CanopyError('LIMIT_REACHED', `${STREAM_COUNT_MAX} streams here already`)
   }
 
   #add (s: Session): void {

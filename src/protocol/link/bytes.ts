@@ -30,8 +30,7 @@ export class ByteReader {
 
   /** Where the next n bytes start; fails unless they are all there. */
   #take (n: number, what: string): number {
-    const left = this.#end - this.#at
-    if (n > left) this.fail(`${what}: needs ${n} bytes, ${left} left`)
+    if (n > this.#end - this.#at) this.fail(`${what}: short`)
     return (this.#at += n) - n
   }
 
@@ -58,15 +57,15 @@ export class ByteReader {
   /** u8 length, then that many bytes of UTF-8 (at most max bytes, valid UTF-8 only). */
   text (max: number, what = 'text'): string {
     const n = this.u8(what)
-    if (n > max) this.fail(`${what}: ${n} bytes exceeds ${max}`)
+    if (n > max) this.fail(`${what}: ${n} > ${max}`)
     const s = Buffer.from(this.bytes(n, what)).toString('utf8')
-    if (Buffer.byteLength(s) !== n) this.fail(`${what}: not valid UTF-8`)
+    if (Buffer.byteLength(s) !== n) this.fail(`${what}: bad UTF-8`)
     return s
   }
 
   /** Everything consumed: trailing bytes are an error. */
   done (what = 'message'): void {
-    if (this.#at !== this.#end) this.fail(`${what}: ${this.#end - this.#at} trailing bytes`)
+    if (this.#at !== this.#end) this.fail(`${what}: trailing bytes`)
   }
 }
 
@@ -90,19 +89,19 @@ export class ByteWriter {
   bytes (b: Uint8Array): this { this.buf.set(b, this.#at); this.#at += b.length; return this }
   hex (h: string, n: number): this {
     const b = Buffer.from(h, 'hex')
-    assert(b.length === n, `hex field of ${n} bytes`)
+    assert(b.length === n, 'hex size')
     return this.bytes(b)
   }
 
   text (s: string): this {
     const b = Buffer.from(s)
-    assert(b.length <= 255, 'text field fits a u8 length')
+    assert(b.length <= 255, 'text size')
     return this.u8(b.length).bytes(b)
   }
 
   /** Assert the encoder wrote exactly the bytes it allocated. */
   done (): Buffer {
-    assert(this.#at === this.buf.length, `encoder wrote ${this.#at} of ${this.buf.length} bytes`)
+    assert(this.#at === this.buf.length, 'encoded size')
     return this.buf
   }
 }
@@ -126,7 +125,7 @@ export const uint = (n: number, min = 0, max = 256 ** n - 1): Field<number> => [
   (w, v) => w.uint(n, v),
   (r, what) => {
     const v = r.uint(n, what)
-    if (v < min || v > max) r.fail(`${what}: ${v} outside ${min}..${max}`)
+    if (v < min || v > max) r.fail(`${what}: ${v}`)
     return v
   }
 ]
@@ -153,7 +152,7 @@ export const text = (max: number, pattern: RegExp): Field<string> => {
 /** u16 length, then at most max bytes (a copy when read). */
 export const blob = (max: number): Field<Uint8Array> => [(v) => 2 + v.length, (w, v) => w.u16(v.length).bytes(v), (r, what) => {
   const n = r.u16(what)
-  if (n > max) r.fail(`${what}: ${n} bytes exceeds ${max}`)
+  if (n > max) r.fail(`${what}: ${n} > ${max}`)
   return Buffer.from(r.bytes(n, what))
 }]
 
@@ -163,7 +162,7 @@ export const list = <T>(max: number, item: Field<T>, min = 0): Field<readonly T[
   (w, vs) => { w.u8(Math.min(max, vs.length)); for (const v of vs.slice(0, max)) item[1](w, v) },
   (r, what, m) => {
     const n = r.u8(what)
-    if (n < min || n > max) r.fail(`${what}: ${n} entries outside ${min}..${max}`)
+    if (n < min || n > max) r.fail(`${what}: ${n} items`)
     return Array.from({ length: n }, () => item[2](r, what, m))
   }
 ]
@@ -211,7 +210,7 @@ export function decodeFields (bytes: Uint8Array, code: ErrorCode, what: string, 
 
 /** A message of a table: type byte, then its record. */
 export function decodeTyped (payload: Uint8Array, code: ErrorCode, table: Readonly<Record<number, readonly [string, Field]>>): Record<string, any> {
-  const t = table[payload[0]!] ?? new ByteReader(payload, code).fail(`unknown message type ${payload[0]}`)
+  const t = table[payload[0]!] ?? new ByteReader(payload, code).fail(`type ${payload[0]}`)
   const m = decodeFields(payload, code, t[0], t[1], 1)
   m.type = t[0]
   return m

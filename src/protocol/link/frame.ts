@@ -13,9 +13,9 @@ export const FRAME_HEADER_BYTES = 5
 
 /** A frame with room for payloadBytes (from pool, if given: the caller holds its one reference); the caller writes the payload at FRAME_HEADER_BYTES. */
 export function allocFrame (channel: number, payloadBytes: number, pool?: FramePool): Buffer {
-  assert(channel >= 0 && channel <= 255, 'channel is one byte')
+  assert(channel >= 0 && channel <= 255, 'channel')
   const total = FRAME_HEADER_BYTES + payloadBytes
-  assert(total <= LINK_FRAME_BYTES_MAX, `frame of ${total} bytes exceeds ${LINK_FRAME_BYTES_MAX}`)
+  assert(total <= LINK_FRAME_BYTES_MAX, 'frame size')
   const frame = pool?.take(total) ?? Buffer.allocUnsafe(total)
   frame.writeUInt32BE(1 + payloadBytes, 0)
   frame[4] = channel
@@ -47,7 +47,7 @@ export class FrameDecoder {
 
   /** With a pool, frames come from its slots: the frame handed to onFrame holds one reference, the caller's to release. */
   constructor (maxFrameBytes = LINK_FRAME_BYTES_MAX, pool?: FramePool) {
-    assert(maxFrameBytes >= FRAME_HEADER_BYTES && maxFrameBytes <= LINK_FRAME_BYTES_MAX, 'frame bound within the link bound')
+    assert(maxFrameBytes >= FRAME_HEADER_BYTES && maxFrameBytes <= LINK_FRAME_BYTES_MAX, 'frame bound')
     this.#max = maxFrameBytes
     this.#pool = pool
   }
@@ -67,7 +67,7 @@ export class FrameDecoder {
         // A whole header: check the length before a byte of the frame is buffered (an empty payload completes at once).
         const length = this.#header.readUInt32BE(0)
         if (length < 1 || length > this.#max - 4) {
-          throw (this.#failed = new CanopyError('LINK_FRAME_INVALID', `a link frame of ${length + 4} bytes is outside 5..${this.#max}`))
+          throw (this.#failed = new CanopyError('LINK_FRAME_INVALID', `frame of ${length + 4} bytes`))
         }
         this.#frame = this.#pool?.take(length + 4) ?? Buffer.allocUnsafe(length + 4)
         this.#header.copy(this.#frame)

@@ -75,7 +75,7 @@ export class LinkHost {
 
   /** Frames arriving on this channel. One handler per channel. */
   on (channel: ChannelName, handler: ChannelHandler): void {
-    assert(this.#o.channels.includes(channel), `channel ${channel} is served by this host`)
+    assert(this.#o.channels.includes(channel), 'channel served')
     this.#handlers.set(channelNumber(channel), handler)
   }
 
@@ -114,8 +114,8 @@ export class LinkHost {
   /** Why no further link may start now ('' when one may). */
   #full (): string {
     return this.#links.size + this.#handshaking.size >= (this.#o.linksMax ?? LINK_COUNT_MAX)
-      ? `already ${this.#links.size} links open`
-      : this.#handshaking.size >= LINK_HANDSHAKES_MAX ? 'too many link handshakes in flight' : ''
+      ? `${this.#links.size} links open`
+      : this.#handshaking.size >= LINK_HANDSHAKES_MAX ? 'too many handshakes' : ''
   }
 
   async #dial (address: string, port: number, expectedNodeId: string | undefined): Promise<Link> {
@@ -205,4 +205,4 @@ export class LinkHost {
   }
 }
 
-const stopped = (): CanopyError => new CanopyError('CLOSED', 'the link host is stopped')
+const stopped = (): CanopyError => new CanopyError('CLOSED', 'link host stopped')

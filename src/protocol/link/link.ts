@@ -135,7 +135,7 @@ export class Link {
     this.lastReceivedMs = this.#lastSentMs = this.lastTrafficMs = clock.nowMs()
     this.ready = new Promise((resolve, reject) => { this.#settle = { resolve, reject } })
     this.ready.catch(() => {}) // a failed handshake is reported to whoever awaits it; never unhandled
-    assert(options.nonce.length === NONCE_BYTES, 'link nonce is 32 bytes')
+    assert(options.nonce.length === NONCE_BYTES, 'nonce size')
     this.#myHello = encodeHello({
       version: LINK_VERSION,
       nonce: options.nonce,
@@ -147,11 +147,11 @@ export class Link {
     socket.setNoDelay?.(true)
     socket.on('data', (chunk: Buffer) => { this.#onData(chunk) })
     socket.on('drain', () => { this.#blocked = false; this.#flush() })
-    socket.on('end', () => { this.#terminate('normal', closed('the peer closed the link')) })
-    socket.on('close', () => { this.#terminate('normal', closed('the link closed')) })
-    socket.on('error', (err: Error) => { this.#terminate('normal', CanopyError.from(err, 'NET_CLOSED', 'link socket error')) })
+    socket.on('end', () => { this.#terminate('normal', closed('peer ended')) })
+    socket.on('close', () => { this.#terminate('normal', closed('closed')) })
+    socket.on('error', (err: Error) => { this.#terminate('normal', CanopyError.from(err, 'NET_CLOSED', 'socket')) })
     this.#timers.push(clock.setTimeout(() => {
-      if (this.state === 'handshake') this.#fail('handshake', new CanopyError('TIMEOUT', `link handshake took over ${timings.handshakeMs} ms`))
+      if (this.state === 'handshake') this.#fail('handshake', new CanopyError('TIMEOUT', `handshake over ${timings.handshakeMs} ms`))
     }, timings.handshakeMs), clock.setInterval(() => { this.#tick() }, Math.max(10, Math.floor(Math.min(timings.keepaliveMs, timings.deadMs) / 4))))
     this.#enqueue(this.#myHello, true)
   }
@@ -253,8 +253,8 @@ export class Link {
       this.#onControl(frame)
       return
     }
-    if (this.state !== 'open') throw invalid('channel frame before the handshake completed')
-    if (!this.#served.has(channel)) throw invalid(`frame on channel ${channel}, which this side does not serve`)
+    if (this.state !== 'open') throw invalid('data before the handshake')
+    if (!this.#served.has(channel)) throw invalid(`channel ${channel} not served`)
     this.lastTrafficMs = now
     try {
       this.onFrame(this, frame)
@@ -278,9 +278,9 @@ export class Link {
         const id = nodeIdOf(h.publicKey)
         const expected = this.#o.expectedNodeId
         const refused = h.version !== LINK_VERSION
-          ? `peer speaks link version ${h.version}, we speak ${LINK_VERSION}`
+          ? `link version ${h.version}`
           : id === this.#o.identity.nodeId ? 'a link to ourselves'
-            : expected !== undefined && id !== expected ? `expected node ${expected}, the peer is ${id}` : ''
+            : expected !== undefined && id !== expected ? `not node ${expected}` : ''
         if (refused !== '') return this.#refuse(refused)
         this.#peerHello = Buffer.from(frame) // kept for the transcript: our own copy
         this.nodeId = id
@@ -292,9 +292,9 @@ export class Link {
         return
       }
       case 'proof': {
-        if (!handshaking || this.#peerHello === null) throw invalid('a proof before the hello, or twice')
+        if (!handshaking || this.#peerHello === null) throw invalid('early or second proof')
         if (!verifyDomain(this.publicKey, PROOF_DOMAIN, this.#transcript(!this.initiator), m.signature)) {
-          return this.#refuse(`node ${this.nodeId} sent a proof that does not verify`)
+          return this.#refuse('bad proof')
         }
         this.state = 'open'
         this.openedAtMs = this.#clock.nowMs()
@@ -315,7 +315,7 @@ export class Link {
         // CLOSE_REASONS numbers its keys in order.
         const reason = (Object.keys(CLOSE_REASONS)[m.reason] ?? 'normal') as CloseReason
         this.#socket.destroy()
-        this.#terminate(reason, closed(`the peer closed the link (${reason})`))
+        this.#terminate(reason, closed(`peer closed (${reason})`))
       }
     }
   }
@@ -356,7 +356,7 @@ export class Link {
     this.#urgent.clear(this.#released)
     if (!this.#socket.destroyed && !wasOpen) this.#socket.destroy()
     if (this.#settle !== null) {
-      this.#settle.reject(reason === 'normal' && err.code === 'NET_CLOSED' ? new CanopyError('LINK_HANDSHAKE_FAILED', `the peer closed during the handshake: ${err.message}`) : err)
+      this.#settle.reject(reason === 'normal' && err.code === 'NET_CLOSED' ? new CanopyError('LINK_HANDSHAKE_FAILED', `closed in handshake: ${err.message}`) : err)
       this.#settle = null
     }
     for (const fn of this.#closeListeners.splice(0)) fn(this)

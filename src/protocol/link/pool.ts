@@ -36,7 +36,7 @@ export class FramePool {
   readonly #slotOf = new WeakMap<Buffer, { slot: number, gen: number }>()
 
   constructor (readonly slotBytes: number, readonly slotsMax: number, readonly slotsPerSlab = 64, readonly minBytes = 1024) {
-    assert(slotBytes >= minBytes && slotsMax >= 1 && slotsPerSlab >= 1, 'pool geometry')
+    assert(slotBytes >= minBytes && slotsMax >= 1 && slotsPerSlab >= 1, 'geometry')
     this.#refs = new Int32Array(slotsMax)
     this.#gens = new Uint32Array(slotsMax)
   }
@@ -51,7 +51,7 @@ export class FramePool {
       return Buffer.allocUnsafe(size)
     }
     const slot = this.#free.pop()!
-    assert(this.#refs[slot] === 0, 'a free slot has no holders')
+    assert(this.#refs[slot] === 0, 'free slot held')
     this.#refs[slot] = 1
     this.#gens[slot] = (this.#gens[slot]! + 1) >>> 0
     const slab = this.#slabs[Math.floor(slot / this.slotsPerSlab)]!
@@ -65,7 +65,7 @@ export class FramePool {
   /** The slot of a pooled frame still held; -1 for a plain Buffer; an assertion for a pooled frame already let go (a stale view). */
   #slot (frame: Buffer, what: string): number {
     const s = this.#held(frame)
-    assert(s !== -2, `${what} of a pooled frame already released`)
+    assert(s !== -2, `${what} after release`)
     return s
   }
 

@@ -13,7 +13,7 @@ export class FrameQueue {
   bytes = 0
 
   constructor (readonly framesMax: number, readonly bytesMax: number) {
-    assert(framesMax > 0 && bytesMax > 0, 'queue bounds are positive')
+    assert(framesMax > 0 && bytesMax > 0, 'queue bounds')
   }
 
   get length (): number { return this.#items.length - this.#head }
@@ -36,7 +36,7 @@ export class FrameQueue {
       this.#items = this.#items.slice(this.#head)
       this.#head = 0
     }
-    assert(this.bytes >= 0, 'queue accounting stays non-negative')
+    assert(this.bytes >= 0, 'queue bytes')
     return e
   }
 
