@@ -1,6 +1,6 @@
 // Live-media spanning-tree relay (issue 5). Its only door.
-export { Streams, type Found, type SourceIdentity } from './streams'
-export { Session, type SessionEnv, type ChunkListener, type SessionCounters } from './session'
+export { createStreams, type Streams, type Found, type SourceIdentity } from './streams'
+export { createSession, type Session, type SessionEnv, type ChunkListener, type SessionCounters } from './session'
 export { createTree, type Tree, type ReattachEvent, type ChildState, type ParentState, type TreeCounters } from './tree'
 export { LinkTransport } from './link-transport'
 export type { StreamTransport, TransportHandler, PeerRef, TransportSendOptions } from './transport'

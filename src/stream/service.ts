@@ -15,7 +15,7 @@ import { LinkTransport } from './link-transport'
 import { playout, type PlayoutState } from './playout'
 import { registerStreamMetrics, sessionStatus, treePage } from './report'
 import { settingsFromConfig } from './settings'
-import { Streams } from './streams'
+import { createStreams, type Streams } from './streams'
 
 export interface StreamServiceOptions {
   hal: Hal
@@ -47,7 +47,7 @@ export class StreamService {
     const { hal } = o
     this.#startedMs = hal.clock.nowMs()
     const transport = new LinkTransport(o.links, o.directory, o.log)
-    this.streams = new Streams({
+    this.streams = createStreams({
       selfId: o.identity.nodeId,
       clock: hal.clock,
       random: hal.random,

@@ -8,7 +8,7 @@ import { silentLogger } from '../../src/log'
 import { StaticPeerDirectory } from '../../src/protocol'
 import { FramePool, LinkHost } from '../../src/protocol/link'
 import { STREAM_FRAME_SLOT_BYTES } from '../../src/limits'
-import { deriveSettings, LinkTransport, realCrypto, Streams, type Session, type StreamSettings } from '../../src/stream'
+import { createStreams, deriveSettings, LinkTransport, realCrypto, type Session, type Streams, type StreamSettings } from '../../src/stream'
 
 export interface SimNode {
   name: string
@@ -45,7 +45,7 @@ export async function buildWorld (options: { seed: number, count: number, upload
     const transport = new LinkTransport(links, directory, silentLogger)
     const settings = deriveSettings({ ...base, uploadBytesPerSec: options.uploadBytesPerSec(i) })
     const started = clock.nowMs()
-    const streams = new Streams({
+    const streams = createStreams({
       selfId: identity.nodeId, clock, random, transport, settings, crypto: realCrypto,
       uptimeS: () => Math.floor((clock.nowMs() - started) / 1000), log: silentLogger, pool
     }, identity)
