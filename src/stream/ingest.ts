@@ -10,7 +10,7 @@ import type { Clock, Timer } from '../hal'
 import { sendJson, type RequestContext } from '../http'
 import { STREAM_INGEST_IDLE_MS } from '../limits'
 import type { Logger } from '../log'
-import { TsChunker } from './chunker'
+import { createTsChunker } from './chunker'
 import type { Session } from './session'
 import type { Streams } from './streams'
 
@@ -34,7 +34,7 @@ export function ingest (ctx: RequestContext, streams: Streams, options: { token:
   const { req, res, params } = ctx
   checkPushToken(req, options.token)
   const session = streams.publish(params.name ?? '')
-  const chunker = new TsChunker((packets, flags) => { if (!session.ended) session.publish(packets, flags) })
+  const chunker = createTsChunker((packets, flags) => { if (!session.ended) session.publish(packets, flags) })
   let idle: Timer | null = null
   let done = false
   const it: Ingest = {

@@ -79,7 +79,6 @@ export class StreamService {
     this.streams.stop()
   }
 
-
   #playerCounts (): Map<string, number> {
     const m = new Map<string, number>()
     for (const p of this.#playout.players) m.set(p.streamId, (m.get(p.streamId) ?? 0) + 1)

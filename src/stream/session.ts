@@ -14,7 +14,7 @@ import type { Logger } from '../log'
 import { FRAME_HEADER_BYTES, type FramePool } from '../protocol/link'
 import { BATCH_DOMAIN, END_DOMAIN, createBatchStore, createPendingChunks, type StreamCrypto } from './batches'
 import type { StreamMeta } from './meta'
-import { ChunkRing } from './ring'
+import { createChunkRing, type ChunkRing } from './ring'
 import type { StreamSettings } from './settings'
 import { createBatchSigner } from './signer'
 import type { StreamTransport } from './transport'
@@ -115,7 +115,7 @@ export function createSession (env: SessionEnv, meta: StreamMeta, isSource: bool
   assert(!isSource || sourceKey !== null, 'source key')
   const { crypto, pool, clock, settings } = env
   const counters: SessionCounters = { received: 0, forwarded: 0, repaired: 0, droppedLate: 0, lost: 0, duplicates: 0, polluted: 0, stray: 0, batches: 0 }
-  const ring = new ChunkRing(settings.ringBytes, STREAM_RING_CHUNKS_MAX, pool)
+  const ring = createChunkRing(settings.ringBytes, STREAM_RING_CHUNKS_MAX, pool)
   const batches = createBatchStore(STREAM_SIG_BATCHES_MAX)
   const pending = createPendingChunks(STREAM_PENDING_CHUNKS_MAX, pool)
   const listeners = new Set<ChunkListener>()

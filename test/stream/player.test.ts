@@ -5,13 +5,13 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { SimClock } from '../../src/hal'
 import { STREAM_PLAYER_GAP_MS } from '../../src/limits'
-import { CHUNK_FLAGS, ChunkRing, Player, wire, type Session } from '../../src/stream'
+import { CHUNK_FLAGS, createChunkRing, Player, wire, type Session } from '../../src/stream'
 
 const SID = 'ab'.repeat(16)
 
 /** Just what a player reads of a session: its ring and where the stream is. */
 function fakeSession () {
-  const ring = new ChunkRing(1 << 20, 64)
+  const ring = createChunkRing(1 << 20, 64)
   const s = {
     ring, streamId: SID, newestSeq: -1, nextSeq: 0, ended: false, endSeq: -1,
     add (seq: number, flags = 0) {

@@ -68,8 +68,6 @@ export interface SendOptions {
 }
 
 export interface LinkCounters {
-  framesIn: number
-  framesOut: number
   bytesIn: number
   bytesOut: number
   /** Frames refused because the queue was full. */
@@ -94,7 +92,7 @@ export class Link {
   rttMs: number | null = null
   closeReason: CloseReason | null = null
   readonly remoteAddress: string
-  readonly counters: LinkCounters = { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, droppedFull: 0, droppedExpired: 0 }
+  readonly counters: LinkCounters = { bytesIn: 0, bytesOut: 0, droppedFull: 0, droppedExpired: 0 }
   readonly ready: Promise<Link>
   /** Frames on every channel but the link's own (set by the host). */
   onFrame: (link: Link, frame: Buffer) => void = () => {}
@@ -224,7 +222,6 @@ export class Link {
         this.#released(frame)
         continue
       }
-      this.counters.framesOut++
       this.counters.bytesOut += frame.length
       this.#lastSentMs = now
       // write() false: the socket holds its high-water mark; 'drain' resumes us.
@@ -246,7 +243,6 @@ export class Link {
     if (this.state === 'closed') return
     const now = this.#clock.nowMs()
     this.lastReceivedMs = now
-    this.counters.framesIn++
     this.counters.bytesIn += frame.length
     const channel = frame[4]!
     if (channel === 0) {
