@@ -105,23 +105,25 @@ const HASHES: Field<Uint8Array> = [(v) => v.length, (w, v) => w.bytes(v), (r, wh
 const SIG_HEAD = [SID, U32, uint(1, 1, STREAM_SIG_BATCH_CHUNKS_MAX), U32] as const
 const END_HEAD = [SID, U32] as const
 
-const LAYOUTS: Record<number, readonly [string, Field]> = {
-  [MSG.chunk]: ['chunk', record('flags streamId seq packets', FLAGS, SID, U32, PACKETS)],
-  [MSG.sig]: ['sig', record('streamId firstSeq count bitrate hashesAt - signedEnd -', ...SIG_HEAD, OFFSET, HASHES, OFFSET, SIGNATURE)],
-  [MSG.find]: ['find', record('requestId name', U32, text(STREAM_NAME_BYTES_MAX, STREAM_NAME_PATTERN))],
-  [MSG.found]: ['found', record('requestId rootId bitrate meta candidates', U32, NID, U32, blob(META_BYTES_MAX), CANDIDATES)],
-  [MSG.notFound]: ['notFound', REQUEST],
-  [MSG.join]: ['join', record('streamId fromSeq capacity uptimeS flags formerParent', SID, U32, U8, U32, U8, NID)],
-  [MSG.accept]: ['accept', record('streamId startSeq latencyMs path', SID, U32, U16, PATH)],
-  [MSG.redirect]: ['redirect', record('streamId reason candidates', SID, U8, CANDIDATES)],
-  [MSG.refuse]: ['refuse', record('streamId reason', SID, U8)],
-  [MSG.leave]: ['leave', record('streamId', SID)],
-  [MSG.end]: ['end', record('streamId lastSeq signedEnd -', ...END_HEAD, OFFSET, SIGNATURE)],
-  [MSG.status]: ['status', record('streamId latencyMs path backups', SID, U16, PATH, CANDIDATES)],
-  [MSG.report]: ['report', record('streamId subtree capacity children uptimeS nextSeq spare', SID, U32, U8, U8, U32, U32, CANDIDATES)],
-  [MSG.heartbeat]: ['heartbeat', record('streamId', SID)],
-  [MSG.gap]: ['gap', record('streamId fromSeq count', SID, U32, U16)]
+const RECORDS: Record<keyof typeof MSG, Field> = {
+  chunk: record('flags streamId seq packets', FLAGS, SID, U32, PACKETS),
+  sig: record('streamId firstSeq count bitrate hashesAt - signedEnd -', ...SIG_HEAD, OFFSET, HASHES, OFFSET, SIGNATURE),
+  find: record('requestId name', U32, text(STREAM_NAME_BYTES_MAX, STREAM_NAME_PATTERN)),
+  found: record('requestId rootId bitrate meta candidates', U32, NID, U32, blob(META_BYTES_MAX), CANDIDATES),
+  notFound: REQUEST,
+  join: record('streamId fromSeq capacity uptimeS flags formerParent', SID, U32, U8, U32, U8, NID),
+  accept: record('streamId startSeq latencyMs path', SID, U32, U16, PATH),
+  redirect: record('streamId reason candidates', SID, U8, CANDIDATES),
+  refuse: record('streamId reason', SID, U8),
+  leave: record('streamId', SID),
+  end: record('streamId lastSeq signedEnd -', ...END_HEAD, OFFSET, SIGNATURE),
+  status: record('streamId latencyMs path backups', SID, U16, PATH, CANDIDATES),
+  report: record('streamId subtree capacity children uptimeS nextSeq spare', SID, U32, U8, U8, U32, U32, CANDIDATES),
+  heartbeat: record('streamId', SID),
+  gap: record('streamId fromSeq count', SID, U32, U16)
 }
+/** By type byte: the message's name and layout. */
+const LAYOUTS: Record<number, readonly [string, Field]> = Object.fromEntries(Object.entries(RECORDS).map(([name, r]) => [MSG[name as keyof typeof MSG], [name, r]]))
 
 /** A stream frame: the type byte, then the message's fields (an object by name, or an array by position). */
 const encode = (type: number, m: unknown, pool?: FramePool): Buffer => encodeFields([U8, LAYOUTS[type]![1]], [type, m], LINK_CHANNELS.stream, pool)
