@@ -11,7 +11,7 @@ import type { PeerDirectory } from '../protocol'
 import type { FramePool, LinkHost } from '../protocol/link'
 import { realCrypto } from './batches'
 import { ingest, type Ingest } from './ingest'
-import { LinkTransport } from './link-transport'
+import { createLinkTransport } from './link-transport'
 import { playout, type PlayoutState } from './playout'
 import { registerStreamMetrics, sessionStatus, treePage } from './report'
 import { settingsFromConfig } from './settings'
@@ -46,7 +46,7 @@ export class StreamService {
     this.#o = o
     const { hal } = o
     this.#startedMs = hal.clock.nowMs()
-    const transport = new LinkTransport(o.links, o.directory, o.log)
+    const transport = createLinkTransport(o.links, o.directory, o.log)
     this.streams = createStreams({
       selfId: o.identity.nodeId,
       clock: hal.clock,
