@@ -33,78 +33,68 @@ export const realCrypto: StreamCrypto = {
 
 interface Batch { firstSeq: number, count: number, frame: Buffer, hashesAt: number }
 
-export class BatchStore {
-  /** Batches in arrival order (seq order in practice), bounded. */
-  private readonly batches: Batch[] = []
-  private readonly bySeq = new Map<number, Batch>()
+export type BatchStore = ReturnType<typeof createBatchStore>
 
-  constructor (readonly batchesMax: number) {}
+/** Verified batches by the seqs they cover, in arrival order (seq order in practice); the oldest go when over batchesMax. */
+export function createBatchStore (batchesMax: number) {
+  const batches: Batch[] = []
+  const bySeq = new Map<number, Batch>()
+  return {
+    has: (firstSeq: number): boolean => bySeq.get(firstSeq)?.firstSeq === firstSeq,
 
-  get size (): number { return this.batches.length }
+    /** The signed hash for seq, or undefined when no stored batch covers it. */
+    hashOf (seq: number): Buffer | undefined {
+      const b = bySeq.get(seq)
+      const at = b === undefined ? 0 : FRAME_HEADER_BYTES + b.hashesAt + (seq - b.firstSeq) * HASH_BYTES
+      return b?.frame.subarray(at, at + HASH_BYTES)
+    },
 
-  has (firstSeq: number): boolean { return this.bySeq.get(firstSeq)?.firstSeq === firstSeq }
+    /** Keep a verified batch; the oldest go when over the bound. */
+    add (firstSeq: number, count: number, frame: Buffer, hashesAt: number): void {
+      const b: Batch = { firstSeq, count, frame, hashesAt }
+      batches.push(b)
+      for (let s = firstSeq; s < firstSeq + count; s++) if (!bySeq.has(s)) bySeq.set(s, b)
+      while (batches.length > batchesMax) {
+        const old = batches.shift()!
+        for (let s = old.firstSeq; s < old.firstSeq + old.count; s++) if (bySeq.get(s) === old) bySeq.delete(s)
+      }
+      assert(batches.length <= batchesMax, 'batch bound')
+    },
 
-  /** The signed hash for seq, or undefined when no stored batch covers it. */
-  hashOf (seq: number): Buffer | undefined {
-    const b = this.bySeq.get(seq)
-    if (b === undefined) return undefined
-    const at = FRAME_HEADER_BYTES + b.hashesAt + (seq - b.firstSeq) * HASH_BYTES
-    return b.frame.subarray(at, at + HASH_BYTES)
-  }
-
-  /** Keep a verified batch; the oldest go when over the bound. */
-  add (firstSeq: number, count: number, frame: Buffer, hashesAt: number): void {
-    const b: Batch = { firstSeq, count, frame, hashesAt }
-    this.batches.push(b)
-    for (let s = firstSeq; s < firstSeq + count; s++) if (!this.bySeq.has(s)) this.bySeq.set(s, b)
-    while (this.batches.length > this.batchesMax) {
-      const old = this.batches.shift()!
-      for (let s = old.firstSeq; s < old.firstSeq + old.count; s++) if (this.bySeq.get(s) === old) this.bySeq.delete(s)
-    }
-    assert(this.batches.length <= this.batchesMax, 'batch store within its bound')
-  }
-
-  /** Frames of the stored batches that cover any seq in [from, to], in order. */
-  covering (from: number, to: number): Buffer[] {
-    const out: Buffer[] = []
-    for (const b of this.batches) if (b.firstSeq <= to && b.firstSeq + b.count - 1 >= from) out.push(b.frame)
-    return out
+    /** Frames of the stored batches that cover any seq in [from, to], in order. */
+    covering: (from: number, to: number): Buffer[] => batches.filter((b) => b.firstSeq <= to && b.firstSeq + b.count - 1 >= from).map((b) => b.frame)
   }
 }
 
+export type PendingChunks = ReturnType<typeof createPendingChunks>
+
 /** Chunks waiting for their batch, by seq; the oldest go first when full. Holds a pool reference on each. */
-export class PendingChunks {
-  private readonly items = new Map<number, { frame: Buffer, flags: number }>()
-  dropped = 0
+export function createPendingChunks (max: number, pool?: FramePool) {
+  const items = new Map<number, { frame: Buffer, flags: number }>()
+  return {
+    has: (seq: number): boolean => items.has(seq),
 
-  constructor (readonly max: number, private readonly pool?: FramePool) {}
+    put (seq: number, frame: Buffer, flags: number): void {
+      if (items.has(seq)) return
+      if (items.size >= max) {
+        const oldest = Math.min(...items.keys())
+        pool?.release(items.get(oldest)!.frame)
+        items.delete(oldest)
+      }
+      pool?.retain(frame)
+      items.set(seq, { frame, flags })
+    },
 
-  get size (): number { return this.items.size }
-  has (seq: number): boolean { return this.items.has(seq) }
+    /** Take a waiting chunk out: its reference passes to the caller, who releases it. */
+    take (seq: number): { frame: Buffer, flags: number } | undefined {
+      const v = items.get(seq)
+      items.delete(seq)
+      return v
+    },
 
-  put (seq: number, frame: Buffer, flags: number): void {
-    if (this.items.has(seq)) return
-    if (this.items.size >= this.max) {
-      let oldest = Infinity
-      for (const s of this.items.keys()) if (s < oldest) oldest = s
-      const old = this.items.get(oldest)!
-      this.items.delete(oldest)
-      this.pool?.release(old.frame)
-      this.dropped++
+    clear (): void {
+      for (const v of items.values()) pool?.release(v.frame)
+      items.clear()
     }
-    this.pool?.retain(frame)
-    this.items.set(seq, { frame, flags })
-  }
-
-  /** Take a waiting chunk out: its reference passes to the caller, who releases it. */
-  take (seq: number): { frame: Buffer, flags: number } | undefined {
-    const v = this.items.get(seq)
-    if (v !== undefined) this.items.delete(seq)
-    return v
-  }
-
-  clear (): void {
-    if (this.pool !== undefined) for (const v of this.items.values()) this.pool.release(v.frame)
-    this.items.clear()
   }
 }

@@ -27,101 +27,87 @@ const PSI_HOLD_PACKETS = 8
 
 export interface ChunkerCounters { packets: number, chunks: number, keyChunks: number, skippedBytes: number }
 
-export class TsChunker {
-  readonly counters: ChunkerCounters = { packets: 0, chunks: 0, keyChunks: 0, skippedBytes: 0 }
-  private readonly scratch: Buffer
-  private count = 0
-  private flags = 0
-  private readonly carry = Buffer.alloc(TS_PACKET_BYTES)
-  private carryFill = 0
-  private readonly pmtPids = new Set<number>()
+export type TsChunker = ReturnType<typeof createTsChunker>
+
+export function createTsChunker (onChunk: (packets: Buffer, flags: number) => void, packetsMax = STREAM_CHUNK_PACKETS_MAX) {
+  const counters: ChunkerCounters = { packets: 0, chunks: 0, keyChunks: 0, skippedBytes: 0 }
+  const scratch = Buffer.alloc(packetsMax * TS_PACKET_BYTES)
+  let count = 0
+  let flags = 0
+  const carry = Buffer.alloc(TS_PACKET_BYTES)
+  let carryFill = 0
+  const pmtPids = new Set<number>()
   /** PID of the video stream, or of the first audio stream when there is no video; and its stream_type. */
-  private keyPid = -1
-  private keyType = 0
+  let keyPid = -1
+  let keyType = 0
 
-  constructor (private readonly onChunk: (packets: Buffer, flags: number) => void, private readonly packetsMax = STREAM_CHUNK_PACKETS_MAX) {
-    this.scratch = Buffer.alloc(packetsMax * TS_PACKET_BYTES)
-  }
-
-  push (data: Uint8Array): void {
-    let at = 0
-    while (at < data.length) {
-      if (this.carryFill > 0) {
-        const take = Math.min(TS_PACKET_BYTES - this.carryFill, data.length - at)
-        this.carry.set(data.subarray(at, at + take), this.carryFill)
-        this.carryFill += take
-        at += take
-        if (this.carryFill < TS_PACKET_BYTES) break
-        this.carryFill = 0
-        this.packet(this.carry, 0)
-        continue
-      }
-      if (data[at] !== TS_SYNC) {
-        at = this.resync(data, at)
-        continue
-      }
-      if (data.length - at < TS_PACKET_BYTES) {
-        this.carry.set(data.subarray(at), 0)
-        this.carryFill = data.length - at
-        break
-      }
-      this.packet(data, at)
-      at += TS_PACKET_BYTES
-    }
-    const holding = this.flags === CHUNK_FLAGS.psi && this.count < PSI_HOLD_PACKETS
-    if (!holding) this.emit()
-  }
-
-  /** The input ended: emit what is pending (a partial packet is dropped). */
-  end (): void {
-    if (this.carryFill > 0) this.counters.skippedBytes += this.carryFill
-    this.carryFill = 0
-    this.emit()
-  }
-
-  private resync (data: Uint8Array, from: number): number {
-    let i = from + 1
-    while (i < data.length && (data[i] !== TS_SYNC || (i + TS_PACKET_BYTES < data.length && data[i + TS_PACKET_BYTES] !== TS_SYNC))) i++
-    this.counters.skippedBytes += i - from
-    return i
-  }
-
-  private packet (src: Uint8Array, at: number): void {
-    this.counters.packets++
+  function packet (src: Uint8Array, at: number): void {
+    counters.packets++
     const pid = pidOf(src, at)
-    if (pid === PID_PAT && pusiOf(src, at)) {
-      this.emit() // a chunk starts at every PAT
-      this.flags = CHUNK_FLAGS.psi
-      this.pmtPids.clear()
-      for (const p of parsePat(src, at)) this.pmtPids.add(p)
-    } else if (this.pmtPids.has(pid) && pusiOf(src, at)) {
-      this.learnPmt(src, at)
-    } else if (pid === this.keyPid && this.flags === CHUNK_FLAGS.psi && opensKeyframe(src, at, isAudioType(this.keyType) ? -1 : this.keyType)) {
-      this.flags |= CHUNK_FLAGS.key
-    } else if (pid === this.keyPid && this.flags === CHUNK_FLAGS.psi && isAudioType(this.keyType) && pusiOf(src, at)) {
-      this.flags |= CHUNK_FLAGS.key // audio only: every PES start is a start point
+    const pusi = pusiOf(src, at)
+    if (pid === PID_PAT && pusi) {
+      emit() // a chunk starts at every PAT
+      flags = CHUNK_FLAGS.psi
+      pmtPids.clear()
+      for (const p of parsePat(src, at)) pmtPids.add(p)
+    } else if (pmtPids.has(pid) && pusi) {
+      const streams = parsePmt(src, at)
+      const pick = streams.find((s) => isVideoType(s.type)) ?? streams.find((s) => isAudioType(s.type))
+      if (pick !== undefined) { keyPid = pick.pid; keyType = pick.type }
+    } else if (pid === keyPid && flags === CHUNK_FLAGS.psi && (isAudioType(keyType) ? pusi : opensKeyframe(src, at, keyType))) {
+      flags |= CHUNK_FLAGS.key // audio only: every PES start is a start point
     }
-    this.scratch.set(src.subarray(at, at + TS_PACKET_BYTES), this.count * TS_PACKET_BYTES)
-    this.count++
-    if (this.count === this.packetsMax) this.emit()
+    scratch.set(src.subarray(at, at + TS_PACKET_BYTES), count * TS_PACKET_BYTES)
+    if (++count === packetsMax) emit()
   }
 
-  private learnPmt (src: Uint8Array, at: number): void {
-    const streams = parsePmt(src, at)
-    const video = streams.find((s) => isVideoType(s.type))
-    const audio = streams.find((s) => isAudioType(s.type))
-    const pick = video ?? audio
-    if (pick !== undefined) { this.keyPid = pick.pid; this.keyType = pick.type }
+  function emit (): void {
+    if (count === 0) return
+    counters.chunks++
+    if ((flags & CHUNK_FLAGS.key) !== 0) counters.keyChunks++
+    const f = flags
+    const n = count
+    count = 0
+    flags = 0
+    onChunk(scratch.subarray(0, n * TS_PACKET_BYTES), f)
   }
 
-  private emit (): void {
-    if (this.count === 0) return
-    this.counters.chunks++
-    if ((this.flags & CHUNK_FLAGS.key) !== 0) this.counters.keyChunks++
-    const flags = this.flags
-    const n = this.count
-    this.count = 0
-    this.flags = 0
-    this.onChunk(this.scratch.subarray(0, n * TS_PACKET_BYTES), flags)
+  return {
+    counters,
+
+    push (data: Uint8Array): void {
+      let at = 0
+      while (at < data.length) {
+        if (carryFill > 0) {
+          const take = Math.min(TS_PACKET_BYTES - carryFill, data.length - at)
+          carry.set(data.subarray(at, at + take), carryFill)
+          carryFill += take
+          at += take
+          if (carryFill < TS_PACKET_BYTES) break
+          carryFill = 0
+          packet(carry, 0)
+        } else if (data[at] !== TS_SYNC) {
+          // Skip to two sync bytes 188 apart.
+          const from = at++
+          while (at < data.length && (data[at] !== TS_SYNC || (at + TS_PACKET_BYTES < data.length && data[at + TS_PACKET_BYTES] !== TS_SYNC))) at++
+          counters.skippedBytes += at - from
+        } else if (data.length - at < TS_PACKET_BYTES) {
+          carry.set(data.subarray(at), 0)
+          carryFill = data.length - at
+          break
+        } else {
+          packet(data, at)
+          at += TS_PACKET_BYTES
+        }
+      }
+      if (flags !== CHUNK_FLAGS.psi || count >= PSI_HOLD_PACKETS) emit()
+    },
+
+    /** The input ended: emit what is pending (a partial packet is dropped). */
+    end (): void {
+      counters.skippedBytes += carryFill
+      carryFill = 0
+      emit()
+    }
   }
 }

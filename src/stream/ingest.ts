@@ -10,7 +10,7 @@ import type { Clock, Timer } from '../hal'
 import { sendJson, type RequestContext } from '../http'
 import { STREAM_INGEST_IDLE_MS } from '../limits'
 import type { Logger } from '../log'
-import { TsChunker } from './chunker'
+import { createTsChunker } from './chunker'
 import type { Session } from './session'
 import type { Streams } from './streams'
 
@@ -18,10 +18,10 @@ const digest = (s: string): Buffer => createHash('sha256').update(s).digest()
 
 /** Constant-time check of "Authorization: Bearer T". */
 export function checkPushToken (req: IncomingMessage, token: string): void {
-  if (token === '') throw new CanopyError('HTTP_FORBIDDEN', 'ingest is disabled on this agent; start it with --push-token T (or stream.pushToken)')
+  if (token === '') throw new CanopyError('HTTP_FORBIDDEN', 'ingest is off: start the agent with --push-token T')
   const header = req.headers.authorization ?? ''
   const m = /^Bearer (.+)$/.exec(header)
-  if (m === null || !timingSafeEqual(digest(m[1]!), digest(token))) throw new CanopyError('UNAUTHORIZED', 'a push needs "Authorization: Bearer <push token>" (canopy stream push --token T)')
+  if (m === null || !timingSafeEqual(digest(m[1]!), digest(token))) throw new CanopyError('UNAUTHORIZED', 'needs "Authorization: Bearer TOKEN" (stream push --token T)')
 }
 
 export interface Ingest {
@@ -34,7 +34,7 @@ export function ingest (ctx: RequestContext, streams: Streams, options: { token:
   const { req, res, params } = ctx
   checkPushToken(req, options.token)
   const session = streams.publish(params.name ?? '')
-  const chunker = new TsChunker((packets, flags) => { if (!session.ended) session.publish(packets, flags) })
+  const chunker = createTsChunker((packets, flags) => { if (!session.ended) session.publish(packets, flags) })
   let idle: Timer | null = null
   let done = false
   const it: Ingest = {

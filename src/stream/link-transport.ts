@@ -4,69 +4,64 @@
 
 import type { Logger } from '../log'
 import type { PeerDirectory } from '../protocol'
-import { LINK_PORT_DEFAULT, type Link, type LinkHost } from '../protocol/link'
+import { LINK_PORT_DEFAULT, type LinkHost } from '../protocol/link'
 import type { PeerRef, StreamTransport, TransportHandler, TransportSendOptions } from './transport'
 
-export class LinkTransport implements StreamTransport {
-  private handler: TransportHandler | null = null
-  private readonly dialing = new Set<string>()
+export function createLinkTransport (host: LinkHost, directory: PeerDirectory, log: Logger): StreamTransport {
+  let handler: TransportHandler | null = null
+  const dialing = new Set<string>()
+  host.on('stream', (link, frame) => { handler?.frame(link.nodeId, frame) })
+  host.onOpen((link) => { handler?.up(link.nodeId) })
+  host.onClosed((link) => { handler?.down(link.nodeId) })
 
-  constructor (private readonly host: LinkHost, private readonly directory: PeerDirectory, private readonly log: Logger) {
-    host.on('stream', (link, frame) => { this.handler?.frame(link.nodeId, frame) })
-    host.onOpen((link) => { this.handler?.up(link.nodeId) })
-    host.onClosed((link) => { this.handler?.down(link.nodeId) })
-  }
-
-  get selfId (): string { return this.host.nodeId }
-
-  setHandler (handler: TransportHandler): void { this.handler = handler }
-
-  private link (nodeId: string): Link | undefined {
-    const l = this.host.get(nodeId)
+  /** The open link to nodeId, if it carries streams. */
+  const link = (nodeId: string) => {
+    const l = host.get(nodeId)
     return l !== undefined && l.open && l.serves('stream') ? l : undefined
   }
 
-  connect (peer: PeerRef): void {
-    if (this.link(peer.nodeId) !== undefined || this.dialing.has(peer.nodeId)) return
-    const listed = this.directory.get(peer.nodeId)
-    const address = listed?.address ?? peer.address
-    const port = listed !== undefined ? (listed.linkPort ?? LINK_PORT_DEFAULT) : peer.port
-    if (address === undefined || address === '' || port === undefined || port === 0) {
-      queueMicrotask(() => { this.handler?.down(peer.nodeId) })
-      return
+  return {
+    get selfId (): string { return host.nodeId },
+    setHandler (h: TransportHandler): void { handler = h },
+    isUp: (nodeId: string): boolean => link(nodeId) !== undefined,
+    send: (nodeId: string, frame: Buffer, options: TransportSendOptions = {}): boolean => link(nodeId)?.sendFrame(frame, options) ?? false,
+    queuedBytes: (nodeId: string): number => host.get(nodeId)?.queuedBytes ?? 0,
+    rttMs: (nodeId: string): number | null => host.get(nodeId)?.rttMs ?? null,
+
+    connect (peer: PeerRef): void {
+      const id = peer.nodeId
+      if (link(id) !== undefined || dialing.has(id)) return
+      const listed = directory.get(id)
+      const address = listed?.address ?? peer.address
+      const port = listed !== undefined ? (listed.linkPort ?? LINK_PORT_DEFAULT) : peer.port
+      if (address === undefined || address === '' || port === undefined || port === 0) {
+        queueMicrotask(() => { handler?.down(id) })
+        return
+      }
+      dialing.add(id)
+      host.connect(address, port, id).then((l) => {
+        dialing.delete(id)
+        // connect() may hand back a link that was already open: say so again for whoever waits.
+        if (l.open) handler?.up(l.nodeId)
+      }, (err: unknown) => {
+        dialing.delete(id)
+        log.debug('stream peer unreachable', { node: id, address, port, err })
+        handler?.down(id)
+      })
+    },
+
+    hint (nodeId: string): { address: string, port: number } | null {
+      const l = link(nodeId)
+      return l === undefined || l.peerListenPort === 0 ? null : { address: l.remoteAddress, port: l.peerListenPort }
+    },
+
+    peers (): PeerRef[] {
+      const out = new Map<string, PeerRef>()
+      for (const l of host.list()) if (l.open && l.serves('stream')) out.set(l.nodeId, { nodeId: l.nodeId })
+      for (const p of directory.list()) {
+        if (!out.has(p.nodeId)) out.set(p.nodeId, { nodeId: p.nodeId, address: p.address, port: p.linkPort ?? LINK_PORT_DEFAULT })
+      }
+      return [...out.values()]
     }
-    this.dialing.add(peer.nodeId)
-    this.host.connect(address, port, peer.nodeId).then((l) => {
-      this.dialing.delete(peer.nodeId)
-      // connect() may hand back a link that was already open: say so again for whoever waits.
-      if (l.open) this.handler?.up(l.nodeId)
-    }, (err: unknown) => {
-      this.dialing.delete(peer.nodeId)
-      this.log.debug('stream peer unreachable', { node: peer.nodeId, address, port, err })
-      this.handler?.down(peer.nodeId)
-    })
-  }
-
-  isUp (nodeId: string): boolean { return this.link(nodeId) !== undefined }
-
-  send (nodeId: string, frame: Buffer, options: TransportSendOptions = {}): boolean {
-    return this.link(nodeId)?.sendFrame(frame, options) ?? false
-  }
-
-  queuedBytes (nodeId: string): number { return this.host.get(nodeId)?.queuedBytes ?? 0 }
-  rttMs (nodeId: string): number | null { return this.host.get(nodeId)?.rttMs ?? null }
-
-  hint (nodeId: string): { address: string, port: number } | null {
-    const l = this.link(nodeId)
-    return l === undefined || l.peerListenPort === 0 ? null : { address: l.remoteAddress, port: l.peerListenPort }
-  }
-
-  peers (): PeerRef[] {
-    const out = new Map<string, PeerRef>()
-    for (const l of this.host.list()) if (l.open && l.serves('stream')) out.set(l.nodeId, { nodeId: l.nodeId })
-    for (const p of this.directory.list()) {
-      if (!out.has(p.nodeId)) out.set(p.nodeId, { nodeId: p.nodeId, address: p.address, port: p.linkPort ?? LINK_PORT_DEFAULT })
-    }
-    return [...out.values()]
   }
 }

@@ -9,7 +9,7 @@ import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES, publicKeyFromRaw, signDomain, verify
 import { CanopyError } from '../errors'
 import { nodeIdOf } from '../identity'
 import { STREAM_CHUNK_PACKETS_MAX, STREAM_NAME_BYTES_MAX } from '../limits'
-import { ByteReader, ByteWriter, textBytes } from '../protocol/link'
+import { OFFSET, decodeFields, encodeFields, raw, record, text, uint } from '../protocol/link'
 
 export const META_VERSION = 1
 export const META_DOMAIN = 'canopy stream meta v1'
@@ -19,6 +19,7 @@ export const META_NONCE_BYTES = 8
 export const META_BYTES_MAX = 1 + PUBLIC_KEY_BYTES + META_NONCE_BYTES + 1 + STREAM_NAME_BYTES_MAX + 1 + SIGNATURE_BYTES
 
 export const STREAM_NAME_PATTERN = /^[A-Za-z0-9._-]{1,64}$/
+export const NAME_RULE = 'a stream name is 1-64 of A-Z a-z 0-9 . _ -'
 
 export interface StreamMeta {
   /** 32 hex characters. */
@@ -35,42 +36,31 @@ export interface StreamMeta {
   readonly key: KeyObject
 }
 
+/** The signed body (FORMAT.md "Meta"), then the signature. */
+const BODY = [uint(1, META_VERSION, META_VERSION), raw(PUBLIC_KEY_BYTES), raw(META_NONCE_BYTES), text(STREAM_NAME_BYTES_MAX, STREAM_NAME_PATTERN), uint(1, 1, STREAM_CHUNK_PACKETS_MAX)]
+const META = record('version sourceKey nonce name chunkPacketsMax bodyEnd signature', ...BODY, OFFSET, raw(SIGNATURE_BYTES))
+
 export function streamIdOf (body: Uint8Array): string {
   return createHash('sha256').update(STREAM_ID_DOMAIN).update(Buffer.from([0])).update(body).digest().subarray(0, STREAM_ID_BYTES).toString('hex')
 }
 
 export function createMeta (options: { name: string, sourceKey: Buffer, privateKey: KeyObject, nonce: Buffer, chunkPacketsMax?: number }): StreamMeta {
-  if (!STREAM_NAME_PATTERN.test(options.name)) throw new CanopyError('INPUT_INVALID', `stream name ${JSON.stringify(options.name)} must be 1-64 of A-Z a-z 0-9 . _ -`)
-  const bodyBytes = 1 + PUBLIC_KEY_BYTES + META_NONCE_BYTES + textBytes(options.name) + 1
-  const buf = Buffer.alloc(bodyBytes + SIGNATURE_BYTES)
-  const w = new ByteWriter(buf)
-    .u8(META_VERSION).bytes(options.sourceKey).bytes(options.nonce).text(options.name).u8(options.chunkPacketsMax ?? STREAM_CHUNK_PACKETS_MAX)
-  const body = buf.subarray(0, bodyBytes)
-  w.bytes(signDomain(options.privateKey, META_DOMAIN, body)).done()
-  return decodeMeta(buf)
+  if (!STREAM_NAME_PATTERN.test(options.name)) throw new CanopyError('INPUT_INVALID', NAME_RULE)
+  const body = encodeFields(BODY, [META_VERSION, options.sourceKey, options.nonce, options.name, options.chunkPacketsMax ?? STREAM_CHUNK_PACKETS_MAX])
+  return decodeMeta(Buffer.concat([body, signDomain(options.privateKey, META_DOMAIN, body)]))
 }
 
 /** Decode and verify; STREAM_MALFORMED or STREAM_BAD_SIGNATURE on failure. */
 export function decodeMeta (bytes: Uint8Array): StreamMeta {
-  const r = new ByteReader(bytes, 'STREAM_MALFORMED')
-  const version = r.u8('meta version')
-  if (version !== META_VERSION) r.fail(`meta version ${version} is not ${META_VERSION}`)
-  const sourceKey = Buffer.from(r.bytes(PUBLIC_KEY_BYTES, 'meta source key'))
-  const nonce = Buffer.from(r.bytes(META_NONCE_BYTES, 'meta nonce'))
-  const name = r.text(STREAM_NAME_BYTES_MAX, 'meta name')
-  if (!STREAM_NAME_PATTERN.test(name)) r.fail('meta name has characters outside A-Z a-z 0-9 . _ -')
-  const chunkPacketsMax = r.u8('meta chunk packets')
-  if (chunkPacketsMax < 1 || chunkPacketsMax > STREAM_CHUNK_PACKETS_MAX) r.fail(`meta chunk bound ${chunkPacketsMax} outside 1..${STREAM_CHUNK_PACKETS_MAX}`)
-  const bodyEnd = r.offset
-  const signature = r.bytes(SIGNATURE_BYTES, 'meta signature')
-  r.done('meta')
+  const m = decodeFields(bytes, 'STREAM_MALFORMED', 'meta', META)
+  const bad = (why: string): CanopyError => new CanopyError('STREAM_BAD_SIGNATURE', `meta ${why}`)
   let key: KeyObject
   try {
-    key = publicKeyFromRaw(sourceKey)
+    key = publicKeyFromRaw(m.sourceKey)
   } catch {
-    throw new CanopyError('STREAM_BAD_SIGNATURE', 'meta source key is not a valid ed25519 key')
+    throw bad('source key is not ed25519')
   }
-  const body = bytes.subarray(0, bodyEnd)
-  if (!verifyDomain(key, META_DOMAIN, body, signature)) throw new CanopyError('STREAM_BAD_SIGNATURE', 'meta signature does not verify')
-  return { streamId: streamIdOf(body), name, sourceKey, sourceId: nodeIdOf(sourceKey), nonce, chunkPacketsMax, bytes: Buffer.from(bytes), key }
+  const body = bytes.subarray(0, m.bodyEnd)
+  if (!verifyDomain(key, META_DOMAIN, body, m.signature)) throw bad('signature does not verify')
+  return { streamId: streamIdOf(body), name: m.name, sourceKey: m.sourceKey, sourceId: nodeIdOf(m.sourceKey), nonce: m.nonce, chunkPacketsMax: m.chunkPacketsMax, bytes: Buffer.from(bytes), key }
 }

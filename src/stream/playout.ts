@@ -7,7 +7,7 @@ import type { Clock } from '../hal'
 import { CanopyError } from '../errors'
 import type { RequestContext } from '../http'
 import { STREAM_JOIN_DEADLINE_MS, STREAM_PLAYERS_MAX } from '../limits'
-import { Player, type Framing } from './player'
+import { createPlayer, type Framing, type Player } from './player'
 import type { Streams } from './streams'
 
 export interface PlayoutState {
@@ -18,7 +18,7 @@ export async function playout (ctx: RequestContext, streams: Streams, state: Pla
   const { req, res, params, url } = ctx
   const name = params.name ?? ''
   const framing: Framing = url.searchParams.get('framing') === 'seq' ? 'seq' : 'ts'
-  if (state.players.size >= STREAM_PLAYERS_MAX) throw new CanopyError('LIMIT_REACHED', `already ${STREAM_PLAYERS_MAX} players on this node`)
+  if (state.players.size >= STREAM_PLAYERS_MAX) throw new CanopyError('LIMIT_REACHED', `${STREAM_PLAYERS_MAX} players here already`)
   let gone = false
   req.socket.once('close', () => { gone = true })
   const session = await streams.subscribe(name, STREAM_JOIN_DEADLINE_MS)
@@ -31,7 +31,7 @@ export async function playout (ctx: RequestContext, streams: Streams, state: Pla
     'x-canopy-stream': session.streamId
   })
   if (req.method === 'HEAD') { res.end(); streams.release(session); return }
-  const player = new Player(session, {
+  const player = createPlayer(session, {
     write: (b, done) => res.write(b, () => { done() }),
     onDrain: (fn) => { res.on('drain', fn) },
     end: () => { res.end() }

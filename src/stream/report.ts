@@ -68,38 +68,38 @@ export function treePage (sessions: readonly Session[], selfId: string): PageSec
   return { title: 'Stream trees', html: parts.join('') }
 }
 
-/** Prometheus series per stream, refreshed at each scrape. */
+/** Prometheus series per stream (README "Live streams"), refreshed at each scrape: name, help, value (null: none now). */
+const SERIES: ReadonlyArray<readonly [string, string, (s: Session, players: number) => number | null]> = [
+  ...(['received', 'forwarded', 'repaired', 'dropped_late', 'lost', 'polluted'] as const).map((k) => [
+    `chunks_${k}_total`,
+    `Chunks ${{ received: 'verified into the ring', forwarded: 'queued to children', repaired: 'that filled a hole', dropped_late: 'not sent: past the deadline or queue full', lost: 'that never arrived in time', polluted: 'or batches that failed verification' }[k]}.`,
+    (s: Session) => s.counters[k === 'dropped_late' ? 'droppedLate' : k]
+  ] as const),
+  ['reattaches_total', 'Re-attaches after losing the parent.', (s) => s.tree.counters.reattaches],
+  ['reattach_last_ms', 'Last re-attach, parent lost to new parent.', (s) => {
+    const e = s.tree.events.at(-1)
+    return e?.attachedMs == null ? null : Math.round(e.attachedMs - e.lostMs)
+  }],
+  ['depth', 'Depth in the tree (source 0, detached -1).', (s) => s.tree.depth],
+  ['children', 'Children served.', (s) => s.tree.children.size],
+  ['players', 'Local HTTP players.', (_, players) => players],
+  ['latency_ms', 'Estimated latency from the source.', (s) => Math.round(s.tree.latencyMs)],
+  ['bitrate_bytes_per_second', "The source's bitrate estimate.", (s) => s.bitrate]
+]
+
 export function registerStreamMetrics (metrics: Metrics, sessions: () => readonly Session[], players: () => ReadonlyMap<string, number>): void {
-  const label = ['stream']
-  const counters = {
-    received: metrics.counter('canopy_stream_chunks_received_total', 'Verified chunks taken into the ring.', label),
-    forwarded: metrics.counter('canopy_stream_chunks_forwarded_total', 'Chunk frames queued to children.', label),
-    repaired: metrics.counter('canopy_stream_chunks_repaired_total', 'Chunks that filled a hole (gap pulled after a re-attach or a drop).', label),
-    droppedLate: metrics.counter('canopy_stream_chunks_dropped_late_total', 'Chunks not sent to a child: past the playout deadline or its queue full.', label),
-    lost: metrics.counter('canopy_stream_chunks_lost_total', 'Chunks that never arrived in time.', label),
-    polluted: metrics.counter('canopy_stream_chunks_polluted_total', 'Chunks or batches that failed verification.', label)
-  }
-  const reattaches = metrics.counter('canopy_stream_reattaches_total', 'Times this node re-attached after losing its parent.', label)
-  const reattachMs = metrics.gauge('canopy_stream_reattach_last_ms', 'Duration of the last re-attach (parent lost to new parent accepted).', label)
-  const depth = metrics.gauge('canopy_stream_depth', 'Depth in the tree (source 0, detached -1).', label)
-  const children = metrics.gauge('canopy_stream_children', 'Children served.', label)
-  const playerCount = metrics.gauge('canopy_stream_players', 'Local HTTP players.', label)
-  const latency = metrics.gauge('canopy_stream_latency_ms', 'Estimated latency from the source.', label)
-  const bitrate = metrics.gauge('canopy_stream_bitrate_bytes_per_second', "The source's bitrate estimate.", label)
+  const all = SERIES.map(([name, help, value]) => {
+    const m = name.endsWith('_total') ? metrics.counter(`canopy_stream_${name}`, help, ['stream']) : metrics.gauge(`canopy_stream_${name}`, help, ['stream'])
+    return [m, value] as const
+  })
   metrics.onCollect(() => {
-    for (const g of [reattachMs, depth, children, playerCount, latency, bitrate]) g.reset()
     const p = players()
+    for (const [m] of all) if ('reset' in m) m.reset()
     for (const s of sessions()) {
-      const l = { stream: s.name }
-      for (const [k, c] of Object.entries(counters)) c.set(l, s.counters[k as keyof typeof counters])
-      reattaches.set(l, s.tree.counters.reattaches)
-      const last = s.tree.events.at(-1)
-      if (last?.attachedMs != null) reattachMs.set(l, Math.round(last.attachedMs - last.lostMs))
-      depth.set(l, s.tree.depth)
-      children.set(l, s.tree.children.size)
-      playerCount.set(l, p.get(s.streamId) ?? 0)
-      latency.set(l, Math.round(s.tree.latencyMs))
-      bitrate.set(l, s.bitrate)
+      for (const [m, value] of all) {
+        const v = value(s, p.get(s.streamId) ?? 0)
+        if (v !== null) m.set({ stream: s.name }, v)
+      }
     }
   })
 }

@@ -12,13 +12,13 @@ import type { Clock, Random } from '../hal'
 import { STREAM_PENDING_CHUNKS_MAX, STREAM_RING_CHUNKS_MAX, STREAM_SIG_BATCHES_MAX } from '../limits'
 import type { Logger } from '../log'
 import { FRAME_HEADER_BYTES, type FramePool } from '../protocol/link'
-import { BATCH_DOMAIN, BatchStore, END_DOMAIN, PendingChunks, type StreamCrypto } from './batches'
+import { BATCH_DOMAIN, END_DOMAIN, createBatchStore, createPendingChunks, type StreamCrypto } from './batches'
 import type { StreamMeta } from './meta'
-import { ChunkRing } from './ring'
+import { createChunkRing, type ChunkRing } from './ring'
 import type { StreamSettings } from './settings'
-import { BatchSigner } from './signer'
+import { createBatchSigner } from './signer'
 import type { StreamTransport } from './transport'
-import { Tree } from './tree'
+import { createTree, type Tree } from './tree'
 import { decodeMessage, encodeChunk, encodeEnd, endBody, type StreamMessage } from './wire'
 
 const CHUNK_RATE_WINDOW_MS = 2_000
@@ -63,173 +63,159 @@ export interface SessionCounters {
   batches: number
 }
 
-export class Session {
-  readonly counters: SessionCounters = { received: 0, forwarded: 0, repaired: 0, droppedLate: 0, lost: 0, duplicates: 0, polluted: 0, stray: 0, batches: 0 }
+/** One stream on this node (see the top of this file). Made by createSession. */
+export interface Session {
+  readonly env: SessionEnv
+  readonly meta: StreamMeta
+  readonly isSource: boolean
+  readonly streamId: string
+  readonly name: string
+  readonly counters: SessionCounters
   readonly ring: ChunkRing
-  readonly batches = new BatchStore(STREAM_SIG_BATCHES_MAX)
-  readonly pending: PendingChunks
-  readonly listeners = new Set<ChunkListener>()
+  readonly listeners: Set<ChunkListener>
   readonly tree: Tree
-  readonly createdMs: number
   /** Next seq not yet held contiguously (-1: nothing yet); newest seq held. */
-  nextSeq = -1
-  newestSeq = -1
+  readonly nextSeq: number
+  readonly newestSeq: number
   /** Monotonic ms the newest chunk arrived. */
-  newestArrivalMs = 0
-  /** Bytes/s, from the latest verified batch (or the source's own estimate). */
-  bitrate = 0
-  ended = false
-  endSeq = -1
-  private signer: BatchSigner | null = null
-  /** Monotonic ms of the newest chunks' arrivals (the chunk rate). */
-  private readonly arrivals: number[] = []
-  private publishSeq = 0
-  private holeSinceMs = 0
-
-  constructor (readonly env: SessionEnv, readonly meta: StreamMeta, readonly isSource: boolean, private readonly sourceKey: KeyObject | null = null) {
-    assert(!isSource || sourceKey !== null, 'a source session holds the private key')
-    this.ring = new ChunkRing(env.settings.ringBytes, STREAM_RING_CHUNKS_MAX, env.pool)
-    this.pending = new PendingChunks(STREAM_PENDING_CHUNKS_MAX, env.pool)
-    this.createdMs = env.clock.nowMs()
-    this.tree = new Tree(this)
-    if (isSource) {
-      this.signer = new BatchSigner(meta.streamId, sourceKey!, env.clock, env.crypto, (frame, bitrate) => { this.onOwnBatch(frame, bitrate) })
-    }
-  }
-
-  get streamId (): string { return this.meta.streamId }
-  get name (): string { return this.meta.name }
-
-  // ---- source ------------------------------------------------------------------------
-
+  readonly newestArrivalMs: number
+  /** Bytes/s, from the latest verified batch (or the source's own estimate, or what a FOUND said until then). */
+  bitrate: number
+  readonly ended: boolean
+  readonly endSeq: number
+  /** Local users (players) holding this session (Streams.subscribe/release); monotonic ms since nobody needs it (0: needed). */
+  users: number
+  idleSinceMs: number
+  /** The source's own bitrate estimate (0 elsewhere). */
+  readonly sourceBitrate: number
+  /** Chunks per second of the live stream, from the arrival of the newest ones (0 until known). */
+  readonly chunkRate: number
   /**
    * Source only: one chunk of whole TS packets, as cut by the chunker.
    * mediaBytes is what the chunk stands for in the bitrate estimate (a
    * simulation sends small payloads that stand for whole chunks).
    */
-  publish (packets: Uint8Array, flags: number, mediaBytes = packets.length): number {
-    assert(this.isSource && this.signer !== null && !this.ended, 'publish on a live source session')
-    const seq = this.publishSeq++
-    const frame = encodeChunk(this.streamId, seq, flags, packets, this.env.pool)
-    this.signer.add(seq, this.env.crypto.hashChunk(frame), mediaBytes)
-    this.deliver(seq, frame, flags)
-    this.env.pool?.release(frame) // the ring and the links hold their own references
-    return seq
-  }
-
+  publish (packets: Uint8Array, flags: number, mediaBytes?: number): number
   /** Source only: the input paused (one ingest write is chunked): sign the batch now. */
-  pause (): void { this.signer?.pause() }
-
+  pause (): void
   /** Source only: the pusher is done. Sign what is left, tell the tree, let players drain. */
-  end (): void {
-    if (!this.isSource || this.ended) return
-    this.signer!.flush()
-    const last = this.publishSeq - 1
-    const body = endBody(this.streamId, last >= 0 ? last : 0)
-    this.onEnd(encodeEnd(body, this.env.crypto.sign(this.sourceKey!, END_DOMAIN, body)), last)
-  }
+  end (): void
+  /** A stream message from the current parent that belongs to the data plane. */
+  onData (m: StreamMessage, frame: Buffer): void
+  deadlineFor (seq: number, recvMs: number): number
+  sendBatches (nodeId: string, from: number, to: number): void
+  fill (nodeId: string, from: number, to: number, maxChunks: number): number
+  startFor (fromSeq: number | null): number
+  acceptStart (startSeq: number): void
+  checkHoles (nowMs: number): { from: number, count: number } | null
+  close (): void
+}
 
-  get sourceBitrate (): number { return this.signer?.bitrate ?? 0 }
+export function createSession (env: SessionEnv, meta: StreamMeta, isSource: boolean, sourceKey: KeyObject | null = null): Session {
+  assert(!isSource || sourceKey !== null, 'source key')
+  const { crypto, pool, clock, settings } = env
+  const counters: SessionCounters = { received: 0, forwarded: 0, repaired: 0, droppedLate: 0, lost: 0, duplicates: 0, polluted: 0, stray: 0, batches: 0 }
+  const ring = createChunkRing(settings.ringBytes, STREAM_RING_CHUNKS_MAX, pool)
+  const batches = createBatchStore(STREAM_SIG_BATCHES_MAX)
+  const pending = createPendingChunks(STREAM_PENDING_CHUNKS_MAX, pool)
+  const listeners = new Set<ChunkListener>()
+  const streamId = meta.streamId
+  let nextSeq = -1
+  let newestSeq = -1
+  let newestArrivalMs = 0
+  let ended = false
+  let endSeq = -1
+  /** Monotonic ms of the newest chunks' arrivals (the chunk rate). */
+  const arrivals: number[] = []
+  let publishSeq = 0
+  let holeSinceMs = 0
 
-  private onOwnBatch (frame: Buffer, bitrate: number): void {
+  const signer = isSource ? createBatchSigner(streamId, sourceKey!, clock, crypto, onOwnBatch) : null
+
+  function onOwnBatch (frame: Buffer, bitrate: number): void {
     const m = decodeMessage(frame.subarray(FRAME_HEADER_BYTES))
     if (m.type !== 'sig') return
-    this.bitrate = bitrate
-    this.batches.add(m.firstSeq, m.count, frame, m.hashesAt)
-    this.counters.batches++
-    this.tree.toChildren(frame, { urgent: true })
+    session.bitrate = bitrate
+    batches.add(m.firstSeq, m.count, frame, m.hashesAt)
+    counters.batches++
+    tree.toChildren(frame, { urgent: true })
   }
 
   // ---- receiving (from the parent) ------------------------------------------------------
 
-  /** A stream message from the current parent that belongs to the data plane. */
-  onData (m: StreamMessage, frame: Buffer): void {
-    if (m.type === 'chunk') this.onChunk(m.seq, m.flags, frame)
-    else if (m.type === 'sig') this.onSig(m.firstSeq, m.count, m.bitrate, m.hashesAt, m.signedEnd, frame)
-    else if (m.type === 'end') this.onSignedEnd(m.lastSeq, m.signedEnd, frame)
+  function onChunk (seq: number, flags: number, frame: Buffer): void {
+    if (ended && seq > endSeq) return
+    if (ring.has(seq) || pending.has(seq) || (ring.size > 0 && seq < ring.floor)) {
+      counters.duplicates++
+      return
+    }
+    const expected = batches.hashOf(seq)
+    if (expected === undefined) pending.put(seq, frame, flags)
+    else if (!crypto.hashChunk(frame).equals(expected)) polluted(`chunk ${seq}`)
+    else deliver(seq, frame, flags)
   }
 
-  private onChunk (seq: number, flags: number, frame: Buffer): void {
-    if (this.ended && seq > this.endSeq) return
-    if (this.ring.has(seq) || this.pending.has(seq) || (this.ring.size > 0 && seq < this.ring.floor)) {
-      this.counters.duplicates++
-      return
-    }
-    const expected = this.batches.hashOf(seq)
-    if (expected === undefined) {
-      this.pending.put(seq, frame, flags)
-      return
-    }
-    if (!this.env.crypto.hashChunk(frame).equals(expected)) {
-      this.polluted(`chunk ${seq} does not match its signed hash`)
-      return
-    }
-    this.deliver(seq, frame, flags)
-  }
-
-  private onSig (firstSeq: number, count: number, bitrate: number, hashesAt: number, signedEnd: number, frame: Buffer): void {
-    if (this.batches.has(firstSeq)) { this.counters.duplicates++; return }
-    if (!this.env.crypto.verify(this.meta.key, BATCH_DOMAIN, frame, signedEnd)) {
-      this.polluted(`signature batch at ${firstSeq} does not verify`)
-      return
-    }
-    this.batches.add(firstSeq, count, frame, hashesAt)
-    this.counters.batches++
-    this.bitrate = bitrate
-    this.tree.toChildren(frame, { urgent: true })
+  function onSig ({ firstSeq, count, bitrate, hashesAt, signedEnd }: Extract<StreamMessage, { type: 'sig' }>, frame: Buffer): void {
+    if (batches.has(firstSeq)) { counters.duplicates++; return }
+    if (!crypto.verify(meta.key, BATCH_DOMAIN, frame, signedEnd)) return polluted(`batch ${firstSeq}`)
+    batches.add(firstSeq, count, frame, hashesAt)
+    counters.batches++
+    session.bitrate = bitrate
+    tree.toChildren(frame, { urgent: true })
     for (let s = firstSeq; s < firstSeq + count; s++) {
-      const p = this.pending.take(s)
+      const p = pending.take(s)
       if (p === undefined) continue
-      const ok = this.env.crypto.hashChunk(p.frame).equals(this.batches.hashOf(s)!)
-      if (ok) this.deliver(s, p.frame, p.flags)
-      this.env.pool?.release(p.frame) // the reference pending held
-      if (!ok) {
-        this.polluted(`chunk ${s} does not match its signed hash`)
-        return
-      }
+      const ok = crypto.hashChunk(p.frame).equals(batches.hashOf(s)!)
+      if (ok) deliver(s, p.frame, p.flags)
+      pool?.release(p.frame) // the reference pending held
+      if (!ok) return polluted(`chunk ${s}`)
     }
   }
 
-  private onSignedEnd (lastSeq: number, signedEnd: number, frame: Buffer): void {
-    if (this.ended) return
-    if (!this.env.crypto.verify(this.meta.key, END_DOMAIN, frame, signedEnd)) {
-      this.polluted('end of stream does not verify')
-      return
-    }
-    this.onEnd(frame, lastSeq)
+  function onEnd (frame: Buffer, lastSeq: number): void {
+    ended = true
+    endSeq = lastSeq
+    tree.toChildren(frame, {})
+    for (const l of [...listeners]) l.end()
   }
 
-  private onEnd (frame: Buffer, lastSeq: number): void {
-    this.ended = true
-    this.endSeq = lastSeq
-    this.tree.toChildren(frame, {})
-    for (const l of [...this.listeners]) l.end()
-  }
-
-  private polluted (why: string): void {
-    this.counters.polluted++
-    this.pending.clear()
-    this.tree.parentPolluted(why)
+  /** `what` failed verification: its sender, our parent, is replaced. */
+  function polluted (what: string): void {
+    counters.polluted++
+    pending.clear()
+    tree.parentPolluted(`${what} does not verify`)
   }
 
   // ---- the verified chunk ---------------------------------------------------------------
 
-  private deliver (seq: number, frame: Buffer, flags: number): void {
-    const now = this.env.clock.nowMs()
-    if (!this.ring.put(seq, frame, flags, now)) { this.counters.duplicates++; return }
-    this.counters.received++
-    if (seq < this.newestSeq) this.counters.repaired++
-    if (seq > this.newestSeq) { this.newestSeq = seq; this.newestArrivalMs = now; this.noteArrival(now) }
-    if (this.nextSeq === -1) this.nextSeq = seq
-    this.advance()
-    this.tree.forward(seq, frame, this.deadlineFor(seq, now))
-    for (const l of this.listeners) l.chunk(seq)
+  function deliver (seq: number, frame: Buffer, flags: number): void {
+    const now = clock.nowMs()
+    if (!ring.put(seq, frame, flags, now)) { counters.duplicates++; return }
+    counters.received++
+    if (seq < newestSeq) counters.repaired++
+    if (seq > newestSeq) {
+      newestSeq = seq
+      newestArrivalMs = now
+      arrivals.push(now)
+      while (arrivals.length > 2 && now - arrivals[0]! > CHUNK_RATE_WINDOW_MS) arrivals.shift()
+      if (arrivals.length > CHUNK_RATE_SAMPLES_MAX) arrivals.shift()
+    }
+    if (nextSeq === -1) nextSeq = seq
+    advance()
+    tree.forward(seq, frame, deadlineFor(seq, now))
+    for (const l of listeners) l.chunk(seq)
   }
 
   /** Move nextSeq over what is held contiguously. */
-  private advance (): void {
-    if (this.nextSeq < this.ring.floor) this.nextSeq = this.ring.floor
-    while (this.nextSeq <= this.newestSeq && this.ring.has(this.nextSeq)) this.nextSeq++
+  function advance (): void {
+    if (nextSeq < ring.floor) nextSeq = ring.floor
+    while (nextSeq <= newestSeq && ring.has(nextSeq)) nextSeq++
+  }
+
+  function chunkRate (): number {
+    const n = arrivals.length
+    const span = n < 2 ? 0 : arrivals[n - 1]! - arrivals[0]!
+    return span <= 0 ? 0 : (n - 1) * 1000 / span
   }
 
   /**
@@ -239,98 +225,131 @@ export class Session {
    * k chunk intervals before it, however late it arrived (a repair), so its
    * deadline is counted from the newest chunk's arrival, not its own.
    */
-  deadlineFor (seq: number, recvMs: number): number {
-    const budget = Math.max(100, this.env.settings.playoutDelayMs - this.tree.latencyMs)
-    let deadline = recvMs + budget
-    const rate = this.chunkRate
-    if (rate > 0 && seq < this.newestSeq) deadline = Math.min(deadline, this.newestArrivalMs - (this.newestSeq - seq) * 1000 / rate + budget)
-    return deadline
+  function deadlineFor (seq: number, recvMs: number): number {
+    const budget = Math.max(100, settings.playoutDelayMs - tree.latencyMs)
+    const rate = chunkRate()
+    const deadline = recvMs + budget
+    return rate > 0 && seq < newestSeq ? Math.min(deadline, newestArrivalMs - (newestSeq - seq) * 1000 / rate + budget) : deadline
   }
 
-  /** The signature batches that cover [from, to], to one child (before the chunks they vouch for). */
-  sendBatches (nodeId: string, from: number, to: number): void {
-    const lo = Math.max(from, this.ring.floor)
-    const hi = Math.min(to, this.newestSeq)
-    if (lo > hi) return
-    for (const b of this.batches.covering(lo, hi)) this.env.transport.send(nodeId, b, { urgent: true })
-  }
+  const session: Session = {
+    env,
+    meta,
+    isSource,
+    streamId,
+    name: meta.name,
+    counters,
+    ring,
+    listeners,
+    get tree () { return tree },
+    get nextSeq () { return nextSeq },
+    get newestSeq () { return newestSeq },
+    get newestArrivalMs () { return newestArrivalMs },
+    bitrate: 0,
+    get ended () { return ended },
+    get endSeq () { return endSeq },
+    users: 0,
+    idleSinceMs: 0,
+    get sourceBitrate () { return signer?.bitrate ?? 0 },
+    get chunkRate () { return chunkRate() },
+    deadlineFor,
 
-  /**
-   * Queue held chunks from `from` up to `to` to one child, at most maxChunks
-   * of them; chunks past their playout deadline are skipped. Returns where to
-   * go on next time.
-   */
-  fill (nodeId: string, from: number, to: number, maxChunks: number): number {
-    let s = Math.max(from, this.ring.floor)
-    const hi = Math.min(to, this.newestSeq)
-    const now = this.env.clock.nowMs()
-    let sent = 0
-    for (; s <= hi && sent < maxChunks; s++) {
-      const f = this.ring.get(s)
-      if (f === undefined) continue
-      const deadline = this.deadlineFor(s, this.ring.receivedAt(s))
-      if (deadline < now) { this.counters.droppedLate++; continue }
-      if (!this.tree.sendChunk(nodeId, f, deadline)) break
-      sent++
+    publish (packets, flags, mediaBytes = packets.length) {
+      assert(signer !== null && !ended, 'live source')
+      const seq = publishSeq++
+      const frame = encodeChunk(streamId, seq, flags, packets, pool)
+      signer.add(seq, crypto.hashChunk(frame), mediaBytes)
+      deliver(seq, frame, flags)
+      pool?.release(frame) // the ring and the links hold their own references
+      return seq
+    },
+
+    pause () { signer?.pause() },
+
+    end () {
+      if (signer === null || ended) return
+      signer.flush()
+      const last = publishSeq - 1
+      const body = endBody(streamId, Math.max(0, last))
+      onEnd(encodeEnd(body, crypto.sign(sourceKey!, END_DOMAIN, body)), last)
+    },
+
+    onData (m, frame) {
+      if (m.type === 'chunk') onChunk(m.seq, m.flags, frame)
+      else if (m.type === 'sig') onSig(m, frame)
+      else if (m.type === 'end' && !ended) {
+        if (!crypto.verify(meta.key, END_DOMAIN, frame, m.signedEnd)) polluted('end')
+        else onEnd(frame, m.lastSeq)
+      }
+    },
+
+    /** The signature batches that cover [from, to], to one child (before the chunks they vouch for). */
+    sendBatches (nodeId, from, to) {
+      const lo = Math.max(from, ring.floor)
+      const hi = Math.min(to, newestSeq)
+      if (lo <= hi) for (const b of batches.covering(lo, hi)) env.transport.send(nodeId, b, { urgent: true })
+    },
+
+    /**
+     * Queue held chunks from `from` up to `to` to one child, at most maxChunks
+     * of them; chunks past their playout deadline are skipped. Returns where to
+     * go on next time.
+     */
+    fill (nodeId, from, to, maxChunks) {
+      let s = Math.max(from, ring.floor)
+      const hi = Math.min(to, newestSeq)
+      const now = clock.nowMs()
+      let sent = 0
+      for (; s <= hi && sent < maxChunks; s++) {
+        const f = ring.get(s)
+        if (f === undefined) continue
+        const deadline = deadlineFor(s, ring.receivedAt(s))
+        if (deadline < now) counters.droppedLate++
+        else if (tree.sendChunk(nodeId, f, deadline)) sent++
+        else break
+      }
+      return s
+    },
+
+    /** The seq a new child (or a player) starts at: fromSeq, or the newest start point. */
+    startFor (fromSeq) {
+      return ring.size === 0 || (fromSeq !== null && fromSeq > newestSeq) ? newestSeq + 1 : fromSeq === null ? ring.startPoint() : Math.max(fromSeq, ring.oldest)
+    },
+
+    /** The new parent starts at startSeq: what we lack below it is lost. */
+    acceptStart (startSeq) {
+      if (nextSeq === -1) nextSeq = startSeq
+      else if (startSeq > nextSeq) {
+        for (let s = nextSeq; s < startSeq; s++) if (!ring.has(s)) counters.lost++
+        nextSeq = startSeq
+        advance()
+      }
+    },
+
+    /** Periodic: ask the parent again for a hole; give it up when it can no longer be played in time. */
+    checkHoles (nowMs) {
+      if (isSource || nextSeq === -1 || nextSeq > newestSeq) { holeSinceMs = 0; return null }
+      if (holeSinceMs === 0) holeSinceMs = nowMs
+      if (nowMs - holeSinceMs >= settings.playoutDelayMs) {
+        while (nextSeq <= newestSeq && !ring.has(nextSeq)) { nextSeq++; counters.lost++ }
+        advance()
+        holeSinceMs = 0
+        return null
+      }
+      let end = nextSeq
+      while (end < newestSeq && !ring.has(end + 1)) end++
+      return { from: nextSeq, count: end - nextSeq + 1 }
+    },
+
+    close () {
+      signer?.close()
+      tree.close()
+      for (const l of [...listeners]) l.end()
+      listeners.clear()
+      pending.clear()
+      ring.clear()
     }
-    return s
   }
-
-  /** Chunks per second of the live stream, from the arrival of the newest ones (0 until known). */
-  get chunkRate (): number {
-    const n = this.arrivals.length
-    if (n < 2) return 0
-    const span = this.arrivals[n - 1]! - this.arrivals[0]!
-    return span <= 0 ? 0 : (n - 1) * 1000 / span
-  }
-
-  private noteArrival (now: number): void {
-    this.arrivals.push(now)
-    while (this.arrivals.length > 2 && now - this.arrivals[0]! > CHUNK_RATE_WINDOW_MS) this.arrivals.shift()
-    if (this.arrivals.length > CHUNK_RATE_SAMPLES_MAX) this.arrivals.shift()
-  }
-
-  /** The seq a new child (or a player) starts at: fromSeq, or the newest start point. */
-  startFor (fromSeq: number | null): number {
-    if (this.ring.size === 0) return this.newestSeq + 1
-    if (fromSeq === null) return this.ring.startPoint()
-    if (fromSeq > this.newestSeq) return this.newestSeq + 1
-    return Math.max(fromSeq, this.ring.oldest)
-  }
-
-  /** The new parent starts at startSeq: what we lack below it is lost. */
-  acceptStart (startSeq: number): void {
-    if (this.nextSeq === -1) { this.nextSeq = startSeq; return }
-    if (startSeq > this.nextSeq) {
-      for (let s = this.nextSeq; s < startSeq; s++) if (!this.ring.has(s)) this.counters.lost++
-      this.nextSeq = startSeq
-      this.advance()
-    }
-  }
-
-  /** Periodic: ask the parent again for a hole; give it up when it can no longer be played in time. */
-  checkHoles (nowMs: number): { from: number, count: number } | null {
-    if (this.isSource || this.nextSeq === -1 || this.nextSeq > this.newestSeq) { this.holeSinceMs = 0; return null }
-    if (this.holeSinceMs === 0) this.holeSinceMs = nowMs
-    if (nowMs - this.holeSinceMs >= this.env.settings.playoutDelayMs) {
-      let s = this.nextSeq
-      while (s <= this.newestSeq && !this.ring.has(s)) { s++; this.counters.lost++ }
-      this.nextSeq = s
-      this.advance()
-      this.holeSinceMs = 0
-      return null
-    }
-    let end = this.nextSeq
-    while (end < this.newestSeq && !this.ring.has(end + 1)) end++
-    return { from: this.nextSeq, count: end - this.nextSeq + 1 }
-  }
-
-  close (): void {
-    this.signer?.close()
-    this.tree.close()
-    for (const l of [...this.listeners]) l.end()
-    this.listeners.clear()
-    this.pending.clear()
-    this.ring.clear()
-  }
+  const tree: Tree = createTree(session)
+  return session
 }

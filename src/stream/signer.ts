@@ -17,77 +17,78 @@ import { encodeSig, sigBody } from './wire'
 
 const BITRATE_WINDOW_MS = 2_000
 
-export class BatchSigner {
-  private hashes: Buffer[] = []
-  private firstSeq = 0
-  private timer: Timer | null = null
-  /** [ms, bytes] of recent chunks, for the bitrate estimate. */
-  private readonly window: Array<[number, number]> = []
-  private windowBytes = 0
-  private lastSignedMs = -Infinity
-  batches = 0
+export type BatchSigner = ReturnType<typeof createBatchSigner>
 
-  constructor (
-    private readonly streamId: string,
-    private readonly key: KeyObject,
-    private readonly clock: Clock,
-    private readonly crypto: StreamCrypto,
-    private readonly onBatch: (frame: Buffer, bitrate: number) => void,
-    private readonly batchMs = STREAM_SIG_BATCH_MS,
-    private readonly countMax = STREAM_SIG_BATCH_CHUNKS_MAX
-  ) {
-    assert(countMax >= 1 && countMax <= STREAM_SIG_BATCH_CHUNKS_MAX, 'batch size within the wire bound')
-  }
+export function createBatchSigner (
+  streamId: string,
+  key: KeyObject,
+  clock: Clock,
+  crypto: StreamCrypto,
+  onBatch: (frame: Buffer, bitrate: number) => void,
+  batchMs = STREAM_SIG_BATCH_MS,
+  countMax = STREAM_SIG_BATCH_CHUNKS_MAX
+) {
+  assert(countMax >= 1 && countMax <= STREAM_SIG_BATCH_CHUNKS_MAX, 'batch size')
+  let hashes: Buffer[] = []
+  let firstSeq = 0
+  let timer: Timer | null = null
+  /** [ms, bytes] of recent chunks, for the bitrate estimate. */
+  const window: Array<[number, number]> = []
+  let windowBytes = 0
+  let lastSignedMs = -Infinity
 
   /** Bytes per second over the recent window (0 until there is a window). */
-  get bitrate (): number {
-    if (this.window.length < 2) return 0
-    const span = this.window[this.window.length - 1]![0] - this.window[0]![0]
+  function bitrate (): number {
+    const span = window.length < 2 ? 0 : window[window.length - 1]![0] - window[0]![0]
     // The first chunk opens the window; the bytes after it arrived over the span.
-    return span <= 0 ? 0 : Math.round((this.windowBytes - this.window[0]![1]) / Math.max(span, 250) * 1000)
-  }
-
-  /** Note chunk seq (consecutive from the first) with its hash and media bytes. */
-  add (seq: number, hash: Buffer, bytes: number): void {
-    const now = this.clock.nowMs()
-    this.window.push([now, bytes])
-    this.windowBytes += bytes
-    while (this.window.length > 1 && now - this.window[0]![0] > BITRATE_WINDOW_MS) this.windowBytes -= this.window.shift()![1]
-    if (this.hashes.length === 0) {
-      this.firstSeq = seq
-      this.timer = this.clock.setTimeout(() => { this.timer = null; this.flush() }, this.batchMs)
-    }
-    assert(seq === this.firstSeq + this.hashes.length, 'batched chunks are consecutive')
-    this.hashes.push(hash)
-    if (this.hashes.length >= this.countMax) this.flush()
-  }
-
-  /**
-   * The input paused (the end of one ingest write): sign now rather than on
-   * the timer, so a chunk does not wait for its batch, unless we signed less
-   * than STREAM_SIG_BATCH_MIN_INTERVAL_MS ago (tiny writes must not cost a
-   * signature each; the timer covers them).
-   */
-  pause (): void {
-    if (this.hashes.length > 0 && this.clock.nowMs() - this.lastSignedMs >= STREAM_SIG_BATCH_MIN_INTERVAL_MS) this.flush()
+    return span <= 0 ? 0 : Math.round((windowBytes - window[0]![1]) / Math.max(span, 250) * 1000)
   }
 
   /** Sign what is gathered now (on batch full, on the timer, at the end of the stream). */
-  flush (): void {
-    this.timer?.cancel()
-    this.timer = null
-    if (this.hashes.length === 0) return
-    const bitrate = this.bitrate
-    const body = sigBody(this.streamId, this.firstSeq, bitrate, this.hashes)
-    const signature = this.crypto.sign(this.key, BATCH_DOMAIN, body)
-    this.hashes = []
-    this.batches++
-    this.lastSignedMs = this.clock.nowMs()
-    this.onBatch(encodeSig(body, signature), bitrate)
+  function flush (): void {
+    timer?.cancel()
+    timer = null
+    if (hashes.length === 0) return
+    const rate = bitrate()
+    const body = sigBody(streamId, firstSeq, rate, hashes)
+    const signature = crypto.sign(key, BATCH_DOMAIN, body)
+    hashes = []
+    lastSignedMs = clock.nowMs()
+    onBatch(encodeSig(body, signature), rate)
   }
 
-  close (): void {
-    this.timer?.cancel()
-    this.timer = null
+  return {
+    get bitrate (): number { return bitrate() },
+    flush,
+
+    /** Note chunk seq (consecutive from the first) with its hash and media bytes. */
+    add (seq: number, hash: Buffer, bytes: number): void {
+      const now = clock.nowMs()
+      window.push([now, bytes])
+      windowBytes += bytes
+      while (window.length > 1 && now - window[0]![0] > BITRATE_WINDOW_MS) windowBytes -= window.shift()![1]
+      if (hashes.length === 0) {
+        firstSeq = seq
+        timer = clock.setTimeout(() => { timer = null; flush() }, batchMs)
+      }
+      assert(seq === firstSeq + hashes.length, 'consecutive chunks')
+      hashes.push(hash)
+      if (hashes.length >= countMax) flush()
+    },
+
+    /**
+     * The input paused (the end of one ingest write): sign now rather than on
+     * the timer, so a chunk does not wait for its batch, unless we signed less
+     * than STREAM_SIG_BATCH_MIN_INTERVAL_MS ago (tiny writes must not cost a
+     * signature each; the timer covers them).
+     */
+    pause (): void {
+      if (hashes.length > 0 && clock.nowMs() - lastSignedMs >= STREAM_SIG_BATCH_MIN_INTERVAL_MS) flush()
+    },
+
+    close (): void {
+      timer?.cancel()
+      timer = null
+    }
   }
 }

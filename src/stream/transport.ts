@@ -1,5 +1,5 @@
 // What the tree logic needs from the network, and nothing more: links to
-// peers by node id, frames in and out, liveness events. LinkTransport
+// peers by node id, frames in and out, liveness events. createLinkTransport
 // (link-transport.ts) puts it on the authenticated peer link (real sockets or
 // the simulated network); the 1 000-node simulation puts it on a
 // message-level model. The tree logic (session.ts, streams.ts) is the same

@@ -24,10 +24,7 @@ import {
 import { capacityFor, mergeCandidates, pickVictim, rotate } from './placement'
 import type { Session } from './session'
 import type { TransportSendOptions } from './transport'
-import {
-  FROM_NEWEST_KEY, JOIN_FLAGS, REDIRECT, REFUSE, encodeAccept, encodeGap, encodeHeartbeat, encodeJoin, encodeLeave, encodeRedirect,
-  encodeRefuse, encodeReport, encodeStatus, type Candidate, type StreamMessage
-} from './wire'
+import { FROM_NEWEST_KEY, JOIN_FLAGS, MSG, REDIRECT, REFUSE, encodeMessage, type Candidate, type StreamMessage } from './wire'
 
 export interface ParentState {
   nodeId: string
@@ -67,8 +64,8 @@ interface Attempt {
   queue: Candidate[]
   tried: Set<string>
   redirects: number
-  startedMs: number
-  stepStartedMs: number
+  /** Monotonic ms the current step (one target) started. */
+  stepMs: number
   current: string | null
   joinSent: boolean
   formerParent: string | null
@@ -90,17 +87,12 @@ export interface ReattachEvent {
 }
 
 export interface TreeCounters {
-  joinsAccepted: number
-  redirectsSent: number
   refusals: number
   moves: number
   displaced: number
   reattaches: number
   /** Moves up to a shallower spare slot, without losing the parent first. */
   climbs: number
-  gapRequests: number
-  joinAttempts: number
-  controlBytesOut: number
 }
 
 const JOIN_RETRY_MS = 250
@@ -118,283 +110,248 @@ const FILL_SPEEDUP = 2
 /** Chunk rate assumed before one is measured (~12 KB chunks at 8 Mbit/s). */
 const FILL_CHUNKS_PER_SEC_UNKNOWN = 100
 
-export class Tree {
-  parent: ParentState | null = null
-  readonly children = new Map<string, ChildState>()
-  readonly events: ReattachEvent[] = []
-  readonly counters: TreeCounters = { joinsAccepted: 0, redirectsSent: 0, refusals: 0, moves: 0, displaced: 0, reattaches: 0, climbs: 0, gapRequests: 0, joinAttempts: 0, controlBytesOut: 0 }
-  private attempt: Attempt | null = null
-  private readonly blacklist = new Map<string, number>()
-  private readonly attachedListeners: Array<() => void> = []
-  private childIndex = 0
-  private redirectTurn = 0
-  private lastReportMs = 0
-  private lastGapMs = 0
-  private lastShedMs = 0
-  private lastClimbMs = 0
+type Msg<T extends StreamMessage['type']> = Extract<StreamMessage, { type: T }>
+
+export type Tree = ReturnType<typeof createTree>
+
+/**
+ * The tree state of session s. A closure rather than a class: its state is
+ * private by construction (and minifies to short names, where class fields
+ * would keep theirs).
+ */
+export function createTree (s: Session) {
+  const env = s.env
+  const t = env.transport
+  const self = env.selfId
+  const st = env.settings
+  const kids = new Map<string, ChildState>()
+  const events: ReattachEvent[] = []
+  const counters: TreeCounters = { refusals: 0, moves: 0, displaced: 0, reattaches: 0, climbs: 0 }
+  const blacklist = new Map<string, number>()
+  const attachedListeners: Array<() => void> = []
+  let parent: ParentState | null = null
+  let attempt: Attempt | null = null
+  let childIndex = 0
+  let redirectTurn = 0
+  let lastReportMs = 0
+  let lastGapMs = 0
+  let lastShedMs = 0
+  let lastClimbMs = 0
   /** Monotonic ms our path last changed (no climbing while the tree above us settles). */
-  private pathChangedMs = 0
-  private closed = false
+  let pathChangedMs = 0
+  let closed = false
 
-  constructor (private readonly s: Session) {}
-
-  private get env () { return this.s.env }
-  private get self (): string { return this.env.selfId }
-  private now (): number { return this.env.clock.nowMs() }
-
-  get attached (): boolean { return this.s.isSource || this.parent !== null }
-  get joining (): boolean { return this.attempt !== null }
+  const now = (): number => env.clock.nowMs()
+  const attached = (): boolean => s.isSource || parent !== null
   /** Root..this node ([] when detached). */
-  get path (): string[] { return this.s.isSource ? [this.self] : this.parent !== null ? [...this.parent.path, this.self] : [] }
-  get depth (): number { return this.s.isSource ? 0 : this.parent !== null ? this.parent.path.length : -1 }
-  get latencyMs (): number { return this.parent?.latencyMs ?? 0 }
-  get subtree (): number { let n = 1; for (const c of this.children.values()) n += c.subtree; return n }
+  const path = (): string[] => s.isSource ? [self] : parent !== null ? [...parent.path, self] : []
+  const depth = (): number => s.isSource ? 0 : parent !== null ? parent.path.length : -1
+  const latencyMs = (): number => parent?.latencyMs ?? 0
+  const subtree = (): number => { let n = 1; for (const c of kids.values()) n += c.subtree; return n }
 
-  capacity (): number {
-    const rate = Math.max(this.s.isSource ? this.s.sourceBitrate : 0, this.s.bitrate, STREAM_BITRATE_FLOOR_BYTES_PER_SEC)
-    return Math.min(this.env.settings.childrenMax, capacityFor(this.env.settings.uploadBytesPerSec, rate))
+  function capacity (): number {
+    const rate = Math.max(s.isSource ? s.sourceBitrate : 0, s.bitrate, STREAM_BITRATE_FLOOR_BYTES_PER_SEC)
+    return Math.min(st.childrenMax, capacityFor(st.uploadBytesPerSec, rate))
   }
 
-  onAttached (fn: () => void): void {
-    if (this.attached) fn()
-    else this.attachedListeners.push(fn)
+  /** A control message for this stream (its fields after the stream id, FORMAT.md), ahead of queued chunks. */
+  function send (nodeId: string, type: keyof typeof MSG, ...values: unknown[]): void {
+    if (t.send(nodeId, encodeMessage(type, [s.streamId, ...values]), { urgent: true })) {
+      const c = kids.get(nodeId)
+      if (c !== undefined) c.lastSentMs = now()
+    }
   }
+
+  /** A candidate entry for nodeId, with where we reach it when it is linked to us (it cannot know how we see it). */
+  function cand (nodeId: string, depth: number, spare: number, uptimeS = 0): Candidate {
+    const hint = t.hint(nodeId)
+    return { nodeId, depth, spare, uptimeS, port: hint?.port ?? 0, address: hint?.address ?? '' }
+  }
+
+  /** The stream's source as a join target. */
+  const root = (): Candidate => cand(s.meta.sourceId, 0, 1)
 
   // ---- joining ------------------------------------------------------------------------------
 
   /** Start (or restart) joining: these targets first, the root last. */
-  join (targets: readonly Candidate[], reason = 'join', formerParent: string | null = null): void {
-    if (this.s.isSource || this.closed) return
-    const now = this.now()
-    this.attempt = { reason, queue: [...targets], tried: new Set(), redirects: 0, startedMs: now, stepStartedMs: now, current: null, joinSent: false, formerParent, retryAtMs: 0, retries: 0 }
-    this.next()
+  function join (targets: readonly Candidate[], reason = 'join', formerParent: string | null = null): void {
+    if (s.isSource || closed) return
+    attempt = { reason, queue: [...targets], tried: new Set(), redirects: 0, stepMs: now(), current: null, joinSent: false, formerParent, retryAtMs: 0, retries: 0 }
+    next()
   }
 
-  private rootCandidate (): Candidate {
-    return { nodeId: this.s.meta.sourceId, depth: 0, spare: 1, uptimeS: 0, port: 0, address: '' }
-  }
-
-  private next (): void {
-    const a = this.attempt
+  function next (): void {
+    const a = attempt
     if (a === null) return
-    const now = this.now()
+    const ms = now()
     // Ancestors are fine (a climb joins one); descendants refuse us themselves (their path holds us).
-    const usable = (id: string): boolean => id !== this.self && id !== this.parent?.nodeId && !a.tried.has(id) && !this.blacklisted(id) && !this.children.has(id)
+    const usable = (id: string): boolean => id !== self && id !== parent?.nodeId && !a.tried.has(id) && !blacklisted(id) && !kids.has(id)
     let target: Candidate | undefined
     while (target === undefined && a.queue.length > 0 && a.tried.size < STREAM_JOIN_TARGETS_MAX) {
       const c = a.queue.shift()!
       if (usable(c.nodeId)) target = c
     }
     // The root is the last resort of every attempt but a climb (which keeps its parent when nobody higher has room).
-    if (target === undefined && a.reason !== 'climb' && usable(this.s.meta.sourceId)) target = this.rootCandidate()
+    if (target === undefined && a.reason !== 'climb' && usable(s.meta.sourceId)) target = root()
     if (target !== undefined) {
       a.tried.add(target.nodeId)
       a.current = target.nodeId
       a.joinSent = false
-      a.stepStartedMs = now
-      this.counters.joinAttempts++
-      this.env.transport.connect(target.address !== '' ? target : { nodeId: target.nodeId })
-      if (this.env.transport.isUp(target.nodeId)) this.sendJoin()
+      a.stepMs = ms
+      t.connect(target.address !== '' ? target : { nodeId: target.nodeId })
+      if (t.isUp(target.nodeId)) sendJoin()
       return
     }
-    if (a.reason === 'climb') { this.attempt = null; return }
+    if (a.reason === 'climb') { attempt = null; return }
     // Nobody took us: try again from the root after a jittered backoff.
     a.current = null
     a.retries++
     const backoff = Math.min(JOIN_RETRY_MS_MAX, JOIN_RETRY_MS * 2 ** Math.min(5, a.retries - 1))
-    a.retryAtMs = now + backoff / 2 + this.env.random.float() * backoff / 2
+    a.retryAtMs = ms + backoff / 2 + env.random.float() * backoff / 2
   }
 
-  private sendJoin (): void {
-    const a = this.attempt
+  function sendJoin (): void {
+    const a = attempt
     if (a === null || a.current === null || a.joinSent) return
     a.joinSent = true
-    a.stepStartedMs = this.now()
-    const from = this.s.nextSeq === -1 ? FROM_NEWEST_KEY : this.s.nextSeq
-    this.control(a.current, encodeJoin({
-      streamId: this.s.streamId,
-      fromSeq: from,
-      capacity: this.capacity(),
-      uptimeS: this.env.uptimeS(),
-      flags: a.formerParent !== null ? JOIN_FLAGS.orphan : 0,
-      formerParent: a.formerParent ?? undefined
-    }))
+    a.stepMs = now()
+    send(a.current, 'join', s.nextSeq === -1 ? FROM_NEWEST_KEY : s.nextSeq, capacity(), env.uptimeS(), a.formerParent !== null ? JOIN_FLAGS.orphan : 0, a.formerParent ?? undefined)
   }
 
-  private onAccept (from: string, m: Extract<StreamMessage, { type: 'accept' }>): void {
-    const a = this.attempt
+  function onAccept (from: string, m: Msg<'accept'>): void {
+    const a = attempt
     if (a === null || a.current !== from) return
-    const staleClimb = a.reason === 'climb' && this.parent !== null && m.path.length + 1 + CLIMB_GAIN > this.parent.path.length + 1
-    if (!this.pathAcceptable(m.path, from) || staleClimb) {
+    const climb = a.reason === 'climb'
+    if (!pathAcceptable(m.path, from) || (climb && parent !== null && m.path.length + 1 + CLIMB_GAIN > parent.path.length + 1)) {
       // A loop, or a climb that would not climb (the slot we saw has moved down since): keep what we have.
-      this.counters.refusals++
-      this.control(from, encodeLeave(this.s.streamId))
-      this.next()
+      counters.refusals++
+      send(from, 'leave')
+      next()
       return
     }
-    const now = this.now()
-    const rtt = this.env.transport.rttMs(from)
-    const previous = this.parent
-    if (previous !== null && previous.nodeId !== from) this.control(previous.nodeId, encodeLeave(this.s.streamId)) // a climb: make before break
-    this.parent = { nodeId: from, path: m.path, latencyMs: m.latencyMs + (rtt ?? 0) / 2, lastHeardMs: now, sinceMs: now, backups: [] }
-    this.attempt = null
-    this.s.acceptStart(m.startSeq)
-    if (a.reason === 'climb') this.counters.climbs++
-    const ev = this.events[this.events.length - 1]
-    if (a.reason !== 'climb' && ev !== undefined && ev.attachedMs === null && ev.to === null) {
-      ev.attachedMs = now
+    const ms = now()
+    if (parent !== null && parent.nodeId !== from) send(parent.nodeId, 'leave') // a climb: make before break
+    parent = { nodeId: from, path: m.path, latencyMs: m.latencyMs + (t.rttMs(from) ?? 0) / 2, lastHeardMs: ms, sinceMs: ms, backups: [] }
+    attempt = null
+    s.acceptStart(m.startSeq)
+    if (climb) counters.climbs++
+    const ev = events[events.length - 1]
+    if (!climb && ev !== undefined && ev.attachedMs === null && ev.to === null) {
+      ev.attachedMs = ms
       ev.to = from
-      this.counters.reattaches++
-      this.checkFilled(now)
+      counters.reattaches++
+      checkFilled(ms)
     }
-    this.lastReportMs = 0
-    for (const c of this.children.values()) this.sendStatus(c)
-    for (const fn of this.attachedListeners.splice(0)) fn()
+    lastReportMs = 0
+    for (const c of kids.values()) sendStatus(c)
+    for (const fn of attachedListeners.splice(0)) fn()
   }
 
   /** A path from a would-be parent: starts at our source, ends at the parent, never holds us, within the depth bound. */
-  private pathAcceptable (path: readonly string[], parent: string): boolean {
-    return path.length >= 1 && path.length < STREAM_DEPTH_MAX && path[0] === this.s.meta.sourceId &&
-      path[path.length - 1] === parent && !path.includes(this.self) && new Set(path).size === path.length
-  }
+  const pathAcceptable = (p: readonly string[], from: string): boolean =>
+    p.length >= 1 && p.length < STREAM_DEPTH_MAX && p[0] === s.meta.sourceId && p[p.length - 1] === from && !p.includes(self) && new Set(p).size === p.length
 
-  private onRedirect (from: string, m: Extract<StreamMessage, { type: 'redirect' }>): void {
-    const a = this.attempt
+  function onRedirect (from: string, m: Msg<'redirect'>): void {
+    const a = attempt
     if (a !== null && a.current === from) {
       a.redirects++
-      const useful = a.reason === 'climb' ? m.candidates.filter((c) => c.depth + 1 + CLIMB_GAIN <= this.depth) : m.candidates
       if (a.redirects > STREAM_REDIRECTS_MAX) a.queue = []
-      else a.queue.unshift(...useful)
-      this.next()
-      return
-    }
-    if (this.parent?.nodeId === from) {
+      else a.queue.unshift(...(a.reason === 'climb' ? m.candidates.filter((c) => c.depth + 1 + CLIMB_GAIN <= depth()) : m.candidates))
+      next()
+    } else if (parent?.nodeId === from) {
       // Our parent moves us (we lag, or a stronger node took our slot).
-      this.lose(m.reason === REDIRECT.displaced ? 'displaced' : 'moved', m.candidates, false)
+      lose(m.reason === REDIRECT.displaced ? 'displaced' : 'moved', m.candidates)
     }
   }
 
   // ---- losing a parent -----------------------------------------------------------------------
 
-  /** The parent is gone or unfit: record it and join the backups (or the candidates given). */
-  private lose (reason: string, candidates: readonly Candidate[] | null, orphan: boolean): void {
-    const old = this.parent
+  /** The parent is gone or unfit: record it and join the backups (or the candidates given); an orphan claims its old slot. */
+  function lose (reason: string, candidates: readonly Candidate[] = [], orphan = false): void {
+    const old = parent
     if (old === null) return
-    const now = this.now()
-    this.parent = null
-    if (reason !== 'dead' && reason !== 'link' && this.env.transport.isUp(old.nodeId)) this.control(old.nodeId, encodeLeave(this.s.streamId))
-    this.events.push({ reason, from: old.nodeId, to: null, lastHeardMs: old.lastHeardMs, lostMs: now, attachedMs: null, filledMs: null, gapEnd: this.s.newestSeq })
-    if (this.events.length > STREAM_EVENTS_MAX) this.events.shift()
-    const targets = [...(candidates ?? []), ...old.backups].filter((t) => t.nodeId !== old.nodeId)
-    this.join(targets, reason, orphan ? old.nodeId : null)
+    parent = null
+    if (reason !== 'dead' && reason !== 'link' && t.isUp(old.nodeId)) send(old.nodeId, 'leave')
+    events.push({ reason, from: old.nodeId, to: null, lastHeardMs: old.lastHeardMs, lostMs: now(), attachedMs: null, filledMs: null, gapEnd: s.newestSeq })
+    if (events.length > STREAM_EVENTS_MAX) events.shift()
+    join([...candidates, ...old.backups].filter((c) => c.nodeId !== old.nodeId), reason, orphan ? old.nodeId : null)
   }
 
-  parentPolluted (why: string): void {
-    const p = this.parent
-    if (p === null) return
-    this.env.log.warn('parent sent data that does not verify; replacing it', { stream: this.s.name, parent: p.nodeId, why })
-    this.block(p.nodeId)
-    this.lose('polluted', null, false)
+  /** Blacklist a node for STREAM_BLACKLIST_MS (the oldest entry goes when full; expired ones simply stop counting). */
+  function block (nodeId: string): void {
+    if (blacklist.size >= BLACKLIST_COUNT_MAX) blacklist.delete(blacklist.keys().next().value!)
+    blacklist.delete(nodeId)
+    blacklist.set(nodeId, now() + STREAM_BLACKLIST_MS)
   }
 
-  private block (nodeId: string): void {
-    if (this.blacklist.size >= BLACKLIST_COUNT_MAX) {
-      const first = this.blacklist.keys().next().value
-      if (first !== undefined) this.blacklist.delete(first)
-    }
-    this.blacklist.set(nodeId, this.now() + STREAM_BLACKLIST_MS)
-  }
+  const blacklisted = (nodeId: string): boolean => (blacklist.get(nodeId) ?? 0) > now()
 
-  private blacklisted (nodeId: string): boolean {
-    const until = this.blacklist.get(nodeId)
-    if (until === undefined) return false
-    if (until > this.now()) return true
-    this.blacklist.delete(nodeId)
-    return false
-  }
-
-  private checkFilled (now: number): void {
-    const ev = this.events[this.events.length - 1]
-    if (ev !== undefined && ev.attachedMs !== null && ev.filledMs === null && this.s.nextSeq > ev.gapEnd) ev.filledMs = now
+  function checkFilled (ms: number): void {
+    const ev = events[events.length - 1]
+    if (ev !== undefined && ev.attachedMs !== null && ev.filledMs === null && s.nextSeq > ev.gapEnd) ev.filledMs = ms
   }
 
   // ---- serving children ----------------------------------------------------------------------
 
-  private onJoin (from: string, m: Extract<StreamMessage, { type: 'join' }>): void {
-    const refuse = (reason: number): void => { this.counters.refusals++; this.control(from, encodeRefuse(this.s.streamId, reason)) }
-    if (this.s.ended) return refuse(REFUSE.unknownStream)
-    if (!this.attached) return refuse(REFUSE.notReady)
-    const path = this.path
-    if (path.includes(from)) return refuse(REFUSE.loop)
-    if (path.length >= STREAM_DEPTH_MAX) return refuse(REFUSE.depth)
-    const existing = this.children.get(from)
-    if (existing !== undefined) { this.accept(from, m, existing.index); return }
-    if (this.cannotFill(m.fromSeq) && this.parent !== null) {
+  function onJoin (from: string, m: Msg<'join'>): void {
+    const refuse = (reason: number): void => { counters.refusals++; send(from, 'refuse', reason) }
+    const redirect = (to: string, reason: number, cs: Candidate[]): void => send(to, 'redirect', reason, cs)
+    if (s.ended) return refuse(REFUSE.unknownStream)
+    if (!attached()) return refuse(REFUSE.notReady)
+    const p = path()
+    if (p.includes(from)) return refuse(REFUSE.loop)
+    if (p.length >= STREAM_DEPTH_MAX) return refuse(REFUSE.depth)
+    const existing = kids.get(from)
+    if (existing !== undefined) return accept(from, m, existing.index)
+    const d = depth()
+    if (parent !== null && cannotFill(m.fromSeq)) {
       // The joiner needs chunks from before our ring starts (we joined after them): an older node up the path still
       // holds them; take the joiner only if nobody there will.
-      const hint = this.env.transport.hint(this.parent.nodeId)
-      const up: Candidate = { nodeId: this.parent.nodeId, depth: this.depth - 1, spare: 1, uptimeS: 0, port: hint?.port ?? 0, address: hint?.address ?? '' }
-      this.counters.redirectsSent++
-      this.control(from, encodeRedirect(this.s.streamId, REDIRECT.full, [up, ...this.spareFor(from).filter((c) => c.depth < this.depth)]))
-      return
+      return redirect(from, REDIRECT.full, [cand(parent.nodeId, d - 1, 1), ...spareFor(from).filter((c) => c.depth < d)])
     }
-    const now = this.now()
     const orphan = (m.flags & JOIN_FLAGS.orphan) !== 0
-    if (this.children.size < this.capacity()) {
+    if (kids.size < capacity()) {
       // A node still paying one new child its catch-up sends the next joiner to spare slots elsewhere when there
       // are any: in a flash crowd the catch-up bursts spread over the tree instead of piling on one uplink.
-      const elsewhere = !orphan && this.filling() > 0 ? this.spareFor(from) : []
-      if (elsewhere.length === 0) { this.accept(from, m); return }
-      this.counters.redirectsSent++
-      this.control(from, encodeRedirect(this.s.streamId, REDIRECT.full, rotate(elsewhere, this.redirectTurn++)))
-      return
+      const elsewhere = !orphan && filling() > 0 ? spareFor(from) : []
+      return elsewhere.length === 0 ? accept(from, m) : redirect(from, REDIRECT.full, rotate(elsewhere, redirectTurn++))
     }
-    if (orphan) {
-      const dead = this.children.get(m.formerParent)
-      if (dead !== undefined && now - dead.lastHeardMs >= this.env.settings.orphanSilenceMs) {
-        this.children.delete(dead.nodeId)
-        this.accept(from, m)
-        return
-      }
+    const ms = now()
+    const dead = orphan ? kids.get(m.formerParent) : undefined
+    if (dead !== undefined && ms - dead.lastHeardMs >= st.orphanSilenceMs) {
+      kids.delete(dead.nodeId)
+      return accept(from, m)
     }
-    const victim = pickVictim([...this.children.values()], { capacity: m.capacity, uptimeS: m.uptimeS }, now)
+    const victim = pickVictim([...kids.values()], m, ms)
     if (victim !== null) {
-      const v = this.children.get(victim)!
-      this.children.delete(victim)
-      this.accept(from, m)
-      const hint = this.env.transport.hint(from)
-      const joiner: Candidate = { nodeId: from, depth: this.depth + 1, spare: m.capacity, uptimeS: m.uptimeS, port: hint?.port ?? 0, address: hint?.address ?? '' }
-      this.counters.displaced++
-      this.control(v.nodeId, encodeRedirect(this.s.streamId, REDIRECT.displaced, [joiner, ...this.spareFor(v.nodeId)]))
-      return
+      kids.delete(victim)
+      accept(from, m)
+      counters.displaced++
+      return redirect(victim, REDIRECT.displaced, [cand(from, d + 1, m.capacity, m.uptimeS), ...spareFor(victim)])
     }
-    const candidates = this.spareFor(from)
+    const candidates = spareFor(from)
     if (candidates.length === 0) return refuse(REFUSE.full)
-    this.counters.redirectsSent++
-    this.control(from, encodeRedirect(this.s.streamId, REDIRECT.full, rotate(candidates, this.redirectTurn++)))
+    redirect(from, REDIRECT.full, rotate(candidates, redirectTurn++))
   }
 
   /** A joiner asks from fromSeq: do we lack chunks it still needs, that older members may hold? */
-  private cannotFill (fromSeq: number): boolean {
-    const s = this.s
+  function cannotFill (fromSeq: number): boolean {
     if (fromSeq === FROM_NEWEST_KEY || s.ring.size === 0 || fromSeq >= s.ring.oldest || fromSeq > s.newestSeq) return false
     const rate = s.chunkRate
-    const ageMs = rate > 0 ? (s.newestSeq - fromSeq) * 1000 / rate : 0
-    return ageMs < this.env.settings.playoutDelayMs
+    return (rate > 0 ? (s.newestSeq - fromSeq) * 1000 / rate : 0) < st.playoutDelayMs
   }
 
-  private accept (from: string, m: Extract<StreamMessage, { type: 'join' }>, index = this.childIndex++): void {
-    const now = this.now()
-    const start = this.s.startFor(m.fromSeq === FROM_NEWEST_KEY ? null : m.fromSeq)
+  function accept (from: string, m: Msg<'join'>, index = childIndex++): void {
+    const ms = now()
+    const start = s.startFor(m.fromSeq === FROM_NEWEST_KEY ? null : m.fromSeq)
     const c: ChildState = {
       nodeId: from, capacity: m.capacity, uptimeS: m.uptimeS, children: 0, subtree: 1, spare: [], nextSeq: start,
-      joinedMs: now, lastHeardMs: now, lastSentMs: now, lastStatusMs: 0, lagSinceMs: 0, startSeq: start, fillNext: start, fillEnd: -1, lastGapMs: 0, index
+      joinedMs: ms, lastHeardMs: ms, lastSentMs: ms, lastStatusMs: 0, lagSinceMs: 0, startSeq: start, fillNext: start, fillEnd: -1, lastGapMs: 0, index
     }
-    this.children.set(from, c)
-    this.counters.joinsAccepted++
-    this.control(from, encodeAccept(this.s.streamId, start, this.latencyMs, this.path))
-    this.sendStatus(c)
-    this.owe(c, start, this.s.newestSeq)
+    kids.set(from, c)
+    send(from, 'accept', start, latencyMs(), path())
+    sendStatus(c)
+    owe(c, start, s.newestSeq)
   }
 
   /**
@@ -403,17 +360,17 @@ export class Tree {
    * once). The first slice goes now, so a new player's first byte does not
    * wait for a tick.
    */
-  private owe (c: ChildState, from: number, to: number): void {
+  function owe (c: ChildState, from: number, to: number): void {
     if (to < from) return
     if (c.fillNext <= c.fillEnd) {
       // Already paying: what was sent is on its way (a GAP for it is only the child being impatient); just owe more.
-      if (to > c.fillEnd) { this.s.sendBatches(c.nodeId, c.fillEnd + 1, to); c.fillEnd = to }
+      if (to > c.fillEnd) { s.sendBatches(c.nodeId, c.fillEnd + 1, to); c.fillEnd = to }
       return
     }
-    this.s.sendBatches(c.nodeId, from, to)
+    s.sendBatches(c.nodeId, from, to)
     c.fillNext = from
     c.fillEnd = to
-    this.fillStep(c, this.fillBudget() / Math.max(1, this.filling()))
+    fillStep(c, fillBudget() / Math.max(1, filling()))
   }
 
   /**
@@ -421,234 +378,183 @@ export class Tree {
    * chunk rate (so a backlog shrinks at least as fast as the stream runs), or
    * what our spare upload carries if that is more.
    */
-  private fillBudget (): number {
-    const rate = Math.max(this.s.bitrate, STREAM_BITRATE_FLOOR_BYTES_PER_SEC)
-    const spare = (this.env.settings.uploadBytesPerSec - this.children.size * rate) / rate
-    const chunksPerSec = this.s.chunkRate > 0 ? this.s.chunkRate : FILL_CHUNKS_PER_SEC_UNKNOWN
-    return Math.max(FILL_SPEEDUP, spare) * chunksPerSec * this.env.settings.heartbeatMs / 1000
+  function fillBudget (): number {
+    const rate = Math.max(s.bitrate, STREAM_BITRATE_FLOOR_BYTES_PER_SEC)
+    const spare = (st.uploadBytesPerSec - kids.size * rate) / rate
+    return Math.max(FILL_SPEEDUP, spare) * (s.chunkRate > 0 ? s.chunkRate : FILL_CHUNKS_PER_SEC_UNKNOWN) * st.heartbeatMs / 1000
   }
 
-  private filling (): number {
+  function filling (): number {
     let n = 0
-    for (const c of this.children.values()) if (c.fillNext <= c.fillEnd) n++
+    for (const c of kids.values()) if (c.fillNext <= c.fillEnd) n++
     return n
   }
 
-  private fillStep (c: ChildState, budget: number): void {
-    if (c.fillNext > c.fillEnd) return
+  function fillStep (c: ChildState, budget: number): void {
     // At least one chunk per step, so a share smaller than a chunk still moves.
-    c.fillNext = this.s.fill(c.nodeId, c.fillNext, c.fillEnd, Math.max(1, Math.round(budget)))
+    if (c.fillNext <= c.fillEnd) c.fillNext = s.fill(c.nodeId, c.fillNext, c.fillEnd, Math.max(1, Math.round(budget)))
+  }
+
+  /**
+   * The spare slots our children reported, but not those of `exclude` (a
+   * joiner's own subtree), each child's own entry with the address we reach
+   * it at (it cannot know how we see it); and our own free slots if `own`.
+   */
+  function spareLists (exclude: string, own: boolean): Candidate[][] {
+    const lists: Candidate[][] = []
+    for (const c of kids.values()) {
+      if (c.nodeId === exclude) continue
+      const hint = t.hint(c.nodeId)
+      lists.push(c.spare.map((x) => (hint !== null && x.nodeId === c.nodeId && x.address === '' ? { ...x, address: hint.address, port: hint.port } : x)))
+    }
+    const free = capacity() - kids.size
+    if (own && free > 0) lists.push([cand(self, depth(), free, env.uptimeS())])
+    return lists
   }
 
   /** Spare slots in our subtree for a joiner (never the joiner itself or its own subtree as far as we know). */
-  private spareFor (exclude: string): Candidate[] {
-    const lists: Candidate[][] = []
-    for (const c of this.children.values()) if (c.nodeId !== exclude) lists.push(this.withHint(c.nodeId, c.spare))
-    return mergeCandidates(lists, new Set([exclude, this.self]))
-  }
-
-  /** Fill in the address of a direct child in its own entries (it cannot know how we see it). */
-  private withHint (child: string, list: readonly Candidate[]): Candidate[] {
-    const hint = this.env.transport.hint(child)
-    if (hint === null) return [...list]
-    return list.map((c) => (c.nodeId === child && c.address === '' ? { ...c, address: hint.address, port: hint.port } : c))
-  }
+  const spareFor = (exclude: string): Candidate[] => mergeCandidates(spareLists(exclude, false), new Set([exclude, self]))
 
   /** What we report upward (and answer FIND with): our own spare slots and the best of our subtree. */
-  spare (): Candidate[] {
-    const own: Candidate[] = []
-    const free = this.capacity() - this.children.size
-    if (this.attached && free > 0 && !this.s.ended) own.push({ nodeId: this.self, depth: this.depth, spare: free, uptimeS: this.env.uptimeS(), port: 0, address: '' })
-    const lists: Candidate[][] = [own]
-    for (const c of this.children.values()) lists.push(this.withHint(c.nodeId, c.spare))
-    return mergeCandidates(lists, new Set())
-  }
+  const spare = (): Candidate[] => mergeCandidates(spareLists('', attached() && !s.ended), new Set())
 
   /** Where child c should go if we die: our parent for one child, spare slots outside c's subtree for the others. */
-  private backupsFor (c: ChildState): Candidate[] {
-    const lists: Candidate[][] = []
-    for (const o of this.children.values()) if (o.nodeId !== c.nodeId) lists.push(this.withHint(o.nodeId, o.spare))
-    if (this.parent !== null) lists.push(this.parent.backups)
+  function backupsFor (c: ChildState): Candidate[] {
     // Our own free slots too: no use to c when we die (lose() skips us), but c passes them down to nodes deep
     // enough to climb to them.
-    const free = this.capacity() - this.children.size
-    if (free > 0) lists.push([{ nodeId: this.self, depth: this.depth, spare: free, uptimeS: this.env.uptimeS(), port: 0, address: '' }])
-    const spare = mergeCandidates(lists, new Set([c.nodeId]), STREAM_CANDIDATES_MAX)
-    const up: Candidate[] = []
-    if (this.parent !== null) {
-      // Our parent takes c in the slot we leave when we die (the orphan claim). Spare 0 unless it has free slots
-      // now: an entry with spare 0 is never passed further down.
-      const hint = this.env.transport.hint(this.parent.nodeId)
-      const free = spare.find((x) => x.nodeId === this.parent!.nodeId)?.spare ?? 0
-      up.push({ nodeId: this.parent.nodeId, depth: this.depth - 1, spare: free, uptimeS: 0, port: hint?.port ?? 0, address: hint?.address ?? '' })
-    }
-    return rotate([...up, ...spare.filter((x) => x.nodeId !== this.parent?.nodeId)], c.index).slice(0, STREAM_CANDIDATES_MAX)
+    const lists = spareLists(c.nodeId, true)
+    if (parent === null) return rotate(mergeCandidates(lists, new Set([c.nodeId])), c.index)
+    const up = parent.nodeId
+    lists.push(parent.backups)
+    const merged = mergeCandidates(lists, new Set([c.nodeId]))
+    // Our parent takes c in the slot we leave when we die (the orphan claim). Spare 0 unless it has free slots
+    // now: an entry with spare 0 is never passed further down.
+    const first = cand(up, depth() - 1, merged.find((x) => x.nodeId === up)?.spare ?? 0)
+    return rotate([first, ...merged.filter((x) => x.nodeId !== up)], c.index).slice(0, STREAM_CANDIDATES_MAX)
   }
 
-  private sendStatus (c: ChildState): void {
-    c.lastStatusMs = this.now()
-    this.control(c.nodeId, encodeStatus(this.s.streamId, this.latencyMs, this.path, this.backupsFor(c)))
-  }
-
-  /** A verified chunk: to every child that started at or before it. */
-  forward (seq: number, frame: Buffer, deadlineMs: number): void {
-    for (const c of this.children.values()) {
-      // Older than its start, or still owed by catch-up (fillStep sends it in order).
-      if (seq < c.startSeq || (seq >= c.fillNext && seq <= c.fillEnd)) continue
-      this.sendChunk(c.nodeId, frame, deadlineMs)
-    }
-    if (this.events.length > 0) this.checkFilled(this.now())
+  function sendStatus (c: ChildState): void {
+    c.lastStatusMs = now()
+    send(c.nodeId, 'status', latencyMs(), path(), backupsFor(c))
   }
 
   /** One chunk to one child; tracks whether the child keeps up. False when refused (queue full). */
-  sendChunk (nodeId: string, frame: Buffer, deadlineMs: number): boolean {
-    const c = this.children.get(nodeId)
-    const ok = this.env.transport.send(nodeId, frame, { expiresAtMs: deadlineMs })
-    if (ok) this.s.counters.forwarded++
-    else this.s.counters.droppedLate++
+  function sendChunk (nodeId: string, frame: Buffer, deadlineMs: number): boolean {
+    const c = kids.get(nodeId)
+    const ok = t.send(nodeId, frame, { expiresAtMs: deadlineMs })
+    if (ok) s.counters.forwarded++
+    else s.counters.droppedLate++
     if (c !== undefined) {
-      const now = this.now()
-      if (ok) c.lastSentMs = now
-      const behind = !ok || this.env.transport.queuedBytes(nodeId) > Math.max(this.s.bitrate, STREAM_BITRATE_FLOOR_BYTES_PER_SEC) * LAG_QUEUE_SECONDS
-      if (!behind) c.lagSinceMs = 0
-      else if (c.lagSinceMs === 0) c.lagSinceMs = now
+      const ms = now()
+      if (ok) c.lastSentMs = ms
+      if (ok && t.queuedBytes(nodeId) <= Math.max(s.bitrate, STREAM_BITRATE_FLOOR_BYTES_PER_SEC) * LAG_QUEUE_SECONDS) c.lagSinceMs = 0
+      else if (c.lagSinceMs === 0) c.lagSinceMs = ms
     }
     return ok
   }
 
-  /** A frame for every child (signature batches, the end of the stream). */
-  toChildren (frame: Buffer, options: TransportSendOptions): void {
-    for (const c of this.children.values()) {
-      if (this.env.transport.send(c.nodeId, frame, options)) c.lastSentMs = this.now()
-    }
-  }
-
-  private onReport (c: ChildState, m: Extract<StreamMessage, { type: 'report' }>): void {
-    c.children = m.children
-    c.subtree = Math.max(1, m.subtree)
-    c.capacity = m.capacity
-    c.uptimeS = m.uptimeS
-    c.nextSeq = m.nextSeq
-    c.spare = m.spare
-  }
-
-  private moveLower (c: ChildState, reason: number): void {
-    this.children.delete(c.nodeId)
-    this.counters.moves++
-    this.control(c.nodeId, encodeRedirect(this.s.streamId, reason, this.spareFor(c.nodeId)))
+  function moveLower (c: ChildState): void {
+    kids.delete(c.nodeId)
+    counters.moves++
+    send(c.nodeId, 'redirect', REDIRECT.move, spareFor(c.nodeId))
   }
 
   // ---- messages and time ------------------------------------------------------------------------
 
   /** Every stream message for this session from one peer. */
-  onMessage (from: string, m: StreamMessage, frame: Buffer): void {
-    const now = this.now()
-    const parent = this.parent
-    if (parent !== null && parent.nodeId === from) parent.lastHeardMs = now
-    const child = this.children.get(from)
-    if (child !== undefined) child.lastHeardMs = now
+  function onMessage (from: string, m: StreamMessage, frame: Buffer): void {
+    const ms = now()
+    const p = parent?.nodeId === from ? parent : null
+    if (p !== null) p.lastHeardMs = ms
+    const child = kids.get(from)
+    if (child !== undefined) child.lastHeardMs = ms
     switch (m.type) {
       case 'chunk':
       case 'sig':
       case 'end':
-        if (parent === null || parent.nodeId !== from) { this.s.counters.stray++; return }
-        this.s.onData(m, frame)
+        if (p === null) s.counters.stray++
+        else s.onData(m, frame)
         return
-      case 'join': this.onJoin(from, m); return
-      case 'accept': this.onAccept(from, m); return
-      case 'redirect': this.onRedirect(from, m); return
+      case 'join': return onJoin(from, m)
+      case 'accept': return onAccept(from, m)
+      case 'redirect': return onRedirect(from, m)
       case 'refuse':
-        if (this.attempt?.current === from) this.next()
+        if (attempt?.current === from) next()
         return
       case 'leave':
-        if (child !== undefined) this.children.delete(from)
-        else if (parent?.nodeId === from) this.lose('left', null, false)
+        if (child !== undefined) kids.delete(from)
+        else if (p !== null) lose('left')
         return
       case 'status':
-        if (parent?.nodeId !== from) return
-        if (!this.pathAcceptable(m.path, from)) { this.lose('loop', null, false); return }
-        if (m.path.length !== parent.path.length || m.path.some((id, i) => id !== parent.path[i])) {
-          parent.path = m.path
-          this.pathChangedMs = now
-          for (const c of this.children.values()) this.sendStatus(c)
+        if (p === null) return
+        if (!pathAcceptable(m.path, from)) return lose('loop')
+        if (m.path.length !== p.path.length || m.path.some((id, i) => id !== p.path[i])) {
+          p.path = m.path
+          pathChangedMs = ms
+          for (const c of kids.values()) sendStatus(c)
         }
-        parent.latencyMs = m.latencyMs + (this.env.transport.rttMs(from) ?? 0) / 2
-        parent.backups = m.backups
+        p.latencyMs = m.latencyMs + (t.rttMs(from) ?? 0) / 2
+        p.backups = m.backups
         return
       case 'report':
-        if (child !== undefined) this.onReport(child, m)
-        return
-      case 'gap':
-        if (child !== undefined && now - child.lastGapMs >= GAP_HONOUR_MS) {
-          child.lastGapMs = now
-          this.owe(child, m.fromSeq, m.fromSeq + m.count - 1)
+        if (child !== undefined) {
+          child.children = m.children
+          child.subtree = Math.max(1, m.subtree)
+          child.capacity = m.capacity
+          child.uptimeS = m.uptimeS
+          child.nextSeq = m.nextSeq
+          child.spare = m.spare
         }
         return
-      case 'heartbeat':
-      case 'find':
-      case 'found':
-      case 'notFound':
+      case 'gap':
+        if (child !== undefined && ms - child.lastGapMs >= GAP_HONOUR_MS) {
+          child.lastGapMs = ms
+          owe(child, m.fromSeq, m.fromSeq + m.count - 1)
+        }
     }
   }
 
-  onUp (nodeId: string): void {
-    if (this.attempt?.current === nodeId) this.sendJoin()
-  }
-
-  onDown (nodeId: string): void {
-    if (this.parent?.nodeId === nodeId) this.lose('link', null, true)
-    this.children.delete(nodeId)
-    if (this.attempt?.current === nodeId) this.next()
-  }
-
-  tick (): void {
-    if (this.closed) return
-    const now = this.now()
-    const st = this.env.settings
-    const a = this.attempt
+  function tick (): void {
+    if (closed) return
+    const ms = now()
+    const a = attempt
     if (a !== null) {
-      if (a.current === null && now >= a.retryAtMs) { a.tried = new Set(); a.redirects = 0; a.queue = [this.rootCandidate()]; this.next() } else if (a.current !== null && now - a.stepStartedMs >= st.joinStepMs) this.next()
+      if (a.current === null && ms >= a.retryAtMs) { a.tried = new Set(); a.redirects = 0; a.queue = [root()]; next() } else if (a.current !== null && ms - a.stepMs >= st.joinStepMs) next()
     }
-    const p = this.parent
-    if (p !== null && now - p.lastHeardMs >= st.deadAfterMs) this.lose('dead', null, true)
-    else if (p !== null && a === null) this.maybeClimb(now)
-    if (this.parent !== null && now - this.lastReportMs >= st.reportMs) {
-      this.lastReportMs = now
-      this.control(this.parent.nodeId, encodeReport({
-        streamId: this.s.streamId, subtree: this.subtree, capacity: this.capacity(), children: this.children.size,
-        uptimeS: this.env.uptimeS(), nextSeq: Math.max(0, this.s.nextSeq), spare: this.spare()
-      }))
+    if (parent !== null && ms - parent.lastHeardMs >= st.deadAfterMs) lose('dead', [], true)
+    else if (parent !== null && a === null) maybeClimb(ms)
+    if (parent !== null && ms - lastReportMs >= st.reportMs) {
+      lastReportMs = ms
+      send(parent.nodeId, 'report', subtree(), capacity(), kids.size, env.uptimeS(), Math.max(0, s.nextSeq), spare())
     }
-    if (this.parent !== null) {
-      const hole = this.s.checkHoles(now)
-      if (hole !== null && now - this.lastGapMs >= Math.max(2 * st.heartbeatMs, 200)) {
-        this.lastGapMs = now
-        this.counters.gapRequests++
-        this.control(this.parent.nodeId, encodeGapFor(this.s.streamId, hole.from, hole.count))
+    if (parent !== null) {
+      const hole = s.checkHoles(ms)
+      if (hole !== null && ms - lastGapMs >= Math.max(2 * st.heartbeatMs, 200)) {
+        lastGapMs = ms
+        send(parent.nodeId, 'gap', hole.from, hole.count)
       }
     }
-    const fillers = this.filling()
+    const fillers = filling()
     if (fillers > 0) {
-      const share = this.fillBudget() / fillers
-      for (const c of this.children.values()) this.fillStep(c, share)
+      const share = fillBudget() / fillers
+      for (const c of kids.values()) fillStep(c, share)
     }
-    let shed = this.children.size - this.capacity()
+    let shed = kids.size - capacity()
     // A child is slow when it lags while a sibling keeps up; when every child lags, our own uplink is
     // the bottleneck and moving one of them would only add a repair. Only leaves move: a relay takes its subtree along.
     let keepingUp = 0
-    for (const c of this.children.values()) if (c.lagSinceMs === 0) keepingUp++
-    for (const c of [...this.children.values()]) {
-      if (now - c.lastHeardMs >= st.childDeadMs) { this.children.delete(c.nodeId); continue }
-      if (c.lagSinceMs !== 0 && now - c.lagSinceMs >= STREAM_LAG_MS && keepingUp > 0 && c.children === 0) { this.moveLower(c, REDIRECT.move); shed--; continue }
-      if (now - c.lastStatusMs >= st.statusMs) this.sendStatus(c)
-      else if (now - c.lastSentMs >= st.heartbeatMs) this.control(c.nodeId, encodeHeartbeat(this.s.streamId))
+    for (const c of kids.values()) if (c.lagSinceMs === 0) keepingUp++
+    for (const c of [...kids.values()]) {
+      if (ms - c.lastHeardMs >= st.childDeadMs) kids.delete(c.nodeId)
+      else if (c.lagSinceMs !== 0 && ms - c.lagSinceMs >= STREAM_LAG_MS && keepingUp > 0 && c.children === 0) { moveLower(c); shed-- } else if (ms - c.lastStatusMs >= st.statusMs) sendStatus(c)
+      else if (ms - c.lastSentMs >= st.heartbeatMs) send(c.nodeId, 'heartbeat')
     }
-    if (shed > 0 && now - this.lastShedMs >= 1_000) {
+    if (shed > 0 && ms - lastShedMs >= 1_000) {
       // The bitrate rose above what our upload carries: move one leaf (or the newest child) down.
-      const leaves = [...this.children.values()].sort((x, y) => x.children - y.children || y.joinedMs - x.joinedMs)
-      if (leaves[0] !== undefined) { this.lastShedMs = now; this.moveLower(leaves[0], REDIRECT.move) }
+      const leaf = [...kids.values()].sort((x, y) => x.children - y.children || y.joinedMs - x.joinedMs)[0]
+      if (leaf !== undefined) { lastShedMs = ms; moveLower(leaf) }
     }
-    this.checkFilled(now)
+    checkFilled(ms)
   }
 
   /**
@@ -657,37 +563,84 @@ export class Tree {
    * slot at least CLIMB_GAIN levels above its own moves there, keeping its
    * parent until the new one accepts: depth stays near log(N) under churn.
    */
-  private maybeClimb (now: number): void {
-    if (now - this.lastClimbMs < CLIMB_INTERVAL_MS || now - this.parent!.sinceMs < CLIMB_INTERVAL_MS || now - this.pathChangedMs < CLIMB_INTERVAL_MS) return
-    this.lastClimbMs = now
+  function maybeClimb (ms: number): void {
+    if (ms - lastClimbMs < CLIMB_INTERVAL_MS || ms - parent!.sinceMs < CLIMB_INTERVAL_MS || ms - pathChangedMs < CLIMB_INTERVAL_MS) return
+    lastClimbMs = ms
     // An ancestor is a fine target (moving up is no loop); a descendant never shows this shallow.
-    const target = this.parent!.backups.find((b) => b.spare > 0 && b.depth + 1 + CLIMB_GAIN <= this.depth && b.nodeId !== this.self && !this.children.has(b.nodeId))
-    if (target === undefined) return
-    this.join([target], 'climb')
+    const target = parent!.backups.find((b) => b.spare > 0 && b.depth + 1 + CLIMB_GAIN <= depth() && b.nodeId !== self && !kids.has(b.nodeId))
+    if (target !== undefined) join([target], 'climb')
   }
 
-  /** Leave the tree politely: children are sent to their backups (our parent first), the parent is told. */
-  leave (): void {
-    for (const c of this.children.values()) this.control(c.nodeId, encodeRedirect(this.s.streamId, REDIRECT.move, this.backupsFor(c)))
-    this.children.clear()
-    if (this.parent !== null) this.control(this.parent.nodeId, encodeLeave(this.s.streamId))
-    this.parent = null
-    this.attempt = null
-  }
+  return {
+    s,
+    events,
+    counters,
+    /** Our parent, null when detached. */
+    get parent (): ParentState | null { return parent },
+    /** This node's children by node id. */
+    get children (): ReadonlyMap<string, ChildState> { return kids },
+    get attached (): boolean { return attached() },
+    get joining (): boolean { return attempt !== null },
+    get path (): string[] { return path() },
+    get depth (): number { return depth() },
+    get latencyMs (): number { return latencyMs() },
+    get subtree (): number { return subtree() },
+    capacity,
+    root,
+    join,
+    spare,
+    sendChunk,
+    onMessage,
+    tick,
 
-  close (): void {
-    this.closed = true
-    this.attempt = null
-  }
+    onAttached (fn: () => void): void {
+      if (attached()) fn()
+      else attachedListeners.push(fn)
+    },
 
-  /** A control frame, ahead of queued chunks. */
-  private control (nodeId: string, frame: Buffer): void {
-    if (this.env.transport.send(nodeId, frame, { urgent: true })) {
-      this.counters.controlBytesOut += frame.length
-      const c = this.children.get(nodeId)
-      if (c !== undefined) c.lastSentMs = this.now()
+    parentPolluted (why: string): void {
+      if (parent === null) return
+      env.log.warn('parent sent unverifiable data; replaced', { stream: s.name, parent: parent.nodeId, why })
+      block(parent.nodeId)
+      lose('polluted')
+    },
+
+    /** A verified chunk: to every child that started at or before it. */
+    forward (seq: number, frame: Buffer, deadlineMs: number): void {
+      for (const c of kids.values()) {
+        // Older than its start, or still owed by catch-up (fillStep sends it in order).
+        if (seq >= c.startSeq && (seq < c.fillNext || seq > c.fillEnd)) sendChunk(c.nodeId, frame, deadlineMs)
+      }
+      if (events.length > 0) checkFilled(now())
+    },
+
+    /** A frame for every child (signature batches, the end of the stream). */
+    toChildren (frame: Buffer, options: TransportSendOptions): void {
+      for (const c of kids.values()) if (t.send(c.nodeId, frame, options)) c.lastSentMs = now()
+    },
+
+    onUp (nodeId: string): void {
+      if (attempt?.current === nodeId) sendJoin()
+    },
+
+    onDown (nodeId: string): void {
+      if (parent?.nodeId === nodeId) lose('link', [], true)
+      kids.delete(nodeId)
+      if (attempt?.current === nodeId) next()
+    },
+
+    /** Leave the tree politely: children are sent to their backups (our parent first), the parent is told. */
+    leave (): void {
+      for (const c of kids.values()) send(c.nodeId, 'redirect', REDIRECT.move, backupsFor(c))
+      kids.clear()
+      if (parent !== null) send(parent.nodeId, 'leave')
+      parent = null
+      attempt = null
+    },
+
+    close (): void {
+      closed = true
+      attempt = null
     }
   }
 }
-
-const encodeGapFor = (streamId: string, from: number, count: number): Buffer => encodeGap(streamId, from, Math.min(0xffff, count))

@@ -8,7 +8,7 @@
 import { createKeyPair, identityFromKeyPair, type Identity } from '../../src/identity'
 import { SimClock, createSeededRandom, type Random } from '../../src/hal'
 import { silentLogger } from '../../src/log'
-import { CHUNK_FLAGS, Streams, deriveSettings, realCrypto, type Session, type StreamCrypto } from '../../src/stream'
+import { CHUNK_FLAGS, createStreams, deriveSettings, type Streams, realCrypto, type Session, type StreamCrypto } from '../../src/stream'
 import { VirtualNet, type VNode } from './virtual-net'
 
 export interface ChurnOptions {
@@ -135,7 +135,7 @@ export async function runChurn (options: Partial<ChurnOptions> = {}): Promise<Ch
     const settings = { ...deriveSettings({ uploadBytesPerSec: multiple * bitrate, ringBytes, deadAfterMs: o.deadAfterMs, playoutDelayMs: o.playoutDelayMs, lingerMs: 10_000 }) }
     const started = clock.nowMs()
     const id = identity.nodeId
-    const s = new Streams({ selfId: id, clock, random: createSeededRandom(seed), transport: vnode, settings, crypto, uptimeS: () => Math.floor((clock.nowMs() - started) / 1000), log: silentLogger }, identity)
+    const s = createStreams({ selfId: id, clock, random: createSeededRandom(seed), transport: vnode, settings, crypto, uptimeS: () => Math.floor((clock.nowMs() - started) / 1000), log: silentLogger }, identity)
     s.start()
     return s
   }

@@ -8,7 +8,7 @@ import { silentLogger } from '../../src/log'
 import { StaticPeerDirectory } from '../../src/protocol'
 import { FramePool, LinkHost } from '../../src/protocol/link'
 import { STREAM_FRAME_SLOT_BYTES } from '../../src/limits'
-import { deriveSettings, LinkTransport, realCrypto, Streams, type Session, type StreamSettings } from '../../src/stream'
+import { createLinkTransport, createStreams, deriveSettings, realCrypto, type Session, type Streams, type StreamSettings } from '../../src/stream'
 
 export interface SimNode {
   name: string
@@ -42,10 +42,10 @@ export async function buildWorld (options: { seed: number, count: number, upload
     const links = new LinkHost({ net: host, clock, random, identity, log: silentLogger, port: LINK_PORT, channels: ['stream'], pool })
     await links.start()
     const directory = new StaticPeerDirectory()
-    const transport = new LinkTransport(links, directory, silentLogger)
+    const transport = createLinkTransport(links, directory, silentLogger)
     const settings = deriveSettings({ ...base, uploadBytesPerSec: options.uploadBytesPerSec(i) })
     const started = clock.nowMs()
-    const streams = new Streams({
+    const streams = createStreams({
       selfId: identity.nodeId, clock, random, transport, settings, crypto: realCrypto,
       uptimeS: () => Math.floor((clock.nowMs() - started) / 1000), log: silentLogger, pool
     }, identity)

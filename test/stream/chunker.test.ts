@@ -5,7 +5,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createSeededRandom } from '../../src/hal'
 import { STREAM_CHUNK_PACKETS_MAX } from '../../src/limits'
-import { CHUNK_FLAGS, TsChunker } from '../../src/stream'
+import { CHUNK_FLAGS, createTsChunker, type TsChunker } from '../../src/stream'
 import { PID_PAT, pidOf } from '../../src/stream/ts'
 import { TsGen } from '../helpers/ts'
 import { testSeed } from '../helpers/seed'
@@ -13,7 +13,7 @@ import { testSeed } from '../helpers/seed'
 interface Chunk { packets: Buffer, flags: number }
 const collect = (): { chunker: TsChunker, chunks: Chunk[] } => {
   const chunks: Chunk[] = []
-  const chunker = new TsChunker((p, flags) => chunks.push({ packets: Buffer.from(p), flags }))
+  const chunker = createTsChunker((p, flags) => chunks.push({ packets: Buffer.from(p), flags }))
   return { chunker, chunks }
 }
 

@@ -5,13 +5,13 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { SimClock } from '../../src/hal'
 import { STREAM_PLAYER_GAP_MS } from '../../src/limits'
-import { CHUNK_FLAGS, ChunkRing, Player, wire, type Session } from '../../src/stream'
+import { CHUNK_FLAGS, createChunkRing, createPlayer, wire, type Session } from '../../src/stream'
 
 const SID = 'ab'.repeat(16)
 
 /** Just what a player reads of a session: its ring and where the stream is. */
 function fakeSession () {
-  const ring = new ChunkRing(1 << 20, 64)
+  const ring = createChunkRing(1 << 20, 64)
   const s = {
     ring, streamId: SID, newestSeq: -1, nextSeq: 0, ended: false, endSeq: -1,
     add (seq: number, flags = 0) {
@@ -42,7 +42,7 @@ test('starts at the newest KEY chunk, then writes every chunk in order as it com
   const s = fakeSession()
   for (let i = 0; i < 10; i++) s.add(i, i % 4 === 0 ? CHUNK_FLAGS.key | CHUNK_FLAGS.psi : 0)
   const { out, output } = sink()
-  const p = new Player(s as unknown as Session, output, clock)
+  const p = createPlayer(s as unknown as Session, output, clock)
   p.start()
   assert.equal(seqsOf(out.data), [8, 9])
   s.add(10); p.chunk()
@@ -56,7 +56,7 @@ test('a hole is waited out while a repair can fill it, then skipped', async () =
   const s = fakeSession()
   s.add(0, CHUNK_FLAGS.key)
   const { out, output } = sink()
-  const p = new Player(s as unknown as Session, output, clock)
+  const p = createPlayer(s as unknown as Session, output, clock)
   p.start()
   s.add(2); p.chunk()
   await clock.advance(STREAM_PLAYER_GAP_MS / 2)
@@ -78,7 +78,7 @@ test('a reader that blocks resumes on drain; one left behind by the ring jumps t
   const s = fakeSession()
   s.add(0, CHUNK_FLAGS.key)
   const { out, output } = sink(2)
-  const p = new Player(s as unknown as Session, output, clock)
+  const p = createPlayer(s as unknown as Session, output, clock)
   p.start()
   s.add(1); p.chunk()
   s.add(2); p.chunk()
@@ -94,7 +94,7 @@ test('the end of the stream ends the response once everything is written; seq fr
   const s = fakeSession()
   s.add(5, CHUNK_FLAGS.key); s.add(6)
   const { out, output } = sink()
-  const p = new Player(s as unknown as Session, output, clock, 'seq')
+  const p = createPlayer(s as unknown as Session, output, clock, 'seq')
   p.start()
   s.ended = true; s.endSeq = 6
   p.end()

@@ -4,14 +4,14 @@
 
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { TsChunker, wire, type Session } from '../../src/stream'
+import { createTsChunker, wire, type Session } from '../../src/stream'
 import { TsGen } from '../helpers/ts'
 import { buildWorld, record, settle, stopWorld, type SimWorld } from '../helpers/stream-nodes'
 import { testSeed } from '../helpers/seed'
 
 function pump (w: SimWorld, source: Session, packetsPerFrame: number): { stop (): void, gen: TsGen } {
   const gen = new TsGen(25, () => w.clock.nowMs())
-  const chunker = new TsChunker((packets, flags) => { source.publish(packets, flags) })
+  const chunker = createTsChunker((packets, flags) => { source.publish(packets, flags) })
   const t = w.clock.setInterval(() => { chunker.push(gen.frame(packetsPerFrame)) }, 40)
   return { stop: () => { t.cancel(); chunker.end() }, gen }
 }

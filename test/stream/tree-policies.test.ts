@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert'
 import { SimClock, createSeededRandom } from '../../src/hal'
 import { createKeyPair, identityFromKeyPair } from '../../src/identity'
 import { silentLogger } from '../../src/log'
-import { CHUNK_FLAGS, Streams, deriveSettings, realCrypto, type Session } from '../../src/stream'
+import { CHUNK_FLAGS, createStreams, deriveSettings, type Streams, realCrypto, type Session } from '../../src/stream'
 import { VirtualNet, type VNode } from '../helpers/virtual-net'
 
 const BITRATE = 250_000 // bytes/s (2 Mbit/s)
@@ -23,7 +23,7 @@ function world (seed: number) {
     const identity = identityFromKeyPair(createKeyPair(random))
     const vnode = net.add(identity.nodeId, Math.max(0.25, multiple * 1.25) * BITRATE)
     const settings = deriveSettings({ uploadBytesPerSec: multiple * BITRATE, ringBytes: 80 * 215, deadAfterMs: 400, playoutDelayMs: 3000, lingerMs: 10_000 })
-    const streams = new Streams({ selfId: identity.nodeId, clock, random: createSeededRandom(random.int(1e9)), transport: vnode, settings, crypto: realCrypto, uptimeS: () => Math.floor(clock.nowMs() / 1000), log: silentLogger }, identity)
+    const streams = createStreams({ selfId: identity.nodeId, clock, random: createSeededRandom(random.int(1e9)), transport: vnode, settings, crypto: realCrypto, uptimeS: () => Math.floor(clock.nowMs() / 1000), log: silentLogger }, identity)
     streams.start()
     const n: N = { id: identity.nodeId, vnode, streams, arrivals: new Map() }
     streams.sessionListeners.push((s) => { s.listeners.add({ chunk: (seq) => { if (!n.arrivals.has(seq)) n.arrivals.set(seq, clock.nowMs()) }, end () {} }) })

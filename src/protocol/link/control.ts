@@ -1,14 +1,12 @@
 // The link's own messages (channel 0): HELLO and PROOF for the handshake,
 // PING/PONG for liveness and round-trip time, CLOSE with a reason. Byte
-// layouts are in FORMAT.md; each decoder rejects short, long and unknown
-// input with LINK_FRAME_INVALID.
+// layouts are in FORMAT.md (and as tables below); the decoder rejects short,
+// long and unknown input with LINK_FRAME_INVALID.
 
 import { createHash } from 'node:crypto'
 import { SIGNATURE_BYTES, PUBLIC_KEY_BYTES } from '../../crypto'
 import { LINK_CHANNELS_MAX, LINK_HELLO_EXTENSION_BYTES_MAX } from '../../limits'
-import { ByteReader, ByteWriter } from './bytes'
-import { FRAME_HEADER_BYTES, allocFrame } from './frame'
-import { LINK_CHANNELS } from './channels'
+import { U8, U16, U32, blob, decodeTyped, encodeFields, list, raw, record } from './bytes'
 
 export const LINK_VERSION = 1
 export const NONCE_BYTES = 32
@@ -48,67 +46,28 @@ export type ControlMessage =
   | { type: 'pong', id: number }
   | { type: 'close', reason: number }
 
-const LINK = LINK_CHANNELS.link
+const PING = record('id', U32)
+const LAYOUTS = {
+  [CONTROL.hello]: ['hello', record('version nonce publicKey listenPort channels extension',
+    U8, raw(NONCE_BYTES), raw(PUBLIC_KEY_BYTES), U16, list(LINK_CHANNELS_MAX, U8), blob(LINK_HELLO_EXTENSION_BYTES_MAX))],
+  [CONTROL.proof]: ['proof', record('signature', raw(SIGNATURE_BYTES))],
+  [CONTROL.ping]: ['ping', PING],
+  [CONTROL.pong]: ['pong', PING],
+  [CONTROL.close]: ['close', record('reason', U8)]
+} as const
 
-export function encodeHello (h: Hello): Buffer {
-  const size = 1 + 1 + NONCE_BYTES + PUBLIC_KEY_BYTES + 2 + 1 + h.channels.length + 2 + h.extension.length
-  const frame = allocFrame(LINK, size)
-  const w = new ByteWriter(frame, FRAME_HEADER_BYTES)
-    .u8(CONTROL.hello).u8(h.version).bytes(h.nonce).bytes(h.publicKey).u16(h.listenPort).u8(h.channels.length)
-  for (const c of h.channels) w.u8(c)
-  return w.u16(h.extension.length).bytes(h.extension).done()
-}
+/** A control frame: the type byte, then the message's fields (an object by name, or an array by position). */
+const encode = (type: number, m: unknown): Buffer => encodeFields([U8, LAYOUTS[type as 1][1]], [type, m], 0)
 
-export function encodeProof (signature: Buffer): Buffer {
-  return new ByteWriter(allocFrame(LINK, 1 + SIGNATURE_BYTES), FRAME_HEADER_BYTES).u8(CONTROL.proof).bytes(signature).done()
-}
-
-export function encodePing (type: 'ping' | 'pong', id: number): Buffer {
-  return new ByteWriter(allocFrame(LINK, 5), FRAME_HEADER_BYTES).u8(CONTROL[type]).u32(id).done()
-}
-
-export function encodeClose (reason: CloseReason): Buffer {
-  return new ByteWriter(allocFrame(LINK, 2), FRAME_HEADER_BYTES).u8(CONTROL.close).u8(CLOSE_REASONS[reason]).done()
-}
+export const encodeHello = (h: Hello): Buffer => encode(CONTROL.hello, h)
+export const encodeProof = (signature: Buffer): Buffer => encode(CONTROL.proof, [signature])
+export const encodePing = (type: 'ping' | 'pong', id: number): Buffer => encode(CONTROL[type], [id])
+export const encodeClose = (reason: CloseReason): Buffer => encode(CONTROL.close, [CLOSE_REASONS[reason]])
 
 /** Decode one channel-0 payload (the frame without its 5-byte header). */
 export function decodeControl (payload: Uint8Array): ControlMessage {
-  const r = new ByteReader(payload, 'LINK_FRAME_INVALID')
-  const type = r.u8('control type')
-  switch (type) {
-    case CONTROL.hello: {
-      const version = r.u8('hello version')
-      const nonce = Buffer.from(r.bytes(NONCE_BYTES, 'hello nonce'))
-      const publicKey = Buffer.from(r.bytes(PUBLIC_KEY_BYTES, 'hello public key'))
-      const listenPort = r.u16('hello listen port')
-      const count = r.u8('hello channel count')
-      if (count > LINK_CHANNELS_MAX) r.fail(`hello lists ${count} channels, more than ${LINK_CHANNELS_MAX}`)
-      const channels = [...r.bytes(count, 'hello channels')]
-      const extLength = r.u16('hello extension length')
-      if (extLength > LINK_HELLO_EXTENSION_BYTES_MAX) r.fail(`hello extension of ${extLength} bytes exceeds ${LINK_HELLO_EXTENSION_BYTES_MAX}`)
-      const extension = Buffer.from(r.bytes(extLength, 'hello extension'))
-      r.done('hello')
-      return { type: 'hello', hello: { version, nonce, publicKey, listenPort, channels, extension } }
-    }
-    case CONTROL.proof: {
-      const signature = Buffer.from(r.bytes(SIGNATURE_BYTES, 'proof signature'))
-      r.done('proof')
-      return { type: 'proof', signature }
-    }
-    case CONTROL.ping:
-    case CONTROL.pong: {
-      const id = r.u32('ping id')
-      r.done('ping')
-      return { type: type === CONTROL.ping ? 'ping' : 'pong', id }
-    }
-    case CONTROL.close: {
-      const reason = r.u8('close reason')
-      r.done('close')
-      return { type: 'close', reason }
-    }
-    default:
-      return r.fail(`unknown link control type ${type}`)
-  }
+  const m = decodeTyped(payload, 'LINK_FRAME_INVALID', LAYOUTS)
+  return (m.type === 'hello' ? { type: 'hello', hello: m } : m) as ControlMessage
 }
 
 /**

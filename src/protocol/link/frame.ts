@@ -11,14 +11,12 @@ import type { FramePool } from './pool'
 
 export const FRAME_HEADER_BYTES = 5
 
-const invalid = (message: string): CanopyError => new CanopyError('LINK_FRAME_INVALID', message)
-
-/** A frame with room for payloadBytes; the caller writes the payload at FRAME_HEADER_BYTES. */
-export function allocFrame (channel: number, payloadBytes: number): Buffer {
-  assert(Number.isInteger(channel) && channel >= 0 && channel <= 255, 'channel is one byte')
+/** A frame with room for payloadBytes (from pool, if given: the caller holds its one reference); the caller writes the payload at FRAME_HEADER_BYTES. */
+export function allocFrame (channel: number, payloadBytes: number, pool?: FramePool): Buffer {
+  assert(channel >= 0 && channel <= 255, 'channel')
   const total = FRAME_HEADER_BYTES + payloadBytes
-  assert(total <= LINK_FRAME_BYTES_MAX, `frame of ${total} bytes exceeds ${LINK_FRAME_BYTES_MAX}`)
-  const frame = Buffer.allocUnsafe(total)
+  assert(total <= LINK_FRAME_BYTES_MAX, 'frame size')
+  const frame = pool?.take(total) ?? Buffer.allocUnsafe(total)
   frame.writeUInt32BE(1 + payloadBytes, 0)
   frame[4] = channel
   return frame
@@ -39,48 +37,44 @@ export const framePayload = (frame: Buffer): Buffer => frame.subarray(FRAME_HEAD
  * failed) on a zero or oversized length.
  */
 export class FrameDecoder {
-  private readonly header = Buffer.alloc(FRAME_HEADER_BYTES)
-  private headerFill = 0
-  private frame: Buffer | null = null
-  private frameFill = 0
-  private failed: CanopyError | null = null
+  readonly #header = Buffer.alloc(FRAME_HEADER_BYTES)
+  readonly #max: number
+  readonly #pool: FramePool | undefined
+  /** Bytes of the header, then of the frame, received so far. */
+  #fill = 0
+  #frame: Buffer | null = null
+  #failed: CanopyError | null = null
 
   /** With a pool, frames come from its slots: the frame handed to onFrame holds one reference, the caller's to release. */
-  constructor (private readonly maxFrameBytes = LINK_FRAME_BYTES_MAX, private readonly pool?: FramePool) {
-    assert(maxFrameBytes >= FRAME_HEADER_BYTES && maxFrameBytes <= LINK_FRAME_BYTES_MAX, 'frame bound within the link bound')
+  constructor (maxFrameBytes = LINK_FRAME_BYTES_MAX, pool?: FramePool) {
+    assert(maxFrameBytes >= FRAME_HEADER_BYTES && maxFrameBytes <= LINK_FRAME_BYTES_MAX, 'frame bound')
+    this.#max = maxFrameBytes
+    this.#pool = pool
   }
 
   /** Bytes held for a frame not yet complete. */
-  get buffered (): number { return this.frame === null ? this.headerFill : this.frameFill }
+  get buffered (): number { return this.#fill }
 
   push (chunk: Uint8Array, onFrame: (frame: Buffer) => void): void {
-    if (this.failed !== null) throw this.failed
+    if (this.#failed !== null) throw this.#failed
     let at = 0
-    while (at < chunk.length) {
-      if (this.frame === null) {
-        const take = Math.min(FRAME_HEADER_BYTES - this.headerFill, chunk.length - at)
-        this.header.set(chunk.subarray(at, at + take), this.headerFill)
-        this.headerFill += take
-        at += take
-        if (this.headerFill < FRAME_HEADER_BYTES) return
-        const length = this.header.readUInt32BE(0)
-        if (length < 1 || length > this.maxFrameBytes - 4) {
-          this.failed = invalid(length < 1 ? 'a link frame of length 0' : `a link frame of ${length + 4} bytes exceeds ${this.maxFrameBytes}`)
-          throw this.failed
+    for (;;) {
+      const into = this.#frame ?? this.#header
+      const take = Math.min(into.length - this.#fill, chunk.length - at)
+      into.set(chunk.subarray(at, at += take), this.#fill)
+      if ((this.#fill += take) < into.length) return
+      if (this.#frame === null) {
+        // A whole header: check the length before a byte of the frame is buffered (an empty payload completes at once).
+        const length = this.#header.readUInt32BE(0)
+        if (length < 1 || length > this.#max - 4) {
+          throw (this.#failed = new CanopyError('LINK_FRAME_INVALID', `frame of ${length + 4} bytes`))
         }
-        this.frame = this.pool !== undefined ? this.pool.take(length + 4) : Buffer.allocUnsafe(length + 4)
-        this.header.copy(this.frame, 0)
-        this.frameFill = FRAME_HEADER_BYTES
-        this.headerFill = 0
-      }
-      const frame = this.frame
-      const take = Math.min(frame.length - this.frameFill, chunk.length - at)
-      frame.set(chunk.subarray(at, at + take), this.frameFill)
-      this.frameFill += take
-      at += take
-      if (this.frameFill === frame.length) {
-        this.frame = null
-        this.frameFill = 0
+        this.#frame = this.#pool?.take(length + 4) ?? Buffer.allocUnsafe(length + 4)
+        this.#header.copy(this.#frame)
+      } else {
+        const frame = this.#frame
+        this.#frame = null
+        this.#fill = 0
         onFrame(frame)
       }
     }

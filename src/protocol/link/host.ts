@@ -4,7 +4,7 @@
 // handshakes in flight.
 
 import { randomBytes } from 'node:crypto'
-import { CanopyError } from '../../errors'
+import { CanopyError, assert } from '../../errors'
 import type { Clock, Net, Random, StreamSocket, TcpServer, Timer } from '../../hal'
 import { LINK_CONNECT_MS, LINK_COUNT_MAX, LINK_HANDSHAKE_MS, LINK_HANDSHAKES_MAX, LINK_IDLE_MS } from '../../limits'
 import type { Logger } from '../../log'
@@ -48,41 +48,43 @@ export interface LinkHostCounters {
 
 export class LinkHost {
   readonly counters: LinkHostCounters = { accepted: 0, dialled: 0, refused: 0, handshakeFailures: 0, duplicates: 0, idleClosed: 0 }
-  private readonly links = new Map<string, Link>()
-  private readonly handshaking = new Set<Link>()
-  private readonly dialing = new Map<string, Promise<Link>>()
-  private readonly handlers = new Map<number, ChannelHandler>()
-  private readonly openListeners: Array<(link: Link) => void> = []
-  private readonly closeListeners: Array<(link: Link) => void> = []
-  private server: TcpServer | null = null
-  private sweep: Timer | null = null
-  private stopped = false
+  readonly #o: LinkHostOptions
+  readonly #links = new Map<string, Link>()
+  readonly #handshaking = new Set<Link>()
+  readonly #dialing = new Map<string, Promise<Link>>()
+  readonly #handlers = new Map<number, ChannelHandler>()
+  readonly #openListeners: Array<(link: Link) => void> = []
+  readonly #closeListeners: Array<(link: Link) => void> = []
+  #server: TcpServer | null = null
+  #sweep: Timer | null = null
+  #stopped = false
   listenPort = 0
 
-  constructor (private readonly options: LinkHostOptions) {}
+  constructor (options: LinkHostOptions) { this.#o = options }
 
-  get nodeId (): string { return this.options.identity.nodeId }
+  get nodeId (): string { return this.#o.identity.nodeId }
 
   async start (): Promise<number> {
-    this.server = await this.options.net.listen({ port: this.options.port, host: this.options.host }, (s) => { this.onInbound(s) })
-    this.listenPort = this.server.port
-    const idle = this.options.idleMs ?? LINK_IDLE_MS
-    this.sweep = this.options.clock.setInterval(() => { this.closeIdle(idle) }, Math.max(1_000, idle / 4))
+    const o = this.#o
+    this.#server = await o.net.listen({ port: o.port, host: o.host }, (s) => { this.#onInbound(s) })
+    this.listenPort = this.#server.port
+    const idle = o.idleMs ?? LINK_IDLE_MS
+    this.#sweep = o.clock.setInterval(() => { this.#closeIdle(idle) }, Math.max(1_000, idle / 4))
     return this.listenPort
   }
 
   /** Frames arriving on this channel. One handler per channel. */
   on (channel: ChannelName, handler: ChannelHandler): void {
-    if (!this.options.channels.includes(channel)) throw new CanopyError('ASSERTION', `channel ${channel} is not served by this host`)
-    this.handlers.set(channelNumber(channel), handler)
+    assert(this.#o.channels.includes(channel), 'channel served')
+    this.#handlers.set(channelNumber(channel), handler)
   }
 
-  onOpen (fn: (link: Link) => void): void { this.openListeners.push(fn) }
-  onClosed (fn: (link: Link) => void): void { this.closeListeners.push(fn) }
+  onOpen (fn: (link: Link) => void): void { this.#openListeners.push(fn) }
+  onClosed (fn: (link: Link) => void): void { this.#closeListeners.push(fn) }
 
-  get (nodeId: string): Link | undefined { return this.links.get(nodeId) }
-  list (): Link[] { return [...this.links.values()] }
-  get size (): number { return this.links.size }
+  get (nodeId: string): Link | undefined { return this.#links.get(nodeId) }
+  list (): Link[] { return [...this.#links.values()] }
+  get size (): number { return this.#links.size }
 
   /**
    * An open link to the node listening at address:port, reusing one that is
@@ -90,109 +92,112 @@ export class LinkHost {
    * LINK_HANDSHAKE_FAILED or LIMIT_REACHED.
    */
   connect (address: string, port: number, expectedNodeId?: string): Promise<Link> {
-    if (this.stopped) return Promise.reject(new CanopyError('CLOSED', 'the link host is stopped'))
-    if (expectedNodeId !== undefined) {
-      const open = this.links.get(expectedNodeId)
-      if (open !== undefined) return Promise.resolve(open)
-    }
+    if (this.#stopped) return Promise.reject(stopped())
+    const open = this.#links.get(expectedNodeId ?? '')
+    if (open !== undefined) return Promise.resolve(open)
     const key = `${address}|${port}|${expectedNodeId ?? ''}`
-    const pending = this.dialing.get(key)
-    if (pending !== undefined) return pending
-    const p = this.dial(address, port, expectedNodeId).finally(() => { this.dialing.delete(key) })
-    this.dialing.set(key, p)
+    let p = this.#dialing.get(key)
+    if (p === undefined) {
+      p = this.#dial(address, port, expectedNodeId).finally(() => { this.#dialing.delete(key) })
+      this.#dialing.set(key, p)
+    }
     return p
   }
 
   async stop (): Promise<void> {
-    this.stopped = true
-    this.sweep?.cancel()
-    await this.server?.close()
-    for (const l of [...this.handshaking, ...this.links.values()]) l.close('shutdown')
+    this.#stopped = true
+    this.#sweep?.cancel()
+    // Links first: a server does not finish closing while its accepted sockets are open.
+    const closing = this.#server?.close()
+    for (const l of [...this.#handshaking, ...this.#links.values()]) l.close('shutdown')
+    await closing
   }
 
-  private async dial (address: string, port: number, expectedNodeId: string | undefined): Promise<Link> {
-    if (this.links.size + this.handshaking.size >= (this.options.linksMax ?? LINK_COUNT_MAX)) {
-      throw new CanopyError('LIMIT_REACHED', `already ${this.links.size} links open`)
-    }
-    if (this.handshaking.size >= LINK_HANDSHAKES_MAX) throw new CanopyError('LIMIT_REACHED', 'too many link handshakes in flight')
-    const socket = await this.options.net.connect(address, port, LINK_CONNECT_MS)
-    if (this.stopped) { socket.destroy(); throw new CanopyError('CLOSED', 'the link host is stopped') }
+  /** Why no further link may start now ('' when one may). */
+  #full (): string {
+    return this.#links.size + this.#handshaking.size >= (this.#o.linksMax ?? LINK_COUNT_MAX)
+      ? `${this.#links.size} links open`
+      : this.#handshaking.size >= LINK_HANDSHAKES_MAX ? 'too many handshakes' : ''
+  }
+
+  async #dial (address: string, port: number, expectedNodeId: string | undefined): Promise<Link> {
+    const full = this.#full()
+    if (full !== '') throw new CanopyError('LIMIT_REACHED', full)
+    const socket = await this.#o.net.connect(address, port, LINK_CONNECT_MS)
+    if (this.#stopped) { socket.destroy(); throw stopped() }
     this.counters.dialled++
-    const link = this.adopt(socket, true, expectedNodeId)
+    const link = this.#adopt(socket, true, expectedNodeId)
     await link.ready
     // A simultaneous link in the other direction may have won the tie-break.
-    return this.links.get(link.nodeId) ?? link
+    return this.#links.get(link.nodeId) ?? link
   }
 
-  private onInbound (socket: StreamSocket): void {
+  #onInbound (socket: StreamSocket): void {
     socket.on('error', () => {})
-    const remote = socket.remoteAddress ?? ''
-    const full = this.links.size + this.handshaking.size >= (this.options.linksMax ?? LINK_COUNT_MAX) || this.handshaking.size >= LINK_HANDSHAKES_MAX
-    if (this.stopped || full || (this.options.allow !== undefined && !this.options.allow(remote))) {
+    if (this.#stopped || this.#full() !== '' || this.#o.allow?.(socket.remoteAddress ?? '') === false) {
       this.counters.refused++
       socket.destroy()
       return
     }
     this.counters.accepted++
-    this.adopt(socket, false, undefined).ready.catch(() => {})
+    this.#adopt(socket, false, undefined)
   }
 
-  private adopt (socket: StreamSocket, initiator: boolean, expectedNodeId: string | undefined): Link {
+  #adopt (socket: StreamSocket, initiator: boolean, expectedNodeId: string | undefined): Link {
+    const o = this.#o
     const link = new Link({
       socket,
       initiator,
-      identity: this.options.identity,
-      clock: this.options.clock,
-      nonce: this.options.random?.bytes(NONCE_BYTES) ?? randomBytes(NONCE_BYTES),
+      identity: o.identity,
+      clock: o.clock,
+      nonce: o.random?.bytes(NONCE_BYTES) ?? randomBytes(NONCE_BYTES),
       listenPort: this.listenPort,
-      channels: this.options.channels,
+      channels: o.channels,
       expectedNodeId,
-      extension: this.options.extension?.(),
-      timings: this.options.timings,
-      pool: this.options.pool
+      extension: o.extension?.(),
+      timings: o.timings,
+      pool: o.pool
     })
-    this.handshaking.add(link)
-    link.onFrame = (l, frame) => {
-      const h = this.handlers.get(frame[4]!)
-      if (h !== undefined) h(l, frame)
-    }
-    link.ready.then(() => { this.opened(link) }, (err: unknown) => {
-      this.handshaking.delete(link)
+    this.#handshaking.add(link)
+    link.onFrame = (l, frame) => { this.#handlers.get(frame[4]!)?.(l, frame) }
+    link.ready.then(() => { this.#opened(link) }, (err: unknown) => {
+      this.#handshaking.delete(link)
       this.counters.handshakeFailures++
-      this.options.log.debug('link handshake failed', { remote: link.remoteAddress, err })
+      o.log.debug('link handshake failed', { remote: link.remoteAddress, err })
     })
     link.onClose(() => {
-      this.handshaking.delete(link)
-      if (this.links.get(link.nodeId) === link) {
-        this.links.delete(link.nodeId)
-        for (const fn of this.closeListeners) fn(link)
-      }
+      this.#handshaking.delete(link)
+      if (this.#links.get(link.nodeId) === link) this.#drop(link)
     })
     return link
   }
 
-  private opened (link: Link): void {
-    this.handshaking.delete(link)
-    if (link.state !== 'open') return
-    const other = this.links.get(link.nodeId)
+  #drop (link: Link): void {
+    this.#links.delete(link.nodeId)
+    for (const fn of this.#closeListeners) fn(link)
+  }
+
+  #opened (link: Link): void {
+    this.#handshaking.delete(link)
+    if (!link.open) return
+    const other = this.#links.get(link.nodeId)
     if (other !== undefined && other !== link) {
       // A peer that restarted dials again while our old link to it lingers: the new one wins.
       // Both sides dialling at once: keep the link dialled by the smaller node id, on both sides alike.
       this.counters.duplicates++
-      const simultaneous = link.openedAtMs - other.openedAtMs < (this.options.timings?.handshakeMs ?? LINK_HANDSHAKE_MS)
+      const simultaneous = link.openedAtMs - other.openedAtMs < (this.#o.timings?.handshakeMs ?? LINK_HANDSHAKE_MS)
       const keepNew = !simultaneous || (link.initiator ? this.nodeId : link.nodeId) < (link.initiator ? link.nodeId : this.nodeId)
       if (!keepNew) { link.close('duplicate'); return }
-      this.links.delete(other.nodeId)
-      for (const fn of this.closeListeners) fn(other)
+      this.#drop(other)
       other.close('duplicate')
     }
-    this.links.set(link.nodeId, link)
-    for (const fn of this.openListeners) fn(link)
+    this.#links.set(link.nodeId, link)
+    for (const fn of this.#openListeners) fn(link)
   }
 
-  private closeIdle (idleMs: number): void {
-    const now = this.options.clock.nowMs()
-    for (const l of [...this.links.values()]) {
+  #closeIdle (idleMs: number): void {
+    const now = this.#o.clock.nowMs()
+    for (const l of this.list()) {
       // The dialling side decides: it knows why it dialled (a lookup, a join) and whether it still cares.
       if (l.initiator && !l.pinned && now - l.lastTrafficMs >= idleMs) {
         this.counters.idleClosed++
@@ -201,3 +206,5 @@ export class LinkHost {
     }
   }
 }
+
+const stopped = (): CanopyError => new CanopyError('CLOSED', 'link host stopped')

@@ -10,7 +10,7 @@
 
 import type { KeyObject } from 'node:crypto'
 import { signDomain, verifyDomain } from '../../crypto'
-import { CanopyError } from '../../errors'
+import { CanopyError, assert } from '../../errors'
 import type { Clock, StreamSocket, Timer } from '../../hal'
 import { nodeIdOf } from '../../identity'
 import {
@@ -20,7 +20,7 @@ import {
 import { channelNumber, type ChannelName } from './channels'
 import {
   CLOSE_REASONS, LINK_VERSION, NONCE_BYTES, PROOF_DOMAIN, decodeControl, encodeClose, encodeHello, encodePing,
-  encodeProof, proofTranscript, type CloseReason, type Hello
+  encodeProof, proofTranscript, type CloseReason, type ControlMessage
 } from './control'
 import { FRAME_HEADER_BYTES, FrameDecoder, encodeFrame } from './frame'
 import type { FramePool } from './pool'
@@ -68,8 +68,6 @@ export interface SendOptions {
 }
 
 export interface LinkCounters {
-  framesIn: number
-  framesOut: number
   bytesIn: number
   bytesOut: number
   /** Frames refused because the queue was full. */
@@ -79,6 +77,8 @@ export interface LinkCounters {
 }
 
 export type LinkState = 'handshake' | 'open' | 'closed'
+
+const closed = (message: string): CanopyError => new CanopyError('NET_CLOSED', message)
 
 export class Link {
   state: LinkState = 'handshake'
@@ -94,7 +94,7 @@ export class Link {
   rttMs: number | null = null
   closeReason: CloseReason | null = null
   readonly remoteAddress: string
-  readonly counters: LinkCounters = { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, droppedFull: 0, droppedExpired: 0 }
+  readonly counters: LinkCounters = { bytesIn: 0, bytesOut: 0, droppedFull: 0, droppedExpired: 0 }
   readonly ready: Promise<Link>
   /** Frames on every channel but the link's own (set by the host). */
   onFrame: (link: Link, frame: Buffer) => void = () => {}
@@ -104,72 +104,75 @@ export class Link {
   /** Monotonic ms the handshake completed. */
   openedAtMs = 0
 
-  private readonly decoder: FrameDecoder
-  private readonly queue = new FrameQueue(LINK_QUEUE_FRAMES_MAX, LINK_QUEUE_BYTES_MAX)
-  private readonly urgent = new FrameQueue(LINK_URGENT_FRAMES_MAX, LINK_QUEUE_BYTES_MAX)
-  private readonly servedChannels: ReadonlySet<number>
-  private readonly myHello: Buffer
-  private peerHello: Buffer | null = null
-  private blocked = false
-  private lastSentMs: number
-  private pingId = 0
-  private pingSentMs = 0
-  private pins = 0
-  private readonly timers: Timer[] = []
-  private readonly closeListeners: Array<(link: Link) => void> = []
-  private settle: { resolve: (l: Link) => void, reject: (e: CanopyError) => void } | null = null
-  private readonly timings: LinkTimings
+  readonly #o: LinkOptions
+  readonly #socket: StreamSocket
+  readonly #clock: Clock
+  readonly #decoder: FrameDecoder
+  readonly #queue = new FrameQueue(LINK_QUEUE_FRAMES_MAX, LINK_QUEUE_BYTES_MAX)
+  readonly #urgent = new FrameQueue(LINK_URGENT_FRAMES_MAX, LINK_QUEUE_BYTES_MAX)
+  readonly #served: ReadonlySet<number>
+  readonly #myHello: Buffer
+  #peerHello: Buffer | null = null
+  #blocked = false
+  #lastSentMs: number
+  #pingId = 0
+  #pingSentMs = 0
+  #pins = 0
+  readonly #timers: Timer[] = []
+  readonly #closeListeners: Array<(link: Link) => void> = []
+  #settle: { resolve: (l: Link) => void, reject: (e: CanopyError) => void } | null = null
+  readonly #timings: LinkTimings
 
-  constructor (private readonly options: LinkOptions) {
+  constructor (options: LinkOptions) {
     const { socket, clock } = options
-    this.timings = { ...DEFAULT_LINK_TIMINGS, ...options.timings }
-    this.decoder = new FrameDecoder(LINK_FRAME_BYTES_MAX, options.pool)
+    this.#o = options
+    this.#socket = socket
+    this.#clock = clock
+    const timings = this.#timings = { ...DEFAULT_LINK_TIMINGS, ...options.timings }
+    this.#decoder = new FrameDecoder(LINK_FRAME_BYTES_MAX, options.pool)
     this.remoteAddress = socket.remoteAddress ?? ''
-    this.servedChannels = new Set(options.channels.map(channelNumber))
+    this.#served = new Set(options.channels.map(channelNumber))
     this.extension = options.extension ?? Buffer.alloc(0)
-    this.lastReceivedMs = this.lastSentMs = this.lastTrafficMs = clock.nowMs()
-    this.ready = new Promise((resolve, reject) => { this.settle = { resolve, reject } })
+    this.lastReceivedMs = this.#lastSentMs = this.lastTrafficMs = clock.nowMs()
+    this.ready = new Promise((resolve, reject) => { this.#settle = { resolve, reject } })
     this.ready.catch(() => {}) // a failed handshake is reported to whoever awaits it; never unhandled
-    const hello: Hello = {
+    assert(options.nonce.length === NONCE_BYTES, 'nonce size')
+    this.#myHello = encodeHello({
       version: LINK_VERSION,
       nonce: options.nonce,
       publicKey: options.identity.publicKey,
       listenPort: options.listenPort,
-      channels: [...this.servedChannels],
+      channels: [...this.#served],
       extension: this.extension
-    }
-    if (hello.nonce.length !== NONCE_BYTES) throw new CanopyError('ASSERTION', 'link nonce is 32 bytes')
-    this.myHello = encodeHello(hello)
+    })
     socket.setNoDelay?.(true)
-    socket.on('data', (chunk: Buffer) => { this.onData(chunk) })
-    socket.on('drain', () => { this.blocked = false; this.flush() })
-    socket.on('end', () => { this.terminate('normal', new CanopyError('NET_CLOSED', 'the peer closed the link')) })
-    socket.on('close', () => { this.terminate('normal', new CanopyError('NET_CLOSED', 'the link closed')) })
-    socket.on('error', (err: Error) => { this.terminate('normal', CanopyError.from(err, 'NET_CLOSED', 'link socket error')) })
-    this.timers.push(clock.setTimeout(() => {
-      if (this.state === 'handshake') this.fail('handshake', new CanopyError('TIMEOUT', `link handshake took over ${this.timings.handshakeMs} ms`))
-    }, this.timings.handshakeMs))
-    const tick = Math.max(10, Math.floor(Math.min(this.timings.keepaliveMs, this.timings.deadMs) / 4))
-    this.timers.push(clock.setInterval(() => { this.tick() }, tick))
-    this.enqueue(this.myHello, { urgent: true })
+    socket.on('data', (chunk: Buffer) => { this.#onData(chunk) })
+    socket.on('drain', () => { this.#blocked = false; this.#flush() })
+    socket.on('end', () => { this.#terminate('normal', closed('peer ended')) })
+    socket.on('close', () => { this.#terminate('normal', closed('closed')) })
+    socket.on('error', (err: Error) => { this.#terminate('normal', CanopyError.from(err, 'NET_CLOSED', 'socket')) })
+    this.#timers.push(clock.setTimeout(() => {
+      if (this.state === 'handshake') this.#fail('handshake', new CanopyError('TIMEOUT', `handshake over ${timings.handshakeMs} ms`))
+    }, timings.handshakeMs), clock.setInterval(() => { this.#tick() }, Math.max(10, Math.floor(Math.min(timings.keepaliveMs, timings.deadMs) / 4))))
+    this.#enqueue(this.#myHello, true)
   }
 
   get open (): boolean { return this.state === 'open' }
-  get initiator (): boolean { return this.options.initiator }
-  get queuedBytes (): number { return this.queue.bytes + this.urgent.bytes }
-  get queuedFrames (): number { return this.queue.length + this.urgent.length }
-  get pinned (): boolean { return this.pins > 0 }
+  get initiator (): boolean { return this.#o.initiator }
+  get queuedBytes (): number { return this.#queue.bytes + this.#urgent.bytes }
+  get queuedFrames (): number { return this.#queue.length + this.#urgent.length }
+  get pinned (): boolean { return this.#pins > 0 }
 
   /** Keep the link from being closed as idle (static peers, parents, children). */
-  pin (): void { this.pins++ }
-  unpin (): void { this.pins = Math.max(0, this.pins - 1) }
+  pin (): void { this.#pins++ }
+  unpin (): void { this.#pins = Math.max(0, this.#pins - 1) }
 
   /** Does the peer serve this channel? */
   serves (channel: ChannelName): boolean { return this.peerChannels.has(channelNumber(channel)) }
 
   onClose (fn: (link: Link) => void): void {
     if (this.state === 'closed') fn(this)
-    else this.closeListeners.push(fn)
+    else this.#closeListeners.push(fn)
   }
 
   /** Queue payload on a channel; false when the link is not open, the peer does not serve the channel, or the queue is full. */
@@ -180,185 +183,183 @@ export class Link {
   /** Queue a frame built with allocFrame/encodeFrame (or received, to forward it unchanged). */
   sendFrame (frame: Buffer, options: SendOptions = {}): boolean {
     if (this.state !== 'open' || frame.length < FRAME_HEADER_BYTES || !this.peerChannels.has(frame[4]!)) return false
-    this.lastTrafficMs = this.options.clock.nowMs()
-    return this.enqueue(frame, options)
+    this.lastTrafficMs = this.#clock.nowMs()
+    return this.#enqueue(frame, options.urgent, options.expiresAtMs)
   }
 
   close (reason: CloseReason = 'normal'): void {
     if (this.state === 'closed') return
-    const socket = this.options.socket
+    const socket = this.#socket
     if (socket.writable && !socket.destroyed) {
       try { socket.end(encodeClose(reason)) } catch { /* already failing */ }
-      const t = this.options.clock.setTimeout(() => { socket.destroy() }, 1_000)
+      const t = this.#clock.setTimeout(() => { socket.destroy() }, 1_000)
       socket.once('close', () => { t.cancel() })
     } else {
       socket.destroy()
     }
-    this.terminate(reason, new CanopyError('NET_CLOSED', `link closed (${reason})`))
+    this.#terminate(reason, closed(`link closed (${reason})`))
   }
 
-  private enqueue (frame: Buffer, options: SendOptions): boolean {
-    const q = options.urgent === true ? this.urgent : this.queue
-    if (!q.push(frame, options.expiresAtMs ?? 0)) {
+  #enqueue (frame: Buffer, urgent?: boolean, expiresAtMs = 0): boolean {
+    if (!(urgent === true ? this.#urgent : this.#queue).push(frame, expiresAtMs)) {
       this.counters.droppedFull++
       return false
     }
-    this.options.pool?.retain(frame) // held until the socket has written it, or it is dropped
-    this.flush()
+    this.#o.pool?.retain(frame) // held until the socket has written it, or it is dropped
+    this.#flush()
     return true
   }
 
-  private readonly released = (frame: Buffer): void => { this.options.pool?.release(frame) }
+  readonly #released = (frame: Buffer): void => { this.#o.pool?.release(frame) }
 
-  private flush (): void {
-    const socket = this.options.socket
+  #flush (): void {
+    const socket = this.#socket
     if (this.state === 'closed' || socket.destroyed) return
-    const now = this.options.clock.nowMs()
-    while (!this.blocked) {
-      const e = this.urgent.shift() ?? this.queue.shift()
+    const now = this.#clock.nowMs()
+    while (!this.#blocked) {
+      const e = this.#urgent.shift() ?? this.#queue.shift()
       if (e === undefined) break
+      const frame = e.frame
       if (e.expiresAtMs !== 0 && e.expiresAtMs < now) {
         this.counters.droppedExpired++
-        this.released(e.frame)
+        this.#released(frame)
         continue
       }
-      this.counters.framesOut++
-      this.counters.bytesOut += e.frame.length
-      this.lastSentMs = now
+      this.counters.bytesOut += frame.length
+      this.#lastSentMs = now
       // write() false: the socket holds its high-water mark; 'drain' resumes us.
       // The callback runs once the socket is done with the bytes (written or failed): then the frame can be reused.
-      const frame = e.frame
-      if (!socket.write(frame, () => { this.released(frame) })) this.blocked = true
+      if (!socket.write(frame, () => { this.#released(frame) })) this.#blocked = true
     }
   }
 
-  private onData (chunk: Buffer): void {
+  #onData (chunk: Buffer): void {
     if (this.state === 'closed') return
     try {
-      this.decoder.push(chunk, (frame) => { this.onFrameIn(frame) })
+      this.#decoder.push(chunk, (frame) => { this.#onFrameIn(frame) })
     } catch (err) {
-      this.fail('protocol', CanopyError.from(err, 'LINK_FRAME_INVALID'))
+      this.#fail('protocol', CanopyError.from(err, 'LINK_FRAME_INVALID'))
     }
   }
 
-  private onFrameIn (frame: Buffer): void {
+  #onFrameIn (frame: Buffer): void {
     if (this.state === 'closed') return
-    const now = this.options.clock.nowMs()
+    const now = this.#clock.nowMs()
     this.lastReceivedMs = now
-    this.counters.framesIn++
     this.counters.bytesIn += frame.length
     const channel = frame[4]!
     if (channel === 0) {
-      this.onControl(frame)
+      this.#onControl(frame)
       return
     }
-    if (this.state !== 'open') throw new CanopyError('LINK_FRAME_INVALID', 'channel frame before the handshake completed')
-    if (!this.servedChannels.has(channel)) throw new CanopyError('LINK_FRAME_INVALID', `frame on channel ${channel}, which this side does not serve`)
+    if (this.state !== 'open') throw invalid('data before the handshake')
+    if (!this.#served.has(channel)) throw invalid(`channel ${channel} not served`)
     this.lastTrafficMs = now
     try {
       this.onFrame(this, frame)
     } finally {
-      this.released(frame) // the decoder's reference; whoever kept the frame retained it
+      this.#released(frame) // the decoder's reference; whoever kept the frame retained it
     }
   }
 
-  private onControl (frame: Buffer): void {
-    let m: ReturnType<typeof decodeControl>
+  #onControl (frame: Buffer): void {
+    let m: ControlMessage
     try {
       m = decodeControl(frame.subarray(FRAME_HEADER_BYTES))
     } finally {
-      this.released(frame) // control frames are decoded into fresh values; nobody keeps the frame
+      this.#released(frame) // control frames are decoded into fresh values; nobody keeps the frame
     }
+    const handshaking = this.state === 'handshake'
     switch (m.type) {
       case 'hello': {
-        if (this.state !== 'handshake' || this.peerHello !== null) throw new CanopyError('LINK_FRAME_INVALID', 'a second hello')
+        if (!handshaking || this.#peerHello !== null) throw invalid('a second hello')
         const h = m.hello
-        if (h.version !== LINK_VERSION) return this.fail('handshake', new CanopyError('LINK_HANDSHAKE_FAILED', `peer speaks link version ${h.version}, we speak ${LINK_VERSION}`))
         const id = nodeIdOf(h.publicKey)
-        if (id === this.options.identity.nodeId) return this.fail('handshake', new CanopyError('LINK_HANDSHAKE_FAILED', 'a link to ourselves'))
-        if (this.options.expectedNodeId !== undefined && id !== this.options.expectedNodeId) {
-          return this.fail('handshake', new CanopyError('LINK_HANDSHAKE_FAILED', `expected node ${this.options.expectedNodeId}, the peer is ${id}`))
-        }
-        this.peerHello = Buffer.from(frame) // kept for the transcript: our own copy
+        const expected = this.#o.expectedNodeId
+        const refused = h.version !== LINK_VERSION
+          ? `link version ${h.version}`
+          : id === this.#o.identity.nodeId ? 'a link to ourselves'
+            : expected !== undefined && id !== expected ? `not node ${expected}` : ''
+        if (refused !== '') return this.#refuse(refused)
+        this.#peerHello = Buffer.from(frame) // kept for the transcript: our own copy
         this.nodeId = id
         this.publicKey = h.publicKey
         this.peerListenPort = h.listenPort
         this.peerChannels = new Set(h.channels)
         this.peerExtension = h.extension
-        const signature = signDomain(this.options.identity.privateKey, PROOF_DOMAIN, this.transcript(this.initiator))
-        this.enqueue(encodeProof(signature), { urgent: true })
+        this.#enqueue(encodeProof(signDomain(this.#o.identity.privateKey, PROOF_DOMAIN, this.#transcript(this.initiator))), true)
         return
       }
       case 'proof': {
-        if (this.state !== 'handshake' || this.peerHello === null) throw new CanopyError('LINK_FRAME_INVALID', 'a proof before the hello, or twice')
-        if (!verifyDomain(this.publicKey, PROOF_DOMAIN, this.transcript(!this.initiator), m.signature)) {
-          return this.fail('handshake', new CanopyError('LINK_HANDSHAKE_FAILED', `node ${this.nodeId} sent a proof that does not verify`))
+        if (!handshaking || this.#peerHello === null) throw invalid('early or second proof')
+        if (!verifyDomain(this.publicKey, PROOF_DOMAIN, this.#transcript(!this.initiator), m.signature)) {
+          return this.#refuse('bad proof')
         }
         this.state = 'open'
-        this.openedAtMs = this.options.clock.nowMs()
-        this.settle?.resolve(this)
-        this.settle = null
+        this.openedAtMs = this.#clock.nowMs()
+        this.#settle?.resolve(this)
+        this.#settle = null
         return
       }
       case 'ping':
-        if (this.state === 'open') this.enqueue(encodePing('pong', m.id), { urgent: true })
+        if (this.open) this.#enqueue(encodePing('pong', m.id), true)
         return
       case 'pong':
-        if (m.id === this.pingId && this.pingSentMs > 0) {
-          this.rttMs = this.options.clock.nowMs() - this.pingSentMs
-          this.pingSentMs = 0
+        if (m.id === this.#pingId && this.#pingSentMs > 0) {
+          this.rttMs = this.#clock.nowMs() - this.#pingSentMs
+          this.#pingSentMs = 0
         }
         return
       case 'close': {
-        const reason = (Object.keys(CLOSE_REASONS) as CloseReason[]).find((k) => CLOSE_REASONS[k] === m.reason) ?? 'normal'
-        this.options.socket.destroy()
-        this.terminate(reason, new CanopyError('NET_CLOSED', `the peer closed the link (${reason})`))
+        // CLOSE_REASONS numbers its keys in order.
+        const reason = (Object.keys(CLOSE_REASONS)[m.reason] ?? 'normal') as CloseReason
+        this.#socket.destroy()
+        this.#terminate(reason, closed(`peer closed (${reason})`))
       }
     }
   }
 
-  private transcript (signerIsInitiator: boolean): Buffer {
-    const peer = this.peerHello!
-    return this.initiator
-      ? proofTranscript(this.myHello, peer, signerIsInitiator)
-      : proofTranscript(peer, this.myHello, signerIsInitiator)
+  #refuse (message: string): void { this.#fail('handshake', new CanopyError('LINK_HANDSHAKE_FAILED', message)) }
+
+  #transcript (signerIsInitiator: boolean): Buffer {
+    const hellos = [this.#myHello, this.#peerHello!]
+    if (!this.initiator) hellos.reverse()
+    return proofTranscript(hellos[0]!, hellos[1]!, signerIsInitiator)
   }
 
-  private tick (): void {
-    if (this.state !== 'open') return
-    const now = this.options.clock.nowMs()
-    if (now - this.lastReceivedMs >= this.timings.deadMs) {
-      this.close('dead')
-      return
-    }
-    if (now - this.lastSentMs >= this.timings.keepaliveMs || this.rttMs === null) {
-      if (this.pingSentMs === 0 || now - this.pingSentMs >= this.timings.keepaliveMs) {
-        this.pingId = (this.pingId + 1) >>> 0
-        this.pingSentMs = now
-        this.enqueue(encodePing('ping', this.pingId), { urgent: true })
-      }
+  #tick (): void {
+    if (!this.open) return
+    const now = this.#clock.nowMs()
+    const { keepaliveMs, deadMs } = this.#timings
+    if (now - this.lastReceivedMs >= deadMs) return this.close('dead')
+    if ((now - this.#lastSentMs >= keepaliveMs || this.rttMs === null) && (this.#pingSentMs === 0 || now - this.#pingSentMs >= keepaliveMs)) {
+      this.#pingId = (this.#pingId + 1) >>> 0
+      this.#pingSentMs = now
+      this.#enqueue(encodePing('ping', this.#pingId), true)
     }
   }
 
-  private fail (reason: CloseReason, err: CanopyError): void {
+  #fail (reason: CloseReason, err: CanopyError): void {
     if (this.state === 'closed') return
-    this.options.socket.destroy()
-    this.terminate(reason, err)
+    this.#socket.destroy()
+    this.#terminate(reason, err)
   }
 
-  private terminate (reason: CloseReason, err: CanopyError): void {
+  #terminate (reason: CloseReason, err: CanopyError): void {
     if (this.state === 'closed') return
-    const wasOpen = this.state === 'open'
+    const wasOpen = this.open
     this.state = 'closed'
     this.closeReason = reason
-    for (const t of this.timers) t.cancel()
-    this.queue.clear(this.released)
-    this.urgent.clear(this.released)
-    if (!this.options.socket.destroyed && !wasOpen) this.options.socket.destroy()
-    if (this.settle !== null) {
-      this.settle.reject(reason === 'normal' && err.code === 'NET_CLOSED' ? new CanopyError('LINK_HANDSHAKE_FAILED', `the peer closed during the handshake: ${err.message}`) : err)
-      this.settle = null
+    for (const t of this.#timers) t.cancel()
+    this.#queue.clear(this.#released)
+    this.#urgent.clear(this.#released)
+    if (!this.#socket.destroyed && !wasOpen) this.#socket.destroy()
+    if (this.#settle !== null) {
+      this.#settle.reject(reason === 'normal' && err.code === 'NET_CLOSED' ? new CanopyError('LINK_HANDSHAKE_FAILED', `closed in handshake: ${err.message}`) : err)
+      this.#settle = null
     }
-    for (const fn of this.closeListeners.splice(0)) fn(this)
+    for (const fn of this.#closeListeners.splice(0)) fn(this)
   }
 }
+
+const invalid = (message: string): CanopyError => new CanopyError('LINK_FRAME_INVALID', message)

@@ -66,6 +66,18 @@ for (const [name, make] of [['sim', simWorld], ['linux', linuxWorld]] as const) 
     await a.stop(); await b.stop()
   })
 
+  test(`${name}: the accepting side stops while the peer keeps its link open`, async () => {
+    const w = make()
+    const ia = ident(1); const ib = ident(2)
+    const a = host(w, w.netA, ia); const b = host(w, w.netB, ib)
+    await a.start(); const port = await b.start()
+    const link = await drive(w, a.connect(w.bAddress, port, ib.nodeId))
+    await drive(w, b.stop(), 2000) // a server does not close while accepted sockets stay open: links must close first
+    for (let i = 0; i < 100 && link.open; i++) await w.wait(10)
+    assert.not.ok(link.open, 'the peer sees its link closed')
+    await a.stop()
+  })
+
   test(`${name}: a peer with another key than expected is refused`, async () => {
     const w = make()
     const a = host(w, w.netA, ident(1)); const b = host(w, w.netB, ident(2))
