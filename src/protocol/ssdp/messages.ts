@@ -3,7 +3,7 @@
 // search and 512 bytes) or is not sent at all.
 
 import { SSDP_REPLY_AMPLIFICATION_MAX, SSDP_REPLY_BYTES_MAX } from '../../limits'
-import { formatSsdp, type SsdpHeaders } from './message'
+import { formatSsdp } from './message'
 import { CANOPY_DEVICE_TYPE, ROOT_DEVICE, SSDP_ALL, SSDP_DISCOVER, SSDP_HOST, deviceUuid, usnFor } from './names'
 
 /** What this agent advertises on one interface. */
@@ -22,19 +22,16 @@ export interface Advert {
 
 /** The ST a search for `st` is answered with, or null when it is not about us. */
 export function answerType (st: string, nodeId: string): string | null {
-  if (st === CANOPY_DEVICE_TYPE || st === SSDP_ALL) return CANOPY_DEVICE_TYPE
-  if (st === ROOT_DEVICE) return ROOT_DEVICE
-  if (st.toLowerCase() === deviceUuid(nodeId)) return deviceUuid(nodeId)
-  return null
+  const uuid = deviceUuid(nodeId)
+  return st === CANOPY_DEVICE_TYPE || st === SSDP_ALL ? CANOPY_DEVICE_TYPE : st === ROOT_DEVICE ? st : st.toLowerCase() === uuid ? uuid : null
 }
 
 /** The byte budget of a reply to a search of requestBytes. */
-export function replyBudget (requestBytes: number): number {
-  return Math.min(SSDP_REPLY_BYTES_MAX, SSDP_REPLY_AMPLIFICATION_MAX * requestBytes)
-}
+export const replyBudget = (requestBytes: number): number => Math.min(SSDP_REPLY_BYTES_MAX, SSDP_REPLY_AMPLIFICATION_MAX * requestBytes)
 
-/** Headers a reply sheds, in this order, until it fits its budget. */
-const OPTIONAL_IN_REPLY = ['SERVER', 'CONFIGID.UPNP.ORG', 'BOOTID.UPNP.ORG']
+/** SERVER, BOOTID and CONFIGID: the headers a reply sheds first, in this order, until it fits its budget. */
+const optional = (a: Advert): Array<[string, string]> =>
+  [['SERVER', a.server], ['CONFIGID.UPNP.ORG', String(a.configId)], ['BOOTID.UPNP.ORG', String(a.bootId)]]
 
 /**
  * The one reply datagram, or null when even the smallest form exceeds the
@@ -42,53 +39,28 @@ const OPTIONAL_IN_REPLY = ['SERVER', 'CONFIGID.UPNP.ORG', 'BOOTID.UPNP.ORG']
  * bytes UDA insists on); the rest is dropped first when the search was small.
  */
 export function buildReply (st: string, advert: Advert, budgetBytes: number): Buffer | null {
-  let headers: Array<[string, string]> = [
-    ['CACHE-CONTROL', `max-age=${advert.maxAgeSeconds}`],
-    ['EXT', ''],
-    ['LOCATION', advert.location],
-    ['SERVER', advert.server],
-    ['ST', st],
-    ['USN', usnFor(advert.nodeId, st)],
-    ['BOOTID.UPNP.ORG', String(advert.bootId)],
-    ['CONFIGID.UPNP.ORG', String(advert.configId)]
+  const [server, config, boot] = optional(advert)
+  const all: Array<[string, string]> = [
+    ['CACHE-CONTROL', `max-age=${advert.maxAgeSeconds}`], ['EXT', ''], ['LOCATION', advert.location], server!,
+    ['ST', st], ['USN', usnFor(advert.nodeId, st)], boot!, config!
   ]
-  for (let shed = 0; ; shed++) {
-    const bytes = formatSsdp('response', headers)
+  for (let shed = 0; shed <= 3; shed++) {
+    const bytes = formatSsdp('response', all.filter((h) => !optional(advert).slice(0, shed).some(([n]) => n === h[0])))
     if (bytes.length <= budgetBytes) return bytes
-    if (shed >= OPTIONAL_IN_REPLY.length) return null
-    headers = headers.filter(([n]) => n !== OPTIONAL_IN_REPLY[shed])
   }
+  return null
 }
 
-export function buildAlive (advert: Advert): Buffer {
-  const headers: SsdpHeaders = [
-    ['HOST', SSDP_HOST],
-    ['CACHE-CONTROL', `max-age=${advert.maxAgeSeconds}`],
-    ['LOCATION', advert.location],
-    ['NT', CANOPY_DEVICE_TYPE],
-    ['NTS', 'ssdp:alive'],
-    ['SERVER', advert.server],
-    ['USN', usnFor(advert.nodeId, CANOPY_DEVICE_TYPE)],
-    ['BOOTID.UPNP.ORG', String(advert.bootId)],
-    ['CONFIGID.UPNP.ORG', String(advert.configId)]
-  ]
-  return formatSsdp('notify', headers)
-}
+export const buildAlive = (a: Advert): Buffer => formatSsdp('notify', [
+  ['HOST', SSDP_HOST], ['CACHE-CONTROL', `max-age=${a.maxAgeSeconds}`], ['LOCATION', a.location], ['NT', CANOPY_DEVICE_TYPE],
+  ['NTS', 'ssdp:alive'], ['SERVER', a.server], ['USN', usnFor(a.nodeId, CANOPY_DEVICE_TYPE)],
+  ['BOOTID.UPNP.ORG', String(a.bootId)], ['CONFIGID.UPNP.ORG', String(a.configId)]
+])
 
-export function buildByebye (nodeId: string): Buffer {
-  return formatSsdp('notify', [
-    ['HOST', SSDP_HOST],
-    ['NT', CANOPY_DEVICE_TYPE],
-    ['NTS', 'ssdp:byebye'],
-    ['USN', usnFor(nodeId, CANOPY_DEVICE_TYPE)]
-  ])
-}
+export const buildByebye = (nodeId: string): Buffer => formatSsdp('notify', [
+  ['HOST', SSDP_HOST], ['NT', CANOPY_DEVICE_TYPE], ['NTS', 'ssdp:byebye'], ['USN', usnFor(nodeId, CANOPY_DEVICE_TYPE)]
+])
 
-export function buildSearch (st: string, mxSeconds: number): Buffer {
-  return formatSsdp('search', [
-    ['HOST', SSDP_HOST],
-    ['MAN', SSDP_DISCOVER],
-    ['MX', String(mxSeconds)],
-    ['ST', st]
-  ])
-}
+export const buildSearch = (st: string, mxSeconds: number): Buffer => formatSsdp('search', [
+  ['HOST', SSDP_HOST], ['MAN', SSDP_DISCOVER], ['MX', String(mxSeconds)], ['ST', st]
+])
