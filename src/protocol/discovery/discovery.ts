@@ -57,26 +57,26 @@ export class Discovery {
   readonly peers: PeerList
   readonly queue: VerifyQueue
   ssdp: Ssdp | null = null
-  private readonly capabilities = new Set<string>()
-  private readonly timers: TimerGroup
-  private readonly staticTargets: GetTarget[]
-  private readonly log: Logger
-  private started = false
-  private stopped = false
+  readonly #capabilities = new Set<string>()
+  readonly #timers: TimerGroup
+  readonly #staticTargets: GetTarget[]
+  readonly #log: Logger
+  #started = false
+  #stopped = false
 
   constructor (private readonly o: DiscoveryOptions) {
-    this.log = o.log
+    this.#log = o.log
     this.peers = new PeerList(o.clock, o.log)
-    this.timers = new TimerGroup(o.clock)
+    this.#timers = new TimerGroup(o.clock)
     const userAgent = `Canopy/${o.version}`
     this.queue = new VerifyQueue(o.clock, o.random, o.fetcher ?? netDescribeFetcher(o.net, o.clock, userAgent), o.log)
-    this.staticTargets = o.config.staticPeers.map(parseStaticPeer).filter((t): t is GetTarget => t !== null)
+    this.#staticTargets = o.config.staticPeers.map(parseStaticPeer).filter((t): t is GetTarget => t !== null)
   }
 
   /** Capabilities this node offers, as listed in its self-description (other subsystems add theirs). */
   addCapability (name: string): void {
-    if (this.capabilities.has(name) || this.capabilities.size >= DESCRIBE_CAPABILITIES_COUNT_MAX) return
-    this.capabilities.add(name)
+    if (this.#capabilities.has(name) || this.#capabilities.size >= DESCRIBE_CAPABILITIES_COUNT_MAX) return
+    this.#capabilities.add(name)
     this.ssdp?.announce() // CONFIGID changed: peers fetch our description again
   }
 
@@ -90,7 +90,7 @@ export class Discovery {
     return {
       name: this.o.name,
       version: this.o.version,
-      capabilities: [...this.capabilities].sort(),
+      capabilities: [...this.#capabilities].sort(),
       httpPort: this.o.httpPort() ?? 0,
       udpPort: this.o.udpPort(),
       linkPort: this.o.linkPort?.() ?? null,
@@ -104,12 +104,12 @@ export class Discovery {
   }
 
   async start (): Promise<void> {
-    if (this.started) return
-    this.started = true
-    this.timers.setInterval(() => { this.peers.sweep() }, PEER_SWEEP_MS)
-    if (this.staticTargets.length > 0) {
-      this.checkStaticPeers()
-      this.timers.setInterval(() => { this.checkStaticPeers() }, this.o.config.staticRecheckMs)
+    if (this.#started) return
+    this.#started = true
+    this.#timers.setInterval(() => { this.peers.sweep() }, PEER_SWEEP_MS)
+    if (this.#staticTargets.length > 0) {
+      this.#checkStaticPeers()
+      this.#timers.setInterval(() => { this.#checkStaticPeers() }, this.o.config.staticRecheckMs)
     }
     if (this.o.httpPort() !== null) await this.ready()
   }
@@ -117,14 +117,14 @@ export class Discovery {
   /** The HTTP port listens: SSDP may point LOCATION at it. */
   async ready (): Promise<void> {
     const port = this.o.httpPort()
-    if (!this.started || this.stopped || this.ssdp !== null || !this.o.config.enabled || port === null) return
+    if (!this.#started || this.#stopped || this.ssdp !== null || !this.o.config.enabled || port === null) return
     const c = this.o.config
     this.ssdp = new Ssdp({
       clock: this.o.clock,
       random: this.o.random,
       nics: this.o.nics,
       net: this.o.net,
-      log: this.log,
+      log: this.#log,
       nodeId: this.o.identity.nodeId,
       httpHost: this.o.httpHost,
       httpPort: port,
@@ -135,16 +135,16 @@ export class Discovery {
       configId: () => this.configId(),
       ...(this.o.ssdpPort === undefined ? {} : { port: this.o.ssdpPort })
     })
-    this.ssdp.onAnnouncement((a) => { this.onAnnouncement(a) })
+    this.ssdp.onAnnouncement((a) => { this.#onAnnouncement(a) })
     await this.ssdp.start()
     if (this.ssdp.interfaces().length === 0) {
-      this.log.info('SSDP has no interface to serve', { httpHost: this.o.httpHost, hint: 'needs a LAN interface and an HTTP host that is not loopback' })
+      this.#log.info('SSDP has no interface to serve', { httpHost: this.o.httpHost, hint: 'needs a LAN interface and an HTTP host that is not loopback' })
     }
   }
 
   async stop (): Promise<void> {
-    this.stopped = true
-    this.timers.clearAll()
+    this.#stopped = true
+    this.#timers.clearAll()
     this.queue.close()
     await this.ssdp?.stop()
   }
@@ -171,7 +171,7 @@ export class Discovery {
 
   // ---- announcements --------------------------------------------------------------
 
-  private onAnnouncement (a: Announcement): void {
+  #onAnnouncement (a: Announcement): void {
     if (a.type === 'byebye') {
       const p = this.peers.get(a.nodeId)
       // Only from the peer's own address: a byebye from elsewhere is somebody else's claim.
@@ -195,28 +195,28 @@ export class Discovery {
       expectNodeId: a.nodeId,
       expectAddress: a.source,
       onVerified: (v) => {
-        this.admit(v, a.source, { via: 'ssdp', location: formatLocation(a.location), nic: a.nic, bootId: a.bootId, configId: a.configId }, this.o.clock.nowMs() + a.maxAgeSeconds * 1000)
+        this.#admit(v, a.source, { via: 'ssdp', location: formatLocation(a.location), nic: a.nic, bootId: a.bootId, configId: a.configId }, this.o.clock.nowMs() + a.maxAgeSeconds * 1000)
       }
     })
     if (outcome !== 'queued' && sameSource) this.peers.touch(a.nodeId, expiresMs)
   }
 
-  private checkStaticPeers (): void {
-    for (const target of this.staticTargets) {
+  #checkStaticPeers (): void {
+    for (const target of this.#staticTargets) {
       this.queue.request({
         target,
         expectNodeId: null,
         expectAddress: null,
         onVerified: (v) => {
           const location = `http://${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}${target.path}`
-          this.admit(v, target.host, { via: 'static', location, nic: null, bootId: null, configId: null }, this.o.clock.nowMs() + 3 * this.o.config.staticRecheckMs)
+          this.#admit(v, target.host, { via: 'static', location, nic: null, bootId: null, configId: null }, this.o.clock.nowMs() + 3 * this.o.config.staticRecheckMs)
         }
       })
     }
   }
 
-  private admit (v: VerifiedDescribe, address: string, origin: PeerOrigin, expiresMs: number): void {
-    if (this.stopped || v.document.nodeId === this.o.identity.nodeId) return
+  #admit (v: VerifiedDescribe, address: string, origin: PeerOrigin, expiresMs: number): void {
+    if (this.#stopped || v.document.nodeId === this.o.identity.nodeId) return
     const d = v.document
     const peer: PeerInfo = {
       nodeId: d.nodeId,
@@ -232,6 +232,6 @@ export class Discovery {
       expiresMs
     }
     const outcome = this.peers.upsert(peer, origin)
-    if (outcome !== 'refreshed') this.log.info(`peer ${outcome}`, { nodeId: d.nodeId, address, via: origin.via, name: d.name })
+    if (outcome !== 'refreshed') this.#log.info(`peer ${outcome}`, { nodeId: d.nodeId, address, via: origin.via, name: d.name })
   }
 }

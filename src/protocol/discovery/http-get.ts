@@ -23,51 +23,54 @@ const failed = (why: string): CanopyError => new CanopyError('DESCRIBE_FETCH_FAI
 
 /** Reads one response from the bytes of a connection. */
 export class ResponseReader {
-  private head: Buffer[] = []
-  private headBytes = 0
-  private body: Buffer[] = []
-  private bodyBytes = 0
-  private contentLength: number | null = null
-  private inBody = false
+  #head: Buffer[] = []
+  #headBytes = 0
+  #body: Buffer[] = []
+  #bodyBytes = 0
+  #contentLength: number | null = null
+  #inBody = false
 
-  constructor (private readonly limits: Omit<GetLimits, 'timeoutMs'>) {}
+  readonly #limits: Omit<GetLimits, 'timeoutMs'>
+  constructor (limits: Omit<GetLimits, 'timeoutMs'>) {
+    this.#limits = limits
+  }
 
   /** Feed bytes; returns the body once it is complete (Content-Length reached), else null. */
   push (chunk: Buffer): Buffer | null {
-    if (!this.inBody) {
-      this.head.push(chunk)
-      this.headBytes += chunk.length
-      const all = Buffer.concat(this.head)
+    if (!this.#inBody) {
+      this.#head.push(chunk)
+      this.#headBytes += chunk.length
+      const all = Buffer.concat(this.#head)
       const end = all.indexOf('\r\n\r\n')
       if (end === -1) {
-        if (all.length > this.limits.headBytesMax) throw failed(`response headers exceed ${this.limits.headBytesMax} bytes`)
-        this.head = [all]
+        if (all.length > this.#limits.headBytesMax) throw failed(`response headers exceed ${this.#limits.headBytesMax} bytes`)
+        this.#head = [all]
         return null
       }
-      if (end + 4 > this.limits.headBytesMax) throw failed(`response headers exceed ${this.limits.headBytesMax} bytes`)
-      this.parseHead(all.subarray(0, end).toString('latin1'))
-      this.inBody = true
-      this.head = []
+      if (end + 4 > this.#limits.headBytesMax) throw failed(`response headers exceed ${this.#limits.headBytesMax} bytes`)
+      this.#parseHead(all.subarray(0, end).toString('latin1'))
+      this.#inBody = true
+      this.#head = []
       chunk = all.subarray(end + 4)
     }
     if (chunk.length > 0) {
-      this.bodyBytes += chunk.length
-      if (this.bodyBytes > this.limits.bodyBytesMax) throw failed(`body exceeds ${this.limits.bodyBytesMax} bytes`)
-      if (this.contentLength !== null && this.bodyBytes > this.contentLength) throw failed('more bytes than Content-Length')
-      this.body.push(chunk)
+      this.#bodyBytes += chunk.length
+      if (this.#bodyBytes > this.#limits.bodyBytesMax) throw failed(`body exceeds ${this.#limits.bodyBytesMax} bytes`)
+      if (this.#contentLength !== null && this.#bodyBytes > this.#contentLength) throw failed('more bytes than Content-Length')
+      this.#body.push(chunk)
     }
-    if (this.contentLength !== null && this.bodyBytes === this.contentLength) return Buffer.concat(this.body)
+    if (this.#contentLength !== null && this.#bodyBytes === this.#contentLength) return Buffer.concat(this.#body)
     return null
   }
 
   /** The connection ended: the body, if the framing says it is complete. */
   end (): Buffer {
-    if (!this.inBody) throw failed('connection ended inside the response headers')
-    if (this.contentLength !== null && this.bodyBytes !== this.contentLength) throw failed('connection ended before Content-Length bytes')
-    return Buffer.concat(this.body)
+    if (!this.#inBody) throw failed('connection ended inside the response headers')
+    if (this.#contentLength !== null && this.#bodyBytes !== this.#contentLength) throw failed('connection ended before Content-Length bytes')
+    return Buffer.concat(this.#body)
   }
 
-  private parseHead (text: string): void {
+  #parseHead (text: string): void {
     const lines = text.split('\r\n')
     const status = /^HTTP\/1\.[01] (\d{3})(?: [\x20-\x7e\x80-\xff]*)?$/.exec(lines[0] ?? '')
     if (status === null) throw failed('not an HTTP/1.x response')
@@ -81,9 +84,9 @@ export class ResponseReader {
       if (name === 'content-length') {
         if (!/^\d{1,9}$/.test(value)) throw failed('a malformed Content-Length')
         const n = Number(value)
-        if (this.contentLength !== null && this.contentLength !== n) throw failed('two different Content-Lengths')
-        if (n > this.limits.bodyBytesMax) throw failed(`declared body of ${n} bytes exceeds ${this.limits.bodyBytesMax}`)
-        this.contentLength = n
+        if (this.#contentLength !== null && this.#contentLength !== n) throw failed('two different Content-Lengths')
+        if (n > this.#limits.bodyBytesMax) throw failed(`declared body of ${n} bytes exceeds ${this.#limits.bodyBytesMax}`)
+        this.#contentLength = n
       }
     }
   }

@@ -35,78 +35,87 @@ const keyOf = (t: GetTarget): string => `${t.host}:${t.port}${t.path}`
 
 export class VerifyQueue {
   readonly stats: VerifyStats = { requested: 0, verified: 0, failed: {}, refused: { 'in-flight': 0, backoff: 0, full: 0 } }
-  private readonly waiting: Array<{ key: string, c: Candidate }> = []
-  private readonly busy = new Set<string>()
+  readonly #waiting: Array<{ key: string, c: Candidate }> = []
+  readonly #busy = new Set<string>()
   /** LOCATION → monotonic ms before which it is not fetched again. Map order = insertion order, oldest first. */
-  private readonly recent = new Map<string, number>()
-  private running = 0
-  private closed = false
+  readonly #recent = new Map<string, number>()
+  #running = 0
+  #closed = false
 
-  constructor (private readonly clock: Clock, private readonly random: Random, private readonly fetcher: DescribeFetcher, private readonly log: Logger) {}
+  readonly #clock: Clock
+  readonly #random: Random
+  readonly #fetcher: DescribeFetcher
+  readonly #log: Logger
+  constructor (clock: Clock, random: Random, fetcher: DescribeFetcher, log: Logger) {
+    this.#clock = clock
+    this.#random = random
+    this.#fetcher = fetcher
+    this.#log = log
+  }
 
   request (c: Candidate): RequestOutcome {
-    if (this.closed) return 'closed'
+    if (this.#closed) return 'closed'
     const key = keyOf(c.target)
-    if (this.busy.has(key)) { this.stats.refused['in-flight']++; return 'in-flight' }
-    const until = this.recent.get(key)
+    if (this.#busy.has(key)) { this.stats.refused['in-flight']++; return 'in-flight' }
+    const until = this.#recent.get(key)
     if (until !== undefined) {
-      if (this.clock.nowMs() < until) { this.stats.refused.backoff++; return 'backoff' }
-      this.recent.delete(key)
+      if (this.#clock.nowMs() < until) { this.stats.refused.backoff++; return 'backoff' }
+      this.#recent.delete(key)
     }
-    if (this.waiting.length >= DESCRIBE_QUEUE_COUNT_MAX) { this.stats.refused.full++; return 'full' }
+    if (this.#waiting.length >= DESCRIBE_QUEUE_COUNT_MAX) { this.stats.refused.full++; return 'full' }
     this.stats.requested++
-    this.busy.add(key)
-    this.waiting.push({ key, c })
-    this.pump()
+    this.#busy.add(key)
+    this.#waiting.push({ key, c })
+    this.#pump()
     return 'queued'
   }
 
-  get inFlight (): number { return this.running }
-  get queued (): number { return this.waiting.length }
+  get inFlight (): number { return this.#running }
+  get queued (): number { return this.#waiting.length }
 
   close (): void {
-    this.closed = true
-    this.waiting.length = 0
+    this.#closed = true
+    this.#waiting.length = 0
   }
 
-  private pump (): void {
-    while (!this.closed && this.running < DESCRIBE_FETCHES_CONCURRENT_MAX && this.waiting.length > 0) {
-      const next = this.waiting.shift()!
-      this.running++
-      this.run(next.key, next.c).finally(() => {
-        this.running--
-        this.busy.delete(next.key)
-        this.pump()
+  #pump (): void {
+    while (!this.#closed && this.#running < DESCRIBE_FETCHES_CONCURRENT_MAX && this.#waiting.length > 0) {
+      const next = this.#waiting.shift()!
+      this.#running++
+      this.#run(next.key, next.c).finally(() => {
+        this.#running--
+        this.#busy.delete(next.key)
+        this.#pump()
       }).catch(() => {})
     }
   }
 
-  private async run (key: string, c: Candidate): Promise<void> {
-    const nonce = this.random.bytes(16).toString('base64url')
+  async #run (key: string, c: Candidate): Promise<void> {
+    const nonce = this.#random.bytes(16).toString('base64url')
     const path = `${c.target.path}${c.target.path.includes('?') ? '&' : '?'}nonce=${nonce}`
     let verified: VerifiedDescribe
     try {
-      const body = await this.fetcher.fetch({ ...c.target, path })
+      const body = await this.#fetcher.fetch({ ...c.target, path })
       verified = verifyDescribe(body, { nodeId: c.expectNodeId, nonce, address: c.expectAddress })
     } catch (err) {
       const coded = CanopyError.from(err, 'DESCRIBE_FETCH_FAILED')
       this.stats.failed[coded.code] = (this.stats.failed[coded.code] ?? 0) + 1
-      this.remember(key)
-      this.log.debug('self-description refused', { location: `http://${key}`, code: coded.code, why: coded.message })
+      this.#remember(key)
+      this.#log.debug('self-description refused', { location: `http://${key}`, code: coded.code, why: coded.message })
       return
     }
-    this.remember(key)
-    if (this.closed) return
+    this.#remember(key)
+    if (this.#closed) return
     this.stats.verified++
     c.onVerified(verified)
   }
 
-  private remember (key: string): void {
-    this.recent.delete(key)
-    if (this.recent.size >= DESCRIBE_RECENT_COUNT_MAX) {
-      const oldest = this.recent.keys().next().value
-      if (oldest !== undefined) this.recent.delete(oldest)
+  #remember (key: string): void {
+    this.#recent.delete(key)
+    if (this.#recent.size >= DESCRIBE_RECENT_COUNT_MAX) {
+      const oldest = this.#recent.keys().next().value
+      if (oldest !== undefined) this.#recent.delete(oldest)
     }
-    this.recent.set(key, this.clock.nowMs() + DESCRIBE_REFETCH_MS)
+    this.#recent.set(key, this.#clock.nowMs() + DESCRIBE_REFETCH_MS)
   }
 }

@@ -64,6 +64,7 @@ export interface ElectionOptions {
 }
 
 export type ElectionRole = 'provider' | 'follower' | 'electing'
+type Step = 'speak' | 'settle' | 'await'
 
 interface Known extends Claim {
   address: string
@@ -83,56 +84,55 @@ export class Election implements ProviderView {
   readonly name = 'provider'
   readonly stats: ElectionStats = { elections: 0, changes: 0, elects: 0, stepDowns: 0 }
   readonly timing: ElectionTiming
-  private provider: Known | null = null
-  private providerSinceMs = 0
-  private electing = false
-  private spoke = false
+  #provider: Known | null = null
+  #providerSinceMs = 0
+  #electing = false
+  #spoke = false
   /** The best claim heard this round that beats ours. */
-  private best: Claim | null = null
-  private term = 0
-  private startedMs = 0
-  private speakTimer: Timer | null = null
-  private settleTimer: Timer | null = null
-  private awaitTimer: Timer | null = null
-  private heartbeat: Timer | null = null
-  private readonly replies = new Map<string, number>()
-  private readonly timers: TimerGroup
-  private readonly unsubscribe: Array<() => void> = []
-  private stopped = false
+  #best: Claim | null = null
+  #term = 0
+  #startedMs = 0
+  /** This round's pending steps, one timer each. */
+  readonly #round = new Map<Step, Timer>()
+  #heartbeat: Timer | null = null
+  readonly #replies = new Map<string, number>()
+  readonly #timers: TimerGroup
+  readonly #unsubscribe: Array<() => void> = []
+  #stopped = false
 
   constructor (private readonly o: ElectionOptions) {
     this.timing = { ...DEFAULT_ELECTION_TIMING, ...o.timing }
-    this.timers = new TimerGroup(o.hal.clock)
+    this.#timers = new TimerGroup(o.hal.clock)
   }
 
   get nodeId (): string { return this.o.wire.nodeId }
   get role (): ElectionRole {
-    if (this.provider?.nodeId === this.nodeId) return 'provider'
-    return this.provider !== null ? 'follower' : 'electing'
+    if (this.#provider?.nodeId === this.nodeId) return 'provider'
+    return this.#provider !== null ? 'follower' : 'electing'
   }
 
   async start (): Promise<void> {
-    this.startedMs = this.o.hal.clock.nowMs()
+    this.#startedMs = this.o.hal.clock.nowMs()
     const { wire } = this.o
-    this.unsubscribe.push(
-      wire.on('ELECT', (m) => { this.onElect(m) }),
-      wire.on('ELECTED', (m) => { this.onProviderMessage(m) }),
-      wire.on('HEARTBEAT', (m) => { this.onProviderMessage(m) }),
-      this.o.peers.on((e) => { if (e.type === 'removed' && e.peer.nodeId === this.provider?.nodeId && this.role === 'follower') this.lose('byebye') })
+    this.#unsubscribe.push(
+      wire.on('ELECT', (m) => { this.#onElect(m) }),
+      wire.on('ELECTED', (m) => { this.#onProviderMessage(m) }),
+      wire.on('HEARTBEAT', (m) => { this.#onProviderMessage(m) }),
+      this.o.peers.on((e) => { if (e.type === 'removed' && e.peer.nodeId === this.#provider?.nodeId && this.role === 'follower') this.#lose('byebye') })
     )
-    this.timers.setInterval(() => { this.watch() }, this.timing.watchMs)
-    this.begin('start')
+    this.#timers.setInterval(() => { this.#watch() }, this.timing.watchMs)
+    this.#begin('start')
   }
 
   async stop (): Promise<void> {
-    this.stopped = true
-    for (const u of this.unsubscribe.splice(0)) u()
-    this.timers.clearAll()
+    this.#stopped = true
+    for (const u of this.#unsubscribe.splice(0)) u()
+    this.#timers.clearAll()
   }
 
   /** The designated provider as this node knows it. */
   current (): ProviderRef | null {
-    const p = this.provider
+    const p = this.#provider
     if (p === null) return null
     const self = p.nodeId === this.nodeId
     return { nodeId: p.nodeId, address: p.address, httpPort: p.criteria.h, udpPort: p.udpPort, baseUrl: baseUrlOf(p.address, p.criteria.h), self }
@@ -145,7 +145,7 @@ export class Election implements ProviderView {
       nics: hal.nics,
       wanMbps: this.o.wanMbps,
       freeFlashBytes: this.o.freeFlashBytes?.() ?? 0,
-      uptimeMs: hal.clock.nowMs() - this.startedMs,
+      uptimeMs: hal.clock.nowMs() - this.#startedMs,
       httpPort: this.o.httpPort()
     })
   }
@@ -156,7 +156,7 @@ export class Election implements ProviderView {
     return {
       role: this.role,
       candidate: this.o.candidate,
-      provider: p === null ? null : { nodeId: p.nodeId, self: p.self, address: p.address, httpPort: p.httpPort, term: this.provider!.term, sinceSeconds: Math.round((now - this.providerSinceMs) / 1000) },
+      provider: p === null ? null : { nodeId: p.nodeId, self: p.self, address: p.address, httpPort: p.httpPort, term: this.#provider!.term, sinceSeconds: Math.round((now - this.#providerSinceMs) / 1000) },
       criteria: this.criteria(),
       elections: this.stats.elections,
       providerChanges: this.stats.changes
@@ -165,206 +165,207 @@ export class Election implements ProviderView {
 
   // ---- rounds ------------------------------------------------------------------
 
-  private me (): Claim { return { nodeId: this.nodeId, criteria: this.criteria() } }
+  #me (): Claim { return { nodeId: this.nodeId, criteria: this.criteria() } }
 
-  private begin (why: string): void {
-    if (this.stopped || this.provider !== null || this.electing) return
-    this.electing = true
-    this.spoke = false
-    this.best = null
+  #begin (why: string): void {
+    if (this.#stopped || this.#provider !== null || this.#electing) return
+    this.#electing = true
+    this.#spoke = false
+    this.#best = null
     this.stats.elections++
     this.o.log.debug('election begins', { why })
     if (!this.o.candidate) return // a non-candidate only listens for the winner
     const { random } = this.o.hal
     const t = this.timing
     const delay = random.float() * t.electJitterMs + (this.criteria().w ? 0 : t.noWanDelayMs)
-    this.speakTimer = this.timers.setTimeout(() => { this.speakTimer = null; this.speak() }, delay)
+    this.#at('speak', delay, () => { this.#speak() })
   }
 
   /** Send our claim to everyone, unless a better one was heard; then settle. */
-  private speak (): void {
-    if (!this.electing || !this.o.candidate) return
-    const me = this.me()
-    if (this.best !== null && beatsCandidate(this.best, me)) return
-    this.cancel('speak')
-    this.spoke = true
+  #speak (): void {
+    if (!this.#electing || !this.o.candidate) return
+    const me = this.#me()
+    if (this.#best !== null && beatsCandidate(this.#best, me)) return
+    this.#cancel('speak')
+    this.#spoke = true
     this.stats.elects++
     this.o.wire.broadcast('ELECT', me.criteria)
     const t = this.timing
     const settle = t.settleMsMin + this.o.hal.random.float() * (t.settleMsMax - t.settleMsMin)
-    this.settleTimer?.cancel()
-    this.settleTimer = this.timers.setTimeout(() => { this.settleTimer = null; this.announce() }, settle)
+    this.#at('settle', settle, () => { this.#announce() })
   }
 
-  private announce (): void {
-    if (!this.electing) return
-    const me = this.me()
-    if (this.best !== null && beatsCandidate(this.best, me)) return
-    this.term++
-    this.become({ ...me, address: this.ownAddress(), udpPort: this.o.wire.port, heardMs: this.o.hal.clock.nowMs(), term: this.term })
-    this.o.wire.broadcast('ELECTED', { ...me.criteria, t: this.term })
+  #announce (): void {
+    if (!this.#electing) return
+    const me = this.#me()
+    if (this.#best !== null && beatsCandidate(this.#best, me)) return
+    this.#term++
+    this.#become({ ...me, address: this.#ownAddress(), udpPort: this.o.wire.port, heardMs: this.o.hal.clock.nowMs(), term: this.#term })
+    this.o.wire.broadcast('ELECTED', { ...me.criteria, t: this.#term })
     // Two early heartbeats: a node that lost the ELECTED (loss, a busy Wi-Fi) learns within ms, not a second.
-    for (const at of ELECTION_EARLY_BEATS_MS) this.timers.setTimeout(() => { this.beat() }, at)
-    this.heartbeat = this.timers.setInterval(() => { this.beat() }, this.timing.heartbeatMs)
-    this.o.log.info('this node is the designated provider', { term: this.term })
+    for (const at of ELECTION_EARLY_BEATS_MS) this.#timers.setTimeout(() => { this.#beat() }, at)
+    this.#heartbeat = this.#timers.setInterval(() => { this.#beat() }, this.timing.heartbeatMs)
+    this.o.log.info('this node is the designated provider', { term: this.#term })
   }
 
-  private beat (): void {
+  #beat (): void {
     if (this.role !== 'provider') return
-    this.o.wire.broadcast('HEARTBEAT', { ...this.criteria(), t: this.term })
+    this.o.wire.broadcast('HEARTBEAT', { ...this.criteria(), t: this.#term })
   }
 
-  private become (p: Known): void {
-    const changed = this.provider?.nodeId !== p.nodeId
-    this.cancel('speak', 'settle', 'await')
-    this.electing = false
-    this.best = null
+  #become (p: Known): void {
+    const changed = this.#provider?.nodeId !== p.nodeId
+    this.#cancel('speak', 'settle', 'await')
+    this.#electing = false
+    this.#best = null
     if (changed) {
       this.stats.changes++
-      this.providerSinceMs = this.o.hal.clock.nowMs()
+      this.#providerSinceMs = this.o.hal.clock.nowMs()
       if (p.nodeId !== this.nodeId) this.o.log.info('designated provider', { nodeId: p.nodeId, address: p.address })
     }
-    if (p.nodeId !== this.nodeId) this.stopHeartbeat()
-    this.provider = p
+    if (p.nodeId !== this.nodeId) this.#stopHeartbeat()
+    this.#provider = p
   }
 
-  private stopHeartbeat (): void {
-    this.heartbeat?.cancel()
-    this.heartbeat = null
+  #stopHeartbeat (): void {
+    this.#heartbeat?.cancel()
+    this.#heartbeat = null
   }
 
   /** Our provider vanished: elect again. */
-  private lose (why: string): void {
-    this.o.log.info('designated provider lost', { nodeId: this.provider?.nodeId, why })
-    this.provider = null
-    this.begin(why)
+  #lose (why: string): void {
+    this.o.log.info('designated provider lost', { nodeId: this.#provider?.nodeId, why })
+    this.#provider = null
+    this.#begin(why)
   }
 
-  private stepDown (why: string): void {
+  #stepDown (why: string): void {
     this.stats.stepDowns++
-    this.stopHeartbeat()
-    this.provider = null
+    this.#stopHeartbeat()
+    this.#provider = null
     this.o.log.info('stepping down as designated provider', { why })
   }
 
-  private watch (): void {
-    const p = this.provider
-    if (p !== null && p.nodeId !== this.nodeId && this.o.hal.clock.nowMs() - p.heardMs > this.timing.providerTimeoutMs) this.lose('timeout')
-    else if (p === null && !this.electing) this.begin('idle')
+  #watch (): void {
+    const p = this.#provider
+    if (p !== null && p.nodeId !== this.nodeId && this.o.hal.clock.nowMs() - p.heardMs > this.timing.providerTimeoutMs) this.#lose('timeout')
+    else if (p === null && !this.#electing) this.#begin('idle')
   }
 
-  private cancel (...which: Array<'speak' | 'settle' | 'await'>): void {
-    for (const w of which) {
-      const key = `${w}Timer` as 'speakTimer' | 'settleTimer' | 'awaitTimer'
-      this[key]?.cancel()
-      this[key] = null
-    }
+  /** Run step after ms, in place of its pending timer if any. */
+  #at (step: Step, ms: number, fn: () => void): void {
+    this.#round.get(step)?.cancel()
+    this.#round.set(step, this.#timers.setTimeout(fn, ms))
   }
+
+  #cancel (...steps: Step[]): void {
+    for (const w of steps) this.#round.get(w)?.cancel()
+  }
+
 
   /** A better claim was heard: stay quiet and wait for its ELECTED, then try again. */
-  private defer (to: Claim): void {
-    if (this.best === null || beatsCandidate(to, this.best)) this.best = to
-    this.cancel('speak', 'settle', 'await')
-    this.awaitTimer = this.timers.setTimeout(() => {
-      this.awaitTimer = null
-      if (this.provider === null) {
-        this.electing = false
-        this.begin('no ELECTED from the better candidate')
+  #defer (to: Claim): void {
+    if (this.#best === null || beatsCandidate(to, this.#best)) this.#best = to
+    this.#cancel('speak', 'settle', 'await')
+    this.#at('await', this.timing.awaitMs, () => {
+      if (this.#provider === null) {
+        this.#electing = false
+        this.#begin('no ELECTED from the better candidate')
       }
-    }, this.timing.awaitMs)
+    })
   }
 
   // ---- messages ----------------------------------------------------------------
 
-  private claimOf (m: Inbound<'ELECT' | 'ELECTED' | 'HEARTBEAT'>): Claim { return { nodeId: m.sender.nodeId, criteria: m.body } }
+  #claimOf (m: Inbound<'ELECT' | 'ELECTED' | 'HEARTBEAT'>): Claim { return { nodeId: m.sender.nodeId, criteria: m.body } }
 
   /**
    * Our provider missed heartbeats and someone else is electing or announcing:
    * it is most likely gone (they timed out first), so do not wait for our own timeout.
    */
-  private dropIfSuspect (): void {
-    const p = this.provider
-    if (p !== null && p.nodeId !== this.nodeId && this.o.hal.clock.nowMs() - p.heardMs > this.timing.heartbeatMs * ELECTION_SUSPECT_BEATS) this.lose('suspect')
+  #dropIfSuspect (): void {
+    const p = this.#provider
+    if (p !== null && p.nodeId !== this.nodeId && this.o.hal.clock.nowMs() - p.heardMs > this.timing.heartbeatMs * ELECTION_SUSPECT_BEATS) this.#lose('suspect')
   }
 
-  private onElect (m: Inbound<'ELECT'>): void {
-    this.dropIfSuspect()
-    const them = this.claimOf(m)
-    const p = this.provider
+  #onElect (m: Inbound<'ELECT'>): void {
+    this.#dropIfSuspect()
+    const them = this.#claimOf(m)
+    const p = this.#provider
     if (p !== null && p.nodeId === this.nodeId) {
-      if (displaces(them, this.me())) {
-        this.stepDown('a candidate with better WAN access')
-        this.electing = true
-        this.spoke = false
+      if (displaces(them, this.#me())) {
+        this.#stepDown('a candidate with better WAN access')
+        this.#electing = true
+        this.#spoke = false
         this.stats.elections++
-        this.defer(them)
+        this.#defer(them)
       } else {
-        this.replyElected(m)
+        this.#replyElected(m)
       }
       return
     }
     if (p !== null) {
       if (!displaces(them, p)) return // the provider answers the newcomer itself
-      this.provider = null
+      this.#provider = null
     }
-    if (!this.electing) this.begin('an ELECT was heard')
-    if (!this.o.candidate || beatsCandidate(them, this.me())) {
-      this.defer(them)
-    } else if (!this.spoke) {
-      this.speak() // contest at once
-    } else if (this.mayReply(m.sender.nodeId)) {
+    if (!this.#electing) this.#begin('an ELECT was heard')
+    if (!this.o.candidate || beatsCandidate(them, this.#me())) {
+      this.#defer(them)
+    } else if (!this.#spoke) {
+      this.#speak() // contest at once
+    } else if (this.#mayReply(m.sender.nodeId)) {
       this.o.wire.reply(m, 'ELECT', this.criteria()) // it may have missed ours
     }
   }
 
-  private onProviderMessage (m: Inbound<'ELECTED' | 'HEARTBEAT'>): void {
-    const them = this.claimOf(m)
-    this.term = Math.max(this.term, m.body.t)
+  #onProviderMessage (m: Inbound<'ELECTED' | 'HEARTBEAT'>): void {
+    const them = this.#claimOf(m)
+    this.#term = Math.max(this.#term, m.body.t)
     const known: Known = { ...them, address: m.peer?.address ?? m.from.address, udpPort: m.peer?.udpPort ?? m.from.port, heardMs: this.o.hal.clock.nowMs(), term: m.body.t }
-    if (this.provider?.nodeId !== them.nodeId) this.dropIfSuspect()
-    const p = this.provider
+    if (this.#provider?.nodeId !== them.nodeId) this.#dropIfSuspect()
+    const p = this.#provider
     if (p !== null && p.nodeId === them.nodeId) {
-      this.provider = known
+      this.#provider = known
       return
     }
     if (p !== null && p.nodeId === this.nodeId) {
-      if (beatsProvider(them, this.me())) {
-        this.stepDown('a better provider is up')
-        this.become(known)
+      if (beatsProvider(them, this.#me())) {
+        this.#stepDown('a better provider is up')
+        this.#become(known)
       } else {
-        this.replyElected(m)
+        this.#replyElected(m)
       }
       return
     }
     if (p !== null) {
-      if (beatsProvider(them, p)) this.become(known) // two providers: the better one stays
+      if (beatsProvider(them, p)) this.#become(known) // two providers: the better one stays
       return
     }
-    if (this.o.candidate && displaces(this.me(), them)) {
-      if (!this.electing) this.begin('a weaker provider announced')
-      this.spoke = false
-      this.speak()
+    if (this.o.candidate && displaces(this.#me(), them)) {
+      if (!this.#electing) this.#begin('a weaker provider announced')
+      this.#spoke = false
+      this.#speak()
       return
     }
-    this.become(known)
+    this.#become(known)
   }
 
-  private mayReply (nodeId: string): boolean {
+  #mayReply (nodeId: string): boolean {
     const now = this.o.hal.clock.nowMs()
-    const last = this.replies.get(nodeId)
+    const last = this.#replies.get(nodeId)
     if (last !== undefined && now - last < this.timing.replyMsMin) return false
-    this.replies.delete(nodeId)
-    if (this.replies.size >= ELECTION_REPLIES_COUNT_MAX) this.replies.delete(this.replies.keys().next().value as string)
-    this.replies.set(nodeId, now)
+    this.#replies.delete(nodeId)
+    if (this.#replies.size >= ELECTION_REPLIES_COUNT_MAX) this.#replies.delete(this.#replies.keys().next().value as string)
+    this.#replies.set(nodeId, now)
     return true
   }
 
-  private replyElected (m: Inbound): void {
-    if (this.mayReply(m.sender.nodeId)) this.o.wire.reply(m, 'ELECTED', { ...this.criteria(), t: this.term })
+  #replyElected (m: Inbound): void {
+    if (this.#mayReply(m.sender.nodeId)) this.o.wire.reply(m, 'ELECTED', { ...this.criteria(), t: this.#term })
   }
 
   /** The address peers reach this node at: our first LAN address (for status and PROVIDER answers). */
-  private ownAddress (): string {
+  #ownAddress (): string {
     const bound = this.o.wire.bindAddress
     if (bound !== '0.0.0.0' && bound !== '::') return bound
     for (const nic of this.o.hal.nics.list()) {

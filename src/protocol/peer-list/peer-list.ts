@@ -40,26 +40,30 @@ const sameOffer = (a: PeerInfo, b: PeerInfo): boolean =>
 
 export class PeerList implements PeerDirectory {
   readonly stats = { added: 0, updated: 0, removed: { byebye: 0, expired: 0, evicted: 0 } as Record<RemoveReason, number> }
-  private readonly entries = new Map<string, Entry>()
-  private readonly listeners = new Set<(e: PeerEvent) => void>()
+  readonly #entries = new Map<string, Entry>()
+  readonly #listeners = new Set<(e: PeerEvent) => void>()
 
-  constructor (private readonly clock: Clock, private readonly log: Logger, readonly countMax = PEERS_COUNT_MAX) {
+  readonly #clock: Clock
+  readonly #log: Logger
+  constructor (clock: Clock, log: Logger, readonly countMax = PEERS_COUNT_MAX) {
+    this.#clock = clock
+    this.#log = log
     assert(countMax >= 1, 'a peer list holds at least one peer')
   }
 
-  list (): readonly PeerInfo[] { return [...this.entries.values()].map((e) => e.peer) }
-  get (nodeId: string): PeerInfo | undefined { return this.entries.get(nodeId)?.peer }
-  origin (nodeId: string): PeerOrigin | undefined { return this.entries.get(nodeId)?.origin }
-  get size (): number { return this.entries.size }
+  list (): readonly PeerInfo[] { return [...this.#entries.values()].map((e) => e.peer) }
+  get (nodeId: string): PeerInfo | undefined { return this.#entries.get(nodeId)?.peer }
+  origin (nodeId: string): PeerOrigin | undefined { return this.#entries.get(nodeId)?.origin }
+  get size (): number { return this.#entries.size }
 
   on (listener: (e: PeerEvent) => void): () => void {
-    this.listeners.add(listener)
-    return () => { this.listeners.delete(listener) }
+    this.#listeners.add(listener)
+    return () => { this.#listeners.delete(listener) }
   }
 
   /** Add or refresh a verified peer. */
   upsert (peer: PeerInfo, origin: PeerOrigin): 'added' | 'updated' | 'refreshed' {
-    const old = this.entries.get(peer.nodeId)
+    const old = this.#entries.get(peer.nodeId)
     if (old !== undefined) {
       const changed = !sameOffer(old.peer, peer)
       // A static peer stays static when SSDP also hears it; the later expiry wins.
@@ -71,50 +75,50 @@ export class PeerList implements PeerDirectory {
         bootId: origin.bootId ?? old.origin.bootId,
         configId: origin.configId ?? old.origin.configId
       }
-      this.entries.set(peer.nodeId, { peer: merged, origin: mergedOrigin })
+      this.#entries.set(peer.nodeId, { peer: merged, origin: mergedOrigin })
       if (!changed) return 'refreshed'
       this.stats.updated++
-      this.emit({ type: 'updated', peer: merged })
+      this.#emit({ type: 'updated', peer: merged })
       return 'updated'
     }
-    const sameAddress = [...this.entries.values()].filter((e) => e.peer.address === peer.address)
-    if (sameAddress.length >= PEERS_PER_ADDRESS_COUNT_MAX) this.evictStalest(sameAddress)
-    else if (this.entries.size >= this.countMax) this.evictStalest(this.entries.values())
-    this.entries.set(peer.nodeId, { peer, origin })
+    const sameAddress = [...this.#entries.values()].filter((e) => e.peer.address === peer.address)
+    if (sameAddress.length >= PEERS_PER_ADDRESS_COUNT_MAX) this.#evictStalest(sameAddress)
+    else if (this.#entries.size >= this.countMax) this.#evictStalest(this.#entries.values())
+    this.#entries.set(peer.nodeId, { peer, origin })
     this.stats.added++
-    this.emit({ type: 'added', peer })
+    this.#emit({ type: 'added', peer })
     return 'added'
   }
 
   /** A sign of life from a listed peer: push its expiry out (never in). False when not listed. */
   touch (nodeId: string, expiresMs: number): boolean {
-    const e = this.entries.get(nodeId)
+    const e = this.#entries.get(nodeId)
     if (e === undefined) return false
-    e.peer = { ...e.peer, lastSeenMs: this.clock.nowMs(), expiresMs: Math.max(e.peer.expiresMs, expiresMs) }
+    e.peer = { ...e.peer, lastSeenMs: this.#clock.nowMs(), expiresMs: Math.max(e.peer.expiresMs, expiresMs) }
     return true
   }
 
   remove (nodeId: string, reason: RemoveReason): boolean {
-    const e = this.entries.get(nodeId)
+    const e = this.#entries.get(nodeId)
     if (e === undefined) return false
-    this.entries.delete(nodeId)
+    this.#entries.delete(nodeId)
     this.stats.removed[reason]++
-    this.log.info('peer removed', { nodeId, reason, address: e.peer.address })
-    this.emit({ type: 'removed', peer: e.peer })
+    this.#log.info('peer removed', { nodeId, reason, address: e.peer.address })
+    this.#emit({ type: 'removed', peer: e.peer })
     return true
   }
 
   /** Remove every entry whose expiry has passed; returns how many. */
   sweep (): number {
-    const now = this.clock.nowMs()
+    const now = this.#clock.nowMs()
     let n = 0
-    for (const [id, e] of [...this.entries]) {
+    for (const [id, e] of [...this.#entries]) {
       if (e.peer.expiresMs <= now && this.remove(id, 'expired')) n++
     }
     return n
   }
 
-  private evictStalest (among: Iterable<Entry>): void {
+  #evictStalest (among: Iterable<Entry>): void {
     let stalest: Entry | undefined
     for (const e of among) {
       if (stalest === undefined || e.peer.lastSeenMs < stalest.peer.lastSeenMs) stalest = e
@@ -122,12 +126,12 @@ export class PeerList implements PeerDirectory {
     if (stalest !== undefined) this.remove(stalest.peer.nodeId, 'evicted')
   }
 
-  private emit (event: PeerEvent): void {
-    for (const l of [...this.listeners]) {
+  #emit (event: PeerEvent): void {
+    for (const l of [...this.#listeners]) {
       try {
         l(event)
       } catch (err) {
-        this.log.error('peer listener failed', { err, event: event.type })
+        this.#log.error('peer listener failed', { err, event: event.type })
       }
     }
   }

@@ -25,14 +25,14 @@ export interface CounterOptions {
 export class SendCounter {
   /** Values up to and including `reserved` are on flash as possibly used. */
   reserved: number
-  private nextValue: number
-  private writing: Promise<void> | null = null
-  private closed = false
+  #nextValue: number
+  #writing: Promise<void> | null = null
+  #closed = false
   writes = 0
   exhausted = 0
 
-  private constructor (private readonly options: CounterOptions, start: number, reserved: number) {
-    this.nextValue = start
+  private constructor (private readonly o: CounterOptions, start: number, reserved: number) {
+    this.#nextValue = start
     this.reserved = reserved
   }
 
@@ -43,38 +43,38 @@ export class SendCounter {
     const last = await readReservation(options)
     const start = last + 1
     const c = new SendCounter(options, start, last)
-    await c.persist(last + block)
+    await c.#persist(last + block)
     return c
   }
 
   /** The next unused value, or null while the next block is not yet on flash (the caller drops that send). */
   next (): number | null {
-    if (this.closed) return null
-    const block = this.options.blockCount ?? WIRE_COUNTER_BLOCK_COUNT
-    if (this.reserved - this.nextValue < block / 2 && this.writing === null) {
-      this.writing = this.persist(Math.min(WIRE_COUNTER_MAX, this.reserved + block))
-        .catch((err: unknown) => { this.options.log?.warn('cannot reserve send counters', { err }) })
-        .finally(() => { this.writing = null })
+    if (this.#closed) return null
+    const block = this.o.blockCount ?? WIRE_COUNTER_BLOCK_COUNT
+    if (this.reserved - this.#nextValue < block / 2 && this.#writing === null) {
+      this.#writing = this.#persist(Math.min(WIRE_COUNTER_MAX, this.reserved + block))
+        .catch((err: unknown) => { this.o.log?.warn('cannot reserve send counters', { err }) })
+        .finally(() => { this.#writing = null })
     }
-    if (this.nextValue > this.reserved) {
+    if (this.#nextValue > this.reserved) {
       this.exhausted++
       return null
     }
-    return this.nextValue++
+    return this.#nextValue++
   }
 
   /** Values handed out so far would be above this. */
-  get peek (): number { return this.nextValue }
+  get peek (): number { return this.#nextValue }
 
   async close (): Promise<void> {
-    this.closed = true
-    await this.writing
+    this.#closed = true
+    await this.#writing
   }
 
-  private async persist (upTo: number): Promise<void> {
+  async #persist (upTo: number): Promise<void> {
     if (upTo <= this.reserved) throw new CanopyError('LIMIT_REACHED', 'the send counter is exhausted')
     const text = JSON.stringify({ format: FORMAT, reserved: upTo }) + '\n'
-    await this.options.files.writeAtomic(this.options.path, Buffer.from(text), 0o600)
+    await this.o.files.writeAtomic(this.o.path, Buffer.from(text), 0o600)
     this.writes++
     this.reserved = Math.max(this.reserved, upTo)
   }

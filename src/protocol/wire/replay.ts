@@ -15,16 +15,16 @@ const WORDS = REPLAY_RING_BITS / 32
 export class ReplayWindow {
   /** Highest counter accepted (0: none yet). */
   top: number
-  private readonly ring = new Uint32Array(WORDS)
+  readonly #ring = new Uint32Array(WORDS)
 
   /** A window that already rejects everything up to `floor` (state restored after a restart). */
   constructor (floor = 0) {
     this.top = floor
     if (floor > 0) {
-      this.ring.fill(0xffff_ffff)
+      this.#ring.fill(0xffff_ffff)
       // In the top's own word only the values up to the floor are taken.
       const bit = floor % 32
-      this.ring[Math.floor(floor / 32) % WORDS] = bit === 31 ? 0xffff_ffff : (2 ** (bit + 1)) - 1
+      this.#ring[Math.floor(floor / 32) % WORDS] = bit === 31 ? 0xffff_ffff : (2 ** (bit + 1)) - 1
     }
   }
 
@@ -34,7 +34,7 @@ export class ReplayWindow {
     if (counter > this.top) return true
     if (counter + REPLAY_WINDOW_COUNT <= this.top) return false
     const word = Math.floor(counter / 32) % WORDS
-    return (this.ring[word]! & (1 << (counter % 32))) === 0
+    return (this.#ring[word]! & (1 << (counter % 32))) === 0
   }
 
   /** Mark a counter as seen (call only after check() said yes and the signature verified). */
@@ -43,10 +43,10 @@ export class ReplayWindow {
       const current = Math.floor(this.top / 32)
       const next = Math.floor(counter / 32)
       const clear = Math.min(next - current, WORDS)
-      for (let i = 1; i <= clear; i++) this.ring[(current + i) % WORDS] = 0
+      for (let i = 1; i <= clear; i++) this.#ring[(current + i) % WORDS] = 0
       this.top = counter
     }
-    this.ring[Math.floor(counter / 32) % WORDS]! |= 1 << (counter % 32)
+    this.#ring[Math.floor(counter / 32) % WORDS]! |= 1 << (counter % 32)
   }
 }
 
@@ -60,54 +60,60 @@ export interface ReplayMark { key: string, top: number }
  * counted.
  */
 export class ReplayTable {
-  private readonly windows = new Map<string, ReplayWindow>()
+  readonly #windows = new Map<string, ReplayWindow>()
   evictions = 0
 
-  constructor (private readonly sendersMax: number, private readonly keep: (key: string) => boolean = () => false) {}
+  readonly #sendersMax: number
+  readonly #keep: (key: string) => boolean
 
-  get size (): number { return this.windows.size }
+  constructor (sendersMax: number, keep: (key: string) => boolean = () => false) {
+    this.#sendersMax = sendersMax
+    this.#keep = keep
+  }
+
+  get size (): number { return this.#windows.size }
 
   check (key: string, counter: number): boolean {
-    const w = this.windows.get(key)
+    const w = this.#windows.get(key)
     return w === undefined ? counter > 0 : w.check(counter)
   }
 
   commit (key: string, counter: number): void {
-    let w = this.windows.get(key)
+    let w = this.#windows.get(key)
     if (w === undefined) {
-      if (this.windows.size >= this.sendersMax) this.evictOne()
+      if (this.#windows.size >= this.#sendersMax) this.#evictOne()
       w = new ReplayWindow()
     } else {
-      this.windows.delete(key) // re-insert: Map order is recency order
+      this.#windows.delete(key) // re-insert: Map order is recency order
     }
     w.commit(counter)
-    this.windows.set(key, w)
+    this.#windows.set(key, w)
   }
 
   /** The most recently heard senders' tops, newest first. */
   marks (countMax: number): ReplayMark[] {
-    const all = [...this.windows].reverse().slice(0, countMax)
+    const all = [...this.#windows].reverse().slice(0, countMax)
     return all.map(([key, w]) => ({ key, top: w.top }))
   }
 
   /** After a restart: reject everything at or below each remembered top. */
   restore (marks: readonly ReplayMark[]): void {
     for (const m of [...marks].reverse()) {
-      const existing = this.windows.get(m.key)
+      const existing = this.#windows.get(m.key)
       if (existing !== undefined && existing.top >= m.top) continue
-      if (existing === undefined && this.windows.size >= this.sendersMax) this.evictOne()
-      this.windows.delete(m.key)
-      this.windows.set(m.key, new ReplayWindow(m.top))
+      if (existing === undefined && this.#windows.size >= this.#sendersMax) this.#evictOne()
+      this.#windows.delete(m.key)
+      this.#windows.set(m.key, new ReplayWindow(m.top))
     }
   }
 
-  private evictOne (): void {
+  #evictOne (): void {
     let victim: string | undefined
-    for (const k of this.windows.keys()) {
-      if (!this.keep(k)) { victim = k; break }
+    for (const k of this.#windows.keys()) {
+      if (!this.#keep(k)) { victim = k; break }
     }
-    victim ??= this.windows.keys().next().value as string
-    this.windows.delete(victim)
+    victim ??= this.#windows.keys().next().value as string
+    this.#windows.delete(victim)
     this.evictions++
   }
 }
