@@ -11,6 +11,7 @@ import { TimerGroup } from '../../hal'
 import type { Identity } from '../../identity'
 import { DESCRIBE_ADDRESSES_COUNT_MAX, DESCRIBE_CAPABILITIES_COUNT_MAX, PEER_SWEEP_MS } from '../../limits'
 import type { Logger } from '../../log'
+import { nonZero } from '../counts'
 import { PeerList, type PeerOrigin } from '../peer-list/peer-list'
 import type { PeerInfo } from '../peers'
 import { formatLocation } from '../ssdp/names'
@@ -138,7 +139,7 @@ export class Discovery {
     this.ssdp.onAnnouncement((a) => { this.#onAnnouncement(a) })
     await this.ssdp.start()
     if (this.ssdp.interfaces().length === 0) {
-      this.#log.info('SSDP has no interface to serve', { httpHost: this.o.httpHost, hint: 'needs a LAN interface and an HTTP host that is not loopback' })
+      this.#log.info('SSDP has no interface (needs a LAN interface, an HTTP host not loopback)', { httpHost: this.o.httpHost })
     }
   }
 
@@ -151,12 +152,11 @@ export class Discovery {
 
   status (): Record<string, unknown> {
     const s = this.ssdp
-    const dropped = s === null ? {} : Object.fromEntries(Object.entries(s.stats.dropped).filter(([, n]) => n > 0))
     return {
       count: this.peers.size,
       ssdp: s === null
         ? (this.o.config.enabled ? 'starting' : 'disabled')
-        : { interfaces: s.interfaces().map((i) => ({ nic: i.nic, address: i.address, location: i.location })), datagramsIn: s.stats.datagramsIn, datagramsOut: s.stats.datagramsOut, heard: s.stats.heard, dropped, repliesRateLimited: s.stats.repliesRateLimited },
+        : { interfaces: s.interfaces().map((i) => ({ nic: i.nic, address: i.address, location: i.location })), datagramsIn: s.stats.datagramsIn, datagramsOut: s.stats.datagramsOut, heard: s.stats.heard, dropped: nonZero(s.stats.dropped), repliesRateLimited: s.stats.repliesRateLimited },
       staticPeers: this.o.config.staticPeers,
       verifications: { verified: this.queue.stats.verified, failed: this.queue.stats.failed, inFlight: this.queue.inFlight, queued: this.queue.queued }
     }

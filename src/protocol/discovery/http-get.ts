@@ -19,73 +19,58 @@ export interface GetLimits {
   bodyBytesMax: number
 }
 
-const failed = (why: string): CanopyError => new CanopyError('DESCRIBE_FETCH_FAILED', why)
+const failed = (why: string): CanopyError => new CanopyError('DESCRIBE_FETCH_FAILED', `GET: ${why}`)
 
 /** Reads one response from the bytes of a connection. */
 export class ResponseReader {
-  #head: Buffer[] = []
-  #headBytes = 0
-  #body: Buffer[] = []
+  /** The head so far, then null once it is parsed. */
+  #head: Buffer | null = Buffer.alloc(0)
+  readonly #body: Buffer[] = []
   #bodyBytes = 0
   #contentLength: number | null = null
-  #inBody = false
 
-  readonly #limits: Omit<GetLimits, 'timeoutMs'>
-  constructor (limits: Omit<GetLimits, 'timeoutMs'>) {
-    this.#limits = limits
-  }
+  constructor (readonly limits: Omit<GetLimits, 'timeoutMs'>) {}
 
   /** Feed bytes; returns the body once it is complete (Content-Length reached), else null. */
   push (chunk: Buffer): Buffer | null {
-    if (!this.#inBody) {
-      this.#head.push(chunk)
-      this.#headBytes += chunk.length
-      const all = Buffer.concat(this.#head)
+    const { headBytesMax, bodyBytesMax } = this.limits
+    if (this.#head !== null) {
+      const all = Buffer.concat([this.#head, chunk])
       const end = all.indexOf('\r\n\r\n')
+      if ((end === -1 ? all.length : end + 4) > headBytesMax) throw failed('head too large')
       if (end === -1) {
-        if (all.length > this.#limits.headBytesMax) throw failed(`response headers exceed ${this.#limits.headBytesMax} bytes`)
-        this.#head = [all]
+        this.#head = all
         return null
       }
-      if (end + 4 > this.#limits.headBytesMax) throw failed(`response headers exceed ${this.#limits.headBytesMax} bytes`)
       this.#parseHead(all.subarray(0, end).toString('latin1'))
-      this.#inBody = true
-      this.#head = []
+      this.#head = null
       chunk = all.subarray(end + 4)
     }
-    if (chunk.length > 0) {
-      this.#bodyBytes += chunk.length
-      if (this.#bodyBytes > this.#limits.bodyBytesMax) throw failed(`body exceeds ${this.#limits.bodyBytesMax} bytes`)
-      if (this.#contentLength !== null && this.#bodyBytes > this.#contentLength) throw failed('more bytes than Content-Length')
-      this.#body.push(chunk)
-    }
-    if (this.#contentLength !== null && this.#bodyBytes === this.#contentLength) return Buffer.concat(this.#body)
-    return null
+    const n = (this.#bodyBytes += chunk.length)
+    // Bounded on the declared length before a byte is kept (#parseHead), then as bytes arrive.
+    if (n > bodyBytesMax || n > (this.#contentLength ?? n)) throw failed('body too large')
+    this.#body.push(chunk)
+    return n === this.#contentLength ? Buffer.concat(this.#body) : null
   }
 
   /** The connection ended: the body, if the framing says it is complete. */
   end (): Buffer {
-    if (!this.#inBody) throw failed('connection ended inside the response headers')
-    if (this.#contentLength !== null && this.#bodyBytes !== this.#contentLength) throw failed('connection ended before Content-Length bytes')
+    if (this.#head !== null || (this.#contentLength ?? this.#bodyBytes) !== this.#bodyBytes) throw failed('cut short')
     return Buffer.concat(this.#body)
   }
 
   #parseHead (text: string): void {
     const lines = text.split('\r\n')
-    const status = /^HTTP\/1\.[01] (\d{3})(?: [\x20-\x7e\x80-\xff]*)?$/.exec(lines[0] ?? '')
-    if (status === null) throw failed('not an HTTP/1.x response')
-    if (status[1] !== '200') throw failed(`HTTP status ${status[1]}`)
+    const status = /^HTTP\/1\.[01] (\d{3})(?: [\x20-\x7e\x80-\xff]*)?$/.exec(lines[0]!)
+    if (status?.[1] !== '200') throw failed(`status ${status?.[1] ?? 'line'}`) // no redirects
     for (const line of lines.slice(1)) {
       const colon = line.indexOf(':')
-      if (colon <= 0) throw failed('a malformed response header')
       const name = line.slice(0, colon).trim().toLowerCase()
       const value = line.slice(colon + 1).trim()
-      if (name === 'transfer-encoding' && value.toLowerCase() !== 'identity') throw failed('chunked or encoded bodies are not accepted')
+      if (colon <= 0 || (name === 'transfer-encoding' && value.toLowerCase() !== 'identity')) throw failed(`header ${name}`) // no chunked bodies
       if (name === 'content-length') {
-        if (!/^\d{1,9}$/.test(value)) throw failed('a malformed Content-Length')
         const n = Number(value)
-        if (this.#contentLength !== null && this.#contentLength !== n) throw failed('two different Content-Lengths')
-        if (n > this.#limits.bodyBytesMax) throw failed(`declared body of ${n} bytes exceeds ${this.#limits.bodyBytesMax}`)
+        if (!/^\d{1,9}$/.test(value) || (this.#contentLength ?? n) !== n || n > this.limits.bodyBytesMax) throw failed('Content-Length')
         this.#contentLength = n
       }
     }
@@ -106,7 +91,7 @@ export function httpGet (net: Net, clock: Clock, target: GetTarget, limits: GetL
       else reject(CanopyError.is(err) ? err : CanopyError.from(err, 'NET_CLOSED', `GET ${target.host}:${target.port}`))
     }
     const timer = clock.setTimeout(() => {
-      finish(new CanopyError('TIMEOUT', `GET http://${target.host}:${target.port}${target.path} took over ${limits.timeoutMs} ms`))
+      finish(new CanopyError('TIMEOUT', `GET ${target.host}:${target.port}: over ${limits.timeoutMs} ms`))
     }, limits.timeoutMs)
     const reader = new ResponseReader(limits)
     net.connect(target.host, target.port, limits.timeoutMs).then((s) => {
@@ -124,7 +109,7 @@ export function httpGet (net: Net, clock: Clock, target: GetTarget, limits: GetL
       s.on('end', () => {
         try { finish(null, reader.end()) } catch (err) { finish(err) }
       })
-      s.on('close', () => { finish(new CanopyError('NET_CLOSED', 'connection closed before the response')) })
+      s.on('close', () => { finish(new CanopyError('NET_CLOSED', 'GET: closed early')) })
       s.write(`GET ${target.path} HTTP/1.1\r\nHost: ${target.host}:${target.port}\r\nUser-Agent: ${userAgent}\r\n` +
         'Accept: application/json\r\nConnection: close\r\n\r\n')
     }, (err: unknown) => { finish(err) })

@@ -9,6 +9,7 @@ import {
   DESCRIBE_FETCHES_CONCURRENT_MAX, DESCRIBE_QUEUE_COUNT_MAX, DESCRIBE_RECENT_COUNT_MAX, DESCRIBE_REFETCH_MS
 } from '../../limits'
 import type { Logger } from '../../log'
+import { lruSet } from '../lru'
 import { verifyDescribe, type VerifiedDescribe } from './describe'
 import type { DescribeFetcher } from './fetcher'
 import type { GetTarget } from './http-get'
@@ -101,7 +102,7 @@ export class VerifyQueue {
       const coded = CanopyError.from(err, 'DESCRIBE_FETCH_FAILED')
       this.stats.failed[coded.code] = (this.stats.failed[coded.code] ?? 0) + 1
       this.#remember(key)
-      this.#log.debug('self-description refused', { location: `http://${key}`, code: coded.code, why: coded.message })
+      this.#log.debug('describe refused', { location: key, err: coded })
       return
     }
     this.#remember(key)
@@ -111,11 +112,6 @@ export class VerifyQueue {
   }
 
   #remember (key: string): void {
-    this.#recent.delete(key)
-    if (this.#recent.size >= DESCRIBE_RECENT_COUNT_MAX) {
-      const oldest = this.#recent.keys().next().value
-      if (oldest !== undefined) this.#recent.delete(oldest)
-    }
-    this.#recent.set(key, this.#clock.nowMs() + DESCRIBE_REFETCH_MS)
+    lruSet(this.#recent, key, this.#clock.nowMs() + DESCRIBE_REFETCH_MS, DESCRIBE_RECENT_COUNT_MAX)
   }
 }

@@ -37,35 +37,32 @@ function trimOws (s: string): string {
   return s.slice(a, b)
 }
 
-const malformed = (why: string): CanopyError => new CanopyError('SSDP_MALFORMED', `SSDP datagram: ${why}`)
+const malformed = (why: string): CanopyError => new CanopyError('SSDP_MALFORMED', `SSDP: ${why}`)
 
 /** A header's lower-case name, once its name is a token, its value legal and the name new. */
 function headerKey (name: string, value: string, seen: { has (k: string): boolean }): string {
   const key = name.toLowerCase()
-  if (name.length > SSDP_HEADER_NAME_BYTES_MAX || !TOKEN.test(name)) throw malformed(`header name ${JSON.stringify(name)} is not a token`)
-  if (!VALUE_CHARS.test(value)) throw malformed(`a control character in header ${key}`)
-  if (seen.has(key)) throw malformed(`header ${key} twice`)
+  if (name.length > SSDP_HEADER_NAME_BYTES_MAX || !TOKEN.test(name) || !VALUE_CHARS.test(value) || seen.has(key)) throw malformed(`header ${key}`)
   return key
 }
 
 /** Parse one datagram; throws only CanopyError SSDP_MALFORMED. */
 export function parseSsdp (data: Uint8Array): SsdpMessage {
-  if (data.length > SSDP_DATAGRAM_BYTES_MAX) throw malformed(`${data.length} bytes, more than ${SSDP_DATAGRAM_BYTES_MAX}`)
+  if (data.length > SSDP_DATAGRAM_BYTES_MAX) throw malformed('size')
   // latin1 maps every byte to one character, so lengths are byte lengths.
   const lines = Buffer.from(data.buffer, data.byteOffset, data.length).toString('latin1').split('\r\n')
   // A start line and headers, then one empty line and nothing after it: the split ends in two empty strings.
   const n = lines.indexOf('')
-  if (n < 1 || n !== lines.length - 2 || lines[n + 1] !== '') throw malformed('not lines ended by CRLF up to one empty line at the end')
-  if (n > SSDP_HEADER_COUNT_MAX + 1) throw malformed(`more than ${SSDP_HEADER_COUNT_MAX} headers`)
-  if (lines.some((l) => l.length > SSDP_LINE_BYTES_MAX)) throw malformed(`a line is longer than ${SSDP_LINE_BYTES_MAX} bytes`)
+  if (n < 1 || n !== lines.length - 2 || lines[n + 1] !== '' || n > SSDP_HEADER_COUNT_MAX + 1 ||
+    lines.some((l) => l.length > SSDP_LINE_BYTES_MAX)) throw malformed('framing, line length or header count')
   const start = lines[0]!
   const response = START_RESPONSE.exec(start)
   const kind = start === START.search ? 'search' : start === START.notify ? 'notify' : response !== null ? 'response' : null
-  if (kind === null) throw malformed('unknown start line')
+  if (kind === null) throw malformed('start line')
   const headers = new Map<string, string>()
   for (const line of lines.slice(1, n)) {
     const colon = line.indexOf(':')
-    if (colon <= 0) throw malformed('a header line without a name') // also refuses obs-fold (leading space)
+    if (colon <= 0) throw malformed('header line') // also refuses obs-fold (leading space)
     const value = trimOws(line.slice(colon + 1))
     headers.set(headerKey(line.slice(0, colon), value, headers), value)
   }
@@ -77,16 +74,16 @@ export type SsdpHeaders = ReadonlyArray<readonly [string, string]>
 
 /** Format a message; throws SSDP_MALFORMED when a header would break the grammar or a bound. */
 export function formatSsdp (kind: SsdpKind, headers: SsdpHeaders): Buffer {
-  if (headers.length > SSDP_HEADER_COUNT_MAX) throw malformed(`more than ${SSDP_HEADER_COUNT_MAX} headers`)
   const seen = new Set<string>()
   let out = START[kind] + '\r\n'
   for (const [name, value] of headers) {
     seen.add(headerKey(name, value, seen))
     const line = value === '' ? `${name}:` : `${name}: ${value}`
-    if (value !== trimOws(value) || line.length > SSDP_LINE_BYTES_MAX) throw malformed(`header ${name} would not read back (spaces at an end, or longer than a line)`)
+    // Spaces at an end would not read back; nor a line over the bound.
+    if (value !== trimOws(value) || line.length > SSDP_LINE_BYTES_MAX) throw malformed(`header ${name}`)
     out += line + '\r\n'
   }
   const bytes = Buffer.from(out + '\r\n', 'latin1')
-  if (bytes.length > SSDP_DATAGRAM_BYTES_MAX) throw malformed(`message of ${bytes.length} bytes exceeds ${SSDP_DATAGRAM_BYTES_MAX}`)
+  if (seen.size > SSDP_HEADER_COUNT_MAX || bytes.length > SSDP_DATAGRAM_BYTES_MAX) throw malformed(`${bytes.length} bytes, ${seen.size} headers: exceeds a bound`)
   return bytes
 }

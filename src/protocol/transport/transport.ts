@@ -64,8 +64,6 @@ export interface Inbound<N extends MessageName = MessageName> {
 export interface WireStats {
   datagramsIn: number
   datagramsOut: number
-  bytesIn: number
-  bytesOut: number
   multicastOut: number
   inByType: Record<MessageName, number>
   outByType: Record<MessageName, number>
@@ -101,7 +99,7 @@ interface KnownKey { hex: string, raw: Buffer, key: KeyObject, nodeId: string }
 export class WireTransport {
   readonly name = 'wire'
   readonly stats: WireStats = {
-    datagramsIn: 0, datagramsOut: 0, bytesIn: 0, bytesOut: 0, multicastOut: 0,
+    datagramsIn: 0, datagramsOut: 0, multicastOut: 0,
     inByType: zeroes(MESSAGE_NAMES), outByType: zeroes(MESSAGE_NAMES), dropped: zeroes(DROP_REASONS)
   }
 
@@ -155,7 +153,7 @@ export class WireTransport {
     } catch (err) {
       if (!CanopyError.is(err, 'ADDRESS_IN_USE') || this.#o.ephemeralIfTaken !== true || port === 0) throw err
       s = await hal.net.udp({ port: 0, address })
-      log.warn('UDP port taken; using an ephemeral one (peers learn it from /api/describe; multicast fallback off)', { wanted: port, port: s.port })
+      log.warn('UDP port taken; using an ephemeral one', { wanted: port, port: s.port })
     }
     this.#socket = s
     for (const p of peers.list()) this.#peerKeys.add(p.publicKey.toString('hex'))
@@ -168,7 +166,7 @@ export class WireTransport {
     try { s.setMulticastTtl(1) } catch { /* not every twin can */ }
     this.#joinGroups()
     this.#timers.setInterval(() => { void this.#persistReplay() }, REPLAY_PERSIST_MS)
-    log.info('wire transport up', { port: s.port, multicastGroup: this.#group, counterFrom: this.#counter.peek })
+    log.info('wire transport up', { port: s.port })
   }
 
   async stop (): Promise<void> {
@@ -233,14 +231,12 @@ export class WireTransport {
     const c = this.#counter
     return {
       port: this.port,
-      multicastGroup: this.#group,
       multicastInterfaces: [...this.#joined],
       datagramsIn: s.datagramsIn,
       datagramsOut: s.datagramsOut,
       dropped: nonZero(s.dropped),
       sendQueue: this.#queue.length,
       sendersTracked: this.#replay.size,
-      replayEvictions: this.#replay.evictions,
       counter: c === null ? null : { next: c.peek, reservedTo: c.reserved }
     }
   }
@@ -282,7 +278,7 @@ export class WireTransport {
       const [data, port, address, name] = this.#queue.shift()!
       this.#burstLeft--
       s.send(data, port, address)
-      this.#counted(data, name)
+      this.#counted(name)
     }
     if (this.#tick === null && !this.#closed && (this.#queue.length > 0 || this.#burstLeft < WIRE_SEND_BURST_COUNT_MAX)) {
       this.#tick = this.#timers.setTimeout(() => {
@@ -293,9 +289,8 @@ export class WireTransport {
     }
   }
 
-  #counted (data: Buffer, name: MessageName): void {
+  #counted (name: MessageName): void {
     this.stats.datagramsOut++
-    this.stats.bytesOut += data.length
     this.stats.outByType[name]++
   }
 
@@ -308,7 +303,7 @@ export class WireTransport {
       try {
         s.setMulticastInterface(a)
         s.send(data, this.#o.port || s.port, this.#group)
-        this.#counted(data, name)
+        this.#counted(name)
         this.stats.multicastOut++
       } catch (err) {
         this.#o.log.debug('multicast send failed', { interface: a, err })
@@ -334,7 +329,7 @@ export class WireTransport {
         s.joinGroup(this.#group, a)
         this.#joined.add(a)
       } catch (err) {
-        this.#o.log.debug('cannot join the multicast group', { interface: a, err })
+        this.#o.log.debug('multicast join failed', { interface: a, err })
       }
     }
   }
@@ -367,7 +362,6 @@ export class WireTransport {
   #receive (d: Datagram): void {
     const { stats } = this
     stats.datagramsIn++
-    stats.bytesIn += d.data.length
     if (this.#closed) return void this.#drop('closed')
     if (!this.#allowed(d.address)) return void this.#drop('source')
     let p: ParsedEnvelope
@@ -416,7 +410,7 @@ export class WireTransport {
       await saveReplayMarks(this.#o.hal.files, this.#replayPath, this.#replay.marks(REPLAY_PERSIST_COUNT_MAX))
     } catch (err) {
       this.#replayDirty = true
-      this.#o.log.warn('cannot save replay marks', { err })
+      this.#o.log.warn('replay marks not saved', { err })
     }
   }
 }

@@ -35,36 +35,39 @@ export const REFUSED_TAGS: readonly number[] = [2, 3, 4, 5, 6, 14, 15, 27, 28, 2
 /** cbor-x decodes its record tags (0xdff9..0xdfff) before consulting extensions: no allowlist may hold them. */
 const RECORD_TAGS_FROM = 0xdff9
 
-const refuse = Object.assign((): never => { throw invalid('tag', 'a refused CBOR tag') }, { handlesRead: true })
+const refuse = Object.assign((): never => { throw invalid('tag', 'refused') }, { handlesRead: true })
 for (const tag of REFUSED_TAGS) addExtension({ tag, decode: refuse } as unknown as Parameters<typeof addExtension>[0])
 setSizeLimits({ maxArraySize: CBOR_CONTAINER_COUNT_MAX, maxMapSize: CBOR_CONTAINER_COUNT_MAX, maxObjectSize: CBOR_CONTAINER_COUNT_MAX })
-assert(!isNativeAccelerationEnabled, 'cbor-x runs its pure-JS decoder everywhere')
+assert(!isNativeAccelerationEnabled, 'cbor-x pure JS')
 
 const decoder = new Decoder({ useRecords: false, mapsAsObjects: true, int64AsNumber: true, copyBuffers: false } as ConstructorParameters<typeof Decoder>[0])
 
 /** Decode one untrusted CBOR item. Throws only CanopyError DECODE_INVALID. */
 export function decodeCbor (bytes: Uint8Array, limits: DecodeLimits): unknown {
   assert(limits.bytesMax <= CBOR_BYTES_MAX && limits.depthMax <= CBOR_DEPTH_MAX && limits.itemsMax <= CBOR_ITEMS_COUNT_MAX &&
-    limits.containerCountMax <= CBOR_CONTAINER_COUNT_MAX, 'CBOR limits within the process-wide ceilings')
-  for (const t of limits.allowTags ?? []) assert(t < RECORD_TAGS_FROM && !REFUSED_TAGS.includes(t), `CBOR tag ${t} may not be allowed`)
+    limits.containerCountMax <= CBOR_CONTAINER_COUNT_MAX, 'CBOR limits within the ceilings')
+  for (const t of limits.allowTags ?? []) assert(t < RECORD_TAGS_FROM && !REFUSED_TAGS.includes(t), `CBOR tag ${t} allowed`)
   scanCbor(bytes, limits)
   try {
     return decoder.decode(bytes)
   } catch (err) {
-    if (CanopyError.is(err, 'DECODE_INVALID')) throw err
-    throw new CanopyError('DECODE_INVALID', `CBOR: ${(err as Error)?.message ?? String(err)}`, { cause: err, detail: { reason: 'cbor' } })
+    throw coded(err, 'cbor')
   }
 }
 
-/** Decode and validate against a schema; a schema failure is DECODE_INVALID too, naming the field. */
+/** What cbor-x or a schema threw, as DECODE_INVALID with this reason (a peer must not find out what else it was). */
+function coded (err: unknown, reason: string): CanopyError {
+  const e = err as CanopyError
+  return new CanopyError('DECODE_INVALID', String(e?.message ?? e), { cause: err, detail: { ...e?.detail, reason: e?.detail?.reason ?? reason } })
+}
+
+/** Decode and validate against a schema; a schema failure is DECODE_INVALID too, naming the field (reason "schema"). */
 export function decodeCborAs<T> (bytes: Uint8Array, spec: Spec<T>, limits: DecodeLimits, what: string): T {
   const value = decodeCbor(bytes, limits)
   try {
     return validate(spec, value, 'DECODE_INVALID', what)
   } catch (err) {
-    if (CanopyError.is(err, 'DECODE_INVALID')) throw new CanopyError('DECODE_INVALID', err.message, { detail: { ...err.detail, reason: 'schema' } })
-    // A schema must never throw anything else, but a peer must not be able to find out if one does.
-    throw new CanopyError('DECODE_INVALID', `${what}: ${(err as Error)?.message ?? String(err)}`, { cause: err, detail: { reason: 'schema' } })
+    throw coded(err, 'schema')
   }
 }
 
@@ -84,7 +87,7 @@ export function decodeCborAs<T> (bytes: Uint8Array, spec: Spec<T>, limits: Decod
 export function encodeCbor (value: unknown): Buffer {
   const size = put(value, null, 0, 0)
   const out = Buffer.allocUnsafe(size)
-  assert(put(value, out, 0, 0) === size, 'CBOR encoder wrote every byte')
+  assert(put(value, out, 0, 0) === size, 'CBOR: every byte written')
   return out
 }
 
@@ -103,7 +106,7 @@ function put (v: unknown, b: Buffer | null, p: number, depth: number): number {
     if (b !== null) b[p] = byte
     return p + 1
   }
-  assert(depth <= CBOR_DEPTH_MAX, 'CBOR to encode nests too deep (a cycle?)')
+  assert(depth <= CBOR_DEPTH_MAX, 'CBOR depth (a cycle?)')
   if (v === null) return simple(0xf6)
   if (v === true || v === false) return simple(v ? 0xf5 : 0xf4)
   if (typeof v === 'number') {
@@ -129,7 +132,7 @@ function put (v: unknown, b: Buffer | null, p: number, depth: number): number {
     return p
   }
   const proto: unknown = typeof v === 'object' ? Object.getPrototypeOf(v) : undefined
-  if (proto !== Object.prototype && proto !== null) throw new CanopyError('ASSERTION', `cannot encode ${typeof v} as CBOR`)
+  if (proto !== Object.prototype && proto !== null) throw new CanopyError('ASSERTION', `CBOR: ${typeof v}`)
   const keys = Object.keys(v as object)
   p = head(5, keys.length)
   for (const k of keys) p = put((v as Record<string, unknown>)[k], b, put(k, b, p, depth), depth + 1)

@@ -28,7 +28,6 @@ export class SendCounter {
   #nextValue: number
   #writing: Promise<void> | null = null
   #closed = false
-  writes = 0
   exhausted = 0
 
   private constructor (private readonly o: CounterOptions, start: number, reserved: number) {
@@ -39,7 +38,7 @@ export class SendCounter {
   /** Read the last reservation, reserve the first block above it, and only then return. */
   static async open (options: CounterOptions): Promise<SendCounter> {
     const block = options.blockCount ?? WIRE_COUNTER_BLOCK_COUNT
-    assert(block >= 2, 'a counter block holds at least two values')
+    assert(block >= 2, 'counter block >= 2')
     const last = await readReservation(options)
     const start = last + 1
     const c = new SendCounter(options, start, last)
@@ -53,7 +52,7 @@ export class SendCounter {
     const block = this.o.blockCount ?? WIRE_COUNTER_BLOCK_COUNT
     if (this.reserved - this.#nextValue < block / 2 && this.#writing === null) {
       this.#writing = this.#persist(Math.min(WIRE_COUNTER_MAX, this.reserved + block))
-        .catch((err: unknown) => { this.o.log?.warn('cannot reserve send counters', { err }) })
+        .catch((err: unknown) => { this.o.log?.warn('counter reservation failed', { err }) })
         .finally(() => { this.#writing = null })
     }
     if (this.#nextValue > this.reserved) {
@@ -72,10 +71,9 @@ export class SendCounter {
   }
 
   async #persist (upTo: number): Promise<void> {
-    if (upTo <= this.reserved) throw new CanopyError('LIMIT_REACHED', 'the send counter is exhausted')
+    if (upTo <= this.reserved) throw new CanopyError('LIMIT_REACHED', 'send counter exhausted')
     const text = JSON.stringify({ format: FORMAT, reserved: upTo }) + '\n'
     await this.o.files.writeAtomic(this.o.path, Buffer.from(text), 0o600)
-    this.writes++
     this.reserved = Math.max(this.reserved, upTo)
   }
 }
@@ -105,6 +103,6 @@ async function readReservation (o: CounterOptions): Promise<number> {
  */
 function damaged (o: CounterOptions, why: string): number {
   const guess = Math.min(Math.floor(Math.max(0, o.wallMs()) * 1024), Math.floor(WIRE_COUNTER_MAX / 2))
-  o.log?.error('send counter file damaged; starting above a wall-clock guess', { path: o.path, why, start: guess })
+  o.log?.error('counter file damaged; starting at a wall-clock guess', { path: o.path, why, start: guess })
   return guess
 }

@@ -4,7 +4,7 @@
 // already bounded how many there can be.
 
 import { CONTENT_ID_BYTES, CONTENT_URL_BYTES_MAX, PIECE_RANGES_COUNT_MAX } from '../../limits'
-import { fail, type Ctx, type Infer, type Spec } from '../../validate'
+import { fail, int, obj, type Ctx, type Infer, type Spec } from '../../validate'
 import { PIECE_INDEX_END_MAX, type ContentRef, type PieceRanges } from '../content'
 
 const UINT32_MAX = 0xffff_ffff
@@ -13,16 +13,8 @@ function spec<T> (expected: string, check: (v: unknown, ctx: Ctx) => T, fallback
   return { expected, fallback, check }
 }
 
-const at = (ctx: Ctx, key: string): Ctx => ({ ...ctx, path: ctx.path === '' ? key : `${ctx.path}.${key}` })
-
 /** An integer in [min, max] (max at most 2^32 - 1: cbor-x writes larger integers as floats). */
-export function uint (min: number, max = UINT32_MAX): Spec<number> {
-  const expected = `an integer from ${min} to ${max}`
-  return spec(expected, (v, ctx) => {
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) fail(ctx, v, expected)
-    return v
-  })
-}
+export const uint = (min: number, max = UINT32_MAX): Spec<number> => int(min, max)
 
 /** A byte string of exactly n bytes, copied out of the datagram. */
 export function bytes (n: number): Spec<Buffer> {
@@ -88,23 +80,4 @@ type BodyOf<S extends Shape> = Simplify<
   { [K in keyof S as undefined extends Infer<S[K]> ? K : never]?: Infer<S[K]> }>
 
 /** A map with these fields; unknown keys are ignored, missing ones take their fallback or fail. */
-export function body<S extends Shape> (shape: S): Spec<BodyOf<S>> {
-  const keys = Object.keys(shape)
-  const expected = `a map with ${keys.join(', ')}`
-  return spec(expected, (v, ctx) => {
-    if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) fail(ctx, v, expected)
-    const input = v as Record<string, unknown>
-    const out: Record<string, unknown> = {}
-    for (const k of keys) {
-      const s = shape[k]!
-      const value = Object.hasOwn(input, k) ? input[k] : undefined
-      if (value === undefined) {
-        if (s.fallback === undefined) fail(at(ctx, k), undefined, s.expected)
-        out[k] = s.fallback()
-      } else {
-        out[k] = s.check(value, at(ctx, k))
-      }
-    }
-    return out as BodyOf<S>
-  })
-}
+export const body = <S extends Shape>(shape: S): Spec<BodyOf<S>> => obj(shape, true) as unknown as Spec<BodyOf<S>>
