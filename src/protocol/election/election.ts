@@ -19,6 +19,7 @@ import {
   ELECTION_REPLIES_COUNT_MAX, ELECTION_REPLY_MS_MIN, ELECTION_SETTLE_MS_MAX, ELECTION_SUSPECT_BEATS, ELECTION_SETTLE_MS_MIN, ELECTION_WATCH_MS
 } from '../../limits'
 import type { Logger } from '../../log'
+import { lruSet } from '../lru'
 import type { PeerDirectory } from '../peers'
 import { baseUrlOf, type ProviderRef, type ProviderView } from '../resolve/types'
 import type { Inbound, WireTransport } from '../transport/transport'
@@ -76,13 +77,11 @@ interface Known extends Claim {
 export interface ElectionStats {
   elections: number
   changes: number
-  elects: number
-  stepDowns: number
 }
 
 export class Election implements ProviderView {
   readonly name = 'provider'
-  readonly stats: ElectionStats = { elections: 0, changes: 0, elects: 0, stepDowns: 0 }
+  readonly stats: ElectionStats = { elections: 0, changes: 0 }
   readonly timing: ElectionTiming
   #provider: Known | null = null
   #providerSinceMs = 0
@@ -112,7 +111,7 @@ export class Election implements ProviderView {
   }
 
   async start (): Promise<void> {
-    this.#startedMs = this.o.hal.clock.nowMs()
+    this.#startedMs = this.#now()
     const { wire } = this.o
     this.#unsubscribe.push(
       wire.on('ELECT', (m) => { this.#onElect(m) }),
@@ -152,7 +151,7 @@ export class Election implements ProviderView {
 
   status (): Record<string, unknown> {
     const p = this.current()
-    const now = this.o.hal.clock.nowMs()
+    const now = this.#now()
     return {
       role: this.role,
       candidate: this.o.candidate,
@@ -162,6 +161,8 @@ export class Election implements ProviderView {
       providerChanges: this.stats.changes
     }
   }
+
+  #now (): number { return this.o.hal.clock.nowMs() }
 
   // ---- rounds ------------------------------------------------------------------
 
@@ -173,7 +174,7 @@ export class Election implements ProviderView {
     this.#spoke = false
     this.#best = null
     this.stats.elections++
-    this.o.log.debug('election begins', { why })
+    this.o.log.debug('election', { why })
     if (!this.o.candidate) return // a non-candidate only listens for the winner
     const { random } = this.o.hal
     const t = this.timing
@@ -188,7 +189,6 @@ export class Election implements ProviderView {
     if (this.#best !== null && beatsCandidate(this.#best, me)) return
     this.#cancel('speak')
     this.#spoke = true
-    this.stats.elects++
     this.o.wire.broadcast('ELECT', me.criteria)
     const t = this.timing
     const settle = t.settleMsMin + this.o.hal.random.float() * (t.settleMsMax - t.settleMsMin)
@@ -200,12 +200,12 @@ export class Election implements ProviderView {
     const me = this.#me()
     if (this.#best !== null && beatsCandidate(this.#best, me)) return
     this.#term++
-    this.#become({ ...me, address: this.#ownAddress(), udpPort: this.o.wire.port, heardMs: this.o.hal.clock.nowMs(), term: this.#term })
+    this.#become({ ...me, address: this.#ownAddress(), udpPort: this.o.wire.port, heardMs: this.#now(), term: this.#term })
     this.o.wire.broadcast('ELECTED', { ...me.criteria, t: this.#term })
     // Two early heartbeats: a node that lost the ELECTED (loss, a busy Wi-Fi) learns within ms, not a second.
     for (const at of ELECTION_EARLY_BEATS_MS) this.#timers.setTimeout(() => { this.#beat() }, at)
     this.#heartbeat = this.#timers.setInterval(() => { this.#beat() }, this.timing.heartbeatMs)
-    this.o.log.info('this node is the designated provider', { term: this.#term })
+    this.o.log.info('provider: this node', { term: this.#term })
   }
 
   #beat (): void {
@@ -220,8 +220,8 @@ export class Election implements ProviderView {
     this.#best = null
     if (changed) {
       this.stats.changes++
-      this.#providerSinceMs = this.o.hal.clock.nowMs()
-      if (p.nodeId !== this.nodeId) this.o.log.info('designated provider', { nodeId: p.nodeId, address: p.address })
+      this.#providerSinceMs = this.#now()
+      if (p.nodeId !== this.nodeId) this.o.log.info('provider', { nodeId: p.nodeId, address: p.address })
     }
     if (p.nodeId !== this.nodeId) this.#stopHeartbeat()
     this.#provider = p
@@ -234,21 +234,20 @@ export class Election implements ProviderView {
 
   /** Our provider vanished: elect again. */
   #lose (why: string): void {
-    this.o.log.info('designated provider lost', { nodeId: this.#provider?.nodeId, why })
+    this.o.log.info('provider lost', { nodeId: this.#provider?.nodeId, why })
     this.#provider = null
     this.#begin(why)
   }
 
   #stepDown (why: string): void {
-    this.stats.stepDowns++
     this.#stopHeartbeat()
     this.#provider = null
-    this.o.log.info('stepping down as designated provider', { why })
+    this.o.log.info('provider: stepping down', { why })
   }
 
   #watch (): void {
     const p = this.#provider
-    if (p !== null && p.nodeId !== this.nodeId && this.o.hal.clock.nowMs() - p.heardMs > this.timing.providerTimeoutMs) this.#lose('timeout')
+    if (p !== null && p.nodeId !== this.nodeId && this.#now() - p.heardMs > this.timing.providerTimeoutMs) this.#lose('timeout')
     else if (p === null && !this.#electing) this.#begin('idle')
   }
 
@@ -270,7 +269,7 @@ export class Election implements ProviderView {
     this.#at('await', this.timing.awaitMs, () => {
       if (this.#provider === null) {
         this.#electing = false
-        this.#begin('no ELECTED from the better candidate')
+        this.#begin('no ELECTED')
       }
     })
   }
@@ -285,7 +284,7 @@ export class Election implements ProviderView {
    */
   #dropIfSuspect (): void {
     const p = this.#provider
-    if (p !== null && p.nodeId !== this.nodeId && this.o.hal.clock.nowMs() - p.heardMs > this.timing.heartbeatMs * ELECTION_SUSPECT_BEATS) this.#lose('suspect')
+    if (p !== null && p.nodeId !== this.nodeId && this.#now() - p.heardMs > this.timing.heartbeatMs * ELECTION_SUSPECT_BEATS) this.#lose('suspect')
   }
 
   #onElect (m: Inbound<'ELECT'>): void {
@@ -294,7 +293,7 @@ export class Election implements ProviderView {
     const p = this.#provider
     if (p !== null && p.nodeId === this.nodeId) {
       if (displaces(them, this.#me())) {
-        this.#stepDown('a candidate with better WAN access')
+        this.#stepDown('better WAN')
         this.#electing = true
         this.#spoke = false
         this.stats.elections++
@@ -308,7 +307,7 @@ export class Election implements ProviderView {
       if (!displaces(them, p)) return // the provider answers the newcomer itself
       this.#provider = null
     }
-    if (!this.#electing) this.#begin('an ELECT was heard')
+    if (!this.#electing) this.#begin('ELECT')
     if (!this.o.candidate || beatsCandidate(them, this.#me())) {
       this.#defer(them)
     } else if (!this.#spoke) {
@@ -321,7 +320,7 @@ export class Election implements ProviderView {
   #onProviderMessage (m: Inbound<'ELECTED' | 'HEARTBEAT'>): void {
     const them = this.#claimOf(m)
     this.#term = Math.max(this.#term, m.body.t)
-    const known: Known = { ...them, address: m.peer?.address ?? m.from.address, udpPort: m.peer?.udpPort ?? m.from.port, heardMs: this.o.hal.clock.nowMs(), term: m.body.t }
+    const known: Known = { ...them, address: m.peer?.address ?? m.from.address, udpPort: m.peer?.udpPort ?? m.from.port, heardMs: this.#now(), term: m.body.t }
     if (this.#provider?.nodeId !== them.nodeId) this.#dropIfSuspect()
     const p = this.#provider
     if (p !== null && p.nodeId === them.nodeId) {
@@ -330,7 +329,7 @@ export class Election implements ProviderView {
     }
     if (p !== null && p.nodeId === this.nodeId) {
       if (beatsProvider(them, this.#me())) {
-        this.#stepDown('a better provider is up')
+        this.#stepDown('better provider')
         this.#become(known)
       } else {
         this.#replyElected(m)
@@ -342,7 +341,7 @@ export class Election implements ProviderView {
       return
     }
     if (this.o.candidate && displaces(this.#me(), them)) {
-      if (!this.#electing) this.#begin('a weaker provider announced')
+      if (!this.#electing) this.#begin('weaker provider')
       this.#spoke = false
       this.#speak()
       return
@@ -350,13 +349,11 @@ export class Election implements ProviderView {
     this.#become(known)
   }
 
+  /** At most one reply per node per replyMsMin (bounded table, least recent forgotten). */
   #mayReply (nodeId: string): boolean {
-    const now = this.o.hal.clock.nowMs()
-    const last = this.#replies.get(nodeId)
-    if (last !== undefined && now - last < this.timing.replyMsMin) return false
-    this.#replies.delete(nodeId)
-    if (this.#replies.size >= ELECTION_REPLIES_COUNT_MAX) this.#replies.delete(this.#replies.keys().next().value as string)
-    this.#replies.set(nodeId, now)
+    const now = this.#now()
+    if (now - (this.#replies.get(nodeId) ?? -Infinity) < this.timing.replyMsMin) return false
+    lruSet(this.#replies, nodeId, now, ELECTION_REPLIES_COUNT_MAX)
     return true
   }
 

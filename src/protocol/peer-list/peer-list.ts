@@ -15,6 +15,7 @@ import { assert } from '../../errors'
 import type { Clock } from '../../hal'
 import { PEERS_COUNT_MAX, PEERS_PER_ADDRESS_COUNT_MAX } from '../../limits'
 import type { Logger } from '../../log'
+import { Listeners } from '../listeners'
 import type { PeerDirectory, PeerEvent, PeerInfo } from '../peers'
 
 /** How a peer was found; not part of PeerInfo (the contract), shown by /api/peers. */
@@ -33,22 +34,22 @@ export type RemoveReason = 'byebye' | 'expired' | 'evicted'
 
 interface Entry { peer: PeerInfo, origin: PeerOrigin }
 
-const sameOffer = (a: PeerInfo, b: PeerInfo): boolean =>
-  a.address === b.address && a.httpPort === b.httpPort && a.udpPort === b.udpPort && a.name === b.name &&
-  a.version === b.version && a.publicKey.equals(b.publicKey) &&
-  a.capabilities.length === b.capabilities.length && a.capabilities.every((c, i) => c === b.capabilities[i])
+/** What a peer offers: a change is an 'updated' event. */
+const offerOf = (p: PeerInfo): string =>
+  JSON.stringify([p.address, p.httpPort, p.udpPort, p.linkPort, p.name, p.version, p.publicKey.toString('hex'), p.capabilities])
 
 export class PeerList implements PeerDirectory {
-  readonly stats = { added: 0, updated: 0, removed: { byebye: 0, expired: 0, evicted: 0 } as Record<RemoveReason, number> }
+  readonly stats = { removed: { byebye: 0, expired: 0, evicted: 0 } as Record<RemoveReason, number> }
   readonly #entries = new Map<string, Entry>()
-  readonly #listeners = new Set<(e: PeerEvent) => void>()
+  readonly #listeners: Listeners<PeerEvent>
 
   readonly #clock: Clock
   readonly #log: Logger
   constructor (clock: Clock, log: Logger, readonly countMax = PEERS_COUNT_MAX) {
     this.#clock = clock
     this.#log = log
-    assert(countMax >= 1, 'a peer list holds at least one peer')
+    this.#listeners = new Listeners(log, 'peer listener')
+    assert(countMax >= 1, 'peer list bound >= 1')
   }
 
   list (): readonly PeerInfo[] { return [...this.#entries.values()].map((e) => e.peer) }
@@ -56,17 +57,13 @@ export class PeerList implements PeerDirectory {
   origin (nodeId: string): PeerOrigin | undefined { return this.#entries.get(nodeId)?.origin }
   get size (): number { return this.#entries.size }
 
-  on (listener: (e: PeerEvent) => void): () => void {
-    this.#listeners.add(listener)
-    return () => { this.#listeners.delete(listener) }
-  }
+  on (listener: (e: PeerEvent) => void): () => void { return this.#listeners.on(listener) }
 
   /** Add or refresh a verified peer. */
   upsert (peer: PeerInfo, origin: PeerOrigin): 'added' | 'updated' | 'refreshed' {
     const old = this.#entries.get(peer.nodeId)
     if (old !== undefined) {
-      const changed = !sameOffer(old.peer, peer)
-      // A static peer stays static when SSDP also hears it; the later expiry wins.
+            // A static peer stays static when SSDP also hears it; the later expiry wins.
       const merged: PeerInfo = { ...peer, expiresMs: Math.max(old.peer.expiresMs, peer.expiresMs) }
       const mergedOrigin: PeerOrigin = {
         ...origin,
@@ -76,17 +73,15 @@ export class PeerList implements PeerDirectory {
         configId: origin.configId ?? old.origin.configId
       }
       this.#entries.set(peer.nodeId, { peer: merged, origin: mergedOrigin })
-      if (!changed) return 'refreshed'
-      this.stats.updated++
-      this.#emit({ type: 'updated', peer: merged })
+      if (offerOf(old.peer) === offerOf(peer)) return 'refreshed'
+      this.#listeners.emit({ type: 'updated', peer: merged })
       return 'updated'
     }
     const sameAddress = [...this.#entries.values()].filter((e) => e.peer.address === peer.address)
     if (sameAddress.length >= PEERS_PER_ADDRESS_COUNT_MAX) this.#evictStalest(sameAddress)
     else if (this.#entries.size >= this.countMax) this.#evictStalest(this.#entries.values())
     this.#entries.set(peer.nodeId, { peer, origin })
-    this.stats.added++
-    this.#emit({ type: 'added', peer })
+    this.#listeners.emit({ type: 'added', peer })
     return 'added'
   }
 
@@ -104,7 +99,7 @@ export class PeerList implements PeerDirectory {
     this.#entries.delete(nodeId)
     this.stats.removed[reason]++
     this.#log.info('peer removed', { nodeId, reason, address: e.peer.address })
-    this.#emit({ type: 'removed', peer: e.peer })
+    this.#listeners.emit({ type: 'removed', peer: e.peer })
     return true
   }
 
@@ -124,15 +119,5 @@ export class PeerList implements PeerDirectory {
       if (stalest === undefined || e.peer.lastSeenMs < stalest.peer.lastSeenMs) stalest = e
     }
     if (stalest !== undefined) this.remove(stalest.peer.nodeId, 'evicted')
-  }
-
-  #emit (event: PeerEvent): void {
-    for (const l of [...this.#listeners]) {
-      try {
-        l(event)
-      } catch (err) {
-        this.#log.error('peer listener failed', { err, event: event.type })
-      }
-    }
   }
 }

@@ -5,6 +5,7 @@
 
 import { CanopyError } from '../../errors'
 import type { ContentRef, PieceRanges } from '../content'
+import { Listeners } from '../listeners'
 
 export type LocalContent =
   /** Verified pieces held (null: all of them). */
@@ -26,15 +27,12 @@ export const MEMORY_INDEX_COUNT_MAX = 4_096
 
 export class MemoryContentIndex implements ContentIndex {
   readonly #entries = new Map<ContentRef, LocalContent>()
-  readonly #listeners = new Set<(c: ContentRef) => void>()
+  readonly #listeners = new Listeners<ContentRef>()
   #currentLoad = 0
 
   lookup (content: ContentRef): LocalContent | null { return this.#entries.get(content) ?? null }
   load (): number { return this.#currentLoad }
-  on (listener: (c: ContentRef) => void): () => void {
-    this.#listeners.add(listener)
-    return () => { this.#listeners.delete(listener) }
-  }
+  on (listener: (c: ContentRef) => void): () => void { return this.#listeners.on(listener) }
 
   setLoad (load: number): void { this.#currentLoad = Math.min(1, Math.max(0, load)) }
 
@@ -47,7 +45,7 @@ export class MemoryContentIndex implements ContentIndex {
 
   progress (content: ContentRef, doneBytes: number, pieces?: PieceRanges): void {
     const e = this.#entries.get(content)
-    if (e?.state !== 'downloading') throw new CanopyError('ASSERTION', `no download of ${content} in progress`)
+    if (e?.state !== 'downloading') throw new CanopyError('ASSERTION', `no download of ${content}`)
     this.#set(content, { ...e, doneBytes, pieces: pieces ?? e.pieces })
   }
 
@@ -55,16 +53,12 @@ export class MemoryContentIndex implements ContentIndex {
   finish (content: ContentRef): void { this.#set(content, { state: 'have', pieces: null }) }
 
   remove (content: ContentRef): void {
-    if (this.#entries.delete(content)) this.#emit(content)
+    if (this.#entries.delete(content)) this.#listeners.emit(content)
   }
 
   #set (content: ContentRef, value: LocalContent): void {
-    if (!this.#entries.has(content) && this.#entries.size >= MEMORY_INDEX_COUNT_MAX) throw new CanopyError('LIMIT_REACHED', 'memory content index is full')
+    if (!this.#entries.has(content) && this.#entries.size >= MEMORY_INDEX_COUNT_MAX) throw new CanopyError('LIMIT_REACHED', 'content index full')
     this.#entries.set(content, value)
-    this.#emit(content)
-  }
-
-  #emit (content: ContentRef): void {
-    for (const l of [...this.#listeners]) l(content)
+    this.#listeners.emit(content)
   }
 }

@@ -34,9 +34,6 @@ export interface ResolveOptions {
 export interface RequesterStats {
   lookups: number
   outcomes: Record<Outcome, number>
-  /** Answers for lookups already ended (or never ours). */
-  late: number
-  foundSent: number
   retries: number
 }
 
@@ -48,6 +45,7 @@ interface Lookup {
   startMs: number
   lastNeedMs: number
   rounds: number
+  /** Peers that answered: later NEEDs and the FOUND skip them. */
   answered: Set<string>
   holders: Map<string, Holder>
   downloads: Map<string, Download>
@@ -63,8 +61,7 @@ interface Follow {
   fallback: { address: string, port: number }
   onEvent: (e: FollowEvent) => void
   lastHeardMs: number
-  refresh: Timer
-  watchdog: Timer
+  timers: Timer[]
 }
 
 export interface FollowHandle { stop (): void }
@@ -72,8 +69,10 @@ export interface FollowHandle { stop (): void }
 const sortHolders = (wanted: PieceRanges | null) => (a: Holder, b: Holder): number =>
   Number(covers(b.pieces, wanted)) - Number(covers(a.pieces, wanted)) || a.load - b.load || a.answeredMs - b.answeredMs
 
+const kib = (n: number): number | null => (n === 0 ? null : n * 1024)
+
 export class Requester {
-  readonly stats: RequesterStats = { lookups: 0, outcomes: { hit: 0, partial: 0, downloading: 0, miss: 0 }, late: 0, foundSent: 0, retries: 0 }
+  readonly stats: RequesterStats = { lookups: 0, outcomes: { hit: 0, partial: 0, downloading: 0, miss: 0 }, retries: 0 }
   readonly #lookups = new Map<number, Lookup>()
   readonly #follows = new Map<string, Follow>()
   readonly #timers: TimerGroup
@@ -103,24 +102,27 @@ export class Requester {
 
   get active (): number { return this.#lookups.size }
 
+  #now (): number { return this.o.clock.nowMs() }
+
+  /** Throws CLOSED or LIMIT_REACHED: this side's state, not the caller's input. */
+  #check (size: number, max: number): void {
+    if (this.#closed) throw new CanopyError('CLOSED', 'resolver stopped')
+    if (size >= max) throw new CanopyError('LIMIT_REACHED', `${max} in progress`)
+  }
+
   /** Who on the LAN has this content (and which pieces, and where), or who is fetching it. */
-  resolve (content: ContentRef, options: ResolveOptions = {}): Promise<Resolution> {
-    if (this.#closed) return Promise.reject(new CanopyError('CLOSED', 'resolver stopped'))
-    if (this.#lookups.size >= RESOLVE_LOOKUPS_COUNT_MAX) return Promise.reject(new CanopyError('LIMIT_REACHED', `${RESOLVE_LOOKUPS_COUNT_MAX} lookups already in progress`))
-    let wanted: PieceRanges | null
-    try {
-      if (parseContentRef(content) !== content) throw new CanopyError('INPUT_INVALID', 'content must be in its normal form (lowercase hex id or URL)')
-      wanted = options.pieces === undefined || options.pieces === null ? null : normalizeRanges(options.pieces)
-      if (wanted === null && options.pieces !== undefined && options.pieces !== null) throw new CanopyError('INPUT_INVALID', 'too many piece ranges for one NEED')
-    } catch (err) {
-      return Promise.reject(err)
-    }
-    const { clock, timing } = this.o
-    return new Promise<Resolution>((resolve) => {
-      const now = clock.nowMs()
+  async resolve (content: ContentRef, options: ResolveOptions = {}): Promise<Resolution> {
+    this.#check(this.#lookups.size, RESOLVE_LOOKUPS_COUNT_MAX)
+    const pieces = options.pieces ?? null
+    const wanted = pieces && normalizeRanges(pieces)
+    if (parseContentRef(content) !== content) throw new CanopyError('INPUT_INVALID', 'content not in normal form (lowercase hex id or URL)')
+    if (pieces !== null && wanted === null) throw new CanopyError('INPUT_INVALID', 'too many piece ranges')
+    const { timing } = this.o
+    return await new Promise<Resolution>((resolve) => {
+      const now = this.#now()
       const known = this.o.provider.current()
       const l: Lookup = {
-        r: this.#newRequestId(),
+        r: this.#requestId(),
         content,
         wanted,
         askProvider: known === null,
@@ -130,18 +132,23 @@ export class Requester {
         answered: new Set(),
         holders: new Map(),
         downloads: new Map(),
-        provider: known === null ? null : { ...known, via: this.o.wire.nodeId },
+        provider: known && { ...known, via: this.o.wire.nodeId },
         timers: [],
         finish: resolve
       }
       this.#lookups.set(l.r, l)
       this.stats.lookups++
       this.#sendNeed(l)
-      l.timers.push(this.#timers.setTimeout(() => { this.#settle(l) }, timing.settleMs))
+      const at = (ms: number, fn: () => void): void => { l.timers.push(this.#timers.setTimeout(fn, ms)) }
+      at(timing.settleMs, () => { if (l.holders.size + l.downloads.size > 0) this.#end(l) })
       for (let i = 1; i <= timing.retries; i++) {
-        l.timers.push(this.#timers.setTimeout(() => { this.#retry(l) }, i * timing.retryMs))
+        at(i * timing.retryMs, () => {
+          if (this.#covered(l)) return
+          this.stats.retries++
+          this.#sendNeed(l)
+        })
       }
-      l.timers.push(this.#timers.setTimeout(() => { this.#end(l, this.#fallbackOutcome(l)) }, timing.missMs))
+      at(timing.missMs, () => { this.#end(l) })
     })
   }
 
@@ -150,22 +157,22 @@ export class Requester {
    * progress events until it completes, or `lost` when the peer falls silent.
    */
   follow (download: Pick<Download, 'nodeId' | 'address'> & { udpPort?: number }, content: ContentRef, onEvent: (e: FollowEvent) => void): FollowHandle {
-    if (this.#closed) throw new CanopyError('CLOSED', 'resolver stopped')
     const key = `${download.nodeId}|${content}`
     if (this.#follows.has(key)) throw new CanopyError('INPUT_INVALID', 'already following this download')
-    if (this.#follows.size >= RESOLVE_FOLLOWERS_COUNT_MAX) throw new CanopyError('LIMIT_REACHED', 'too many downloads followed')
-    const now = this.o.clock.nowMs()
+    this.#check(this.#follows.size, RESOLVE_FOLLOWERS_COUNT_MAX)
     const f: Follow = {
       key,
       nodeId: download.nodeId,
       content,
       fallback: { address: download.address, port: download.udpPort ?? this.o.wire.port },
       onEvent,
-      lastHeardMs: now,
-      refresh: this.#timers.setInterval(() => { this.#subscribe(f) }, RESOLVE_FOLLOW_REFRESH_MS),
-      watchdog: this.#timers.setInterval(() => {
-        if (this.o.clock.nowMs() - f.lastHeardMs >= RESOLVE_FOLLOW_EXPIRE_MS) this.#endFollow(f, { type: 'lost' })
-      }, RESOLVE_FOLLOW_REFRESH_MS / 2)
+      lastHeardMs: this.#now(),
+      timers: [
+        this.#timers.setInterval(() => { this.#subscribe(f) }, RESOLVE_FOLLOW_REFRESH_MS),
+        this.#timers.setInterval(() => {
+          if (this.#now() - f.lastHeardMs >= RESOLVE_FOLLOW_EXPIRE_MS) this.#endFollow(f, { type: 'lost' })
+        }, RESOLVE_FOLLOW_REFRESH_MS / 2)
+      ]
     }
     this.#follows.set(key, f)
     this.#subscribe(f)
@@ -174,7 +181,8 @@ export class Requester {
 
   // ---- lookups -----------------------------------------------------------------
 
-  #newRequestId (): number {
+  /** A request id in [1, 2^32 - 1]: 0 marks unsolicited messages. */
+  #requestId (): number {
     for (;;) {
       const r = 1 + this.o.random.int(0xffff_fffe)
       if (!this.#lookups.has(r)) return r
@@ -183,91 +191,81 @@ export class Requester {
 
   #sendNeed (l: Lookup): void {
     l.rounds++
-    l.lastNeedMs = this.o.clock.nowMs()
+    l.lastNeedMs = this.#now()
     this.o.wire.broadcast('NEED', { r: l.r, c: l.content, p: l.wanted ?? undefined, q: l.askProvider }, { except: l.answered })
   }
-
-  #retry (l: Lookup): void {
-    if (!this.#lookups.has(l.r) || this.#covered(l)) return
-    this.stats.retries++
-    this.#sendNeed(l)
-  }
-
-  #settle (l: Lookup): void {
-    if (!this.#lookups.has(l.r)) return
-    if (l.holders.size > 0 || l.downloads.size > 0) this.#end(l, this.#fallbackOutcome(l))
-  }
-
-  #settled (l: Lookup): boolean { return this.o.clock.nowMs() - l.startMs >= this.o.timing.settleMs }
 
   #covered (l: Lookup): boolean {
     return l.holders.size > 0 && covers(unionRanges([...l.holders.values()].map((h) => h.pieces)), l.wanted)
   }
 
-  #fallbackOutcome (l: Lookup): Outcome {
-    return l.holders.size > 0 ? 'partial' : l.downloads.size > 0 ? 'downloading' : 'miss'
-  }
-
+  /** The lookup an answer belongs to, after noting who answered; undefined when it ended (or was never ours). */
   #lookupFor (m: Inbound<'HAVE' | 'DOWNLOADING' | 'PROVIDER'>): Lookup | undefined {
     const l = this.#lookups.get(m.body.r)
-    if (l === undefined || l.content !== m.body.c) { this.stats.late++; return undefined }
+    if (l?.content !== m.body.c) return undefined
+    l.answered.add(m.sender.nodeId)
     return l
   }
 
   #holderOf (l: Lookup, m: Inbound<'HAVE' | 'DOWNLOADING'>): Holder {
     const address = m.peer?.address ?? m.from.address
-    return {
-      nodeId: m.sender.nodeId,
-      baseUrl: baseUrlOf(address, m.body.h),
-      address,
-      httpPort: m.body.h,
-      pieces: m.body.p ?? null,
-      load: m.body.l / 100,
-      answeredMs: this.o.clock.nowMs() - l.startMs
-    }
+    const { h, p, l: load } = m.body
+    return { nodeId: m.sender.nodeId, baseUrl: baseUrlOf(address, h), address, httpPort: h, pieces: p ?? null, load: load / 100, answeredMs: this.#now() - l.startMs }
   }
 
+  /** From settleMs on, any answer ends the lookup. */
+  #settled (l: Lookup): boolean { return this.#now() - l.startMs >= this.o.timing.settleMs }
+
   #onHave (m: Inbound<'HAVE'>): void {
-    if (m.body.r === 0) { this.#onFollowHave(m); return }
+    if (m.body.r === 0) {
+      // A followed download completed.
+      const f = this.#follows.get(`${m.sender.nodeId}|${m.body.c}`)
+      if (f !== undefined && m.body.p === undefined) this.#endFollow(f, { type: 'complete' })
+      return
+    }
     const l = this.#lookupFor(m)
     if (l === undefined) return
-    l.answered.add(m.sender.nodeId)
     if (l.holders.size < RESOLVE_HOLDERS_COUNT_MAX) l.holders.set(m.sender.nodeId, this.#holderOf(l, m))
     if (this.#covered(l)) this.#end(l, 'hit')
-    else if (this.#settled(l)) this.#end(l, 'partial')
+    else if (this.#settled(l)) this.#end(l)
   }
 
   #onDownloading (m: Inbound<'DOWNLOADING'>): void {
-    if (m.body.r === 0) { this.#onFollowProgress(m); return }
+    const { r, c, p, d, t } = m.body
+    const progress = { pieces: p, doneBytes: d * 1024, totalBytes: kib(t) }
+    if (r === 0) {
+      // Progress of a followed download.
+      const f = this.#follows.get(`${m.sender.nodeId}|${c}`)
+      if (f === undefined) return
+      f.lastHeardMs = this.#now()
+      f.onEvent({ type: 'progress', ...progress })
+      return
+    }
     const l = this.#lookupFor(m)
     if (l === undefined) return
-    l.answered.add(m.sender.nodeId)
-    if (l.downloads.size < RESOLVE_HOLDERS_COUNT_MAX) {
-      const h = this.#holderOf(l, m)
-      l.downloads.set(m.sender.nodeId, { ...h, pieces: m.body.p, doneBytes: m.body.d * 1024, totalBytes: m.body.t === 0 ? null : m.body.t * 1024 })
-    }
-    if (this.#settled(l)) this.#end(l, this.#fallbackOutcome(l))
+    if (l.downloads.size < RESOLVE_HOLDERS_COUNT_MAX) l.downloads.set(m.sender.nodeId, { ...this.#holderOf(l, m), ...progress })
+    if (this.#settled(l)) this.#end(l)
   }
 
   #onProvider (m: Inbound<'PROVIDER'>): void {
     const l = this.#lookupFor(m)
-    if (l === undefined) return
-    l.answered.add(m.sender.nodeId)
-    if (l.provider !== null) return
-    const nodeId = m.body.n.toString('hex')
-    l.provider = { nodeId, address: m.body.a, httpPort: m.body.h, udpPort: m.body.u, baseUrl: baseUrlOf(m.body.a, m.body.h), self: nodeId === this.o.wire.nodeId, via: m.sender.nodeId }
+    if (l === undefined || l.provider !== null) return
+    const { n, a, h, u } = m.body
+    const nodeId = n.toString('hex')
+    l.provider = { nodeId, address: a, httpPort: h, udpPort: u, baseUrl: baseUrlOf(a, h), self: nodeId === this.o.wire.nodeId, via: m.sender.nodeId }
   }
 
-  #end (l: Lookup, outcome: Outcome): void {
+  /** End a lookup: as told, or else by what was heard (partial, downloading, miss). */
+  #end (l: Lookup, told?: Outcome): void {
     if (!this.#lookups.delete(l.r)) return
     for (const t of l.timers) t.cancel()
-    const now = this.o.clock.nowMs()
+    const outcome = told ?? (l.holders.size > 0 ? 'partial' : l.downloads.size > 0 ? 'downloading' : 'miss')
+    const now = this.#now()
     const { timing } = this.o
     // Answers may still be pending at the silent peers only within the answer window.
     const window = timing.answerJitterMs + timing.answerLoadMs + (l.askProvider ? timing.thirdPartyMsMax : 0)
     if ((outcome === 'hit' || outcome === 'downloading') && !this.#closed && now - l.lastNeedMs < window) {
-      const { sent, multicast } = this.o.wire.broadcast('FOUND', { r: l.r, c: l.content, f: false }, { except: l.answered })
-      if (sent.length > 0 || multicast) this.stats.foundSent++
+      this.o.wire.broadcast('FOUND', { r: l.r, c: l.content, f: false }, { except: l.answered })
     }
     this.stats.outcomes[outcome]++
     l.finish({
@@ -285,22 +283,9 @@ export class Requester {
 
   // ---- following downloads -----------------------------------------------------
 
+  /** FOUND with f set, under a fresh request id: "send me your progress". */
   #subscribe (f: Follow): void {
-    const r = 1 + this.o.random.int(0xffff_fffe)
-    this.o.wire.sendToNode(f.nodeId, 'FOUND', { r, c: f.content, f: true }, f.fallback)
-  }
-
-  #onFollowProgress (m: Inbound<'DOWNLOADING'>): void {
-    const f = this.#follows.get(`${m.sender.nodeId}|${m.body.c}`)
-    if (f === undefined) { this.stats.late++; return }
-    f.lastHeardMs = this.o.clock.nowMs()
-    f.onEvent({ type: 'progress', doneBytes: m.body.d * 1024, totalBytes: m.body.t === 0 ? null : m.body.t * 1024, pieces: m.body.p })
-  }
-
-  #onFollowHave (m: Inbound<'HAVE'>): void {
-    const f = this.#follows.get(`${m.sender.nodeId}|${m.body.c}`)
-    if (f === undefined) { this.stats.late++; return }
-    if (m.body.p === undefined) this.#endFollow(f, { type: 'complete' })
+    this.o.wire.sendToNode(f.nodeId, 'FOUND', { r: 1 + this.o.random.int(0xffff_fffe), c: f.content, f: true }, f.fallback)
   }
 
   #endFollow (f: Follow, e: FollowEvent): void {
@@ -310,8 +295,7 @@ export class Requester {
   }
 
   #unfollow (f: Follow): void {
-    f.refresh.cancel()
-    f.watchdog.cancel()
+    for (const t of f.timers) t.cancel()
     this.#follows.delete(f.key)
   }
 }

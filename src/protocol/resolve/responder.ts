@@ -13,11 +13,12 @@ import {
   RESOLVE_PENDING_ANSWERS_COUNT_MAX, RESOLVE_PROGRESS_MS, RESOLVE_REANSWER_MS
 } from '../../limits'
 import type { Logger } from '../../log'
+import { lruSet } from '../lru'
 import { intersects, trimRanges, type ContentRef } from '../content'
 import type { Address, Inbound, WireTransport } from '../transport/transport'
 import type { Body } from '../wire/messages'
 import type { ContentIndex, LocalContent } from './content-index'
-import type { ProviderView, ResolveTiming } from './types'
+import type { ProviderRef, ProviderView, ResolveTiming } from './types'
 
 export interface ResponderOptions {
   wire: WireTransport
@@ -38,22 +39,21 @@ export interface ResponderStats {
   cancelled: number
   /** Answers not scheduled because the pending table was full. */
   overflow: number
-  progressPushes: number
   followers: number
 }
 
-interface Follower { to: Address, expiresMs: number }
+/** A peer following our download of content, and where to push to. */
+interface Follower { content: ContentRef, to: Address, expiresMs: number }
 
 const kib = (bytes: number): number => Math.min(0xffff_ffff, Math.floor(bytes / 1024))
 
 export class Responder {
-  readonly stats: ResponderStats = { have: 0, downloading: 0, provider: 0, thirdParty: 0, cancelled: 0, overflow: 0, progressPushes: 0, followers: 0 }
+  readonly stats: ResponderStats = { have: 0, downloading: 0, provider: 0, thirdParty: 0, cancelled: 0, overflow: 0, followers: 0 }
   readonly #pending = new Map<string, Timer>()
   /** `${nodeId}:${r}` → when we last answered it (recency order). */
   readonly #answered = new Map<string, number>()
-  /** content → follower nodeId → where to push. */
-  readonly #followers = new Map<ContentRef, Map<string, Follower>>()
-  #followerCount = 0
+  /** `${content}|${nodeId}` → follower; at most RESOLVE_FOLLOWERS_COUNT_MAX, so scans are cheap. */
+  readonly #followers = new Map<string, Follower>()
   /** content → a trailing progress push already scheduled. */
   readonly #pushes = new Map<ContentRef, Timer>()
   readonly #lastPush = new Map<ContentRef, number>()
@@ -80,59 +80,57 @@ export class Responder {
     this.#pending.clear()
     this.#pushes.clear()
     this.#followers.clear()
-    this.#followerCount = 0
+    this.stats.followers = 0
   }
 
   get pendingCount (): number { return this.#pending.size }
 
+  #now (): number { return this.o.clock.nowMs() }
+
+  /** What we can say to a NEED now: our own content, the provider (to a NEED that asks for it), or nothing. */
+  #offer (m: Inbound<'NEED'>): LocalContent | ProviderRef | null {
+    const local = this.o.index.lookup(m.body.c)
+    // A download's progress is worth hearing even before its first piece.
+    if (local !== null && (local.state === 'downloading' || intersects(local.pieces, m.body.p ?? null))) return local
+    const p = m.body.q ? this.o.provider.current() : null
+    return p === null || p.nodeId === m.sender.nodeId ? null : p
+  }
+
   #onNeed (m: Inbound<'NEED'>): void {
     const key = `${m.sender.nodeId}:${m.body.r}`
-    if (this.#pending.has(key)) return
-    const last = this.#answered.get(key)
-    const now = this.o.clock.nowMs()
-    if (last !== undefined && now - last < RESOLVE_REANSWER_MS) return // a duplicate, not a retry
-    const { timing, index, random } = this.o
-    const local = index.lookup(m.body.c)
-    let delay: number
-    if (local !== null && offers(local, m.body.p ?? null)) {
-      delay = random.float() * timing.answerJitterMs + index.load() * timing.answerLoadMs
-    } else if (m.body.q) {
-      const p = this.o.provider.current()
-      if (p === null || p.nodeId === m.sender.nodeId) return
-      delay = p.self
+    // Pending, or a duplicate (not a retry) of one just answered.
+    if (this.#pending.has(key) || this.#now() - (this.#answered.get(key) ?? -Infinity) < RESOLVE_REANSWER_MS) return
+    const { timing, random } = this.o
+    const offer = this.#offer(m)
+    if (offer === null) return
+    if (this.#pending.size >= RESOLVE_PENDING_ANSWERS_COUNT_MAX) { this.stats.overflow++; return }
+    const delay = 'state' in offer
+      ? random.float() * timing.answerJitterMs + this.o.index.load() * timing.answerLoadMs
+      : offer.self
         ? random.float() * timing.answerJitterMs
         : timing.thirdPartyMsMin + random.float() * (timing.thirdPartyMsMax - timing.thirdPartyMsMin)
-    } else {
-      return
-    }
-    if (this.#pending.size >= RESOLVE_PENDING_ANSWERS_COUNT_MAX) { this.o.log.debug('answer table full'); this.stats.overflow++; return }
-    const timer = this.#timers.setTimeout(() => {
+    this.#pending.set(key, this.#timers.setTimeout(() => {
       this.#pending.delete(key)
       this.#remember(key)
       this.#answer(m)
-    }, delay)
-    this.#pending.set(key, timer)
+    }, delay))
   }
 
   /** Decide again at send time: the content may have changed while we waited. */
   #answer (m: Inbound<'NEED'>): void {
-    const { wire, index } = this.o
+    const { wire } = this.o
     const { r, c } = m.body
-    const local = index.lookup(c)
-    if (local !== null && offers(local, m.body.p ?? null)) {
-      if (local.state === 'have') {
-        if (wire.reply(m, 'HAVE', this.#haveBody(r, c, local))) this.stats.have++
-      } else if (wire.reply(m, 'DOWNLOADING', this.#downloadingBody(r, c, local))) {
-        this.stats.downloading++
+    const offer = this.#offer(m)
+    if (offer === null) return
+    if (!('state' in offer)) {
+      if (wire.reply(m, 'PROVIDER', { r, c, n: Buffer.from(offer.nodeId, 'hex'), a: offer.address, h: offer.httpPort, u: offer.udpPort })) {
+        this.stats[offer.self ? 'provider' : 'thirdParty']++
       }
-      return
+    } else if (offer.state === 'have') {
+      if (wire.reply(m, 'HAVE', this.#haveBody(r, c, offer))) this.stats.have++
+    } else if (wire.reply(m, 'DOWNLOADING', this.#downloadingBody(r, c, offer))) {
+      this.stats.downloading++
     }
-    if (!m.body.q) return
-    const p = this.o.provider.current()
-    if (p === null || p.nodeId === m.sender.nodeId) return
-    const sent = wire.reply(m, 'PROVIDER', { r, c, n: Buffer.from(p.nodeId, 'hex'), a: p.address, h: p.httpPort, u: p.udpPort })
-    if (sent && p.self) this.stats.provider++
-    else if (sent) this.stats.thirdParty++
   }
 
   #haveBody (r: number, c: ContentRef, local: LocalContent & { state: 'have' }): Body<'HAVE'> {
@@ -141,14 +139,11 @@ export class Responder {
 
   #downloadingBody (r: number, c: ContentRef, local: LocalContent & { state: 'downloading' }): Body<'DOWNLOADING'> {
     // A download may hold more ranges than one datagram carries: then report the first ones.
-    const pieces = trimRanges(local.pieces)
-    return { r, c, p: pieces, d: kib(local.doneBytes), t: local.totalBytes === null ? 0 : kib(local.totalBytes), l: Math.round(this.o.index.load() * 100), h: this.o.httpPort() }
+    return { r, c, p: trimRanges(local.pieces), d: kib(local.doneBytes), t: local.totalBytes === null ? 0 : kib(local.totalBytes), l: Math.round(this.o.index.load() * 100), h: this.o.httpPort() }
   }
 
   #remember (key: string): void {
-    this.#answered.delete(key)
-    if (this.#answered.size >= RESOLVE_ANSWERED_COUNT_MAX) this.#answered.delete(this.#answered.keys().next().value as string)
-    this.#answered.set(key, this.o.clock.nowMs())
+    lruSet(this.#answered, key, this.#now(), RESOLVE_ANSWERED_COUNT_MAX)
   }
 
   #onFound (m: Inbound<'FOUND'>): void {
@@ -167,73 +162,53 @@ export class Responder {
   #follow (m: Inbound<'FOUND'>): void {
     const c = m.body.c
     const local = this.o.index.lookup(c)
-    if (local === null) return
     const to = m.peer !== undefined ? { address: m.peer.address, port: m.peer.udpPort } : m.from
-    if (local.state === 'have') {
+    const key = `${c}|${m.sender.nodeId}`
+    if (local?.state === 'have') {
       if (local.pieces === null) this.o.wire.sendTo('HAVE', this.#haveBody(0, c, local), to)
-      return
+    } else if (local !== null && (this.#followers.has(key) || this.#followers.size < RESOLVE_FOLLOWERS_COUNT_MAX)) {
+      this.#followers.set(key, { content: c, to, expiresMs: this.#now() + RESOLVE_FOLLOW_EXPIRE_MS })
+      this.stats.followers = this.#followers.size
+      this.o.wire.sendTo('DOWNLOADING', this.#downloadingBody(0, c, local), to)
     }
-    let set = this.#followers.get(c)
-    const known = set?.has(m.sender.nodeId) === true
-    if (!known && this.#followerCount >= RESOLVE_FOLLOWERS_COUNT_MAX) return
-    if (set === undefined) { set = new Map(); this.#followers.set(c, set) }
-    set.set(m.sender.nodeId, { to, expiresMs: this.o.clock.nowMs() + RESOLVE_FOLLOW_EXPIRE_MS })
-    if (!known) this.#followerCount++
-    this.stats.followers = this.#followerCount
-    if (this.o.wire.sendTo('DOWNLOADING', this.#downloadingBody(0, c, local), to)) this.stats.progressPushes++
   }
+
+  /** The followers of content c. */
+  #of (c: ContentRef): Follower[] { return [...this.#followers.values()].filter((f) => f.content === c) }
 
   /** Progress to followers at most every RESOLVE_PROGRESS_MS; completion at once. */
   #onChange (c: ContentRef): void {
-    const set = this.#followers.get(c)
-    if (set === undefined) return
     const local = this.o.index.lookup(c)
-    if (local === null || (local.state === 'have' && local.pieces !== null)) {
-      this.#dropFollowers(c) // aborted or shrunk: followers notice the silence and fall back
-      return
-    }
-    if (local.state === 'have') {
-      for (const f of set.values()) this.o.wire.sendTo('HAVE', this.#haveBody(0, c, local), f.to)
+    if (this.#of(c).length === 0) return
+    if (local?.state !== 'downloading') {
+      // Complete: tell them. Aborted or shrunk: followers notice the silence and fall back.
+      if (local?.pieces === null) for (const f of this.#of(c)) this.o.wire.sendTo('HAVE', this.#haveBody(0, c, local), f.to)
       this.#dropFollowers(c)
       return
     }
     if (this.#pushes.has(c)) return
-    const since = this.o.clock.nowMs() - (this.#lastPush.get(c) ?? -Infinity)
+    const since = this.#now() - (this.#lastPush.get(c) ?? -Infinity)
     this.#pushes.set(c, this.#timers.setTimeout(() => {
       this.#pushes.delete(c)
-      this.#lastPush.set(c, this.o.clock.nowMs())
+      this.#lastPush.set(c, this.#now())
       const now = this.o.index.lookup(c)
-      const s = this.#followers.get(c)
-      if (now?.state !== 'downloading' || s === undefined) return
-      for (const f of s.values()) if (this.o.wire.sendTo('DOWNLOADING', this.#downloadingBody(0, c, now), f.to)) this.stats.progressPushes++
+      if (now?.state === 'downloading') for (const f of this.#of(c)) this.o.wire.sendTo('DOWNLOADING', this.#downloadingBody(0, c, now), f.to)
     }, Math.max(0, RESOLVE_PROGRESS_MS - since)))
   }
 
-  #dropFollowers (c: ContentRef): void {
-    const set = this.#followers.get(c)
-    if (set === undefined) return
-    this.#followerCount -= set.size
-    this.#followers.delete(c)
-    this.#lastPush.delete(c)
-    this.#pushes.get(c)?.cancel()
-    this.#pushes.delete(c)
-    this.stats.followers = this.#followerCount
-  }
-
-  #expireFollowers (): void {
-    const now = this.o.clock.nowMs()
-    for (const [c, set] of this.#followers) {
-      for (const [id, f] of set) {
-        if (f.expiresMs <= now) { set.delete(id); this.#followerCount-- }
-      }
-      if (set.size === 0) this.#dropFollowers(c)
+  /** Forget content c's followers (all of them, or only the expired ones). */
+  #dropFollowers (c: ContentRef | null, now = Infinity): void {
+    for (const [key, f] of this.#followers) {
+      if ((c === null || f.content === c) && f.expiresMs <= now) this.#followers.delete(key)
     }
-    this.stats.followers = this.#followerCount
+    for (const content of c === null ? [...this.#pushes.keys(), ...this.#lastPush.keys()] : [c]) {
+      if (this.#of(content).length > 0) continue
+      this.#lastPush.delete(content)
+      this.#pushes.get(content)?.cancel()
+      this.#pushes.delete(content)
+    }
+    this.stats.followers = this.#followers.size
   }
-}
 
-/** Can this node serve any of the wanted pieces (null: all)? */
-function offers (local: LocalContent, wanted: Parameters<typeof intersects>[1]): boolean {
-  if (local.state === 'downloading') return true // progress is worth hearing even before the first piece
-  return intersects(local.pieces, wanted)
+  #expireFollowers (): void { this.#dropFollowers(null, this.#now()) }
 }
