@@ -20,7 +20,7 @@ export { MESSAGE_TYPES, MESSAGE_NAMES, encodeBody, decodeBody, type Body, type M
 export { SendCounter } from './wire/counter'
 export { ReplayWindow, ReplayTable } from './wire/replay'
 export { WireTransport, WIRE_MULTICAST_GROUP, DROP_REASONS as WIRE_DROP_REASONS, type WireTransportOptions, type Inbound, type Address, type DropReason as WireDropReason, type WireStats } from './transport/transport'
-export { MemoryContentIndex, type ContentIndex, type LocalContent } from './resolve/content-index'
+export { MemoryContentIndex, NO_CONTENT, type ContentIndex, type LocalContent } from './resolve/content-index'
 export { Resolver, type ResolverOptions } from './resolve/resolver'
 export type { ResolveOptions, FollowHandle } from './resolve/requester'
 export { DEFAULT_TIMING, SEED_TIMING, baseUrlOf, type Resolution, type Holder, type Download, type ProviderRef, type ProviderView, type Outcome, type FollowEvent, type ResolveTiming } from './resolve/types'

@@ -13,6 +13,7 @@ import { DESCRIBE_ADDRESSES_COUNT_MAX, DESCRIBE_CAPABILITIES_COUNT_MAX, PEER_SWE
 import type { Logger } from '../../log'
 import { nonZero } from '../counts'
 import { PeerList, type PeerOrigin } from '../peer-list/peer-list'
+import { baseUrlOf } from '../resolve/types'
 import type { PeerInfo } from '../peers'
 import { formatLocation } from '../ssdp/names'
 import { Ssdp, type Announcement } from '../ssdp/ssdp'
@@ -119,20 +120,15 @@ export class Discovery {
   async ready (): Promise<void> {
     const port = this.o.httpPort()
     if (!this.#started || this.#stopped || this.ssdp !== null || !this.o.config.enabled || port === null) return
-    const c = this.o.config
+    const { config: c, version } = this.o
     this.ssdp = new Ssdp({
-      clock: this.o.clock,
-      random: this.o.random,
-      nics: this.o.nics,
-      net: this.o.net,
-      log: this.#log,
+      ...this.o, // clock, random, nics, net, log, httpHost
       nodeId: this.o.identity.nodeId,
-      httpHost: this.o.httpHost,
       httpPort: port,
       maxAgeSeconds: c.maxAgeSeconds,
       // UDA: re-announce well inside max-age, or peers drop us between two NOTIFYs.
       notifyIntervalMs: Math.min(c.notifyIntervalMs, Math.floor((c.maxAgeSeconds * 1000) / 3)),
-      server: `Node.js/${process.versions.node.split('.')[0] ?? '0'} UPnP/1.1 Canopy/${this.o.version}`,
+      server: `Node.js/${process.versions.node.split('.')[0]!} UPnP/1.1 Canopy/${version}`,
       configId: () => this.configId(),
       ...(this.o.ssdpPort === undefined ? {} : { port: this.o.ssdpPort })
     })
@@ -156,7 +152,7 @@ export class Discovery {
       count: this.peers.size,
       ssdp: s === null
         ? (this.o.config.enabled ? 'starting' : 'disabled')
-        : { interfaces: s.interfaces().map((i) => ({ nic: i.nic, address: i.address, location: i.location })), datagramsIn: s.stats.datagramsIn, datagramsOut: s.stats.datagramsOut, heard: s.stats.heard, dropped: nonZero(s.stats.dropped), repliesRateLimited: s.stats.repliesRateLimited },
+        : { ...s.stats, interfaces: s.interfaces().map((i) => ({ nic: i.nic, address: i.address, location: i.location })), dropped: nonZero(s.stats.dropped) },
       staticPeers: this.o.config.staticPeers,
       verifications: { verified: this.queue.stats.verified, failed: this.queue.stats.failed, inFlight: this.queue.inFlight, queued: this.queue.queued }
     }
@@ -208,8 +204,8 @@ export class Discovery {
         expectNodeId: null,
         expectAddress: null,
         onVerified: (v) => {
-          const location = `http://${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}${target.path}`
-          this.#admit(v, target.host, { via: 'static', location, nic: null, bootId: null, configId: null }, this.o.clock.nowMs() + 3 * this.o.config.staticRecheckMs)
+          this.#admit(v, target.host, { via: 'static', location: baseUrlOf(target.host, target.port) + target.path, nic: null, bootId: null, configId: null },
+            this.o.clock.nowMs() + 3 * this.o.config.staticRecheckMs)
         }
       })
     }

@@ -93,7 +93,7 @@ export class Election implements ProviderView {
   #startedMs = 0
   /** This round's pending steps, one timer each. */
   readonly #round = new Map<Step, Timer>()
-  #heartbeat: Timer | null = null
+  #heartbeat: Timer | undefined
   readonly #replies = new Map<string, number>()
   readonly #timers: TimerGroup
   readonly #unsubscribe: Array<() => void> = []
@@ -155,7 +155,7 @@ export class Election implements ProviderView {
     return {
       role: this.role,
       candidate: this.o.candidate,
-      provider: p === null ? null : { nodeId: p.nodeId, self: p.self, address: p.address, httpPort: p.httpPort, term: this.#provider!.term, sinceSeconds: Math.round((now - this.#providerSinceMs) / 1000) },
+      provider: p && { ...p, term: this.#provider!.term, sinceSeconds: Math.round((now - this.#providerSinceMs) / 1000) },
       criteria: this.criteria(),
       elections: this.stats.elections,
       providerChanges: this.stats.changes
@@ -223,13 +223,8 @@ export class Election implements ProviderView {
       this.#providerSinceMs = this.#now()
       if (p.nodeId !== this.nodeId) this.o.log.info('provider', { nodeId: p.nodeId, address: p.address })
     }
-    if (p.nodeId !== this.nodeId) this.#stopHeartbeat()
+    if (p.nodeId !== this.nodeId) this.#heartbeat?.cancel()
     this.#provider = p
-  }
-
-  #stopHeartbeat (): void {
-    this.#heartbeat?.cancel()
-    this.#heartbeat = null
   }
 
   /** Our provider vanished: elect again. */
@@ -240,7 +235,7 @@ export class Election implements ProviderView {
   }
 
   #stepDown (why: string): void {
-    this.#stopHeartbeat()
+    this.#heartbeat?.cancel()
     this.#provider = null
     this.o.log.info('provider: stepping down', { why })
   }
@@ -260,7 +255,6 @@ export class Election implements ProviderView {
   #cancel (...steps: Step[]): void {
     for (const w of steps) this.#round.get(w)?.cancel()
   }
-
 
   /** A better claim was heard: stay quiet and wait for its ELECTED, then try again. */
   #defer (to: Claim): void {

@@ -22,6 +22,9 @@ export interface ContentIndex {
   on (listener: (content: ContentRef) => void): () => void
 }
 
+/** Holds nothing, offers nothing: the agent's index until the transfer engine provides one. */
+export const NO_CONTENT: ContentIndex = { lookup: () => null, load: () => 0, on: () => () => {} }
+
 /** Entries held by the in-memory index (tests and simulations only need a few). */
 export const MEMORY_INDEX_COUNT_MAX = 4_096
 

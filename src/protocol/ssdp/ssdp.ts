@@ -85,7 +85,6 @@ export class Ssdp {
     interfaceErrors: 0
   }
 
-  readonly #o: SsdpOptions
   readonly #ifaces = new Map<string, SsdpInterface>()
   readonly #timers: TimerGroup
   readonly #limiter: RateGate
@@ -101,8 +100,7 @@ export class Ssdp {
   #retry: Timer | undefined
   readonly #bootId: number
 
-  constructor (o: SsdpOptions) {
-    this.#o = o
+  constructor (private readonly o: SsdpOptions) {
     this.#bootId = o.random.int(0x7fffffff)
     this.#timers = new TimerGroup(o.clock)
     this.#limiter = new RateGate(o.clock.nowMs(), o.limits ?? SSDP_REPLY_LIMITS)
@@ -116,7 +114,7 @@ export class Ssdp {
   async start (): Promise<void> {
     if (this.#running) return
     this.#running = true
-    this.#off = this.#o.nics.on(() => { this.#refresh() })
+    this.#off = this.o.nics.on(() => { this.#refresh() })
     await this.#reconcile()
     this.#scheduleNotify()
   }
@@ -128,11 +126,11 @@ export class Ssdp {
     this.#off?.()
     this.#timers.clearAll()
     await this.#reconciling
-    const bye = buildByebye(this.#o.nodeId)
+    const bye = buildByebye(this.o.nodeId)
     const ifaces = [...this.#ifaces.values()]
     for (const i of ifaces) if (i.send(LISTENER, bye, this.#port, this.#group)) this.stats.datagramsOut.byebye++
     await Promise.all(ifaces.map((i) => i.flush()))
-    for (const i of ifaces) i.close(this.#o.log)
+    for (const i of ifaces) i.close(this.o.log)
     this.#ifaces.clear()
   }
 
@@ -156,11 +154,11 @@ export class Ssdp {
 
   /** The interfaces we should serve now: LAN, up, multicast, with IPv4, allowed by the HTTP listen address. */
   eligible (): InterfaceInfo[] {
-    const host = this.#o.httpHost
+    const host = this.o.httpHost
     const hostIp = parseIp(host)
     const own = hostIp === null ? null : formatIp(hostIp)
     const out: InterfaceInfo[] = []
-    for (const nic of this.#o.nics.list()) {
+    for (const nic of this.o.nics.list()) {
       const v4 = nic.addresses.find((a) => a.family === 4)
       if (out.length >= SSDP_INTERFACES_COUNT_MAX) break
       if (nic.role !== 'lan' || !nic.up || !nic.multicast || v4 === undefined) continue
@@ -170,7 +168,7 @@ export class Ssdp {
   }
 
   #refresh (): void {
-    if (this.#running) this.#reconcile().catch((err: unknown) => { this.#o.log.warn('SSDP interface update failed', { err }) })
+    if (this.#running) this.#reconcile().catch((err: unknown) => { this.o.log.warn('SSDP interface update failed', { err }) })
   }
 
   /** Open, close or reopen interface sockets to match eligible(); one pass at a time. */
@@ -180,7 +178,7 @@ export class Ssdp {
 
   async #reconcileNow (): Promise<void> {
     if (!this.#running) return
-    const { log } = this.#o
+    const { log } = this.o
     const wanted = new Map(this.eligible().map((i) => [i.nic, i]))
     for (const [name, iface] of this.#ifaces) {
       const w = wanted.get(name)
@@ -195,7 +193,7 @@ export class Ssdp {
     for (const [name, info] of wanted) {
       if (this.#ifaces.has(name) || !this.#running) continue
       try {
-        const iface = await SsdpInterface.open(this.#o.net, info, this.#group, this.#port, (d, socket, i) => { this.#onDatagram(d, socket, i) })
+        const iface = await SsdpInterface.open(this.o.net, info, this.#group, this.#port, (d, socket, i) => { this.#onDatagram(d, socket, i) })
         if (!this.#running) { iface.close(log); return }
         this.#ifaces.set(name, iface)
         log.info('SSDP on interface', { nic: name, address: info.address })
@@ -218,7 +216,7 @@ export class Ssdp {
   // ---- sending -------------------------------------------------------------------
 
   #advertFor (iface: SsdpInterface): Advert {
-    const o = this.#o
+    const o = this.o
     return {
       nodeId: o.nodeId,
       location: `http://${iface.info.address}:${o.httpPort}${DESCRIBE_PATH}`,
@@ -246,18 +244,18 @@ export class Ssdp {
         this.#searchOn(iface)
       }
       if (i === 0) round()
-      else this.#timers.setTimeout(round, i * SSDP_START_REPEAT_MS + this.#o.random.int(SSDP_START_REPEAT_MS / 4))
+      else this.#timers.setTimeout(round, i * SSDP_START_REPEAT_MS + this.o.random.int(SSDP_START_REPEAT_MS / 4))
     }
   }
 
   /** Periodic alive at a jittered interval (UDA: randomly distributed, well inside max-age). */
   #scheduleNotify (): void {
-    const base = this.#o.notifyIntervalMs
+    const base = this.o.notifyIntervalMs
     this.#timers.setTimeout(() => {
       if (!this.#running) return
       this.announce()
       this.#scheduleNotify()
-    }, Math.round(base * 0.9 + this.#o.random.int(Math.max(1, Math.round(base * 0.2)))))
+    }, Math.round(base * 0.9 + this.o.random.int(Math.max(1, Math.round(base * 0.2)))))
   }
 
   // ---- receiving -------------------------------------------------------------------
@@ -267,13 +265,13 @@ export class Ssdp {
     const nic = iface.info.nic
     stats.datagramsIn++
     // Who sent it first: nothing from outside this interface's LAN prefixes is even parsed.
-    const bad = checkSource(this.#o.nics.list(), d, iface.info)
+    const bad = checkSource(this.o.nics.list(), d, iface.info)
     const ev: SsdpEvent = bad === null ? interpretSsdp(d.data) : { type: 'drop', reason: bad }
     const drop = ev.type === 'drop'
       ? ev.reason
       : ev.type === 'search'
         ? (socket !== LISTENER ? 'unexpected' : d.address === iface.info.address && d.port === iface.searchPort ? 'self' : null)
-        : ev.nodeId === this.#o.nodeId
+        : ev.nodeId === this.o.nodeId
           ? 'self'
           // LOCATION is fetched only from the host that sent the datagram (no reflection through us).
           : ev.type === 'alive' && ev.location.host !== d.address ? 'location-mismatch' : null
@@ -290,9 +288,9 @@ export class Ssdp {
 
   #answer (st: string, mxSeconds: number, d: Datagram, iface: SsdpInterface): void {
     const { stats } = this
-    const type = answerType(st, this.#o.nodeId)
+    const type = answerType(st, this.o.nodeId)
     let drop: DropReason | null = type === null ? 'not-ours' : this.#pending >= SSDP_PENDING_REPLIES_COUNT_MAX ? 'pending-full' : null
-    if (drop === null && !this.#limiter.allow(d.address, this.#o.clock.nowMs())) {
+    if (drop === null && !this.#limiter.allow(d.address, this.o.clock.nowMs())) {
       stats.repliesRateLimited++
       drop = 'rate-limited'
     }
@@ -305,6 +303,6 @@ export class Ssdp {
     this.#timers.setTimeout(() => {
       this.#pending--
       if (this.#running && iface.send(LISTENER, reply, d.port, d.address)) stats.datagramsOut.reply++
-    }, this.#o.random.int(mxSeconds * 1000 + 1))
+    }, this.o.random.int(mxSeconds * 1000 + 1))
   }
 }

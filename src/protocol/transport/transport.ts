@@ -103,7 +103,6 @@ export class WireTransport {
     inByType: zeroes(MESSAGE_NAMES), outByType: zeroes(MESSAGE_NAMES), dropped: zeroes(DROP_REASONS)
   }
 
-  readonly #o: WireTransportOptions
   #socket: UdpSocket | null = null
   #counter: SendCounter | null = null
   readonly #handlers = new Map<MessageName, Set<Handler>>()
@@ -125,8 +124,7 @@ export class WireTransport {
   readonly #group: string
   readonly #replayPath: string
 
-  constructor (o: WireTransportOptions) {
-    this.#o = o
+  constructor (private readonly o: WireTransportOptions) {
     this.#gate = new RateGate(o.hal.clock.nowMs(), {
       totalPerSecond: WIRE_VERIFY_PER_SECOND_MAX, totalBurst: WIRE_VERIFY_BURST_MAX,
       sourcePerSecond: WIRE_SOURCE_PER_SECOND_MAX, sourceBurst: WIRE_SOURCE_BURST_MAX, sourcesMax: WIRE_SOURCES_COUNT_MAX
@@ -136,22 +134,22 @@ export class WireTransport {
     this.#replayPath = join(o.stateDir ?? o.hal.dataDir, REPLAY_FILE)
   }
 
-  get nodeId (): string { return this.#o.identity.nodeId }
+  get nodeId (): string { return this.o.identity.nodeId }
   /** The bound UDP port (after start). */
   get port (): number { return this.#socket?.port ?? 0 }
   get queued (): number { return this.#queue.length }
-  get bindAddress (): string { return this.#o.bindAddress ?? '0.0.0.0' }
+  get bindAddress (): string { return this.o.bindAddress ?? '0.0.0.0' }
 
   async start (): Promise<void> {
-    const { hal, log, peers, port } = this.#o
-    this.#counter = await SendCounter.open({ files: hal.files, path: join(this.#o.stateDir ?? hal.dataDir, COUNTER_FILE), wallMs: () => hal.clock.wallMs(), log })
+    const { hal, log, peers, port } = this.o
+    this.#counter = await SendCounter.open({ files: hal.files, path: join(this.o.stateDir ?? hal.dataDir, COUNTER_FILE), wallMs: () => hal.clock.wallMs(), log })
     this.#replay.restore(await loadReplayMarks(hal.files, this.#replayPath, log))
     const address = this.bindAddress
     let s: UdpSocket
     try {
       s = await hal.net.udp({ port, address })
     } catch (err) {
-      if (!CanopyError.is(err, 'ADDRESS_IN_USE') || this.#o.ephemeralIfTaken !== true || port === 0) throw err
+      if (!CanopyError.is(err, 'ADDRESS_IN_USE') || this.o.ephemeralIfTaken !== true || port === 0) throw err
       s = await hal.net.udp({ port: 0, address })
       log.warn('UDP port taken; using an ephemeral one', { wanted: port, port: s.port })
     }
@@ -201,7 +199,7 @@ export class WireTransport {
 
   /** Send to a node: at its peer-list address, else at `fallback` (a datagram's source). */
   sendToNode<N extends MessageName> (nodeId: string, name: N, body: Body<N>, fallback?: Address): boolean {
-    const peer = this.#o.peers.get(nodeId)
+    const peer = this.o.peers.get(nodeId)
     const to = peer !== undefined ? { address: peer.address, port: peer.udpPort } : fallback
     if (to === undefined) return this.#drop('no_route')
     return this.sendTo(name, body, to)
@@ -217,7 +215,7 @@ export class WireTransport {
    * named; to the multicast group only when the directory holds no peer at all.
    */
   broadcast<N extends MessageName> (name: N, body: Body<N>, options: { except?: ReadonlySet<string> } = {}): { sent: string[], multicast: boolean } {
-    const peers = this.#o.peers.list().filter((p) => p.nodeId !== this.nodeId)
+    const peers = this.o.peers.list().filter((p) => p.nodeId !== this.nodeId)
     const sent: string[] = []
     if (peers.length === 0) return { sent, multicast: this.#multicast(name, body) }
     const targets = peers.filter((p) => options.except?.has(p.nodeId) !== true)
@@ -256,12 +254,12 @@ export class WireTransport {
       encoded = encodeBody(name, body)
     } catch (err) {
       // Our own bug (a caller let a body grow past a datagram): never worth a crash inside a timer.
-      this.#o.log.error('message not sent', { type: name, err })
+      this.o.log.error('message not sent', { type: name, err })
       return this.#drop('too_large') || null
     }
     const counter = this.#counter.next()
     if (counter === null) return this.#drop('counter') || null
-    return sealEnvelope(name, this.#o.identity.publicKey, this.#o.identity.privateKey, counter, encoded)
+    return sealEnvelope(name, this.o.identity.publicKey, this.o.identity.privateKey, counter, encoded)
   }
 
   #enqueue (out: Outgoing): boolean {
@@ -302,11 +300,11 @@ export class WireTransport {
     for (const a of this.#joined) {
       try {
         s.setMulticastInterface(a)
-        s.send(data, this.#o.port || s.port, this.#group)
+        s.send(data, this.o.port || s.port, this.#group)
         this.#counted(name)
         this.stats.multicastOut++
       } catch (err) {
-        this.#o.log.debug('multicast send failed', { interface: a, err })
+        this.o.log.debug('multicast send failed', { interface: a, err })
       }
     }
     return true
@@ -317,7 +315,7 @@ export class WireTransport {
     const s = this.#socket
     if (s === null || this.#closed) return
     const want = new Set<string>()
-    for (const nic of this.#o.hal.nics.list()) {
+    for (const nic of this.o.hal.nics.list()) {
       if (nic.role === 'lan' && nic.up && nic.multicast) for (const a of nic.addresses) if (a.family === 4) want.add(a.address)
     }
     for (const a of this.#joined) {
@@ -329,7 +327,7 @@ export class WireTransport {
         s.joinGroup(this.#group, a)
         this.#joined.add(a)
       } catch (err) {
-        this.#o.log.debug('multicast join failed', { interface: a, err })
+        this.o.log.debug('multicast join failed', { interface: a, err })
       }
     }
   }
@@ -337,9 +335,9 @@ export class WireTransport {
   // ---- inbound -----------------------------------------------------------------
 
   #allowed (address: string): boolean {
-    if (this.#o.allowSource !== undefined) return this.#o.allowSource(address)
+    if (this.o.allowSource !== undefined) return this.o.allowSource(address)
     const ip = parseIp(address)
-    return ip !== null && (addressScope(ip) === 'loopback' || lanNicFor(this.#o.hal.nics.list(), ip) !== undefined)
+    return ip !== null && (addressScope(ip) === 'loopback' || lanNicFor(this.o.hal.nics.list(), ip) !== undefined)
   }
 
   /** The sender's key, parsed once; null when the bytes are not a usable ed25519 key. */
@@ -370,11 +368,11 @@ export class WireTransport {
     } catch (err) {
       return void this.#drop(LAYOUT_DROPS[String((err as CanopyError).detail?.reason)] ?? 'malformed')
     }
-    if (p.senderKey.equals(this.#o.identity.publicKey)) return void this.#drop('self')
+    if (p.senderKey.equals(this.o.identity.publicKey)) return void this.#drop('self')
     const known = this.#key(p.senderKey)
     if (known === null) return void this.#drop('key')
     if (!this.#replay.check(known.hex, p.counter)) return void this.#drop('replay')
-    if (!this.#gate.allow(d.address, this.#o.hal.clock.nowMs())) return void this.#drop('rate')
+    if (!this.#gate.allow(d.address, this.o.hal.clock.nowMs())) return void this.#drop('rate')
     if (!verifyEnvelope(p, known.key)) return void this.#drop('signature')
     this.#replay.commit(known.hex, p.counter)
     this.#replayDirty = true
@@ -391,14 +389,14 @@ export class WireTransport {
       sender: { nodeId: known.nodeId, publicKey: known.raw },
       counter: p.counter,
       from: { address: d.address, port: d.port },
-      peer: this.#o.peers.get(known.nodeId)
+      peer: this.o.peers.get(known.nodeId)
     }
     for (const h of this.#handlers.get(p.name) ?? []) {
       try {
         h(m)
       } catch (err) {
         this.#drop('handler')
-        this.#o.log.error('wire handler failed', { type: p.name, err })
+        this.o.log.error('wire handler failed', { type: p.name, err })
       }
     }
   }
@@ -407,10 +405,10 @@ export class WireTransport {
     if ((!this.#replayDirty && !force) || this.#replay.size === 0) return
     this.#replayDirty = false
     try {
-      await saveReplayMarks(this.#o.hal.files, this.#replayPath, this.#replay.marks(REPLAY_PERSIST_COUNT_MAX))
+      await saveReplayMarks(this.o.hal.files, this.#replayPath, this.#replay.marks(REPLAY_PERSIST_COUNT_MAX))
     } catch (err) {
       this.#replayDirty = true
-      this.#o.log.warn('replay marks not saved', { err })
+      this.o.log.warn('replay marks not saved', { err })
     }
   }
 }

@@ -1,52 +1,46 @@
-// Replay rejection per sender, as WireGuard does (RFC 6479's ring of bitmap
-// words): the highest counter seen plus a bitmap of the REPLAY_WINDOW_COUNT
-// values below it. Anything at or below the window's floor, or already marked,
-// is a replay; anything above the top moves the window. No wall clock is
-// involved (routers without an RTC boot in 1970).
+// Replay rejection per sender, as WireGuard does: the highest counter seen
+// plus a bitmap of the REPLAY_WINDOW_COUNT values below it (here one bigint,
+// bit i for counter top - i). Anything at or below the window's floor, or
+// already marked, is a replay; anything above the top moves the window. No
+// wall clock is involved (routers without an RTC boot in 1970).
 //
 // check() is pure and cheap (before the signature check); commit() marks a
 // counter once the signature verified, so forged datagrams cannot move a
 // window.
 
-import { REPLAY_RING_BITS, REPLAY_WINDOW_COUNT } from '../../limits'
+import { REPLAY_WINDOW_COUNT } from '../../limits'
 
-const WORDS = REPLAY_RING_BITS / 32
+const WINDOW = BigInt(REPLAY_WINDOW_COUNT)
+const ALL = (1n << WINDOW) - 1n
 
 export class ReplayWindow {
   /** Highest counter accepted (0: none yet). */
   top: number
-  readonly #ring = new Uint32Array(WORDS)
+  /** Bit i set: counter top - i was seen. */
+  #seen: bigint
 
   /** A window that already rejects everything up to `floor` (state restored after a restart). */
   constructor (floor = 0) {
     this.top = floor
-    if (floor > 0) {
-      this.#ring.fill(0xffff_ffff)
-      // In the top's own word only the values up to the floor are taken.
-      const bit = floor % 32
-      this.#ring[Math.floor(floor / 32) % WORDS] = bit === 31 ? 0xffff_ffff : (2 ** (bit + 1)) - 1
-    }
+    this.#seen = floor > 0 ? ALL : 0n
   }
 
   /** Would this counter be accepted? */
   check (counter: number): boolean {
-    if (counter <= 0) return false
-    if (counter > this.top) return true
-    if (counter + REPLAY_WINDOW_COUNT <= this.top) return false
-    const word = Math.floor(counter / 32) % WORDS
-    return (this.#ring[word]! & (1 << (counter % 32))) === 0
+    const back = this.top - counter
+    return counter > 0 && (back < 0 || (back < REPLAY_WINDOW_COUNT && ((this.#seen >> BigInt(back)) & 1n) === 0n))
   }
 
   /** Mark a counter as seen (call only after check() said yes and the signature verified). */
   commit (counter: number): void {
-    if (counter > this.top) {
-      const current = Math.floor(this.top / 32)
-      const next = Math.floor(counter / 32)
-      const clear = Math.min(next - current, WORDS)
-      for (let i = 1; i <= clear; i++) this.#ring[(current + i) % WORDS] = 0
-      this.top = counter
+    const back = this.top - counter
+    if (back >= 0) {
+      this.#seen |= 1n << BigInt(back)
+      return
     }
-    this.#ring[Math.floor(counter / 32) % WORDS]! |= 1 << (counter % 32)
+    // Counters are below 2^53: the shift is exact; a jump past the window leaves only the new top.
+    this.#seen = -back >= REPLAY_WINDOW_COUNT ? 1n : ((this.#seen << BigInt(-back)) | 1n) & ALL
+    this.top = counter
   }
 }
 
