@@ -78,40 +78,27 @@ export class ResponseReader {
 }
 
 /** GET http://host:port/path; resolves with the body or rejects with a coded error (TIMEOUT, NET_*, DESCRIBE_FETCH_FAILED). */
-export function httpGet (net: Net, clock: Clock, target: GetTarget, limits: GetLimits, userAgent: string): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    let socket: StreamSocket | null = null
-    let done = false
-    const finish = (err: unknown, body?: Buffer): void => {
-      if (done) return
-      done = true
-      timer.cancel()
-      socket?.destroy()
-      if (err === null && body !== undefined) resolve(body)
-      else reject(CanopyError.is(err) ? err : CanopyError.from(err, 'NET_CLOSED', `GET ${target.host}:${target.port}`))
-    }
-    const timer = clock.setTimeout(() => {
-      finish(new CanopyError('TIMEOUT', `GET ${target.host}:${target.port}: over ${limits.timeoutMs} ms`))
-    }, limits.timeoutMs)
+export async function httpGet (net: Net, clock: Clock, target: GetTarget, limits: GetLimits, userAgent: string): Promise<Buffer> {
+  const { host, port, path } = target
+  let socket: StreamSocket | undefined
+  let late = false
+  // One deadline for the whole exchange: connect, request, response.
+  const timer = clock.setTimeout(() => { late = true; socket?.destroy() }, limits.timeoutMs)
+  try {
+    socket = await net.connect(host, port, limits.timeoutMs)
+    if (late) socket.destroy() // connected just after the deadline
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\nUser-Agent: ${userAgent}\r\nAccept: application/json\r\nConnection: close\r\n\r\n`)
     const reader = new ResponseReader(limits)
-    net.connect(target.host, target.port, limits.timeoutMs).then((s) => {
-      if (done) { s.destroy(); return }
-      socket = s
-      s.on('error', (err: unknown) => { finish(err) })
-      s.on('data', (chunk: Buffer) => {
-        try {
-          const body = reader.push(chunk)
-          if (body !== null) finish(null, body)
-        } catch (err) {
-          finish(err)
-        }
-      })
-      s.on('end', () => {
-        try { finish(null, reader.end()) } catch (err) { finish(err) }
-      })
-      s.on('close', () => { finish(new CanopyError('NET_CLOSED', 'GET: closed early')) })
-      s.write(`GET ${target.path} HTTP/1.1\r\nHost: ${target.host}:${target.port}\r\nUser-Agent: ${userAgent}\r\n` +
-        'Accept: application/json\r\nConnection: close\r\n\r\n')
-    }, (err: unknown) => { finish(err) })
-  })
+    for await (const chunk of socket) {
+      const body = late ? null : reader.push(chunk as Buffer)
+      if (body !== null) return body
+    }
+    if (!late) return reader.end()
+  } catch (err) {
+    if (!late) throw CanopyError.from(err, 'NET_CLOSED', `GET ${host}:${port}`)
+  } finally {
+    timer.cancel()
+    socket?.destroy()
+  }
+  throw new CanopyError('TIMEOUT', `GET ${host}:${port}: over ${limits.timeoutMs} ms`)
 }

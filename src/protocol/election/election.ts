@@ -156,9 +156,7 @@ export class Election implements ProviderView {
       role: this.role,
       candidate: this.o.candidate,
       provider: p && { ...p, term: this.#provider!.term, sinceSeconds: Math.round((now - this.#providerSinceMs) / 1000) },
-      criteria: this.criteria(),
-      elections: this.stats.elections,
-      providerChanges: this.stats.changes
+      criteria: this.criteria()
     }
   }
 

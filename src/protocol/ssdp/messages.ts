@@ -29,24 +29,23 @@ export function answerType (st: string, nodeId: string): string | null {
 /** The byte budget of a reply to a search of requestBytes. */
 export const replyBudget = (requestBytes: number): number => Math.min(SSDP_REPLY_BYTES_MAX, SSDP_REPLY_AMPLIFICATION_MAX * requestBytes)
 
-/** SERVER, BOOTID and CONFIGID: the headers a reply sheds first, in this order, until it fits its budget. */
-const optional = (a: Advert): Array<[string, string]> =>
-  [['SERVER', a.server], ['CONFIGID.UPNP.ORG', String(a.configId)], ['BOOTID.UPNP.ORG', String(a.bootId)]]
+/** Headers a reply sheds, in this order, until it fits its budget. */
+const OPTIONAL_IN_REPLY = ['SERVER', 'CONFIGID.UPNP.ORG', 'BOOTID.UPNP.ORG', '']
 
 /**
  * The one reply datagram, or null when even the smallest form exceeds the
- * budget. Peers need only ST, USN, LOCATION and CACHE-CONTROL (EXT is two
+ * budget. The mandatory headers come first in the budget (about 150 of the
  * bytes UDA insists on); the rest is dropped first when the search was small.
  */
 export function buildReply (st: string, advert: Advert, budgetBytes: number): Buffer | null {
-  const [server, config, boot] = optional(advert)
-  const all: Array<[string, string]> = [
-    ['CACHE-CONTROL', `max-age=${advert.maxAgeSeconds}`], ['EXT', ''], ['LOCATION', advert.location], server!,
-    ['ST', st], ['USN', usnFor(advert.nodeId, st)], boot!, config!
+  let headers: Array<[string, string]> = [
+    ['CACHE-CONTROL', `max-age=${advert.maxAgeSeconds}`], ['EXT', ''], ['LOCATION', advert.location], ['SERVER', advert.server],
+    ['ST', st], ['USN', usnFor(advert.nodeId, st)], ['BOOTID.UPNP.ORG', String(advert.bootId)], ['CONFIGID.UPNP.ORG', String(advert.configId)]
   ]
-  for (let shed = 0; shed <= 3; shed++) {
-    const bytes = formatSsdp('response', all.filter((h) => !optional(advert).slice(0, shed).some(([n]) => n === h[0])))
+  for (const shed of OPTIONAL_IN_REPLY) {
+    const bytes = formatSsdp('response', headers)
     if (bytes.length <= budgetBytes) return bytes
+    headers = headers.filter(([n]) => n !== shed)
   }
   return null
 }
