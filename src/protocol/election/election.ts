@@ -238,10 +238,15 @@ export class Election implements ProviderView {
     this.o.log.info('provider: stepping down', { why })
   }
 
-  #watch (): void {
+  /** Is our provider another node, not heard for more than ms? */
+  #silentFor (ms: number): boolean {
     const p = this.#provider
-    if (p !== null && p.nodeId !== this.nodeId && this.#now() - p.heardMs > this.timing.providerTimeoutMs) this.#lose('timeout')
-    else if (p === null && !this.#electing) this.#begin('idle')
+    return p !== null && p.nodeId !== this.nodeId && this.#now() - p.heardMs > ms
+  }
+
+  #watch (): void {
+    if (this.#silentFor(this.timing.providerTimeoutMs)) this.#lose('timeout')
+    else if (this.#provider === null && !this.#electing) this.#begin('idle')
   }
 
   /** Run step after ms, in place of its pending timer if any. */
@@ -275,8 +280,7 @@ export class Election implements ProviderView {
    * it is most likely gone (they timed out first), so do not wait for our own timeout.
    */
   #dropIfSuspect (): void {
-    const p = this.#provider
-    if (p !== null && p.nodeId !== this.nodeId && this.#now() - p.heardMs > this.timing.heartbeatMs * ELECTION_SUSPECT_BEATS) this.#lose('suspect')
+    if (this.#silentFor(this.timing.heartbeatMs * ELECTION_SUSPECT_BEATS)) this.#lose('suspect')
   }
 
   #onElect (m: Inbound<'ELECT'>): void {

@@ -267,14 +267,16 @@ export class Ssdp {
     // Who sent it first: nothing from outside this interface's LAN prefixes is even parsed.
     const bad = checkSource(this.o.nics.list(), d, iface.info)
     const ev: SsdpEvent = bad === null ? interpretSsdp(d.data) : { type: 'drop', reason: bad }
-    const drop = ev.type === 'drop'
-      ? ev.reason
-      : ev.type === 'search'
-        ? (socket !== LISTENER ? 'unexpected' : d.address === iface.info.address && d.port === iface.searchPort ? 'self' : null)
-        : ev.nodeId === this.o.nodeId
-          ? 'self'
-          // LOCATION is fetched only from the host that sent the datagram (no reflection through us).
-          : ev.type === 'alive' && ev.location.host !== d.address ? 'location-mismatch' : null
+    let drop = ev.type === 'drop' ? ev.reason : null
+    if (ev.type === 'search') {
+      // Searches come to port 1900; our own (looped back) are not answered.
+      if (socket !== LISTENER) drop = 'unexpected'
+      else if (d.address === iface.info.address && d.port === iface.searchPort) drop = 'self'
+    } else if (ev.type !== 'drop') {
+      if (ev.nodeId === this.o.nodeId) drop = 'self'
+      // LOCATION is fetched only from the host that sent the datagram (no reflection through us).
+      else if (ev.type === 'alive' && ev.location.host !== d.address) drop = 'location-mismatch'
+    }
     if (drop !== null) stats.dropped[drop]++
     else if (ev.type === 'search') this.#answer(ev.st, ev.mxSeconds, d, iface)
     else if (ev.type === 'alive') {

@@ -194,7 +194,7 @@ export class WireTransport {
   /** Send to one address. False when it was dropped (counted). */
   sendTo<N extends MessageName> (name: N, body: Body<N>, to: Address): boolean {
     const data = this.#seal(name, body)
-    return data !== null && this.#enqueue([data, to.port, to.address, name])
+    return data !== false && this.#enqueue([data, to.port, to.address, name])
   }
 
   /** Send to a node: at its peer-list address, else at `fallback` (a datagram's source). */
@@ -219,8 +219,8 @@ export class WireTransport {
     const sent: string[] = []
     if (peers.length === 0) return { sent, multicast: this.#multicast(name, body) }
     const targets = peers.filter((p) => options.except?.has(p.nodeId) !== true)
-    const data = targets.length === 0 ? null : this.#seal(name, body)
-    if (data !== null) for (const p of targets) if (this.#enqueue([data, p.udpPort, p.address, name])) sent.push(p.nodeId)
+    const data = targets.length > 0 && this.#seal(name, body)
+    if (data !== false) for (const p of targets) if (this.#enqueue([data, p.udpPort, p.address, name])) sent.push(p.nodeId)
     return { sent, multicast: false }
   }
 
@@ -247,18 +247,19 @@ export class WireTransport {
 
   // ---- outbound ----------------------------------------------------------------
 
-  #seal<N extends MessageName> (name: N, body: Body<N>): Buffer | null {
-    if (this.#closed || this.#counter === null) return this.#drop('closed') || null
+  /** The sealed datagram, or false when it was dropped (counted). */
+  #seal<N extends MessageName> (name: N, body: Body<N>): Buffer | false {
+    if (this.#closed || this.#counter === null) return this.#drop('closed')
     let encoded: Buffer
     try {
       encoded = encodeBody(name, body)
     } catch (err) {
       // Our own bug (a caller let a body grow past a datagram): never worth a crash inside a timer.
       this.o.log.error('message not sent', { type: name, err })
-      return this.#drop('too_large') || null
+      return this.#drop('too_large')
     }
     const counter = this.#counter.next()
-    if (counter === null) return this.#drop('counter') || null
+    if (counter === null) return this.#drop('counter')
     return sealEnvelope(name, this.o.identity.publicKey, this.o.identity.privateKey, counter, encoded)
   }
 
@@ -296,7 +297,7 @@ export class WireTransport {
     const s = this.#socket
     if (s === null || this.#joined.size === 0) return this.#drop('no_route')
     const data = this.#seal(name, body)
-    if (data === null) return false
+    if (data === false) return false
     for (const a of this.#joined) {
       try {
         s.setMulticastInterface(a)
