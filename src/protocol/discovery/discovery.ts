@@ -160,9 +160,7 @@ export class Discovery {
 
   /** A number that changes when our self-description's content does (CONFIGID.UPNP.ORG). */
   configId (): number {
-    const f = this.fields()
-    const digest = createHash('sha256').update(JSON.stringify({ ...f, name: this.o.name })).digest()
-    return digest.readUInt32BE(0) & 0x7fffffff
+    return createHash('sha256').update(JSON.stringify(this.fields())).digest().readUInt32BE(0) & 0x7fffffff
   }
 
   // ---- announcements --------------------------------------------------------------
@@ -191,7 +189,7 @@ export class Discovery {
       expectNodeId: a.nodeId,
       expectAddress: a.source,
       onVerified: (v) => {
-        this.#admit(v, a.source, { via: 'ssdp', location: formatLocation(a.location), nic: a.nic, bootId: a.bootId, configId: a.configId }, this.o.clock.nowMs() + a.maxAgeSeconds * 1000)
+        this.#admit(v, a.source, { via: 'ssdp', location: formatLocation(a.location), nic: a.nic, bootId: a.bootId, configId: a.configId }, a.maxAgeSeconds * 1000)
       }
     })
     if (outcome !== 'queued' && sameSource) this.peers.touch(a.nodeId, expiresMs)
@@ -205,15 +203,17 @@ export class Discovery {
         expectAddress: null,
         onVerified: (v) => {
           this.#admit(v, target.host, { via: 'static', location: baseUrlOf(target.host, target.port) + target.path, nic: null, bootId: null, configId: null },
-            this.o.clock.nowMs() + 3 * this.o.config.staticRecheckMs)
+            3 * this.o.config.staticRecheckMs)
         }
       })
     }
   }
 
-  #admit (v: VerifiedDescribe, address: string, origin: PeerOrigin, expiresMs: number): void {
+  /** A verified peer into the list, listed for ttlMs from now. */
+  #admit (v: VerifiedDescribe, address: string, origin: PeerOrigin, ttlMs: number): void {
     if (this.#stopped || v.document.nodeId === this.o.identity.nodeId) return
     const d = v.document
+    const now = this.o.clock.nowMs()
     const peer: PeerInfo = {
       nodeId: d.nodeId,
       publicKey: v.publicKey,
@@ -224,8 +224,8 @@ export class Discovery {
       capabilities: d.capabilities,
       name: d.name,
       version: d.version,
-      lastSeenMs: this.o.clock.nowMs(),
-      expiresMs
+      lastSeenMs: now,
+      expiresMs: now + ttlMs
     }
     const outcome = this.peers.upsert(peer, origin)
     if (outcome !== 'refreshed') this.#log.info(`peer ${outcome}`, { nodeId: d.nodeId, address, via: origin.via, name: d.name })
