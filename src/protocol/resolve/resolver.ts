@@ -60,17 +60,8 @@ export class Resolver {
     return this.requester.follow(download, content, onEvent)
   }
 
+  /** Lookups (by outcome, retries), answers sent (have, downloading, provider, third party, cancelled, followers). */
   status (): Record<string, unknown> {
-    const q = this.requester.stats
-    const a = this.responder.stats
-    return {
-      lookups: q.lookups,
-      active: this.requester.active,
-      outcomes: q.outcomes,
-      retries: q.retries,
-      answers: { have: a.have, downloading: a.downloading, provider: a.provider, thirdParty: a.thirdParty, cancelled: a.cancelled },
-      pendingAnswers: this.responder.pendingCount,
-      followers: a.followers
-    }
+    return { ...this.requester.stats, active: this.requester.active, answers: this.responder.stats, pendingAnswers: this.responder.pendingCount }
   }
 }
