@@ -63,21 +63,17 @@ export interface DescribeFields {
 
 /** The signed body for GET /api/describe. */
 export function signDescribe (identity: Identity, fields: DescribeFields, nonce: string | null): Buffer {
-  const doc: DescribeDocument = {
+  // Fields keep their order; linkPort (added after v1 shipped) is written only when set, so documents without it keep their bytes.
+  const doc = {
     v: DESCRIBE_VERSION,
     nodeId: identity.nodeId,
     publicKey: formatPublicKey(identity.publicKey),
-    name: fields.name,
-    version: fields.version,
+    ...fields,
     capabilities: fields.capabilities.slice(0, DESCRIBE_CAPABILITIES_COUNT_MAX),
-    httpPort: fields.httpPort,
-    udpPort: fields.udpPort,
-    linkPort: fields.linkPort ?? null,
+    linkPort: fields.linkPort ?? undefined,
     addresses: fields.addresses.slice(0, DESCRIBE_ADDRESSES_COUNT_MAX),
     nonce
   }
-  // Added after v1 shipped: written only when set, so documents without it keep their bytes.
-  if (doc.linkPort === null) delete (doc as Partial<DescribeDocument>).linkPort
   // Check what we sign as a peer will: a bad field fails here, not on every peer.
   validate(documentSpec, doc, 'ASSERTION', 'own describe')
   const bytes = Buffer.from(JSON.stringify(doc), 'utf8')

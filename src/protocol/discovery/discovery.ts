@@ -152,7 +152,7 @@ export class Discovery {
       count: this.peers.size,
       ssdp: s === null
         ? (this.o.config.enabled ? 'starting' : 'disabled')
-        : { ...s.stats, interfaces: s.interfaces().map((i) => ({ nic: i.nic, address: i.address, location: i.location })), dropped: nonZero(s.stats.dropped) },
+        : { ...s.stats, interfaces: s.interfaces(), dropped: nonZero(s.stats.dropped) },
       staticPeers: this.o.config.staticPeers,
       verifications: { verified: this.queue.stats.verified, failed: this.queue.stats.failed, inFlight: this.queue.inFlight, queued: this.queue.queued }
     }

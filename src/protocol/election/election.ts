@@ -106,7 +106,7 @@ export class Election implements ProviderView {
 
   get nodeId (): string { return this.o.wire.nodeId }
   get role (): ElectionRole {
-    if (this.#provider?.nodeId === this.nodeId) return 'provider'
+    if (this.#self(this.#provider)) return 'provider'
     return this.#provider !== null ? 'follower' : 'electing'
   }
 
@@ -133,8 +133,7 @@ export class Election implements ProviderView {
   current (): ProviderRef | null {
     const p = this.#provider
     if (p === null) return null
-    const self = p.nodeId === this.nodeId
-    return { nodeId: p.nodeId, address: p.address, httpPort: p.criteria.h, udpPort: p.udpPort, baseUrl: baseUrlOf(p.address, p.criteria.h), self }
+    return { nodeId: p.nodeId, address: p.address, httpPort: p.criteria.h, udpPort: p.udpPort, baseUrl: baseUrlOf(p.address, p.criteria.h), self: this.#self(p) }
   }
 
   /** This node's criteria right now. */
@@ -161,6 +160,9 @@ export class Election implements ProviderView {
   }
 
   #now (): number { return this.o.hal.clock.nowMs() }
+
+  /** Is this claim (or provider) this node's own? */
+  #self (c: Claim | null): boolean { return c?.nodeId === this.nodeId }
 
   // ---- rounds ------------------------------------------------------------------
 
@@ -219,9 +221,9 @@ export class Election implements ProviderView {
     if (changed) {
       this.stats.changes++
       this.#providerSinceMs = this.#now()
-      if (p.nodeId !== this.nodeId) this.o.log.info('provider', { nodeId: p.nodeId, address: p.address })
+      if (!this.#self(p)) this.o.log.info('provider', { nodeId: p.nodeId, address: p.address })
     }
-    if (p.nodeId !== this.nodeId) this.#heartbeat?.cancel()
+    if (!this.#self(p)) this.#heartbeat?.cancel()
     this.#provider = p
   }
 
@@ -241,7 +243,7 @@ export class Election implements ProviderView {
   /** Is our provider another node, not heard for more than ms? */
   #silentFor (ms: number): boolean {
     const p = this.#provider
-    return p !== null && p.nodeId !== this.nodeId && this.#now() - p.heardMs > ms
+    return p !== null && !this.#self(p) && this.#now() - p.heardMs > ms
   }
 
   #watch (): void {
@@ -287,7 +289,7 @@ export class Election implements ProviderView {
     this.#dropIfSuspect()
     const them = this.#claimOf(m)
     const p = this.#provider
-    if (p !== null && p.nodeId === this.nodeId) {
+    if (this.#self(p)) {
       if (displaces(them, this.#me())) {
         this.#stepDown('better WAN')
         this.#electing = true
@@ -323,7 +325,7 @@ export class Election implements ProviderView {
       this.#provider = known
       return
     }
-    if (p !== null && p.nodeId === this.nodeId) {
+    if (this.#self(p)) {
       if (beatsProvider(them, this.#me())) {
         this.#stepDown('better provider')
         this.#become(known)

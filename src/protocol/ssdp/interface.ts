@@ -33,12 +33,12 @@ export class SsdpInterface {
   readonly #sockets: UdpSocket[] = []
   #closed = false
 
-  private constructor (readonly info: InterfaceInfo, readonly group: string) {}
+  private constructor (readonly info: InterfaceInfo, readonly group: string, readonly port: number) {}
 
   /** Bind and join; on any failure nothing stays open and the error is thrown (coded, from the HAL). */
   static async open (net: Net, info: InterfaceInfo, group: string, port: number,
     onDatagram: (d: Datagram, socket: number, iface: SsdpInterface) => void): Promise<SsdpInterface> {
-    const iface = new SsdpInterface(info, group)
+    const iface = new SsdpInterface(info, group, port)
     try {
       for (const which of [LISTENER, SEARCHER]) {
         const s = await net.udp(which === LISTENER ? { port, reuseAddr: true } : { port: 0, address: info.address })
@@ -59,8 +59,8 @@ export class SsdpInterface {
   /** The port our searches leave from (replies come back to it). */
   get searchPort (): number { return this.#sockets[SEARCHER]?.port ?? 0 }
 
-  /** From the listener (port 1900: NOTIFY to the group, replies to a searcher) or the searcher (M-SEARCH). */
-  send (which: number, data: Uint8Array, port: number, address: string): boolean {
+  /** From the listener (port 1900: NOTIFY to the group, replies to a searcher) or the searcher (M-SEARCH); to the group by default. */
+  send (which: number, data: Uint8Array, port = this.port, address = this.group): boolean {
     const s = this.#sockets[which]
     if (this.#closed || s === undefined) return false
     s.send(data, port, address)

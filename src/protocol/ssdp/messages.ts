@@ -29,6 +29,12 @@ export function answerType (st: string, nodeId: string): string | null {
 /** The byte budget of a reply to a search of requestBytes. */
 export const replyBudget = (requestBytes: number): number => Math.min(SSDP_REPLY_BYTES_MAX, SSDP_REPLY_AMPLIFICATION_MAX * requestBytes)
 
+/** What an alive and a reply share, around the headers that name the type. */
+const advertHeaders = (a: Advert, type: Array<[string, string]>, usnType: string): Array<[string, string]> => [
+  ['CACHE-CONTROL', `max-age=${a.maxAgeSeconds}`], ['LOCATION', a.location], ...type, ['SERVER', a.server],
+  ['USN', usnFor(a.nodeId, usnType)], ['BOOTID.UPNP.ORG', String(a.bootId)], ['CONFIGID.UPNP.ORG', String(a.configId)]
+]
+
 /** Headers a reply sheds, in this order, until it fits its budget. */
 const OPTIONAL_IN_REPLY = ['SERVER', 'CONFIGID.UPNP.ORG', 'BOOTID.UPNP.ORG', '']
 
@@ -38,10 +44,7 @@ const OPTIONAL_IN_REPLY = ['SERVER', 'CONFIGID.UPNP.ORG', 'BOOTID.UPNP.ORG', '']
  * bytes UDA insists on); the rest is dropped first when the search was small.
  */
 export function buildReply (st: string, advert: Advert, budgetBytes: number): Buffer | null {
-  let headers: Array<[string, string]> = [
-    ['CACHE-CONTROL', `max-age=${advert.maxAgeSeconds}`], ['EXT', ''], ['LOCATION', advert.location], ['SERVER', advert.server],
-    ['ST', st], ['USN', usnFor(advert.nodeId, st)], ['BOOTID.UPNP.ORG', String(advert.bootId)], ['CONFIGID.UPNP.ORG', String(advert.configId)]
-  ]
+  let headers = [['EXT', ''] as [string, string], ...advertHeaders(advert, [['ST', st]], st)]
   for (const shed of OPTIONAL_IN_REPLY) {
     const bytes = formatSsdp('response', headers)
     if (bytes.length <= budgetBytes) return bytes
@@ -50,11 +53,8 @@ export function buildReply (st: string, advert: Advert, budgetBytes: number): Bu
   return null
 }
 
-export const buildAlive = (a: Advert): Buffer => formatSsdp('notify', [
-  ['HOST', SSDP_HOST], ['CACHE-CONTROL', `max-age=${a.maxAgeSeconds}`], ['LOCATION', a.location], ['NT', CANOPY_DEVICE_TYPE],
-  ['NTS', 'ssdp:alive'], ['SERVER', a.server], ['USN', usnFor(a.nodeId, CANOPY_DEVICE_TYPE)],
-  ['BOOTID.UPNP.ORG', String(a.bootId)], ['CONFIGID.UPNP.ORG', String(a.configId)]
-])
+export const buildAlive = (a: Advert): Buffer =>
+  formatSsdp('notify', [['HOST', SSDP_HOST], ...advertHeaders(a, [['NT', CANOPY_DEVICE_TYPE], ['NTS', 'ssdp:alive']], CANOPY_DEVICE_TYPE)])
 
 export const buildByebye = (nodeId: string): Buffer => formatSsdp('notify', [
   ['HOST', SSDP_HOST], ['NT', CANOPY_DEVICE_TYPE], ['NTS', 'ssdp:byebye'], ['USN', usnFor(nodeId, CANOPY_DEVICE_TYPE)]

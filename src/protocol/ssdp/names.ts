@@ -23,18 +23,17 @@ export const SSDP_DISCOVER = '"ssdp:discover"'
 /** Where LOCATION points on a Canopy agent's HTTP port. */
 export const DESCRIBE_PATH = '/api/describe'
 
-const UUID = /^uuid:([0-9a-f]{8})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{12})$/i
+const UUID = /^uuid:[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$/i
 
 /** The device UUID, "uuid:xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", of a node id. */
 export function deviceUuid (nodeId: string): string {
-  assert(NODE_ID_PATTERN.test(nodeId), 'a device UUID is made from a node id')
+  assert(NODE_ID_PATTERN.test(nodeId), 'a node id')
   return `uuid:${nodeId.replace(/^(.{8})(.{4})(.{4})(.{4})/, '$1-$2-$3-$4-')}`
 }
 
 /** The node id in a device UUID ("uuid:…"), or null. */
 export function nodeIdOfUuid (uuid: string): string | null {
-  const m = UUID.exec(uuid)
-  return m === null ? null : m.slice(1).join('').toLowerCase()
+  return UUID.test(uuid) ? uuid.slice(5).replace(/-/g, '').toLowerCase() : null
 }
 
 /** The USN for one of our notification types (NT/ST). */

@@ -89,8 +89,6 @@ export class Ssdp {
   readonly #timers: TimerGroup
   readonly #limiter: RateGate
   readonly #listeners: Listeners<Announcement>
-  readonly #port: number
-  readonly #group: string
   #off: (() => void) | undefined
   #reconciling = Promise.resolve()
   #pending = 0
@@ -105,8 +103,6 @@ export class Ssdp {
     this.#timers = new TimerGroup(o.clock)
     this.#limiter = new RateGate(o.clock.nowMs(), o.limits ?? SSDP_REPLY_LIMITS)
     this.#listeners = new Listeners(o.log, 'announcement listener')
-    this.#port = o.port ?? SSDP_PORT
-    this.#group = o.group ?? SSDP_GROUP
   }
 
   onAnnouncement (fn: (a: Announcement) => void): () => void { return this.#listeners.on(fn) }
@@ -128,7 +124,7 @@ export class Ssdp {
     await this.#reconciling
     const bye = buildByebye(this.o.nodeId)
     const ifaces = [...this.#ifaces.values()]
-    for (const i of ifaces) if (i.send(LISTENER, bye, this.#port, this.#group)) this.stats.datagramsOut.byebye++
+    for (const i of ifaces) if (i.send(LISTENER, bye)) this.stats.datagramsOut.byebye++
     await Promise.all(ifaces.map((i) => i.flush()))
     for (const i of ifaces) i.close(this.o.log)
     this.#ifaces.clear()
@@ -193,7 +189,7 @@ export class Ssdp {
     for (const [name, info] of wanted) {
       if (this.#ifaces.has(name) || !this.#running) continue
       try {
-        const iface = await SsdpInterface.open(this.o.net, info, this.#group, this.#port, (d, socket, i) => { this.#onDatagram(d, socket, i) })
+        const iface = await SsdpInterface.open(this.o.net, info, this.o.group ?? SSDP_GROUP, this.o.port ?? SSDP_PORT, (d, socket, i) => { this.#onDatagram(d, socket, i) })
         if (!this.#running) { iface.close(log); return }
         this.#ifaces.set(name, iface)
         log.info('SSDP on interface', { nic: name, address: info.address })
@@ -228,11 +224,11 @@ export class Ssdp {
   }
 
   #announceOn (iface: SsdpInterface): void {
-    if (iface.send(LISTENER, buildAlive(this.#advertFor(iface)), this.#port, this.#group)) this.stats.datagramsOut.notify++
+    if (iface.send(LISTENER, buildAlive(this.#advertFor(iface)))) this.stats.datagramsOut.notify++
   }
 
   #searchOn (iface: SsdpInterface): void {
-    if (iface.send(SEARCHER, buildSearch(CANOPY_DEVICE_TYPE, SSDP_SEARCH_MX_SECONDS), this.#port, this.#group)) this.stats.datagramsOut.search++
+    if (iface.send(SEARCHER, buildSearch(CANOPY_DEVICE_TYPE, SSDP_SEARCH_MX_SECONDS))) this.stats.datagramsOut.search++
   }
 
   /** On a new interface: alive and search now, repeated a few times a second apart (multicast is lossy). */

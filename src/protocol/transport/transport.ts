@@ -108,9 +108,11 @@ export class WireTransport {
   readonly #handlers = new Map<MessageName, Set<Handler>>()
   /** Parsed keys by hex, least recently used first out. */
   readonly #keys = new Map<string, KnownKey>()
-  /** The peer list's keys: their replay windows are kept at the bound. */
-  readonly #peerKeys = new Set<string>()
-  readonly #replay = new ReplayTable(REPLAY_SENDERS_COUNT_MAX, (k) => this.#peerKeys.has(k))
+  /** Replay windows; at the bound, those of the peer list's members are kept. */
+  readonly #replay = new ReplayTable(REPLAY_SENDERS_COUNT_MAX, (hex) => {
+    const nodeId = this.#keys.get(hex)?.nodeId ?? nodeIdOf(Buffer.from(hex, 'hex'))
+    return this.o.peers.get(nodeId)?.publicKey.toString('hex') === hex
+  })
   readonly #gate: RateGate
   readonly #timers: TimerGroup
   readonly #queue: Outgoing[] = []
@@ -118,7 +120,7 @@ export class WireTransport {
   #tick: Timer | null = null
   /** Interface addresses in the multicast group. */
   readonly #joined = new Set<string>()
-  readonly #off: Array<() => void> = []
+  #off: (() => void) | undefined
   #replayDirty = false
   #closed = false
   readonly #group: string
@@ -141,7 +143,7 @@ export class WireTransport {
   get bindAddress (): string { return this.o.bindAddress ?? '0.0.0.0' }
 
   async start (): Promise<void> {
-    const { hal, log, peers, port } = this.o
+    const { hal, log, port } = this.o
     this.#counter = await SendCounter.open({ files: hal.files, path: join(this.o.stateDir ?? hal.dataDir, COUNTER_FILE), wallMs: () => hal.clock.wallMs(), log })
     this.#replay.restore(await loadReplayMarks(hal.files, this.#replayPath, log))
     const address = this.bindAddress
@@ -154,12 +156,7 @@ export class WireTransport {
       log.warn('UDP port taken; using an ephemeral one', { wanted: port, port: s.port })
     }
     this.#socket = s
-    for (const p of peers.list()) this.#peerKeys.add(p.publicKey.toString('hex'))
-    this.#off.push(peers.on((e) => {
-      const hex = e.peer.publicKey.toString('hex')
-      if (e.type === 'removed') this.#peerKeys.delete(hex)
-      else this.#peerKeys.add(hex)
-    }), hal.nics.on(() => { this.#joinGroups() }))
+    this.#off = hal.nics.on(() => { this.#joinGroups() })
     s.onMessage((d) => { this.#receive(d) })
     try { s.setMulticastTtl(1) } catch { /* not every twin can */ }
     this.#joinGroups()
@@ -171,7 +168,7 @@ export class WireTransport {
     if (this.#closed) return
     this.#closed = true
     this.#timers.clearAll()
-    for (const u of this.#off.splice(0)) u()
+    this.#off?.()
     const s = this.#socket
     if (s !== null) {
       for (const a of this.#joined) s.leaveGroup(this.#group, a)
