@@ -1,7 +1,7 @@
 // The LAN protocol subsystem's only door.
 export { StaticPeerDirectory, type PeerDirectory, type PeerInfo, type PeerEvent } from './peers'
 // Discovery (issue 3): SSDP, the signed self-description, the peer list.
-export { PeerList, type PeerOrigin, type RemoveReason } from './peer-list/peer-list'
+export { peerList, type PeerList, type PeerOrigin, type RemoveReason } from './peer-list/peer-list'
 export { Discovery, type DiscoveryConfig, type DiscoveryOptions } from './discovery/discovery'
 export { signDescribe, verifyDescribe, DESCRIBE_DOMAIN, NONCE_PATTERN, type DescribeDocument, type DescribeFields, type VerifiedDescribe } from './discovery/describe'
 export { netDescribeFetcher, type DescribeFetcher } from './discovery/fetcher'

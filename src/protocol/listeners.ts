@@ -4,20 +4,24 @@
 
 import type { Logger } from '../log'
 
-export class Listeners<E> {
-  readonly #set = new Set<(e: E) => void>()
-  constructor (readonly log?: Logger, readonly what = 'listener') {}
+export interface Listeners<E> {
+  on (fn: (e: E) => void): () => void
+  emit (e: E): void
+}
 
-  on (fn: (e: E) => void): () => void {
-    this.#set.add(fn)
-    return () => { this.#set.delete(fn) }
-  }
-
-  emit (e: E): void {
-    for (const fn of [...this.#set]) {
-      if (this.log === undefined) fn(e)
-      else {
-        try { fn(e) } catch (err) { this.log.error(`${this.what} failed`, { err }) }
+export function listeners<E> (log?: Logger, what = 'listener'): Listeners<E> {
+  const set = new Set<(e: E) => void>()
+  return {
+    on (fn) {
+      set.add(fn)
+      return () => { set.delete(fn) }
+    },
+    emit (e) {
+      for (const fn of [...set]) {
+        if (log === undefined) fn(e)
+        else {
+          try { fn(e) } catch (err) { log.error(`${what} failed`, { err }) }
+        }
       }
     }
   }

@@ -12,7 +12,7 @@ import type { Identity } from '../../identity'
 import { DESCRIBE_ADDRESSES_COUNT_MAX, DESCRIBE_CAPABILITIES_COUNT_MAX, PEER_SWEEP_MS } from '../../limits'
 import type { Logger } from '../../log'
 import { nonZero } from '../counts'
-import { PeerList, type PeerOrigin } from '../peer-list/peer-list'
+import { peerList, type PeerList, type PeerOrigin } from '../peer-list/peer-list'
 import { baseUrlOf } from '../resolve/types'
 import type { PeerInfo } from '../peers'
 import { formatLocation } from '../ssdp/names'
@@ -21,7 +21,7 @@ import { signDescribe, type DescribeFields, type VerifiedDescribe } from './desc
 import { netDescribeFetcher, type DescribeFetcher } from './fetcher'
 import type { GetTarget } from './http-get'
 import { parseStaticPeer } from './static-peers'
-import { VerifyQueue } from './verify-queue'
+import { verifyQueue, type VerifyQueue } from './verify-queue'
 
 export interface DiscoveryConfig {
   enabled: boolean
@@ -68,10 +68,10 @@ export class Discovery {
 
   constructor (private readonly o: DiscoveryOptions) {
     this.#log = o.log
-    this.peers = new PeerList(o.clock, o.log)
+    this.peers = peerList(o.clock, o.log)
     this.#timers = new TimerGroup(o.clock)
     const userAgent = `Canopy/${o.version}`
-    this.queue = new VerifyQueue(o.clock, o.random, o.fetcher ?? netDescribeFetcher(o.net, o.clock, userAgent), o.log)
+    this.queue = verifyQueue(o.clock, o.random, o.fetcher ?? netDescribeFetcher(o.net, o.clock, userAgent), o.log)
     this.#staticTargets = o.config.staticPeers.map(parseStaticPeer).filter((t): t is GetTarget => t !== null)
   }
 

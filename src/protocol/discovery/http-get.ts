@@ -21,45 +21,22 @@ export interface GetLimits {
 
 const failed = (why: string): CanopyError => new CanopyError('DESCRIBE_FETCH_FAILED', `GET: ${why}`)
 
-/** Reads one response from the bytes of a connection. */
-export class ResponseReader {
-  /** The head so far, then null once it is parsed. */
-  #head: Buffer | null = Buffer.alloc(0)
-  readonly #body: Buffer[] = []
-  #bodyBytes = 0
-  #contentLength: number | null = null
-
-  constructor (readonly limits: Omit<GetLimits, 'timeoutMs'>) {}
-
+export interface ResponseReader {
   /** Feed bytes; returns the body once it is complete (Content-Length reached), else null. */
-  push (chunk: Buffer): Buffer | null {
-    const { headBytesMax, bodyBytesMax } = this.limits
-    if (this.#head !== null) {
-      const all = Buffer.concat([this.#head, chunk])
-      const end = all.indexOf('\r\n\r\n')
-      if ((end === -1 ? all.length : end + 4) > headBytesMax) throw failed('head too large')
-      if (end === -1) {
-        this.#head = all
-        return null
-      }
-      this.#parseHead(all.subarray(0, end).toString('latin1'))
-      this.#head = null
-      chunk = all.subarray(end + 4)
-    }
-    const n = (this.#bodyBytes += chunk.length)
-    // Bounded on the declared length before a byte is kept (#parseHead), then as bytes arrive.
-    if (n > bodyBytesMax || n > (this.#contentLength ?? n)) throw failed('body too large')
-    this.#body.push(chunk)
-    return n === this.#contentLength ? Buffer.concat(this.#body) : null
-  }
-
+  push (chunk: Buffer): Buffer | null
   /** The connection ended: the body, if the framing says it is complete. */
-  end (): Buffer {
-    if (this.#head !== null || (this.#contentLength ?? this.#bodyBytes) !== this.#bodyBytes) throw failed('cut short')
-    return Buffer.concat(this.#body)
-  }
+  end (): Buffer
+}
 
-  #parseHead (text: string): void {
+/** Reads one response from the bytes of a connection. */
+export function responseReader ({ headBytesMax, bodyBytesMax }: Omit<GetLimits, 'timeoutMs'>): ResponseReader {
+  /** The head so far, then null once it is parsed. */
+  let head: Buffer | null = Buffer.alloc(0)
+  const body: Buffer[] = []
+  let bodyBytes = 0
+  let contentLength: number | null = null
+
+  const parseHead = (text: string): void => {
     const lines = text.split('\r\n')
     const status = /^HTTP\/1\.[01] (\d{3})(?: [\x20-\x7e\x80-\xff]*)?$/.exec(lines[0]!)
     if (status?.[1] !== '200') throw failed(`status ${status?.[1] ?? 'line'}`) // no redirects
@@ -70,9 +47,35 @@ export class ResponseReader {
       if (colon <= 0 || (name === 'transfer-encoding' && value.toLowerCase() !== 'identity')) throw failed(`header ${name}`) // no chunked bodies
       if (name === 'content-length') {
         const n = Number(value)
-        if (!/^\d{1,9}$/.test(value) || (this.#contentLength ?? n) !== n || n > this.limits.bodyBytesMax) throw failed('Content-Length')
-        this.#contentLength = n
+        if (!/^\d{1,9}$/.test(value) || (contentLength ?? n) !== n || n > bodyBytesMax) throw failed('Content-Length')
+        contentLength = n
       }
+    }
+  }
+
+  return {
+    push (chunk) {
+      if (head !== null) {
+        const all = Buffer.concat([head, chunk])
+        const end = all.indexOf('\r\n\r\n')
+        if ((end === -1 ? all.length : end + 4) > headBytesMax) throw failed('head too large')
+        if (end === -1) {
+          head = all
+          return null
+        }
+        parseHead(all.subarray(0, end).toString('latin1'))
+        head = null
+        chunk = all.subarray(end + 4)
+      }
+      const n = (bodyBytes += chunk.length)
+      // Bounded on the declared length before a byte is kept (parseHead), then as bytes arrive.
+      if (n > bodyBytesMax || n > (contentLength ?? n)) throw failed('body too large')
+      body.push(chunk)
+      return n === contentLength ? Buffer.concat(body) : null
+    },
+    end () {
+      if (head !== null || (contentLength ?? bodyBytes) !== bodyBytes) throw failed('cut short')
+      return Buffer.concat(body)
     }
   }
 }
@@ -88,7 +91,7 @@ export async function httpGet (net: Net, clock: Clock, target: GetTarget, limits
     socket = await net.connect(host, port, limits.timeoutMs)
     if (late) socket.destroy() // connected just after the deadline
     socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\nUser-Agent: ${userAgent}\r\nAccept: application/json\r\nConnection: close\r\n\r\n`)
-    const reader = new ResponseReader(limits)
+    const reader = responseReader(limits)
     for await (const chunk of socket) {
       const body = late ? null : reader.push(chunk as Buffer)
       if (body !== null) return body

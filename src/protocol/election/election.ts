@@ -275,8 +275,6 @@ export class Election implements ProviderView {
 
   // ---- messages ----------------------------------------------------------------
 
-  #claimOf (m: Inbound<'ELECT' | 'ELECTED' | 'HEARTBEAT'>): Claim { return { nodeId: m.sender.nodeId, criteria: m.body } }
-
   /**
    * Our provider missed heartbeats and someone else is electing or announcing:
    * it is most likely gone (they timed out first), so do not wait for our own timeout.
@@ -287,7 +285,7 @@ export class Election implements ProviderView {
 
   #onElect (m: Inbound<'ELECT'>): void {
     this.#dropIfSuspect()
-    const them = this.#claimOf(m)
+    const them: Claim = { nodeId: m.sender.nodeId, criteria: m.body }
     const p = this.#provider
     if (this.#self(p)) {
       if (displaces(them, this.#me())) {
@@ -316,7 +314,7 @@ export class Election implements ProviderView {
   }
 
   #onProviderMessage (m: Inbound<'ELECTED' | 'HEARTBEAT'>): void {
-    const them = this.#claimOf(m)
+    const them: Claim = { nodeId: m.sender.nodeId, criteria: m.body }
     this.#term = Math.max(this.#term, m.body.t)
     const known: Known = { ...them, address: m.peer?.address ?? m.from.address, udpPort: m.peer?.udpPort ?? m.from.port, heardMs: this.#now(), term: m.body.t }
     if (this.#provider?.nodeId !== them.nodeId) this.#dropIfSuspect()

@@ -5,7 +5,7 @@
 
 import { CanopyError } from '../../errors'
 import type { ContentRef, PieceRanges } from '../content'
-import { Listeners } from '../listeners'
+import { listeners } from '../listeners'
 
 export type LocalContent =
   /** Verified pieces held (null: all of them). */
@@ -30,7 +30,7 @@ export const MEMORY_INDEX_COUNT_MAX = 4_096
 
 export class MemoryContentIndex implements ContentIndex {
   readonly #entries = new Map<ContentRef, LocalContent>()
-  readonly #listeners = new Listeners<ContentRef>()
+  readonly #listeners = listeners<ContentRef>()
   #currentLoad = 0
 
   lookup (content: ContentRef): LocalContent | null { return this.#entries.get(content) ?? null }

@@ -37,8 +37,6 @@ export interface ResponderStats {
   provider: number
   thirdParty: number
   cancelled: number
-  /** Answers not scheduled because the pending table was full. */
-  overflow: number
   followers: number
 }
 
@@ -48,7 +46,7 @@ interface Follower { content: ContentRef, to: Address, expiresMs: number }
 const kib = (bytes: number): number => Math.min(0xffff_ffff, Math.floor(bytes / 1024))
 
 export class Responder {
-  readonly stats: ResponderStats = { have: 0, downloading: 0, provider: 0, thirdParty: 0, cancelled: 0, overflow: 0, followers: 0 }
+  readonly stats: ResponderStats = { have: 0, downloading: 0, provider: 0, thirdParty: 0, cancelled: 0, followers: 0 }
   readonly #pending = new Map<string, Timer>()
   /** `${nodeId}:${r}` → when we last answered it (recency order). */
   readonly #answered = new Map<string, number>()
@@ -103,7 +101,7 @@ export class Responder {
     const { timing, random } = this.o
     const offer = this.#offer(m)
     if (offer === null) return
-    if (this.#pending.size >= RESOLVE_PENDING_ANSWERS_COUNT_MAX) { this.stats.overflow++; return }
+    if (this.#pending.size >= RESOLVE_PENDING_ANSWERS_COUNT_MAX) return // the table is full: others will answer
     const delay = 'state' in offer
       ? random.float() * timing.answerJitterMs + this.o.index.load() * timing.answerLoadMs
       : offer.self

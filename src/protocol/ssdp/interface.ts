@@ -28,58 +28,58 @@ export interface InterfaceInfo {
 export const LISTENER = 0
 export const SEARCHER = 1
 
-export class SsdpInterface {
-  /** [listener, searcher] */
-  readonly #sockets: UdpSocket[] = []
-  #closed = false
-
-  private constructor (readonly info: InterfaceInfo, readonly group: string, readonly port: number) {}
-
-  /** Bind and join; on any failure nothing stays open and the error is thrown (coded, from the HAL). */
-  static async open (net: Net, info: InterfaceInfo, group: string, port: number,
-    onDatagram: (d: Datagram, socket: number, iface: SsdpInterface) => void): Promise<SsdpInterface> {
-    const iface = new SsdpInterface(info, group, port)
-    try {
-      for (const which of [LISTENER, SEARCHER]) {
-        const s = await net.udp(which === LISTENER ? { port, reuseAddr: true } : { port: 0, address: info.address })
-        iface.#sockets.push(s)
-        if (which === LISTENER) s.joinGroup(group, info.address)
-        s.setMulticastInterface(info.address)
-        s.setMulticastTtl(SSDP_MULTICAST_TTL)
-        s.onMessage((d) => { if (!iface.#closed) onDatagram(d, which, iface) })
-      }
-    } catch (err) {
-      iface.close()
-      throw err
-    }
-    return iface
-  }
-
-  get isOpen (): boolean { return !this.#closed }
+export interface SsdpInterface {
+  readonly info: InterfaceInfo
+  readonly isOpen: boolean
   /** The port our searches leave from (replies come back to it). */
-  get searchPort (): number { return this.#sockets[SEARCHER]?.port ?? 0 }
-
+  readonly searchPort: number
   /** From the listener (port 1900: NOTIFY to the group, replies to a searcher) or the searcher (M-SEARCH); to the group by default. */
-  send (which: number, data: Uint8Array, port = this.port, address = this.group): boolean {
-    const s = this.#sockets[which]
-    if (this.#closed || s === undefined) return false
-    s.send(data, port, address)
-    return true
-  }
-
+  send (which: number, data: Uint8Array, port?: number, address?: string): boolean
   /** Wait until what was sent has left (the byebye before close). */
-  async flush (): Promise<void> {
-    await Promise.all(this.#sockets.map((s) => s.flush?.()))
-  }
+  flush (): Promise<void>
+  close (log?: Logger): void
+}
 
-  close (log?: Logger): void {
-    if (this.#closed) return
-    this.#closed = true
-    try {
-      this.#sockets[LISTENER]?.leaveGroup(this.group, this.info.address)
-    } catch (err) {
-      log?.debug('leaving the SSDP group failed (interface gone?)', { nic: this.info.nic, err })
+/** Bind and join; on any failure nothing stays open and the error is thrown (coded, from the HAL). */
+export async function openInterface (net: Net, info: InterfaceInfo, group: string, port: number,
+  onDatagram: (d: Datagram, socket: number, iface: SsdpInterface) => void): Promise<SsdpInterface> {
+  /** [listener, searcher] */
+  const sockets: UdpSocket[] = []
+  let closed = false
+  const iface: SsdpInterface = {
+    info,
+    get isOpen () { return !closed },
+    get searchPort () { return sockets[SEARCHER]?.port ?? 0 },
+    send (which, data, toPort = port, address = group) {
+      const s = sockets[which]
+      if (closed || s === undefined) return false
+      s.send(data, toPort, address)
+      return true
+    },
+    async flush () { await Promise.all(sockets.map((s) => s.flush?.())) },
+    close (log) {
+      if (closed) return
+      closed = true
+      try {
+        sockets[LISTENER]?.leaveGroup(group, info.address)
+      } catch (err) {
+        log?.debug('SSDP leave failed', { nic: info.nic, err })
+      }
+      for (const s of sockets) s.close()
     }
-    for (const s of this.#sockets) s.close()
   }
+  try {
+    for (const which of [LISTENER, SEARCHER]) {
+      const s = await net.udp(which === LISTENER ? { port, reuseAddr: true } : { port: 0, address: info.address })
+      sockets.push(s)
+      if (which === LISTENER) s.joinGroup(group, info.address)
+      s.setMulticastInterface(info.address)
+      s.setMulticastTtl(SSDP_MULTICAST_TTL)
+      s.onMessage((d) => { if (!closed) onDatagram(d, which, iface) })
+    }
+  } catch (err) {
+    iface.close()
+    throw err
+  }
+  return iface
 }

@@ -20,8 +20,8 @@ import {
 import type { Logger } from '../../log'
 import { RateGate, type RateLimits } from '../rate'
 import { zeroes } from '../counts'
-import { Listeners } from '../listeners'
-import { LISTENER, SEARCHER, SsdpInterface, type InterfaceInfo } from './interface'
+import { listeners, type Listeners } from '../listeners'
+import { LISTENER, SEARCHER, openInterface, type InterfaceInfo, type SsdpInterface } from './interface'
 import { DROP_REASONS, interpretSsdp, type DropReason, type SsdpEvent } from './interpret'
 import { answerType, buildAlive, buildByebye, buildReply, buildSearch, replyBudget, type Advert } from './messages'
 import { CANOPY_DEVICE_TYPE, DESCRIBE_PATH, SSDP_GROUP, SSDP_PORT, type Location } from './names'
@@ -102,7 +102,7 @@ export class Ssdp {
     this.#bootId = o.random.int(0x7fffffff)
     this.#timers = new TimerGroup(o.clock)
     this.#limiter = new RateGate(o.clock.nowMs(), o.limits ?? SSDP_REPLY_LIMITS)
-    this.#listeners = new Listeners(o.log, 'announcement listener')
+    this.#listeners = listeners(o.log, 'announcement listener')
   }
 
   onAnnouncement (fn: (a: Announcement) => void): () => void { return this.#listeners.on(fn) }
@@ -189,7 +189,7 @@ export class Ssdp {
     for (const [name, info] of wanted) {
       if (this.#ifaces.has(name) || !this.#running) continue
       try {
-        const iface = await SsdpInterface.open(this.o.net, info, this.o.group ?? SSDP_GROUP, this.o.port ?? SSDP_PORT, (d, socket, i) => { this.#onDatagram(d, socket, i) })
+        const iface = await openInterface(this.o.net, info, this.o.group ?? SSDP_GROUP, this.o.port ?? SSDP_PORT, (d, socket, i) => { this.#onDatagram(d, socket, i) })
         if (!this.#running) { iface.close(log); return }
         this.#ifaces.set(name, iface)
         log.info('SSDP on interface', { nic: name, address: info.address })

@@ -227,8 +227,7 @@ export class WireTransport {
     return {
       port: this.port,
       multicastInterfaces: [...this.#joined],
-      datagramsIn: s.datagramsIn,
-      datagramsOut: s.datagramsOut,
+      ...s,
       dropped: nonZero(s.dropped),
       sendQueue: this.#queue.length,
       sendersTracked: this.#replay.size,

@@ -22,6 +22,8 @@ export interface CounterOptions {
   blockCount?: number
 }
 
+const blockOf = (o: CounterOptions): number => o.blockCount ?? WIRE_COUNTER_BLOCK_COUNT
+
 export class SendCounter {
   /** Values up to and including `reserved` are on flash as possibly used. */
   reserved: number
@@ -37,7 +39,7 @@ export class SendCounter {
 
   /** Read the last reservation, reserve the first block above it, and only then return. */
   static async open (options: CounterOptions): Promise<SendCounter> {
-    const block = options.blockCount ?? WIRE_COUNTER_BLOCK_COUNT
+    const block = blockOf(options)
     assert(block >= 2, 'counter block >= 2')
     const last = await readReservation(options)
     const start = last + 1
@@ -49,7 +51,7 @@ export class SendCounter {
   /** The next unused value, or null while the next block is not yet on flash (the caller drops that send). */
   next (): number | null {
     if (this.#closed) return null
-    const block = this.o.blockCount ?? WIRE_COUNTER_BLOCK_COUNT
+    const block = blockOf(this.o)
     if (this.reserved - this.#nextValue < block / 2 && this.#writing === null) {
       this.#writing = this.#persist(Math.min(WIRE_COUNTER_MAX, this.reserved + block))
         .catch((err: unknown) => { this.o.log?.warn('counter reservation failed', { err }) })

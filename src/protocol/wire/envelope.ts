@@ -28,8 +28,6 @@ const MIN_BYTES = WIRE_HEADER_BYTES + 1 + WIRE_SIGNATURE_BYTES
 export const signingDomain = (name: MessageName): string => `canopy wire v${WIRE_VERSION} ${name}`
 
 export interface ParsedEnvelope {
-  version: number
-  type: number
   name: MessageName
   /** Views into the datagram: copy what you keep. */
   senderKey: Buffer
@@ -59,8 +57,6 @@ export function parseEnvelope (data: Uint8Array): ParsedEnvelope {
   if (counter === 0 || counter > WIRE_COUNTER_MAX) throw invalid('counter')
   const end = b.length - WIRE_SIGNATURE_BYTES
   return {
-    version,
-    type,
     name,
     senderKey: b.subarray(KEY_OFFSET, KEY_OFFSET + 32),
     counter,
