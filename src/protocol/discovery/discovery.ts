@@ -16,7 +16,7 @@ import { peerList, type PeerList, type PeerOrigin } from '../peer-list/peer-list
 import { baseUrlOf } from '../resolve/types'
 import type { PeerInfo } from '../peers'
 import { formatLocation } from '../ssdp/names'
-import { Ssdp, type Announcement } from '../ssdp/ssdp'
+import { createSsdp, type Announcement, type Ssdp } from '../ssdp/ssdp'
 import { signDescribe, type DescribeFields, type VerifiedDescribe } from './describe'
 import { netDescribeFetcher, type DescribeFetcher } from './fetcher'
 import type { GetTarget } from './http-get'
@@ -121,7 +121,7 @@ export class Discovery {
     const port = this.o.httpPort()
     if (!this.#started || this.#stopped || this.ssdp !== null || !this.o.config.enabled || port === null) return
     const { config: c, version } = this.o
-    this.ssdp = new Ssdp({
+    const ssdp = this.ssdp = createSsdp({
       ...this.o, // clock, random, nics, net, log, httpHost
       nodeId: this.o.identity.nodeId,
       httpPort: port,
@@ -132,9 +132,9 @@ export class Discovery {
       configId: () => this.configId(),
       ...(this.o.ssdpPort === undefined ? {} : { port: this.o.ssdpPort })
     })
-    this.ssdp.onAnnouncement((a) => { this.#onAnnouncement(a) })
-    await this.ssdp.start()
-    if (this.ssdp.interfaces().length === 0) {
+    ssdp.onAnnouncement((a) => { this.#onAnnouncement(a) })
+    await ssdp.start()
+    if (ssdp.interfaces().length === 0) {
       this.#log.info('SSDP has no interface (needs a LAN interface, an HTTP host not loopback)', { httpHost: this.o.httpHost })
     }
   }

@@ -20,7 +20,7 @@ import {
 import type { Logger } from '../../log'
 import { RateGate, type RateLimits } from '../rate'
 import { zeroes } from '../counts'
-import { listeners, type Listeners } from '../listeners'
+import { listeners } from '../listeners'
 import { LISTENER, SEARCHER, openInterface, type InterfaceInfo, type SsdpInterface } from './interface'
 import { DROP_REASONS, interpretSsdp, type DropReason, type SsdpEvent } from './interpret'
 import { answerType, buildAlive, buildByebye, buildReply, buildSearch, replyBudget, type Advert } from './messages'
@@ -75,8 +75,25 @@ export interface SsdpStats {
 
 const WILDCARD = ['0.0.0.0', '::', '', '*']
 
-export class Ssdp {
-  readonly stats: SsdpStats = {
+export interface Ssdp {
+  readonly stats: SsdpStats
+  /** Replies waiting for their random delay. */
+  readonly pending: number
+  onAnnouncement (fn: (a: Announcement) => void): () => void
+  start (): Promise<void>
+  /** Byebye on every interface, then close every socket and timer. */
+  stop (): Promise<void>
+  /** M-SEARCH for Canopy agents on every interface now. */
+  search (): void
+  /** NOTIFY alive on every interface now. */
+  announce (): void
+  interfaces (): Array<InterfaceInfo & { location: string, searchPort: number }>
+  /** The interfaces we should serve now: LAN, up, multicast, with IPv4, allowed by the HTTP listen address. */
+  eligible (): InterfaceInfo[]
+}
+
+export function createSsdp (o: SsdpOptions): Ssdp {
+  const stats: SsdpStats = {
     datagramsIn: 0,
     datagramsOut: { notify: 0, byebye: 0, search: 0, reply: 0 },
     heard: { notify: 0, reply: 0, byebye: 0 },
@@ -84,184 +101,78 @@ export class Ssdp {
     repliesRateLimited: 0,
     interfaceErrors: 0
   }
-
-  readonly #ifaces = new Map<string, SsdpInterface>()
-  readonly #timers: TimerGroup
-  readonly #limiter: RateGate
-  readonly #listeners: Listeners<Announcement>
-  #off: (() => void) | undefined
-  #reconciling = Promise.resolve()
-  #pending = 0
-  #running = false
+  const { log, random } = o
+  const ifaces = new Map<string, SsdpInterface>()
+  const timers = new TimerGroup(o.clock)
+  const limiter = new RateGate(o.clock.nowMs(), o.limits ?? SSDP_REPLY_LIMITS)
+  const events = listeners<Announcement>(log, 'announcement listener')
+  const bootId = random.int(0x7fffffff)
+  let off: (() => void) | undefined
+  let reconciling = Promise.resolve()
+  let pending = 0
+  let running = false
   /** Consecutive passes in which some interface could not be opened (port 1900 taken, interface still coming up). */
-  #openFailures = 0
-  #retry: Timer | undefined
-  readonly #bootId: number
+  let openFailures = 0
+  let retry: Timer | undefined
 
-  constructor (private readonly o: SsdpOptions) {
-    this.#bootId = o.random.int(0x7fffffff)
-    this.#timers = new TimerGroup(o.clock)
-    this.#limiter = new RateGate(o.clock.nowMs(), o.limits ?? SSDP_REPLY_LIMITS)
-    this.#listeners = listeners(o.log, 'announcement listener')
+  const location = (iface: SsdpInterface): string => `http://${iface.info.address}:${o.httpPort}${DESCRIBE_PATH}`
+
+  const advertFor = (iface: SsdpInterface): Advert =>
+    ({ nodeId: o.nodeId, location: location(iface), maxAgeSeconds: o.maxAgeSeconds, server: o.server, bootId, configId: o.configId() })
+
+  const announceOn = (iface: SsdpInterface): void => {
+    if (iface.send(LISTENER, buildAlive(advertFor(iface)))) stats.datagramsOut.notify++
   }
 
-  onAnnouncement (fn: (a: Announcement) => void): () => void { return this.#listeners.on(fn) }
-
-  async start (): Promise<void> {
-    if (this.#running) return
-    this.#running = true
-    this.#off = this.o.nics.on(() => { this.#refresh() })
-    await this.#reconcile()
-    this.#scheduleNotify()
-  }
-
-  /** Byebye on every interface, then close every socket and timer. */
-  async stop (): Promise<void> {
-    if (!this.#running) return
-    this.#running = false
-    this.#off?.()
-    this.#timers.clearAll()
-    await this.#reconciling
-    const bye = buildByebye(this.o.nodeId)
-    const ifaces = [...this.#ifaces.values()]
-    for (const i of ifaces) if (i.send(LISTENER, bye)) this.stats.datagramsOut.byebye++
-    await Promise.all(ifaces.map((i) => i.flush()))
-    for (const i of ifaces) i.close(this.o.log)
-    this.#ifaces.clear()
-  }
-
-  /** M-SEARCH for Canopy agents on every interface now. */
-  search (): void {
-    for (const i of this.#ifaces.values()) this.#searchOn(i)
-  }
-
-  /** NOTIFY alive on every interface now. */
-  announce (): void {
-    for (const i of this.#ifaces.values()) this.#announceOn(i)
-  }
-
-  interfaces (): Array<InterfaceInfo & { location: string, searchPort: number }> {
-    return [...this.#ifaces.values()].map((i) => ({ ...i.info, location: this.#advertFor(i).location, searchPort: i.searchPort }))
-  }
-
-  get pending (): number { return this.#pending }
-
-  // ---- interfaces ------------------------------------------------------------
-
-  /** The interfaces we should serve now: LAN, up, multicast, with IPv4, allowed by the HTTP listen address. */
-  eligible (): InterfaceInfo[] {
-    const host = this.o.httpHost
-    const hostIp = parseIp(host)
-    const own = hostIp === null ? null : formatIp(hostIp)
-    const out: InterfaceInfo[] = []
-    for (const nic of this.o.nics.list()) {
-      const v4 = nic.addresses.find((a) => a.family === 4)
-      if (out.length >= SSDP_INTERFACES_COUNT_MAX) break
-      if (nic.role !== 'lan' || !nic.up || !nic.multicast || v4 === undefined) continue
-      if (WILDCARD.includes(host) || nic.addresses.some((a) => a.address === own)) out.push({ nic: nic.name, address: v4.address, prefixLength: v4.prefixLength })
-    }
-    return out
-  }
-
-  #refresh (): void {
-    if (this.#running) this.#reconcile().catch((err: unknown) => { this.o.log.warn('SSDP interface update failed', { err }) })
-  }
-
-  /** Open, close or reopen interface sockets to match eligible(); one pass at a time. */
-  #reconcile (): Promise<void> {
-    return (this.#reconciling = this.#reconciling.then(() => this.#reconcileNow()))
-  }
-
-  async #reconcileNow (): Promise<void> {
-    if (!this.#running) return
-    const { log } = this.o
-    const wanted = new Map(this.eligible().map((i) => [i.nic, i]))
-    for (const [name, iface] of this.#ifaces) {
-      const w = wanted.get(name)
-      if (w?.address !== iface.info.address || w.prefixLength !== iface.info.prefixLength) {
-        // Gone, no longer LAN, or readdressed: nothing more is sent on it (a byebye could reach the WAN).
-        iface.close(log)
-        this.#ifaces.delete(name)
-        log.info('SSDP stopped on interface', { nic: name, address: iface.info.address })
-      }
-    }
-    let failed = false
-    for (const [name, info] of wanted) {
-      if (this.#ifaces.has(name) || !this.#running) continue
-      try {
-        const iface = await openInterface(this.o.net, info, this.o.group ?? SSDP_GROUP, this.o.port ?? SSDP_PORT, (d, socket, i) => { this.#onDatagram(d, socket, i) })
-        if (!this.#running) { iface.close(log); return }
-        this.#ifaces.set(name, iface)
-        log.info('SSDP on interface', { nic: name, address: info.address })
-        this.#startRound(iface)
-      } catch (err) {
-        failed = true
-        this.stats.interfaceErrors++
-        log.warn('SSDP cannot use interface', { nic: name, address: info.address, err })
-      }
-    }
-    // A join fails while an interface is still coming up, a bind while another
-    // daemon holds 1900 without SO_REUSEADDR: try again, less and less often.
-    this.#retry?.cancel()
-    this.#openFailures = failed ? this.#openFailures + 1 : 0
-    this.#retry = failed
-      ? this.#timers.setTimeout(() => { this.#refresh() }, Math.min(SSDP_INTERFACE_RETRY_MS_MAX, NIC_POLL_MS * 2 ** Math.min(10, this.#openFailures - 1)))
-      : undefined
-  }
-
-  // ---- sending -------------------------------------------------------------------
-
-  #advertFor (iface: SsdpInterface): Advert {
-    const o = this.o
-    return {
-      nodeId: o.nodeId,
-      location: `http://${iface.info.address}:${o.httpPort}${DESCRIBE_PATH}`,
-      maxAgeSeconds: o.maxAgeSeconds,
-      server: o.server,
-      bootId: this.#bootId,
-      configId: o.configId()
-    }
-  }
-
-  #announceOn (iface: SsdpInterface): void {
-    if (iface.send(LISTENER, buildAlive(this.#advertFor(iface)))) this.stats.datagramsOut.notify++
-  }
-
-  #searchOn (iface: SsdpInterface): void {
-    if (iface.send(SEARCHER, buildSearch(CANOPY_DEVICE_TYPE, SSDP_SEARCH_MX_SECONDS))) this.stats.datagramsOut.search++
+  const searchOn = (iface: SsdpInterface): void => {
+    if (iface.send(SEARCHER, buildSearch(CANOPY_DEVICE_TYPE, SSDP_SEARCH_MX_SECONDS))) stats.datagramsOut.search++
   }
 
   /** On a new interface: alive and search now, repeated a few times a second apart (multicast is lossy). */
-  #startRound (iface: SsdpInterface): void {
-    for (let i = 0; i <= SSDP_START_REPEAT_COUNT; i++) {
-      const round = (): void => {
-        if (!iface.isOpen) return
-        this.#announceOn(iface)
-        this.#searchOn(iface)
-      }
-      if (i === 0) round()
-      else this.#timers.setTimeout(round, i * SSDP_START_REPEAT_MS + this.o.random.int(SSDP_START_REPEAT_MS / 4))
+  const startRound = (iface: SsdpInterface): void => {
+    const round = (): void => {
+      if (!iface.isOpen) return
+      announceOn(iface)
+      searchOn(iface)
     }
+    round()
+    for (let i = 1; i <= SSDP_START_REPEAT_COUNT; i++) timers.setTimeout(round, i * SSDP_START_REPEAT_MS + random.int(SSDP_START_REPEAT_MS / 4))
   }
 
   /** Periodic alive at a jittered interval (UDA: randomly distributed, well inside max-age). */
-  #scheduleNotify (): void {
-    const base = this.o.notifyIntervalMs
-    this.#timers.setTimeout(() => {
-      if (!this.#running) return
-      this.announce()
-      this.#scheduleNotify()
-    }, Math.round(base * 0.9 + this.o.random.int(Math.max(1, Math.round(base * 0.2)))))
+  const scheduleNotify = (): void => {
+    const base = o.notifyIntervalMs
+    timers.setTimeout(() => {
+      if (!running) return
+      ssdp.announce()
+      scheduleNotify()
+    }, Math.round(base * 0.9 + random.int(Math.max(1, Math.round(base * 0.2)))))
   }
 
-  // ---- receiving -------------------------------------------------------------------
+  const answer = (st: string, mxSeconds: number, d: Datagram, iface: SsdpInterface): void => {
+    const type = answerType(st, o.nodeId)
+    let drop: DropReason | null = type === null ? 'not-ours' : pending >= SSDP_PENDING_REPLIES_COUNT_MAX ? 'pending-full' : null
+    if (drop === null && !limiter.allow(d.address, o.clock.nowMs())) {
+      stats.repliesRateLimited++
+      drop = 'rate-limited'
+    }
+    const reply = drop === null ? buildReply(type!, advertFor(iface), replyBudget(d.data.length)) : null
+    if (reply === null) {
+      stats.dropped[drop ?? 'reply-too-large']++
+      return
+    }
+    pending++
+    timers.setTimeout(() => {
+      pending--
+      if (running && iface.send(LISTENER, reply, d.port, d.address)) stats.datagramsOut.reply++
+    }, random.int(mxSeconds * 1000 + 1))
+  }
 
-  #onDatagram (d: Datagram, socket: number, iface: SsdpInterface): void {
-    const { stats } = this
+  const onDatagram = (d: Datagram, socket: number, iface: SsdpInterface): void => {
     const nic = iface.info.nic
     stats.datagramsIn++
     // Who sent it first: nothing from outside this interface's LAN prefixes is even parsed.
-    const bad = checkSource(this.o.nics.list(), d, iface.info)
+    const bad = checkSource(o.nics.list(), d, iface.info)
     const ev: SsdpEvent = bad === null ? interpretSsdp(d.data) : { type: 'drop', reason: bad }
     let drop = ev.type === 'drop' ? ev.reason : null
     if (ev.type === 'search') {
@@ -269,38 +180,109 @@ export class Ssdp {
       if (socket !== LISTENER) drop = 'unexpected'
       else if (d.address === iface.info.address && d.port === iface.searchPort) drop = 'self'
     } else if (ev.type !== 'drop') {
-      if (ev.nodeId === this.o.nodeId) drop = 'self'
+      if (ev.nodeId === o.nodeId) drop = 'self'
       // LOCATION is fetched only from the host that sent the datagram (no reflection through us).
       else if (ev.type === 'alive' && ev.location.host !== d.address) drop = 'location-mismatch'
     }
     if (drop !== null) stats.dropped[drop]++
-    else if (ev.type === 'search') this.#answer(ev.st, ev.mxSeconds, d, iface)
+    else if (ev.type === 'search') answer(ev.st, ev.mxSeconds, d, iface)
     else if (ev.type === 'alive') {
       stats.heard[ev.via]++
-      this.#listeners.emit({ ...ev, source: d.address, nic })
+      events.emit({ ...ev, source: d.address, nic })
     } else if (ev.type === 'byebye') {
       stats.heard.byebye++
-      this.#listeners.emit({ type: 'byebye', nodeId: ev.nodeId, source: d.address, nic })
+      events.emit({ type: 'byebye', nodeId: ev.nodeId, source: d.address, nic })
     }
   }
 
-  #answer (st: string, mxSeconds: number, d: Datagram, iface: SsdpInterface): void {
-    const { stats } = this
-    const type = answerType(st, this.o.nodeId)
-    let drop: DropReason | null = type === null ? 'not-ours' : this.#pending >= SSDP_PENDING_REPLIES_COUNT_MAX ? 'pending-full' : null
-    if (drop === null && !this.#limiter.allow(d.address, this.o.clock.nowMs())) {
-      stats.repliesRateLimited++
-      drop = 'rate-limited'
+  const reconcileNow = async (): Promise<void> => {
+    if (!running) return
+    const wanted = new Map(ssdp.eligible().map((i) => [i.nic, i]))
+    for (const [name, iface] of ifaces) {
+      const w = wanted.get(name)
+      if (w?.address !== iface.info.address || w.prefixLength !== iface.info.prefixLength) {
+        // Gone, no longer LAN, or readdressed: nothing more is sent on it (a byebye could reach the WAN).
+        iface.close(log)
+        ifaces.delete(name)
+        log.info('SSDP stopped on interface', { nic: name, address: iface.info.address })
+      }
     }
-    const reply = drop === null ? buildReply(type!, this.#advertFor(iface), replyBudget(d.data.length)) : null
-    if (reply === null) {
-      stats.dropped[drop ?? 'reply-too-large']++
-      return
+    let failed = false
+    for (const [name, info] of wanted) {
+      if (ifaces.has(name) || !running) continue
+      try {
+        const iface = await openInterface(o.net, info, o.group ?? SSDP_GROUP, o.port ?? SSDP_PORT, onDatagram)
+        if (!running) { iface.close(log); return }
+        ifaces.set(name, iface)
+        log.info('SSDP on interface', { nic: name, address: info.address })
+        startRound(iface)
+      } catch (err) {
+        failed = true
+        stats.interfaceErrors++
+        log.warn('SSDP cannot use interface', { nic: name, address: info.address, err })
+      }
     }
-    this.#pending++
-    this.#timers.setTimeout(() => {
-      this.#pending--
-      if (this.#running && iface.send(LISTENER, reply, d.port, d.address)) stats.datagramsOut.reply++
-    }, this.o.random.int(mxSeconds * 1000 + 1))
+    // A join fails while an interface is still coming up, a bind while another
+    // daemon holds 1900 without SO_REUSEADDR: try again, less and less often.
+    retry?.cancel()
+    openFailures = failed ? openFailures + 1 : 0
+    retry = failed
+      ? timers.setTimeout(refresh, Math.min(SSDP_INTERFACE_RETRY_MS_MAX, NIC_POLL_MS * 2 ** Math.min(10, openFailures - 1)))
+      : undefined
   }
+
+  /** Open, close or reopen interface sockets to match eligible(); one pass at a time. */
+  const reconcile = (): Promise<void> => (reconciling = reconciling.then(reconcileNow))
+
+  function refresh (): void {
+    if (running) reconcile().catch((err: unknown) => { log.warn('SSDP interface update failed', { err }) })
+  }
+
+  const ssdp: Ssdp = {
+    stats,
+    get pending () { return pending },
+    onAnnouncement: (fn) => events.on(fn),
+
+    async start () {
+      if (running) return
+      running = true
+      off = o.nics.on(refresh)
+      await reconcile()
+      scheduleNotify()
+    },
+
+    async stop () {
+      if (!running) return
+      running = false
+      off?.()
+      timers.clearAll()
+      await reconciling
+      const bye = buildByebye(o.nodeId)
+      const all = [...ifaces.values()]
+      for (const i of all) if (i.send(LISTENER, bye)) stats.datagramsOut.byebye++
+      await Promise.all(all.map((i) => i.flush()))
+      for (const i of all) i.close(log)
+      ifaces.clear()
+    },
+
+    search () { for (const i of ifaces.values()) searchOn(i) },
+    announce () { for (const i of ifaces.values()) announceOn(i) },
+
+    interfaces: () => [...ifaces.values()].map((i) => ({ ...i.info, location: location(i), searchPort: i.searchPort })),
+
+    eligible () {
+      const host = o.httpHost
+      const hostIp = parseIp(host)
+      const own = hostIp === null ? null : formatIp(hostIp)
+      const out: InterfaceInfo[] = []
+      for (const nic of o.nics.list()) {
+        const v4 = nic.addresses.find((a) => a.family === 4)
+        if (out.length >= SSDP_INTERFACES_COUNT_MAX) break
+        if (nic.role !== 'lan' || !nic.up || !nic.multicast || v4 === undefined) continue
+        if (WILDCARD.includes(host) || nic.addresses.some((a) => a.address === own)) out.push({ nic: nic.name, address: v4.address, prefixLength: v4.prefixLength })
+      }
+      return out
+    }
+  }
+  return ssdp
 }
