@@ -24,5 +24,5 @@ export { MemoryContentIndex, NO_CONTENT, type ContentIndex, type LocalContent } 
 export { Resolver, type ResolverOptions } from './resolve/resolver'
 export type { ResolveOptions, FollowHandle } from './resolve/requester'
 export { DEFAULT_TIMING, SEED_TIMING, baseUrlOf, type Resolution, type Holder, type Download, type ProviderRef, type ProviderView, type Outcome, type FollowEvent, type ResolveTiming } from './resolve/types'
-export { Election, DEFAULT_ELECTION_TIMING, type ElectionOptions, type ElectionTiming, type ElectionRole } from './election/election'
+export { createElection, type Election, DEFAULT_ELECTION_TIMING, type ElectionOptions, type ElectionTiming, type ElectionRole } from './election/election'
 export { beatsCandidate, beatsProvider, displaces, measure as measureCriteria, type Claim } from './election/criteria'

@@ -21,7 +21,7 @@ import {
 import type { Logger } from '../../log'
 import { lruSet } from '../lru'
 import type { PeerDirectory } from '../peers'
-import { baseUrlOf, type ProviderRef, type ProviderView } from '../resolve/types'
+import { baseUrlOf, type ProviderView } from '../resolve/types'
 import type { Inbound, WireTransport } from '../transport/transport'
 import type { Criteria } from '../wire/messages'
 import { beatsCandidate, beatsProvider, displaces, measure, type Claim } from './criteria'
@@ -79,294 +79,279 @@ export interface ElectionStats {
   changes: number
 }
 
-export class Election implements ProviderView {
-  readonly name = 'provider'
-  readonly stats: ElectionStats = { elections: 0, changes: 0 }
+export interface Election extends ProviderView {
+  readonly name: 'provider'
+  readonly stats: ElectionStats
   readonly timing: ElectionTiming
-  #provider: Known | null = null
-  #providerSinceMs = 0
-  #electing = false
-  #spoke = false
-  /** The best claim heard this round that beats ours. */
-  #best: Claim | null = null
-  #term = 0
-  #startedMs = 0
-  /** This round's pending steps, one timer each. */
-  readonly #round = new Map<Step, Timer>()
-  #heartbeat: Timer | undefined
-  readonly #replies = new Map<string, number>()
-  readonly #timers: TimerGroup
-  readonly #unsubscribe: Array<() => void> = []
-  #stopped = false
-
-  constructor (private readonly o: ElectionOptions) {
-    this.timing = { ...DEFAULT_ELECTION_TIMING, ...o.timing }
-    this.#timers = new TimerGroup(o.hal.clock)
-  }
-
-  get nodeId (): string { return this.o.wire.nodeId }
-  get role (): ElectionRole {
-    if (this.#self(this.#provider)) return 'provider'
-    return this.#provider !== null ? 'follower' : 'electing'
-  }
-
-  async start (): Promise<void> {
-    this.#startedMs = this.#now()
-    const { wire } = this.o
-    this.#unsubscribe.push(
-      wire.on('ELECT', (m) => { this.#onElect(m) }),
-      wire.on('ELECTED', (m) => { this.#onProviderMessage(m) }),
-      wire.on('HEARTBEAT', (m) => { this.#onProviderMessage(m) }),
-      this.o.peers.on((e) => { if (e.type === 'removed' && e.peer.nodeId === this.#provider?.nodeId && this.role === 'follower') this.#lose('byebye') })
-    )
-    this.#timers.setInterval(() => { this.#watch() }, this.timing.watchMs)
-    this.#begin('start')
-  }
-
-  async stop (): Promise<void> {
-    this.#stopped = true
-    for (const u of this.#unsubscribe.splice(0)) u()
-    this.#timers.clearAll()
-  }
-
-  /** The designated provider as this node knows it. */
-  current (): ProviderRef | null {
-    const p = this.#provider
-    if (p === null) return null
-    return { nodeId: p.nodeId, address: p.address, httpPort: p.criteria.h, udpPort: p.udpPort, baseUrl: baseUrlOf(p.address, p.criteria.h), self: this.#self(p) }
-  }
-
+  readonly nodeId: string
+  readonly role: ElectionRole
+  start (): Promise<void>
+  stop (): Promise<void>
   /** This node's criteria right now. */
-  criteria (): Criteria {
-    const { hal } = this.o
-    return measure({
-      nics: hal.nics,
-      wanMbps: this.o.wanMbps,
-      freeFlashBytes: this.o.freeFlashBytes?.() ?? 0,
-      uptimeMs: hal.clock.nowMs() - this.#startedMs,
-      httpPort: this.o.httpPort()
-    })
-  }
+  criteria (): Criteria
+  status (): Record<string, unknown>
+}
 
-  status (): Record<string, unknown> {
-    const p = this.current()
-    const now = this.#now()
-    return {
-      role: this.role,
-      candidate: this.o.candidate,
-      provider: p && { ...p, term: this.#provider!.term, sinceSeconds: Math.round((now - this.#providerSinceMs) / 1000) },
-      criteria: this.criteria()
-    }
-  }
+export function createElection (o: ElectionOptions): Election {
+  const { wire, hal, log } = o
+  const stats: ElectionStats = { elections: 0, changes: 0 }
+  const timing: ElectionTiming = { ...DEFAULT_ELECTION_TIMING, ...o.timing }
+  const timers = new TimerGroup(hal.clock)
+  const unsubscribe: Array<() => void> = []
+  /** This round's pending steps, one timer each. */
+  const round = new Map<Step, Timer>()
+  const replies = new Map<string, number>()
+  let provider: Known | null = null
+  let providerSinceMs = 0
+  let electing = false
+  let spoke = false
+  /** The best claim heard this round that beats ours. */
+  let best: Claim | null = null
+  let term = 0
+  let startedMs = 0
+  let heartbeat: Timer | undefined
+  let stopped = false
 
-  #now (): number { return this.o.hal.clock.nowMs() }
-
+  const now = (): number => hal.clock.nowMs()
   /** Is this claim (or provider) this node's own? */
-  #self (c: Claim | null): boolean { return c?.nodeId === this.nodeId }
+  const self = (c: Claim | null): boolean => c?.nodeId === wire.nodeId
+  const me = (): Claim => ({ nodeId: wire.nodeId, criteria: election.criteria() })
 
-  // ---- rounds ------------------------------------------------------------------
+  /** Run step after ms, in place of its pending timer if any. */
+  const at = (step: Step, ms: number, fn: () => void): void => {
+    round.get(step)?.cancel()
+    round.set(step, timers.setTimeout(fn, ms))
+  }
+  const cancelRound = (): void => { for (const t of round.values()) t.cancel() }
 
-  #me (): Claim { return { nodeId: this.nodeId, criteria: this.criteria() } }
-
-  #begin (why: string): void {
-    if (this.#stopped || this.#provider !== null || this.#electing) return
-    this.#electing = true
-    this.#spoke = false
-    this.#best = null
-    this.stats.elections++
-    this.o.log.debug('election', { why })
-    if (!this.o.candidate) return // a non-candidate only listens for the winner
-    const { random } = this.o.hal
-    const t = this.timing
-    const delay = random.float() * t.electJitterMs + (this.criteria().w ? 0 : t.noWanDelayMs)
-    this.#at('speak', delay, () => { this.#speak() })
+  const begin = (why: string): void => {
+    if (stopped || provider !== null || electing) return
+    electing = true
+    spoke = false
+    best = null
+    stats.elections++
+    log.debug('election', { why })
+    if (!o.candidate) return // a non-candidate only listens for the winner
+    at('speak', hal.random.float() * timing.electJitterMs + (election.criteria().w ? 0 : timing.noWanDelayMs), speak)
   }
 
   /** Send our claim to everyone, unless a better one was heard; then settle. */
-  #speak (): void {
-    if (!this.#electing || !this.o.candidate) return
-    const me = this.#me()
-    if (this.#best !== null && beatsCandidate(this.#best, me)) return
-    this.#cancel('speak')
-    this.#spoke = true
-    this.o.wire.broadcast('ELECT', me.criteria)
-    const t = this.timing
-    const settle = t.settleMsMin + this.o.hal.random.float() * (t.settleMsMax - t.settleMsMin)
-    this.#at('settle', settle, () => { this.#announce() })
+  function speak (): void {
+    if (!electing || !o.candidate) return
+    const claim = me()
+    if (best !== null && beatsCandidate(best, claim)) return
+    round.get('speak')?.cancel()
+    spoke = true
+    wire.broadcast('ELECT', claim.criteria)
+    at('settle', timing.settleMsMin + hal.random.float() * (timing.settleMsMax - timing.settleMsMin), announce)
   }
 
-  #announce (): void {
-    if (!this.#electing) return
-    const me = this.#me()
-    if (this.#best !== null && beatsCandidate(this.#best, me)) return
-    this.#term++
-    this.#become({ ...me, address: this.#ownAddress(), udpPort: this.o.wire.port, heardMs: this.#now(), term: this.#term })
-    this.o.wire.broadcast('ELECTED', { ...me.criteria, t: this.#term })
-    // Two early heartbeats: a node that lost the ELECTED (loss, a busy Wi-Fi) learns within ms, not a second.
-    for (const at of ELECTION_EARLY_BEATS_MS) this.#timers.setTimeout(() => { this.#beat() }, at)
-    this.#heartbeat = this.#timers.setInterval(() => { this.#beat() }, this.timing.heartbeatMs)
-    this.o.log.info('provider: this node', { term: this.#term })
+  const beat = (): void => {
+    if (election.role === 'provider') wire.broadcast('HEARTBEAT', { ...election.criteria(), t: term })
   }
 
-  #beat (): void {
-    if (this.role !== 'provider') return
-    this.o.wire.broadcast('HEARTBEAT', { ...this.criteria(), t: this.#term })
-  }
-
-  #become (p: Known): void {
-    const changed = this.#provider?.nodeId !== p.nodeId
-    this.#cancel('speak', 'settle', 'await')
-    this.#electing = false
-    this.#best = null
+  const become = (p: Known): void => {
+    const changed = provider?.nodeId !== p.nodeId
+    cancelRound()
+    electing = false
+    best = null
     if (changed) {
-      this.stats.changes++
-      this.#providerSinceMs = this.#now()
-      if (!this.#self(p)) this.o.log.info('provider', { nodeId: p.nodeId, address: p.address })
+      stats.changes++
+      providerSinceMs = now()
+      if (!self(p)) log.info('provider', { nodeId: p.nodeId, address: p.address })
     }
-    if (!this.#self(p)) this.#heartbeat?.cancel()
-    this.#provider = p
+    if (!self(p)) heartbeat?.cancel()
+    provider = p
+  }
+
+  function announce (): void {
+    if (!electing) return
+    const claim = me()
+    if (best !== null && beatsCandidate(best, claim)) return
+    term++
+    become({ ...claim, address: ownAddress(), udpPort: wire.port, heardMs: now(), term })
+    wire.broadcast('ELECTED', { ...claim.criteria, t: term })
+    // Two early heartbeats: a node that lost the ELECTED (loss, a busy Wi-Fi) learns within ms, not a second.
+    for (const ms of ELECTION_EARLY_BEATS_MS) timers.setTimeout(beat, ms)
+    heartbeat = timers.setInterval(beat, timing.heartbeatMs)
+    log.info('provider: this node', { term })
   }
 
   /** Our provider vanished: elect again. */
-  #lose (why: string): void {
-    this.o.log.info('provider lost', { nodeId: this.#provider?.nodeId, why })
-    this.#provider = null
-    this.#begin(why)
+  const lose = (why: string): void => {
+    log.info('provider lost', { nodeId: provider?.nodeId, why })
+    provider = null
+    begin(why)
   }
 
-  #stepDown (why: string): void {
-    this.#heartbeat?.cancel()
-    this.#provider = null
-    this.o.log.info('provider: stepping down', { why })
+  const stepDown = (why: string): void => {
+    heartbeat?.cancel()
+    provider = null
+    log.info('provider: stepping down', { why })
   }
 
   /** Is our provider another node, not heard for more than ms? */
-  #silentFor (ms: number): boolean {
-    const p = this.#provider
-    return p !== null && !this.#self(p) && this.#now() - p.heardMs > ms
-  }
+  const silentFor = (ms: number): boolean => provider !== null && !self(provider) && now() - provider.heardMs > ms
 
-  #watch (): void {
-    if (this.#silentFor(this.timing.providerTimeoutMs)) this.#lose('timeout')
-    else if (this.#provider === null && !this.#electing) this.#begin('idle')
-  }
-
-  /** Run step after ms, in place of its pending timer if any. */
-  #at (step: Step, ms: number, fn: () => void): void {
-    this.#round.get(step)?.cancel()
-    this.#round.set(step, this.#timers.setTimeout(fn, ms))
-  }
-
-  #cancel (...steps: Step[]): void {
-    for (const w of steps) this.#round.get(w)?.cancel()
+  const watch = (): void => {
+    if (silentFor(timing.providerTimeoutMs)) lose('timeout')
+    else if (provider === null && !electing) begin('idle')
   }
 
   /** A better claim was heard: stay quiet and wait for its ELECTED, then try again. */
-  #defer (to: Claim): void {
-    if (this.#best === null || beatsCandidate(to, this.#best)) this.#best = to
-    this.#cancel('speak', 'settle', 'await')
-    this.#at('await', this.timing.awaitMs, () => {
-      if (this.#provider === null) {
-        this.#electing = false
-        this.#begin('no ELECTED')
+  const defer = (to: Claim): void => {
+    if (best === null || beatsCandidate(to, best)) best = to
+    cancelRound()
+    at('await', timing.awaitMs, () => {
+      if (provider === null) {
+        electing = false
+        begin('no ELECTED')
       }
     })
   }
-
-  // ---- messages ----------------------------------------------------------------
 
   /**
    * Our provider missed heartbeats and someone else is electing or announcing:
    * it is most likely gone (they timed out first), so do not wait for our own timeout.
    */
-  #dropIfSuspect (): void {
-    if (this.#silentFor(this.timing.heartbeatMs * ELECTION_SUSPECT_BEATS)) this.#lose('suspect')
+  const dropIfSuspect = (): void => {
+    if (silentFor(timing.heartbeatMs * ELECTION_SUSPECT_BEATS)) lose('suspect')
   }
 
-  #onElect (m: Inbound<'ELECT'>): void {
-    this.#dropIfSuspect()
+  /** At most one reply per node per replyMsMin (bounded table, least recent forgotten). */
+  const mayReply = (nodeId: string): boolean => {
+    const t = now()
+    if (t - (replies.get(nodeId) ?? -Infinity) < timing.replyMsMin) return false
+    lruSet(replies, nodeId, t, ELECTION_REPLIES_COUNT_MAX)
+    return true
+  }
+
+  const replyElected = (m: Inbound): void => {
+    if (mayReply(m.sender.nodeId)) wire.reply(m, 'ELECTED', { ...election.criteria(), t: term })
+  }
+
+  const onElect = (m: Inbound<'ELECT'>): void => {
+    dropIfSuspect()
     const them: Claim = { nodeId: m.sender.nodeId, criteria: m.body }
-    const p = this.#provider
-    if (this.#self(p)) {
-      if (displaces(them, this.#me())) {
-        this.#stepDown('better WAN')
-        this.#electing = true
-        this.#spoke = false
-        this.stats.elections++
-        this.#defer(them)
+    const p = provider
+    if (self(p)) {
+      if (displaces(them, me())) {
+        stepDown('better WAN')
+        electing = true
+        spoke = false
+        stats.elections++
+        defer(them)
       } else {
-        this.#replyElected(m)
+        replyElected(m)
       }
       return
     }
     if (p !== null) {
       if (!displaces(them, p)) return // the provider answers the newcomer itself
-      this.#provider = null
+      provider = null
     }
-    if (!this.#electing) this.#begin('ELECT')
-    if (!this.o.candidate || beatsCandidate(them, this.#me())) {
-      this.#defer(them)
-    } else if (!this.#spoke) {
-      this.#speak() // contest at once
-    } else if (this.#mayReply(m.sender.nodeId)) {
-      this.o.wire.reply(m, 'ELECT', this.criteria()) // it may have missed ours
+    if (!electing) begin('ELECT')
+    if (!o.candidate || beatsCandidate(them, me())) {
+      defer(them)
+    } else if (!spoke) {
+      speak() // contest at once
+    } else if (mayReply(m.sender.nodeId)) {
+      wire.reply(m, 'ELECT', election.criteria()) // it may have missed ours
     }
   }
 
-  #onProviderMessage (m: Inbound<'ELECTED' | 'HEARTBEAT'>): void {
+  const onProviderMessage = (m: Inbound<'ELECTED' | 'HEARTBEAT'>): void => {
     const them: Claim = { nodeId: m.sender.nodeId, criteria: m.body }
-    this.#term = Math.max(this.#term, m.body.t)
-    const known: Known = { ...them, address: m.peer?.address ?? m.from.address, udpPort: m.peer?.udpPort ?? m.from.port, heardMs: this.#now(), term: m.body.t }
-    if (this.#provider?.nodeId !== them.nodeId) this.#dropIfSuspect()
-    const p = this.#provider
+    term = Math.max(term, m.body.t)
+    const known: Known = { ...them, address: m.peer?.address ?? m.from.address, udpPort: m.peer?.udpPort ?? m.from.port, heardMs: now(), term: m.body.t }
+    if (provider?.nodeId !== them.nodeId) dropIfSuspect()
+    const p = provider
     if (p !== null && p.nodeId === them.nodeId) {
-      this.#provider = known
+      provider = known
       return
     }
-    if (this.#self(p)) {
-      if (beatsProvider(them, this.#me())) {
-        this.#stepDown('better provider')
-        this.#become(known)
+    if (self(p)) {
+      if (beatsProvider(them, me())) {
+        stepDown('better provider')
+        become(known)
       } else {
-        this.#replyElected(m)
+        replyElected(m)
       }
       return
     }
     if (p !== null) {
-      if (beatsProvider(them, p)) this.#become(known) // two providers: the better one stays
+      if (beatsProvider(them, p)) become(known) // two providers: the better one stays
       return
     }
-    if (this.o.candidate && displaces(this.#me(), them)) {
-      if (!this.#electing) this.#begin('weaker provider')
-      this.#spoke = false
-      this.#speak()
+    if (o.candidate && displaces(me(), them)) {
+      if (!electing) begin('weaker provider')
+      spoke = false
+      speak()
       return
     }
-    this.#become(known)
-  }
-
-  /** At most one reply per node per replyMsMin (bounded table, least recent forgotten). */
-  #mayReply (nodeId: string): boolean {
-    const now = this.#now()
-    if (now - (this.#replies.get(nodeId) ?? -Infinity) < this.timing.replyMsMin) return false
-    lruSet(this.#replies, nodeId, now, ELECTION_REPLIES_COUNT_MAX)
-    return true
-  }
-
-  #replyElected (m: Inbound): void {
-    if (this.#mayReply(m.sender.nodeId)) this.o.wire.reply(m, 'ELECTED', { ...this.criteria(), t: this.#term })
+    become(known)
   }
 
   /** The address peers reach this node at: our first LAN address (for status and PROVIDER answers). */
-  #ownAddress (): string {
-    const bound = this.o.wire.bindAddress
+  const ownAddress = (): string => {
+    const bound = wire.bindAddress
     if (bound !== '0.0.0.0' && bound !== '::') return bound
-    for (const nic of this.o.hal.nics.list()) {
+    for (const nic of hal.nics.list()) {
       if (nic.role !== 'lan' || !nic.up) continue
       const a = nic.addresses.find((x) => x.family === 4) ?? nic.addresses[0]
       if (a !== undefined) return a.address
     }
     return '127.0.0.1'
   }
-}
 
+  const election: Election = {
+    name: 'provider',
+    stats,
+    timing,
+    get nodeId () { return wire.nodeId },
+    get role () { return self(provider) ? 'provider' : provider !== null ? 'follower' : 'electing' },
+
+    async start () {
+      startedMs = now()
+      unsubscribe.push(
+        wire.on('ELECT', onElect),
+        wire.on('ELECTED', onProviderMessage),
+        wire.on('HEARTBEAT', onProviderMessage),
+        o.peers.on((e) => { if (e.type === 'removed' && e.peer.nodeId === provider?.nodeId && election.role === 'follower') lose('byebye') })
+      )
+      timers.setInterval(watch, timing.watchMs)
+      begin('start')
+    },
+
+    async stop () {
+      stopped = true
+      for (const u of unsubscribe.splice(0)) u()
+      timers.clearAll()
+    },
+
+    /** The designated provider as this node knows it. */
+    current () {
+      const p = provider
+      return p && { nodeId: p.nodeId, address: p.address, httpPort: p.criteria.h, udpPort: p.udpPort, baseUrl: baseUrlOf(p.address, p.criteria.h), self: self(p) }
+    },
+
+    criteria: () => measure({
+      nics: hal.nics,
+      wanMbps: o.wanMbps,
+      freeFlashBytes: o.freeFlashBytes?.() ?? 0,
+      uptimeMs: now() - startedMs,
+      httpPort: o.httpPort()
+    }),
+
+    status () {
+      const p = election.current()
+      return {
+        role: election.role,
+        candidate: o.candidate,
+        provider: p && { ...p, term: provider!.term, sinceSeconds: Math.round((now() - providerSinceMs) / 1000) },
+        criteria: election.criteria()
+      }
+    }
+  }
+  return election
+}
