@@ -8,8 +8,8 @@ import { CanopyError } from '../errors'
 import { sendJson } from '../http'
 import { RESOLVE_QUERY_BYTES_MAX } from '../limits'
 import {
-  WIRE_DROP_REASONS as DROP_REASONS, Election, MESSAGE_NAMES, MemoryContentIndex, Resolver, WireTransport, parseContentRef, parsePieceText,
-  type ContentIndex, type PeerDirectory
+  WIRE_DROP_REASONS as DROP_REASONS, createElection, MESSAGE_NAMES, NO_CONTENT, Resolver, WireTransport, parseContentRef, parsePieceText,
+  type ContentIndex, type Election, type PeerDirectory
 } from '../protocol'
 import type { Agent } from './agent'
 
@@ -32,9 +32,9 @@ export function addLanProtocol (agent: Agent, options: LanProtocolOptions): LanP
   const { config, hal, identity } = agent
   const log = agent.log.child('protocol')
   const httpPort = (): number => agent.http.address()?.port ?? (config.http.port === 0 ? 1 : config.http.port)
-  const content = options.content ?? new MemoryContentIndex()
+  const content = options.content ?? NO_CONTENT
   const wire = new WireTransport({ hal, identity, peers: options.peers, log: log.child('wire'), port: config.protocol.udpPort, bindAddress: config.protocol.udpHost, ephemeralIfTaken: true })
-  const election = new Election({
+  const election = createElection({
     hal, wire, peers: options.peers, log: log.child('election'), httpPort,
     candidate: config.protocol.election.candidate, wanMbps: config.protocol.election.wanMbps, freeFlashBytes: options.freeFlashBytes
   })

@@ -22,7 +22,7 @@ export function parseContentRef (text: string): ContentRef {
   const t = text.trim()
   if (CONTENT_ID.test(t.toLowerCase())) return t.toLowerCase()
   if (URL_START.test(t) && Buffer.byteLength(t) <= CONTENT_URL_BYTES_MAX && !/[\s]/.test(t)) return t
-  throw new CanopyError('INPUT_INVALID', `content must be a 64-hex content id or an http(s) URL of at most ${CONTENT_URL_BYTES_MAX} bytes`)
+  throw new CanopyError('INPUT_INVALID', `content: a 64-hex id or an http(s) URL (≤ ${CONTENT_URL_BYTES_MAX} bytes)`)
 }
 
 /** Sorted and merged (adjacent and overlapping ranges joined, empty ones dropped). */
@@ -70,18 +70,17 @@ export function unionRanges (sets: ReadonlyArray<PieceRanges | null>): PieceRang
 
 /** "0-9,20-29" (inclusive, as people write them) into ranges; INPUT_INVALID when malformed. */
 export function parsePieceText (text: string): PieceRanges {
+  const bad = (why: string): CanopyError => new CanopyError('INPUT_INVALID', `pieces: ${why} (ranges like 0-9,20)`)
   const parts = text.split(',').map((p) => p.trim()).filter((p) => p.length > 0)
-  if (parts.length === 0 || parts.length > PIECE_RANGES_COUNT_MAX) throw new CanopyError('INPUT_INVALID', `pieces: 1 to ${PIECE_RANGES_COUNT_MAX} ranges like 0-9,20`)
-  const ranges: Array<[number, number]> = []
-  for (const p of parts) {
+  if (parts.length === 0 || parts.length > PIECE_RANGES_COUNT_MAX) throw bad(`1 to ${PIECE_RANGES_COUNT_MAX} ranges`)
+  const out = normalizeRanges(parts.map((p): [number, number] => {
     const m = /^(\d{1,10})(?:-(\d{1,10}))?$/.exec(p)
-    const first = m === null ? NaN : Number(m[1])
-    const last = m === null ? NaN : Number(m[2] ?? m[1])
-    if (!(first <= last && last < PIECE_INDEX_END_MAX)) throw new CanopyError('INPUT_INVALID', `pieces: bad range "${p}"`)
-    ranges.push([first, last + 1])
-  }
-  const out = normalizeRanges(ranges)
-  if (out === null) throw new CanopyError('INPUT_INVALID', 'pieces: too many ranges')
+    const first = Number(m?.[1])
+    const last = Number(m?.[2] ?? m?.[1])
+    if (!(first <= last && last < PIECE_INDEX_END_MAX)) throw bad(`"${p}"`)
+    return [first, last + 1]
+  }))
+  if (out === null) throw bad('too many')
   return out
 }
 

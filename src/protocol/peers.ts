@@ -37,26 +37,26 @@ export interface PeerDirectory {
 
 /** A directory filled by hand: for tests and simulations of protocols above discovery. */
 export class StaticPeerDirectory implements PeerDirectory {
-  private readonly peers = new Map<string, PeerInfo>()
-  private readonly listeners = new Set<(e: PeerEvent) => void>()
+  readonly #peers = new Map<string, PeerInfo>()
+  readonly #listeners = new Set<(e: PeerEvent) => void>()
 
-  list (): readonly PeerInfo[] { return [...this.peers.values()] }
-  get (nodeId: string): PeerInfo | undefined { return this.peers.get(nodeId) }
+  list (): readonly PeerInfo[] { return [...this.#peers.values()] }
+  get (nodeId: string): PeerInfo | undefined { return this.#peers.get(nodeId) }
   on (listener: (e: PeerEvent) => void): () => void {
-    this.listeners.add(listener)
-    return () => { this.listeners.delete(listener) }
+    this.#listeners.add(listener)
+    return () => { this.#listeners.delete(listener) }
   }
 
   set (peer: PeerInfo): void {
-    const type = this.peers.has(peer.nodeId) ? 'updated' : 'added'
-    this.peers.set(peer.nodeId, peer)
-    for (const l of [...this.listeners]) l({ type, peer })
+    const type = this.#peers.has(peer.nodeId) ? 'updated' : 'added'
+    this.#peers.set(peer.nodeId, peer)
+    for (const l of [...this.#listeners]) l({ type, peer })
   }
 
   remove (nodeId: string): void {
-    const peer = this.peers.get(nodeId)
+    const peer = this.#peers.get(nodeId)
     if (peer === undefined) return
-    this.peers.delete(nodeId)
-    for (const l of [...this.listeners]) l({ type: 'removed', peer })
+    this.#peers.delete(nodeId)
+    for (const l of [...this.#listeners]) l({ type: 'removed', peer })
   }
 }

@@ -102,15 +102,16 @@ type ObjectOf<S extends Shape> = { [K in keyof S]: Infer<S[K]> }
 
 /**
  * An object with exactly these fields: unknown fields are errors (a typo in a
- * config must not be silently ignored). It has a default when every field does.
+ * config must not be silently ignored), unless open (a wire body from a newer
+ * peer may carry more). It has a default when every field does.
  */
-export function obj<S extends Shape> (shape: S): Spec<ObjectOf<S>> {
+export function obj<S extends Shape> (shape: S, open = false): Spec<ObjectOf<S>> {
   const keys = Object.keys(shape)
   const expected = `an object with fields ${keys.join(', ')}`
   const check = (v: unknown, ctx: Ctx): ObjectOf<S> => {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(ctx, v, expected)
     const input = v as Record<string, unknown>
-    for (const k of Object.keys(input)) {
+    for (const k of open ? [] : Object.keys(input)) {
       if (!Object.hasOwn(shape, k)) fail(at(ctx, k), input[k], `no such field (known: ${keys.join(', ')})`)
     }
     const out: Record<string, unknown> = {}

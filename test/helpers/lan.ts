@@ -6,7 +6,7 @@ import { SimClock, SimNetwork, createSimHal, type LinkConditions, type SimHal } 
 import { createKeyPair, identityFromKeyPair, type Identity } from '../../src/identity'
 import { silentLogger, type Logger } from '../../src/log'
 import {
-  Election, MemoryContentIndex, Resolver, StaticPeerDirectory, WireTransport,
+  createElection, type Election, MemoryContentIndex, Resolver, StaticPeerDirectory, WireTransport,
   type ElectionTiming, type PeerInfo, type ProviderView, type ResolveTiming
 } from '../../src/protocol'
 
@@ -73,7 +73,7 @@ export function buildLan (o: LanOptions): Lan {
     const identity = identityFromKeyPair(createKeyPair(hal.random))
     const peers = new StaticPeerDirectory()
     const wire = new WireTransport({ hal, identity, peers, log, port: UDP_PORT })
-    const election = new Election({ hal, wire, peers, log, httpPort: () => HTTP_PORT, candidate: o.nonCandidates?.includes(i) !== true, wanMbps: 0, timing: o.electionTiming })
+    const election = createElection({ hal, wire, peers, log, httpPort: () => HTTP_PORT, candidate: o.nonCandidates?.includes(i) !== true, wanMbps: 0, timing: o.electionTiming })
     const content = new MemoryContentIndex()
     const resolver = new Resolver({ hal, wire, index: content, provider: o.provider?.(i) ?? election, httpPort: () => HTTP_PORT, log, timing: o.resolveTiming })
     const info: PeerInfo = {

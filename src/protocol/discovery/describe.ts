@@ -31,6 +31,7 @@ export const NONCE_PATTERN = /^[A-Za-z0-9_-]{16,64}$/
 const CAPABILITY = str({ min: 1, max: 32, pattern: /^[a-z0-9][a-z0-9._-]*$/, hint: 'a capability name (a-z 0-9 . _ -)' })
 const ADDRESS = map(str({ min: 2, max: 45 }), 'an IP address', (s) => (parseIp(s) === null ? undefined : s))
 
+// Newer versions may add fields: the ones we know are checked, the rest ignored (open).
 const documentSpec = obj({
   v: int(DESCRIBE_VERSION, DESCRIBE_VERSION),
   nodeId: str({ min: 32, max: 32, pattern: NODE_ID_PATTERN, hint: '32 lowercase hex characters' }),
@@ -44,7 +45,7 @@ const documentSpec = obj({
   linkPort: optional(int(1, 65535)),
   addresses: arrayOf(ADDRESS, { max: DESCRIBE_ADDRESSES_COUNT_MAX }),
   nonce: optional(str({ min: 16, max: 64, pattern: NONCE_PATTERN }))
-})
+}, true)
 
 export type DescribeDocument = Infer<typeof documentSpec>
 
@@ -62,21 +63,17 @@ export interface DescribeFields {
 
 /** The signed body for GET /api/describe. */
 export function signDescribe (identity: Identity, fields: DescribeFields, nonce: string | null): Buffer {
-  const doc: DescribeDocument = {
+  // Fields keep their order; linkPort (added after v1 shipped) is written only when set, so documents without it keep their bytes.
+  const doc = {
     v: DESCRIBE_VERSION,
     nodeId: identity.nodeId,
     publicKey: formatPublicKey(identity.publicKey),
-    name: fields.name,
-    version: fields.version,
+    ...fields,
     capabilities: fields.capabilities.slice(0, DESCRIBE_CAPABILITIES_COUNT_MAX),
-    httpPort: fields.httpPort,
-    udpPort: fields.udpPort,
-    linkPort: fields.linkPort ?? null,
+    linkPort: fields.linkPort ?? undefined,
     addresses: fields.addresses.slice(0, DESCRIBE_ADDRESSES_COUNT_MAX),
     nonce
   }
-  // Added after v1 shipped: written only when set, so documents without it keep their bytes.
-  if (doc.linkPort === null) delete (doc as Partial<DescribeDocument>).linkPort
   // Check what we sign as a peer will: a bad field fails here, not on every peer.
   validate(documentSpec, doc, 'ASSERTION', 'own describe')
   const bytes = Buffer.from(JSON.stringify(doc), 'utf8')
@@ -98,43 +95,36 @@ export interface VerifiedDescribe {
   publicKey: Buffer
 }
 
-const invalid = (why: string): CanopyError => new CanopyError('DESCRIBE_INVALID', `self-description: ${why}`)
+const invalid = (why: string): CanopyError => new CanopyError('DESCRIBE_INVALID', `describe: ${why}`)
 
 /** Check a body received from a peer; throws only DESCRIBE_INVALID. */
 export function verifyDescribe (body: Uint8Array, expect: DescribeExpectation = {}): VerifiedDescribe {
-  if (body.length > DESCRIBE_BYTES_MAX) throw invalid(`${body.length} bytes, more than ${DESCRIBE_BYTES_MAX}`)
+  if (body.length > DESCRIBE_BYTES_MAX) throw invalid(`${body.length} bytes`)
   const buf = Buffer.from(body.buffer, body.byteOffset, body.length)
-  if (buf.length <= FRAMING_BYTES) throw invalid('too short')
   const sigStart = buf.length - SUFFIX.length - SIGNATURE_CHARS
   const docEnd = sigStart - SIGNATURE_FIELD.length
-  if (!buf.subarray(0, PREFIX.length).equals(PREFIX) || !buf.subarray(buf.length - SUFFIX.length).equals(SUFFIX) ||
-      !buf.subarray(docEnd, sigStart).equals(SIGNATURE_FIELD)) throw invalid('not framed as {"document":…,"signature":"…"}')
+  if (buf.length <= FRAMING_BYTES || !buf.subarray(0, PREFIX.length).equals(PREFIX) || !buf.subarray(buf.length - SUFFIX.length).equals(SUFFIX) ||
+      !buf.subarray(docEnd, sigStart).equals(SIGNATURE_FIELD)) throw invalid('framing')
   const sigText = buf.subarray(sigStart, sigStart + SIGNATURE_CHARS).toString('latin1')
   const signature = Buffer.from(sigText, 'base64url')
   // Canonical form only: the text must be exactly what the 64 bytes encode to (no spare bits set).
-  if (signature.length !== SIGNATURE_BYTES || signature.toString('base64url') !== sigText) throw invalid('signature is not canonical base64url')
+  if (signature.length !== SIGNATURE_BYTES || signature.toString('base64url') !== sigText) throw invalid('signature encoding')
   const docBytes = buf.subarray(PREFIX.length, docEnd)
 
   let raw: unknown
   try {
     raw = JSON.parse(docBytes.toString('utf8'))
   } catch {
-    throw invalid('document is not JSON')
+    throw invalid('not JSON')
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalid('document is not an object')
-  // Newer versions may add fields: keep the ones we know, ignore the rest.
-  const known: Record<string, unknown> = {}
-  for (const k of ['v', 'nodeId', 'publicKey', 'name', 'version', 'capabilities', 'httpPort', 'udpPort', 'linkPort', 'addresses', 'nonce']) {
-    if (Object.hasOwn(raw, k)) known[k] = (raw as Record<string, unknown>)[k]
-  }
-  const document = validate(documentSpec, known, 'DESCRIBE_INVALID', 'describe')
+  const document = validate(documentSpec, raw, 'DESCRIBE_INVALID', 'describe')
 
   const publicKey = parsePublicKey(document.publicKey)
-  if (publicKey === null) throw invalid('publicKey is not an ed25519 key')
-  if (nodeIdOf(publicKey) !== document.nodeId) throw invalid('nodeId is not the one derived from publicKey')
-  if (expect.nodeId != null && expect.nodeId !== document.nodeId) throw invalid(`nodeId ${document.nodeId} is not the announced ${expect.nodeId}`)
-  if (expect.nonce != null && expect.nonce !== document.nonce) throw invalid('nonce differs from the one sent (a replayed answer)')
-  if (expect.address != null && !document.addresses.includes(expect.address)) throw invalid(`address ${expect.address} is not one of the node's own`)
+  if (publicKey === null) throw invalid('publicKey')
+  if (nodeIdOf(publicKey) !== document.nodeId) throw invalid('nodeId is not the key\'s')
+  if (expect.nodeId != null && expect.nodeId !== document.nodeId) throw invalid('nodeId is not the announced one')
+  if (expect.nonce != null && expect.nonce !== document.nonce) throw invalid('nonce (a replay?)')
+  if (expect.address != null && !document.addresses.includes(expect.address)) throw invalid(`address ${expect.address} not listed`)
   if (!verifyDomain(publicKey, DESCRIBE_DOMAIN, docBytes, signature)) throw invalid('bad signature')
   return { document, publicKey }
 }

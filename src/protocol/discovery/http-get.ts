@@ -19,111 +19,89 @@ export interface GetLimits {
   bodyBytesMax: number
 }
 
-const failed = (why: string): CanopyError => new CanopyError('DESCRIBE_FETCH_FAILED', why)
+const failed = (why: string): CanopyError => new CanopyError('DESCRIBE_FETCH_FAILED', `GET: ${why}`)
+
+export interface ResponseReader {
+  /** Feed bytes; returns the body once it is complete (Content-Length reached), else null. */
+  push (chunk: Buffer): Buffer | null
+  /** The connection ended: the body, if the framing says it is complete. */
+  end (): Buffer
+}
 
 /** Reads one response from the bytes of a connection. */
-export class ResponseReader {
-  private head: Buffer[] = []
-  private headBytes = 0
-  private body: Buffer[] = []
-  private bodyBytes = 0
-  private contentLength: number | null = null
-  private inBody = false
+export function responseReader ({ headBytesMax, bodyBytesMax }: Omit<GetLimits, 'timeoutMs'>): ResponseReader {
+  /** The head so far, then null once it is parsed. */
+  let head: Buffer | null = Buffer.alloc(0)
+  const body: Buffer[] = []
+  let bodyBytes = 0
+  let contentLength: number | null = null
 
-  constructor (private readonly limits: Omit<GetLimits, 'timeoutMs'>) {}
-
-  /** Feed bytes; returns the body once it is complete (Content-Length reached), else null. */
-  push (chunk: Buffer): Buffer | null {
-    if (!this.inBody) {
-      this.head.push(chunk)
-      this.headBytes += chunk.length
-      const all = Buffer.concat(this.head)
-      const end = all.indexOf('\r\n\r\n')
-      if (end === -1) {
-        if (all.length > this.limits.headBytesMax) throw failed(`response headers exceed ${this.limits.headBytesMax} bytes`)
-        this.head = [all]
-        return null
-      }
-      if (end + 4 > this.limits.headBytesMax) throw failed(`response headers exceed ${this.limits.headBytesMax} bytes`)
-      this.parseHead(all.subarray(0, end).toString('latin1'))
-      this.inBody = true
-      this.head = []
-      chunk = all.subarray(end + 4)
-    }
-    if (chunk.length > 0) {
-      this.bodyBytes += chunk.length
-      if (this.bodyBytes > this.limits.bodyBytesMax) throw failed(`body exceeds ${this.limits.bodyBytesMax} bytes`)
-      if (this.contentLength !== null && this.bodyBytes > this.contentLength) throw failed('more bytes than Content-Length')
-      this.body.push(chunk)
-    }
-    if (this.contentLength !== null && this.bodyBytes === this.contentLength) return Buffer.concat(this.body)
-    return null
-  }
-
-  /** The connection ended: the body, if the framing says it is complete. */
-  end (): Buffer {
-    if (!this.inBody) throw failed('connection ended inside the response headers')
-    if (this.contentLength !== null && this.bodyBytes !== this.contentLength) throw failed('connection ended before Content-Length bytes')
-    return Buffer.concat(this.body)
-  }
-
-  private parseHead (text: string): void {
+  const parseHead = (text: string): void => {
     const lines = text.split('\r\n')
-    const status = /^HTTP\/1\.[01] (\d{3})(?: [\x20-\x7e\x80-\xff]*)?$/.exec(lines[0] ?? '')
-    if (status === null) throw failed('not an HTTP/1.x response')
-    if (status[1] !== '200') throw failed(`HTTP status ${status[1]}`)
+    const status = /^HTTP\/1\.[01] (\d{3})(?: [\x20-\x7e\x80-\xff]*)?$/.exec(lines[0]!)
+    if (status?.[1] !== '200') throw failed(`status ${status?.[1] ?? 'line'}`) // no redirects
     for (const line of lines.slice(1)) {
       const colon = line.indexOf(':')
-      if (colon <= 0) throw failed('a malformed response header')
       const name = line.slice(0, colon).trim().toLowerCase()
       const value = line.slice(colon + 1).trim()
-      if (name === 'transfer-encoding' && value.toLowerCase() !== 'identity') throw failed('chunked or encoded bodies are not accepted')
+      if (colon <= 0 || (name === 'transfer-encoding' && value.toLowerCase() !== 'identity')) throw failed(`header ${name}`) // no chunked bodies
       if (name === 'content-length') {
-        if (!/^\d{1,9}$/.test(value)) throw failed('a malformed Content-Length')
         const n = Number(value)
-        if (this.contentLength !== null && this.contentLength !== n) throw failed('two different Content-Lengths')
-        if (n > this.limits.bodyBytesMax) throw failed(`declared body of ${n} bytes exceeds ${this.limits.bodyBytesMax}`)
-        this.contentLength = n
+        if (!/^\d{1,9}$/.test(value) || (contentLength ?? n) !== n || n > bodyBytesMax) throw failed('Content-Length')
+        contentLength = n
       }
+    }
+  }
+
+  return {
+    push (chunk) {
+      if (head !== null) {
+        const all = Buffer.concat([head, chunk])
+        const end = all.indexOf('\r\n\r\n')
+        if ((end === -1 ? all.length : end + 4) > headBytesMax) throw failed('head too large')
+        if (end === -1) {
+          head = all
+          return null
+        }
+        parseHead(all.subarray(0, end).toString('latin1'))
+        head = null
+        chunk = all.subarray(end + 4)
+      }
+      const n = (bodyBytes += chunk.length)
+      // Bounded on the declared length before a byte is kept (parseHead), then as bytes arrive.
+      if (n > bodyBytesMax || n > (contentLength ?? n)) throw failed('body too large')
+      body.push(chunk)
+      return n === contentLength ? Buffer.concat(body) : null
+    },
+    end () {
+      if (head !== null || (contentLength ?? bodyBytes) !== bodyBytes) throw failed('cut short')
+      return Buffer.concat(body)
     }
   }
 }
 
 /** GET http://host:port/path; resolves with the body or rejects with a coded error (TIMEOUT, NET_*, DESCRIBE_FETCH_FAILED). */
-export function httpGet (net: Net, clock: Clock, target: GetTarget, limits: GetLimits, userAgent: string): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    let socket: StreamSocket | null = null
-    let done = false
-    const finish = (err: unknown, body?: Buffer): void => {
-      if (done) return
-      done = true
-      timer.cancel()
-      socket?.destroy()
-      if (err === null && body !== undefined) resolve(body)
-      else reject(CanopyError.is(err) ? err : CanopyError.from(err, 'NET_CLOSED', `GET ${target.host}:${target.port}`))
+export async function httpGet (net: Net, clock: Clock, target: GetTarget, limits: GetLimits, userAgent: string): Promise<Buffer> {
+  const { host, port, path } = target
+  let socket: StreamSocket | undefined
+  let late = false
+  // One deadline for the whole exchange: connect, request, response.
+  const timer = clock.setTimeout(() => { late = true; socket?.destroy() }, limits.timeoutMs)
+  try {
+    socket = await net.connect(host, port, limits.timeoutMs)
+    if (late) socket.destroy() // connected just after the deadline
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\nUser-Agent: ${userAgent}\r\nAccept: application/json\r\nConnection: close\r\n\r\n`)
+    const reader = responseReader(limits)
+    for await (const chunk of socket) {
+      const body = late ? null : reader.push(chunk as Buffer)
+      if (body !== null) return body
     }
-    const timer = clock.setTimeout(() => {
-      finish(new CanopyError('TIMEOUT', `GET http://${target.host}:${target.port}${target.path} took over ${limits.timeoutMs} ms`))
-    }, limits.timeoutMs)
-    const reader = new ResponseReader(limits)
-    net.connect(target.host, target.port, limits.timeoutMs).then((s) => {
-      if (done) { s.destroy(); return }
-      socket = s
-      s.on('error', (err: unknown) => { finish(err) })
-      s.on('data', (chunk: Buffer) => {
-        try {
-          const body = reader.push(chunk)
-          if (body !== null) finish(null, body)
-        } catch (err) {
-          finish(err)
-        }
-      })
-      s.on('end', () => {
-        try { finish(null, reader.end()) } catch (err) { finish(err) }
-      })
-      s.on('close', () => { finish(new CanopyError('NET_CLOSED', 'connection closed before the response')) })
-      s.write(`GET ${target.path} HTTP/1.1\r\nHost: ${target.host}:${target.port}\r\nUser-Agent: ${userAgent}\r\n` +
-        'Accept: application/json\r\nConnection: close\r\n\r\n')
-    }, (err: unknown) => { finish(err) })
-  })
+    if (!late) return reader.end()
+  } catch (err) {
+    if (!late) throw CanopyError.from(err, 'NET_CLOSED', `GET ${host}:${port}`)
+  } finally {
+    timer.cancel()
+    socket?.destroy()
+  }
+  throw new CanopyError('TIMEOUT', `GET ${host}:${port}: over ${limits.timeoutMs} ms`)
 }

@@ -9,6 +9,7 @@ import {
   DESCRIBE_FETCHES_CONCURRENT_MAX, DESCRIBE_QUEUE_COUNT_MAX, DESCRIBE_RECENT_COUNT_MAX, DESCRIBE_REFETCH_MS
 } from '../../limits'
 import type { Logger } from '../../log'
+import { lruSet } from '../lru'
 import { verifyDescribe, type VerifiedDescribe } from './describe'
 import type { DescribeFetcher } from './fetcher'
 import type { GetTarget } from './http-get'
@@ -33,80 +34,76 @@ export interface VerifyStats {
 
 const keyOf = (t: GetTarget): string => `${t.host}:${t.port}${t.path}`
 
-export class VerifyQueue {
-  readonly stats: VerifyStats = { requested: 0, verified: 0, failed: {}, refused: { 'in-flight': 0, backoff: 0, full: 0 } }
-  private readonly waiting: Array<{ key: string, c: Candidate }> = []
-  private readonly busy = new Set<string>()
-  /** LOCATION → monotonic ms before which it is not fetched again. Map order = insertion order, oldest first. */
-  private readonly recent = new Map<string, number>()
-  private running = 0
-  private closed = false
+export interface VerifyQueue {
+  readonly stats: VerifyStats
+  request (c: Candidate): RequestOutcome
+  readonly inFlight: number
+  readonly queued: number
+  close (): void
+}
 
-  constructor (private readonly clock: Clock, private readonly random: Random, private readonly fetcher: DescribeFetcher, private readonly log: Logger) {}
+export function verifyQueue (clock: Clock, random: Random, fetcher: DescribeFetcher, log: Logger): VerifyQueue {
+  const stats: VerifyStats = { requested: 0, verified: 0, failed: {}, refused: { 'in-flight': 0, backoff: 0, full: 0 } }
+  const waiting: Array<{ key: string, c: Candidate }> = []
+  const busy = new Set<string>()
+  /** LOCATION → monotonic ms before which it is not fetched again (recency order, bounded). */
+  const recent = new Map<string, number>()
+  let running = 0
+  let closed = false
 
-  request (c: Candidate): RequestOutcome {
-    if (this.closed) return 'closed'
-    const key = keyOf(c.target)
-    if (this.busy.has(key)) { this.stats.refused['in-flight']++; return 'in-flight' }
-    const until = this.recent.get(key)
-    if (until !== undefined) {
-      if (this.clock.nowMs() < until) { this.stats.refused.backoff++; return 'backoff' }
-      this.recent.delete(key)
+  const remember = (key: string): void => { lruSet(recent, key, clock.nowMs() + DESCRIBE_REFETCH_MS, DESCRIBE_RECENT_COUNT_MAX) }
+
+  const run = async (key: string, c: Candidate): Promise<void> => {
+    const nonce = random.bytes(16).toString('base64url')
+    const path = `${c.target.path}${c.target.path.includes('?') ? '&' : '?'}nonce=${nonce}`
+    let verified: VerifiedDescribe
+    try {
+      const body = await fetcher.fetch({ ...c.target, path })
+      verified = verifyDescribe(body, { nodeId: c.expectNodeId, nonce, address: c.expectAddress })
+    } catch (err) {
+      const coded = CanopyError.from(err, 'DESCRIBE_FETCH_FAILED')
+      stats.failed[coded.code] = (stats.failed[coded.code] ?? 0) + 1
+      log.debug('describe refused', { location: key, err: coded })
+      return
+    } finally {
+      remember(key)
     }
-    if (this.waiting.length >= DESCRIBE_QUEUE_COUNT_MAX) { this.stats.refused.full++; return 'full' }
-    this.stats.requested++
-    this.busy.add(key)
-    this.waiting.push({ key, c })
-    this.pump()
-    return 'queued'
+    if (closed) return
+    stats.verified++
+    c.onVerified(verified)
   }
 
-  get inFlight (): number { return this.running }
-  get queued (): number { return this.waiting.length }
-
-  close (): void {
-    this.closed = true
-    this.waiting.length = 0
-  }
-
-  private pump (): void {
-    while (!this.closed && this.running < DESCRIBE_FETCHES_CONCURRENT_MAX && this.waiting.length > 0) {
-      const next = this.waiting.shift()!
-      this.running++
-      this.run(next.key, next.c).finally(() => {
-        this.running--
-        this.busy.delete(next.key)
-        this.pump()
+  const pump = (): void => {
+    while (!closed && running < DESCRIBE_FETCHES_CONCURRENT_MAX && waiting.length > 0) {
+      const next = waiting.shift()!
+      running++
+      run(next.key, next.c).finally(() => {
+        running--
+        busy.delete(next.key)
+        pump()
       }).catch(() => {})
     }
   }
 
-  private async run (key: string, c: Candidate): Promise<void> {
-    const nonce = this.random.bytes(16).toString('base64url')
-    const path = `${c.target.path}${c.target.path.includes('?') ? '&' : '?'}nonce=${nonce}`
-    let verified: VerifiedDescribe
-    try {
-      const body = await this.fetcher.fetch({ ...c.target, path })
-      verified = verifyDescribe(body, { nodeId: c.expectNodeId, nonce, address: c.expectAddress })
-    } catch (err) {
-      const coded = CanopyError.from(err, 'DESCRIBE_FETCH_FAILED')
-      this.stats.failed[coded.code] = (this.stats.failed[coded.code] ?? 0) + 1
-      this.remember(key)
-      this.log.debug('self-description refused', { location: `http://${key}`, code: coded.code, why: coded.message })
-      return
+  return {
+    stats,
+    request (c) {
+      if (closed) return 'closed'
+      const key = keyOf(c.target)
+      if (busy.has(key)) { stats.refused['in-flight']++; return 'in-flight' }
+      if (clock.nowMs() < (recent.get(key) ?? -Infinity)) { stats.refused.backoff++; return 'backoff' }
+      if (waiting.length >= DESCRIBE_QUEUE_COUNT_MAX) { stats.refused.full++; return 'full' }
+      stats.requested++
+      busy.add(key)
+      waiting.push({ key, c })
+      pump()
+      return 'queued'
+    },
+    get inFlight () { return running },
+    get queued () { return waiting.length },
+    close () {
+      closed = true
+      waiting.length = 0
     }
-    this.remember(key)
-    if (this.closed) return
-    this.stats.verified++
-    c.onVerified(verified)
-  }
-
-  private remember (key: string): void {
-    this.recent.delete(key)
-    if (this.recent.size >= DESCRIBE_RECENT_COUNT_MAX) {
-      const oldest = this.recent.keys().next().value
-      if (oldest !== undefined) this.recent.delete(oldest)
-    }
-    this.recent.set(key, this.clock.nowMs() + DESCRIBE_REFETCH_MS)
   }
 }

@@ -20,7 +20,8 @@ export interface Claim {
 }
 
 const MIB = 1024 * 1024
-const U32 = 0xffff_ffff
+/** A quantity as it travels: a whole number in [0, 2^32 - 1]. */
+const u32 = (x: number): number => Math.min(0xffff_ffff, Math.max(0, Math.floor(x)))
 
 /** 0 for 0, then 1 + floor(log2(x)): 1, 2-3, 4-7, ... */
 export const bucket = (x: number): number => (x <= 0 ? 0 : Math.floor(Math.log2(x)) + 1)
@@ -39,9 +40,9 @@ export function measure (i: MeasureInput): Criteria {
   const linkMbps = Math.max(0, ...wan.map((n) => n.speedMbps ?? 0))
   return {
     w: wan.length > 0,
-    b: Math.min(U32, Math.max(0, Math.floor(wan.length === 0 ? 0 : i.wanMbps > 0 ? i.wanMbps : linkMbps))),
-    f: Math.min(U32, Math.max(0, Math.floor(i.freeFlashBytes / MIB))),
-    u: Math.min(U32, Math.max(0, Math.floor(i.uptimeMs / 1000))),
+    b: u32(wan.length === 0 ? 0 : i.wanMbps > 0 ? i.wanMbps : linkMbps),
+    f: u32(i.freeFlashBytes / MIB),
+    u: u32(i.uptimeMs / 1000),
     h: i.httpPort
   }
 }

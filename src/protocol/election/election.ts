@@ -19,8 +19,9 @@ import {
   ELECTION_REPLIES_COUNT_MAX, ELECTION_REPLY_MS_MIN, ELECTION_SETTLE_MS_MAX, ELECTION_SUSPECT_BEATS, ELECTION_SETTLE_MS_MIN, ELECTION_WATCH_MS
 } from '../../limits'
 import type { Logger } from '../../log'
+import { lruSet } from '../lru'
 import type { PeerDirectory } from '../peers'
-import { baseUrlOf, type ProviderRef, type ProviderView } from '../resolve/types'
+import { baseUrlOf, type ProviderView } from '../resolve/types'
 import type { Inbound, WireTransport } from '../transport/transport'
 import type { Criteria } from '../wire/messages'
 import { beatsCandidate, beatsProvider, displaces, measure, type Claim } from './criteria'
@@ -64,6 +65,7 @@ export interface ElectionOptions {
 }
 
 export type ElectionRole = 'provider' | 'follower' | 'electing'
+type Step = 'speak' | 'settle' | 'await'
 
 interface Known extends Claim {
   address: string
@@ -75,304 +77,281 @@ interface Known extends Claim {
 export interface ElectionStats {
   elections: number
   changes: number
-  elects: number
-  stepDowns: number
 }
 
-export class Election implements ProviderView {
-  readonly name = 'provider'
-  readonly stats: ElectionStats = { elections: 0, changes: 0, elects: 0, stepDowns: 0 }
+export interface Election extends ProviderView {
+  readonly name: 'provider'
+  readonly stats: ElectionStats
   readonly timing: ElectionTiming
-  private provider: Known | null = null
-  private providerSinceMs = 0
-  private electing = false
-  private spoke = false
-  /** The best claim heard this round that beats ours. */
-  private best: Claim | null = null
-  private term = 0
-  private startedMs = 0
-  private speakTimer: Timer | null = null
-  private settleTimer: Timer | null = null
-  private awaitTimer: Timer | null = null
-  private heartbeat: Timer | null = null
-  private readonly replies = new Map<string, number>()
-  private readonly timers: TimerGroup
-  private readonly unsubscribe: Array<() => void> = []
-  private stopped = false
-
-  constructor (private readonly o: ElectionOptions) {
-    this.timing = { ...DEFAULT_ELECTION_TIMING, ...o.timing }
-    this.timers = new TimerGroup(o.hal.clock)
-  }
-
-  get nodeId (): string { return this.o.wire.nodeId }
-  get role (): ElectionRole {
-    if (this.provider?.nodeId === this.nodeId) return 'provider'
-    return this.provider !== null ? 'follower' : 'electing'
-  }
-
-  async start (): Promise<void> {
-    this.startedMs = this.o.hal.clock.nowMs()
-    const { wire } = this.o
-    this.unsubscribe.push(
-      wire.on('ELECT', (m) => { this.onElect(m) }),
-      wire.on('ELECTED', (m) => { this.onProviderMessage(m) }),
-      wire.on('HEARTBEAT', (m) => { this.onProviderMessage(m) }),
-      this.o.peers.on((e) => { if (e.type === 'removed' && e.peer.nodeId === this.provider?.nodeId && this.role === 'follower') this.lose('byebye') })
-    )
-    this.timers.setInterval(() => { this.watch() }, this.timing.watchMs)
-    this.begin('start')
-  }
-
-  async stop (): Promise<void> {
-    this.stopped = true
-    for (const u of this.unsubscribe.splice(0)) u()
-    this.timers.clearAll()
-  }
-
-  /** The designated provider as this node knows it. */
-  current (): ProviderRef | null {
-    const p = this.provider
-    if (p === null) return null
-    const self = p.nodeId === this.nodeId
-    return { nodeId: p.nodeId, address: p.address, httpPort: p.criteria.h, udpPort: p.udpPort, baseUrl: baseUrlOf(p.address, p.criteria.h), self }
-  }
-
+  readonly nodeId: string
+  readonly role: ElectionRole
+  start (): Promise<void>
+  stop (): Promise<void>
   /** This node's criteria right now. */
-  criteria (): Criteria {
-    const { hal } = this.o
-    return measure({
-      nics: hal.nics,
-      wanMbps: this.o.wanMbps,
-      freeFlashBytes: this.o.freeFlashBytes?.() ?? 0,
-      uptimeMs: hal.clock.nowMs() - this.startedMs,
-      httpPort: this.o.httpPort()
-    })
+  criteria (): Criteria
+  status (): Record<string, unknown>
+}
+
+export function createElection (o: ElectionOptions): Election {
+  const { wire, hal, log } = o
+  const stats: ElectionStats = { elections: 0, changes: 0 }
+  const timing: ElectionTiming = { ...DEFAULT_ELECTION_TIMING, ...o.timing }
+  const timers = new TimerGroup(hal.clock)
+  const unsubscribe: Array<() => void> = []
+  /** This round's pending steps, one timer each. */
+  const round = new Map<Step, Timer>()
+  const replies = new Map<string, number>()
+  let provider: Known | null = null
+  let providerSinceMs = 0
+  let electing = false
+  let spoke = false
+  /** The best claim heard this round that beats ours. */
+  let best: Claim | null = null
+  let term = 0
+  let startedMs = 0
+  let heartbeat: Timer | undefined
+  let stopped = false
+
+  const now = (): number => hal.clock.nowMs()
+  /** Is this claim (or provider) this node's own? */
+  const self = (c: Claim | null): boolean => c?.nodeId === wire.nodeId
+  const me = (): Claim => ({ nodeId: wire.nodeId, criteria: election.criteria() })
+
+  /** Run step after ms, in place of its pending timer if any. */
+  const at = (step: Step, ms: number, fn: () => void): void => {
+    round.get(step)?.cancel()
+    round.set(step, timers.setTimeout(fn, ms))
   }
+  const cancelRound = (): void => { for (const t of round.values()) t.cancel() }
 
-  status (): Record<string, unknown> {
-    const p = this.current()
-    const now = this.o.hal.clock.nowMs()
-    return {
-      role: this.role,
-      candidate: this.o.candidate,
-      provider: p === null ? null : { nodeId: p.nodeId, self: p.self, address: p.address, httpPort: p.httpPort, term: this.provider!.term, sinceSeconds: Math.round((now - this.providerSinceMs) / 1000) },
-      criteria: this.criteria(),
-      elections: this.stats.elections,
-      providerChanges: this.stats.changes
-    }
-  }
-
-  // ---- rounds ------------------------------------------------------------------
-
-  private me (): Claim { return { nodeId: this.nodeId, criteria: this.criteria() } }
-
-  private begin (why: string): void {
-    if (this.stopped || this.provider !== null || this.electing) return
-    this.electing = true
-    this.spoke = false
-    this.best = null
-    this.stats.elections++
-    this.o.log.debug('election begins', { why })
-    if (!this.o.candidate) return // a non-candidate only listens for the winner
-    const { random } = this.o.hal
-    const t = this.timing
-    const delay = random.float() * t.electJitterMs + (this.criteria().w ? 0 : t.noWanDelayMs)
-    this.speakTimer = this.timers.setTimeout(() => { this.speakTimer = null; this.speak() }, delay)
+  const begin = (why: string): void => {
+    if (stopped || provider !== null || electing) return
+    electing = true
+    spoke = false
+    best = null
+    stats.elections++
+    log.debug('election', { why })
+    if (!o.candidate) return // a non-candidate only listens for the winner
+    at('speak', hal.random.float() * timing.electJitterMs + (election.criteria().w ? 0 : timing.noWanDelayMs), speak)
   }
 
   /** Send our claim to everyone, unless a better one was heard; then settle. */
-  private speak (): void {
-    if (!this.electing || !this.o.candidate) return
-    const me = this.me()
-    if (this.best !== null && beatsCandidate(this.best, me)) return
-    this.cancel('speak')
-    this.spoke = true
-    this.stats.elects++
-    this.o.wire.broadcast('ELECT', me.criteria)
-    const t = this.timing
-    const settle = t.settleMsMin + this.o.hal.random.float() * (t.settleMsMax - t.settleMsMin)
-    this.settleTimer?.cancel()
-    this.settleTimer = this.timers.setTimeout(() => { this.settleTimer = null; this.announce() }, settle)
+  function speak (): void {
+    if (!electing || !o.candidate) return
+    const claim = me()
+    if (best !== null && beatsCandidate(best, claim)) return
+    round.get('speak')?.cancel()
+    spoke = true
+    wire.broadcast('ELECT', claim.criteria)
+    at('settle', timing.settleMsMin + hal.random.float() * (timing.settleMsMax - timing.settleMsMin), announce)
   }
 
-  private announce (): void {
-    if (!this.electing) return
-    const me = this.me()
-    if (this.best !== null && beatsCandidate(this.best, me)) return
-    this.term++
-    this.become({ ...me, address: this.ownAddress(), udpPort: this.o.wire.port, heardMs: this.o.hal.clock.nowMs(), term: this.term })
-    this.o.wire.broadcast('ELECTED', { ...me.criteria, t: this.term })
-    // Two early heartbeats: a node that lost the ELECTED (loss, a busy Wi-Fi) learns within ms, not a second.
-    for (const at of ELECTION_EARLY_BEATS_MS) this.timers.setTimeout(() => { this.beat() }, at)
-    this.heartbeat = this.timers.setInterval(() => { this.beat() }, this.timing.heartbeatMs)
-    this.o.log.info('this node is the designated provider', { term: this.term })
+  const beat = (): void => {
+    if (election.role === 'provider') wire.broadcast('HEARTBEAT', { ...election.criteria(), t: term })
   }
 
-  private beat (): void {
-    if (this.role !== 'provider') return
-    this.o.wire.broadcast('HEARTBEAT', { ...this.criteria(), t: this.term })
-  }
-
-  private become (p: Known): void {
-    const changed = this.provider?.nodeId !== p.nodeId
-    this.cancel('speak', 'settle', 'await')
-    this.electing = false
-    this.best = null
+  const become = (p: Known): void => {
+    const changed = provider?.nodeId !== p.nodeId
+    cancelRound()
+    electing = false
+    best = null
     if (changed) {
-      this.stats.changes++
-      this.providerSinceMs = this.o.hal.clock.nowMs()
-      if (p.nodeId !== this.nodeId) this.o.log.info('designated provider', { nodeId: p.nodeId, address: p.address })
+      stats.changes++
+      providerSinceMs = now()
+      if (!self(p)) log.info('provider', { nodeId: p.nodeId, address: p.address })
     }
-    if (p.nodeId !== this.nodeId) this.stopHeartbeat()
-    this.provider = p
+    if (!self(p)) heartbeat?.cancel()
+    provider = p
   }
 
-  private stopHeartbeat (): void {
-    this.heartbeat?.cancel()
-    this.heartbeat = null
+  function announce (): void {
+    if (!electing) return
+    const claim = me()
+    if (best !== null && beatsCandidate(best, claim)) return
+    term++
+    become({ ...claim, address: ownAddress(), udpPort: wire.port, heardMs: now(), term })
+    wire.broadcast('ELECTED', { ...claim.criteria, t: term })
+    // Two early heartbeats: a node that lost the ELECTED (loss, a busy Wi-Fi) learns within ms, not a second.
+    for (const ms of ELECTION_EARLY_BEATS_MS) timers.setTimeout(beat, ms)
+    heartbeat = timers.setInterval(beat, timing.heartbeatMs)
+    log.info('provider: this node', { term })
   }
 
   /** Our provider vanished: elect again. */
-  private lose (why: string): void {
-    this.o.log.info('designated provider lost', { nodeId: this.provider?.nodeId, why })
-    this.provider = null
-    this.begin(why)
+  const lose = (why: string): void => {
+    log.info('provider lost', { nodeId: provider?.nodeId, why })
+    provider = null
+    begin(why)
   }
 
-  private stepDown (why: string): void {
-    this.stats.stepDowns++
-    this.stopHeartbeat()
-    this.provider = null
-    this.o.log.info('stepping down as designated provider', { why })
+  const stepDown = (why: string): void => {
+    heartbeat?.cancel()
+    provider = null
+    log.info('provider: stepping down', { why })
   }
 
-  private watch (): void {
-    const p = this.provider
-    if (p !== null && p.nodeId !== this.nodeId && this.o.hal.clock.nowMs() - p.heardMs > this.timing.providerTimeoutMs) this.lose('timeout')
-    else if (p === null && !this.electing) this.begin('idle')
-  }
+  /** Is our provider another node, not heard for more than ms? */
+  const silentFor = (ms: number): boolean => provider !== null && !self(provider) && now() - provider.heardMs > ms
 
-  private cancel (...which: Array<'speak' | 'settle' | 'await'>): void {
-    for (const w of which) {
-      const key = `${w}Timer` as 'speakTimer' | 'settleTimer' | 'awaitTimer'
-      this[key]?.cancel()
-      this[key] = null
-    }
+  const watch = (): void => {
+    if (silentFor(timing.providerTimeoutMs)) lose('timeout')
+    else if (provider === null && !electing) begin('idle')
   }
 
   /** A better claim was heard: stay quiet and wait for its ELECTED, then try again. */
-  private defer (to: Claim): void {
-    if (this.best === null || beatsCandidate(to, this.best)) this.best = to
-    this.cancel('speak', 'settle', 'await')
-    this.awaitTimer = this.timers.setTimeout(() => {
-      this.awaitTimer = null
-      if (this.provider === null) {
-        this.electing = false
-        this.begin('no ELECTED from the better candidate')
+  const defer = (to: Claim): void => {
+    if (best === null || beatsCandidate(to, best)) best = to
+    cancelRound()
+    at('await', timing.awaitMs, () => {
+      if (provider === null) {
+        electing = false
+        begin('no ELECTED')
       }
-    }, this.timing.awaitMs)
+    })
   }
-
-  // ---- messages ----------------------------------------------------------------
-
-  private claimOf (m: Inbound<'ELECT' | 'ELECTED' | 'HEARTBEAT'>): Claim { return { nodeId: m.sender.nodeId, criteria: m.body } }
 
   /**
    * Our provider missed heartbeats and someone else is electing or announcing:
    * it is most likely gone (they timed out first), so do not wait for our own timeout.
    */
-  private dropIfSuspect (): void {
-    const p = this.provider
-    if (p !== null && p.nodeId !== this.nodeId && this.o.hal.clock.nowMs() - p.heardMs > this.timing.heartbeatMs * ELECTION_SUSPECT_BEATS) this.lose('suspect')
+  const dropIfSuspect = (): void => {
+    if (silentFor(timing.heartbeatMs * ELECTION_SUSPECT_BEATS)) lose('suspect')
   }
 
-  private onElect (m: Inbound<'ELECT'>): void {
-    this.dropIfSuspect()
-    const them = this.claimOf(m)
-    const p = this.provider
-    if (p !== null && p.nodeId === this.nodeId) {
-      if (displaces(them, this.me())) {
-        this.stepDown('a candidate with better WAN access')
-        this.electing = true
-        this.spoke = false
-        this.stats.elections++
-        this.defer(them)
+  /** At most one reply per node per replyMsMin (bounded table, least recent forgotten). */
+  const mayReply = (nodeId: string): boolean => {
+    const t = now()
+    if (t - (replies.get(nodeId) ?? -Infinity) < timing.replyMsMin) return false
+    lruSet(replies, nodeId, t, ELECTION_REPLIES_COUNT_MAX)
+    return true
+  }
+
+  const replyElected = (m: Inbound): void => {
+    if (mayReply(m.sender.nodeId)) wire.reply(m, 'ELECTED', { ...election.criteria(), t: term })
+  }
+
+  const onElect = (m: Inbound<'ELECT'>): void => {
+    dropIfSuspect()
+    const them: Claim = { nodeId: m.sender.nodeId, criteria: m.body }
+    const p = provider
+    if (self(p)) {
+      if (displaces(them, me())) {
+        stepDown('better WAN')
+        electing = true
+        spoke = false
+        stats.elections++
+        defer(them)
       } else {
-        this.replyElected(m)
+        replyElected(m)
       }
       return
     }
     if (p !== null) {
       if (!displaces(them, p)) return // the provider answers the newcomer itself
-      this.provider = null
+      provider = null
     }
-    if (!this.electing) this.begin('an ELECT was heard')
-    if (!this.o.candidate || beatsCandidate(them, this.me())) {
-      this.defer(them)
-    } else if (!this.spoke) {
-      this.speak() // contest at once
-    } else if (this.mayReply(m.sender.nodeId)) {
-      this.o.wire.reply(m, 'ELECT', this.criteria()) // it may have missed ours
+    if (!electing) begin('ELECT')
+    if (!o.candidate || beatsCandidate(them, me())) {
+      defer(them)
+    } else if (!spoke) {
+      speak() // contest at once
+    } else if (mayReply(m.sender.nodeId)) {
+      wire.reply(m, 'ELECT', election.criteria()) // it may have missed ours
     }
   }
 
-  private onProviderMessage (m: Inbound<'ELECTED' | 'HEARTBEAT'>): void {
-    const them = this.claimOf(m)
-    this.term = Math.max(this.term, m.body.t)
-    const known: Known = { ...them, address: m.peer?.address ?? m.from.address, udpPort: m.peer?.udpPort ?? m.from.port, heardMs: this.o.hal.clock.nowMs(), term: m.body.t }
-    if (this.provider?.nodeId !== them.nodeId) this.dropIfSuspect()
-    const p = this.provider
+  const onProviderMessage = (m: Inbound<'ELECTED' | 'HEARTBEAT'>): void => {
+    const them: Claim = { nodeId: m.sender.nodeId, criteria: m.body }
+    term = Math.max(term, m.body.t)
+    const known: Known = { ...them, address: m.peer?.address ?? m.from.address, udpPort: m.peer?.udpPort ?? m.from.port, heardMs: now(), term: m.body.t }
+    if (provider?.nodeId !== them.nodeId) dropIfSuspect()
+    const p = provider
     if (p !== null && p.nodeId === them.nodeId) {
-      this.provider = known
+      provider = known
       return
     }
-    if (p !== null && p.nodeId === this.nodeId) {
-      if (beatsProvider(them, this.me())) {
-        this.stepDown('a better provider is up')
-        this.become(known)
+    if (self(p)) {
+      if (beatsProvider(them, me())) {
+        stepDown('better provider')
+        become(known)
       } else {
-        this.replyElected(m)
+        replyElected(m)
       }
       return
     }
     if (p !== null) {
-      if (beatsProvider(them, p)) this.become(known) // two providers: the better one stays
+      if (beatsProvider(them, p)) become(known) // two providers: the better one stays
       return
     }
-    if (this.o.candidate && displaces(this.me(), them)) {
-      if (!this.electing) this.begin('a weaker provider announced')
-      this.spoke = false
-      this.speak()
+    if (o.candidate && displaces(me(), them)) {
+      if (!electing) begin('weaker provider')
+      spoke = false
+      speak()
       return
     }
-    this.become(known)
-  }
-
-  private mayReply (nodeId: string): boolean {
-    const now = this.o.hal.clock.nowMs()
-    const last = this.replies.get(nodeId)
-    if (last !== undefined && now - last < this.timing.replyMsMin) return false
-    this.replies.delete(nodeId)
-    if (this.replies.size >= ELECTION_REPLIES_COUNT_MAX) this.replies.delete(this.replies.keys().next().value as string)
-    this.replies.set(nodeId, now)
-    return true
-  }
-
-  private replyElected (m: Inbound): void {
-    if (this.mayReply(m.sender.nodeId)) this.o.wire.reply(m, 'ELECTED', { ...this.criteria(), t: this.term })
+    become(known)
   }
 
   /** The address peers reach this node at: our first LAN address (for status and PROVIDER answers). */
-  private ownAddress (): string {
-    const bound = this.o.wire.bindAddress
+  const ownAddress = (): string => {
+    const bound = wire.bindAddress
     if (bound !== '0.0.0.0' && bound !== '::') return bound
-    for (const nic of this.o.hal.nics.list()) {
+    for (const nic of hal.nics.list()) {
       if (nic.role !== 'lan' || !nic.up) continue
       const a = nic.addresses.find((x) => x.family === 4) ?? nic.addresses[0]
       if (a !== undefined) return a.address
     }
     return '127.0.0.1'
   }
-}
 
+  const election: Election = {
+    name: 'provider',
+    stats,
+    timing,
+    get nodeId () { return wire.nodeId },
+    get role () { return self(provider) ? 'provider' : provider !== null ? 'follower' : 'electing' },
+
+    async start () {
+      startedMs = now()
+      unsubscribe.push(
+        wire.on('ELECT', onElect),
+        wire.on('ELECTED', onProviderMessage),
+        wire.on('HEARTBEAT', onProviderMessage),
+        o.peers.on((e) => { if (e.type === 'removed' && e.peer.nodeId === provider?.nodeId && election.role === 'follower') lose('byebye') })
+      )
+      timers.setInterval(watch, timing.watchMs)
+      begin('start')
+    },
+
+    async stop () {
+      stopped = true
+      for (const u of unsubscribe.splice(0)) u()
+      timers.clearAll()
+    },
+
+    /** The designated provider as this node knows it. */
+    current () {
+      const p = provider
+      return p && { nodeId: p.nodeId, address: p.address, httpPort: p.criteria.h, udpPort: p.udpPort, baseUrl: baseUrlOf(p.address, p.criteria.h), self: self(p) }
+    },
+
+    criteria: () => measure({
+      nics: hal.nics,
+      wanMbps: o.wanMbps,
+      freeFlashBytes: o.freeFlashBytes?.() ?? 0,
+      uptimeMs: now() - startedMs,
+      httpPort: o.httpPort()
+    }),
+
+    status () {
+      const p = election.current()
+      return {
+        role: election.role,
+        candidate: o.candidate,
+        provider: p && { ...p, term: provider!.term, sinceSeconds: Math.round((now() - providerSinceMs) / 1000) },
+        criteria: election.criteria()
+      }
+    }
+  }
+  return election
+}

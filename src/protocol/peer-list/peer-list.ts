@@ -15,6 +15,7 @@ import { assert } from '../../errors'
 import type { Clock } from '../../hal'
 import { PEERS_COUNT_MAX, PEERS_PER_ADDRESS_COUNT_MAX } from '../../limits'
 import type { Logger } from '../../log'
+import { listeners } from '../listeners'
 import type { PeerDirectory, PeerEvent, PeerInfo } from '../peers'
 
 /** How a peer was found; not part of PeerInfo (the contract), shown by /api/peers. */
@@ -33,102 +34,98 @@ export type RemoveReason = 'byebye' | 'expired' | 'evicted'
 
 interface Entry { peer: PeerInfo, origin: PeerOrigin }
 
-const sameOffer = (a: PeerInfo, b: PeerInfo): boolean =>
-  a.address === b.address && a.httpPort === b.httpPort && a.udpPort === b.udpPort && a.name === b.name &&
-  a.version === b.version && a.publicKey.equals(b.publicKey) &&
-  a.capabilities.length === b.capabilities.length && a.capabilities.every((c, i) => c === b.capabilities[i])
+/** What a peer offers: a change is an 'updated' event. */
+const offerOf = (p: PeerInfo): string =>
+  JSON.stringify([p.address, p.httpPort, p.udpPort, p.linkPort, p.name, p.version, p.publicKey.toString('hex'), p.capabilities])
 
-export class PeerList implements PeerDirectory {
-  readonly stats = { added: 0, updated: 0, removed: { byebye: 0, expired: 0, evicted: 0 } as Record<RemoveReason, number> }
-  private readonly entries = new Map<string, Entry>()
-  private readonly listeners = new Set<(e: PeerEvent) => void>()
-
-  constructor (private readonly clock: Clock, private readonly log: Logger, readonly countMax = PEERS_COUNT_MAX) {
-    assert(countMax >= 1, 'a peer list holds at least one peer')
-  }
-
-  list (): readonly PeerInfo[] { return [...this.entries.values()].map((e) => e.peer) }
-  get (nodeId: string): PeerInfo | undefined { return this.entries.get(nodeId)?.peer }
-  origin (nodeId: string): PeerOrigin | undefined { return this.entries.get(nodeId)?.origin }
-  get size (): number { return this.entries.size }
-
-  on (listener: (e: PeerEvent) => void): () => void {
-    this.listeners.add(listener)
-    return () => { this.listeners.delete(listener) }
-  }
-
+export interface PeerList extends PeerDirectory {
+  readonly countMax: number
+  readonly stats: { removed: Record<RemoveReason, number> }
+  readonly size: number
+  origin (nodeId: string): PeerOrigin | undefined
   /** Add or refresh a verified peer. */
-  upsert (peer: PeerInfo, origin: PeerOrigin): 'added' | 'updated' | 'refreshed' {
-    const old = this.entries.get(peer.nodeId)
-    if (old !== undefined) {
-      const changed = !sameOffer(old.peer, peer)
-      // A static peer stays static when SSDP also hears it; the later expiry wins.
-      const merged: PeerInfo = { ...peer, expiresMs: Math.max(old.peer.expiresMs, peer.expiresMs) }
-      const mergedOrigin: PeerOrigin = {
-        ...origin,
-        via: old.origin.via === 'static' ? 'static' : origin.via,
-        nic: origin.nic ?? old.origin.nic,
-        bootId: origin.bootId ?? old.origin.bootId,
-        configId: origin.configId ?? old.origin.configId
-      }
-      this.entries.set(peer.nodeId, { peer: merged, origin: mergedOrigin })
-      if (!changed) return 'refreshed'
-      this.stats.updated++
-      this.emit({ type: 'updated', peer: merged })
-      return 'updated'
-    }
-    const sameAddress = [...this.entries.values()].filter((e) => e.peer.address === peer.address)
-    if (sameAddress.length >= PEERS_PER_ADDRESS_COUNT_MAX) this.evictStalest(sameAddress)
-    else if (this.entries.size >= this.countMax) this.evictStalest(this.entries.values())
-    this.entries.set(peer.nodeId, { peer, origin })
-    this.stats.added++
-    this.emit({ type: 'added', peer })
-    return 'added'
-  }
-
+  upsert (peer: PeerInfo, origin: PeerOrigin): 'added' | 'updated' | 'refreshed'
   /** A sign of life from a listed peer: push its expiry out (never in). False when not listed. */
-  touch (nodeId: string, expiresMs: number): boolean {
-    const e = this.entries.get(nodeId)
-    if (e === undefined) return false
-    e.peer = { ...e.peer, lastSeenMs: this.clock.nowMs(), expiresMs: Math.max(e.peer.expiresMs, expiresMs) }
-    return true
-  }
-
-  remove (nodeId: string, reason: RemoveReason): boolean {
-    const e = this.entries.get(nodeId)
-    if (e === undefined) return false
-    this.entries.delete(nodeId)
-    this.stats.removed[reason]++
-    this.log.info('peer removed', { nodeId, reason, address: e.peer.address })
-    this.emit({ type: 'removed', peer: e.peer })
-    return true
-  }
-
+  touch (nodeId: string, expiresMs: number): boolean
+  remove (nodeId: string, reason: RemoveReason): boolean
   /** Remove every entry whose expiry has passed; returns how many. */
-  sweep (): number {
-    const now = this.clock.nowMs()
-    let n = 0
-    for (const [id, e] of [...this.entries]) {
-      if (e.peer.expiresMs <= now && this.remove(id, 'expired')) n++
-    }
-    return n
-  }
+  sweep (): number
+}
 
-  private evictStalest (among: Iterable<Entry>): void {
+export function peerList (clock: Clock, log: Logger, countMax = PEERS_COUNT_MAX): PeerList {
+  assert(countMax >= 1, 'peer list bound >= 1')
+  const entries = new Map<string, Entry>()
+  const events = listeners<PeerEvent>(log, 'peer listener')
+  const stats = { removed: { byebye: 0, expired: 0, evicted: 0 } }
+
+  const evictStalest = (among: Iterable<Entry>): void => {
     let stalest: Entry | undefined
     for (const e of among) {
       if (stalest === undefined || e.peer.lastSeenMs < stalest.peer.lastSeenMs) stalest = e
     }
-    if (stalest !== undefined) this.remove(stalest.peer.nodeId, 'evicted')
+    if (stalest !== undefined) list.remove(stalest.peer.nodeId, 'evicted')
   }
 
-  private emit (event: PeerEvent): void {
-    for (const l of [...this.listeners]) {
-      try {
-        l(event)
-      } catch (err) {
-        this.log.error('peer listener failed', { err, event: event.type })
+  const list: PeerList = {
+    countMax,
+    stats,
+    list: () => [...entries.values()].map((e) => e.peer),
+    get: (nodeId) => entries.get(nodeId)?.peer,
+    origin: (nodeId) => entries.get(nodeId)?.origin,
+    get size () { return entries.size },
+    on: (listener) => events.on(listener),
+
+    upsert (peer, origin) {
+      const old = entries.get(peer.nodeId)
+      if (old !== undefined) {
+        // A static peer stays static when SSDP also hears it; the later expiry wins.
+        const merged: PeerInfo = { ...peer, expiresMs: Math.max(old.peer.expiresMs, peer.expiresMs) }
+        const o = old.origin
+        const mergedOrigin: PeerOrigin = {
+          ...origin,
+          via: o.via === 'static' ? 'static' : origin.via,
+          nic: origin.nic ?? o.nic,
+          bootId: origin.bootId ?? o.bootId,
+          configId: origin.configId ?? o.configId
+        }
+        entries.set(peer.nodeId, { peer: merged, origin: mergedOrigin })
+        if (offerOf(old.peer) === offerOf(peer)) return 'refreshed'
+        events.emit({ type: 'updated', peer: merged })
+        return 'updated'
       }
+      const sameAddress = [...entries.values()].filter((e) => e.peer.address === peer.address)
+      if (sameAddress.length >= PEERS_PER_ADDRESS_COUNT_MAX) evictStalest(sameAddress)
+      else if (entries.size >= countMax) evictStalest(entries.values())
+      entries.set(peer.nodeId, { peer, origin })
+      events.emit({ type: 'added', peer })
+      return 'added'
+    },
+
+    touch (nodeId, expiresMs) {
+      const e = entries.get(nodeId)
+      if (e === undefined) return false
+      e.peer = { ...e.peer, lastSeenMs: clock.nowMs(), expiresMs: Math.max(e.peer.expiresMs, expiresMs) }
+      return true
+    },
+
+    remove (nodeId, reason) {
+      const e = entries.get(nodeId)
+      if (e === undefined) return false
+      entries.delete(nodeId)
+      stats.removed[reason]++
+      log.info('peer removed', { nodeId, reason, address: e.peer.address })
+      events.emit({ type: 'removed', peer: e.peer })
+      return true
+    },
+
+    sweep () {
+      const now = clock.nowMs()
+      let n = 0
+      for (const [id, e] of [...entries]) {
+        if (e.peer.expiresMs <= now && list.remove(id, 'expired')) n++
+      }
+      return n
     }
   }
+  return list
 }

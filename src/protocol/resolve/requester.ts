@@ -34,9 +34,6 @@ export interface ResolveOptions {
 export interface RequesterStats {
   lookups: number
   outcomes: Record<Outcome, number>
-  /** Answers for lookups already ended (or never ours). */
-  late: number
-  foundSent: number
   retries: number
 }
 
@@ -48,6 +45,7 @@ interface Lookup {
   startMs: number
   lastNeedMs: number
   rounds: number
+  /** Peers that answered: later NEEDs and the FOUND skip them. */
   answered: Set<string>
   holders: Map<string, Holder>
   downloads: Map<string, Download>
@@ -63,8 +61,7 @@ interface Follow {
   fallback: { address: string, port: number }
   onEvent: (e: FollowEvent) => void
   lastHeardMs: number
-  refresh: Timer
-  watchdog: Timer
+  timers: Timer[]
 }
 
 export interface FollowHandle { stop (): void }
@@ -72,204 +69,80 @@ export interface FollowHandle { stop (): void }
 const sortHolders = (wanted: PieceRanges | null) => (a: Holder, b: Holder): number =>
   Number(covers(b.pieces, wanted)) - Number(covers(a.pieces, wanted)) || a.load - b.load || a.answeredMs - b.answeredMs
 
-export class Requester {
-  readonly stats: RequesterStats = { lookups: 0, outcomes: { hit: 0, partial: 0, downloading: 0, miss: 0 }, late: 0, foundSent: 0, retries: 0 }
-  private readonly lookups = new Map<number, Lookup>()
-  private readonly follows = new Map<string, Follow>()
-  private readonly timers: TimerGroup
-  private readonly unsubscribe: Array<() => void> = []
-  private closed = false
+const kib = (n: number): number | null => (n === 0 ? null : n * 1024)
 
-  constructor (private readonly o: RequesterOptions) {
-    this.timers = new TimerGroup(o.clock)
-  }
-
-  start (): void {
-    const { wire } = this.o
-    this.unsubscribe.push(
-      wire.on('HAVE', (m) => { this.onHave(m) }),
-      wire.on('DOWNLOADING', (m) => { this.onDownloading(m) }),
-      wire.on('PROVIDER', (m) => { this.onProvider(m) })
-    )
-  }
-
-  stop (): void {
-    this.closed = true
-    for (const u of this.unsubscribe.splice(0)) u()
-    for (const l of [...this.lookups.values()]) this.end(l, 'miss')
-    for (const f of [...this.follows.values()]) this.unfollow(f)
-    this.timers.clearAll()
-  }
-
-  get active (): number { return this.lookups.size }
-
+export interface Requester {
+  readonly stats: RequesterStats
+  /** Lookups in progress. */
+  readonly active: number
+  start (): void
+  stop (): void
   /** Who on the LAN has this content (and which pieces, and where), or who is fetching it. */
-  resolve (content: ContentRef, options: ResolveOptions = {}): Promise<Resolution> {
-    if (this.closed) return Promise.reject(new CanopyError('CLOSED', 'resolver stopped'))
-    if (this.lookups.size >= RESOLVE_LOOKUPS_COUNT_MAX) return Promise.reject(new CanopyError('LIMIT_REACHED', `${RESOLVE_LOOKUPS_COUNT_MAX} lookups already in progress`))
-    let wanted: PieceRanges | null
-    try {
-      if (parseContentRef(content) !== content) throw new CanopyError('INPUT_INVALID', 'content must be in its normal form (lowercase hex id or URL)')
-      wanted = options.pieces === undefined || options.pieces === null ? null : normalizeRanges(options.pieces)
-      if (wanted === null && options.pieces !== undefined && options.pieces !== null) throw new CanopyError('INPUT_INVALID', 'too many piece ranges for one NEED')
-    } catch (err) {
-      return Promise.reject(err)
-    }
-    const { clock, timing } = this.o
-    return new Promise<Resolution>((resolve) => {
-      const now = clock.nowMs()
-      const known = this.o.provider.current()
-      const l: Lookup = {
-        r: this.newRequestId(),
-        content,
-        wanted,
-        askProvider: known === null,
-        startMs: now,
-        lastNeedMs: now,
-        rounds: 0,
-        answered: new Set(),
-        holders: new Map(),
-        downloads: new Map(),
-        provider: known === null ? null : { ...known, via: this.o.wire.nodeId },
-        timers: [],
-        finish: resolve
-      }
-      this.lookups.set(l.r, l)
-      this.stats.lookups++
-      this.sendNeed(l)
-      l.timers.push(this.timers.setTimeout(() => { this.settle(l) }, timing.settleMs))
-      for (let i = 1; i <= timing.retries; i++) {
-        l.timers.push(this.timers.setTimeout(() => { this.retry(l) }, i * timing.retryMs))
-      }
-      l.timers.push(this.timers.setTimeout(() => { this.end(l, this.fallbackOutcome(l)) }, timing.missMs))
-    })
-  }
-
+  resolve (content: ContentRef, options?: ResolveOptions): Promise<Resolution>
   /**
    * Follow a peer's download of content (from a `downloading` resolution):
    * progress events until it completes, or `lost` when the peer falls silent.
    */
-  follow (download: Pick<Download, 'nodeId' | 'address'> & { udpPort?: number }, content: ContentRef, onEvent: (e: FollowEvent) => void): FollowHandle {
-    if (this.closed) throw new CanopyError('CLOSED', 'resolver stopped')
-    const key = `${download.nodeId}|${content}`
-    if (this.follows.has(key)) throw new CanopyError('INPUT_INVALID', 'already following this download')
-    if (this.follows.size >= RESOLVE_FOLLOWERS_COUNT_MAX) throw new CanopyError('LIMIT_REACHED', 'too many downloads followed')
-    const now = this.o.clock.nowMs()
-    const f: Follow = {
-      key,
-      nodeId: download.nodeId,
-      content,
-      fallback: { address: download.address, port: download.udpPort ?? this.o.wire.port },
-      onEvent,
-      lastHeardMs: now,
-      refresh: this.timers.setInterval(() => { this.subscribe(f) }, RESOLVE_FOLLOW_REFRESH_MS),
-      watchdog: this.timers.setInterval(() => {
-        if (this.o.clock.nowMs() - f.lastHeardMs >= RESOLVE_FOLLOW_EXPIRE_MS) this.endFollow(f, { type: 'lost' })
-      }, RESOLVE_FOLLOW_REFRESH_MS / 2)
-    }
-    this.follows.set(key, f)
-    this.subscribe(f)
-    return { stop: () => { this.unfollow(f) } }
+  follow (download: Pick<Download, 'nodeId' | 'address'> & { udpPort?: number }, content: ContentRef, onEvent: (e: FollowEvent) => void): FollowHandle
+}
+
+export function requester (o: RequesterOptions): Requester {
+  const { wire, clock, random, timing } = o
+  const stats: RequesterStats = { lookups: 0, outcomes: { hit: 0, partial: 0, downloading: 0, miss: 0 }, retries: 0 }
+  const lookups = new Map<number, Lookup>()
+  const follows = new Map<string, Follow>()
+  const timers = new TimerGroup(clock)
+  const unsubscribe: Array<() => void> = []
+  let closed = false
+  const now = (): number => clock.nowMs()
+
+  /** Throws CLOSED or LIMIT_REACHED: this side's state, not the caller's input. */
+  const check = (size: number, max: number): void => {
+    if (closed) throw new CanopyError('CLOSED', 'resolver stopped')
+    if (size >= max) throw new CanopyError('LIMIT_REACHED', `${max} in progress`)
   }
 
-  // ---- lookups -----------------------------------------------------------------
+  /** A request id in [1, 2^32 - 1]: 0 marks unsolicited messages. */
+  const requestId = (): number => 1 + random.int(0xffff_fffe)
 
-  private newRequestId (): number {
-    for (;;) {
-      const r = 1 + this.o.random.int(0xffff_fffe)
-      if (!this.lookups.has(r)) return r
-    }
-  }
-
-  private sendNeed (l: Lookup): void {
+  const sendNeed = (l: Lookup): void => {
     l.rounds++
-    l.lastNeedMs = this.o.clock.nowMs()
-    this.o.wire.broadcast('NEED', { r: l.r, c: l.content, p: l.wanted ?? undefined, q: l.askProvider }, { except: l.answered })
+    l.lastNeedMs = now()
+    wire.broadcast('NEED', { r: l.r, c: l.content, p: l.wanted ?? undefined, q: l.askProvider }, { except: l.answered })
   }
 
-  private retry (l: Lookup): void {
-    if (!this.lookups.has(l.r) || this.covered(l)) return
-    this.stats.retries++
-    this.sendNeed(l)
-  }
+  const covered = (l: Lookup): boolean =>
+    l.holders.size > 0 && covers(unionRanges([...l.holders.values()].map((h) => h.pieces)), l.wanted)
 
-  private settle (l: Lookup): void {
-    if (!this.lookups.has(l.r)) return
-    if (l.holders.size > 0 || l.downloads.size > 0) this.end(l, this.fallbackOutcome(l))
-  }
-
-  private settled (l: Lookup): boolean { return this.o.clock.nowMs() - l.startMs >= this.o.timing.settleMs }
-
-  private covered (l: Lookup): boolean {
-    return l.holders.size > 0 && covers(unionRanges([...l.holders.values()].map((h) => h.pieces)), l.wanted)
-  }
-
-  private fallbackOutcome (l: Lookup): Outcome {
-    return l.holders.size > 0 ? 'partial' : l.downloads.size > 0 ? 'downloading' : 'miss'
-  }
-
-  private lookupFor (m: Inbound<'HAVE' | 'DOWNLOADING' | 'PROVIDER'>): Lookup | undefined {
-    const l = this.lookups.get(m.body.r)
-    if (l === undefined || l.content !== m.body.c) { this.stats.late++; return undefined }
+  /** The lookup an answer belongs to, after noting who answered; undefined when it ended (or was never ours). */
+  const lookupFor = (m: Inbound<'HAVE' | 'DOWNLOADING' | 'PROVIDER'>): Lookup | undefined => {
+    const l = lookups.get(m.body.r)
+    if (l?.content !== m.body.c) return undefined
+    l.answered.add(m.sender.nodeId)
     return l
   }
 
-  private holderOf (l: Lookup, m: Inbound<'HAVE' | 'DOWNLOADING'>): Holder {
+  const holderOf = (l: Lookup, m: Inbound<'HAVE' | 'DOWNLOADING'>): Holder => {
     const address = m.peer?.address ?? m.from.address
-    return {
-      nodeId: m.sender.nodeId,
-      baseUrl: baseUrlOf(address, m.body.h),
-      address,
-      httpPort: m.body.h,
-      pieces: m.body.p ?? null,
-      load: m.body.l / 100,
-      answeredMs: this.o.clock.nowMs() - l.startMs
-    }
+    const { h, p, l: load } = m.body
+    return { nodeId: m.sender.nodeId, baseUrl: baseUrlOf(address, h), address, httpPort: h, pieces: p ?? null, load: load / 100, answeredMs: now() - l.startMs }
   }
 
-  private onHave (m: Inbound<'HAVE'>): void {
-    if (m.body.r === 0) { this.onFollowHave(m); return }
-    const l = this.lookupFor(m)
-    if (l === undefined) return
-    l.answered.add(m.sender.nodeId)
-    if (l.holders.size < RESOLVE_HOLDERS_COUNT_MAX) l.holders.set(m.sender.nodeId, this.holderOf(l, m))
-    if (this.covered(l)) this.end(l, 'hit')
-    else if (this.settled(l)) this.end(l, 'partial')
-  }
+  /** From settleMs on, any answer ends the lookup. */
+  const settled = (l: Lookup): boolean => now() - l.startMs >= timing.settleMs
 
-  private onDownloading (m: Inbound<'DOWNLOADING'>): void {
-    if (m.body.r === 0) { this.onFollowProgress(m); return }
-    const l = this.lookupFor(m)
-    if (l === undefined) return
-    l.answered.add(m.sender.nodeId)
-    if (l.downloads.size < RESOLVE_HOLDERS_COUNT_MAX) {
-      const h = this.holderOf(l, m)
-      l.downloads.set(m.sender.nodeId, { ...h, pieces: m.body.p, doneBytes: m.body.d * 1024, totalBytes: m.body.t === 0 ? null : m.body.t * 1024 })
-    }
-    if (this.settled(l)) this.end(l, this.fallbackOutcome(l))
-  }
-
-  private onProvider (m: Inbound<'PROVIDER'>): void {
-    const l = this.lookupFor(m)
-    if (l === undefined) return
-    l.answered.add(m.sender.nodeId)
-    if (l.provider !== null) return
-    const nodeId = m.body.n.toString('hex')
-    l.provider = { nodeId, address: m.body.a, httpPort: m.body.h, udpPort: m.body.u, baseUrl: baseUrlOf(m.body.a, m.body.h), self: nodeId === this.o.wire.nodeId, via: m.sender.nodeId }
-  }
-
-  private end (l: Lookup, outcome: Outcome): void {
-    if (!this.lookups.delete(l.r)) return
+  /** End a lookup: as told, or else by what was heard (partial, downloading, miss). */
+  const end = (l: Lookup, told?: Outcome): void => {
+    if (!lookups.delete(l.r)) return
     for (const t of l.timers) t.cancel()
-    const now = this.o.clock.nowMs()
-    const { timing } = this.o
+    const outcome = told ?? (l.holders.size > 0 ? 'partial' : l.downloads.size > 0 ? 'downloading' : 'miss')
+    const t = now()
     // Answers may still be pending at the silent peers only within the answer window.
     const window = timing.answerJitterMs + timing.answerLoadMs + (l.askProvider ? timing.thirdPartyMsMax : 0)
-    if ((outcome === 'hit' || outcome === 'downloading') && !this.closed && now - l.lastNeedMs < window) {
-      const { sent, multicast } = this.o.wire.broadcast('FOUND', { r: l.r, c: l.content, f: false }, { except: l.answered })
-      if (sent.length > 0 || multicast) this.stats.foundSent++
+    if ((outcome === 'hit' || outcome === 'downloading') && !closed && t - l.lastNeedMs < window) {
+      wire.broadcast('FOUND', { r: l.r, c: l.content, f: false }, { except: l.answered })
     }
-    this.stats.outcomes[outcome]++
+    stats.outcomes[outcome]++
     l.finish({
       content: l.content,
       pieces: l.wanted,
@@ -278,40 +151,145 @@ export class Requester {
       holders: [...l.holders.values()].sort(sortHolders(l.wanted)),
       downloads: [...l.downloads.values()].sort((a, b) => b.doneBytes - a.doneBytes || a.load - b.load),
       provider: l.provider,
-      elapsedMs: now - l.startMs,
+      elapsedMs: t - l.startMs,
       rounds: l.rounds
     })
   }
 
-  // ---- following downloads -----------------------------------------------------
-
-  private subscribe (f: Follow): void {
-    const r = 1 + this.o.random.int(0xffff_fffe)
-    this.o.wire.sendToNode(f.nodeId, 'FOUND', { r, c: f.content, f: true }, f.fallback)
+  /** FOUND with f set, under a fresh request id: "send me your progress". */
+  const subscribe = (f: Follow): void => {
+    wire.sendToNode(f.nodeId, 'FOUND', { r: requestId(), c: f.content, f: true }, f.fallback)
   }
 
-  private onFollowProgress (m: Inbound<'DOWNLOADING'>): void {
-    const f = this.follows.get(`${m.sender.nodeId}|${m.body.c}`)
-    if (f === undefined) { this.stats.late++; return }
-    f.lastHeardMs = this.o.clock.nowMs()
-    f.onEvent({ type: 'progress', doneBytes: m.body.d * 1024, totalBytes: m.body.t === 0 ? null : m.body.t * 1024, pieces: m.body.p })
+  const unfollow = (f: Follow): void => {
+    for (const t of f.timers) t.cancel()
+    follows.delete(f.key)
   }
 
-  private onFollowHave (m: Inbound<'HAVE'>): void {
-    const f = this.follows.get(`${m.sender.nodeId}|${m.body.c}`)
-    if (f === undefined) { this.stats.late++; return }
-    if (m.body.p === undefined) this.endFollow(f, { type: 'complete' })
-  }
-
-  private endFollow (f: Follow, e: FollowEvent): void {
-    if (!this.follows.has(f.key)) return
-    this.unfollow(f)
+  const endFollow = (f: Follow, e: FollowEvent): void => {
+    if (!follows.has(f.key)) return
+    unfollow(f)
     f.onEvent(e)
   }
 
-  private unfollow (f: Follow): void {
-    f.refresh.cancel()
-    f.watchdog.cancel()
-    this.follows.delete(f.key)
+  const onHave = (m: Inbound<'HAVE'>): void => {
+    if (m.body.r === 0) {
+      // A followed download completed.
+      const f = follows.get(`${m.sender.nodeId}|${m.body.c}`)
+      if (f !== undefined && m.body.p === undefined) endFollow(f, { type: 'complete' })
+      return
+    }
+    const l = lookupFor(m)
+    if (l === undefined) return
+    if (l.holders.size < RESOLVE_HOLDERS_COUNT_MAX) l.holders.set(m.sender.nodeId, holderOf(l, m))
+    if (covered(l)) end(l, 'hit')
+    else if (settled(l)) end(l)
+  }
+
+  const onDownloading = (m: Inbound<'DOWNLOADING'>): void => {
+    const { r, c, p, d, t } = m.body
+    const progress = { pieces: p, doneBytes: d * 1024, totalBytes: kib(t) }
+    if (r === 0) {
+      // Progress of a followed download.
+      const f = follows.get(`${m.sender.nodeId}|${c}`)
+      if (f === undefined) return
+      f.lastHeardMs = now()
+      f.onEvent({ type: 'progress', ...progress })
+      return
+    }
+    const l = lookupFor(m)
+    if (l === undefined) return
+    if (l.downloads.size < RESOLVE_HOLDERS_COUNT_MAX) l.downloads.set(m.sender.nodeId, { ...holderOf(l, m), ...progress })
+    if (settled(l)) end(l)
+  }
+
+  const onProvider = (m: Inbound<'PROVIDER'>): void => {
+    const l = lookupFor(m)
+    if (l === undefined || l.provider !== null) return
+    const { n, a, h, u } = m.body
+    const nodeId = n.toString('hex')
+    l.provider = { nodeId, address: a, httpPort: h, udpPort: u, baseUrl: baseUrlOf(a, h), self: nodeId === wire.nodeId, via: m.sender.nodeId }
+  }
+
+  return {
+    stats,
+    get active () { return lookups.size },
+
+    start () {
+      unsubscribe.push(wire.on('HAVE', onHave), wire.on('DOWNLOADING', onDownloading), wire.on('PROVIDER', onProvider))
+    },
+
+    stop () {
+      closed = true
+      for (const u of unsubscribe.splice(0)) u()
+      for (const l of [...lookups.values()]) end(l, 'miss')
+      for (const f of [...follows.values()]) unfollow(f)
+      timers.clearAll()
+    },
+
+    async resolve (content, options = {}) {
+      check(lookups.size, RESOLVE_LOOKUPS_COUNT_MAX)
+      const pieces = options.pieces ?? null
+      const wanted = pieces && normalizeRanges(pieces)
+      if (parseContentRef(content) !== content) throw new CanopyError('INPUT_INVALID', 'content not in normal form (lowercase hex id or URL)')
+      if (pieces !== null && wanted === null) throw new CanopyError('INPUT_INVALID', 'too many piece ranges')
+      return await new Promise<Resolution>((resolve) => {
+        const t = now()
+        const known = o.provider.current()
+        let r = requestId()
+        while (lookups.has(r)) r = requestId()
+        const l: Lookup = {
+          r,
+          content,
+          wanted,
+          askProvider: known === null,
+          startMs: t,
+          lastNeedMs: t,
+          rounds: 0,
+          answered: new Set(),
+          holders: new Map(),
+          downloads: new Map(),
+          provider: known && { ...known, via: wire.nodeId },
+          timers: [],
+          finish: resolve
+        }
+        lookups.set(r, l)
+        stats.lookups++
+        sendNeed(l)
+        const at = (ms: number, fn: () => void): void => { l.timers.push(timers.setTimeout(fn, ms)) }
+        at(timing.settleMs, () => { if (l.holders.size + l.downloads.size > 0) end(l) })
+        for (let i = 1; i <= timing.retries; i++) {
+          at(i * timing.retryMs, () => {
+            if (covered(l)) return
+            stats.retries++
+            sendNeed(l)
+          })
+        }
+        at(timing.missMs, () => { end(l) })
+      })
+    },
+
+    follow (download, content, onEvent) {
+      const key = `${download.nodeId}|${content}`
+      if (follows.has(key)) throw new CanopyError('INPUT_INVALID', 'already following this download')
+      check(follows.size, RESOLVE_FOLLOWERS_COUNT_MAX)
+      const f: Follow = {
+        key,
+        nodeId: download.nodeId,
+        content,
+        fallback: { address: download.address, port: download.udpPort ?? wire.port },
+        onEvent,
+        lastHeardMs: now(),
+        timers: [
+          timers.setInterval(() => { subscribe(f) }, RESOLVE_FOLLOW_REFRESH_MS),
+          timers.setInterval(() => {
+            if (now() - f.lastHeardMs >= RESOLVE_FOLLOW_EXPIRE_MS) endFollow(f, { type: 'lost' })
+          }, RESOLVE_FOLLOW_REFRESH_MS / 2)
+        ]
+      }
+      follows.set(key, f)
+      subscribe(f)
+      return { stop: () => { unfollow(f) } }
+    }
   }
 }

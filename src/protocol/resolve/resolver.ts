@@ -14,8 +14,8 @@ import type { Logger } from '../../log'
 import type { ContentRef } from '../content'
 import type { WireTransport } from '../transport/transport'
 import type { ContentIndex } from './content-index'
-import { Requester, type FollowHandle, type ResolveOptions } from './requester'
-import { Responder } from './responder'
+import { requester, type FollowHandle, type Requester, type ResolveOptions } from './requester'
+import { responder, type Responder } from './responder'
 import { DEFAULT_TIMING, type Download, type FollowEvent, type ProviderView, type Resolution, type ResolveTiming } from './types'
 
 export interface ResolverOptions {
@@ -38,8 +38,8 @@ export class Resolver {
   constructor (o: ResolverOptions) {
     this.timing = { ...DEFAULT_TIMING, ...o.timing }
     const common = { wire: o.wire, provider: o.provider, clock: o.hal.clock, random: o.hal.random, timing: this.timing, log: o.log }
-    this.requester = new Requester(common)
-    this.responder = new Responder({ ...common, index: o.index, httpPort: o.httpPort })
+    this.requester = requester(common)
+    this.responder = responder({ ...common, index: o.index, httpPort: o.httpPort })
   }
 
   async start (): Promise<void> {
@@ -60,17 +60,8 @@ export class Resolver {
     return this.requester.follow(download, content, onEvent)
   }
 
+  /** Lookups (by outcome, retries), answers sent (have, downloading, provider, third party, cancelled, followers). */
   status (): Record<string, unknown> {
-    const q = this.requester.stats
-    const a = this.responder.stats
-    return {
-      lookups: q.lookups,
-      active: this.requester.active,
-      outcomes: q.outcomes,
-      retries: q.retries,
-      answers: { have: a.have, downloading: a.downloading, provider: a.provider, thirdParty: a.thirdParty, cancelled: a.cancelled },
-      pendingAnswers: this.responder.pendingCount,
-      followers: a.followers
-    }
+    return { ...this.requester.stats, active: this.requester.active, answers: this.responder.stats, pendingAnswers: this.responder.pendingCount }
   }
 }

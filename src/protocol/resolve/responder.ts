@@ -13,11 +13,12 @@ import {
   RESOLVE_PENDING_ANSWERS_COUNT_MAX, RESOLVE_PROGRESS_MS, RESOLVE_REANSWER_MS
 } from '../../limits'
 import type { Logger } from '../../log'
+import { lruSet } from '../lru'
 import { intersects, trimRanges, type ContentRef } from '../content'
 import type { Address, Inbound, WireTransport } from '../transport/transport'
 import type { Body } from '../wire/messages'
 import type { ContentIndex, LocalContent } from './content-index'
-import type { ProviderView, ResolveTiming } from './types'
+import type { ProviderRef, ProviderView, ResolveTiming } from './types'
 
 export interface ResponderOptions {
   wire: WireTransport
@@ -36,204 +37,169 @@ export interface ResponderStats {
   provider: number
   thirdParty: number
   cancelled: number
-  /** Answers not scheduled because the pending table was full. */
-  overflow: number
-  progressPushes: number
   followers: number
 }
 
-interface Follower { to: Address, expiresMs: number }
+/** A peer following our download of content, and where to push to. */
+interface Follower { content: ContentRef, to: Address, expiresMs: number }
 
 const kib = (bytes: number): number => Math.min(0xffff_ffff, Math.floor(bytes / 1024))
 
-export class Responder {
-  readonly stats: ResponderStats = { have: 0, downloading: 0, provider: 0, thirdParty: 0, cancelled: 0, overflow: 0, progressPushes: 0, followers: 0 }
-  private readonly pending = new Map<string, Timer>()
+export interface Responder {
+  readonly stats: ResponderStats
+  /** Answers scheduled, not yet sent. */
+  readonly pendingCount: number
+  start (): void
+  stop (): void
+}
+
+export function responder (o: ResponderOptions): Responder {
+  const { wire, index, clock, random, timing } = o
+  const stats: ResponderStats = { have: 0, downloading: 0, provider: 0, thirdParty: 0, cancelled: 0, followers: 0 }
+  const pending = new Map<string, Timer>()
   /** `${nodeId}:${r}` → when we last answered it (recency order). */
-  private readonly answered = new Map<string, number>()
-  /** content → follower nodeId → where to push. */
-  private readonly followers = new Map<ContentRef, Map<string, Follower>>()
-  private followerCount = 0
+  const answered = new Map<string, number>()
+  /** `${content}|${nodeId}` → follower; at most RESOLVE_FOLLOWERS_COUNT_MAX, so scans are cheap. */
+  const followers = new Map<string, Follower>()
   /** content → a trailing progress push already scheduled. */
-  private readonly pushes = new Map<ContentRef, Timer>()
-  private readonly lastPush = new Map<ContentRef, number>()
-  private readonly timers: TimerGroup
-  private readonly unsubscribe: Array<() => void> = []
+  const pushes = new Map<ContentRef, Timer>()
+  const lastPush = new Map<ContentRef, number>()
+  const timers = new TimerGroup(clock)
+  const unsubscribe: Array<() => void> = []
+  const now = (): number => clock.nowMs()
+  const load = (): number => Math.round(index.load() * 100)
 
-  constructor (private readonly o: ResponderOptions) {
-    this.timers = new TimerGroup(o.clock)
-  }
-
-  start (): void {
-    const { wire } = this.o
-    this.unsubscribe.push(
-      wire.on('NEED', (m) => { this.onNeed(m) }),
-      wire.on('FOUND', (m) => { this.onFound(m) }),
-      this.o.index.on((c) => { this.onChange(c) })
-    )
-    this.timers.setInterval(() => { this.expireFollowers() }, RESOLVE_FOLLOW_REFRESH_MS)
-  }
-
-  stop (): void {
-    for (const u of this.unsubscribe.splice(0)) u()
-    this.timers.clearAll()
-    this.pending.clear()
-    this.pushes.clear()
-    this.followers.clear()
-    this.followerCount = 0
-  }
-
-  get pendingCount (): number { return this.pending.size }
-
-  private onNeed (m: Inbound<'NEED'>): void {
-    const key = `${m.sender.nodeId}:${m.body.r}`
-    if (this.pending.has(key)) return
-    const last = this.answered.get(key)
-    const now = this.o.clock.nowMs()
-    if (last !== undefined && now - last < RESOLVE_REANSWER_MS) return // a duplicate, not a retry
-    const { timing, index, random } = this.o
+  /** What we can say to a NEED now: our own content, the provider (to a NEED that asks for it), or nothing. */
+  const offer = (m: Inbound<'NEED'>): LocalContent | ProviderRef | null => {
     const local = index.lookup(m.body.c)
-    let delay: number
-    if (local !== null && offers(local, m.body.p ?? null)) {
-      delay = random.float() * timing.answerJitterMs + index.load() * timing.answerLoadMs
-    } else if (m.body.q) {
-      const p = this.o.provider.current()
-      if (p === null || p.nodeId === m.sender.nodeId) return
-      delay = p.self
-        ? random.float() * timing.answerJitterMs
-        : timing.thirdPartyMsMin + random.float() * (timing.thirdPartyMsMax - timing.thirdPartyMsMin)
-    } else {
-      return
-    }
-    if (this.pending.size >= RESOLVE_PENDING_ANSWERS_COUNT_MAX) { this.o.log.debug('answer table full'); this.stats.overflow++; return }
-    const timer = this.timers.setTimeout(() => {
-      this.pending.delete(key)
-      this.remember(key)
-      this.answer(m)
-    }, delay)
-    this.pending.set(key, timer)
+    // A download's progress is worth hearing even before its first piece.
+    if (local !== null && (local.state === 'downloading' || intersects(local.pieces, m.body.p ?? null))) return local
+    const p = m.body.q ? o.provider.current() : null
+    return p === null || p.nodeId === m.sender.nodeId ? null : p
   }
+
+  const haveBody = (r: number, c: ContentRef, local: LocalContent & { state: 'have' }): Body<'HAVE'> =>
+    ({ r, c, p: local.pieces === null ? undefined : trimRanges(local.pieces), l: load(), h: o.httpPort() })
+
+  // A download may hold more ranges than one datagram carries: then report the first ones.
+  const downloadingBody = (r: number, c: ContentRef, local: LocalContent & { state: 'downloading' }): Body<'DOWNLOADING'> =>
+    ({ r, c, p: trimRanges(local.pieces), d: kib(local.doneBytes), t: local.totalBytes === null ? 0 : kib(local.totalBytes), l: load(), h: o.httpPort() })
+
+  const remember = (key: string): void => { lruSet(answered, key, now(), RESOLVE_ANSWERED_COUNT_MAX) }
 
   /** Decide again at send time: the content may have changed while we waited. */
-  private answer (m: Inbound<'NEED'>): void {
-    const { wire, index } = this.o
+  const answer = (m: Inbound<'NEED'>): void => {
     const { r, c } = m.body
-    const local = index.lookup(c)
-    if (local !== null && offers(local, m.body.p ?? null)) {
-      if (local.state === 'have') {
-        if (wire.reply(m, 'HAVE', this.haveBody(r, c, local))) this.stats.have++
-      } else if (wire.reply(m, 'DOWNLOADING', this.downloadingBody(r, c, local))) {
-        this.stats.downloading++
+    const what = offer(m)
+    if (what === null) return
+    if (!('state' in what)) {
+      if (wire.reply(m, 'PROVIDER', { r, c, n: Buffer.from(what.nodeId, 'hex'), a: what.address, h: what.httpPort, u: what.udpPort })) {
+        stats[what.self ? 'provider' : 'thirdParty']++
       }
-      return
+    } else if (what.state === 'have') {
+      if (wire.reply(m, 'HAVE', haveBody(r, c, what))) stats.have++
+    } else if (wire.reply(m, 'DOWNLOADING', downloadingBody(r, c, what))) {
+      stats.downloading++
     }
-    if (!m.body.q) return
-    const p = this.o.provider.current()
-    if (p === null || p.nodeId === m.sender.nodeId) return
-    const sent = wire.reply(m, 'PROVIDER', { r, c, n: Buffer.from(p.nodeId, 'hex'), a: p.address, h: p.httpPort, u: p.udpPort })
-    if (sent && p.self) this.stats.provider++
-    else if (sent) this.stats.thirdParty++
   }
 
-  private haveBody (r: number, c: ContentRef, local: LocalContent & { state: 'have' }): Body<'HAVE'> {
-    return { r, c, p: local.pieces === null ? undefined : trimRanges(local.pieces), l: Math.round(this.o.index.load() * 100), h: this.o.httpPort() }
-  }
-
-  private downloadingBody (r: number, c: ContentRef, local: LocalContent & { state: 'downloading' }): Body<'DOWNLOADING'> {
-    // A download may hold more ranges than one datagram carries: then report the first ones.
-    const pieces = trimRanges(local.pieces)
-    return { r, c, p: pieces, d: kib(local.doneBytes), t: local.totalBytes === null ? 0 : kib(local.totalBytes), l: Math.round(this.o.index.load() * 100), h: this.o.httpPort() }
-  }
-
-  private remember (key: string): void {
-    this.answered.delete(key)
-    if (this.answered.size >= RESOLVE_ANSWERED_COUNT_MAX) this.answered.delete(this.answered.keys().next().value as string)
-    this.answered.set(key, this.o.clock.nowMs())
-  }
-
-  private onFound (m: Inbound<'FOUND'>): void {
+  const onNeed = (m: Inbound<'NEED'>): void => {
     const key = `${m.sender.nodeId}:${m.body.r}`
-    const t = this.pending.get(key)
-    if (t !== undefined) {
-      t.cancel()
-      this.pending.delete(key)
-      this.remember(key)
-      this.stats.cancelled++
+    // Pending, or a duplicate (not a retry) of one just answered.
+    if (pending.has(key) || now() - (answered.get(key) ?? -Infinity) < RESOLVE_REANSWER_MS) return
+    const what = offer(m)
+    // Nothing to say, or the table is full: others will answer.
+    if (what === null || pending.size >= RESOLVE_PENDING_ANSWERS_COUNT_MAX) return
+    const delay = 'state' in what
+      ? random.float() * timing.answerJitterMs + index.load() * timing.answerLoadMs
+      : what.self
+        ? random.float() * timing.answerJitterMs
+        : timing.thirdPartyMsMin + random.float() * (timing.thirdPartyMsMax - timing.thirdPartyMsMin)
+    pending.set(key, timers.setTimeout(() => {
+      pending.delete(key)
+      remember(key)
+      answer(m)
+    }, delay))
+  }
+
+  /** The followers of content c. */
+  const followersOf = (c: ContentRef): Follower[] => [...followers.values()].filter((f) => f.content === c)
+
+  /** Forget content c's followers (all of them, or only those expired by now). */
+  const dropFollowers = (c: ContentRef | null, t = Infinity): void => {
+    for (const [key, f] of followers) {
+      if ((c === null || f.content === c) && f.expiresMs <= t) followers.delete(key)
     }
-    if (m.body.f) this.follow(m)
+    for (const content of c === null ? [...pushes.keys(), ...lastPush.keys()] : [c]) {
+      if (followersOf(content).length > 0) continue
+      lastPush.delete(content)
+      pushes.get(content)?.cancel()
+      pushes.delete(content)
+    }
+    stats.followers = followers.size
   }
 
   /** A peer follows our download of c: remember it (bounded) and tell it where we are now. */
-  private follow (m: Inbound<'FOUND'>): void {
+  const follow = (m: Inbound<'FOUND'>): void => {
     const c = m.body.c
-    const local = this.o.index.lookup(c)
-    if (local === null) return
+    const local = index.lookup(c)
     const to = m.peer !== undefined ? { address: m.peer.address, port: m.peer.udpPort } : m.from
-    if (local.state === 'have') {
-      if (local.pieces === null) this.o.wire.sendTo('HAVE', this.haveBody(0, c, local), to)
-      return
+    const key = `${c}|${m.sender.nodeId}`
+    if (local?.state === 'have') {
+      if (local.pieces === null) wire.sendTo('HAVE', haveBody(0, c, local), to)
+    } else if (local !== null && (followers.has(key) || followers.size < RESOLVE_FOLLOWERS_COUNT_MAX)) {
+      followers.set(key, { content: c, to, expiresMs: now() + RESOLVE_FOLLOW_EXPIRE_MS })
+      stats.followers = followers.size
+      wire.sendTo('DOWNLOADING', downloadingBody(0, c, local), to)
     }
-    let set = this.followers.get(c)
-    const known = set?.has(m.sender.nodeId) === true
-    if (!known && this.followerCount >= RESOLVE_FOLLOWERS_COUNT_MAX) return
-    if (set === undefined) { set = new Map(); this.followers.set(c, set) }
-    set.set(m.sender.nodeId, { to, expiresMs: this.o.clock.nowMs() + RESOLVE_FOLLOW_EXPIRE_MS })
-    if (!known) this.followerCount++
-    this.stats.followers = this.followerCount
-    if (this.o.wire.sendTo('DOWNLOADING', this.downloadingBody(0, c, local), to)) this.stats.progressPushes++
+  }
+
+  const onFound = (m: Inbound<'FOUND'>): void => {
+    const key = `${m.sender.nodeId}:${m.body.r}`
+    const t = pending.get(key)
+    if (t !== undefined) {
+      t.cancel()
+      pending.delete(key)
+      remember(key)
+      stats.cancelled++
+    }
+    if (m.body.f) follow(m)
   }
 
   /** Progress to followers at most every RESOLVE_PROGRESS_MS; completion at once. */
-  private onChange (c: ContentRef): void {
-    const set = this.followers.get(c)
-    if (set === undefined) return
-    const local = this.o.index.lookup(c)
-    if (local === null || (local.state === 'have' && local.pieces !== null)) {
-      this.dropFollowers(c) // aborted or shrunk: followers notice the silence and fall back
+  const onChange = (c: ContentRef): void => {
+    const local = index.lookup(c)
+    if (followersOf(c).length === 0) return
+    if (local?.state !== 'downloading') {
+      // Complete: tell them. Aborted or shrunk: followers notice the silence and fall back.
+      if (local?.pieces === null) for (const f of followersOf(c)) wire.sendTo('HAVE', haveBody(0, c, local), f.to)
+      dropFollowers(c)
       return
     }
-    if (local.state === 'have') {
-      for (const f of set.values()) this.o.wire.sendTo('HAVE', this.haveBody(0, c, local), f.to)
-      this.dropFollowers(c)
-      return
-    }
-    if (this.pushes.has(c)) return
-    const since = this.o.clock.nowMs() - (this.lastPush.get(c) ?? -Infinity)
-    this.pushes.set(c, this.timers.setTimeout(() => {
-      this.pushes.delete(c)
-      this.lastPush.set(c, this.o.clock.nowMs())
-      const now = this.o.index.lookup(c)
-      const s = this.followers.get(c)
-      if (now?.state !== 'downloading' || s === undefined) return
-      for (const f of s.values()) if (this.o.wire.sendTo('DOWNLOADING', this.downloadingBody(0, c, now), f.to)) this.stats.progressPushes++
+    if (pushes.has(c)) return
+    const since = now() - (lastPush.get(c) ?? -Infinity)
+    pushes.set(c, timers.setTimeout(() => {
+      pushes.delete(c)
+      lastPush.set(c, now())
+      const current = index.lookup(c)
+      if (current?.state === 'downloading') for (const f of followersOf(c)) wire.sendTo('DOWNLOADING', downloadingBody(0, c, current), f.to)
     }, Math.max(0, RESOLVE_PROGRESS_MS - since)))
   }
 
-  private dropFollowers (c: ContentRef): void {
-    const set = this.followers.get(c)
-    if (set === undefined) return
-    this.followerCount -= set.size
-    this.followers.delete(c)
-    this.lastPush.delete(c)
-    this.pushes.get(c)?.cancel()
-    this.pushes.delete(c)
-    this.stats.followers = this.followerCount
-  }
-
-  private expireFollowers (): void {
-    const now = this.o.clock.nowMs()
-    for (const [c, set] of this.followers) {
-      for (const [id, f] of set) {
-        if (f.expiresMs <= now) { set.delete(id); this.followerCount-- }
-      }
-      if (set.size === 0) this.dropFollowers(c)
+  return {
+    stats,
+    get pendingCount () { return pending.size },
+    start () {
+      unsubscribe.push(wire.on('NEED', onNeed), wire.on('FOUND', onFound), index.on(onChange))
+      timers.setInterval(() => { dropFollowers(null, now()) }, RESOLVE_FOLLOW_REFRESH_MS)
+    },
+    stop () {
+      for (const u of unsubscribe.splice(0)) u()
+      timers.clearAll()
+      pending.clear()
+      pushes.clear()
+      followers.clear()
+      stats.followers = 0
     }
-    this.stats.followers = this.followerCount
   }
-}
-
-/** Can this node serve any of the wanted pieces (null: all)? */
-function offers (local: LocalContent, wanted: Parameters<typeof intersects>[1]): boolean {
-  if (local.state === 'downloading') return true // progress is worth hearing even before the first piece
-  return intersects(local.pieces, wanted)
 }

@@ -24,69 +24,62 @@ export interface InterfaceInfo {
   prefixLength: number
 }
 
-export class SsdpInterface {
-  private listener: UdpSocket | null = null
-  private searcher: UdpSocket | null = null
-  private closed = false
+/** Which socket: the listener (port 1900) or the searcher. */
+export const LISTENER = 0
+export const SEARCHER = 1
 
-  private constructor (readonly info: InterfaceInfo, private readonly group: string) {}
-
-  /** Bind and join; on any failure nothing stays open and the error is thrown (coded, from the HAL). */
-  static async open (net: Net, info: InterfaceInfo, group: string, port: number,
-    onDatagram: (d: Datagram, socket: 'listener' | 'searcher', iface: SsdpInterface) => void): Promise<SsdpInterface> {
-    const iface = new SsdpInterface(info, group)
-    try {
-      const listener = await net.udp({ port, reuseAddr: true })
-      iface.listener = listener
-      listener.joinGroup(group, info.address)
-      listener.setMulticastInterface(info.address)
-      listener.setMulticastTtl(SSDP_MULTICAST_TTL)
-      listener.onMessage((d) => { if (!iface.closed) onDatagram(d, 'listener', iface) })
-      const searcher = await net.udp({ port: 0, address: info.address })
-      iface.searcher = searcher
-      searcher.setMulticastInterface(info.address)
-      searcher.setMulticastTtl(SSDP_MULTICAST_TTL)
-      searcher.onMessage((d) => { if (!iface.closed) onDatagram(d, 'searcher', iface) })
-    } catch (err) {
-      iface.close()
-      throw err
-    }
-    return iface
-  }
-
-  get isOpen (): boolean { return !this.closed }
+export interface SsdpInterface {
+  readonly info: InterfaceInfo
+  readonly isOpen: boolean
   /** The port our searches leave from (replies come back to it). */
-  get searchPort (): number { return this.searcher?.port ?? 0 }
-  get sendErrors (): number { return (this.listener?.sendErrors ?? 0) + (this.searcher?.sendErrors ?? 0) }
-
-  /** From port 1900: NOTIFY to the group, replies to a searcher. */
-  sendFromListener (data: Uint8Array, port: number, address: string): boolean {
-    if (this.closed || this.listener === null) return false
-    this.listener.send(data, port, address)
-    return true
-  }
-
-  /** From the searcher: M-SEARCH to the group. */
-  sendFromSearcher (data: Uint8Array, port: number, address: string): boolean {
-    if (this.closed || this.searcher === null) return false
-    this.searcher.send(data, port, address)
-    return true
-  }
-
+  readonly searchPort: number
+  /** From the listener (port 1900: NOTIFY to the group, replies to a searcher) or the searcher (M-SEARCH); to the group by default. */
+  send (which: number, data: Uint8Array, port?: number, address?: string): boolean
   /** Wait until what was sent has left (the byebye before close). */
-  async flush (): Promise<void> {
-    await Promise.all([this.listener?.flush?.(), this.searcher?.flush?.()])
-  }
+  flush (): Promise<void>
+  close (log?: Logger): void
+}
 
-  close (log?: Logger): void {
-    if (this.closed) return
-    this.closed = true
-    try {
-      this.listener?.leaveGroup(this.group, this.info.address)
-    } catch (err) {
-      log?.debug('leaving the SSDP group failed (interface gone?)', { nic: this.info.nic, err })
+/** Bind and join; on any failure nothing stays open and the error is thrown (coded, from the HAL). */
+export async function openInterface (net: Net, info: InterfaceInfo, group: string, port: number,
+  onDatagram: (d: Datagram, socket: number, iface: SsdpInterface) => void): Promise<SsdpInterface> {
+  /** [listener, searcher] */
+  const sockets: UdpSocket[] = []
+  let closed = false
+  const iface: SsdpInterface = {
+    info,
+    get isOpen () { return !closed },
+    get searchPort () { return sockets[SEARCHER]?.port ?? 0 },
+    send (which, data, toPort = port, address = group) {
+      const s = sockets[which]
+      if (closed || s === undefined) return false
+      s.send(data, toPort, address)
+      return true
+    },
+    async flush () { await Promise.all(sockets.map((s) => s.flush?.())) },
+    close (log) {
+      if (closed) return
+      closed = true
+      try {
+        sockets[LISTENER]?.leaveGroup(group, info.address)
+      } catch (err) {
+        log?.debug('SSDP leave failed', { nic: info.nic, err })
+      }
+      for (const s of sockets) s.close()
     }
-    this.listener?.close()
-    this.searcher?.close()
   }
+  try {
+    for (const which of [LISTENER, SEARCHER]) {
+      const s = await net.udp(which === LISTENER ? { port, reuseAddr: true } : { port: 0, address: info.address })
+      sockets.push(s)
+      if (which === LISTENER) s.joinGroup(group, info.address)
+      s.setMulticastInterface(info.address)
+      s.setMulticastTtl(SSDP_MULTICAST_TTL)
+      s.onMessage((d) => { if (!closed) onDatagram(d, which, iface) })
+    }
+  } catch (err) {
+    iface.close()
+    throw err
+  }
+  return iface
 }

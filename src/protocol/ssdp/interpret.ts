@@ -2,7 +2,6 @@
 // Canopy agent alive (NOTIFY or search reply) or leaving, something that is
 // not ours, or a drop with a reason. Pure: the caller adds the source checks.
 
-import { CanopyError } from '../../errors'
 import { SSDP_DATAGRAM_BYTES_MAX } from '../../limits'
 import { parseSsdp } from './message'
 import {
@@ -31,9 +30,8 @@ export function interpretSsdp (data: Uint8Array): SsdpEvent {
   let msg
   try {
     msg = parseSsdp(data)
-  } catch (err) {
-    if (CanopyError.is(err, 'SSDP_MALFORMED')) return drop('malformed')
-    throw err
+  } catch {
+    return drop('malformed') // parseSsdp throws only SSDP_MALFORMED
   }
   const h = msg.headers
   if (msg.kind === 'search') {

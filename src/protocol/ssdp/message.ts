@@ -18,101 +18,72 @@ export interface SsdpMessage {
   headers: ReadonlyMap<string, string>
 }
 
-const START_SEARCH = 'M-SEARCH * HTTP/1.1'
-const START_NOTIFY = 'NOTIFY * HTTP/1.1'
+/** The start lines of what we send (a response: our search replies). */
+const START = { search: 'M-SEARCH * HTTP/1.1', notify: 'NOTIFY * HTTP/1.1', response: 'HTTP/1.1 200 OK' }
 /** HTTP/1.0 is accepted in replies: some old stacks answer with it. */
 const START_RESPONSE = /^HTTP\/1\.[01] ([1-5]\d\d) [\x20-\x7e]{0,64}$/
 
 // RFC 9110 §5.6.2 token characters.
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
-/** Field values: visible ASCII, space, tab, and obs-text (kept as latin1). */
+/** Field values: visible ASCII, space, tab, and obs-text (kept as latin1). No CR, LF or other control bytes. */
 const VALUE_CHARS = /^[\t\x20-\x7e\x80-\xff]*$/
 
 /** Strip optional whitespace (SP, HTAB) at both ends, in linear time. */
 function trimOws (s: string): string {
   let a = 0
   let b = s.length
-  while (a < b && (s.charCodeAt(a) === 0x20 || s.charCodeAt(a) === 0x09)) a++
-  while (b > a && (s.charCodeAt(b - 1) === 0x20 || s.charCodeAt(b - 1) === 0x09)) b--
+  while (a < b && (s[a] === ' ' || s[a] === '\t')) a++
+  while (b > a && (s[b - 1] === ' ' || s[b - 1] === '\t')) b--
   return s.slice(a, b)
 }
 
-const malformed = (why: string): CanopyError => new CanopyError('SSDP_MALFORMED', `SSDP datagram: ${why}`)
+const malformed = (why: string): CanopyError => new CanopyError('SSDP_MALFORMED', `SSDP: ${why}`)
+
+/** A header's lower-case name, once its name is a token, its value legal and the name new. */
+function headerKey (name: string, value: string, seen: { has (k: string): boolean }): string {
+  const key = name.toLowerCase()
+  if (name.length > SSDP_HEADER_NAME_BYTES_MAX || !TOKEN.test(name) || !VALUE_CHARS.test(value) || seen.has(key)) throw malformed(`header ${key}`)
+  return key
+}
 
 /** Parse one datagram; throws only CanopyError SSDP_MALFORMED. */
 export function parseSsdp (data: Uint8Array): SsdpMessage {
-  if (data.length > SSDP_DATAGRAM_BYTES_MAX) throw malformed(`${data.length} bytes, more than ${SSDP_DATAGRAM_BYTES_MAX}`)
-  // latin1 maps every byte to one character, so offsets are byte offsets.
-  const text = Buffer.from(data.buffer, data.byteOffset, data.length).toString('latin1')
-  let at = 0
-  const nextLine = (): string => {
-    const end = text.indexOf('\r\n', at)
-    if (end === -1) throw malformed('a line is not ended by CRLF')
-    if (end - at > SSDP_LINE_BYTES_MAX) throw malformed(`a line is longer than ${SSDP_LINE_BYTES_MAX} bytes`)
-    const line = text.slice(at, end)
-    at = end + 2
-    return line
-  }
-
-  const start = nextLine()
-  let kind: SsdpKind
-  let status = 0
-  if (start === START_SEARCH) kind = 'search'
-  else if (start === START_NOTIFY) kind = 'notify'
-  else {
-    const m = START_RESPONSE.exec(start)
-    if (m === null) throw malformed('unknown start line')
-    kind = 'response'
-    status = Number(m[1])
-  }
-
+  if (data.length > SSDP_DATAGRAM_BYTES_MAX) throw malformed('size')
+  // latin1 maps every byte to one character, so lengths are byte lengths.
+  const lines = Buffer.from(data.buffer, data.byteOffset, data.length).toString('latin1').split('\r\n')
+  // A start line and headers, then one empty line and nothing after it: the split ends in two empty strings.
+  const n = lines.indexOf('')
+  if (n < 1 || n !== lines.length - 2 || lines[n + 1] !== '' || n > SSDP_HEADER_COUNT_MAX + 1 ||
+    lines.some((l) => l.length > SSDP_LINE_BYTES_MAX)) throw malformed('framing, line length or header count')
+  const start = lines[0]!
+  const response = START_RESPONSE.exec(start)
+  const kind = start === START.search ? 'search' : start === START.notify ? 'notify' : response !== null ? 'response' : null
+  if (kind === null) throw malformed('start line')
   const headers = new Map<string, string>()
-  for (;;) {
-    const line = nextLine()
-    if (line === '') break
-    if (headers.size >= SSDP_HEADER_COUNT_MAX) throw malformed(`more than ${SSDP_HEADER_COUNT_MAX} headers`)
-    if (line.includes('\r') || line.includes('\n')) throw malformed('a bare CR or LF inside a line')
+  for (const line of lines.slice(1, n)) {
     const colon = line.indexOf(':')
-    if (colon <= 0) throw malformed('a header line without a name') // also refuses obs-fold (leading space)
-    const name = line.slice(0, colon)
-    if (name.length > SSDP_HEADER_NAME_BYTES_MAX || !TOKEN.test(name)) throw malformed('a header name is not a token')
+    if (colon <= 0) throw malformed('header line') // also refuses obs-fold (leading space)
     const value = trimOws(line.slice(colon + 1))
-    if (!VALUE_CHARS.test(value)) throw malformed('a control character in a header value')
-    const key = name.toLowerCase()
-    if (headers.has(key)) throw malformed(`header ${key} twice`)
-    headers.set(key, value)
+    headers.set(headerKey(line.slice(0, colon), value, headers), value)
   }
-  if (at !== text.length) throw malformed('bytes after the empty line')
-  return { kind, status, headers }
+  return { kind, status: Number(response?.[1] ?? 0), headers }
 }
 
 /** Header lines in the order and spelling we send (SSDP peers expect upper case). */
 export type SsdpHeaders = ReadonlyArray<readonly [string, string]>
 
-/** The start line of a message we send. */
-export function startLine (kind: SsdpKind): string {
-  if (kind === 'search') return START_SEARCH
-  if (kind === 'notify') return START_NOTIFY
-  return 'HTTP/1.1 200 OK'
-}
-
 /** Format a message; throws SSDP_MALFORMED when a header would break the grammar or a bound. */
 export function formatSsdp (kind: SsdpKind, headers: SsdpHeaders): Buffer {
-  if (headers.length > SSDP_HEADER_COUNT_MAX) throw malformed(`more than ${SSDP_HEADER_COUNT_MAX} headers`)
   const seen = new Set<string>()
-  let out = startLine(kind) + '\r\n'
+  let out = START[kind] + '\r\n'
   for (const [name, value] of headers) {
-    if (name.length > SSDP_HEADER_NAME_BYTES_MAX || !TOKEN.test(name)) throw malformed(`header name ${JSON.stringify(name)} is not a token`)
-    if (!VALUE_CHARS.test(value) || value !== trimOws(value)) throw malformed(`header ${name} has a value that would not read back`)
-    const key = name.toLowerCase()
-    if (seen.has(key)) throw malformed(`header ${key} twice`)
-    seen.add(key)
+    seen.add(headerKey(name, value, seen))
     const line = value === '' ? `${name}:` : `${name}: ${value}`
-    if (line.length > SSDP_LINE_BYTES_MAX) throw malformed(`header ${name} is longer than ${SSDP_LINE_BYTES_MAX} bytes`)
+    // Spaces at an end would not read back; nor a line over the bound.
+    if (value !== trimOws(value) || line.length > SSDP_LINE_BYTES_MAX) throw malformed(`header ${name}`)
     out += line + '\r\n'
   }
-  out += '\r\n'
-  const bytes = Buffer.from(out, 'latin1')
-  if (bytes.length > SSDP_DATAGRAM_BYTES_MAX) throw malformed(`message of ${bytes.length} bytes exceeds ${SSDP_DATAGRAM_BYTES_MAX}`)
+  const bytes = Buffer.from(out + '\r\n', 'latin1')
+  if (seen.size > SSDP_HEADER_COUNT_MAX || bytes.length > SSDP_DATAGRAM_BYTES_MAX) throw malformed(`${bytes.length} bytes, ${seen.size} headers: exceeds a bound`)
   return bytes
 }

@@ -3,7 +3,7 @@
 // search and 512 bytes) or is not sent at all.
 
 import { SSDP_REPLY_AMPLIFICATION_MAX, SSDP_REPLY_BYTES_MAX } from '../../limits'
-import { formatSsdp, type SsdpHeaders } from './message'
+import { formatSsdp } from './message'
 import { CANOPY_DEVICE_TYPE, ROOT_DEVICE, SSDP_ALL, SSDP_DISCOVER, SSDP_HOST, deviceUuid, usnFor } from './names'
 
 /** What this agent advertises on one interface. */
@@ -22,73 +22,44 @@ export interface Advert {
 
 /** The ST a search for `st` is answered with, or null when it is not about us. */
 export function answerType (st: string, nodeId: string): string | null {
-  if (st === CANOPY_DEVICE_TYPE || st === SSDP_ALL) return CANOPY_DEVICE_TYPE
-  if (st === ROOT_DEVICE) return ROOT_DEVICE
-  if (st.toLowerCase() === deviceUuid(nodeId)) return deviceUuid(nodeId)
-  return null
+  const uuid = deviceUuid(nodeId)
+  return st === CANOPY_DEVICE_TYPE || st === SSDP_ALL ? CANOPY_DEVICE_TYPE : st === ROOT_DEVICE ? st : st.toLowerCase() === uuid ? uuid : null
 }
 
 /** The byte budget of a reply to a search of requestBytes. */
-export function replyBudget (requestBytes: number): number {
-  return Math.min(SSDP_REPLY_BYTES_MAX, SSDP_REPLY_AMPLIFICATION_MAX * requestBytes)
-}
+export const replyBudget = (requestBytes: number): number => Math.min(SSDP_REPLY_BYTES_MAX, SSDP_REPLY_AMPLIFICATION_MAX * requestBytes)
+
+/** What an alive and a reply share, around the headers that name the type. */
+const advertHeaders = (a: Advert, type: Array<[string, string]>, usnType: string): Array<[string, string]> => [
+  ['CACHE-CONTROL', `max-age=${a.maxAgeSeconds}`], ['LOCATION', a.location], ...type, ['SERVER', a.server],
+  ['USN', usnFor(a.nodeId, usnType)], ['BOOTID.UPNP.ORG', String(a.bootId)], ['CONFIGID.UPNP.ORG', String(a.configId)]
+]
 
 /** Headers a reply sheds, in this order, until it fits its budget. */
-const OPTIONAL_IN_REPLY = ['SERVER', 'CONFIGID.UPNP.ORG', 'BOOTID.UPNP.ORG']
+const OPTIONAL_IN_REPLY = ['SERVER', 'CONFIGID.UPNP.ORG', 'BOOTID.UPNP.ORG', '']
 
 /**
  * The one reply datagram, or null when even the smallest form exceeds the
- * budget. Peers need only ST, USN, LOCATION and CACHE-CONTROL (EXT is two
+ * budget. The mandatory headers come first in the budget (about 150 of the
  * bytes UDA insists on); the rest is dropped first when the search was small.
  */
 export function buildReply (st: string, advert: Advert, budgetBytes: number): Buffer | null {
-  let headers: Array<[string, string]> = [
-    ['CACHE-CONTROL', `max-age=${advert.maxAgeSeconds}`],
-    ['EXT', ''],
-    ['LOCATION', advert.location],
-    ['SERVER', advert.server],
-    ['ST', st],
-    ['USN', usnFor(advert.nodeId, st)],
-    ['BOOTID.UPNP.ORG', String(advert.bootId)],
-    ['CONFIGID.UPNP.ORG', String(advert.configId)]
-  ]
-  for (let shed = 0; ; shed++) {
+  let headers = [['EXT', ''] as [string, string], ...advertHeaders(advert, [['ST', st]], st)]
+  for (const shed of OPTIONAL_IN_REPLY) {
     const bytes = formatSsdp('response', headers)
     if (bytes.length <= budgetBytes) return bytes
-    if (shed >= OPTIONAL_IN_REPLY.length) return null
-    headers = headers.filter(([n]) => n !== OPTIONAL_IN_REPLY[shed])
+    headers = headers.filter(([n]) => n !== shed)
   }
+  return null
 }
 
-export function buildAlive (advert: Advert): Buffer {
-  const headers: SsdpHeaders = [
-    ['HOST', SSDP_HOST],
-    ['CACHE-CONTROL', `max-age=${advert.maxAgeSeconds}`],
-    ['LOCATION', advert.location],
-    ['NT', CANOPY_DEVICE_TYPE],
-    ['NTS', 'ssdp:alive'],
-    ['SERVER', advert.server],
-    ['USN', usnFor(advert.nodeId, CANOPY_DEVICE_TYPE)],
-    ['BOOTID.UPNP.ORG', String(advert.bootId)],
-    ['CONFIGID.UPNP.ORG', String(advert.configId)]
-  ]
-  return formatSsdp('notify', headers)
-}
+export const buildAlive = (a: Advert): Buffer =>
+  formatSsdp('notify', [['HOST', SSDP_HOST], ...advertHeaders(a, [['NT', CANOPY_DEVICE_TYPE], ['NTS', 'ssdp:alive']], CANOPY_DEVICE_TYPE)])
 
-export function buildByebye (nodeId: string): Buffer {
-  return formatSsdp('notify', [
-    ['HOST', SSDP_HOST],
-    ['NT', CANOPY_DEVICE_TYPE],
-    ['NTS', 'ssdp:byebye'],
-    ['USN', usnFor(nodeId, CANOPY_DEVICE_TYPE)]
-  ])
-}
+export const buildByebye = (nodeId: string): Buffer => formatSsdp('notify', [
+  ['HOST', SSDP_HOST], ['NT', CANOPY_DEVICE_TYPE], ['NTS', 'ssdp:byebye'], ['USN', usnFor(nodeId, CANOPY_DEVICE_TYPE)]
+])
 
-export function buildSearch (st: string, mxSeconds: number): Buffer {
-  return formatSsdp('search', [
-    ['HOST', SSDP_HOST],
-    ['MAN', SSDP_DISCOVER],
-    ['MX', String(mxSeconds)],
-    ['ST', st]
-  ])
-}
+export const buildSearch = (st: string, mxSeconds: number): Buffer => formatSsdp('search', [
+  ['HOST', SSDP_HOST], ['MAN', SSDP_DISCOVER], ['MX', String(mxSeconds)], ['ST', st]
+])

@@ -23,19 +23,17 @@ export const SSDP_DISCOVER = '"ssdp:discover"'
 /** Where LOCATION points on a Canopy agent's HTTP port. */
 export const DESCRIBE_PATH = '/api/describe'
 
-const UUID = /^uuid:([0-9a-fA-F]{8})-([0-9a-fA-F]{4})-([0-9a-fA-F]{4})-([0-9a-fA-F]{4})-([0-9a-fA-F]{12})$/
+const UUID = /^uuid:[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$/i
 
 /** The device UUID, "uuid:xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", of a node id. */
 export function deviceUuid (nodeId: string): string {
-  assert(NODE_ID_PATTERN.test(nodeId), 'a device UUID is made from a node id')
-  const h = nodeId
-  return `uuid:${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`
+  assert(NODE_ID_PATTERN.test(nodeId), 'a node id')
+  return `uuid:${nodeId.replace(/^(.{8})(.{4})(.{4})(.{4})/, '$1-$2-$3-$4-')}`
 }
 
 /** The node id in a device UUID ("uuid:…"), or null. */
 export function nodeIdOfUuid (uuid: string): string | null {
-  const m = UUID.exec(uuid)
-  return m === null ? null : m.slice(1).join('').toLowerCase()
+  return UUID.test(uuid) ? uuid.slice(5).replace(/-/g, '').toLowerCase() : null
 }
 
 /** The USN for one of our notification types (NT/ST). */
@@ -47,8 +45,7 @@ export function usnFor (nodeId: string, type: string): string {
 /** The node id in a Canopy agent's USN ("uuid:…::urn:canopy:device:agent:1"), or null. */
 export function nodeIdOfCanopyUsn (usn: string): string | null {
   const suffix = `::${CANOPY_DEVICE_TYPE}`
-  if (!usn.endsWith(suffix)) return null
-  return nodeIdOfUuid(usn.slice(0, -suffix.length))
+  return usn.endsWith(suffix) ? nodeIdOfUuid(usn.slice(0, -suffix.length)) : null
 }
 
 export interface Location {
@@ -64,21 +61,15 @@ const LOCATION = /^http:\/\/(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}):(\d{1,5})(\/[\x
 /** A LOCATION we are willing to fetch: http, an IPv4 literal, an explicit port. */
 export function parseLocation (text: string): Location | null {
   const m = LOCATION.exec(text)
-  if (m === null) return null
-  const ip = parseIp(m[1]!)
-  const port = Number(m[2])
-  if (ip === null || ip.family !== 4 || port < 1 || port > 65535) return null
-  return { host: m[1]!, port, path: m[3] ?? '/' }
+  const port = Number(m?.[2])
+  return m === null || parseIp(m[1]!)?.family !== 4 || port < 1 || port > 65535 ? null : { host: m[1]!, port, path: m[3] ?? '/' }
 }
 
-export function formatLocation (l: Location): string {
-  return `http://${l.host}:${l.port}${l.path}`
-}
+export const formatLocation = (l: Location): string => `http://${l.host}:${l.port}${l.path}`
 
 /** max-age from CACHE-CONTROL (directives separated by commas), clamped to our bounds; null when absent or malformed. */
 export function parseMaxAge (cacheControl: string | undefined): number | null {
-  if (cacheControl === undefined) return null
-  for (const part of cacheControl.split(',', 8)) {
+  for (const part of cacheControl?.split(',', 8) ?? []) {
     const m = /^\s*max-age\s*=\s*"?(\d{1,9})"?\s*$/i.exec(part)
     if (m !== null) return Math.min(SSDP_MAX_AGE_SECONDS_MAX, Math.max(SSDP_MAX_AGE_SECONDS_MIN, Number(m[1])))
   }
@@ -86,15 +77,9 @@ export function parseMaxAge (cacheControl: string | undefined): number | null {
 }
 
 /** MX in seconds, capped at SSDP_MX_SECONDS_MAX; 'missing' or 'bad' otherwise. */
-export function parseMx (mx: string | undefined): number | 'missing' | 'bad' {
-  if (mx === undefined) return 'missing'
-  if (!/^\d{1,9}$/.test(mx)) return 'bad'
-  return Math.min(SSDP_MX_SECONDS_MAX, Number(mx))
-}
+export const parseMx = (mx: string | undefined): number | 'missing' | 'bad' =>
+  mx === undefined ? 'missing' : /^\d{1,9}$/.test(mx) ? Math.min(SSDP_MX_SECONDS_MAX, Number(mx)) : 'bad'
 
 /** BOOTID.UPNP.ORG / CONFIGID.UPNP.ORG: a non-negative 31-bit integer (UDA 1.1 §1.2.2), or null. */
-export function parseId (text: string | undefined): number | null {
-  if (text === undefined || !/^\d{1,10}$/.test(text)) return null
-  const n = Number(text)
-  return n <= 0x7fffffff ? n : null
-}
+export const parseId = (text: string | undefined): number | null =>
+  text !== undefined && /^\d{1,10}$/.test(text) && Number(text) <= 0x7fffffff ? Number(text) : null

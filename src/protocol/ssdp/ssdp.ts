@@ -13,14 +13,27 @@
 // * at most 1 reply per source per second (bursts of 3), 20 per second in all.
 
 import { TimerGroup, formatIp, parseIp, type Clock, type Datagram, type Net, type Nics, type Random, type Timer } from '../../hal'
-import { NIC_POLL_MS, SSDP_INTERFACE_RETRY_MS_MAX, SSDP_INTERFACES_COUNT_MAX, SSDP_PENDING_REPLIES_COUNT_MAX, SSDP_SEARCH_MX_SECONDS, SSDP_START_REPEAT_COUNT, SSDP_START_REPEAT_MS } from '../../limits'
+import {
+  NIC_POLL_MS, SSDP_INTERFACE_RETRY_MS_MAX, SSDP_INTERFACES_COUNT_MAX, SSDP_PENDING_REPLIES_COUNT_MAX, SSDP_RATE_SOURCES_COUNT_MAX,
+  SSDP_REPLIES_PER_SECOND_MAX, SSDP_SEARCH_MX_SECONDS, SSDP_SOURCE_REPLIES_BURST, SSDP_SOURCE_REPLIES_PER_SECOND, SSDP_START_REPEAT_COUNT, SSDP_START_REPEAT_MS
+} from '../../limits'
 import type { Logger } from '../../log'
-import { SsdpInterface, type InterfaceInfo } from './interface'
-import { DROP_REASONS, interpretSsdp, type DropReason } from './interpret'
+import { RateGate, type RateLimits } from '../rate'
+import { zeroes } from '../counts'
+import { listeners } from '../listeners'
+import { LISTENER, SEARCHER, openInterface, type InterfaceInfo, type SsdpInterface } from './interface'
+import { DROP_REASONS, interpretSsdp, type DropReason, type SsdpEvent } from './interpret'
 import { answerType, buildAlive, buildByebye, buildReply, buildSearch, replyBudget, type Advert } from './messages'
 import { CANOPY_DEVICE_TYPE, DESCRIBE_PATH, SSDP_GROUP, SSDP_PORT, type Location } from './names'
-import { DEFAULT_REPLY_LIMITS, ReplyLimiter, type ReplyLimits } from './rate-limit'
 import { checkSource } from './source'
+
+/** Search replies: per source 1 a second in bursts of 3, 20 a second in all. */
+export const SSDP_REPLY_LIMITS: RateLimits = {
+  sourcePerSecond: SSDP_SOURCE_REPLIES_PER_SECOND,
+  sourceBurst: SSDP_SOURCE_REPLIES_BURST,
+  totalPerSecond: SSDP_REPLIES_PER_SECOND_MAX,
+  sourcesMax: SSDP_RATE_SOURCES_COUNT_MAX
+}
 
 export interface SsdpOptions {
   clock: Clock
@@ -41,7 +54,7 @@ export interface SsdpOptions {
   /** Tests may move SSDP off 1900 (never in the root network namespace anyway). */
   port?: number
   group?: string
-  limits?: ReplyLimits
+  limits?: RateLimits
 }
 
 /** A Canopy agent heard on a LAN interface, not yet verified. */
@@ -60,263 +73,216 @@ export interface SsdpStats {
   interfaceErrors: number
 }
 
-const WILDCARD = new Set(['0.0.0.0', '::', '', '*'])
+const WILDCARD = ['0.0.0.0', '::', '', '*']
 
-export class Ssdp {
-  readonly stats: SsdpStats = {
+export interface Ssdp {
+  readonly stats: SsdpStats
+  /** Replies waiting for their random delay. */
+  readonly pending: number
+  onAnnouncement (fn: (a: Announcement) => void): () => void
+  start (): Promise<void>
+  /** Byebye on every interface, then close every socket and timer. */
+  stop (): Promise<void>
+  /** M-SEARCH for Canopy agents on every interface now. */
+  search (): void
+  /** NOTIFY alive on every interface now. */
+  announce (): void
+  interfaces (): Array<InterfaceInfo & { location: string, searchPort: number }>
+  /** The interfaces we should serve now: LAN, up, multicast, with IPv4, allowed by the HTTP listen address. */
+  eligible (): InterfaceInfo[]
+}
+
+export function createSsdp (o: SsdpOptions): Ssdp {
+  const stats: SsdpStats = {
     datagramsIn: 0,
     datagramsOut: { notify: 0, byebye: 0, search: 0, reply: 0 },
     heard: { notify: 0, reply: 0, byebye: 0 },
-    dropped: Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>,
+    dropped: zeroes(DROP_REASONS),
     repliesRateLimited: 0,
     interfaceErrors: 0
   }
-
-  private readonly ifaces = new Map<string, SsdpInterface>()
-  private readonly timers: TimerGroup
-  private readonly limiter: ReplyLimiter
-  private readonly listeners = new Set<(a: Announcement) => void>()
-  private readonly port: number
-  private readonly group: string
-  private unsubscribe: (() => void) | null = null
-  private reconciling: Promise<void> = Promise.resolve()
-  private pendingReplies = 0
-  private running = false
+  const { log, random } = o
+  const ifaces = new Map<string, SsdpInterface>()
+  const timers = new TimerGroup(o.clock)
+  const limiter = new RateGate(o.clock.nowMs(), o.limits ?? SSDP_REPLY_LIMITS)
+  const events = listeners<Announcement>(log, 'announcement listener')
+  const bootId = random.int(0x7fffffff)
+  let off: (() => void) | undefined
+  let reconciling = Promise.resolve()
+  let pending = 0
+  let running = false
   /** Consecutive passes in which some interface could not be opened (port 1900 taken, interface still coming up). */
-  private openFailures = 0
-  private retry: Timer | null = null
-  private readonly bootId: number
+  let openFailures = 0
+  let retry: Timer | undefined
 
-  constructor (private readonly o: SsdpOptions) {
-    this.bootId = o.random.int(0x7fffffff)
-    this.timers = new TimerGroup(o.clock)
-    this.limiter = new ReplyLimiter(o.clock.nowMs(), o.limits ?? DEFAULT_REPLY_LIMITS)
-    this.port = o.port ?? SSDP_PORT
-    this.group = o.group ?? SSDP_GROUP
+  const location = (iface: SsdpInterface): string => `http://${iface.info.address}:${o.httpPort}${DESCRIBE_PATH}`
+
+  const advertFor = (iface: SsdpInterface): Advert =>
+    ({ nodeId: o.nodeId, location: location(iface), maxAgeSeconds: o.maxAgeSeconds, server: o.server, bootId, configId: o.configId() })
+
+  const announceOn = (iface: SsdpInterface): void => {
+    if (iface.send(LISTENER, buildAlive(advertFor(iface)))) stats.datagramsOut.notify++
   }
 
-  onAnnouncement (fn: (a: Announcement) => void): () => void {
-    this.listeners.add(fn)
-    return () => { this.listeners.delete(fn) }
+  const searchOn = (iface: SsdpInterface): void => {
+    if (iface.send(SEARCHER, buildSearch(CANOPY_DEVICE_TYPE, SSDP_SEARCH_MX_SECONDS))) stats.datagramsOut.search++
   }
 
-  async start (): Promise<void> {
-    if (this.running) return
-    this.running = true
-    this.unsubscribe = this.o.nics.on(() => { this.refresh() })
-    await this.reconcile()
-    this.scheduleNotify()
-  }
-
-  /** Byebye on every interface, then close every socket and timer. */
-  async stop (): Promise<void> {
-    if (!this.running) return
-    this.running = false
-    this.unsubscribe?.()
-    this.timers.clearAll()
-    await this.reconciling
-    const bye = buildByebye(this.o.nodeId)
-    for (const iface of this.ifaces.values()) {
-      if (iface.sendFromListener(bye, this.port, this.group)) this.stats.datagramsOut.byebye++
+  /** On a new interface: alive and search now, repeated a few times a second apart (multicast is lossy). */
+  const startRound = (iface: SsdpInterface): void => {
+    const round = (): void => {
+      if (!iface.isOpen) return
+      announceOn(iface)
+      searchOn(iface)
     }
-    await Promise.all([...this.ifaces.values()].map((i) => i.flush()))
-    for (const iface of this.ifaces.values()) iface.close(this.o.log)
-    this.ifaces.clear()
+    round()
+    for (let i = 1; i <= SSDP_START_REPEAT_COUNT; i++) timers.setTimeout(round, i * SSDP_START_REPEAT_MS + random.int(SSDP_START_REPEAT_MS / 4))
   }
 
-  /** M-SEARCH for Canopy agents on every interface now. */
-  search (): void {
-    for (const iface of this.ifaces.values()) this.searchOn(iface)
+  /** Periodic alive at a jittered interval (UDA: randomly distributed, well inside max-age). */
+  const scheduleNotify = (): void => {
+    const base = o.notifyIntervalMs
+    timers.setTimeout(() => {
+      if (!running) return
+      ssdp.announce()
+      scheduleNotify()
+    }, Math.round(base * 0.9 + random.int(Math.max(1, Math.round(base * 0.2)))))
   }
 
-  /** NOTIFY alive on every interface now. */
-  announce (): void {
-    for (const iface of this.ifaces.values()) this.announceOn(iface)
-  }
-
-  interfaces (): Array<InterfaceInfo & { location: string, searchPort: number }> {
-    return [...this.ifaces.values()].map((i) => ({ ...i.info, location: this.advertFor(i).location, searchPort: i.searchPort }))
-  }
-
-  get sendErrors (): number {
-    let n = 0
-    for (const i of this.ifaces.values()) n += i.sendErrors
-    return n
-  }
-
-  get pending (): number { return this.pendingReplies }
-
-  // ---- interfaces ------------------------------------------------------------
-
-  /** The interfaces we should serve now: LAN, up, multicast, with IPv4, allowed by the HTTP listen address. */
-  eligible (): InterfaceInfo[] {
-    const host = this.o.httpHost
-    const hostIp = parseIp(host)
-    const out: InterfaceInfo[] = []
-    for (const nic of this.o.nics.list()) {
-      if (out.length >= SSDP_INTERFACES_COUNT_MAX) break
-      if (nic.role !== 'lan' || !nic.up || !nic.multicast) continue
-      const v4 = nic.addresses.find((a) => a.family === 4)
-      if (v4 === undefined) continue
-      if (!WILDCARD.has(host) && !(hostIp !== null && nic.addresses.some((a) => a.address === formatIp(hostIp)))) continue
-      out.push({ nic: nic.name, address: v4.address, prefixLength: v4.prefixLength })
+  const answer = (st: string, mxSeconds: number, d: Datagram, iface: SsdpInterface): void => {
+    const type = answerType(st, o.nodeId)
+    let drop: DropReason | null = type === null ? 'not-ours' : pending >= SSDP_PENDING_REPLIES_COUNT_MAX ? 'pending-full' : null
+    if (drop === null && !limiter.allow(d.address, o.clock.nowMs())) {
+      stats.repliesRateLimited++
+      drop = 'rate-limited'
     }
-    return out
+    const reply = drop === null ? buildReply(type!, advertFor(iface), replyBudget(d.data.length)) : null
+    if (reply === null) {
+      stats.dropped[drop ?? 'reply-too-large']++
+      return
+    }
+    pending++
+    timers.setTimeout(() => {
+      pending--
+      if (running && iface.send(LISTENER, reply, d.port, d.address)) stats.datagramsOut.reply++
+    }, random.int(mxSeconds * 1000 + 1))
   }
 
-  private refresh (): void {
-    if (!this.running) return
-    this.reconcile().catch((err: unknown) => { this.o.log.warn('SSDP interface update failed', { err }) })
+  const onDatagram = (d: Datagram, socket: number, iface: SsdpInterface): void => {
+    const nic = iface.info.nic
+    stats.datagramsIn++
+    // Who sent it first: nothing from outside this interface's LAN prefixes is even parsed.
+    const bad = checkSource(o.nics.list(), d, iface.info)
+    const ev: SsdpEvent = bad === null ? interpretSsdp(d.data) : { type: 'drop', reason: bad }
+    let drop = ev.type === 'drop' ? ev.reason : null
+    if (ev.type === 'search') {
+      // Searches come to port 1900; our own (looped back) are not answered.
+      if (socket !== LISTENER) drop = 'unexpected'
+      else if (d.address === iface.info.address && d.port === iface.searchPort) drop = 'self'
+    } else if (ev.type !== 'drop') {
+      if (ev.nodeId === o.nodeId) drop = 'self'
+      // LOCATION is fetched only from the host that sent the datagram (no reflection through us).
+      else if (ev.type === 'alive' && ev.location.host !== d.address) drop = 'location-mismatch'
+    }
+    if (drop !== null) stats.dropped[drop]++
+    else if (ev.type === 'search') answer(ev.st, ev.mxSeconds, d, iface)
+    else if (ev.type === 'alive') {
+      stats.heard[ev.via]++
+      events.emit({ ...ev, source: d.address, nic })
+    } else if (ev.type === 'byebye') {
+      stats.heard.byebye++
+      events.emit({ type: 'byebye', nodeId: ev.nodeId, source: d.address, nic })
+    }
   }
 
-  /** Open, close or reopen interface sockets to match eligible(); one pass at a time. */
-  private reconcile (): Promise<void> {
-    this.reconciling = this.reconciling.then(() => this.reconcileNow())
-    return this.reconciling
-  }
-
-  private async reconcileNow (): Promise<void> {
-    if (!this.running) return
-    const wanted = new Map(this.eligible().map((i) => [i.nic, i]))
-    for (const [name, iface] of this.ifaces) {
+  const reconcileNow = async (): Promise<void> => {
+    if (!running) return
+    const wanted = new Map(ssdp.eligible().map((i) => [i.nic, i]))
+    for (const [name, iface] of ifaces) {
       const w = wanted.get(name)
-      if (w === undefined || w.address !== iface.info.address || w.prefixLength !== iface.info.prefixLength) {
+      if (w?.address !== iface.info.address || w.prefixLength !== iface.info.prefixLength) {
         // Gone, no longer LAN, or readdressed: nothing more is sent on it (a byebye could reach the WAN).
-        iface.close(this.o.log)
-        this.ifaces.delete(name)
-        this.o.log.info('SSDP stopped on interface', { nic: name, address: iface.info.address })
+        iface.close(log)
+        ifaces.delete(name)
+        log.info('SSDP stopped on interface', { nic: name, address: iface.info.address })
       }
     }
     let failed = false
     for (const [name, info] of wanted) {
-      if (this.ifaces.has(name) || !this.running) continue
+      if (ifaces.has(name) || !running) continue
       try {
-        const iface = await SsdpInterface.open(this.o.net, info, this.group, this.port, (d, socket, i) => { this.onDatagram(d, socket, i) })
-        if (!this.running) { iface.close(this.o.log); return }
-        this.ifaces.set(name, iface)
-        this.o.log.info('SSDP on interface', { nic: name, address: info.address })
-        this.startRound(iface)
+        const iface = await openInterface(o.net, info, o.group ?? SSDP_GROUP, o.port ?? SSDP_PORT, onDatagram)
+        if (!running) { iface.close(log); return }
+        ifaces.set(name, iface)
+        log.info('SSDP on interface', { nic: name, address: info.address })
+        startRound(iface)
       } catch (err) {
         failed = true
-        this.stats.interfaceErrors++
-        this.o.log.warn('SSDP cannot use interface', { nic: name, address: info.address, err })
+        stats.interfaceErrors++
+        log.warn('SSDP cannot use interface', { nic: name, address: info.address, err })
       }
     }
     // A join fails while an interface is still coming up, a bind while another
     // daemon holds 1900 without SO_REUSEADDR: try again, less and less often.
-    this.retry?.cancel()
-    this.retry = null
-    this.openFailures = failed ? this.openFailures + 1 : 0
-    if (failed) {
-      const delay = Math.min(SSDP_INTERFACE_RETRY_MS_MAX, NIC_POLL_MS * 2 ** Math.min(10, this.openFailures - 1))
-      this.retry = this.timers.setTimeout(() => { this.refresh() }, delay)
-    }
+    retry?.cancel()
+    openFailures = failed ? openFailures + 1 : 0
+    retry = failed
+      ? timers.setTimeout(refresh, Math.min(SSDP_INTERFACE_RETRY_MS_MAX, NIC_POLL_MS * 2 ** Math.min(10, openFailures - 1)))
+      : undefined
   }
 
-  // ---- sending -------------------------------------------------------------------
+  /** Open, close or reopen interface sockets to match eligible(); one pass at a time. */
+  const reconcile = (): Promise<void> => (reconciling = reconciling.then(reconcileNow))
 
-  private advertFor (iface: SsdpInterface): Advert {
-    return {
-      nodeId: this.o.nodeId,
-      location: `http://${iface.info.address}:${this.o.httpPort}${DESCRIBE_PATH}`,
-      maxAgeSeconds: this.o.maxAgeSeconds,
-      server: this.o.server,
-      bootId: this.bootId,
-      configId: this.o.configId()
-    }
+  function refresh (): void {
+    if (running) reconcile().catch((err: unknown) => { log.warn('SSDP interface update failed', { err }) })
   }
 
-  private announceOn (iface: SsdpInterface): void {
-    if (iface.sendFromListener(buildAlive(this.advertFor(iface)), this.port, this.group)) this.stats.datagramsOut.notify++
-  }
+  const ssdp: Ssdp = {
+    stats,
+    get pending () { return pending },
+    onAnnouncement: (fn) => events.on(fn),
 
-  private searchOn (iface: SsdpInterface): void {
-    if (iface.sendFromSearcher(buildSearch(CANOPY_DEVICE_TYPE, SSDP_SEARCH_MX_SECONDS), this.port, this.group)) this.stats.datagramsOut.search++
-  }
+    async start () {
+      if (running) return
+      running = true
+      off = o.nics.on(refresh)
+      await reconcile()
+      scheduleNotify()
+    },
 
-  /** On a new interface: alive and search now, repeated a few times a second apart (multicast is lossy). */
-  private startRound (iface: SsdpInterface): void {
-    this.announceOn(iface)
-    this.searchOn(iface)
-    for (let i = 1; i <= SSDP_START_REPEAT_COUNT; i++) {
-      const at = i * SSDP_START_REPEAT_MS + this.o.random.int(SSDP_START_REPEAT_MS / 4)
-      this.timers.setTimeout(() => {
-        if (!iface.isOpen) return
-        this.announceOn(iface)
-        this.searchOn(iface)
-      }, at)
-    }
-  }
+    async stop () {
+      if (!running) return
+      running = false
+      off?.()
+      timers.clearAll()
+      await reconciling
+      const bye = buildByebye(o.nodeId)
+      const all = [...ifaces.values()]
+      for (const i of all) if (i.send(LISTENER, bye)) stats.datagramsOut.byebye++
+      await Promise.all(all.map((i) => i.flush()))
+      for (const i of all) i.close(log)
+      ifaces.clear()
+    },
 
-  /** Periodic alive at a jittered interval (UDA: randomly distributed, well inside max-age). */
-  private scheduleNotify (): void {
-    const base = this.o.notifyIntervalMs
-    const delay = Math.round(base * 0.9 + this.o.random.int(Math.max(1, Math.round(base * 0.2))))
-    this.timers.setTimeout(() => {
-      if (!this.running) return
-      this.announce()
-      this.scheduleNotify()
-    }, delay)
-  }
+    search () { for (const i of ifaces.values()) searchOn(i) },
+    announce () { for (const i of ifaces.values()) announceOn(i) },
 
-  // ---- receiving -------------------------------------------------------------------
+    interfaces: () => [...ifaces.values()].map((i) => ({ ...i.info, location: location(i), searchPort: i.searchPort })),
 
-  private dropped (reason: DropReason): void { this.stats.dropped[reason]++ }
-
-  private onDatagram (d: Datagram, socket: 'listener' | 'searcher', iface: SsdpInterface): void {
-    this.stats.datagramsIn++
-    const bad = checkSource(this.o.nics.list(), d, iface.info)
-    if (bad !== null) { this.dropped(bad); return }
-    const ev = interpretSsdp(d.data)
-    switch (ev.type) {
-      case 'drop':
-        this.dropped(ev.reason)
-        return
-      case 'search':
-        if (socket !== 'listener') { this.dropped('unexpected'); return }
-        if (d.address === iface.info.address && d.port === iface.searchPort) { this.dropped('self'); return }
-        this.answer(ev.st, ev.mxSeconds, d, iface)
-        return
-      case 'alive':
-        if (ev.nodeId === this.o.nodeId) { this.dropped('self'); return }
-        // LOCATION is fetched only from the host that sent the datagram (no reflection through us).
-        if (ev.location.host !== d.address) { this.dropped('location-mismatch'); return }
-        this.stats.heard[ev.via]++
-        this.emit({ ...ev, source: d.address, nic: iface.info.nic })
-        return
-      case 'byebye':
-        if (ev.nodeId === this.o.nodeId) { this.dropped('self'); return }
-        this.stats.heard.byebye++
-        this.emit({ type: 'byebye', nodeId: ev.nodeId, source: d.address, nic: iface.info.nic })
-    }
-  }
-
-  private answer (st: string, mxSeconds: number, d: Datagram, iface: SsdpInterface): void {
-    const type = answerType(st, this.o.nodeId)
-    if (type === null) { this.dropped('not-ours'); return }
-    if (this.pendingReplies >= SSDP_PENDING_REPLIES_COUNT_MAX) { this.dropped('pending-full'); return }
-    if (!this.limiter.allow(d.address, this.o.clock.nowMs())) {
-      this.stats.repliesRateLimited++
-      this.dropped('rate-limited')
-      return
-    }
-    const reply = buildReply(type, this.advertFor(iface), replyBudget(d.data.length))
-    if (reply === null) { this.dropped('reply-too-large'); return }
-    this.pendingReplies++
-    const delayMs = this.o.random.int(mxSeconds * 1000 + 1)
-    this.timers.setTimeout(() => {
-      this.pendingReplies--
-      if (this.running && iface.sendFromListener(reply, d.port, d.address)) this.stats.datagramsOut.reply++
-    }, delayMs)
-  }
-
-  private emit (a: Announcement): void {
-    for (const l of [...this.listeners]) {
-      try {
-        l(a)
-      } catch (err) {
-        this.o.log.error('announcement listener failed', { err })
+    eligible () {
+      const host = o.httpHost
+      const hostIp = parseIp(host)
+      const own = hostIp === null ? null : formatIp(hostIp)
+      const out: InterfaceInfo[] = []
+      for (const nic of o.nics.list()) {
+        const v4 = nic.addresses.find((a) => a.family === 4)
+        if (out.length >= SSDP_INTERFACES_COUNT_MAX) break
+        if (nic.role !== 'lan' || !nic.up || !nic.multicast || v4 === undefined) continue
+        if (WILDCARD.includes(host) || nic.addresses.some((a) => a.address === own)) out.push({ nic: nic.name, address: v4.address, prefixLength: v4.prefixLength })
       }
+      return out
     }
   }
+  return ssdp
 }

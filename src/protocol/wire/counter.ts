@@ -22,60 +22,60 @@ export interface CounterOptions {
   blockCount?: number
 }
 
+const blockOf = (o: CounterOptions): number => o.blockCount ?? WIRE_COUNTER_BLOCK_COUNT
+
 export class SendCounter {
   /** Values up to and including `reserved` are on flash as possibly used. */
   reserved: number
-  private nextValue: number
-  private writing: Promise<void> | null = null
-  private closed = false
-  writes = 0
+  #nextValue: number
+  #writing: Promise<void> | null = null
+  #closed = false
   exhausted = 0
 
-  private constructor (private readonly options: CounterOptions, start: number, reserved: number) {
-    this.nextValue = start
+  private constructor (private readonly o: CounterOptions, start: number, reserved: number) {
+    this.#nextValue = start
     this.reserved = reserved
   }
 
   /** Read the last reservation, reserve the first block above it, and only then return. */
   static async open (options: CounterOptions): Promise<SendCounter> {
-    const block = options.blockCount ?? WIRE_COUNTER_BLOCK_COUNT
-    assert(block >= 2, 'a counter block holds at least two values')
+    const block = blockOf(options)
+    assert(block >= 2, 'counter block >= 2')
     const last = await readReservation(options)
     const start = last + 1
     const c = new SendCounter(options, start, last)
-    await c.persist(last + block)
+    await c.#persist(last + block)
     return c
   }
 
   /** The next unused value, or null while the next block is not yet on flash (the caller drops that send). */
   next (): number | null {
-    if (this.closed) return null
-    const block = this.options.blockCount ?? WIRE_COUNTER_BLOCK_COUNT
-    if (this.reserved - this.nextValue < block / 2 && this.writing === null) {
-      this.writing = this.persist(Math.min(WIRE_COUNTER_MAX, this.reserved + block))
-        .catch((err: unknown) => { this.options.log?.warn('cannot reserve send counters', { err }) })
-        .finally(() => { this.writing = null })
+    if (this.#closed) return null
+    const block = blockOf(this.o)
+    if (this.reserved - this.#nextValue < block / 2 && this.#writing === null) {
+      this.#writing = this.#persist(Math.min(WIRE_COUNTER_MAX, this.reserved + block))
+        .catch((err: unknown) => { this.o.log?.warn('counter reservation failed', { err }) })
+        .finally(() => { this.#writing = null })
     }
-    if (this.nextValue > this.reserved) {
+    if (this.#nextValue > this.reserved) {
       this.exhausted++
       return null
     }
-    return this.nextValue++
+    return this.#nextValue++
   }
 
   /** Values handed out so far would be above this. */
-  get peek (): number { return this.nextValue }
+  get peek (): number { return this.#nextValue }
 
   async close (): Promise<void> {
-    this.closed = true
-    await this.writing
+    this.#closed = true
+    await this.#writing
   }
 
-  private async persist (upTo: number): Promise<void> {
-    if (upTo <= this.reserved) throw new CanopyError('LIMIT_REACHED', 'the send counter is exhausted')
+  async #persist (upTo: number): Promise<void> {
+    if (upTo <= this.reserved) throw new CanopyError('LIMIT_REACHED', 'send counter exhausted')
     const text = JSON.stringify({ format: FORMAT, reserved: upTo }) + '\n'
-    await this.options.files.writeAtomic(this.options.path, Buffer.from(text), 0o600)
-    this.writes++
+    await this.o.files.writeAtomic(this.o.path, Buffer.from(text), 0o600)
     this.reserved = Math.max(this.reserved, upTo)
   }
 }
@@ -105,6 +105,6 @@ async function readReservation (o: CounterOptions): Promise<number> {
  */
 function damaged (o: CounterOptions, why: string): number {
   const guess = Math.min(Math.floor(Math.max(0, o.wallMs()) * 1024), Math.floor(WIRE_COUNTER_MAX / 2))
-  o.log?.error('send counter file damaged; starting above a wall-clock guess', { path: o.path, why, start: guess })
+  o.log?.error('counter file damaged; starting at a wall-clock guess', { path: o.path, why, start: guess })
   return guess
 }

@@ -28,8 +28,6 @@ const MIN_BYTES = WIRE_HEADER_BYTES + 1 + WIRE_SIGNATURE_BYTES
 export const signingDomain = (name: MessageName): string => `canopy wire v${WIRE_VERSION} ${name}`
 
 export interface ParsedEnvelope {
-  version: number
-  type: number
   name: MessageName
   /** Views into the datagram: copy what you keep. */
   senderKey: Buffer
@@ -45,22 +43,20 @@ export interface ParsedEnvelope {
  * transport counts "version" and "type" as unknown, the rest as malformed).
  */
 export function parseEnvelope (data: Uint8Array): ParsedEnvelope {
-  if (data.length > WIRE_DATAGRAM_BYTES_MAX || data.length < MIN_BYTES) throw invalid('size', `a datagram of ${data.length} bytes`)
+  if (data.length > WIRE_DATAGRAM_BYTES_MAX || data.length < MIN_BYTES) throw invalid('size', `${data.length} bytes`)
   const b = Buffer.from(data.buffer, data.byteOffset, data.length)
-  if (b[0] !== WIRE_MAGIC_0 || b[1] !== WIRE_MAGIC_1) throw invalid('magic', 'not a Canopy datagram')
+  if (b[0] !== WIRE_MAGIC_0 || b[1] !== WIRE_MAGIC_1) throw invalid('magic')
   const version = b[2]!
-  if (version !== WIRE_VERSION) throw invalid('version', `wire version ${version}`)
+  if (version !== WIRE_VERSION) throw invalid('version', String(version))
   const type = b[3]!
   const name = messageName(type)
-  if (name === undefined) throw invalid('type', `message type ${type}`)
+  if (name === undefined) throw invalid('type', String(type))
   const hi = b.readUInt32BE(COUNTER_OFFSET)
   const lo = b.readUInt32BE(COUNTER_OFFSET + 4)
   const counter = hi * 2 ** 32 + lo
-  if (counter === 0 || counter > WIRE_COUNTER_MAX) throw invalid('counter', `counter ${hi}:${lo} out of range`)
+  if (counter === 0 || counter > WIRE_COUNTER_MAX) throw invalid('counter')
   const end = b.length - WIRE_SIGNATURE_BYTES
   return {
-    version,
-    type,
     name,
     senderKey: b.subarray(KEY_OFFSET, KEY_OFFSET + 32),
     counter,
@@ -77,9 +73,8 @@ export function verifyEnvelope (p: ParsedEnvelope, key: KeyObject | Uint8Array):
 
 /** Build and sign a datagram. The body is already-encoded CBOR (messages.encodeBody). */
 export function sealEnvelope (name: MessageName, senderKey: Buffer, privateKey: KeyObject, counter: number, body: Uint8Array): Buffer {
-  assert(senderKey.length === 32, 'sender key is 32 bytes')
-  assert(Number.isInteger(counter) && counter >= 1 && counter <= WIRE_COUNTER_MAX, 'counter in range')
-  if (body.length < 1 || body.length > WIRE_BODY_BYTES_MAX) throw new CanopyError('LIMIT_REACHED', `a ${name} body of ${body.length} bytes does not fit a datagram`)
+  assert(senderKey.length === 32 && Number.isInteger(counter) && counter >= 1 && counter <= WIRE_COUNTER_MAX, 'a 32-byte key and a counter in range')
+  if (body.length < 1 || body.length > WIRE_BODY_BYTES_MAX) throw new CanopyError('LIMIT_REACHED', `${name} body: ${body.length} bytes`)
   const out = Buffer.alloc(WIRE_HEADER_BYTES + body.length + WIRE_SIGNATURE_BYTES)
   out[0] = WIRE_MAGIC_0
   out[1] = WIRE_MAGIC_1
@@ -91,7 +86,7 @@ export function sealEnvelope (name: MessageName, senderKey: Buffer, privateKey: 
   Buffer.from(body.buffer, body.byteOffset, body.length).copy(out, WIRE_HEADER_BYTES)
   const end = out.length - WIRE_SIGNATURE_BYTES
   const sig = signDomain(privateKey, signingDomain(name), out.subarray(0, end))
-  assert(sig.length === WIRE_SIGNATURE_BYTES, 'ed25519 signatures are 64 bytes')
+  assert(sig.length === WIRE_SIGNATURE_BYTES, '64-byte signature')
   sig.copy(out, end)
   return out
 }
@@ -109,13 +104,15 @@ export interface DecodedEnvelope<N extends MessageName = MessageName> {
  * Throws only DECODE_INVALID.
  */
 export function decodeEnvelope (data: Uint8Array): DecodedEnvelope {
-  const p = parseEnvelope(data)
-  return { name: p.name, senderKey: Buffer.from(p.senderKey), counter: p.counter, body: decodeBody(p.name, p.body) }
+  return decoded(parseEnvelope(data))
 }
 
 /** Layout, signature, body. Throws only DECODE_INVALID (reason "signature" when it does not verify). */
 export function openEnvelope (data: Uint8Array): DecodedEnvelope {
   const p = parseEnvelope(data)
-  if (!verifyEnvelope(p, p.senderKey)) throw invalid('signature', `${p.name}: bad signature`)
-  return { name: p.name, senderKey: Buffer.from(p.senderKey), counter: p.counter, body: decodeBody(p.name, p.body) }
+  if (!verifyEnvelope(p, p.senderKey)) throw invalid('signature', p.name)
+  return decoded(p)
 }
+
+const decoded = (p: ParsedEnvelope): DecodedEnvelope =>
+  ({ name: p.name, senderKey: Buffer.from(p.senderKey), counter: p.counter, body: decodeBody(p.name, p.body) })

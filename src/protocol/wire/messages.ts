@@ -89,11 +89,11 @@ export function encodeBody<N extends MessageName> (name: N, value: Body<N>): Buf
     else if (k === 'p' && isRanges(v)) out[k] = rangesToWire(v)
     else if (v === true) out[k] = 1
     else if (typeof v === 'number') {
-      if (!Number.isInteger(v) || v < 0 || v > 0xffff_ffff) throw new CanopyError('ASSERTION', `${name}.${k}: ${v} is not a 32-bit unsigned integer`)
+      if (!Number.isInteger(v) || v < 0 || v > 0xffff_ffff) throw new CanopyError('ASSERTION', `${name}.${k}: ${v} is not a uint32`)
       out[k] = v
     } else out[k] = v
   }
   const data = encodeCbor(out)
-  if (data.length > WIRE_BODY_BYTES_MAX) throw new CanopyError('LIMIT_REACHED', `${name} body of ${data.length} bytes exceeds ${WIRE_BODY_BYTES_MAX}`)
+  if (data.length > WIRE_BODY_BYTES_MAX) throw new CanopyError('LIMIT_REACHED', `${name} body: ${data.length} bytes`)
   return data
 }

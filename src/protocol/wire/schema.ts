@@ -4,90 +4,60 @@
 // already bounded how many there can be.
 
 import { CONTENT_ID_BYTES, CONTENT_URL_BYTES_MAX, PIECE_RANGES_COUNT_MAX } from '../../limits'
-import { fail, type Ctx, type Infer, type Spec } from '../../validate'
+import { fail, int, obj, type Infer, type Spec } from '../../validate'
 import { PIECE_INDEX_END_MAX, type ContentRef, type PieceRanges } from '../content'
 
 const UINT32_MAX = 0xffff_ffff
 
-function spec<T> (expected: string, check: (v: unknown, ctx: Ctx) => T, fallback?: () => T): Spec<T> {
-  return { expected, fallback, check }
+/** A spec from a parse that returns undefined for a value it refuses. */
+function spec<T> (expected: string, parse: (v: unknown) => T | undefined, fallback?: () => T): Spec<T> {
+  return { expected, fallback, check: (v, ctx) => parse(v) ?? fail(ctx, v, expected) }
 }
-
-const at = (ctx: Ctx, key: string): Ctx => ({ ...ctx, path: ctx.path === '' ? key : `${ctx.path}.${key}` })
 
 /** An integer in [min, max] (max at most 2^32 - 1: cbor-x writes larger integers as floats). */
-export function uint (min: number, max = UINT32_MAX): Spec<number> {
-  const expected = `an integer from ${min} to ${max}`
-  return spec(expected, (v, ctx) => {
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) fail(ctx, v, expected)
-    return v
-  })
-}
+export const uint = (min: number, max = UINT32_MAX): Spec<number> => int(min, max)
 
 /** A byte string of exactly n bytes, copied out of the datagram. */
-export function bytes (n: number): Spec<Buffer> {
-  const expected = `${n} bytes`
-  return spec(expected, (v, ctx) => {
-    if (!(v instanceof Uint8Array) || v.length !== n) fail(ctx, v, expected)
-    return Buffer.from(v)
-  })
-}
+export const bytes = (n: number): Spec<Buffer> =>
+  spec(`${n} bytes`, (v) => (v instanceof Uint8Array && v.length === n ? Buffer.from(v) : undefined))
 
 /** A byte string of at most maxBytes, copied out. */
-export function blob (maxBytes: number): Spec<Buffer> {
-  const expected = `at most ${maxBytes} bytes`
-  return spec(expected, (v, ctx) => {
-    if (!(v instanceof Uint8Array) || v.length > maxBytes) fail(ctx, v, expected)
-    return Buffer.from(v)
-  })
-}
+export const blob = (maxBytes: number): Spec<Buffer> =>
+  spec(`at most ${maxBytes} bytes`, (v) => (v instanceof Uint8Array && v.length <= maxBytes ? Buffer.from(v) : undefined))
 
 /** A text string of at most maxBytes UTF-8 bytes, optionally matching a pattern. */
-export function text (maxBytes: number, pattern?: RegExp): Spec<string> {
-  const expected = `text of at most ${maxBytes} bytes`
-  return spec(expected, (v, ctx) => {
-    if (typeof v !== 'string' || Buffer.byteLength(v) > maxBytes || (pattern !== undefined && !pattern.test(v))) fail(ctx, v, expected)
-    return v
-  })
-}
+export const text = (maxBytes: number, pattern?: RegExp): Spec<string> =>
+  spec(`text of at most ${maxBytes} bytes`, (v) => (typeof v === 'string' && Buffer.byteLength(v) <= maxBytes && (pattern === undefined || pattern.test(v)) ? v : undefined))
 
 /** A flag carried as 1 when set and left out otherwise. */
-export const flag: Spec<boolean> = spec('1', (v, ctx) => {
-  if (v !== 1 && v !== 0) fail(ctx, v, '0 or 1')
-  return v === 1
-}, () => false)
+export const flag: Spec<boolean> = spec('0 or 1', (v) => (v === 1 ? true : v === 0 ? false : undefined), () => false)
 
 /** A content id travels as its 32 bytes, a URL as text. */
-export const content: Spec<ContentRef> = spec(`${CONTENT_ID_BYTES} bytes or an http(s) URL`, (v, ctx) => {
-  if (v instanceof Uint8Array && v.length === CONTENT_ID_BYTES) return Buffer.from(v).toString('hex')
-  if (typeof v === 'string' && Buffer.byteLength(v) <= CONTENT_URL_BYTES_MAX && /^https?:\/\/[^\s/][^\s]*$/i.test(v)) return v
-  return fail(ctx, v, `${CONTENT_ID_BYTES} bytes or an http(s) URL`)
-})
+export const content: Spec<ContentRef> = spec(`${CONTENT_ID_BYTES} bytes or an http(s) URL`, (v) =>
+  v instanceof Uint8Array && v.length === CONTENT_ID_BYTES
+    ? Buffer.from(v).toString('hex')
+    : typeof v === 'string' && Buffer.byteLength(v) <= CONTENT_URL_BYTES_MAX && /^https?:\/\/[^\s/][^\s]*$/i.test(v) ? v : undefined)
 
 export const contentToWire = (c: ContentRef): Buffer | string => (/^[0-9a-f]{64}$/.test(c) ? Buffer.from(c, 'hex') : c)
 
 /** Piece ranges travel flat: [first0, end0, first1, end1, ...], sorted, disjoint, each non-empty. */
-export const ranges: Spec<PieceRanges> = spec(`up to ${PIECE_RANGES_COUNT_MAX} sorted piece ranges`, (v, ctx) => {
-  const expected = `an even list of at most ${2 * PIECE_RANGES_COUNT_MAX} sorted piece indexes`
-  if (!Array.isArray(v) || v.length % 2 !== 0 || v.length > 2 * PIECE_RANGES_COUNT_MAX) fail(ctx, v, expected)
+export const ranges: Spec<PieceRanges> = spec(`an even list of at most ${2 * PIECE_RANGES_COUNT_MAX} sorted piece indexes`, (v) => {
+  if (!Array.isArray(v) || v.length % 2 !== 0 || v.length > 2 * PIECE_RANGES_COUNT_MAX) return undefined
   const out: Array<[number, number]> = []
   let prevEnd = -1
   for (let i = 0; i < v.length; i += 2) {
     const a: unknown = v[i]
     const b: unknown = v[i + 1]
-    if (typeof a !== 'number' || typeof b !== 'number' || !Number.isInteger(a) || !Number.isInteger(b) ||
-      a <= prevEnd || b <= a || b > PIECE_INDEX_END_MAX) fail(ctx, v, expected)
-    out.push([a, b])
-    prevEnd = b
+    if (!Number.isInteger(a) || !Number.isInteger(b) || (a as number) <= prevEnd || (b as number) <= (a as number) || (b as number) > PIECE_INDEX_END_MAX) return undefined
+    out.push([a as number, b as number])
+    prevEnd = b as number
   }
   return out
 })
 
 export const rangesToWire = (r: PieceRanges): number[] => r.flatMap(([a, b]) => [a, b])
 
-export function optionalField<T> (inner: Spec<T>): Spec<T | undefined> {
-  return spec(`${inner.expected} (optional)`, (v, ctx) => inner.check(v, ctx), () => undefined)
-}
+export const optionalField = <T>(inner: Spec<T>): Spec<T | undefined> => ({ ...inner, fallback: () => undefined })
 
 type Shape = Record<string, Spec<unknown>>
 type Simplify<T> = { [K in keyof T]: T[K] }
@@ -97,23 +67,4 @@ type BodyOf<S extends Shape> = Simplify<
   { [K in keyof S as undefined extends Infer<S[K]> ? K : never]?: Infer<S[K]> }>
 
 /** A map with these fields; unknown keys are ignored, missing ones take their fallback or fail. */
-export function body<S extends Shape> (shape: S): Spec<BodyOf<S>> {
-  const keys = Object.keys(shape)
-  const expected = `a map with ${keys.join(', ')}`
-  return spec(expected, (v, ctx) => {
-    if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) fail(ctx, v, expected)
-    const input = v as Record<string, unknown>
-    const out: Record<string, unknown> = {}
-    for (const k of keys) {
-      const s = shape[k]!
-      const value = Object.hasOwn(input, k) ? input[k] : undefined
-      if (value === undefined) {
-        if (s.fallback === undefined) fail(at(ctx, k), undefined, s.expected)
-        out[k] = s.fallback()
-      } else {
-        out[k] = s.check(value, at(ctx, k))
-      }
-    }
-    return out as BodyOf<S>
-  })
-}
+export const body = <S extends Shape>(shape: S): Spec<BodyOf<S>> => obj(shape, true) as unknown as Spec<BodyOf<S>>

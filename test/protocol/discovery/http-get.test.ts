@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net'
 import { CanopyError } from '../../../src/errors'
 import { SimClock, SimNetwork, createLinuxNet, createRealClock, type StreamSocket } from '../../../src/hal'
 import { DESCRIBE_BYTES_MAX, DESCRIBE_HEAD_BYTES_MAX, DESCRIBE_TIMEOUT_MS } from '../../../src/limits'
-import { ResponseReader, httpGet } from '../../../src/protocol/discovery/http-get'
+import { httpGet, responseReader } from '../../../src/protocol/discovery/http-get'
 
 const LIMITS = { timeoutMs: DESCRIBE_TIMEOUT_MS, headBytesMax: DESCRIBE_HEAD_BYTES_MAX, bodyBytesMax: DESCRIBE_BYTES_MAX }
 const code = (fn: () => unknown): string => {
@@ -18,19 +18,19 @@ const code = (fn: () => unknown): string => {
 test('reader: Content-Length framing, in any chunking', () => {
   const wire = Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"a":"bcd"}')
   for (let cut = 1; cut < wire.length; cut++) {
-    const r = new ResponseReader(LIMITS)
+    const r = responseReader(LIMITS)
     const first = r.push(wire.subarray(0, cut))
     const body = first ?? r.push(wire.subarray(cut))
     assert.is(body?.toString(), '{"a":"bcd"}', `cut at ${cut}`)
   }
-  const r = new ResponseReader(LIMITS)
+  const r = responseReader(LIMITS)
   assert.is(r.push(Buffer.from('HTTP/1.0 200 OK\r\n\r\nuntil the end')), null)
   assert.is(r.end().toString(), 'until the end', 'no Content-Length: the connection end frames the body')
 })
 
 test('reader: refuses other statuses, chunked bodies, bad lengths, oversize heads and bodies', () => {
   const fails = (wire: string | Buffer, end = false): string => code(() => {
-    const r = new ResponseReader(LIMITS)
+    const r = responseReader(LIMITS)
     r.push(Buffer.isBuffer(wire) ? wire : Buffer.from(wire))
     if (end) r.end()
   })

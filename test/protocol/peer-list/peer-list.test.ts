@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert'
 import { SimClock } from '../../../src/hal'
 import { PEERS_COUNT_MAX, PEERS_PER_ADDRESS_COUNT_MAX } from '../../../src/limits'
 import { memoryLogger, silentLogger } from '../../../src/log'
-import { PeerList, type PeerOrigin } from '../../../src/protocol/peer-list/peer-list'
+import { peerList, type PeerOrigin } from '../../../src/protocol/peer-list/peer-list'
 import type { PeerEvent, PeerInfo } from '../../../src/protocol'
 
 const origin: PeerOrigin = { via: 'ssdp', location: 'http://192.168.1.2:8787/api/describe', nic: 'br-lan', bootId: 1, configId: 1 }
@@ -23,7 +23,7 @@ const peer = (i: number, o: Partial<PeerInfo> = {}): PeerInfo => ({
 
 test('added, updated only when the offer changes, refreshed silently, removed', () => {
   const clock = new SimClock()
-  const list = new PeerList(clock, silentLogger)
+  const list = peerList(clock, silentLogger)
   const events: string[] = []
   const off = list.on((e: PeerEvent) => events.push(`${e.type} ${e.peer.name}`))
   assert.is(list.upsert(peer(1), origin), 'added')
@@ -42,7 +42,7 @@ test('added, updated only when the offer changes, refreshed silently, removed', 
 
 test('bounded: a new peer evicts the stalest (oldest sign of life)', () => {
   const clock = new SimClock()
-  const list = new PeerList(clock, silentLogger)
+  const list = peerList(clock, silentLogger)
   assert.is(list.countMax, PEERS_COUNT_MAX)
   for (let i = 1; i <= PEERS_COUNT_MAX; i++) list.upsert(peer(i, { lastSeenMs: i === 77 ? -1 : i }), origin)
   const removed: string[] = []
@@ -57,7 +57,7 @@ test('bounded: a new peer evicts the stalest (oldest sign of life)', () => {
 
 test('one address holds at most 4 node ids; a fifth evicts that address\'s stalest, not someone else', () => {
   const clock = new SimClock()
-  const list = new PeerList(clock, silentLogger)
+  const list = peerList(clock, silentLogger)
   list.upsert(peer(1, { lastSeenMs: -100 }), origin)
   for (let i = 10; i < 14; i++) list.upsert(peer(i, { address: '192.168.1.66', lastSeenMs: i }), origin)
   const removed: string[] = []
@@ -70,7 +70,7 @@ test('one address holds at most 4 node ids; a fifth evicts that address\'s stale
 
 test('expiry on the HAL clock: touch pushes it out, sweep removes what has passed', async () => {
   const clock = new SimClock()
-  const list = new PeerList(clock, silentLogger)
+  const list = peerList(clock, silentLogger)
   list.upsert(peer(1, { expiresMs: 1_000 }), origin)
   list.upsert(peer(2, { expiresMs: 3_000 }), origin)
   await clock.advance(999)
@@ -90,7 +90,7 @@ test('expiry on the HAL clock: touch pushes it out, sweep removes what has passe
 test('a static peer stays static when SSDP also hears it; a throwing listener does not break the list', () => {
   const clock = new SimClock()
   const { logger, lines } = memoryLogger()
-  const list = new PeerList(clock, logger)
+  const list = peerList(clock, logger)
   list.on(() => { throw new Error('listener bug') })
   list.upsert(peer(1), { via: 'static', location: 'http://192.168.0.1:8787/api/describe', nic: null, bootId: null, configId: null })
   list.upsert(peer(1, { name: 'renamed' }), origin)

@@ -12,7 +12,7 @@ import { formatSsdp } from '../../../src/protocol/ssdp/message'
 import { buildSearch } from '../../../src/protocol/ssdp/messages'
 import { CANOPY_DEVICE_TYPE, SSDP_GROUP, SSDP_PORT, nodeIdOfCanopyUsn } from '../../../src/protocol/ssdp/names'
 import { parseSsdp } from '../../../src/protocol/ssdp/message'
-import { Ssdp } from '../../../src/protocol/ssdp/ssdp'
+import { createSsdp, type Ssdp } from '../../../src/protocol/ssdp/ssdp'
 import { identityFor } from '../../helpers/sim-lan'
 import { testSeed } from '../../helpers/seed'
 
@@ -64,7 +64,7 @@ class Lab {
     const hal = createSimHal({ seed, host })
     const calls: string[] = []
     const { nodeId } = identityFor(seed)
-    const ssdp = new Ssdp({
+    const ssdp = createSsdp({
       clock: hal.clock, random: hal.random, nics: hal.nics, net: spyNet(hal.net, calls), log: silentLogger, nodeId,
       httpHost: '0.0.0.0', httpPort: 8787, maxAgeSeconds: 300, notifyIntervalMs: 60_000, server: 'Node.js/20 UPnP/1.1 Canopy/0.1.0', configId: () => 1
     })
@@ -239,7 +239,7 @@ test('interfaces coming and going: sockets follow them; a LAN interface turned d
   const host = lab.network.addHost('box', [{ nic: 'br-lan', address: '192.168.1.1', prefixLength: 24 }, { nic: 'lan2', address: '192.168.2.1', prefixLength: 24 }])
   const hal = createSimHal({ seed: 6, host, nics: [simNic('br-lan', [['192.168.1.1', 24]])] })
   const calls: string[] = []
-  const ssdp = new Ssdp({
+  const ssdp = createSsdp({
     clock: hal.clock, random: hal.random, nics: hal.nics, net: spyNet(hal.net, calls), log: silentLogger, nodeId: identityFor(6).nodeId,
     httpHost: '0.0.0.0', httpPort: 8787, maxAgeSeconds: 300, notifyIntervalMs: 60_000, server: 's', configId: () => 1
   })
@@ -272,7 +272,7 @@ test('port 1900 taken without SO_REUSEADDR: start neither hangs nor throws, and 
   const host = lab.network.addHost('box', [{ nic: 'br-lan', address: '192.168.1.1', prefixLength: 24 }])
   const squatter = await host.udp({ port: SSDP_PORT })
   const hal = createSimHal({ seed: 8, host })
-  const ssdp = new Ssdp({
+  const ssdp = createSsdp({
     clock: hal.clock, random: hal.random, nics: hal.nics, net: hal.net, log: silentLogger, nodeId: identityFor(8).nodeId,
     httpHost: '0.0.0.0', httpPort: 8787, maxAgeSeconds: 300, notifyIntervalMs: 60_000, server: 's', configId: () => 1
   })
@@ -292,7 +292,7 @@ test('an HTTP server on loopback or on one address limits where SSDP runs (LOCAT
   const lab = new Lab(7)
   const host = lab.network.addHost('box', [{ nic: 'br-lan', address: '192.168.1.1', prefixLength: 24 }, { nic: 'lan2', address: '192.168.2.1', prefixLength: 24 }])
   const hal = createSimHal({ seed: 7, host })
-  const make = (httpHost: string) => new Ssdp({
+  const make = (httpHost: string) => createSsdp({
     clock: hal.clock, random: hal.random, nics: hal.nics, net: hal.net, log: silentLogger, nodeId: identityFor(7).nodeId,
     httpHost, httpPort: 8787, maxAgeSeconds: 300, notifyIntervalMs: 60_000, server: 's', configId: () => 1
   })

@@ -1,6 +1,7 @@
 // The CBOR door: what it accepts, every class of hostile input it refuses
-// (with the one error code), the tag overrides inside cbor-x itself, and a
-// seeded round-trip property.
+// (with the one error code), the tag overrides inside cbor-x itself, and
+// seeded properties: our encoder writes exactly cbor-x's bytes, and what it
+// writes decodes back to the same values.
 
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -44,7 +45,7 @@ test('every tag is refused unless allowed, the dangerous ones by cbor-x itself t
     assert.is(reason(h(`${head} 41 00`)), 'tag', `tag ${tag}`)
   }
   // Defence in depth: cbor-x's own decoder (the same module instance) throws our error for the tags we override.
-  const { Decoder } = createRequire(__filename)('cbor-x/index-no-eval') as typeof import('cbor-x')
+  const { Decoder } = createRequire(__filename)('cbor-x/decode-no-eval') as typeof import('cbor-x')
   const raw = new Decoder({ useRecords: false } as never)
   for (const tag of REFUSED_TAGS) {
     const head = tag < 24 ? (0xc0 | tag).toString(16) : tag < 256 ? `d8${tag.toString(16).padStart(2, '0')}` : `d9${tag.toString(16).padStart(4, '0')}`
@@ -134,7 +135,7 @@ test('schema failures are DECODE_INVALID naming the field', () => {
 })
 
 test('cbor-x runs without its native accelerator here, as in the bundle', () => {
-  const noEval = createRequire(__filename)('cbor-x/index-no-eval') as { isNativeAccelerationEnabled: boolean }
+  const noEval = createRequire(__filename)('cbor-x/decode-no-eval') as { isNativeAccelerationEnabled: boolean }
   assert.is(noEval.isNativeAccelerationEnabled, false)
 })
 
@@ -178,6 +179,56 @@ test('property: our encodings of random values decode to the same values', () =>
     const v = randomValue(rnd, 0)
     assert.equal(normal(decodeCbor(encodeCbor(v), limits)), normal(v))
   }
+})
+
+/** cbor-x's own encoder with the options encodeCbor used to pass it: the reference our encoder must match byte for byte. */
+const { Encoder } = createRequire(__filename)('cbor-x/index-no-eval') as typeof import('cbor-x')
+const reference = new Encoder({ useRecords: false, mapsAsObjects: true, variableMapSize: true, tagUint8Array: false, useFloat32: 0 } as never)
+
+const EDGE_NUMBERS = [0, 23, 24, 255, 256, 65535, 65536, 0xffff_ffff, 2 ** 32, 2 ** 53 - 1, -1, -24, -25, -256, -257, -65536, -65537,
+  -(2 ** 31), -(2 ** 31) - 1, -(2 ** 32), -(2 ** 32) - 1, 0.5, -1.25, 1e300, Number.MAX_VALUE, Infinity, -Infinity, -0]
+const TEXT = ['', 'a', 'é', '€', '😀', 'x'.repeat(23), 'x'.repeat(24), 'é'.repeat(12), 'x'.repeat(255), 'x'.repeat(256), '€'.repeat(100), 'y'.repeat(65536)]
+
+function anyValue (rnd: Random, depth: number): unknown {
+  switch (rnd.int(depth >= 3 ? 5 : 7)) {
+    case 0: return EDGE_NUMBERS[rnd.int(EDGE_NUMBERS.length)]! + (rnd.int(4) === 0 ? rnd.int(3) - 1 : 0)
+    case 1: return rnd.int(3) === 0 ? (rnd.int(2) === 0 ? -1 : 1) * rnd.int(2 ** 30) * 2 ** rnd.int(24) : rnd.float() * 1e6 - 5e5
+    case 2: return rnd.int(3) === 0 ? TEXT[rnd.int(TEXT.length)] : Array.from({ length: rnd.int(30) }, () => String.fromCodePoint([0x41, 0xe9, 0x20ac, 0x1f600][rnd.int(4)]! + rnd.int(20))).join('')
+    case 3: return Buffer.from(rnd.bytes([0, 23, 24, 255, 256, 300][rnd.int(6)]!))
+    case 4: return [true, false, null][rnd.int(3)]
+    case 5: return Array.from({ length: [0, 5, 23, 24, 30][rnd.int(5)]! }, () => anyValue(rnd, depth + 1))
+    default: return Object.fromEntries(Array.from({ length: [0, 3, 23, 24, 30][rnd.int(5)]! }, (_, i) => [rnd.int(8) === 0 ? `${i}` : `key${i}é${rnd.int(9)}`, anyValue(rnd, depth + 1)]))
+  }
+}
+
+test('property: our encoder writes the bytes cbor-x wrote, for every kind of value we encode', () => {
+  for (const v of [...EDGE_NUMBERS, ...TEXT, new Uint8Array([1, 2]), Buffer.alloc(70_000, 7), Array.from({ length: 70_000 }, () => 0), null, true, false, {}, []]) {
+    assert.is(encodeCbor(v).toString('hex'), Buffer.from(reference.encode(v)).toString('hex'), `value ${String(v).slice(0, 40)}`)
+  }
+  const big = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`k${i}`, i]))
+  assert.is(encodeCbor(big).toString('hex'), Buffer.from(reference.encode(big)).toString('hex'), 'a map of 300 entries')
+  const rnd = createSeededRandom(testSeed('cbor encoder vs cbor-x'))
+  for (let i = 0; i < 3_000; i++) {
+    const v = anyValue(rnd, 0)
+    const ours = encodeCbor(v)
+    const theirs = Buffer.from(reference.encode(v))
+    if (!ours.equals(theirs)) assert.unreachable(`differs from cbor-x for ${JSON.stringify(v)}: ${ours.toString('hex')} vs ${theirs.toString('hex')}`)
+  }
+})
+
+test('the encoder refuses what is not ours to encode, and writes a lone surrogate as U+FFFD', () => {
+  const cycle: Record<string, unknown> = {}
+  cycle.self = cycle
+  for (const v of [undefined, 1n, new Map(), new Date(0), new Set(), () => 1, { a: undefined }, cycle]) {
+    try {
+      encodeCbor(v)
+      assert.unreachable(`encoded ${String(v)}`)
+    } catch (err) {
+      assert.ok(CanopyError.is(err, 'ASSERTION'), String(err))
+    }
+  }
+  assert.is(encodeCbor('a\ud800').toString('hex'), '6461efbfbd', 'valid UTF-8 that our decoder accepts')
+  assert.is(decodeCbor(encodeCbor('a\ud800'), LIMITS), 'a\ufffd')
 })
 
 test.run()

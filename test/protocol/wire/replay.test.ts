@@ -1,4 +1,4 @@
-// The replay window (RFC 6479 ring) against a plain reference model, restored
+// The replay window (a bitmap below the top) against a plain reference model, restored
 // windows after a restart, and the bounded table of senders.
 
 import { test } from 'uvu'

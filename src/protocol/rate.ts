@@ -1,0 +1,62 @@
+// Token buckets, and a gate of one bucket per source address (a bounded map,
+// least recently seen source forgotten first; it then starts again with a
+// full burst, which the total bucket caps) plus one for all sources together.
+// SSDP rations search replies with it, the wire transport signature checks:
+// a flood, spoofed or not, turns into a trickle, and one noisy source cannot
+// use up everyone's share.
+
+import { lruSet } from './lru'
+
+export class TokenBucket {
+  #tokens: number
+  #at: number
+
+  constructor (readonly perSecond: number, readonly burst: number, nowMs: number) {
+    this.#tokens = burst
+    this.#at = nowMs
+  }
+
+  /** Is a token there now (time going backwards adds nothing)? With take, spend it. */
+  has (nowMs: number, take = false): boolean {
+    if (nowMs > this.#at) {
+      this.#tokens = Math.min(this.burst, this.#tokens + ((nowMs - this.#at) / 1000) * this.perSecond)
+      this.#at = nowMs
+    }
+    if (this.#tokens < 1) return false
+    if (take) this.#tokens--
+    return true
+  }
+
+  take (nowMs: number): boolean { return this.has(nowMs, true) }
+}
+
+export interface RateLimits {
+  sourcePerSecond: number
+  sourceBurst: number
+  totalPerSecond: number
+  /** Default: totalPerSecond. */
+  totalBurst?: number
+  sourcesMax: number
+}
+
+export class RateGate {
+  readonly #sources = new Map<string, TokenBucket>()
+  readonly #total: TokenBucket
+  /** Refusals so far. */
+  limited = 0
+
+  constructor (nowMs: number, readonly limits: RateLimits) {
+    this.#total = new TokenBucket(limits.totalPerSecond, limits.totalBurst ?? limits.totalPerSecond, nowMs)
+  }
+
+  /** May this source go on now? Takes a token from both buckets when it may, from neither when it may not. */
+  allow (source: string, nowMs: number): boolean {
+    const l = this.limits
+    const bucket = lruSet(this.#sources, source, this.#sources.get(source) ?? new TokenBucket(l.sourcePerSecond, l.sourceBurst, nowMs), l.sourcesMax)
+    if (bucket.has(nowMs) && this.#total.take(nowMs)) return bucket.take(nowMs)
+    this.limited++
+    return false
+  }
+
+  get sourceCount (): number { return this.#sources.size }
+}
