@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net'
 import type { Config } from '../config'
 import { CanopyError } from '../errors'
 import { lanNicFor, parseIp, addressScope, type Hal } from '../hal'
-import { HttpServer, Metrics } from '../http'
+import { createHttpServer, Metrics, type HttpServer } from '../http'
 import { loadOrCreateIdentity, type Identity } from '../identity'
 import { SHUTDOWN_MS_MAX } from '../limits'
 import type { Logger } from '../log'
@@ -30,7 +30,7 @@ export class Agent {
   #listening: AddressInfo | null = null
 
   private constructor (readonly config: Config, readonly hal: Hal, readonly log: Logger, readonly identity: Identity) {
-    this.http = new HttpServer({
+    this.http = createHttpServer({
       host: config.http.host,
       port: config.http.port,
       connectionsMax: config.http.connectionsMax,
@@ -138,21 +138,17 @@ export class Agent {
     const m = this.metrics
     m.gauge('canopy_build_info', 'Version and node id of this agent.', ['version', 'node_id'])
       .set({ version: VERSION, node_id: this.identity.nodeId }, 1)
-    const uptime = m.gauge('canopy_uptime_seconds', 'Seconds since the agent started.')
-    const rss = m.gauge('canopy_resident_memory_bytes', 'Resident set size of the process.')
-    const heap = m.gauge('canopy_heap_used_bytes', 'V8 heap in use.')
-    const requests = m.counter('canopy_http_requests_total', 'HTTP requests received.')
-    const clientErrors = m.counter('canopy_http_client_errors_total', 'Malformed HTTP requests refused.')
-    const forbidden = m.counter('canopy_http_forbidden_total', 'HTTP requests refused by source address.')
+    const http = this.http.counters
+    m.stats(() => process.memoryUsage(), [
+      ['canopy_uptime_seconds', 'Seconds since the agent started.', () => Math.round((this.hal.clock.nowMs() - this.#startedAtMs) / 1000)],
+      ['canopy_resident_memory_bytes', 'Resident set size of the process.', (mem) => mem.rss],
+      ['canopy_heap_used_bytes', 'V8 heap in use.', (mem) => mem.heapUsed],
+      ['canopy_http_requests_total', 'HTTP requests received.', () => http.requests],
+      ['canopy_http_client_errors_total', 'Malformed HTTP requests refused.', () => http.clientErrors],
+      ['canopy_http_forbidden_total', 'HTTP requests refused by source address.', () => http.forbidden]
+    ])
     const nics = m.gauge('canopy_interfaces', 'Network interfaces by role.', ['role'])
     m.onCollect(() => {
-      uptime.set(Math.round((this.hal.clock.nowMs() - this.#startedAtMs) / 1000))
-      const mem = process.memoryUsage()
-      rss.set(mem.rss)
-      heap.set(mem.heapUsed)
-      requests.set(this.http.counters.requests)
-      clientErrors.set(this.http.counters.clientErrors)
-      forbidden.set(this.http.counters.forbidden)
       nics.reset()
       for (const role of ['lan', 'wan', 'loopback', 'none'] as const) {
         nics.set({ role }, this.hal.nics.list().filter((n) => n.role === role).length)

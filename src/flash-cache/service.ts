@@ -29,19 +29,19 @@ export function checkCacheConfig (c: Config['cache']): void {
   }
 }
 
-/** The cache's metrics: canopy_cache_NAME, a counter when NAME ends in _total, else a gauge. */
+/** The cache's metrics (canopy_cache_NAME; see Metrics.stats). */
 const METRICS: Array<[string, string, (s: FlashCacheStats) => number]> = [
   ['pieces', 'Pieces in the flash cache.', (s) => s.pieces],
   ['bytes', 'Bytes of pieces in the flash cache.', (s) => s.bytes],
   ['bytes_max', 'Bound on the flash cache (lowered when blocks go bad).', (s) => s.bytesMax],
   ['pinned', 'Pinned piece hashes.', (s) => s.pinned],
-  ['bad_blocks', 'Flash blocks retired this session (failed program or erase).', (s) => s.flash.badBlocks + s.flash.deadBlocks],
+  ['bad_blocks', 'Flash blocks retired this session.', (s) => s.flash.badBlocks + s.flash.deadBlocks],
   ['free_blocks', 'Erased flash blocks available.', (s) => s.flash.freeBlocks],
-  ['written_last_24h_bytes', 'Bytes programmed to flash in the last 24 hours.', (s) => s.writes.budget.last24hBytes],
+  ['written_last_24h_bytes', 'Bytes programmed in the last 24 hours.', (s) => s.writes.budget.last24hBytes],
   ['write_budget_bytes_per_day', 'The configured write budget.', (s) => s.writes.budget.bytesPerDay],
   ['recovery_seconds', 'Time the last open spent recovering.', (s) => s.recovery.ms / 1000],
   ['evictions_total', 'Pieces evicted to keep the bounds.', (s) => s.evictions],
-  ['corrupt_dropped_total', 'Pieces found damaged on read and dropped.', (s) => s.corruptDropped],
+  ['corrupt_dropped_total', 'Damaged pieces dropped.', (s) => s.corruptDropped],
   ['read_errors_total', 'Flash read errors.', (s) => s.readErrors],
   ['flash_written_bytes_total', 'Bytes programmed to flash (lifetime).', (s) => s.writes.bytesProgrammed],
   ['stored_bytes_total', 'Piece bytes accepted (lifetime).', (s) => s.writes.bytesAccepted]
@@ -61,12 +61,8 @@ export class FlashCacheService implements Service {
     this.#hal = hal
     this.#log = log
     const up = metrics.gauge('canopy_cache_up', '1 when the flash cache is open.')
-    const all = METRICS.map(([name, help, get]) => [metrics[name.endsWith('_total') ? 'counter' : 'gauge'](`canopy_cache_${name}`, help), get] as const)
-    metrics.onCollect(() => {
-      up.set(this.cache === null ? 0 : 1)
-      const s = this.cache?.stats()
-      if (s !== undefined) for (const [m, get] of all) m.set(get(s))
-    })
+    metrics.onCollect(() => { up.set(this.cache === null ? 0 : 1) })
+    metrics.stats(() => this.cache?.stats(), METRICS.map(([name, help, get]) => [`canopy_cache_${name}`, help, get]))
   }
 
   async start (): Promise<void> {

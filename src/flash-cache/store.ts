@@ -163,7 +163,7 @@ export const FlashCache = {
     }
     const partsMax = Math.min(CACHE_CHECKPOINT_PARTS_MAX, Math.floor((blockBytes / 2 - ANCHOR_FIXED_BYTES - 4) / ANCHOR_PART_BYTES))
     const budget = createWriteBudget(clock, options.writeBudgetBytesPerDay)
-    const dev = createDevice(flash, budget, options.verifyPrograms ?? !(flash instanceof FileFlash), (err) => {
+    const dev = createDevice(flash, budget, options.verifyPrograms ?? !FileFlash.is(flash), (err) => {
       // A sync failed: the open block's tail is no longer known; power lost or the device closed: stop.
       if (state.openBlock !== null) log.seal(state.openBlock)
       if (fatal(err)) halt(err)

@@ -71,6 +71,19 @@ export class Metrics {
     return { set: setter(f), reset: () => { f.series.clear() } }
   }
 
+  /**
+   * Metrics copied from stats at every scrape: [name, help, value]; a counter
+   * when the name ends in _total, else a gauge. `get` runs first and gives
+   * the stats the values are read from (none: the metrics are left as they were).
+   */
+  stats<S> (get: () => S | undefined, rows: Array<[string, string, (s: S) => number]>): void {
+    const all = rows.map(([name, help, value]) => [this[name.endsWith('_total') ? 'counter' : 'gauge'](name, help), value] as const)
+    this.onCollect(() => {
+      const s = get()
+      if (s !== undefined) for (const [m, value] of all) m.set(value(s))
+    })
+  }
+
   /** Run fn before every render (to copy stats into gauges). */
   onCollect (fn: () => void): void { this.#collectors.push(fn) }
 
