@@ -24,7 +24,7 @@ export function cacheGeometry (c: Config['cache']): FlashGeometry {
 export function checkCacheConfig (c: Config['cache']): void {
   const max = boundBytesMax(c.blockBytes, c.blockCount, IO_UNIT_BYTES)
   if (c.bytesMax > max) {
-    throw new CanopyError('CONFIG_INVALID', `config field "cache.bytesMax": got ${c.bytesMax}, expected at most ${max} (7/8 of a flash area of ${c.blockCount} blocks of ${c.blockBytes} bytes; raise cache.blockCount)`,
+    throw new CanopyError('CONFIG_INVALID', `config field "cache.bytesMax": got ${c.bytesMax}, expected at most ${max} (7/8 of the flash area; raise cache.blockCount)`,
       { detail: { field: 'cache.bytesMax' } })
   }
 }

@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Duplex } from 'node:stream'
 import type { AddressInfo } from 'node:net'
 import { CanopyError } from '../errors'
+import { unmapIp } from '../hal/ip'
 import {
   HTTP_HEADER_BYTES_MAX, HTTP_KEEPALIVE_MS, HTTP_REQUESTS_PER_SOCKET_MAX, HTTP_TIMEOUT_CHECK_MS
 } from '../limits'
@@ -41,7 +42,6 @@ const CLIENT_ERROR_LINGER_MS = 1_000
 /** A client that never reads or closes must not hold the socket open. */
 const linger = (socket: Duplex): void => { setTimeout(() => { socket.destroy() }, CLIENT_ERROR_LINGER_MS).unref() }
 
-const unmap = (addr: string | undefined): string => (addr ?? '').replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1')
 
 /** The one HTTP port (make one with createHttpServer). */
 export interface HttpServer {
@@ -111,7 +111,7 @@ export function createHttpServer (options: HttpServerOptions): HttpServer {
     const done = (): void => { inFlight.delete(req) }
     req.once('end', done)
     res.once('close', done)
-    const remote = unmap(req.socket.remoteAddress)
+    const remote = unmapIp(req.socket.remoteAddress)
     if (closing) res.setHeader('connection', 'close')
     const rawUrl = req.url ?? '/'
     let url: URL
@@ -163,7 +163,7 @@ export function createHttpServer (options: HttpServerOptions): HttpServer {
     linger(socket)
   })
   server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const remote = unmap(req.socket.remoteAddress)
+    const remote = unmapIp(req.socket.remoteAddress)
     socket.on('error', () => { socket.destroy() })
     if (connect === null || !allow(remote)) {
       if (connect !== null) counters.forbidden++

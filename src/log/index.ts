@@ -70,13 +70,9 @@ function make (sink: LogSink, sub: string, bucket: Bucket): Logger {
     }
     sink.write(line(sink, level, sub, msg, fields))
   }
-  return {
-    debug: (m, f) => emit('debug', m, f),
-    info: (m, f) => emit('info', m, f),
-    warn: (m, f) => emit('warn', m, f),
-    error: (m, f) => emit('error', m, f),
-    child: (name) => make(sink, name, bucket)
-  }
+  const logger = { child: (name: string) => make(sink, name, bucket) } as Logger
+  for (const level of Object.keys(RANK) as LogLevel[]) logger[level] = (m, f) => { emit(level, m, f) }
+  return logger
 }
 
 /** A logger that discards everything (tests, simulations with thousands of nodes). */
