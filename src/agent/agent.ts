@@ -61,10 +61,7 @@ function createAgent (config: Config, hal: Hal, log: Logger, identity: Identity)
   const uptimeSeconds = (): number => Math.round((clock.nowMs() - startedAtMs) / 1000)
 
   const http = createHttpServer({
-    host: config.http.host,
-    port: config.http.port,
-    connectionsMax: config.http.connectionsMax,
-    headersTimeoutMs: config.http.headersTimeoutMs,
+    ...config.http, // host, port, connectionsMax, headersTimeoutMs
     requestTimeoutMs: Math.max(config.http.requestTimeoutMs, config.http.headersTimeoutMs),
     allow: (remote) => agent.allows(remote),
     log: log.child('http')
@@ -163,16 +160,16 @@ function createAgent (config: Config, hal: Hal, log: Logger, identity: Identity)
   }
 
   addStatusRoutes(agent)
-  metrics.gauge('canopy_build_info', 'Version and node id of this agent.', ['version', 'node_id'])
+  metrics.gauge('canopy_build_info', 'Version and node id.', ['version', 'node_id'])
     .set({ version: VERSION, node_id: identity.nodeId }, 1)
   const counters = http.counters
   metrics.stats(() => process.memoryUsage(), [
-    ['canopy_uptime_seconds', 'Seconds since the agent started.', uptimeSeconds],
-    ['canopy_resident_memory_bytes', 'Resident set size of the process.', (mem) => mem.rss],
+    ['canopy_uptime_seconds', 'Seconds since start.', uptimeSeconds],
+    ['canopy_resident_memory_bytes', 'Resident set size.', (mem) => mem.rss],
     ['canopy_heap_used_bytes', 'V8 heap in use.', (mem) => mem.heapUsed],
     ['canopy_http_requests_total', 'HTTP requests received.', () => counters.requests],
     ['canopy_http_client_errors_total', 'Malformed HTTP requests refused.', () => counters.clientErrors],
-    ['canopy_http_forbidden_total', 'HTTP requests refused by source address.', () => counters.forbidden]
+    ['canopy_http_forbidden_total', 'HTTP requests refused by source.', () => counters.forbidden]
   ])
   const roles = metrics.gauge('canopy_interfaces', 'Network interfaces by role.', ['role'])
   metrics.onCollect(() => {

@@ -98,16 +98,16 @@ function addMetrics (agent: Agent, d: Discovery): void {
   const m = agent.metrics
   const ssdp = (): NonNullable<Discovery['ssdp']>['stats'] | undefined => d.ssdp?.stats
   m.stats(() => d, [
-    ['canopy_peers', 'Verified peers in the peer list.', () => d.peers.size],
+    ['canopy_peers', 'Verified peers.', () => d.peers.size],
     ['canopy_ssdp_interfaces', 'LAN interfaces SSDP serves.', () => d.ssdp?.interfaces().length ?? 0],
     ['canopy_ssdp_datagrams_in_total', 'SSDP datagrams received.', () => ssdp()?.datagramsIn ?? 0],
-    ['canopy_ssdp_replies_rate_limited_total', 'Searches left unanswered by the reply rate limits.', () => ssdp()?.repliesRateLimited ?? 0]
+    ['canopy_ssdp_replies_rate_limited_total', 'Searches unanswered by the rate limits.', () => ssdp()?.repliesRateLimited ?? 0]
   ])
-  const removed = m.counter('canopy_peers_removed_total', 'Peers removed from the list, by reason.', ['reason'])
+  const removed = m.counter('canopy_peers_removed_total', 'Peers removed, by reason.', ['reason'])
   const dOut = m.counter('canopy_ssdp_datagrams_out_total', 'SSDP datagrams sent, by kind.', ['kind'])
-  const dropped = m.counter('canopy_ssdp_dropped_total', 'SSDP datagrams dropped or left unanswered, by reason.', ['reason'])
-  const heard = m.counter('canopy_ssdp_announcements_total', 'Canopy announcements that passed every check, by kind.', ['kind'])
-  const fetches = m.counter('canopy_describe_fetches_total', 'Self-descriptions fetched, by result (verified or an error code).', ['result'])
+  const dropped = m.counter('canopy_ssdp_dropped_total', 'SSDP datagrams dropped or unanswered, by reason.', ['reason'])
+  const heard = m.counter('canopy_ssdp_announcements_total', 'Verified announcements heard, by kind.', ['kind'])
+  const fetches = m.counter('canopy_describe_fetches_total', 'Self-descriptions fetched, by result.', ['result'])
   m.onCollect(() => {
     for (const [reason, n] of Object.entries(d.peers.stats.removed)) removed.set({ reason }, n)
     const s = ssdp()

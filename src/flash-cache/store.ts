@@ -138,7 +138,6 @@ export interface FlashCache {
   /** Keep a piece from eviction (counted: pin twice, unpin twice). The piece need not be stored yet. */
   pin (hash: PieceHash): void
   unpin (hash: PieceHash): void
-  isPinned (hash: PieceHash): boolean
   /** Stored piece hashes, least recently used first (a snapshot: reading pieces reorders the live index). */
   hashes (): string[]
   stats (): FlashCacheStats
@@ -419,7 +418,6 @@ export const FlashCache = {
         if (n > 1) pins.set(key, n - 1)
         else pins.delete(key)
       },
-      isPinned: (hash) => pins.has(pieceKey(hash)),
       hashes: () => [...index.keys()],
       stats () {
         const c = lifetime()

@@ -56,6 +56,9 @@ function linuxUdp (socket: DgramSocket): UdpSocket {
   return udp
 }
 
+const bindError = (err: NodeJS.ErrnoException, message: string): CanopyError =>
+  CanopyError.from(err, err.code === 'EADDRINUSE' ? 'ADDRESS_IN_USE' : 'NET_UNREACHABLE', message)
+
 export function createLinuxNet (): Net {
   return {
     udp (options: UdpOptions): Promise<UdpSocket> {
@@ -63,7 +66,7 @@ export function createLinuxNet (): Net {
         const socket = createSocket({ type: 'udp4', reuseAddr: options.reuseAddr ?? false })
         const onError = (err: NodeJS.ErrnoException): void => {
           socket.close()
-          reject(CanopyError.from(err, err.code === 'EADDRINUSE' ? 'ADDRESS_IN_USE' : 'NET_UNREACHABLE', `cannot bind UDP ${options.address ?? '0.0.0.0'}:${options.port}`))
+          reject(bindError(err, `cannot bind UDP ${options.address ?? '0.0.0.0'}:${options.port}`))
         }
         socket.once('error', onError)
         socket.bind(options.port, options.address ?? '0.0.0.0', () => {
@@ -78,7 +81,7 @@ export function createLinuxNet (): Net {
       return new Promise((resolve, reject) => {
         const server = createServer({ noDelay: true }, (s) => { onConnection(s) })
         server.once('error', (err: NodeJS.ErrnoException) => {
-          reject(CanopyError.from(err, err.code === 'EADDRINUSE' ? 'ADDRESS_IN_USE' : 'NET_UNREACHABLE', `cannot listen on TCP ${options.host ?? '0.0.0.0'}:${options.port}`))
+          reject(bindError(err, `cannot listen on TCP ${options.host ?? '0.0.0.0'}:${options.port}`))
         })
         server.listen(options.port, options.host ?? '0.0.0.0', () => {
           const addr = server.address()

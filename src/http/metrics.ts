@@ -80,7 +80,7 @@ export class Metrics {
       if (f.series.size === 0 && f.labelNames.length === 0) out.push(`${f.name} 0`)
       for (const [k, v] of f.series) out.push(`${f.name}${k === '' ? '' : `{${k}}`} ${formatValue(v)}`)
     }
-    out.push('# HELP canopy_metric_series_dropped_total Series refused because a metric reached its series bound.',
+    out.push('# HELP canopy_metric_series_dropped_total Series refused at a metric series bound.',
       '# TYPE canopy_metric_series_dropped_total counter', `canopy_metric_series_dropped_total ${this.droppedSeries}`)
     return out.join('\n') + '\n'
   }

@@ -51,7 +51,6 @@ export interface HttpServer {
   setConnect (handler: ConnectHandler | null): void
   listen (): Promise<AddressInfo>
   address (): AddressInfo | null
-  readonly connections: Promise<number>
   /** Stop accepting, let in-flight requests finish until deadline, then cut what is left. */
   close (deadlineMs: number): Promise<void>
 }
@@ -180,29 +179,22 @@ export function createHttpServer (options: HttpServerOptions): HttpServer {
     setConnect: (handler) => { connect = handler },
 
     listen: () => new Promise((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException): void => {
-        server.off('listening', onListening)
+      server.once('error', (err: NodeJS.ErrnoException) => {
+        server.removeAllListeners('listening')
         reject(err.code === 'EADDRINUSE'
           ? new CanopyError('ADDRESS_IN_USE', `${host}:${port} is already in use; pick another with --http HOST:PORT`)
           : CanopyError.from(err, 'FILE_IO', `cannot listen on ${host}:${port}`))
-      }
-      const onListening = (): void => {
-        server.off('error', onError)
+      })
+      server.listen(port, host, () => {
+        server.removeAllListeners('error')
         server.on('error', (err) => { log.error('http server error', { err }) })
         resolve(server.address() as AddressInfo)
-      }
-      server.once('error', onError)
-      server.once('listening', onListening)
-      server.listen(port, host)
+      })
     }),
 
     address: () => {
       const a = server.address()
       return a !== null && typeof a === 'object' ? a : null
-    },
-
-    get connections () {
-      return new Promise<number>((resolve) => { server.getConnections((_e, n) => { resolve(n ?? 0) }) })
     },
 
     async close (deadlineMs) {

@@ -37,18 +37,15 @@ const toJson = (v: unknown): unknown => {
 }
 
 function line (sink: LogSink, level: LogLevel, sub: string, msg: string, fields: LogFields | undefined): string {
-  const record: Record<string, unknown> = { time: new Date(sink.wallMs()).toISOString(), level, sub, msg }
-  if (fields !== undefined) for (const [k, v] of Object.entries(fields)) if (!(k in record)) record[k] = toJson(v)
+  const base = { time: new Date(sink.wallMs()).toISOString(), level, sub, msg }
   let text: string
   try {
-    text = JSON.stringify(record, (_k, v: unknown) => toJson(v))
+    // The fixed fields first, and fields cannot overwrite them.
+    text = JSON.stringify({ ...base, ...fields, ...base }, (_k, v: unknown) => toJson(v))
   } catch {
-    text = JSON.stringify({ time: record.time, level, sub, msg, unserializable: true })
+    text = JSON.stringify({ ...base, unserializable: true })
   }
-  if (Buffer.byteLength(text) > LOG_LINE_BYTES_MAX) {
-    text = JSON.stringify({ time: record.time, level, sub, msg: msg.slice(0, 512), truncated: true })
-  }
-  return text
+  return Buffer.byteLength(text) > LOG_LINE_BYTES_MAX ? JSON.stringify({ ...base, msg: msg.slice(0, 512), truncated: true }) : text
 }
 
 export function createLogger (sink: LogSink, sub = 'agent'): Logger {
