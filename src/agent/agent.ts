@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net'
 import type { Config } from '../config'
 import { CanopyError } from '../errors'
 import { lanNicFor, parseIp, addressScope, type Hal } from '../hal'
-import { HttpServer, Metrics } from '../http'
+import { createHttpServer, Metrics, type HttpServer } from '../http'
 import { loadOrCreateIdentity, type Identity } from '../identity'
 import { SHUTDOWN_MS_MAX } from '../limits'
 import type { Logger } from '../log'
@@ -20,143 +20,163 @@ export interface AgentOptions {
   log: Logger
 }
 
-export class Agent {
-  readonly services: Service[] = []
-  readonly metrics = new Metrics()
+/** The running agent (make one with Agent.create). */
+export interface Agent {
+  readonly config: Config
+  readonly hal: Hal
+  readonly log: Logger
+  readonly identity: Identity
+  /** Subsystems, in start order. */
+  readonly services: Service[]
+  readonly metrics: Metrics
   readonly http: HttpServer
-  stopping = false
-  #startedAtMs = 0
-  #startedWallMs = 0
-  #listening: AddressInfo | null = null
+  readonly stopping: boolean
+  /** Subsystems are added before start(), in start order. */
+  add (service: Service): void
+  start (): Promise<AddressInfo>
+  /** The status page URL as a person on this box would type it. */
+  readonly url: string
+  stop (deadlineMs?: number): Promise<void>
+  status (): Record<string, unknown>
+  /** May this source use the agent's ports (HTTP, links)? Loopback and LAN prefixes, or anyone with http.allowFrom "any". */
+  allows (remote: string): boolean
+}
 
-  private constructor (readonly config: Config, readonly hal: Hal, readonly log: Logger, readonly identity: Identity) {
-    this.http = new HttpServer({
-      host: config.http.host,
-      port: config.http.port,
-      connectionsMax: config.http.connectionsMax,
-      headersTimeoutMs: config.http.headersTimeoutMs,
-      requestTimeoutMs: Math.max(config.http.requestTimeoutMs, config.http.headersTimeoutMs),
-      allow: (remote) => this.allows(remote),
-      log: log.child('http')
-    })
-    addStatusRoutes(this)
-    this.#registerMetrics()
-  }
-
-  static async create (options: AgentOptions): Promise<Agent> {
-    const { config, hal, log } = options
+export const Agent = {
+  async create ({ config, hal, log }: AgentOptions): Promise<Agent> {
     const { identity, created } = await loadOrCreateIdentity(hal.files, hal.random, hal.dataDir)
     log.info(created ? 'identity created' : 'identity loaded', { nodeId: identity.nodeId, publicKey: identity.publicKeyText })
-    return new Agent(config, hal, log, identity)
+    return createAgent(config, hal, log, identity)
   }
+}
 
-  /** Subsystems are added before start(), in start order. */
-  add (service: Service): void {
-    if (this.services.some((s) => s.name === service.name)) throw new CanopyError('ASSERTION', `service ${service.name} added twice`)
-    this.services.push(service)
-  }
+function createAgent (config: Config, hal: Hal, log: Logger, identity: Identity): Agent {
+  const { clock, nics } = hal
+  const services: Service[] = []
+  const metrics = new Metrics()
+  let stopping = false
+  let startedAtMs = 0
+  let startedWallMs = 0
+  let listening: AddressInfo | null = null
+  const uptimeSeconds = (): number => Math.round((clock.nowMs() - startedAtMs) / 1000)
 
-  async start (): Promise<AddressInfo> {
-    this.#startedAtMs = this.hal.clock.nowMs()
-    this.#startedWallMs = this.hal.clock.wallMs()
-    for (const s of this.services) await s.start?.()
-    this.#listening = await this.http.listen()
-    for (const s of this.services) await s.ready?.()
-    this.log.info('listening', { address: this.#listening.address, port: this.#listening.port, statusPage: this.url })
-    return this.#listening
-  }
+  const http = createHttpServer({
+    ...config.http, // host, port, connectionsMax, headersTimeoutMs
+    requestTimeoutMs: Math.max(config.http.requestTimeoutMs, config.http.headersTimeoutMs),
+    allow: (remote) => agent.allows(remote),
+    log: log.child('http')
+  })
 
-  /** The status page URL as a person on this box would type it. */
-  get url (): string {
-    const a = this.#listening
-    if (a === null) return ''
-    const wildcard = a.address === '0.0.0.0' || a.address === '::'
-    const host = wildcard ? '127.0.0.1' : a.family === 'IPv6' ? `[${a.address}]` : a.address
-    return `http://${host}:${a.port}/`
-  }
+  const agent: Agent = {
+    config,
+    hal,
+    log,
+    identity,
+    services,
+    metrics,
+    http,
+    get stopping () { return stopping },
 
-  async stop (deadlineMs = SHUTDOWN_MS_MAX): Promise<void> {
-    if (this.stopping) return
-    this.stopping = true
-    const end = this.hal.clock.nowMs() + deadlineMs
-    const left = (): number => Math.max(0, end - this.hal.clock.nowMs())
-    // Stop taking requests first, then the subsystems in reverse order.
-    const httpClosed = this.http.close(Math.min(left(), deadlineMs / 2))
-    for (const s of [...this.services].reverse()) {
-      try {
-        await s.stop?.(left())
-      } catch (err) {
-        this.log.warn('service did not stop cleanly', { service: s.name, err })
+    add (service) {
+      if (services.some((s) => s.name === service.name)) throw new CanopyError('ASSERTION', `service ${service.name} added twice`)
+      services.push(service)
+    },
+
+    async start () {
+      startedAtMs = clock.nowMs()
+      startedWallMs = clock.wallMs()
+      for (const s of services) await s.start?.()
+      listening = await http.listen()
+      for (const s of services) await s.ready?.()
+      log.info('listening', { address: listening.address, port: listening.port, statusPage: agent.url })
+      return listening
+    },
+
+    get url () {
+      const a = listening
+      if (a === null) return ''
+      const wildcard = a.address === '0.0.0.0' || a.address === '::'
+      const host = wildcard ? '127.0.0.1' : a.family === 'IPv6' ? `[${a.address}]` : a.address
+      return `http://${host}:${a.port}/`
+    },
+
+    async stop (deadlineMs = SHUTDOWN_MS_MAX) {
+      if (stopping) return
+      stopping = true
+      const end = clock.nowMs() + deadlineMs
+      const left = (): number => Math.max(0, end - clock.nowMs())
+      // Stop taking requests first, then the subsystems in reverse order.
+      const httpClosed = http.close(Math.min(left(), deadlineMs / 2))
+      for (const s of [...services].reverse()) {
+        try {
+          await s.stop?.(left())
+        } catch (err) {
+          log.warn('service did not stop cleanly', { service: s.name, err })
+        }
       }
-    }
-    await httpClosed
-    await this.hal.close()
-    this.log.info('stopped')
-  }
+      await httpClosed
+      await hal.close()
+      log.info('stopped')
+    },
 
-  status (): Record<string, unknown> {
-    const mem = process.memoryUsage()
-    const out: Record<string, unknown> = {
-      nodeId: this.identity.nodeId,
-      name: this.config.name,
-      version: VERSION,
-      publicKey: this.identity.publicKeyText,
-      uptimeSeconds: Math.round((this.hal.clock.nowMs() - this.#startedAtMs) / 1000),
-      startedAt: new Date(this.#startedWallMs).toISOString(),
-      memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, heapTotalBytes: mem.heapTotal, externalBytes: mem.external },
-      http: { url: this.url, ...this.http.counters },
-      interfaces: this.hal.nics.list().map((n) => ({
-        name: n.name,
-        role: n.role,
-        up: n.up,
-        multicast: n.multicast,
-        speedMbps: n.speedMbps,
-        addresses: n.addresses.map((a) => `${a.address}/${a.prefixLength}`)
-      }))
-    }
-    for (const s of this.services) {
-      if (s.status === undefined) continue
-      try {
-        out[s.name] = s.status()
-      } catch (err) {
-        out[s.name] = { error: CanopyError.from(err, 'ASSERTION').message }
-      }
-    }
-    return out
-  }
-
-  /** May this source use the agent's ports (HTTP, links)? Loopback and LAN prefixes, or anyone with http.allowFrom "any". */
-  allows (remote: string): boolean {
-    if (this.config.http.allowFrom === 'any') return true
-    const ip = parseIp(remote)
-    if (ip === null) return false
-    if (addressScope(ip) === 'loopback') return true
-    return lanNicFor(this.hal.nics.list(), ip) !== undefined
-  }
-
-  #registerMetrics (): void {
-    const m = this.metrics
-    m.gauge('canopy_build_info', 'Version and node id of this agent.', ['version', 'node_id'])
-      .set({ version: VERSION, node_id: this.identity.nodeId }, 1)
-    const uptime = m.gauge('canopy_uptime_seconds', 'Seconds since the agent started.')
-    const rss = m.gauge('canopy_resident_memory_bytes', 'Resident set size of the process.')
-    const heap = m.gauge('canopy_heap_used_bytes', 'V8 heap in use.')
-    const requests = m.counter('canopy_http_requests_total', 'HTTP requests received.')
-    const clientErrors = m.counter('canopy_http_client_errors_total', 'Malformed HTTP requests refused.')
-    const forbidden = m.counter('canopy_http_forbidden_total', 'HTTP requests refused by source address.')
-    const nics = m.gauge('canopy_interfaces', 'Network interfaces by role.', ['role'])
-    m.onCollect(() => {
-      uptime.set(Math.round((this.hal.clock.nowMs() - this.#startedAtMs) / 1000))
+    status () {
       const mem = process.memoryUsage()
-      rss.set(mem.rss)
-      heap.set(mem.heapUsed)
-      requests.set(this.http.counters.requests)
-      clientErrors.set(this.http.counters.clientErrors)
-      forbidden.set(this.http.counters.forbidden)
-      nics.reset()
-      for (const role of ['lan', 'wan', 'loopback', 'none'] as const) {
-        nics.set({ role }, this.hal.nics.list().filter((n) => n.role === role).length)
+      const out: Record<string, unknown> = {
+        nodeId: identity.nodeId,
+        name: config.name,
+        version: VERSION,
+        publicKey: identity.publicKeyText,
+        uptimeSeconds: uptimeSeconds(),
+        startedAt: new Date(startedWallMs).toISOString(),
+        memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, heapTotalBytes: mem.heapTotal, externalBytes: mem.external },
+        http: { url: agent.url, ...http.counters },
+        interfaces: nics.list().map((n) => ({
+          name: n.name,
+          role: n.role,
+          up: n.up,
+          multicast: n.multicast,
+          speedMbps: n.speedMbps,
+          addresses: n.addresses.map((a) => `${a.address}/${a.prefixLength}`)
+        }))
       }
-    })
+      for (const s of services) {
+        if (s.status === undefined) continue
+        try {
+          out[s.name] = s.status()
+        } catch (err) {
+          out[s.name] = { error: CanopyError.from(err, 'ASSERTION').message }
+        }
+      }
+      return out
+    },
+
+    allows (remote) {
+      if (config.http.allowFrom === 'any') return true
+      const ip = parseIp(remote)
+      if (ip === null) return false
+      if (addressScope(ip) === 'loopback') return true
+      return lanNicFor(nics.list(), ip) !== undefined
+    }
   }
+
+  addStatusRoutes(agent)
+  metrics.gauge('canopy_build_info', 'Version and node id.', ['version', 'node_id'])
+    .set({ version: VERSION, node_id: identity.nodeId }, 1)
+  const counters = http.counters
+  metrics.stats(() => process.memoryUsage(), [
+    ['canopy_uptime_seconds', 'Seconds since start.', uptimeSeconds],
+    ['canopy_resident_memory_bytes', 'Resident set size.', (mem) => mem.rss],
+    ['canopy_heap_used_bytes', 'V8 heap in use.', (mem) => mem.heapUsed],
+    ['canopy_http_requests_total', 'HTTP requests received.', () => counters.requests],
+    ['canopy_http_client_errors_total', 'Malformed HTTP requests refused.', () => counters.clientErrors],
+    ['canopy_http_forbidden_total', 'HTTP requests refused by source.', () => counters.forbidden]
+  ])
+  const roles = metrics.gauge('canopy_interfaces', 'Network interfaces by role.', ['role'])
+  metrics.onCollect(() => {
+    roles.reset()
+    for (const role of ['lan', 'wan', 'loopback', 'none'] as const) {
+      roles.set({ role }, nics.list().filter((n) => n.role === role).length)
+    }
+  })
+  return agent
 }

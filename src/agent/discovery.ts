@@ -4,7 +4,7 @@
 
 import type { ServerResponse } from 'node:http'
 import { CanopyError } from '../errors'
-import { escapeHtml, sendJson, type PageSection } from '../http'
+import { renderValue, sendJson, type PageSection } from '../http'
 import { formatPublicKey } from '../crypto'
 import { SSDP_DROP_REASONS as DROP_REASONS, Discovery, NONCE_PATTERN } from '../protocol'
 import { VERSION } from '../version'
@@ -82,39 +82,38 @@ function peersJson (agent: Agent, d: Discovery): Record<string, unknown> {
 }
 
 function peersPage (agent: Agent, d: Discovery): PageSection {
-  const rows = (peersJson(agent, d).peers as Array<Record<string, unknown>>).map((p) => {
-    const cells = [String(p.name) || '–', String(p.nodeId).slice(0, 12), `${String(p.address)}:${String(p.httpPort)}`, String(p.version), String(p.via),
-      `${Math.round(Number(p.lastSeenAgoMs) / 1000)} s ago`, `${Math.round(Number(p.expiresInMs) / 1000)} s`]
-    return `<tr>${cells.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`
-  })
-  const head = ['name', 'node', 'address', 'version', 'via', 'last seen', 'expires in'].map((h) => `<th>${h}</th>`).join('')
-  const html = rows.length === 0
-    ? '<p class="dim">no peers yet (SSDP on the LAN interfaces, or discovery.staticPeers)</p>'
-    : `<table><thead><tr>${head}</tr></thead><tbody>${rows.join('')}</tbody></table>`
-  return { title: `LAN peers (${d.peers.size})`, html }
+  const rows = (peersJson(agent, d).peers as Array<Record<string, any>>).map((p) => ({
+    name: p.name || '–',
+    node: p.nodeId.slice(0, 12),
+    address: `${p.address}:${p.httpPort}`,
+    version: p.version,
+    via: p.via,
+    'last seen': `${Math.round(p.lastSeenAgoMs / 1000)} s ago`,
+    'expires in': `${Math.round(p.expiresInMs / 1000)} s`
+  }))
+  return { title: `LAN peers (${d.peers.size})`, html: rows.length === 0 ? '<p class="dim">no peers yet (SSDP on the LAN interfaces, or discovery.staticPeers)</p>' : renderValue(rows) }
 }
 
 function addMetrics (agent: Agent, d: Discovery): void {
   const m = agent.metrics
-  const peers = m.gauge('canopy_peers', 'Verified peers in the peer list.')
-  const removed = m.counter('canopy_peers_removed_total', 'Peers removed from the list, by reason.', ['reason'])
-  const ifaces = m.gauge('canopy_ssdp_interfaces', 'LAN interfaces SSDP serves.')
-  const dIn = m.counter('canopy_ssdp_datagrams_in_total', 'SSDP datagrams received.')
+  const ssdp = (): NonNullable<Discovery['ssdp']>['stats'] | undefined => d.ssdp?.stats
+  m.stats(() => d, [
+    ['canopy_peers', 'Verified peers.', () => d.peers.size],
+    ['canopy_ssdp_interfaces', 'LAN interfaces SSDP serves.', () => d.ssdp?.interfaces().length ?? 0],
+    ['canopy_ssdp_datagrams_in_total', 'SSDP datagrams received.', () => ssdp()?.datagramsIn ?? 0],
+    ['canopy_ssdp_replies_rate_limited_total', 'Searches unanswered by the rate limits.', () => ssdp()?.repliesRateLimited ?? 0]
+  ])
+  const removed = m.counter('canopy_peers_removed_total', 'Peers removed, by reason.', ['reason'])
   const dOut = m.counter('canopy_ssdp_datagrams_out_total', 'SSDP datagrams sent, by kind.', ['kind'])
-  const dropped = m.counter('canopy_ssdp_dropped_total', 'SSDP datagrams dropped or left unanswered, by reason.', ['reason'])
-  const heard = m.counter('canopy_ssdp_announcements_total', 'Canopy announcements heard that passed every check, by kind (notify, reply, byebye).', ['kind'])
-  const limited = m.counter('canopy_ssdp_replies_rate_limited_total', 'Searches left unanswered by the reply rate limits.')
-  const fetches = m.counter('canopy_describe_fetches_total', 'Self-descriptions fetched, by result (verified or an error code).', ['result'])
+  const dropped = m.counter('canopy_ssdp_dropped_total', 'SSDP datagrams dropped or unanswered, by reason.', ['reason'])
+  const heard = m.counter('canopy_ssdp_announcements_total', 'Verified announcements heard, by kind.', ['kind'])
+  const fetches = m.counter('canopy_describe_fetches_total', 'Self-descriptions fetched, by result.', ['result'])
   m.onCollect(() => {
-    peers.set(d.peers.size)
     for (const [reason, n] of Object.entries(d.peers.stats.removed)) removed.set({ reason }, n)
-    const s = d.ssdp
-    ifaces.set(s?.interfaces().length ?? 0)
-    dIn.set(s?.stats.datagramsIn ?? 0)
-    for (const kind of ['notify', 'byebye', 'search', 'reply'] as const) dOut.set({ kind }, s?.stats.datagramsOut[kind] ?? 0)
-    for (const kind of ['notify', 'reply', 'byebye'] as const) heard.set({ kind }, s?.stats.heard[kind] ?? 0)
-    for (const reason of DROP_REASONS) dropped.set({ reason }, s?.stats.dropped[reason] ?? 0)
-    limited.set(s?.stats.repliesRateLimited ?? 0)
+    const s = ssdp()
+    for (const kind of ['notify', 'byebye', 'search', 'reply'] as const) dOut.set({ kind }, s?.datagramsOut[kind] ?? 0)
+    for (const kind of ['notify', 'reply', 'byebye'] as const) heard.set({ kind }, s?.heard[kind] ?? 0)
+    for (const reason of DROP_REASONS) dropped.set({ reason }, s?.dropped[reason] ?? 0)
     fetches.set({ result: 'verified' }, d.queue.stats.verified)
     for (const [code, n] of Object.entries(d.queue.stats.failed)) fetches.set({ result: code }, n ?? 0)
   })

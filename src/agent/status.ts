@@ -17,11 +17,7 @@ export function addStatusRoutes (agent: Agent): void {
   })
 
   http.route('GET', '/', ({ res }) => {
-    const sections: PageSection[] = []
-    for (const s of agent.services) {
-      const p = s.page?.()
-      if (p !== undefined && p !== null) sections.push(p)
-    }
+    const sections: PageSection[] = agent.services.flatMap((s) => s.page?.() ?? [])
     const title = `Canopy ${agent.config.name !== '' ? `“${agent.config.name}” ` : ''}· node ${agent.identity.nodeId.slice(0, 12)}`
     sendText(res, 200, renderStatusPage(title, agent.status(), sections), 'text/html; charset=utf-8')
   })

@@ -1,7 +1,7 @@
 // Talking to a running agent from the CLI: bounded, with a deadline, and an
 // error that says what to do when nobody answers.
 
-import { request } from 'node:http'
+import { request, type ClientRequest, type IncomingMessage } from 'node:http'
 import { CanopyError } from '../errors'
 import { CLI_AGENT_TIMEOUT_MS, CLI_RESPONSE_BYTES_MAX, STREAM_JOIN_DEADLINE_MS } from '../limits'
 
@@ -20,54 +20,65 @@ export function agentBase (url: string | undefined): URL {
 }
 
 export interface AgentResponse { status: number, body: Buffer, json (): unknown }
+interface CallOptions { method?: string, body?: unknown, timeoutMs?: number }
 
-export function callAgent (base: URL, path: string, options: { method?: string, body?: unknown, timeoutMs?: number } = {}): Promise<AgentResponse> {
-  const target = new URL(path, base)
+const ok = (status: number): boolean => status >= 200 && status < 300
+const parse = (bytes: Buffer): any => JSON.parse(bytes.toString('utf8'))
+const refused = (status: number, body: any): CanopyError =>
+  new CanopyError('AGENT_UNREACHABLE', `the agent refused: ${body?.error?.message ?? `HTTP ${status}`}`, { detail: { status, code: body?.error?.code } })
+
+/** Report a failed request: coded errors as they are, anything else as "cannot <verb> the agent ...; <hint>". */
+function onFail (req: ClientRequest, reject: (err: unknown) => void, base: URL, verb = 'reach', hint = 'start one with "canopy agent" or pass --agent URL'): void {
+  req.on('error', (err) => {
+    reject(CanopyError.is(err) ? err : new CanopyError('AGENT_UNREACHABLE',
+      `cannot ${verb} the agent at ${base.origin} (${(err as NodeJS.ErrnoException).code ?? err.message}); ${hint}`))
+  })
+}
+
+/** The response body, up to CLI_RESPONSE_BYTES_MAX (over it: cut, or just not kept when `cut` is false). */
+function collect (req: ClientRequest, res: IncomingMessage, cut: boolean, done: (body: Buffer) => void): void {
+  const parts: Buffer[] = []
+  let size = 0
+  res.on('data', (c: Buffer) => {
+    size += c.length
+    if (size <= CLI_RESPONSE_BYTES_MAX) parts.push(c)
+    else if (cut) req.destroy(new CanopyError('LIMIT_REACHED', `the agent's answer exceeds ${CLI_RESPONSE_BYTES_MAX} bytes`))
+  })
+  res.on('end', () => { done(Buffer.concat(parts)) })
+}
+
+export function callAgent (base: URL, path: string, options: CallOptions = {}): Promise<AgentResponse> {
   const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body))
+  const timeoutMs = options.timeoutMs ?? CLI_AGENT_TIMEOUT_MS
   return new Promise((resolve, reject) => {
-    const req = request(target, {
+    const req = request(new URL(path, base), {
       method: options.method ?? 'GET',
       headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': payload.length },
-      timeout: options.timeoutMs ?? CLI_AGENT_TIMEOUT_MS
+      timeout: timeoutMs
     }, (res) => {
-      const parts: Buffer[] = []
-      let size = 0
-      res.on('data', (c: Buffer) => {
-        size += c.length
-        if (size > CLI_RESPONSE_BYTES_MAX) {
-          req.destroy(new CanopyError('LIMIT_REACHED', `the agent's answer exceeds ${CLI_RESPONSE_BYTES_MAX} bytes`))
-          return
-        }
-        parts.push(c)
-      })
-      res.on('end', () => {
-        const body = Buffer.concat(parts)
+      collect(req, res, true, (body) => {
         resolve({
           status: res.statusCode ?? 0,
           body,
           json: () => {
-            try { return JSON.parse(body.toString('utf8')) } catch { throw new CanopyError('AGENT_UNREACHABLE', `the agent at ${base.origin} sent something that is not JSON`) }
+            try { return parse(body) } catch { throw new CanopyError('AGENT_UNREACHABLE', `the agent at ${base.origin} sent something that is not JSON`) }
           }
         })
       })
       res.on('error', reject)
     })
-    req.on('timeout', () => { req.destroy(new CanopyError('TIMEOUT', `the agent at ${base.origin} did not answer within ${options.timeoutMs ?? CLI_AGENT_TIMEOUT_MS} ms`)) })
-    req.on('error', (err) => {
-      reject(CanopyError.is(err) ? err : new CanopyError('AGENT_UNREACHABLE',
-        `cannot reach the agent at ${base.origin} (${(err as NodeJS.ErrnoException).code ?? err.message}); start one with "canopy agent" or pass --agent URL`))
-    })
+    req.on('timeout', () => { req.destroy(new CanopyError('TIMEOUT', `the agent at ${base.origin} did not answer within ${timeoutMs} ms`)) })
+    onFail(req, reject, base)
     req.end(payload)
   })
 }
 
 /** The JSON of a 2xx answer, or the agent's coded error as a CanopyError. */
-export async function agentJson (base: URL, path: string, options: { method?: string, body?: unknown, timeoutMs?: number } = {}): Promise<unknown> {
+export async function agentJson (base: URL, path: string, options: CallOptions = {}): Promise<unknown> {
   const res = await callAgent(base, path, options)
-  const body = res.json() as { error?: { code?: string, message?: string } }
-  if (res.status >= 200 && res.status < 300) return body
-  const message = body?.error?.message ?? `HTTP ${res.status}`
-  throw new CanopyError('AGENT_UNREACHABLE', `the agent refused: ${message}`, { detail: { status: res.status, code: body?.error?.code } })
+  const body = res.json()
+  if (ok(res.status)) return body
+  throw refused(res.status, body)
 }
 
 /**
@@ -76,23 +87,18 @@ export async function agentJson (base: URL, path: string, options: { method?: st
  * push lasts as long as its input.
  */
 export function pushToAgent (base: URL, path: string, input: NodeJS.ReadableStream, headers: Record<string, string>): Promise<unknown> {
-  const target = new URL(path, base)
   return new Promise((resolve, reject) => {
-    const req = request(target, { method: 'POST', headers: { 'content-type': 'video/mp2t', ...headers } }, (res) => {
-      const parts: Buffer[] = []
-      let size = 0
-      res.on('data', (c: Buffer) => { size += c.length; if (size <= CLI_RESPONSE_BYTES_MAX) parts.push(c) })
-      res.on('end', () => {
-        let body: { error?: { message?: string } } | null = null
-        try { body = JSON.parse(Buffer.concat(parts).toString('utf8')) } catch { /* not JSON */ }
-        if ((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300) resolve(body)
-        else reject(new CanopyError('AGENT_UNREACHABLE', `the agent refused: ${body?.error?.message ?? `HTTP ${res.statusCode ?? 0}`}`, { detail: { status: res.statusCode } }))
+    const req = request(new URL(path, base), { method: 'POST', headers: { 'content-type': 'video/mp2t', ...headers } }, (res) => {
+      collect(req, res, false, (bytes) => {
+        let body = null
+        try { body = parse(bytes) } catch { /* not JSON */ }
+        const status = res.statusCode ?? 0
+        if (ok(status)) resolve(body)
+        else reject(refused(status, body))
       })
       res.on('error', reject)
     })
-    req.on('error', (err) => {
-      reject(new CanopyError('AGENT_UNREACHABLE', `cannot push to the agent at ${base.origin} (${(err as NodeJS.ErrnoException).code ?? err.message}); is it running with --push-token?`))
-    })
+    onFail(req, reject, base, 'push to', 'is it running with --push-token?')
     input.on('error', (err) => { req.destroy(err) })
     input.pipe(req)
   })
@@ -100,16 +106,14 @@ export function pushToAgent (base: URL, path: string, input: NodeJS.ReadableStre
 
 /** Stream the agent's answer (GET) into out until the agent ends it; a non-2xx answer is its coded error. */
 export function pullFromAgent (base: URL, path: string, out: NodeJS.WritableStream): Promise<void> {
-  const target = new URL(path, base)
   return new Promise((resolve, reject) => {
-    const req = request(target, { method: 'GET' }, (res) => {
-      if ((res.statusCode ?? 0) < 200 || (res.statusCode ?? 0) >= 300) {
-        const parts: Buffer[] = []
-        res.on('data', (c: Buffer) => { if (parts.length < 64) parts.push(c) })
-        res.on('end', () => {
-          let message = `HTTP ${res.statusCode ?? 0}`
-          try { message = (JSON.parse(Buffer.concat(parts).toString('utf8')) as { error: { message: string } }).error.message } catch { /* not JSON */ }
-          reject(new CanopyError('AGENT_UNREACHABLE', `the agent refused: ${message}`, { detail: { status: res.statusCode } }))
+    const req = request(new URL(path, base), { method: 'GET' }, (res) => {
+      const status = res.statusCode ?? 0
+      if (!ok(status)) {
+        collect(req, res, false, (bytes) => {
+          let body = null
+          try { body = parse(bytes) } catch { /* not JSON */ }
+          reject(refused(status, body))
         })
         return
       }
@@ -121,9 +125,7 @@ export function pullFromAgent (base: URL, path: string, out: NodeJS.WritableStre
     // Until the answer starts (the agent may need to find and join the stream); then as long as the stream lasts.
     req.setTimeout(CLI_AGENT_TIMEOUT_MS + STREAM_JOIN_DEADLINE_MS, () => { req.destroy(new CanopyError('TIMEOUT', `the agent at ${base.origin} did not answer`)) })
     req.on('response', () => { req.setTimeout(0) })
-    req.on('error', (err) => {
-      reject(CanopyError.is(err) ? err : new CanopyError('AGENT_UNREACHABLE', `cannot reach the agent at ${base.origin} (${(err as NodeJS.ErrnoException).code ?? err.message}); start one with "canopy agent" or pass --agent URL`))
-    })
+    onFail(req, reject, base)
     req.end()
   })
 }

@@ -56,19 +56,11 @@ export async function main (argv: readonly string[], io: CliIo): Promise<number>
     }
     return await command.run(args, io)
   } catch (err) {
-    if (CanopyError.is(err, 'USAGE')) {
-      io.stderr.write(`canopy ${command.name}: ${err.message}\n\n${commandHelp(command)}`)
-      return 2
-    }
-    if (CanopyError.is(err, 'CONFIG_INVALID') || CanopyError.is(err, 'CONFIG_UNREADABLE')) {
-      io.stderr.write(`canopy: ${err.message}\n`)
-      return 2
-    }
-    if (CanopyError.is(err)) {
-      io.stderr.write(`canopy ${command.name}: ${err.message}\n`)
-      return 1
-    }
-    io.stderr.write(`canopy ${command.name}: internal error: ${(err as Error)?.stack ?? String(err)}\n`)
-    return 1
+    // Usage: the message and the command's help, exit 2. Config: one line, exit 2. Anything else: exit 1.
+    const usage = CanopyError.is(err, 'USAGE')
+    const config = CanopyError.is(err, 'CONFIG_INVALID') || CanopyError.is(err, 'CONFIG_UNREADABLE')
+    const message = CanopyError.is(err) ? err.message : `internal error: ${(err as Error)?.stack ?? String(err)}`
+    io.stderr.write(`canopy${config ? '' : ` ${command.name}`}: ${message}\n${usage ? `\n${commandHelp(command)}` : ''}`)
+    return usage || config ? 2 : 1
   }
 }

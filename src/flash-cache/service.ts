@@ -24,24 +24,24 @@ export function cacheGeometry (c: Config['cache']): FlashGeometry {
 export function checkCacheConfig (c: Config['cache']): void {
   const max = boundBytesMax(c.blockBytes, c.blockCount, IO_UNIT_BYTES)
   if (c.bytesMax > max) {
-    throw new CanopyError('CONFIG_INVALID', `config field "cache.bytesMax": got ${c.bytesMax}, expected at most ${max} (7/8 of a flash area of ${c.blockCount} blocks of ${c.blockBytes} bytes; raise cache.blockCount)`,
+    throw new CanopyError('CONFIG_INVALID', `config field "cache.bytesMax": got ${c.bytesMax}, expected at most ${max} (7/8 of the flash area; raise cache.blockCount)`,
       { detail: { field: 'cache.bytesMax' } })
   }
 }
 
-/** The cache's metrics: canopy_cache_NAME, a counter when NAME ends in _total, else a gauge. */
+/** The cache's metrics (canopy_cache_NAME; see Metrics.stats). */
 const METRICS: Array<[string, string, (s: FlashCacheStats) => number]> = [
-  ['pieces', 'Pieces in the flash cache.', (s) => s.pieces],
-  ['bytes', 'Bytes of pieces in the flash cache.', (s) => s.bytes],
-  ['bytes_max', 'Bound on the flash cache (lowered when blocks go bad).', (s) => s.bytesMax],
+  ['pieces', 'Pieces stored.', (s) => s.pieces],
+  ['bytes', 'Piece bytes stored.', (s) => s.bytes],
+  ['bytes_max', 'Byte bound (lowered as blocks go bad).', (s) => s.bytesMax],
   ['pinned', 'Pinned piece hashes.', (s) => s.pinned],
-  ['bad_blocks', 'Flash blocks retired this session (failed program or erase).', (s) => s.flash.badBlocks + s.flash.deadBlocks],
-  ['free_blocks', 'Erased flash blocks available.', (s) => s.flash.freeBlocks],
-  ['written_last_24h_bytes', 'Bytes programmed to flash in the last 24 hours.', (s) => s.writes.budget.last24hBytes],
+  ['bad_blocks', 'Flash blocks retired this session.', (s) => s.flash.badBlocks + s.flash.deadBlocks],
+  ['free_blocks', 'Erased flash blocks.', (s) => s.flash.freeBlocks],
+  ['written_last_24h_bytes', 'Bytes programmed in the last 24 hours.', (s) => s.writes.budget.last24hBytes],
   ['write_budget_bytes_per_day', 'The configured write budget.', (s) => s.writes.budget.bytesPerDay],
-  ['recovery_seconds', 'Time the last open spent recovering.', (s) => s.recovery.ms / 1000],
-  ['evictions_total', 'Pieces evicted to keep the bounds.', (s) => s.evictions],
-  ['corrupt_dropped_total', 'Pieces found damaged on read and dropped.', (s) => s.corruptDropped],
+  ['recovery_seconds', 'Recovery time of the last open.', (s) => s.recovery.ms / 1000],
+  ['evictions_total', 'Pieces evicted.', (s) => s.evictions],
+  ['corrupt_dropped_total', 'Damaged pieces dropped.', (s) => s.corruptDropped],
   ['read_errors_total', 'Flash read errors.', (s) => s.readErrors],
   ['flash_written_bytes_total', 'Bytes programmed to flash (lifetime).', (s) => s.writes.bytesProgrammed],
   ['stored_bytes_total', 'Piece bytes accepted (lifetime).', (s) => s.writes.bytesAccepted]
@@ -51,53 +51,45 @@ export class FlashCacheService implements Service {
   readonly name = 'cache'
   /** The open cache; null before start, when disabled, or when it could not be opened. */
   cache: FlashCache | null = null
-  #error: string | null = null
-  readonly #config: Config['cache']
-  readonly #hal: Hal
-  readonly #log: Logger
+  readonly start: () => Promise<void>
+  readonly stop: (deadlineMs: number) => Promise<void>
+  readonly status: () => unknown
 
-  constructor (config: Config['cache'], hal: Hal, log: Logger, metrics: Metrics) {
-    this.#config = config
-    this.#hal = hal
-    this.#log = log
+  constructor (c: Config['cache'], hal: Hal, log: Logger, metrics: Metrics) {
+    let error: string | null = null
     const up = metrics.gauge('canopy_cache_up', '1 when the flash cache is open.')
-    const all = METRICS.map(([name, help, get]) => [metrics[name.endsWith('_total') ? 'counter' : 'gauge'](`canopy_cache_${name}`, help), get] as const)
-    metrics.onCollect(() => {
-      up.set(this.cache === null ? 0 : 1)
-      const s = this.cache?.stats()
-      if (s !== undefined) for (const [m, get] of all) m.set(get(s))
-    })
-  }
+    metrics.onCollect(() => { up.set(this.cache === null ? 0 : 1) })
+    metrics.stats(() => this.cache?.stats(), METRICS.map(([name, help, get]) => [`canopy_cache_${name}`, help, get]))
 
-  async start (): Promise<void> {
-    const c = this.#config
-    if (!c.enabled) return
-    checkCacheConfig(c)
-    try {
-      const flash = await this.#hal.openFlash(CACHE_FLASH_NAME, cacheGeometry(c))
-      this.cache = await FlashCache.open(flash, { ...c, clock: this.#hal.clock, log: this.#log })
-    } catch (err) {
-      const e = CanopyError.from(err, 'FLASH_IO')
-      this.#error = `${e.code}: ${e.message}`
-      this.#log.error('flash cache unavailable; running without it', { err: e })
+    this.start = async () => {
+      if (!c.enabled) return
+      checkCacheConfig(c)
+      try {
+        const flash = await hal.openFlash(CACHE_FLASH_NAME, cacheGeometry(c))
+        this.cache = await FlashCache.open(flash, { ...c, clock: hal.clock, log })
+      } catch (err) {
+        const e = CanopyError.from(err, 'FLASH_IO')
+        error = `${e.code}: ${e.message}`
+        log.error('flash cache unavailable; running without it', { err: e })
+      }
     }
-  }
 
-  async stop (deadlineMs: number): Promise<void> {
-    const cache = this.cache
-    if (cache === null) return
-    let timer: { cancel (): void } | undefined
-    try {
-      await Promise.race([cache.close(), new Promise<void>((resolve) => { timer = this.#hal.clock.setTimeout(resolve, deadlineMs) })])
-    } finally {
-      timer?.cancel()
+    this.stop = async (deadlineMs) => {
+      const cache = this.cache
+      if (cache === null) return
+      let timer: { cancel (): void } | undefined
+      try {
+        await Promise.race([cache.close(), new Promise<void>((resolve) => { timer = hal.clock.setTimeout(resolve, deadlineMs) })])
+      } finally {
+        timer?.cancel()
+      }
     }
-  }
 
-  status (): unknown {
-    if (!this.#config.enabled) return { enabled: false }
-    if (this.cache === null) return { enabled: true, error: this.#error ?? 'not open yet' }
-    const s = this.cache.stats()
-    return { ...s, writes: { ...s.writes, amplification: Math.round(s.writes.amplification * 1000) / 1000 }, recovery: { ...s.recovery, ms: Math.round(s.recovery.ms * 10) / 10 } }
+    this.status = () => {
+      if (!c.enabled) return { enabled: false }
+      if (this.cache === null) return { enabled: true, error: error ?? 'not open yet' }
+      const s = this.cache.stats()
+      return { ...s, writes: { ...s.writes, amplification: Math.round(s.writes.amplification * 1000) / 1000 }, recovery: { ...s.recovery, ms: Math.round(s.recovery.ms * 10) / 10 } }
+    }
   }
 }

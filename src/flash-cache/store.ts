@@ -138,7 +138,6 @@ export interface FlashCache {
   /** Keep a piece from eviction (counted: pin twice, unpin twice). The piece need not be stored yet. */
   pin (hash: PieceHash): void
   unpin (hash: PieceHash): void
-  isPinned (hash: PieceHash): boolean
   /** Stored piece hashes, least recently used first (a snapshot: reading pieces reorders the live index). */
   hashes (): string[]
   stats (): FlashCacheStats
@@ -163,7 +162,7 @@ export const FlashCache = {
     }
     const partsMax = Math.min(CACHE_CHECKPOINT_PARTS_MAX, Math.floor((blockBytes / 2 - ANCHOR_FIXED_BYTES - 4) / ANCHOR_PART_BYTES))
     const budget = createWriteBudget(clock, options.writeBudgetBytesPerDay)
-    const dev = createDevice(flash, budget, options.verifyPrograms ?? !(flash instanceof FileFlash), (err) => {
+    const dev = createDevice(flash, budget, options.verifyPrograms ?? !FileFlash.is(flash), (err) => {
       // A sync failed: the open block's tail is no longer known; power lost or the device closed: stop.
       if (state.openBlock !== null) log.seal(state.openBlock)
       if (fatal(err)) halt(err)
@@ -419,7 +418,6 @@ export const FlashCache = {
         if (n > 1) pins.set(key, n - 1)
         else pins.delete(key)
       },
-      isPinned: (hash) => pins.has(pieceKey(hash)),
       hashes: () => [...index.keys()],
       stats () {
         const c = lifetime()

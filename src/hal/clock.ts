@@ -19,20 +19,18 @@ export interface Clock {
   sleep (ms: number): Promise<void>
 }
 
+/** A Node timer that does not keep the process alive, as a Timer (clearTimeout clears intervals too). */
+const unrefd = (t: NodeJS.Timeout): Timer => {
+  t.unref()
+  return { cancel: () => { clearTimeout(t) } }
+}
+
 export function createRealClock (): Clock {
   return {
     nowMs: () => performance.now(),
     wallMs: () => Date.now(),
-    setTimeout (fn, ms) {
-      const t = setTimeout(fn, ms)
-      t.unref()
-      return { cancel: () => clearTimeout(t) }
-    },
-    setInterval (fn, ms) {
-      const t = setInterval(fn, ms)
-      t.unref()
-      return { cancel: () => clearInterval(t) }
-    },
+    setTimeout: (fn, ms) => unrefd(setTimeout(fn, ms)),
+    setInterval: (fn, ms) => unrefd(setInterval(fn, ms)),
     sleep: (ms) => new Promise((resolve) => { setTimeout(resolve, ms) })
   }
 }
@@ -48,20 +46,18 @@ export class TimerGroup {
   constructor (private readonly clock: Clock) {}
 
   setTimeout (fn: () => void, ms: number): Timer {
-    if (this.#closed) return { cancel () {} }
-    const timer: Timer = this.clock.setTimeout(() => {
-      this.#live.delete(handle)
-      fn()
-    }, ms)
-    const handle: Timer = { cancel: () => { this.#live.delete(handle); timer.cancel() } }
-    this.#live.add(handle)
-    return handle
+    return this.#add((done) => this.clock.setTimeout(() => { done(); fn() }, ms))
   }
 
   setInterval (fn: () => void, ms: number): Timer {
+    return this.#add(() => this.clock.setInterval(fn, ms))
+  }
+
+  /** Track the timer `start` makes; `done` forgets it (a timeout that fired). */
+  #add (start: (done: () => void) => Timer): Timer {
     if (this.#closed) return { cancel () {} }
-    const timer = this.clock.setInterval(fn, ms)
     const handle: Timer = { cancel: () => { this.#live.delete(handle); timer.cancel() } }
+    const timer = start(() => { this.#live.delete(handle) })
     this.#live.add(handle)
     return handle
   }

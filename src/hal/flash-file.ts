@@ -23,22 +23,16 @@ const deviceError = (err: unknown, op: string, block: number): CanopyError => {
   return CanopyError.from(err, code, `flash ${op} of block ${block}`)
 }
 
-export class FileFlash implements Flash {
-  readonly geometry: FlashGeometry
-  /** Open block files, least recently used first. */
-  readonly #handles = new Map<number, fsp.FileHandle>()
-  /** File sizes: bytes past the end read as 0xff. */
-  readonly #sizes = new Map<number, number>()
-  readonly #dirty = new Set<number>()
-  #dirDirty = false
-  #queue: Promise<unknown> = Promise.resolve()
-  #closed = false
+/** Flash devices made here (the cache skips read-back checks on them: the page cache would answer). */
+const made = new WeakSet<Flash>()
 
-  private constructor (readonly dir: string, geometry: FlashGeometry, private readonly present: Set<number>, private readonly dirHandle: fsp.FileHandle) {
-    this.geometry = { ...geometry }
-  }
+/** A FileFlash is a Flash; FileFlash.open makes one, FileFlash.is tells one apart. */
+export type FileFlash = Flash
 
-  static async open (dir: string, geometry: FlashGeometry): Promise<FileFlash> {
+export const FileFlash = {
+  is: (flash: Flash): boolean => made.has(flash),
+
+  async open (dir: string, geometry: FlashGeometry): Promise<FileFlash> {
     checkGeometry(geometry)
     try {
       await fsp.mkdir(dir, { recursive: true, mode: 0o700 })
@@ -70,134 +64,149 @@ export class FileFlash implements Flash {
       const block = m === null ? -1 : parseInt(m[1]!, 16)
       if (block >= 0 && block < geometry.blockCount) present.add(block)
     }
-    const dh = await fsp.open(dir, fsc.O_RDONLY)
-    const flash = new FileFlash(dir, geometry, present, dh)
-    await dh.sync()
+    const dirHandle = await fsp.open(dir, fsc.O_RDONLY)
+    const flash = fileFlash(dir, { ...geometry }, present, dirHandle)
+    await dirHandle.sync()
     return flash
   }
+}
 
-  read (block: number, offset: number, length: number): Promise<Buffer> {
-    checkRange(this.geometry, block, offset, length, this.geometry.readBytes)
-    return this.#serial('read', block, async () => {
-      if (!this.present.has(block)) return Buffer.alloc(length, ERASED_BYTE)
-      const fh = await this.#handle(block)
-      const avail = Math.min(length, Math.max(0, this.#sizes.get(block)! - offset))
-      const out = Buffer.allocUnsafe(length)
-      let done = 0
-      while (done < avail) {
-        const { bytesRead } = await fh.read(out, done, avail - done, offset + done)
-        if (bytesRead === 0) break
-        done += bytesRead
-      }
-      return out.fill(ERASED_BYTE, done)
-    })
-  }
-
-  program (block: number, offset: number, data: Uint8Array): Promise<void> {
-    checkRange(this.geometry, block, offset, data.length, this.geometry.programBytes)
-    return this.#serial('program', block, async () => {
-      const fh = await this.#handle(block)
-      const size = this.#sizes.get(block)!
-      if (offset > size) await this.#writeAll(fh, Buffer.alloc(offset - size, ERASED_BYTE), size)
-      await this.#writeAll(fh, data, offset)
-      this.#sizes.set(block, Math.max(size, offset + data.length))
-      this.#dirty.add(block)
-    })
-  }
-
-  erase (block: number): Promise<void> {
-    checkRange(this.geometry, block, 0, 0, 1)
-    return this.#serial('erase', block, async () => {
-      if (!this.present.has(block)) return
-      await (await this.#handle(block)).truncate(0)
-      this.#sizes.set(block, 0)
-      this.#dirty.add(block)
-    })
-  }
-
-  /**
-   * The fsyncs run outside the one-at-a-time queue: programs issued after
-   * this call may proceed while they run (what group commit needs). A
-   * handle being synced is not closed under it (FileHandle.close waits).
-   */
-  async sync (): Promise<void> {
-    const { blocks, syncs } = await this.#serial('sync', -1, async () => {
-      const blocks = [...this.#dirty]
-      const syncs: Array<Promise<void>> = []
-      const start = (fh: fsp.FileHandle): void => { const p = fh.sync(); p.catch(() => {}); syncs.push(p) }
-      for (const block of blocks) start(await this.#handle(block))
-      if (this.#dirDirty) start(this.dirHandle)
-      this.#dirty.clear()
-      this.#dirDirty = false
-      return { blocks, syncs }
-    })
-    const failed = (await Promise.allSettled(syncs)).find((r) => r.status === 'rejected')
-    if (failed !== undefined) {
-      for (const b of blocks) this.#dirty.add(b)
-      this.#dirDirty = true
-      throw deviceError(failed.reason, 'sync', -1)
-    }
-  }
-
-  close (): Promise<void> {
-    return this.#serial('close', -1, async () => {
-      this.#closed = true
-      for (const fh of [...this.#handles.values(), this.dirHandle]) await fh.close().catch(() => {})
-      this.#handles.clear()
-    }, true)
-  }
+function fileFlash (dir: string, g: FlashGeometry, present: Set<number>, dirHandle: fsp.FileHandle): Flash {
+  /** Open block files, least recently used first. */
+  const handles = new Map<number, fsp.FileHandle>()
+  /** File sizes: bytes past the end read as 0xff. */
+  const sizes = new Map<number, number>()
+  const dirty = new Set<number>()
+  let dirDirty = false
+  let queue: Promise<unknown> = Promise.resolve()
+  let closed = false
 
   // One operation at a time: an LRU eviction must never close a handle in use.
-  #serial<T> (op: string, block: number, fn: () => Promise<T>, closing = false): Promise<T> {
+  const serial = <T>(op: string, block: number, fn: () => Promise<T>, closing = false): Promise<T> => {
     const run = async (): Promise<T> => {
-      if (this.#closed && !closing) throw new CanopyError('FLASH_CLOSED', 'flash is closed')
+      if (closed && !closing) throw new CanopyError('FLASH_CLOSED', 'flash is closed')
       try {
         return await fn()
       } catch (err) {
         throw deviceError(err, op, block)
       }
     }
-    const p = this.#queue.then(run, run)
-    this.#queue = p.catch(() => {})
+    const p = queue.then(run, run)
+    queue = p.catch(() => {})
     return p
   }
 
   /** The block's open file, created if it does not exist yet (then the directory needs a sync). */
-  async #handle (block: number): Promise<fsp.FileHandle> {
-    const open = this.#handles.get(block)
+  const handle = async (block: number): Promise<fsp.FileHandle> => {
+    const open = handles.get(block)
     if (open !== undefined) {
-      this.#handles.delete(block)
-      this.#handles.set(block, open)
+      handles.delete(block)
+      handles.set(block, open)
       return open
     }
-    const create = !this.present.has(block)
-    const fh = await fsp.open(join(this.dir, `b${block.toString(16).padStart(6, '0')}`), fsc.O_RDWR | fsc.O_CREAT, 0o600)
+    const create = !present.has(block)
+    const fh = await fsp.open(join(dir, `b${block.toString(16).padStart(6, '0')}`), fsc.O_RDWR | fsc.O_CREAT, 0o600)
     if (create) {
-      this.present.add(block)
-      this.#dirDirty = true
-      this.#sizes.set(block, 0)
-    } else if (!this.#sizes.has(block)) {
+      present.add(block)
+      dirDirty = true
+      sizes.set(block, 0)
+    } else if (!sizes.has(block)) {
       try {
-        this.#sizes.set(block, (await fh.stat()).size)
+        sizes.set(block, (await fh.stat()).size)
       } catch (err) {
         await fh.close().catch(() => {})
         throw err
       }
     }
-    if (this.#handles.size >= FLASH_OPEN_FILES_MAX) {
-      const [oldest, old] = this.#handles.entries().next().value as [number, fsp.FileHandle]
-      this.#handles.delete(oldest)
+    if (handles.size >= FLASH_OPEN_FILES_MAX) {
+      const [oldest, old] = handles.entries().next().value as [number, fsp.FileHandle]
+      handles.delete(oldest)
       await old.close() // dirty data stays in the page cache; sync() reopens to fsync it
     }
-    this.#handles.set(block, fh)
+    handles.set(block, fh)
     return fh
   }
 
-  async #writeAll (fh: fsp.FileHandle, data: Uint8Array, position: number): Promise<void> {
-    let done = 0
-    while (done < data.length) {
-      const { bytesWritten } = await fh.write(data, done, data.length - done, position + done)
-      done += bytesWritten
+  const writeAll = async (fh: fsp.FileHandle, data: Uint8Array, position: number): Promise<void> => {
+    for (let done = 0; done < data.length;) {
+      done += (await fh.write(data, done, data.length - done, position + done)).bytesWritten
     }
   }
+
+  const flash: Flash = {
+    geometry: g,
+
+    read (block, offset, length) {
+      checkRange(g, block, offset, length, g.readBytes)
+      return serial('read', block, async () => {
+        if (!present.has(block)) return Buffer.alloc(length, ERASED_BYTE)
+        const fh = await handle(block)
+        const avail = Math.min(length, Math.max(0, sizes.get(block)! - offset))
+        const out = Buffer.allocUnsafe(length)
+        let done = 0
+        while (done < avail) {
+          const { bytesRead } = await fh.read(out, done, avail - done, offset + done)
+          if (bytesRead === 0) break
+          done += bytesRead
+        }
+        return out.fill(ERASED_BYTE, done)
+      })
+    },
+
+    program (block, offset, data) {
+      checkRange(g, block, offset, data.length, g.programBytes)
+      return serial('program', block, async () => {
+        const fh = await handle(block)
+        const size = sizes.get(block)!
+        if (offset > size) await writeAll(fh, Buffer.alloc(offset - size, ERASED_BYTE), size)
+        await writeAll(fh, data, offset)
+        sizes.set(block, Math.max(size, offset + data.length))
+        dirty.add(block)
+      })
+    },
+
+    erase (block) {
+      checkRange(g, block, 0, 0, 1)
+      return serial('erase', block, async () => {
+        if (!present.has(block)) return
+        await (await handle(block)).truncate(0)
+        sizes.set(block, 0)
+        dirty.add(block)
+      })
+    },
+
+    /**
+     * The fsyncs run outside the one-at-a-time queue: programs issued after
+     * this call may proceed while they run (what group commit needs). A
+     * handle being synced is not closed under it (FileHandle.close waits).
+     */
+    async sync () {
+      const { blocks, syncs } = await serial('sync', -1, async () => {
+        const blocks = [...dirty]
+        const syncs: Array<Promise<void>> = []
+        const start = (fh: fsp.FileHandle): void => { const p = fh.sync(); p.catch(() => {}); syncs.push(p) }
+        for (const block of blocks) start(await handle(block))
+        if (dirDirty) start(dirHandle)
+        dirty.clear()
+        dirDirty = false
+        return { blocks, syncs }
+      })
+      const failed = (await Promise.allSettled(syncs)).find((r) => r.status === 'rejected')
+      if (failed !== undefined) {
+        for (const b of blocks) dirty.add(b)
+        dirDirty = true
+        throw deviceError(failed.reason, 'sync', -1)
+      }
+    },
+
+    close () {
+      return serial('close', -1, async () => {
+        closed = true
+        for (const fh of [...handles.values(), dirHandle]) await fh.close().catch(() => {})
+        handles.clear()
+      }, true)
+    }
+  }
+  made.add(flash)
+  return flash
 }

@@ -53,6 +53,9 @@ function parseV6 (s: string): Uint8Array | null {
   return out
 }
 
+/** An IPv4-mapped IPv6 address as text (::ffff:1.2.3.4) unwrapped to its IPv4 form; anything else as it is. */
+export const unmapIp = (addr: string | undefined): string => (addr ?? '').replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1')
+
 /** Parse an address; IPv4-mapped IPv6 (::ffff:a.b.c.d) becomes IPv4. */
 export function parseIp (text: string): IpAddress | null {
   if (typeof text !== 'string' || text.length > 64) return null

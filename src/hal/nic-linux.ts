@@ -5,8 +5,8 @@
 import { networkInterfaces } from 'node:os'
 import { promises as fsp } from 'node:fs'
 import { NIC_COUNT_MAX, NIC_POLL_MS, NIC_POLL_MS_MIN } from '../limits'
-import type { Clock, Timer } from './clock'
-import { NicTable, type NicEvent, type NicRoleConfig, type Nics, type Nic, type RawNic } from './nic'
+import type { Clock } from './clock'
+import { NicTable, type NicRoleConfig, type Nics, type RawNic } from './nic'
 
 const IFF_UP = 0x1
 const IFF_LOOPBACK = 0x8
@@ -59,37 +59,25 @@ export async function readLinuxInterfaces (): Promise<RawNic[]> {
   return out
 }
 
-export class LinuxNics implements Nics {
-  readonly #table: NicTable
-  #timer: Timer | null = null
-  #polling: Promise<void> | null = null
-
-  private constructor (config: NicRoleConfig) {
-    this.#table = new NicTable(config)
-  }
-
-  static async open (clock: Clock, config: NicRoleConfig, pollMs = NIC_POLL_MS): Promise<LinuxNics> {
-    const nics = new LinuxNics(config)
-    await nics.refresh()
-    nics.#timer = clock.setInterval(() => { nics.refresh().catch(() => {}) }, Math.max(NIC_POLL_MS_MIN, pollMs))
-    return nics
-  }
-
-  list (): readonly Nic[] { return this.#table.list() }
-  get (name: string): Nic | undefined { return this.#table.get(name) }
-  on (listener: (e: NicEvent) => void): () => void { return this.#table.on(listener) }
-
-  refresh (): Promise<void> {
+export const LinuxNics = {
+  async open (clock: Clock, config: NicRoleConfig, pollMs = NIC_POLL_MS): Promise<Nics> {
+    const table = NicTable(config)
+    let polling: Promise<void> | null = null
     // One poll at a time: a slow /sys must not stack reads.
-    this.#polling ??= readLinuxInterfaces()
-      .then((snapshot) => { this.#table.update(snapshot) })
-      .finally(() => { this.#polling = null })
-    return this.#polling
-  }
-
-  close (): void {
-    this.#timer?.cancel()
-    this.#timer = null
-    this.#table.clear()
+    const refresh = (): Promise<void> => (polling ??= readLinuxInterfaces()
+      .then((snapshot) => { table.update(snapshot) })
+      .finally(() => { polling = null }))
+    await refresh()
+    const timer = clock.setInterval(() => { refresh().catch(() => {}) }, Math.max(NIC_POLL_MS_MIN, pollMs))
+    return {
+      list: table.list,
+      get: table.get,
+      on: table.on,
+      refresh,
+      close () {
+        timer.cancel()
+        table.clear()
+      }
+    }
   }
 }

@@ -8,7 +8,7 @@ export class SimNics implements Nics {
   #snapshot: RawNic[]
 
   constructor (initial: RawNic[], config: NicRoleConfig = { lan: [], wan: [] }) {
-    this.#table = new NicTable(config)
+    this.#table = NicTable(config)
     this.#snapshot = initial
     this.#table.update(initial)
   }

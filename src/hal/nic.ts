@@ -90,39 +90,41 @@ function normalize (raw: RawNic, config: NicRoleConfig): Nic {
 
 const same = (a: Nic, b: Nic): boolean => JSON.stringify(a) === JSON.stringify(b)
 
-export class NicTable {
-  #nics = new Map<string, Nic>()
-  readonly #listeners = new Set<(e: NicEvent) => void>()
-
-  constructor (private readonly config: NicRoleConfig) {}
-
-  list (): readonly Nic[] { return [...this.#nics.values()] }
-  get (name: string): Nic | undefined { return this.#nics.get(name) }
-
-  on (listener: (e: NicEvent) => void): () => void {
-    this.#listeners.add(listener)
-    return () => { this.#listeners.delete(listener) }
-  }
-
+/** Interfaces by name, turned into events as snapshots replace each other (shared by both twins). */
+export interface NicTable extends Pick<Nics, 'list' | 'get' | 'on'> {
   /** Replace the table with a new snapshot and emit the differences. */
-  update (snapshot: readonly RawNic[]): void {
-    const next = new Map<string, Nic>()
-    for (const raw of snapshot) {
-      if (next.size >= NIC_COUNT_MAX) break
-      next.set(raw.name, normalize(raw, this.config))
-    }
-    const events: NicEvent[] = []
-    for (const [name, old] of this.#nics) if (!next.has(name)) events.push({ type: 'remove', nic: old })
-    for (const [name, nic] of next) {
-      const old = this.#nics.get(name)
-      if (old === undefined) events.push({ type: 'add', nic })
-      else if (!same(old, nic)) events.push({ type: 'change', nic, previous: old })
-    }
-    this.#nics = next
-    for (const e of events) for (const l of [...this.#listeners]) l(e)
-  }
+  update (snapshot: readonly RawNic[]): void
+  clear (): void
+}
 
-  clear (): void { this.#listeners.clear() }
+export function NicTable (config: NicRoleConfig): NicTable {
+  let nics = new Map<string, Nic>()
+  const listeners = new Set<(e: NicEvent) => void>()
+  return {
+    list: () => [...nics.values()],
+    get: (name) => nics.get(name),
+    on (listener) {
+      listeners.add(listener)
+      return () => { listeners.delete(listener) }
+    },
+    update (snapshot) {
+      const next = new Map<string, Nic>()
+      for (const raw of snapshot) {
+        if (next.size >= NIC_COUNT_MAX) break
+        next.set(raw.name, normalize(raw, config))
+      }
+      const events: NicEvent[] = []
+      for (const [name, old] of nics) if (!next.has(name)) events.push({ type: 'remove', nic: old })
+      for (const [name, nic] of next) {
+        const old = nics.get(name)
+        if (old === undefined) events.push({ type: 'add', nic })
+        else if (!same(old, nic)) events.push({ type: 'change', nic, previous: old })
+      }
+      nics = next
+      for (const e of events) for (const l of [...listeners]) l(e)
+    },
+    clear: () => { listeners.clear() }
+  }
 }
 
 /** The LAN interface (up, role lan) whose prefixes contain addr, if any. */

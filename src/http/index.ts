@@ -1,4 +1,4 @@
-export { HttpServer, type HttpServerOptions, type HttpCounters, type ProxyHandler, type ConnectHandler } from './server'
+export { createHttpServer, type HttpServer, type HttpServerOptions, type HttpCounters, type ProxyHandler, type ConnectHandler } from './server'
 export type { Handler, RequestContext, RouteOptions } from './router'
 export { sendJson, sendText, sendError, readJson, statusForError } from './respond'
 export { Metrics, type Counter, type Gauge } from './metrics'

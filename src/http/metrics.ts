@@ -16,24 +16,12 @@ const escapeHelp = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\n/g
 const formatValue = (v: number): string =>
   Number.isNaN(v) ? 'NaN' : v === Infinity ? '+Inf' : v === -Infinity ? '-Inf' : String(v)
 
-class Family {
-  readonly series = new Map<string, number>()
-  constructor (readonly name: string, readonly help: string, readonly kind: Kind, readonly labelNames: readonly string[], private readonly registry: Metrics) {}
-
-  key (labels: Labels): string | null {
-    const parts: string[] = []
-    for (const n of this.labelNames) {
-      const v = labels[n]
-      if (v === undefined) throw new CanopyError('ASSERTION', `metric ${this.name}: label ${n} missing`)
-      parts.push(`${n}="${escapeLabel(String(v))}"`)
-    }
-    const key = parts.join(',')
-    if (!this.series.has(key) && this.series.size >= METRIC_SERIES_COUNT_MAX) {
-      this.registry.droppedSeries++
-      return null
-    }
-    return key
-  }
+interface Family {
+  readonly name: string
+  readonly help: string
+  readonly kind: Kind
+  readonly labelNames: readonly string[]
+  readonly series: Map<string, number>
 }
 
 export interface Counter {
@@ -44,11 +32,6 @@ export interface Counter {
 }
 export interface Gauge { set (labels: Labels, value: number): void, set (value: number): void, reset (): void }
 
-const setter = (f: Family) => (a: Labels | number, b?: number): void => {
-  const [labels, value] = typeof a === 'number' ? [{}, a] : [a, b ?? 0]
-  const k = f.key(labels)
-  if (k !== null) f.series.set(k, value)
-}
 
 export class Metrics {
   droppedSeries = 0
@@ -56,19 +39,32 @@ export class Metrics {
   readonly #collectors: Array<() => void> = []
 
   counter (name: string, help: string, labelNames: readonly string[] = []): Counter {
-    const f = this.#family(name, help, 'counter', labelNames)
+    const [key, set, series] = this.#family(name, help, 'counter', labelNames)
     return {
       inc: (labels = {}, by = 1) => {
-        const k = f.key(labels)
-        if (k !== null) f.series.set(k, (f.series.get(k) ?? 0) + by)
+        const k = key(labels)
+        if (k !== null) series.set(k, (series.get(k) ?? 0) + by)
       },
-      set: setter(f)
+      set
     }
   }
 
   gauge (name: string, help: string, labelNames: readonly string[] = []): Gauge {
-    const f = this.#family(name, help, 'gauge', labelNames)
-    return { set: setter(f), reset: () => { f.series.clear() } }
+    const [, set, series] = this.#family(name, help, 'gauge', labelNames)
+    return { set, reset: () => { series.clear() } }
+  }
+
+  /**
+   * Metrics copied from stats at every scrape: [name, help, value]; a counter
+   * when the name ends in _total, else a gauge. `get` runs first and gives
+   * the stats the values are read from (none: the metrics are left as they were).
+   */
+  stats<S> (get: () => S | undefined, rows: Array<[string, string, (s: S) => number]>): void {
+    const all = rows.map(([name, help, value]) => [this[name.endsWith('_total') ? 'counter' : 'gauge'](name, help), value] as const)
+    this.onCollect(() => {
+      const s = get()
+      if (s !== undefined) for (const [m, value] of all) m.set(value(s))
+    })
   }
 
   /** Run fn before every render (to copy stats into gauges). */
@@ -84,21 +80,41 @@ export class Metrics {
       if (f.series.size === 0 && f.labelNames.length === 0) out.push(`${f.name} 0`)
       for (const [k, v] of f.series) out.push(`${f.name}${k === '' ? '' : `{${k}}`} ${formatValue(v)}`)
     }
-    out.push('# HELP canopy_metric_series_dropped_total Series refused because a metric reached its series bound.',
+    out.push('# HELP canopy_metric_series_dropped_total Series refused at a metric series bound.',
       '# TYPE canopy_metric_series_dropped_total counter', `canopy_metric_series_dropped_total ${this.droppedSeries}`)
     return out.join('\n') + '\n'
   }
 
-  #family (name: string, help: string, kind: Kind, labelNames: readonly string[]): Family {
+  /** The family's series key for labels (null: over the series bound), a setter, and its series. */
+  #family (name: string, help: string, kind: Kind, labelNames: readonly string[]): [(labels: Labels) => string | null, (a: Labels | number, b?: number) => void, Map<string, number>] {
     if (!NAME.test(name) || !labelNames.every((l) => LABEL.test(l))) throw new CanopyError('ASSERTION', `bad metric name ${name}`)
-    const existing = this.#families.get(name)
-    if (existing !== undefined) {
-      if (existing.kind !== kind) throw new CanopyError('ASSERTION', `metric ${name} registered twice with different kinds`)
-      return existing
+    let f = this.#families.get(name)
+    if (f !== undefined && f.kind !== kind) throw new CanopyError('ASSERTION', `metric ${name} registered twice with different kinds`)
+    if (f === undefined) {
+      if (this.#families.size >= METRIC_COUNT_MAX) throw new CanopyError('LIMIT_REACHED', 'too many metrics')
+      f = { name, help, kind, labelNames, series: new Map() }
+      this.#families.set(name, f)
     }
-    if (this.#families.size >= METRIC_COUNT_MAX) throw new CanopyError('LIMIT_REACHED', 'too many metrics')
-    const f = new Family(name, help, kind, labelNames, this)
-    this.#families.set(name, f)
-    return f
+    const { series, labelNames: names } = f
+    const key = (labels: Labels): string | null => {
+      const parts: string[] = []
+      for (const n of names) {
+        const v = labels[n]
+        if (v === undefined) throw new CanopyError('ASSERTION', `metric ${name}: label ${n} missing`)
+        parts.push(`${n}="${escapeLabel(String(v))}"`)
+      }
+      const k = parts.join(',')
+      if (!series.has(k) && series.size >= METRIC_SERIES_COUNT_MAX) {
+        this.droppedSeries++
+        return null
+      }
+      return k
+    }
+    const set = (a: Labels | number, b?: number): void => {
+      const [labels, value] = typeof a === 'number' ? [{}, a] : [a, b ?? 0]
+      const k = key(labels)
+      if (k !== null) series.set(k, value)
+    }
+    return [key, set, series]
   }
 }

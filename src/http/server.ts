@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Duplex } from 'node:stream'
 import type { AddressInfo } from 'node:net'
 import { CanopyError } from '../errors'
+import { unmapIp } from '../hal/ip'
 import {
   HTTP_HEADER_BYTES_MAX, HTTP_KEEPALIVE_MS, HTTP_REQUESTS_PER_SOCKET_MAX, HTTP_TIMEOUT_CHECK_MS
 } from '../limits'
@@ -38,171 +39,119 @@ export type ConnectHandler = (req: IncomingMessage, socket: Duplex, head: Buffer
 /** This server runs on real sockets only, so its few safety timers are real ones too. */
 const CLIENT_ERROR_LINGER_MS = 1_000
 
-const unmap = (addr: string | undefined): string => (addr ?? '').replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1')
+/** A client that never reads or closes must not hold the socket open. */
+const linger = (socket: Duplex): void => { setTimeout(() => { socket.destroy() }, CLIENT_ERROR_LINGER_MS).unref() }
 
-export class HttpServer {
-  readonly counters: HttpCounters = { requests: 0, errors: 0, clientErrors: 0, forbidden: 0 }
-  readonly #router = new Router()
-  readonly #server: Server
-  #proxy: ProxyHandler | null = null
-  #connect: ConnectHandler | null = null
-  #closing = false
-  readonly #inFlight = new Map<IncomingMessage, { res: ServerResponse, startMs: number }>()
-  #sweep: NodeJS.Timeout | null = null
 
-  constructor (private readonly options: HttpServerOptions) {
-    this.#server = createServer({
-      maxHeaderSize: HTTP_HEADER_BYTES_MAX,
-      headersTimeout: options.headersTimeoutMs,
-      // Node's requestTimeout would cut a live ingest's endless body; handle() keeps the deadline per route instead.
-      requestTimeout: 0,
-      keepAliveTimeout: HTTP_KEEPALIVE_MS,
-      connectionsCheckingInterval: HTTP_TIMEOUT_CHECK_MS,
-      noDelay: true
-    }, (req, res) => { this.#handle(req, res) })
-    this.#server.maxConnections = options.connectionsMax
-    this.#server.maxRequestsPerSocket = HTTP_REQUESTS_PER_SOCKET_MAX
-    this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => { this.#onClientError(err, socket) })
-    this.#server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => { this.#onConnect(req, socket, head) })
-  }
-
-  route (method: string, pattern: string, handler: Handler, options?: RouteOptions): void {
-    this.#router.add(method, pattern, handler, options)
-  }
-
-  setProxy (handler: ProxyHandler | null): void { this.#proxy = handler }
-  setConnect (handler: ConnectHandler | null): void { this.#connect = handler }
-
-  listen (): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException): void => {
-        this.#server.off('listening', onListening)
-        reject(err.code === 'EADDRINUSE'
-          ? new CanopyError('ADDRESS_IN_USE', `${this.options.host}:${this.options.port} is already in use; pick another with --http HOST:PORT`)
-          : CanopyError.from(err, 'FILE_IO', `cannot listen on ${this.options.host}:${this.options.port}`))
-      }
-      const onListening = (): void => {
-        this.#server.off('error', onError)
-        this.#server.on('error', (err) => { this.options.log.error('http server error', { err }) })
-        resolve(this.#server.address() as AddressInfo)
-      }
-      this.#server.once('error', onError)
-      this.#server.once('listening', onListening)
-      this.#server.listen(this.options.port, this.options.host)
-    })
-  }
-
-  address (): AddressInfo | null {
-    const a = this.#server.address()
-    return a !== null && typeof a === 'object' ? a : null
-  }
-
-  get connections (): Promise<number> {
-    return new Promise((resolve) => { this.#server.getConnections((_e, n) => { resolve(n ?? 0) }) })
-  }
-
+/** The one HTTP port (make one with createHttpServer). */
+export interface HttpServer {
+  readonly counters: HttpCounters
+  route (method: string, pattern: string, handler: Handler, options?: RouteOptions): void
+  setProxy (handler: ProxyHandler | null): void
+  setConnect (handler: ConnectHandler | null): void
+  listen (): Promise<AddressInfo>
+  address (): AddressInfo | null
   /** Stop accepting, let in-flight requests finish until deadline, then cut what is left. */
-  async close (deadlineMs: number): Promise<void> {
-    if (this.#closing) return
-    this.#closing = true
-    const closed = new Promise<void>((resolve) => { this.#server.close(() => { resolve() }) })
-    this.#server.closeIdleConnections()
-    const timer = setTimeout(() => { this.#server.closeAllConnections() }, Math.max(0, deadlineMs))
-    timer.unref()
-    await closed
-    clearTimeout(timer)
-    if (this.#sweep !== null) clearInterval(this.#sweep)
-    this.#inFlight.clear()
+  close (deadlineMs: number): Promise<void>
+}
+
+export function createHttpServer (options: HttpServerOptions): HttpServer {
+  const { host, port, log, allow } = options
+  const counters: HttpCounters = { requests: 0, errors: 0, clientErrors: 0, forbidden: 0 }
+  const router = new Router()
+  let proxy: ProxyHandler | null = null
+  let connect: ConnectHandler | null = null
+  let closing = false
+  /** Requests still arriving, by when they started: the whole request must arrive within requestTimeoutMs. */
+  const inFlight = new Map<IncomingMessage, { res: ServerResponse, startMs: number }>()
+  let sweep: NodeJS.Timeout | null = null
+
+  const reply = (res: ServerResponse, err: unknown): void => {
+    const coded = CanopyError.is(err) ? err : CanopyError.from(err, 'ASSERTION', 'internal error')
+    if (!CanopyError.is(err)) {
+      counters.errors++
+      log.error('request handler failed', { err, stack: (err as Error)?.stack?.split('\n').slice(0, 4).join(' | ') })
+    }
+    try { sendError(res, coded) } catch { res.destroy() }
+  }
+  const forbid = (res: ServerResponse, message: string): void => {
+    counters.forbidden++
+    reply(res, new CanopyError('HTTP_FORBIDDEN', message))
   }
 
-  #handle (req: IncomingMessage, res: ServerResponse): void {
-    this.counters.requests++
-    this.#track(req, res)
-    const remote = unmap(req.socket.remoteAddress)
-    if (this.#closing) res.setHeader('connection', 'close')
+  const run = (handler: Handler, ctx: RequestContext): void => {
+    try {
+      const out = handler(ctx)
+      if (out instanceof Promise) out.catch((err: unknown) => { reply(ctx.res, err) })
+    } catch (err) {
+      reply(ctx.res, err)
+    }
+  }
+
+  /** 408 and a closed socket for requests whose body is still arriving past the deadline (Node's requestTimeout, per route). */
+  const expire = (): void => {
+    const now = performance.now()
+    for (const [req, { res, startMs }] of inFlight) {
+      if (req.complete) { inFlight.delete(req); continue }
+      if (now - startMs < options.requestTimeoutMs) continue
+      inFlight.delete(req)
+      counters.clientErrors++
+      if (!res.headersSent) {
+        try { res.writeHead(408, { connection: 'close', 'content-length': 0 }); res.end() } catch { /* socket already gone */ }
+      }
+      linger(req.socket)
+    }
+  }
+
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    counters.requests++
+    inFlight.set(req, { res, startMs: performance.now() })
+    sweep ??= setInterval(expire, HTTP_TIMEOUT_CHECK_MS).unref()
+    const done = (): void => { inFlight.delete(req) }
+    req.once('end', done)
+    res.once('close', done)
+    const remote = unmapIp(req.socket.remoteAddress)
+    if (closing) res.setHeader('connection', 'close')
     const rawUrl = req.url ?? '/'
     let url: URL
     try {
       url = new URL(rawUrl, 'http://canopy.invalid')
     } catch {
-      this.#reply(res, new CanopyError('HTTP_BAD_REQUEST', 'unparseable request target'))
+      reply(res, new CanopyError('HTTP_BAD_REQUEST', 'unparseable request target'))
       return
     }
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(rawUrl)) { // absolute form: a forward-proxy request
-      if (this.#proxy === null) {
-        this.#reply(res, new CanopyError('HTTP_FORBIDDEN', 'this agent is not a forward proxy'))
-        return
-      }
-      if (!this.options.allow(remote)) {
-        this.counters.forbidden++
-        this.#reply(res, new CanopyError('HTTP_FORBIDDEN', 'the proxy serves LAN clients only'))
-        return
-      }
-      this.#run(this.#proxy, { req, res, url, remote, params: {} })
+      if (proxy === null) reply(res, new CanopyError('HTTP_FORBIDDEN', 'this agent is not a forward proxy'))
+      else if (!allow(remote)) forbid(res, 'the proxy serves LAN clients only')
+      else run(proxy, { req, res, url, remote, params: {} })
       return
     }
-    const match = this.#router.match(req.method ?? 'GET', url.pathname)
+    const match = router.match(req.method ?? 'GET', url.pathname)
     if (match === null) {
-      this.#reply(res, new CanopyError('HTTP_NOT_FOUND', `no resource ${url.pathname}`))
-      return
-    }
-    if (match === 'method') {
-      this.#reply(res, new CanopyError('HTTP_METHOD_NOT_ALLOWED', `${req.method ?? ''} not allowed on ${url.pathname}`))
-      return
-    }
-    if (match.route.options.longBody === true) this.#inFlight.delete(req)
-    if (match.route.options.access !== 'any' && !this.options.allow(remote)) {
-      this.counters.forbidden++
-      this.#reply(res, new CanopyError('HTTP_FORBIDDEN', 'this port serves loopback and LAN clients only'))
-      return
-    }
-    this.#run(match.route.handler, { req, res, url, remote, params: match.params })
-  }
-
-  /** Requests still arriving, by when they started: the whole request must arrive within requestTimeoutMs. */
-  #track (req: IncomingMessage, res: ServerResponse): void {
-    this.#inFlight.set(req, { res, startMs: performance.now() })
-    if (this.#sweep === null) this.#sweep = setInterval(() => { this.#expire() }, HTTP_TIMEOUT_CHECK_MS).unref()
-    const done = (): void => { this.#inFlight.delete(req) }
-    req.once('end', done)
-    res.once('close', done)
-  }
-
-  /** 408 and a closed socket for requests whose body is still arriving past the deadline (Node's requestTimeout, per route). */
-  #expire (): void {
-    const now = performance.now()
-    for (const [req, { res, startMs }] of this.#inFlight) {
-      if (req.complete) { this.#inFlight.delete(req); continue }
-      if (now - startMs < this.options.requestTimeoutMs) continue
-      this.#inFlight.delete(req)
-      this.counters.clientErrors++
-      if (!res.headersSent) {
-        try { res.writeHead(408, { connection: 'close', 'content-length': 0 }); res.end() } catch { /* socket already gone */ }
-      }
-      setTimeout(() => { req.socket.destroy() }, CLIENT_ERROR_LINGER_MS).unref()
+      reply(res, new CanopyError('HTTP_NOT_FOUND', `no resource ${url.pathname}`))
+    } else if (match === 'method') {
+      reply(res, new CanopyError('HTTP_METHOD_NOT_ALLOWED', `${req.method ?? ''} not allowed on ${url.pathname}`))
+    } else {
+      const { handler, options: o } = match.route
+      if (o.longBody === true) inFlight.delete(req)
+      if (o.access !== 'any' && !allow(remote)) forbid(res, 'this port serves loopback and LAN clients only')
+      else run(handler, { req, res, url, remote, params: match.params })
     }
   }
 
-  #run (handler: Handler, ctx: RequestContext): void {
-    try {
-      const out = handler(ctx)
-      if (out instanceof Promise) out.catch((err: unknown) => { this.#reply(ctx.res, err) })
-    } catch (err) {
-      this.#reply(ctx.res, err)
-    }
-  }
-
-  #reply (res: ServerResponse, err: unknown): void {
-    const coded = CanopyError.is(err) ? err : CanopyError.from(err, 'ASSERTION', 'internal error')
-    if (!CanopyError.is(err)) {
-      this.counters.errors++
-      this.options.log.error('request handler failed', { err, stack: (err as Error)?.stack?.split('\n').slice(0, 4).join(' | ') })
-    }
-    try { sendError(res, coded) } catch { res.destroy() }
-  }
-
-  #onClientError (err: NodeJS.ErrnoException, socket: Duplex): void {
-    this.counters.clientErrors++
+  const server: Server = createServer({
+    maxHeaderSize: HTTP_HEADER_BYTES_MAX,
+    headersTimeout: options.headersTimeoutMs,
+    // Node's requestTimeout would cut a live ingest's endless body; handle() keeps the deadline per route instead.
+    requestTimeout: 0,
+    keepAliveTimeout: HTTP_KEEPALIVE_MS,
+    connectionsCheckingInterval: HTTP_TIMEOUT_CHECK_MS,
+    noDelay: true
+  }, handle)
+  server.maxConnections = options.connectionsMax
+  server.maxRequestsPerSocket = HTTP_REQUESTS_PER_SOCKET_MAX
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    counters.clientErrors++
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy()
       return
@@ -210,18 +159,55 @@ export class HttpServer {
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large'
       : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request'
     socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
-    // A client that never reads or closes must not hold the socket open.
-    setTimeout(() => { socket.destroy() }, CLIENT_ERROR_LINGER_MS).unref()
-  }
-
-  #onConnect (req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const remote = unmap(req.socket.remoteAddress)
+    linger(socket)
+  })
+  server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const remote = unmapIp(req.socket.remoteAddress)
     socket.on('error', () => { socket.destroy() })
-    if (this.#connect === null || !this.options.allow(remote)) {
-      if (this.#connect !== null) this.counters.forbidden++
+    if (connect === null || !allow(remote)) {
+      if (connect !== null) counters.forbidden++
       socket.end('HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
       return
     }
-    this.#connect(req, socket, head, remote)
+    connect(req, socket, head, remote)
+  })
+
+  return {
+    counters,
+    route: (method, pattern, handler, o) => { router.add(method, pattern, handler, o) },
+    setProxy: (handler) => { proxy = handler },
+    setConnect: (handler) => { connect = handler },
+
+    listen: () => new Promise((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) => {
+        server.removeAllListeners('listening')
+        reject(err.code === 'EADDRINUSE'
+          ? new CanopyError('ADDRESS_IN_USE', `${host}:${port} is already in use; pick another with --http HOST:PORT`)
+          : CanopyError.from(err, 'FILE_IO', `cannot listen on ${host}:${port}`))
+      })
+      server.listen(port, host, () => {
+        server.removeAllListeners('error')
+        server.on('error', (err) => { log.error('http server error', { err }) })
+        resolve(server.address() as AddressInfo)
+      })
+    }),
+
+    address: () => {
+      const a = server.address()
+      return a !== null && typeof a === 'object' ? a : null
+    },
+
+    async close (deadlineMs) {
+      if (closing) return
+      closing = true
+      const closed = new Promise<void>((resolve) => { server.close(() => { resolve() }) })
+      server.closeIdleConnections()
+      const timer = setTimeout(() => { server.closeAllConnections() }, Math.max(0, deadlineMs))
+      timer.unref()
+      await closed
+      clearTimeout(timer)
+      if (sweep !== null) clearInterval(sweep)
+      inFlight.clear()
+    }
   }
 }

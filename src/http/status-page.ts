@@ -42,10 +42,10 @@ export function renderValue (v: unknown, depth = 0): string {
 }
 
 export function renderStatusPage (title: string, status: Record<string, unknown>, sections: PageSection[] = []): string {
-  const blocks = Object.entries(status)
-    .map(([k, v]) => `<section><h2>${escapeHtml(k)}</h2>${renderValue(v)}</section>`)
+  // The subsystems' own sections first, then every field of the status.
+  const blocks = [...sections, ...Object.entries(status).map(([title, v]) => ({ title, html: renderValue(v) }))]
+    .map((s) => `<section><h2>${escapeHtml(s.title)}</h2>${s.html}</section>`)
     .join('\n')
-  const extra = sections.map((s) => `<section><h2>${escapeHtml(s.title)}</h2>${s.html}</section>`).join('\n')
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="5">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -59,7 +59,6 @@ table{border-collapse:collapse}th,td{border:1px solid #ddd;padding:.2em .5em;tex
 </style></head><body>
 <h1>${escapeHtml(title)}</h1>
 <p class="dim">JSON: <a href="/api/status">/api/status</a> · metrics: <a href="/metrics">/metrics</a> · refreshes every 5 s</p>
-${extra}
 ${blocks}
 </body></html>
 `

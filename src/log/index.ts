@@ -37,18 +37,15 @@ const toJson = (v: unknown): unknown => {
 }
 
 function line (sink: LogSink, level: LogLevel, sub: string, msg: string, fields: LogFields | undefined): string {
-  const record: Record<string, unknown> = { time: new Date(sink.wallMs()).toISOString(), level, sub, msg }
-  if (fields !== undefined) for (const [k, v] of Object.entries(fields)) if (!(k in record)) record[k] = toJson(v)
+  const base = { time: new Date(sink.wallMs()).toISOString(), level, sub, msg }
   let text: string
   try {
-    text = JSON.stringify(record, (_k, v: unknown) => toJson(v))
+    // The fixed fields first, and fields cannot overwrite them.
+    text = JSON.stringify({ ...base, ...fields, ...base }, (_k, v: unknown) => toJson(v))
   } catch {
-    text = JSON.stringify({ time: record.time, level, sub, msg, unserializable: true })
+    text = JSON.stringify({ ...base, unserializable: true })
   }
-  if (Buffer.byteLength(text) > LOG_LINE_BYTES_MAX) {
-    text = JSON.stringify({ time: record.time, level, sub, msg: msg.slice(0, 512), truncated: true })
-  }
-  return text
+  return Buffer.byteLength(text) > LOG_LINE_BYTES_MAX ? JSON.stringify({ ...base, msg: msg.slice(0, 512), truncated: true }) : text
 }
 
 export function createLogger (sink: LogSink, sub = 'agent'): Logger {
@@ -70,13 +67,9 @@ function make (sink: LogSink, sub: string, bucket: Bucket): Logger {
     }
     sink.write(line(sink, level, sub, msg, fields))
   }
-  return {
-    debug: (m, f) => emit('debug', m, f),
-    info: (m, f) => emit('info', m, f),
-    warn: (m, f) => emit('warn', m, f),
-    error: (m, f) => emit('error', m, f),
-    child: (name) => make(sink, name, bucket)
-  }
+  const logger = { child: (name: string) => make(sink, name, bucket) } as Logger
+  for (const level of Object.keys(RANK) as LogLevel[]) logger[level] = (m, f) => { emit(level, m, f) }
+  return logger
 }
 
 /** A logger that discards everything (tests, simulations with thousands of nodes). */

@@ -4,7 +4,7 @@ import { LinuxNics, SimNics, createRealClock, decideRole, lanNicFor, simNic, typ
 import { NicTable } from '../../src/hal/nic'
 
 const roleOf = (raw: RawNic, lan: string[] = [], wan: string[] = []): string => {
-  const t = new NicTable({ lan, wan })
+  const t = NicTable({ lan, wan })
   t.update([raw])
   return t.get(raw.name)!.role
 }

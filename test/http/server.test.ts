@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert'
 import { connect, type Socket } from 'node:net'
 import { request } from 'node:http'
 import { CanopyError } from '../../src/errors'
-import { HttpServer, readJson, sendJson } from '../../src/http'
+import { createHttpServer, readJson, sendJson, type HttpServer } from '../../src/http'
 import { silentLogger } from '../../src/log'
 
 interface Reply { status: number, body: string, headers: Record<string, string | string[] | undefined> }
@@ -35,7 +35,7 @@ function raw (port: number, data: string | Buffer, deadlineMs = 4000): Promise<{
 }
 
 async function server (allow: (r: string) => boolean = () => true, headersTimeoutMs = 1000): Promise<{ s: HttpServer, port: number }> {
-  const s = new HttpServer({ host: '127.0.0.1', port: 0, connectionsMax: 16, headersTimeoutMs, requestTimeoutMs: 2000, allow, log: silentLogger })
+  const s = createHttpServer({ host: '127.0.0.1', port: 0, connectionsMax: 16, headersTimeoutMs, requestTimeoutMs: 2000, allow, log: silentLogger })
   s.route('GET', '/ok', ({ res }) => sendJson(res, 200, { ok: true }))
   s.route('GET', '/items/:id', ({ res, params }) => sendJson(res, 200, params))
   s.route('GET', '/files/*rest', ({ res, params }) => sendJson(res, 200, params))
@@ -169,7 +169,7 @@ test('a body still arriving after requestTimeoutMs gets 408, unless the route ta
 
 test('a taken port is a coded error that says what to do', async () => {
   const { s, port } = await server()
-  const other = new HttpServer({ host: '127.0.0.1', port, connectionsMax: 4, headersTimeoutMs: 1000, requestTimeoutMs: 2000, allow: () => true, log: silentLogger })
+  const other = createHttpServer({ host: '127.0.0.1', port, connectionsMax: 4, headersTimeoutMs: 1000, requestTimeoutMs: 2000, allow: () => true, log: silentLogger })
   try {
     await other.listen()
     assert.unreachable()
