@@ -292,6 +292,72 @@ export const ELECTION_REPLIES_COUNT_MAX = 256
 /** The target: the next best takes over within this after the provider vanishes. */
 export const ELECTION_TAKEOVER_MS_MAX = 5_000
 
+// ---- content distribution: manifests, transfers, serving, proxy (src/content) ------
+/** A signed manifest file (a 31 GB file at 1 MiB pieces lists ~31 000 hashes, ~2 MB). */
+export const MANIFEST_BYTES_MAX = 2 * 1024 * 1024
+export const MANIFEST_URLS_COUNT_MAX = 8
+export const MANIFEST_NAME_BYTES_MAX = 255
+/** Piece sizes a manifest may use: powers of two in [MIN, MAX]; MAX fits the flash cache's default 2 MiB block. */
+export const PIECE_BYTES_MIN = 16 * 1024
+export const PIECE_BYTES_MAX = 1024 * 1024
+/** Pieces in one manifest (so a file is at most this × PIECE_BYTES_MAX). */
+export const PIECES_COUNT_MAX = 30_000
+/** Small files get smaller pieces: at least this many, down to PIECE_BYTES_MIN. */
+export const PIECES_PER_FILE_MIN = 16
+/** Transfers running at once on one node, and finished contents remembered (to answer NEEDs). */
+export const TRANSFERS_COUNT_MAX = 16
+export const KNOWN_CONTENT_COUNT_MAX = 256
+/** Sources one transfer uses at once (peers, provider, origin). */
+export const TRANSFER_SOURCES_COUNT_MAX = 32
+/** Requests in flight to one source: bounds per kind (config picks within them). */
+export const SOURCE_SLOTS_MAX = 16
+/** A source that fails this many requests in a row is dropped from the transfer. */
+export const SOURCE_FAILURES_MAX = 3
+/** One piece request: deadline from a peer; from the provider (which may fetch it from the origin first); from the origin. */
+export const PIECE_PEER_TIMEOUT_MS = 20_000
+export const PIECE_PROVIDER_TIMEOUT_MS = 60_000
+export const PIECE_ORIGIN_TIMEOUT_MS = 120_000
+/** No bytes on a response for this long: the source is stalled. */
+export const HTTP_IDLE_TIMEOUT_MS = 15_000
+/** A busy source (503) is not asked again for this long. */
+export const SOURCE_BUSY_BACKOFF_MS = 1_000
+/** Copies of one piece requested at once in the endgame (never two from the origin). */
+export const ENDGAME_REQUESTS_PER_PIECE_MAX = 2
+/** A transfer looks again at the provider this often, and asks the LAN who holds pieces this often. */
+export const SOURCE_REFRESH_MS = 500
+export const TRANSFER_RESOLVE_MS = 2_000
+/** With no provider known for this long (an election in progress), a node fetches from the origin itself. */
+export const PROVIDER_WAIT_MS = 6_000
+/** A transfer that stores no piece for this long, with nothing in flight, fails (no source could help). */
+export const TRANSFER_STALL_MS = 120_000
+/** The provider waits this long for a piece a peer asked for before answering 503 (the peer retries). */
+export const ON_DEMAND_WAIT_MS = 40_000
+export const ON_DEMAND_WAITERS_COUNT_MAX = 128
+/** Recently stored or served pieces kept in memory: a household asks for the same piece several times in a row. */
+export const HOT_PIECES_BYTES_MAX = 8 * 1024 * 1024
+/** Peers with a credit record; bans last this long (counted in uptime, so a restart cannot shorten them). */
+export const CREDIT_PEERS_COUNT_MAX = 256
+export const BAN_MS = 24 * 3600 * 1000
+/** Transfer state and bans on disk. */
+export const CONTENT_STATE_BYTES_MAX = 256 * 1024
+export const CONTENT_STATE_WRITE_MS = 5_000
+/** The scanner hook: its whole run, and the bytes of its output kept for the log. */
+export const SCAN_TIMEOUT_MS = 10 * 60_000
+export const SCAN_OUTPUT_BYTES_MAX = 4 * 1024
+/** /api/content and /p2p/piece query strings. */
+export const CONTENT_QUERY_BYTES_MAX = 4_096
+/** The WAN rate cap's token bucket holds at most this many seconds of tokens. */
+export const WAN_BURST_SECONDS = 1
+/** Proxy: cached objects indexed, fills (collapsed origin fetches) at once, CONNECT tunnels at once and their idle limit. */
+export const PROXY_ENTRIES_COUNT_MAX = 1_024
+export const PROXY_FILLS_COUNT_MAX = 64
+export const PROXY_TUNNELS_COUNT_MAX = 64
+export const PROXY_TUNNEL_IDLE_MS = 5 * 60_000
+/** Heuristic freshness (RFC 9111 §4.2.2: 10 % of the time since Last-Modified) is capped at this. */
+export const PROXY_HEURISTIC_SECONDS_MAX = 24 * 3600
+/** The proxy's index on disk. */
+export const PROXY_INDEX_BYTES_MAX = 1024 * 1024
+
 // ---- relations, asserted at load ------------------------------------------------
 assert(HTTP_HEADERS_TIMEOUT_MS_MAX <= HTTP_REQUEST_TIMEOUT_MS_MAX, 'headers must time out no later than the request')
 assert(HTTP_TIMEOUT_CHECK_MS * 4 <= HTTP_HEADERS_TIMEOUT_MS_MAX, 'timeouts are checked often enough to matter')
@@ -330,3 +396,11 @@ assert(ELECTION_PROVIDER_TIMEOUT_MS + ELECTION_WATCH_MS + ELECTION_ELECT_JITTER_
 assert(CONTENT_URL_BYTES_MAX + 2 * PIECE_RANGES_COUNT_MAX * 5 + 64 <= WIRE_BODY_BYTES_MAX, 'the largest NEED/HAVE/DOWNLOADING body fits a datagram')
 assert(ELECTION_SUSPECT_BEATS > 1 && ELECTION_SUSPECT_BEATS * ELECTION_HEARTBEAT_MS < ELECTION_PROVIDER_TIMEOUT_MS, 'suspicion needs a missed heartbeat and comes before the timeout')
 assert(ELECTION_EARLY_BEATS_MS.every((ms) => ms < ELECTION_HEARTBEAT_MS), 'early heartbeats come before the regular ones')
+assert(PIECE_BYTES_MAX + 128 <= 2 * 1024 * 1024 && (PIECE_BYTES_MAX & (PIECE_BYTES_MAX - 1)) === 0 && (PIECE_BYTES_MIN & (PIECE_BYTES_MIN - 1)) === 0, 'a piece fits one default flash-cache block')
+assert(PIECES_COUNT_MAX * 67 + 4_096 <= MANIFEST_BYTES_MAX, 'a manifest listing the most pieces fits its bound')
+assert(HOT_PIECES_BYTES_MAX >= 4 * PIECE_BYTES_MAX, 'the hot set holds a few whole pieces')
+assert(HTTP_IDLE_TIMEOUT_MS < PIECE_PEER_TIMEOUT_MS && PIECE_PEER_TIMEOUT_MS < PIECE_PROVIDER_TIMEOUT_MS, 'a stall is noticed before a request deadline')
+assert(ON_DEMAND_WAIT_MS < PIECE_PROVIDER_TIMEOUT_MS, 'the provider answers (503 at worst) before the asker gives up')
+assert(SOURCE_REFRESH_MS < TRANSFER_RESOLVE_MS && PROVIDER_WAIT_MS > ELECTION_TAKEOVER_MS_MAX, 'a new provider is elected before nodes fall back to the origin')
+assert(ENDGAME_REQUESTS_PER_PIECE_MAX >= 2 && SOURCE_FAILURES_MAX >= 1, 'endgame duplicates; sources are dropped')
+assert(PROVIDER_WAIT_MS + SOURCE_BUSY_BACKOFF_MS < TRANSFER_STALL_MS, 'a node falls back to the origin long before its transfer gives up')

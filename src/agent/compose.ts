@@ -7,6 +7,7 @@ import type { Logger } from '../log'
 import type { ContentIndex, PeerDirectory } from '../protocol'
 import { FlashCacheService } from '../flash-cache'
 import { Agent } from './agent'
+import { addContent, createContent } from './content'
 import { addDiscovery } from './discovery'
 import { addLanProtocol, type LanProtocol } from './protocol'
 
@@ -25,6 +26,9 @@ export async function buildAgent (config: Config, hal: Hal, log: Logger, options
   let lan: LanProtocol | null = null
   const discovery = addDiscovery(agent, { udpPort: () => lan?.wire.port || config.protocol.udpPort })
   const peers = options.peers ?? discovery.peers
-  lan = addLanProtocol(agent, { peers, content: options.content, freeFlashBytes: () => cache.cache?.stats().freeBytes ?? 0 })
+  // Content (issue 7): the transfers service is the index the protocol answers NEEDs from.
+  const content = createContent(agent, cache)
+  lan = addLanProtocol(agent, { peers, content: options.content ?? content, freeFlashBytes: () => cache.cache?.stats().freeBytes ?? 0 })
+  addContent(agent, content, lan, peers)
   return agent
 }

@@ -2,11 +2,15 @@
 
 import type { Command } from '../command'
 import { agentCommand } from './agent'
+import { fetchCommand } from './fetch'
 import { keygenCommand } from './keygen'
+import { publishCommand } from './publish'
 import { statusCommand } from './status'
 
 export const COMMANDS: readonly Command[] = [
   agentCommand,
   keygenCommand,
+  publishCommand,
+  fetchCommand,
   statusCommand
 ]

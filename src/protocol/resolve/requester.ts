@@ -29,6 +29,8 @@ export interface RequesterOptions {
 export interface ResolveOptions {
   /** Wanted pieces; null or absent: all. */
   pieces?: PieceRanges | null
+  /** Collect every answer until the settle time instead of ending at the first covering holder (a transfer wants every source). */
+  collect?: boolean
 }
 
 export interface RequesterStats {
@@ -45,6 +47,7 @@ interface Lookup {
   content: ContentRef
   wanted: PieceRanges | null
   askProvider: boolean
+  collect: boolean
   startMs: number
   lastNeedMs: number
   rounds: number
@@ -124,6 +127,7 @@ export class Requester {
         content,
         wanted,
         askProvider: known === null,
+        collect: options.collect === true,
         startMs: now,
         lastNeedMs: now,
         rounds: 0,
@@ -195,7 +199,7 @@ export class Requester {
 
   private settle (l: Lookup): void {
     if (!this.lookups.has(l.r)) return
-    if (l.holders.size > 0 || l.downloads.size > 0) this.end(l, this.fallbackOutcome(l))
+    if (l.holders.size > 0 || l.downloads.size > 0) this.end(l, this.covered(l) ? 'hit' : this.fallbackOutcome(l))
   }
 
   private settled (l: Lookup): boolean { return this.o.clock.nowMs() - l.startMs >= this.o.timing.settleMs }
@@ -233,7 +237,7 @@ export class Requester {
     if (l === undefined) return
     l.answered.add(m.sender.nodeId)
     if (l.holders.size < RESOLVE_HOLDERS_COUNT_MAX) l.holders.set(m.sender.nodeId, this.holderOf(l, m))
-    if (this.covered(l)) this.end(l, 'hit')
+    if (this.covered(l) && (!l.collect || this.settled(l))) this.end(l, 'hit')
     else if (this.settled(l)) this.end(l, 'partial')
   }
 

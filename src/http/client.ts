@@ -1,0 +1,88 @@
+// A small HTTP client on real sockets for origins, peers, the provider and
+// the proxy's upstream: keep-alive through the caller's agent, an idle
+// deadline on the socket, an abort signal for the caller's own deadline, and
+// bodies refused on their declared length before a byte is buffered.
+
+import { Agent, request as plain, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http'
+import { request as tls } from 'node:https'
+import { CanopyError } from '../errors'
+import { HTTP_IDLE_TIMEOUT_MS } from '../limits'
+
+export interface OpenOptions {
+  method?: string
+  headers?: OutgoingHttpHeaders
+  agent?: Agent
+  /** Send the request to this HTTP proxy ("http://host:port") in absolute form. */
+  proxy?: string
+  signal?: AbortSignal
+  idleMs?: number
+  /** A request body to stream (the proxy's pass-through); none by default. */
+  body?: NodeJS.ReadableStream
+}
+
+/** A keep-alive pool for one source: its sockets close with it. */
+export const keepAlivePool = (sockets: number): Agent => new Agent({ keepAlive: true, maxSockets: sockets, maxFreeSockets: sockets })
+
+const codeFor = (e: NodeJS.ErrnoException): 'NET_REFUSED' | 'NET_UNREACHABLE' | 'UPSTREAM_FAILED' =>
+  e.code === 'ECONNREFUSED' ? 'NET_REFUSED' : e.code === 'EHOSTUNREACH' || e.code === 'ENETUNREACH' || e.code === 'ENOTFOUND' ? 'NET_UNREACHABLE' : 'UPSTREAM_FAILED'
+
+/** Resolves with the response once its head has arrived (any status); a coded error otherwise. */
+export function httpOpen (url: string, o: OpenOptions = {}): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    let target: URL
+    try {
+      target = new URL(o.proxy ?? url)
+      if (!/^https?:$/.test(target.protocol)) throw new Error('not http(s)')
+    } catch {
+      reject(new CanopyError('INPUT_INVALID', `not an http(s) URL: ${url.slice(0, 200)}`))
+      return
+    }
+    const send = target.protocol === 'https:' ? tls : plain
+    const req = send(target, {
+      method: o.method ?? 'GET',
+      headers: o.headers,
+      agent: o.agent,
+      signal: o.signal,
+      ...(o.proxy === undefined ? {} : { path: url })
+    }, resolve)
+    req.setTimeout(o.idleMs ?? HTTP_IDLE_TIMEOUT_MS, () => { req.destroy(new CanopyError('TIMEOUT', `no bytes from ${target.host} for ${o.idleMs ?? HTTP_IDLE_TIMEOUT_MS} ms`)) })
+    req.on('error', (e: NodeJS.ErrnoException) => {
+      reject(CanopyError.is(e) ? e : o.signal?.aborted === true ? CanopyError.from(o.signal.reason, 'TIMEOUT') : new CanopyError(codeFor(e), `${o.method ?? 'GET'} ${target.host}: ${e.code ?? e.message}`))
+    })
+    if (o.body === undefined) req.end()
+    else o.body.pipe(req)
+  })
+}
+
+/**
+ * The whole body: exactly `exact` bytes when given (the declared length must
+ * say so before anything is buffered), else at most `max`; `pace` may hold
+ * the reading back (the WAN rate cap).
+ */
+export function readBody (res: IncomingMessage, max: number, exact?: number, pace?: (n: number) => Promise<void> | null): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const fail = (why: string): void => { res.destroy(); reject(new CanopyError('UPSTREAM_FAILED', why)) }
+    const declared = res.headers['content-length'] === undefined ? null : Number(res.headers['content-length'])
+    if (exact !== undefined && declared !== exact) { fail(`expected ${exact} bytes, the response declares ${declared ?? 'no length'}`); return }
+    if (declared !== null && !(declared <= max)) { fail(`response of ${declared} bytes exceeds ${max}`); return }
+    const buf = Buffer.allocUnsafe(exact ?? declared ?? 0)
+    const parts: Buffer[] = []
+    let n = 0
+    res.on('data', (c: Buffer) => {
+      if (n + c.length > (exact ?? max)) { fail(`response longer than ${exact ?? max} bytes`); return }
+      if (exact !== undefined || declared !== null) c.copy(buf, n)
+      else parts.push(c)
+      n += c.length
+      const wait = pace?.(c.length)
+      if (wait != null) { res.pause(); void wait.then(() => res.resume()) }
+    })
+    res.on('end', () => {
+      if (exact !== undefined || declared !== null) {
+        if (n !== buf.length) fail(`response ended after ${n} of ${buf.length} bytes`)
+        else resolve(buf)
+      } else resolve(Buffer.concat(parts))
+    })
+    res.on('error', (e) => { reject(CanopyError.from(e, 'UPSTREAM_FAILED')) })
+    res.on('aborted', () => { fail('response aborted') })
+  })
+}

@@ -1,0 +1,39 @@
+// CONNECT for the forward proxy: a byte tunnel to host:port (HTTPS), never
+// looked into or cached, closed when either side closes or it idles.
+
+import { connect } from 'node:net'
+import type { Duplex } from 'node:stream'
+
+export function tunnel (client: Duplex, head: Buffer, host: string, port: number, idleMs: number, onBytes: (n: number) => void, done: () => void): void {
+  const up = connect({ host, port })
+  let open = false
+  let closed = false
+  const close = (): void => {
+    if (closed) return
+    closed = true
+    up.destroy()
+    client.destroy()
+    done()
+  }
+  up.setTimeout(idleMs, close)
+  up.on('connect', () => {
+    open = true
+    client.write('HTTP/1.1 200 Connection Established\r\n\r\n')
+    if (head.length > 0) up.write(head)
+    up.on('data', (c: Buffer) => { onBytes(c.length) })
+    up.pipe(client)
+    client.pipe(up)
+  })
+  up.on('error', () => {
+    if (!open && !closed) {
+      closed = true
+      client.end('HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n')
+      done()
+      return
+    }
+    close()
+  })
+  up.on('close', close)
+  client.on('close', close)
+  client.on('error', close)
+}
