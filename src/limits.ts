@@ -355,8 +355,6 @@ export const PROXY_TUNNELS_COUNT_MAX = 64
 export const PROXY_TUNNEL_IDLE_MS = 5 * 60_000
 /** Heuristic freshness (RFC 9111 §4.2.2: 10 % of the time since Last-Modified) is capped at this. */
 export const PROXY_HEURISTIC_SECONDS_MAX = 24 * 3600
-/** The proxy's index on disk. */
-export const PROXY_INDEX_BYTES_MAX = 1024 * 1024
 
 // ---- relations, asserted at load ------------------------------------------------
 assert(HTTP_HEADERS_TIMEOUT_MS_MAX <= HTTP_REQUEST_TIMEOUT_MS_MAX, 'headers must time out no later than the request')
@@ -396,11 +394,11 @@ assert(ELECTION_PROVIDER_TIMEOUT_MS + ELECTION_WATCH_MS + ELECTION_ELECT_JITTER_
 assert(CONTENT_URL_BYTES_MAX + 2 * PIECE_RANGES_COUNT_MAX * 5 + 64 <= WIRE_BODY_BYTES_MAX, 'the largest NEED/HAVE/DOWNLOADING body fits a datagram')
 assert(ELECTION_SUSPECT_BEATS > 1 && ELECTION_SUSPECT_BEATS * ELECTION_HEARTBEAT_MS < ELECTION_PROVIDER_TIMEOUT_MS, 'suspicion needs a missed heartbeat and comes before the timeout')
 assert(ELECTION_EARLY_BEATS_MS.every((ms) => ms < ELECTION_HEARTBEAT_MS), 'early heartbeats come before the regular ones')
-assert(PIECE_BYTES_MAX + 128 <= 2 * 1024 * 1024 && (PIECE_BYTES_MAX & (PIECE_BYTES_MAX - 1)) === 0 && (PIECE_BYTES_MIN & (PIECE_BYTES_MIN - 1)) === 0, 'a piece fits one default flash-cache block')
-assert(PIECES_COUNT_MAX * 67 + 4_096 <= MANIFEST_BYTES_MAX, 'a manifest listing the most pieces fits its bound')
-assert(HOT_PIECES_BYTES_MAX >= 4 * PIECE_BYTES_MAX, 'the hot set holds a few whole pieces')
-assert(HTTP_IDLE_TIMEOUT_MS < PIECE_PEER_TIMEOUT_MS && PIECE_PEER_TIMEOUT_MS < PIECE_PROVIDER_TIMEOUT_MS, 'a stall is noticed before a request deadline')
-assert(ON_DEMAND_WAIT_MS < PIECE_PROVIDER_TIMEOUT_MS, 'the provider answers (503 at worst) before the asker gives up')
-assert(SOURCE_REFRESH_MS < TRANSFER_RESOLVE_MS && PROVIDER_WAIT_MS > ELECTION_TAKEOVER_MS_MAX, 'a new provider is elected before nodes fall back to the origin')
-assert(ENDGAME_REQUESTS_PER_PIECE_MAX >= 2 && SOURCE_FAILURES_MAX >= 1, 'endgame duplicates; sources are dropped')
-assert(PROVIDER_WAIT_MS + SOURCE_BUSY_BACKOFF_MS < TRANSFER_STALL_MS, 'a node falls back to the origin long before its transfer gives up')
+assert(PIECE_BYTES_MAX + 128 <= 2 * 1024 * 1024 && (PIECE_BYTES_MAX & (PIECE_BYTES_MAX - 1)) === 0 && (PIECE_BYTES_MIN & (PIECE_BYTES_MIN - 1)) === 0, 'piece fits a cache block')
+assert(PIECES_COUNT_MAX * 67 + 4_096 <= MANIFEST_BYTES_MAX, 'manifest fits')
+assert(HOT_PIECES_BYTES_MAX >= 4 * PIECE_BYTES_MAX, 'hot set holds pieces')
+assert(HTTP_IDLE_TIMEOUT_MS < PIECE_PEER_TIMEOUT_MS && PIECE_PEER_TIMEOUT_MS < PIECE_PROVIDER_TIMEOUT_MS, 'stall before deadline')
+assert(ON_DEMAND_WAIT_MS < PIECE_PROVIDER_TIMEOUT_MS, 'provider answers first')
+assert(SOURCE_REFRESH_MS < TRANSFER_RESOLVE_MS && PROVIDER_WAIT_MS > ELECTION_TAKEOVER_MS_MAX, 'election before origin fallback')
+assert(ENDGAME_REQUESTS_PER_PIECE_MAX >= 2 && SOURCE_FAILURES_MAX >= 1, 'endgame, drops')
+assert(PROVIDER_WAIT_MS + SOURCE_BUSY_BACKOFF_MS < TRANSFER_STALL_MS, 'fallback before stall')

@@ -31,21 +31,21 @@ export function addContent (agent: Agent, content: ContentService, lan: LanProto
   if (!agent.config.content.enabled) return
   const { http } = agent
   const query = (url: URL): URLSearchParams => {
-    if (url.search.length > CONTENT_QUERY_BYTES_MAX) throw new CanopyError('INPUT_INVALID', `query longer than ${CONTENT_QUERY_BYTES_MAX} bytes`)
+    if (url.search.length > CONTENT_QUERY_BYTES_MAX) throw new CanopyError('INPUT_INVALID', 'query too long')
     return url.searchParams
   }
 
   http.route('GET', '/p2p/piece/:hash', async ({ req, res, url, params }) => {
     const q = query(url)
     const hash = params.hash!.toLowerCase()
-    if (!isContentId(hash)) throw new CanopyError('INPUT_INVALID', 'a piece is named by its SHA-256 (64 hex characters)')
+    if (!isContentId(hash)) throw new CanopyError('INPUT_INVALID', 'a piece is named by its SHA-256')
     let buf = await content.pieces?.get(hash)
     const c = q.get('c')
     if (buf === undefined && c !== null && isContentId(c)) buf = await content.onDemand(hash, c, q.get('m'))
-    if (buf === undefined) throw new CanopyError('CACHE_NOT_FOUND', `piece ${hash.slice(0, 12)} is not here`)
+    if (buf === undefined) throw new CanopyError('CACHE_NOT_FOUND', 'not here')
     if (content.uploads >= agent.config.content.uploadSlots) {
       res.setHeader('retry-after', '1')
-      throw new CanopyError('HTTP_UNAVAILABLE', 'every upload slot is busy; ask again')
+      throw new CanopyError('HTTP_UNAVAILABLE', 'busy')
     }
     const piece = buf
     content.uploads++
@@ -60,7 +60,7 @@ export function addContent (agent: Agent, content: ContentService, lan: LanProto
   http.route('GET', '/p2p/manifest', async ({ res, url }) => {
     const u = query(url).get('url')
     const bytes = u === null || proxy === null ? undefined : await proxy.manifestBytes(u)
-    if (bytes === undefined) throw new CanopyError('HTTP_NOT_FOUND', 'no manifest for that URL here')
+    if (bytes === undefined) throw new CanopyError('HTTP_NOT_FOUND', 'not here')
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': bytes.length, 'cache-control': 'no-store' })
     res.end(bytes)
   })
@@ -70,7 +70,7 @@ export function addContent (agent: Agent, content: ContentService, lan: LanProto
     const extra = q.getAll('trust')
     const ip = parseIp(remote)
     if (extra.length > 0 && (ip === null || addressScope(ip) !== 'loopback')) throw new CanopyError('HTTP_FORBIDDEN', 'trust= is accepted from this box only')
-    for (const k of extra) if (parsePublicKey(k) === null) throw new CanopyError('INPUT_INVALID', `trust=${k.slice(0, 80)} is not an "ed25519:…" key`)
+    for (const k of extra) if (parsePublicKey(k) === null) throw new CanopyError('INPUT_INVALID', 'trust= takes an "ed25519:…" key')
     const manifestUrl = q.get('manifest')
     const id = q.get('content')
     const plain = q.get('url')
@@ -79,19 +79,19 @@ export function addContent (agent: Agent, content: ContentService, lan: LanProto
       a = content.open(await content.manifestFrom(checkUrl(manifestUrl), extra), false, manifestUrl)
     } else if (id !== null) {
       const m = isContentId(id) ? content.manifest(id) : undefined
-      if (m === undefined) throw new CanopyError('HTTP_NOT_FOUND', 'no manifest with that content id here; ask by manifest=URL')
+      if (m === undefined) throw new CanopyError('HTTP_NOT_FOUND', 'unknown content id; ask by manifest=URL')
       a = content.open(checkTrust(m, [...content.trusted, ...extra]))
     } else if (plain !== null) {
       const target = checkUrl(plain)
       const m = await content.providerManifest(target)
       if (m === null) {
-        if (proxy === null) throw new CanopyError('HTTP_NOT_FOUND', 'no provider holds that URL and the proxy is off')
+        if (proxy === null) throw new CanopyError('HTTP_NOT_FOUND', 'the proxy is off')
         await proxy.serve(req, res, new URL(target))
         return
       }
       a = content.open(m)
     } else {
-      throw new CanopyError('INPUT_INVALID', 'one of manifest=<URL>, content=<id> or url=<URL> is required')
+      throw new CanopyError('INPUT_INVALID', 'manifest=URL, content=ID or url=URL is required')
     }
     await sendFile(req, res, content, a)
   })
@@ -121,6 +121,6 @@ async function sendFile (req: IncomingMessage, res: ServerResponse, content: Con
       const b = await content.pieces?.get(m.pieces[i]!)
       if (b !== undefined) return b.subarray(p - i * m.pieceSize)
     }
-    throw new CanopyError('CACHE_NOT_FOUND', `piece ${i} of "${m.name}" keeps disappearing from the cache`)
+    throw new CanopyError('CACHE_NOT_FOUND', 'evicted again and again')
   })
 }

@@ -7,15 +7,15 @@
 import type { Clock } from '../hal'
 import { BAN_MS, CREDIT_PEERS_COUNT_MAX } from '../limits'
 
-interface Record { pieces: number, bytes: number, failures: number, bps: number }
+interface Rec { pieces: number, bytes: number, failures: number, bps: number }
 
 export class Credit {
-  private readonly peers = new Map<string, Record>()
+  private readonly peers = new Map<string, Rec>()
   private readonly bans = new Map<string, number>()
 
   constructor (private readonly clock: Clock) {}
 
-  private rec (id: string): Record {
+  private rec (id: string): Rec {
     let r = this.peers.get(id)
     if (r === undefined) {
       if (this.peers.size >= CREDIT_PEERS_COUNT_MAX) this.peers.delete(this.peers.keys().next().value as string)
@@ -69,11 +69,7 @@ export class Credit {
     }
   }
 
-  status (): Array<{ nodeId: string, pieces: number, bytes: number, failures: number, kBps: number, banned: boolean }> {
-    const ids = new Set([...this.peers.keys(), ...this.bans.keys()])
-    return [...ids].map((nodeId) => {
-      const r = this.peers.get(nodeId)
-      return { nodeId, pieces: r?.pieces ?? 0, bytes: r?.bytes ?? 0, failures: r?.failures ?? 0, kBps: Math.round((r?.bps ?? 0) / 1000), banned: this.banned(nodeId) }
-    })
+  status (): Array<Record<string, unknown>> {
+    return [...new Set([...this.peers.keys(), ...this.bans.keys()])].map((nodeId) => ({ nodeId, ...this.peers.get(nodeId), banned: this.banned(nodeId) }))
   }
 }

@@ -7,19 +7,20 @@
 // answered from the cache. What cannot be stored passes through untouched.
 // CONNECT is tunnelled to the configured ports, never cached.
 //
-// A stored object is also signed as a manifest by this node and offered to
+// The index lives in memory: after a restart objects are fetched again (their
+// old pieces age out of the flash cache). A stored object is also signed as a
+// manifest by this node and offered to
 // the LAN by its URL (HAVE, GET /p2p/manifest?url=), so peers fetch it in
 // verified pieces from anyone; they accept such manifests only from their
 // own designated provider.
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { join } from 'node:path'
 import type { Agent } from '../agent/agent'
 import type { Service } from '../agent/service'
 import { CanopyError } from '../errors'
 import { httpOpen } from '../http/client'
 import { tunnel } from '../http/tunnel'
-import { PIECE_BYTES_MAX, PROXY_ENTRIES_COUNT_MAX, PROXY_FILLS_COUNT_MAX, PROXY_INDEX_BYTES_MAX, PROXY_TUNNEL_IDLE_MS, PROXY_TUNNELS_COUNT_MAX } from '../limits'
+import { PIECE_BYTES_MAX, PROXY_ENTRIES_COUNT_MAX, PROXY_FILLS_COUNT_MAX, PROXY_TUNNEL_IDLE_MS, PROXY_TUNNELS_COUNT_MAX } from '../limits'
 import type { LocalContent } from '../protocol'
 import { directives, endToEnd, lifetime, unstorable, varyMatches, varyValues, type Headers } from './http-cache'
 import { pieceSizeFor, sha256, signManifest } from './manifest'
@@ -35,7 +36,7 @@ interface Entry {
   pieceSize: number
   /** Piece hashes, filled in order while the object arrives. */
   pieces: string[]
-  /** Monotonic ms of receipt or revalidation; -Infinity when loaded at start (revalidated before use). */
+  /** Monotonic ms of receipt or revalidation. */
   receivedMs: number
   ageS: number
   lifeS: number
@@ -58,7 +59,6 @@ interface Fill {
 }
 
 const STORED_HEADERS_DROP = ['content-length', 'age', 'accept-ranges', 'content-range', 'x-cache']
-const INDEX_FILE = 'proxy.json'
 type Result = 'hit' | 'miss' | 'revalidated' | 'collapsed' | 'pass' | 'tunnel' | 'refused'
 
 export class Proxy implements Service {
@@ -66,15 +66,14 @@ export class Proxy implements Service {
   private readonly entries = new Map<string, Entry>()
   private readonly fills = new Map<string, Fill>()
   private tunnels = 0
-  private dirty = false
   readonly counts: Record<Result, number> = { hit: 0, miss: 0, revalidated: 0, collapsed: 0, pass: 0, tunnel: 0, refused: 0 }
   readonly bytes = { upstream: 0, clients: 0 }
 
   constructor (private readonly agent: Agent, private readonly content: ContentService) {
     content.urlIndex = (url) => this.lookup(url)
     const m = agent.metrics
-    const requests = m.counter('canopy_proxy_requests_total', 'Forward-proxy requests by result (hit, miss, revalidated, collapsed, pass, tunnel, refused).', ['result'])
-    const upstream = m.counter('canopy_proxy_upstream_bytes_total', 'Body bytes the proxy received from origins (or the provider).')
+    const requests = m.counter('canopy_proxy_requests_total', 'Proxy requests by result.', ['result'])
+    const upstream = m.counter('canopy_proxy_upstream_bytes_total', 'Body bytes the proxy fetched upstream.')
     const clients = m.counter('canopy_proxy_client_bytes_total', 'Body bytes the proxy sent to clients.')
     m.onCollect(() => {
       for (const [r, n] of Object.entries(this.counts)) requests.set({ result: r }, n)
@@ -100,12 +99,6 @@ export class Proxy implements Service {
       this.tunnels++
       tunnel(socket, head, m[1]!.replace(/^\[|\]$/g, ''), port, PROXY_TUNNEL_IDLE_MS, (n) => { this.bytes.upstream += n }, () => { this.tunnels-- })
     })
-    await this.restore()
-  }
-
-  async stop (): Promise<void> {
-    this.dirty = true
-    await this.save()
   }
 
   status (): Record<string, unknown> {
@@ -279,7 +272,7 @@ export class Proxy implements Service {
     up.on('data', (c: Buffer) => {
       this.bytes.upstream += c.length
       while (c.length > 0 && f.failed === null) {
-        if (f.received + c.length > e.size) { fail(new CanopyError('UPSTREAM_FAILED', `${key}: more bytes than Content-Length`)); return }
+        if (f.received + c.length > e.size) { fail(new CanopyError('UPSTREAM_FAILED', 'longer than Content-Length')); return }
         const i = Math.floor(f.received / e.pieceSize)
         const at = f.received - i * e.pieceSize
         let buf = f.bufs.get(i)
@@ -296,11 +289,11 @@ export class Proxy implements Service {
       wake()
     })
     up.on('end', () => {
-      if (f.received !== e.size) fail(new CanopyError('UPSTREAM_FAILED', `${key}: ended after ${f.received} of ${e.size} bytes`))
+      if (f.received !== e.size) fail(new CanopyError('UPSTREAM_FAILED', 'shorter than Content-Length'))
       else if (e.size === 0) this.complete(key, e)
     })
     up.on('error', (err) => { fail(CanopyError.from(err, 'UPSTREAM_FAILED')) })
-    up.on('aborted', () => { fail(new CanopyError('UPSTREAM_FAILED', `${key}: the origin aborted`)) })
+    up.on('aborted', () => { fail(new CanopyError('UPSTREAM_FAILED', 'aborted')) })
   }
 
   private complete (key: string, e: Entry): void {
@@ -318,8 +311,6 @@ export class Proxy implements Service {
     this.entries.delete(e.url)
     this.entries.set(e.url, e)
     if (this.entries.size > PROXY_ENTRIES_COUNT_MAX) this.entries.delete(this.entries.keys().next().value as string)
-    this.dirty = true
-    void this.save()
   }
 
   /** Sign the object as a manifest of this node's, so LAN peers can fetch it in pieces from anyone. */
@@ -333,9 +324,7 @@ export class Proxy implements Service {
       this.content.remember(m)
       e.manifest = m.id
       this.content.emit(e.url)
-    } catch (err) {
-      this.agent.log.debug('no manifest for a proxied object', { url: e.url, err })
-    }
+    } catch { /* not shared: an odd URL or a full cache */ }
   }
 
   private async send (req: IncomingMessage, res: ServerResponse, e: Entry, tag: string): Promise<void> {
@@ -363,40 +352,15 @@ export class Proxy implements Service {
       const h = e.pieces[i]
       if (h !== undefined) {
         const b = await this.pieces!.get(h)
-        if (b === undefined) throw new CanopyError('CACHE_NOT_FOUND', 'a cached piece is gone')
+        if (b === undefined) throw new CanopyError('CACHE_NOT_FOUND', 'evicted')
         return b.subarray(off)
       }
       const f = e.fill
-      if (f === undefined || f.failed !== null) throw f?.failed ?? new CanopyError('CACHE_NOT_FOUND', 'the object is incomplete')
+      if (f === undefined || f.failed !== null) throw f?.failed ?? new CanopyError('CACHE_NOT_FOUND', 'incomplete')
       const buf = f.bufs.get(i)
       const have = Math.min(buf?.length ?? 0, f.received - i * e.pieceSize)
       if (buf !== undefined && have > off) return buf.subarray(off, have)
       await new Promise<void>((resolve) => { f.wake.push(resolve) })
-    }
-  }
-
-  // ---- the index on disk (entries come back stale: revalidated before use) --------
-
-  private async save (): Promise<void> {
-    if (!this.dirty) return
-    this.dirty = false
-    const list = [...this.entries.values()].filter((e) => e.fill === undefined).map(({ fill: _f, receivedMs: _r, ...rest }) => rest)
-    const bytes = Buffer.from(JSON.stringify(list))
-    if (bytes.length > PROXY_INDEX_BYTES_MAX) return
-    await this.agent.hal.files.writeAtomic(join(this.agent.hal.dataDir, INDEX_FILE), bytes).catch(() => {})
-  }
-
-  private async restore (): Promise<void> {
-    try {
-      const raw = await this.agent.hal.files.read(join(this.agent.hal.dataDir, INDEX_FILE), PROXY_INDEX_BYTES_MAX)
-      const list: unknown = raw === null ? [] : JSON.parse(raw.toString('utf8'))
-      for (const e of Array.isArray(list) ? list.slice(-PROXY_ENTRIES_COUNT_MAX) : []) {
-        const ok = typeof e?.url === 'string' && typeof e.head === 'object' && Number.isSafeInteger(e.size) && Number.isInteger(e.pieceSize) && e.pieceSize > 0 &&
-          Array.isArray(e.pieces) && e.pieces.length === Math.ceil(e.size / e.pieceSize) && e.pieces.every((h: unknown) => typeof h === 'string' && /^[0-9a-f]{64}$/.test(h))
-        if (ok) this.entries.set(e.url, { ...e, receivedMs: -Infinity })
-      }
-    } catch (err) {
-      this.agent.log.warn('proxy index unreadable; starting empty', { err })
     }
   }
 }

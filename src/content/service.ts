@@ -92,10 +92,7 @@ export class ContentService implements Service, ContentIndex {
 
   async start (): Promise<void> {
     const cache = this.cacheService.cache
-    if (cache === null) {
-      this.log.warn('no flash cache: this node neither transfers nor serves content')
-      return
-    }
+    if (cache === null) return // no flash cache: no transfers (the cache service says why)
     this.pieces = new Pieces(cache)
     await this.restore()
     this.timers.setInterval(() => { void this.save() }, CONTENT_STATE_WRITE_MS)
@@ -152,7 +149,7 @@ export class ContentService implements Service, ContentIndex {
     let m = memo !== undefined && now - memo.atMs < MANIFEST_MEMO_MS ? this.manifest(memo.id) : undefined
     if (m === undefined) {
       m = parseManifest(await this.upstream(url, MANIFEST_BYTES_MAX))
-      if (this.memo.size >= KNOWN_CONTENT_COUNT_MAX) this.memo.clear()
+      if (this.memo.size > KNOWN_CONTENT_COUNT_MAX) this.memo.clear()
       this.memo.set(url, { id: m.id, atMs: now })
     }
     checkTrust(m, [...this.trusted, ...extra])
@@ -172,15 +169,12 @@ export class ContentService implements Service, ContentIndex {
       const res = await httpOpen(url, { proxy, headers: { via: VIA } })
       if (res.statusCode !== 200) {
         res.resume()
-        throw new CanopyError('UPSTREAM_FAILED', `GET ${url.slice(0, 200)}: HTTP ${res.statusCode ?? 0}`)
+        throw new CanopyError('UPSTREAM_FAILED', `${url.slice(0, 200)}: HTTP ${res.statusCode ?? 0}`)
       }
       return await readBody(res, max)
     }
     const via = this.viaProvider()
-    if (via !== undefined) {
-      try { return await get(via) } catch (err) { this.log.debug('fetch through the provider failed; going direct', { err }) }
-    }
-    return await get()
+    return await (via === undefined ? get() : get(via).catch(async () => await get()))
   }
 
   /** A plain URL's manifest signed by this node's designated provider (which cached the object), or null. */
@@ -193,7 +187,7 @@ export class ContentService implements Service, ContentIndex {
     const m = parseManifest(await readBody(res, MANIFEST_BYTES_MAX))
     // Accepted only from our own designated provider, signed by its own key.
     checkTrust(m, [`ed25519:${key.toString('base64url')}`])
-    if (!m.urls.includes(url)) throw new CanopyError('MANIFEST_INVALID', `the provider's manifest is for another URL than ${url.slice(0, 200)}`)
+    if (!m.urls.includes(url)) throw new CanopyError('MANIFEST_INVALID', 'the provider\'s manifest is for another URL')
     this.remember(m)
     return m
   }
@@ -204,7 +198,7 @@ export class ContentService implements Service, ContentIndex {
   open (m: Manifest, onBehalf = false, manifestUrl: string | null = null): Active {
     const old = this.active.get(m.id)
     if (old !== undefined) {
-      if (old.verdict?.startsWith('vetoed') === true) throw new CanopyError('CONTENT_VETOED', `"${m.name}" was vetoed by the scanner (${old.verdict})`)
+      if (old.verdict?.startsWith('vetoed') === true) throw new CanopyError('CONTENT_VETOED', `"${m.name}" was ${old.verdict}`)
       if (old.t.state === 'running' || old.t.state === 'done') {
         if (!onBehalf) old.onBehalf = false
         old.manifestUrl ??= manifestUrl
@@ -213,7 +207,7 @@ export class ContentService implements Service, ContentIndex {
       this.active.delete(m.id) // failed or stopped: start again
     }
     const pieces = this.pieces
-    if (pieces === null) throw new CanopyError('HTTP_UNAVAILABLE', 'this node has no flash cache: it cannot transfer content')
+    if (pieces === null) throw new CanopyError('HTTP_UNAVAILABLE', 'no flash cache here')
     if (this.active.size >= TRANSFERS_COUNT_MAX) {
       const ended = [...this.active.values()].find((a) => a.t.state !== 'running')
       if (ended === undefined) throw new CanopyError('LIMIT_REACHED', `${TRANSFERS_COUNT_MAX} transfers are already running`)
@@ -221,7 +215,7 @@ export class ContentService implements Service, ContentIndex {
     }
     this.remember(m)
     // The manifest is a piece too: peers, and this node after a restart, find it by its id.
-    pieces.put(m.id, m.bytes).catch((err: unknown) => { this.log.debug('manifest not cached', { err }) })
+    pieces.put(m.id, m.bytes).catch(() => {}) // too large for a cache block: kept in memory only
     const cache = pieces.cache
     const a: Active = {
       m, t: null as unknown as Transfer, onBehalf, manifestUrl, provider: null, noProviderSinceMs: null, lastResolveMs: -Infinity,
@@ -250,7 +244,7 @@ export class ContentService implements Service, ContentIndex {
           this.totals.corruptPieces++
           this.totals.peersIsolated++
           this.dirty = true
-          this.log.warn('peer isolated: it sent a piece that fails verification', { nodeId: s.id, content: m.id, name: m.name })
+          this.log.warn('peer isolated: a piece failed verification', { nodeId: s.id, content: m.id })
         },
         stored: () => { this.emit(m.id) },
         ended: () => { queueMicrotask(() => { this.ended(a) }) }
@@ -258,7 +252,7 @@ export class ContentService implements Service, ContentIndex {
     })
     this.active.set(m.id, a)
     this.dirty = true
-    this.log.info('transfer started', { content: m.id, name: m.name, size: m.size, held: a.t.doneCount, pieces: m.pieces.length, onBehalf })
+    this.log.info('transfer', { content: m.id, name: m.name, size: m.size, held: a.t.doneCount, onBehalf })
     this.policy(a)
     this.emit(m.id)
     return a
@@ -276,7 +270,7 @@ export class ContentService implements Service, ContentIndex {
         if (m === undefined) {
           const bytes = await this.pieces?.get(c) ?? (manifestUrl === null ? undefined : await this.upstream(manifestUrl, MANIFEST_BYTES_MAX))
           if (bytes === undefined) return null
-          if (sha256(bytes) !== c) throw new CanopyError('MANIFEST_INVALID', `the manifest at ${manifestUrl ?? '?'} is not content ${c.slice(0, 12)}`)
+          if (sha256(bytes) !== c) throw new CanopyError('MANIFEST_INVALID', 'not the manifest asked for')
           m = parseManifest(bytes) // its signature must hold; trust is the asker's policy
         }
         return this.open(m, true, manifestUrl)
@@ -288,16 +282,16 @@ export class ContentService implements Service, ContentIndex {
 
   /** A piece a peer asked the provider for: wait (bounded) until this node's transfer has it. */
   async onDemand (hash: string, c: string, manifestUrl: string | null): Promise<Buffer | undefined> {
-    if (this.waiting >= ON_DEMAND_WAITERS_COUNT_MAX) throw new CanopyError('HTTP_UNAVAILABLE', 'too many peers are waiting for pieces')
+    if (this.waiting >= ON_DEMAND_WAITERS_COUNT_MAX) throw new CanopyError('HTTP_UNAVAILABLE', 'busy')
     this.waiting++
     try {
       const a = await this.onBehalf(c, manifestUrl)
       const i = a?.m.pieces.indexOf(hash) ?? -1
       if (a === null || i < 0) return undefined
-      await within(a.t.piece(i), ON_DEMAND_WAIT_MS, this.agent.hal.clock, () => new CanopyError('HTTP_UNAVAILABLE', `piece ${i} of "${a.m.name}" is not here yet; ask again`))
+      await within(a.t.piece(i), ON_DEMAND_WAIT_MS, this.agent.hal.clock, () => new CanopyError('HTTP_UNAVAILABLE', 'not here yet; ask again'))
       return await this.pieces?.get(hash)
     } catch (err) {
-      throw CanopyError.is(err, 'HTTP_UNAVAILABLE') ? err : CanopyError.from(err, 'UPSTREAM_FAILED', 'the provider could not fetch it')
+      throw CanopyError.is(err, 'HTTP_UNAVAILABLE') ? err : CanopyError.from(err, 'UPSTREAM_FAILED')
     } finally {
       this.waiting--
     }
@@ -318,7 +312,7 @@ export class ContentService implements Service, ContentIndex {
       const body = Readable.from((async function * () {
         for (const h of m.pieces) {
           const b = await pieces.get(h)
-          if (b === undefined) throw new CanopyError('CACHE_NOT_FOUND', 'a piece was evicted during the scan')
+          if (b === undefined) throw new CanopyError('CACHE_NOT_FOUND', 'evicted')
           yield b
         }
       })())
@@ -326,11 +320,11 @@ export class ContentService implements Service, ContentIndex {
       a.verdict = r.clean ? 'clean' : `vetoed: ${r.detail}`
     } catch (err) {
       if (t.state === 'failed') throw err
-      a.verdict = `vetoed: the scan could not run (${CanopyError.from(err, 'FILE_IO').message})`
+      a.verdict = `vetoed: no scan (${CanopyError.from(err, 'FILE_IO').message})`
     }
     if (a.verdict === 'clean') return
     this.totals.vetoed++
-    this.log.warn('scanner vetoed a file', { content: m.id, name: m.name, verdict: a.verdict })
+    this.log.warn('vetoed', { content: m.id, name: m.name, verdict: a.verdict })
     for (const h of m.pieces) await pieces.delete(h).catch(() => {})
     this.emit(m.id)
     throw new CanopyError('CONTENT_VETOED', `"${m.name}" was ${a.verdict}`)
@@ -344,12 +338,8 @@ export class ContentService implements Service, ContentIndex {
     }
     this.dirty = true
     this.emit(m.id)
-    if (t.state === 'done') {
-      this.log.info('transfer complete', { content: m.id, name: m.name, seconds: ((t.endedMs ?? 0) - t.startedMs) / 1000, ...t.bytesFrom })
-      void this.scanned(a).catch(() => {})
-    } else if (t.state === 'failed') {
-      this.log.warn('transfer failed', { content: m.id, name: m.name, err: t.error })
-    }
+    this.log.info(`transfer ${t.state}`, { content: m.id, ...t.bytesFrom, err: t.error })
+    if (t.state === 'done') void this.scanned(a).catch(() => {})
   }
 
   /** Sources for a running transfer, on every tick (the policy in the header). */
@@ -387,7 +377,7 @@ export class ContentService implements Service, ContentIndex {
           if (cur !== undefined) cur.pieces = h.pieces
           else t.addSource(peerSource({ id: h.nodeId, kind: 'peer', baseUrl: h.baseUrl, m, slots: this.config.peerSlots, pieces: h.pieces }))
         }
-      }, (err: unknown) => { this.log.debug('resolution failed', { err }) }).finally(() => { a.resolving = false })
+      }, () => {}).finally(() => { a.resolving = false })
     }
   }
 
@@ -403,7 +393,7 @@ export class ContentService implements Service, ContentIndex {
       running: [...this.active.values()].filter((a) => a.t.state === 'running').map((a) => [a.m.id, a.manifestUrl, a.onBehalf]),
       bans: this.credit.saveBans()
     }
-    await this.agent.hal.files.writeAtomic(this.statePath, Buffer.from(JSON.stringify(state))).catch((err: unknown) => { this.log.warn('transfer state not saved', { err }) })
+    await this.agent.hal.files.writeAtomic(this.statePath, Buffer.from(JSON.stringify(state))).catch((err: unknown) => { this.log.warn('state not saved', { err }) })
   }
 
   private async restore (): Promise<void> {
@@ -413,9 +403,8 @@ export class ContentService implements Service, ContentIndex {
       if (raw === null) return
       state = JSON.parse(raw.toString('utf8'))
       if (typeof state !== 'object' || state === null) return
-    } catch (err) {
-      this.log.warn('transfer state unreadable; starting without it', { err })
-      return
+    } catch {
+      return // unreadable: start without it
     }
     this.credit.loadBans(state.bans)
     const ids = Array.isArray(state.known) ? state.known.filter((x): x is string => typeof x === 'string' && isContentId(x)).slice(-KNOWN_CONTENT_COUNT_MAX) : []
@@ -427,7 +416,7 @@ export class ContentService implements Service, ContentIndex {
     for (const r of Array.isArray(state.running) ? state.running.slice(0, TRANSFERS_COUNT_MAX) : []) {
       const m = Array.isArray(r) ? this.known.get(String(r[0])) : undefined
       if (m === undefined) continue
-      try { this.open(m, r[2] === true, typeof r[1] === 'string' ? r[1] : null) } catch (err) { this.log.warn('transfer not resumed', { err }) }
+      try { this.open(m, r[2] === true, typeof r[1] === 'string' ? r[1] : null) } catch { /* the cache is gone */ }
     }
   }
 
@@ -435,55 +424,39 @@ export class ContentService implements Service, ContentIndex {
 
   summary (a: Active): Record<string, unknown> {
     const { t, m } = a
-    const now = this.agent.hal.clock.nowMs()
     return {
       id: m.id,
       name: m.name,
       state: a.verdict?.startsWith('vetoed') === true ? 'vetoed' : t.state,
       sizeBytes: m.size,
       doneBytes: t.doneBytes,
-      percent: m.size === 0 ? 100 : Math.floor(t.doneBytes * 100 / m.size),
       fromPeersBytes: t.bytesFrom.peer,
       fromProviderBytes: t.bytesFrom.provider,
       fromOriginBytes: t.bytesFrom.origin,
-      sources: t.sourceIds().length,
-      seconds: Math.round(((t.endedMs ?? now) - t.startedMs) / 100) / 10,
+      seconds: ((t.endedMs ?? this.agent.hal.clock.nowMs()) - t.startedMs) / 1000,
       onBehalf: a.onBehalf,
-      scan: a.verdict,
-      error: t.error?.message ?? null
+      note: t.error?.message ?? a.verdict
     }
   }
 
   status (): Record<string, unknown> {
-    return {
-      ...this.totals,
-      uploads: this.uploads,
-      running: [...this.active.values()].filter((a) => a.t.state === 'running').length,
-      list: [...this.active.values()].map((a) => this.summary(a)),
-      peers: this.credit.status()
-    }
+    return { ...this.totals, uploads: this.uploads, list: [...this.active.values()].map((a) => this.summary(a)), peers: this.credit.status() }
   }
 
   private registerMetrics (): void {
     const m = this.agent.metrics
-    const bytes = m.counter('canopy_content_bytes_total', 'Verified piece bytes received, by source (peer, provider, origin).', ['source'])
-    const served = m.counter('canopy_content_served_bytes_total', 'Piece bytes served to peers (GET /p2p/piece).')
-    const corrupt = m.counter('canopy_content_corrupt_pieces_total', 'Pieces that failed verification (their sender was isolated).')
-    const isolated = m.counter('canopy_content_peers_isolated_total', 'Peers banned for a corrupt piece.')
-    const vetoed = m.counter('canopy_content_vetoed_total', 'Files the scanner vetoed.')
+    const bytes = m.counter('canopy_content_bytes_total', 'Verified piece bytes received, by source.', ['source'])
+    const served = m.counter('canopy_content_served_bytes_total', 'Piece bytes served to peers.')
+    const isolated = m.counter('canopy_content_peers_isolated_total', 'Peers isolated for a corrupt piece.')
     const running = m.gauge('canopy_content_transfers', 'Transfers running.')
-    const uploads = m.gauge('canopy_content_uploads', 'Pieces being sent to peers now.')
     m.onCollect(() => {
       const s = this.totals
       bytes.set({ source: 'peer' }, s.fromPeersBytes)
       bytes.set({ source: 'provider' }, s.fromProviderBytes)
       bytes.set({ source: 'origin' }, s.fromOriginBytes)
       served.set(s.servedBytes)
-      corrupt.set(s.corruptPieces)
       isolated.set(s.peersIsolated)
-      vetoed.set(s.vetoed)
       running.set([...this.active.values()].filter((a) => a.t.state === 'running').length)
-      uploads.set(this.uploads)
     })
   }
 }

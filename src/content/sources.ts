@@ -34,7 +34,7 @@ export function peerSource (o: { id: string, kind: 'peer' | 'provider', baseUrl:
       if (res.statusCode === 200) return await readBody(res, len, len)
       res.resume()
       const code = res.statusCode === 404 ? 'CACHE_NOT_FOUND' : res.statusCode === 503 ? 'HTTP_UNAVAILABLE' : 'UPSTREAM_FAILED'
-      throw new CanopyError(code, `${o.kind} ${o.id.slice(0, 8)}: HTTP ${res.statusCode ?? 0} for piece ${i}`)
+      throw new CanopyError(code, `HTTP ${res.statusCode ?? 0}`)
     },
     close: () => { pool.destroy() }
   }
@@ -62,7 +62,7 @@ export function originSource (m: Manifest, slots: number, gate: WanGate): PieceS
       // A server without Range support can still give a one-piece file whole.
       if (!ranged && !(res.statusCode === 200 && len === m.size)) {
         res.resume()
-        throw new CanopyError('UPSTREAM_FAILED', `origin ${new URL(url).host}: HTTP ${res.statusCode ?? 0} ${cr === null ? 'without' : 'with another'} Content-Range for bytes ${start}-${start + len - 1}`)
+        throw new CanopyError('UPSTREAM_FAILED', `origin: HTTP ${res.statusCode ?? 0}, not the range asked for`)
       }
       return await readBody(res, len, len, (n) => gate.pace(n))
     },

@@ -139,7 +139,7 @@ export class Transfer {
       if (this.o.store.has(this.m.pieces[i]!)) return Promise.resolve()
       this.unmark(i) // evicted since: fetch it again
     }
-    if (this.state === 'failed' || this.state === 'stopped') return Promise.reject(this.error ?? new CanopyError('CLOSED', 'transfer stopped'))
+    if (this.state === 'failed' || this.state === 'stopped') return Promise.reject(this.error)
     return new Promise((ok, fail) => {
       const list = this.waiters.get(i) ?? []
       list.push({ ok, fail })
@@ -152,7 +152,7 @@ export class Transfer {
   /** Pieces done, as ranges. */
   ranges (): PieceRanges { return rangesWhere(this.done.length, (i) => this.done[i] === 1) }
 
-  stop (): void { this.finish('stopped', new CanopyError('CLOSED', 'transfer stopped')) }
+  stop (): void { this.finish('stopped', new CanopyError('CLOSED', 'stopped')) }
 
   // ---- scheduling ----------------------------------------------------------------
 
@@ -163,7 +163,7 @@ export class Transfer {
     // Waiting for a source's window (off-peak) or a busy source is not a stall.
     if (this.reqs.size > 0 || this.storing.size > 0 || [...this.sources.values()].some((l) => l.s.ready?.() === false || l.busyUntilMs > now)) this.lastProgressMs = now
     if (now - this.lastProgressMs >= TRANSFER_STALL_MS) {
-      this.finish('failed', new CanopyError('CONTENT_UNAVAILABLE', `"${this.m.name}": no source provided a piece for ${TRANSFER_STALL_MS / 1000} s (${this.doneCount} of ${this.pieceCount} pieces held)`))
+      this.finish('failed', new CanopyError('CONTENT_UNAVAILABLE', `no source for ${TRANSFER_STALL_MS / 1000} s`))
       return
     }
     this.pump()
@@ -217,7 +217,7 @@ export class Transfer {
     const ms = live.s.timeoutMs ?? DEFAULT_TIMEOUT[live.s.kind]
     const r: Req = {
       i, live, ctrl, startMs: this.o.clock.nowMs(), cancelled: false,
-      timer: this.timers.setTimeout(() => { ctrl.abort(new CanopyError('TIMEOUT', `piece ${i} from ${live.s.id} took over ${ms} ms`)) }, ms)
+      timer: this.timers.setTimeout(() => { ctrl.abort(new CanopyError('TIMEOUT', `over ${ms} ms`)) }, ms)
     }
     const list = this.reqs.get(i) ?? []
     if (list.length > 0) this.stats.duplicates++
@@ -252,7 +252,7 @@ export class Transfer {
       this.stats.corrupt++
       if (src.kind === 'origin') {
         if (++this.originCorrupt >= SOURCE_FAILURES_MAX) {
-          this.finish('failed', new CanopyError('PIECE_INVALID', `the origin of "${this.m.name}" serves bytes that do not match its manifest (piece ${i}); the file changed after it was published`))
+          this.finish('failed', new CanopyError('PIECE_INVALID', 'the origin serves other bytes than the manifest says (the file changed after publishing)'))
           return
         }
       } else {
@@ -278,7 +278,7 @@ export class Transfer {
       else this.pump()
     }, (err: unknown) => {
       this.storing.delete(i)
-      this.finish('failed', CanopyError.from(err, 'CACHE_FULL', `cannot store a piece of "${this.m.name}"`))
+      this.finish('failed', CanopyError.from(err, 'CACHE_FULL'))
     })
     this.pump()
   }
@@ -337,7 +337,7 @@ export class Transfer {
     const ws = [...this.waiters.values()].flat()
     this.waiters.clear()
     this.urgent.clear()
-    for (const w of ws) w.fail(err ?? new CanopyError('CLOSED', 'transfer ended'))
+    for (const w of ws) w.fail(err ?? new CanopyError('CLOSED', 'ended'))
     this.o.events?.ended?.()
   }
 }

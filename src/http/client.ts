@@ -34,7 +34,7 @@ export function httpOpen (url: string, o: OpenOptions = {}): Promise<IncomingMes
       target = new URL(o.proxy ?? url)
       if (!/^https?:$/.test(target.protocol)) throw new Error('not http(s)')
     } catch {
-      reject(new CanopyError('INPUT_INVALID', `not an http(s) URL: ${url.slice(0, 200)}`))
+      reject(new CanopyError('INPUT_INVALID', 'not an http(s) URL'))
       return
     }
     const send = target.protocol === 'https:' ? tls : plain
@@ -45,9 +45,9 @@ export function httpOpen (url: string, o: OpenOptions = {}): Promise<IncomingMes
       signal: o.signal,
       ...(o.proxy === undefined ? {} : { path: url })
     }, resolve)
-    req.setTimeout(o.idleMs ?? HTTP_IDLE_TIMEOUT_MS, () => { req.destroy(new CanopyError('TIMEOUT', `no bytes from ${target.host} for ${o.idleMs ?? HTTP_IDLE_TIMEOUT_MS} ms`)) })
+    req.setTimeout(o.idleMs ?? HTTP_IDLE_TIMEOUT_MS, () => { req.destroy(new CanopyError('TIMEOUT', `${target.host} stalled`)) })
     req.on('error', (e: NodeJS.ErrnoException) => {
-      reject(CanopyError.is(e) ? e : o.signal?.aborted === true ? CanopyError.from(o.signal.reason, 'TIMEOUT') : new CanopyError(codeFor(e), `${o.method ?? 'GET'} ${target.host}: ${e.code ?? e.message}`))
+      reject(CanopyError.is(e) ? e : o.signal?.aborted === true ? CanopyError.from(o.signal.reason, 'TIMEOUT') : new CanopyError(codeFor(e), `${target.host}: ${e.code ?? e.message}`))
     })
     if (o.body === undefined) req.end()
     else o.body.pipe(req)
@@ -63,13 +63,13 @@ export function readBody (res: IncomingMessage, max: number, exact?: number, pac
   return new Promise((resolve, reject) => {
     const fail = (why: string): void => { res.destroy(); reject(new CanopyError('UPSTREAM_FAILED', why)) }
     const declared = res.headers['content-length'] === undefined ? null : Number(res.headers['content-length'])
-    if (exact !== undefined && declared !== exact) { fail(`expected ${exact} bytes, the response declares ${declared ?? 'no length'}`); return }
-    if (declared !== null && !(declared <= max)) { fail(`response of ${declared} bytes exceeds ${max}`); return }
+    if (exact !== undefined && declared !== exact) { fail(`${declared} bytes, not ${exact}`); return }
+    if (declared !== null && !(declared <= max)) { fail(`${declared} bytes, over ${max}`); return }
     const buf = Buffer.allocUnsafe(exact ?? declared ?? 0)
     const parts: Buffer[] = []
     let n = 0
     res.on('data', (c: Buffer) => {
-      if (n + c.length > (exact ?? max)) { fail(`response longer than ${exact ?? max} bytes`); return }
+      if (n + c.length > (exact ?? max)) { fail('too long'); return }
       if (exact !== undefined || declared !== null) c.copy(buf, n)
       else parts.push(c)
       n += c.length
@@ -78,11 +78,11 @@ export function readBody (res: IncomingMessage, max: number, exact?: number, pac
     })
     res.on('end', () => {
       if (exact !== undefined || declared !== null) {
-        if (n !== buf.length) fail(`response ended after ${n} of ${buf.length} bytes`)
+        if (n !== buf.length) fail('too short')
         else resolve(buf)
       } else resolve(Buffer.concat(parts))
     })
     res.on('error', (e) => { reject(CanopyError.from(e, 'UPSTREAM_FAILED')) })
-    res.on('aborted', () => { fail('response aborted') })
+    res.on('aborted', () => { fail('aborted') })
   })
 }

@@ -166,7 +166,7 @@ test('the scanner hook vetoes a completed file: the app never gets its last byte
     const s = (gw.agent.status() as any).transfers
     assert.is(s.vetoed, 1, JSON.stringify(s.list))
     assert.is(s.list[0].state, 'vetoed')
-    assert.match(s.list[0].scan, /infected/)
+    assert.match(s.list[0].note, /infected/)
     const again = await content(gw, murl)
     assert.is(again.status, 403)
     assert.is(again.json().error.code, 'CONTENT_VETOED')

@@ -14,9 +14,10 @@ import { httpOpen, readBody } from '../../http/client'
 import { MANIFEST_BYTES_MAX } from '../../limits'
 import { agentBase, agentJson, callAgent } from '../agent-client'
 import { flagList, flagString } from '../args'
-import type { CliIo, Command } from '../command'
+import type { Command } from '../command'
 
-interface Done { name: string, bytes: number, sha256: string, fromPeersBytes: number, fromOriginBytes: number, seconds: number, via: string }
+type Show = (done: number, total: number) => void
+interface Got { name: string, path: string, fromPeersBytes: number, fromOriginBytes: number }
 
 export const fetchCommand: Command = {
   name: 'fetch',
@@ -32,132 +33,102 @@ export const fetchCommand: Command = {
     const url = args.positionals[0]!
     const trust = flagList(args, 'trust').map((t) => formatPublicKey(publicKeyFromText(existsSync(t) ? readFileSync(t, 'utf8') : t, t)))
     const base = agentBase(flagString(args, 'agent'))
-    const t0 = Date.now()
-    const show = progress(io)
-    const up = await callAgent(base, '/healthz', { timeoutMs: 1_000 }).then((r) => r.status === 200, () => false)
-    const d = up ? await viaAgent(base, url, trust, flagString(args, 'out'), show) : await alone(url, trust, flagString(args, 'out'), show)
-    d.seconds = (Date.now() - t0) / 1000
-    if (io.stdout.isTTY === true) {
-      const mb = (n: number): string => `${(n / 1e6).toFixed(1)} MB`
-      io.stderr.write('\n')
-      io.stdout.write(`${d.name}: ${mb(d.bytes)} in ${d.seconds.toFixed(1)} s (${d.via}); from peers ${mb(d.fromPeersBytes)}, from the origin ${mb(d.fromOriginBytes)}; sha256 ${d.sha256}\n`)
-    } else {
-      io.stdout.write(JSON.stringify({ event: 'done', ...d }) + '\n')
+    const tty = io.stdout.isTTY === true
+    const out = (name: string): string => flagString(args, 'out') ?? (basename(name).replace(/^\.+/, '_') || 'download')
+    let last = 0
+    const show: Show = (done, total) => {
+      if (Date.now() - last < (tty ? 100 : 1_000) && done < total) return
+      last = Date.now()
+      const f = total === 0 ? 1 : done / total
+      if (tty) io.stderr.write(`\r[${'#'.repeat(Math.round(f * 30)).padEnd(30, '.')}] ${Math.floor(f * 100)}% of ${(total / 1e6).toFixed(1)} MB`)
+      else io.stdout.write(JSON.stringify({ event: 'progress', doneBytes: done, totalBytes: total }) + '\n')
     }
+    const t0 = Date.now()
+    const up = await callAgent(base, '/healthz', { timeoutMs: 1_000 }).then((r) => r.status === 200, () => false)
+    const g = up ? await viaAgent(base, url, trust, out, show) : await alone(url, trust, out, show)
+    const d = { event: 'done', name: g.name, file: g.path, ...hashFile(g.path), fromPeersBytes: g.fromPeersBytes, fromOriginBytes: g.fromOriginBytes, seconds: (Date.now() - t0) / 1000, via: up ? 'agent' : 'alone' }
+    if (tty) io.stdout.write(`\n${d.file}: ${d.bytes} bytes in ${d.seconds} s (${d.via}), ${d.fromPeersBytes} from peers, ${d.fromOriginBytes} from the origin, sha256 ${d.sha256}\n`)
+    else io.stdout.write(JSON.stringify(d) + '\n')
     return 0
   }
 }
 
-type Show = (done: number, total: number) => void
-
-function progress (io: CliIo): Show {
-  let last = 0
-  return (done, total) => {
-    const now = Date.now()
-    if (now - last < (io.stdout.isTTY === true ? 100 : 1_000) && done < total) return
-    last = now
-    if (io.stdout.isTTY === true) {
-      const f = total === 0 ? 1 : done / total
-      io.stderr.write(`\r[${'#'.repeat(Math.round(f * 30)).padEnd(30, '.')}] ${(f * 100).toFixed(0).padStart(3)}% ${(done / 1e6).toFixed(1)}/${(total / 1e6).toFixed(1)} MB`)
-    } else {
-      io.stdout.write(JSON.stringify({ event: 'progress', doneBytes: done, totalBytes: total }) + '\n')
-    }
+/** Written to F.part and renamed at the end: a failed fetch never leaves a file that looks complete. */
+async function into (path: string, fill: (write: (b: Buffer, at?: number) => void) => Promise<void>): Promise<void> {
+  const fd = openSync(`${path}.part`, 'w', 0o644)
+  try {
+    await fill((b, at) => { writeSync(fd, b, 0, b.length, at ?? null) })
+    closeSync(fd)
+    renameSync(`${path}.part`, path)
+  } catch (err) {
+    closeSync(fd)
+    rmSync(`${path}.part`, { force: true })
+    throw err
   }
 }
 
-/** Write to F.part, then rename: a failed fetch never leaves a file that looks complete. */
-function output (path: string): { write (b: Buffer, at?: number): void, close (ok: boolean): void } {
-  const part = `${path}.part`
-  const fd = openSync(part, 'w', 0o644)
-  return {
-    write: (b, at) => { writeSync(fd, b, 0, b.length, at ?? null) },
-    close: (ok) => {
-      closeSync(fd)
-      if (ok) renameSync(part, path)
-      else rmSync(part, { force: true })
-    }
-  }
-}
-
-const safeName = (name: string): string => basename(name).replace(/^\.+/, '_') || 'download'
-
-async function viaAgent (base: URL, url: string, trust: string[], out: string | undefined, show: Show): Promise<Done> {
+async function viaAgent (base: URL, url: string, trust: string[], out: (name: string) => string, show: Show): Promise<Got> {
   const q = new URLSearchParams({ manifest: url })
   for (const k of trust) q.append('trust', k)
   const res = await httpOpen(new URL(`/api/content?${q.toString()}`, base).href, { idleMs: 0 })
   if (res.statusCode !== 200) {
-    const body = await readBody(res, 64 * 1024).catch(() => Buffer.alloc(0))
     let message = `HTTP ${res.statusCode ?? 0}`
-    try { message = JSON.parse(body.toString()).error.message } catch { /* not our JSON */ }
+    try { message = JSON.parse((await readBody(res, 65_536)).toString()).error.message } catch { /* not our JSON */ }
     throw new CanopyError('AGENT_UNREACHABLE', `the agent refused: ${message}`)
   }
   const total = Number(res.headers['content-length'])
-  const id = String(res.headers['x-canopy-content'])
   const name = /filename="([^"]*)"/.exec(String(res.headers['content-disposition']))?.[1] ?? 'download'
-  const file = output(out ?? safeName(name))
-  const hash = createHash('sha256')
-  let n = 0
-  try {
+  const path = out(name)
+  await into(path, async (write) => {
+    let n = 0
     for await (const c of res) {
-      file.write(c as Buffer)
-      hash.update(c as Buffer)
-      n += (c as Buffer).length
-      show(n, total)
+      write(c as Buffer)
+      show(n += (c as Buffer).length, total)
     }
-    if (n !== total) throw new CanopyError('UPSTREAM_FAILED', `the agent sent ${n} of ${total} bytes (the transfer failed or was vetoed; see canopy status)`)
-    file.close(true)
-  } catch (err) {
-    file.close(false)
-    throw CanopyError.from(err, 'UPSTREAM_FAILED', 'the transfer broke off')
-  }
+    if (n !== total) throw new CanopyError('UPSTREAM_FAILED', 'the transfer broke off (failed, or vetoed by the scanner): see canopy status')
+  })
   const list = ((await agentJson(base, '/api/status')) as { transfers?: { list?: Array<Record<string, number>> } }).transfers?.list ?? []
-  const t = list.find((x) => (x.id as unknown) === id) ?? {}
-  return { name, bytes: n, sha256: hash.digest('hex'), fromPeersBytes: (t.fromPeersBytes ?? 0) + (t.fromProviderBytes ?? 0), fromOriginBytes: t.fromOriginBytes ?? 0, seconds: 0, via: 'agent' }
+  const t = list.find((x) => (x.id as unknown) === res.headers['x-canopy-content']) ?? {}
+  return { name, path, fromPeersBytes: (t.fromPeersBytes ?? 0) + (t.fromProviderBytes ?? 0), fromOriginBytes: t.fromOriginBytes ?? 0 }
 }
 
-async function alone (url: string, trust: string[], out: string | undefined, show: Show): Promise<Done> {
+async function alone (url: string, trust: string[], out: (name: string) => string, show: Show): Promise<Got> {
   const res = await httpOpen(url)
-  if (res.statusCode !== 200) { res.resume(); throw new CanopyError('UPSTREAM_FAILED', `GET ${url}: HTTP ${res.statusCode ?? 0}`) }
+  if (res.statusCode !== 200) { res.resume(); throw new CanopyError('UPSTREAM_FAILED', `${url}: HTTP ${res.statusCode ?? 0}`) }
   const m = checkTrust(parseManifest(await readBody(res, MANIFEST_BYTES_MAX)), trust)
-  const file = output(out ?? safeName(m.name))
-  const clock = createRealClock()
+  const path = out(m.name)
   const keep = setInterval(() => {}, 1_000) // the engine's timers do not hold the process open
+  let origin = 0
   try {
-    const t = new Transfer(m, {
-      clock,
-      store: {
-        has: () => false,
-        put: async (h, b) => { m.pieces.forEach((x, i) => { if (x === h) file.write(b, i * m.pieceSize) }) }
-      },
-      events: { stored: () => { show(t.doneBytes, m.size) } }
-    })
-    await new Promise<void>((resolve, reject) => {
-      const check = setInterval(() => {
-        if (t.state === 'running') return
-        clearInterval(check)
-        if (t.state === 'done') resolve()
-        else reject(t.error ?? new CanopyError('CONTENT_UNAVAILABLE', 'the transfer stopped'))
-      }, 50)
+    await into(path, async (write) => {
+      let ended = (): void => {}
+      const done = new Promise<void>((resolve) => { ended = resolve })
+      const clock = createRealClock()
+      const t = new Transfer(m, {
+        clock,
+        store: { has: () => false, put: async (h, b) => { m.pieces.forEach((x, i) => { if (x === h) write(b, i * m.pieceSize) }) } },
+        events: { stored: () => { show(t.doneBytes, m.size) }, ended: () => { ended() } }
+      })
       t.addSource(originSource(m, 4, new WanGate(clock, 0, '')))
+      await done
+      if (t.state !== 'done') throw t.error ?? new CanopyError('CONTENT_UNAVAILABLE', 'stopped')
+      origin = t.bytesFrom.origin
     })
-    file.close(true)
-    return { name: m.name, bytes: m.size, sha256: hashFile(out ?? safeName(m.name)), fromPeersBytes: 0, fromOriginBytes: t.bytesFrom.origin, seconds: 0, via: 'alone, no agent running' }
-  } catch (err) {
-    file.close(false)
-    throw err
   } finally {
     clearInterval(keep)
   }
+  return { name: m.name, path, fromPeersBytes: 0, fromOriginBytes: origin }
 }
 
-function hashFile (path: string): string {
+function hashFile (path: string): { bytes: number, sha256: string } {
   const h = createHash('sha256')
   const fd = openSync(path, 'r')
   const buf = Buffer.allocUnsafe(1 << 20)
+  let bytes = 0
   try {
-    for (let n; (n = readSync(fd, buf)) > 0;) h.update(buf.subarray(0, n))
+    for (let n; (n = readSync(fd, buf)) > 0; bytes += n) h.update(buf.subarray(0, n))
   } finally {
     closeSync(fd)
   }
-  return h.digest('hex')
+  return { bytes, sha256: h.digest('hex') }
 }
