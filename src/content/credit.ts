@@ -50,7 +50,7 @@ export class Credit {
     return false
   }
 
-  /** Higher is better: delivery speed, halved for every recent failure. */
+  /** Higher is better: delivery speed, divided by one plus the failures. */
   score (id: string): number {
     const r = this.peers.get(id)
     return r === undefined ? 0 : r.bps / (1 + r.failures)

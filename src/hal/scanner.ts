@@ -26,11 +26,15 @@ export function commandScanner (argv: readonly string[], dir: string, timeoutMs 
         await pipeline(body, createWriteStream(path, { mode: 0o600 }))
         return await new Promise<ScanResult>((resolve) => {
           let out = ''
-          const child = spawn(argv[0]!, [...argv.slice(1), path], { stdio: ['ignore', 'pipe', 'pipe'] })
+          // Its own process group, so that a hung scanner is killed with its children.
+          const child = spawn(argv[0]!, [...argv.slice(1), path], { stdio: ['ignore', 'pipe', 'pipe'], detached: true })
           const keep = (c: Buffer): void => { if (out.length < SCAN_OUTPUT_BYTES_MAX) out += c.toString('utf8').slice(0, SCAN_OUTPUT_BYTES_MAX - out.length) }
           child.stdout.on('data', keep)
           child.stderr.on('data', keep)
-          const timer = setTimeout(() => { child.kill('SIGKILL'); out += ` (killed after ${timeoutMs} ms)` }, timeoutMs)
+          const timer = setTimeout(() => {
+            try { process.kill(-child.pid!, 'SIGKILL') } catch { child.kill('SIGKILL') }
+            out += ` (killed after ${timeoutMs} ms)`
+          }, timeoutMs)
           child.on('error', (e) => { clearTimeout(timer); resolve({ clean: false, detail: `scanner could not run: ${e.message}` }) })
           child.on('close', (code, signal) => {
             clearTimeout(timer)
