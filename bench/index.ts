@@ -4,6 +4,7 @@
 
 import { flashCacheBench } from './flash-cache'
 import { foundationBench } from './foundation'
+import { houseBench, servingBench } from './house'
 import { discoveryBench } from './discovery'
 import { protocolBench } from './protocol'
 import { formatTable, type Bench } from './table'
@@ -12,7 +13,9 @@ const BENCHES: Bench[] = [
   foundationBench,
   discoveryBench,
   protocolBench,
-  flashCacheBench
+  flashCacheBench,
+  servingBench,
+  houseBench
 ]
 
 async function main (): Promise<void> {

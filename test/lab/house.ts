@@ -137,7 +137,7 @@ pid ${d}/nginx.pid;
 error_log ${d}/error.log;
 events { worker_connections 512; }
 http {
-  log_format wan '$request_uri $status $bytes_sent';
+  log_format wan '$request_uri $status $bytes_sent $remote_addr $msec $request_time';
   access_log ${d}/access.log wan;
   client_body_temp_path ${d}/tmp; proxy_temp_path ${d}/tmp; fastcgi_temp_path ${d}/tmp; uwsgi_temp_path ${d}/tmp; scgi_temp_path ${d}/tmp;
   sendfile on;
@@ -167,7 +167,10 @@ http {
       discovery: { notifyIntervalMs: 10_000 },
       // 2 MiB blocks (1 MiB pieces fit), 144 MiB of flash: a 50 MB transfer stays pinned while it runs.
       cache: { blockBytes: 2 * 1024 * 1024, blockCount: 72, bytesMax: 112 * 1024 * 1024 },
-      proxy: { objectBytesMax: 56 * 1024 * 1024 }
+      proxy: { objectBytesMax: 56 * 1024 * 1024 },
+      // The corrupting device does not stand for election: scenario (e) is about a provider that dies. (A provider that
+      // serves bad pieces is banned like any peer, and the devices fetch from the origin after PROVIDER_WAIT_MS.)
+      protocol: { election: { candidate: !evil } }
     }
     writeFileSync(join(data, 'config.json'), JSON.stringify(config))
     const args = ['agent', '--config', join(data, 'config.json'), '--data', data, ...flags]
@@ -229,7 +232,7 @@ http {
     return fresh.reduce((a, l) => a + Number(l.split(' ')[2] ?? 0), 0)
   }
 
-  private run (ns: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null, out: string, err: string }> {
+  private run (ns: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null, out: string, err: string, endMs: number }> {
     return new Promise((resolve) => {
       const p = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH, ...env } })
       this.procs.push(p)
@@ -237,21 +240,31 @@ http {
       let err = ''
       p.stdout.on('data', (c: Buffer) => { out += c.toString() })
       p.stderr.on('data', (c: Buffer) => { err += c.toString() })
-      p.on('exit', (code) => { resolve({ code, out, err }) })
+      p.on('exit', (code) => { resolve({ code, out, err, endMs: Date.now() }) })
     })
   }
 
-  private fetch (i: number, murl: string): Promise<Outcome['perDevice'][0]> {
+  /**
+   * Device i fetches the manifest's file through its agent: by default the way
+   * an application does (curl on GET /api/content; the clock stops when curl
+   * exits), or with `canopy fetch` (the bundle's CLI, which also starts a Node
+   * process per device).
+   */
+  private async fetch (i: number, murl: string, how: 'app' | 'cli' = 'app'): Promise<Outcome['perDevice'][0] & { sha: string, endMs: number }> {
+    const ns = this.ns.devices[i]!
     const out = join(this.dir.path, `d${i}-${randomBytes(3).toString('hex')}.bin`)
-    return this.run(this.ns.devices[i]!, process.execPath, [this.bundle, 'fetch', murl, '--out', out, '--agent', `http://127.0.0.1:${PORT}`]).then(({ code, out: text, err }) => {
-      const done = text.trim().split('\n').map((l) => { try { return JSON.parse(l) } catch { return {} } }).find((l) => l.event === 'done')
-      if (code !== 0 || done === undefined) this.log(`d${i} fetch failed (${code ?? '?'}): ${err.trim().slice(0, 300)}`)
-      return { name: `d${i}`, fromPeersBytes: done?.fromPeersBytes ?? 0, fromOriginBytes: done?.fromOriginBytes ?? 0, ok: code === 0 && done !== undefined, sha: done?.sha256 ?? '' } as any
-    })
+    const agent = `http://127.0.0.1:${PORT}`
+    const r = how === 'cli'
+      ? await this.run(ns, process.execPath, [this.bundle, 'fetch', murl, '--out', out, '--agent', agent])
+      : await this.run(ns, 'curl', ['-sf', '-o', out, `${agent}/api/content?manifest=${encodeURIComponent(murl)}`])
+    if (r.code !== 0) this.log(`d${i} fetch failed (${r.code ?? '?'}): ${r.err.trim().slice(0, 300)}`)
+    const name = murl.split('/').pop()!.replace(/\.canopy\.json$/, '')
+    const t = (await this.status(ns).catch(() => null))?.transfers?.list?.find((x: any) => x.name === name) ?? {}
+    return { name: `d${i}`, fromPeersBytes: (t.fromPeersBytes ?? 0) + (t.fromProviderBytes ?? 0), fromOriginBytes: t.fromOriginBytes ?? 0, ok: r.code === 0, sha: fileSha(out), endMs: r.endMs }
   }
 
-  private async outcome (scenario: string, sha: string, t0: number, results: Array<Outcome['perDevice'][0] & { sha?: string }>, note: string): Promise<Outcome> {
-    const seconds = (Date.now() - t0) / 1000
+  private async outcome (scenario: string, sha: string, t0: number, results: Array<Outcome['perDevice'][0] & { sha?: string, endMs?: number }>, note: string): Promise<Outcome> {
+    const seconds = (Math.max(...results.map((r) => r.endMs ?? Date.now())) - t0) / 1000
     const wanBytes = await this.wanBytes()
     const perDevice = results.map((r) => ({ name: r.name, fromPeersBytes: r.fromPeersBytes, fromOriginBytes: r.fromOriginBytes, ok: r.ok && r.sha === sha }))
     const o = { scenario, wanBytes, seconds, good: perDevice.filter((r) => r.ok).length, expected: perDevice.length, perDevice, note }
@@ -269,7 +282,7 @@ http {
     const results = await Promise.all(this.honest().map(async (i) => {
       const out = join(this.dir.path, `base-d${i}.bin`)
       const r = await this.run(this.ns.devices[i]!, 'curl', ['-s', '-o', out, url])
-      return { name: `d${i}`, fromPeersBytes: 0, fromOriginBytes: this.o.sizeBytes, ok: r.code === 0, sha: fileSha(out) }
+      return { name: `d${i}`, fromPeersBytes: 0, fromOriginBytes: this.o.sizeBytes, ok: r.code === 0, sha: fileSha(out), endMs: r.endMs }
     }))
     return await this.outcome('baseline: each device straight from the origin', sha, t0, results, 'no Canopy')
   }
@@ -300,7 +313,7 @@ http {
     const results = await Promise.all(this.honest().map(async (i) => {
       const out = join(this.dir.path, `c-d${i}.bin`)
       const r = await this.run(this.ns.devices[i]!, 'curl', ['-s', '-o', out, url], { http_proxy: `http://${LAN}.1:${PORT}` })
-      return { name: `d${i}`, fromPeersBytes: this.o.sizeBytes, fromOriginBytes: 0, ok: r.code === 0, sha: fileSha(out) }
+      return { name: `d${i}`, fromPeersBytes: this.o.sizeBytes, fromOriginBytes: 0, ok: r.code === 0, sha: fileSha(out), endMs: r.endMs }
     }))
     return await this.outcome('(c) curl through the gateway proxy', sha, t0, results, 'http_proxy=gateway')
   }
@@ -312,7 +325,7 @@ http {
     await this.wanBytes()
     await this.fetch(this.evil, murl) // it now holds every piece (and serves them flipped)
     const t0 = Date.now()
-    const results = await Promise.all(this.honest().map((i) => this.fetch(i, murl)))
+    const results = await Promise.all(this.honest().map((i) => this.fetch(i, murl, 'cli')))
     const evilId = (await this.status(this.ns.devices[this.evil]!)).nodeId
     let isolatedBy = 0
     for (const i of this.honest()) {
