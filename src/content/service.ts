@@ -25,7 +25,7 @@ import {
   CONTENT_STATE_BYTES_MAX, CONTENT_STATE_WRITE_MS, KNOWN_CONTENT_COUNT_MAX, MANIFEST_BYTES_MAX, ON_DEMAND_WAIT_MS, ON_DEMAND_WAITERS_COUNT_MAX,
   PROVIDER_WAIT_MS, SOURCE_BUSY_BACKOFF_MS, TRANSFER_RESOLVE_MS, TRANSFERS_COUNT_MAX
 } from '../limits'
-import { isContentId, type ContentIndex, type ContentRef, type Election, type LocalContent, type PeerDirectory, type Resolver } from '../protocol'
+import { isContentId, type ContentIndex, type ContentRef, type Election, type LocalContent, type PeerDirectory, type ProviderRef, type Resolver } from '../protocol'
 import { checkTrust, parseManifest, sha256, type Manifest } from './manifest'
 import { Pieces } from './pieces'
 import { originSource, peerSource, type PeerSource } from './sources'
@@ -351,10 +351,8 @@ export class ContentService implements Service, ContentIndex {
     }
     const now = this.agent.hal.clock.nowMs()
     const usable = (id: string): boolean => (a.avoid.get(id) ?? 0) <= now && !this.credit.banned(id)
-    const p = this.lan.election.current()
-    const provider = p !== null && !p.self && usable(p.nodeId) ? p : null
-    if (p?.self === true || provider !== null) a.noProviderSinceMs = null
-    else a.noProviderSinceMs ??= now
+    const { provider, origin, sinceMs } = sourcing(this.lan.election.current(), usable, a.noProviderSinceMs, now)
+    a.noProviderSinceMs = sinceMs
     for (const id of t.sourceIds()) if (t.source(id)?.kind === 'provider' && id !== provider?.nodeId) t.dropSource(id)
     if (provider !== null && t.source(provider.nodeId)?.kind !== 'provider') {
       t.dropSource(provider.nodeId) // it may have been listed as a plain peer
@@ -362,7 +360,6 @@ export class ContentService implements Service, ContentIndex {
       t.addSource(peerSource({ id: provider.nodeId, kind: 'provider', baseUrl: provider.baseUrl, m, slots: this.config.providerSlots, pieces: null, query: q }))
     }
     a.provider = provider?.nodeId ?? null
-    const origin = p?.self === true || (a.noProviderSinceMs !== null && now - a.noProviderSinceMs >= PROVIDER_WAIT_MS)
     if (origin && !t.hasSource('origin')) t.addSource(originSource(m, this.config.originSlots, this.gate))
     if (!origin && t.hasSource('origin')) t.dropSource('origin')
     if (!a.resolving && now - a.lastResolveMs >= TRANSFER_RESOLVE_MS) {
@@ -459,6 +456,18 @@ export class ContentService implements Service, ContentIndex {
       running.set([...this.active.values()].filter((a) => a.t.state === 'running').length)
     })
   }
+}
+
+/**
+ * Where a transfer's pieces may come from now: the provider to ask (another
+ * node, usable), and whether this node fetches from the origin itself (it is
+ * the provider, or no usable provider has been known since `sinceMs` for
+ * PROVIDER_WAIT_MS). Returns the new `sinceMs`.
+ */
+export function sourcing (p: ProviderRef | null, usable: (id: string) => boolean, sinceMs: number | null, nowMs: number): { provider: ProviderRef | null, origin: boolean, sinceMs: number | null } {
+  const provider = p !== null && !p.self && usable(p.nodeId) ? p : null
+  const since = p?.self === true || provider !== null ? null : sinceMs ?? nowMs
+  return { provider, origin: p?.self === true || (since !== null && nowMs - since >= PROVIDER_WAIT_MS), sinceMs: since }
 }
 
 /** p, or `err()` after ms on the HAL clock. */

@@ -4,9 +4,9 @@
 
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { Credit, directives, endToEnd, lifetime, parseRange, unstorable, varyMatches, varyValues, WanGate } from '../../src/content'
+import { Credit, directives, endToEnd, lifetime, parseRange, sourcing, unstorable, varyMatches, varyValues, WanGate } from '../../src/content'
 import { SimClock } from '../../src/hal'
-import { BAN_MS, PROXY_HEURISTIC_SECONDS_MAX } from '../../src/limits'
+import { BAN_MS, PROVIDER_WAIT_MS, PROXY_HEURISTIC_SECONDS_MAX } from '../../src/limits'
 
 const DATE = 'Mon, 01 Jan 2024 12:00:00 GMT'
 
@@ -108,6 +108,23 @@ test('credit: speed and failures rank peers; a ban lasts a day of uptime and sur
   assert.is(after.saveBans().length, 1, 'junk in the saved list is ignored')
   await clock.advance(BAN_MS / 2 + 1)
   assert.not.ok(c.banned(bad), 'the ban ends')
+})
+
+test('sourcing: only the provider goes to the origin; others ask it, and fetch themselves only after PROVIDER_WAIT_MS without a usable one', () => {
+  const ref = (nodeId: string, self: boolean) => ({ nodeId, self, address: '192.168.1.1', httpPort: 8787, udpPort: 8787, baseUrl: 'http://192.168.1.1:8787' })
+  const all = (): boolean => true
+  assert.equal(sourcing(ref('me', true), all, null, 0), { provider: null, origin: true, sinceMs: null })
+  const gw = ref('gw', false)
+  assert.equal(sourcing(gw, all, null, 0), { provider: gw, origin: false, sinceMs: null })
+  // The provider dies: its requests fail (not usable), then the election forgets it, then a new one is elected.
+  let s = sourcing(gw, (id) => id !== 'gw', null, 1_000)
+  assert.equal(s, { provider: null, origin: false, sinceMs: 1_000 })
+  s = sourcing(null, all, s.sinceMs, 4_000)
+  assert.equal(s, { provider: null, origin: false, sinceMs: 1_000 }, 'an election in progress: wait')
+  const next = ref('d3', false)
+  assert.equal(sourcing(next, all, s.sinceMs, 5_000), { provider: next, origin: false, sinceMs: null }, 'a new provider in time: ask it')
+  assert.equal(sourcing(null, all, s.sinceMs, 1_000 + PROVIDER_WAIT_MS), { provider: null, origin: true, sinceMs: 1_000 }, 'nobody for PROVIDER_WAIT_MS: fetch yourself')
+  assert.equal(sourcing(gw, () => false, 0, PROVIDER_WAIT_MS).origin, true, 'a banned provider is no provider')
 })
 
 test.run()
