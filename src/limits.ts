@@ -311,6 +311,8 @@ export const KNOWN_CONTENT_COUNT_MAX = 256
 export const TRANSFER_SOURCES_COUNT_MAX = 32
 /** Requests in flight to one source: bounds per kind (config picks within them). */
 export const SOURCE_SLOTS_MAX = 16
+/** Requests in flight for one transfer in all: its memory is at most this many pieces. */
+export const TRANSFER_REQUESTS_COUNT_MAX = 12
 /** A source that fails this many requests in a row is dropped from the transfer. */
 export const SOURCE_FAILURES_MAX = 3
 /** One piece request: deadline from a peer; from the provider (which may fetch it from the origin first); from the origin. */
@@ -333,6 +335,8 @@ export const TRANSFER_STALL_MS = 120_000
 /** The provider waits this long for a piece a peer asked for before answering 503 (the peer retries). */
 export const ON_DEMAND_WAIT_MS = 40_000
 export const ON_DEMAND_WAITERS_COUNT_MAX = 128
+/** Piece bytes stored or served between two forced GCs (hal/memory.ts): bounds the garbage Buffers pile up to. */
+export const PIECE_GC_BYTES = 16 * 1024 * 1024
 /** Recently stored or served pieces kept in memory: a household asks for the same piece several times in a row. */
 export const HOT_PIECES_BYTES_MAX = 8 * 1024 * 1024
 /** Peers with a credit record; bans last this long (counted in uptime, so a restart cannot shorten them). */
@@ -401,4 +405,5 @@ assert(HTTP_IDLE_TIMEOUT_MS < PIECE_PEER_TIMEOUT_MS && PIECE_PEER_TIMEOUT_MS < P
 assert(ON_DEMAND_WAIT_MS < PIECE_PROVIDER_TIMEOUT_MS, 'provider answers first')
 assert(SOURCE_REFRESH_MS < TRANSFER_RESOLVE_MS && PROVIDER_WAIT_MS > ELECTION_TAKEOVER_MS_MAX, 'election before origin fallback')
 assert(ENDGAME_REQUESTS_PER_PIECE_MAX >= 2 && SOURCE_FAILURES_MAX >= 1, 'endgame, drops')
+assert(TRANSFER_REQUESTS_COUNT_MAX >= SOURCE_SLOTS_MAX / 2 && TRANSFER_REQUESTS_COUNT_MAX * PIECE_BYTES_MAX <= 16 * 1024 * 1024, 'a transfer keeps a few sources busy in 16 MiB')
 assert(PROVIDER_WAIT_MS + SOURCE_BUSY_BACKOFF_MS < TRANSFER_STALL_MS, 'fallback before stall')

@@ -50,7 +50,9 @@ export function addContent (agent: Agent, content: ContentService, lan: LanProto
     const piece = buf
     content.uploads++
     try {
-      content.totals.servedBytes += await sendBody(req, res, piece.length, { 'content-type': 'application/octet-stream', 'cache-control': 'no-store' }, (p) => piece.subarray(p))
+      const n = await sendBody(req, res, piece.length, { 'content-type': 'application/octet-stream', 'cache-control': 'no-store' }, (p) => piece.subarray(p))
+      content.totals.servedBytes += n
+      content.pieces?.count(n)
       content.totals.servedPieces++
     } finally {
       content.uploads--

@@ -4,12 +4,14 @@
 // flash a read and a re-hash each (every cache read verifies).
 
 import type { FlashCache } from '../flash-cache'
-import { HOT_PIECES_BYTES_MAX } from '../limits'
+import { collectGarbage } from '../hal'
+import { HOT_PIECES_BYTES_MAX, PIECE_GC_BYTES } from '../limits'
 import type { PieceStore } from './transfer'
 
 export class Pieces implements PieceStore {
   private readonly hot = new Map<string, Buffer>()
   private hotBytes = 0
+  private traffic = 0
 
   constructor (readonly cache: FlashCache) {}
 
@@ -19,6 +21,15 @@ export class Pieces implements PieceStore {
   async put (hash: string, bytes: Buffer): Promise<void> {
     await this.cache.put(hash, bytes)
     this.remember(hash, bytes)
+    this.count(bytes.length)
+  }
+
+  /** Piece bytes that went through here (stored or served): every PIECE_GC_BYTES, a GC (see hal/memory.ts). */
+  count (n: number): void {
+    this.traffic += n
+    if (this.traffic < PIECE_GC_BYTES) return
+    this.traffic = 0
+    collectGarbage()
   }
 
   /** Verified bytes, or undefined. */

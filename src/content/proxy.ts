@@ -54,7 +54,8 @@ interface Fill {
   /** Pieces still in memory: the one arriving and those being stored. */
   bufs: Map<number, Buffer>
   failed: CanopyError | null
-  claimed: boolean
+  /** The request that started it: it alone may take a response that cannot be stored. */
+  creator: IncomingMessage
   wake: Array<() => void>
 }
 
@@ -155,10 +156,11 @@ export class Proxy implements Service {
     if ('entry' in got) {
       if (!varyMatches(got.entry.vary, req.headers)) return await this.pass(req, res, target)
       await this.send(req, res, got.entry, got.entry === e ? 'REVALIDATED' : 'MISS')
-    } else if (!f.claimed) {
-      f.claimed = true
+    } else if (f.creator === req && req.headers.range === undefined) {
       this.relay(res, got.res)
     } else {
+      // Not storable: the one who asked first gets that response; everyone else (and a Range request) asks for itself.
+      if (f.creator === req) got.res.destroy()
       await this.pass(req, res, target)
     }
   }
@@ -180,6 +182,7 @@ export class Proxy implements Service {
   }
 
   private relay (res: ServerResponse, up: IncomingMessage): void {
+    if (res.destroyed) { up.destroy(); return }
     res.writeHead(up.statusCode ?? 502, { ...endToEnd(up.headers), via: VIA })
     up.on('data', (c: Buffer) => { this.bytes.upstream += c.length; this.bytes.clients += c.length })
     up.on('error', () => { res.destroy() })
@@ -191,7 +194,7 @@ export class Proxy implements Service {
   /** One origin fetch for everyone asking for this URL now. */
   private fill (req: IncomingMessage, target: URL, old: Entry | undefined): Fill {
     const key = target.href
-    const f: Fill = { head: null as unknown as Fill['head'], received: 0, bufs: new Map(), failed: null, claimed: false, wake: [] }
+    const f: Fill = { head: null as unknown as Fill['head'], received: 0, bufs: new Map(), failed: null, creator: req, wake: [] }
     this.fills.set(key, f)
     f.head = (async () => {
       const headers = endToEnd(req.headers, ['host', 'range', 'if-range', 'if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since'])

@@ -237,7 +237,8 @@ export class ContentService implements Service, ContentIndex {
         },
         failed: (s) => {
           if (s.kind !== 'origin') this.credit.fail(s.id)
-          a.avoid.set(s.id, clock.nowMs() + 5 * SOURCE_BUSY_BACKOFF_MS)
+          // Dropped by the engine (failures in a row): do not add it again for a while.
+          queueMicrotask(() => { if (!a.t.hasSource(s.id)) a.avoid.set(s.id, clock.nowMs() + 5 * SOURCE_BUSY_BACKOFF_MS) })
         },
         corrupt: (s) => {
           this.credit.ban(s.id)

@@ -1,6 +1,7 @@
 // The piece transfer engine: one manifest, many sources (LAN peers, the
 // designated provider, the origin) behind one interface. It asks each source
-// for at most `slots` pieces at once, lowest index first (apps read in
+// for at most `slots` pieces at once (and at most TRANSFER_REQUESTS_COUNT_MAX
+// in all: its memory), lowest index first (apps read in
 // order) with pieces someone is waiting for ahead of the rest; verifies every
 // piece against the manifest before it is stored or handed on; drops sources
 // that fail or stall and asks elsewhere; asks a second peer for the last
@@ -12,7 +13,7 @@ import { CanopyError } from '../errors'
 import { TimerGroup, type Clock, type Timer } from '../hal'
 import {
   ENDGAME_REQUESTS_PER_PIECE_MAX, PIECE_ORIGIN_TIMEOUT_MS, PIECE_PEER_TIMEOUT_MS, PIECE_PROVIDER_TIMEOUT_MS,
-  SOURCE_BUSY_BACKOFF_MS, SOURCE_FAILURES_MAX, SOURCE_REFRESH_MS, TRANSFER_RESOLVE_MS, TRANSFER_SOURCES_COUNT_MAX, TRANSFER_STALL_MS
+  SOURCE_BUSY_BACKOFF_MS, SOURCE_FAILURES_MAX, SOURCE_REFRESH_MS, TRANSFER_REQUESTS_COUNT_MAX, TRANSFER_RESOLVE_MS, TRANSFER_SOURCES_COUNT_MAX, TRANSFER_STALL_MS
 } from '../limits'
 import type { PieceRanges } from '../protocol'
 import { pieceLength, sha256, type Manifest } from './manifest'
@@ -176,12 +177,14 @@ export class Transfer {
       const now = this.o.clock.nowMs()
       const rank = this.o.rank ?? (() => 0)
       const order = [...this.sources.values()].sort((a, b) => RANK[a.s.kind] - RANK[b.s.kind] || rank(b.s) - rank(a.s))
+      let inFlight = order.reduce((n, l) => n + l.active, 0)
       for (const live of order) {
         if (live.busyUntilMs > now || live.s.ready?.() === false) continue
-        while (live.active < live.s.slots && this.sources.get(live.s.id) === live) {
+        while (live.active < live.s.slots && inFlight < TRANSFER_REQUESTS_COUNT_MAX && this.sources.get(live.s.id) === live) {
           const i = this.pick(live)
           if (i < 0) break
           this.request(live, i)
+          inFlight++
         }
       }
     } finally {

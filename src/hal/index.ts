@@ -128,3 +128,4 @@ export { SimNetwork, SimHost, type LinkConditions, type SimInterface, type SimNe
 export type { Random } from './random'
 export { createCryptoRandom, createSeededRandom } from './random'
 export { commandScanner, type Scanner, type ScanResult } from './scanner'
+export { collectGarbage } from './memory'

@@ -177,7 +177,7 @@ http {
     // The corrupting device is our own agent with its piece reads patched (test code, not in the bundle).
     const p = evil
       ? this.spawnIn(ns, process.execPath, ['-r', 'esbuild-register', join(__dirname, 'fixtures', 'evil-agent.ts'), ...args], {}, name)
-      : this.spawnIn(ns, process.execPath, [...NODE_FLAGS, this.bundle, ...args], {}, name)
+      : this.spawnIn(ns, process.execPath, [...NODE_FLAGS, this.bundle, ...args], process.env.CANOPY_LAB_MALLOC === undefined ? {} : { MALLOC_MMAP_THRESHOLD_: process.env.CANOPY_LAB_MALLOC }, name)
     return p
   }
 
