@@ -6,7 +6,7 @@
 import { Agent, request as plain, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http'
 import { request as tls } from 'node:https'
 import { CanopyError } from '../errors'
-import { HTTP_IDLE_TIMEOUT_MS } from '../limits'
+import { HTTP_IDLE_TIMEOUT_MS, HTTP_KEEPALIVE_MS } from '../limits'
 
 export interface OpenOptions {
   method?: string
@@ -20,8 +20,12 @@ export interface OpenOptions {
   body?: NodeJS.ReadableStream
 }
 
-/** A keep-alive pool for one source: its sockets close with it. */
-export const keepAlivePool = (sockets: number): Agent => new Agent({ keepAlive: true, maxSockets: sockets, maxFreeSockets: sockets })
+/**
+ * A keep-alive pool for one source: its sockets close with it. Idle sockets
+ * close before our own server's keep-alive limit would close them under a
+ * request in flight.
+ */
+export const keepAlivePool = (sockets: number): Agent => new Agent({ keepAlive: true, maxSockets: sockets, maxFreeSockets: sockets, timeout: HTTP_KEEPALIVE_MS - 1_000 })
 
 const codeFor = (e: NodeJS.ErrnoException): 'NET_REFUSED' | 'NET_UNREACHABLE' | 'UPSTREAM_FAILED' =>
   e.code === 'ECONNREFUSED' ? 'NET_REFUSED' : e.code === 'EHOSTUNREACH' || e.code === 'ENETUNREACH' || e.code === 'ENOTFOUND' ? 'NET_UNREACHABLE' : 'UPSTREAM_FAILED'

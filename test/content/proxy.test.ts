@@ -105,6 +105,16 @@ test('caching rules: max-age hit, no-store and private pass through, stale reval
   })
 })
 
+test('an object over proxy.objectBytesMax, or without a length, passes through without being stored', async () => {
+  await withLan(1, async ([gw], origin) => {
+    origin.files.set('/huge', { body: bytes(300_000, 9), headers: { 'cache-control': 'max-age=600' } })
+    for (let i = 0; i < 2; i++) assert.is((await viaProxy(gw!.url, origin.url('/huge'))).body.length, 300_000)
+    assert.is(origin.requests.filter((q) => q.path === '/huge').length, 2)
+    assert.is((gw!.proxy.status() as any).requests.pass, 0, 'asked as cacheable, turned out too large')
+    assert.is((gw!.proxy.status() as any).entries, 0)
+  }, () => ({ proxy: { objectBytesMax: 100_000 } }))
+})
+
 test('CONNECT is tunnelled to allowed ports only, never cached', async () => {
   const echo = createServer((s) => { s.pipe(s) })
   await new Promise<void>((resolve) => { echo.listen(0, '127.0.0.1', resolve) })

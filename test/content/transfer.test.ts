@@ -9,7 +9,7 @@ import { CanopyError } from '../../src/errors'
 import { SimClock, createSeededRandom } from '../../src/hal'
 import { keyPairFromSeed } from '../../src/crypto'
 import { pieceLength, sha256, signManifest, Transfer, type Manifest, type PieceSource, type PieceStore, type SourceKind } from '../../src/content'
-import { PIECE_PEER_TIMEOUT_MS, SOURCE_BUSY_BACKOFF_MS, SOURCE_FAILURES_MAX, TRANSFER_STALL_MS } from '../../src/limits'
+import { PIECE_PEER_TIMEOUT_MS, SOURCE_BUSY_BACKOFF_MS, SOURCE_FAILURES_MAX, TRANSFER_REQUESTS_COUNT_MAX, TRANSFER_STALL_MS } from '../../src/limits'
 import { testSeed } from '../helpers/seed'
 
 const KEY = keyPairFromSeed(Buffer.alloc(32, 7))
@@ -104,6 +104,19 @@ test('pieces come in parallel from every source, never more than its slots at on
   assert.ok(a.asked.length > 5 && b.asked.length > 5, `both used: ${a.asked.length} / ${b.asked.length}`)
   assert.is(t.bytesFrom.peer, file.length)
   assert.ok(a.closed && b.closed, 'sources released at the end')
+})
+
+test(`never more than ${TRANSFER_REQUESTS_COUNT_MAX} requests in flight for one transfer, however many sources`, async () => {
+  const { clock, file, m, t } = setup(80 * PIECE)
+  const fakes = [...Array(8).keys()].map((k) => fake(clock, file, m, `p${k}`, 'peer', { slots: 4, delayMs: () => 30 }))
+  let max = 0
+  for (const f of fakes) t.addSource(f)
+  while (t.state === 'running') {
+    max = Math.max(max, fakes.reduce((n, f) => n + f.inFlight, 0))
+    await clock.advance(5)
+  }
+  assert.is(t.state, 'done')
+  assert.is(max, TRANSFER_REQUESTS_COUNT_MAX)
 })
 
 test('resume: pieces already in the store are not fetched again', async () => {
