@@ -53,8 +53,6 @@ export interface Active {
 
 /** Sent by agents on their own upstream requests: a proxy that sees it goes direct (no loops between two nodes that each think the other is the provider). */
 export const VIA = '1.1 canopy'
-/** A manifest fetched by URL is reused for this long. */
-const MANIFEST_MEMO_MS = 30_000
 const STATE_FILE = 'transfers.json'
 
 export class ContentService implements Service, ContentIndex {
@@ -71,7 +69,6 @@ export class ContentService implements Service, ContentIndex {
   private readonly active = new Map<string, Active>()
   private readonly known = new Map<string, Manifest>()
   private readonly pendingBehalf = new Map<string, Promise<Active | null>>()
-  private readonly memo = new Map<string, { id: string, atMs: number }>()
   private readonly listeners = new Set<(c: ContentRef) => void>()
   private readonly timers: TimerGroup
   private dirty = false
@@ -142,19 +139,11 @@ export class ContentService implements Service, ContentIndex {
 
   manifest (id: string): Manifest | undefined { return this.active.get(id)?.m ?? this.known.get(id) }
 
-  /** A manifest by URL, checked against the trusted publishers (and `extra`, from the CLI on this box). */
+  /** A manifest by URL (through the provider's proxy, which caches it), checked against the trusted publishers and `extra` (from the CLI on this box). */
   async manifestFrom (url: string, extra: readonly string[] = []): Promise<Manifest> {
-    const now = this.agent.hal.clock.nowMs()
-    const memo = this.memo.get(url)
-    let m = memo !== undefined && now - memo.atMs < MANIFEST_MEMO_MS ? this.manifest(memo.id) : undefined
-    if (m === undefined) {
-      m = parseManifest(await this.upstream(url, MANIFEST_BYTES_MAX))
-      if (this.memo.size > KNOWN_CONTENT_COUNT_MAX) this.memo.clear()
-      this.memo.set(url, { id: m.id, atMs: now })
-    }
-    checkTrust(m, [...this.trusted, ...extra])
+    const m = checkTrust(parseManifest(await this.upstream(url, MANIFEST_BYTES_MAX)), [...this.trusted, ...extra])
     this.remember(m)
-    return m
+    return this.manifest(m.id) ?? m
   }
 
   /** Where this node's own fetches from the internet go: the provider's proxy when another node is the provider. */
@@ -368,7 +357,6 @@ export class ContentService implements Service, ContentIndex {
       a.lastResolveMs = now
       this.lan.resolver.resolve(m.id, { collect: true }).then((r) => {
         if (t.state !== 'running') return
-        t.forgetLacks()
         for (const h of [...r.holders, ...r.downloads]) {
           if (h.nodeId === a.provider || !usable(h.nodeId)) continue
           const cur = t.source(h.nodeId) as PeerSource | undefined
@@ -379,7 +367,7 @@ export class ContentService implements Service, ContentIndex {
     }
   }
 
-  // ---- saved state: finished and running contents, bans ------------------------------
+  // ---- saved state: running transfers (resumed at start), bans ------------------------
 
   private get statePath (): string { return join(this.agent.hal.dataDir, STATE_FILE) }
 
@@ -387,7 +375,6 @@ export class ContentService implements Service, ContentIndex {
     if (!this.dirty && !force) return
     this.dirty = false
     const state = {
-      known: [...this.known.keys()],
       running: [...this.active.values()].filter((a) => a.t.state === 'running').map((a) => [a.m.id, a.manifestUrl, a.onBehalf]),
       bans: this.credit.saveBans()
     }
@@ -395,7 +382,7 @@ export class ContentService implements Service, ContentIndex {
   }
 
   private async restore (): Promise<void> {
-    let state: { known?: unknown, running?: unknown, bans?: unknown }
+    let state: { running?: unknown, bans?: unknown }
     try {
       const raw = await this.agent.hal.files.read(this.statePath, CONTENT_STATE_BYTES_MAX)
       if (raw === null) return
@@ -405,16 +392,9 @@ export class ContentService implements Service, ContentIndex {
       return // unreadable: start without it
     }
     this.credit.loadBans(state.bans)
-    const ids = Array.isArray(state.known) ? state.known.filter((x): x is string => typeof x === 'string' && isContentId(x)).slice(-KNOWN_CONTENT_COUNT_MAX) : []
-    for (const id of ids) {
-      const bytes = await this.pieces!.get(id).catch(() => undefined)
-      if (bytes === undefined) continue
-      try { this.remember(parseManifest(bytes)) } catch { /* dropped */ }
-    }
     for (const r of Array.isArray(state.running) ? state.running.slice(0, TRANSFERS_COUNT_MAX) : []) {
-      const m = Array.isArray(r) ? this.known.get(String(r[0])) : undefined
-      if (m === undefined) continue
-      try { this.open(m, r[2] === true, typeof r[1] === 'string' ? r[1] : null) } catch { /* the cache is gone */ }
+      // The manifest is in the cache under its content id; its pieces too, as far as they came.
+      try { this.open(parseManifest((await this.pieces!.get(String(r[0])))!), r[2] === true, typeof r[1] === 'string' ? r[1] : null) } catch { /* gone */ }
     }
   }
 
@@ -446,15 +426,11 @@ export class ContentService implements Service, ContentIndex {
     const bytes = m.counter('canopy_content_bytes_total', 'Verified piece bytes received, by source.', ['source'])
     const served = m.counter('canopy_content_served_bytes_total', 'Piece bytes served to peers.')
     const isolated = m.counter('canopy_content_peers_isolated_total', 'Peers isolated for a corrupt piece.')
-    const running = m.gauge('canopy_content_transfers', 'Transfers running.')
     m.onCollect(() => {
       const s = this.totals
-      bytes.set({ source: 'peer' }, s.fromPeersBytes)
-      bytes.set({ source: 'provider' }, s.fromProviderBytes)
-      bytes.set({ source: 'origin' }, s.fromOriginBytes)
+      for (const k of ['peer', 'provider', 'origin'] as const) bytes.set({ source: k }, s[k === 'peer' ? 'fromPeersBytes' : k === 'provider' ? 'fromProviderBytes' : 'fromOriginBytes'])
       served.set(s.servedBytes)
       isolated.set(s.peersIsolated)
-      running.set([...this.active.values()].filter((a) => a.t.state === 'running').length)
     })
   }
 }

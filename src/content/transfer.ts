@@ -84,7 +84,7 @@ export class Transfer {
   doneCount = 0
   doneBytes = 0
   readonly bytesFrom: Record<SourceKind, number> = { peer: 0, provider: 0, origin: 0 }
-  readonly stats = { requests: 0, failures: 0, corrupt: 0, duplicates: 0, dropped: 0 }
+  readonly stats = { corrupt: 0, duplicates: 0 }
   readonly startedMs: number
   endedMs: number | null = null
   private readonly reqs = new Map<number, Req[]>()
@@ -125,14 +125,10 @@ export class Transfer {
     const live = this.sources.get(id)
     if (live === undefined) return
     this.sources.delete(id)
-    this.stats.dropped++
     for (const rs of [...this.reqs.values()]) for (const r of rs) if (r.live === live) this.cancel(r)
     live.s.close?.()
     this.pump()
   }
-
-  /** Forget what sources said they lacked (their holdings change as they download). */
-  forgetLacks (): void { for (const l of this.sources.values()) l.lacks.clear() }
 
   /** Resolves once piece i is stored (asked ahead of others); rejects when the transfer fails. */
   piece (i: number): Promise<void> {
@@ -227,7 +223,6 @@ export class Transfer {
     list.push(r)
     this.reqs.set(i, list)
     live.active++
-    this.stats.requests++
     live.s.fetch(i, ctrl.signal).then((b) => { this.landed(r, b) }, (e: unknown) => { this.missed(r, CanopyError.from(e, 'UPSTREAM_FAILED')) })
   }
 
@@ -297,7 +292,6 @@ export class Transfer {
       live.busyUntilMs = now + SOURCE_BUSY_BACKOFF_MS
     } else {
       live.lacks.set(r.i, now + SOURCE_BUSY_BACKOFF_MS) // another source first
-      this.stats.failures++
       this.o.events?.failed?.(live.s, err)
       if (++live.failures >= SOURCE_FAILURES_MAX) this.dropSource(live.s.id)
     }

@@ -66,26 +66,19 @@ export function httpOpen (url: string, o: OpenOptions = {}): Promise<IncomingMes
 export function readBody (res: IncomingMessage, max: number, exact?: number, pace?: (n: number) => Promise<void> | null): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const fail = (why: string): void => { res.destroy(); reject(new CanopyError('UPSTREAM_FAILED', why)) }
-    const declared = res.headers['content-length'] === undefined ? null : Number(res.headers['content-length'])
-    if (exact !== undefined && declared !== exact) { fail(`${declared} bytes, not ${exact}`); return }
-    if (declared !== null && !(declared <= max)) { fail(`${declared} bytes, over ${max}`); return }
-    const buf = Buffer.allocUnsafe(exact ?? declared ?? 0)
+    const h = res.headers['content-length']
+    const declared = h === undefined ? null : Number(h)
+    if (exact !== undefined ? declared !== exact : !(declared === null || declared <= max)) { fail(`${h ?? 'no'} bytes, not ${exact ?? `at most ${max}`}`); return }
     const parts: Buffer[] = []
     let n = 0
     res.on('data', (c: Buffer) => {
-      if (n + c.length > (exact ?? max)) { fail('too long'); return }
-      if (exact !== undefined || declared !== null) c.copy(buf, n)
-      else parts.push(c)
       n += c.length
+      if (n > (exact ?? max)) { fail('too long'); return }
+      parts.push(c)
       const wait = pace?.(c.length)
       if (wait != null) { res.pause(); void wait.then(() => res.resume()) }
     })
-    res.on('end', () => {
-      if (exact !== undefined || declared !== null) {
-        if (n !== buf.length) fail('too short')
-        else resolve(buf)
-      } else resolve(Buffer.concat(parts))
-    })
+    res.on('end', () => { if (declared !== null && n !== declared) fail('too short'); else resolve(Buffer.concat(parts, n)) })
     res.on('error', (e) => { reject(CanopyError.from(e, 'UPSTREAM_FAILED')) })
     res.on('aborted', () => { fail('aborted') })
   })

@@ -4,7 +4,7 @@
 import { connect } from 'node:net'
 import type { Duplex } from 'node:stream'
 
-export function tunnel (client: Duplex, head: Buffer, host: string, port: number, idleMs: number, onBytes: (n: number) => void, done: () => void): void {
+export function tunnel (client: Duplex, head: Buffer, host: string, port: number, idleMs: number, done: () => void): void {
   const up = connect({ host, port })
   let open = false
   let closed = false
@@ -20,7 +20,6 @@ export function tunnel (client: Duplex, head: Buffer, host: string, port: number
     open = true
     client.write('HTTP/1.1 200 Connection Established\r\n\r\n')
     if (head.length > 0) up.write(head)
-    up.on('data', (c: Buffer) => { onBytes(c.length) })
     up.pipe(client)
     client.pipe(up)
   })

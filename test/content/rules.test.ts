@@ -4,7 +4,7 @@
 
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { Credit, directives, endToEnd, lifetime, parseRange, sourcing, unstorable, varyMatches, varyValues, WanGate } from '../../src/content'
+import { Credit, directive, endToEnd, lifetime, parseRange, sourcing, storable, varyMatches, varyValues, WanGate } from '../../src/content'
 import { SimClock } from '../../src/hal'
 import { BAN_MS, PROVIDER_WAIT_MS, PROXY_HEURISTIC_SECONDS_MAX } from '../../src/limits'
 
@@ -19,21 +19,24 @@ test('freshness: s-maxage over max-age over Expires-Date over 10 % since Last-Mo
   assert.is(lifetime({ date: DATE, 'last-modified': 'Mon, 01 Jan 2000 00:00:00 GMT' }), PROXY_HEURISTIC_SECONDS_MAX)
   assert.is(lifetime({ 'last-modified': 'Mon, 01 Jan 2024 11:00:00 GMT' }), null, 'no Date: no heuristic (our own clock is not trusted)')
   assert.is(lifetime({}), null)
-  assert.equal([...directives('no-cache, max-age="5" , Private')], [['no-cache', ''], ['max-age', '5'], ['private', '']])
+  const cc = 'no-cache, max-age="5" , Private, s-maxage=x'
+  assert.equal([directive(cc, 'no-cache'), directive(cc, 'max-age'), directive(cc, 'private'), directive(cc, 'no-store'), directive('max-age-ish=1', 'max-age')], ['', '5', '', undefined, undefined])
+  assert.is(lifetime({ 'cache-control': cc }), 5, 'a malformed s-maxage is ignored')
 })
 
 test('storable: 200 with a length within bounds, not no-store/private/Vary:*/Set-Cookie, with freshness or a validator', () => {
   const ok = { 'content-length': '10', etag: '"x"' }
-  assert.is(unstorable(200, ok, 100), null)
-  assert.is(unstorable(206, ok, 100), 'status 206')
-  assert.ok(unstorable(200, { ...ok, 'cache-control': 'no-store' }, 100) !== null)
-  assert.ok(unstorable(200, { ...ok, 'cache-control': 'private' }, 100) !== null)
-  assert.ok(unstorable(200, { ...ok, vary: '*' }, 100) !== null)
-  assert.ok(unstorable(200, { ...ok, 'set-cookie': ['a=b'] }, 100) !== null)
-  assert.ok(unstorable(200, { etag: '"x"' }, 100) !== null, 'no length')
-  assert.ok(unstorable(200, { ...ok, 'content-length': '101' }, 100) !== null, 'too large')
-  assert.ok(unstorable(200, { 'content-length': '10' }, 100) !== null, 'nothing to revalidate with')
-  assert.is(unstorable(200, { 'content-length': '10', 'cache-control': 'max-age=5' }, 100), null)
+  assert.ok(storable(200, ok, 100))
+  assert.not.ok(storable(206, ok, 100))
+  assert.not.ok(storable(200, { ...ok, 'cache-control': 'no-store' }, 100))
+  assert.not.ok(storable(200, { ...ok, 'cache-control': 'private' }, 100))
+  assert.not.ok(storable(200, { ...ok, vary: '*' }, 100))
+  assert.not.ok(storable(200, { ...ok, 'set-cookie': ['a=b'] }, 100))
+  assert.not.ok(storable(200, { etag: '"x"' }, 100), 'no length')
+  assert.not.ok(storable(200, { ...ok, 'content-length': '101' }, 100), 'too large')
+  assert.not.ok(storable(200, { ...ok, 'content-length': 'x' }, 100), 'a bad length')
+  assert.not.ok(storable(200, { 'content-length': '10' }, 100), 'nothing to revalidate with')
+  assert.ok(storable(200, { 'content-length': '10', 'cache-control': 'max-age=5' }, 100))
 })
 
 test('Vary and hop-by-hop headers', () => {

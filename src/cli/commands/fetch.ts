@@ -3,8 +3,7 @@
 // runs, alone from the origin. A progress bar on a terminal, JSON lines
 // otherwise; a summary at the end (bytes from peers and from the origin).
 
-import { createHash } from 'node:crypto'
-import { closeSync, existsSync, openSync, readFileSync, readSync, renameSync, rmSync, writeSync } from 'node:fs'
+import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs'
 import { basename } from 'node:path'
 import { checkTrust, originSource, parseManifest, Transfer, WanGate } from '../../content'
 import { formatPublicKey, publicKeyFromText } from '../../crypto'
@@ -16,8 +15,7 @@ import { agentBase, agentJson, callAgent } from '../agent-client'
 import { flagList, flagString } from '../args'
 import type { Command } from '../command'
 
-type Show = (done: number, total: number) => void
-interface Got { name: string, path: string, fromPeersBytes: number, fromOriginBytes: number }
+type Write = (b: Buffer, at?: number) => void
 
 export const fetchCommand: Command = {
   name: 'fetch',
@@ -34,40 +32,40 @@ export const fetchCommand: Command = {
     const trust = flagList(args, 'trust').map((t) => formatPublicKey(publicKeyFromText(existsSync(t) ? readFileSync(t, 'utf8') : t, t)))
     const base = agentBase(flagString(args, 'agent'))
     const tty = io.stdout.isTTY === true
-    const out = (name: string): string => flagString(args, 'out') ?? (basename(name).replace(/^\.+/, '_') || 'download')
-    let last = 0
-    const show: Show = (done, total) => {
-      if (Date.now() - last < (tty ? 100 : 1_000) && done < total) return
-      last = Date.now()
-      const f = total === 0 ? 1 : done / total
-      if (tty) io.stderr.write(`\r[${'#'.repeat(Math.round(f * 30)).padEnd(30, '.')}] ${Math.floor(f * 100)}% of ${(total / 1e6).toFixed(1)} MB`)
-      else io.stdout.write(JSON.stringify({ event: 'progress', doneBytes: done, totalBytes: total }) + '\n')
-    }
     const t0 = Date.now()
+    let last = 0
+    let path = ''
+    /** Bytes into F.part, renamed at the end: a failed fetch never leaves a file that looks complete. */
+    const into = async (name: string, total: number, fill: (write: Write, show: (n: number) => void) => Promise<void>): Promise<void> => {
+      path = flagString(args, 'out') ?? (basename(name).replace(/^\.+/, '_') || 'download')
+      const fd = openSync(`${path}.part`, 'w', 0o644)
+      try {
+        await fill((b, at) => { writeSync(fd, b, 0, b.length, at ?? null) }, (n) => {
+          if (Date.now() - last < (tty ? 100 : 1_000) && n < total) return
+          last = Date.now()
+          const f = total === 0 ? 1 : n / total
+          if (tty) io.stderr.write(`\r[${'#'.repeat(Math.round(f * 30)).padEnd(30, '.')}] ${Math.floor(f * 100)}% of ${(total / 1e6).toFixed(1)} MB`)
+          else io.stdout.write(JSON.stringify({ event: 'progress', doneBytes: n, totalBytes: total }) + '\n')
+        })
+        renameSync(`${path}.part`, path)
+      } catch (err) {
+        rmSync(`${path}.part`, { force: true })
+        throw err
+      } finally {
+        closeSync(fd)
+      }
+    }
     const up = await callAgent(base, '/healthz', { timeoutMs: 1_000 }).then((r) => r.status === 200, () => false)
-    const g = up ? await viaAgent(base, url, trust, out, show) : await alone(url, trust, out, show)
-    const d = { event: 'done', name: g.name, file: g.path, ...hashFile(g.path), fromPeersBytes: g.fromPeersBytes, fromOriginBytes: g.fromOriginBytes, seconds: (Date.now() - t0) / 1000, via: up ? 'agent' : 'alone' }
-    if (tty) io.stdout.write(`\n${d.file}: ${d.bytes} bytes in ${d.seconds} s (${d.via}), ${d.fromPeersBytes} from peers, ${d.fromOriginBytes} from the origin, sha256 ${d.sha256}\n`)
-    else io.stdout.write(JSON.stringify(d) + '\n')
+    const [bytes, fromPeersBytes, fromOriginBytes] = up ? await viaAgent(base, url, trust, into) : await alone(url, trust, into)
+    const d = { event: 'done', file: path, bytes, fromPeersBytes, fromOriginBytes, seconds: (Date.now() - t0) / 1000, via: up ? 'agent' : 'alone' }
+    io.stdout.write(tty ? `\n${path}: ${bytes} bytes in ${d.seconds} s (${d.via}), ${fromPeersBytes} from peers, ${fromOriginBytes} from the origin\n` : JSON.stringify(d) + '\n')
     return 0
   }
 }
 
-/** Written to F.part and renamed at the end: a failed fetch never leaves a file that looks complete. */
-async function into (path: string, fill: (write: (b: Buffer, at?: number) => void) => Promise<void>): Promise<void> {
-  const fd = openSync(`${path}.part`, 'w', 0o644)
-  try {
-    await fill((b, at) => { writeSync(fd, b, 0, b.length, at ?? null) })
-    closeSync(fd)
-    renameSync(`${path}.part`, path)
-  } catch (err) {
-    closeSync(fd)
-    rmSync(`${path}.part`, { force: true })
-    throw err
-  }
-}
+type Into = (name: string, total: number, fill: (write: Write, show: (n: number) => void) => Promise<void>) => Promise<void>
 
-async function viaAgent (base: URL, url: string, trust: string[], out: (name: string) => string, show: Show): Promise<Got> {
+async function viaAgent (base: URL, url: string, trust: string[], into: Into): Promise<number[]> {
   const q = new URLSearchParams({ manifest: url })
   for (const k of trust) q.append('trust', k)
   const res = await httpOpen(new URL(`/api/content?${q.toString()}`, base).href, { idleMs: 0 })
@@ -77,37 +75,34 @@ async function viaAgent (base: URL, url: string, trust: string[], out: (name: st
     throw new CanopyError('AGENT_UNREACHABLE', `the agent refused: ${message}`)
   }
   const total = Number(res.headers['content-length'])
-  const name = /filename="([^"]*)"/.exec(String(res.headers['content-disposition']))?.[1] ?? 'download'
-  const path = out(name)
-  await into(path, async (write) => {
-    let n = 0
+  let n = 0
+  await into(/filename="([^"]*)"/.exec(String(res.headers['content-disposition']))?.[1] ?? '', total, async (write, show) => {
     for await (const c of res) {
       write(c as Buffer)
-      show(n += (c as Buffer).length, total)
+      show(n += (c as Buffer).length)
     }
     if (n !== total) throw new CanopyError('UPSTREAM_FAILED', 'the transfer broke off (failed, or vetoed by the scanner): see canopy status')
   })
   const list = ((await agentJson(base, '/api/status')) as { transfers?: { list?: Array<Record<string, number>> } }).transfers?.list ?? []
   const t = list.find((x) => (x.id as unknown) === res.headers['x-canopy-content']) ?? {}
-  return { name, path, fromPeersBytes: (t.fromPeersBytes ?? 0) + (t.fromProviderBytes ?? 0), fromOriginBytes: t.fromOriginBytes ?? 0 }
+  return [n, (t.fromPeersBytes ?? 0) + (t.fromProviderBytes ?? 0), t.fromOriginBytes ?? 0]
 }
 
-async function alone (url: string, trust: string[], out: (name: string) => string, show: Show): Promise<Got> {
+async function alone (url: string, trust: string[], into: Into): Promise<number[]> {
   const res = await httpOpen(url)
   if (res.statusCode !== 200) { res.resume(); throw new CanopyError('UPSTREAM_FAILED', `${url}: HTTP ${res.statusCode ?? 0}`) }
   const m = checkTrust(parseManifest(await readBody(res, MANIFEST_BYTES_MAX)), trust)
-  const path = out(m.name)
   const keep = setInterval(() => {}, 1_000) // the engine's timers do not hold the process open
   let origin = 0
   try {
-    await into(path, async (write) => {
+    await into(m.name, m.size, async (write, show) => {
       let ended = (): void => {}
       const done = new Promise<void>((resolve) => { ended = resolve })
       const clock = createRealClock()
       const t = new Transfer(m, {
         clock,
         store: { has: () => false, put: async (h, b) => { m.pieces.forEach((x, i) => { if (x === h) write(b, i * m.pieceSize) }) } },
-        events: { stored: () => { show(t.doneBytes, m.size) }, ended: () => { ended() } }
+        events: { stored: () => { show(t.doneBytes) }, ended: () => { ended() } }
       })
       t.addSource(originSource(m, 4, new WanGate(clock, 0, '')))
       await done
@@ -117,18 +112,5 @@ async function alone (url: string, trust: string[], out: (name: string) => strin
   } finally {
     clearInterval(keep)
   }
-  return { name: m.name, path, fromPeersBytes: 0, fromOriginBytes: origin }
-}
-
-function hashFile (path: string): { bytes: number, sha256: string } {
-  const h = createHash('sha256')
-  const fd = openSync(path, 'r')
-  const buf = Buffer.allocUnsafe(1 << 20)
-  let bytes = 0
-  try {
-    for (let n; (n = readSync(fd, buf)) > 0; bytes += n) h.update(buf.subarray(0, n))
-  } finally {
-    closeSync(fd)
-  }
-  return { bytes, sha256: h.digest('hex') }
+  return [m.size, 0, origin]
 }
