@@ -7,6 +7,7 @@ import { foundationBench } from './foundation'
 import { houseBench, servingBench } from './house'
 import { discoveryBench } from './discovery'
 import { protocolBench } from './protocol'
+import { streamBench } from './stream'
 import { formatTable, type Bench } from './table'
 
 const BENCHES: Bench[] = [
@@ -15,7 +16,8 @@ const BENCHES: Bench[] = [
   protocolBench,
   flashCacheBench,
   servingBench,
-  houseBench
+  houseBench,
+  streamBench
 ]
 
 async function main (): Promise<void> {

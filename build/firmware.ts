@@ -8,17 +8,27 @@ import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { BUNDLE, ROOT, bundle } from './bundle'
 import { tar, type TarEntry } from './tar'
+import { defaultConfig } from '../src/config'
 
 const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version
+
+/** Where a packaged agent keeps its state. */
+const DEVICE_DATA_DIR = '/var/lib/canopy'
+const CONFIG_FILE = join(ROOT, 'firmware', 'canopy.json')
 
 /** Where each file goes on the device (documented in the README). */
 const FILES: Array<{ from: string, to: string, mode: number }> = [
   { from: BUNDLE, to: 'usr/lib/canopy/canopy.js', mode: 0o755 },
   { from: join(ROOT, 'README.md'), to: 'usr/lib/canopy/README.md', mode: 0o644 },
-  { from: join(ROOT, 'firmware', 'canopy.json'), to: 'etc/canopy/canopy.json', mode: 0o644 },
+  { from: CONFIG_FILE, to: 'etc/canopy/canopy.json', mode: 0o644 },
   { from: join(ROOT, 'firmware', 'openwrt', 'canopy.init'), to: 'etc/init.d/canopy', mode: 0o755 },
   { from: join(ROOT, 'firmware', 'systemd', 'canopy.service'), to: 'lib/systemd/system/canopy.service', mode: 0o644 }
 ]
+
+/** The shipped config: every default spelled out, so a vendor sees (and can edit) every field. */
+export function firmwareConfigText (): string {
+  return JSON.stringify({ ...defaultConfig(), dataDir: DEVICE_DATA_DIR }, null, 2) + '\n'
+}
 
 export async function firmware (): Promise<{ path: string, bytes: number }> {
   await bundle({ quiet: true })
@@ -37,7 +47,11 @@ export async function firmware (): Promise<{ path: string, bytes: number }> {
   return { path, bytes: image.length }
 }
 
-if (require.main === module) {
+if (require.main === module && process.argv.includes('--write-config')) {
+  // After a config section is added: npm run firmware -- --write-config
+  writeFileSync(CONFIG_FILE, firmwareConfigText())
+  console.log(`${CONFIG_FILE} written`)
+} else if (require.main === module) {
   firmware().then(
     ({ path, bytes }) => { console.log(`${path}: ${bytes} bytes`) },
     (err: unknown) => { console.error(`firmware failed: ${(err as Error).message}`); process.exit(1) })

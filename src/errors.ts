@@ -53,6 +53,16 @@ export const ERROR_CODES = {
   UPSTREAM_FAILED: 'an origin, peer or provider answered with an error or broke the HTTP framing',
   CONTENT_UNAVAILABLE: 'no source could provide the content',
   CONTENT_VETOED: 'the content scanner vetoed the file',
+  UNAUTHORIZED: 'credentials are missing or wrong',
+  // peer link (src/protocol/link)
+  LINK_FRAME_INVALID: 'a link frame is malformed or exceeds its bound',
+  LINK_HANDSHAKE_FAILED: 'the peer failed the link handshake (bad hello, bad proof, wrong node id)',
+  LINK_QUEUE_FULL: 'the link send queue is full',
+  // live streams (src/stream)
+  STREAM_MALFORMED: 'a stream message or TS input is malformed',
+  STREAM_NOT_FOUND: 'no such stream could be found',
+  STREAM_BUSY: 'a stream of that name is already being pushed here',
+  STREAM_BAD_SIGNATURE: 'a stream chunk or signature batch failed verification',
   // generic
   LIMIT_REACHED: 'a bound was reached',
   TIMEOUT: 'an operation ran past its deadline',

@@ -25,9 +25,9 @@ export class Agent {
   readonly metrics = new Metrics()
   readonly http: HttpServer
   stopping = false
-  private startedAtMs = 0
-  private startedWallMs = 0
-  private listening: AddressInfo | null = null
+  #startedAtMs = 0
+  #startedWallMs = 0
+  #listening: AddressInfo | null = null
 
   private constructor (readonly config: Config, readonly hal: Hal, readonly log: Logger, readonly identity: Identity) {
     this.http = new HttpServer({
@@ -40,7 +40,7 @@ export class Agent {
       log: log.child('http')
     })
     addStatusRoutes(this)
-    this.registerMetrics()
+    this.#registerMetrics()
   }
 
   static async create (options: AgentOptions): Promise<Agent> {
@@ -57,18 +57,18 @@ export class Agent {
   }
 
   async start (): Promise<AddressInfo> {
-    this.startedAtMs = this.hal.clock.nowMs()
-    this.startedWallMs = this.hal.clock.wallMs()
+    this.#startedAtMs = this.hal.clock.nowMs()
+    this.#startedWallMs = this.hal.clock.wallMs()
     for (const s of this.services) await s.start?.()
-    this.listening = await this.http.listen()
+    this.#listening = await this.http.listen()
     for (const s of this.services) await s.ready?.()
-    this.log.info('listening', { address: this.listening.address, port: this.listening.port, statusPage: this.url })
-    return this.listening
+    this.log.info('listening', { address: this.#listening.address, port: this.#listening.port, statusPage: this.url })
+    return this.#listening
   }
 
   /** The status page URL as a person on this box would type it. */
   get url (): string {
-    const a = this.listening
+    const a = this.#listening
     if (a === null) return ''
     const wildcard = a.address === '0.0.0.0' || a.address === '::'
     const host = wildcard ? '127.0.0.1' : a.family === 'IPv6' ? `[${a.address}]` : a.address
@@ -101,8 +101,8 @@ export class Agent {
       name: this.config.name,
       version: VERSION,
       publicKey: this.identity.publicKeyText,
-      uptimeSeconds: Math.round((this.hal.clock.nowMs() - this.startedAtMs) / 1000),
-      startedAt: new Date(this.startedWallMs).toISOString(),
+      uptimeSeconds: Math.round((this.hal.clock.nowMs() - this.#startedAtMs) / 1000),
+      startedAt: new Date(this.#startedWallMs).toISOString(),
       memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, heapTotalBytes: mem.heapTotal, externalBytes: mem.external },
       http: { url: this.url, ...this.http.counters },
       interfaces: this.hal.nics.list().map((n) => ({
@@ -125,7 +125,8 @@ export class Agent {
     return out
   }
 
-  private allows (remote: string): boolean {
+  /** May this source use the agent's ports (HTTP, links)? Loopback and LAN prefixes, or anyone with http.allowFrom "any". */
+  allows (remote: string): boolean {
     if (this.config.http.allowFrom === 'any') return true
     const ip = parseIp(remote)
     if (ip === null) return false
@@ -133,7 +134,7 @@ export class Agent {
     return lanNicFor(this.hal.nics.list(), ip) !== undefined
   }
 
-  private registerMetrics (): void {
+  #registerMetrics (): void {
     const m = this.metrics
     m.gauge('canopy_build_info', 'Version and node id of this agent.', ['version', 'node_id'])
       .set({ version: VERSION, node_id: this.identity.nodeId }, 1)
@@ -145,7 +146,7 @@ export class Agent {
     const forbidden = m.counter('canopy_http_forbidden_total', 'HTTP requests refused by source address.')
     const nics = m.gauge('canopy_interfaces', 'Network interfaces by role.', ['role'])
     m.onCollect(() => {
-      uptime.set(Math.round((this.hal.clock.nowMs() - this.startedAtMs) / 1000))
+      uptime.set(Math.round((this.hal.clock.nowMs() - this.#startedAtMs) / 1000))
       const mem = process.memoryUsage()
       rss.set(mem.rss)
       heap.set(mem.heapUsed)

@@ -6,6 +6,9 @@ import type { Hal } from '../hal'
 import type { Logger } from '../log'
 import type { ContentIndex, PeerDirectory } from '../protocol'
 import { FlashCacheService } from '../flash-cache'
+import { FramePool, LinkService } from '../protocol/link'
+import { STREAM_FRAME_POOL_SLACK_BYTES, STREAM_FRAME_SLOT_BYTES } from '../limits'
+import { StreamService } from '../stream'
 import { Agent } from './agent'
 import { addContent, createContent } from './content'
 import { addDiscovery } from './discovery'
@@ -24,11 +27,42 @@ export async function buildAgent (config: Config, hal: Hal, log: Logger, options
   // Discovery (issue 3): SSDP and static peers fill the peer list, the LAN
   // address book; services added after it take it as their PeerDirectory.
   let lan: LanProtocol | null = null
-  const discovery = addDiscovery(agent, { udpPort: () => lan?.wire.port || config.protocol.udpPort })
+  let link: LinkService | null = null
+  const discovery = addDiscovery(agent, {
+    udpPort: () => lan?.wire.port || config.protocol.udpPort,
+    linkPort: () => link?.host.listenPort || null
+  })
   const peers = options.peers ?? discovery.peers
   // Content (issue 7): the transfers service is the index the protocol answers NEEDs from.
   const content = createContent(agent, cache)
   lan = addLanProtocol(agent, { peers, content: options.content ?? content, freeFlashBytes: () => cache.cache?.stats().freeBytes ?? 0 })
   addContent(agent, content, lan, peers)
+  // Chunk frames: received into, kept in and forwarded from one preallocated pool (bounded RSS).
+  const poolBytes = 2 * config.stream.ringBytes + STREAM_FRAME_POOL_SLACK_BYTES
+  const pool = new FramePool(STREAM_FRAME_SLOT_BYTES, Math.ceil(poolBytes / STREAM_FRAME_SLOT_BYTES / 64) * 64)
+  link = new LinkService({
+    net: hal.net,
+    clock: hal.clock,
+    random: hal.random,
+    identity: agent.identity,
+    log: log.child('link'),
+    host: config.link.host ?? config.http.host,
+    port: config.link.port ?? (config.http.port === 0 || config.http.port === 65535 ? 0 : config.http.port + 1),
+    channels: ['stream'],
+    allow: (remote) => agent.allows(remote),
+    pool
+  })
+  agent.add(link)
+  agent.add(new StreamService({
+    hal,
+    identity: agent.identity,
+    config: config.stream,
+    log: log.child('stream'),
+    http: agent.http,
+    metrics: agent.metrics,
+    links: link.host,
+    directory: peers,
+    pool
+  }))
   return agent
 }

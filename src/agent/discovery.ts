@@ -11,7 +11,7 @@ import { VERSION } from '../version'
 import type { Agent } from './agent'
 
 /** Build discovery for this agent and wire it in; other services take `.peers` as their PeerDirectory. */
-export function addDiscovery (agent: Agent, options: { udpPort?: () => number } = {}): Discovery {
+export function addDiscovery (agent: Agent, options: { udpPort?: () => number, linkPort?: () => number | null } = {}): Discovery {
   const { config, hal, http, identity } = agent
   const discovery = new Discovery({
     clock: hal.clock,
@@ -24,6 +24,7 @@ export function addDiscovery (agent: Agent, options: { udpPort?: () => number } 
     httpHost: config.http.host,
     httpPort: () => http.address()?.port ?? null,
     udpPort: options.udpPort ?? (() => config.protocol.udpPort),
+    ...(options.linkPort === undefined ? {} : { linkPort: options.linkPort }),
     name: config.name,
     version: VERSION
   })

@@ -7,7 +7,8 @@ import { DESCRIBE_REFETCH_MS, SSDP_MAX_AGE_SECONDS_MAX, SSDP_MAX_AGE_SECONDS_MIN
 import { SOURCE_SLOTS_MAX } from '../limits'
 import { parseStaticPeer } from '../protocol/discovery/static-peers'
 import { parsePublicKey } from '../crypto/key-text'
-import { arrayOf, bool, int, map, obj, oneOf, str, type Infer } from '../validate'
+import { arrayOf, bool, int, map, obj, oneOf, optional, str, type Infer } from '../validate'
+import { STREAM_CHILDREN_MAX, STREAM_RING_BYTES_MAX, STREAM_RING_BYTES_MIN } from '../limits'
 
 const IFNAME = str({ min: 1, max: 15, pattern: /^[A-Za-z0-9_.:@-]+$/, hint: 'an interface name (1-15 of A-Z a-z 0-9 _ . : @ -)' })
 const STATIC_PEER = map(str({ min: 1, max: 64 }), 'an agent URL like "http://192.168.1.5:8787" (IP literal and port)',
@@ -77,6 +78,8 @@ export const configSpec = obj({
     piecesMax: int(1, CACHE_PIECE_COUNT_MAX, 8_192),
     /** Bytes programmed per 24 h that the flash part can sustain: tracked and reported. */
     writeBudgetBytesPerDay: int(1, 2 ** 50, 2 * 1024 * 1024 * 1024),
+    /** How a read checks a stored piece: its records' CRC-32 (the bytes written, SHA-256-checked before) or SHA-256 again. */
+    verifyReads: oneOf(['crc32', 'sha256'] as const, 'crc32'),
     /** Flash area geometry: erase block (also the largest piece, less 100 bytes of headers) and block count. */
     blockBytes: POW2(CACHE_BLOCK_BYTES_MIN, FLASH_BLOCK_BYTES_MAX, 2 * 1024 * 1024),
     blockCount: int(8, FLASH_BLOCK_COUNT_MAX, 44)
@@ -107,6 +110,30 @@ export const configSpec = obj({
     rateBytesPerSecond: int(0, 2 ** 40, 0),
     /** Daily window of local time when origin fetches may run, "HH:MM-HH:MM" (may wrap midnight); empty: any time. */
     offPeak: str({ max: 11, pattern: /^$|^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$/, hint: 'empty or a window like "01:00-06:00"', def: '' })
+  }),
+  /** The authenticated peer-to-peer link (src/protocol/link): persistent TCP connections between agents. */
+  link: obj({
+    /** Listen address; null = the same as http.host. */
+    host: optional(HOST),
+    /** TCP port for peer links, null = http.port + 1 (0 when http.port is 0); peers learn it from /api/describe (PeerInfo.linkPort). */
+    port: optional(int(0, 65535))
+  }),
+  /** Live streams (src/stream). */
+  stream: obj({
+    /** Bearer token that POST /stream/NAME must present; empty = ingest disabled (--push-token). */
+    pushToken: str({ max: 256, def: '' }),
+    /** Upload this node may spend relaying streams, kbit/s; children per stream = budget / bitrate. */
+    uploadKbps: int(0, 10_000_000, 40_000),
+    /** Children per stream at most, whatever the budget allows (0: never relay). */
+    childrenMax: int(0, STREAM_CHILDREN_MAX, STREAM_CHILDREN_MAX),
+    /** Bytes of recent chunks each stream keeps for players, gap repair and children. */
+    ringBytes: int(STREAM_RING_BYTES_MIN, STREAM_RING_BYTES_MAX, 4 * 1024 * 1024),
+    /** A parent that sent nothing for this long is dead; it heartbeats at a quarter of it. */
+    deadAfterMs: int(100, 30_000, 400),
+    /** Chunks older than this (from the source) are dropped, not queued. */
+    playoutDelayMs: int(500, 60_000, 3_000),
+    /** A member with no players and no children leaves the tree after this. */
+    lingerMs: int(0, 600_000, 10_000)
   })
 })
 

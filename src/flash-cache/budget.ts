@@ -18,36 +18,37 @@ export interface WriteBudgetStatus {
   exceeded: number
 }
 
-export class WriteBudget {
-  private readonly bytes = new Float64Array(CACHE_WRITE_BUDGET_BUCKETS)
-  private readonly stamp = new Float64Array(CACHE_WRITE_BUDGET_BUCKETS).fill(-1)
-  private over = false
-  private exceeded = 0
+export interface WriteBudget {
+  /** Count bytes programmed now. */
+  add (n: number): void
+  status (): WriteBudgetStatus
+}
 
-  constructor (private readonly clock: Clock, readonly bytesPerDay: number) {}
-
-  add (n: number): void {
-    const slot = Math.floor(this.clock.nowMs() / BUCKET_MS)
-    const i = slot % CACHE_WRITE_BUDGET_BUCKETS
-    if (this.stamp[i] !== slot) { this.stamp[i] = slot; this.bytes[i] = 0 }
-    this.bytes[i]! += n
-    const over = this.used() > this.bytesPerDay
-    if (over && !this.over) this.exceeded++
-    this.over = over
-  }
-
-  used (): number {
-    const now = Math.floor(this.clock.nowMs() / BUCKET_MS)
+export function createWriteBudget (clock: Clock, bytesPerDay: number): WriteBudget {
+  const bytes = new Float64Array(CACHE_WRITE_BUDGET_BUCKETS)
+  const stamp = new Float64Array(CACHE_WRITE_BUDGET_BUCKETS).fill(-1)
+  let over = false
+  let exceeded = 0
+  const slot = (): number => Math.floor(clock.nowMs() / BUCKET_MS)
+  const used = (): number => {
+    const now = slot()
     let sum = 0
-    for (let i = 0; i < CACHE_WRITE_BUDGET_BUCKETS; i++) {
-      const s = this.stamp[i]!
-      if (s >= 0 && now - s < CACHE_WRITE_BUDGET_BUCKETS) sum += this.bytes[i]!
-    }
+    stamp.forEach((s, i) => { if (s >= 0 && now - s < CACHE_WRITE_BUDGET_BUCKETS) sum += bytes[i]! })
     return sum
   }
-
-  status (): WriteBudgetStatus {
-    const used = this.used()
-    return { bytesPerDay: this.bytesPerDay, last24hBytes: used, overBudget: used > this.bytesPerDay, exceeded: this.exceeded }
+  return {
+    add (n) {
+      const s = slot()
+      const i = s % CACHE_WRITE_BUDGET_BUCKETS
+      if (stamp[i] !== s) { stamp[i] = s; bytes[i] = 0 }
+      bytes[i] += n
+      const now = used() > bytesPerDay
+      if (now && !over) exceeded++
+      over = now
+    },
+    status () {
+      const last24hBytes = used()
+      return { bytesPerDay, last24hBytes, overBudget: last24hBytes > bytesPerDay, exceeded }
+    }
   }
 }

@@ -1,121 +1,107 @@
 // Compaction: copy a sealed segment's live records to the head of the log,
 // sync, then erase it. The victim is the segment with the fewest live bytes
 // (greedy), so each block freed costs the least copying. Copies are synced
-// before the erase: at every instant one of the two copies is durable. A block
-// whose erase fails keeps its segment forever; an obituary record tells
-// recovery to ignore it (its live records were already copied).
+// before the erase: at every instant one of the two copies is durable. A
+// piece is copied only after its commit CRC and its SHA-256 both check, so
+// every record's CRC covers bytes that were verified against their hash just
+// before they were written (what a CRC-checked read relies on). A block whose
+// erase fails keeps its segment forever; an obituary record tells recovery to
+// ignore it (its live records were already copied).
 
 import { assert, CanopyError } from '../errors'
-import { classifyWriteError, type CacheDevice } from './device'
-import { RecordType } from './format'
+import { isBadBlock, type CacheDevice } from './device'
+import { keyBytes, TYPE_OBITUARY, TYPE_TOMBSTONE } from './format'
+import type { LogWriter, RecordSpec } from './log'
 import { readPiece } from './reader'
-import type { LogWriter } from './log'
 import type { CacheState, Extra } from './state'
 
-export interface CompactorHooks {
-  /** A live piece failed its check while being copied: it is dropped. */
-  onCorrupt (key: string): void
-  /** The erased block held parts of the current checkpoint. */
-  checkpointLost (): void
+export interface Compactor {
+  compactions: number
+  /** One round on the sealed segment with the fewest live bytes; false when none leaves `gain` bytes free. */
+  once (gain: number): Promise<boolean>
+  compact (victim: number): Promise<boolean>
+  /** Write an obituary for a block that holds a segment we cannot erase. */
+  bury (block: number): Promise<void>
 }
 
-export class Compactor {
-  compactions = 0
-  copiedBytes = 0
-  /** Blocks with live pieces we could not read this session: never erased (they may read again later). */
-  private readonly unmovable = new Set<number>()
+/**
+ * @param onCorrupt a live piece failed its check while being copied: it is dropped
+ * @param checkpointLost the erased block held parts of the current checkpoint
+ */
+export function createCompactor (dev: CacheDevice, state: CacheState, log: LogWriter, onCorrupt: (key: string) => void, checkpointLost: () => void): Compactor {
+  const blocks = state.blocks
+  // Blocks with live pieces we could not read this session: never erased (they may read again later).
+  const unmovable = new Set<number>()
+  const extraSpec = (e: Extra): RecordSpec => ({ type: e.type, a: e.a, b: e.b, key: e.type === TYPE_TOMBSTONE ? keyBytes(e.key) : undefined })
+  const empty = Buffer.alloc(0)
 
-  constructor (
-    private readonly dev: CacheDevice,
-    private readonly state: CacheState,
-    private readonly log: LogWriter,
-    private readonly hooks: CompactorHooks
-  ) {}
-
-  /** The sealed segment with the fewest live bytes, if compacting it leaves at least `gain` bytes free. */
-  pick (gain: number): number | null {
-    let best: number | null = null
-    this.state.blocks.forEach((b, i) => {
-      if (b.state !== 'sealed' || this.unmovable.has(i)) return
-      if (best === null || b.live < this.state.blocks[best]!.live) best = i
-    })
-    if (best === null || this.state.blocks[best]!.live + gain > this.log.usableBytes) return null
-    return best
+  const bury = async (block: number): Promise<void> => {
+    const info = blocks[block]!
+    log.retire(block)
+    if (info.state !== 'dead') {
+      state.clearBlock(block)
+      state.setState(block, 'dead')
+    }
+    const placed = await log.append({ type: TYPE_OBITUARY, a: info.seq, b: block }, empty, true)
+    state.addExtra(TYPE_OBITUARY, placed.block, placed.offset, info.seq, block)
+    await log.sync()
   }
 
-  /** One round; false when no segment is worth compacting. */
-  async once (gain: number): Promise<boolean> {
-    const victim = this.pick(gain)
-    if (victim === null) return false
-    return this.compact(victim)
-  }
-
-  async compact (victim: number): Promise<boolean> {
-    const info = this.state.blocks[victim]!
+  const compact = async (victim: number): Promise<boolean> => {
+    const info = blocks[victim]!
     assert(info.state === 'sealed', 'only sealed segments are compacted')
-    for (const [key, loc] of this.state.piecesIn(victim)) {
+    for (const [key, loc] of state.piecesIn(victim)) {
       let body: Buffer | null | 'moved'
       try {
-        body = await readPiece(this.dev, this.state, key, loc, true)
+        body = await readPiece(dev, state, key, loc, true)
       } catch (err) {
         if (!CanopyError.is(err, 'FLASH_IO')) throw err
-        this.unmovable.add(victim)
+        unmovable.add(victim)
         return false
       }
-      assert(body !== 'moved', 'nothing moves a piece during a compaction')
+      // Only a failed sync takes a piece out meanwhile (its put was not acknowledged): nothing to copy then.
+      if (body === 'moved') continue
       if (body === null) {
-        this.state.removePiece(key)
-        this.hooks.onCorrupt(key)
+        state.removePiece(key)
+        onCorrupt(key)
         continue
       }
-      const moved = await this.log.appendPiece(Buffer.from(key, 'hex'), body, { useReserve: true })
-      this.state.movePiece(key, moved)
-      this.copiedBytes += moved.recordBytes + moved.recordBytes2
+      const copy = await log.appendPiece(keyBytes(key), body, true)
+      if (state.index.get(key) === loc) state.movePiece(key, copy)
     }
     for (const e of [...info.extras]) {
-      if (!this.state.extraLive(e)) { this.state.removeExtra(e); continue }
       // Forget the old place only once the copy is written: a failed copy leaves it tracked.
-      const placed = await this.log.append(extraSpec(e), Buffer.alloc(0), { useReserve: true })
-      this.state.removeExtra(e)
-      this.state.addExtra({ ...e, block: placed.block, offset: placed.offset, recordBytes: placed.recordBytes })
-      this.copiedBytes += placed.recordBytes
+      const placed = state.extraLive(e) ? await log.append(extraSpec(e), empty, true) : null
+      state.removeExtra(e)
+      if (placed !== null) state.addExtra(e.type, placed.block, placed.offset, e.a, e.b, e.key)
     }
-    assert(info.live === 0 && info.pieces === 0 && info.extras.size === 0, 'a compacted segment holds nothing live')
-    if (info.checkpointParts > 0) this.hooks.checkpointLost()
+    assert(info.live === 0 && info.pieces === 0, 'a compacted segment holds nothing live')
+    if (info.cpParts > 0) checkpointLost()
     // The copies must be durable before the originals go.
-    await this.log.sync()
+    await log.sync()
     info.generation++
     try {
-      await this.dev.erase(victim)
+      await dev.erase(victim)
     } catch (err) {
-      if (classifyWriteError(err) !== 'bad-block') throw err
-      await this.bury(victim)
+      if (!isBadBlock(err)) throw err
+      await bury(victim)
       return true
     }
-    this.state.clearBlock(victim)
+    state.clearBlock(victim)
     info.seq = 0
-    this.state.setState(victim, info.retired ? 'bad' : 'free')
-    this.compactions++
+    state.setState(victim, info.retired ? 'bad' : 'free')
+    c.compactions++
     return true
   }
 
-  /** Write an obituary for a block that holds a segment we cannot erase. */
-  async bury (block: number): Promise<void> {
-    const info = this.state.blocks[block]!
-    if (!info.retired) this.log.badBlocksFound++
-    info.retired = true
-    if (info.state !== 'dead') {
-      this.state.clearBlock(block)
-      this.state.setState(block, 'dead')
-    }
-    const placed = await this.log.append({ type: RecordType.obituary, a: info.seq, b: block }, Buffer.alloc(0), { useReserve: true })
-    this.state.addExtra({ kind: 'dead', block: placed.block, offset: placed.offset, recordBytes: placed.recordBytes, key: '', targetSeq: info.seq, targetOffset: 0, deadBlock: block })
-    await this.log.sync()
+  const c: Compactor = {
+    compactions: 0,
+    async once (gain) {
+      const victim = state.sealed('live', unmovable)
+      return victim !== null && blocks[victim]!.live + gain <= log.usableBytes && await compact(victim)
+    },
+    compact,
+    bury
   }
-}
-
-export function extraSpec (e: Extra): { type: typeof RecordType.tombstone | typeof RecordType.obituary, a: number, b: number, key?: Buffer } {
-  return e.kind === 'tomb'
-    ? { type: RecordType.tombstone, a: e.targetSeq, b: e.targetOffset, key: Buffer.from(e.key, 'hex') }
-    : { type: RecordType.obituary, a: e.targetSeq, b: e.deadBlock }
+  return c
 }

@@ -8,6 +8,8 @@ import * as zlib from 'node:zlib'
 type Crc32 = (data: Uint8Array, initial?: number) => number
 
 const native = (zlib as unknown as { crc32?: Crc32 }).crc32
+/** Whether this Node has the native one (faster than SHA-256; the table is not). */
+export const crc32Native = native !== undefined
 
 let table: Uint32Array | null = null
 function makeTable (): Uint32Array {

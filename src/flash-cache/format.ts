@@ -2,7 +2,8 @@
 // every byte was written, decoders that check length before every read and
 // return null (never throw) on anything that is not a valid structure.
 // FORMAT.md in this folder describes the same bytes for people; keep the two
-// true together. All integers are little-endian.
+// true together. All integers are little-endian u32 unless FORMAT.md says
+// otherwise.
 
 import { createHash } from 'node:crypto'
 import { assert } from '../errors'
@@ -26,42 +27,55 @@ export const CHECKPOINT_PIECE_BYTES = 64
 export const CHECKPOINT_TOMB_BYTES = 52
 export const CHECKPOINT_DEAD_BYTES = 24
 
-export const RecordType = { piece: 1, tombstone: 2, checkpoint: 3, obituary: 4 } as const
-/** A piece is one record, or two parts written back to back across a block boundary. */
-export const PiecePart = { whole: 0, first: 1, second: 2 } as const
+/** Record types (plain constants: the minifier writes them as numbers). */
+export const TYPE_PIECE = 1
+export const TYPE_TOMBSTONE = 2
+export const TYPE_CHECKPOINT = 3
+export const TYPE_OBITUARY = 4
+export const RecordType = { piece: TYPE_PIECE, tombstone: TYPE_TOMBSTONE, checkpoint: TYPE_CHECKPOINT, obituary: TYPE_OBITUARY } as const
 export type RecordTypeCode = typeof RecordType[keyof typeof RecordType]
-const RECORD_TYPES: ReadonlySet<number> = new Set(Object.values(RecordType))
+/** A piece is one record, or two parts written back to back across a block boundary: field b of its record(s). */
+export const PART_WHOLE = 0
+export const PART_FIRST = 1
+export const PART_SECOND = 2
 
-const ZERO_KEY = Buffer.alloc(HASH_BYTES)
+/** A key as bytes, and back. */
+export const keyBytes = (key: string): Buffer => Buffer.from(key, 'hex')
+export const hex = (b: Buffer): string => b.toString('hex')
 
 export const alignUp = (n: number, unit: number): number => Math.ceil(n / unit) * unit
 export const sha256 = (data: Uint8Array): Buffer => createHash('sha256').update(data).digest()
 
-// ---- segment header: offset 0 of every block in the log ----------------------------------
+/** A Buffer view of any bytes (no copy). */
+const view = (b: Uint8Array, at = 0, n = b.length - at): Buffer => Buffer.from(b.buffer, b.byteOffset + at, n)
+/** Write u32s one after another from `at`; returns where they end. */
+function put32 (b: Buffer, at: number, values: number[]): number {
+  for (const v of values) { b.writeUInt32LE(v, at); at += 4 }
+  return at
+}
+const get32 = (b: Buffer, at: number): number => b.readUInt32LE(at)
+/** The CRC-32 of b[0, end), stored at `end`. */
+const seal = (b: Buffer, end: number): number => b.writeUInt32LE(crc32(b.subarray(0, end)), end)
+const sealOk = (b: Buffer, end: number): boolean => get32(b, end) === crc32(b.subarray(0, end))
 
-export interface SegmentHeader { seq: number }
+// ---- segment header: offset 0 of every block in the log ----------------------------------
 
 export function encodeSegmentHeader (seq: number, block: number, blockBytes: number, programBytes: number): Buffer {
   assert(Number.isInteger(seq) && seq >= 1 && seq <= 0xffffffff, 'segment seq is a u32 above 0')
-  const out = Buffer.alloc(alignUp(SEGMENT_HEADER_BYTES, programBytes), 0)
-  out.writeUInt32LE(MAGIC_SEGMENT, 0)
-  out.writeUInt8(FORMAT_VERSION, 4)
-  out.writeUInt8(1, 5) // kind: log segment
-  out.writeUInt32LE(seq, 8)
-  out.writeUInt32LE(block, 12)
-  out.writeUInt32LE(blockBytes, 16)
-  out.writeUInt32LE(crc32(out.subarray(0, 28)), 28)
+  const out = Buffer.alloc(alignUp(SEGMENT_HEADER_BYTES, programBytes))
+  put32(out, 0, [MAGIC_SEGMENT, 0x0101 /* version 1, kind 1: log segment */, seq, block, blockBytes])
+  seal(out, 28)
   return out
 }
 
-export function decodeSegmentHeader (buf: Uint8Array, block: number, blockBytes: number): SegmentHeader | null {
+/** The segment's seq, or null: a header only counts in the block, and on the geometry, it names. */
+export function decodeSegmentHeader (buf: Uint8Array, block: number, blockBytes: number): { seq: number } | null {
   if (buf.length < SEGMENT_HEADER_BYTES) return null
-  const b = Buffer.from(buf.buffer, buf.byteOffset, SEGMENT_HEADER_BYTES)
-  if (b.readUInt32LE(0) !== MAGIC_SEGMENT || b.readUInt32LE(28) !== crc32(b.subarray(0, 28))) return null
-  if (b.readUInt8(4) !== FORMAT_VERSION || b.readUInt8(5) !== 1) return null
-  const seq = b.readUInt32LE(8)
-  if (seq === 0 || b.readUInt32LE(12) !== block || b.readUInt32LE(16) !== blockBytes) return null
-  return { seq }
+  const b = view(buf, 0, SEGMENT_HEADER_BYTES)
+  const seq = get32(b, 8)
+  const ok = get32(b, 0) === MAGIC_SEGMENT && sealOk(b, 28) && b.readUInt16LE(4) === 0x0101 &&
+    seq !== 0 && get32(b, 12) === block && get32(b, 16) === blockBytes
+  return ok ? { seq } : null
 }
 
 // ---- records: appended after the segment header --------------------------------------------
@@ -74,7 +88,7 @@ export interface RecordFields {
   offset: number
   /** piece: the whole piece's length; tombstone: seq of the deleted copy's segment; checkpoint: revision; obituary: dead seq. */
   a?: number
-  /** piece: 0 whole, 1 first part, 2 second part (PiecePart); tombstone: offset of the deleted copy; checkpoint: part index; obituary: dead block. */
+  /** piece: 0 whole, 1 first part, 2 second part (PART_*); tombstone: offset of the deleted copy; checkpoint: part index; obituary: dead block. */
   b?: number
   /** piece and tombstone: the piece's SHA-256. */
   key?: Uint8Array
@@ -94,37 +108,25 @@ export const recordBytesFor = (bodyLength: number, programBytes: number): number
 export const bodyBytesMax = (blockBytes: number, programBytes: number): number =>
   blockBytes - alignUp(SEGMENT_HEADER_BYTES, programBytes) - RECORD_HEADER_BYTES - RECORD_TRAILER_BYTES
 
-/** A record buffer with the body in place and the header left blank (stampRecord fills it). */
+/** A record buffer with the body in place, its padding zero and the header left for stampRecord. */
 export function allocRecord (body: Uint8Array, programBytes: number): Buffer {
-  const out = Buffer.alloc(recordBytesFor(body.length, programBytes), 0)
+  const out = Buffer.allocUnsafe(recordBytesFor(body.length, programBytes))
   out.set(body, RECORD_HEADER_BYTES)
-  return out
+  return out.fill(0, RECORD_HEADER_BYTES + body.length)
 }
 
 /** Write the header and the commit CRC (the last four bytes, over every byte before them). */
 export function stampRecord (out: Buffer, f: RecordFields, bodyLength: number): Buffer {
-  const total = out.length
-  out.fill(0, 0, RECORD_HEADER_BYTES)
-  out.writeUInt32LE(MAGIC_RECORD, 0)
-  out.writeUInt8(FORMAT_VERSION, 4)
-  out.writeUInt8(f.type, 5)
-  out.writeUInt32LE(f.seq, 8)
-  out.writeUInt32LE(f.offset, 12)
-  out.writeUInt32LE(bodyLength, 16)
-  out.writeUInt32LE(f.a ?? 0, 20)
-  out.writeUInt32LE(f.b ?? 0, 24)
-  const key = f.key ?? ZERO_KEY
-  assert(key.length === HASH_BYTES, 'record key is 32 bytes')
-  out.set(key, 28)
-  out.writeUInt32LE(crc32(out.subarray(0, 60)), 60)
-  out.writeUInt32LE(crc32(out.subarray(0, total - RECORD_TRAILER_BYTES)), total - RECORD_TRAILER_BYTES)
+  out.set(f.key ?? Buffer.alloc(HASH_BYTES), 28)
+  put32(out, 0, [MAGIC_RECORD, FORMAT_VERSION | f.type << 8, f.seq, f.offset, bodyLength, f.a ?? 0, f.b ?? 0])
+  seal(out, 60)
+  seal(out, out.length - RECORD_TRAILER_BYTES)
   return out
 }
 
 /** One record, ready to program: its last four bytes are the commit CRC over every byte before them. */
-export function encodeRecord (f: RecordFields, body: Uint8Array, programBytes: number): Buffer {
-  return stampRecord(allocRecord(body, programBytes), f, body.length)
-}
+export const encodeRecord = (f: RecordFields, body: Uint8Array, programBytes: number): Buffer =>
+  stampRecord(allocRecord(body, programBytes), f, body.length)
 
 /**
  * A record header at `at` in buf, checked against where it was found (its
@@ -133,35 +135,19 @@ export function encodeRecord (f: RecordFields, body: Uint8Array, programBytes: n
  */
 export function decodeRecordHeader (buf: Uint8Array, at: number, expect: { seq: number, offset: number, blockBytes: number, programBytes: number }): RecordHeader | null {
   if (at < 0 || at + RECORD_HEADER_BYTES > buf.length) return null
-  const b = Buffer.from(buf.buffer, buf.byteOffset + at, RECORD_HEADER_BYTES)
-  if (b.readUInt32LE(0) !== MAGIC_RECORD || b.readUInt32LE(60) !== crc32(b.subarray(0, 60))) return null
-  const type = b.readUInt8(5)
-  if (b.readUInt8(4) !== FORMAT_VERSION || !RECORD_TYPES.has(type) || b.readUInt16LE(6) !== 0) return null
-  const seq = b.readUInt32LE(8)
-  const offset = b.readUInt32LE(12)
-  const bodyLength = b.readUInt32LE(16)
-  if (seq !== expect.seq || offset !== expect.offset) return null
+  const b = view(buf, at, RECORD_HEADER_BYTES)
+  const type = b[5]!
+  const bodyLength = get32(b, 16)
   const recordBytes = recordBytesFor(bodyLength, expect.programBytes)
-  if (bodyLength > expect.blockBytes || offset + recordBytes > expect.blockBytes) return null
-  return {
-    type: type as RecordTypeCode,
-    seq,
-    offset,
-    bodyLength,
-    recordBytes,
-    a: b.readUInt32LE(20),
-    b: b.readUInt32LE(24),
-    key: Buffer.from(b.subarray(28, 60))
-  }
+  if (get32(b, 0) !== MAGIC_RECORD || !sealOk(b, 60) || b[4] !== FORMAT_VERSION || type < 1 || type > 4 || b.readUInt16LE(6) !== 0 ||
+    get32(b, 8) !== expect.seq || get32(b, 12) !== expect.offset ||
+    bodyLength > expect.blockBytes || expect.offset + recordBytes > expect.blockBytes) return null
+  return { type: type as RecordTypeCode, seq: expect.seq, offset: expect.offset, bodyLength, recordBytes, a: get32(b, 20), b: get32(b, 24), key: Buffer.from(b.subarray(28, 60)) }
 }
 
 /** Whether a whole record (header at 0 of buf) carries its commit CRC: nothing torn, nothing rotten. */
-export function recordCommitted (record: Uint8Array, h: RecordHeader): boolean {
-  if (record.length < h.recordBytes) return false
-  const r = Buffer.from(record.buffer, record.byteOffset, h.recordBytes)
-  const end = h.recordBytes - RECORD_TRAILER_BYTES
-  return r.readUInt32LE(end) === crc32(r.subarray(0, end))
-}
+export const recordCommitted = (record: Uint8Array, h: { recordBytes: number }): boolean =>
+  record.length >= h.recordBytes && sealOk(view(record, 0, h.recordBytes), h.recordBytes - RECORD_TRAILER_BYTES)
 
 export const recordBody = (record: Buffer, h: RecordHeader): Buffer =>
   record.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + h.bodyLength)
@@ -185,65 +171,39 @@ export const anchorBytesFor = (parts: number, programBytes: number): number =>
 
 export function encodeAnchor (a: Omit<Anchor, 'anchorBytes'>, programBytes: number): Buffer {
   const total = anchorBytesFor(a.parts.length, programBytes)
-  const out = Buffer.alloc(total, 0)
-  out.writeUInt32LE(MAGIC_ANCHOR, 0)
-  out.writeUInt8(FORMAT_VERSION, 4)
-  out.writeUInt16LE(a.parts.length, 6)
-  out.writeUInt32LE(a.revision, 8)
-  out.writeUInt32LE(a.nextSeq, 12)
-  out.writeUInt32LE(a.checkpointBytes, 16)
-  out.writeUInt32LE(total, 20)
-  assert(a.checkpointHash.length === HASH_BYTES, 'checkpoint hash is 32 bytes')
+  const out = Buffer.alloc(total)
+  put32(out, 0, [MAGIC_ANCHOR, FORMAT_VERSION | a.parts.length << 16, a.revision, a.nextSeq, a.checkpointBytes, total])
   out.set(a.checkpointHash, 24)
-  let at = ANCHOR_FIXED_BYTES
-  for (const p of a.parts) {
-    out.writeUInt32LE(p.block, at)
-    out.writeUInt32LE(p.seq, at + 4)
-    out.writeUInt32LE(p.offset, at + 8)
-    out.writeUInt32LE(p.bodyLength, at + 12)
-    at += ANCHOR_PART_BYTES
-  }
-  assert(at + 4 <= total, 'anchor parts fit')
-  out.writeUInt32LE(crc32(out.subarray(0, total - 4)), total - 4)
+  put32(out, ANCHOR_FIXED_BYTES, a.parts.flatMap((p) => [p.block, p.seq, p.offset, p.bodyLength]))
+  seal(out, total - 4)
   return out
 }
 
 export function decodeAnchor (buf: Uint8Array, at: number, programBytes: number, partsMax: number): Anchor | null {
   if (at < 0 || at + ANCHOR_FIXED_BYTES + 4 > buf.length) return null
-  const b = Buffer.from(buf.buffer, buf.byteOffset + at, buf.length - at)
-  if (b.readUInt32LE(0) !== MAGIC_ANCHOR || b.readUInt8(4) !== FORMAT_VERSION) return null
+  const b = view(buf, at)
   const count = b.readUInt16LE(6)
-  const total = b.readUInt32LE(20)
-  if (count > partsMax || total !== anchorBytesFor(count, programBytes) || total > b.length) return null
-  if (b.readUInt32LE(total - 4) !== crc32(b.subarray(0, total - 4))) return null
+  const total = get32(b, 20)
+  if (get32(b, 0) !== MAGIC_ANCHOR || b[4] !== FORMAT_VERSION || count > partsMax ||
+    total !== anchorBytesFor(count, programBytes) || total > b.length || !sealOk(b, total - 4)) return null
   const parts: CheckpointPart[] = []
-  for (let i = 0, p = ANCHOR_FIXED_BYTES; i < count; i++, p += ANCHOR_PART_BYTES) {
-    parts.push({ block: b.readUInt32LE(p), seq: b.readUInt32LE(p + 4), offset: b.readUInt32LE(p + 8), bodyLength: b.readUInt32LE(p + 12) })
+  for (let p = ANCHOR_FIXED_BYTES; parts.length < count; p += ANCHOR_PART_BYTES) {
+    parts.push({ block: get32(b, p), seq: get32(b, p + 4), offset: get32(b, p + 8), bodyLength: get32(b, p + 12) })
   }
-  return {
-    revision: b.readUInt32LE(8),
-    nextSeq: b.readUInt32LE(12),
-    checkpointBytes: b.readUInt32LE(16),
-    checkpointHash: Buffer.from(b.subarray(24, 56)),
-    parts,
-    anchorBytes: total
-  }
+  return { revision: get32(b, 8), nextSeq: get32(b, 12), checkpointBytes: get32(b, 16), checkpointHash: Buffer.from(b.subarray(24, 56)), parts, anchorBytes: total }
 }
 
 // ---- checkpoint: the index as of one log position, split over checkpoint records -------
 
-export interface CheckpointPiece {
-  key: Buffer
-  /** The whole piece's length. */
-  length: number
-  /** First (or only) record and its body length. */
-  block: number, seq: number, offset: number, length1: number
-  /** Second part of a split piece; block2 = NO_BLOCK for a whole piece. */
-  block2: number, seq2: number, offset2: number
-}
+/**
+ * Checkpoint entries, field by field in their byte order (FORMAT.md). A piece:
+ * its first (or only) record, and the second part of a split piece (block2
+ * NO_BLOCK for a whole one).
+ */
+export type CheckpointPiece = [key: Buffer, length: number, block: number, seq: number, offset: number, length1: number, block2: number, seq2: number, offset2: number]
+export type CheckpointTomb = [key: Buffer, block: number, seq: number, offset: number, targetSeq: number, targetOffset: number]
+export type CheckpointDead = [deadBlock: number, deadSeq: number, block: number, seq: number, offset: number]
 export const NO_BLOCK = 0xffffffff
-export interface CheckpointTomb { key: Buffer, block: number, seq: number, offset: number, targetSeq: number, targetOffset: number }
-export interface CheckpointDead { deadBlock: number, deadSeq: number, block: number, seq: number, offset: number }
 
 export interface CheckpointCounters {
   bytesProgrammed: number
@@ -270,79 +230,47 @@ export const checkpointBytesFor = (pieces: number, tombs: number, dead: number):
   CHECKPOINT_HEADER_BYTES + pieces * CHECKPOINT_PIECE_BYTES + tombs * CHECKPOINT_TOMB_BYTES + dead * CHECKPOINT_DEAD_BYTES
 
 const COUNTER_FIELDS = ['bytesProgrammed', 'erases', 'evictions', 'corruptDropped', 'bytesAccepted'] as const
+/** The three entry tables: entry bytes, and whether a 32-byte key leads (the rest are u32s, zero padded). */
+const TABLES = [['pieces', CHECKPOINT_PIECE_BYTES, true], ['tombs', CHECKPOINT_TOMB_BYTES, true], ['dead', CHECKPOINT_DEAD_BYTES, false]] as const
+type Entry = Array<Buffer | number>
 
 export function encodeCheckpoint (c: Checkpoint): Buffer {
   const total = checkpointBytesFor(c.pieces.length, c.tombs.length, c.dead.length)
-  const out = Buffer.alloc(total, 0)
-  out.writeUInt32LE(MAGIC_CHECKPOINT, 0)
-  out.writeUInt8(FORMAT_VERSION, 4)
-  out.writeUInt32LE(c.revision, 8)
-  out.writeUInt32LE(c.logSeq, 12)
-  out.writeUInt32LE(c.logOffset, 16)
-  out.writeUInt32LE(c.nextSeq, 20)
-  out.writeUInt32LE(c.pieces.length, 24)
-  out.writeUInt32LE(c.tombs.length, 28)
-  out.writeUInt32LE(c.dead.length, 32)
+  const out = Buffer.alloc(total)
+  put32(out, 0, [MAGIC_CHECKPOINT, FORMAT_VERSION, c.revision, c.logSeq, c.logOffset, c.nextSeq, c.pieces.length, c.tombs.length, c.dead.length])
   COUNTER_FIELDS.forEach((f, i) => { out.writeBigUInt64LE(BigInt(Math.max(0, Math.floor(c.counters[f]))), 40 + 8 * i) })
   let at = CHECKPOINT_HEADER_BYTES
-  for (const p of c.pieces) {
-    out.set(p.key, at)
-    out.writeUInt32LE(p.length, at + 32)
-    out.writeUInt32LE(p.block, at + 36); out.writeUInt32LE(p.seq, at + 40); out.writeUInt32LE(p.offset, at + 44); out.writeUInt32LE(p.length1, at + 48)
-    out.writeUInt32LE(p.block2, at + 52); out.writeUInt32LE(p.seq2, at + 56); out.writeUInt32LE(p.offset2, at + 60)
-    at += CHECKPOINT_PIECE_BYTES
-  }
-  for (const t of c.tombs) {
-    out.set(t.key, at)
-    out.writeUInt32LE(t.block, at + 32); out.writeUInt32LE(t.seq, at + 36)
-    out.writeUInt32LE(t.offset, at + 40); out.writeUInt32LE(t.targetSeq, at + 44); out.writeUInt32LE(t.targetOffset, at + 48)
-    at += CHECKPOINT_TOMB_BYTES
-  }
-  for (const d of c.dead) {
-    out.writeUInt32LE(d.deadBlock, at); out.writeUInt32LE(d.deadSeq, at + 4)
-    out.writeUInt32LE(d.block, at + 8); out.writeUInt32LE(d.seq, at + 12); out.writeUInt32LE(d.offset, at + 16)
-    at += CHECKPOINT_DEAD_BYTES
+  for (const [name, size, keyed] of TABLES) {
+    for (const e of c[name] as Entry[]) {
+      if (keyed) out.set(e[0] as Buffer, at)
+      put32(out, keyed ? at + HASH_BYTES : at, (keyed ? e.slice(1) : e) as number[])
+      at += size
+    }
   }
   assert(at === total, 'checkpoint encoder wrote every byte')
   return out
 }
 
+/** Fields per entry of each table. */
+const FIELDS = [8, 5, 5]
+
 export function decodeCheckpoint (buf: Uint8Array): Checkpoint | null {
   if (buf.length < CHECKPOINT_HEADER_BYTES) return null
-  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.length)
-  if (b.readUInt32LE(0) !== MAGIC_CHECKPOINT || b.readUInt8(4) !== FORMAT_VERSION) return null
-  const np = b.readUInt32LE(24)
-  const nt = b.readUInt32LE(28)
-  const nd = b.readUInt32LE(32)
-  if (checkpointBytesFor(np, nt, nd) !== b.length) return null // also rejects trailing bytes
-  const counters = {} as CheckpointCounters
-  COUNTER_FIELDS.forEach((f, i) => { counters[f] = Number(b.readBigUInt64LE(40 + 8 * i)) })
-  const pieces: CheckpointPiece[] = []
-  const tombs: CheckpointTomb[] = []
-  const dead: CheckpointDead[] = []
+  const b = view(buf)
+  const counts = [24, 28, 32].map((at) => get32(b, at))
+  // The length must match the counts exactly: this also rejects trailing bytes.
+  if (get32(b, 0) !== MAGIC_CHECKPOINT || b[4] !== FORMAT_VERSION || checkpointBytesFor(counts[0]!, counts[1]!, counts[2]!) !== b.length) return null
+  const c = { revision: get32(b, 8), logSeq: get32(b, 12), logOffset: get32(b, 16), nextSeq: get32(b, 20), counters: {} } as Checkpoint
+  COUNTER_FIELDS.forEach((f, i) => { c.counters[f] = Number(b.readBigUInt64LE(40 + 8 * i)) })
   let at = CHECKPOINT_HEADER_BYTES
-  for (let i = 0; i < np; i++, at += CHECKPOINT_PIECE_BYTES) {
-    pieces.push({
-      key: Buffer.from(b.subarray(at, at + 32)),
-      length: b.readUInt32LE(at + 32),
-      block: b.readUInt32LE(at + 36), seq: b.readUInt32LE(at + 40), offset: b.readUInt32LE(at + 44), length1: b.readUInt32LE(at + 48),
-      block2: b.readUInt32LE(at + 52), seq2: b.readUInt32LE(at + 56), offset2: b.readUInt32LE(at + 60)
-    })
-  }
-  for (let i = 0; i < nt; i++, at += CHECKPOINT_TOMB_BYTES) {
-    tombs.push({ key: Buffer.from(b.subarray(at, at + 32)), block: b.readUInt32LE(at + 32), seq: b.readUInt32LE(at + 36), offset: b.readUInt32LE(at + 40), targetSeq: b.readUInt32LE(at + 44), targetOffset: b.readUInt32LE(at + 48) })
-  }
-  for (let i = 0; i < nd; i++, at += CHECKPOINT_DEAD_BYTES) {
-    dead.push({ deadBlock: b.readUInt32LE(at), deadSeq: b.readUInt32LE(at + 4), block: b.readUInt32LE(at + 8), seq: b.readUInt32LE(at + 12), offset: b.readUInt32LE(at + 16) })
-  }
-  return {
-    revision: b.readUInt32LE(8),
-    logSeq: b.readUInt32LE(12),
-    logOffset: b.readUInt32LE(16),
-    nextSeq: b.readUInt32LE(20),
-    counters,
-    pieces,
-    tombs,
-    dead
-  }
+  TABLES.forEach(([name, size, keyed], t) => {
+    const list: Entry[] = []
+    for (let i = 0; i < counts[t]!; i++, at += size) {
+      const e: Entry = keyed ? [Buffer.from(b.subarray(at, at + HASH_BYTES))] : []
+      for (let j = 0; j < FIELDS[t]!; j++) e.push(get32(b, at + (keyed ? HASH_BYTES : 0) + 4 * j))
+      list.push(e)
+    }
+    (c as unknown as Record<string, Entry[]>)[name] = list
+  })
+  return c
 }

@@ -11,188 +11,170 @@
 
 import { assert, CanopyError } from '../errors'
 import { CACHE_ALLOCATE_ATTEMPTS_MAX, CACHE_RESERVE_BLOCKS, CACHE_SEQ_RESERVE_COUNT, CACHE_SLOT_BLOCKS } from '../limits'
-import { classifyWriteError, type CacheDevice } from './device'
-import { alignUp, allocRecord, encodeSegmentHeader, PiecePart, RECORD_HEADER_BYTES, RECORD_TRAILER_BYTES, recordBytesFor, RecordType, SEGMENT_HEADER_BYTES, stampRecord, type RecordTypeCode } from './format'
-import { splitLoc, wholeLoc, type PieceLoc } from './state'
-import type { CacheState } from './state'
+import { isBadBlock, isFatalWrite, type CacheDevice } from './device'
+import { alignUp, allocRecord, encodeSegmentHeader, PART_FIRST, PART_SECOND, PART_WHOLE, RECORD_HEADER_BYTES, RECORD_TRAILER_BYTES, recordBytesFor, SEGMENT_HEADER_BYTES, stampRecord, TYPE_PIECE, type RecordFields } from './format'
+import { splitLoc, wholeLoc, type CacheState, type PieceLoc } from './state'
 
 export interface Placed { block: number, offset: number, recordBytes: number, seq: number }
 
-export interface RecordSpec { type: RecordTypeCode, a?: number, b?: number, key?: Uint8Array }
+export type RecordSpec = Omit<RecordFields, 'seq' | 'offset'>
 
-/** Thrown when no erased block is left outside the reserve: the caller compacts or evicts. */
-export const noFreeBlock = (): CanopyError =>
-  new CanopyError('CACHE_FULL', 'no erased block left on the flash', { detail: { reason: 'no-free-block' } })
-
-export const isNoFreeBlock = (err: unknown): boolean =>
-  CanopyError.is(err, 'CACHE_FULL') && err.detail?.reason === 'no-free-block'
-
-export class LogWriter {
-  readonly segmentHeaderBytes: number
+export interface LogWriter {
+  /** Bytes a segment holds after its header. */
   readonly usableBytes: number
-  /** The smallest first part worth splitting a piece for: a smaller end of a block stays unused. */
-  readonly splitBytesMin: number
-  /** Blocks found bad this session (failed program/erase or read-back). */
-  badBlocksFound = 0
-  /** Pieces written in two parts across a block boundary this session. */
-  splitPieces = 0
-  recordsSinceCheckpoint = 0
-  bytesSinceCheckpoint = 0
+  /** The next segment number to use. */
+  nextSeq: number
   /** Segment numbers below this are durably reserved (see checkpoint.ts). */
-  reservedUntil = 0
-  /** Writes an anchor reserving numbers below `until` (set by the store: the checkpointer writes anchors). */
-  reserve: ((until: number) => Promise<void>) | null = null
-  private cursor = CACHE_SLOT_BLOCKS
-
-  constructor (private readonly dev: CacheDevice, private readonly state: CacheState, public nextSeq: number) {
-    const g = dev.geometry
-    this.segmentHeaderBytes = alignUp(SEGMENT_HEADER_BYTES, g.programBytes)
-    this.usableBytes = g.blockBytes - this.segmentHeaderBytes
-    this.splitBytesMin = Math.max(g.programBytes, Math.floor(this.usableBytes / 16))
-  }
-
-  recordBytes (bodyLength: number): number { return recordBytesFor(bodyLength, this.dev.geometry.programBytes) }
-
+  reservedUntil: number
+  /** Records and bytes appended since the last checkpoint. */
+  cpRecords: number
+  cpBytes: number
+  /** Blocks found bad this session (failed program/erase or read-back). */
+  badBlocksFound: number
+  /** Pieces written in two parts across a block boundary this session. */
+  splitPieces: number
   /** Where the next record would start: (seq, offset), for tombstones and checkpoints. */
-  position (): { seq: number, offset: number } {
-    const open = this.state.openBlock
-    if (open === null) return { seq: this.nextSeq - 1, offset: this.dev.geometry.blockBytes }
-    const b = this.state.blocks[open]!
-    return { seq: b.seq, offset: b.end }
-  }
-
+  position (): { seq: number, offset: number }
   /** Can `recordBytes` be appended without touching the compaction reserve? */
-  fits (recordBytes: number, reserve = CACHE_RESERVE_BLOCKS): boolean {
-    const open = this.state.openBlock
-    if (open !== null && this.state.blocks[open]!.end + recordBytes <= this.dev.geometry.blockBytes) return true
-    return this.state.count('free') > reserve
-  }
-
+  fits (recordBytes: number): boolean
   /** Append one record. `built` is a record buffer from allocRecord already holding the body (saves a copy). */
-  async append (spec: RecordSpec, body: Uint8Array, options: { useReserve?: boolean, built?: Buffer } = {}): Promise<Placed> {
-    const g = this.dev.geometry
-    const size = this.recordBytes(body.length)
-    assert(size <= this.usableBytes, 'a record fits an empty segment')
-    const record = options.built ?? allocRecord(body, g.programBytes)
-    assert(record.length === size, 'a built record has the size of its body')
-    for (let attempt = 0; attempt < CACHE_ALLOCATE_ATTEMPTS_MAX; attempt++) {
-      let open = this.state.openBlock
-      if (open === null || this.state.blocks[open]!.end + size > g.blockBytes) open = await this.openNew(options.useReserve === true)
-      const info = this.state.blocks[open]!
-      stampRecord(record, { ...spec, seq: info.seq, offset: info.end }, body.length)
-      try {
-        await this.dev.program(open, info.end, record)
-      } catch (err) {
-        this.writeFailed(err, open)
-        continue
-      }
-      const placed = { block: open, offset: info.end, recordBytes: size, seq: info.seq }
-      info.end += size
-      this.recordsSinceCheckpoint++
-      this.bytesSinceCheckpoint += size
-      return placed
-    }
-    throw new CanopyError('CACHE_FULL', `could not place a record after ${CACHE_ALLOCATE_ATTEMPTS_MAX} attempts (bad blocks)`)
-  }
-
+  append (spec: RecordSpec, body: Uint8Array, useReserve?: boolean, built?: Buffer): Promise<Placed>
   /**
    * A piece: one record when it fits the open segment; otherwise, when the
    * rest of the segment is worth it, two parts back to back (the first fills
    * the segment, the second opens the next), so power-of-two pieces do not
    * leave most of a power-of-two block unused.
    */
-  async appendPiece (key: Buffer, body: Uint8Array, options: { useReserve?: boolean, built?: Buffer } = {}): Promise<PieceLoc> {
-    const g = this.dev.geometry
-    const open = this.state.openBlock
-    const room = open === null ? 0 : g.blockBytes - this.state.blocks[open]!.end
-    const first = room - RECORD_HEADER_BYTES - RECORD_TRAILER_BYTES
-    if (this.recordBytes(body.length) <= room || first < this.splitBytesMin || first >= body.length) {
-      const p = await this.append({ type: RecordType.piece, key, a: body.length, b: PiecePart.whole }, body, options)
-      return wholeLoc({ block: p.block, offset: p.offset, length: body.length, recordBytes: p.recordBytes })
+  appendPiece (key: Buffer, body: Uint8Array, useReserve?: boolean, built?: Buffer): Promise<PieceLoc>
+  /** Make everything written so far durable. A failed sync seals the open block (the store's onSyncError): its tail is no longer known. */
+  sync (): Promise<void>
+  seal (block: number): void
+  /** A program or erase failed here: the block is not used again once it is empty. */
+  retire (block: number): void
+}
+
+/** Thrown when no erased block is left outside the reserve: the caller compacts or evicts. */
+const noFreeBlock = (): CanopyError => new CanopyError('CACHE_FULL', 'no erased block left on the flash')
+
+/** @param reserve writes an anchor reserving segment numbers below `until` (the checkpointer's) */
+export function createLog (dev: CacheDevice, state: CacheState, nextSeq: number, reservedUntil: number, reserve: (until: number) => Promise<void>): LogWriter {
+  const { programBytes, blockBytes } = dev.geometry
+  const headerBytes = alignUp(SEGMENT_HEADER_BYTES, programBytes)
+  const usableBytes = blockBytes - headerBytes
+  // The smallest first part worth splitting a piece for: a smaller end of a block stays unused.
+  const splitBytesMin = Math.max(programBytes, Math.floor(usableBytes / 16))
+  const blocks = state.blocks
+  let cursor = CACHE_SLOT_BLOCKS
+
+  const room = (): number => state.openBlock === null ? 0 : blockBytes - blocks[state.openBlock]!.end
+  const seal = (block: number): void => { if (blocks[block]!.state === 'open') state.setState(block, 'sealed') }
+  const retire = (block: number): void => {
+    if (!blocks[block]!.retired) log.badBlocksFound++
+    blocks[block]!.retired = true
+  }
+
+  /** Round robin over free blocks: erases spread over the whole device (wear levelling without counters). */
+  const pickFree = (useReserve: boolean): number => {
+    const n = blocks.length
+    if (state.count('free') > (useReserve ? 0 : CACHE_RESERVE_BLOCKS)) {
+      for (let i = 0; i < n; i++) {
+        const b = (cursor + i) % n
+        if (blocks[b]!.state === 'free') {
+          cursor = b + 1
+          return b
+        }
+      }
     }
-    const reserve = { useReserve: options.useReserve }
-    const a = await this.append({ type: RecordType.piece, key, a: body.length, b: PiecePart.first }, body.subarray(0, first), reserve)
-    if (a.offset + a.recordBytes !== g.blockBytes) {
-      // A failed program moved the first part to a fresh segment: no boundary to span any more. That
-      // first part stays behind as dead bytes (replay drops a first part not followed by its second).
-      const p = await this.append({ type: RecordType.piece, key, a: body.length, b: PiecePart.whole }, body, options)
-      return wholeLoc({ block: p.block, offset: p.offset, length: body.length, recordBytes: p.recordBytes })
-    }
-    const b = await this.append({ type: RecordType.piece, key, a: body.length, b: PiecePart.second }, body.subarray(first), reserve)
-    this.splitPieces++
-    return splitLoc({ block: a.block, offset: a.offset, length: first, recordBytes: a.recordBytes }, { block: b.block, offset: b.offset, length: body.length - first, recordBytes: b.recordBytes })
+    throw noFreeBlock()
   }
 
-  /** Make everything written so far durable. A failed sync seals the open block: its tail is no longer known. */
-  async sync (): Promise<void> {
-    if (!this.dev.dirty) return
-    try {
-      await this.dev.sync()
-    } catch (err) {
-      if (this.state.openBlock !== null) this.seal(this.state.openBlock)
-      throw err
-    }
-  }
-
-  seal (block: number): void {
-    if (this.state.blocks[block]!.state === 'open') this.state.setState(block, 'sealed')
-  }
-
-  /** A failed program: the block's tail is unknown, so it is sealed; a bad block is also retired. */
-  private writeFailed (err: unknown, block: number): void {
-    const kind = classifyWriteError(err)
-    if (kind === 'fatal') throw err
-    this.seal(block)
-    if (kind === 'no-space') throw err
-    if (!this.state.blocks[block]!.retired) this.badBlocksFound++
-    this.state.blocks[block]!.retired = true
-  }
-
-  private async openNew (useReserve: boolean): Promise<number> {
-    if (this.state.openBlock !== null) this.seal(this.state.openBlock)
-    const g = this.dev.geometry
+  const openNew = async (useReserve: boolean): Promise<number> => {
+    if (state.openBlock !== null) seal(state.openBlock)
     // Reserve first: a segment number must be durably reserved before any block carries it.
-    if (this.nextSeq + CACHE_ALLOCATE_ATTEMPTS_MAX >= this.reservedUntil) {
-      assert(this.reserve !== null, 'the log can reserve segment numbers')
-      await this.reserve(this.nextSeq + CACHE_ALLOCATE_ATTEMPTS_MAX + CACHE_SEQ_RESERVE_COUNT)
-    }
+    if (log.nextSeq + CACHE_ALLOCATE_ATTEMPTS_MAX >= log.reservedUntil) await reserve(log.nextSeq + CACHE_ALLOCATE_ATTEMPTS_MAX + CACHE_SEQ_RESERVE_COUNT)
     for (let attempt = 0; attempt < CACHE_ALLOCATE_ATTEMPTS_MAX; attempt++) {
-      const block = this.pickFree(useReserve)
-      const info = this.state.blocks[block]!
+      const block = pickFree(useReserve)
+      const info = blocks[block]!
       info.generation++
       try {
-        await this.dev.erase(block)
-        const seq = this.nextSeq++
-        await this.dev.program(block, 0, encodeSegmentHeader(seq, block, g.blockBytes, g.programBytes))
+        await dev.erase(block)
+        const seq = log.nextSeq++
+        await dev.program(block, 0, encodeSegmentHeader(seq, block, blockBytes, programBytes))
         info.seq = seq
-        info.end = this.segmentHeaderBytes
-        info.checkpointParts = 0
+        info.end = headerBytes
+        info.cpParts = 0
         assert(info.live === 0 && info.pieces === 0 && info.extras.size === 0, 'a new segment starts empty')
-        this.state.setState(block, 'open')
+        state.setState(block, 'open')
         return block
       } catch (err) {
-        const kind = classifyWriteError(err)
-        if (kind !== 'bad-block') throw err
-        this.state.setState(block, 'bad')
-        info.retired = true
-        this.badBlocksFound++
+        if (!isBadBlock(err)) throw err
+        state.setState(block, 'bad')
+        retire(block)
       }
     }
     throw new CanopyError('CACHE_FULL', `no good block after ${CACHE_ALLOCATE_ATTEMPTS_MAX} attempts`)
   }
 
-  /** Round robin over free blocks: erases spread over the whole device (wear levelling without counters). */
-  private pickFree (useReserve: boolean): number {
-    const free = this.state.count('free')
-    if (free <= (useReserve ? 0 : CACHE_RESERVE_BLOCKS)) throw noFreeBlock()
-    const n = this.state.blocks.length
-    for (let i = 0; i < n; i++) {
-      const b = (this.cursor + i) % n
-      if (this.state.blocks[b]!.state === 'free') {
-        this.cursor = b + 1
-        return b
+  const append = async (spec: RecordSpec, body: Uint8Array, useReserve = false, built?: Buffer): Promise<Placed> => {
+    const size = recordBytesFor(body.length, programBytes)
+    assert(size <= usableBytes, 'a record fits an empty segment')
+    const record = built ?? allocRecord(body, programBytes)
+    for (let attempt = 0; attempt < CACHE_ALLOCATE_ATTEMPTS_MAX; attempt++) {
+      const block = size <= room() ? state.openBlock! : await openNew(useReserve)
+      const info = blocks[block]!
+      const offset = info.end
+      stampRecord(record, { ...spec, seq: info.seq, offset }, body.length)
+      try {
+        await dev.program(block, offset, record)
+      } catch (err) {
+        // The block's tail is unknown now: seal it; a bad block is also retired.
+        if (isFatalWrite(err)) throw err
+        seal(block)
+        if (!isBadBlock(err)) throw err
+        retire(block)
+        continue
       }
+      info.end += size
+      log.cpRecords++
+      log.cpBytes += size
+      return { block, offset, recordBytes: size, seq: info.seq }
     }
-    throw noFreeBlock()
+    throw new CanopyError('CACHE_FULL', `could not place a record after ${CACHE_ALLOCATE_ATTEMPTS_MAX} attempts (bad blocks)`)
   }
+
+  const log: LogWriter = {
+    usableBytes,
+    nextSeq,
+    reservedUntil,
+    cpRecords: 0,
+    cpBytes: 0,
+    badBlocksFound: 0,
+    splitPieces: 0,
+    position () {
+      const open = state.openBlock
+      return open === null ? { seq: log.nextSeq - 1, offset: blockBytes } : { seq: blocks[open]!.seq, offset: blocks[open]!.end }
+    },
+    fits: (recordBytes) => recordBytes <= room() || state.count('free') > CACHE_RESERVE_BLOCKS,
+    append,
+    async appendPiece (key, body, useReserve = false, built) {
+      const first = room() - RECORD_HEADER_BYTES - RECORD_TRAILER_BYTES
+      const spec = (b: number): RecordSpec => ({ type: TYPE_PIECE, key, a: body.length, b })
+      const whole = async (): Promise<PieceLoc> => {
+        const p = await append(spec(PART_WHOLE), body, useReserve, built)
+        return wholeLoc({ block: p.block, offset: p.offset, length: body.length })
+      }
+      if (recordBytesFor(body.length, programBytes) <= room() || first < splitBytesMin || first >= body.length) return await whole()
+      const a = await append(spec(PART_FIRST), body.subarray(0, first), useReserve)
+      // A failed program moved the first part to a fresh segment: no boundary to span any more. That
+      // first part stays behind as dead bytes (replay drops a first part not followed by its second).
+      if (a.offset + a.recordBytes !== blockBytes) return await whole()
+      const b = await append(spec(PART_SECOND), body.subarray(first), useReserve)
+      log.splitPieces++
+      return splitLoc({ block: a.block, offset: a.offset, length: first }, { block: b.block, offset: b.offset, length: body.length - first })
+    },
+    async sync () { if (dev.dirty) await dev.sync() },
+    seal,
+    retire
+  }
+  return log
 }

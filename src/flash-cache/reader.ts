@@ -1,168 +1,196 @@
-// Reads that never hand out a byte that does not match its hash. A whole
-// read checks the record's header and the body's SHA-256 before returning. A
-// streaming read first verifies the whole piece chunk by chunk (memory: one
-// chunk), then streams it, hashing again and holding back the last chunk
-// until the hash matches. Reads run beside writes: a piece may move
-// (compaction) or its block be erased while a read is in flight; every read
-// checks the block's erase generation afterwards and looks again if it
-// changed (content-addressed bytes are the same wherever they live).
+// Reads that never hand out a byte that is not the piece's. Every part's
+// record header must name this piece where the index says it is, and every
+// record's commit CRC must hold (CRC-32 over header, body and padding: the
+// bytes are the bytes written, and those were checked against their SHA-256
+// just before; see FORMAT.md, "Verification on read"); with verifyReads
+// 'sha256' the body's SHA-256 must match its name too. A streaming read first
+// verifies the whole piece chunk by chunk (memory: one chunk), then streams
+// it, checking again and holding back the last chunk until the check passes.
+// Reads run beside writes: a piece may move (compaction) or its block be
+// erased while a read is in flight; every read checks the block's erase
+// generation afterwards and looks again if it changed (content-addressed
+// bytes are the same wherever they live).
 
 import { createHash } from 'node:crypto'
 import { Readable } from 'node:stream'
 import { CanopyError } from '../errors'
 import { CACHE_READ_CHUNK_BYTES, CACHE_READ_RETRIES_MAX } from '../limits'
+import { crc32 } from './crc32'
 import type { CacheDevice } from './device'
-import { decodeRecordHeader, PiecePart, RECORD_HEADER_BYTES, recordCommitted, RecordType, sha256 } from './format'
+import { decodeRecordHeader, hex, PART_WHOLE, RECORD_HEADER_BYTES, RECORD_TRAILER_BYTES, recordBytesFor, sha256, TYPE_PIECE } from './format'
 import { partsOf, type CacheState, type Part, type PieceLoc } from './state'
 
+/** How a read checks a piece: each record's commit CRC-32, or that and the body's SHA-256. */
+export type VerifyReads = 'crc32' | 'sha256'
+
+/** The erase generation of each part's block: compared after a read, a change means "look again". */
+const generations = (state: CacheState, parts: Part[]): number[] => parts.map((p) => state.blocks[p.block]!.generation)
+const moved = (state: CacheState, key: string, loc: PieceLoc, parts: Part[], before: number[]): boolean =>
+  state.index.get(key) !== loc || parts.some((p, i) => state.blocks[p.block]!.generation !== before[i])
+
 /**
- * Read every part of a piece where `loc` says it is: its bytes, null when a
- * part's header does not name this piece (or, with checkCommit, its commit
- * CRC fails), or 'moved' when a block was erased or the piece moved while we
- * read (look again). Does not check the SHA-256: callers do, or rely on CRCs.
+ * Read every record of a piece where `loc` says it is, `chunk` bytes at a
+ * time (whole records: Infinity), checking that each header names this piece
+ * and part there and that each commit CRC holds, and handing the body bytes
+ * to `body` in order. false: a check failed; 'moved': a block was erased or
+ * the piece moved meanwhile (look again).
  */
-export async function readPiece (dev: CacheDevice, state: CacheState, key: string, loc: PieceLoc, checkCommit: boolean): Promise<Buffer | null | 'moved'> {
+async function walk (dev: CacheDevice, state: CacheState, key: string, loc: PieceLoc, chunk: number, body: (b: Buffer) => void): Promise<boolean | 'moved'> {
   const g = dev.geometry
   const parts = partsOf(loc)
-  const generations = parts.map((p) => state.blocks[p.block]!.generation)
-  const seqs = parts.map((p) => state.blocks[p.block]!.seq)
-  const bodies: Buffer[] = []
-  let valid = true
+  const before = generations(state, parts)
+  let ok = true
   for (const [i, p] of parts.entries()) {
-    const record = await dev.read(p.block, p.offset, p.recordBytes)
-    const h = decodeRecordHeader(record, 0, { seq: seqs[i]!, offset: p.offset, blockBytes: g.blockBytes, programBytes: g.programBytes })
-    const part = parts.length === 1 ? PiecePart.whole : i === 0 ? PiecePart.first : PiecePart.second
-    valid &&= h !== null && h.type === RecordType.piece && h.b === part && h.a === loc.length && h.bodyLength === p.length &&
-      h.recordBytes === p.recordBytes && h.key.toString('hex') === key && (!checkCommit || recordCommitted(record, h))
-    bodies.push(record.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + p.length))
+    const seq = state.blocks[p.block]!.seq
+    const size = recordBytesFor(p.length, g.programBytes)
+    const crcEnd = size - RECORD_TRAILER_BYTES
+    const trailer = Buffer.alloc(RECORD_TRAILER_BYTES)
+    let crc = 0
+    for (let pos = 0; pos < size; pos += chunk) {
+      const c = await dev.read(p.block, p.offset + pos, Math.min(chunk, size - pos))
+      if (pos === 0) {
+        const h = decodeRecordHeader(c, 0, { ...g, seq, offset: p.offset })
+        ok &&= h?.type === TYPE_PIECE && h.b === (parts.length === 1 ? PART_WHOLE : i + 1) && h.a === loc.length && h.bodyLength === p.length && hex(h.key) === key
+      }
+      const from = Math.max(0, RECORD_HEADER_BYTES - pos)
+      const to = Math.min(c.length, RECORD_HEADER_BYTES + p.length - pos)
+      if (to > from) body(c.subarray(from, to))
+      crc = crc32(c.subarray(0, Math.max(0, crcEnd - pos)), crc)
+      if (crcEnd - pos < c.length) c.copy(trailer, Math.max(0, pos - crcEnd), Math.max(0, crcEnd - pos))
+    }
+    ok &&= trailer.readUInt32LE(0) === crc
   }
-  if (parts.some((p, i) => state.blocks[p.block]!.generation !== generations[i]) || state.index.get(key) !== loc) return 'moved'
-  if (!valid) return null
-  return bodies.length === 1 ? bodies[0]! : Buffer.concat(bodies, loc.length)
+  return moved(state, key, loc, parts, before) ? 'moved' : ok
 }
 
-export interface ReaderHooks {
-  /** A piece failed verification where `loc` says it is: drop it (and count it). */
-  corrupt (key: string, loc: PieceLoc): Promise<void>
+/**
+ * The piece's bytes read where `loc` says they are: null when a part's
+ * header does not name this piece, a record's commit CRC fails, or (with
+ * `sha`) the body's SHA-256 does; 'moved' when a block was erased or the
+ * piece moved while we read (look again).
+ */
+export async function readPiece (dev: CacheDevice, state: CacheState, key: string, loc: PieceLoc, sha: boolean): Promise<Buffer | null | 'moved'> {
+  const bodies: Buffer[] = []
+  const ok = await walk(dev, state, key, loc, Infinity, (b) => bodies.push(b))
+  if (ok === 'moved') return ok
+  const body = bodies.length === 1 ? bodies[0]! : Buffer.concat(bodies, loc.length)
+  return ok && (!sha || hex(sha256(body)) === key) ? body : null
 }
 
-export interface ReadCounters { reads: number, bytesRead: number }
+/** A running check of body bytes: CRC-32 or SHA-256, as hex. */
+interface Digest { update (b: Buffer): void, hex (): string }
 
-export class PieceReader {
-  readonly counters: ReadCounters = { reads: 0, bytesRead: 0 }
+export interface PieceReader {
+  reads: number
+  /** The verified bytes, or undefined (absent; or damaged, and then dropped). */
+  get (key: string): Promise<Buffer | undefined>
+  /** Whether the stored copy is there and verifies (no side effects): a duplicate put must not trust a rotten copy. */
+  check (key: string): Promise<boolean>
+  /** Bytes [start, end) of a verified piece as a stream, or undefined when absent or damaged. */
+  stream (key: string, range?: { start?: number, end?: number }): Promise<Readable | undefined>
+}
 
-  constructor (private readonly dev: CacheDevice, private readonly state: CacheState, private readonly hooks: ReaderHooks) {}
+/**
+ * @param sha check the SHA-256 as well (verifyReads 'sha256')
+ * @param drop a piece failed its check where `loc` says it is: drop it (and count it)
+ */
+export function createReader (dev: CacheDevice, state: CacheState, sha: boolean, drop: (key: string, loc: PieceLoc) => Promise<void>): PieceReader {
+  const digest = (): Digest => {
+    if (sha) {
+      const h = createHash('sha256')
+      return { update: (b) => { h.update(b) }, hex: () => h.digest('hex') }
+    }
+    let c = 0
+    return { update: (b) => { c = crc32(b, c) }, hex: () => c.toString(16) }
+  }
 
-  async get (key: string): Promise<Buffer | undefined> {
+  /** The piece as the index has it: [bytes or null when damaged, where], or undefined when absent. */
+  const load = async (key: string): Promise<[Buffer | null, PieceLoc] | undefined> => {
     for (let attempt = 0; attempt < CACHE_READ_RETRIES_MAX; attempt++) {
-      const loc = this.state.index.get(key)
-      if (loc === undefined) return undefined
-      const body = await readPiece(this.dev, this.state, key, loc, false)
-      if (body === 'moved') continue
-      if (body === null || sha256(body).toString('hex') !== key) return this.drop(key, loc)
-      this.state.touch(key)
-      this.counters.reads++
-      this.counters.bytesRead += body.length
-      return body
+      const loc = state.index.get(key)
+      if (loc === undefined) break
+      const body = await readPiece(dev, state, key, loc, sha)
+      if (body !== 'moved') return [body, loc]
     }
     return undefined
   }
 
-  /** Whether the stored copy still verifies (no side effects): a duplicate put must not trust a rotten copy. */
-  async check (key: string): Promise<'ok' | 'damaged' | 'gone'> {
+  /**
+   * Check the whole piece chunk by chunk (memory: one chunk): every header,
+   * each record's commit CRC, and with sha the body's SHA-256. Returns what
+   * the body digest must come to when it is streamed, or null (absent; or
+   * damaged, and then dropped).
+   */
+  const verify = async (key: string): Promise<string | null> => {
     for (let attempt = 0; attempt < CACHE_READ_RETRIES_MAX; attempt++) {
-      const loc = this.state.index.get(key)
-      if (loc === undefined) return 'gone'
-      const body = await readPiece(this.dev, this.state, key, loc, false)
-      if (body === 'moved') continue
-      return body !== null && sha256(body).toString('hex') === key ? 'ok' : 'damaged'
+      const loc = state.index.get(key)
+      if (loc === undefined) break
+      const body = digest()
+      const ok = await walk(dev, state, key, loc, CACHE_READ_CHUNK_BYTES, (b) => body.update(b))
+      if (ok === 'moved') continue
+      const hex = body.hex()
+      if (ok && (!sha || hex === key)) return hex
+      await drop(key, loc)
+      break
     }
-    return 'gone'
-  }
-
-  /** Bytes [start, end) of a verified piece as a stream, or undefined when absent or damaged. */
-  async stream (key: string, range: { start?: number, end?: number } = {}): Promise<Readable | undefined> {
-    const first = this.state.index.get(key)
-    if (first === undefined) return undefined
-    const length = first.length
-    const start = range.start ?? 0
-    const end = range.end ?? length
-    if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || start > end || end > length) {
-      throw new CanopyError('INPUT_INVALID', `range ${start}-${end} is outside the piece (${length} bytes)`)
-    }
-    if (!await this.verify(key)) return undefined
-    this.state.touch(key)
-    this.counters.reads++
-    const whole = start === 0 && end === length
-    const self = this
-    async function * chunks (): AsyncGenerator<Buffer> {
-      const hash = whole ? createHash('sha256') : null
-      let held: Buffer | null = null
-      for (let pos = start; pos < end;) {
-        const chunk = await self.readBody(key, pos, Math.min(CACHE_READ_CHUNK_BYTES, end - pos))
-        hash?.update(chunk)
-        if (held !== null) yield held
-        held = chunk
-        pos += chunk.length
-        self.counters.bytesRead += chunk.length
-      }
-      // The last chunk goes out only once the whole piece matched again.
-      if (hash !== null && hash.digest('hex') !== key) throw new CanopyError('CACHE_CORRUPT', `piece ${key} changed while it was streamed`)
-      if (held !== null) yield held
-    }
-    return Readable.from(chunks(), { objectMode: false, highWaterMark: CACHE_READ_CHUNK_BYTES })
-  }
-
-  /** Hash the whole piece chunk by chunk (memory: one chunk); false (and dropped) when it does not match. */
-  private async verify (key: string): Promise<boolean> {
-    const g = this.dev.geometry
-    for (let attempt = 0; attempt < CACHE_READ_RETRIES_MAX; attempt++) {
-      const loc = this.state.index.get(key)
-      if (loc === undefined) return false
-      const parts = partsOf(loc)
-      const generations = parts.map((p) => this.state.blocks[p.block]!.generation)
-      const seqs = parts.map((p) => this.state.blocks[p.block]!.seq)
-      const hash = createHash('sha256')
-      let headersOk = true
-      for (const [i, p] of parts.entries()) {
-        const head = await this.dev.read(p.block, p.offset, RECORD_HEADER_BYTES)
-        const h = decodeRecordHeader(head, 0, { seq: seqs[i]!, offset: p.offset, blockBytes: g.blockBytes, programBytes: g.programBytes })
-        const part = parts.length === 1 ? PiecePart.whole : i === 0 ? PiecePart.first : PiecePart.second
-        headersOk &&= h !== null && h.type === RecordType.piece && h.b === part && h.a === loc.length && h.bodyLength === p.length && h.key.toString('hex') === key
-        for (let pos = 0; pos < p.length; pos += CACHE_READ_CHUNK_BYTES) {
-          hash.update(await this.dev.read(p.block, p.offset + RECORD_HEADER_BYTES + pos, Math.min(CACHE_READ_CHUNK_BYTES, p.length - pos)))
-        }
-      }
-      if (parts.some((p, i) => this.state.blocks[p.block]!.generation !== generations[i]) || this.state.index.get(key) !== loc) continue
-      if (headersOk && hash.digest('hex') === key) return true
-      await this.drop(key, loc)
-      return false
-    }
-    return false
+    return null
   }
 
   /** Up to n bytes at `pos` of the piece, wherever it lives now (it may have moved since the last chunk). */
-  private async readBody (key: string, pos: number, n: number): Promise<Buffer> {
+  const readBody = async (key: string, pos: number, n: number): Promise<Buffer> => {
     for (let attempt = 0; attempt < CACHE_READ_RETRIES_MAX; attempt++) {
-      const loc = this.state.index.get(key)
+      const loc = state.index.get(key)
       if (loc === undefined) break
-      let at = pos
-      let part: Part | undefined
-      for (const p of partsOf(loc)) {
-        if (at < p.length) { part = p; break }
-        at -= p.length
-      }
-      if (part === undefined) break
-      const info = this.state.blocks[part.block]!
-      const generation = info.generation
-      const chunk = await this.dev.read(part.block, part.offset + RECORD_HEADER_BYTES + at, Math.min(n, part.length - at))
-      if (info.generation === generation && this.state.index.get(key) === loc) return chunk
+      const second = pos >= loc.length1
+      const p = partsOf(loc)[second ? 1 : 0]!
+      const at = second ? pos - loc.length1 : pos
+      const before = generations(state, [p])
+      const chunk = await dev.read(p.block, p.offset + RECORD_HEADER_BYTES + at, Math.min(n, p.length - at))
+      if (!moved(state, key, loc, [p], before)) return chunk
     }
     throw new CanopyError('CACHE_NOT_FOUND', `piece ${key} left the cache while it was streamed`)
   }
 
-  private async drop (key: string, loc: PieceLoc): Promise<undefined> {
-    await this.hooks.corrupt(key, loc)
-    return undefined
+  const reader: PieceReader = {
+    reads: 0,
+    async get (key) {
+      const r = await load(key)
+      if (r?.[0] == null) {
+        if (r !== undefined) await drop(key, r[1])
+        return undefined
+      }
+      state.touch(key)
+      reader.reads++
+      return r[0]
+    },
+    check: async (key) => (await load(key))?.[0] != null,
+    async stream (key, range = {}) {
+      const length = state.index.get(key)?.length
+      if (length === undefined) return undefined
+      const { start = 0, end = length } = range
+      if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || start > end || end > length) {
+        throw new CanopyError('INPUT_INVALID', `range ${start}-${end} is outside the piece (${length} bytes)`)
+      }
+      const target = await verify(key)
+      if (target === null) return undefined
+      state.touch(key)
+      reader.reads++
+      const again = start === 0 && end === length ? digest() : null
+      async function * chunks (): AsyncGenerator<Buffer> {
+        let held: Buffer | null = null
+        for (let pos = start; pos < end;) {
+          const chunk = await readBody(key, pos, Math.min(CACHE_READ_CHUNK_BYTES, end - pos))
+          again?.update(chunk)
+          if (held !== null) yield held
+          held = chunk
+          pos += chunk.length
+        }
+        // The last chunk goes out only once the whole piece checked again.
+        if (again !== null && again.hex() !== target) throw new CanopyError('CACHE_CORRUPT', `piece ${key} changed while it was streamed`)
+        if (held !== null) yield held
+      }
+      return Readable.from(chunks(), { objectMode: false, highWaterMark: CACHE_READ_CHUNK_BYTES })
+    }
   }
+  return reader
 }

@@ -9,14 +9,11 @@
 // here writes.
 
 import { CanopyError } from '../errors'
-import { CACHE_SEQ_SKIP_UNREADABLE, CACHE_SLOT_BLOCKS } from '../limits'
-import { isErased, loadCheckpoint, scanSlots, type SlotScan } from './checkpoint'
-import type { CacheDevice } from './device'
-import {
-  alignUp, decodeRecordHeader, decodeSegmentHeader, NO_BLOCK, PiecePart, recordBytesFor, recordCommitted, RECORD_HEADER_BYTES, RecordType,
-  SEGMENT_HEADER_BYTES, type Checkpoint, type CheckpointCounters, type CheckpointPart, type RecordHeader
-} from './format'
-import { CacheState, splitLoc, wholeLoc, type Part, type PieceLoc } from './state'
+import { CACHE_OPEN_READ_ATTEMPTS, CACHE_SEQ_SKIP_UNREADABLE, CACHE_SLOT_BLOCKS } from '../limits'
+import { loadCheckpoint, scanSlots, type CurrentCheckpoint, type SlotScan } from './checkpoint'
+import { isErased, type CacheDevice } from './device'
+import { alignUp, decodeRecordHeader, decodeSegmentHeader, hex, NO_BLOCK, PART_FIRST, PART_SECOND, PART_WHOLE, RECORD_HEADER_BYTES, recordBytesFor, recordCommitted, SEGMENT_HEADER_BYTES, TYPE_OBITUARY, TYPE_PIECE, TYPE_TOMBSTONE, type Checkpoint, type CheckpointCounters, type RecordHeader } from './format'
+import { createState, splitLoc, wholeLoc, type CacheState, type Part, type PieceLoc } from './state'
 
 /** Anchors tried, newest first, before falling back to a full replay. */
 const ANCHOR_TRIES_MAX = 4
@@ -44,265 +41,221 @@ export interface Recovered {
   state: CacheState
   nextSeq: number
   slots: SlotScan
-  checkpointBytes: number
-  /** The checkpoint recovery used, as its anchor names it. */
-  checkpoint: { parts: CheckpointPart[], bytes: number, hash: Buffer } | null
+  /** The anchor of the checkpoint recovery used. */
+  checkpoint: CurrentCheckpoint | null
   counters: CheckpointCounters
   report: RecoveryReport
-  recordsSinceCheckpoint: number
-  bytesSinceCheckpoint: number
-  /** Dead blocks whose obituary is no longer on flash: the store writes a new one. */
-  orphanDead: number[]
+  /** Bytes replayed after the checkpoint. */
+  replayedBytes: number
 }
-
 
 const before = (s1: number, o1: number, s2: number, o2: number): boolean => s1 < s2 || (s1 === s2 && o1 <= o2)
 
 export async function recover (dev: CacheDevice, partsMax: number): Promise<Recovered> {
   const g = dev.geometry
-  const state = new CacheState(g.blockCount, CACHE_SLOT_BLOCKS)
-  const report: RecoveryReport = { mode: 'empty', checkpointRevision: 0, replayedRecords: 0, invalidRecords: 0, skippedBytes: 0, garbageBlocks: 0, unreadableBlocks: 0, readErrors: 0 }
-  const headerBytes = alignUp(SEGMENT_HEADER_BYTES, g.programBytes)
+  const { blockBytes, programBytes } = g
+  const state = createState(g.blockCount, CACHE_SLOT_BLOCKS, programBytes)
+  const blocks = state.blocks
+  const headerBytes = alignUp(SEGMENT_HEADER_BYTES, programBytes)
+  const isIo = (err: unknown): boolean => { if (CanopyError.is(err, 'FLASH_IO')) return true; throw err }
+  let mode: RecoveryReport['mode'] = 'empty'
+  let replayedRecords = 0
+  let replayedBytes = 0
+  let invalidRecords = 0
+  let skippedBytes = 0
+  let garbageBlocks = 0
+  let unreadableBlocks = 0
+  let readErrors = 0
 
   // 1. Which blocks hold a segment.
-  let maxSeq = 0
   const bySeq = new Map<number, number>()
+  let maxSeq = 0
   for (let b = CACHE_SLOT_BLOCKS; b < g.blockCount; b++) {
-    const info = state.blocks[b]!
     let head: Buffer
     try {
-      head = await dev.readAtOpen(b, 0, headerBytes)
+      head = await dev.read(b, 0, headerBytes, CACHE_OPEN_READ_ATTEMPTS)
     } catch (err) {
-      if (!CanopyError.is(err, 'FLASH_IO')) throw err
+      isIo(err)
       state.setState(b, 'unknown')
-      report.unreadableBlocks++
-      report.readErrors++
+      unreadableBlocks++
+      readErrors++
       continue
     }
-    const h = decodeSegmentHeader(head, b, g.blockBytes)
-    if (h === null) {
-      if (!isErased(head)) report.garbageBlocks++
-      continue
-    }
-    if (bySeq.has(h.seq)) {
-      // Two blocks cannot both hold one segment; trust neither the second nor erase it.
-      state.setState(b, 'unknown')
-      report.garbageBlocks++
+    const h = decodeSegmentHeader(head, b, blockBytes)
+    if (h === null || bySeq.has(h.seq)) {
+      if (h !== null || !isErased(head)) garbageBlocks++
+      // Two blocks cannot both hold one segment: trust neither the second nor erase it.
+      if (h !== null) state.setState(b, 'unknown')
       continue
     }
     state.setState(b, 'sealed')
-    info.seq = h.seq
-    info.end = g.blockBytes
+    blocks[b]!.seq = h.seq
+    blocks[b]!.end = blockBytes
     bySeq.set(h.seq, b)
     maxSeq = Math.max(maxSeq, h.seq)
   }
 
   // 2. The newest checkpoint that is still whole.
   const slots = await scanSlots(dev, partsMax)
-  report.readErrors += slots.readErrors
+  readErrors += slots.readErrors
   let cp: Checkpoint | null = null
-  let cpBytes = 0
   let current: Recovered['checkpoint'] = null
   for (const a of slots.anchors.filter((x) => x.parts.length > 0).slice(0, ANCHOR_TRIES_MAX)) {
     cp = await loadCheckpoint(dev, state, a)
     if (cp !== null) {
-      cpBytes = a.checkpointBytes
-      current = { parts: a.parts, bytes: a.checkpointBytes, hash: a.checkpointHash }
-      for (const p of a.parts) state.blocks[p.block]!.checkpointParts++
+      current = a
+      for (const p of a.parts) blocks[p.block]!.cpParts++
       break
     }
   }
-  // Every segment is seen, or else we start above every number ever reserved.
-  let nextSeq = maxSeq + 1
-  const blocksUnread = (): boolean => report.readErrors > slots.readErrors
-  const seqAfterReplay = (): number => {
-    if (!blocksUnread()) return nextSeq
-    if (slots.readErrors === 0) return Math.max(nextSeq, slots.reservedUntil)
-    return Math.max(nextSeq, slots.reservedUntil) + CACHE_SEQ_SKIP_UNREADABLE // last resort: see FORMAT.md
-  }
 
-  const present = (block: number, seq: number): boolean => {
-    const info = state.blocks[block]
-    return info !== undefined && info.state === 'sealed' && info.seq === seq
-  }
+  const present = (block: number, seq: number): boolean => blocks[block]?.state === 'sealed' && blocks[block]!.seq === seq
 
   // 3. The checkpoint's view, kept where its segments are still on flash.
   if (cp !== null) {
-    report.mode = 'checkpoint'
-    report.checkpointRevision = cp.revision
-    for (const d of cp.dead) {
-      if (!present(d.deadBlock, d.deadSeq)) continue
-      state.setState(d.deadBlock, 'dead')
-      if (present(d.block, d.seq)) {
-        state.addExtra({ kind: 'dead', block: d.block, offset: d.offset, recordBytes: recordSize(dev, 0), key: '', targetSeq: d.deadSeq, targetOffset: 0, deadBlock: d.deadBlock })
-      }
+    mode = 'checkpoint'
+    for (const [deadBlock, deadSeq, block, seq, offset] of cp.dead) {
+      if (!present(deadBlock, deadSeq)) continue
+      state.setState(deadBlock, 'dead')
+      if (present(block, seq)) state.addExtra(TYPE_OBITUARY, block, offset, deadSeq, deadBlock)
     }
-    for (const p of cp.pieces) {
-      const key = p.key.toString('hex')
-      const whole = p.block2 === NO_BLOCK
-      if (p.length1 > p.length || (whole && p.length1 !== p.length) || state.index.has(key)) continue
-      const first: Part = { block: p.block, offset: p.offset, length: p.length1, recordBytes: recordSize(dev, p.length1) }
-      const second: Part = { block: p.block2, offset: p.offset2, length: p.length - p.length1, recordBytes: recordSize(dev, p.length - p.length1) }
-      const fits = (x: Part): boolean => x.offset + x.recordBytes <= g.blockBytes
-      if (!present(p.block, p.seq) || !fits(first)) continue
-      if (!whole && (!present(p.block2, p.seq2) || !fits(second) || p.block2 === p.block)) continue
+    for (const [k, length, block, seq, offset, length1, block2, seq2, offset2] of cp.pieces) {
+      const key = hex(k)
+      const whole = block2 === NO_BLOCK
+      const first: Part = { block, offset, length: length1 }
+      const second: Part = { block: block2, offset: offset2, length: length - length1 }
+      const fits = (x: Part): boolean => x.offset + recordBytesFor(x.length, programBytes) <= blockBytes
+      if (length1 > length || (whole && length1 !== length) || state.index.has(key) || !present(block, seq) || !fits(first)) continue
+      if (!whole && (!present(block2, seq2) || !fits(second) || block2 === block)) continue
       state.addPiece(key, whole ? wholeLoc(first) : splitLoc(first, second))
     }
-    for (const t of cp.tombs) {
-      if (!present(t.block, t.seq)) continue
-      state.addExtra({ kind: 'tomb', block: t.block, offset: t.offset, recordBytes: recordSize(dev, 0), key: t.key.toString('hex'), targetSeq: t.targetSeq, targetOffset: t.targetOffset, deadBlock: 0 })
+    for (const [key, block, seq, offset, a, b] of cp.tombs) {
+      if (present(block, seq)) state.addExtra(TYPE_TOMBSTONE, block, offset, a, b, hex(key))
     }
   }
 
   // 4. Replay everything after the checkpoint, in log order.
-  const segments = [...bySeq.entries()]
-    .filter(([seq, b]) => state.blocks[b]!.state === 'sealed' && (cp === null || seq >= cp.logSeq))
-    .sort((x, y) => x[0] - y[0])
-  if (cp === null && segments.length > 0) report.mode = 'scan'
-  const newestSeq = segments.length > 0 ? segments[segments.length - 1]![0] : 0
-  let replayedBytes = 0
+  const segments = [...bySeq].filter(([seq, b]) => blocks[b]!.state === 'sealed' && (cp === null || seq >= cp.logSeq)).sort((x, y) => x[0] - y[0])
+  if (cp === null && segments.length > 0) mode = 'scan'
   // The first part of a split piece waits for the record right after it: its second part, or nothing.
   let firstPart: { key: string, part: Part, total: number } | null = null
   const place = (key: string, loc: PieceLoc): void => {
     const old = state.index.get(key)
     if (old === undefined) state.addPiece(key, loc)
     else if (old.length === loc.length) state.movePiece(key, loc) // a compaction's copy: same piece, same recency
-    else report.invalidRecords++ // one hash, two lengths: not a copy of ours
+    else invalidRecords++ // one hash, two lengths: not a copy of ours
   }
   const apply = (h: RecordHeader, block: number): void => {
-    report.replayedRecords++
+    replayedRecords++
     replayedBytes += h.recordBytes
-    const key = h.key.toString('hex')
-    const part: Part = { block, offset: h.offset, length: h.bodyLength, recordBytes: h.recordBytes }
+    const key = hex(h.key)
+    const part: Part = { block, offset: h.offset, length: h.bodyLength }
     const pending = firstPart
     firstPart = null
-    if (h.type === RecordType.piece && h.b === PiecePart.second) {
-      if (pending !== null && pending.key === key && pending.total === h.a && pending.part.length + h.bodyLength === h.a && pending.part.block !== block) place(key, splitLoc(pending.part, part))
-      else report.invalidRecords++ // a second part without its first (torn away): dead bytes
+    if (h.type === TYPE_PIECE && h.b === PART_SECOND) {
+      if (pending?.key === key && pending.total === h.a && pending.part.length + h.bodyLength === h.a && pending.part.block !== block) place(key, splitLoc(pending.part, part))
+      else invalidRecords++ // a second part without its first (torn away): dead bytes
       return
     }
-    if (pending !== null) report.invalidRecords++ // a first part whose second never landed
-    switch (h.type) {
-      case RecordType.piece: {
-        if (h.b === PiecePart.first) firstPart = { key, part, total: h.a }
-        else if (h.b === PiecePart.whole && h.a === h.bodyLength) place(key, wholeLoc(part))
-        else report.invalidRecords++
-        break
+    if (pending !== null) invalidRecords++ // a first part whose second never landed
+    if (h.type === TYPE_PIECE) {
+      if (h.b === PART_FIRST) firstPart = { key, part, total: h.a }
+      else if (h.b === PART_WHOLE && h.a === h.bodyLength) place(key, wholeLoc(part))
+      else invalidRecords++
+    } else if (h.type === TYPE_TOMBSTONE) {
+      const old = state.index.get(key)
+      const last = old === undefined ? null : state.lastPosition(old)
+      if (last !== null && before(last.seq, last.offset, h.a, h.b)) state.removePiece(key)
+      state.addExtra(TYPE_TOMBSTONE, block, h.offset, h.a, h.b, key)
+    } else if (h.type === TYPE_OBITUARY) {
+      if (present(h.b, h.a)) {
+        state.clearBlock(h.b)
+        state.setState(h.b, 'dead')
       }
-      case RecordType.tombstone: {
-        const old = state.index.get(key)
-        const last = old === undefined ? null : state.lastPosition(old)
-        if (old !== undefined && before(last!.seq, last!.offset, h.a, h.b)) state.removePiece(key)
-        state.addExtra({ kind: 'tomb', block, offset: h.offset, recordBytes: h.recordBytes, key, targetSeq: h.a, targetOffset: h.b, deadBlock: 0 })
-        break
-      }
-      case RecordType.obituary: {
-        if (present(h.b, h.a)) {
-          state.clearBlock(h.b)
-          state.setState(h.b, 'dead')
-        }
-        state.addExtra({ kind: 'dead', block, offset: h.offset, recordBytes: h.recordBytes, key: '', targetSeq: h.a, targetOffset: 0, deadBlock: h.b })
-        break
-      }
-      default: // checkpoint parts are read through their anchor only
-    }
+      state.addExtra(TYPE_OBITUARY, block, h.offset, h.a, h.b)
+    } // checkpoint parts are read through their anchor only
   }
+
+  /**
+   * Walk one segment's records from `at`, keeping where the valid records end;
+   * false when a read failed. Stops at erased bytes (nothing written there);
+   * on a damaged record, searches the rest of the block for the next valid
+   * header at a program boundary.
+   */
+  const scanSegment = async (block: number, seq: number, at: number): Promise<boolean> => {
+    const headerAt = (buf: Buffer, i: number, offset: number): RecordHeader | null => {
+      const h = decodeRecordHeader(buf, i, { seq, offset, blockBytes, programBytes })
+      return h !== null && recordCommitted(buf.subarray(i), h) ? h : null
+    }
+    const info = blocks[block]!
+    info.end = at
+    while (at + RECORD_HEADER_BYTES <= blockBytes) {
+      let ok: RecordHeader | null = null
+      let next: number | null = null
+      try {
+        const head = await dev.read(block, at, RECORD_HEADER_BYTES, CACHE_OPEN_READ_ATTEMPTS)
+        if (isErased(head)) break
+        const h = decodeRecordHeader(head, 0, { seq, offset: at, blockBytes, programBytes })
+        if (h !== null) ok = headerAt(await dev.read(block, at, h.recordBytes, CACHE_OPEN_READ_ATTEMPTS), 0, at)
+        if (ok === null && at + programBytes < blockBytes) {
+          // Resync: the next valid, committed record at a program boundary.
+          const from = at + programBytes
+          const rest = await dev.read(block, from, blockBytes - from, CACHE_OPEN_READ_ATTEMPTS)
+          for (let p = 0; next === null && p + RECORD_HEADER_BYTES <= rest.length; p += programBytes) {
+            // "CN": a cheap filter before the CRC.
+            if (rest[p] === 0x43 && rest[p + 1] === 0x4e && headerAt(rest, p, from + p) !== null) next = from + p
+          }
+        }
+      } catch (err) {
+        return !isIo(err)
+      }
+      if (ok === null) {
+        invalidRecords++
+        if (next === null) break
+        skippedBytes += next - at
+        at = next
+        continue
+      }
+      apply(ok, block)
+      at += ok.recordBytes
+      info.end = at
+    }
+    return true
+  }
+
   for (const [seq, block] of segments) {
-    if (state.blocks[block]!.state !== 'sealed') continue // declared dead by an obituary met earlier
-    const from = cp !== null && seq === cp.logSeq ? Math.max(headerBytes, cp.logOffset) : headerBytes
-    const scanned = await scanSegment(dev, block, seq, from, report, apply)
-    state.blocks[block]!.end = scanned.end
-    if (scanned.readError) {
+    if (blocks[block]!.state !== 'sealed') continue // declared dead by an obituary met earlier
+    if (!await scanSegment(block, seq, cp !== null && seq === cp.logSeq ? Math.max(headerBytes, cp.logOffset) : headerBytes)) {
       // Records past the failed read are unknown: never compact or extend this segment this session.
-      report.readErrors++
+      readErrors++
       state.setState(block, 'unknown')
     }
   }
 
   // 5. Keep appending to the newest segment only if nothing at all was written past its last record.
-  const newest = bySeq.get(newestSeq)
-  if (newest !== undefined && state.blocks[newest]!.state === 'sealed') {
-    const info = state.blocks[newest]!
-    let clean = false
-    try { clean = await dev.erasedFrom(newest, info.end) } catch (err) { if (!CanopyError.is(err, 'FLASH_IO')) throw err; report.readErrors++ }
-    if (clean) state.setState(newest, 'open')
+  const newest = segments.at(-1)?.[1]
+  if (newest !== undefined && blocks[newest]!.state === 'sealed') {
+    try {
+      if (await dev.erasedFrom(newest, blocks[newest]!.end)) state.setState(newest, 'open')
+    } catch (err) {
+      isIo(err)
+      readErrors++
+    }
   }
 
-  const orphanDead: number[] = []
-  state.blocks.forEach((b, i) => { if (b.state === 'dead' && !state.deadByBlock.has(i)) orphanDead.push(i) })
-
-  nextSeq = seqAfterReplay()
+  // Every segment is seen, or else we start above every number ever reserved.
+  let nextSeq = maxSeq + 1
+  if (readErrors > slots.readErrors) {
+    nextSeq = Math.max(nextSeq, slots.reservedUntil)
+    if (slots.readErrors > 0) nextSeq += CACHE_SEQ_SKIP_UNREADABLE // last resort: see FORMAT.md
+  }
   return {
     state,
     nextSeq,
     slots,
-    checkpointBytes: cpBytes,
     checkpoint: current,
     counters: cp?.counters ?? { bytesProgrammed: 0, erases: 0, evictions: 0, corruptDropped: 0, bytesAccepted: 0 },
-    report,
-    recordsSinceCheckpoint: report.replayedRecords,
-    bytesSinceCheckpoint: replayedBytes,
-    orphanDead
+    report: { mode, checkpointRevision: cp?.revision ?? 0, replayedRecords, invalidRecords, skippedBytes, garbageBlocks, unreadableBlocks, readErrors },
+    replayedBytes
   }
-}
-
-const recordSize = (dev: CacheDevice, bodyLength: number): number => recordBytesFor(bodyLength, dev.geometry.programBytes)
-
-/**
- * Walk one segment's records from `from`; returns where the valid records end.
- * Stops at erased bytes (nothing written there); on a damaged record, searches
- * the rest of the block for the next valid header at a program boundary.
- */
-async function scanSegment (
-  dev: CacheDevice, block: number, seq: number, from: number,
-  report: RecoveryReport, apply: (h: RecordHeader, block: number) => void
-): Promise<{ end: number, readError: boolean }> {
-  const g = dev.geometry
-  const expect = (offset: number): { seq: number, offset: number, blockBytes: number, programBytes: number } =>
-    ({ seq, offset, blockBytes: g.blockBytes, programBytes: g.programBytes })
-  let at = from
-  let end = from
-  while (at + RECORD_HEADER_BYTES <= g.blockBytes) {
-    let ok: RecordHeader | null = null
-    let head: Buffer
-    let next: number | null
-    try {
-      head = await dev.readAtOpen(block, at, RECORD_HEADER_BYTES)
-      if (isErased(head)) break
-      const h = decodeRecordHeader(head, 0, expect(at))
-      if (h !== null) ok = recordCommitted(await dev.readAtOpen(block, at, h.recordBytes), h) ? h : null
-      next = ok === null ? await resync(dev, block, at + g.programBytes, expect) : null
-    } catch (err) {
-      if (!CanopyError.is(err, 'FLASH_IO')) throw err
-      return { end, readError: true }
-    }
-    if (ok === null) {
-      report.invalidRecords++
-      if (next === null) break
-      report.skippedBytes += next - at
-      at = next
-      continue
-    }
-    apply(ok, block)
-    at += ok.recordBytes
-    end = at
-  }
-  return { end, readError: false }
-}
-
-async function resync (
-  dev: CacheDevice, block: number, start: number,
-  expect: (offset: number) => { seq: number, offset: number, blockBytes: number, programBytes: number }
-): Promise<number | null> {
-  const g = dev.geometry
-  if (start >= g.blockBytes) return null
-  const rest = await dev.readAtOpen(block, start, g.blockBytes - start)
-  for (let p = 0; p + RECORD_HEADER_BYTES <= rest.length; p += g.programBytes) {
-    if (rest[p] !== 0x43 || rest[p + 1] !== 0x4e) continue // "CN": cheap filter before the CRC
-    const h = decodeRecordHeader(rest, p, expect(start + p))
-    if (h === null) continue
-    if (!recordCommitted(rest.subarray(p), h)) continue
-    return start + p
-  }
-  return null
 }

@@ -4,6 +4,7 @@
 // per-block live byte counts exact, and the assertions say so.
 
 import { assert } from '../errors'
+import { recordBytesFor, TYPE_OBITUARY, TYPE_TOMBSTONE } from './format'
 
 export type BlockState =
   /** Anchor slot (blocks 0 and 1). */
@@ -24,233 +25,226 @@ export type BlockState =
 /**
  * Where a piece is: one record, or two parts written back to back across a
  * block boundary (the first fills the end of a block, the second opens the
- * next segment). Flat fields rather than a list: this is kept per piece.
+ * next segment). Flat fields, and record sizes left to recordBytesFor: this
+ * is kept per piece.
  */
 export interface PieceLoc {
   /** Body bytes of the whole piece. */
   length: number
-  /** The first (or only) record. */
+  /** The first (or only) record, and its body length. */
   block: number
   offset: number
   length1: number
-  recordBytes: number
   /** The second part of a split piece; block2 = -1 for a whole one. */
   block2: number
   offset2: number
-  recordBytes2: number
 }
 
-export interface Part { block: number, offset: number, length: number, recordBytes: number }
+/** One record of a piece. */
+export interface Part { block: number, offset: number, length: number }
 
-export const wholeLoc = (p: Part): PieceLoc =>
-  ({ length: p.length, block: p.block, offset: p.offset, length1: p.length, recordBytes: p.recordBytes, block2: -1, offset2: 0, recordBytes2: 0 })
+export const wholeLoc = (p: Part): PieceLoc => ({ length: p.length, block: p.block, offset: p.offset, length1: p.length, block2: -1, offset2: 0 })
 
 export function splitLoc (a: Part, b: Part): PieceLoc {
-  assert(a.block !== b.block, 'the parts of a split piece are in two blocks')
-  return { length: a.length + b.length, block: a.block, offset: a.offset, length1: a.length, recordBytes: a.recordBytes, block2: b.block, offset2: b.offset, recordBytes2: b.recordBytes }
+  assert(a.block !== b.block, 'a split piece spans two blocks')
+  return { length: a.length + b.length, block: a.block, offset: a.offset, length1: a.length, block2: b.block, offset2: b.offset }
 }
 
 export function partsOf (loc: PieceLoc): Part[] {
-  const first = { block: loc.block, offset: loc.offset, length: loc.length1, recordBytes: loc.recordBytes }
-  if (loc.block2 < 0) return [first]
-  return [first, { block: loc.block2, offset: loc.offset2, length: loc.length - loc.length1, recordBytes: loc.recordBytes2 }]
+  const first = { block: loc.block, offset: loc.offset, length: loc.length1 }
+  return loc.block2 < 0 ? [first] : [first, { block: loc.block2, offset: loc.offset2, length: loc.length - loc.length1 }]
 }
 
-/** A tombstone or an obituary: small records that stay live while what they cancel may still be on flash. */
+/**
+ * A tombstone or an obituary: an empty-bodied record that stays live while
+ * what it cancels may still be on flash. a and b are its record fields:
+ * tombstone: where the deleted copy ends (seq, offset); obituary: the dead
+ * segment's seq and block.
+ */
 export interface Extra {
-  kind: 'tomb' | 'dead'
+  type: typeof TYPE_TOMBSTONE | typeof TYPE_OBITUARY
   block: number
   offset: number
-  recordBytes: number
-  /** tomb: the deleted piece's key. */
+  /** Tombstone: the deleted piece's key (hex). */
   key: string
-  /** tomb: where the deleted copy was (seq, offset); dead: the dead segment's seq and block. */
-  targetSeq: number
-  targetOffset: number
-  deadBlock: number
+  a: number
+  b: number
 }
 
-export class BlockInfo {
+export interface BlockInfo {
   /** Change only through CacheState.setState (it keeps the counts). */
-  state: BlockState = 'free'
-  seq = 0
+  state: BlockState
+  seq: number
   /** Where the next record goes (open) or where the records end (sealed). */
-  end = 0
+  end: number
   /** Bytes of live records (pieces and extras). */
-  live = 0
-  /** Pieces located here. */
-  pieces = 0
-  readonly extras = new Set<Extra>()
+  live: number
+  /** Piece records here. */
+  pieces: number
+  extras: Set<Extra>
   /** Parts of the current checkpoint stored here (not live: never copied). */
-  checkpointParts = 0
+  cpParts: number
   /** A program or erase failed here: once empty it becomes 'bad', not 'free'. */
-  retired = false
+  retired: boolean
   /** Bumped by every erase: a read that started before it must not trust what it got. */
-  generation = 0
+  generation: number
 }
 
-export class CacheState {
+export interface CacheState {
   readonly blocks: BlockInfo[]
   /** Live pieces by hex key; Map order is recency (first = least recently used). */
-  readonly index = new Map<string, PieceLoc>()
-  /** Sum of live piece lengths. */
-  bytes = 0
-  tombs = 0
+  readonly index: Map<string, PieceLoc>
   /** Obituaries by the dead block. */
-  readonly deadByBlock = new Map<number, Extra>()
-  openBlock: number | null = null
-  private readonly counts: Record<BlockState, number> = { slot: 0, free: 0, open: 0, sealed: 0, bad: 0, dead: 0, unknown: 0 }
-
-  constructor (blockCount: number, slotBlocks: number) {
-    this.blocks = Array.from({ length: blockCount }, () => new BlockInfo())
-    this.counts.free = blockCount
-    for (let i = 0; i < slotBlocks; i++) this.setState(i, 'slot')
-  }
-
-  setState (block: number, s: BlockState): void {
-    const b = this.blocks[block]!
-    this.counts[b.state]--
-    this.counts[s]++
-    b.state = s
-    if (s === 'open') this.openBlock = block
-    else if (this.openBlock === block) this.openBlock = null
-    assert(this.counts.open <= 1, 'at most one open segment')
-  }
-
-  // ---- pieces ----------------------------------------------------------------------
-
+  readonly deadByBlock: Map<number, Extra>
+  /** Sum of live piece lengths. */
+  readonly bytes: number
+  readonly tombs: number
+  readonly openBlock: number | null
+  /** Bytes an empty-bodied record (tombstone, obituary) occupies. */
+  readonly extraBytes: number
+  setState (block: number, s: BlockState): void
+  count (state: BlockState): number
   /** A new piece, most recently used. */
-  addPiece (key: string, loc: PieceLoc): void {
-    assert(!this.index.has(key), 'piece added twice')
-    this.index.set(key, loc)
-    this.bytes += loc.length
-    this.account(loc, 1)
-  }
-
+  addPiece (key: string, loc: PieceLoc): void
   /** The same piece at a new place (compaction); recency unchanged. */
-  movePiece (key: string, loc: PieceLoc): void {
-    const old = this.index.get(key)
-    assert(old !== undefined && old.length === loc.length, 'moved piece exists with the same length')
-    this.account(old, -1)
-    this.index.set(key, loc)
-    this.account(loc, 1)
-  }
-
-  removePiece (key: string): PieceLoc | undefined {
-    const loc = this.index.get(key)
-    if (loc === undefined) return undefined
-    this.index.delete(key)
-    this.bytes -= loc.length
-    this.account(loc, -1)
-    assert(this.bytes >= 0, 'stored bytes never negative')
-    return loc
-  }
-
-  touch (key: string): void {
-    const loc = this.index.get(key)
-    if (loc === undefined) return
-    this.index.delete(key)
-    this.index.set(key, loc)
-  }
-
+  movePiece (key: string, loc: PieceLoc): void
+  removePiece (key: string): PieceLoc | undefined
+  touch (key: string): void
   /** Pieces with a part in a block (compaction, obituaries): a scan of the index, bounded by its size. */
-  piecesIn (block: number): Array<[string, PieceLoc]> {
-    const out: Array<[string, PieceLoc]> = []
-    if (this.blocks[block]!.pieces === 0) return out
-    for (const e of this.index) if (e[1].block === block || e[1].block2 === block) out.push(e)
-    assert(out.length === this.blocks[block]!.pieces, 'per-block part count matches the index')
-    return out
-  }
-
+  piecesIn (block: number): Array<[string, PieceLoc]>
   /** Where a piece ends in log order (its last part): tombstones cancel copies up to there. */
-  lastPosition (loc: PieceLoc): { seq: number, offset: number } {
-    return loc.block2 < 0
-      ? { seq: this.blocks[loc.block]!.seq, offset: loc.offset }
-      : { seq: this.blocks[loc.block2]!.seq, offset: loc.offset2 }
-  }
+  lastPosition (loc: PieceLoc): { seq: number, offset: number }
+  /** A tombstone (with the deleted piece's key) or an obituary, live at (block, offset); a and b as in Extra. */
+  addExtra (type: Extra['type'], block: number, offset: number, a: number, b: number, key?: string): void
+  removeExtra (e: Extra): void
+  /**
+   * Whether an extra must be kept. A tombstone: while any segment at or
+   * before the deleted copy's may still hold a copy of the piece (a stale
+   * duplicate left by a compaction that lost power before its erase);
+   * conservative: any such segment counts, and a block we could not read
+   * could hold anything. An obituary: while its dead block still holds the
+   * dead segment.
+   */
+  extraLive (e: Extra): boolean
+  /** The sealed segment with the lowest seq (by: 'seq') or the fewest live bytes (by: 'live'), skipping `skip`. */
+  sealed (by: 'seq' | 'live', skip?: Set<number>): number | null
+  /** Forget everything a block held (after a successful erase, or at an obituary). */
+  clearBlock (block: number): void
+}
 
-  private account (loc: PieceLoc, sign: 1 | -1): void {
+export function createState (blockCount: number, slotBlocks: number, programBytes: number): CacheState {
+  const blocks: BlockInfo[] = Array.from({ length: blockCount }, () => ({ state: 'free', seq: 0, end: 0, live: 0, pieces: 0, extras: new Set(), cpParts: 0, retired: false, generation: 0 }))
+  const index = new Map<string, PieceLoc>()
+  const deadByBlock = new Map<number, Extra>()
+  const counts: Record<BlockState, number> = { slot: 0, free: blockCount, open: 0, sealed: 0, bad: 0, dead: 0, unknown: 0 }
+  const extraBytes = recordBytesFor(0, programBytes)
+  let bytes = 0
+  let tombs = 0
+  let openBlock: number | null = null
+
+  const setState = (block: number, s: BlockState): void => {
+    const b = blocks[block]!
+    counts[b.state]--
+    counts[s]++
+    b.state = s
+    if (s === 'open') openBlock = block
+    else if (openBlock === block) openBlock = null
+    assert(counts.open <= 1, 'at most one open segment')
+  }
+  const account = (loc: PieceLoc, sign: 1 | -1): void => {
     for (const p of partsOf(loc)) {
-      const b = this.blocks[p.block]!
-      b.live += sign * p.recordBytes
+      const b = blocks[p.block]!
+      b.live += sign * recordBytesFor(p.length, programBytes)
       b.pieces += sign
       assert(b.live >= 0 && b.pieces >= 0, 'block live bytes never negative')
     }
   }
-
-  // ---- tombstones and obituaries -----------------------------------------------------
-
-  addExtra (e: Extra): void {
-    const b = this.blocks[e.block]!
-    b.extras.add(e)
-    b.live += e.recordBytes
-    if (e.kind === 'tomb') this.tombs++
-    else this.deadByBlock.set(e.deadBlock, e)
+  const removePiece = (key: string): PieceLoc | undefined => {
+    const loc = index.get(key)
+    if (loc === undefined) return undefined
+    index.delete(key)
+    bytes -= loc.length
+    account(loc, -1)
+    return loc
   }
-
-  removeExtra (e: Extra): void {
-    const b = this.blocks[e.block]!
+  const piecesIn = (block: number): Array<[string, PieceLoc]> => {
+    const out: Array<[string, PieceLoc]> = []
+    if (blocks[block]!.pieces === 0) return out
+    for (const e of index) if (e[1].block === block || e[1].block2 === block) out.push(e)
+    assert(out.length === blocks[block]!.pieces, 'part count matches the index')
+    return out
+  }
+  const removeExtra = (e: Extra): void => {
+    const b = blocks[e.block]!
     if (!b.extras.delete(e)) return
-    b.live -= e.recordBytes
-    assert(b.live >= 0, 'block live bytes never negative')
-    if (e.kind === 'tomb') this.tombs--
-    else if (this.deadByBlock.get(e.deadBlock) === e) this.deadByBlock.delete(e.deadBlock)
+    b.live -= extraBytes
+    if (e.type === TYPE_TOMBSTONE) tombs--
+    else if (deadByBlock.get(e.b) === e) deadByBlock.delete(e.b)
   }
+  for (let i = 0; i < slotBlocks; i++) setState(i, 'slot')
 
-  /**
-   * A tombstone must be kept while any segment at or before the deleted copy's
-   * may still hold a copy of the piece (a stale duplicate left by a compaction
-   * that lost power before its erase). Conservative: any such segment counts;
-   * a block we could not read could hold anything.
-   */
-  tombLive (e: Extra): boolean {
-    if (this.counts.unknown > 0) return true
-    for (let i = 0; i < this.blocks.length; i++) {
-      const b = this.blocks[i]!
+  return {
+    blocks,
+    index,
+    deadByBlock,
+    get bytes () { return bytes },
+    get tombs () { return tombs },
+    get openBlock () { return openBlock },
+    extraBytes,
+    setState,
+    count: (s) => counts[s],
+    addPiece (key, loc) {
+      assert(!index.has(key), 'piece added twice')
+      index.set(key, loc)
+      bytes += loc.length
+      account(loc, 1)
+    },
+    movePiece (key, loc) {
+      const old = index.get(key)
+      assert(old?.length === loc.length, 'a moved piece keeps its length')
+      account(old!, -1)
+      index.set(key, loc)
+      account(loc, 1)
+    },
+    removePiece,
+    touch (key) {
+      const loc = index.get(key)
+      if (loc === undefined) return
+      index.delete(key)
+      index.set(key, loc)
+    },
+    piecesIn,
+    lastPosition: (loc) => loc.block2 < 0
+      ? { seq: blocks[loc.block]!.seq, offset: loc.offset }
+      : { seq: blocks[loc.block2]!.seq, offset: loc.offset2 },
+    addExtra (type, block, offset, a, b, key = '') {
+      const e = { type, block, offset, key, a, b }
+      const info = blocks[block]!
+      info.extras.add(e)
+      info.live += extraBytes
+      if (type === TYPE_TOMBSTONE) tombs++
+      else deadByBlock.set(b, e)
+    },
+    removeExtra,
+    extraLive (e) {
+      if (e.type === TYPE_OBITUARY) return blocks[e.b]?.state === 'dead' && blocks[e.b]!.seq === e.a
       // A dead block whose obituary is not on flash yet will be replayed by a full scan.
-      const onFlash = b.state === 'sealed' || b.state === 'open' || (b.state === 'dead' && !this.deadByBlock.has(i))
-      if (onFlash && b.seq <= e.targetSeq) return true
+      return counts.unknown > 0 || blocks.some((b, i) => (b.state === 'sealed' || b.state === 'open' || (b.state === 'dead' && !deadByBlock.has(i))) && b.seq <= e.a)
+    },
+    sealed (by, skip) {
+      let best: number | null = null
+      blocks.forEach((b, i) => {
+        if (b.state === 'sealed' && skip?.has(i) !== true && (best === null || b[by] < blocks[best]![by])) best = i
+      })
+      return best
+    },
+    clearBlock (block) {
+      const b = blocks[block]!
+      for (const [key] of piecesIn(block)) removePiece(key)
+      for (const e of [...b.extras]) removeExtra(e)
+      assert(b.live === 0 && b.pieces === 0, 'a cleared block holds nothing live')
+      b.cpParts = 0
+      b.end = 0
     }
-    return false
-  }
-
-  /** An obituary is kept while its dead block still holds the dead segment. */
-  deadLive (e: Extra): boolean {
-    const b = this.blocks[e.deadBlock]
-    return b !== undefined && b.state === 'dead' && b.seq === e.targetSeq
-  }
-
-  extraLive (e: Extra): boolean { return e.kind === 'tomb' ? this.tombLive(e) : this.deadLive(e) }
-
-  // ---- blocks --------------------------------------------------------------------------
-
-  count (state: BlockState): number { return this.counts[state] }
-
-  /** The oldest segment on flash (compacted first when tombstones pile up). */
-  oldestSealed (): number | null {
-    let best: number | null = null
-    this.blocks.forEach((b, i) => {
-      if (b.state === 'sealed' && (best === null || b.seq < this.blocks[best]!.seq)) best = i
-    })
-    return best
-  }
-
-  /** The sealed segment with the fewest live bytes (greedy: least copying per block freed). */
-  leastLive (): number | null {
-    let best: number | null = null
-    this.blocks.forEach((b, i) => {
-      if (b.state === 'sealed' && (best === null || b.live < this.blocks[best]!.live)) best = i
-    })
-    return best
-  }
-
-  /** Forget everything a block held (after a successful erase, or at an obituary). */
-  clearBlock (block: number): void {
-    const b = this.blocks[block]!
-    for (const [key] of this.piecesIn(block)) this.removePiece(key)
-    for (const e of [...b.extras]) this.removeExtra(e)
-    assert(b.live === 0 && b.pieces === 0, 'a cleared block holds nothing live')
-    b.checkpointParts = 0
-    b.end = 0
   }
 }

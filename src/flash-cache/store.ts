@@ -8,10 +8,18 @@
 //   compact.ts     freeing blocks, obituaries for blocks that will not erase
 //   checkpoint.ts  checkpoints in the log, anchors in two slots
 //   reader.ts      verified reads, streaming
+//   device.ts      read-back checks, error sorting, group-commit waiters
 //
 // Guarantees: put resolves only once the piece is durable; get never returns
-// bytes that do not hash to their name; stored bytes stay within the bound
-// plus one piece; a failed write retires its block and the store goes on.
+// bytes that are not the piece's; stored bytes stay within the bound plus one
+// piece; a failed write retires its block and the store goes on.
+//
+// Group commit: a put's bytes are copied and hashed while the write before it
+// is under way (at most one ahead, so two pieces in memory), then appended,
+// and a sync starts unless one is under way; a sync acknowledges every put it
+// covers. Syncs run beside the next writes, one at a time: the next starts
+// when one ends, for the puts written meanwhile (at most the write queue).
+// Alone, a put syncs for itself.
 
 import type { Readable } from 'node:stream'
 import { assert, CanopyError } from '../errors'
@@ -21,16 +29,17 @@ import {
   CACHE_PENDING_WRITES_MAX, CACHE_PIECE_COUNT_MAX, CACHE_PIN_COUNT_MAX, CACHE_RESERVE_BLOCKS, CACHE_SLOT_BLOCKS
 } from '../limits'
 import { silentLogger, type Logger } from '../log'
-import { WriteBudget, type WriteBudgetStatus } from './budget'
-import { Checkpointer } from './checkpoint'
-import { Compactor } from './compact'
-import { CacheDevice } from './device'
-import { alignUp, allocRecord, ANCHOR_FIXED_BYTES, ANCHOR_PART_BYTES, bodyBytesMax, checkpointBytesFor, encodeCheckpoint, RECORD_HEADER_BYTES, recordBytesFor, RecordType, SEGMENT_HEADER_BYTES, sha256, type CheckpointCounters } from './format'
+import { createWriteBudget, type WriteBudgetStatus } from './budget'
+import { createCheckpointer, type Checkpointer } from './checkpoint'
+import { createCompactor } from './compact'
+import { crc32Native } from './crc32'
+import { createDevice } from './device'
+import { alignUp, allocRecord, ANCHOR_FIXED_BYTES, ANCHOR_PART_BYTES, bodyBytesMax, checkpointBytesFor, encodeCheckpoint, hex, keyBytes, RECORD_HEADER_BYTES, recordBytesFor, SEGMENT_HEADER_BYTES, sha256, TYPE_TOMBSTONE, type CheckpointCounters } from './format'
 import { pieceKey, type PieceHash } from './key'
-import { LogWriter } from './log'
-import { PieceReader } from './reader'
+import { createLog, type LogWriter } from './log'
+import { createReader, type VerifyReads } from './reader'
 import { recover, type RecoveryReport } from './recover'
-import type { CacheState, PieceLoc } from './state'
+import type { PieceLoc } from './state'
 
 export interface FlashCacheOptions {
   clock: Clock
@@ -45,8 +54,18 @@ export interface FlashCacheOptions {
   /** Called for every piece evicted to keep the bounds. */
   onEvict?: (hash: string) => void
   /**
-   * Read every program back and compare (littlefs does). Default: on, except
-   * on the Linux twin (FileFlash), where the page cache would answer the read.
+   * How a get checks a piece before handing it out: 'crc32' (default) checks
+   * each record's commit CRC, which proves the bytes are those written (and
+   * they were checked against their SHA-256 before they were written);
+   * 'sha256' also hashes them again. Where Node has no native CRC-32 (before
+   * 20.15) the CRC costs more than SHA-256, and 'sha256' is used. See
+   * FORMAT.md, "Verification on read".
+   */
+  verifyReads?: VerifyReads
+  /**
+   * Read every program back and compare, and check erased blocks read erased
+   * (littlefs does). Default: on, except on the Linux twin (FileFlash), where
+   * the page cache would answer the read.
    */
   verifyPrograms?: boolean
   /** Tests only: acknowledge puts without syncing. The power-cut suite must notice. */
@@ -67,6 +86,7 @@ export interface FlashCacheStats {
   reads: number
   readErrors: number
   tombstones: number
+  verifyReads: VerifyReads
   flash: { blockBytes: number, blockCount: number, freeBlocks: number, badBlocks: number, deadBlocks: number, unreadableBlocks: number }
   writes: { bytesProgrammed: number, erases: number, syncs: number, bytesAccepted: number, amplification: number, splitPieces: number, budget: WriteBudgetStatus }
   compactions: number
@@ -76,413 +96,377 @@ export interface FlashCacheStats {
 }
 
 /** Usable bytes for pieces on a flash of this geometry (before the fill ratio). */
-export function flashCapacityBytes (blockBytes: number, blockCount: number, programBytes: number): number {
-  const usable = blockBytes - alignUp(SEGMENT_HEADER_BYTES, programBytes)
-  return Math.max(0, blockCount - CACHE_SLOT_BLOCKS - CACHE_RESERVE_BLOCKS - 1) * usable
-}
+const capacityBytes = (goodBlocks: number, usableBytes: number): number => Math.max(0, goodBlocks - CACHE_RESERVE_BLOCKS - 1) * usableBytes
 
 /** Largest bytesMax a geometry supports. */
 export const boundBytesMax = (blockBytes: number, blockCount: number, programBytes: number): number =>
-  Math.floor(flashCapacityBytes(blockBytes, blockCount, programBytes) * CACHE_FILL_RATIO_MAX)
+  Math.floor(capacityBytes(blockCount - CACHE_SLOT_BLOCKS, blockBytes - alignUp(SEGMENT_HEADER_BYTES, programBytes)) * CACHE_FILL_RATIO_MAX)
 
 const fatal = (err: unknown): boolean =>
   !CanopyError.is(err) || ['FLASH_POWER_CUT', 'FLASH_CLOSED', 'FLASH_BAD_ADDRESS', 'ASSERTION'].includes(err.code)
+const closedError = (): CanopyError => new CanopyError('CLOSED', 'the flash cache is closed')
+const noop = (): void => {}
 
-export class FlashCache {
+/** The store (open one with FlashCache.open). */
+export interface FlashCache {
+  /** The largest piece this flash takes: an erase block less the segment and record headers. */
   readonly pieceBytesMax: number
+  /** How the last open went. */
   readonly recovery: RecoveryReport & { ms: number }
-  private readonly state: CacheState
-  private readonly dev: CacheDevice
-  private readonly log: LogWriter
-  private readonly compactor: Compactor
-  private readonly checkpointer: Checkpointer
-  private readonly reader: PieceReader
-  private readonly budget: WriteBudget
-  private readonly logger: Logger
-  private readonly pins = new Map<string, number>()
-  /** Dead blocks whose obituary is not on flash yet. */
-  private readonly orphans: number[] = []
-  private readonly counters: CheckpointCounters
-  private readonly base: { bytesProgrammed: number, erases: number }
-  private chain: Promise<unknown> = Promise.resolve()
-  private pending = 0
-  private maintenanceQueued = false
-  private backgroundErrors = 0
-  private broken: CanopyError | null = null
-  private closing = false
-  private closed = false
-
-  private constructor (private readonly flash: Flash, private readonly options: FlashCacheOptions, dev: CacheDevice, budget: WriteBudget, r: Awaited<ReturnType<typeof recover>>, ms: number, partsMax: number) {
-    this.dev = dev
-    this.budget = budget
-    this.logger = options.log ?? silentLogger
-    this.state = r.state
-    this.recovery = { ...r.report, ms }
-    this.counters = { ...r.counters }
-    this.base = { bytesProgrammed: r.counters.bytesProgrammed, erases: r.counters.erases }
-    const g = flash.geometry
-    this.pieceBytesMax = bodyBytesMax(g.blockBytes, g.programBytes)
-    this.log = new LogWriter(dev, this.state, r.nextSeq)
-    this.log.recordsSinceCheckpoint = r.recordsSinceCheckpoint
-    this.log.bytesSinceCheckpoint = r.bytesSinceCheckpoint
-    this.checkpointer = new Checkpointer(dev, this.state, this.log, partsMax, options.checkpointIntervalBytesMin ?? 4 * g.blockBytes,
-      r.slots.activeSlot, r.slots.slotEnd, r.slots.revision)
-    this.checkpointer.lastBytes = r.checkpointBytes
-    this.checkpointer.current = r.checkpoint
-    this.log.reservedUntil = r.slots.reservedUntil
-    this.log.reserve = (until) => this.checkpointer.reserve(until)
-    this.checkpointer.disabled = r.report.readErrors > 0
-    this.compactor = new Compactor(dev, this.state, this.log, {
-      onCorrupt: (key) => { this.counters.corruptDropped++; this.logger.warn('damaged piece dropped during compaction', { hash: key }) },
-      checkpointLost: () => { this.checkpointer.stale = true }
-    })
-    this.reader = new PieceReader(dev, this.state, { corrupt: (key, loc) => this.dropCorrupt(key, loc) })
-  }
-
-  /** Open (and recover) the cache on a flash device. */
-  static async open (flash: Flash, options: FlashCacheOptions): Promise<FlashCache> {
-    const g = flash.geometry
-    const smallest = alignUp(SEGMENT_HEADER_BYTES, g.programBytes) + 2 * recordBytesFor(0, g.programBytes)
-    if (g.blockBytes < CACHE_BLOCK_BYTES_MIN || smallest > g.blockBytes / 4 || g.blockCount < CACHE_SLOT_BLOCKS + CACHE_RESERVE_BLOCKS + 3) {
-      throw new CanopyError('CONFIG_INVALID', `flash geometry ${JSON.stringify(g)} is too small for the cache (blocks of at least ${CACHE_BLOCK_BYTES_MIN} bytes, at least ${CACHE_SLOT_BLOCKS + CACHE_RESERVE_BLOCKS + 3} blocks)`)
-    }
-    if (!Number.isInteger(options.piecesMax) || options.piecesMax < 1 || options.piecesMax > CACHE_PIECE_COUNT_MAX) {
-      throw new CanopyError('CONFIG_INVALID', `piecesMax must be 1..${CACHE_PIECE_COUNT_MAX}`)
-    }
-    const partsMax = Math.min(CACHE_CHECKPOINT_PARTS_MAX, Math.floor((g.blockBytes / 2 - ANCHOR_FIXED_BYTES - 4) / ANCHOR_PART_BYTES))
-    const budget = new WriteBudget(options.clock, options.writeBudgetBytesPerDay)
-    const dev = new CacheDevice(flash, budget, options.verifyPrograms ?? !(flash instanceof FileFlash))
-    const t0 = options.clock.nowMs()
-    const r = await recover(dev, partsMax)
-    const cache = new FlashCache(flash, options, dev, budget, r, options.clock.nowMs() - t0, partsMax)
-    cache.enforceBounds()
-    cache.logger.info('flash cache open', { pieces: cache.state.index.size, bytes: cache.state.bytes, recovery: cache.recovery })
-    if (r.report.readErrors > 0) cache.logger.warn('flash reads failed during recovery: no checkpoints until the next open', { readErrors: r.report.readErrors })
-    if (r.orphanDead.length > 0 || cache.checkpointer.due()) cache.scheduleMaintenance()
-    return cache
-  }
-
-  // ---- the API -----------------------------------------------------------------------
-
+  /** How gets check pieces here (see FlashCacheOptions.verifyReads). */
+  readonly verifyReads: VerifyReads
   /**
    * Store a piece; resolves once it is durable. Rejects (and stores nothing)
    * when the bytes do not hash to `hash`. Like fs.write, the caller must not
    * change `bytes` until the promise settles (a changed buffer is refused).
    */
-  async put (hash: PieceHash, bytes: Uint8Array): Promise<void> {
-    const key = pieceKey(hash)
-    if (!(bytes instanceof Uint8Array)) throw new CanopyError('INPUT_INVALID', 'a piece is bytes')
-    if (bytes.length > this.pieceBytesMax) {
-      throw new CanopyError('CACHE_PIECE_TOO_LARGE', `piece of ${bytes.length} bytes; this cache stores at most ${this.pieceBytesMax}`)
+  put (hash: PieceHash, bytes: Uint8Array): Promise<void>
+  /** The piece's bytes, verified; undefined when absent or found damaged (then dropped). */
+  get (hash: PieceHash): Promise<Buffer | undefined>
+  /** A verified piece as a stream of chunks (bytes [start, end)), for large pieces. */
+  readStream (hash: PieceHash, range?: { start?: number, end?: number }): Promise<Readable | undefined>
+  has (hash: PieceHash): boolean
+  /** Size of a stored piece, or undefined. */
+  sizeOf (hash: PieceHash): number | undefined
+  /** Remove a piece for good (durable when it resolves); true when it was stored. */
+  delete (hash: PieceHash): Promise<boolean>
+  /** Keep a piece from eviction (counted: pin twice, unpin twice). The piece need not be stored yet. */
+  pin (hash: PieceHash): void
+  unpin (hash: PieceHash): void
+  isPinned (hash: PieceHash): boolean
+  /** Stored piece hashes, least recently used first (a snapshot: reading pieces reorders the live index). */
+  hashes (): string[]
+  stats (): FlashCacheStats
+  /** Resolves once every queued write, and the background work they started (syncs too), has finished. */
+  flush (): Promise<void>
+  /** Finish queued writes, write a checkpoint (fast next open), release the device. */
+  close (): Promise<void>
+}
+
+export const FlashCache = {
+  /** Open (and recover) the cache on a flash device. */
+  async open (flash: Flash, options: FlashCacheOptions): Promise<FlashCache> {
+    const g = flash.geometry
+    const { blockBytes, programBytes } = g
+    const blocksMin = CACHE_SLOT_BLOCKS + CACHE_RESERVE_BLOCKS + 3
+    if (blockBytes < CACHE_BLOCK_BYTES_MIN || alignUp(SEGMENT_HEADER_BYTES, programBytes) + 2 * recordBytesFor(0, programBytes) > blockBytes / 4 || g.blockCount < blocksMin) {
+      throw new CanopyError('CONFIG_INVALID', `flash geometry ${JSON.stringify(g)} is too small for the cache (blocks of at least ${CACHE_BLOCK_BYTES_MIN} bytes, at least ${blocksMin} blocks)`)
     }
-    return await this.exclusive(async () => {
-      // Our own copy, straight into the record buffer, hashed at once: what is hashed is what is written.
-      const record = allocRecord(bytes, this.flash.geometry.programBytes)
-      const body = record.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + bytes.length)
-      const keyBytes = sha256(body)
-      if (keyBytes.toString('hex') !== key) throw new CanopyError('CACHE_HASH_MISMATCH', `bytes do not hash to ${key}`)
-      if (this.state.index.has(key)) {
-        // Already stored, if the stored copy still verifies; a rotten copy must not turn this put into a false acknowledgement.
-        if (await this.reader.check(key) === 'ok') { this.state.touch(key); return }
-        if (this.state.index.has(key)) {
-          this.counters.corruptDropped++
-          await this.writeTombstone(key)
+    const { piecesMax, clock } = options
+    if (!Number.isInteger(piecesMax) || piecesMax < 1 || piecesMax > CACHE_PIECE_COUNT_MAX) {
+      throw new CanopyError('CONFIG_INVALID', `piecesMax must be 1..${CACHE_PIECE_COUNT_MAX}`)
+    }
+    const partsMax = Math.min(CACHE_CHECKPOINT_PARTS_MAX, Math.floor((blockBytes / 2 - ANCHOR_FIXED_BYTES - 4) / ANCHOR_PART_BYTES))
+    const budget = createWriteBudget(clock, options.writeBudgetBytesPerDay)
+    const dev = createDevice(flash, budget, options.verifyPrograms ?? !(flash instanceof FileFlash), (err) => {
+      // A sync failed: the open block's tail is no longer known; power lost or the device closed: stop.
+      if (state.openBlock !== null) log.seal(state.openBlock)
+      if (fatal(err)) halt(err)
+    })
+    const t0 = clock.nowMs()
+    const r = await recover(dev, partsMax)
+    const recovery = { ...r.report, ms: clock.nowMs() - t0 }
+    const state = r.state
+    const index = state.index
+    const logger = options.log ?? silentLogger
+    const pins = new Map<string, number>()
+    /** Lifetime counters; bytes programmed and erases as of open (this session's come from the device). */
+    const counters = { ...r.counters }
+    const log: LogWriter = createLog(dev, state, r.nextSeq, r.slots.reservedUntil, async (until) => await cp.reserve(until))
+    log.cpRecords = r.report.replayedRecords
+    log.cpBytes = r.replayedBytes
+    const cp: Checkpointer = createCheckpointer(dev, state, log, partsMax, options.checkpointIntervalBytesMin ?? 4 * blockBytes, r.slots, r.checkpoint, r.report.readErrors > 0)
+    const compactor = createCompactor(dev, state, log,
+      (key) => { counters.corruptDropped++; logger.warn('damaged piece dropped during compaction', { hash: key }) },
+      () => { cp.stale = true })
+    const verifyReads: VerifyReads = options.verifyReads === 'sha256' || !crc32Native ? 'sha256' : 'crc32'
+    const reader = createReader(dev, state, verifyReads === 'sha256', async (key, loc) => await dropCorrupt(key, loc))
+    const pieceBytesMax = bodyBytesMax(blockBytes, programBytes)
+    let chain: Promise<unknown> = Promise.resolve()
+    /** Resolves once the newest queued write has started: the next put may copy and hash its bytes from then on. */
+    let started: Promise<unknown> = Promise.resolve()
+    let pending = 0
+    let maintenanceQueued = false
+    let backgroundErrors = 0
+    let broken: CanopyError | null = null
+    let closing = false
+    let closed = false
+
+    /** Stop writing for good (power lost, device closed, our own bug); nobody waits for a sync any more. */
+    const halt = (err: unknown): void => {
+      broken ??= CanopyError.from(err, 'ASSERTION')
+      dev.abandon(broken)
+    }
+
+    /**
+     * One writer at a time, in arrival order; a bounded queue (each waiting put
+     * holds its bytes). `prepare` runs once the task before this one has
+     * started, and its result is handed to fn.
+     */
+    const exclusive = <T, P = undefined>(fn: (prepared: P) => Promise<T>, isMutation: boolean, prepare?: () => P): Promise<T> => {
+      if (closed || (closing && isMutation)) return Promise.reject(closedError())
+      if (broken !== null) return Promise.reject(broken)
+      if (pending >= CACHE_PENDING_WRITES_MAX) return Promise.reject(new CanopyError('LIMIT_REACHED', `${CACHE_PENDING_WRITES_MAX} cache writes are already waiting`))
+      pending++
+      const ready = started.then(prepare) as Promise<P>
+      ready.catch(noop) // handled by fn, later
+      let start = noop
+      started = new Promise<void>((resolve) => { start = resolve })
+      const run = async (): Promise<T> => {
+        start()
+        try {
+          if (broken !== null) throw broken
+          return await fn(await ready)
+        } catch (err) {
+          if (fatal(err)) halt(err)
+          throw err
+        } finally {
+          // Group commit: a sync starts for whoever waits, unless one is under way (then the next starts when it ends).
+          if (dev.waiting > 0) dev.kick()
+          pending--
+          if (isMutation) scheduleMaintenance()
         }
       }
-      const size = record.length
-      await this.makeRoom(size, body.length)
-      const loc = await this.log.appendPiece(keyBytes, body, { built: record })
-      if (this.options.unsafeSkipAckSync !== true) await this.log.sync()
-      this.state.addPiece(key, loc)
-      this.counters.bytesAccepted += body.length
-      this.assertBounds()
-    }, true)
-  }
-
-  /** The piece's bytes, verified against its hash; undefined when absent or found damaged (then dropped). */
-  async get (hash: PieceHash): Promise<Buffer | undefined> {
-    const key = pieceKey(hash)
-    this.assertOpen()
-    return this.reader.get(key)
-  }
-
-  /** A verified piece as a stream of chunks (bytes [start, end)), for large pieces. */
-  async readStream (hash: PieceHash, range?: { start?: number, end?: number }): Promise<Readable | undefined> {
-    const key = pieceKey(hash)
-    this.assertOpen()
-    return this.reader.stream(key, range)
-  }
-
-  has (hash: PieceHash): boolean {
-    return this.state.index.has(pieceKey(hash))
-  }
-
-  /** Size of a stored piece, or undefined. */
-  sizeOf (hash: PieceHash): number | undefined {
-    return this.state.index.get(pieceKey(hash))?.length
-  }
-
-  /** Remove a piece for good (durable when it resolves); true when it was stored. */
-  async delete (hash: PieceHash): Promise<boolean> {
-    const key = pieceKey(hash)
-    return await this.exclusive(() => this.writeTombstone(key), true)
-  }
-
-  /** Keep a piece from eviction (counted: pin twice, unpin twice). The piece need not be stored yet. */
-  pin (hash: PieceHash): void {
-    const key = pieceKey(hash)
-    const n = this.pins.get(key)
-    if (n === undefined && this.pins.size >= CACHE_PIN_COUNT_MAX) throw new CanopyError('LIMIT_REACHED', `at most ${CACHE_PIN_COUNT_MAX} pieces can be pinned`)
-    this.pins.set(key, (n ?? 0) + 1)
-  }
-
-  unpin (hash: PieceHash): void {
-    const key = pieceKey(hash)
-    const n = this.pins.get(key)
-    if (n === undefined) return
-    if (n <= 1) this.pins.delete(key)
-    else this.pins.set(key, n - 1)
-  }
-
-  isPinned (hash: PieceHash): boolean { return this.pins.has(pieceKey(hash)) }
-
-  /** Stored piece hashes, least recently used first (a snapshot: reading pieces reorders the live index). */
-  hashes (): string[] { return [...this.state.index.keys()] }
-
-  stats (): FlashCacheStats {
-    const s = this.state
-    const g = this.flash.geometry
-    const dc = this.dev.counters
-    const programmed = this.base.bytesProgrammed + dc.bytesProgrammed
-    const bytesMax = this.boundBytes()
-    return {
-      pieces: s.index.size,
-      bytes: s.bytes,
-      bytesMax,
-      piecesMax: this.options.piecesMax,
-      freeBytes: Math.max(0, bytesMax - s.bytes),
-      pieceBytesMax: this.pieceBytesMax,
-      pinned: this.pins.size,
-      evictions: this.counters.evictions,
-      corruptDropped: this.counters.corruptDropped,
-      reads: this.reader.counters.reads,
-      readErrors: dc.readErrors,
-      tombstones: s.tombs,
-      flash: {
-        blockBytes: g.blockBytes,
-        blockCount: g.blockCount,
-        freeBlocks: s.count('free'),
-        badBlocks: this.log.badBlocksFound,
-        deadBlocks: s.count('dead'),
-        unreadableBlocks: s.count('unknown')
-      },
-      writes: {
-        bytesProgrammed: programmed,
-        erases: this.base.erases + dc.erases,
-        syncs: dc.syncs,
-        bytesAccepted: this.counters.bytesAccepted,
-        amplification: this.counters.bytesAccepted > 0 ? programmed / this.counters.bytesAccepted : 0,
-        splitPieces: this.log.splitPieces,
-        budget: this.budget.status()
-      },
-      compactions: this.compactor.compactions,
-      checkpoints: { written: this.checkpointer.written, failed: this.checkpointer.failed, revision: this.checkpointer.revision },
-      recovery: this.recovery,
-      backgroundErrors: this.backgroundErrors
+      const p = chain.then(run, run)
+      chain = p.catch(noop)
+      return p
     }
-  }
 
-  /** Resolves once every queued write, and the background work they started, has finished. */
-  async flush (): Promise<void> {
-    for (;;) {
-      const chain = this.chain
-      await chain
-      if (chain === this.chain) return
+    /** Resolves once what was written so far is durable (the put's acknowledgement); `undo` runs if that sync fails. */
+    const durable = (undo?: () => void): Promise<void> => {
+      const p = options.unsafeSkipAckSync === true ? Promise.resolve() : dev.synced(undo)
+      p.catch(noop) // awaited by put once its write task returned
+      return p
     }
-  }
 
-  /** Finish queued writes, write a checkpoint (fast next open), release the device. */
-  async close (): Promise<void> {
-    if (this.closed || this.closing) return
-    this.closing = true
-    try {
-      await this.exclusive(async () => {
-        if (this.checkpointer.due() || (!this.checkpointer.disabled && this.log.recordsSinceCheckpoint > 0)) await this.checkpoint()
-      }, false)
-    } catch (err) {
-      this.logger.warn('no checkpoint at close', { err })
-    }
-    this.closed = true
-    await this.flash.close()
-  }
+    /** Effective bound: the configured one, lowered when retired blocks shrink the flash. */
+    const boundBytes = (): number =>
+      Math.min(options.bytesMax, Math.floor(capacityBytes(state.count('free') + state.count('open') + state.count('sealed'), log.usableBytes) * CACHE_FILL_RATIO_MAX))
 
-  // ---- writing -----------------------------------------------------------------------
-
-  /** One writer at a time, in arrival order; a bounded queue (each waiting put holds its bytes). */
-  private exclusive<T> (fn: () => Promise<T>, isMutation: boolean): Promise<T> {
-    if (this.closed || (this.closing && isMutation)) return Promise.reject(new CanopyError('CLOSED', 'the flash cache is closed'))
-    if (this.broken !== null) return Promise.reject(this.broken)
-    if (this.pending >= CACHE_PENDING_WRITES_MAX) return Promise.reject(new CanopyError('LIMIT_REACHED', `${CACHE_PENDING_WRITES_MAX} cache writes are already waiting`))
-    this.pending++
-    const run = async (): Promise<T> => {
-      try {
-        if (this.broken !== null) throw this.broken
-        return await fn()
-      } catch (err) {
-        if (fatal(err)) this.broken ??= CanopyError.from(err, 'ASSERTION')
-        throw err
-      } finally {
-        this.pending--
-        if (isMutation) this.scheduleMaintenance()
+    /** Evict the least recently used unpinned piece (in memory only: see FORMAT.md, "Evictions"). */
+    const evictOne = (): boolean => {
+      for (const key of index.keys()) {
+        if (pins.has(key)) continue
+        state.removePiece(key)
+        counters.evictions++
+        options.onEvict?.(key)
+        return true
       }
+      return false
     }
-    const p = this.chain.then(run, run)
-    this.chain = p.catch(() => {})
-    return p
-  }
 
-  /** Keep the bounds by evicting least recently used, unpinned pieces (in memory: see FORMAT.md, "Evictions"). */
-  private async makeRoom (recordBytes: number, length: number): Promise<void> {
-    const bound = this.boundBytes()
-    if (length > bound) throw new CanopyError('CACHE_FULL', `a piece of ${length} bytes is larger than the cache's bound (${bound})`)
-    while (this.state.bytes + length > bound || this.state.index.size + 1 > this.options.piecesMax) {
-      if (!this.evictOne()) throw new CanopyError('CACHE_FULL', 'cannot make room: every stored piece is pinned')
-    }
-    await this.roomOnFlash(recordBytes)
-  }
-
-  /** Compact (and, when no segment is worth it, evict) until the log can take `recordBytes`. */
-  private async roomOnFlash (recordBytes: number): Promise<void> {
-    let rounds = 0
-    while (!this.log.fits(recordBytes)) {
-      if (rounds < CACHE_COMPACTION_ROUNDS_MAX && await this.compactor.once(recordBytes)) { rounds++; continue }
-      if (!this.evictOne()) throw new CanopyError('CACHE_FULL', 'no room left on the flash (bad blocks, or everything is pinned)')
-    }
-  }
-
-  private evictOne (): boolean {
-    for (const key of this.state.index.keys()) {
-      if (this.pins.has(key)) continue
-      this.state.removePiece(key)
-      this.counters.evictions++
-      this.options.onEvict?.(key)
+    /** Evict until `bytes` more in `pieces` more fit the bounds; false when everything left is pinned. */
+    const makeRoom = (bytes: number, pieces: number): boolean => {
+      const bound = boundBytes()
+      while (state.bytes + bytes > bound || index.size + pieces > piecesMax) if (!evictOne()) return false
       return true
     }
-    return false
-  }
 
-  /** Effective bound: the configured one, lowered when retired blocks shrink the flash. */
-  private boundBytes (): number {
-    const s = this.state
-    const good = s.count('free') + s.count('open') + s.count('sealed')
-    const capacity = Math.max(0, good - CACHE_RESERVE_BLOCKS - 1) * this.log.usableBytes
-    return Math.min(this.options.bytesMax, Math.floor(capacity * CACHE_FILL_RATIO_MAX))
-  }
-
-  private enforceBounds (): void {
-    const bound = this.boundBytes()
-    while (this.state.bytes > bound || this.state.index.size > this.options.piecesMax) {
-      if (!this.evictOne()) break
+    /** Compact (and, when no segment is worth it, evict) until the log can take `recordBytes`. */
+    const roomOnFlash = async (recordBytes: number): Promise<void> => {
+      for (let rounds = 0; !log.fits(recordBytes);) {
+        if (rounds < CACHE_COMPACTION_ROUNDS_MAX && await compactor.once(recordBytes)) { rounds++; continue }
+        if (!evictOne()) throw new CanopyError('CACHE_FULL', 'no room left on the flash (bad blocks, or everything is pinned)')
+      }
     }
-  }
 
-  private assertBounds (): void {
-    assert(this.state.index.size <= this.options.piecesMax, 'piece count within its bound')
-    assert(this.state.bytes <= this.boundBytes() + this.pieceBytesMax, 'stored bytes within the bound plus one piece')
-  }
+    /**
+     * A tombstone cancels every copy of the piece up to its newest; durable on
+     * return. Memory forgets the piece before the tombstone is even attempted:
+     * a program that "failed" (its read-back did not match) or a sync that
+     * failed may still have left the tombstone on flash, and a later sync makes
+     * it durable. So the piece must not be counted on once a delete was tried
+     * (the delete is not acknowledged; a later put writes a new copy after it).
+     */
+    const writeTombstone = async (key: string): Promise<boolean> => {
+      await roomOnFlash(state.extraBytes)
+      const loc = index.get(key)
+      const { seq, offset } = loc !== undefined ? state.lastPosition(loc) : log.position()
+      const had = state.removePiece(key) !== undefined
+      const placed = await log.append({ type: TYPE_TOMBSTONE, key: keyBytes(key), a: seq, b: offset }, Buffer.alloc(0))
+      state.addExtra(TYPE_TOMBSTONE, placed.block, placed.offset, seq, offset, key)
+      await log.sync()
+      return had
+    }
 
-  /**
-   * A tombstone cancels every copy of the piece up to its newest; durable on
-   * return. Memory forgets the piece before the tombstone is even attempted:
-   * a program that "failed" (its read-back did not match) or a sync that
-   * failed may still have left the tombstone on flash, and a later sync makes
-   * it durable. So the piece must not be counted on once a delete was tried
-   * (the delete is not acknowledged; a later put writes a new copy after it).
-   */
-  private async writeTombstone (key: string): Promise<boolean> {
-    await this.roomOnFlash(this.log.recordBytes(0))
-    const loc = this.state.index.get(key)
-    const target = loc !== undefined ? this.state.lastPosition(loc) : this.log.position()
-    const had = this.state.removePiece(key) !== undefined
-    const placed = await this.log.append({ type: RecordType.tombstone, key: Buffer.from(key, 'hex'), a: target.seq, b: target.offset }, Buffer.alloc(0))
-    this.state.addExtra({ kind: 'tomb', block: placed.block, offset: placed.offset, recordBytes: placed.recordBytes, key, targetSeq: target.seq, targetOffset: target.offset, deadBlock: 0 })
-    await this.log.sync()
-    return had
-  }
+    const noteBackgroundError = (err: unknown): void => {
+      if (CanopyError.is(err, 'CLOSED')) return
+      backgroundErrors++
+      logger.warn('flash cache background write failed', { err })
+    }
 
-  /** A reader found a piece damaged: forget it now, tombstone it so the next open does not bring it back. */
-  private async dropCorrupt (key: string, loc: PieceLoc): Promise<void> {
-    try {
-      await this.exclusive(async () => {
-        if (this.state.index.get(key) !== loc) return // moved (and checked) or gone meanwhile
-        this.counters.corruptDropped++
-        this.logger.warn('damaged piece dropped', { hash: key, block: loc.block })
+    /** A reader found a piece damaged: forget it now, tombstone it so the next open does not bring it back. */
+    const dropCorrupt = async (key: string, loc: PieceLoc): Promise<void> => {
+      await exclusive(async () => {
+        if (index.get(key) !== loc) return // moved (and checked) or gone meanwhile
+        counters.corruptDropped++
+        logger.warn('damaged piece dropped', { hash: key, block: loc.block })
         try {
-          await this.writeTombstone(key)
+          await writeTombstone(key)
         } catch (err) {
           if (fatal(err)) throw err
-          this.state.removePiece(key) // not served either way; it is found again (and dropped) after a restart
+          state.removePiece(key) // not served either way; it is found again (and dropped) after a restart
         }
-      }, true)
-    } catch (err) {
-      this.noteBackgroundError(err)
+      }, true).catch(noteBackgroundError)
     }
-  }
 
-  // ---- maintenance: obituaries, tombstone pressure, checkpoints -----------------------
-
-  private scheduleMaintenance (): void {
-    if (this.maintenanceQueued || this.closing || this.closed || this.broken !== null) return
-    this.maintenanceQueued = true
-    this.exclusive(async () => {
-      this.maintenanceQueued = false
-      await this.maintain()
-    }, false).catch((err: unknown) => {
-      this.maintenanceQueued = false
-      this.noteBackgroundError(err)
-    })
-  }
-
-  private async maintain (): Promise<void> {
-    this.state.blocks.forEach((b, i) => { if (b.state === 'dead' && !this.state.deadByBlock.has(i)) this.orphans.push(i) })
-    for (const b of this.orphans.splice(0)) await this.compactor.bury(b)
-    // Tombstones live while older segments do; compacting the oldest lets them go.
-    if (this.state.tombs > Math.max(64, this.options.piecesMax)) {
-      const oldest = this.state.oldestSealed()
-      if (oldest !== null) await this.compactor.compact(oldest)
+    /** Lifetime counters: the store's, and the device's on top of what they were at open. */
+    const lifetime = (): CheckpointCounters => {
+      const d = dev.counters
+      return { ...counters, bytesProgrammed: counters.bytesProgrammed + d.bytesProgrammed, erases: counters.erases + d.erases }
     }
-    if (this.checkpointer.due()) await this.checkpoint()
-  }
 
-  private async checkpoint (): Promise<void> {
-    const estimate = checkpointBytesFor(this.state.index.size, this.state.tombs, this.state.deadByBlock.size)
-    const needed = this.checkpointer.blocksNeeded(estimate)
-    for (let rounds = 0; this.state.count('free') < needed + CACHE_RESERVE_BLOCKS && rounds < CACHE_COMPACTION_ROUNDS_MAX; rounds++) {
-      if (!await this.compactor.once(this.log.usableBytes / 8)) break
+    const checkpoint = async (): Promise<void> => {
+      const needed = cp.blocksNeeded(checkpointBytesFor(index.size, state.tombs, state.deadByBlock.size)) + CACHE_RESERVE_BLOCKS
+      for (let rounds = 0; state.count('free') < needed && rounds < CACHE_COMPACTION_ROUNDS_MAX && await compactor.once(log.usableBytes / 8); rounds++);
+      if (state.count('free') < needed - 1) cp.failed++
+      else await cp.write(encodeCheckpoint(cp.snapshot(lifetime())))
     }
-    if (this.state.count('free') < needed + CACHE_RESERVE_BLOCKS - 1) {
-      this.checkpointer.failed++
-      return
-    }
-    const blob = encodeCheckpoint(this.checkpointer.snapshot(this.lifetimeCounters()))
-    await this.checkpointer.write(blob)
-  }
 
-  private lifetimeCounters (): CheckpointCounters {
+    // ---- maintenance: obituaries, tombstone pressure, checkpoints -----------------------
+
+    /** Dead blocks whose obituary is not on flash (found at open, or a burial that failed half way). */
+    const orphans = (): number[] => state.count('dead') === 0 ? [] : state.blocks.flatMap((b, i) => b.state === 'dead' && !state.deadByBlock.has(i) ? [i] : [])
+    /** Tombstones live while older segments do; compacting the oldest lets them go. */
+    const tombPressure = (): boolean => state.tombs > Math.max(64, piecesMax)
+
+    const scheduleMaintenance = (): void => {
+      if (maintenanceQueued || closing || closed || broken !== null || (orphans().length === 0 && !tombPressure() && !cp.due())) return
+      maintenanceQueued = true
+      exclusive(async () => {
+        maintenanceQueued = false
+        for (const b of orphans()) await compactor.bury(b)
+        const oldest = tombPressure() ? state.sealed('seq') : null
+        if (oldest !== null) await compactor.compact(oldest)
+        if (cp.due()) await checkpoint()
+      }, false).catch((err: unknown) => {
+        maintenanceQueued = false
+        noteBackgroundError(err)
+      })
+    }
+
+    const open = (hash: PieceHash): string => {
+      if (closed) throw closedError()
+      return pieceKey(hash)
+    }
+
+    // Open: keep the bounds, say how it went, start what is due.
+    makeRoom(0, 0)
+    logger.info('flash cache open', { pieces: index.size, bytes: state.bytes, recovery })
+    if (r.report.readErrors > 0) logger.warn('flash reads failed during recovery: no checkpoints until the next open', { readErrors: r.report.readErrors })
+    scheduleMaintenance()
+
     return {
-      ...this.counters,
-      bytesProgrammed: this.base.bytesProgrammed + this.dev.counters.bytesProgrammed,
-      erases: this.base.erases + this.dev.counters.erases
+      pieceBytesMax,
+      recovery,
+      verifyReads,
+
+      async put (hash, bytes) {
+        const key = pieceKey(hash)
+        if (!(bytes instanceof Uint8Array)) throw new CanopyError('INPUT_INVALID', 'a piece is bytes')
+        const n = bytes.length
+        if (n > pieceBytesMax) throw new CanopyError('CACHE_PIECE_TOO_LARGE', `piece of ${n} bytes; this cache stores at most ${pieceBytesMax}`)
+        const { ack } = await exclusive(async (record) => {
+          if (index.has(key)) {
+            // Already stored, if the stored copy still verifies; a rotten copy must not turn this put into a false acknowledgement.
+            if (await reader.check(key)) { state.touch(key); return { ack: durable() } }
+            if (index.has(key)) {
+              counters.corruptDropped++
+              await writeTombstone(key)
+            }
+          }
+          const bound = boundBytes()
+          if (n > bound) throw new CanopyError('CACHE_FULL', `a piece of ${n} bytes is larger than the cache's bound (${bound})`)
+          if (!makeRoom(n, 1)) throw new CanopyError('CACHE_FULL', 'cannot make room: every stored piece is pinned')
+          await roomOnFlash(record.length)
+          const loc = await log.appendPiece(keyBytes(key), record.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + n), false, record)
+          state.addPiece(key, loc)
+          counters.bytesAccepted += n
+          assert(index.size <= piecesMax && state.bytes <= boundBytes() + pieceBytesMax, 'pieces and bytes within their bounds (bytes: plus one piece)')
+          // A sync that fails takes the piece back out: it was never acknowledged, and it may not be on flash.
+          return { ack: durable(() => { if (index.get(key) === loc) { state.removePiece(key); counters.bytesAccepted -= n } }) }
+        }, true, () => {
+          // Our own copy, straight into the record buffer, hashed at once: what is hashed is what is written.
+          const record = allocRecord(bytes, programBytes)
+          if (hex(sha256(record.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + n))) !== key) throw new CanopyError('CACHE_HASH_MISMATCH', `bytes do not hash to ${key}`)
+          return record
+        })
+        await ack
+      },
+      get: async (hash) => await reader.get(open(hash)),
+      readStream: async (hash, range) => await reader.stream(open(hash), range),
+      has: (hash) => index.has(pieceKey(hash)),
+      sizeOf: (hash) => index.get(pieceKey(hash))?.length,
+      async delete (hash) {
+        const key = pieceKey(hash)
+        return await exclusive(async () => await writeTombstone(key), true)
+      },
+      pin (hash) {
+        const key = pieceKey(hash)
+        const n = pins.get(key) ?? 0
+        if (n === 0 && pins.size >= CACHE_PIN_COUNT_MAX) throw new CanopyError('LIMIT_REACHED', `at most ${CACHE_PIN_COUNT_MAX} pieces can be pinned`)
+        pins.set(key, n + 1)
+      },
+      unpin (hash) {
+        const key = pieceKey(hash)
+        const n = pins.get(key) ?? 0
+        if (n > 1) pins.set(key, n - 1)
+        else pins.delete(key)
+      },
+      isPinned: (hash) => pins.has(pieceKey(hash)),
+      hashes: () => [...index.keys()],
+      stats () {
+        const c = lifetime()
+        const bytesMax = boundBytes()
+        return {
+          pieces: index.size,
+          bytes: state.bytes,
+          bytesMax,
+          piecesMax,
+          freeBytes: Math.max(0, bytesMax - state.bytes),
+          pieceBytesMax,
+          pinned: pins.size,
+          evictions: c.evictions,
+          corruptDropped: c.corruptDropped,
+          reads: reader.reads,
+          readErrors: dev.counters.readErrors,
+          tombstones: state.tombs,
+          verifyReads,
+          flash: { blockBytes, blockCount: g.blockCount, freeBlocks: state.count('free'), badBlocks: log.badBlocksFound, deadBlocks: state.count('dead'), unreadableBlocks: state.count('unknown') },
+          writes: {
+            bytesProgrammed: c.bytesProgrammed,
+            erases: c.erases,
+            syncs: dev.counters.syncs,
+            bytesAccepted: c.bytesAccepted,
+            amplification: c.bytesAccepted > 0 ? c.bytesProgrammed / c.bytesAccepted : 0,
+            splitPieces: log.splitPieces,
+            budget: budget.status()
+          },
+          compactions: compactor.compactions,
+          checkpoints: { written: cp.written, failed: cp.failed, revision: cp.revision },
+          recovery,
+          backgroundErrors
+        }
+      },
+      async flush () {
+        for (let c = chain; ; c = chain) {
+          await c
+          await dev.idle()
+          if (c === chain) return
+        }
+      },
+      async close () {
+        if (closed || closing) return
+        closing = true
+        try {
+          await exclusive(async () => { if (cp.due(true)) await checkpoint() }, false)
+        } catch (err) {
+          logger.warn('no checkpoint at close', { err })
+        }
+        await dev.idle()
+        closed = true
+        await flash.close()
+      }
     }
-  }
-
-  private noteBackgroundError (err: unknown): void {
-    if (CanopyError.is(err, 'CLOSED')) return
-    this.backgroundErrors++
-    this.logger.warn('flash cache background write failed', { err })
-  }
-
-  private assertOpen (): void {
-    if (this.closed) throw new CanopyError('CLOSED', 'the flash cache is closed')
   }
 }

@@ -42,35 +42,35 @@ export function createRealClock (): Clock {
  * keeps a stopped subsystem from firing later.
  */
 export class TimerGroup {
-  private readonly live = new Set<Timer>()
-  private closed = false
+  readonly #live = new Set<Timer>()
+  #closed = false
 
   constructor (private readonly clock: Clock) {}
 
   setTimeout (fn: () => void, ms: number): Timer {
-    if (this.closed) return { cancel () {} }
+    if (this.#closed) return { cancel () {} }
     const timer: Timer = this.clock.setTimeout(() => {
-      this.live.delete(handle)
+      this.#live.delete(handle)
       fn()
     }, ms)
-    const handle: Timer = { cancel: () => { this.live.delete(handle); timer.cancel() } }
-    this.live.add(handle)
+    const handle: Timer = { cancel: () => { this.#live.delete(handle); timer.cancel() } }
+    this.#live.add(handle)
     return handle
   }
 
   setInterval (fn: () => void, ms: number): Timer {
-    if (this.closed) return { cancel () {} }
+    if (this.#closed) return { cancel () {} }
     const timer = this.clock.setInterval(fn, ms)
-    const handle: Timer = { cancel: () => { this.live.delete(handle); timer.cancel() } }
-    this.live.add(handle)
+    const handle: Timer = { cancel: () => { this.#live.delete(handle); timer.cancel() } }
+    this.#live.add(handle)
     return handle
   }
 
-  get size (): number { return this.live.size }
+  get size (): number { return this.#live.size }
 
   clearAll (): void {
-    this.closed = true
-    for (const t of [...this.live]) t.cancel()
-    this.live.clear()
+    this.#closed = true
+    for (const t of [...this.#live]) t.cancel()
+    this.#live.clear()
   }
 }

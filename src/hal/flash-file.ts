@@ -1,7 +1,11 @@
 // The Linux twin of the flash device: one file per erase block in a directory.
 // Erase is a truncate (cheap, and a missing or short file reads as 0xff), a
-// program is a positional write, sync fsyncs every block file touched since
-// the last sync and the directory when files were created.
+// program is one positional write, sync fsyncs every block file touched since
+// the last sync (beside later programs), and the directory only when a block
+// file was created. Which
+// block files exist is read once at open, so reads and erases of blocks never
+// written cost no system call, and only bytes past a file's end are filled
+// with 0xff.
 
 import { promises as fsp, constants as fsc } from 'node:fs'
 import { join } from 'node:path'
@@ -11,6 +15,7 @@ import { ERASED_BYTE, checkGeometry, checkRange, sameGeometry, type Flash, type 
 
 const GEOMETRY_FILE = 'geometry.json'
 const GEOMETRY_FILE_BYTES_MAX = 1024
+const BLOCK_FILE = /^b([0-9a-f]{6})$/
 
 const deviceError = (err: unknown, op: string, block: number): CanopyError => {
   if (CanopyError.is(err)) return err
@@ -21,15 +26,15 @@ const deviceError = (err: unknown, op: string, block: number): CanopyError => {
 export class FileFlash implements Flash {
   readonly geometry: FlashGeometry
   /** Open block files, least recently used first. */
-  private readonly handles = new Map<number, fsp.FileHandle>()
-  /** Known file sizes, to fill gaps with 0xff before a program past the end. */
-  private readonly sizes = new Map<number, number>()
-  private readonly dirty = new Set<number>()
-  private dirDirty = false
-  private queue: Promise<unknown> = Promise.resolve()
-  private closed = false
+  readonly #handles = new Map<number, fsp.FileHandle>()
+  /** File sizes: bytes past the end read as 0xff. */
+  readonly #sizes = new Map<number, number>()
+  readonly #dirty = new Set<number>()
+  #dirDirty = false
+  #queue: Promise<unknown> = Promise.resolve()
+  #closed = false
 
-  private constructor (readonly dir: string, geometry: FlashGeometry) {
+  private constructor (readonly dir: string, geometry: FlashGeometry, private readonly present: Set<number>, private readonly dirHandle: fsp.FileHandle) {
     this.geometry = { ...geometry }
   }
 
@@ -59,132 +64,140 @@ export class FileFlash implements Flash {
       await fsp.writeFile(tmp, JSON.stringify(geometry), { mode: 0o600 })
       await fsp.rename(tmp, path)
     }
-    const flash = new FileFlash(dir, geometry)
-    await flash.syncDir()
+    const present = new Set<number>()
+    for (const name of await fsp.readdir(dir)) {
+      const m = BLOCK_FILE.exec(name)
+      const block = m === null ? -1 : parseInt(m[1]!, 16)
+      if (block >= 0 && block < geometry.blockCount) present.add(block)
+    }
+    const dh = await fsp.open(dir, fsc.O_RDONLY)
+    const flash = new FileFlash(dir, geometry, present, dh)
+    await dh.sync()
     return flash
   }
 
   read (block: number, offset: number, length: number): Promise<Buffer> {
     checkRange(this.geometry, block, offset, length, this.geometry.readBytes)
-    return this.serial('read', block, async () => {
-      const out = Buffer.alloc(length, ERASED_BYTE)
-      const fh = await this.handle(block, false)
-      if (fh === null) return out
-      const size = await this.size(block, fh)
-      const avail = Math.min(length, Math.max(0, size - offset))
+    return this.#serial('read', block, async () => {
+      if (!this.present.has(block)) return Buffer.alloc(length, ERASED_BYTE)
+      const fh = await this.#handle(block)
+      const avail = Math.min(length, Math.max(0, this.#sizes.get(block)! - offset))
+      const out = Buffer.allocUnsafe(length)
       let done = 0
       while (done < avail) {
         const { bytesRead } = await fh.read(out, done, avail - done, offset + done)
         if (bytesRead === 0) break
         done += bytesRead
       }
-      return out
+      return out.fill(ERASED_BYTE, done)
     })
   }
 
   program (block: number, offset: number, data: Uint8Array): Promise<void> {
     checkRange(this.geometry, block, offset, data.length, this.geometry.programBytes)
-    return this.serial('program', block, async () => {
-      const fh = (await this.handle(block, true))!
-      const size = await this.size(block, fh)
-      if (offset > size) await this.writeAll(fh, Buffer.alloc(offset - size, ERASED_BYTE), size)
-      await this.writeAll(fh, data, offset)
-      this.sizes.set(block, Math.max(size, offset + data.length))
-      this.dirty.add(block)
+    return this.#serial('program', block, async () => {
+      const fh = await this.#handle(block)
+      const size = this.#sizes.get(block)!
+      if (offset > size) await this.#writeAll(fh, Buffer.alloc(offset - size, ERASED_BYTE), size)
+      await this.#writeAll(fh, data, offset)
+      this.#sizes.set(block, Math.max(size, offset + data.length))
+      this.#dirty.add(block)
     })
   }
 
   erase (block: number): Promise<void> {
     checkRange(this.geometry, block, 0, 0, 1)
-    return this.serial('erase', block, async () => {
-      const fh = await this.handle(block, false)
-      if (fh === null) return
-      await fh.truncate(0)
-      this.sizes.set(block, 0)
-      this.dirty.add(block)
+    return this.#serial('erase', block, async () => {
+      if (!this.present.has(block)) return
+      await (await this.#handle(block)).truncate(0)
+      this.#sizes.set(block, 0)
+      this.#dirty.add(block)
     })
   }
 
-  sync (): Promise<void> {
-    return this.serial('sync', -1, async () => {
-      for (const block of [...this.dirty]) {
-        const fh = await this.handle(block, true)
-        await fh!.sync()
-        this.dirty.delete(block)
-      }
-      if (this.dirDirty) await this.syncDir()
+  /**
+   * The fsyncs run outside the one-at-a-time queue: programs issued after
+   * this call may proceed while they run (what group commit needs). A
+   * handle being synced is not closed under it (FileHandle.close waits).
+   */
+  async sync (): Promise<void> {
+    const { blocks, syncs } = await this.#serial('sync', -1, async () => {
+      const blocks = [...this.#dirty]
+      const syncs: Array<Promise<void>> = []
+      const start = (fh: fsp.FileHandle): void => { const p = fh.sync(); p.catch(() => {}); syncs.push(p) }
+      for (const block of blocks) start(await this.#handle(block))
+      if (this.#dirDirty) start(this.dirHandle)
+      this.#dirty.clear()
+      this.#dirDirty = false
+      return { blocks, syncs }
     })
+    const failed = (await Promise.allSettled(syncs)).find((r) => r.status === 'rejected')
+    if (failed !== undefined) {
+      for (const b of blocks) this.#dirty.add(b)
+      this.#dirDirty = true
+      throw deviceError(failed.reason, 'sync', -1)
+    }
   }
 
   close (): Promise<void> {
-    return this.serial('close', -1, async () => {
-      this.closed = true
-      for (const fh of this.handles.values()) await fh.close().catch(() => {})
-      this.handles.clear()
+    return this.#serial('close', -1, async () => {
+      this.#closed = true
+      for (const fh of [...this.#handles.values(), this.dirHandle]) await fh.close().catch(() => {})
+      this.#handles.clear()
     }, true)
   }
 
   // One operation at a time: an LRU eviction must never close a handle in use.
-  private serial<T> (op: string, block: number, fn: () => Promise<T>, closing = false): Promise<T> {
+  #serial<T> (op: string, block: number, fn: () => Promise<T>, closing = false): Promise<T> {
     const run = async (): Promise<T> => {
-      if (this.closed && !closing) throw new CanopyError('FLASH_CLOSED', 'flash is closed')
+      if (this.#closed && !closing) throw new CanopyError('FLASH_CLOSED', 'flash is closed')
       try {
         return await fn()
       } catch (err) {
         throw deviceError(err, op, block)
       }
     }
-    const p = this.queue.then(run, run)
-    this.queue = p.catch(() => {})
+    const p = this.#queue.then(run, run)
+    this.#queue = p.catch(() => {})
     return p
   }
 
-  private path (block: number): string { return join(this.dir, `b${block.toString(16).padStart(6, '0')}`) }
-
-  private async handle (block: number, create: boolean): Promise<fsp.FileHandle | null> {
-    const open = this.handles.get(block)
+  /** The block's open file, created if it does not exist yet (then the directory needs a sync). */
+  async #handle (block: number): Promise<fsp.FileHandle> {
+    const open = this.#handles.get(block)
     if (open !== undefined) {
-      this.handles.delete(block)
-      this.handles.set(block, open)
+      this.#handles.delete(block)
+      this.#handles.set(block, open)
       return open
     }
-    let fh: fsp.FileHandle
-    try {
-      fh = await fsp.open(this.path(block), create ? fsc.O_RDWR | fsc.O_CREAT : fsc.O_RDWR, 0o600)
-    } catch (err) {
-      if (!create && (err as NodeJS.ErrnoException).code === 'ENOENT') return null
-      throw err
+    const create = !this.present.has(block)
+    const fh = await fsp.open(join(this.dir, `b${block.toString(16).padStart(6, '0')}`), fsc.O_RDWR | fsc.O_CREAT, 0o600)
+    if (create) {
+      this.present.add(block)
+      this.#dirDirty = true
+      this.#sizes.set(block, 0)
+    } else if (!this.#sizes.has(block)) {
+      try {
+        this.#sizes.set(block, (await fh.stat()).size)
+      } catch (err) {
+        await fh.close().catch(() => {})
+        throw err
+      }
     }
-    if (create) this.dirDirty = true
-    if (this.handles.size >= FLASH_OPEN_FILES_MAX) {
-      const [oldest, old] = this.handles.entries().next().value as [number, fsp.FileHandle]
-      this.handles.delete(oldest)
+    if (this.#handles.size >= FLASH_OPEN_FILES_MAX) {
+      const [oldest, old] = this.#handles.entries().next().value as [number, fsp.FileHandle]
+      this.#handles.delete(oldest)
       await old.close() // dirty data stays in the page cache; sync() reopens to fsync it
     }
-    this.handles.set(block, fh)
+    this.#handles.set(block, fh)
     return fh
   }
 
-  private async size (block: number, fh: fsp.FileHandle): Promise<number> {
-    let size = this.sizes.get(block)
-    if (size === undefined) {
-      size = (await fh.stat()).size
-      this.sizes.set(block, size)
-    }
-    return size
-  }
-
-  private async writeAll (fh: fsp.FileHandle, data: Uint8Array, position: number): Promise<void> {
+  async #writeAll (fh: fsp.FileHandle, data: Uint8Array, position: number): Promise<void> {
     let done = 0
     while (done < data.length) {
       const { bytesWritten } = await fh.write(data, done, data.length - done, position + done)
       done += bytesWritten
     }
-  }
-
-  private async syncDir (): Promise<void> {
-    const dh = await fsp.open(this.dir, fsc.O_RDONLY)
-    try { await dh.sync() } finally { await dh.close() }
-    this.dirDirty = false
   }
 }

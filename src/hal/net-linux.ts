@@ -9,41 +9,41 @@ const unmap = (a: string): string => a.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, 
 
 class LinuxUdp implements UdpSocket {
   sendErrors = 0
-  private readonly listeners: Array<(d: Datagram) => void> = []
+  readonly #listeners: Array<(d: Datagram) => void> = []
   /** Sends not yet called back: dgram resolves the address on a later tick, so a close() right after send() would drop them. */
-  private pending = 0
-  private readonly drained: Array<() => void> = []
+  #pending = 0
+  readonly #drained: Array<() => void> = []
   constructor (private readonly socket: DgramSocket, readonly port: number) {
     socket.on('message', (data, rinfo) => {
       const d: Datagram = { data, address: unmap(rinfo.address), port: rinfo.port }
-      for (const l of this.listeners) l(d)
+      for (const l of this.#listeners) l(d)
     })
     socket.on('error', () => { this.sendErrors++ })
   }
 
   send (data: Uint8Array, port: number, address: string): void {
-    this.pending++
+    this.#pending++
     try {
       this.socket.send(data, port, address, (err) => {
         if (err) this.sendErrors++
-        this.settled()
+        this.#settled()
       })
     } catch {
       this.sendErrors++
-      this.settled()
+      this.#settled()
     }
   }
 
   flush (): Promise<void> {
-    return this.pending === 0 ? Promise.resolve() : new Promise((resolve) => { this.drained.push(resolve) })
+    return this.#pending === 0 ? Promise.resolve() : new Promise((resolve) => { this.#drained.push(resolve) })
   }
 
-  private settled (): void {
-    this.pending--
-    if (this.pending === 0) for (const resolve of this.drained.splice(0)) resolve()
+  #settled (): void {
+    this.#pending--
+    if (this.#pending === 0) for (const resolve of this.#drained.splice(0)) resolve()
   }
 
-  onMessage (fn: (d: Datagram) => void): void { this.listeners.push(fn) }
+  onMessage (fn: (d: Datagram) => void): void { this.#listeners.push(fn) }
 
   joinGroup (group: string, interfaceAddress: string): void {
     try {

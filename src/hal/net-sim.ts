@@ -41,9 +41,9 @@ export class SimNetwork {
   readonly stats: SimNetworkStats = { datagramsSent: 0, datagramsDelivered: 0, datagramsLost: 0, datagramBytes: 0, streamBytes: 0, connections: 0 }
   conditions: LinkConditions
   readonly random: Random
-  private readonly hosts = new Map<string, SimHost>()
-  private readonly byAddress = new Map<string, SimHost>()
-  private groups: Map<SimHost, number> | null = null
+  readonly #hosts = new Map<string, SimHost>()
+  readonly #byAddress = new Map<string, SimHost>()
+  #groups: Map<SimHost, number> | null = null
 
   constructor (readonly clock: SimClock, options: { seed: number, conditions?: Partial<LinkConditions> }) {
     this.random = createSeededRandom(options.seed)
@@ -51,35 +51,35 @@ export class SimNetwork {
   }
 
   addHost (name: string, interfaces: SimInterface[], options: { uplinkBytesPerSec?: number } = {}): SimHost {
-    if (this.hosts.has(name)) throw new CanopyError('ASSERTION', `sim host ${name} exists`)
+    if (this.#hosts.has(name)) throw new CanopyError('ASSERTION', `sim host ${name} exists`)
     const host = new SimHost(this, name, interfaces, options.uplinkBytesPerSec ?? 0)
-    this.hosts.set(name, host)
+    this.#hosts.set(name, host)
     for (const i of interfaces) {
-      if (this.byAddress.has(i.address)) throw new CanopyError('ASSERTION', `address ${i.address} used twice`)
-      this.byAddress.set(i.address, host)
+      if (this.#byAddress.has(i.address)) throw new CanopyError('ASSERTION', `address ${i.address} used twice`)
+      this.#byAddress.set(i.address, host)
     }
     return host
   }
 
-  host (name: string): SimHost | undefined { return this.hosts.get(name) }
-  hostAt (address: string): SimHost | undefined { return this.byAddress.get(address) }
-  allHosts (): SimHost[] { return [...this.hosts.values()] }
+  host (name: string): SimHost | undefined { return this.#hosts.get(name) }
+  hostAt (address: string): SimHost | undefined { return this.#byAddress.get(address) }
+  allHosts (): SimHost[] { return [...this.#hosts.values()] }
 
   setConditions (c: Partial<LinkConditions>): void { this.conditions = { ...this.conditions, ...c } }
 
   /** Hosts in different groups cannot reach each other; hosts in no group reach everyone. null heals. */
   partition (groups: SimHost[][] | null): void {
-    if (groups === null) { this.groups = null; return }
-    this.groups = new Map()
-    groups.forEach((g, i) => { for (const h of g) this.groups!.set(h, i) })
+    if (groups === null) { this.#groups = null; return }
+    this.#groups = new Map()
+    groups.forEach((g, i) => { for (const h of g) this.#groups!.set(h, i) })
   }
 
   /** Can a packet go from a to b right now? */
   reachable (a: SimHost, b: SimHost): boolean {
     if (!a.alive || !b.alive) return false
-    if (this.groups === null) return true
-    const ga = this.groups.get(a)
-    const gb = this.groups.get(b)
+    if (this.#groups === null) return true
+    const ga = this.#groups.get(a)
+    const gb = this.#groups.get(b)
     return ga === undefined || gb === undefined || ga === gb
   }
 
@@ -94,11 +94,11 @@ export class SimNetwork {
     this.stats.datagramBytes += data.length
     const targets: Array<{ host: SimHost, iface: SimInterface }> = []
     if (isMulticast(toAddress)) {
-      for (const host of this.hosts.values()) {
+      for (const host of this.#hosts.values()) {
         for (const iface of host.interfaces) if (sameSubnet(iface, fromIface)) targets.push({ host, iface })
       }
     } else {
-      const host = this.byAddress.get(toAddress)
+      const host = this.#byAddress.get(toAddress)
       const iface = host?.interfaces.find((i) => i.address === toAddress)
       if (host !== undefined && iface !== undefined) targets.push({ host, iface })
     }
@@ -126,21 +126,21 @@ class SimUdp implements UdpSocket {
   sendErrors = 0
   closed = false
   readonly memberships = new Set<string>() // `${group}|${interfaceAddress}`
-  private readonly listeners: Array<(d: Datagram) => void> = []
-  private multicastIface: SimInterface | undefined
+  readonly #listeners: Array<(d: Datagram) => void> = []
+  #multicastIface: SimInterface | undefined
 
   constructor (private readonly host: SimHost, readonly port: number, readonly bindAddress: string, readonly reuseAddr = false) {
-    this.multicastIface = host.interfaces[0]
+    this.#multicastIface = host.interfaces[0]
   }
 
   send (data: Uint8Array, port: number, address: string): void {
     if (this.closed || !this.host.alive) { this.sendErrors++; return }
-    const iface = isMulticast(address) ? this.multicastIface : this.host.interfaceToward(address)
+    const iface = isMulticast(address) ? this.#multicastIface : this.host.interfaceToward(address)
     if (iface === undefined) { this.sendErrors++; return }
     this.host.network.sendDatagram(this.host, iface, this.port, Buffer.from(data), address, port)
   }
 
-  onMessage (fn: (d: Datagram) => void): void { this.listeners.push(fn) }
+  onMessage (fn: (d: Datagram) => void): void { this.#listeners.push(fn) }
 
   /** Sends are on the network the moment send() returns. */
   async flush (): Promise<void> {}
@@ -157,7 +157,7 @@ class SimUdp implements UdpSocket {
   setMulticastInterface (interfaceAddress: string): void {
     const i = this.host.interfaces.find((x) => x.address === interfaceAddress)
     if (i === undefined) throw new CanopyError('NET_UNREACHABLE', `no interface with address ${interfaceAddress}`)
-    this.multicastIface = i
+    this.#multicastIface = i
   }
 
   setMulticastTtl (): void { /* one subnet per segment: TTL has nothing to limit here */ }
@@ -168,7 +168,7 @@ class SimUdp implements UdpSocket {
   }
 
   deliver (d: Datagram): void {
-    for (const l of this.listeners) l(d)
+    for (const l of this.#listeners) l(d)
   }
 }
 
@@ -176,7 +176,7 @@ class SimStream extends Duplex implements StreamSocket {
   peer: SimStream | null = null
   /** Set when the path broke silently (partition, dead host): nothing more arrives. */
   blackHoled = false
-  private lastArrival = 0
+  #lastArrival = 0
 
   constructor (private readonly host: SimHost, readonly remoteAddress: string, readonly remotePort: number) {
     super({ allowHalfOpen: false })
@@ -196,19 +196,19 @@ class SimStream extends Duplex implements StreamSocket {
     const done = rate > 0 ? start + (chunk.length * 1000) / rate : start
     this.host.uplinkFreeAt = done
     // TCP delivers in order: never before the previous chunk.
-    const arrival = Math.max(done + net.conditions.latencyMs, this.lastArrival)
-    this.lastArrival = arrival
+    const arrival = Math.max(done + net.conditions.latencyMs, this.#lastArrival)
+    this.#lastArrival = arrival
     net.stats.streamBytes += chunk.length
     const copy = Buffer.from(chunk)
-    net.clock.setTimeout(() => { this.arrive(copy) }, arrival - now)
+    net.clock.setTimeout(() => { this.#arrive(copy) }, arrival - now)
     net.clock.setTimeout(() => { cb() }, done - now)
   }
 
   override _final (cb: (err?: Error | null) => void): void {
     const net = this.host.network
     const now = net.clock.nowMs()
-    const at = Math.max(now + net.conditions.latencyMs, this.lastArrival)
-    net.clock.setTimeout(() => { this.arrive(null) }, at - now)
+    const at = Math.max(now + net.conditions.latencyMs, this.#lastArrival)
+    net.clock.setTimeout(() => { this.#arrive(null) }, at - now)
     cb()
   }
 
@@ -227,7 +227,7 @@ class SimStream extends Duplex implements StreamSocket {
     cb(err)
   }
 
-  private arrive (chunk: Buffer | null): void {
+  #arrive (chunk: Buffer | null): void {
     const peer = this.peer
     if (peer === null || peer.destroyed) return
     if (this.blackHoled || !this.host.network.reachable(this.host, peer.host)) {
@@ -244,8 +244,8 @@ export class SimHost implements Net {
   uplinkFreeAt = 0
   readonly udpSockets = new Set<SimUdp>()
   readonly streams = new Set<SimStream>()
-  private readonly servers = new Map<number, (s: StreamSocket) => void>()
-  private nextPort = 40000
+  readonly #servers = new Map<number, (s: StreamSocket) => void>()
+  #nextPort = 40000
 
   constructor (readonly network: SimNetwork, readonly name: string, readonly interfaces: SimInterface[], readonly uplinkBytesPerSec: number) {}
 
@@ -273,9 +273,9 @@ export class SimHost implements Net {
   }
 
   async udp (options: UdpOptions): Promise<UdpSocket> {
-    this.assertAlive()
+    this.#assertAlive()
     let port = options.port
-    if (port === 0) port = this.nextPort++
+    if (port === 0) port = this.#nextPort++
     // As on Linux: sharing a port takes SO_REUSEADDR on every socket that holds it.
     const holders = [...this.udpSockets].filter((s) => s.port === port && (s.bindAddress === (options.address ?? '0.0.0.0')))
     if (holders.length > 0 && (options.reuseAddr !== true || holders.some((s) => !s.reuseAddr))) throw new CanopyError('ADDRESS_IN_USE', `UDP port ${port} in use on ${this.name}`)
@@ -300,11 +300,11 @@ export class SimHost implements Net {
   }
 
   async listen (options: { port: number, host?: string }, onConnection: (socket: StreamSocket) => void): Promise<TcpServer> {
-    this.assertAlive()
-    const port = options.port === 0 ? this.nextPort++ : options.port
-    if (this.servers.has(port)) throw new CanopyError('ADDRESS_IN_USE', `TCP port ${port} in use on ${this.name}`)
-    this.servers.set(port, onConnection)
-    return { port, close: async () => { this.servers.delete(port) } }
+    this.#assertAlive()
+    const port = options.port === 0 ? this.#nextPort++ : options.port
+    if (this.#servers.has(port)) throw new CanopyError('ADDRESS_IN_USE', `TCP port ${port} in use on ${this.name}`)
+    this.#servers.set(port, onConnection)
+    return { port, close: async () => { this.#servers.delete(port) } }
   }
 
   connect (host: string, port: number, timeoutMs: number): Promise<StreamSocket> {
@@ -317,11 +317,11 @@ export class SimHost implements Net {
       const rtt = 2 * net.conditions.latencyMs
       if (rtt > timeoutMs) { net.clock.setTimeout(timeout, timeoutMs); return }
       net.clock.setTimeout(() => {
-        const accept = target.servers.get(port)
+        const accept = target.#servers.get(port)
         if (!this.alive) { reject(new CanopyError('NET_UNREACHABLE', `${this.name} is down`)); return }
         if (!net.reachable(this, target)) { timeout(); return }
         if (accept === undefined) { reject(new CanopyError('NET_REFUSED', `connect to ${host}:${port}: refused`)); return }
-        const localPort = this.nextPort++
+        const localPort = this.#nextPort++
         const mine = new SimStream(this, host, port)
         const theirs = new SimStream(target, this.interfaceToward(host)?.address ?? this.address, localPort)
         mine.peer = theirs
@@ -339,10 +339,10 @@ export class SimHost implements Net {
     this.killed = true
     for (const s of [...this.udpSockets]) s.close()
     for (const s of [...this.streams]) s.destroy()
-    this.servers.clear()
+    this.#servers.clear()
   }
 
-  private assertAlive (): void {
+  #assertAlive (): void {
     if (!this.alive) throw new CanopyError('NET_UNREACHABLE', `${this.name} is down`)
   }
 }

@@ -60,36 +60,36 @@ export async function readLinuxInterfaces (): Promise<RawNic[]> {
 }
 
 export class LinuxNics implements Nics {
-  private readonly table: NicTable
-  private timer: Timer | null = null
-  private polling: Promise<void> | null = null
+  readonly #table: NicTable
+  #timer: Timer | null = null
+  #polling: Promise<void> | null = null
 
   private constructor (config: NicRoleConfig) {
-    this.table = new NicTable(config)
+    this.#table = new NicTable(config)
   }
 
   static async open (clock: Clock, config: NicRoleConfig, pollMs = NIC_POLL_MS): Promise<LinuxNics> {
     const nics = new LinuxNics(config)
     await nics.refresh()
-    nics.timer = clock.setInterval(() => { nics.refresh().catch(() => {}) }, Math.max(NIC_POLL_MS_MIN, pollMs))
+    nics.#timer = clock.setInterval(() => { nics.refresh().catch(() => {}) }, Math.max(NIC_POLL_MS_MIN, pollMs))
     return nics
   }
 
-  list (): readonly Nic[] { return this.table.list() }
-  get (name: string): Nic | undefined { return this.table.get(name) }
-  on (listener: (e: NicEvent) => void): () => void { return this.table.on(listener) }
+  list (): readonly Nic[] { return this.#table.list() }
+  get (name: string): Nic | undefined { return this.#table.get(name) }
+  on (listener: (e: NicEvent) => void): () => void { return this.#table.on(listener) }
 
   refresh (): Promise<void> {
     // One poll at a time: a slow /sys must not stack reads.
-    this.polling ??= readLinuxInterfaces()
-      .then((snapshot) => { this.table.update(snapshot) })
-      .finally(() => { this.polling = null })
-    return this.polling
+    this.#polling ??= readLinuxInterfaces()
+      .then((snapshot) => { this.#table.update(snapshot) })
+      .finally(() => { this.#polling = null })
+    return this.#polling
   }
 
   close (): void {
-    this.timer?.cancel()
-    this.timer = null
-    this.table.clear()
+    this.#timer?.cancel()
+    this.#timer = null
+    this.#table.clear()
   }
 }

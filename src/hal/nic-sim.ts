@@ -4,25 +4,25 @@
 import { NicTable, type NicEvent, type NicRoleConfig, type Nics, type Nic, type RawNic } from './nic'
 
 export class SimNics implements Nics {
-  private readonly table: NicTable
-  private snapshot: RawNic[]
+  readonly #table: NicTable
+  #snapshot: RawNic[]
 
   constructor (initial: RawNic[], config: NicRoleConfig = { lan: [], wan: [] }) {
-    this.table = new NicTable(config)
-    this.snapshot = initial
-    this.table.update(initial)
+    this.#table = new NicTable(config)
+    this.#snapshot = initial
+    this.#table.update(initial)
   }
 
-  list (): readonly Nic[] { return this.table.list() }
-  get (name: string): Nic | undefined { return this.table.get(name) }
-  on (listener: (e: NicEvent) => void): () => void { return this.table.on(listener) }
-  async refresh (): Promise<void> { this.table.update(this.snapshot) }
-  close (): void { this.table.clear() }
+  list (): readonly Nic[] { return this.#table.list() }
+  get (name: string): Nic | undefined { return this.#table.get(name) }
+  on (listener: (e: NicEvent) => void): () => void { return this.#table.on(listener) }
+  async refresh (): Promise<void> { this.#table.update(this.#snapshot) }
+  close (): void { this.#table.clear() }
 
   /** Test hook: the interfaces now look like this. */
   set (snapshot: RawNic[]): void {
-    this.snapshot = snapshot
-    this.table.update(snapshot)
+    this.#snapshot = snapshot
+    this.#table.update(snapshot)
   }
 }
 

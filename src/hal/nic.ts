@@ -91,17 +91,17 @@ function normalize (raw: RawNic, config: NicRoleConfig): Nic {
 const same = (a: Nic, b: Nic): boolean => JSON.stringify(a) === JSON.stringify(b)
 
 export class NicTable {
-  private nics = new Map<string, Nic>()
-  private readonly listeners = new Set<(e: NicEvent) => void>()
+  #nics = new Map<string, Nic>()
+  readonly #listeners = new Set<(e: NicEvent) => void>()
 
   constructor (private readonly config: NicRoleConfig) {}
 
-  list (): readonly Nic[] { return [...this.nics.values()] }
-  get (name: string): Nic | undefined { return this.nics.get(name) }
+  list (): readonly Nic[] { return [...this.#nics.values()] }
+  get (name: string): Nic | undefined { return this.#nics.get(name) }
 
   on (listener: (e: NicEvent) => void): () => void {
-    this.listeners.add(listener)
-    return () => { this.listeners.delete(listener) }
+    this.#listeners.add(listener)
+    return () => { this.#listeners.delete(listener) }
   }
 
   /** Replace the table with a new snapshot and emit the differences. */
@@ -112,17 +112,17 @@ export class NicTable {
       next.set(raw.name, normalize(raw, this.config))
     }
     const events: NicEvent[] = []
-    for (const [name, old] of this.nics) if (!next.has(name)) events.push({ type: 'remove', nic: old })
+    for (const [name, old] of this.#nics) if (!next.has(name)) events.push({ type: 'remove', nic: old })
     for (const [name, nic] of next) {
-      const old = this.nics.get(name)
+      const old = this.#nics.get(name)
       if (old === undefined) events.push({ type: 'add', nic })
       else if (!same(old, nic)) events.push({ type: 'change', nic, previous: old })
     }
-    this.nics = next
-    for (const e of events) for (const l of [...this.listeners]) l(e)
+    this.#nics = next
+    for (const e of events) for (const l of [...this.#listeners]) l(e)
   }
 
-  clear (): void { this.listeners.clear() }
+  clear (): void { this.#listeners.clear() }
 }
 
 /** The LAN interface (up, role lan) whose prefixes contain addr, if any. */

@@ -52,11 +52,11 @@ const setter = (f: Family) => (a: Labels | number, b?: number): void => {
 
 export class Metrics {
   droppedSeries = 0
-  private readonly families = new Map<string, Family>()
-  private readonly collectors: Array<() => void> = []
+  readonly #families = new Map<string, Family>()
+  readonly #collectors: Array<() => void> = []
 
   counter (name: string, help: string, labelNames: readonly string[] = []): Counter {
-    const f = this.family(name, help, 'counter', labelNames)
+    const f = this.#family(name, help, 'counter', labelNames)
     return {
       inc: (labels = {}, by = 1) => {
         const k = f.key(labels)
@@ -67,19 +67,19 @@ export class Metrics {
   }
 
   gauge (name: string, help: string, labelNames: readonly string[] = []): Gauge {
-    const f = this.family(name, help, 'gauge', labelNames)
+    const f = this.#family(name, help, 'gauge', labelNames)
     return { set: setter(f), reset: () => { f.series.clear() } }
   }
 
   /** Run fn before every render (to copy stats into gauges). */
-  onCollect (fn: () => void): void { this.collectors.push(fn) }
+  onCollect (fn: () => void): void { this.#collectors.push(fn) }
 
   render (): string {
-    for (const c of this.collectors) {
+    for (const c of this.#collectors) {
       try { c() } catch { /* a broken collector must not break the scrape */ }
     }
     const out: string[] = []
-    for (const f of this.families.values()) {
+    for (const f of this.#families.values()) {
       out.push(`# HELP ${f.name} ${escapeHelp(f.help)}`, `# TYPE ${f.name} ${f.kind}`)
       if (f.series.size === 0 && f.labelNames.length === 0) out.push(`${f.name} 0`)
       for (const [k, v] of f.series) out.push(`${f.name}${k === '' ? '' : `{${k}}`} ${formatValue(v)}`)
@@ -89,16 +89,16 @@ export class Metrics {
     return out.join('\n') + '\n'
   }
 
-  private family (name: string, help: string, kind: Kind, labelNames: readonly string[]): Family {
+  #family (name: string, help: string, kind: Kind, labelNames: readonly string[]): Family {
     if (!NAME.test(name) || !labelNames.every((l) => LABEL.test(l))) throw new CanopyError('ASSERTION', `bad metric name ${name}`)
-    const existing = this.families.get(name)
+    const existing = this.#families.get(name)
     if (existing !== undefined) {
       if (existing.kind !== kind) throw new CanopyError('ASSERTION', `metric ${name} registered twice with different kinds`)
       return existing
     }
-    if (this.families.size >= METRIC_COUNT_MAX) throw new CanopyError('LIMIT_REACHED', 'too many metrics')
+    if (this.#families.size >= METRIC_COUNT_MAX) throw new CanopyError('LIMIT_REACHED', 'too many metrics')
     const f = new Family(name, help, kind, labelNames, this)
-    this.families.set(name, f)
+    this.#families.set(name, f)
     return f
   }
 }

@@ -17,6 +17,8 @@ export type Handler = (ctx: RequestContext) => void | Promise<void>
 export interface RouteOptions {
   /** Who may call: the server's policy (default), or anyone (health checks, peer data plane). */
   access?: 'policy' | 'any'
+  /** The request body may take as long as it likes (a live ingest): no request deadline. */
+  longBody?: boolean
 }
 
 interface Route { method: string, segments: string[], handler: Handler, options: RouteOptions }
@@ -26,16 +28,16 @@ export type RouteMatch = { route: Route, params: Record<string, string> } | 'met
 const split = (path: string): string[] => path.split('/').filter((s) => s.length > 0)
 
 export class Router {
-  private readonly routes: Route[] = []
+  readonly #routes: Route[] = []
 
   add (method: string, pattern: string, handler: Handler, options: RouteOptions = {}): void {
-    this.routes.push({ method: method.toUpperCase(), segments: split(pattern), handler, options })
+    this.#routes.push({ method: method.toUpperCase(), segments: split(pattern), handler, options })
   }
 
   match (method: string, pathname: string): RouteMatch {
     const parts = split(pathname)
     let wrongMethod = false
-    for (const route of this.routes) {
+    for (const route of this.#routes) {
       const params = matchSegments(route.segments, parts)
       if (params === null) continue
       if (route.method === method || (method === 'HEAD' && route.method === 'GET')) return { route, params }

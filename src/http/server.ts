@@ -42,126 +42,157 @@ const unmap = (addr: string | undefined): string => (addr ?? '').replace(/^::fff
 
 export class HttpServer {
   readonly counters: HttpCounters = { requests: 0, errors: 0, clientErrors: 0, forbidden: 0 }
-  private readonly router = new Router()
-  private readonly server: Server
-  private proxy: ProxyHandler | null = null
-  private connect: ConnectHandler | null = null
-  private closing = false
+  readonly #router = new Router()
+  readonly #server: Server
+  #proxy: ProxyHandler | null = null
+  #connect: ConnectHandler | null = null
+  #closing = false
+  readonly #inFlight = new Map<IncomingMessage, { res: ServerResponse, startMs: number }>()
+  #sweep: NodeJS.Timeout | null = null
 
   constructor (private readonly options: HttpServerOptions) {
-    this.server = createServer({
+    this.#server = createServer({
       maxHeaderSize: HTTP_HEADER_BYTES_MAX,
       headersTimeout: options.headersTimeoutMs,
-      requestTimeout: options.requestTimeoutMs,
+      // Node's requestTimeout would cut a live ingest's endless body; handle() keeps the deadline per route instead.
+      requestTimeout: 0,
       keepAliveTimeout: HTTP_KEEPALIVE_MS,
       connectionsCheckingInterval: HTTP_TIMEOUT_CHECK_MS,
       noDelay: true
-    }, (req, res) => { this.handle(req, res) })
-    this.server.maxConnections = options.connectionsMax
-    this.server.maxRequestsPerSocket = HTTP_REQUESTS_PER_SOCKET_MAX
-    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => { this.onClientError(err, socket) })
-    this.server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => { this.onConnect(req, socket, head) })
+    }, (req, res) => { this.#handle(req, res) })
+    this.#server.maxConnections = options.connectionsMax
+    this.#server.maxRequestsPerSocket = HTTP_REQUESTS_PER_SOCKET_MAX
+    this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => { this.#onClientError(err, socket) })
+    this.#server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => { this.#onConnect(req, socket, head) })
   }
 
   route (method: string, pattern: string, handler: Handler, options?: RouteOptions): void {
-    this.router.add(method, pattern, handler, options)
+    this.#router.add(method, pattern, handler, options)
   }
 
-  setProxy (handler: ProxyHandler | null): void { this.proxy = handler }
-  setConnect (handler: ConnectHandler | null): void { this.connect = handler }
+  setProxy (handler: ProxyHandler | null): void { this.#proxy = handler }
+  setConnect (handler: ConnectHandler | null): void { this.#connect = handler }
 
   listen (): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException): void => {
-        this.server.off('listening', onListening)
+        this.#server.off('listening', onListening)
         reject(err.code === 'EADDRINUSE'
           ? new CanopyError('ADDRESS_IN_USE', `${this.options.host}:${this.options.port} is already in use; pick another with --http HOST:PORT`)
           : CanopyError.from(err, 'FILE_IO', `cannot listen on ${this.options.host}:${this.options.port}`))
       }
       const onListening = (): void => {
-        this.server.off('error', onError)
-        this.server.on('error', (err) => { this.options.log.error('http server error', { err }) })
-        resolve(this.server.address() as AddressInfo)
+        this.#server.off('error', onError)
+        this.#server.on('error', (err) => { this.options.log.error('http server error', { err }) })
+        resolve(this.#server.address() as AddressInfo)
       }
-      this.server.once('error', onError)
-      this.server.once('listening', onListening)
-      this.server.listen(this.options.port, this.options.host)
+      this.#server.once('error', onError)
+      this.#server.once('listening', onListening)
+      this.#server.listen(this.options.port, this.options.host)
     })
   }
 
   address (): AddressInfo | null {
-    const a = this.server.address()
+    const a = this.#server.address()
     return a !== null && typeof a === 'object' ? a : null
   }
 
   get connections (): Promise<number> {
-    return new Promise((resolve) => { this.server.getConnections((_e, n) => { resolve(n ?? 0) }) })
+    return new Promise((resolve) => { this.#server.getConnections((_e, n) => { resolve(n ?? 0) }) })
   }
 
   /** Stop accepting, let in-flight requests finish until deadline, then cut what is left. */
   async close (deadlineMs: number): Promise<void> {
-    if (this.closing) return
-    this.closing = true
-    const closed = new Promise<void>((resolve) => { this.server.close(() => { resolve() }) })
-    this.server.closeIdleConnections()
-    const timer = setTimeout(() => { this.server.closeAllConnections() }, Math.max(0, deadlineMs))
+    if (this.#closing) return
+    this.#closing = true
+    const closed = new Promise<void>((resolve) => { this.#server.close(() => { resolve() }) })
+    this.#server.closeIdleConnections()
+    const timer = setTimeout(() => { this.#server.closeAllConnections() }, Math.max(0, deadlineMs))
     timer.unref()
     await closed
     clearTimeout(timer)
+    if (this.#sweep !== null) clearInterval(this.#sweep)
+    this.#inFlight.clear()
   }
 
-  private handle (req: IncomingMessage, res: ServerResponse): void {
+  #handle (req: IncomingMessage, res: ServerResponse): void {
     this.counters.requests++
+    this.#track(req, res)
     const remote = unmap(req.socket.remoteAddress)
-    if (this.closing) res.setHeader('connection', 'close')
+    if (this.#closing) res.setHeader('connection', 'close')
     const rawUrl = req.url ?? '/'
     let url: URL
     try {
       url = new URL(rawUrl, 'http://canopy.invalid')
     } catch {
-      this.reply(res, new CanopyError('HTTP_BAD_REQUEST', 'unparseable request target'))
+      this.#reply(res, new CanopyError('HTTP_BAD_REQUEST', 'unparseable request target'))
       return
     }
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(rawUrl)) { // absolute form: a forward-proxy request
-      if (this.proxy === null) {
-        this.reply(res, new CanopyError('HTTP_FORBIDDEN', 'this agent is not a forward proxy'))
+      if (this.#proxy === null) {
+        this.#reply(res, new CanopyError('HTTP_FORBIDDEN', 'this agent is not a forward proxy'))
         return
       }
       if (!this.options.allow(remote)) {
         this.counters.forbidden++
-        this.reply(res, new CanopyError('HTTP_FORBIDDEN', 'the proxy serves LAN clients only'))
+        this.#reply(res, new CanopyError('HTTP_FORBIDDEN', 'the proxy serves LAN clients only'))
         return
       }
-      this.run(this.proxy, { req, res, url, remote, params: {} })
+      this.#run(this.#proxy, { req, res, url, remote, params: {} })
       return
     }
-    const match = this.router.match(req.method ?? 'GET', url.pathname)
+    const match = this.#router.match(req.method ?? 'GET', url.pathname)
     if (match === null) {
-      this.reply(res, new CanopyError('HTTP_NOT_FOUND', `no resource ${url.pathname}`))
+      this.#reply(res, new CanopyError('HTTP_NOT_FOUND', `no resource ${url.pathname}`))
       return
     }
     if (match === 'method') {
-      this.reply(res, new CanopyError('HTTP_METHOD_NOT_ALLOWED', `${req.method ?? ''} not allowed on ${url.pathname}`))
+      this.#reply(res, new CanopyError('HTTP_METHOD_NOT_ALLOWED', `${req.method ?? ''} not allowed on ${url.pathname}`))
       return
     }
+    if (match.route.options.longBody === true) this.#inFlight.delete(req)
     if (match.route.options.access !== 'any' && !this.options.allow(remote)) {
       this.counters.forbidden++
-      this.reply(res, new CanopyError('HTTP_FORBIDDEN', 'this port serves loopback and LAN clients only'))
+      this.#reply(res, new CanopyError('HTTP_FORBIDDEN', 'this port serves loopback and LAN clients only'))
       return
     }
-    this.run(match.route.handler, { req, res, url, remote, params: match.params })
+    this.#run(match.route.handler, { req, res, url, remote, params: match.params })
   }
 
-  private run (handler: Handler, ctx: RequestContext): void {
-    try {
-      const out = handler(ctx)
-      if (out instanceof Promise) out.catch((err: unknown) => { this.reply(ctx.res, err) })
-    } catch (err) {
-      this.reply(ctx.res, err)
+  /** Requests still arriving, by when they started: the whole request must arrive within requestTimeoutMs. */
+  #track (req: IncomingMessage, res: ServerResponse): void {
+    this.#inFlight.set(req, { res, startMs: performance.now() })
+    if (this.#sweep === null) this.#sweep = setInterval(() => { this.#expire() }, HTTP_TIMEOUT_CHECK_MS).unref()
+    const done = (): void => { this.#inFlight.delete(req) }
+    req.once('end', done)
+    res.once('close', done)
+  }
+
+  /** 408 and a closed socket for requests whose body is still arriving past the deadline (Node's requestTimeout, per route). */
+  #expire (): void {
+    const now = performance.now()
+    for (const [req, { res, startMs }] of this.#inFlight) {
+      if (req.complete) { this.#inFlight.delete(req); continue }
+      if (now - startMs < this.options.requestTimeoutMs) continue
+      this.#inFlight.delete(req)
+      this.counters.clientErrors++
+      if (!res.headersSent) {
+        try { res.writeHead(408, { connection: 'close', 'content-length': 0 }); res.end() } catch { /* socket already gone */ }
+      }
+      setTimeout(() => { req.socket.destroy() }, CLIENT_ERROR_LINGER_MS).unref()
     }
   }
 
-  private reply (res: ServerResponse, err: unknown): void {
+  #run (handler: Handler, ctx: RequestContext): void {
+    try {
+      const out = handler(ctx)
+      if (out instanceof Promise) out.catch((err: unknown) => { this.#reply(ctx.res, err) })
+    } catch (err) {
+      this.#reply(ctx.res, err)
+    }
+  }
+
+  #reply (res: ServerResponse, err: unknown): void {
     const coded = CanopyError.is(err) ? err : CanopyError.from(err, 'ASSERTION', 'internal error')
     if (!CanopyError.is(err)) {
       this.counters.errors++
@@ -170,7 +201,7 @@ export class HttpServer {
     try { sendError(res, coded) } catch { res.destroy() }
   }
 
-  private onClientError (err: NodeJS.ErrnoException, socket: Duplex): void {
+  #onClientError (err: NodeJS.ErrnoException, socket: Duplex): void {
     this.counters.clientErrors++
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy()
@@ -183,14 +214,14 @@ export class HttpServer {
     setTimeout(() => { socket.destroy() }, CLIENT_ERROR_LINGER_MS).unref()
   }
 
-  private onConnect (req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  #onConnect (req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const remote = unmap(req.socket.remoteAddress)
     socket.on('error', () => { socket.destroy() })
-    if (this.connect === null || !this.options.allow(remote)) {
-      if (this.connect !== null) this.counters.forbidden++
+    if (this.#connect === null || !this.options.allow(remote)) {
+      if (this.#connect !== null) this.counters.forbidden++
       socket.end('HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
       return
     }
-    this.connect(req, socket, head, remote)
+    this.#connect(req, socket, head, remote)
   }
 }

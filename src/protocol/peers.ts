@@ -14,6 +14,8 @@ export interface PeerInfo {
   httpPort: number
   /** The peer's UDP port for signed datagrams (need/have/found, election). */
   udpPort: number
+  /** The peer's TCP port for authenticated links (src/protocol/link); absent: LINK_PORT_DEFAULT (8788). */
+  linkPort?: number
   /** What the peer offers, e.g. "resolve", "provider", "relay". */
   capabilities: readonly string[]
   name: string

@@ -1,2 +1,15 @@
 // Live-media spanning-tree relay (issue 5). Its only door.
-export {}
+export { Streams, type Found, type SourceIdentity } from './streams'
+export { Session, type SessionEnv, type ChunkListener, type SessionCounters } from './session'
+export { Tree, type ReattachEvent, type ChildState, type ParentState, type TreeCounters } from './tree'
+export { LinkTransport } from './link-transport'
+export type { StreamTransport, TransportHandler, PeerRef, TransportSendOptions } from './transport'
+export { deriveSettings, settingsFromConfig, type StreamSettings } from './settings'
+export { realCrypto, type StreamCrypto, BATCH_DOMAIN, END_DOMAIN } from './batches'
+export { TsChunker, CHUNK_FLAGS } from './chunker'
+export { ChunkRing } from './ring'
+export { createMeta, decodeMeta, STREAM_NAME_PATTERN, type StreamMeta } from './meta'
+export * as wire from './wire'
+export * as ts from './ts'
+export { StreamService, type StreamServiceOptions } from './service'
+export { Player, type Framing, type PlayerOutput } from './player'

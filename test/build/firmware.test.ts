@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import { firmware } from '../../build/firmware'
+import { firmware, firmwareConfigText } from '../../build/firmware'
 import { checkConfig } from '../../src/config'
 import { tempDir } from '../helpers/tmp'
 
@@ -36,6 +36,12 @@ test('the firmware image holds the bundle, init files, config and a true manifes
   } finally {
     d.remove()
   }
+})
+
+test('the shipped config is every default, with the device data directory', () => {
+  const shipped = readFileSync(join(__dirname, '../../firmware/canopy.json'), 'utf8')
+  assert.is(shipped, firmwareConfigText(), 'firmware/canopy.json is stale: npm run firmware -- --write-config')
+  assert.is(checkConfig(JSON.parse(shipped)).dataDir, '/var/lib/canopy')
 })
 
 test('the image is deterministic', async () => {

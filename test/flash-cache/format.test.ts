@@ -91,12 +91,13 @@ test('checkpoint: round trip in order; truncated or trailing bytes rejected', ()
   const cp: Checkpoint = {
     revision: 4, logSeq: 100, logOffset: 512, nextSeq: 130,
     counters: { bytesProgrammed: 2 ** 40 + 5, erases: 9, evictions: 3, corruptDropped: 1, bytesAccepted: 77 },
-    pieces: Array.from({ length: 5 }, (_, i) => ({
-      key: r.bytes(32), length: 100 + i, block: i + 2, seq: 90 + i, offset: 32 * i, length1: i === 3 ? 40 : 100 + i,
-      block2: i === 3 ? 9 : NO_BLOCK, seq2: i === 3 ? 95 : 0, offset2: i === 3 ? 32 : 0
-    })),
-    tombs: [{ key: r.bytes(32), block: 7, seq: 99, offset: 64, targetSeq: 91, targetOffset: 32 }],
-    dead: [{ deadBlock: 9, deadSeq: 50, block: 8, seq: 98, offset: 96 }]
+    // key, length, block, seq, offset, length1, block2, seq2, offset2
+    pieces: Array.from({ length: 5 }, (_, i) => [r.bytes(32), 100 + i, i + 2, 90 + i, 32 * i, i === 3 ? 40 : 100 + i,
+      i === 3 ? 9 : NO_BLOCK, i === 3 ? 95 : 0, i === 3 ? 32 : 0]),
+    // key, block, seq, offset, targetSeq, targetOffset
+    tombs: [[r.bytes(32), 7, 99, 64, 91, 32]],
+    // deadBlock, deadSeq, block, seq, offset
+    dead: [[9, 50, 8, 98, 96]]
   }
   const blob = encodeCheckpoint(cp)
   assert.equal(decodeCheckpoint(blob), cp)

@@ -4,15 +4,18 @@
 // bounds) runs on the simulated flash, cut after each program/erase/sync in
 // turn, with unsynced writes kept, dropped, torn or reordered. After each
 // recovery the store is held to the model (workload.ts), and a second open
-// must find the same pieces. CANOPY_FLASH_EXHAUSTIVE=1 runs all four unsynced
-// policies at every cut point instead of one chosen by the seed.
+// must find the same pieces. Reads are checked by CRC-32 or SHA-256
+// (verifyReads): each cut point of the long workload with one chosen by the
+// seed, the short workload's pairs and the missing-sync check with both.
+// CANOPY_FLASH_EXHAUSTIVE=1 runs all four unsynced policies and both read
+// checks at every cut point instead of one chosen by the seed.
 
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { FlashCache } from '../../src/flash-cache'
+import { FlashCache, type VerifyReads } from '../../src/flash-cache'
 import { createSeededRandom, SimFlash, type UnsyncedPolicy } from '../../src/hal'
 import { testSeed } from '../helpers/seed'
-import { cacheOptions, check, GEOMETRY, Model, piecePool, runOps, script, type Op } from './workload'
+import { cacheOptions, check, GEOMETRY, Model, piecePool, runOps, script, VERIFY_MODES, type Op } from './workload'
 
 const POLICIES: UnsyncedPolicy[] = ['keep', 'drop', 'torn', 'reorder']
 const BOUND = { bytes: 6000, pieces: 24 }
@@ -21,16 +24,16 @@ const exhaustive = process.env.CANOPY_FLASH_EXHAUSTIVE === '1'
 interface Outcome { writes: number, held: Set<string> }
 
 /** Run ops (then opsAfter after a reboot) with cuts after write `cut` and, in the second life, after write `cut2`. */
-async function cutRun (pool: Buffer[], ops: Op[], cut: number | null, policy: UnsyncedPolicy, seed: number, opsAfter: Op[] = [], cut2: number | null = null, options: { skipAckSync?: boolean } = {}): Promise<Outcome> {
+async function cutRun (pool: Buffer[], ops: Op[], cut: number | null, policy: UnsyncedPolicy, seed: number, opsAfter: Op[] = [], cut2: number | null = null, options: { skipAckSync?: boolean, verifyReads?: VerifyReads } = {}): Promise<Outcome> {
   const model = new Model(pool)
-  const opts = (): ReturnType<typeof cacheOptions> => cacheOptions(model, { unsafeSkipAckSync: options.skipAckSync })
+  const opts = (): ReturnType<typeof cacheOptions> => cacheOptions(model, { unsafeSkipAckSync: options.skipAckSync, verifyReads: options.verifyReads })
   let flash = new SimFlash(GEOMETRY, { unsynced: policy, seed })
   if (cut !== null) flash.cutPowerAfter(cut)
   const first = await FlashCache.open(flash, opts())
   await runOps(first, ops, pool, model, BOUND)
   await first.flush()
   const writes = flash.writeCount
-  const where = `seed ${seed} cut ${cut ?? '-'}${cut2 === null ? '' : `+${cut2}`} (${policy})`
+  const where = `seed ${seed} cut ${cut ?? '-'}${cut2 === null ? '' : `+${cut2}`} (${policy}, reads by ${options.verifyReads ?? 'crc32'})`
 
   flash = flash.reboot()
   if (cut2 !== null) flash.cutPowerAfter(cut2)
@@ -47,7 +50,7 @@ async function cutRun (pool: Buffer[], ops: Op[], cut: number | null, policy: Un
 
   // A second open of the same flash finds the same state.
   flash = flash.reboot()
-  const again = await FlashCache.open(flash, cacheOptions())
+  const again = await FlashCache.open(flash, cacheOptions(undefined, { verifyReads: options.verifyReads }))
   assert.equal(new Set(again.hashes()), new Set(held.keys()), `${where}: a second open finds the same pieces`)
   return { writes, held: new Set(held.keys()) }
 }
@@ -71,15 +74,22 @@ test('cut after every single write of a 500-operation workload', async () => {
   const writes = flash.writeCount
   assert.ok(writes > 1000, `${writes} cut points`)
 
+  // Each cut point once, with unsynced writes treated one way and reads checked one way, both chosen by
+  // the seed (every way at every point with CANOPY_FLASH_EXHAUSTIVE=1).
   let runs = 0
+  const used = new Set<string>()
   for (let cut = 1; cut <= writes; cut++) {
     const policies = exhaustive ? POLICIES : [POLICIES[r.int(POLICIES.length)]!]
+    const modes = exhaustive ? VERIFY_MODES : [VERIFY_MODES[r.int(VERIFY_MODES.length)]!]
     for (const policy of policies) {
-      await cutRun(pool, ops, cut, policy, seed * 100_003 + cut)
-      runs++
+      for (const verifyReads of modes) {
+        await cutRun(pool, ops, cut, policy, seed * 100_003 + cut, [], null, { verifyReads })
+        used.add(verifyReads)
+        runs++
+      }
     }
   }
-  assert.ok(runs >= writes)
+  assert.ok(runs >= writes && used.size === VERIFY_MODES.length)
 })
 
 test('every pair of cut points on a short workload, including cuts in the writes right after recovery', async () => {
@@ -104,7 +114,7 @@ test('every pair of cut points on a short workload, including cuts in the writes
     await c.flush()
     const writes2 = second.writeCount
     for (let cut2 = 1; cut2 <= writes2 + 1; cut2++) {
-      await cutRun(pool, ops, cut, policy, cut, after, cut2)
+      for (const verifyReads of VERIFY_MODES) await cutRun(pool, ops, cut, policy, cut, after, cut2, { verifyReads })
       pairs++
     }
   }
@@ -115,19 +125,21 @@ test('the suite fails when the sync before an acknowledgement is skipped', async
   const seed = testSeed('power-cut missing sync', 3)
   const pool = piecePool(seed)
   const ops = script(seed, 120, pool.length)
-  let caught = 0
-  let tried = 0
-  for (let cut = 1; cut <= 200 && caught === 0; cut++) {
-    tried++
-    try {
-      await cutRun(pool, ops, cut, 'drop', cut, [], null, { skipAckSync: true })
-    } catch (err) {
-      if ((err as Error).name !== 'Assertion') throw err
-      assert.match((err as Error).message, /acknowledged piece .* survived/)
-      caught++
+  for (const verifyReads of VERIFY_MODES) {
+    let caught = 0
+    let tried = 0
+    for (let cut = 1; cut <= 200 && caught === 0; cut++) {
+      tried++
+      try {
+        await cutRun(pool, ops, cut, 'drop', cut, [], null, { skipAckSync: true, verifyReads })
+      } catch (err) {
+        if ((err as Error).name !== 'Assertion') throw err
+        assert.match((err as Error).message, /acknowledged piece .* survived/)
+        caught++
+      }
     }
+    assert.ok(caught > 0, `reads by ${verifyReads}: a lost acknowledged piece was detected (after ${tried} cut points)`)
   }
-  assert.ok(caught > 0, `a lost acknowledged piece was detected (after ${tried} cut points)`)
 })
 
 test.run()

@@ -7,7 +7,7 @@ import { Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { CanopyError } from '../../src/errors'
 import { FlashCache, type FlashCacheOptions } from '../../src/flash-cache'
-import { createSeededRandom, FileFlash, SimClock, SimFlash, type FlashGeometry } from '../../src/hal'
+import { createSeededRandom, FileFlash, SimClock, SimFlash, type Flash, type FlashGeometry } from '../../src/hal'
 import { CACHE_PENDING_WRITES_MAX, CACHE_READ_CHUNK_BYTES } from '../../src/limits'
 import { testSeed } from '../helpers/seed'
 import { tempDir } from '../helpers/tmp'
@@ -274,6 +274,50 @@ test('on the Linux flash twin: put, close, reopen in a new process-like handle',
   } finally {
     dir.remove()
   }
+})
+
+/** The same flash, with syncs that take a turn of the event loop to come back (as an fsync does). */
+const slowSyncs = (flash: SimFlash): Flash => ({
+  geometry: flash.geometry,
+  read: async (b, o, l) => await flash.read(b, o, l),
+  program: async (b, o, d) => await flash.program(b, o, d),
+  erase: async (b) => await flash.erase(b),
+  close: async () => await flash.close(),
+  async sync () {
+    const done = flash.sync()
+    done.catch(() => {}) // seen below, after the turn
+    await new Promise((resolve) => setImmediate(resolve))
+    await done
+  }
+})
+
+test('group commit: puts at once share syncs, each acknowledged only once a sync covers it; a failed sync acknowledges none of its puts', async () => {
+  const flash = new SimFlash(G, { unsynced: 'drop' })
+  const cache = await FlashCache.open(slowSyncs(flash), opts({ bytesMax: 40_000 }))
+  /** What a reboot right now would find. */
+  const durable = async (): Promise<FlashCache> => await FlashCache.open(SimFlash.fromImage(G, flash.durableImage()), opts({ bytesMax: 40_000 }))
+  const pieces = Array.from({ length: 24 }, (_, i) => piece(i, 400))
+  const syncs = flash.stats.syncs
+  const acked: Buffer[] = []
+  await Promise.all(pieces.slice(0, 12).map(async (p) => {
+    await cache.put(sha(p), p)
+    acked.push(p)
+    const after = await durable()
+    assert.equal(await after.get(sha(p)), p, 'on flash when acknowledged')
+  }))
+  assert.is(acked.length, 12)
+  assert.ok(flash.stats.syncs - syncs < 12, `${flash.stats.syncs - syncs} syncs for 12 puts`)
+
+  // The next sync fails: every put waiting for it is refused and taken back out; the store goes on.
+  flash.injectError('sync', 'EIO', { times: 1 })
+  const results = await Promise.all(pieces.slice(12).map(async (p) => await cache.put(sha(p), p).then(() => 'ok', (err: unknown) => (err as CanopyError).code)))
+  const failed = pieces.slice(12).filter((_, i) => results[i] !== 'ok')
+  assert.ok(failed.length > 0 && results.every((r) => r === 'ok' || r === 'FLASH_IO'), results.join(' '))
+  for (const p of failed) assert.not.ok(cache.has(sha(p)), 'a piece whose sync failed is not kept')
+  const after = await durable()
+  for (const [i, p] of pieces.slice(12).entries()) if (results[i] === 'ok') assert.equal(await after.get(sha(p)), p)
+  for (const p of [...failed, ...pieces.slice(0, 2)]) await cache.put(sha(p), p)
+  for (const p of pieces) assert.equal(await cache.get(sha(p)), p)
 })
 
 test.run()

@@ -9,9 +9,12 @@ import { createHash } from 'node:crypto'
 import * as assert from 'uvu/assert'
 import { createSeededRandom, type FlashGeometry } from '../../src/hal'
 import { SimClock } from '../../src/hal'
-import type { FlashCache, FlashCacheOptions } from '../../src/flash-cache'
+import type { FlashCache, FlashCacheOptions, VerifyReads } from '../../src/flash-cache'
 
 export const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
+
+/** The two ways a read can check a piece: suites that must hold for both run each. */
+export const VERIFY_MODES: VerifyReads[] = ['crc32', 'sha256']
 
 export const GEOMETRY: FlashGeometry = { readBytes: 16, programBytes: 16, blockBytes: 1024, blockCount: 20 }
 

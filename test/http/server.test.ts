@@ -144,6 +144,29 @@ test('close: in-flight connections are cut at the deadline, listening stops', as
   idle.destroy()
 })
 
+test('a body still arriving after requestTimeoutMs gets 408, unless the route takes long bodies', async () => {
+  const { s, port } = await server()
+  s.route('POST', '/long', ({ req, res }) => { let n = 0; req.on('data', (c: Buffer) => { n += c.length }); req.on('end', () => sendJson(res, 200, { n })) }, { longBody: true })
+  const drip = (path: string, ms: number): Promise<string> => new Promise((resolve) => {
+    const r = request({ host: '127.0.0.1', port, path, method: 'POST', headers: { 'content-type': 'application/octet-stream' } }, (res) => {
+      let body = ''
+      res.on('data', (c: Buffer) => { body += c.toString() })
+      res.on('end', () => resolve(`${res.statusCode ?? 0} ${body}`))
+    })
+    r.on('error', (e) => resolve(`error ${e.message}`))
+    const t0 = Date.now()
+    const tick = setInterval(() => {
+      if (r.destroyed) { clearInterval(tick); return }
+      if (Date.now() - t0 >= ms) { clearInterval(tick); r.end(); return }
+      r.write('x')
+    }, 100)
+  })
+  const [short, long] = await Promise.all([drip('/echo', 3000), drip('/long', 3000)])
+  assert.match(short, /^(408|error)/, 'the ordinary route is cut off')
+  assert.match(long, /^200 \{"n":\d+\}/, 'the long-body route is not')
+  await s.close(100)
+})
+
 test('a taken port is a coded error that says what to do', async () => {
   const { s, port } = await server()
   const other = new HttpServer({ host: '127.0.0.1', port, connectionsMax: 4, headersTimeoutMs: 1000, requestTimeoutMs: 2000, allow: () => true, log: silentLogger })

@@ -36,6 +36,8 @@ export function overridesFromFlags (args: ParsedArgs): ConfigOverrides {
   if (lan !== undefined || wan !== undefined) {
     o.interfaces = { ...(lan === undefined ? {} : { lan: splitList(lan) }), ...(wan === undefined ? {} : { wan: splitList(wan) }) }
   }
+  const pushToken = flagString(args, 'push-token')
+  if (pushToken !== undefined) o.stream = { pushToken }
   return o
 }
 
@@ -50,6 +52,7 @@ export const agentCommand: Command = {
     { name: 'lan', value: 'IF[,IF]', help: 'LAN interfaces by name (default: decided from addresses)' },
     { name: 'wan', value: 'IF', help: 'WAN interface by name' },
     { name: 'trust', value: 'KEY_OR_FILE', repeatable: true, help: 'also accept manifests signed by this publisher key (or the key in this file)' },
+    { name: 'push-token', value: 'T', help: 'accept live streams (POST /stream/NAME) from holders of this token' },
     { name: 'print-config', help: 'print the effective config as JSON and exit' }
   ],
   async run (args, io) {

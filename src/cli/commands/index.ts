@@ -6,11 +6,14 @@ import { fetchCommand } from './fetch'
 import { keygenCommand } from './keygen'
 import { publishCommand } from './publish'
 import { statusCommand } from './status'
+import { streamPlayCommand, streamPushCommand } from './stream'
 
 export const COMMANDS: readonly Command[] = [
   agentCommand,
   keygenCommand,
   publishCommand,
   fetchCommand,
-  statusCommand
+  statusCommand,
+  streamPushCommand,
+  streamPlayCommand
 ]

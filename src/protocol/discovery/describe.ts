@@ -40,6 +40,8 @@ const documentSpec = obj({
   capabilities: arrayOf(CAPABILITY, { max: DESCRIBE_CAPABILITIES_COUNT_MAX }),
   httpPort: int(1, 65535),
   udpPort: int(0, 65535),
+  /** The peer link's TCP port (streams, groups); absent in older agents. */
+  linkPort: optional(int(1, 65535)),
   addresses: arrayOf(ADDRESS, { max: DESCRIBE_ADDRESSES_COUNT_MAX }),
   nonce: optional(str({ min: 16, max: 64, pattern: NONCE_PATTERN }))
 })
@@ -53,6 +55,8 @@ export interface DescribeFields {
   capabilities: readonly string[]
   httpPort: number
   udpPort: number
+  /** The peer link's TCP port, when the link runs. */
+  linkPort?: number | null
   addresses: readonly string[]
 }
 
@@ -67,9 +71,12 @@ export function signDescribe (identity: Identity, fields: DescribeFields, nonce:
     capabilities: fields.capabilities.slice(0, DESCRIBE_CAPABILITIES_COUNT_MAX),
     httpPort: fields.httpPort,
     udpPort: fields.udpPort,
+    linkPort: fields.linkPort ?? null,
     addresses: fields.addresses.slice(0, DESCRIBE_ADDRESSES_COUNT_MAX),
     nonce
   }
+  // Added after v1 shipped: written only when set, so documents without it keep their bytes.
+  if (doc.linkPort === null) delete (doc as Partial<DescribeDocument>).linkPort
   // Check what we sign as a peer will: a bad field fails here, not on every peer.
   validate(documentSpec, doc, 'ASSERTION', 'own describe')
   const bytes = Buffer.from(JSON.stringify(doc), 'utf8')
@@ -117,7 +124,7 @@ export function verifyDescribe (body: Uint8Array, expect: DescribeExpectation = 
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalid('document is not an object')
   // Newer versions may add fields: keep the ones we know, ignore the rest.
   const known: Record<string, unknown> = {}
-  for (const k of ['v', 'nodeId', 'publicKey', 'name', 'version', 'capabilities', 'httpPort', 'udpPort', 'addresses', 'nonce']) {
+  for (const k of ['v', 'nodeId', 'publicKey', 'name', 'version', 'capabilities', 'httpPort', 'udpPort', 'linkPort', 'addresses', 'nonce']) {
     if (Object.hasOwn(raw, k)) known[k] = (raw as Record<string, unknown>)[k]
   }
   const document = validate(documentSpec, known, 'DESCRIBE_INVALID', 'describe')

@@ -43,6 +43,8 @@ export interface DiscoveryOptions {
   httpPort: () => number | null
   /** The wire transport's bound UDP port (it may fall back to an ephemeral one). */
   udpPort: () => number
+  /** The peer link's bound TCP port, when the link runs. */
+  linkPort?: () => number | null
   name: string
   version: string
   fetcher?: DescribeFetcher
@@ -91,6 +93,7 @@ export class Discovery {
       capabilities: [...this.capabilities].sort(),
       httpPort: this.o.httpPort() ?? 0,
       udpPort: this.o.udpPort(),
+      linkPort: this.o.linkPort?.() ?? null,
       addresses
     }
   }
@@ -221,6 +224,7 @@ export class Discovery {
       address,
       httpPort: d.httpPort,
       udpPort: d.udpPort,
+      ...(d.linkPort === null ? {} : { linkPort: d.linkPort }),
       capabilities: d.capabilities,
       name: d.name,
       version: d.version,
