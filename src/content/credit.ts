@@ -10,56 +10,57 @@ import { BAN_MS, CREDIT_PEERS_COUNT_MAX } from '../limits'
 interface Rec { pieces: number, bytes: number, failures: number, bps: number }
 
 export class Credit {
-  private readonly peers = new Map<string, Rec>()
-  private readonly bans = new Map<string, number>()
+  readonly #peers = new Map<string, Rec>()
+  readonly #bans = new Map<string, number>()
 
-  constructor (private readonly clock: Clock) {}
+  readonly #clock: Clock
+  constructor (clock: Clock) { this.#clock = clock }
 
-  private rec (id: string): Rec {
-    let r = this.peers.get(id)
+  #rec (id: string): Rec {
+    let r = this.#peers.get(id)
     if (r === undefined) {
-      if (this.peers.size >= CREDIT_PEERS_COUNT_MAX) this.peers.delete(this.peers.keys().next().value as string)
+      if (this.#peers.size >= CREDIT_PEERS_COUNT_MAX) this.#peers.delete(this.#peers.keys().next().value as string)
       r = { pieces: 0, bytes: 0, failures: 0, bps: 0 }
-      this.peers.set(id, r)
+      this.#peers.set(id, r)
     }
     return r
   }
 
   /** A verified piece of `bytes` arrived in `ms`. */
   good (id: string, bytes: number, ms: number): void {
-    const r = this.rec(id)
+    const r = this.#rec(id)
     r.pieces++
     r.bytes += bytes
     const bps = bytes * 1000 / Math.max(1, ms)
     r.bps = r.bps === 0 ? bps : 0.7 * r.bps + 0.3 * bps
   }
 
-  fail (id: string): void { this.rec(id).failures++ }
+  fail (id: string): void { this.#rec(id).failures++ }
 
   /** Isolate a peer: it sent bytes that do not match their hash. */
   ban (id: string, ms = BAN_MS): void {
-    if (!this.bans.has(id) && this.bans.size >= CREDIT_PEERS_COUNT_MAX) this.bans.delete(this.bans.keys().next().value as string)
-    this.bans.set(id, this.clock.nowMs() + ms)
+    if (!this.#bans.has(id) && this.#bans.size >= CREDIT_PEERS_COUNT_MAX) this.#bans.delete(this.#bans.keys().next().value as string)
+    this.#bans.set(id, this.#clock.nowMs() + ms)
   }
 
   banned (id: string): boolean {
-    const until = this.bans.get(id)
+    const until = this.#bans.get(id)
     if (until === undefined) return false
-    if (until > this.clock.nowMs()) return true
-    this.bans.delete(id)
+    if (until > this.#clock.nowMs()) return true
+    this.#bans.delete(id)
     return false
   }
 
   /** Higher is better: delivery speed, divided by one plus the failures. */
   score (id: string): number {
-    const r = this.peers.get(id)
+    const r = this.#peers.get(id)
     return r === undefined ? 0 : r.bps / (1 + r.failures)
   }
 
   /** Bans with their time left, to save. */
   saveBans (): Array<[string, number]> {
-    const now = this.clock.nowMs()
-    return [...this.bans].filter(([id]) => this.banned(id)).map(([id, until]) => [id, Math.round(until - now)])
+    const now = this.#clock.nowMs()
+    return [...this.#bans].filter(([id]) => this.banned(id)).map(([id, until]) => [id, Math.round(until - now)])
   }
 
   loadBans (list: unknown): void {
@@ -70,6 +71,6 @@ export class Credit {
   }
 
   status (): Array<Record<string, unknown>> {
-    return [...new Set([...this.peers.keys(), ...this.bans.keys()])].map((nodeId) => ({ nodeId, ...this.peers.get(nodeId), banned: this.banned(nodeId) }))
+    return [...new Set([...this.#peers.keys(), ...this.#bans.keys()])].map((nodeId) => ({ nodeId, ...this.#peers.get(nodeId), banned: this.banned(nodeId) }))
   }
 }

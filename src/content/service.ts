@@ -65,51 +65,57 @@ export class ContentService implements Service, ContentIndex {
   urlIndex: ((url: string) => LocalContent | null) | null = null
   readonly totals = { fromPeersBytes: 0, fromProviderBytes: 0, fromOriginBytes: 0, servedBytes: 0, servedPieces: 0, corruptPieces: 0, peersIsolated: 0, vetoed: 0 }
   uploads = 0
-  private waiting = 0
-  private readonly active = new Map<string, Active>()
-  private readonly known = new Map<string, Manifest>()
-  private readonly pendingBehalf = new Map<string, Promise<Active | null>>()
-  private readonly listeners = new Set<(c: ContentRef) => void>()
-  private readonly timers: TimerGroup
-  private dirty = false
+  #waiting = 0
+  readonly #active = new Map<string, Active>()
+  readonly #known = new Map<string, Manifest>()
+  readonly #pendingBehalf = new Map<string, Promise<Active | null>>()
+  readonly #listeners = new Set<(c: ContentRef) => void>()
+  readonly #timers: TimerGroup
+  #dirty = false
 
-  constructor (private readonly agent: Agent, private readonly cacheService: FlashCacheService, private readonly scanner: Scanner | null) {
+  readonly #agent: Agent
+  readonly #cacheService: FlashCacheService
+  readonly #scanner: Scanner | null
+  constructor (agent: Agent, cacheService: FlashCacheService, scanner: Scanner | null) {
+    this.#agent = agent
+    this.#cacheService = cacheService
+    this.#scanner = scanner
     const { hal, config } = agent
     this.credit = new Credit(hal.clock)
     this.gate = new WanGate(hal.clock, config.wan.rateBytesPerSecond, config.wan.offPeak)
-    this.timers = new TimerGroup(hal.clock)
-    this.registerMetrics()
+    this.#timers = new TimerGroup(hal.clock)
+    this.#registerMetrics()
   }
 
-  get log () { return this.agent.log }
-  get config () { return this.agent.config.content }
-  get trusted (): readonly string[] { return this.agent.config.trustedPublishers }
+  get log () { return this.#agent.log }
+  get config () { return this.#agent.config.content }
+  get trusted (): readonly string[] { return this.#agent.config.trustedPublishers }
 
   attach (lan: ContentLan): void { this.lan = lan }
 
   async start (): Promise<void> {
-    const cache = this.cacheService.cache
+    const cache = this.#cacheService.cache
     if (cache === null) return // no flash cache: no transfers (the cache service says why)
     this.pieces = new Pieces(cache)
-    await this.restore()
-    this.timers.setInterval(() => { void this.save() }, CONTENT_STATE_WRITE_MS)
+    await this.#restore()
+    this.#timers.setInterval(() => { void this.#save() }, CONTENT_STATE_WRITE_MS)
   }
 
   async stop (): Promise<void> {
-    this.timers.clearAll()
-    this.dirty = true
-    await this.save(true)
-    for (const a of this.active.values()) a.t.stop()
+    this.#timers.clearAll()
+    this.#dirty = true
+    await this.#save(true)
+    for (const a of this.#active.values()) a.t.stop()
   }
 
   // ---- what this node holds (resolution asks on every NEED) -------------------------
 
   lookup (ref: ContentRef): LocalContent | null {
     if (!isContentId(ref)) return this.urlIndex?.(ref) ?? null
-    const a = this.active.get(ref)
+    const a = this.#active.get(ref)
     if (a?.verdict?.startsWith('vetoed') === true) return null
     if (a !== undefined && a.t.state === 'running') return { state: 'downloading', pieces: a.t.ranges(), doneBytes: a.t.doneBytes, totalBytes: a.m.size }
-    const m = a?.m ?? this.known.get(ref)
+    const m = a?.m ?? this.#known.get(ref)
     const pieces = this.pieces
     if (m === undefined || pieces === null) return null
     const n = m.pieces.length
@@ -121,23 +127,23 @@ export class ContentService implements Service, ContentIndex {
   load (): number { return Math.min(1, this.uploads / this.config.uploadSlots) }
 
   on (listener: (c: ContentRef) => void): () => void {
-    this.listeners.add(listener)
-    return () => { this.listeners.delete(listener) }
+    this.#listeners.add(listener)
+    return () => { this.#listeners.delete(listener) }
   }
 
-  emit (c: ContentRef): void { for (const l of [...this.listeners]) l(c) }
+  emit (c: ContentRef): void { for (const l of [...this.#listeners]) l(c) }
 
   // ---- manifests ---------------------------------------------------------------------
 
   /** Remember a manifest (to answer NEEDs for it and find it again by id). */
   remember (m: Manifest): void {
-    this.known.delete(m.id)
-    this.known.set(m.id, m)
-    if (this.known.size > KNOWN_CONTENT_COUNT_MAX) this.known.delete(this.known.keys().next().value as string)
-    this.dirty = true
+    this.#known.delete(m.id)
+    this.#known.set(m.id, m)
+    if (this.#known.size > KNOWN_CONTENT_COUNT_MAX) this.#known.delete(this.#known.keys().next().value as string)
+    this.#dirty = true
   }
 
-  manifest (id: string): Manifest | undefined { return this.active.get(id)?.m ?? this.known.get(id) }
+  manifest (id: string): Manifest | undefined { return this.#active.get(id)?.m ?? this.#known.get(id) }
 
   /** A manifest by URL (through the provider's proxy, which caches it), checked against the trusted publishers and `extra` (from the CLI on this box). */
   async manifestFrom (url: string, extra: readonly string[] = []): Promise<Manifest> {
@@ -185,7 +191,7 @@ export class ContentService implements Service, ContentIndex {
 
   /** The transfer of m, started (or resumed from the cache) if need be. */
   open (m: Manifest, onBehalf = false, manifestUrl: string | null = null): Active {
-    const old = this.active.get(m.id)
+    const old = this.#active.get(m.id)
     if (old !== undefined) {
       if (old.verdict?.startsWith('vetoed') === true) throw new CanopyError('CONTENT_VETOED', `"${m.name}" was ${old.verdict}`)
       if (old.t.state === 'running' || old.t.state === 'done') {
@@ -193,14 +199,14 @@ export class ContentService implements Service, ContentIndex {
         old.manifestUrl ??= manifestUrl
         return old
       }
-      this.active.delete(m.id) // failed or stopped: start again
+      this.#active.delete(m.id) // failed or stopped: start again
     }
     const pieces = this.pieces
     if (pieces === null) throw new CanopyError('HTTP_UNAVAILABLE', 'no flash cache here')
-    if (this.active.size >= TRANSFERS_COUNT_MAX) {
-      const ended = [...this.active.values()].find((a) => a.t.state !== 'running')
+    if (this.#active.size >= TRANSFERS_COUNT_MAX) {
+      const ended = [...this.#active.values()].find((a) => a.t.state !== 'running')
       if (ended === undefined) throw new CanopyError('LIMIT_REACHED', `${TRANSFERS_COUNT_MAX} transfers are already running`)
-      this.active.delete(ended.m.id)
+      this.#active.delete(ended.m.id)
     }
     this.remember(m)
     // The manifest is a piece too: peers, and this node after a restart, find it by its id.
@@ -213,13 +219,13 @@ export class ContentService implements Service, ContentIndex {
       pinned: m.size <= cache.stats().bytesMax / 2
     }
     if (a.pinned) for (const h of m.pieces) cache.pin(h)
-    const { clock } = this.agent.hal
+    const { clock } = this.#agent.hal
     a.t = new Transfer(m, {
       store: pieces,
       clock,
       rank: (s) => this.credit.score(s.id),
       events: {
-        tick: () => { this.policy(a) },
+        tick: () => { this.#policy(a) },
         received: (s, n, ms) => {
           if (s.kind !== 'origin') this.credit.good(s.id, n, ms)
           this.totals[s.kind === 'peer' ? 'fromPeersBytes' : s.kind === 'provider' ? 'fromProviderBytes' : 'fromOriginBytes'] += n
@@ -233,27 +239,27 @@ export class ContentService implements Service, ContentIndex {
           this.credit.ban(s.id)
           this.totals.corruptPieces++
           this.totals.peersIsolated++
-          this.dirty = true
+          this.#dirty = true
           this.log.warn('peer isolated: a piece failed verification', { nodeId: s.id, content: m.id })
         },
         stored: () => { this.emit(m.id) },
-        ended: () => { queueMicrotask(() => { this.ended(a) }) }
+        ended: () => { queueMicrotask(() => { this.#ended(a) }) }
       }
     })
-    this.active.set(m.id, a)
-    this.dirty = true
+    this.#active.set(m.id, a)
+    this.#dirty = true
     this.log.info('transfer', { content: m.id, name: m.name, size: m.size, held: a.t.doneCount, onBehalf })
-    this.policy(a)
+    this.#policy(a)
     this.emit(m.id)
     return a
   }
 
   /** This node is the provider and a peer asked for a piece of content c: run that transfer (the manifest from the cache or from its URL). */
   onBehalf (c: string, manifestUrl: string | null): Promise<Active | null> {
-    const a = this.active.get(c)
+    const a = this.#active.get(c)
     if (a !== undefined && (a.t.state === 'running' || a.t.state === 'done')) return Promise.resolve(a)
     if (this.lan?.election.current()?.self !== true) return Promise.resolve(null)
-    let p = this.pendingBehalf.get(c)
+    let p = this.#pendingBehalf.get(c)
     if (p === undefined) {
       p = (async () => {
         let m = this.manifest(c)
@@ -264,37 +270,37 @@ export class ContentService implements Service, ContentIndex {
           m = parseManifest(bytes) // its signature must hold; trust is the asker's policy
         }
         return this.open(m, true, manifestUrl)
-      })().finally(() => { this.pendingBehalf.delete(c) })
-      this.pendingBehalf.set(c, p)
+      })().finally(() => { this.#pendingBehalf.delete(c) })
+      this.#pendingBehalf.set(c, p)
     }
     return p
   }
 
   /** A piece a peer asked the provider for: wait (bounded) until this node's transfer has it. */
   async onDemand (hash: string, c: string, manifestUrl: string | null): Promise<Buffer | undefined> {
-    if (this.waiting >= ON_DEMAND_WAITERS_COUNT_MAX) throw new CanopyError('HTTP_UNAVAILABLE', 'busy')
-    this.waiting++
+    if (this.#waiting >= ON_DEMAND_WAITERS_COUNT_MAX) throw new CanopyError('HTTP_UNAVAILABLE', 'busy')
+    this.#waiting++
     try {
       const a = await this.onBehalf(c, manifestUrl)
       const i = a?.m.pieces.indexOf(hash) ?? -1
       if (a === null || i < 0) return undefined
-      await within(a.t.piece(i), ON_DEMAND_WAIT_MS, this.agent.hal.clock, () => new CanopyError('HTTP_UNAVAILABLE', 'not here yet; ask again'))
+      await within(a.t.piece(i), ON_DEMAND_WAIT_MS, this.#agent.hal.clock, () => new CanopyError('HTTP_UNAVAILABLE', 'not here yet; ask again'))
       return await this.pieces?.get(hash)
     } catch (err) {
       throw CanopyError.is(err, 'HTTP_UNAVAILABLE') ? err : CanopyError.from(err, 'UPSTREAM_FAILED')
     } finally {
-      this.waiting--
+      this.#waiting--
     }
   }
 
   /** Resolves once the whole file passed the scanner (at once without one); rejects CONTENT_VETOED. */
   scanned (a: Active): Promise<void> {
-    if (this.scanner === null) return Promise.resolve()
-    a.scan ??= this.scan(a)
+    if (this.#scanner === null) return Promise.resolve()
+    a.scan ??= this.#scan(a)
     return a.scan
   }
 
-  private async scan (a: Active): Promise<void> {
+  async #scan (a: Active): Promise<void> {
     const { m, t } = a
     const pieces = this.pieces!
     try {
@@ -306,7 +312,7 @@ export class ContentService implements Service, ContentIndex {
           yield b
         }
       })())
-      const r = await this.scanner!.scan(m.name, body)
+      const r = await this.#scanner!.scan(m.name, body)
       a.verdict = r.clean ? 'clean' : `vetoed: ${r.detail}`
     } catch (err) {
       if (t.state === 'failed') throw err
@@ -320,26 +326,26 @@ export class ContentService implements Service, ContentIndex {
     throw new CanopyError('CONTENT_VETOED', `"${m.name}" was ${a.verdict}`)
   }
 
-  private ended (a: Active): void {
+  #ended (a: Active): void {
     const { t, m } = a
     if (a.pinned) {
       for (const h of m.pieces) this.pieces?.cache.unpin(h)
       a.pinned = false
     }
-    this.dirty = true
+    this.#dirty = true
     this.emit(m.id)
     this.log.info(`transfer ${t.state}`, { content: m.id, ...t.bytesFrom, err: t.error })
     if (t.state === 'done') void this.scanned(a).catch(() => {})
   }
 
   /** Sources for a running transfer, on every tick (the policy in the header). */
-  private policy (a: Active): void {
+  #policy (a: Active): void {
     const { t, m } = a
     if (t.state !== 'running' || this.lan === null) {
       if (this.lan === null && !t.hasSource('origin')) t.addSource(originSource(m, this.config.originSlots, this.gate))
       return
     }
-    const now = this.agent.hal.clock.nowMs()
+    const now = this.#agent.hal.clock.nowMs()
     const usable = (id: string): boolean => (a.avoid.get(id) ?? 0) <= now && !this.credit.banned(id)
     const { provider, origin, sinceMs } = sourcing(this.lan.election.current(), usable, a.noProviderSinceMs, now)
     a.noProviderSinceMs = sinceMs
@@ -369,22 +375,22 @@ export class ContentService implements Service, ContentIndex {
 
   // ---- saved state: running transfers (resumed at start), bans ------------------------
 
-  private get statePath (): string { return join(this.agent.hal.dataDir, STATE_FILE) }
+  get #statePath (): string { return join(this.#agent.hal.dataDir, STATE_FILE) }
 
-  private async save (force = false): Promise<void> {
-    if (!this.dirty && !force) return
-    this.dirty = false
+  async #save (force = false): Promise<void> {
+    if (!this.#dirty && !force) return
+    this.#dirty = false
     const state = {
-      running: [...this.active.values()].filter((a) => a.t.state === 'running').map((a) => [a.m.id, a.manifestUrl, a.onBehalf]),
+      running: [...this.#active.values()].filter((a) => a.t.state === 'running').map((a) => [a.m.id, a.manifestUrl, a.onBehalf]),
       bans: this.credit.saveBans()
     }
-    await this.agent.hal.files.writeAtomic(this.statePath, Buffer.from(JSON.stringify(state))).catch((err: unknown) => { this.log.warn('state not saved', { err }) })
+    await this.#agent.hal.files.writeAtomic(this.#statePath, Buffer.from(JSON.stringify(state))).catch((err: unknown) => { this.log.warn('state not saved', { err }) })
   }
 
-  private async restore (): Promise<void> {
+  async #restore (): Promise<void> {
     let state: { running?: unknown, bans?: unknown }
     try {
-      const raw = await this.agent.hal.files.read(this.statePath, CONTENT_STATE_BYTES_MAX)
+      const raw = await this.#agent.hal.files.read(this.#statePath, CONTENT_STATE_BYTES_MAX)
       if (raw === null) return
       state = JSON.parse(raw.toString('utf8'))
       if (typeof state !== 'object' || state === null) return
@@ -411,18 +417,18 @@ export class ContentService implements Service, ContentIndex {
       fromPeersBytes: t.bytesFrom.peer,
       fromProviderBytes: t.bytesFrom.provider,
       fromOriginBytes: t.bytesFrom.origin,
-      seconds: ((t.endedMs ?? this.agent.hal.clock.nowMs()) - t.startedMs) / 1000,
+      seconds: ((t.endedMs ?? this.#agent.hal.clock.nowMs()) - t.startedMs) / 1000,
       onBehalf: a.onBehalf,
       note: t.error?.message ?? a.verdict
     }
   }
 
   status (): Record<string, unknown> {
-    return { ...this.totals, uploads: this.uploads, list: [...this.active.values()].map((a) => this.summary(a)), peers: this.credit.status() }
+    return { ...this.totals, uploads: this.uploads, list: [...this.#active.values()].map((a) => this.summary(a)), peers: this.credit.status() }
   }
 
-  private registerMetrics (): void {
-    const m = this.agent.metrics
+  #registerMetrics (): void {
+    const m = this.#agent.metrics
     const bytes = m.counter('canopy_content_bytes_total', 'Verified piece bytes received, by source.', ['source'])
     const served = m.counter('canopy_content_served_bytes_total', 'Piece bytes served to peers.')
     const isolated = m.counter('canopy_content_peers_isolated_total', 'Peers isolated for a corrupt piece.')

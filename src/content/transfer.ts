@@ -77,6 +77,8 @@ export function rangesWhere (n: number, pred: (i: number) => boolean): Array<[nu
 const DEFAULT_TIMEOUT: Record<SourceKind, number> = { peer: PIECE_PEER_TIMEOUT_MS, provider: PIECE_PROVIDER_TIMEOUT_MS, origin: PIECE_ORIGIN_TIMEOUT_MS }
 const RANK: Record<SourceKind, number> = { peer: 0, provider: 1, origin: 2 }
 
+interface TransferOptions { store: PieceStore, clock: Clock, events?: TransferEvents, rank?: (s: PieceSource) => number }
+
 export class Transfer {
   state: 'running' | 'done' | 'failed' | 'stopped' = 'running'
   error: CanopyError | null = null
@@ -87,254 +89,256 @@ export class Transfer {
   readonly stats = { corrupt: 0, duplicates: 0 }
   readonly startedMs: number
   endedMs: number | null = null
-  private readonly reqs = new Map<number, Req[]>()
-  private readonly storing = new Set<number>()
-  private readonly sources = new Map<string, Live>()
-  private readonly urgent = new Set<number>()
-  private readonly waiters = new Map<number, Array<{ ok: () => void, fail: (e: CanopyError) => void }>>()
-  private timers: TimerGroup
-  private cursor = 0
-  private lastProgressMs: number
-  private originCorrupt = 0
-  private pumping = false
+  readonly #reqs = new Map<number, Req[]>()
+  readonly #storing = new Set<number>()
+  readonly #sources = new Map<string, Live>()
+  readonly #urgent = new Set<number>()
+  readonly #waiters = new Map<number, Array<{ ok: () => void, fail: (e: CanopyError) => void }>>()
+  #timers: TimerGroup
+  #cursor = 0
+  #lastProgressMs: number
+  #originCorrupt = 0
+  #pumping = false
 
-  constructor (readonly m: Manifest, private readonly o: { store: PieceStore, clock: Clock, events?: TransferEvents, rank?: (s: PieceSource) => number }) {
-    this.timers = new TimerGroup(o.clock)
-    this.startedMs = this.lastProgressMs = o.clock.nowMs()
+  readonly #o: TransferOptions
+  constructor (readonly m: Manifest, o: TransferOptions) {
+    this.#o = o
+    this.#timers = new TimerGroup(o.clock)
+    this.startedMs = this.#lastProgressMs = o.clock.nowMs()
     this.done = new Uint8Array(m.pieces.length)
     // Resume: whatever the store holds is done already.
-    m.pieces.forEach((h, i) => { if (o.store.has(h)) this.mark(i) })
-    if (this.doneCount === m.pieces.length) this.finish('done')
-    else this.timers.setInterval(() => { this.tick() }, SOURCE_REFRESH_MS)
+    m.pieces.forEach((h, i) => { if (o.store.has(h)) this.#mark(i) })
+    if (this.doneCount === m.pieces.length) this.#finish('done')
+    else this.#timers.setInterval(() => { this.#tick() }, SOURCE_REFRESH_MS)
   }
 
   get pieceCount (): number { return this.m.pieces.length }
 
-  sourceIds (): string[] { return [...this.sources.keys()] }
-  hasSource (id: string): boolean { return this.sources.has(id) }
-  source (id: string): PieceSource | undefined { return this.sources.get(id)?.s }
+  sourceIds (): string[] { return [...this.#sources.keys()] }
+  hasSource (id: string): boolean { return this.#sources.has(id) }
+  source (id: string): PieceSource | undefined { return this.#sources.get(id)?.s }
 
   addSource (s: PieceSource): void {
-    if (this.state !== 'running' || this.sources.has(s.id) || this.sources.size >= TRANSFER_SOURCES_COUNT_MAX) return
-    this.sources.set(s.id, { s, active: 0, failures: 0, busyUntilMs: 0, lacks: new Map() })
-    this.pump()
+    if (this.state !== 'running' || this.#sources.has(s.id) || this.#sources.size >= TRANSFER_SOURCES_COUNT_MAX) return
+    this.#sources.set(s.id, { s, active: 0, failures: 0, busyUntilMs: 0, lacks: new Map() })
+    this.#pump()
   }
 
   /** Stop using a source: its requests are cancelled (their pieces go to others) and its connections closed. */
   dropSource (id: string): void {
-    const live = this.sources.get(id)
+    const live = this.#sources.get(id)
     if (live === undefined) return
-    this.sources.delete(id)
-    for (const rs of [...this.reqs.values()]) for (const r of rs) if (r.live === live) this.cancel(r)
+    this.#sources.delete(id)
+    for (const rs of [...this.#reqs.values()]) for (const r of rs) if (r.live === live) this.#cancel(r)
     live.s.close?.()
-    this.pump()
+    this.#pump()
   }
 
   /** Resolves once piece i is stored (asked ahead of others); rejects when the transfer fails. */
   piece (i: number): Promise<void> {
     if (this.done[i] === 1) {
-      if (this.o.store.has(this.m.pieces[i]!)) return Promise.resolve()
-      this.unmark(i) // evicted since: fetch it again
+      if (this.#o.store.has(this.m.pieces[i]!)) return Promise.resolve()
+      this.#unmark(i) // evicted since: fetch it again
     }
     if (this.state === 'failed' || this.state === 'stopped') return Promise.reject(this.error)
     return new Promise((ok, fail) => {
-      const list = this.waiters.get(i) ?? []
+      const list = this.#waiters.get(i) ?? []
       list.push({ ok, fail })
-      this.waiters.set(i, list)
-      this.urgent.add(i)
-      this.pump()
+      this.#waiters.set(i, list)
+      this.#urgent.add(i)
+      this.#pump()
     })
   }
 
   /** Pieces done, as ranges. */
   ranges (): PieceRanges { return rangesWhere(this.done.length, (i) => this.done[i] === 1) }
 
-  stop (): void { this.finish('stopped', new CanopyError('CLOSED', 'stopped')) }
+  stop (): void { this.#finish('stopped', new CanopyError('CLOSED', 'stopped')) }
 
   // ---- scheduling ----------------------------------------------------------------
 
-  private tick (): void {
+  #tick (): void {
     if (this.state !== 'running') return
-    this.o.events?.tick?.()
-    const now = this.o.clock.nowMs()
+    this.#o.events?.tick?.()
+    const now = this.#o.clock.nowMs()
     // Waiting for a source's window (off-peak) or a busy source is not a stall.
-    if (this.reqs.size > 0 || this.storing.size > 0 || [...this.sources.values()].some((l) => l.s.ready?.() === false || l.busyUntilMs > now)) this.lastProgressMs = now
-    if (now - this.lastProgressMs >= TRANSFER_STALL_MS) {
-      this.finish('failed', new CanopyError('CONTENT_UNAVAILABLE', `no source for ${TRANSFER_STALL_MS / 1000} s`))
+    if (this.#reqs.size > 0 || this.#storing.size > 0 || [...this.#sources.values()].some((l) => l.s.ready?.() === false || l.busyUntilMs > now)) this.#lastProgressMs = now
+    if (now - this.#lastProgressMs >= TRANSFER_STALL_MS) {
+      this.#finish('failed', new CanopyError('CONTENT_UNAVAILABLE', `no source for ${TRANSFER_STALL_MS / 1000} s`))
       return
     }
-    this.pump()
+    this.#pump()
   }
 
-  private pump (): void {
-    if (this.pumping || this.state !== 'running') return
-    this.pumping = true
+  #pump (): void {
+    if (this.#pumping || this.state !== 'running') return
+    this.#pumping = true
     try {
-      const now = this.o.clock.nowMs()
-      const rank = this.o.rank ?? (() => 0)
-      const order = [...this.sources.values()].sort((a, b) => RANK[a.s.kind] - RANK[b.s.kind] || rank(b.s) - rank(a.s))
+      const now = this.#o.clock.nowMs()
+      const rank = this.#o.rank ?? (() => 0)
+      const order = [...this.#sources.values()].sort((a, b) => RANK[a.s.kind] - RANK[b.s.kind] || rank(b.s) - rank(a.s))
       let inFlight = order.reduce((n, l) => n + l.active, 0)
       for (const live of order) {
         if (live.busyUntilMs > now || live.s.ready?.() === false) continue
-        while (live.active < live.s.slots && inFlight < TRANSFER_REQUESTS_COUNT_MAX && this.sources.get(live.s.id) === live) {
-          const i = this.pick(live)
+        while (live.active < live.s.slots && inFlight < TRANSFER_REQUESTS_COUNT_MAX && this.#sources.get(live.s.id) === live) {
+          const i = this.#pick(live)
           if (i < 0) break
-          this.request(live, i)
+          this.#request(live, i)
           inFlight++
         }
       }
     } finally {
-      this.pumping = false
+      this.#pumping = false
     }
   }
 
-  private open (i: number): boolean { return this.done[i] === 0 && !this.storing.has(i) && !this.reqs.has(i) }
+  #open (i: number): boolean { return this.done[i] === 0 && !this.#storing.has(i) && !this.#reqs.has(i) }
 
-  private can (live: Live, i: number): boolean { return live.s.has(i) && (live.lacks.get(i) ?? 0) <= this.o.clock.nowMs() }
+  #can (live: Live, i: number): boolean { return live.s.has(i) && (live.lacks.get(i) ?? 0) <= this.#o.clock.nowMs() }
 
   /** Some LAN peer other than the provider can serve it: the origin must not (each piece crosses the WAN once). */
-  private onLan (i: number): boolean {
-    for (const l of this.sources.values()) if (l.s.kind !== 'origin' && this.can(l, i)) return true
+  #onLan (i: number): boolean {
+    for (const l of this.#sources.values()) if (l.s.kind !== 'origin' && this.#can(l, i)) return true
     return false
   }
 
-  private pick (live: Live): number {
-    const ok = (i: number): boolean => this.open(i) && this.can(live, i) && (live.s.kind !== 'origin' || !this.onLan(i))
-    for (const i of this.urgent) if (ok(i)) return i
-    while (this.cursor < this.done.length && this.done[this.cursor] === 1) this.cursor++
-    for (let i = this.cursor; i < this.done.length; i++) if (ok(i)) return i
+  #pick (live: Live): number {
+    const ok = (i: number): boolean => this.#open(i) && this.#can(live, i) && (live.s.kind !== 'origin' || !this.#onLan(i))
+    for (const i of this.#urgent) if (ok(i)) return i
+    while (this.#cursor < this.done.length && this.done[this.#cursor] === 1) this.#cursor++
+    for (let i = this.#cursor; i < this.done.length; i++) if (ok(i)) return i
     // Endgame: every missing piece is asked for; a second LAN source may race the first.
-    if (live.s.kind === 'origin' || this.doneCount + this.storing.size + this.reqs.size < this.done.length) return -1
-    for (const [i, rs] of this.reqs) {
-      if (this.done[i] === 0 && !this.storing.has(i) && rs.length < ENDGAME_REQUESTS_PER_PIECE_MAX && rs.every((r) => r.live !== live) && this.can(live, i)) return i
+    if (live.s.kind === 'origin' || this.doneCount + this.#storing.size + this.#reqs.size < this.done.length) return -1
+    for (const [i, rs] of this.#reqs) {
+      if (this.done[i] === 0 && !this.#storing.has(i) && rs.length < ENDGAME_REQUESTS_PER_PIECE_MAX && rs.every((r) => r.live !== live) && this.#can(live, i)) return i
     }
     return -1
   }
 
-  private request (live: Live, i: number): void {
+  #request (live: Live, i: number): void {
     const ctrl = new AbortController()
     const ms = live.s.timeoutMs ?? DEFAULT_TIMEOUT[live.s.kind]
     const r: Req = {
-      i, live, ctrl, startMs: this.o.clock.nowMs(), cancelled: false,
-      timer: this.timers.setTimeout(() => { ctrl.abort(new CanopyError('TIMEOUT', `over ${ms} ms`)) }, ms)
+      i, live, ctrl, startMs: this.#o.clock.nowMs(), cancelled: false,
+      timer: this.#timers.setTimeout(() => { ctrl.abort(new CanopyError('TIMEOUT', `over ${ms} ms`)) }, ms)
     }
-    const list = this.reqs.get(i) ?? []
+    const list = this.#reqs.get(i) ?? []
     if (list.length > 0) this.stats.duplicates++
     list.push(r)
-    this.reqs.set(i, list)
+    this.#reqs.set(i, list)
     live.active++
-    live.s.fetch(i, ctrl.signal).then((b) => { this.landed(r, b) }, (e: unknown) => { this.missed(r, CanopyError.from(e, 'UPSTREAM_FAILED')) })
+    live.s.fetch(i, ctrl.signal).then((b) => { this.#landed(r, b) }, (e: unknown) => { this.#missed(r, CanopyError.from(e, 'UPSTREAM_FAILED')) })
   }
 
-  private settle (r: Req): void {
+  #settle (r: Req): void {
     r.timer.cancel()
     r.live.active--
-    const rs = this.reqs.get(r.i)
+    const rs = this.#reqs.get(r.i)
     if (rs === undefined) return
     const rest = rs.filter((x) => x !== r)
-    if (rest.length > 0) this.reqs.set(r.i, rest)
-    else this.reqs.delete(r.i)
+    if (rest.length > 0) this.#reqs.set(r.i, rest)
+    else this.#reqs.delete(r.i)
   }
 
-  private cancel (r: Req): void {
+  #cancel (r: Req): void {
     r.cancelled = true
     r.ctrl.abort(new CanopyError('CLOSED', 'cancelled'))
   }
 
-  private landed (r: Req, bytes: Buffer): void {
-    this.settle(r)
+  #landed (r: Req, bytes: Buffer): void {
+    this.#settle(r)
     const { i, live } = r
-    if (r.cancelled || this.state !== 'running' || this.done[i] === 1 || this.storing.has(i)) { this.pump(); return }
+    if (r.cancelled || this.state !== 'running' || this.done[i] === 1 || this.#storing.has(i)) { this.#pump(); return }
     const src = live.s
     if (bytes.length !== pieceLength(this.m, i) || sha256(bytes) !== this.m.pieces[i]) {
       this.stats.corrupt++
       if (src.kind === 'origin') {
-        if (++this.originCorrupt >= SOURCE_FAILURES_MAX) {
-          this.finish('failed', new CanopyError('PIECE_INVALID', 'the origin serves other bytes than the manifest says (the file changed after publishing)'))
+        if (++this.#originCorrupt >= SOURCE_FAILURES_MAX) {
+          this.#finish('failed', new CanopyError('PIECE_INVALID', 'the origin serves other bytes than the manifest says (the file changed after publishing)'))
           return
         }
       } else {
         // The whole piece came from this one source: it is to blame. Isolated at once.
-        this.o.events?.corrupt?.(src)
+        this.#o.events?.corrupt?.(src)
         this.dropSource(src.id)
       }
-      this.pump()
+      this.#pump()
       return
     }
     live.failures = 0
-    for (const other of this.reqs.get(i) ?? []) this.cancel(other)
-    this.storing.add(i)
+    for (const other of this.#reqs.get(i) ?? []) this.#cancel(other)
+    this.#storing.add(i)
     this.bytesFrom[src.kind] += bytes.length
-    this.o.events?.received?.(src, bytes.length, this.o.clock.nowMs() - r.startMs)
-    this.o.store.put(this.m.pieces[i]!, bytes).then(() => {
-      this.storing.delete(i)
+    this.#o.events?.received?.(src, bytes.length, this.#o.clock.nowMs() - r.startMs)
+    this.#o.store.put(this.m.pieces[i]!, bytes).then(() => {
+      this.#storing.delete(i)
       if (this.state !== 'running') return
-      this.mark(i)
-      this.lastProgressMs = this.o.clock.nowMs()
-      this.o.events?.stored?.(i, src)
-      if (this.doneCount === this.done.length) this.finish('done')
-      else this.pump()
+      this.#mark(i)
+      this.#lastProgressMs = this.#o.clock.nowMs()
+      this.#o.events?.stored?.(i, src)
+      if (this.doneCount === this.done.length) this.#finish('done')
+      else this.#pump()
     }, (err: unknown) => {
-      this.storing.delete(i)
-      this.finish('failed', CanopyError.from(err, 'CACHE_FULL'))
+      this.#storing.delete(i)
+      this.#finish('failed', CanopyError.from(err, 'CACHE_FULL'))
     })
-    this.pump()
+    this.#pump()
   }
 
-  private missed (r: Req, err: CanopyError): void {
-    this.settle(r)
-    if (r.cancelled || this.state !== 'running') { this.pump(); return }
+  #missed (r: Req, err: CanopyError): void {
+    this.#settle(r)
+    if (r.cancelled || this.state !== 'running') { this.#pump(); return }
     const live = r.live
-    const now = this.o.clock.nowMs()
+    const now = this.#o.clock.nowMs()
     if (err.code === 'CACHE_NOT_FOUND') {
       live.lacks.set(r.i, now + TRANSFER_RESOLVE_MS)
     } else if (err.code === 'HTTP_UNAVAILABLE') {
       live.busyUntilMs = now + SOURCE_BUSY_BACKOFF_MS
     } else {
       live.lacks.set(r.i, now + SOURCE_BUSY_BACKOFF_MS) // another source first
-      this.o.events?.failed?.(live.s, err)
+      this.#o.events?.failed?.(live.s, err)
       if (++live.failures >= SOURCE_FAILURES_MAX) this.dropSource(live.s.id)
     }
-    this.pump()
+    this.#pump()
   }
 
-  private mark (i: number): void {
+  #mark (i: number): void {
     this.done[i] = 1
     this.doneCount++
     this.doneBytes += pieceLength(this.m, i)
-    this.urgent.delete(i)
-    const ws = this.waiters.get(i)
-    this.waiters.delete(i)
+    this.#urgent.delete(i)
+    const ws = this.#waiters.get(i)
+    this.#waiters.delete(i)
     for (const w of ws ?? []) w.ok()
   }
 
-  private unmark (i: number): void {
+  #unmark (i: number): void {
     this.done[i] = 0
     this.doneCount--
     this.doneBytes -= pieceLength(this.m, i)
-    this.cursor = Math.min(this.cursor, i)
+    this.#cursor = Math.min(this.#cursor, i)
     if (this.state === 'done') { // reopened: a finished transfer fetches an evicted piece again
       this.state = 'running'
       this.endedMs = null
-      this.lastProgressMs = this.o.clock.nowMs()
-      this.timers = new TimerGroup(this.o.clock)
-      this.timers.setInterval(() => { this.tick() }, SOURCE_REFRESH_MS)
+      this.#lastProgressMs = this.#o.clock.nowMs()
+      this.#timers = new TimerGroup(this.#o.clock)
+      this.#timers.setInterval(() => { this.#tick() }, SOURCE_REFRESH_MS)
     }
   }
 
-  private finish (state: 'done' | 'failed' | 'stopped', err?: CanopyError): void {
+  #finish (state: 'done' | 'failed' | 'stopped', err?: CanopyError): void {
     if (this.state !== 'running') return
     this.state = state
     this.error = err ?? null
-    this.endedMs = this.o.clock.nowMs()
-    this.timers.clearAll()
-    for (const rs of [...this.reqs.values()]) for (const r of rs) this.cancel(r)
-    for (const l of this.sources.values()) l.s.close?.()
-    this.sources.clear()
-    const ws = [...this.waiters.values()].flat()
-    this.waiters.clear()
-    this.urgent.clear()
+    this.endedMs = this.#o.clock.nowMs()
+    this.#timers.clearAll()
+    for (const rs of [...this.#reqs.values()]) for (const r of rs) this.#cancel(r)
+    for (const l of this.#sources.values()) l.s.close?.()
+    this.#sources.clear()
+    const ws = [...this.#waiters.values()].flat()
+    this.#waiters.clear()
+    this.#urgent.clear()
     for (const w of ws) w.fail(err ?? new CanopyError('CLOSED', 'ended'))
-    this.o.events?.ended?.()
+    this.#o.events?.ended?.()
   }
 }

@@ -14,21 +14,25 @@ import { WAN_BURST_SECONDS } from '../limits'
 const CLOCK_SET_MS = Date.UTC(2024, 0, 1)
 
 export class WanGate {
-  private tokens: number
-  private lastMs: number
-  private readonly window: [number, number] | null
+  #tokens: number
+  #lastMs: number
+  readonly #window: [number, number] | null
 
-  constructor (private readonly clock: Clock, private readonly rate: number, offPeak: string) {
-    this.tokens = rate * WAN_BURST_SECONDS
-    this.lastMs = clock.nowMs()
+  readonly #clock: Clock
+  readonly #rate: number
+  constructor (clock: Clock, rate: number, offPeak: string) {
+    this.#clock = clock
+    this.#rate = rate
+    this.#tokens = rate * WAN_BURST_SECONDS
+    this.#lastMs = clock.nowMs()
     const m = /^(\d\d):(\d\d)-(\d\d):(\d\d)$/.exec(offPeak)
-    this.window = m === null ? null : [Number(m[1]) * 60 + Number(m[2]), Number(m[3]) * 60 + Number(m[4])]
+    this.#window = m === null ? null : [Number(m[1]) * 60 + Number(m[2]), Number(m[3]) * 60 + Number(m[4])]
   }
 
   /** May origin fetches run now? */
   open (): boolean {
-    const w = this.window
-    const wall = this.clock.wallMs()
+    const w = this.#window
+    const wall = this.#clock.wallMs()
     if (w === null || wall < CLOCK_SET_MS) return true
     const d = new Date(wall)
     const t = d.getHours() * 60 + d.getMinutes()
@@ -37,14 +41,14 @@ export class WanGate {
 
   /** Take n bytes of budget: null to go on at once, or a promise that resolves when the bytes are paid for. */
   pace (n: number): Promise<void> | null {
-    if (this.rate <= 0) return null
-    const now = this.clock.nowMs()
-    this.tokens = Math.min(this.rate * WAN_BURST_SECONDS, this.tokens + (now - this.lastMs) * this.rate / 1000)
-    this.lastMs = now
-    this.tokens -= n
-    return this.tokens >= 0 ? null : this.clock.sleep(-this.tokens * 1000 / this.rate)
+    if (this.#rate <= 0) return null
+    const now = this.#clock.nowMs()
+    this.#tokens = Math.min(this.#rate * WAN_BURST_SECONDS, this.#tokens + (now - this.#lastMs) * this.#rate / 1000)
+    this.#lastMs = now
+    this.#tokens -= n
+    return this.#tokens >= 0 ? null : this.#clock.sleep(-this.#tokens * 1000 / this.#rate)
   }
 
   /** Seconds to fetch `bytes` at the cap (0 without one). */
-  secondsFor (bytes: number): number { return this.rate > 0 ? bytes / this.rate : 0 }
+  secondsFor (bytes: number): number { return this.#rate > 0 ? bytes / this.#rate : 0 }
 }
