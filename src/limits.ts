@@ -265,7 +265,7 @@ export const STATIC_PEERS_COUNT_MAX = 32
 
 // ---- bundle -------------------------------------------------------------------------
 /** design.md: one file, at most 250 KB minified. */
-export const BUNDLE_BYTES_MAX = 400_000
+export const BUNDLE_BYTES_MAX = 250_000
 
 // ---- LAN wire protocol (src/protocol/wire, src/protocol/transport) ---------------
 /** design.md: a datagram fits any LAN MTU, IPv6's 1 280-byte minimum included, with headers to spare. */

@@ -53,12 +53,13 @@ export interface Active {
 
 /** Sent by agents on their own upstream requests: a proxy that sees it goes direct (no loops between two nodes that each think the other is the provider). */
 export const VIA = '1.1 canopy'
+const FROM = { peer: 'fromPeersBytes', provider: 'fromProviderBytes', origin: 'fromOriginBytes' } as const
 const STATE_FILE = 'transfers.json'
 
 export class ContentService implements Service, ContentIndex {
   readonly name = 'transfers'
-  readonly credit: Credit
-  readonly gate: WanGate
+  readonly #credit: Credit
+  readonly #gate: WanGate
   pieces: Pieces | null = null
   lan: ContentLan | null = null
   /** The proxy's answer for URLs (plain objects the gateway cached and signed). */
@@ -81,15 +82,13 @@ export class ContentService implements Service, ContentIndex {
     this.#cacheService = cacheService
     this.#scanner = scanner
     const { hal, config } = agent
-    this.credit = new Credit(hal.clock)
-    this.gate = new WanGate(hal.clock, config.wan.rateBytesPerSecond, config.wan.offPeak)
+    this.#credit = new Credit(hal.clock)
+    this.#gate = new WanGate(hal.clock, config.wan.rateBytesPerSecond, config.wan.offPeak)
     this.#timers = new TimerGroup(hal.clock)
     this.#registerMetrics()
   }
 
-  get log () { return this.#agent.log }
-  get config () { return this.#agent.config.content }
-  get trusted (): readonly string[] { return this.#agent.config.trustedPublishers }
+  get #config () { return this.#agent.config.content }
 
   attach (lan: ContentLan): void { this.lan = lan }
 
@@ -124,7 +123,7 @@ export class ContentService implements Service, ContentIndex {
     return { state: 'have', pieces: held.length === 1 && held[0]![0] === 0 && held[0]![1] === n ? null : held }
   }
 
-  load (): number { return Math.min(1, this.uploads / this.config.uploadSlots) }
+  load (): number { return Math.min(1, this.uploads / this.#config.uploadSlots) }
 
   on (listener: (c: ContentRef) => void): () => void {
     this.#listeners.add(listener)
@@ -147,7 +146,7 @@ export class ContentService implements Service, ContentIndex {
 
   /** A manifest by URL (through the provider's proxy, which caches it), checked against the trusted publishers and `extra` (from the CLI on this box). */
   async manifestFrom (url: string, extra: readonly string[] = []): Promise<Manifest> {
-    const m = checkTrust(parseManifest(await this.upstream(url, MANIFEST_BYTES_MAX)), [...this.trusted, ...extra])
+    const m = checkTrust(parseManifest(await this.upstream(url, MANIFEST_BYTES_MAX)), [...this.#agent.config.trustedPublishers, ...extra])
     this.remember(m)
     return this.manifest(m.id) ?? m
   }
@@ -223,24 +222,24 @@ export class ContentService implements Service, ContentIndex {
     a.t = new Transfer(m, {
       store: pieces,
       clock,
-      rank: (s) => this.credit.score(s.id),
+      rank: (s) => this.#credit.score(s.id),
       events: {
         tick: () => { this.#policy(a) },
         received: (s, n, ms) => {
-          if (s.kind !== 'origin') this.credit.good(s.id, n, ms)
-          this.totals[s.kind === 'peer' ? 'fromPeersBytes' : s.kind === 'provider' ? 'fromProviderBytes' : 'fromOriginBytes'] += n
+          if (s.kind !== 'origin') this.#credit.good(s.id, n, ms)
+          this.totals[FROM[s.kind]] += n
         },
         failed: (s) => {
-          if (s.kind !== 'origin') this.credit.fail(s.id)
+          if (s.kind !== 'origin') this.#credit.fail(s.id)
           // Dropped by the engine (failures in a row): do not add it again for a while.
           queueMicrotask(() => { if (!a.t.hasSource(s.id)) a.avoid.set(s.id, clock.nowMs() + 5 * SOURCE_BUSY_BACKOFF_MS) })
         },
         corrupt: (s) => {
-          this.credit.ban(s.id)
+          this.#credit.ban(s.id)
           this.totals.corruptPieces++
           this.totals.peersIsolated++
           this.#dirty = true
-          this.log.warn('peer isolated: a piece failed verification', { nodeId: s.id, content: m.id })
+          this.#agent.log.warn('peer isolated: a piece failed verification', { nodeId: s.id, content: m.id })
         },
         stored: () => { this.emit(m.id) },
         ended: () => { queueMicrotask(() => { this.#ended(a) }) }
@@ -248,7 +247,7 @@ export class ContentService implements Service, ContentIndex {
     })
     this.#active.set(m.id, a)
     this.#dirty = true
-    this.log.info('transfer', { content: m.id, name: m.name, size: m.size, held: a.t.doneCount, onBehalf })
+    this.#agent.log.info('transfer', { content: m.id, name: m.name, size: m.size, held: a.t.doneCount, onBehalf })
     this.#policy(a)
     this.emit(m.id)
     return a
@@ -320,7 +319,7 @@ export class ContentService implements Service, ContentIndex {
     }
     if (a.verdict === 'clean') return
     this.totals.vetoed++
-    this.log.warn('vetoed', { content: m.id, name: m.name, verdict: a.verdict })
+    this.#agent.log.warn('vetoed', { content: m.id, name: m.name, verdict: a.verdict })
     for (const h of m.pieces) await pieces.delete(h).catch(() => {})
     this.emit(m.id)
     throw new CanopyError('CONTENT_VETOED', `"${m.name}" was ${a.verdict}`)
@@ -334,7 +333,7 @@ export class ContentService implements Service, ContentIndex {
     }
     this.#dirty = true
     this.emit(m.id)
-    this.log.info(`transfer ${t.state}`, { content: m.id, ...t.bytesFrom, err: t.error })
+    this.#agent.log.info(`transfer ${t.state}`, { content: m.id, ...t.bytesFrom, err: t.error })
     if (t.state === 'done') void this.scanned(a).catch(() => {})
   }
 
@@ -342,21 +341,21 @@ export class ContentService implements Service, ContentIndex {
   #policy (a: Active): void {
     const { t, m } = a
     if (t.state !== 'running' || this.lan === null) {
-      if (this.lan === null && !t.hasSource('origin')) t.addSource(originSource(m, this.config.originSlots, this.gate))
+      if (this.lan === null && !t.hasSource('origin')) t.addSource(originSource(m, this.#config.originSlots, this.#gate))
       return
     }
     const now = this.#agent.hal.clock.nowMs()
-    const usable = (id: string): boolean => (a.avoid.get(id) ?? 0) <= now && !this.credit.banned(id)
+    const usable = (id: string): boolean => (a.avoid.get(id) ?? 0) <= now && !this.#credit.banned(id)
     const { provider, origin, sinceMs } = sourcing(this.lan.election.current(), usable, a.noProviderSinceMs, now)
     a.noProviderSinceMs = sinceMs
     for (const id of t.sourceIds()) if (t.source(id)?.kind === 'provider' && id !== provider?.nodeId) t.dropSource(id)
     if (provider !== null && t.source(provider.nodeId)?.kind !== 'provider') {
       t.dropSource(provider.nodeId) // it may have been listed as a plain peer
       const q = `?c=${m.id}${a.manifestUrl === null ? '' : `&m=${encodeURIComponent(a.manifestUrl)}`}`
-      t.addSource(peerSource({ id: provider.nodeId, kind: 'provider', baseUrl: provider.baseUrl, m, slots: this.config.providerSlots, pieces: null, query: q }))
+      t.addSource(peerSource({ id: provider.nodeId, kind: 'provider', baseUrl: provider.baseUrl, m, slots: this.#config.providerSlots, pieces: null, query: q }))
     }
     a.provider = provider?.nodeId ?? null
-    if (origin && !t.hasSource('origin')) t.addSource(originSource(m, this.config.originSlots, this.gate))
+    if (origin && !t.hasSource('origin')) t.addSource(originSource(m, this.#config.originSlots, this.#gate))
     if (!origin && t.hasSource('origin')) t.dropSource('origin')
     if (!a.resolving && now - a.lastResolveMs >= TRANSFER_RESOLVE_MS) {
       a.resolving = true
@@ -367,7 +366,7 @@ export class ContentService implements Service, ContentIndex {
           if (h.nodeId === a.provider || !usable(h.nodeId)) continue
           const cur = t.source(h.nodeId) as PeerSource | undefined
           if (cur !== undefined) cur.pieces = h.pieces
-          else t.addSource(peerSource({ id: h.nodeId, kind: 'peer', baseUrl: h.baseUrl, m, slots: this.config.peerSlots, pieces: h.pieces }))
+          else t.addSource(peerSource({ id: h.nodeId, kind: 'peer', baseUrl: h.baseUrl, m, slots: this.#config.peerSlots, pieces: h.pieces }))
         }
       }, () => {}).finally(() => { a.resolving = false })
     }
@@ -382,9 +381,9 @@ export class ContentService implements Service, ContentIndex {
     this.#dirty = false
     const state = {
       running: [...this.#active.values()].filter((a) => a.t.state === 'running').map((a) => [a.m.id, a.manifestUrl, a.onBehalf]),
-      bans: this.credit.saveBans()
+      bans: this.#credit.saveBans()
     }
-    await this.#agent.hal.files.writeAtomic(this.#statePath, Buffer.from(JSON.stringify(state))).catch((err: unknown) => { this.log.warn('state not saved', { err }) })
+    await this.#agent.hal.files.writeAtomic(this.#statePath, Buffer.from(JSON.stringify(state))).catch((err: unknown) => { this.#agent.log.warn('state not saved', { err }) })
   }
 
   async #restore (): Promise<void> {
@@ -397,7 +396,7 @@ export class ContentService implements Service, ContentIndex {
     } catch {
       return // unreadable: start without it
     }
-    this.credit.loadBans(state.bans)
+    this.#credit.loadBans(state.bans)
     for (const r of Array.isArray(state.running) ? state.running.slice(0, TRANSFERS_COUNT_MAX) : []) {
       // The manifest is in the cache under its content id; its pieces too, as far as they came.
       try { this.open(parseManifest((await this.pieces!.get(String(r[0])))!), r[2] === true, typeof r[1] === 'string' ? r[1] : null) } catch { /* gone */ }
@@ -406,7 +405,7 @@ export class ContentService implements Service, ContentIndex {
 
   // ---- status and metrics -----------------------------------------------------------
 
-  summary (a: Active): Record<string, unknown> {
+  #summary (a: Active): Record<string, unknown> {
     const { t, m } = a
     return {
       id: m.id,
@@ -414,9 +413,7 @@ export class ContentService implements Service, ContentIndex {
       state: a.verdict?.startsWith('vetoed') === true ? 'vetoed' : t.state,
       sizeBytes: m.size,
       doneBytes: t.doneBytes,
-      fromPeersBytes: t.bytesFrom.peer,
-      fromProviderBytes: t.bytesFrom.provider,
-      fromOriginBytes: t.bytesFrom.origin,
+      ...Object.fromEntries(Object.entries(FROM).map(([k, n]) => [n, t.bytesFrom[k as keyof typeof FROM]])),
       seconds: ((t.endedMs ?? this.#agent.hal.clock.nowMs()) - t.startedMs) / 1000,
       onBehalf: a.onBehalf,
       note: t.error?.message ?? a.verdict
@@ -424,7 +421,7 @@ export class ContentService implements Service, ContentIndex {
   }
 
   status (): Record<string, unknown> {
-    return { ...this.totals, uploads: this.uploads, list: [...this.#active.values()].map((a) => this.summary(a)), peers: this.credit.status() }
+    return { ...this.totals, uploads: this.uploads, list: [...this.#active.values()].map((a) => this.#summary(a)), peers: this.#credit.status() }
   }
 
   #registerMetrics (): void {
@@ -434,7 +431,7 @@ export class ContentService implements Service, ContentIndex {
     const isolated = m.counter('canopy_content_peers_isolated_total', 'Peers isolated for a corrupt piece.')
     m.onCollect(() => {
       const s = this.totals
-      for (const k of ['peer', 'provider', 'origin'] as const) bytes.set({ source: k }, s[k === 'peer' ? 'fromPeersBytes' : k === 'provider' ? 'fromProviderBytes' : 'fromOriginBytes'])
+      for (const [k, n] of Object.entries(FROM)) bytes.set({ source: k }, s[n])
       served.set(s.servedBytes)
       isolated.set(s.peersIsolated)
     })

@@ -112,8 +112,6 @@ export class Transfer {
     else this.#timers.setInterval(() => { this.#tick() }, SOURCE_REFRESH_MS)
   }
 
-  get pieceCount (): number { return this.m.pieces.length }
-
   sourceIds (): string[] { return [...this.#sources.keys()] }
   hasSource (id: string): boolean { return this.#sources.has(id) }
   source (id: string): PieceSource | undefined { return this.#sources.get(id)?.s }
