@@ -24,7 +24,7 @@ export function createContent (agent: Agent, cache: FlashCacheService): ContentS
 const octets = { 'content-type': 'application/octet-stream', 'cache-control': 'no-store' }
 
 export function addContent (agent: Agent, content: ContentService, lan: LanProtocol, peers: PeerDirectory): void {
-  content.attach({ resolver: lan.resolver, election: lan.election, peers })
+  content.lan = { resolver: lan.resolver, election: lan.election, peers }
   agent.add(content)
   const proxy = agent.config.proxy.enabled ? new Proxy(agent, content) : null
   if (proxy !== null) agent.add(proxy)

@@ -72,14 +72,14 @@ export function parseManifest (bytes: Buffer): Manifest {
   if (bytes.length > MANIFEST_BYTES_MAX) throw bad(`larger than ${MANIFEST_BYTES_MAX} bytes`)
   const text = bytes.toString('utf8')
   const tail = TAIL.exec(text)
-  if (tail === null) throw bad('not a Canopy manifest (no signature as its last member)')
+  if (tail === null) throw bad('no signature as its last member')
   let raw: unknown
   try { raw = JSON.parse(text) } catch { throw bad('not JSON') }
   const m = validate(BODY, raw, 'MANIFEST_INVALID', 'manifest')
-  if (m.pieces.length !== pieceCount(m.size, m.pieceSize)) throw bad(`${m.pieces.length} piece hashes for ${m.size} bytes in pieces of ${m.pieceSize}`)
+  if (m.pieces.length !== pieceCount(m.size, m.pieceSize)) throw bad('piece count does not match size')
   if (m.urls.length === 0) throw bad('no content URL')
   const signed = Buffer.from(text.slice(0, tail.index) + '}')
-  if (!verifyDomain(parsePublicKey(m.publisher)!, MANIFEST_DOMAIN, signed, Buffer.from(tail[1]!, 'base64url'))) throw bad('the signature does not verify (tampered, or not signed by its publisher key)')
+  if (!verifyDomain(parsePublicKey(m.publisher)!, MANIFEST_DOMAIN, signed, Buffer.from(tail[1]!, 'base64url'))) throw bad('bad signature (tampered, or not by its publisher)')
   return { id: sha256(bytes), name: m.name, size: m.size, pieceSize: m.pieceSize, pieces: m.pieces, urls: m.urls, publisher: m.publisher, bytes }
 }
 

@@ -18,7 +18,7 @@ import type { Agent } from '../agent/agent'
 import type { Service } from '../agent/service'
 import { CanopyError } from '../errors'
 import { httpOpen } from '../http/client'
-import { tunnel } from '../http/tunnel'
+import { closing, tunnel } from '../http/tunnel'
 import { PROXY_ENTRIES_COUNT_MAX, PROXY_FILLS_COUNT_MAX, PROXY_TUNNEL_IDLE_MS, PROXY_TUNNELS_COUNT_MAX } from '../limits'
 import type { LocalContent } from '../protocol'
 import { directive, endToEnd, lifetime, storable, varyMatches, varyValues, type Headers } from './http-cache'
@@ -66,7 +66,7 @@ export class Proxy implements Service {
   readonly #fills = new Map<string, Fill>()
   #tunnels = 0
   readonly counts: Record<Result, number> = { hit: 0, miss: 0, revalidated: 0, collapsed: 0, pass: 0, tunnel: 0, refused: 0 }
-  upstreamBytes = 0
+  #up = 0
 
   readonly #agent: Agent
   readonly #content: ContentService
@@ -87,7 +87,7 @@ export class Proxy implements Service {
       const m = /^([A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):(\d{1,5})$/.exec(req.url ?? '')
       if (m === null || !config.proxy.connectPorts.includes(Number(m[2])) || this.#tunnels >= PROXY_TUNNELS_COUNT_MAX) {
         this.counts.refused++
-        socket.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n')
+        socket.end(closing('403 Forbidden'))
         return
       }
       this.counts.tunnel++
@@ -97,7 +97,7 @@ export class Proxy implements Service {
   }
 
   status (): Record<string, unknown> {
-    return { entries: this.#entries.size, fills: this.#fills.size, tunnels: this.#tunnels, requests: this.counts, upstreamBytes: this.upstreamBytes }
+    return { entries: this.#entries.size, fills: this.#fills.size, tunnels: this.#tunnels, requests: this.counts, upstreamBytes: this.#up }
   }
 
   /** Offered to the LAN: a fresh object with a signed manifest. */
@@ -159,7 +159,7 @@ export class Proxy implements Service {
   #relay (res: ServerResponse, up: IncomingMessage): void {
     if (res.destroyed) { up.destroy(); return }
     res.writeHead(up.statusCode ?? 502, { ...endToEnd(up.headers), via: VIA })
-    up.on('data', (c: Buffer) => { this.upstreamBytes += c.length })
+    up.on('data', (c: Buffer) => { this.#up += c.length })
     up.on('error', () => { res.destroy() })
     up.on('aborted', () => { res.destroy() })
     res.on('close', () => { up.destroy() })
@@ -228,7 +228,7 @@ export class Proxy implements Service {
     }
     let storing = 0
     up.on('data', (c: Buffer) => {
-      this.upstreamBytes += c.length
+      this.#up += c.length
       if (f.received + c.length > e.size) { end(new CanopyError('UPSTREAM_FAILED', 'longer than Content-Length')); return }
       while (c.length > 0) {
         const i = Math.floor(f.received / e.pieceSize)

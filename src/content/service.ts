@@ -90,8 +90,6 @@ export class ContentService implements Service, ContentIndex {
 
   get #config () { return this.#agent.config.content }
 
-  attach (lan: ContentLan): void { this.lan = lan }
-
   async start (): Promise<void> {
     const cache = this.#cacheService.cache
     if (cache === null) return // no flash cache: no transfers (the cache service says why)
@@ -159,16 +157,8 @@ export class ContentService implements Service, ContentIndex {
 
   /** A small body from the internet: through the provider's proxy (collapsed and cached there), else or if that fails directly. */
   async upstream (url: string, max: number): Promise<Buffer> {
-    const get = async (proxy?: string): Promise<Buffer> => {
-      const res = await httpOpen(url, { proxy, headers: { via: VIA } })
-      if (res.statusCode !== 200) {
-        res.resume()
-        throw new CanopyError('UPSTREAM_FAILED', `${url.slice(0, 200)}: HTTP ${res.statusCode ?? 0}`)
-      }
-      return await readBody(res, max)
-    }
     const via = this.viaProvider()
-    return await (via === undefined ? get() : get(via).catch(async () => await get()))
+    return await (via === undefined ? fetchBody(url, max) : fetchBody(url, max, via).catch(async () => await fetchBody(url, max)))
   }
 
   /** A plain URL's manifest signed by this node's designated provider (which cached the object), or null. */
@@ -176,9 +166,9 @@ export class ContentService implements Service, ContentIndex {
     const p = this.lan?.election.current() ?? null
     const key = p === null || p.self ? undefined : this.lan?.peers.get(p.nodeId)?.publicKey
     if (p === null || key === undefined) return null
-    const res = await httpOpen(`${p.baseUrl}/p2p/manifest?url=${encodeURIComponent(url)}`).catch(() => null)
-    if (res === null || res.statusCode !== 200) { res?.resume(); return null }
-    const m = parseManifest(await readBody(res, MANIFEST_BYTES_MAX))
+    const b = await fetchBody(`${p.baseUrl}/p2p/manifest?url=${encodeURIComponent(url)}`, MANIFEST_BYTES_MAX).catch(() => null)
+    if (b === null) return null
+    const m = parseManifest(b)
     // Accepted only from our own designated provider, signed by its own key.
     checkTrust(m, [`ed25519:${key.toString('base64url')}`])
     if (!m.urls.includes(url)) throw new CanopyError('MANIFEST_INVALID', 'the provider\'s manifest is for another URL')
@@ -448,6 +438,14 @@ export function sourcing (p: ProviderRef | null, usable: (id: string) => boolean
   const provider = p !== null && !p.self && usable(p.nodeId) ? p : null
   const since = p?.self === true || provider !== null ? null : sinceMs ?? nowMs
   return { provider, origin: p?.self === true || (since !== null && nowMs - since >= PROVIDER_WAIT_MS), sinceMs: since }
+}
+
+/** A 200's body, at most max bytes (through an HTTP proxy if given). */
+export async function fetchBody (url: string, max: number, proxy?: string): Promise<Buffer> {
+  const res = await httpOpen(url, { proxy, headers: { via: VIA } })
+  if (res.statusCode === 200) return await readBody(res, max)
+  res.resume()
+  throw new CanopyError('UPSTREAM_FAILED', `${url.slice(0, 200)}: HTTP ${res.statusCode ?? 0}`)
 }
 
 /** p, or `err()` after ms on the HAL clock. */

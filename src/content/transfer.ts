@@ -112,6 +112,8 @@ export class Transfer {
     else this.#timers.setInterval(() => { this.#tick() }, SOURCE_REFRESH_MS)
   }
 
+  #now (): number { return this.#o.clock.nowMs() }
+
   sourceIds (): string[] { return [...this.#sources.keys()] }
   hasSource (id: string): boolean { return this.#sources.has(id) }
   source (id: string): PieceSource | undefined { return this.#sources.get(id)?.s }
@@ -158,7 +160,7 @@ export class Transfer {
   #tick (): void {
     if (this.state !== 'running') return
     this.#o.events?.tick?.()
-    const now = this.#o.clock.nowMs()
+    const now = this.#now()
     // Waiting for a source's window (off-peak) or a busy source is not a stall.
     if (this.#reqs.size > 0 || this.#storing.size > 0 || [...this.#sources.values()].some((l) => l.s.ready?.() === false || l.busyUntilMs > now)) this.#lastProgressMs = now
     if (now - this.#lastProgressMs >= TRANSFER_STALL_MS) {
@@ -172,7 +174,7 @@ export class Transfer {
     if (this.#pumping || this.state !== 'running') return
     this.#pumping = true
     try {
-      const now = this.#o.clock.nowMs()
+      const now = this.#now()
       const rank = this.#o.rank ?? (() => 0)
       const order = [...this.#sources.values()].sort((a, b) => RANK[a.s.kind] - RANK[b.s.kind] || rank(b.s) - rank(a.s))
       let inFlight = order.reduce((n, l) => n + l.active, 0)
@@ -192,7 +194,7 @@ export class Transfer {
 
   #open (i: number): boolean { return this.done[i] === 0 && !this.#storing.has(i) && !this.#reqs.has(i) }
 
-  #can (live: Live, i: number): boolean { return live.s.has(i) && (live.lacks.get(i) ?? 0) <= this.#o.clock.nowMs() }
+  #can (live: Live, i: number): boolean { return live.s.has(i) && (live.lacks.get(i) ?? 0) <= this.#now() }
 
   /** Some LAN peer other than the provider can serve it: the origin must not (each piece crosses the WAN once). */
   #onLan (i: number): boolean {
@@ -217,7 +219,7 @@ export class Transfer {
     const ctrl = new AbortController()
     const ms = live.s.timeoutMs ?? DEFAULT_TIMEOUT[live.s.kind]
     const r: Req = {
-      i, live, ctrl, startMs: this.#o.clock.nowMs(), cancelled: false,
+      i, live, ctrl, startMs: this.#now(), cancelled: false,
       timer: this.#timers.setTimeout(() => { ctrl.abort(new CanopyError('TIMEOUT', `over ${ms} ms`)) }, ms)
     }
     const list = this.#reqs.get(i) ?? []
@@ -252,7 +254,7 @@ export class Transfer {
       this.stats.corrupt++
       if (src.kind === 'origin') {
         if (++this.#originCorrupt >= SOURCE_FAILURES_MAX) {
-          this.#finish('failed', new CanopyError('PIECE_INVALID', 'the origin serves other bytes than the manifest says (the file changed after publishing)'))
+          this.#finish('failed', new CanopyError('PIECE_INVALID', 'the origin serves other bytes than the manifest says'))
           return
         }
       } else {
@@ -267,12 +269,12 @@ export class Transfer {
     for (const other of this.#reqs.get(i) ?? []) this.#cancel(other)
     this.#storing.add(i)
     this.bytesFrom[src.kind] += bytes.length
-    this.#o.events?.received?.(src, bytes.length, this.#o.clock.nowMs() - r.startMs)
+    this.#o.events?.received?.(src, bytes.length, this.#now() - r.startMs)
     this.#o.store.put(this.m.pieces[i]!, bytes).then(() => {
       this.#storing.delete(i)
       if (this.state !== 'running') return
       this.#mark(i)
-      this.#lastProgressMs = this.#o.clock.nowMs()
+      this.#lastProgressMs = this.#now()
       this.#o.events?.stored?.(i, src)
       if (this.doneCount === this.done.length) this.#finish('done')
       else this.#pump()
@@ -287,7 +289,7 @@ export class Transfer {
     this.#settle(r)
     if (r.cancelled || this.state !== 'running') { this.#pump(); return }
     const live = r.live
-    const now = this.#o.clock.nowMs()
+    const now = this.#now()
     if (err.code === 'CACHE_NOT_FOUND') {
       live.lacks.set(r.i, now + TRANSFER_RESOLVE_MS)
     } else if (err.code === 'HTTP_UNAVAILABLE') {
@@ -318,7 +320,7 @@ export class Transfer {
     if (this.state === 'done') { // reopened: a finished transfer fetches an evicted piece again
       this.state = 'running'
       this.endedMs = null
-      this.#lastProgressMs = this.#o.clock.nowMs()
+      this.#lastProgressMs = this.#now()
       this.#timers = new TimerGroup(this.#o.clock)
       this.#timers.setInterval(() => { this.#tick() }, SOURCE_REFRESH_MS)
     }
@@ -328,7 +330,7 @@ export class Transfer {
     if (this.state !== 'running') return
     this.state = state
     this.error = err ?? null
-    this.endedMs = this.#o.clock.nowMs()
+    this.endedMs = this.#now()
     this.#timers.clearAll()
     for (const rs of [...this.#reqs.values()]) for (const r of rs) this.#cancel(r)
     for (const l of this.#sources.values()) l.s.close?.()

@@ -27,9 +27,6 @@ export interface OpenOptions {
  */
 export const keepAlivePool = (sockets: number): Agent => new Agent({ keepAlive: true, maxSockets: sockets, maxFreeSockets: sockets, timeout: HTTP_KEEPALIVE_MS - 1_000 })
 
-const codeFor = (e: NodeJS.ErrnoException): 'NET_REFUSED' | 'NET_UNREACHABLE' | 'UPSTREAM_FAILED' =>
-  e.code === 'ECONNREFUSED' ? 'NET_REFUSED' : e.code === 'EHOSTUNREACH' || e.code === 'ENETUNREACH' || e.code === 'ENOTFOUND' ? 'NET_UNREACHABLE' : 'UPSTREAM_FAILED'
-
 /** Resolves with the response once its head has arrived (any status); a coded error otherwise. */
 export function httpOpen (url: string, o: OpenOptions = {}): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
@@ -51,7 +48,7 @@ export function httpOpen (url: string, o: OpenOptions = {}): Promise<IncomingMes
     }, resolve)
     req.setTimeout(o.idleMs ?? HTTP_IDLE_TIMEOUT_MS, () => { req.destroy(new CanopyError('TIMEOUT', `${target.host} stalled`)) })
     req.on('error', (e: NodeJS.ErrnoException) => {
-      reject(CanopyError.is(e) ? e : o.signal?.aborted === true ? CanopyError.from(o.signal.reason, 'TIMEOUT') : new CanopyError(codeFor(e), `${target.host}: ${e.code ?? e.message}`))
+      reject(CanopyError.is(e) ? e : o.signal?.aborted === true ? CanopyError.from(o.signal.reason, 'TIMEOUT') : new CanopyError('UPSTREAM_FAILED', `${target.host}: ${e.code ?? e.message}`))
     })
     if (o.body === undefined) req.end()
     else o.body.pipe(req)

@@ -4,6 +4,9 @@
 import { connect } from 'node:net'
 import type { Duplex } from 'node:stream'
 
+/** A bodiless answer that closes the connection. */
+export const closing = (status: string): string => `HTTP/1.1 ${status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`
+
 export function tunnel (client: Duplex, head: Buffer, host: string, port: number, idleMs: number, done: () => void): void {
   const up = connect({ host, port })
   let open = false
@@ -26,7 +29,7 @@ export function tunnel (client: Duplex, head: Buffer, host: string, port: number
   up.on('error', () => {
     if (!open && !closed) {
       closed = true
-      client.end('HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n')
+      client.end(closing('502 Bad Gateway'))
       done()
       return
     }

@@ -3,16 +3,15 @@
 // runs, alone from the origin. A progress bar on a terminal, JSON lines
 // otherwise; a summary at the end (bytes from peers and from the origin).
 
-import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs'
+import { closeSync, openSync, renameSync, rmSync, writeSync } from 'node:fs'
 import { basename } from 'node:path'
-import { checkTrust, originSource, parseManifest, Transfer, WanGate } from '../../content'
-import { formatPublicKey, publicKeyFromText } from '../../crypto'
+import { checkTrust, fetchBody, originSource, parseManifest, Transfer, WanGate } from '../../content'
 import { CanopyError } from '../../errors'
 import { createRealClock } from '../../hal'
 import { httpOpen, readBody } from '../../http/client'
 import { MANIFEST_BYTES_MAX } from '../../limits'
 import { agentBase, agentJson, callAgent } from '../agent-client'
-import { flagList, flagString } from '../args'
+import { flagString, trustFlags } from '../args'
 import type { Command } from '../command'
 
 type Write = (b: Buffer, at?: number) => void
@@ -20,16 +19,16 @@ type Write = (b: Buffer, at?: number) => void
 export const fetchCommand: Command = {
   name: 'fetch',
   args: 'URL',
-  summary: 'fetch a file by its manifest URL, verified (through the local agent, alone when none runs)',
+  summary: 'fetch a file by its manifest URL, verified (through the local agent, else alone)',
   positionals: { min: 1, max: 1 },
   flags: [
     { name: 'out', value: 'F', help: 'file to write (default: the name in the manifest)' },
-    { name: 'agent', value: 'URL', help: 'the agent to fetch through (default http://127.0.0.1:8787)' },
-    { name: 'trust', value: 'KEY_OR_FILE', repeatable: true, help: 'a publisher key to accept, or a file holding one' }
+    { name: 'agent', value: 'URL', help: 'the agent to fetch through' },
+    { name: 'trust', value: 'KEY_OR_FILE', repeatable: true, help: 'also accept this publisher key (or key file)' }
   ],
   async run (args, io) {
     const url = args.positionals[0]!
-    const trust = flagList(args, 'trust').map((t) => formatPublicKey(publicKeyFromText(existsSync(t) ? readFileSync(t, 'utf8') : t, t)))
+    const trust = trustFlags(args)
     const base = agentBase(flagString(args, 'agent'))
     const tty = io.stdout.isTTY === true
     const t0 = Date.now()
@@ -89,9 +88,7 @@ async function viaAgent (base: URL, url: string, trust: string[], into: Into): P
 }
 
 async function alone (url: string, trust: string[], into: Into): Promise<number[]> {
-  const res = await httpOpen(url)
-  if (res.statusCode !== 200) { res.resume(); throw new CanopyError('UPSTREAM_FAILED', `${url}: HTTP ${res.statusCode ?? 0}`) }
-  const m = checkTrust(parseManifest(await readBody(res, MANIFEST_BYTES_MAX)), trust)
+  const m = checkTrust(parseManifest(await fetchBody(url, MANIFEST_BYTES_MAX)), trust)
   const keep = setInterval(() => {}, 1_000) // the engine's timers do not hold the process open
   let origin = 0
   try {
