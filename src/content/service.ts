@@ -55,6 +55,9 @@ export interface Active {
 export const VIA = '1.1 canopy'
 const FROM = { peer: 'fromPeersBytes', provider: 'fromProviderBytes', origin: 'fromOriginBytes' } as const
 const STATE_FILE = 'transfers.json'
+const vetoed = (a?: Active): boolean => a?.verdict?.startsWith('vetoed') === true
+/** Running or done: not to be started again. */
+const alive = (a?: Active): a is Active => a?.t.state === 'running' || a?.t.state === 'done'
 
 export class ContentService implements Service, ContentIndex {
   readonly name = 'transfers'
@@ -110,7 +113,7 @@ export class ContentService implements Service, ContentIndex {
   lookup (ref: ContentRef): LocalContent | null {
     if (!isContentId(ref)) return this.urlIndex?.(ref) ?? null
     const a = this.#active.get(ref)
-    if (a?.verdict?.startsWith('vetoed') === true) return null
+    if (vetoed(a)) return null
     if (a !== undefined && a.t.state === 'running') return { state: 'downloading', pieces: a.t.ranges(), doneBytes: a.t.doneBytes, totalBytes: a.m.size }
     const m = a?.m ?? this.#known.get(ref)
     const pieces = this.pieces
@@ -182,8 +185,8 @@ export class ContentService implements Service, ContentIndex {
   open (m: Manifest, onBehalf = false, manifestUrl: string | null = null): Active {
     const old = this.#active.get(m.id)
     if (old !== undefined) {
-      if (old.verdict?.startsWith('vetoed') === true) throw new CanopyError('CONTENT_VETOED', `"${m.name}" was ${old.verdict}`)
-      if (old.t.state === 'running' || old.t.state === 'done') {
+      if (vetoed(old)) throw new CanopyError('CONTENT_VETOED', `"${m.name}" was ${old.verdict}`)
+      if (alive(old)) {
         if (!onBehalf) old.onBehalf = false
         old.manifestUrl ??= manifestUrl
         return old
@@ -246,7 +249,7 @@ export class ContentService implements Service, ContentIndex {
   /** This node is the provider and a peer asked for a piece of content c: run that transfer (the manifest from the cache or from its URL). */
   onBehalf (c: string, manifestUrl: string | null): Promise<Active | null> {
     const a = this.#active.get(c)
-    if (a !== undefined && (a.t.state === 'running' || a.t.state === 'done')) return Promise.resolve(a)
+    if (alive(a)) return Promise.resolve(a)
     if (this.lan?.election.current()?.self !== true) return Promise.resolve(null)
     let p = this.#pendingBehalf.get(c)
     if (p === undefined) {
@@ -400,7 +403,7 @@ export class ContentService implements Service, ContentIndex {
     return {
       id: m.id,
       name: m.name,
-      state: a.verdict?.startsWith('vetoed') === true ? 'vetoed' : t.state,
+      state: vetoed(a) ? 'vetoed' : t.state,
       sizeBytes: m.size,
       doneBytes: t.doneBytes,
       ...Object.fromEntries(Object.entries(FROM).map(([k, n]) => [n, t.bytesFrom[k as keyof typeof FROM]])),

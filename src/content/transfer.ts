@@ -113,13 +113,15 @@ export class Transfer {
   }
 
   #now (): number { return this.#o.clock.nowMs() }
+  get #ended (): boolean { return this.state !== 'running' }
+  get #ev (): TransferEvents { return this.#o.events ?? {} }
 
   sourceIds (): string[] { return [...this.#sources.keys()] }
   hasSource (id: string): boolean { return this.#sources.has(id) }
   source (id: string): PieceSource | undefined { return this.#sources.get(id)?.s }
 
   addSource (s: PieceSource): void {
-    if (this.state !== 'running' || this.#sources.has(s.id) || this.#sources.size >= TRANSFER_SOURCES_COUNT_MAX) return
+    if (this.#ended || this.#sources.has(s.id) || this.#sources.size >= TRANSFER_SOURCES_COUNT_MAX) return
     this.#sources.set(s.id, { s, active: 0, failures: 0, busyUntilMs: 0, lacks: new Map() })
     this.#pump()
   }
@@ -158,8 +160,8 @@ export class Transfer {
   // ---- scheduling ----------------------------------------------------------------
 
   #tick (): void {
-    if (this.state !== 'running') return
-    this.#o.events?.tick?.()
+    if (this.#ended) return
+    this.#ev.tick?.()
     const now = this.#now()
     // Waiting for a source's window (off-peak) or a busy source is not a stall.
     if (this.#reqs.size > 0 || this.#storing.size > 0 || [...this.#sources.values()].some((l) => l.s.ready?.() === false || l.busyUntilMs > now)) this.#lastProgressMs = now
@@ -171,7 +173,7 @@ export class Transfer {
   }
 
   #pump (): void {
-    if (this.#pumping || this.state !== 'running') return
+    if (this.#pumping || this.#ended) return
     this.#pumping = true
     try {
       const now = this.#now()
@@ -248,7 +250,7 @@ export class Transfer {
   #landed (r: Req, bytes: Buffer): void {
     this.#settle(r)
     const { i, live } = r
-    if (r.cancelled || this.state !== 'running' || this.done[i] === 1 || this.#storing.has(i)) { this.#pump(); return }
+    if (r.cancelled || this.#ended || this.done[i] === 1 || this.#storing.has(i)) { this.#pump(); return }
     const src = live.s
     if (bytes.length !== pieceLength(this.m, i) || sha256(bytes) !== this.m.pieces[i]) {
       this.stats.corrupt++
@@ -259,7 +261,7 @@ export class Transfer {
         }
       } else {
         // The whole piece came from this one source: it is to blame. Isolated at once.
-        this.#o.events?.corrupt?.(src)
+        this.#ev.corrupt?.(src)
         this.dropSource(src.id)
       }
       this.#pump()
@@ -269,13 +271,13 @@ export class Transfer {
     for (const other of this.#reqs.get(i) ?? []) this.#cancel(other)
     this.#storing.add(i)
     this.bytesFrom[src.kind] += bytes.length
-    this.#o.events?.received?.(src, bytes.length, this.#now() - r.startMs)
+    this.#ev.received?.(src, bytes.length, this.#now() - r.startMs)
     this.#o.store.put(this.m.pieces[i]!, bytes).then(() => {
       this.#storing.delete(i)
-      if (this.state !== 'running') return
+      if (this.#ended) return
       this.#mark(i)
       this.#lastProgressMs = this.#now()
-      this.#o.events?.stored?.(i, src)
+      this.#ev.stored?.(i, src)
       if (this.doneCount === this.done.length) this.#finish('done')
       else this.#pump()
     }, (err: unknown) => {
@@ -287,7 +289,7 @@ export class Transfer {
 
   #missed (r: Req, err: CanopyError): void {
     this.#settle(r)
-    if (r.cancelled || this.state !== 'running') { this.#pump(); return }
+    if (r.cancelled || this.#ended) { this.#pump(); return }
     const live = r.live
     const now = this.#now()
     if (err.code === 'CACHE_NOT_FOUND') {
@@ -296,7 +298,7 @@ export class Transfer {
       live.busyUntilMs = now + SOURCE_BUSY_BACKOFF_MS
     } else {
       live.lacks.set(r.i, now + SOURCE_BUSY_BACKOFF_MS) // another source first
-      this.#o.events?.failed?.(live.s, err)
+      this.#ev.failed?.(live.s, err)
       if (++live.failures >= SOURCE_FAILURES_MAX) this.dropSource(live.s.id)
     }
     this.#pump()
@@ -327,7 +329,7 @@ export class Transfer {
   }
 
   #finish (state: 'done' | 'failed' | 'stopped', err?: CanopyError): void {
-    if (this.state !== 'running') return
+    if (this.#ended) return
     this.state = state
     this.error = err ?? null
     this.endedMs = this.#now()
@@ -339,6 +341,6 @@ export class Transfer {
     this.#waiters.clear()
     this.#urgent.clear()
     for (const w of ws) w.fail(err ?? new CanopyError('CLOSED', 'ended'))
-    this.#o.events?.ended?.()
+    this.#ev.ended?.()
   }
 }
