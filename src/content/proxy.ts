@@ -204,7 +204,7 @@ export class Proxy implements Service {
 
   #stamp (e: Entry, up: IncomingMessage): void {
     e.receivedMs = this.#agent.hal.clock.nowMs()
-    e.ageS = Number(up.headers.age) || 0
+    e.ageS = Math.max(0, Number(up.headers.age) || 0)
     e.lifeS = lifetime(e.head) ?? 0
   }
 
@@ -247,7 +247,7 @@ export class Proxy implements Service {
           e.pieces[i] = h
           f.bufs.delete(i)
           if (--storing <= 1) up.resume()
-          if (e.pieces.length * e.pieceSize >= e.size && f.received === e.size) end()
+          if (storing === 0 && f.received === e.size) end() // every piece stored, whatever order the puts finished in
           for (const w of f.wake.splice(0)) w()
         }, (err: unknown) => { end(CanopyError.from(err, 'CACHE_FULL')) })
       }
