@@ -5,7 +5,7 @@
 //   GET /p2p/manifest?url=<URL>                                 the manifest this node signed for a cached URL
 //   GET /api/content?manifest=<URL> | url=<URL>                 a whole verified file, in order, as pieces arrive (Range)
 
-import { ContentService, Proxy, sendBody, type Active } from '../content'
+import { createContentService, type ContentService, Proxy, sendBody, type Active } from '../content'
 import { parsePublicKey } from '../crypto'
 import { CanopyError } from '../errors'
 import { addressScope, commandScanner, parseIp } from '../hal'
@@ -18,7 +18,7 @@ import type { LanProtocol } from './protocol'
 /** The transfers service, before the LAN protocol is built (it is the protocol's ContentIndex). */
 export function createContent (agent: Agent, cache: FlashCacheService): ContentService {
   const argv = agent.config.content.scanner
-  return new ContentService(agent, cache, argv.length === 0 ? null : commandScanner(argv, agent.hal.dataDir))
+  return createContentService(agent, cache, argv.length === 0 ? null : commandScanner(argv, agent.hal.dataDir))
 }
 
 const octets = { 'content-type': 'application/octet-stream', 'cache-control': 'no-store' }

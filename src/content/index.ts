@@ -1,11 +1,11 @@
 // Content distribution (issue 7): manifests, the piece transfer engine, serving, the forward proxy. Its only door.
 export { signManifest, parseManifest, checkTrust, pieceSizeFor, pieceCount, pieceLength, sha256, MANIFEST_DOMAIN, type Manifest } from './manifest'
-export { Transfer, rangesWhere, type PieceSource, type PieceStore, type SourceKind, type TransferEvents } from './transfer'
+export { createTransfer, rangesWhere, type Transfer, type TransferOptions, type PieceSource, type PieceStore, type SourceKind, type TransferEvents } from './transfer'
 export { peerSource, originSource, inRanges, type PeerSource } from './sources'
 export { Credit } from './credit'
 export { WanGate } from './wan'
 export { Pieces } from './pieces'
-export { ContentService, fetchBody, VIA, within, sourcing, type Active, type ContentLan } from './service'
+export { createContentService, type ContentService, fetchBody, VIA, within, sourcing, type Active, type ContentLan } from './service'
 export { Proxy } from './proxy'
 export { parseRange, sendBody } from './stream'
 export { directive, lifetime, storable, varyValues, varyMatches, endToEnd } from './http-cache'

@@ -77,270 +77,283 @@ export function rangesWhere (n: number, pred: (i: number) => boolean): Array<[nu
 const DEFAULT_TIMEOUT: Record<SourceKind, number> = { peer: PIECE_PEER_TIMEOUT_MS, provider: PIECE_PROVIDER_TIMEOUT_MS, origin: PIECE_ORIGIN_TIMEOUT_MS }
 const RANK: Record<SourceKind, number> = { peer: 0, provider: 1, origin: 2 }
 
-interface TransferOptions { store: PieceStore, clock: Clock, events?: TransferEvents, rank?: (s: PieceSource) => number }
+export interface TransferOptions { store: PieceStore, clock: Clock, events?: TransferEvents, rank?: (s: PieceSource) => number }
 
-export class Transfer {
-  state: 'running' | 'done' | 'failed' | 'stopped' = 'running'
-  error: CanopyError | null = null
+export interface Transfer {
+  readonly m: Manifest
+  state: 'running' | 'done' | 'failed' | 'stopped'
+  error: CanopyError | null
   readonly done: Uint8Array
-  doneCount = 0
-  doneBytes = 0
-  readonly bytesFrom: Record<SourceKind, number> = { peer: 0, provider: 0, origin: 0 }
-  readonly stats = { corrupt: 0, duplicates: 0 }
+  doneCount: number
+  doneBytes: number
+  readonly bytesFrom: Record<SourceKind, number>
+  readonly stats: { corrupt: number, duplicates: number }
   readonly startedMs: number
-  endedMs: number | null = null
-  readonly #reqs = new Map<number, Req[]>()
-  readonly #storing = new Set<number>()
-  readonly #sources = new Map<string, Live>()
-  readonly #urgent = new Set<number>()
-  readonly #waiters = new Map<number, Array<{ ok: () => void, fail: (e: CanopyError) => void }>>()
-  #timers: TimerGroup
-  #cursor = 0
-  #lastProgressMs: number
-  #originCorrupt = 0
-  #pumping = false
-
-  readonly #o: TransferOptions
-  constructor (readonly m: Manifest, o: TransferOptions) {
-    this.#o = o
-    this.#timers = new TimerGroup(o.clock)
-    this.startedMs = this.#lastProgressMs = o.clock.nowMs()
-    this.done = new Uint8Array(m.pieces.length)
-    // Resume: whatever the store holds is done already.
-    m.pieces.forEach((h, i) => { if (o.store.has(h)) this.#mark(i) })
-    if (this.doneCount === m.pieces.length) this.#finish('done')
-    else this.#timers.setInterval(() => { this.#tick() }, SOURCE_REFRESH_MS)
-  }
-
-  #now (): number { return this.#o.clock.nowMs() }
-  get #ended (): boolean { return this.state !== 'running' }
-  get #ev (): TransferEvents { return this.#o.events ?? {} }
-
-  sourceIds (): string[] { return [...this.#sources.keys()] }
-  hasSource (id: string): boolean { return this.#sources.has(id) }
-  source (id: string): PieceSource | undefined { return this.#sources.get(id)?.s }
-
-  addSource (s: PieceSource): void {
-    if (this.#ended || this.#sources.has(s.id) || this.#sources.size >= TRANSFER_SOURCES_COUNT_MAX) return
-    this.#sources.set(s.id, { s, active: 0, failures: 0, busyUntilMs: 0, lacks: new Map() })
-    this.#pump()
-  }
-
+  endedMs: number | null
+  sourceIds (): string[]
+  hasSource (id: string): boolean
+  source (id: string): PieceSource | undefined
+  addSource (s: PieceSource): void
   /** Stop using a source: its requests are cancelled (their pieces go to others) and its connections closed. */
-  dropSource (id: string): void {
-    const live = this.#sources.get(id)
-    if (live === undefined) return
-    this.#sources.delete(id)
-    for (const rs of [...this.#reqs.values()]) for (const r of rs) if (r.live === live) this.#cancel(r)
-    live.s.close?.()
-    this.#pump()
-  }
-
+  dropSource (id: string): void
   /** Resolves once piece i is stored (asked ahead of others); rejects when the transfer fails. */
-  piece (i: number): Promise<void> {
-    if (this.done[i] === 1) {
-      if (this.#o.store.has(this.m.pieces[i]!)) return Promise.resolve()
-      this.#unmark(i) // evicted since: fetch it again
-    }
-    if (this.state === 'failed' || this.state === 'stopped') return Promise.reject(this.error)
-    return new Promise((ok, fail) => {
-      const list = this.#waiters.get(i) ?? []
-      list.push({ ok, fail })
-      this.#waiters.set(i, list)
-      this.#urgent.add(i)
-      this.#pump()
-    })
+  piece (i: number): Promise<void>
+  /** Pieces done, as ranges. */
+  ranges (): PieceRanges
+  stop (): void
+}
+
+// A closure rather than a class: its many private names minify to one letter.
+export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
+  const { store, clock } = o
+  const ev: TransferEvents = o.events ?? {}
+  const reqs = new Map<number, Req[]>()
+  const storing = new Set<number>()
+  const sources = new Map<string, Live>()
+  const urgent = new Set<number>()
+  const waiters = new Map<number, Array<{ ok: () => void, fail: (e: CanopyError) => void }>>()
+  const n = m.pieces.length
+  const done = new Uint8Array(n)
+  const now = (): number => clock.nowMs()
+  let timers: TimerGroup
+  let cursor = 0
+  let lastProgressMs = now()
+  let originCorrupt = 0
+  let pumping = false
+  const ended = (): boolean => T.state !== 'running'
+  const run = (): void => {
+    timers = new TimerGroup(clock)
+    timers.setInterval(tick, SOURCE_REFRESH_MS)
   }
 
-  /** Pieces done, as ranges. */
-  ranges (): PieceRanges { return rangesWhere(this.done.length, (i) => this.done[i] === 1) }
-
-  stop (): void { this.#finish('stopped', new CanopyError('CLOSED', 'stopped')) }
+  const T: Transfer = {
+    m,
+    state: 'running',
+    error: null,
+    done,
+    doneCount: 0,
+    doneBytes: 0,
+    bytesFrom: { peer: 0, provider: 0, origin: 0 },
+    stats: { corrupt: 0, duplicates: 0 },
+    startedMs: lastProgressMs,
+    endedMs: null,
+    sourceIds: () => [...sources.keys()],
+    hasSource: (id) => sources.has(id),
+    source: (id) => sources.get(id)?.s,
+    addSource (s) {
+      if (ended() || sources.has(s.id) || sources.size >= TRANSFER_SOURCES_COUNT_MAX) return
+      sources.set(s.id, { s, active: 0, failures: 0, busyUntilMs: 0, lacks: new Map() })
+      pump()
+    },
+    dropSource (id) {
+      const live = sources.get(id)
+      if (live === undefined) return
+      sources.delete(id)
+      for (const rs of [...reqs.values()]) for (const r of rs) if (r.live === live) cancel(r)
+      live.s.close?.()
+      pump()
+    },
+    piece (i) {
+      if (done[i] === 1) {
+        if (store.has(m.pieces[i]!)) return Promise.resolve()
+        unmark(i) // evicted since: fetch it again
+      }
+      if (T.state === 'failed' || T.state === 'stopped') return Promise.reject(T.error)
+      return new Promise((ok, fail) => {
+        const list = waiters.get(i) ?? []
+        list.push({ ok, fail })
+        waiters.set(i, list)
+        urgent.add(i)
+        pump()
+      })
+    },
+    ranges: () => rangesWhere(n, (i) => done[i] === 1),
+    stop () { finish('stopped', new CanopyError('CLOSED', 'stopped')) }
+  }
 
   // ---- scheduling ----------------------------------------------------------------
 
-  #tick (): void {
-    if (this.#ended) return
-    this.#ev.tick?.()
-    const now = this.#now()
+  function tick (): void {
+    if (ended()) return
+    ev.tick?.()
+    const t = now()
     // Waiting for a source's window (off-peak) or a busy source is not a stall.
-    if (this.#reqs.size > 0 || this.#storing.size > 0 || [...this.#sources.values()].some((l) => l.s.ready?.() === false || l.busyUntilMs > now)) this.#lastProgressMs = now
-    if (now - this.#lastProgressMs >= TRANSFER_STALL_MS) {
-      this.#finish('failed', new CanopyError('CONTENT_UNAVAILABLE', `no source for ${TRANSFER_STALL_MS / 1000} s`))
-      return
-    }
-    this.#pump()
+    if (reqs.size > 0 || storing.size > 0 || [...sources.values()].some((l) => l.s.ready?.() === false || l.busyUntilMs > t)) lastProgressMs = t
+    if (t - lastProgressMs >= TRANSFER_STALL_MS) finish('failed', new CanopyError('CONTENT_UNAVAILABLE', `no source for ${TRANSFER_STALL_MS / 1000} s`))
+    else pump()
   }
 
-  #pump (): void {
-    if (this.#pumping || this.#ended) return
-    this.#pumping = true
+  function pump (): void {
+    if (pumping || ended()) return
+    pumping = true
     try {
-      const now = this.#now()
-      const rank = this.#o.rank ?? (() => 0)
-      const order = [...this.#sources.values()].sort((a, b) => RANK[a.s.kind] - RANK[b.s.kind] || rank(b.s) - rank(a.s))
-      let inFlight = order.reduce((n, l) => n + l.active, 0)
+      const t = now()
+      const rank = o.rank ?? (() => 0)
+      const order = [...sources.values()].sort((a, b) => RANK[a.s.kind] - RANK[b.s.kind] || rank(b.s) - rank(a.s))
+      let inFlight = order.reduce((k, l) => k + l.active, 0)
       for (const live of order) {
-        if (live.busyUntilMs > now || live.s.ready?.() === false) continue
-        while (live.active < live.s.slots && inFlight < TRANSFER_REQUESTS_COUNT_MAX && this.#sources.get(live.s.id) === live) {
-          const i = this.#pick(live)
+        if (live.busyUntilMs > t || live.s.ready?.() === false) continue
+        while (live.active < live.s.slots && inFlight < TRANSFER_REQUESTS_COUNT_MAX && sources.get(live.s.id) === live) {
+          const i = pick(live)
           if (i < 0) break
-          this.#request(live, i)
+          request(live, i)
           inFlight++
         }
       }
     } finally {
-      this.#pumping = false
+      pumping = false
     }
   }
 
-  #open (i: number): boolean { return this.done[i] === 0 && !this.#storing.has(i) && !this.#reqs.has(i) }
-
-  #can (live: Live, i: number): boolean { return live.s.has(i) && (live.lacks.get(i) ?? 0) <= this.#now() }
+  const can = (live: Live, i: number): boolean => live.s.has(i) && (live.lacks.get(i) ?? 0) <= now()
 
   /** Some LAN peer other than the provider can serve it: the origin must not (each piece crosses the WAN once). */
-  #onLan (i: number): boolean {
-    for (const l of this.#sources.values()) if (l.s.kind !== 'origin' && this.#can(l, i)) return true
-    return false
-  }
+  const onLan = (i: number): boolean => [...sources.values()].some((l) => l.s.kind !== 'origin' && can(l, i))
 
-  #pick (live: Live): number {
-    const ok = (i: number): boolean => this.#open(i) && this.#can(live, i) && (live.s.kind !== 'origin' || !this.#onLan(i))
-    for (const i of this.#urgent) if (ok(i)) return i
-    while (this.#cursor < this.done.length && this.done[this.#cursor] === 1) this.#cursor++
-    for (let i = this.#cursor; i < this.done.length; i++) if (ok(i)) return i
+  function pick (live: Live): number {
+    const ok = (i: number): boolean => done[i] === 0 && !storing.has(i) && !reqs.has(i) && can(live, i) && (live.s.kind !== 'origin' || !onLan(i))
+    for (const i of urgent) if (ok(i)) return i
+    while (cursor < n && done[cursor] === 1) cursor++
+    for (let i = cursor; i < n; i++) if (ok(i)) return i
     // Endgame: every missing piece is asked for; a second LAN source may race the first.
-    if (live.s.kind === 'origin' || this.doneCount + this.#storing.size + this.#reqs.size < this.done.length) return -1
-    for (const [i, rs] of this.#reqs) {
-      if (this.done[i] === 0 && !this.#storing.has(i) && rs.length < ENDGAME_REQUESTS_PER_PIECE_MAX && rs.every((r) => r.live !== live) && this.#can(live, i)) return i
+    if (live.s.kind === 'origin' || T.doneCount + storing.size + reqs.size < n) return -1
+    for (const [i, rs] of reqs) {
+      if (done[i] === 0 && !storing.has(i) && rs.length < ENDGAME_REQUESTS_PER_PIECE_MAX && rs.every((r) => r.live !== live) && can(live, i)) return i
     }
     return -1
   }
 
-  #request (live: Live, i: number): void {
+  function request (live: Live, i: number): void {
     const ctrl = new AbortController()
     const ms = live.s.timeoutMs ?? DEFAULT_TIMEOUT[live.s.kind]
     const r: Req = {
-      i, live, ctrl, startMs: this.#now(), cancelled: false,
-      timer: this.#timers.setTimeout(() => { ctrl.abort(new CanopyError('TIMEOUT', `over ${ms} ms`)) }, ms)
+      i, live, ctrl, startMs: now(), cancelled: false,
+      timer: timers.setTimeout(() => { ctrl.abort(new CanopyError('TIMEOUT', `over ${ms} ms`)) }, ms)
     }
-    const list = this.#reqs.get(i) ?? []
-    if (list.length > 0) this.stats.duplicates++
+    const list = reqs.get(i) ?? []
+    if (list.length > 0) T.stats.duplicates++
     list.push(r)
-    this.#reqs.set(i, list)
+    reqs.set(i, list)
     live.active++
-    live.s.fetch(i, ctrl.signal).then((b) => { this.#landed(r, b) }, (e: unknown) => { this.#missed(r, CanopyError.from(e, 'UPSTREAM_FAILED')) })
+    live.s.fetch(i, ctrl.signal).then((b) => { landed(r, b) }, (e: unknown) => { missed(r, CanopyError.from(e, 'UPSTREAM_FAILED')) })
   }
 
-  #settle (r: Req): void {
+  /** A request ended: false (and the queue pumped) if nobody wants its outcome any more. */
+  function settle (r: Req): boolean {
     r.timer.cancel()
     r.live.active--
-    const rs = this.#reqs.get(r.i)
-    if (rs === undefined) return
-    const rest = rs.filter((x) => x !== r)
-    if (rest.length > 0) this.#reqs.set(r.i, rest)
-    else this.#reqs.delete(r.i)
+    const rest = (reqs.get(r.i) ?? []).filter((x) => x !== r)
+    if (rest.length > 0) reqs.set(r.i, rest)
+    else reqs.delete(r.i)
+    if (!r.cancelled && !ended()) return true
+    pump()
+    return false
   }
 
-  #cancel (r: Req): void {
+  function cancel (r: Req): void {
     r.cancelled = true
     r.ctrl.abort(new CanopyError('CLOSED', 'cancelled'))
   }
 
-  #landed (r: Req, bytes: Buffer): void {
-    this.#settle(r)
+  function landed (r: Req, bytes: Buffer): void {
+    if (!settle(r)) return
     const { i, live } = r
-    if (r.cancelled || this.#ended || this.done[i] === 1 || this.#storing.has(i)) { this.#pump(); return }
     const src = live.s
-    if (bytes.length !== pieceLength(this.m, i) || sha256(bytes) !== this.m.pieces[i]) {
-      this.stats.corrupt++
-      if (src.kind === 'origin') {
-        if (++this.#originCorrupt >= SOURCE_FAILURES_MAX) {
-          this.#finish('failed', new CanopyError('PIECE_INVALID', 'the origin serves other bytes than the manifest says'))
-          return
-        }
-      } else {
+    if (done[i] === 1 || storing.has(i)) {
+      // already here
+    } else if (bytes.length !== pieceLength(m, i) || sha256(bytes) !== m.pieces[i]) {
+      T.stats.corrupt++
+      if (src.kind !== 'origin') {
         // The whole piece came from this one source: it is to blame. Isolated at once.
-        this.#ev.corrupt?.(src)
-        this.dropSource(src.id)
+        ev.corrupt?.(src)
+        T.dropSource(src.id)
+      } else if (++originCorrupt >= SOURCE_FAILURES_MAX) {
+        finish('failed', new CanopyError('PIECE_INVALID', 'the origin serves other bytes than the manifest says'))
+        return
       }
-      this.#pump()
-      return
-    }
-    live.failures = 0
-    for (const other of this.#reqs.get(i) ?? []) this.#cancel(other)
-    this.#storing.add(i)
-    this.bytesFrom[src.kind] += bytes.length
-    this.#ev.received?.(src, bytes.length, this.#now() - r.startMs)
-    this.#o.store.put(this.m.pieces[i]!, bytes).then(() => {
-      this.#storing.delete(i)
-      if (this.#ended) return
-      this.#mark(i)
-      this.#lastProgressMs = this.#now()
-      this.#ev.stored?.(i, src)
-      if (this.doneCount === this.done.length) this.#finish('done')
-      else this.#pump()
-    }, (err: unknown) => {
-      this.#storing.delete(i)
-      this.#finish('failed', CanopyError.from(err, 'CACHE_FULL'))
-    })
-    this.#pump()
-  }
-
-  #missed (r: Req, err: CanopyError): void {
-    this.#settle(r)
-    if (r.cancelled || this.#ended) { this.#pump(); return }
-    const live = r.live
-    const now = this.#now()
-    if (err.code === 'CACHE_NOT_FOUND') {
-      live.lacks.set(r.i, now + TRANSFER_RESOLVE_MS)
-    } else if (err.code === 'HTTP_UNAVAILABLE') {
-      live.busyUntilMs = now + SOURCE_BUSY_BACKOFF_MS
     } else {
-      live.lacks.set(r.i, now + SOURCE_BUSY_BACKOFF_MS) // another source first
-      this.#ev.failed?.(live.s, err)
-      if (++live.failures >= SOURCE_FAILURES_MAX) this.dropSource(live.s.id)
+      live.failures = 0
+      for (const other of reqs.get(i) ?? []) cancel(other)
+      storing.add(i)
+      T.bytesFrom[src.kind] += bytes.length
+      ev.received?.(src, bytes.length, now() - r.startMs)
+      store.put(m.pieces[i]!, bytes).then(() => {
+        storing.delete(i)
+        if (ended()) return
+        mark(i)
+        lastProgressMs = now()
+        ev.stored?.(i, src)
+        if (T.doneCount === n) finish('done')
+        else pump()
+      }, (err: unknown) => {
+        storing.delete(i)
+        finish('failed', CanopyError.from(err, 'CACHE_FULL'))
+      })
     }
-    this.#pump()
+    pump()
   }
 
-  #mark (i: number): void {
-    this.done[i] = 1
-    this.doneCount++
-    this.doneBytes += pieceLength(this.m, i)
-    this.#urgent.delete(i)
-    const ws = this.#waiters.get(i)
-    this.#waiters.delete(i)
+  function missed (r: Req, err: CanopyError): void {
+    if (!settle(r)) return
+    const { live, i } = r
+    const t = now()
+    if (err.code === 'CACHE_NOT_FOUND') {
+      live.lacks.set(i, t + TRANSFER_RESOLVE_MS)
+    } else if (err.code === 'HTTP_UNAVAILABLE') {
+      live.busyUntilMs = t + SOURCE_BUSY_BACKOFF_MS
+    } else {
+      live.lacks.set(i, t + SOURCE_BUSY_BACKOFF_MS) // another source first
+      ev.failed?.(live.s, err)
+      if (++live.failures >= SOURCE_FAILURES_MAX) T.dropSource(live.s.id)
+    }
+    pump()
+  }
+
+  /** Piece i is (d = 1) or is no longer (d = -1) in the store. */
+  function count (i: number, d: 1 | -1): void {
+    done[i] = d > 0 ? 1 : 0
+    T.doneCount += d
+    T.doneBytes += d * pieceLength(m, i)
+  }
+
+  function mark (i: number): void {
+    count(i, 1)
+    urgent.delete(i)
+    const ws = waiters.get(i)
+    waiters.delete(i)
     for (const w of ws ?? []) w.ok()
   }
 
-  #unmark (i: number): void {
-    this.done[i] = 0
-    this.doneCount--
-    this.doneBytes -= pieceLength(this.m, i)
-    this.#cursor = Math.min(this.#cursor, i)
-    if (this.state === 'done') { // reopened: a finished transfer fetches an evicted piece again
-      this.state = 'running'
-      this.endedMs = null
-      this.#lastProgressMs = this.#now()
-      this.#timers = new TimerGroup(this.#o.clock)
-      this.#timers.setInterval(() => { this.#tick() }, SOURCE_REFRESH_MS)
+  function unmark (i: number): void {
+    count(i, -1)
+    cursor = Math.min(cursor, i)
+    if (T.state === 'done') { // reopened: a finished transfer fetches an evicted piece again
+      T.state = 'running'
+      T.endedMs = null
+      lastProgressMs = now()
+      run()
     }
   }
 
-  #finish (state: 'done' | 'failed' | 'stopped', err?: CanopyError): void {
-    if (this.#ended) return
-    this.state = state
-    this.error = err ?? null
-    this.endedMs = this.#now()
-    this.#timers.clearAll()
-    for (const rs of [...this.#reqs.values()]) for (const r of rs) this.#cancel(r)
-    for (const l of this.#sources.values()) l.s.close?.()
-    this.#sources.clear()
-    const ws = [...this.#waiters.values()].flat()
-    this.#waiters.clear()
-    this.#urgent.clear()
+  function finish (state: 'done' | 'failed' | 'stopped', err?: CanopyError): void {
+    if (ended()) return
+    T.state = state
+    T.error = err ?? null
+    T.endedMs = now()
+    timers?.clearAll()
+    for (const rs of [...reqs.values()]) for (const r of rs) cancel(r)
+    for (const l of sources.values()) l.s.close?.()
+    sources.clear()
+    const ws = [...waiters.values()].flat()
+    waiters.clear()
+    urgent.clear()
     for (const w of ws) w.fail(err ?? new CanopyError('CLOSED', 'ended'))
-    this.#ev.ended?.()
+    ev.ended?.()
   }
+
+  // Resume: whatever the store holds is done already.
+  m.pieces.forEach((h, i) => { if (store.has(h)) mark(i) })
+  if (T.doneCount === n) finish('done')
+  else run()
+  return T
 }

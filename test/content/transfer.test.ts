@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert'
 import { CanopyError } from '../../src/errors'
 import { SimClock, createSeededRandom } from '../../src/hal'
 import { keyPairFromSeed } from '../../src/crypto'
-import { pieceLength, sha256, signManifest, Transfer, type Manifest, type PieceSource, type PieceStore, type SourceKind } from '../../src/content'
+import { pieceLength, sha256, signManifest, createTransfer, type Manifest, type PieceSource, type PieceStore, type SourceKind } from '../../src/content'
 import { PIECE_PEER_TIMEOUT_MS, SOURCE_BUSY_BACKOFF_MS, SOURCE_FAILURES_MAX, TRANSFER_REQUESTS_COUNT_MAX, TRANSFER_STALL_MS } from '../../src/limits'
 import { testSeed } from '../helpers/seed'
 
@@ -82,7 +82,7 @@ function setup (size: number, seed = 1) {
   const { file, m } = makeFile(seed, size)
   const store = new MemStore()
   const events = { corrupt: [] as string[], failed: [] as string[], stored: 0 }
-  const t = new Transfer(m, {
+  const t = createTransfer(m, {
     store, clock,
     events: { corrupt: (s) => { events.corrupt.push(s.id) }, failed: (s) => { events.failed.push(s.id) }, stored: () => { events.stored++ } }
   })
@@ -122,7 +122,7 @@ test(`never more than ${TRANSFER_REQUESTS_COUNT_MAX} requests in flight for one 
 test('resume: pieces already in the store are not fetched again', async () => {
   const { clock, file, m, store, joined } = setup(20 * PIECE)
   for (let i = 0; i < 20; i += 2) await store.put(m.pieces[i]!, file.subarray(i * PIECE, (i + 1) * PIECE))
-  const t = new Transfer(m, { store, clock })
+  const t = createTransfer(m, { store, clock })
   assert.is(t.doneCount, 10)
   const o = fake(clock, file, m, 'origin', 'origin', { slots: 4 })
   t.addSource(o)

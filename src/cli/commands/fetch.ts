@@ -5,7 +5,7 @@
 
 import { closeSync, openSync, renameSync, rmSync, writeSync } from 'node:fs'
 import { basename } from 'node:path'
-import { checkTrust, fetchBody, originSource, parseManifest, Transfer, WanGate } from '../../content'
+import { checkTrust, fetchBody, originSource, parseManifest, createTransfer, WanGate } from '../../content'
 import { CanopyError } from '../../errors'
 import { createRealClock } from '../../hal'
 import { httpOpen, readBody } from '../../http/client'
@@ -96,7 +96,7 @@ async function alone (url: string, trust: string[], into: Into): Promise<number[
       let ended = (): void => {}
       const done = new Promise<void>((resolve) => { ended = resolve })
       const clock = createRealClock()
-      const t = new Transfer(m, {
+      const t = createTransfer(m, {
         clock,
         store: { has: () => false, put: async (h, b) => { m.pieces.forEach((x, i) => { if (x === h) write(b, i * m.pieceSize) }) } },
         events: { stored: () => { show(t.doneBytes) }, ended: () => { ended() } }
