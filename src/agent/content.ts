@@ -5,7 +5,7 @@
 //   GET /p2p/manifest?url=<URL>                                 the manifest this node signed for a cached URL
 //   GET /api/content?manifest=<URL> | url=<URL>                 a whole verified file, in order, as pieces arrive (Range)
 
-import { createContentService, type ContentService, Proxy, sendBody, type Active } from '../content'
+import { createContentService, createProxy, type ContentService, sendBody, type Active } from '../content'
 import { parsePublicKey } from '../crypto'
 import { CanopyError } from '../errors'
 import { addressScope, commandScanner, parseIp } from '../hal'
@@ -26,7 +26,7 @@ const octets = { 'content-type': 'application/octet-stream', 'cache-control': 'n
 export function addContent (agent: Agent, content: ContentService, lan: LanProtocol, peers: PeerDirectory): void {
   content.lan = { resolver: lan.resolver, election: lan.election, peers }
   agent.add(content)
-  const proxy = agent.config.proxy.enabled ? new Proxy(agent, content) : null
+  const proxy = agent.config.proxy.enabled ? createProxy(agent, content) : null
   if (proxy !== null) agent.add(proxy)
   if (!agent.config.content.enabled) return
   const { http } = agent

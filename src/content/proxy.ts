@@ -23,6 +23,7 @@ import { PROXY_ENTRIES_COUNT_MAX, PROXY_FILLS_COUNT_MAX, PROXY_TUNNEL_IDLE_MS, P
 import type { LocalContent } from '../protocol'
 import { directive, endToEnd, lifetime, storable, varyMatches, varyValues, type Headers } from './http-cache'
 import { pieceSizeFor, sha256, signManifest } from './manifest'
+import type { Pieces } from './pieces'
 import { VIA, type ContentService } from './service'
 import { sendBody } from './stream'
 
@@ -60,106 +61,106 @@ const CONDITIONALS = ['host', 'range', 'if-range', 'if-match', 'if-none-match', 
 const OURS = ['content-length', 'age', 'accept-ranges', 'content-range']
 type Result = 'hit' | 'miss' | 'revalidated' | 'collapsed' | 'pass' | 'tunnel' | 'refused'
 
-export class Proxy implements Service {
-  readonly name = 'proxy'
-  readonly #entries = new Map<string, Entry>()
-  readonly #fills = new Map<string, Fill>()
-  #tunnels = 0
-  readonly counts: Record<Result, number> = { hit: 0, miss: 0, revalidated: 0, collapsed: 0, pass: 0, tunnel: 0, refused: 0 }
-  #up = 0
-
-  readonly #agent: Agent
-  readonly #content: ContentService
-  constructor (agent: Agent, content: ContentService) {
-    this.#agent = agent
-    this.#content = content
-    content.urlIndex = (url) => this.lookup(url)
-    const requests = agent.metrics.counter('canopy_proxy_requests_total', 'Proxy requests by result.', ['result'])
-    agent.metrics.onCollect(() => { for (const [r, n] of Object.entries(this.counts)) requests.set({ result: r }, n) })
-  }
-
-  get #pieces () { return this.#content.pieces }
-
-  async start (): Promise<void> {
-    const { http, config } = this.#agent
-    http.setProxy(async ({ req, res, url }) => { await this.serve(req, res, url) })
-    http.setConnect((req, socket, head) => {
-      const m = /^([A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):(\d{1,5})$/.exec(req.url ?? '')
-      if (m === null || !config.proxy.connectPorts.includes(Number(m[2])) || this.#tunnels >= PROXY_TUNNELS_COUNT_MAX) {
-        this.counts.refused++
-        socket.end(closing('403 Forbidden'))
-        return
-      }
-      this.counts.tunnel++
-      this.#tunnels++
-      tunnel(socket, head, m[1]!.replace(/^\[|\]$/g, ''), Number(m[2]), PROXY_TUNNEL_IDLE_MS, () => { this.#tunnels-- })
-    })
-  }
-
-  status (): Record<string, unknown> {
-    return { entries: this.#entries.size, fills: this.#fills.size, tunnels: this.#tunnels, requests: this.counts, upstreamBytes: this.#up }
-  }
-
+export interface Proxy extends Service {
   /** Offered to the LAN: a fresh object with a signed manifest. */
-  lookup (url: string): LocalContent | null {
-    return this.shared(url) === undefined ? null : { state: 'have', pieces: null }
-  }
-
+  lookup (url: string): LocalContent | null
   /** The manifest this node signed for a fresh object. */
-  shared (url: string): string | undefined {
-    const e = this.#entries.get(url)
-    return e !== undefined && this.#fresh(e) ? e.manifest : undefined
-  }
-
-  #fresh (e: Entry): boolean {
-    return directive(e.head['cache-control'], 'no-cache') === undefined && e.ageS + (this.#agent.hal.clock.nowMs() - e.receivedMs) / 1000 < e.lifeS
-  }
-
+  shared (url: string): string | undefined
   /** One proxied request (absolute-form, or /api/content?url=). */
-  async serve (req: IncomingMessage, res: ServerResponse, target: URL): Promise<void> {
-    const cc = req.headers['cache-control']
-    const key = target.href
-    if (req.method !== 'GET' || req.headers.authorization !== undefined || directive(cc, 'no-store') !== undefined || this.#pieces === null) return await this.#pass(req, res, target)
-    let e = this.#entries.get(key)
-    if (e !== undefined && (!varyMatches(e.vary, req.headers) || !e.pieces.every((h) => this.#pieces!.has(h)))) e = undefined
-    if (e !== undefined && this.#fresh(e) && directive(cc, 'no-cache') === undefined && directive(cc, 'max-age') !== '0' && req.headers.pragma !== 'no-cache') {
-      this.counts.hit++
-      this.#commit(e)
-      return await this.#send(req, res, e, 'HIT')
+  serve (req: IncomingMessage, res: ServerResponse, target: URL): Promise<void>
+  status (): Record<string, unknown>
+}
+
+// A closure rather than a class: its private names minify to one letter.
+export function createProxy (agent: Agent, content: ContentService): Proxy {
+  const { clock } = agent.hal
+  const entries = new Map<string, Entry>()
+  const fills = new Map<string, Fill>()
+  const counts: Record<Result, number> = { hit: 0, miss: 0, revalidated: 0, collapsed: 0, pass: 0, tunnel: 0, refused: 0 }
+  let tunnels = 0
+  let upBytes = 0
+  const store = (): Pieces => content.pieces!
+  const wake = (f: Fill): void => { for (const w of f.wake.splice(0)) w() }
+  /** Seconds since the origin made it (its Age plus our time with it). */
+  const age = (e: Entry): number => e.ageS + (clock.nowMs() - e.receivedMs) / 1000
+  const fresh = (e: Entry): boolean => directive(e.head['cache-control'], 'no-cache') === undefined && age(e) < e.lifeS
+
+  content.urlIndex = (url) => P.lookup(url)
+  const requests = agent.metrics.counter('canopy_proxy_requests_total', 'Proxy requests by result.', ['result'])
+  agent.metrics.onCollect(() => { for (const [r, n] of Object.entries(counts)) requests.set({ result: r }, n) })
+
+  const P: Proxy = {
+    name: 'proxy',
+
+    async start () {
+      const { http, config } = agent
+      http.setProxy(async ({ req, res, url }) => { await P.serve(req, res, url) })
+      http.setConnect((req, socket, head) => {
+        const m = /^([A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):(\d{1,5})$/.exec(req.url ?? '')
+        if (m === null || !config.proxy.connectPorts.includes(Number(m[2])) || tunnels >= PROXY_TUNNELS_COUNT_MAX) {
+          counts.refused++
+          socket.end(closing('403 Forbidden'))
+          return
+        }
+        counts.tunnel++
+        tunnels++
+        tunnel(socket, head, m[1]!.replace(/^\[|\]$/g, ''), Number(m[2]), PROXY_TUNNEL_IDLE_MS, () => { tunnels-- })
+      })
+    },
+
+    status: () => ({ entries: entries.size, fills: fills.size, tunnels, requests: counts, upstreamBytes: upBytes }),
+
+    lookup: (url) => P.shared(url) === undefined ? null : { state: 'have', pieces: null },
+
+    shared (url) {
+      const e = entries.get(url)
+      return e !== undefined && fresh(e) ? e.manifest : undefined
+    },
+
+    async serve (req, res, target) {
+      const cc = req.headers['cache-control']
+      const key = target.href
+      const pass = async (): Promise<void> => {
+        counts.pass++
+        relay(res, await upstream(req, key, endToEnd(req.headers, ['host']), req.method === 'GET' || req.method === 'HEAD' ? undefined : req))
+      }
+      if (req.method !== 'GET' || req.headers.authorization !== undefined || directive(cc, 'no-store') !== undefined || content.pieces === null) return await pass()
+      let e = entries.get(key)
+      if (e !== undefined && (!varyMatches(e.vary, req.headers) || !e.pieces.every((h) => store().has(h)))) e = undefined
+      if (e !== undefined && fresh(e) && directive(cc, 'no-cache') === undefined && directive(cc, 'max-age') !== '0' && req.headers.pragma !== 'no-cache') {
+        counts.hit++
+        commit(e)
+        return await send(req, res, e, 'HIT')
+      }
+      let f = fills.get(key)
+      if (f !== undefined) counts.collapsed++
+      else if (fills.size >= PROXY_FILLS_COUNT_MAX) return await pass()
+      else f = fill(req, target, e)
+      const got = await f.head
+      if ('entry' in got) {
+        if (varyMatches(got.entry.vary, req.headers)) return await send(req, res, got.entry, got.entry === e ? 'REVALIDATED' : 'MISS')
+      } else if (f.creator === req) {
+        // Not storable: the one who asked first gets that response (unless it wanted a range); everyone else asks for itself.
+        if (req.headers.range === undefined) return relay(res, got.res)
+        got.res.destroy()
+      }
+      await pass()
     }
-    let f = this.#fills.get(key)
-    if (f !== undefined) this.counts.collapsed++
-    else if (this.#fills.size >= PROXY_FILLS_COUNT_MAX) return await this.#pass(req, res, target)
-    else f = this.#fill(req, target, e)
-    const got = await f.head
-    if ('entry' in got) {
-      if (varyMatches(got.entry.vary, req.headers)) return await this.#send(req, res, got.entry, got.entry === e ? 'REVALIDATED' : 'MISS')
-    } else if (f.creator === req) {
-      // Not storable: the one who asked first gets that response (unless it wanted a range); everyone else asks for itself.
-      if (req.headers.range === undefined) return this.#relay(res, got.res)
-      got.res.destroy()
-    }
-    await this.#pass(req, res, target)
   }
 
   /** Upstream: through the designated provider's proxy when another node is it (unless this request came from an agent), else direct. */
-  async #upstream (req: IncomingMessage, url: string, headers: Headers, body?: IncomingMessage): Promise<IncomingMessage> {
+  async function upstream (req: IncomingMessage, url: string, headers: Headers, body?: IncomingMessage): Promise<IncomingMessage> {
     const from = req.headers.via
     headers.via = from === undefined ? VIA : `${String(from)}, ${VIA}`
-    const via = String(from).includes('canopy') || body !== undefined ? undefined : this.#content.viaProvider()
+    const via = String(from).includes('canopy') || body !== undefined ? undefined : content.viaProvider()
     const open = (proxy?: string): Promise<IncomingMessage> => httpOpen(url, { proxy, headers, method: req.method, body })
     return await (via === undefined ? open() : open(via).catch(async () => await open()))
   }
 
-  async #pass (req: IncomingMessage, res: ServerResponse, target: URL): Promise<void> {
-    this.counts.pass++
-    this.#relay(res, await this.#upstream(req, target.href, endToEnd(req.headers, ['host']), req.method === 'GET' || req.method === 'HEAD' ? undefined : req))
-  }
-
-  #relay (res: ServerResponse, up: IncomingMessage): void {
+  function relay (res: ServerResponse, up: IncomingMessage): void {
     if (res.destroyed) { up.destroy(); return }
     res.writeHead(up.statusCode ?? 502, { ...endToEnd(up.headers), via: VIA })
-    up.on('data', (c: Buffer) => { this.#up += c.length })
+    up.on('data', (c: Buffer) => { upBytes += c.length })
     up.on('error', () => { res.destroy() })
     up.on('aborted', () => { res.destroy() })
     res.on('close', () => { up.destroy() })
@@ -167,69 +168,70 @@ export class Proxy implements Service {
   }
 
   /** One origin fetch for everyone asking for this URL now; a stale `old` is revalidated. */
-  #fill (req: IncomingMessage, target: URL, old: Entry | undefined): Fill {
+  function fill (req: IncomingMessage, target: URL, old: Entry | undefined): Fill {
     const key = target.href
     const f: Fill = { head: null as unknown as Fill['head'], creator: req, received: 0, bufs: new Map(), wake: [] }
-    this.#fills.set(key, f)
+    fills.set(key, f)
     f.head = (async () => {
       const headers = endToEnd(req.headers, CONDITIONALS)
       if (old?.head.etag !== undefined) headers['if-none-match'] = old.head.etag
       if (old?.head['last-modified'] !== undefined) headers['if-modified-since'] = old.head['last-modified']
-      const up = await this.#upstream(req, key, headers).catch((err: unknown) => { this.#fills.delete(key); throw err })
+      const up = await upstream(req, key, headers).catch((err: unknown) => { fills.delete(key); throw err })
       if (up.statusCode === 304 && old !== undefined) {
-        this.#fills.delete(key)
+        fills.delete(key)
         up.resume()
-        this.counts.revalidated++
+        counts.revalidated++
         old.head = { ...old.head, ...endToEnd(up.headers, OURS) }
-        this.#stamp(old, up)
-        this.#commit(old)
+        stamp(old, up)
+        commit(old)
         return { entry: old }
       }
-      const max = this.#pieces!.cache.stats().bytesMax
-      const set = this.#agent.config.proxy.objectBytesMax
+      const max = store().cache.stats().bytesMax
+      const set = agent.config.proxy.objectBytesMax
       if (!storable(up.statusCode ?? 0, up.headers, set === 0 ? max / 4 : Math.min(set, max / 2))) {
-        this.#fills.delete(key)
+        fills.delete(key)
         return { res: up }
       }
-      this.counts.miss++
+      counts.miss++
       const size = Number(up.headers['content-length'])
       const e: Entry = { url: key, head: endToEnd(up.headers, OURS), vary: varyValues(up.headers.vary, req.headers), size, pieceSize: pieceSizeFor(size), pieces: [], receivedMs: 0, ageS: 0, lifeS: 0, fill: f }
-      this.#stamp(e, up)
-      this.#pour(key, f, e, up)
+      stamp(e, up)
+      pour(key, f, e, up)
       return { entry: e }
     })()
     f.head.catch(() => {})
     return f
   }
 
-  #stamp (e: Entry, up: IncomingMessage): void {
-    e.receivedMs = this.#agent.hal.clock.nowMs()
+  function stamp (e: Entry, up: IncomingMessage): void {
+    e.receivedMs = clock.nowMs()
     e.ageS = Math.max(0, Number(up.headers.age) || 0)
     e.lifeS = lifetime(e.head) ?? 0
   }
 
   /** Upstream bytes into pieces in the cache (pinned until the object is complete); readers woken as they land. */
-  #pour (key: string, f: Fill, e: Entry, up: IncomingMessage): void {
-    const pieces = this.#pieces!
+  function pour (key: string, f: Fill, e: Entry, up: IncomingMessage): void {
+    const pieces = store()
     const pinned: string[] = []
+    const failed = (why: string): CanopyError => new CanopyError('UPSTREAM_FAILED', why)
     const end = (err?: CanopyError): void => {
       if (e.fill === undefined) return
       delete e.fill
-      this.#fills.delete(key)
+      fills.delete(key)
       for (const h of pinned) pieces.cache.unpin(h)
       if (err === undefined) {
-        this.#commit(e)
-        void this.#sign(e)
+        commit(e)
+        void sign(e)
       } else {
         f.failed = err
         up.destroy()
       }
-      for (const w of f.wake.splice(0)) w()
+      wake(f)
     }
     let storing = 0
     up.on('data', (c: Buffer) => {
-      this.#up += c.length
-      if (f.received + c.length > e.size) { end(new CanopyError('UPSTREAM_FAILED', 'longer than Content-Length')); return }
+      upBytes += c.length
+      if (f.received + c.length > e.size) { end(failed('longer than Content-Length')); return }
       while (c.length > 0) {
         const i = Math.floor(f.received / e.pieceSize)
         const at = f.received - i * e.pieceSize
@@ -248,58 +250,59 @@ export class Proxy implements Service {
           f.bufs.delete(i)
           if (--storing <= 1) up.resume()
           if (storing === 0 && f.received === e.size) end() // every piece stored, whatever order the puts finished in
-          for (const w of f.wake.splice(0)) w()
+          wake(f)
         }, (err: unknown) => { end(CanopyError.from(err, 'CACHE_FULL')) })
       }
-      for (const w of f.wake.splice(0)) w()
+      wake(f)
     })
-    up.on('end', () => { if (f.received !== e.size) end(new CanopyError('UPSTREAM_FAILED', 'shorter than Content-Length')); else if (e.size === 0) end() })
+    up.on('end', () => { if (f.received !== e.size) end(failed('shorter than Content-Length')); else if (e.size === 0) end() })
     up.on('error', (err) => { end(CanopyError.from(err, 'UPSTREAM_FAILED')) })
-    up.on('aborted', () => { end(new CanopyError('UPSTREAM_FAILED', 'aborted')) })
+    up.on('aborted', () => { end(failed('aborted')) })
   }
 
-  #commit (e: Entry): void {
-    this.#entries.delete(e.url)
-    this.#entries.set(e.url, e)
-    if (this.#entries.size > PROXY_ENTRIES_COUNT_MAX) this.#entries.delete(this.#entries.keys().next().value as string)
+  function commit (e: Entry): void {
+    entries.delete(e.url)
+    entries.set(e.url, e)
+    if (entries.size > PROXY_ENTRIES_COUNT_MAX) entries.delete(entries.keys().next().value as string)
   }
 
   /** Sign the object as a manifest of this node's, so LAN peers can fetch it in pieces from anyone. */
-  async #sign (e: Entry): Promise<void> {
+  async function sign (e: Entry): Promise<void> {
     try {
       const name = decodeURIComponent(new URL(e.url).pathname.split('/').pop() ?? '').slice(0, 200) || 'index'
-      const { identity } = this.#agent
+      const { identity } = agent
       const m = signManifest({ name, size: e.size, pieceSize: e.pieceSize, pieces: e.pieces, urls: [e.url] }, { privateKey: identity.privateKey, publicRaw: identity.publicKey })
-      await this.#pieces!.put(m.id, m.bytes)
-      this.#content.remember(m)
+      await store().put(m.id, m.bytes)
+      content.remember(m)
       e.manifest = m.id
-      this.#content.emit(e.url)
+      content.emit(e.url)
     } catch { /* not shared: an odd URL or a full cache */ }
   }
 
-  async #send (req: IncomingMessage, res: ServerResponse, e: Entry, tag: string): Promise<void> {
+  async function send (req: IncomingMessage, res: ServerResponse, e: Entry, tag: string): Promise<void> {
     const { etag, 'last-modified': lm } = e.head
     const inm = req.headers['if-none-match']
     if (inm !== undefined ? inm.split(',').some((s) => s.trim() === etag) : lm !== undefined && req.headers['if-modified-since'] === lm) {
       res.writeHead(304, { ...e.head, via: VIA }).end() // the client's copy is current
       return
     }
-    const age = Math.floor(e.ageS + (this.#agent.hal.clock.nowMs() - e.receivedMs) / 1000)
-    await sendBody(req, res, e.size, { ...e.head, age: String(age), 'x-cache': tag, via: VIA }, async (p) => await this.#chunk(e, p))
+    await sendBody(req, res, e.size, { ...e.head, age: String(Math.floor(age(e))), 'x-cache': tag, via: VIA }, async (p) => await chunk(e, p))
   }
 
   /** Bytes of e from offset p: from the cache, or from the fill as they arrive. */
-  async #chunk (e: Entry, p: number): Promise<Buffer> {
+  async function chunk (e: Entry, p: number): Promise<Buffer> {
     const i = Math.floor(p / e.pieceSize)
     const off = p - i * e.pieceSize
     for (;;) {
       const h = e.pieces[i]
       const f = e.fill
-      const buf = h === undefined ? f?.bufs.get(i) : await this.#pieces!.get(h)
+      const buf = h === undefined ? f?.bufs.get(i) : await store().get(h)
       const have = h === undefined ? Math.min(buf?.length ?? 0, (f?.received ?? 0) - i * e.pieceSize) : buf?.length ?? 0
       if (have > off) return buf!.subarray(off, have)
       if (h !== undefined || f === undefined || f.failed !== undefined) throw f?.failed ?? new CanopyError('CACHE_NOT_FOUND', 'incomplete')
       await new Promise<void>((resolve) => { f.wake.push(resolve) })
     }
   }
+
+  return P
 }
