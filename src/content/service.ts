@@ -31,8 +31,8 @@ import { Pieces } from './pieces'
 import { originSource, peerSource, type PeerSource } from './sources'
 import type { PieceSource } from './transfer'
 import { createTransfer, rangesWhere, type Transfer } from './transfer'
-import { WanGate } from './wan'
-import { Credit } from './credit'
+import { createWanGate } from './wan'
+import { createCredit } from './credit'
 
 export interface ContentLan { resolver: Resolver, election: Election, peers: PeerDirectory }
 
@@ -97,8 +97,8 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
   const { hal, config, log } = agent
   const { clock } = hal
   const cfg = config.content
-  const credit = new Credit(clock)
-  const gate = new WanGate(clock, config.wan.rateBytesPerSecond, config.wan.offPeak)
+  const credit = createCredit(clock)
+  const gate = createWanGate(clock, config.wan.rateBytesPerSecond, config.wan.offPeak)
   const timers = new TimerGroup(clock)
   const active = new Map<string, Active>()
   const known = new Map<string, Manifest>()

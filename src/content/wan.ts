@@ -13,42 +13,33 @@ import { WAN_BURST_SECONDS } from '../limits'
 
 const CLOCK_SET_MS = Date.UTC(2024, 0, 1)
 
-export class WanGate {
-  #tokens: number
-  #lastMs: number
-  readonly #window: [number, number] | null
+export type WanGate = ReturnType<typeof createWanGate>
 
-  readonly #clock: Clock
-  readonly #rate: number
-  constructor (clock: Clock, rate: number, offPeak: string) {
-    this.#clock = clock
-    this.#rate = rate
-    this.#tokens = rate * WAN_BURST_SECONDS
-    this.#lastMs = clock.nowMs()
-    const m = /^(\d\d):(\d\d)-(\d\d):(\d\d)$/.exec(offPeak)
-    this.#window = m === null ? null : [Number(m[1]) * 60 + Number(m[2]), Number(m[3]) * 60 + Number(m[4])]
+export function createWanGate (clock: Clock, rate: number, offPeak: string) {
+  let tokens = rate * WAN_BURST_SECONDS
+  let lastMs = clock.nowMs()
+  const m = /^(\d\d):(\d\d)-(\d\d):(\d\d)$/.exec(offPeak)
+  const w = m === null ? null : [Number(m[1]) * 60 + Number(m[2]), Number(m[3]) * 60 + Number(m[4])] as const
+  return {
+    /** May origin fetches run now? */
+    open (): boolean {
+      const wall = clock.wallMs()
+      if (w === null || wall < CLOCK_SET_MS) return true
+      const d = new Date(wall)
+      const t = d.getHours() * 60 + d.getMinutes()
+      return w[0] <= w[1] ? t >= w[0] && t < w[1] : t >= w[0] || t < w[1]
+    },
+
+    /** Take n bytes of budget: null to go on at once, or a promise that resolves when the bytes are paid for. */
+    pace (n: number): Promise<void> | null {
+      if (rate <= 0) return null
+      const now = clock.nowMs()
+      tokens = Math.min(rate * WAN_BURST_SECONDS, tokens + (now - lastMs) * rate / 1000) - n
+      lastMs = now
+      return tokens >= 0 ? null : clock.sleep(-tokens * 1000 / rate)
+    },
+
+    /** Seconds to fetch `bytes` at the cap (0 without one). */
+    secondsFor: (bytes: number): number => rate > 0 ? bytes / rate : 0
   }
-
-  /** May origin fetches run now? */
-  open (): boolean {
-    const w = this.#window
-    const wall = this.#clock.wallMs()
-    if (w === null || wall < CLOCK_SET_MS) return true
-    const d = new Date(wall)
-    const t = d.getHours() * 60 + d.getMinutes()
-    return w[0] <= w[1] ? t >= w[0] && t < w[1] : t >= w[0] || t < w[1]
-  }
-
-  /** Take n bytes of budget: null to go on at once, or a promise that resolves when the bytes are paid for. */
-  pace (n: number): Promise<void> | null {
-    if (this.#rate <= 0) return null
-    const now = this.#clock.nowMs()
-    this.#tokens = Math.min(this.#rate * WAN_BURST_SECONDS, this.#tokens + (now - this.#lastMs) * this.#rate / 1000)
-    this.#lastMs = now
-    this.#tokens -= n
-    return this.#tokens >= 0 ? null : this.#clock.sleep(-this.#tokens * 1000 / this.#rate)
-  }
-
-  /** Seconds to fetch `bytes` at the cap (0 without one). */
-  secondsFor (bytes: number): number { return this.#rate > 0 ? bytes / this.#rate : 0 }
 }

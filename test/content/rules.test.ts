@@ -4,7 +4,7 @@
 
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { Credit, directive, endToEnd, lifetime, parseRange, sourcing, storable, varyMatches, varyValues, WanGate } from '../../src/content'
+import { createCredit, createWanGate, directive, endToEnd, lifetime, parseRange, sourcing, storable, varyMatches, varyValues } from '../../src/content'
 import { SimClock } from '../../src/hal'
 import { BAN_MS, PROVIDER_WAIT_MS, PROXY_HEURISTIC_SECONDS_MAX } from '../../src/limits'
 
@@ -64,7 +64,7 @@ test('ranges: one range, suffix, open end, clipped; several or malformed ones me
 test('WAN cap: origin bytes paced to the rate over simulated time, one second of burst', async () => {
   const clock = new SimClock()
   const t0 = Date.now()
-  const g2 = new WanGate(clock, 100_000, '')
+  const g2 = createWanGate(clock, 100_000, '')
   const start = clock.nowMs()
   let n = 0
   let done = false
@@ -74,24 +74,24 @@ test('WAN cap: origin bytes paced to the rate over simulated time, one second of
   const secs = (clock.nowMs() - start) / 1000
   assert.ok(secs >= 4.4 && secs <= 5.2, `600 kB at 100 kB/s with 100 kB of burst took ${secs} s`)
   assert.ok(Date.now() - t0 < 2_000, 'simulated, not real, time')
-  assert.is(new WanGate(clock, 0, '').pace(1e9), null, 'no cap: never held back')
+  assert.is(createWanGate(clock, 0, '').pace(1e9), null, 'no cap: never held back')
 })
 
 test('off-peak window in local time, across midnight; a clock still in 1970 is not trusted (fetches allowed)', () => {
   const at = (h: number, m = 0): SimClock => new SimClock(new Date(2026, 5, 1, h, m).getTime())
-  assert.ok(new WanGate(at(2), 0, '01:00-06:00').open())
-  assert.not.ok(new WanGate(at(7), 0, '01:00-06:00').open())
-  assert.not.ok(new WanGate(at(6), 0, '01:00-06:00').open(), 'the end is exclusive')
-  assert.ok(new WanGate(at(23, 30), 0, '22:00-05:00').open())
-  assert.ok(new WanGate(at(4), 0, '22:00-05:00').open())
-  assert.not.ok(new WanGate(at(12), 0, '22:00-05:00').open())
-  assert.ok(new WanGate(new SimClock(0), 0, '01:00-06:00').open(), '1970: allowed')
-  assert.ok(new WanGate(at(12), 0, '').open(), 'no window: always')
+  assert.ok(createWanGate(at(2), 0, '01:00-06:00').open())
+  assert.not.ok(createWanGate(at(7), 0, '01:00-06:00').open())
+  assert.not.ok(createWanGate(at(6), 0, '01:00-06:00').open(), 'the end is exclusive')
+  assert.ok(createWanGate(at(23, 30), 0, '22:00-05:00').open())
+  assert.ok(createWanGate(at(4), 0, '22:00-05:00').open())
+  assert.not.ok(createWanGate(at(12), 0, '22:00-05:00').open())
+  assert.ok(createWanGate(new SimClock(0), 0, '01:00-06:00').open(), '1970: allowed')
+  assert.ok(createWanGate(at(12), 0, '').open(), 'no window: always')
 })
 
 test('credit: speed and failures rank peers; a ban lasts a day of uptime and survives a restart with its time left', async () => {
   const clock = new SimClock()
-  const c = new Credit(clock)
+  const c = createCredit(clock)
   c.good('a'.repeat(32), 1_000_000, 100)
   c.good('b'.repeat(32), 1_000_000, 200)
   assert.ok(c.score('a'.repeat(32)) > c.score('b'.repeat(32)))
@@ -104,7 +104,7 @@ test('credit: speed and failures rank peers; a ban lasts a day of uptime and sur
   assert.ok(c.banned(bad))
   await clock.advance(BAN_MS / 2)
   const saved = JSON.parse(JSON.stringify(c.saveBans()))
-  const after = new Credit(new SimClock())
+  const after = createCredit(new SimClock())
   after.loadBans(saved)
   assert.ok(after.banned(bad), 'still banned after a restart')
   after.loadBans([['zz', 5], ['d'.repeat(32), -1], 'junk', null])

@@ -5,7 +5,7 @@
 
 import { closeSync, openSync, renameSync, rmSync, writeSync } from 'node:fs'
 import { basename } from 'node:path'
-import { checkTrust, fetchBody, originSource, parseManifest, createTransfer, WanGate } from '../../content'
+import { checkTrust, fetchBody, originSource, parseManifest, createTransfer, createWanGate } from '../../content'
 import { CanopyError } from '../../errors'
 import { createRealClock } from '../../hal'
 import { httpOpen, readBody } from '../../http/client'
@@ -101,7 +101,7 @@ async function alone (url: string, trust: string[], into: Into): Promise<number[
         store: { has: () => false, put: async (h, b) => { m.pieces.forEach((x, i) => { if (x === h) write(b, i * m.pieceSize) }) } },
         events: { stored: () => { show(t.doneBytes) }, ended: () => { ended() } }
       })
-      t.addSource(originSource(m, 4, new WanGate(clock, 0, '')))
+      t.addSource(originSource(m, 4, createWanGate(clock, 0, '')))
       await done
       if (t.state !== 'done') throw t.error ?? new CanopyError('CONTENT_UNAVAILABLE', 'stopped')
       origin = t.bytesFrom.origin
