@@ -190,7 +190,8 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
       const t = now()
       const rank = o.rank ?? (() => 0)
       const order = [...sources.values()].sort((a, b) => RANK[a.s.kind] - RANK[b.s.kind] || rank(b.s) - rank(a.s))
-      let inFlight = order.reduce((k, l) => k + l.active, 0)
+      // Pieces waiting for the store count too: they hold their bytes (memory) and a cache write.
+      let inFlight = order.reduce((k, l) => k + l.active, storing.size)
       for (const live of order) {
         if (live.busyUntilMs > t || live.s.ready?.() === false) continue
         while (live.active < live.s.slots && inFlight < TRANSFER_REQUESTS_COUNT_MAX && sources.get(live.s.id) === live) {

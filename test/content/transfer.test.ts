@@ -119,6 +119,30 @@ test(`never more than ${TRANSFER_REQUESTS_COUNT_MAX} requests in flight for one 
   assert.is(max, TRANSFER_REQUESTS_COUNT_MAX)
 })
 
+test(`a slow store holds back requests: pieces fetched but not yet stored count toward the ${TRANSFER_REQUESTS_COUNT_MAX} (memory, cache writes)`, async () => {
+  const clock = new SimClock()
+  const { file, m } = makeFile(3, 60 * PIECE)
+  const mem = new MemStore()
+  let storing = 0
+  let held = 0
+  const store: PieceStore = {
+    has: (h) => mem.has(h),
+    put: async (h, b) => { storing++; await clock.sleep(200); storing--; await mem.put(h, b) }
+  }
+  const t = createTransfer(m, { store, clock })
+  const o = fake(clock, file, m, 'origin', 'origin', { slots: 8, delayMs: () => 1 })
+  const p = fake(clock, file, m, 'p', 'peer', { slots: 8, delayMs: () => 1 })
+  t.addSource(o)
+  t.addSource(p)
+  while (t.state === 'running') {
+    held = Math.max(held, storing + o.inFlight + p.inFlight)
+    await clock.advance(1)
+  }
+  assert.is(t.state, 'done')
+  assert.ok(held <= TRANSFER_REQUESTS_COUNT_MAX, `${held} pieces held at once`)
+  assert.ok(held >= TRANSFER_REQUESTS_COUNT_MAX / 2, `still parallel: ${held}`)
+})
+
 test('resume: pieces already in the store are not fetched again', async () => {
   const { clock, file, m, store, joined } = setup(20 * PIECE)
   for (let i = 0; i < 20; i += 2) await store.put(m.pieces[i]!, file.subarray(i * PIECE, (i + 1) * PIECE))
