@@ -73,8 +73,10 @@ export const houseBench: Bench = {
       const d = await lab.corruptPeer()
       rows.push({ what: `${d.scenario}: corrupt copies; devices that isolated it`, value: `${d.expected - d.good} of ${d.expected}; ${d.isolatedBy} of ${d.expected}`, target: '0 corrupt', ok: d.good === d.expected })
       rows.push({ what: `${d.scenario}: WAN bytes ÷ size; time`, value: `${x(d.wanBytes / size)}; ${x(d.seconds / ideal)}` })
+      // The last device is the corrupting peer: it runs from source under esbuild-register without the firmware's node flags, so its RSS says nothing about the agent's.
       const rss = await Promise.all([lab.ns.gw, ...lab.ns.devices].map(async (n) => (await lab.status(n)).memory.rssBytes as number))
-      rows.push({ what: 'agents\' RSS after (a)-(d) (gateway; largest device), --max-old-space-size=48', value: `${mb(rss[0]!)}; ${mb(Math.max(...rss.slice(1)))}`, target: '≤ 64 MB', ok: Math.max(...rss) <= 64 * 1024 * 1024 })
+      const agents = rss.slice(0, 1 + devices)
+      rows.push({ what: 'agents\' RSS after (a)-(d) (gateway; largest device), --max-old-space-size=48', value: `${mb(agents[0]!)}; ${mb(Math.max(...agents.slice(1)))} (corrupting peer, from source: ${mb(rss[1 + devices]!)})`, target: '≤ 64 MB', ok: Math.max(...agents) <= 64 * 1024 * 1024 })
       const e = await lab.providerDies(Math.round(ideal * 400))
       rows.push({ what: `${e.scenario} (${e.note}): devices finished, copies right`, value: `${e.good} of ${e.expected}`, target: 'all finish', ok: e.good === e.expected })
       rows.push({ what: `${e.scenario}: WAN bytes ÷ size; time`, value: `${x(e.wanBytes / size)}; ${x(e.seconds / ideal)}` })
