@@ -5,6 +5,7 @@
 import { flashCacheBench } from './flash-cache'
 import { foundationBench } from './foundation'
 import { groupsBench } from './groups'
+import { houseBench, servingBench } from './house'
 import { discoveryBench } from './discovery'
 import { protocolBench } from './protocol'
 import { streamBench } from './stream'
@@ -16,7 +17,9 @@ const BENCHES: Bench[] = [
   protocolBench,
   flashCacheBench,
   streamBench,
-  groupsBench
+  groupsBench,
+  servingBench,
+  houseBench
 ]
 
 async function main (): Promise<void> {

@@ -46,6 +46,13 @@ export const ERROR_CODES = {
   CACHE_FULL: 'the cache cannot make room (everything left is pinned, or the flash is worn out)',
   CACHE_CORRUPT: 'a stored piece failed verification while it was being read',
   CACHE_NOT_FOUND: 'the piece is not (or no longer) in the cache',
+  // content distribution (manifests, transfers, proxy)
+  MANIFEST_INVALID: 'a manifest is malformed, over a bound, or its signature does not verify',
+  PUBLISHER_UNTRUSTED: 'the manifest is signed by a key this node does not trust',
+  PIECE_INVALID: 'a piece does not match its manifest (size or SHA-256)',
+  UPSTREAM_FAILED: 'an origin, peer or provider answered with an error or broke the HTTP framing',
+  CONTENT_UNAVAILABLE: 'no source could provide the content',
+  CONTENT_VETOED: 'the content scanner vetoed the file',
   UNAUTHORIZED: 'credentials are missing or wrong',
   // peer link (src/protocol/link)
   LINK_FRAME_INVALID: 'a link frame is malformed or exceeds its bound',

@@ -428,6 +428,76 @@ export const GROUP_SSE_HEARTBEAT_MS = 15_000
 /** groups.json (memberships, owned root keys). */
 export const GROUP_FILE_BYTES_MAX = 64 * 1024
 
+// ---- content distribution: manifests, transfers, serving, proxy (src/content) ------
+/** A signed manifest file (a 31 GB file at 1 MiB pieces lists ~31 000 hashes, ~2 MB). */
+export const MANIFEST_BYTES_MAX = 2 * 1024 * 1024
+export const MANIFEST_URLS_COUNT_MAX = 8
+export const MANIFEST_NAME_BYTES_MAX = 255
+/** Piece sizes a manifest may use: powers of two in [MIN, MAX]; MAX fits the flash cache's default 2 MiB block. */
+export const PIECE_BYTES_MIN = 16 * 1024
+export const PIECE_BYTES_MAX = 1024 * 1024
+/** Pieces in one manifest (so a file is at most this × PIECE_BYTES_MAX). */
+export const PIECES_COUNT_MAX = 30_000
+/** Small files get smaller pieces: at least this many, down to PIECE_BYTES_MIN. */
+export const PIECES_PER_FILE_MIN = 16
+/** Transfers running at once on one node, and finished contents remembered (to answer NEEDs). */
+export const TRANSFERS_COUNT_MAX = 16
+export const KNOWN_CONTENT_COUNT_MAX = 256
+/** Sources one transfer uses at once (peers, provider, origin). */
+export const TRANSFER_SOURCES_COUNT_MAX = 32
+/** Requests in flight to one source: bounds per kind (config picks within them). */
+export const SOURCE_SLOTS_MAX = 16
+/** Requests in flight for one transfer in all: its memory is at most this many pieces. */
+export const TRANSFER_REQUESTS_COUNT_MAX = 12
+/** A source that fails this many requests in a row is dropped from the transfer. */
+export const SOURCE_FAILURES_MAX = 3
+/** One piece request: deadline from a peer; from the provider (which may fetch it from the origin first); from the origin. */
+export const PIECE_PEER_TIMEOUT_MS = 20_000
+export const PIECE_PROVIDER_TIMEOUT_MS = 60_000
+export const PIECE_ORIGIN_TIMEOUT_MS = 120_000
+/** No bytes on a response for this long: the source is stalled. */
+export const HTTP_IDLE_TIMEOUT_MS = 15_000
+/** A busy source (503) is not asked again for this long. */
+export const SOURCE_BUSY_BACKOFF_MS = 1_000
+/** Copies of one piece requested at once in the endgame (never two from the origin). */
+export const ENDGAME_REQUESTS_PER_PIECE_MAX = 2
+/** A transfer looks again at the provider this often, and asks the LAN who holds pieces this often. */
+export const SOURCE_REFRESH_MS = 500
+export const TRANSFER_RESOLVE_MS = 2_000
+/** With no provider known for this long (an election in progress), a node fetches from the origin itself. */
+export const PROVIDER_WAIT_MS = 6_000
+/** A transfer that stores no piece for this long, with nothing in flight, fails (no source could help). */
+export const TRANSFER_STALL_MS = 120_000
+/** The provider waits this long for a piece a peer asked for before answering 503 (the peer retries). */
+export const ON_DEMAND_WAIT_MS = 40_000
+export const ON_DEMAND_WAITERS_COUNT_MAX = 128
+/** Piece bytes stored or served between two forced GCs (hal/memory.ts): bounds the garbage Buffers pile up to. */
+export const PIECE_GC_BYTES = 16 * 1024 * 1024
+/** Recently stored or served pieces kept in memory: a household asks for the same piece several times in a row. */
+export const HOT_PIECES_BYTES_MAX = 8 * 1024 * 1024
+/** Peers with a credit record; bans last this long (counted in uptime, so a restart cannot shorten them). */
+export const CREDIT_PEERS_COUNT_MAX = 256
+export const BAN_MS = 24 * 3600 * 1000
+/** Transfer state and bans on disk. */
+export const CONTENT_STATE_BYTES_MAX = 256 * 1024
+export const CONTENT_STATE_WRITE_MS = 5_000
+/** The scanner hook: its whole run, and the bytes of its output kept for the log. */
+export const SCAN_TIMEOUT_MS = 10 * 60_000
+export const SCAN_OUTPUT_BYTES_MAX = 4 * 1024
+/** /api/content and /p2p/piece query strings. */
+export const CONTENT_QUERY_BYTES_MAX = 4_096
+/** The WAN rate cap's token bucket holds at most this many seconds of tokens. */
+export const WAN_BURST_SECONDS = 1
+/** Proxy: cached objects indexed, fills (collapsed origin fetches) at once, CONNECT tunnels at once and their idle limit. */
+export const PROXY_ENTRIES_COUNT_MAX = 1_024
+export const PROXY_FILLS_COUNT_MAX = 64
+export const PROXY_TUNNELS_COUNT_MAX = 64
+export const PROXY_TUNNEL_IDLE_MS = 5 * 60_000
+/** Heuristic freshness (RFC 9111 §4.2.2: 10 % of the time since Last-Modified) is capped at this. */
+export const PROXY_HEURISTIC_SECONDS_MAX = 24 * 3600
+
+// ---- relations, asserted at load ------------------------------------------------
+
 // ---- relations --------------------------------------------------------------------
 // Relations between these bounds (e.g. headers time out before the request) are
 // checked by test/limits.test.ts: they compare constants, so a violation fails

@@ -98,8 +98,37 @@ import {
   WIRE_SEND_QUEUE_COUNT_MAX,
   WIRE_SIGNATURE_BYTES,
 } from '../src/limits'
+import {
+  ENDGAME_REQUESTS_PER_PIECE_MAX,
+  HOT_PIECES_BYTES_MAX,
+  HTTP_IDLE_TIMEOUT_MS,
+  MANIFEST_BYTES_MAX,
+  ON_DEMAND_WAIT_MS,
+  PIECES_COUNT_MAX,
+  PIECE_BYTES_MAX,
+  PIECE_BYTES_MIN,
+  PIECE_PEER_TIMEOUT_MS,
+  PIECE_PROVIDER_TIMEOUT_MS,
+  PROVIDER_WAIT_MS,
+  SOURCE_BUSY_BACKOFF_MS,
+  SOURCE_FAILURES_MAX,
+  SOURCE_REFRESH_MS,
+  SOURCE_SLOTS_MAX,
+  TRANSFER_REQUESTS_COUNT_MAX,
+  TRANSFER_RESOLVE_MS,
+  TRANSFER_STALL_MS
+} from '../src/limits'
 
 const RELATIONS: Array<[string, () => boolean]> = [
+  ['piece fits a cache block', () => PIECE_BYTES_MAX + 128 <= 2 * 1024 * 1024 && (PIECE_BYTES_MAX & (PIECE_BYTES_MAX - 1)) === 0 && (PIECE_BYTES_MIN & (PIECE_BYTES_MIN - 1)) === 0],
+  ['manifest fits', () => PIECES_COUNT_MAX * 67 + 4_096 <= MANIFEST_BYTES_MAX],
+  ['hot set holds pieces', () => HOT_PIECES_BYTES_MAX >= 4 * PIECE_BYTES_MAX],
+  ['stall before deadline', () => HTTP_IDLE_TIMEOUT_MS < PIECE_PEER_TIMEOUT_MS && PIECE_PEER_TIMEOUT_MS < PIECE_PROVIDER_TIMEOUT_MS],
+  ['provider answers first', () => ON_DEMAND_WAIT_MS < PIECE_PROVIDER_TIMEOUT_MS],
+  ['election before origin fallback', () => SOURCE_REFRESH_MS < TRANSFER_RESOLVE_MS && PROVIDER_WAIT_MS > ELECTION_TAKEOVER_MS_MAX],
+  ['endgame, drops', () => ENDGAME_REQUESTS_PER_PIECE_MAX >= 2 && SOURCE_FAILURES_MAX >= 1],
+  ['a transfer keeps a few sources busy in 16 MiB', () => TRANSFER_REQUESTS_COUNT_MAX >= SOURCE_SLOTS_MAX / 2 && TRANSFER_REQUESTS_COUNT_MAX * PIECE_BYTES_MAX <= 16 * 1024 * 1024],
+  ['fallback before stall', () => PROVIDER_WAIT_MS + SOURCE_BUSY_BACKOFF_MS < TRANSFER_STALL_MS],
   ['headers must time out no later than the request', () => HTTP_HEADERS_TIMEOUT_MS_MAX <= HTTP_REQUEST_TIMEOUT_MS_MAX],
   ['timeouts are checked often enough to matter', () => HTTP_TIMEOUT_CHECK_MS * 4 <= HTTP_HEADERS_TIMEOUT_MS_MAX],
   ['Node requires keepAliveTimeout below headersTimeout', () => HTTP_KEEPALIVE_MS < HTTP_HEADERS_TIMEOUT_MS_MAX],

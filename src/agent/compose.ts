@@ -11,6 +11,7 @@ import { STREAM_FRAME_POOL_SLACK_BYTES, STREAM_FRAME_SLOT_BYTES } from '../limit
 import { StreamService } from '../stream'
 import { addGroupRoutes, GroupsService, KeyShares } from '../groups'
 import { Agent } from './agent'
+import { addContent, createContent } from './content'
 import { addDiscovery } from './discovery'
 import { addLanProtocol, type LanProtocol } from './protocol'
 
@@ -33,7 +34,10 @@ export async function buildAgent (config: Config, hal: Hal, log: Logger, options
     linkPort: () => link?.host.listenPort || null
   })
   const peers = options.peers ?? discovery.peers
-  lan = addLanProtocol(agent, { peers, content: options.content, freeFlashBytes: () => cache.cache?.stats().freeBytes ?? 0 })
+  // Content (issue 7): the transfers service is the index the protocol answers NEEDs from.
+  const content = createContent(agent, cache)
+  lan = addLanProtocol(agent, { peers, content: options.content ?? content, freeFlashBytes: () => cache.cache?.stats().freeBytes ?? 0 })
+  addContent(agent, content, lan, peers)
   // Chunk frames: received into, kept in and forwarded from one preallocated pool (bounded RSS).
   const poolBytes = 2 * config.stream.ringBytes + STREAM_FRAME_POOL_SLACK_BYTES
   const pool = new FramePool(STREAM_FRAME_SLOT_BYTES, Math.ceil(poolBytes / STREAM_FRAME_SLOT_BYTES / 64) * 64)

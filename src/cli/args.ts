@@ -1,6 +1,8 @@
 // Command-line flags: "--name value", "--name=value", booleans, repeatable
 // flags, "--" to end flags. Anything unknown is a usage error (exit 2).
 
+import { existsSync, readFileSync } from 'node:fs'
+import { formatPublicKey, publicKeyFromText } from '../crypto'
 import { CanopyError } from '../errors'
 import { CLI_ARGS_COUNT_MAX } from '../limits'
 
@@ -68,3 +70,7 @@ export function formatFlags (specs: readonly FlagSpec[]): string {
   const width = Math.max(0, ...rows.map((r) => r[0]!.length))
   return rows.map(([a, b]) => `  ${a!.padEnd(width)}  ${b}`).join('\n')
 }
+
+/** --trust KEY_OR_FILE values as "ed25519:…" keys (a file holds a public key, or a PEM private key whose public half is meant). */
+export const trustFlags = (args: ParsedArgs): string[] =>
+  flagList(args, 'trust').map((t) => formatPublicKey(publicKeyFromText(existsSync(t) ? readFileSync(t, 'utf8') : t, t)))

@@ -4,7 +4,9 @@
 
 import { CACHE_BLOCK_BYTES_MIN, CACHE_PIECE_COUNT_MAX, FLASH_BLOCK_BYTES_MAX, FLASH_BLOCK_COUNT_MAX, CONFIG_LIST_COUNT_MAX, CONFIG_STRING_BYTES_MAX, HTTP_CONNECTIONS_MAX, HTTP_HEADERS_TIMEOUT_MS_MAX, HTTP_REQUEST_TIMEOUT_MS_MAX, NIC_POLL_MS, NIC_POLL_MS_MIN } from '../limits'
 import { DESCRIBE_REFETCH_MS, SSDP_MAX_AGE_SECONDS_MAX, SSDP_MAX_AGE_SECONDS_MIN, STATIC_PEERS_COUNT_MAX } from '../limits'
+import { SOURCE_SLOTS_MAX } from '../limits'
 import { parseStaticPeer } from '../protocol/discovery/static-peers'
+import { parsePublicKey } from '../crypto/key-text'
 import { arrayOf, bool, int, map, obj, oneOf, optional, str, type Infer } from '../validate'
 import { STREAM_CHILDREN_MAX, STREAM_RING_BYTES_MAX, STREAM_RING_BYTES_MIN } from '../limits'
 import { GROUP_NEIGHBOURS_MAX, RECORDS_COUNT_MAX } from '../limits'
@@ -14,6 +16,8 @@ const STATIC_PEER = map(str({ min: 1, max: 64 }), 'an agent URL like "http://192
   (url) => (parseStaticPeer(url) === null ? undefined : url))
 const POW2 = (min: number, max: number, def: number) =>
   map(int(min, max), `a power of two from ${min} to ${max}`, (n) => ((n & (n - 1)) === 0 ? n : undefined), def)
+const PUBLISHER = map(str({ min: 1, max: 64 }), 'a publisher key like "ed25519:<43 base64url characters>"', (k) => (parsePublicKey(k) === null ? undefined : k))
+const SLOTS = (def: number) => int(1, SOURCE_SLOTS_MAX, def)
 const HOST = str({ min: 1, max: 255, pattern: /^[A-Za-z0-9.:_%-]+$/, hint: 'an IP address or host name' })
 
 export const configSpec = obj({
@@ -21,6 +25,8 @@ export const configSpec = obj({
   dataDir: str({ min: 1, max: CONFIG_STRING_BYTES_MAX, def: './canopy-data' }),
   /** A friendly name shown on the status page and to peers. */
   name: str({ max: 64, def: '' }),
+  /** Publisher keys whose manifests this node accepts; canopy agent --trust adds to them. */
+  trustedPublishers: arrayOf(PUBLISHER, { max: CONFIG_LIST_COUNT_MAX, def: [] }),
   http: obj({
     host: { ...HOST, fallback: () => '0.0.0.0' },
     port: int(0, 65535, 8787),
@@ -78,6 +84,33 @@ export const configSpec = obj({
     /** Flash area geometry: erase block (also the largest piece, less 100 bytes of headers) and block count. */
     blockBytes: POW2(CACHE_BLOCK_BYTES_MIN, FLASH_BLOCK_BYTES_MAX, 2 * 1024 * 1024),
     blockCount: int(8, FLASH_BLOCK_COUNT_MAX, 44)
+  }),
+  /** Transfers of signed content (src/content): piece serving, sources, the scanner hook. */
+  content: obj({
+    enabled: bool(true),
+    /** Pieces sent to peers at once (GET /p2p/piece); more are told 503 and retry. */
+    uploadSlots: int(1, 64, 8),
+    /** Piece requests in flight to one peer, to the designated provider, to the origin. */
+    peerSlots: SLOTS(4),
+    providerSlots: SLOTS(8),
+    originSlots: SLOTS(4),
+    /** A command run on every completed file (argv; the file's path is appended); a non-zero exit vetoes it. Empty: none. */
+    scanner: arrayOf(str({ min: 1, max: CONFIG_STRING_BYTES_MAX }), { max: 16, def: [] })
+  }),
+  /** The HTTP forward proxy on the same port, for LAN clients (http_proxy=http://gateway:8787). */
+  proxy: obj({
+    enabled: bool(true),
+    /** CONNECT (HTTPS, tunnelled, never cached) to these ports only; empty: CONNECT refused. */
+    connectPorts: arrayOf(int(1, 65535), { max: CONFIG_LIST_COUNT_MAX, def: [443] }),
+    /** Largest object stored; larger ones pass through. 0: a quarter of cache.bytesMax. */
+    objectBytesMax: int(0, 2 ** 50, 0)
+  }),
+  /** WAN manners, for origin fetches of transfers only (LAN transfers and the proxy are never held back). */
+  wan: obj({
+    /** Bytes per second; 0: no cap. */
+    rateBytesPerSecond: int(0, 2 ** 40, 0),
+    /** Daily window of local time when origin fetches may run, "HH:MM-HH:MM" (may wrap midnight); empty: any time. */
+    offPeak: str({ max: 11, pattern: /^$|^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$/, hint: 'empty or a window like "01:00-06:00"', def: '' })
   }),
   /** The authenticated peer-to-peer link (src/protocol/link): persistent TCP connections between agents. */
   link: obj({

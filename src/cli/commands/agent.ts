@@ -7,7 +7,7 @@ import { createLinuxFiles, createLinuxHal } from '../../hal'
 import { SHUTDOWN_MS_MAX } from '../../limits'
 import { createLogger } from '../../log'
 import { VERSION } from '../../version'
-import { flagBool, flagString, type ParsedArgs } from '../args'
+import { flagBool, flagString, trustFlags, type ParsedArgs } from '../args'
 import type { CliIo, Command } from '../command'
 
 /** "HOST:PORT", ":PORT", "PORT" or "[V6]:PORT" into config fields; odd parts go to validation as they are. */
@@ -50,12 +50,14 @@ export const agentCommand: Command = {
     { name: 'http', value: 'HOST:PORT', help: 'HTTP listen address (default 0.0.0.0:8787)' },
     { name: 'lan', value: 'IF[,IF]', help: 'LAN interfaces by name (default: decided from addresses)' },
     { name: 'wan', value: 'IF', help: 'WAN interface by name' },
+    { name: 'trust', value: 'KEY_OR_FILE', repeatable: true, help: 'also accept this publisher key (or key file)' },
     { name: 'push-token', value: 'T', help: 'accept live streams (POST /stream/NAME) from holders of this token' },
     { name: 'print-config', help: 'print the effective config as JSON and exit' }
   ],
   async run (args, io) {
     const files = createLinuxFiles()
     const config = await loadConfig(files, flagString(args, 'config') ?? null, overridesFromFlags(args))
+    for (const key of trustFlags(args)) if (!config.trustedPublishers.includes(key)) config.trustedPublishers.push(key)
     if (flagBool(args, 'print-config')) {
       io.stdout.write(JSON.stringify(config, null, 2) + '\n')
       return 0

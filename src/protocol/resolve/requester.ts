@@ -29,6 +29,8 @@ export interface RequesterOptions {
 export interface ResolveOptions {
   /** Wanted pieces; null or absent: all. */
   pieces?: PieceRanges | null
+  /** Collect every answer until the settle time instead of ending at the first covering holder (a transfer wants every source). */
+  collect?: boolean
 }
 
 export interface RequesterStats {
@@ -42,6 +44,7 @@ interface Lookup {
   content: ContentRef
   wanted: PieceRanges | null
   askProvider: boolean
+  collect: boolean
   startMs: number
   lastNeedMs: number
   rounds: number
@@ -182,7 +185,7 @@ export function requester (o: RequesterOptions): Requester {
     const l = lookupFor(m)
     if (l === undefined) return
     if (l.holders.size < RESOLVE_HOLDERS_COUNT_MAX) l.holders.set(m.sender.nodeId, holderOf(l, m))
-    if (covered(l)) end(l, 'hit')
+    if (covered(l) && (!l.collect || settled(l))) end(l, 'hit')
     else if (settled(l)) end(l)
   }
 
@@ -243,6 +246,7 @@ export function requester (o: RequesterOptions): Requester {
           content,
           wanted,
           askProvider: known === null,
+          collect: options.collect === true,
           startMs: t,
           lastNeedMs: t,
           rounds: 0,
@@ -257,7 +261,7 @@ export function requester (o: RequesterOptions): Requester {
         stats.lookups++
         sendNeed(l)
         const at = (ms: number, fn: () => void): void => { l.timers.push(timers.setTimeout(fn, ms)) }
-        at(timing.settleMs, () => { if (l.holders.size + l.downloads.size > 0) end(l) })
+        at(timing.settleMs, () => { if (l.holders.size + l.downloads.size > 0) end(l, covered(l) ? 'hit' : undefined) })
         for (let i = 1; i <= timing.retries; i++) {
           at(i * timing.retryMs, () => {
             if (covered(l)) return

@@ -1,0 +1,308 @@
+// The forward proxy for unmodified LAN clients, on the agent's port
+// (http_proxy=http://gateway:8787). Concurrent requests for one URL collapse
+// into one origin fetch (a fill); its bytes become pieces in the flash cache
+// and every waiting client is streamed from it as they arrive, each at its
+// own pace. Responses are kept by the HTTP caching rules (http-cache.ts),
+// revalidated with ETag / Last-Modified when stale, and Range requests are
+// answered from the cache. What cannot be stored passes through untouched.
+// CONNECT is tunnelled to the configured ports, never cached.
+//
+// The index lives in memory: after a restart objects are fetched again (their
+// old pieces age out of the flash cache). A stored object is also signed as a
+// manifest by this node and offered to the LAN by its URL (HAVE,
+// GET /p2p/manifest?url=), so peers fetch it in verified pieces from anyone;
+// they accept such manifests only from their own designated provider.
+
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Agent } from '../agent/agent'
+import type { Service } from '../agent/service'
+import { CanopyError } from '../errors'
+import { httpOpen } from '../http/client'
+import { closing, tunnel } from '../http/tunnel'
+import { PROXY_ENTRIES_COUNT_MAX, PROXY_FILLS_COUNT_MAX, PROXY_TUNNEL_IDLE_MS, PROXY_TUNNELS_COUNT_MAX } from '../limits'
+import type { LocalContent } from '../protocol'
+import { directive, endToEnd, lifetime, storable, varyMatches, varyValues, type Headers } from './http-cache'
+import { pieceSizeFor, sha256, signManifest } from './manifest'
+import type { Pieces } from './pieces'
+import { VIA, type ContentService } from './service'
+import { sendBody } from './stream'
+
+interface Entry {
+  url: string
+  /** Response headers replayed to clients (end-to-end; length and age are ours). */
+  head: Headers
+  vary: Record<string, string> | null
+  size: number
+  pieceSize: number
+  /** Piece hashes, filled in order while the object arrives. */
+  pieces: string[]
+  /** Monotonic ms of receipt or revalidation, the Age it came with, its freshness lifetime. */
+  receivedMs: number
+  ageS: number
+  lifeS: number
+  /** Content id of the manifest this node signed for it. */
+  manifest?: string
+  fill?: Fill
+}
+
+interface Fill {
+  /** Resolves with the entry to stream from, or with a response that cannot be stored. */
+  head: Promise<{ entry: Entry } | { res: IncomingMessage }>
+  /** The request that started it: it alone may take a response that cannot be stored. */
+  creator: IncomingMessage
+  received: number
+  /** Pieces still in memory: the one arriving and those being stored. */
+  bufs: Map<number, Buffer>
+  failed?: CanopyError
+  wake: Array<() => void>
+}
+
+const CONDITIONALS = ['host', 'range', 'if-range', 'if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since']
+const OURS = ['content-length', 'age', 'accept-ranges', 'content-range']
+type Result = 'hit' | 'miss' | 'revalidated' | 'collapsed' | 'pass' | 'tunnel' | 'refused'
+
+export interface Proxy extends Service {
+  /** Offered to the LAN: a fresh object with a signed manifest. */
+  lookup (url: string): LocalContent | null
+  /** The manifest this node signed for a fresh object. */
+  shared (url: string): string | undefined
+  /** One proxied request (absolute-form, or /api/content?url=). */
+  serve (req: IncomingMessage, res: ServerResponse, target: URL): Promise<void>
+  status (): Record<string, unknown>
+}
+
+// A closure rather than a class: its private names minify to one letter.
+export function createProxy (agent: Agent, content: ContentService): Proxy {
+  const { clock } = agent.hal
+  const entries = new Map<string, Entry>()
+  const fills = new Map<string, Fill>()
+  const counts: Record<Result, number> = { hit: 0, miss: 0, revalidated: 0, collapsed: 0, pass: 0, tunnel: 0, refused: 0 }
+  let tunnels = 0
+  let upBytes = 0
+  const store = (): Pieces => content.pieces!
+  const wake = (f: Fill): void => { for (const w of f.wake.splice(0)) w() }
+  /** Seconds since the origin made it (its Age plus our time with it). */
+  const age = (e: Entry): number => e.ageS + (clock.nowMs() - e.receivedMs) / 1000
+  const fresh = (e: Entry): boolean => directive(e.head['cache-control'], 'no-cache') === undefined && age(e) < e.lifeS
+
+  content.urlIndex = (url) => P.lookup(url)
+  const requests = agent.metrics.counter('canopy_proxy_requests_total', 'Proxy requests by result.', ['result'])
+  agent.metrics.onCollect(() => { for (const [r, n] of Object.entries(counts)) requests.set({ result: r }, n) })
+
+  const P: Proxy = {
+    name: 'proxy',
+
+    async start () {
+      const { http, config } = agent
+      http.setProxy(async ({ req, res, url }) => { await P.serve(req, res, url) })
+      http.setConnect((req, socket, head) => {
+        const m = /^([A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):(\d{1,5})$/.exec(req.url ?? '')
+        if (m === null || !config.proxy.connectPorts.includes(Number(m[2])) || tunnels >= PROXY_TUNNELS_COUNT_MAX) {
+          counts.refused++
+          socket.end(closing('403 Forbidden'))
+          return
+        }
+        counts.tunnel++
+        tunnels++
+        tunnel(socket, head, m[1]!.replace(/^\[|\]$/g, ''), Number(m[2]), PROXY_TUNNEL_IDLE_MS, () => { tunnels-- })
+      })
+    },
+
+    status: () => ({ entries: entries.size, fills: fills.size, tunnels, requests: counts, upstreamBytes: upBytes }),
+
+    lookup: (url) => P.shared(url) === undefined ? null : { state: 'have', pieces: null },
+
+    shared (url) {
+      const e = entries.get(url)
+      return e !== undefined && fresh(e) ? e.manifest : undefined
+    },
+
+    async serve (req, res, target) {
+      const cc = req.headers['cache-control']
+      const key = target.href
+      const pass = async (): Promise<void> => {
+        counts.pass++
+        relay(res, await upstream(req, key, endToEnd(req.headers, ['host']), req.method === 'GET' || req.method === 'HEAD' ? undefined : req))
+      }
+      if (req.method !== 'GET' || req.headers.authorization !== undefined || directive(cc, 'no-store') !== undefined || content.pieces === null) return await pass()
+      let e = entries.get(key)
+      if (e !== undefined && (!varyMatches(e.vary, req.headers) || !e.pieces.every((h) => store().has(h)))) e = undefined
+      if (e !== undefined && fresh(e) && directive(cc, 'no-cache') === undefined && directive(cc, 'max-age') !== '0' && req.headers.pragma !== 'no-cache') {
+        counts.hit++
+        commit(e)
+        return await send(req, res, e, 'HIT')
+      }
+      let f = fills.get(key)
+      if (f !== undefined) counts.collapsed++
+      else if (fills.size >= PROXY_FILLS_COUNT_MAX) return await pass()
+      else f = fill(req, target, e)
+      const got = await f.head
+      if ('entry' in got) {
+        if (varyMatches(got.entry.vary, req.headers)) return await send(req, res, got.entry, got.entry === e ? 'REVALIDATED' : 'MISS')
+      } else if (f.creator === req) {
+        // Not storable: the one who asked first gets that response (unless it wanted a range); everyone else asks for itself.
+        if (req.headers.range === undefined) return relay(res, got.res)
+        got.res.destroy()
+      }
+      await pass()
+    }
+  }
+
+  /** Upstream: through the designated provider's proxy when another node is it (unless this request came from an agent), else direct. */
+  async function upstream (req: IncomingMessage, url: string, headers: Headers, body?: IncomingMessage): Promise<IncomingMessage> {
+    const from = req.headers.via
+    headers.via = from === undefined ? VIA : `${String(from)}, ${VIA}`
+    const via = String(from).includes('canopy') || body !== undefined ? undefined : content.viaProvider()
+    const open = (proxy?: string): Promise<IncomingMessage> => httpOpen(url, { proxy, headers, method: req.method, body })
+    return await (via === undefined ? open() : open(via).catch(async () => await open()))
+  }
+
+  function relay (res: ServerResponse, up: IncomingMessage): void {
+    if (res.destroyed) { up.destroy(); return }
+    res.writeHead(up.statusCode ?? 502, { ...endToEnd(up.headers), via: VIA })
+    up.on('data', (c: Buffer) => { upBytes += c.length })
+    up.on('error', () => { res.destroy() })
+    up.on('aborted', () => { res.destroy() })
+    res.on('close', () => { up.destroy() })
+    up.pipe(res)
+  }
+
+  /** One origin fetch for everyone asking for this URL now; a stale `old` is revalidated. */
+  function fill (req: IncomingMessage, target: URL, old: Entry | undefined): Fill {
+    const key = target.href
+    const f: Fill = { head: null as unknown as Fill['head'], creator: req, received: 0, bufs: new Map(), wake: [] }
+    fills.set(key, f)
+    f.head = (async () => {
+      const headers = endToEnd(req.headers, CONDITIONALS)
+      if (old?.head.etag !== undefined) headers['if-none-match'] = old.head.etag
+      if (old?.head['last-modified'] !== undefined) headers['if-modified-since'] = old.head['last-modified']
+      const up = await upstream(req, key, headers).catch((err: unknown) => { fills.delete(key); throw err })
+      if (up.statusCode === 304 && old !== undefined) {
+        fills.delete(key)
+        up.resume()
+        counts.revalidated++
+        old.head = { ...old.head, ...endToEnd(up.headers, OURS) }
+        stamp(old, up)
+        commit(old)
+        return { entry: old }
+      }
+      const max = store().cache.stats().bytesMax
+      const set = agent.config.proxy.objectBytesMax
+      if (!storable(up.statusCode ?? 0, up.headers, set === 0 ? max / 4 : Math.min(set, max / 2))) {
+        fills.delete(key)
+        return { res: up }
+      }
+      counts.miss++
+      const size = Number(up.headers['content-length'])
+      const e: Entry = { url: key, head: endToEnd(up.headers, OURS), vary: varyValues(up.headers.vary, req.headers), size, pieceSize: pieceSizeFor(size), pieces: [], receivedMs: 0, ageS: 0, lifeS: 0, fill: f }
+      stamp(e, up)
+      pour(key, f, e, up)
+      return { entry: e }
+    })()
+    f.head.catch(() => {})
+    return f
+  }
+
+  function stamp (e: Entry, up: IncomingMessage): void {
+    e.receivedMs = clock.nowMs()
+    e.ageS = Math.max(0, Number(up.headers.age) || 0)
+    e.lifeS = lifetime(e.head) ?? 0
+  }
+
+  /** Upstream bytes into pieces in the cache (pinned until the object is complete); readers woken as they land. */
+  function pour (key: string, f: Fill, e: Entry, up: IncomingMessage): void {
+    const pieces = store()
+    const pinned: string[] = []
+    const failed = (why: string): CanopyError => new CanopyError('UPSTREAM_FAILED', why)
+    const end = (err?: CanopyError): void => {
+      if (e.fill === undefined) return
+      delete e.fill
+      fills.delete(key)
+      for (const h of pinned) pieces.cache.unpin(h)
+      if (err === undefined) {
+        commit(e)
+        void sign(e)
+      } else {
+        f.failed = err
+        up.destroy()
+      }
+      wake(f)
+    }
+    let storing = 0
+    up.on('data', (c: Buffer) => {
+      upBytes += c.length
+      if (f.received + c.length > e.size) { end(failed('longer than Content-Length')); return }
+      while (c.length > 0) {
+        const i = Math.floor(f.received / e.pieceSize)
+        const at = f.received - i * e.pieceSize
+        const buf = f.bufs.get(i) ?? Buffer.allocUnsafe(Math.min(e.pieceSize, e.size - i * e.pieceSize))
+        f.bufs.set(i, buf)
+        const n = c.copy(buf, at)
+        f.received += n
+        c = c.subarray(n)
+        if (at + n < buf.length) continue
+        const h = sha256(buf)
+        pieces.cache.pin(h)
+        pinned.push(h)
+        if (++storing > 1) up.pause() // at most two pieces in memory besides the one arriving
+        pieces.put(h, buf).then(() => {
+          e.pieces[i] = h
+          f.bufs.delete(i)
+          if (--storing <= 1) up.resume()
+          if (storing === 0 && f.received === e.size) end() // every piece stored, whatever order the puts finished in
+          wake(f)
+        }, (err: unknown) => { end(CanopyError.from(err, 'CACHE_FULL')) })
+      }
+      wake(f)
+    })
+    up.on('end', () => { if (f.received !== e.size) end(failed('shorter than Content-Length')); else if (e.size === 0) end() })
+    up.on('error', (err) => { end(CanopyError.from(err, 'UPSTREAM_FAILED')) })
+    up.on('aborted', () => { end(failed('aborted')) })
+  }
+
+  function commit (e: Entry): void {
+    entries.delete(e.url)
+    entries.set(e.url, e)
+    if (entries.size > PROXY_ENTRIES_COUNT_MAX) entries.delete(entries.keys().next().value as string)
+  }
+
+  /** Sign the object as a manifest of this node's, so LAN peers can fetch it in pieces from anyone. */
+  async function sign (e: Entry): Promise<void> {
+    try {
+      const name = decodeURIComponent(new URL(e.url).pathname.split('/').pop() ?? '').slice(0, 200) || 'index'
+      const { identity } = agent
+      const m = signManifest({ name, size: e.size, pieceSize: e.pieceSize, pieces: e.pieces, urls: [e.url] }, { privateKey: identity.privateKey, publicRaw: identity.publicKey })
+      await store().put(m.id, m.bytes)
+      content.remember(m)
+      e.manifest = m.id
+      content.emit(e.url)
+    } catch { /* not shared: an odd URL or a full cache */ }
+  }
+
+  async function send (req: IncomingMessage, res: ServerResponse, e: Entry, tag: string): Promise<void> {
+    const { etag, 'last-modified': lm } = e.head
+    const inm = req.headers['if-none-match']
+    if (inm !== undefined ? inm.split(',').some((s) => s.trim() === etag) : lm !== undefined && req.headers['if-modified-since'] === lm) {
+      res.writeHead(304, { ...e.head, via: VIA }).end() // the client's copy is current
+      return
+    }
+    await sendBody(req, res, e.size, { ...e.head, age: String(Math.floor(age(e))), 'x-cache': tag, via: VIA }, async (p) => await chunk(e, p))
+  }
+
+  /** Bytes of e from offset p: from the cache, or from the fill as they arrive. */
+  async function chunk (e: Entry, p: number): Promise<Buffer> {
+    const i = Math.floor(p / e.pieceSize)
+    const off = p - i * e.pieceSize
+    for (;;) {
+      const h = e.pieces[i]
+      const f = e.fill
+      const buf = h === undefined ? f?.bufs.get(i) : await store().get(h)
+      const have = h === undefined ? Math.min(buf?.length ?? 0, (f?.received ?? 0) - i * e.pieceSize) : buf?.length ?? 0
+      if (have > off) return buf!.subarray(off, have)
+      if (h !== undefined || f === undefined || f.failed !== undefined) throw f?.failed ?? new CanopyError('CACHE_NOT_FOUND', 'incomplete')
+      await new Promise<void>((resolve) => { f.wake.push(resolve) })
+    }
+  }
+
+  return P
+}

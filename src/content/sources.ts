@@ -1,0 +1,71 @@
+// The sources of pieces on real sockets: a LAN peer or the designated
+// provider (GET /p2p/piece/<hash> on its HTTP port) and the origin (HTTP
+// Range against any plain server or CDN listed in the manifest). Each has its
+// own keep-alive pool, closed when the engine drops it.
+
+import { CanopyError } from '../errors'
+import { httpOpen, keepAlivePool, readBody } from '../http/client'
+import { PIECE_ORIGIN_TIMEOUT_MS } from '../limits'
+import type { PieceRanges } from '../protocol'
+import { pieceLength, type Manifest } from './manifest'
+import type { PieceSource } from './transfer'
+import type { WanGate } from './wan'
+
+export interface PeerSource extends PieceSource {
+  /** What it said it holds (null: all; the provider fetches what it lacks). Updated as resolution learns more. */
+  pieces: PieceRanges | null
+}
+
+export function inRanges (r: PieceRanges | null, i: number): boolean {
+  return r === null || r.some(([a, b]) => i >= a && i < b)
+}
+
+export function peerSource (o: { id: string, kind: 'peer' | 'provider', baseUrl: string, m: Manifest, slots: number, pieces: PieceRanges | null, query?: string }): PeerSource {
+  const pool = keepAlivePool(o.slots)
+  const src: PeerSource = {
+    id: o.id,
+    kind: o.kind,
+    slots: o.slots,
+    pieces: o.pieces,
+    has: (i) => inRanges(src.pieces, i),
+    async fetch (i, signal) {
+      const len = pieceLength(o.m, i)
+      const res = await httpOpen(`${o.baseUrl}/p2p/piece/${o.m.pieces[i]!}${o.query ?? ''}`, { agent: pool, signal })
+      if (res.statusCode === 200) return await readBody(res, len, len)
+      res.resume()
+      const code = res.statusCode === 404 ? 'CACHE_NOT_FOUND' : res.statusCode === 503 ? 'HTTP_UNAVAILABLE' : 'UPSTREAM_FAILED'
+      throw new CanopyError(code, `HTTP ${res.statusCode ?? 0}`)
+    },
+    close: () => { pool.destroy() }
+  }
+  return src
+}
+
+export function originSource (m: Manifest, slots: number, gate: WanGate): PieceSource {
+  const pool = keepAlivePool(slots)
+  let turn = 0
+  return {
+    id: 'origin',
+    kind: 'origin',
+    slots,
+    // Under a rate cap every slot shares it: give a request the time its share needs, twice over.
+    timeoutMs: PIECE_ORIGIN_TIMEOUT_MS + 2000 * slots * gate.secondsFor(m.pieceSize),
+    has: () => true,
+    ready: () => gate.open(),
+    async fetch (i, signal) {
+      const start = i * m.pieceSize
+      const len = pieceLength(m, i)
+      const url = m.urls[turn++ % m.urls.length]!
+      const res = await httpOpen(url, { agent: pool, signal, headers: { range: `bytes=${start}-${start + len - 1}` } })
+      const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(String(res.headers['content-range']))
+      const ranged = res.statusCode === 206 && cr !== null && Number(cr[1]) === start && Number(cr[2]) === start + len - 1 && (cr[3] === '*' || Number(cr[3]) === m.size)
+      // A server without Range support can still give a one-piece file whole.
+      if (!ranged && !(res.statusCode === 200 && len === m.size)) {
+        res.resume()
+        throw new CanopyError('UPSTREAM_FAILED', `origin: HTTP ${res.statusCode ?? 0}, not the range asked for`)
+      }
+      return await readBody(res, len, len, (n) => gate.pace(n))
+    },
+    close: () => { pool.destroy() }
+  }
+}

@@ -1,0 +1,360 @@
+// The piece transfer engine: one manifest, many sources (LAN peers, the
+// designated provider, the origin) behind one interface. It asks each source
+// for at most `slots` pieces at once (and at most TRANSFER_REQUESTS_COUNT_MAX
+// in all: its memory), lowest index first (apps read in
+// order) with pieces someone is waiting for ahead of the rest; verifies every
+// piece against the manifest before it is stored or handed on; drops sources
+// that fail or stall and asks elsewhere; asks a second peer for the last
+// pieces (endgame, never the origin twice); and starts from whatever the
+// store already holds (resume). Sources and store are interfaces: the engine
+// runs the same on real sockets and on the simulated clock.
+
+import { CanopyError } from '../errors'
+import { TimerGroup, type Clock, type Timer } from '../hal'
+import {
+  ENDGAME_REQUESTS_PER_PIECE_MAX, PIECE_ORIGIN_TIMEOUT_MS, PIECE_PEER_TIMEOUT_MS, PIECE_PROVIDER_TIMEOUT_MS,
+  SOURCE_BUSY_BACKOFF_MS, SOURCE_FAILURES_MAX, SOURCE_REFRESH_MS, TRANSFER_REQUESTS_COUNT_MAX, TRANSFER_RESOLVE_MS, TRANSFER_SOURCES_COUNT_MAX, TRANSFER_STALL_MS
+} from '../limits'
+import type { PieceRanges } from '../protocol'
+import { pieceLength, sha256, type Manifest } from './manifest'
+
+export type SourceKind = 'peer' | 'provider' | 'origin'
+
+export interface PieceSource {
+  /** A node id, or "origin". */
+  readonly id: string
+  readonly kind: SourceKind
+  /** Requests in flight at once. */
+  readonly slots: number
+  /** Deadline of one request (default by kind). */
+  readonly timeoutMs?: number
+  /** May it be asked for piece i (a peer: the pieces it said it holds)? */
+  has (i: number): boolean
+  /** False while it may not be asked at all (the origin outside the off-peak window). */
+  ready? (): boolean
+  /** The piece's bytes (checked by the engine); CACHE_NOT_FOUND when it lacks it, HTTP_UNAVAILABLE when busy. */
+  fetch (i: number, signal: AbortSignal): Promise<Buffer>
+  /** Dropped: close its connections. */
+  close? (): void
+}
+
+export interface PieceStore {
+  has (hash: string): boolean
+  /** Durable (and servable) when it resolves. */
+  put (hash: string, bytes: Buffer): Promise<void>
+}
+
+export interface TransferEvents {
+  /** A verified piece was stored. */
+  stored? (i: number, source: PieceSource): void
+  /** Verified bytes arrived from a source in ms. */
+  received? (source: PieceSource, bytes: number, ms: number): void
+  /** A request failed (error, stall, deadline). */
+  failed? (source: PieceSource, err: CanopyError): void
+  /** A source sent bytes that do not match the manifest: isolate it. */
+  corrupt? (source: PieceSource): void
+  /** Every tick: adjust sources (the caller's policy). */
+  tick? (): void
+  /** Completed or failed. */
+  ended? (): void
+}
+
+interface Live { s: PieceSource, active: number, failures: number, busyUntilMs: number, /** piece → not to be asked of it again before (ms) */ lacks: Map<number, number> }
+interface Req { i: number, live: Live, ctrl: AbortController, timer: Timer, startMs: number, cancelled: boolean }
+
+/** The indexes in [0, n) where pred holds, as sorted ranges. */
+export function rangesWhere (n: number, pred: (i: number) => boolean): Array<[number, number]> {
+  const out: Array<[number, number]> = []
+  for (let i = 0; i < n; i++) {
+    if (!pred(i)) continue
+    const last = out[out.length - 1]
+    if (last !== undefined && last[1] === i) last[1] = i + 1
+    else out.push([i, i + 1])
+  }
+  return out
+}
+
+const DEFAULT_TIMEOUT: Record<SourceKind, number> = { peer: PIECE_PEER_TIMEOUT_MS, provider: PIECE_PROVIDER_TIMEOUT_MS, origin: PIECE_ORIGIN_TIMEOUT_MS }
+const RANK: Record<SourceKind, number> = { peer: 0, provider: 1, origin: 2 }
+
+export interface TransferOptions { store: PieceStore, clock: Clock, events?: TransferEvents, rank?: (s: PieceSource) => number }
+
+export interface Transfer {
+  readonly m: Manifest
+  state: 'running' | 'done' | 'failed' | 'stopped'
+  error: CanopyError | null
+  readonly done: Uint8Array
+  doneCount: number
+  doneBytes: number
+  readonly bytesFrom: Record<SourceKind, number>
+  readonly stats: { corrupt: number, duplicates: number }
+  readonly startedMs: number
+  endedMs: number | null
+  sourceIds (): string[]
+  hasSource (id: string): boolean
+  source (id: string): PieceSource | undefined
+  addSource (s: PieceSource): void
+  /** Stop using a source: its requests are cancelled (their pieces go to others) and its connections closed. */
+  dropSource (id: string): void
+  /** Resolves once piece i is stored (asked ahead of others); rejects when the transfer fails. */
+  piece (i: number): Promise<void>
+  /** Pieces done, as ranges. */
+  ranges (): PieceRanges
+  stop (): void
+}
+
+// A closure rather than a class: its many private names minify to one letter.
+export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
+  const { store, clock } = o
+  const ev: TransferEvents = o.events ?? {}
+  const reqs = new Map<number, Req[]>()
+  const storing = new Set<number>()
+  const sources = new Map<string, Live>()
+  const urgent = new Set<number>()
+  const waiters = new Map<number, Array<{ ok: () => void, fail: (e: CanopyError) => void }>>()
+  const n = m.pieces.length
+  const done = new Uint8Array(n)
+  const now = (): number => clock.nowMs()
+  let timers: TimerGroup
+  let cursor = 0
+  let lastProgressMs = now()
+  let originCorrupt = 0
+  let pumping = false
+  const ended = (): boolean => T.state !== 'running'
+  const run = (): void => {
+    timers = new TimerGroup(clock)
+    timers.setInterval(tick, SOURCE_REFRESH_MS)
+  }
+
+  const T: Transfer = {
+    m,
+    state: 'running',
+    error: null,
+    done,
+    doneCount: 0,
+    doneBytes: 0,
+    bytesFrom: { peer: 0, provider: 0, origin: 0 },
+    stats: { corrupt: 0, duplicates: 0 },
+    startedMs: lastProgressMs,
+    endedMs: null,
+    sourceIds: () => [...sources.keys()],
+    hasSource: (id) => sources.has(id),
+    source: (id) => sources.get(id)?.s,
+    addSource (s) {
+      if (ended() || sources.has(s.id) || sources.size >= TRANSFER_SOURCES_COUNT_MAX) return
+      sources.set(s.id, { s, active: 0, failures: 0, busyUntilMs: 0, lacks: new Map() })
+      pump()
+    },
+    dropSource (id) {
+      const live = sources.get(id)
+      if (live === undefined) return
+      sources.delete(id)
+      for (const rs of [...reqs.values()]) for (const r of rs) if (r.live === live) cancel(r)
+      live.s.close?.()
+      pump()
+    },
+    piece (i) {
+      if (done[i] === 1) {
+        if (store.has(m.pieces[i]!)) return Promise.resolve()
+        unmark(i) // evicted since: fetch it again
+      }
+      if (T.state === 'failed' || T.state === 'stopped') return Promise.reject(T.error)
+      return new Promise((ok, fail) => {
+        const list = waiters.get(i) ?? []
+        list.push({ ok, fail })
+        waiters.set(i, list)
+        urgent.add(i)
+        pump()
+      })
+    },
+    ranges: () => rangesWhere(n, (i) => done[i] === 1),
+    stop () { finish('stopped', new CanopyError('CLOSED', 'stopped')) }
+  }
+
+  // ---- scheduling ----------------------------------------------------------------
+
+  function tick (): void {
+    if (ended()) return
+    ev.tick?.()
+    const t = now()
+    // Waiting for a source's window (off-peak) or a busy source is not a stall.
+    if (reqs.size > 0 || storing.size > 0 || [...sources.values()].some((l) => l.s.ready?.() === false || l.busyUntilMs > t)) lastProgressMs = t
+    if (t - lastProgressMs >= TRANSFER_STALL_MS) finish('failed', new CanopyError('CONTENT_UNAVAILABLE', `no source for ${TRANSFER_STALL_MS / 1000} s`))
+    else pump()
+  }
+
+  function pump (): void {
+    if (pumping || ended()) return
+    pumping = true
+    try {
+      const t = now()
+      const rank = o.rank ?? (() => 0)
+      const order = [...sources.values()].sort((a, b) => RANK[a.s.kind] - RANK[b.s.kind] || rank(b.s) - rank(a.s))
+      // Pieces waiting for the store count too: they hold their bytes (memory) and a cache write.
+      let inFlight = order.reduce((k, l) => k + l.active, storing.size)
+      for (const live of order) {
+        if (live.busyUntilMs > t || live.s.ready?.() === false) continue
+        while (live.active < live.s.slots && inFlight < TRANSFER_REQUESTS_COUNT_MAX && sources.get(live.s.id) === live) {
+          const i = pick(live)
+          if (i < 0) break
+          request(live, i)
+          inFlight++
+        }
+      }
+    } finally {
+      pumping = false
+    }
+  }
+
+  const can = (live: Live, i: number): boolean => live.s.has(i) && (live.lacks.get(i) ?? 0) <= now()
+
+  /** Some LAN peer other than the provider can serve it: the origin must not (each piece crosses the WAN once). */
+  const onLan = (i: number): boolean => [...sources.values()].some((l) => l.s.kind !== 'origin' && can(l, i))
+
+  function pick (live: Live): number {
+    const ok = (i: number): boolean => done[i] === 0 && !storing.has(i) && !reqs.has(i) && can(live, i) && (live.s.kind !== 'origin' || !onLan(i))
+    for (const i of urgent) if (ok(i)) return i
+    while (cursor < n && done[cursor] === 1) cursor++
+    for (let i = cursor; i < n; i++) if (ok(i)) return i
+    // Endgame: every missing piece is asked for; a second LAN source may race the first.
+    if (live.s.kind === 'origin' || T.doneCount + storing.size + reqs.size < n) return -1
+    for (const [i, rs] of reqs) {
+      if (done[i] === 0 && !storing.has(i) && rs.length < ENDGAME_REQUESTS_PER_PIECE_MAX && rs.every((r) => r.live !== live) && can(live, i)) return i
+    }
+    return -1
+  }
+
+  function request (live: Live, i: number): void {
+    const ctrl = new AbortController()
+    const ms = live.s.timeoutMs ?? DEFAULT_TIMEOUT[live.s.kind]
+    const r: Req = {
+      i, live, ctrl, startMs: now(), cancelled: false,
+      timer: timers.setTimeout(() => { ctrl.abort(new CanopyError('TIMEOUT', `over ${ms} ms`)) }, ms)
+    }
+    const list = reqs.get(i) ?? []
+    if (list.length > 0) T.stats.duplicates++
+    list.push(r)
+    reqs.set(i, list)
+    live.active++
+    live.s.fetch(i, ctrl.signal).then((b) => { landed(r, b) }, (e: unknown) => { missed(r, CanopyError.from(e, 'UPSTREAM_FAILED')) })
+  }
+
+  /** A request ended: false (and the queue pumped) if nobody wants its outcome any more. */
+  function settle (r: Req): boolean {
+    r.timer.cancel()
+    r.live.active--
+    const rest = (reqs.get(r.i) ?? []).filter((x) => x !== r)
+    if (rest.length > 0) reqs.set(r.i, rest)
+    else reqs.delete(r.i)
+    if (!r.cancelled && !ended()) return true
+    pump()
+    return false
+  }
+
+  function cancel (r: Req): void {
+    r.cancelled = true
+    r.ctrl.abort(new CanopyError('CLOSED', 'cancelled'))
+  }
+
+  function landed (r: Req, bytes: Buffer): void {
+    if (!settle(r)) return
+    const { i, live } = r
+    const src = live.s
+    if (done[i] === 1 || storing.has(i)) {
+      // already here
+    } else if (bytes.length !== pieceLength(m, i) || sha256(bytes) !== m.pieces[i]) {
+      T.stats.corrupt++
+      if (src.kind !== 'origin') {
+        // The whole piece came from this one source: it is to blame. Isolated at once.
+        ev.corrupt?.(src)
+        T.dropSource(src.id)
+      } else if (++originCorrupt >= SOURCE_FAILURES_MAX) {
+        finish('failed', new CanopyError('PIECE_INVALID', 'the origin serves other bytes than the manifest says'))
+        return
+      }
+    } else {
+      live.failures = 0
+      for (const other of reqs.get(i) ?? []) cancel(other)
+      storing.add(i)
+      T.bytesFrom[src.kind] += bytes.length
+      ev.received?.(src, bytes.length, now() - r.startMs)
+      store.put(m.pieces[i]!, bytes).then(() => {
+        storing.delete(i)
+        if (ended()) return
+        mark(i)
+        lastProgressMs = now()
+        ev.stored?.(i, src)
+        if (T.doneCount === n) finish('done')
+        else pump()
+      }, (err: unknown) => {
+        storing.delete(i)
+        finish('failed', CanopyError.from(err, 'CACHE_FULL'))
+      })
+    }
+    pump()
+  }
+
+  function missed (r: Req, err: CanopyError): void {
+    if (!settle(r)) return
+    const { live, i } = r
+    const t = now()
+    if (err.code === 'CACHE_NOT_FOUND') {
+      live.lacks.set(i, t + TRANSFER_RESOLVE_MS)
+    } else if (err.code === 'HTTP_UNAVAILABLE') {
+      live.busyUntilMs = t + SOURCE_BUSY_BACKOFF_MS
+    } else {
+      live.lacks.set(i, t + SOURCE_BUSY_BACKOFF_MS) // another source first
+      ev.failed?.(live.s, err)
+      if (++live.failures >= SOURCE_FAILURES_MAX) T.dropSource(live.s.id)
+    }
+    pump()
+  }
+
+  /** Piece i is (d = 1) or is no longer (d = -1) in the store. */
+  function count (i: number, d: 1 | -1): void {
+    done[i] = d > 0 ? 1 : 0
+    T.doneCount += d
+    T.doneBytes += d * pieceLength(m, i)
+  }
+
+  function mark (i: number): void {
+    count(i, 1)
+    urgent.delete(i)
+    const ws = waiters.get(i)
+    waiters.delete(i)
+    for (const w of ws ?? []) w.ok()
+  }
+
+  function unmark (i: number): void {
+    count(i, -1)
+    cursor = Math.min(cursor, i)
+    if (T.state === 'done') { // reopened: a finished transfer fetches an evicted piece again
+      T.state = 'running'
+      T.endedMs = null
+      lastProgressMs = now()
+      run()
+    }
+  }
+
+  function finish (state: 'done' | 'failed' | 'stopped', err?: CanopyError): void {
+    if (ended()) return
+    T.state = state
+    T.error = err ?? null
+    T.endedMs = now()
+    timers?.clearAll()
+    for (const rs of [...reqs.values()]) for (const r of rs) cancel(r)
+    for (const l of sources.values()) l.s.close?.()
+    sources.clear()
+    const ws = [...waiters.values()].flat()
+    waiters.clear()
+    urgent.clear()
+    for (const w of ws) w.fail(err ?? new CanopyError('CLOSED', 'ended'))
+    ev.ended?.()
+  }
+
+  // Resume: whatever the store holds is done already.
+  m.pieces.forEach((h, i) => { if (store.has(h)) mark(i) })
+  if (T.doneCount === n) finish('done')
+  else run()
+  return T
+}
