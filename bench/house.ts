@@ -22,7 +22,7 @@ import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { formatPublicKey, keyPairFromSeed } from '../src/crypto'
 import { sha256, signManifest } from '../src/content'
-import { NODE_FLAGS, builtBundle } from '../test/helpers/bundle'
+import { FIRMWARE_ENV, NODE_FLAGS, builtBundle } from '../test/helpers/bundle'
 import { createNetnsLab, netnsAvailable } from '../test/helpers/netns'
 import { tempDir } from '../test/helpers/tmp'
 import { HouseLab, type Outcome } from '../test/lab/house'
@@ -129,7 +129,7 @@ http { access_log off; sendfile on; keepalive_requests 100000; client_body_temp_
       const data = join(dir.path, 'agent')
       mkdirSync(data)
       writeFileSync(join(data, 'config.json'), JSON.stringify({ trustedPublishers: [formatPublicKey(KEY.publicRaw)], http: { host: '127.0.0.1', port: 8787 }, cache: { blockBytes: 2 * 1024 * 1024, blockCount: 48, bytesMax: 72 * 1024 * 1024 } }))
-      const agent = lab.spawn(host, process.execPath, [...NODE_FLAGS, await builtBundle(), 'agent', '--config', join(data, 'config.json'), '--data', data])
+      const agent = lab.spawn(host, process.execPath, [...NODE_FLAGS, await builtBundle(), 'agent', '--config', join(data, 'config.json'), '--data', data], { env: { PATH: process.env.PATH, ...FIRMWARE_ENV } })
       agent.stdout!.resume()
       agent.stderr!.resume()
       const end = Date.now() + 20_000

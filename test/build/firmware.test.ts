@@ -6,6 +6,7 @@ import { readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { firmware, firmwareConfigText } from '../../build/firmware'
 import { checkConfig } from '../../src/config'
+import { FIRMWARE_ENV } from '../helpers/bundle'
 import { tempDir } from '../helpers/tmp'
 
 test('the firmware image holds the bundle, init files, config and a true manifest', async () => {
@@ -26,7 +27,11 @@ test('the firmware image holds the bundle, init files, config and a true manifes
     execFileSync('sh', ['-n', join(d.path, 'etc/init.d/canopy')])
     const init = readFileSync(join(d.path, 'etc/init.d/canopy'), 'utf8')
     const unit = readFileSync(join(d.path, 'lib/systemd/system/canopy.service'), 'utf8')
-    for (const text of [init, unit]) assert.ok(text.includes('--max-old-space-size=48 --max-semi-space-size=1'))
+    for (const text of [init, unit]) {
+      assert.ok(text.includes('--max-old-space-size=48 --max-semi-space-size=1'))
+      // The tests and benchmarks run the bundle with the same environment.
+      for (const [k, v] of Object.entries(FIRMWARE_ENV)) assert.ok(text.includes(`${k}=${v}`), k)
+    }
     assert.match(init, /USE_PROCD=1/)
     assert.match(init, /procd_set_param respawn/)
     assert.match(unit, /^Restart=on-failure$/m)

@@ -16,6 +16,11 @@ export function builtBundle (): Promise<string> {
 }
 
 export const NODE_FLAGS = ['--max-old-space-size=48', '--max-semi-space-size=1']
+/**
+ * The environment the firmware's init files set (firmware/): glibc keeps
+ * freed 1 MiB piece buffers in its arenas unless told to return them.
+ */
+export const FIRMWARE_ENV = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072' }
 
 export interface RunningBundle {
   child: ChildProcess
@@ -34,7 +39,7 @@ export async function runBundle (args: string[], options: { cwd?: string, env?: 
   for (const [name, text] of Object.entries(options.files ?? {})) writeFileSync(join(dir.path, name), text)
   const child = spawn(process.execPath, [...NODE_FLAGS, join(dir.path, 'canopy.js'), ...args], {
     cwd: options.cwd ?? dir.path,
-    env: { PATH: process.env.PATH, ...options.env },
+    env: { PATH: process.env.PATH, ...FIRMWARE_ENV, ...options.env },
     stdio: ['pipe', 'pipe', 'pipe']
   })
   let out = ''

@@ -18,7 +18,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync
 import { join } from 'node:path'
 import { formatPublicKey, keyPairFromSeed, privateKeyToPem } from '../../src/crypto'
 import { pieceSizeFor, sha256, signManifest } from '../../src/content'
-import { NODE_FLAGS, builtBundle } from '../helpers/bundle'
+import { FIRMWARE_ENV, NODE_FLAGS, builtBundle } from '../helpers/bundle'
 import { tempDir } from '../helpers/tmp'
 
 export interface LabOptions {
@@ -177,7 +177,7 @@ http {
     // The corrupting device is our own agent with its piece reads patched (test code, not in the bundle).
     const p = evil
       ? this.spawnIn(ns, process.execPath, ['-r', 'esbuild-register', join(__dirname, 'fixtures', 'evil-agent.ts'), ...args], {}, name)
-      : this.spawnIn(ns, process.execPath, [...NODE_FLAGS, this.bundle, ...args], process.env.CANOPY_LAB_MALLOC === undefined ? {} : { MALLOC_MMAP_THRESHOLD_: process.env.CANOPY_LAB_MALLOC }, name)
+      : this.spawnIn(ns, process.execPath, [...NODE_FLAGS, this.bundle, ...args], FIRMWARE_ENV, name)
     return p
   }
 
