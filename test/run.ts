@@ -8,7 +8,8 @@
 import { parse } from 'uvu/parse'
 import { run } from 'uvu/run'
 
-const DEADLINE_MS = Number(process.env.CANOPY_TEST_DEADLINE_MS ?? 45 * 60_000)
+// The whole suite takes ~6 min on a shared 2-core machine; a hang must fail well inside CI's 90.
+const DEADLINE_MS = Number(process.env.CANOPY_TEST_DEADLINE_MS ?? 25 * 60_000)
 
 async function mainRun (): Promise<void> {
   const patterns = process.argv.slice(2)
@@ -28,7 +29,15 @@ async function mainRun (): Promise<void> {
   }, DEADLINE_MS)
   deadline.unref()
   const started = Date.now()
+  let finished = false
+  // A test awaiting something that never comes, with nothing left to run, would end the process "successfully".
+  process.on('beforeExit', () => {
+    if (finished) return
+    console.error('\ntests stopped before the end: a test awaited something that never happens')
+    process.exit(1)
+  })
   await run(chosen, { bail: false })
+  finished = true
   const code = typeof process.exitCode === 'number' ? process.exitCode : 0
   console.log(`${chosen.length} files in ${((Date.now() - started) / 1000).toFixed(1)} s`)
   // Give sockets closed in the last test a moment, then report what is still open.
