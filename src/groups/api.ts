@@ -54,7 +54,7 @@ export function addGroupRoutes (http: HttpServer, svc: GroupsService): void {
     const attributes: Record<string, string> = {}
     for (const [k, v] of q) if (k.startsWith('a.')) attributes[k.slice(2)] = v
     const records = []
-    for (const m of store.list(g!, { type: q.get('type') ?? undefined, attributes, deleted: q.has('deleted'), limit: Math.min(Number(q.get('limit')) || GROUP_LIST_COUNT_MAX, GROUP_LIST_COUNT_MAX) })) {
+    for (const m of store.list(g!, { type: q.get('type') || undefined, attributes, deleted: q.has('deleted'), limit: Math.min(Number(q.get('limit')) || GROUP_LIST_COUNT_MAX, GROUP_LIST_COUNT_MAX) })) {
       records.push(recordJson(m, await store.read(m).catch(() => undefined)))
     }
     sendJson(res, 200, { records })

@@ -68,17 +68,10 @@ export function createGroups (o: GroupsOptions) {
   const emit = (group: string, type: GroupEvent['type'], data: unknown): void => { for (const l of listeners) l({ group, type, data }) }
   const myRecord = (g: string): RecordMeta | undefined => store!.get(g, derivedId('member', me))
 
-  function entry (g: string): Entry {
-    const e = entries.get(g)
-    if (e === undefined) throw coded('GROUP_NOT_FOUND', `not in group ${g}`)
-    return e
-  }
-
+  const notIn = (g: string): never => { throw coded('GROUP_NOT_FOUND', `not in group ${g}`) }
+  const entry = (g: string): Entry => entries.get(g) ?? notIn(g)
   /** A group I am in (GROUP_NOT_FOUND otherwise). */
-  function check (g: string): RecordStore {
-    if (store?.group(g) === undefined) throw coded('GROUP_NOT_FOUND', `not in group ${g}`)
-    return store
-  }
+  const check = (g: string): RecordStore => (store?.group(g) === undefined ? notIn(g) : store!)
 
   /** Linked peers that may have g's traffic: its members (not revoked); on the LAN group, every linked agent. */
   function peers (g: string): string[] {
