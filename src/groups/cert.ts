@@ -70,7 +70,8 @@ export function openCert (bytes: Buffer): Cert {
   return c
 }
 
-export interface Membership { group: string, node: string, roles: number, x: number, name: string, contact?: string, chain: Buffer[] }
+/** What a verified chain says of its leaf; issuer: the key that signed the leaf. */
+export interface Membership { group: string, node: string, roles: number, x: number, name: string, contact?: string, issuer: Buffer, chain: Buffer[] }
 
 /**
  * Verify a chain from the root key to its leaf: every certificate but the
@@ -91,7 +92,7 @@ export function verifyChain (chain: Buffer[], nowS: number, revoked: (node: stri
     if (revoked(c.s)) throw new CanopyError('GROUP_REVOKED', `${c.s} revoked`)
   })
   const leaf = certs[certs.length - 1]!
-  return { group, node: leaf.s, roles: leaf.r, x: leaf.x, name: certs.find((c) => c.n !== undefined)?.n ?? '', contact: leaf.a, chain }
+  return { group, node: leaf.s, roles: leaf.r, x: leaf.x, name: certs.find((c) => c.n !== undefined)?.n ?? '', contact: leaf.a, issuer: leaf.k, chain }
 }
 
 export const formatInvitation = (chain: Buffer[]): string => 'canopy-invite:' + encodeCbor(chain).toString('base64url')
@@ -105,14 +106,19 @@ export function decodeChain (b: Buffer): Buffer[] {
   }
 }
 
-/** Parse and verify an invitation's text (it must not have expired). */
-export function parseInvitation (t: string, nowS: number): Membership {
-  const [, b64] = /^canopy-invite:([\w-]+)$/.exec(t.trim()) ?? []
-  if (b64 === undefined || t.length > GROUP_INVITATION_CHARS_MAX) throw err('INVALID', 'not an invitation')
-  const m = verifyChain(decodeChain(Buffer.from(b64, 'base64url')), nowS)
+/** Verify an invitation's chain: an expiry (not passed) and the inviter's contact; by the joiner, and by the inviter with its revocations. */
+export function checkInvitation (chain: Buffer[], nowS: number, revoked?: (node: string) => boolean): Membership {
+  const m = verifyChain(chain, nowS, revoked)
   if (m.x === 0 || m.contact === undefined) throw err('INVALID', 'not an invitation')
   if (m.x <= nowS) throw err('EXPIRED', 'invitation expired')
   return m
+}
+
+/** Parse and verify an invitation's text. */
+export function parseInvitation (t: string, nowS: number): Membership {
+  const [, b64] = /^canopy-invite:([\w-]+)$/.exec(t.trim()) ?? []
+  if (b64 === undefined || t.length > GROUP_INVITATION_CHARS_MAX) throw err('INVALID', 'not an invitation')
+  return checkInvitation(decodeChain(Buffer.from(b64, 'base64url')), nowS)
 }
 
 /** A new group: the owner's chain (admin and member) under the root key made from seed. */

@@ -17,7 +17,7 @@ import type { PeerDirectory } from '../protocol'
 import { framePayload, LINK_PORT_DEFAULT, type Link, type LinkHost } from '../protocol/link'
 import { encodeCbor } from '../protocol/wire/cbor'
 import { boundBytesMax, FlashCache } from '../flash-cache/store'
-import { decodeChain, formatInvitation, issue, LAN_GROUP, newGroup, openCert, parseInvitation, roleNames, verifyChain } from './cert'
+import { checkInvitation, decodeChain, formatInvitation, issue, LAN_GROUP, newGroup, parseInvitation, roleNames, verifyChain } from './cert'
 import type { KeyShares, Session } from './crypt'
 import { derivedId, metaOf, openRecord, signRecord, type GroupRecord, type RecordDraft, type RecordMeta } from './record'
 import { memberDraft, openStore, type RecordStore } from './store'
@@ -137,9 +137,8 @@ export function createGroups (o: GroupsOptions) {
       const e = entry(g)
       const s = check(g)
       const t = now() / 1000
-      const v = verifyChain(decodeChain(m.d ?? Buffer.alloc(0)), t, (n) => s.group(g)!.revoked.has(n))
-      if (v.group !== g || v.node !== peer || v.contact === undefined || !openCert(v.chain[v.chain.length - 1]!).k.equals(id.publicKey)) throw coded('GROUP_INVITATION_FOREIGN', 'not for this node or group')
-      if (v.x <= t) throw coded('GROUP_INVITATION_EXPIRED', 'expired')
+      const v = checkInvitation(decodeChain(m.d ?? Buffer.alloc(0)), t, (n) => s.group(g)!.revoked.has(n))
+      if (v.group !== g || v.node !== peer || !v.issuer.equals(id.publicKey)) throw coded('GROUP_INVITATION_FOREIGN', 'not for this node or group')
       const mine = myRecord(g)
       const r = mine && await s.read(mine)
       sync.send(peer, g, { m: 'o', d: encodeCbor(issue(e.chain, id, { g, s: peer, r: v.roles, x: 0, n: e.name })), r: r ? [r.bytes] : [] })

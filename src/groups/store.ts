@@ -85,10 +85,10 @@ export async function openStore (blobs: Blobs, o: StoreOptions, keep: (group: st
   function admit (ix: GroupIndex, r: GroupRecord): void {
     const now = o.clock.wallMs()
     if (r.expires !== 0 && r.expires <= now) throw invalid('expired')
-    if ((ix.minutes.get(minuteOf(r)) ?? 0) >= o.perMinute) throw new CanopyError('LIMIT_REACHED', `${r.author}: too many records per minute`)
+    if ((ix.minutes.get(minuteOf(r)) ?? 0) >= o.perMinute) throw new CanopyError('LIMIT_REACHED', 'too many records per minute')
     if (r.group === LAN_GROUP) return // every agent of the LAN may write there
     const revokedAt = ix.revoked.get(r.author)
-    if (revokedAt !== undefined && r.created >= revokedAt) throw new CanopyError('GROUP_REVOKED', `${r.author} revoked`)
+    if (revokedAt !== undefined && r.created >= revokedAt) throw new CanopyError('GROUP_REVOKED', 'author revoked')
     if (r.type === 'member') { // a member's own record, carrying its certificate chain: it proves itself
       if (r.deleted || r.id !== derivedId('member', r.author)) throw invalid('bad member record')
       const m = verifyChain(decodeChain(r.payload), now / 1000)
@@ -96,7 +96,7 @@ export async function openStore (blobs: Blobs, o: StoreOptions, keep: (group: st
       return
     }
     const revoke = r.type === 'revoke'
-    if (((ix.members.get(r.author) ?? 0) & (revoke ? ROLES.admin : WRITER)) === 0) throw new CanopyError('GROUP_FORBIDDEN', `${r.author} may not write ${r.type}`)
+    if (((ix.members.get(r.author) ?? 0) & (revoke ? ROLES.admin : WRITER)) === 0) throw new CanopyError('GROUP_FORBIDDEN', `may not write ${r.type}`)
     if (revoke && r.id !== derivedId('revoke', r.attributes.node ?? '')) throw invalid('bad revoke record')
   }
 
