@@ -13,6 +13,8 @@ import { recordJson, type GroupEvent, type GroupsService } from './service'
 const bad = (m: string): never => { throw new CanopyError('INPUT_INVALID', m) }
 const str = (v: unknown, what: string): string => (typeof v === 'string' && v.length > 0 && v.length <= 4096 ? v : bad(`"${what}": a string`))
 
+const G = '/api/groups'
+
 export function addGroupRoutes (http: HttpServer, svc: GroupsService): void {
   let clients = 0
   const route = http.route.bind(http)
@@ -23,10 +25,10 @@ export function addGroupRoutes (http: HttpServer, svc: GroupsService): void {
       sendJson(res, status, await fn(typeof b === 'object' && b !== null && !Array.isArray(b) ? b as Record<string, unknown> : bad('a JSON object'), params.g!))
     })
   }
-  route('GET', '/api/groups', ({ res }) => { sendJson(res, 200, { nodeId: svc.me, groups: svc.groups().map(svc.describe) }) })
-  post('/api/groups', 201, async (b) => ({ id: await svc.create(str(b.name, 'name').slice(0, 64)) }))
-  post('/api/groups/join', 200, async (b) => ({ id: await svc.join(str(b.invitation, 'invitation')) }))
-  post('/api/groups/:g/invitations', 201, (b, g) => {
+  route('GET', G, ({ res }) => { sendJson(res, 200, { nodeId: svc.me, groups: svc.groups().map(svc.describe) }) })
+  post(G, 201, async (b) => ({ id: await svc.create(str(b.name, 'name').slice(0, 64)) }))
+  post(`${G}/join`, 200, async (b) => ({ id: await svc.join(str(b.invitation, 'invitation')) }))
+  post(`${G}/:g/invitations`, 201, (b, g) => {
     const who = str(b.for, 'for')
     const key = parsePublicKey(who)
     const node = NODE_ID_PATTERN.test(who) ? who : key !== null ? nodeIdOf(key) : bad('"for": a node id or public key')
@@ -34,8 +36,8 @@ export function addGroupRoutes (http: HttpServer, svc: GroupsService): void {
     const ms = Number(b.expiresMs ?? 864e5)
     return { invitation: svc.invite(g, node, roles, ms > 0 && ms < 4e10 ? ms : bad('"expiresMs": 1 ms to a year')) }
   })
-  post('/api/groups/:g/revoke', 200, async (b, g) => ({ record: recordJson(await svc.revoke(g, str(b.node, 'node'))) }))
-  post('/api/groups/:g/records', 201, async (b, g) => {
+  post(`${G}/:g/revoke`, 200, async (b, g) => ({ record: recordJson(await svc.revoke(g, str(b.node, 'node'))) }))
+  post(`${G}/:g/records`, 201, async (b, g) => {
     const a = b.attributes ?? {}
     if (typeof a !== 'object' || a === null || Object.values(a).some((v) => typeof v !== 'string')) bad('"attributes": names to strings')
     if (b.id !== undefined && !/^[0-9a-f]{32}$/.test(String(b.id))) bad('"id": 32 hex')
@@ -48,7 +50,7 @@ export function addGroupRoutes (http: HttpServer, svc: GroupsService): void {
     })
     return { record: recordJson(r, r) }
   })
-  route('GET', '/api/groups/:g/records', async ({ res, params: { g }, url }) => {
+  route('GET', `${G}/:g/records`, async ({ res, params: { g }, url }) => {
     const store = svc.check(g!)
     const q = url.searchParams
     const attributes: Record<string, string> = {}
@@ -59,11 +61,11 @@ export function addGroupRoutes (http: HttpServer, svc: GroupsService): void {
     }
     sendJson(res, 200, { records })
   })
-  route('DELETE', '/api/groups/:g/records/:id', async ({ res, params: { g, id } }) => {
+  route('DELETE', `${G}/:g/records/:id`, async ({ res, params: { g, id } }) => {
     await svc.remove(g!, id!)
     sendJson(res, 200, { deleted: id })
   })
-  route('GET', '/api/groups/:g/events', ({ res, params: { g } }) => {
+  route('GET', `${G}/:g/events`, ({ res, params: { g } }) => {
     svc.check(g!)
     if (clients >= GROUP_SSE_CLIENTS_MAX) throw new CanopyError('LIMIT_REACHED', 'too many event streams')
     clients++

@@ -50,7 +50,9 @@ export interface Cert {
 
 const certSpec = body({ g: bytes(16), s: bytes(16), r: uint(1, 7), x: uint(0), k: bytes(32), n: optionalField(text(GROUP_NAME_BYTES_MAX)), a: optionalField(text(128)) })
 const chainSpec = arrayOf(blob(LIMITS.bytesMax), { max: GROUP_CHAIN_COUNT_MAX })
-const err = (code: 'INVALID' | 'FOREIGN' | 'EXPIRED', m: string): CanopyError => new CanopyError(`GROUP_INVITATION_${code}`, m)
+/** GROUP_INVITATION_INVALID, _FOREIGN or _EXPIRED. */
+export const invitationError = (code: 'INVALID' | 'FOREIGN' | 'EXPIRED', m: string): CanopyError => new CanopyError(`GROUP_INVITATION_${code}`, m)
+const err = invitationError
 
 export function signCert (c: Cert, key: KeyObject): Buffer {
   const b = encodeCbor({ ...c, g: gidBytes(c.g), s: Buffer.from(c.s, 'hex') })

@@ -17,7 +17,7 @@ import type { PeerDirectory } from '../protocol'
 import { framePayload, LINK_PORT_DEFAULT, type Link, type LinkHost } from '../protocol/link'
 import { encodeCbor } from '../protocol/wire/cbor'
 import { boundBytesMax, FlashCache } from '../flash-cache/store'
-import { checkInvitation, decodeChain, formatInvitation, issue, LAN_GROUP, newGroup, parseInvitation, roleNames, verifyChain } from './cert'
+import { checkInvitation, decodeChain, formatInvitation, invitationError, issue, LAN_GROUP, newGroup, parseInvitation, roleNames, verifyChain } from './cert'
 import type { KeyShares, Session } from './crypt'
 import { derivedId, metaOf, openRecord, signRecord, type GroupRecord, type RecordDraft, type RecordMeta } from './record'
 import { memberDraft, openStore, type RecordStore } from './store'
@@ -41,6 +41,7 @@ export interface GroupsOptions {
 
 const IO = 16
 const coded = (code: ErrorCode, m: string): CanopyError => new CanopyError(code, m)
+const b64 = (s: string): Buffer => Buffer.from(s, 'base64')
 
 export type Groups = ReturnType<typeof createGroups>
 /** The service as compose.ts builds it (`new GroupsService(o)`): the object createGroups returns. */
@@ -138,7 +139,7 @@ export function createGroups (o: GroupsOptions) {
       const s = check(g)
       const t = now() / 1000
       const v = checkInvitation(decodeChain(m.d ?? Buffer.alloc(0)), t, (n) => s.group(g)!.revoked.has(n))
-      if (v.group !== g || v.node !== peer || !v.issuer.equals(id.publicKey)) throw coded('GROUP_INVITATION_FOREIGN', 'not for this node or group')
+      if (v.group !== g || v.node !== peer || !v.issuer.equals(id.publicKey)) throw invitationError('FOREIGN', 'not for this node or group')
       const mine = myRecord(g)
       const r = mine && await s.read(mine)
       sync.send(peer, g, { m: 'o', d: encodeCbor(issue(e.chain, id, { g, s: peer, r: v.roles, x: 0, n: e.name })), r: r ? [r.bytes] : [] })
@@ -225,7 +226,7 @@ export function createGroups (o: GroupsOptions) {
       const text = await hal.files.read(file, GROUP_FILE_BYTES_MAX)
       try {
         for (const [g, e] of Object.entries(JSON.parse(text?.toString() ?? '{}') as Record<string, { name: string, chain: string[], root?: string }>)) {
-          entries.set(g, { name: e.name, chain: e.chain.map((b) => Buffer.from(b, 'base64')), root: e.root === undefined ? undefined : Buffer.from(e.root, 'base64') })
+          entries.set(g, { name: e.name, chain: e.chain.map(b64), root: e.root ? b64(e.root) : undefined })
         }
       } catch (err) {
         log.error('groups.json damaged', { err })
@@ -300,10 +301,10 @@ export function createGroups (o: GroupsOptions) {
     async join (text: string): Promise<string> {
       const m = parseInvitation(text, now() / 1000)
       const g = m.group
-      if (m.node !== me) throw coded('GROUP_INVITATION_FOREIGN', `the invitation is for node ${m.node}`)
+      if (m.node !== me) throw invitationError('FOREIGN', `the invitation is for node ${m.node}`)
       if (entries.has(g)) return g
       const [, inviter, host, port] = /^([0-9a-f]{32})@(.+):(\d+)$/.exec(m.contact!) ?? []
-      if (inviter === undefined) throw coded('GROUP_INVITATION_INVALID', 'no inviter address')
+      if (inviter === undefined) throw invitationError('INVALID', 'no inviter address')
       await links.connect(host!.replace(/^\[|\]$/g, ''), Number(port), inviter)
       const w = await new Promise<GroupMessage>((resolve, reject) => {
         const t = timers.setTimeout(() => { joins.delete(g); reject(coded('TIMEOUT', 'the inviter did not answer')) }, GROUP_JOIN_MS)
@@ -313,7 +314,7 @@ export function createGroups (o: GroupsOptions) {
       if (w.d === undefined) throw coded((w.t?.[0] ?? 'GROUP_INVITATION_INVALID') as ErrorCode, w.t?.[1] ?? 'refused')
       const chain = decodeChain(w.d)
       const v = verifyChain(chain, now() / 1000)
-      if (v.group !== g || v.node !== me || v.x !== 0) throw coded('GROUP_INVITATION_INVALID', 'bad welcome')
+      if (v.group !== g || v.node !== me || v.x !== 0) throw invitationError('INVALID', 'bad welcome')
       await enter(g, { name: m.name, chain }, w.r)
       sync.summarize(g, inviter)
       return g

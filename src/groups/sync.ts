@@ -46,16 +46,14 @@ export interface SyncOptions {
 export type GroupSync = ReturnType<typeof createSync>
 
 export function createSync (o: SyncOptions) {
-  const counters = { messagesOut: 0, bytesOut: 0, recordsIn: 0, recordsRefused: 0, messagesRefused: 0 }
+  /** What was refused (the link counts frames and bytes). */
+  const counters = { recordsRefused: 0, messagesRefused: 0 }
   const store = o.store
   const hex = (b: Buffer, i: number, n: number): string => b.toString('hex', i, i + n)
   const key = (x: RecordMeta): string => x.hash.slice(0, 16)
 
   function send (peer: string, g: string, m: Omit<GroupMessage, 'g' | 'group'>): void {
-    const b = encodeCbor({ g: gidBytes(g), ...m })
-    counters.messagesOut++
-    counters.bytesOut += b.length
-    o.send(peer, b)
+    o.send(peer, encodeCbor({ g: gidBytes(g), ...m }))
   }
 
   /** A record new here: to every linked member but the one it came from. */
@@ -114,7 +112,6 @@ export function createSync (o: SyncOptions) {
             if (r.group !== g) throw new CanopyError('RECORD_INVALID', 'wrong group')
             if (store.get(g, r.id)?.hash === r.hash) continue // de-duplication before the signature check
             openRecord(x, true)
-            counters.recordsIn++
             const how = await store.apply(r, false)
             if (how === 'added' || how === 'updated') flood(r, peer)
           } catch (err) {
