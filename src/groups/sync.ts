@@ -49,7 +49,8 @@ export function createSync (o: SyncOptions) {
   /** What was refused (the link counts frames and bytes). */
   const counters = { recordsRefused: 0, messagesRefused: 0 }
   const store = o.store
-  const hex = (b: Buffer, i: number, n: number): string => b.toString('hex', i, i + n)
+  /** A byte string as hex strings of n bytes each (a short tail dropped). */
+  const split = (b: Buffer | undefined, n: number): string[] => b?.toString('hex').match(new RegExp(`.{${2 * n}}`, 'g')) ?? []
   const key = (x: RecordMeta): string => x.hash.slice(0, 16)
 
   function send (peer: string, g: string, m: Omit<GroupMessage, 'g' | 'group'>): void {
@@ -124,34 +125,27 @@ export function createSync (o: SyncOptions) {
       if (m.m === 'j' || m.m === 'o') return o.control?.(peer, m)
       if (!o.peers(g).includes(peer)) { counters.messagesRefused++; return } // summaries only between members
       const t = m.t?.[0] ?? ''
-      const d = m.d ?? Buffer.alloc(0)
+      const d = split(m.d, 8)
       if (m.m === 's') {
-        const theirs = new Map((m.t ?? []).map((t, i) => [t, `${m.n?.[i] ?? 0}:${hex(d, 8 * i, 8)}`]))
+        const theirs = new Map((m.t ?? []).map((t, i) => [t, `${m.n?.[i] ?? 0}:${d[i]}`]))
         const mine = new Map(store.summary(g).map(([t, n, x]) => [t, `${n}:${x.toString('hex')}`]))
         const differ = [...new Set([...theirs.keys(), ...mine.keys()])].filter((t) => theirs.get(t) !== mine.get(t)).sort(byPrecedence)
         for (const t of differ) send(peer, g, { m: 'b', t: [t], d: store.buckets(g, t) })
         if (differ.length === 0) o.synced?.(g, peer)
       } else if (m.m === 'b') {
-        const mine = store.buckets(g, t)
-        const u: number[] = []
-        for (let i = 0; i < GROUP_BUCKETS; i++) if (hex(mine, 8 * i, 8) !== hex(d, 8 * i, 8)) u.push(i)
+        const mine = split(store.buckets(g, t), 8)
+        const u = [...mine.keys()].filter((i) => mine[i] !== d[i])
         const keys = store.inBuckets(g, t, new Set(u)).slice(0, GROUP_KEYS_PER_MESSAGE_MAX)
         send(peer, g, { m: 'k', t: [t], u: Buffer.from(u), d: Buffer.from(keys.map((k) => k.id + key(k)).join(''), 'hex') })
       } else if (m.m === 'k') {
-        const theirs = new Map<string, string>()
-        for (let i = 0; i + 24 <= d.length; i += 24) theirs.set(hex(d, i, 16), hex(d, i + 16, 8))
-        const mine = store.inBuckets(g, t, new Set(m.u ?? []))
+        const theirs = new Map(split(m.d, 24).map((x) => [x.slice(0, 32), x.slice(32)]))
+        const mine = store.inBuckets(g, t, new Set(m.u))
         const have = new Map(mine.map((x) => [x.id, key(x)]))
         const want = [...theirs].filter(([id, h]) => have.get(id) !== h).map(([id]) => id)
         await sendRecords(peer, g, mine.filter((x) => theirs.get(x.id) !== key(x)))
         if (want.length > 0) send(peer, g, { m: 'w', d: Buffer.from(want.join(''), 'hex') })
       } else if (m.m === 'w') {
-        const metas: RecordMeta[] = []
-        for (let i = 0; i + 16 <= d.length; i += 16) {
-          const x = store.get(g, hex(d, i, 16))
-          if (x !== undefined) metas.push(x)
-        }
-        await sendRecords(peer, g, metas)
+        await sendRecords(peer, g, split(m.d, 16).flatMap((id) => store.get(g, id) ?? []))
       }
     }
   }

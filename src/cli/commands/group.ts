@@ -4,7 +4,7 @@
 import { Writable } from 'node:stream'
 import { StringDecoder } from 'node:string_decoder'
 import { CanopyError } from '../../errors'
-import { agentBase, agentJson, pullFromAgent } from '../agent-client'
+import { agentBase, agentJson, DEFAULT_AGENT_URL, pullFromAgent } from '../agent-client'
 import { flagBool, flagString, type FlagSpec, type ParsedArgs } from '../args'
 import type { Command } from '../command'
 
@@ -19,7 +19,7 @@ function command (name: string, args: string, summary: string, call: (a: ParsedA
     args,
     summary,
     positionals: { min: n, max: n },
-    flags: [{ name: 'agent', value: 'URL', help: 'agent to use (default http://127.0.0.1:8787)' }, { name: 'json', help: 'print JSON' }, ...flags],
+    flags: [{ name: 'agent', value: 'URL', help: `default ${DEFAULT_AGENT_URL}` }, { name: 'json', help: 'print JSON' }, ...flags],
     async run (a, io) {
       const [path, body] = call(a)
       const r = await agentJson(agentBase(flagString(a, 'agent')), path, body === undefined ? {} : { method: 'POST', body }) as Out
@@ -32,17 +32,17 @@ const p0 = (a: ParsedArgs): string => a.positionals[0]!
 const UNITS: Record<string, number> = { s: 1e3, m: 6e4, h: 36e5, d: 864e5 }
 
 export const groupCommands: Command[] = [
-  command('create', 'NAME', 'create a group (this node owns it); prints its id', (a) => ['/api/groups', { name: p0(a) }], (r) => r.id),
-  command('invite', '', 'print an invitation for a node, to pass on out of band', (a) => {
+  command('create', 'NAME', 'create a group owned by this node; prints its id', (a) => ['/api/groups', { name: p0(a) }], (r) => r.id),
+  command('invite', '', 'print an invitation for a node', (a) => {
     const m = /^(\d+)([smhd])$/.exec(flagString(a, 'expires') ?? '24h')
     const [g, who] = [flagString(a, 'group'), flagString(a, 'for')]
-    if (m === null || who === undefined || g === undefined) throw new CanopyError('USAGE', 'group invite needs --group G --for ID_OR_KEY [--expires 90s|30m|24h|7d]')
+    if (m === null || who === undefined || g === undefined) throw new CanopyError('USAGE', 'needs --group, --for and --expires like 90s, 30m, 24h, 7d')
     return [`/api/groups/${enc(g)}/invitations`, { for: who, roles: flagString(a, 'roles'), expiresMs: Number(m[1]) * UNITS[m[2]!]! }]
   }, (r) => r.invitation, [
     { name: 'group', value: 'G', help: 'the group id' },
-    { name: 'for', value: 'ID_OR_KEY', help: "the invited node's id or public key" },
+    { name: 'for', value: 'ID_OR_KEY', help: 'node id or public key' },
     { name: 'roles', value: 'R[,R]', help: 'member (default), admin, reader' },
-    { name: 'expires', value: 'DURATION', help: 'validity, e.g. 30m, 24h (default), 7d' }
+    { name: 'expires', value: 'DURATION', help: 'e.g. 30m, 24h (default), 7d' }
   ]),
   command('join', 'INVITATION', 'join a group with an invitation', (a) => ['/api/groups/join', { invitation: p0(a) }], (r) => `joined ${r.id}`),
   command('records', 'G', "list a group's records", (a) => [`/api/groups/${enc(p0(a))}/records?type=${enc(flagString(a, 'type') ?? '')}`],
