@@ -89,6 +89,12 @@ export function createGroups (o: GroupsOptions) {
     return `${host.includes(':') ? `[${host}]` : host}:${links.listenPort}`
   }
 
+  /** Dial a node at "host:port" (an IPv6 host may be in brackets). */
+  function dial (node: string, addr = ''): Promise<unknown> {
+    const a = /^\[?([^\]]+)\]?:(\d+)$/.exec(addr)
+    return a === null ? Promise.reject(invitationError('INVALID', `no address for ${node}`)) : links.connect(a[1]!, Number(a[2]), node)
+  }
+
   /** Sign as this node, store, flood. */
   async function put (d: RecordDraft): Promise<GroupRecord> {
     const r = signRecord(d, id.publicKey, id.privateKey)
@@ -155,19 +161,13 @@ export function createGroups (o: GroupsOptions) {
     for (const g of groups()) {
       const linked = new Set(peers(g))
       if (linked.size < c.neighbours) {
-        const cand: Array<[string, string, number]> = []
-        if (g === LAN_GROUP) {
-          for (const p of o.peers.list()) cand.push([p.nodeId, p.address, p.linkPort ?? LINK_PORT_DEFAULT])
-        } else {
-          for (const m of store!.list(g, { type: 'member' })) {
-            const a = /^\[?([^\]]+)\]?:(\d+)$/.exec(m.attributes.addr ?? '')
-            if (a !== null && !store!.group(g)!.revoked.has(m.author)) cand.push([m.author, a[1]!, Number(a[2])])
-          }
-        }
+        const cand: Array<[string, string?]> = g === LAN_GROUP
+          ? o.peers.list().map((p) => [p.nodeId, `${p.address}:${p.linkPort ?? LINK_PORT_DEFAULT}`])
+          : store!.list(g, { type: 'member' }).filter((m) => m.attributes.addr !== undefined && !store!.group(g)!.revoked.has(m.author)).map((m) => [m.author, m.attributes.addr])
         const todo = cand.filter(([n]) => !linked.has(n) && n !== me)
         for (let i = 0; i < GROUP_DIALS_PER_ROUND_MAX && todo.length > 0; i++) {
-          const [n, host, port] = todo.splice(hal.random.int(todo.length), 1)[0]!
-          links.connect(host, port, n).catch((err: unknown) => { log.debug('unreachable', { node: n, err }) })
+          const [n, addr] = todo.splice(hal.random.int(todo.length), 1)[0]!
+          dial(n, addr).catch((err: unknown) => { log.debug('unreachable', { node: n, err }) })
         }
       }
       sync.tick(g)
@@ -303,9 +303,8 @@ export function createGroups (o: GroupsOptions) {
       const g = m.group
       if (m.node !== me) throw invitationError('FOREIGN', `the invitation is for node ${m.node}`)
       if (entries.has(g)) return g
-      const [, inviter, host, port] = /^([0-9a-f]{32})@(.+):(\d+)$/.exec(m.contact!) ?? []
-      if (inviter === undefined) throw invitationError('INVALID', 'no inviter address')
-      await links.connect(host!.replace(/^\[|\]$/g, ''), Number(port), inviter)
+      const [inviter, addr] = m.contact!.split('@') as [string, string?]
+      await dial(inviter, addr)
       const w = await new Promise<GroupMessage>((resolve, reject) => {
         const t = timers.setTimeout(() => { joins.delete(g); reject(coded('TIMEOUT', 'the inviter did not answer')) }, GROUP_JOIN_MS)
         joins.set(g, (x) => { t.cancel(); joins.delete(g); resolve(x) })
