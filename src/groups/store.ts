@@ -101,20 +101,20 @@ export async function openStore (blobs: Blobs, o: StoreOptions, keep: (group: st
   }
 
   /** Add (sign 1) or take out (-1) a record of the index. */
-  function index (ix: GroupIndex, m: RecordMeta, sign: 1 | -1): void {
-    const node = m.attributes.node
-    if (sign > 0) ix.records.set(m.id, metaOf(m as GroupRecord))
-    else ix.records.delete(m.id)
-    if (m.type === 'member') sign < 0 ? ix.members.delete(m.author) : m.deleted || ix.members.set(m.author, rolesOf((m.attributes.roles ?? '').split(',')))
-    if (m.type === 'revoke' && node !== undefined) sign < 0 ? ix.revoked.delete(node) : m.deleted || ix.revoked.set(node, m.created)
-    const d = ix.types.get(m.type) ?? [0, 0, 0]
+  function index ({ records, members, revoked, types, minutes }: GroupIndex, m: RecordMeta, sign: 1 | -1): void {
+    const { id, type, author, hash, attributes: { node, roles = '' } } = m
+    const add = sign > 0
+    add ? records.set(id, metaOf(m as GroupRecord)) : records.delete(id)
+    if (type === 'member') add ? m.deleted || members.set(author, rolesOf(roles.split(','))) : members.delete(author)
+    if (type === 'revoke' && node !== undefined) add ? m.deleted || revoked.set(node, m.created) : revoked.delete(node)
+    const d = types.get(type) ?? [0, 0, 0]
     d[0] += sign
-    d[1] ^= half(m.hash, 0)
-    d[2] ^= half(m.hash, 8)
-    d[0] === 0 ? ix.types.delete(m.type) : ix.types.set(m.type, d)
+    d[1] ^= half(hash, 0)
+    d[2] ^= half(hash, 8)
+    d[0] === 0 ? types.delete(type) : types.set(type, d)
     const k = minuteOf(m)
-    const n = (ix.minutes.get(k) ?? 0) + sign
-    n <= 0 ? ix.minutes.delete(k) : ix.minutes.set(k, n)
+    const n = (minutes.get(k) ?? 0) + sign
+    n <= 0 ? minutes.delete(k) : minutes.set(k, n)
     count += sign
     bytes += sign * m.size
   }
