@@ -12,9 +12,9 @@ import { keyPairFromSeed, signDomain, verifyDomain } from '../crypto'
 import { CanopyError } from '../errors'
 import { nodeIdOf, type Identity } from '../identity'
 import { GROUP_CHAIN_COUNT_MAX, GROUP_INVITATION_CHARS_MAX, GROUP_NAME_BYTES_MAX } from '../limits'
-import { decodeCborAs, encodeCbor } from '../protocol/wire/cbor'
+import { decodeCborAs, encodeCbor, type DecodeLimits } from '../protocol/wire/cbor'
 import { blob, body, bytes, optionalField, text, uint } from '../protocol/wire/schema'
-import { arrayOf } from '../validate'
+import { arrayOf, type Spec } from '../validate'
 
 export const ROLES = { reader: 1, member: 2, admin: 4 } as const
 export type Role = keyof typeof ROLES
@@ -53,6 +53,13 @@ const chainSpec = arrayOf(blob(LIMITS.bytesMax), { max: GROUP_CHAIN_COUNT_MAX })
 /** GROUP_INVITATION_INVALID, _FOREIGN or _EXPIRED. */
 export const invitationError = (code: 'INVALID' | 'FOREIGN' | 'EXPIRED', m: string): CanopyError => new CanopyError(`GROUP_INVITATION_${code}`, m)
 const err = invitationError
+function decode<T> (b: Buffer, spec: Spec<T>, limits: DecodeLimits, what: string): T {
+  try {
+    return decodeCborAs(b, spec, limits, what)
+  } catch {
+    throw err('INVALID', `bad ${what}`)
+  }
+}
 
 export function signCert (c: Cert, key: KeyObject): Buffer {
   const b = encodeCbor({ ...c, g: gidBytes(c.g), s: Buffer.from(c.s, 'hex') })
@@ -61,13 +68,8 @@ export function signCert (c: Cert, key: KeyObject): Buffer {
 
 export function openCert (bytes: Buffer): Cert {
   const b = bytes.subarray(0, -64)
-  let c: Cert
-  try {
-    const d = decodeCborAs(b, certSpec, LIMITS, 'certificate')
-    c = { ...d, g: d.g.toString('hex'), s: d.s.toString('hex') }
-  } catch {
-    throw err('INVALID', 'bad certificate')
-  }
+  const d = decode(b, certSpec, LIMITS, 'certificate')
+  const c = { ...d, g: d.g.toString('hex'), s: d.s.toString('hex') }
   if (!verifyDomain(c.k, DOMAIN, b, bytes.subarray(-64))) throw err('INVALID', 'bad certificate signature')
   return c
 }
@@ -100,13 +102,7 @@ export function verifyChain (chain: Buffer[], nowS: number, revoked: (node: stri
 export const formatInvitation = (chain: Buffer[]): string => 'canopy-invite:' + encodeCbor(chain).toString('base64url')
 
 /** A chain as CBOR (invitations, member records). */
-export function decodeChain (b: Buffer): Buffer[] {
-  try {
-    return decodeCborAs(b, chainSpec, { ...LIMITS, bytesMax: 4 * LIMITS.bytesMax }, 'certificate chain')
-  } catch {
-    throw err('INVALID', 'bad chain')
-  }
-}
+export const decodeChain = (b: Buffer): Buffer[] => decode(b, chainSpec, { ...LIMITS, bytesMax: 4 * LIMITS.bytesMax }, 'chain')
 
 /** Verify an invitation's chain: an expiry (not passed) and the inviter's contact; by the joiner, and by the inviter with its revocations. */
 export function checkInvitation (chain: Buffer[], nowS: number, revoked?: (node: string) => boolean): Membership {

@@ -55,10 +55,10 @@ const attributes: Spec<Record<string, string>> = {
   expected: 'attributes',
   fallback: undefined,
   check (v, ctx) {
-    const e = `at most ${RECORD_ATTRIBUTES_COUNT_MAX} attributes`
-    const ok = typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array)
-    const entries = ok ? Object.entries(v) : []
-    if (!ok || entries.length > RECORD_ATTRIBUTES_COUNT_MAX || entries.some(([k, x]) => !ATTRIBUTE_PATTERN.test(k) || typeof x !== 'string' || Buffer.byteLength(x) > RECORD_ATTRIBUTE_VALUE_BYTES_MAX)) fail(ctx, v, e)
+    const entries = typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array) ? Object.entries(v) : null
+    if (entries === null || entries.length > RECORD_ATTRIBUTES_COUNT_MAX || entries.some(([k, x]) => !ATTRIBUTE_PATTERN.test(k) || typeof x !== 'string' || Buffer.byteLength(x) > RECORD_ATTRIBUTE_VALUE_BYTES_MAX)) {
+      return fail(ctx, v, `at most ${RECORD_ATTRIBUTES_COUNT_MAX} attributes`)
+    }
     return Object.fromEntries(entries) as Record<string, string>
   }
 }
