@@ -5,7 +5,7 @@
 
 import { join } from 'node:path'
 import { FlashCache } from '../src/flash-cache/store'
-import { RecordStore } from '../src/groups/store'
+import { openStore } from '../src/groups/store'
 import { createRealClock, FileFlash } from '../src/hal'
 import { fixtureGroup, quietLog, sign } from '../test/helpers/groups'
 import { GroupSim } from '../test/helpers/groups-sim'
@@ -44,7 +44,7 @@ async function openTime (count: number): Promise<{ openMs: number, writeMs: numb
   try {
     const { group, ids, members } = fixtureGroup(2, 3)
     let cache = await FlashCache.open(await FileFlash.open(join(dir.path, 'records'), geometry), opts)
-    let store = await RecordStore.open(cache, storeOpts, () => true)
+    let store = await openStore(cache, storeOpts, () => true)
     store.ensure(group)
     for (const m of members) await store.apply(m)
     const t0 = Date.now()
@@ -54,7 +54,7 @@ async function openTime (count: number): Promise<{ openMs: number, writeMs: numb
     await cache.close()
     const t1 = performance.now()
     cache = await FlashCache.open(await FileFlash.open(join(dir.path, 'records'), geometry), opts)
-    store = await RecordStore.open(cache, storeOpts, () => true)
+    store = await openStore(cache, storeOpts, () => true)
     const openMs = performance.now() - t1
     if (store.count !== count + members.length) throw new Error(`reopened with ${store.count} records`)
     await cache.close()

@@ -12,9 +12,9 @@ import { keyPairFromSeed, signDomain, verifyDomain } from '../crypto'
 import { CanopyError } from '../errors'
 import { nodeIdOf, type Identity } from '../identity'
 import { GROUP_CHAIN_COUNT_MAX, GROUP_INVITATION_CHARS_MAX, GROUP_NAME_BYTES_MAX } from '../limits'
-import { decodeCborAs, encodeCbor } from '../protocol/wire/cbor'
+import { decodeCborAs, encodeCbor, type DecodeLimits } from '../protocol/wire/cbor'
 import { blob, body, bytes, optionalField, text, uint } from '../protocol/wire/schema'
-import { arrayOf } from '../validate'
+import { arrayOf, type Spec } from '../validate'
 
 export const ROLES = { reader: 1, member: 2, admin: 4 } as const
 export type Role = keyof typeof ROLES
@@ -22,7 +22,6 @@ export const WRITER = ROLES.member | ROLES.admin
 /** The LAN's default group: every agent of the LAN is a member, no certificates. */
 export const LAN_GROUP = 'lan'
 const DOMAIN = 'canopy group cert v1'
-const PREFIX = 'canopy-invite:'
 const LIMITS = { bytesMax: 1024, depthMax: 2, itemsMax: 32, containerCountMax: 16 }
 
 /** Group ids travel as 16 bytes; the LAN group's are zeros. */
@@ -51,7 +50,16 @@ export interface Cert {
 
 const certSpec = body({ g: bytes(16), s: bytes(16), r: uint(1, 7), x: uint(0), k: bytes(32), n: optionalField(text(GROUP_NAME_BYTES_MAX)), a: optionalField(text(128)) })
 const chainSpec = arrayOf(blob(LIMITS.bytesMax), { max: GROUP_CHAIN_COUNT_MAX })
-const err = (code: 'INVALID' | 'FOREIGN' | 'EXPIRED', m: string): CanopyError => new CanopyError(`GROUP_INVITATION_${code}`, m)
+/** GROUP_INVITATION_INVALID, _FOREIGN or _EXPIRED. */
+export const invitationError = (code: 'INVALID' | 'FOREIGN' | 'EXPIRED', m: string): CanopyError => new CanopyError(`GROUP_INVITATION_${code}`, m)
+const err = invitationError
+function decode<T> (b: Buffer, spec: Spec<T>, limits: DecodeLimits, what: string): T {
+  try {
+    return decodeCborAs(b, spec, limits, what)
+  } catch {
+    throw err('INVALID', `bad ${what}`)
+  }
+}
 
 export function signCert (c: Cert, key: KeyObject): Buffer {
   const b = encodeCbor({ ...c, g: gidBytes(c.g), s: Buffer.from(c.s, 'hex') })
@@ -60,18 +68,14 @@ export function signCert (c: Cert, key: KeyObject): Buffer {
 
 export function openCert (bytes: Buffer): Cert {
   const b = bytes.subarray(0, -64)
-  let c: Cert
-  try {
-    const d = decodeCborAs(b, certSpec, LIMITS, 'certificate')
-    c = { ...d, g: d.g.toString('hex'), s: d.s.toString('hex') }
-  } catch {
-    throw err('INVALID', 'not a group certificate')
-  }
-  if (!verifyDomain(c.k, DOMAIN, b, bytes.subarray(-64))) throw err('INVALID', 'bad certificate signature (tampered?)')
+  const d = decode(b, certSpec, LIMITS, 'certificate')
+  const c = { ...d, g: d.g.toString('hex'), s: d.s.toString('hex') }
+  if (!verifyDomain(c.k, DOMAIN, b, bytes.subarray(-64))) throw err('INVALID', 'bad certificate signature')
   return c
 }
 
-export interface Membership { group: string, node: string, roles: number, x: number, name: string, contact?: string, chain: Buffer[] }
+/** What a verified chain says of its leaf; issuer: the key that signed the leaf. */
+export interface Membership { group: string, node: string, roles: number, x: number, name: string, contact?: string, issuer: Buffer, chain: Buffer[] }
 
 /**
  * Verify a chain from the root key to its leaf: every certificate but the
@@ -79,39 +83,40 @@ export interface Membership { group: string, node: string, roles: number, x: num
  * leaf's expiry is the caller's business (an invitation expires, a membership not).
  */
 export function verifyChain (chain: Buffer[], nowS: number, revoked: (node: string) => boolean = () => false): Membership {
-  if (chain.length === 0 || chain.length > GROUP_CHAIN_COUNT_MAX) throw err('INVALID', 'bad certificate chain')
+  if (chain.length === 0 || chain.length > GROUP_CHAIN_COUNT_MAX) throw err('INVALID', 'bad chain')
   const certs = chain.map(openCert)
   const group = groupIdOf(certs[0]!.k)
   certs.forEach((c, i) => {
     const up = certs[i - 1]
-    if (c.g !== group) throw err('FOREIGN', `a certificate of group ${c.g} in group ${group}`)
-    if (up !== undefined && (nodeIdOf(c.k) !== up.s || (up.r & ROLES.admin) === 0)) throw err('INVALID', 'a certificate not issued by an admin')
-    if (up !== undefined && up.x !== 0 && up.x <= nowS) throw err('EXPIRED', 'an admin certificate expired')
-    if (revoked(c.s)) throw new CanopyError('GROUP_REVOKED', `member ${c.s} is revoked`)
+    if (c.g !== group) throw err('FOREIGN', 'another group')
+    if (up !== undefined) {
+      if (nodeIdOf(c.k) !== up.s || (up.r & ROLES.admin) === 0) throw err('INVALID', 'issuer not admin')
+      if (up.x !== 0 && up.x <= nowS) throw err('EXPIRED', 'issuer expired')
+    }
+    if (revoked(c.s)) throw new CanopyError('GROUP_REVOKED', `${c.s} revoked`)
   })
   const leaf = certs[certs.length - 1]!
-  return { group, node: leaf.s, roles: leaf.r, x: leaf.x, name: certs.find((c) => c.n !== undefined)?.n ?? '', contact: leaf.a, chain }
+  return { group, node: leaf.s, roles: leaf.r, x: leaf.x, name: certs.find((c) => c.n !== undefined)?.n ?? '', contact: leaf.a, issuer: leaf.k, chain }
 }
 
-export const formatInvitation = (chain: Buffer[]): string => PREFIX + encodeCbor(chain).toString('base64url')
+export const formatInvitation = (chain: Buffer[]): string => 'canopy-invite:' + encodeCbor(chain).toString('base64url')
 
 /** A chain as CBOR (invitations, member records). */
-export function decodeChain (b: Buffer): Buffer[] {
-  try {
-    return decodeCborAs(b, chainSpec, { ...LIMITS, bytesMax: 4 * LIMITS.bytesMax }, 'certificate chain')
-  } catch {
-    throw err('INVALID', 'damaged certificate chain')
-  }
+export const decodeChain = (b: Buffer): Buffer[] => decode(b, chainSpec, { ...LIMITS, bytesMax: 4 * LIMITS.bytesMax }, 'chain')
+
+/** Verify an invitation's chain: an expiry (not passed) and the inviter's contact; by the joiner, and by the inviter with its revocations. */
+export function checkInvitation (chain: Buffer[], nowS: number, revoked?: (node: string) => boolean): Membership {
+  const m = verifyChain(chain, nowS, revoked)
+  if (m.x === 0 || m.contact === undefined) throw err('INVALID', 'not an invitation')
+  if (m.x <= nowS) throw err('EXPIRED', 'invitation expired')
+  return m
 }
 
-/** Parse and verify an invitation's text (it must not have expired). */
+/** Parse and verify an invitation's text. */
 export function parseInvitation (t: string, nowS: number): Membership {
-  const b64 = t.trim().slice(PREFIX.length)
-  if (!t.trim().startsWith(PREFIX) || t.length > GROUP_INVITATION_CHARS_MAX || !/^[\w-]+$/.test(b64)) throw err('INVALID', `an invitation is ${PREFIX}BASE64URL`)
-  const m = verifyChain(decodeChain(Buffer.from(b64, 'base64url')), nowS)
-  if (m.x === 0 || m.contact === undefined) throw err('INVALID', 'not an invitation')
-  if (m.x <= nowS) throw err('EXPIRED', `the invitation expired at ${new Date(m.x * 1000).toISOString()}`)
-  return m
+  const [, b64] = /^canopy-invite:([\w-]+)$/.exec(t.trim()) ?? []
+  if (b64 === undefined || t.length > GROUP_INVITATION_CHARS_MAX) throw err('INVALID', 'not an invitation')
+  return checkInvitation(decodeChain(Buffer.from(b64, 'base64url')), nowS)
 }
 
 /** A new group: the owner's chain (admin and member) under the root key made from seed. */
@@ -124,6 +129,6 @@ export function newGroup (name: string, me: Identity, seed: Buffer): { group: st
 /** My chain extended by a certificate I (an admin) issue: an invitation (x > 0, a contact) or a membership (x = 0). */
 export function issue (chain: Buffer[], me: Identity, c: Omit<Cert, 'k'>): Buffer[] {
   if ((verifyChain(chain, 0).roles & ROLES.admin) === 0) throw new CanopyError('GROUP_FORBIDDEN', 'only admins invite')
-  if (chain.length >= GROUP_CHAIN_COUNT_MAX) throw new CanopyError('LIMIT_REACHED', 'certificate chain too long')
+  if (chain.length >= GROUP_CHAIN_COUNT_MAX) throw new CanopyError('LIMIT_REACHED', 'chain too long')
   return [...chain, signCert({ ...c, k: me.publicKey }, me.privateKey)]
 }

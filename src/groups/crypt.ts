@@ -9,24 +9,26 @@ import { GROUP_LINK_FRAMES_MAX, GROUP_SHARES_PENDING_MAX } from '../limits'
 
 const SPKI = Buffer.from('302a300506032b656e032100', 'hex')
 const ALG = 'chacha20-poly1305'
-const TAG_BYTES = 16
+const TAG = { authTagLength: 16 }
 
 export class KeyShares {
-  readonly #secrets = new Map<string, KeyObject>()
+  readonly #s = new Map<string, KeyObject>()
 
   /** A new share for a link's hello; its secret waits (bounded) for the link to open. */
   next (): Buffer {
     const { publicKey, privateKey } = generateKeyPairSync('x25519')
     const pub = publicKey.export({ format: 'der', type: 'spki' }).subarray(-32)
-    if (this.#secrets.size >= GROUP_SHARES_PENDING_MAX) this.#secrets.delete(this.#secrets.keys().next().value!)
-    this.#secrets.set(pub.toString('hex'), privateKey)
+    const s = this.#s
+    if (s.size >= GROUP_SHARES_PENDING_MAX) s.delete(s.keys().next().value!)
+    s.set(pub.toString('hex'), privateKey)
     return pub
   }
 
   /** The sealing keys of a link from both shares (mine is then forgotten); null without a share. */
   session (mine: Buffer, theirs: Buffer, initiator: boolean): Session | null {
-    const k = this.#secrets.get(mine.toString('hex'))
-    this.#secrets.delete(mine.toString('hex'))
+    const h = mine.toString('hex')
+    const k = this.#s.get(h)
+    this.#s.delete(h)
     if (k === undefined || theirs.length !== 32) return null
     let shared: Buffer
     try {
@@ -34,42 +36,42 @@ export class KeyShares {
     } catch {
       return null // a low-order point: no shared secret
     }
-    const [a, b] = initiator ? [mine, theirs] : [theirs, mine]
-    const keys = Buffer.from(hkdfSync('sha256', shared, Buffer.concat([a, b]), 'canopy group link v1', 64))
+    const keys = Buffer.from(hkdfSync('sha256', shared, Buffer.concat(initiator ? [mine, theirs] : [theirs, mine]), 'canopy group link v1', 64))
     const [ab, ba] = [keys.subarray(0, 32), keys.subarray(32)]
-    return initiator ? new Session(ab, ba) : new Session(ba, ab)
+    return initiator ? session(ab, ba) : session(ba, ab)
   }
 }
+
+export type Session = ReturnType<typeof session>
 
 const nonce = (n: number): Buffer => { const b = Buffer.alloc(12); b.writeUInt32BE(n, 8); return b }
 
 /** Frames carry their 32-bit count (the nonce's last bytes): a frame the link dropped does not desynchronise the ends; a replayed or older one fails. */
-export class Session {
-  #out = 0
-  #in = 0
-  constructor (readonly tx: Buffer, readonly rx: Buffer) {}
-
-  /** Seal the next frame; null once this direction has used its nonces (the link must be dialled again). */
-  seal (p: Buffer): Buffer | null {
-    if (this.#out >= GROUP_LINK_FRAMES_MAX - 1) return null
-    const n = nonce(this.#out++)
-    const c = createCipheriv(ALG, this.tx, n, { authTagLength: TAG_BYTES })
-    return Buffer.concat([n.subarray(8), c.update(p), c.final(), c.getAuthTag()])
-  }
-
-  /** Open a frame; null when it is not authentic or not newer than the last one opened. */
-  open (s: Buffer): Buffer | null {
-    if (s.length < 4 + TAG_BYTES) return null
-    const n = s.readUInt32BE(0)
-    if (n < this.#in) return null
-    try {
-      const d = createDecipheriv(ALG, this.rx, nonce(n), { authTagLength: TAG_BYTES })
-      d.setAuthTag(s.subarray(-TAG_BYTES))
-      const p = Buffer.concat([d.update(s.subarray(4, -TAG_BYTES)), d.final()])
-      this.#in = n + 1
-      return p
-    } catch {
-      return null
+function session (tx: Buffer, rx: Buffer) {
+  let out = 0
+  let next = 0
+  return {
+    /** Seal the next frame; null once this direction has used its nonces (the link must be dialled again). */
+    seal (p: Buffer): Buffer | null {
+      if (out >= GROUP_LINK_FRAMES_MAX - 1) return null
+      const n = nonce(out++)
+      const c = createCipheriv(ALG, tx, n, TAG)
+      return Buffer.concat([n.subarray(8), c.update(p), c.final(), c.getAuthTag()])
+    },
+    /** Open a frame; null when it is not authentic or not newer than the last one opened. */
+    open (s: Buffer): Buffer | null {
+      if (s.length < 20) return null
+      const n = s.readUInt32BE(0)
+      if (n < next) return null
+      try {
+        const d = createDecipheriv(ALG, rx, nonce(n), TAG)
+        d.setAuthTag(s.subarray(-16))
+        const p = Buffer.concat([d.update(s.subarray(4, -16)), d.final()])
+        next = n + 1
+        return p
+      } catch {
+        return null
+      }
     }
   }
 }

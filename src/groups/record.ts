@@ -49,26 +49,17 @@ export interface GroupRecord extends RecordMeta {
 
 export type RecordDraft = Omit<RecordMeta, 'author' | 'hash' | 'size'> & { payload: Buffer }
 
-const ms: Spec<number> = {
-  expected: 'wall ms',
-  fallback: undefined,
-  check: (v, ctx) => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : fail(ctx, v, 'wall ms'))
-}
+const ms = uint(0, Number.MAX_SAFE_INTEGER)
 
 const attributes: Spec<Record<string, string>> = {
   expected: 'attributes',
   fallback: undefined,
   check (v, ctx) {
-    const e = `at most ${RECORD_ATTRIBUTES_COUNT_MAX} attributes`
-    if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) return fail(ctx, v, e)
-    const entries = Object.entries(v)
-    if (entries.length > RECORD_ATTRIBUTES_COUNT_MAX) fail(ctx, v, e)
-    const out: Record<string, string> = {}
-    for (const [k, x] of entries) {
-      if (!ATTRIBUTE_PATTERN.test(k) || typeof x !== 'string' || Buffer.byteLength(x) > RECORD_ATTRIBUTE_VALUE_BYTES_MAX) fail(ctx, v, e)
-      out[k] = x
+    const entries = typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array) ? Object.entries(v) : null
+    if (entries === null || entries.length > RECORD_ATTRIBUTES_COUNT_MAX || entries.some(([k, x]) => !ATTRIBUTE_PATTERN.test(k) || typeof x !== 'string' || Buffer.byteLength(x) > RECORD_ATTRIBUTE_VALUE_BYTES_MAX)) {
+      return fail(ctx, v, `at most ${RECORD_ATTRIBUTES_COUNT_MAX} attributes`)
     }
-    return out
+    return Object.fromEntries(entries) as Record<string, string>
   }
 }
 
@@ -84,19 +75,18 @@ const sha256 = (b: Uint8Array): Buffer => createHash('sha256').update(b).digest(
 export const derivedId = (...parts: string[]): string => sha256(Buffer.from(parts.join('\0'))).subarray(0, 16).toString('hex')
 
 export function signRecord (d: RecordDraft, publicKey: Buffer, privateKey: KeyObject): GroupRecord {
-  if (d.payload.length > RECORD_PAYLOAD_BYTES_MAX) throw invalid(`a payload of ${d.payload.length} bytes exceeds ${RECORD_PAYLOAD_BYTES_MAX}`)
+  if (d.payload.length > RECORD_PAYLOAD_BYTES_MAX) throw invalid('payload too large')
   const b = encodeCbor({
     g: gidBytes(d.group), i: Buffer.from(d.id, 'hex'), t: d.type, k: publicKey, v: d.version, c: d.created, e: d.expires,
     ...(Object.keys(d.attributes).length > 0 ? { a: d.attributes } : {}), ...(d.payload.length > 0 ? { p: d.payload } : {}), ...(d.deleted ? { d: 1 } : {})
   })
   const signed = Buffer.concat([b, signDomain(privateKey, RECORD_DOMAIN, b)])
-  if (signed.length > RECORD_BYTES_MAX) throw invalid(`a record of ${signed.length} bytes exceeds ${RECORD_BYTES_MAX}`)
   return openRecord(signed, false)
 }
 
 /** Decode a signed record; with verify, its signature must match its author's key. Throws RECORD_INVALID. */
 export function openRecord (signed: Buffer, verify: boolean): GroupRecord {
-  if (signed.length <= 64 || signed.length > RECORD_BYTES_MAX) throw invalid(`a record of ${signed.length} bytes`)
+  if (signed.length <= 64 || signed.length > RECORD_BYTES_MAX) throw invalid('record size')
   const b = signed.subarray(0, -64)
   let r
   try {
@@ -104,7 +94,7 @@ export function openRecord (signed: Buffer, verify: boolean): GroupRecord {
   } catch (err) {
     throw invalid((err as Error).message)
   }
-  if (verify && !verifyDomain(r.k, RECORD_DOMAIN, b, signed.subarray(-64))) throw invalid('the record signature does not verify')
+  if (verify && !verifyDomain(r.k, RECORD_DOMAIN, b, signed.subarray(-64))) throw invalid('bad signature')
   return {
     group: gidText(r.g), id: r.i.toString('hex'), type: r.t, author: nodeIdOf(r.k), version: r.v, created: r.c, expires: r.e,
     attributes: r.a ?? {}, deleted: r.d, hash: sha256(signed).toString('hex'), size: signed.length, payload: r.p ?? Buffer.alloc(0), bytes: signed

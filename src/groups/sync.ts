@@ -43,110 +43,109 @@ export interface SyncOptions {
   synced?: (g: string, peer: string) => void
 }
 
-export class GroupSync {
-  readonly counters = { messagesOut: 0, bytesOut: 0, recordsIn: 0, recordsRefused: 0, messagesRefused: 0 }
+export type GroupSync = ReturnType<typeof createSync>
 
-  readonly #o: SyncOptions
-  constructor (o: SyncOptions) { this.#o = o }
+export function createSync (o: SyncOptions) {
+  /** What was refused (the link counts frames and bytes). */
+  const counters = { recordsRefused: 0, messagesRefused: 0 }
+  const store = o.store
+  /** A byte string as hex strings of n bytes each (a short tail dropped). */
+  const split = (b: Buffer | undefined, n: number): string[] => b?.toString('hex').match(new RegExp(`.{${2 * n}}`, 'g')) ?? []
+  const key = (x: RecordMeta): string => x.hash.slice(0, 16)
 
-  send (peer: string, g: string, m: Omit<GroupMessage, 'g' | 'group'>): void {
-    const b = encodeCbor({ g: gidBytes(g), ...m })
-    this.counters.messagesOut++
-    this.counters.bytesOut += b.length
-    this.#o.send(peer, b)
+  function send (peer: string, g: string, m: Omit<GroupMessage, 'g' | 'group'>): void {
+    o.send(peer, encodeCbor({ g: gidBytes(g), ...m }))
   }
 
   /** A record new here: to every linked member but the one it came from. */
-  flood (r: GroupRecord, from?: string): void {
-    for (const p of this.#o.peers(r.group)) if (p !== from) this.send(p, r.group, { m: 'r', r: [r.bytes] })
+  function flood (r: GroupRecord, from?: string): void {
+    for (const p of o.peers(r.group)) if (p !== from) send(p, r.group, { m: 'r', r: [r.bytes] })
   }
 
-  /** One anti-entropy round with a random linked member of g. */
-  tick (g: string): void {
-    const ps = this.#o.peers(g)
-    if (ps.length > 0) this.summarize(g, ps[this.#o.random.int(ps.length)]!)
-  }
-
-  summarize (g: string, peer: string): void {
-    const s = this.#o.store.summary(g)
-    this.send(peer, g, { m: 's', t: s.map((x) => x[0]), n: s.map((x) => x[1]), d: Buffer.concat(s.map((x) => x[2])) })
-  }
-
-  /** A message from peer (decrypted). Never throws: bad input is counted and dropped. */
-  async receive (peer: string, b: Buffer): Promise<void> {
-    let m: GroupMessage
-    try {
-      const d = decodeCborAs(b, msgSpec, LIMITS, 'group message')
-      m = { ...d, group: gidText(d.g) }
-    } catch (err) {
-      this.counters.messagesRefused++
-      this.#o.log.debug('group message refused', { peer, err })
-      return
-    }
-    const g = m.group
-    const store = this.#o.store
-    if (m.m === 'r') return await this.#records(peer, g, m.r ?? [])
-    if (m.m === 'j' || m.m === 'o') return this.#o.control?.(peer, m)
-    if (!this.#o.peers(g).includes(peer)) { this.counters.messagesRefused++; return } // summaries only between members
-    const t = m.t?.[0] ?? ''
-    const d = m.d ?? Buffer.alloc(0)
-    if (m.m === 's') {
-      const theirs = new Map((m.t ?? []).map((t, i) => [t, `${m.n?.[i] ?? 0}:${d.subarray(8 * i, 8 * i + 8).toString('hex')}`]))
-      const mine = new Map(store.summary(g).map(([t, n, x]) => [t, `${n}:${x.toString('hex')}`]))
-      const differ = [...new Set([...theirs.keys(), ...mine.keys()])].filter((t) => theirs.get(t) !== mine.get(t)).sort(byPrecedence)
-      for (const t of differ) this.send(peer, g, { m: 'b', t: [t], d: store.buckets(g, t) })
-      if (differ.length === 0) this.#o.synced?.(g, peer)
-    } else if (m.m === 'b') {
-      const mine = store.buckets(g, t)
-      const u: number[] = []
-      for (let i = 0; i < GROUP_BUCKETS; i++) if (!mine.subarray(8 * i, 8 * i + 8).equals(d.subarray(8 * i, 8 * i + 8))) u.push(i)
-      const keys = store.inBuckets(g, t, new Set(u)).slice(0, GROUP_KEYS_PER_MESSAGE_MAX)
-      this.send(peer, g, { m: 'k', t: [t], u: Buffer.from(u), d: Buffer.concat(keys.map((k) => Buffer.from(k.id + k.hash.slice(0, 16), 'hex'))) })
-    } else if (m.m === 'k') {
-      const theirs = new Map<string, string>()
-      for (let i = 0; i + 24 <= d.length; i += 24) theirs.set(d.toString('hex', i, i + 16), d.toString('hex', i + 16, i + 24))
-      const mine = store.inBuckets(g, t, new Set(m.u ?? []))
-      const have = new Map(mine.map((x) => [x.id, x.hash.slice(0, 16)]))
-      const want = [...theirs].filter(([id, h]) => have.get(id) !== h).map(([id]) => id)
-      await this.sendRecords(peer, g, mine.filter((x) => theirs.get(x.id) !== x.hash.slice(0, 16)))
-      if (want.length > 0) this.send(peer, g, { m: 'w', d: Buffer.from(want.join(''), 'hex') })
-    } else if (m.m === 'w') {
-      const metas: RecordMeta[] = []
-      for (let i = 0; i + 16 <= d.length; i += 16) {
-        const x = store.get(g, d.toString('hex', i, i + 16))
-        if (x !== undefined) metas.push(x)
-      }
-      await this.sendRecords(peer, g, metas)
-    }
+  function summarize (g: string, peer: string): void {
+    const s = store.summary(g)
+    send(peer, g, { m: 's', t: s.map((x) => x[0]), n: s.map((x) => x[1]), d: Buffer.concat(s.map((x) => x[2])) })
   }
 
   /** Records from flash to peer, important types first, in batches that fit a frame. */
-  async sendRecords (peer: string, g: string, metas: RecordMeta[]): Promise<void> {
+  async function sendRecords (peer: string, g: string, metas: RecordMeta[]): Promise<void> {
     let batch: Buffer[] = []
     let size = 0
     for (const x of metas.sort((a, b) => byPrecedence(a.type, b.type))) {
-      const r = await this.#o.store.read(x).catch(() => undefined)
+      const r = await store.read(x).catch(() => undefined)
       if (r === undefined) continue
-      if (size + r.size > GROUP_BATCH_BYTES_MAX) { this.send(peer, g, { m: 'r', r: batch }); batch = []; size = 0 }
+      if (size + r.size > GROUP_BATCH_BYTES_MAX) { send(peer, g, { m: 'r', r: batch }); batch = []; size = 0 }
       batch.push(r.bytes)
       size += r.size
     }
-    if (batch.length > 0) this.send(peer, g, { m: 'r', r: batch })
+    if (batch.length > 0) send(peer, g, { m: 'r', r: batch })
   }
 
-  async #records (peer: string, g: string, list: Buffer[]): Promise<void> {
-    for (const b of list) {
+  return {
+    counters,
+    send,
+    flood,
+    summarize,
+    sendRecords,
+
+    /** One anti-entropy round with a random linked member of g. */
+    tick (g: string): void {
+      const ps = o.peers(g)
+      if (ps.length > 0) summarize(g, ps[o.random.int(ps.length)]!)
+    },
+
+    /** A message from peer (decrypted). Never throws: bad input is counted and dropped. */
+    async receive (peer: string, b: Buffer): Promise<void> {
+      let m: GroupMessage
       try {
-        const r = openRecord(b, false)
-        if (r.group !== g) throw new CanopyError('RECORD_INVALID', 'wrong group')
-        if (this.#o.store.get(g, r.id)?.hash === r.hash) continue // de-duplication before the signature check
-        openRecord(b, true)
-        this.counters.recordsIn++
-        const how = await this.#o.store.apply(r, false)
-        if (how === 'added' || how === 'updated') this.flood(r, peer)
+        const d = decodeCborAs(b, msgSpec, LIMITS, 'group message')
+        m = { ...d, group: gidText(d.g) }
       } catch (err) {
-        this.counters.recordsRefused++
-        this.#o.log.debug('record refused', { peer, err })
+        counters.messagesRefused++
+        o.log.debug('group message refused', { peer, err })
+        return
+      }
+      const g = m.group
+      if (m.m === 'r') {
+        for (const x of m.r ?? []) {
+          try {
+            const r = openRecord(x, false)
+            if (r.group !== g) throw new CanopyError('RECORD_INVALID', 'wrong group')
+            if (store.get(g, r.id)?.hash === r.hash) continue // de-duplication before the signature check
+            openRecord(x, true)
+            const how = await store.apply(r, false)
+            if (how === 'added' || how === 'updated') flood(r, peer)
+          } catch (err) {
+            counters.recordsRefused++
+            o.log.debug('record refused', { peer, err })
+          }
+        }
+        return
+      }
+      if (m.m === 'j' || m.m === 'o') return o.control?.(peer, m)
+      if (!o.peers(g).includes(peer)) { counters.messagesRefused++; return } // summaries only between members
+      const t = m.t?.[0] ?? ''
+      const d = split(m.d, 8)
+      if (m.m === 's') {
+        const theirs = new Map((m.t ?? []).map((t, i) => [t, `${m.n?.[i] ?? 0}:${d[i]}`]))
+        const mine = new Map(store.summary(g).map(([t, n, x]) => [t, `${n}:${x.toString('hex')}`]))
+        const differ = [...new Set([...theirs.keys(), ...mine.keys()])].filter((t) => theirs.get(t) !== mine.get(t)).sort(byPrecedence)
+        for (const t of differ) send(peer, g, { m: 'b', t: [t], d: store.buckets(g, t) })
+        if (differ.length === 0) o.synced?.(g, peer)
+      } else if (m.m === 'b') {
+        const mine = split(store.buckets(g, t), 8)
+        const u = [...mine.keys()].filter((i) => mine[i] !== d[i])
+        const keys = store.inBuckets(g, t, new Set(u)).slice(0, GROUP_KEYS_PER_MESSAGE_MAX)
+        send(peer, g, { m: 'k', t: [t], u: Buffer.from(u), d: Buffer.from(keys.map((k) => k.id + key(k)).join(''), 'hex') })
+      } else if (m.m === 'k') {
+        const theirs = new Map(split(m.d, 24).map((x) => [x.slice(0, 32), x.slice(32)]))
+        const mine = store.inBuckets(g, t, new Set(m.u))
+        const have = new Map(mine.map((x) => [x.id, key(x)]))
+        const want = [...theirs].filter(([id, h]) => have.get(id) !== h).map(([id]) => id)
+        await sendRecords(peer, g, mine.filter((x) => theirs.get(x.id) !== key(x)))
+        if (want.length > 0) send(peer, g, { m: 'w', d: Buffer.from(want.join(''), 'hex') })
+      } else if (m.m === 'w') {
+        await sendRecords(peer, g, split(m.d, 16).flatMap((id) => store.get(g, id) ?? []))
       }
     }
   }

@@ -3,7 +3,7 @@
 // member is a RecordStore and a GroupSync, on one SimClock.
 
 import { randomBytes } from 'node:crypto'
-import { GroupSync } from '../../src/groups/sync'
+import { createSync, type GroupSync } from '../../src/groups/sync'
 import type { GroupRecord } from '../../src/groups/record'
 import type { RecordStore } from '../../src/groups/store'
 import { createSeededRandom, SimClock, type Random } from '../../src/hal'
@@ -58,7 +58,7 @@ export class GroupSim {
       store.ensure(s.group)
       for (const m of s.members) await store.apply(m)
       s.stores.push(store)
-      s.syncs.push(new GroupSync({
+      s.syncs.push(createSync({
         store,
         random: s.random,
         log: quietLog,

@@ -5,7 +5,7 @@ import { createSeededRandom, SimClock, type Clock } from '../../src/hal'
 import { createKeyPair, identityFromKeyPair, type Identity } from '../../src/identity'
 import { issue, newGroup, ROLES } from '../../src/groups/cert'
 import { signRecord, type GroupRecord, type RecordDraft } from '../../src/groups/record'
-import { memberDraft, RecordStore, type Blobs, type StoreOptions } from '../../src/groups/store'
+import { memberDraft, openStore, type Blobs, type RecordStore, type StoreOptions } from '../../src/groups/store'
 import { createLogger } from '../../src/log'
 
 export const quietLog = createLogger({ level: 'error', nowMs: () => 0, wallMs: () => 0, write: () => {} })
@@ -24,7 +24,7 @@ export function memBlobs (): Blobs & { map: Map<string, Buffer> } {
 export const identity = (seed: number): Identity => identityFromKeyPair(createKeyPair(createSeededRandom(seed)))
 
 export async function memStore (clock: Clock, o: Partial<StoreOptions> = {}, blobs = memBlobs()): Promise<RecordStore> {
-  return await RecordStore.open(blobs, { clock, recordsMax: 100_000, bytesMax: 1 << 30, perMinute: 1_000_000, log: quietLog, ...o }, () => true)
+  return await openStore(blobs, { clock, recordsMax: 100_000, bytesMax: 1 << 30, perMinute: 1_000_000, log: quietLog, ...o }, () => true)
 }
 
 /** A group of n members (member 0 the owner; 1 an admin), their chains and member records. */

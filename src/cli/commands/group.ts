@@ -1,64 +1,71 @@
 // canopy group create|invite|join|records|watch: groups through the local
 // agent's HTTP API (GET/POST /api/groups…, the events stream for watch).
 
-import { request } from 'node:http'
+import { Writable } from 'node:stream'
+import { StringDecoder } from 'node:string_decoder'
 import { CanopyError } from '../../errors'
-import { agentBase, agentJson } from '../agent-client'
-import { flagBool, flagString, type ParsedArgs } from '../args'
+import { agentBase, agentJson, DEFAULT_AGENT_URL, pullFromAgent } from '../agent-client'
+import { flagBool, flagString, type FlagSpec, type ParsedArgs } from '../args'
 import type { Command } from '../command'
 
 const enc = encodeURIComponent
-const base = (args: ParsedArgs): URL => agentBase(flagString(args, 'agent'))
-const command = (name: string, args: string, summary: string, path: (a: ParsedArgs) => string, post: ((a: ParsedArgs) => unknown) | null, line: (r: Record<string, unknown>) => string, flags: Command['flags'] = []): Command => ({
-  name: `group ${name}`,
-  args,
-  summary,
-  positionals: { min: args === '' ? 0 : 1, max: args === '' ? 0 : 1 },
-  flags: [{ name: 'agent', value: 'URL', help: 'agent to use (default http://127.0.0.1:8787)' }, { name: 'json', help: 'print JSON' }, ...flags],
-  async run (a, io) {
-    const r = await agentJson(base(a), path(a), post === null ? {} : { method: 'POST', body: post(a) }) as Record<string, unknown>
-    io.stdout.write((flagBool(a, 'json') ? JSON.stringify(r) : line(r)) + '\n')
-    return 0
+type Out = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** A command that calls the agent once: `call` gives the path and, for a POST, the body; `line` the text output. */
+function command (name: string, args: string, summary: string, call: (a: ParsedArgs) => [string, unknown?], line: (r: Out) => string, flags: FlagSpec[] = []): Command {
+  const n = args === '' ? 0 : 1
+  return {
+    name: `group ${name}`,
+    args,
+    summary,
+    positionals: { min: n, max: n },
+    flags: [{ name: 'agent', value: 'URL', help: `default ${DEFAULT_AGENT_URL}` }, { name: 'json', help: 'print JSON' }, ...flags],
+    async run (a, io) {
+      const [path, body] = call(a)
+      const r = await agentJson(agentBase(flagString(a, 'agent')), path, body === undefined ? {} : { method: 'POST', body }) as Out
+      io.stdout.write((flagBool(a, 'json') ? JSON.stringify(r) : line(r)) + '\n')
+      return 0
+    }
   }
-})
+}
 const p0 = (a: ParsedArgs): string => a.positionals[0]!
+const UNITS: Record<string, number> = { s: 1e3, m: 6e4, h: 36e5, d: 864e5 }
 
 export const groupCommands: Command[] = [
-  command('create', 'NAME', 'create a group (this node owns it); prints its id', () => '/api/groups', (a) => ({ name: p0(a) }), (r) => String(r.id)),
-  command('invite', '', 'print an invitation for a node, to pass on out of band', (a) => `/api/groups/${enc(flagString(a, 'group') ?? '-')}/invitations`, (a) => {
+  command('create', 'NAME', 'create a group owned by this node; prints its id', (a) => ['/api/groups', { name: p0(a) }], (r) => r.id),
+  command('invite', '', 'print an invitation for a node', (a) => {
     const m = /^(\d+)([smhd])$/.exec(flagString(a, 'expires') ?? '24h')
-    const who = flagString(a, 'for')
-    if (m === null || who === undefined || flagString(a, 'group') === undefined) throw new CanopyError('USAGE', 'group invite needs --group G --for ID_OR_KEY [--expires 90s|30m|24h|7d]')
-    return { for: who, roles: flagString(a, 'roles'), expiresMs: Number(m[1]) * { s: 1e3, m: 6e4, h: 36e5, d: 864e5 }[m[2]!]! }
-  }, (r) => String(r.invitation), [
+    const [g, who] = [flagString(a, 'group'), flagString(a, 'for')]
+    if (m === null || who === undefined || g === undefined) throw new CanopyError('USAGE', 'needs --group, --for and --expires like 90s, 30m, 24h, 7d')
+    return [`/api/groups/${enc(g)}/invitations`, { for: who, roles: flagString(a, 'roles'), expiresMs: Number(m[1]) * UNITS[m[2]!]! }]
+  }, (r) => r.invitation, [
     { name: 'group', value: 'G', help: 'the group id' },
-    { name: 'for', value: 'ID_OR_KEY', help: "the invited node's id or public key" },
+    { name: 'for', value: 'ID_OR_KEY', help: 'node id or public key' },
     { name: 'roles', value: 'R[,R]', help: 'member (default), admin, reader' },
-    { name: 'expires', value: 'DURATION', help: 'validity, e.g. 30m, 24h (default), 7d' }
+    { name: 'expires', value: 'DURATION', help: 'e.g. 30m, 24h (default), 7d' }
   ]),
-  command('join', 'INVITATION', 'join a group with an invitation', () => '/api/groups/join', (a) => ({ invitation: p0(a) }), (r) => `joined ${String(r.id)}`),
-  command('records', 'G', "list a group's records", (a) => `/api/groups/${enc(p0(a))}/records${flagString(a, 'type') === undefined ? '' : `?type=${enc(flagString(a, 'type')!)}`}`, null,
-    (r) => (r.records as Array<Record<string, string>>).map((x) => `${x.id} ${x.type} v${x.version} ${x.author!.slice(0, 8)} ${(x.payload ?? '').slice(0, 60)}`).join('\n'),
+  command('join', 'INVITATION', 'join a group with an invitation', (a) => ['/api/groups/join', { invitation: p0(a) }], (r) => `joined ${r.id}`),
+  command('records', 'G', "list a group's records", (a) => [`/api/groups/${enc(p0(a))}/records?type=${enc(flagString(a, 'type') ?? '')}`],
+    (r) => r.records.map((x: Out) => `${x.id} ${x.type} v${x.version} ${x.author.slice(0, 8)} ${(x.payload ?? '').slice(0, 60)}`).join('\n'),
     [{ name: 'type', value: 'T', help: 'only records of this type' }]),
   {
-    ...command('watch', 'G', "print a group's events as they happen", () => '', null, () => ''),
-    run: (a, io) => new Promise((resolve, reject) => {
-      const req = request(new URL(`/api/groups/${enc(p0(a))}/events`, base(a)), (res) => {
-        if (res.statusCode !== 200) reject(new CanopyError('GROUP_NOT_FOUND', `the agent answered ${String(res.statusCode)}`))
-        let buf = ''
-        res.setEncoding('utf8')
-        res.on('data', (c: string) => {
-          const parts = (buf += c).split('\n\n')
+    ...command('watch', 'G', "print a group's events as they happen", () => [''], () => ''),
+    async run (a, io) {
+      let buf = ''
+      const utf8 = new StringDecoder()
+      const json = flagBool(a, 'json')
+      await pullFromAgent(agentBase(flagString(a, 'agent')), `/api/groups/${enc(p0(a))}/events`, new Writable({
+        write (c: Buffer, _, done) {
+          const parts = (buf += utf8.write(c)).split('\n\n')
           buf = parts.pop()!
           for (const p of parts) {
             const [, ev, data] = /^event: (.*)\ndata: (.*)$/.exec(p) ?? []
-            if (ev !== undefined) io.stdout.write(flagBool(a, 'json') ? `{"event":"${ev}","data":${data!}}\n` : `${ev} ${data!}\n`)
+            if (ev !== undefined) io.stdout.write(json ? `{"event":"${ev}","data":${data!}}\n` : `${ev} ${data!}\n`)
           }
-        })
-        res.on('end', () => { resolve(0) })
-      })
-      req.on('error', (err) => { reject(new CanopyError('AGENT_UNREACHABLE', `cannot reach the agent (${err.message})`)) })
-      req.end()
-    })
+          done()
+        }
+      }))
+      return 0
+    }
   }
 ]
