@@ -25,7 +25,7 @@ export function sessionStatus (s: Session, players: readonly Player[], nowMs: nu
     path: t.path,
     parent: t.parent === null ? null : { nodeId: t.parent.nodeId, sinceMs: Math.round(nowMs - t.parent.sinceMs), backups: t.parent.backups.map((b) => b.nodeId) },
     capacity: t.capacity(),
-    children: [...t.children.values()].map((c) => ({ nodeId: c.nodeId, subtree: c.subtree, capacity: c.capacity, nextSeq: c.nextSeq, lagging: c.lagSinceMs !== 0 })),
+    children: [...t.children.values()].map((c) => ({ nodeId: c.nodeId, subtree: c.subtree, capacity: c.capacity, nextSeq: c.nextSeq, lagging: c.lagMs !== 0 })),
     subtree: t.subtree,
     bitrateKbps: Math.round(s.bitrate * 8 / 1000),
     latencyMs: Math.round(t.latencyMs),
@@ -39,7 +39,7 @@ export function sessionStatus (s: Session, players: readonly Player[], nowMs: nu
       reason: e.reason,
       from: e.from,
       to: e.to,
-      silentMs: Math.round(e.lostMs - e.lastHeardMs),
+      silentMs: Math.round(e.lostMs - e.heardMs),
       attachMs: e.attachedMs === null ? null : Math.round(e.attachedMs - e.lostMs),
       filledMs: e.filledMs === null ? null : Math.round(e.filledMs - e.lostMs)
     }))
@@ -59,7 +59,7 @@ export function treePage (sessions: readonly Session[], selfId: string): PageSec
     })
     if (t.children.size > 0) {
       html += '<ul>' + [...t.children.values()].map((c) =>
-        `<li>${escapeHtml(short(c.nodeId))} <span class="dim">subtree ${c.subtree}${c.lagSinceMs !== 0 ? ', lagging' : ''}</span></li>`).join('') + '</ul>'
+        `<li>${escapeHtml(short(c.nodeId))} <span class="dim">subtree ${c.subtree}${c.lagMs !== 0 ? ', lagging' : ''}</span></li>`).join('') + '</ul>'
     }
     html += '</li></ul>'.repeat(path.length)
     const state = s.ended ? 'ended' : t.attached ? `depth ${t.depth}, ${Math.round(s.bitrate * 8 / 1000)} kbit/s` : 'joining'
