@@ -17,7 +17,7 @@ import type { StreamMeta } from './meta'
 import { createChunkRing, type ChunkRing } from './ring'
 import type { StreamSettings } from './settings'
 import { createBatchSigner } from './signer'
-import type { StreamTransport } from './transport'
+import { URGENT, type StreamTransport } from './transport'
 import { createTree, type Tree } from './tree'
 import { decodeMessage, encodeChunk, encodeEnd, endBody, type StreamMessage } from './wire'
 
@@ -77,8 +77,6 @@ export interface Session {
   /** Next seq not yet held contiguously (-1: nothing yet); newest seq held. */
   readonly nextSeq: number
   readonly newestSeq: number
-  /** Monotonic ms the newest chunk arrived. */
-  readonly newestArrivalMs: number
   /** Bytes/s, from the latest verified batch (or the source's own estimate, or what a FOUND said until then). */
   bitrate: number
   readonly ended: boolean
@@ -102,7 +100,6 @@ export interface Session {
   end (): void
   /** A stream message from the current parent that belongs to the data plane. */
   onData (m: StreamMessage, frame: Buffer): void
-  deadlineFor (seq: number, recvMs: number): number
   sendBatches (nodeId: string, from: number, to: number): void
   fill (nodeId: string, from: number, to: number, maxChunks: number): number
   startFor (fromSeq: number | null): number
@@ -138,7 +135,7 @@ export function createSession (env: SessionEnv, meta: StreamMeta, isSource: bool
     session.bitrate = bitrate
     batches.add(m.firstSeq, m.count, frame, m.hashesAt)
     counters.batches++
-    tree.toChildren(frame, { urgent: true })
+    tree.toChildren(frame, URGENT)
   }
 
   // ---- receiving (from the parent) ------------------------------------------------------
@@ -161,7 +158,7 @@ export function createSession (env: SessionEnv, meta: StreamMeta, isSource: bool
     batches.add(firstSeq, count, frame, hashesAt)
     counters.batches++
     session.bitrate = bitrate
-    tree.toChildren(frame, { urgent: true })
+    tree.toChildren(frame, URGENT)
     for (let s = firstSeq; s < firstSeq + count; s++) {
       const p = pending.take(s)
       if (p === undefined) continue
@@ -244,7 +241,6 @@ export function createSession (env: SessionEnv, meta: StreamMeta, isSource: bool
     get tree () { return tree },
     get nextSeq () { return nextSeq },
     get newestSeq () { return newestSeq },
-    get newestArrivalMs () { return newestArrivalMs },
     bitrate: 0,
     get ended () { return ended },
     get endSeq () { return endSeq },
@@ -252,7 +248,6 @@ export function createSession (env: SessionEnv, meta: StreamMeta, isSource: bool
     idleSinceMs: 0,
     get sourceBitrate () { return signer?.bitrate ?? 0 },
     get chunkRate () { return chunkRate() },
-    deadlineFor,
 
     publish (packets, flags, mediaBytes = packets.length) {
       assert(signer !== null && !ended, 'live source')
@@ -287,7 +282,7 @@ export function createSession (env: SessionEnv, meta: StreamMeta, isSource: bool
     sendBatches (nodeId, from, to) {
       const lo = Math.max(from, ring.floor)
       const hi = Math.min(to, newestSeq)
-      if (lo <= hi) for (const b of batches.covering(lo, hi)) env.transport.send(nodeId, b, { urgent: true })
+      if (lo <= hi) for (const b of batches.covering(lo, hi)) env.transport.send(nodeId, b, URGENT)
     },
 
     /**

@@ -23,7 +23,7 @@ import {
 } from '../limits'
 import { capacityFor, mergeCandidates, pickVictim, rotate } from './placement'
 import type { Session } from './session'
-import type { TransportSendOptions } from './transport'
+import { URGENT, type TransportSendOptions } from './transport'
 import { FROM_NEWEST_KEY, JOIN_FLAGS, MSG, REDIRECT, REFUSE, encodeMessage, type Candidate, type StreamMessage } from './wire'
 
 export interface ParentState {
@@ -146,16 +146,18 @@ export function createTree (s: Session) {
   const path = (): string[] => s.isSource ? [self] : parent !== null ? [...parent.path, self] : []
   const depth = (): number => s.isSource ? 0 : parent !== null ? parent.path.length : -1
   const latencyMs = (): number => parent?.latencyMs ?? 0
-  const subtree = (): number => { let n = 1; for (const c of kids.values()) n += c.subtree; return n }
+  const subtree = (): number => { let n = 1; kids.forEach((c) => { n += c.subtree }); return n }
+
+  /** Bytes/s to plan with: the stream's bitrate, never below the floor. */
+  const rate = (): number => Math.max(s.bitrate, STREAM_BITRATE_FLOOR_BYTES_PER_SEC)
 
   function capacity (): number {
-    const rate = Math.max(s.isSource ? s.sourceBitrate : 0, s.bitrate, STREAM_BITRATE_FLOOR_BYTES_PER_SEC)
-    return Math.min(st.childrenMax, capacityFor(st.uploadBytesPerSec, rate))
+    return Math.min(st.childrenMax, capacityFor(st.uploadBytesPerSec, Math.max(s.isSource ? s.sourceBitrate : 0, rate())))
   }
 
   /** A control message for this stream (its fields after the stream id, FORMAT.md), ahead of queued chunks. */
   function send (nodeId: string, type: keyof typeof MSG, ...values: unknown[]): void {
-    if (t.send(nodeId, encodeMessage(type, [s.streamId, ...values]), { urgent: true })) {
+    if (t.send(nodeId, encodeMessage(type, [s.streamId, ...values]), URGENT)) {
       const c = kids.get(nodeId)
       if (c !== undefined) c.sentMs = now()
     }
@@ -237,7 +239,7 @@ export function createTree (s: Session) {
     joinReason = current = null
     s.acceptStart(m.startSeq)
     if (climb) counters.climbs++
-    const ev = events[events.length - 1]
+    const ev = events.at(-1)
     if (!climb && ev !== undefined && ev.attachedMs === null && ev.to === null) {
       ev.attachedMs = ms
       ev.to = from
@@ -245,7 +247,7 @@ export function createTree (s: Session) {
       checkFilled(ms)
     }
     lastReportMs = 0
-    for (const c of kids.values()) sendStatus(c)
+    kids.forEach(sendStatus)
     for (const fn of attachedListeners.splice(0)) fn()
   }
 
@@ -287,7 +289,7 @@ export function createTree (s: Session) {
   const blacklisted = (nodeId: string): boolean => (blacklist.get(nodeId) ?? 0) > now()
 
   function checkFilled (ms: number): void {
-    const ev = events[events.length - 1]
+    const ev = events.at(-1)
     if (ev !== undefined && ev.attachedMs !== null && ev.filledMs === null && s.nextSeq > ev.gapEnd) ev.filledMs = ms
   }
 
@@ -379,14 +381,14 @@ export function createTree (s: Session) {
    * what our spare upload carries if that is more.
    */
   function fillBudget (): number {
-    const rate = Math.max(s.bitrate, STREAM_BITRATE_FLOOR_BYTES_PER_SEC)
-    const spare = (st.uploadBytesPerSec - kids.size * rate) / rate
+    const r = rate()
+    const spare = (st.uploadBytesPerSec - kids.size * r) / r
     return Math.max(FILL_SPEEDUP, spare) * (s.chunkRate > 0 ? s.chunkRate : FILL_CHUNKS_PER_SEC_UNKNOWN) * st.heartbeatMs / 1000
   }
 
   function filling (): number {
     let n = 0
-    for (const c of kids.values()) if (c.fillNext <= c.fillEnd) n++
+    kids.forEach((c) => { if (c.fillNext <= c.fillEnd) n++ })
     return n
   }
 
@@ -447,7 +449,7 @@ export function createTree (s: Session) {
     if (c !== undefined) {
       const ms = now()
       if (ok) c.sentMs = ms
-      if (ok && t.queuedBytes(nodeId) <= Math.max(s.bitrate, STREAM_BITRATE_FLOOR_BYTES_PER_SEC) * LAG_QUEUE_SECONDS) c.lagMs = 0
+      if (ok && t.queuedBytes(nodeId) <= rate() * LAG_QUEUE_SECONDS) c.lagMs = 0
       else if (c.lagMs === 0) c.lagMs = ms
     }
     return ok
@@ -491,7 +493,7 @@ export function createTree (s: Session) {
         if (m.path.length !== p.path.length || m.path.some((id, i) => id !== p.path[i])) {
           p.path = m.path
           pathChangedMs = ms
-          for (const c of kids.values()) sendStatus(c)
+          kids.forEach(sendStatus)
         }
         p.latencyMs = m.latencyMs + (t.rttMs(from) ?? 0) / 2
         p.backups = m.backups
@@ -537,13 +539,13 @@ export function createTree (s: Session) {
     const fillers = filling()
     if (fillers > 0) {
       const share = fillBudget() / fillers
-      for (const c of kids.values()) fillStep(c, share)
+      kids.forEach((c) => { fillStep(c, share) })
     }
     let shed = kids.size - capacity()
     // A child is slow when it lags while a sibling keeps up; when every child lags, our own uplink is
     // the bottleneck and moving one of them would only add a repair. Only leaves move: a relay takes its subtree along.
     let keepingUp = 0
-    for (const c of kids.values()) if (c.lagMs === 0) keepingUp++
+    kids.forEach((c) => { if (c.lagMs === 0) keepingUp++ })
     for (const c of [...kids.values()]) {
       if (ms - c.heardMs >= st.childDeadMs) kids.delete(c.nodeId)
       else if (c.lagMs !== 0 && ms - c.lagMs >= STREAM_LAG_MS && keepingUp > 0 && c.children === 0) { moveLower(c); shed-- } else if (ms - c.statusAtMs >= st.statusMs) sendStatus(c)
@@ -580,7 +582,6 @@ export function createTree (s: Session) {
     /** This node's children by node id. */
     get children (): ReadonlyMap<string, ChildState> { return kids },
     get attached (): boolean { return attached() },
-    get joining (): boolean { return joinReason !== null },
     get path (): string[] { return path() },
     get depth (): number { return depth() },
     get latencyMs (): number { return latencyMs() },
@@ -607,16 +608,16 @@ export function createTree (s: Session) {
 
     /** A verified chunk: to every child that started at or before it. */
     forward (seq: number, frame: Buffer, deadlineMs: number): void {
-      for (const c of kids.values()) {
+      kids.forEach((c) => {
         // Older than its start, or still owed by catch-up (fillStep sends it in order).
         if (seq >= c.startSeq && (seq < c.fillNext || seq > c.fillEnd)) sendChunk(c.nodeId, frame, deadlineMs)
-      }
+      })
       if (events.length > 0) checkFilled(now())
     },
 
     /** A frame for every child (signature batches, the end of the stream). */
     toChildren (frame: Buffer, options: TransportSendOptions): void {
-      for (const c of kids.values()) if (t.send(c.nodeId, frame, options)) c.sentMs = now()
+      kids.forEach((c) => { if (t.send(c.nodeId, frame, options)) c.sentMs = now() })
     },
 
     onUp (nodeId: string): void {
@@ -631,7 +632,7 @@ export function createTree (s: Session) {
 
     /** Leave the tree politely: children are sent to their backups (our parent first), the parent is told. */
     leave (): void {
-      for (const c of kids.values()) send(c.nodeId, 'redirect', REDIRECT.move, backupsFor(c))
+      kids.forEach((c) => { send(c.nodeId, 'redirect', REDIRECT.move, backupsFor(c)) })
       kids.clear()
       if (parent !== null) send(parent.nodeId, 'leave')
       parent = null

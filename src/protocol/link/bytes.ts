@@ -12,8 +12,6 @@ import type { FramePool } from './pool'
 
 export type ByteReader = ReturnType<typeof byteReader>
 export interface ByteWriter {
-  readonly buf: Buffer
-  readonly offset: number
   /** n (1..4) bytes, unsigned big-endian; values outside the field's range are clamped to it. */
   uint (n: number, v: number): ByteWriter
   u8 (v: number): ByteWriter
@@ -71,8 +69,6 @@ export function byteReader (buf: Uint8Array, code: ErrorCode, at = 0, end = buf.
 /** Writes into buf from at; done() asserts the encoder filled exactly the bytes it allocated. */
 export function byteWriter (buf: Buffer, at = 0): ByteWriter {
   const w: ByteWriter = {
-    buf,
-    get offset (): number { return at },
     uint (n: number, v: number): ByteWriter {
       buf.writeUIntBE(Math.max(0, Math.min(256 ** n - 1, Math.round(v))), at, n)
       at += n

@@ -136,20 +136,14 @@ export function createLink (o: LinkOptions): Link {
   const extension = o.extension ?? Buffer.alloc(0)
   const closeListeners: Array<(link: Link) => void> = []
   let state: LinkState = 'handshake'
-  let nodeId = ''
-  let publicKey: Buffer = Buffer.alloc(0)
-  let peerListenPort = 0
   let peerChannels: ReadonlySet<number> = new Set()
-  let peerExtension: Buffer = Buffer.alloc(0)
-  let rttMs: number | null = null
-  let closeReason: CloseReason | null = null
-  let openedAtMs = 0
   let peerHello: Buffer | null = null
   let blocked = false
   let pingId = 0
   let pingSentMs = 0
   let pins = 0
-  let lastReceivedMs = clock.nowMs()
+  const now = (): number => clock.nowMs()
+  let lastReceivedMs = now()
   let lastSentMs = lastReceivedMs
   let lastTrafficMs = lastReceivedMs
   let settle: { resolve: (l: Link) => void, reject: (e: CanopyError) => void } | null = null
@@ -171,18 +165,18 @@ export function createLink (o: LinkOptions): Link {
 
   function flush (): void {
     if (state === 'closed' || socket.destroyed) return
-    const now = clock.nowMs()
+    const ms = now()
     while (!blocked) {
       const e = urgentQueue.shift() ?? queue.shift()
       if (e === undefined) break
       const frame = e.frame
-      if (e.expiresAtMs !== 0 && e.expiresAtMs < now) {
+      if (e.expiresAtMs !== 0 && e.expiresAtMs < ms) {
         counters.droppedExpired++
         released(frame)
         continue
       }
       counters.bytesOut += frame.length
-      lastSentMs = now
+      lastSentMs = ms
       // write() false: the socket holds its high-water mark; 'drain' resumes us.
       // The callback runs once the socket is done with the bytes (written or failed): then the frame can be reused.
       if (!socket.write(frame, () => { released(frame) })) blocked = true
@@ -200,14 +194,13 @@ export function createLink (o: LinkOptions): Link {
 
   function onFrameIn (frame: Buffer): void {
     if (state === 'closed') return
-    const now = clock.nowMs()
-    lastReceivedMs = now
+    lastReceivedMs = now()
     counters.bytesIn += frame.length
     const channel = frame[4]!
     if (channel === 0) return onControl(frame)
     if (state !== 'open') throw invalid('data before the handshake')
     if (!served.has(channel)) throw invalid(`channel ${channel} not served`)
-    lastTrafficMs = now
+    lastTrafficMs = lastReceivedMs
     try {
       o.onFrame?.(link, frame)
     } finally {
@@ -235,19 +228,19 @@ export function createLink (o: LinkOptions): Link {
             : expected !== undefined && id !== expected ? `not node ${expected}` : ''
         if (refused !== '') return refuse(refused)
         peerHello = Buffer.from(frame) // kept for the transcript: our own copy
-        nodeId = id
-        publicKey = h.publicKey
-        peerListenPort = h.listenPort
+        link.nodeId = id
+        link.publicKey = h.publicKey
+        link.peerListenPort = h.listenPort
+        link.peerExtension = h.extension
         peerChannels = new Set(h.channels)
-        peerExtension = h.extension
         enqueue(encodeProof(signDomain(identity.privateKey, PROOF_DOMAIN, transcript(initiator))), true)
         return
       }
       case 'proof':
         if (!handshaking || peerHello === null) throw invalid('early or second proof')
-        if (!verifyDomain(publicKey, PROOF_DOMAIN, transcript(!initiator), m.signature)) return refuse('bad proof')
+        if (!verifyDomain(link.publicKey, PROOF_DOMAIN, transcript(!initiator), m.signature)) return refuse('bad proof')
         state = 'open'
-        openedAtMs = clock.nowMs()
+        link.openedAtMs = now()
         settle?.resolve(link)
         settle = null
         return
@@ -256,7 +249,7 @@ export function createLink (o: LinkOptions): Link {
         return
       case 'pong':
         if (m.id === pingId && pingSentMs > 0) {
-          rttMs = clock.nowMs() - pingSentMs
+          link.rttMs = now() - pingSentMs
           pingSentMs = 0
         }
         return
@@ -278,11 +271,11 @@ export function createLink (o: LinkOptions): Link {
 
   function tick (): void {
     if (state !== 'open') return
-    const now = clock.nowMs()
-    if (now - lastReceivedMs >= deadMs) return close('dead')
-    if ((now - lastSentMs >= keepaliveMs || rttMs === null) && (pingSentMs === 0 || now - pingSentMs >= keepaliveMs)) {
+    const ms = now()
+    if (ms - lastReceivedMs >= deadMs) return close('dead')
+    if ((ms - lastSentMs >= keepaliveMs || link.rttMs === null) && (pingSentMs === 0 || ms - pingSentMs >= keepaliveMs)) {
       pingId = (pingId + 1) >>> 0
-      pingSentMs = now
+      pingSentMs = ms
       enqueue(encodePing('ping', pingId), true)
     }
   }
@@ -297,7 +290,7 @@ export function createLink (o: LinkOptions): Link {
     if (state === 'closed') return
     const wasOpen = state === 'open'
     state = 'closed'
-    closeReason = reason
+    link.closeReason = reason
     for (const t of timers) t.cancel()
     queue.clear(released)
     urgentQueue.clear(released)
@@ -324,25 +317,26 @@ export function createLink (o: LinkOptions): Link {
   /** Queue a frame built with allocFrame/encodeFrame (or received, to forward it unchanged). */
   function sendFrame (frame: Buffer, options: SendOptions = {}): boolean {
     if (state !== 'open' || frame.length < FRAME_HEADER_BYTES || !peerChannels.has(frame[4]!)) return false
-    lastTrafficMs = clock.nowMs()
+    lastTrafficMs = now()
     return enqueue(frame, options.urgent, options.expiresAtMs)
   }
 
-  const link: Link = {
+  // Set once (at the handshake, the close) or rarely: plain fields; what changes on every frame: getters.
+  const link: { -readonly [K in keyof Link]: Link[K] } = {
     get state () { return state },
     get open (): boolean { return state === 'open' },
-    get nodeId (): string { return nodeId },
-    get publicKey (): Buffer { return publicKey },
-    get peerListenPort (): number { return peerListenPort },
-    get peerExtension (): Buffer { return peerExtension },
+    nodeId: '',
+    publicKey: Buffer.alloc(0),
+    peerListenPort: 0,
+    peerExtension: Buffer.alloc(0),
     extension,
-    get rttMs (): number | null { return rttMs },
-    get closeReason (): CloseReason | null { return closeReason },
+    rttMs: null,
+    closeReason: null,
     remoteAddress: socket.remoteAddress ?? '',
     counters,
     ready,
     get lastTrafficMs (): number { return lastTrafficMs },
-    get openedAtMs (): number { return openedAtMs },
+    openedAtMs: 0,
     initiator,
     get queuedBytes (): number { return queue.bytes + urgentQueue.bytes },
     get queuedFrames (): number { return queue.length + urgentQueue.length },
