@@ -7,6 +7,8 @@ import type { Player } from './player'
 import type { Session } from './session'
 
 const short = (id: string): string => id.slice(0, 8)
+/** Whole ms from `from` to `to`; null while `to` is. */
+const span = (to: number | null | undefined, from: number): number | null => to == null ? null : Math.round(to - from)
 
 export function sessionRole (s: Session, players: number): 'source' | 'relay' | 'player' {
   return s.isSource ? 'source' : s.tree.children.size > 0 || players === 0 ? 'relay' : 'player'
@@ -32,16 +34,16 @@ export function sessionStatus (s: Session, players: readonly Player[], nowMs: nu
     newestSeq: s.newestSeq,
     nextSeq: s.nextSeq,
     ring: { chunks: s.ring.size, bytes: s.ring.bytes, oldest: s.ring.oldest },
-    players: players.map((p) => ({ cursor: p.cursor, chunks: p.chunks, bytes: p.bytes, skipped: p.skipped, firstByteMs: p.firstByteMs === null ? null : Math.round(p.firstByteMs - p.startedMs) })),
+    players: players.map((p) => ({ cursor: p.cursor, chunks: p.chunks, bytes: p.bytes, skipped: p.skipped, firstByteMs: span(p.firstByteMs, p.startedMs) })),
     chunks: s.counters,
     tree: t.counters,
     reattaches: t.events.map((e) => ({
       reason: e.reason,
       from: e.from,
       to: e.to,
-      silentMs: Math.round(e.lostMs - e.heardMs),
-      attachMs: e.attachedMs === null ? null : Math.round(e.attachedMs - e.lostMs),
-      filledMs: e.filledMs === null ? null : Math.round(e.filledMs - e.lostMs)
+      silentMs: span(e.lostMs, e.heardMs),
+      attachMs: span(e.attachedMs, e.lostMs),
+      filledMs: span(e.filledMs, e.lostMs)
     }))
   }
 }
@@ -78,7 +80,7 @@ const SERIES: ReadonlyArray<readonly [string, string, (s: Session, players: numb
   ['reattaches_total', 'Re-attaches after losing the parent.', (s) => s.tree.counters.reattaches],
   ['reattach_last_ms', 'Last re-attach, parent lost to new parent.', (s) => {
     const e = s.tree.events.at(-1)
-    return e?.attachedMs == null ? null : Math.round(e.attachedMs - e.lostMs)
+    return e === undefined ? null : span(e.attachedMs, e.lostMs)
   }],
   ['depth', 'Depth in the tree (source 0, detached -1).', (s) => s.tree.depth],
   ['children', 'Children served.', (s) => s.tree.children.size],
@@ -88,10 +90,8 @@ const SERIES: ReadonlyArray<readonly [string, string, (s: Session, players: numb
 ]
 
 export function registerStreamMetrics (metrics: Metrics, sessions: () => readonly Session[], players: () => ReadonlyMap<string, number>): void {
-  const all = SERIES.map(([name, help, value]) => {
-    const m = name.endsWith('_total') ? metrics.counter(`canopy_stream_${name}`, help, ['stream']) : metrics.gauge(`canopy_stream_${name}`, help, ['stream'])
-    return [m, value] as const
-  })
+  const all = SERIES.map(([name, help, value]) =>
+    [metrics[name.endsWith('_total') ? 'counter' : 'gauge'](`canopy_stream_${name}`, help, ['stream']), value] as const)
   metrics.onCollect(() => {
     const p = players()
     for (const [m] of all) if ('reset' in m) m.reset()

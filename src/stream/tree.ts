@@ -499,14 +499,8 @@ export function createTree (s: Session) {
         p.backups = m.backups
         return
       case 'report':
-        if (child !== undefined) {
-          child.children = m.children
-          child.subtree = Math.max(1, m.subtree)
-          child.capacity = m.capacity
-          child.uptimeS = m.uptimeS
-          child.nextSeq = m.nextSeq
-          child.spare = m.spare
-        }
+        // children, capacity, uptimeS, nextSeq, spare (and the message's own type and streamId, unused) as reported.
+        if (child !== undefined) Object.assign(child, m, { subtree: Math.max(1, m.subtree) })
         return
       case 'gap':
         if (child !== undefined && ms - child.gapAtMs >= GAP_HONOUR_MS) {
