@@ -111,6 +111,7 @@ export function createTree (s: Session) {
   const t = env.transport
   const self = env.selfId
   const st = env.settings
+  const { isSource, meta: { sourceId } } = s
   const kids = new Map<string, ChildState>()
   const events: ReattachEvent[] = []
   const counters: TreeCounters = { refusals: 0, moves: 0, displaced: 0, reattaches: 0, climbs: 0 }
@@ -141,10 +142,10 @@ export function createTree (s: Session) {
   let closed = false
 
   const now = (): number => env.clock.nowMs()
-  const attached = (): boolean => s.isSource || parent !== null
+  const attached = (): boolean => isSource || parent !== null
   /** Root..this node ([] when detached). */
-  const path = (): string[] => s.isSource ? [self] : parent !== null ? [...parent.path, self] : []
-  const depth = (): number => s.isSource ? 0 : parent !== null ? parent.path.length : -1
+  const path = (): string[] => isSource ? [self] : parent !== null ? [...parent.path, self] : []
+  const depth = (): number => isSource ? 0 : parent !== null ? parent.path.length : -1
   const latencyMs = (): number => parent?.latencyMs ?? 0
   const subtree = (): number => { let n = 1; kids.forEach((c) => { n += c.subtree }); return n }
 
@@ -152,7 +153,7 @@ export function createTree (s: Session) {
   const rate = (): number => Math.max(s.bitrate, STREAM_BITRATE_FLOOR_BYTES_PER_SEC)
 
   function capacity (): number {
-    return Math.min(st.childrenMax, capacityFor(st.uploadBytesPerSec, Math.max(s.isSource ? s.sourceBitrate : 0, rate())))
+    return Math.min(st.childrenMax, capacityFor(st.uploadBytesPerSec, Math.max(isSource ? s.sourceBitrate : 0, rate())))
   }
 
   /** A control message for this stream (its fields after the stream id, FORMAT.md), ahead of queued chunks. */
@@ -170,13 +171,13 @@ export function createTree (s: Session) {
   }
 
   /** The stream's source as a join target. */
-  const root = (): Candidate => cand(s.meta.sourceId, 0, 1)
+  const root = (): Candidate => cand(sourceId, 0, 1)
 
   // ---- joining ------------------------------------------------------------------------------
 
   /** Start (or restart) joining: these targets first, the root last. */
   function join (targets: readonly Candidate[], reason = 'join', former: string | null = null): void {
-    if (s.isSource || closed) return
+    if (isSource || closed) return
     joinReason = reason
     queue = [...targets]
     tried = new Set()
@@ -198,7 +199,7 @@ export function createTree (s: Session) {
       if (usable(c.nodeId)) target = c
     }
     // The root is the last resort of every attempt but a climb (which keeps its parent when nobody higher has room).
-    if (target === undefined && !climb && usable(s.meta.sourceId)) target = root()
+    if (target === undefined && !climb && usable(sourceId)) target = root()
     if (target !== undefined) {
       const id = current = target.nodeId
       tried.add(id)
@@ -253,7 +254,7 @@ export function createTree (s: Session) {
 
   /** A path from a would-be parent: starts at our source, ends at the parent, never holds us, within the depth bound. */
   const pathAcceptable = (p: readonly string[], from: string): boolean =>
-    p.length >= 1 && p.length < STREAM_DEPTH_MAX && p[0] === s.meta.sourceId && p[p.length - 1] === from && !p.includes(self) && new Set(p).size === p.length
+    p.length >= 1 && p.length < STREAM_DEPTH_MAX && p[0] === sourceId && p[p.length - 1] === from && !p.includes(self) && new Set(p).size === p.length
 
   function onRedirect (from: string, m: Msg<'redirect'>): void {
     if (current === from) {

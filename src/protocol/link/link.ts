@@ -219,20 +219,19 @@ export function createLink (o: LinkOptions): Link {
     switch (m.type) {
       case 'hello': {
         if (!handshaking || peerHello !== null) throw invalid('a second hello')
-        const h = m.hello
-        const id = nodeIdOf(h.publicKey)
+        const id = nodeIdOf(m.publicKey)
         const expected = o.expectedNodeId
-        const refused = h.version !== LINK_VERSION
-          ? `link version ${h.version}`
+        const refused = m.version !== LINK_VERSION
+          ? `link version ${m.version}`
           : id === identity.nodeId ? 'a link to ourselves'
             : expected !== undefined && id !== expected ? `not node ${expected}` : ''
         if (refused !== '') return refuse(refused)
         peerHello = Buffer.from(frame) // kept for the transcript: our own copy
         link.nodeId = id
-        link.publicKey = h.publicKey
-        link.peerListenPort = h.listenPort
-        link.peerExtension = h.extension
-        peerChannels = new Set(h.channels)
+        link.publicKey = m.publicKey
+        link.peerListenPort = m.listenPort
+        link.peerExtension = m.extension
+        peerChannels = new Set(m.channels)
         enqueue(encodeProof(signDomain(identity.privateKey, PROOF_DOMAIN, transcript(initiator))), true)
         return
       }
