@@ -7,6 +7,7 @@ import type { Player } from './player'
 import type { Session } from './session'
 
 const short = (id: string): string => id.slice(0, 8)
+const kbps = (s: Session): number => Math.round(s.bitrate * 8 / 1000)
 /** Whole ms from `from` to `to`; null while `to` is. */
 const span = (to: number | null | undefined, from: number): number | null => to == null ? null : Math.round(to - from)
 
@@ -29,7 +30,7 @@ export function sessionStatus (s: Session, players: readonly Player[], nowMs: nu
     capacity: t.capacity(),
     children: [...t.children.values()].map((c) => ({ nodeId: c.nodeId, subtree: c.subtree, capacity: c.capacity, nextSeq: c.nextSeq, lagging: c.lagMs !== 0 })),
     subtree: t.subtree,
-    bitrateKbps: Math.round(s.bitrate * 8 / 1000),
+    bitrateKbps: kbps(s),
     latencyMs: Math.round(t.latencyMs),
     newestSeq: s.newestSeq,
     nextSeq: s.nextSeq,
@@ -64,7 +65,7 @@ export function treePage (sessions: readonly Session[], selfId: string): PageSec
         `<li>${escapeHtml(short(c.nodeId))} <span class="dim">subtree ${c.subtree}${c.lagMs !== 0 ? ', lagging' : ''}</span></li>`).join('') + '</ul>'
     }
     html += '</li></ul>'.repeat(path.length)
-    const state = s.ended ? 'ended' : t.attached ? `depth ${t.depth}, ${Math.round(s.bitrate * 8 / 1000)} kbit/s` : 'joining'
+    const state = s.ended ? 'ended' : t.attached ? `depth ${t.depth}, ${kbps(s)} kbit/s` : 'joining'
     return `<h3>${escapeHtml(s.name)} <span class="dim">${escapeHtml(state)}</span></h3>${html}`
   })
   return { title: 'Stream trees', html: parts.join('') }

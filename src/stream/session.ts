@@ -129,12 +129,16 @@ export function createSession (env: SessionEnv, meta: StreamMeta, isSource: bool
 
   const signer = isSource ? createBatchSigner(streamId, sourceKey!, clock, crypto, onOwnBatch) : null
 
-  function onOwnBatch (frame: Buffer, bitrate: number): void {
+  function onOwnBatch (frame: Buffer): void {
     const m = decodeMessage(frame.subarray(FRAME_HEADER_BYTES))
-    if (m.type !== 'sig') return
-    session.bitrate = bitrate
+    if (m.type === 'sig') keepBatch(m, frame)
+  }
+
+  /** A verified SIG frame (or our own): kept for the chunks it vouches for, its bitrate taken, sent on to every child. */
+  function keepBatch (m: Extract<StreamMessage, { type: 'sig' }>, frame: Buffer): void {
     batches.add(m.firstSeq, m.count, frame, m.hashesAt)
     counters.batches++
+    session.bitrate = m.bitrate
     tree.toChildren(frame, URGENT)
   }
 
@@ -152,13 +156,11 @@ export function createSession (env: SessionEnv, meta: StreamMeta, isSource: bool
     else deliver(seq, frame, flags)
   }
 
-  function onSig ({ firstSeq, count, bitrate, hashesAt, signedEnd }: Extract<StreamMessage, { type: 'sig' }>, frame: Buffer): void {
+  function onSig (m: Extract<StreamMessage, { type: 'sig' }>, frame: Buffer): void {
+    const { firstSeq, count } = m
     if (batches.has(firstSeq)) { counters.duplicates++; return }
-    if (!crypto.verify(meta.key, BATCH_DOMAIN, frame, signedEnd)) return polluted(`batch ${firstSeq}`)
-    batches.add(firstSeq, count, frame, hashesAt)
-    counters.batches++
-    session.bitrate = bitrate
-    tree.toChildren(frame, URGENT)
+    if (!crypto.verify(meta.key, BATCH_DOMAIN, frame, m.signedEnd)) return polluted(`batch ${firstSeq}`)
+    keepBatch(m, frame)
     for (let s = firstSeq; s < firstSeq + count; s++) {
       const p = pending.take(s)
       if (p === undefined) continue
@@ -173,8 +175,11 @@ export function createSession (env: SessionEnv, meta: StreamMeta, isSource: bool
     ended = true
     endSeq = lastSeq
     tree.toChildren(frame, {})
-    for (const l of [...listeners]) l.end()
+    endListeners()
   }
+
+  /** Tell every local listener the stream ended (they may unsubscribe while told). */
+  const endListeners = (): void => { for (const l of [...listeners]) l.end() }
 
   /** `what` failed verification: its sender, our parent, is replaced. */
   function polluted (what: string): void {
@@ -339,7 +344,7 @@ export function createSession (env: SessionEnv, meta: StreamMeta, isSource: bool
     close () {
       signer?.close()
       tree.close()
-      for (const l of [...listeners]) l.end()
+      endListeners()
       listeners.clear()
       pending.clear()
       ring.clear()
