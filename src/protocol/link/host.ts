@@ -93,17 +93,13 @@ export function createLinkHost (o: LinkHostOptions) {
 
   function adopt (socket: StreamSocket, initiator: boolean, expectedNodeId: string | undefined): Link {
     const link = createLink({
+      ...o, // identity, clock, channels, timings, pool
       socket,
       initiator,
-      identity: o.identity,
-      clock: o.clock,
       nonce: o.random?.bytes(NONCE_BYTES) ?? randomBytes(NONCE_BYTES),
       listenPort,
-      channels: o.channels,
       expectedNodeId,
       extension: o.extension?.(),
-      timings: o.timings,
-      pool: o.pool,
       onFrame: (l, frame) => { handlers.get(frame[4]!)?.(l, frame) }
     })
     handshaking.add(link)
