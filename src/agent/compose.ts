@@ -6,9 +6,9 @@ import type { Hal } from '../hal'
 import type { Logger } from '../log'
 import type { ContentIndex, PeerDirectory } from '../protocol'
 import { FlashCacheService } from '../flash-cache'
-import { FramePool, LinkService } from '../protocol/link'
+import { createFramePool, createLinkService, type LinkService } from '../protocol/link'
 import { STREAM_FRAME_POOL_SLACK_BYTES, STREAM_FRAME_SLOT_BYTES } from '../limits'
-import { StreamService } from '../stream'
+import { createStreamService } from '../stream'
 import { addGroupRoutes, GroupsService, KeyShares } from '../groups'
 import { Agent } from './agent'
 import { addContent, createContent } from './content'
@@ -40,10 +40,10 @@ export async function buildAgent (config: Config, hal: Hal, log: Logger, options
   addContent(agent, content, lan, peers)
   // Chunk frames: received into, kept in and forwarded from one preallocated pool (bounded RSS).
   const poolBytes = 2 * config.stream.ringBytes + STREAM_FRAME_POOL_SLACK_BYTES
-  const pool = new FramePool(STREAM_FRAME_SLOT_BYTES, Math.ceil(poolBytes / STREAM_FRAME_SLOT_BYTES / 64) * 64)
+  const pool = createFramePool(STREAM_FRAME_SLOT_BYTES, Math.ceil(poolBytes / STREAM_FRAME_SLOT_BYTES / 64) * 64)
   // Groups (issue 6): each link's hello carries an X25519 share that seals the group channel.
   const shares = config.groups.enabled ? new KeyShares() : null
-  link = new LinkService({
+  link = createLinkService({
     net: hal.net,
     clock: hal.clock,
     random: hal.random,
@@ -57,7 +57,7 @@ export async function buildAgent (config: Config, hal: Hal, log: Logger, options
     extension: shares === null ? undefined : () => shares.next()
   })
   agent.add(link)
-  agent.add(new StreamService({
+  agent.add(createStreamService({
     hal,
     identity: agent.identity,
     config: config.stream,

@@ -48,11 +48,11 @@ export function ingest (ctx: RequestContext, streams: Streams, options: { token:
     idle?.cancel()
     chunker.end()
     session.end()
-    options.log.info('ingest ended', { stream: session.name, why, bytes: it.bytes, chunks: chunker.counters.chunks, skippedBytes: chunker.counters.skippedBytes })
+    // The chunker's counters: packets, chunks, keyChunks, skippedBytes.
+    const counts = { bytes: it.bytes, ...chunker.counters }
+    options.log.info('ingest ended', { stream: session.name, why, ...counts })
     options.onDone(it)
-    if (!res.headersSent && !res.destroyed) {
-      sendJson(res, 200, { name: session.name, streamId: session.streamId, bytes: it.bytes, packets: chunker.counters.packets, chunks: chunker.counters.chunks, keyChunks: chunker.counters.keyChunks, skippedBytes: chunker.counters.skippedBytes })
-    }
+    if (!res.headersSent && !res.destroyed) sendJson(res, 200, { name: session.name, streamId: session.streamId, ...counts })
     if (why !== 'end') req.destroy()
   }
   const arm = (): void => {

@@ -30,10 +30,6 @@ export function createPlayer (session: Session, out: PlayerOutput, clock: Clock,
   const pool = session.env?.pool
   const startedMs = clock.nowMs()
   let cursor = -1
-  let chunks = 0
-  let bytes = 0
-  let skipped = 0
-  let firstByteMs: number | null = null
   let paused = false
   let gapSinceMs = 0
   let finished = false
@@ -53,7 +49,7 @@ export function createPlayer (session: Session, out: PlayerOutput, clock: Clock,
       } else if (ring.size > 0 && cursor < ring.floor) {
         // Too slow: the ring moved past us. Resume at the newest start point.
         const to = ring.startPoint()
-        skipped += Math.max(0, to - cursor)
+        player.skipped += Math.max(0, to - cursor)
         cursor = to
       } else if (cursor > s.newestSeq) {
         if (s.ended && cursor > s.endSeq) finish()
@@ -65,7 +61,7 @@ export function createPlayer (session: Session, out: PlayerOutput, clock: Clock,
         if (!givenUp && now - gapSinceMs < STREAM_PLAYER_GAP_MS) return
         let next = cursor
         while (next <= s.newestSeq && !ring.has(next)) next++
-        skipped += next - cursor
+        player.skipped += next - cursor
         cursor = next
         gapSinceMs = 0
       }
@@ -88,9 +84,9 @@ export function createPlayer (session: Session, out: PlayerOutput, clock: Clock,
       inFlight.add(entry)
       done = () => { if (inFlight.delete(entry)) pool.release(frame) }
     }
-    firstByteMs ??= clock.nowMs()
-    chunks++
-    bytes += packets.length
+    player.firstByteMs ??= clock.nowMs()
+    player.chunks++
+    player.bytes += packets.length
     if (!out.write(data, done)) paused = true
   }
 
@@ -105,10 +101,11 @@ export function createPlayer (session: Session, out: PlayerOutput, clock: Clock,
   const player = {
     startedMs,
     get cursor (): number { return cursor },
-    get chunks (): number { return chunks },
-    get bytes (): number { return bytes },
-    get skipped (): number { return skipped },
-    get firstByteMs (): number | null { return firstByteMs },
+    /** Chunks and packet bytes written, chunks skipped (too slow, or given up), when the first byte went. */
+    chunks: 0,
+    bytes: 0,
+    skipped: 0,
+    firstByteMs: null as number | null,
     get done (): boolean { return finished },
     streamId: session.streamId,
     pump,

@@ -7,6 +7,9 @@ import type { Player } from './player'
 import type { Session } from './session'
 
 const short = (id: string): string => id.slice(0, 8)
+const kbps = (s: Session): number => Math.round(s.bitrate * 8 / 1000)
+/** Whole ms from `from` to `to`; null while `to` is. */
+const span = (to: number | null | undefined, from: number): number | null => to == null ? null : Math.round(to - from)
 
 export function sessionRole (s: Session, players: number): 'source' | 'relay' | 'player' {
   return s.isSource ? 'source' : s.tree.children.size > 0 || players === 0 ? 'relay' : 'player'
@@ -25,23 +28,23 @@ export function sessionStatus (s: Session, players: readonly Player[], nowMs: nu
     path: t.path,
     parent: t.parent === null ? null : { nodeId: t.parent.nodeId, sinceMs: Math.round(nowMs - t.parent.sinceMs), backups: t.parent.backups.map((b) => b.nodeId) },
     capacity: t.capacity(),
-    children: [...t.children.values()].map((c) => ({ nodeId: c.nodeId, subtree: c.subtree, capacity: c.capacity, nextSeq: c.nextSeq, lagging: c.lagSinceMs !== 0 })),
+    children: [...t.children.values()].map((c) => ({ nodeId: c.nodeId, subtree: c.subtree, capacity: c.capacity, nextSeq: c.nextSeq, lagging: c.lagMs !== 0 })),
     subtree: t.subtree,
-    bitrateKbps: Math.round(s.bitrate * 8 / 1000),
+    bitrateKbps: kbps(s),
     latencyMs: Math.round(t.latencyMs),
     newestSeq: s.newestSeq,
     nextSeq: s.nextSeq,
     ring: { chunks: s.ring.size, bytes: s.ring.bytes, oldest: s.ring.oldest },
-    players: players.map((p) => ({ cursor: p.cursor, chunks: p.chunks, bytes: p.bytes, skipped: p.skipped, firstByteMs: p.firstByteMs === null ? null : Math.round(p.firstByteMs - p.startedMs) })),
+    players: players.map((p) => ({ cursor: p.cursor, chunks: p.chunks, bytes: p.bytes, skipped: p.skipped, firstByteMs: span(p.firstByteMs, p.startedMs) })),
     chunks: s.counters,
     tree: t.counters,
     reattaches: t.events.map((e) => ({
       reason: e.reason,
       from: e.from,
       to: e.to,
-      silentMs: Math.round(e.lostMs - e.lastHeardMs),
-      attachMs: e.attachedMs === null ? null : Math.round(e.attachedMs - e.lostMs),
-      filledMs: e.filledMs === null ? null : Math.round(e.filledMs - e.lostMs)
+      silentMs: span(e.lostMs, e.heardMs),
+      attachMs: span(e.attachedMs, e.lostMs),
+      filledMs: span(e.filledMs, e.lostMs)
     }))
   }
 }
@@ -59,10 +62,10 @@ export function treePage (sessions: readonly Session[], selfId: string): PageSec
     })
     if (t.children.size > 0) {
       html += '<ul>' + [...t.children.values()].map((c) =>
-        `<li>${escapeHtml(short(c.nodeId))} <span class="dim">subtree ${c.subtree}${c.lagSinceMs !== 0 ? ', lagging' : ''}</span></li>`).join('') + '</ul>'
+        `<li>${escapeHtml(short(c.nodeId))} <span class="dim">subtree ${c.subtree}${c.lagMs !== 0 ? ', lagging' : ''}</span></li>`).join('') + '</ul>'
     }
     html += '</li></ul>'.repeat(path.length)
-    const state = s.ended ? 'ended' : t.attached ? `depth ${t.depth}, ${Math.round(s.bitrate * 8 / 1000)} kbit/s` : 'joining'
+    const state = s.ended ? 'ended' : t.attached ? `depth ${t.depth}, ${kbps(s)} kbit/s` : 'joining'
     return `<h3>${escapeHtml(s.name)} <span class="dim">${escapeHtml(state)}</span></h3>${html}`
   })
   return { title: 'Stream trees', html: parts.join('') }
@@ -78,7 +81,7 @@ const SERIES: ReadonlyArray<readonly [string, string, (s: Session, players: numb
   ['reattaches_total', 'Re-attaches after losing the parent.', (s) => s.tree.counters.reattaches],
   ['reattach_last_ms', 'Last re-attach, parent lost to new parent.', (s) => {
     const e = s.tree.events.at(-1)
-    return e?.attachedMs == null ? null : Math.round(e.attachedMs - e.lostMs)
+    return e === undefined ? null : span(e.attachedMs, e.lostMs)
   }],
   ['depth', 'Depth in the tree (source 0, detached -1).', (s) => s.tree.depth],
   ['children', 'Children served.', (s) => s.tree.children.size],
@@ -88,10 +91,8 @@ const SERIES: ReadonlyArray<readonly [string, string, (s: Session, players: numb
 ]
 
 export function registerStreamMetrics (metrics: Metrics, sessions: () => readonly Session[], players: () => ReadonlyMap<string, number>): void {
-  const all = SERIES.map(([name, help, value]) => {
-    const m = name.endsWith('_total') ? metrics.counter(`canopy_stream_${name}`, help, ['stream']) : metrics.gauge(`canopy_stream_${name}`, help, ['stream'])
-    return [m, value] as const
-  })
+  const all = SERIES.map(([name, help, value]) =>
+    [metrics[name.endsWith('_total') ? 'counter' : 'gauge'](`canopy_stream_${name}`, help, ['stream']), value] as const)
   metrics.onCollect(() => {
     const p = players()
     for (const [m] of all) if ('reset' in m) m.reset()

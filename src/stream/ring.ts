@@ -59,7 +59,6 @@ export function createChunkRing (bytesMax: number, chunksMax: number, pool?: Fra
 
   return {
     bytesMax,
-    chunksMax,
     get bytes (): number { return bytes },
     /** Chunks that left the window (pushed out by newer ones or by the byte bound). */
     get evicted (): number { return evicted },

@@ -32,69 +32,61 @@ export interface StreamServiceOptions {
 
 const PLAYER_TICK_MS = 250
 
-export class StreamService {
-  readonly name = 'streams'
-  readonly streams: Streams
-  readonly #playout: PlayoutState = { players: new Set() }
-  readonly #ingests = new Set<Ingest>()
-  #timer: Timer | null = null
-  readonly #startedMs: number
+export type StreamService = ReturnType<typeof createStreamService>
 
-  readonly #o: StreamServiceOptions
+export function createStreamService (o: StreamServiceOptions) {
+  const { hal, log } = o
+  const clock = hal.clock
+  const startedMs = clock.nowMs()
+  const state: PlayoutState = { players: new Set() }
+  const players = state.players
+  const ingests = new Set<Ingest>()
+  let timer: Timer | null = null
+  const streams: Streams = createStreams({
+    selfId: o.identity.nodeId,
+    clock,
+    random: hal.random,
+    transport: createLinkTransport(o.links, o.directory, log),
+    settings: settingsFromConfig(o.config),
+    crypto: realCrypto,
+    uptimeS: () => Math.floor((clock.nowMs() - startedMs) / 1000),
+    log,
+    pool: o.pool
+  }, o.identity)
 
-  constructor (o: StreamServiceOptions) {
-    this.#o = o
-    const { hal } = o
-    this.#startedMs = hal.clock.nowMs()
-    const transport = createLinkTransport(o.links, o.directory, o.log)
-    this.streams = createStreams({
-      selfId: o.identity.nodeId,
-      clock: hal.clock,
-      random: hal.random,
-      transport,
-      settings: settingsFromConfig(o.config),
-      crypto: realCrypto,
-      uptimeS: () => Math.floor((hal.clock.nowMs() - this.#startedMs) / 1000),
-      log: o.log,
-      pool: o.pool
-    }, o.identity)
-    o.http.route('GET', '/api/streams', ({ res }) => { sendJson(res, 200, { streams: this.list() }) })
-    o.http.route('POST', '/stream/:name', (ctx) => {
-      const it = ingest(ctx, this.streams, { token: o.config.pushToken, clock: hal.clock, log: o.log, onDone: (i) => { this.#ingests.delete(i) } })
-      this.#ingests.add(it)
-    }, { longBody: true })
-    o.http.route('GET', '/stream/:name', (ctx) => playout(ctx, this.streams, this.#playout, hal.clock))
-    registerStreamMetrics(o.metrics, () => this.streams.list(), () => this.#playerCounts())
-  }
-
-  async start (): Promise<void> {
-    this.streams.start()
-    this.#timer = this.#o.hal.clock.setInterval(() => { for (const p of this.#playout.players) p.pump() }, PLAYER_TICK_MS)
-  }
-
-  async stop (): Promise<void> {
-    this.#timer?.cancel()
-    for (const i of [...this.#ingests]) i.stop()
-    for (const p of [...this.#playout.players]) p.close()
-    this.streams.stop()
-  }
-
-  #playerCounts (): Map<string, number> {
+  function playerCounts (): Map<string, number> {
     const m = new Map<string, number>()
-    for (const p of this.#playout.players) m.set(p.streamId, (m.get(p.streamId) ?? 0) + 1)
+    for (const p of players) m.set(p.streamId, (m.get(p.streamId) ?? 0) + 1)
     return m
   }
 
-  list (): Array<Record<string, unknown>> {
-    const now = this.#o.hal.clock.nowMs()
-    return this.streams.list().map((s) => sessionStatus(s, [...this.#playout.players].filter((p) => p.streamId === s.streamId), now))
+  function list (): Array<Record<string, unknown>> {
+    const now = clock.nowMs()
+    return streams.list().map((s) => sessionStatus(s, [...players].filter((p) => p.streamId === s.streamId), now))
   }
 
-  status (): unknown {
-    return { players: this.#playout.players.size, ingests: this.#ingests.size, counters: this.streams.counters, streams: this.list() }
-  }
+  o.http.route('GET', '/api/streams', ({ res }) => { sendJson(res, 200, { streams: list() }) })
+  o.http.route('POST', '/stream/:name', (ctx) => {
+    ingests.add(ingest(ctx, streams, { token: o.config.pushToken, clock, log, onDone: (i) => { ingests.delete(i) } }))
+  }, { longBody: true })
+  o.http.route('GET', '/stream/:name', (ctx) => playout(ctx, streams, state, clock))
+  registerStreamMetrics(o.metrics, () => streams.list(), playerCounts)
 
-  page (): PageSection | null {
-    return treePage(this.streams.list(), this.#o.identity.nodeId)
+  return {
+    name: 'streams',
+    streams,
+    list,
+    async start (): Promise<void> {
+      streams.start()
+      timer = clock.setInterval(() => { for (const p of players) p.pump() }, PLAYER_TICK_MS)
+    },
+    async stop (): Promise<void> {
+      timer?.cancel()
+      for (const i of [...ingests]) i.stop()
+      for (const p of [...players]) p.close()
+      streams.stop()
+    },
+    status: (): unknown => ({ players: players.size, ingests: ingests.size, counters: streams.counters, streams: list() }),
+    page: (): PageSection | null => treePage(streams.list(), o.identity.nodeId)
   }
 }

@@ -17,7 +17,7 @@ import type { StreamMeta } from './meta'
 import { createChunkRing, type ChunkRing } from './ring'
 import type { StreamSettings } from './settings'
 import { createBatchSigner } from './signer'
-import type { StreamTransport } from './transport'
+import { URGENT, type StreamTransport } from './transport'
 import { createTree, type Tree } from './tree'
 import { decodeMessage, encodeChunk, encodeEnd, endBody, type StreamMessage } from './wire'
 
@@ -77,8 +77,6 @@ export interface Session {
   /** Next seq not yet held contiguously (-1: nothing yet); newest seq held. */
   readonly nextSeq: number
   readonly newestSeq: number
-  /** Monotonic ms the newest chunk arrived. */
-  readonly newestArrivalMs: number
   /** Bytes/s, from the latest verified batch (or the source's own estimate, or what a FOUND said until then). */
   bitrate: number
   readonly ended: boolean
@@ -102,7 +100,6 @@ export interface Session {
   end (): void
   /** A stream message from the current parent that belongs to the data plane. */
   onData (m: StreamMessage, frame: Buffer): void
-  deadlineFor (seq: number, recvMs: number): number
   sendBatches (nodeId: string, from: number, to: number): void
   fill (nodeId: string, from: number, to: number, maxChunks: number): number
   startFor (fromSeq: number | null): number
@@ -132,13 +129,17 @@ export function createSession (env: SessionEnv, meta: StreamMeta, isSource: bool
 
   const signer = isSource ? createBatchSigner(streamId, sourceKey!, clock, crypto, onOwnBatch) : null
 
-  function onOwnBatch (frame: Buffer, bitrate: number): void {
+  function onOwnBatch (frame: Buffer): void {
     const m = decodeMessage(frame.subarray(FRAME_HEADER_BYTES))
-    if (m.type !== 'sig') return
-    session.bitrate = bitrate
+    if (m.type === 'sig') keepBatch(m, frame)
+  }
+
+  /** A verified SIG frame (or our own): kept for the chunks it vouches for, its bitrate taken, sent on to every child. */
+  function keepBatch (m: Extract<StreamMessage, { type: 'sig' }>, frame: Buffer): void {
     batches.add(m.firstSeq, m.count, frame, m.hashesAt)
     counters.batches++
-    tree.toChildren(frame, { urgent: true })
+    session.bitrate = m.bitrate
+    tree.toChildren(frame, URGENT)
   }
 
   // ---- receiving (from the parent) ------------------------------------------------------
@@ -155,13 +156,11 @@ export function createSession (env: SessionEnv, meta: StreamMeta, isSource: bool
     else deliver(seq, frame, flags)
   }
 
-  function onSig ({ firstSeq, count, bitrate, hashesAt, signedEnd }: Extract<StreamMessage, { type: 'sig' }>, frame: Buffer): void {
+  function onSig (m: Extract<StreamMessage, { type: 'sig' }>, frame: Buffer): void {
+    const { firstSeq, count } = m
     if (batches.has(firstSeq)) { counters.duplicates++; return }
-    if (!crypto.verify(meta.key, BATCH_DOMAIN, frame, signedEnd)) return polluted(`batch ${firstSeq}`)
-    batches.add(firstSeq, count, frame, hashesAt)
-    counters.batches++
-    session.bitrate = bitrate
-    tree.toChildren(frame, { urgent: true })
+    if (!crypto.verify(meta.key, BATCH_DOMAIN, frame, m.signedEnd)) return polluted(`batch ${firstSeq}`)
+    keepBatch(m, frame)
     for (let s = firstSeq; s < firstSeq + count; s++) {
       const p = pending.take(s)
       if (p === undefined) continue
@@ -176,8 +175,11 @@ export function createSession (env: SessionEnv, meta: StreamMeta, isSource: bool
     ended = true
     endSeq = lastSeq
     tree.toChildren(frame, {})
-    for (const l of [...listeners]) l.end()
+    endListeners()
   }
+
+  /** Tell every local listener the stream ended (they may unsubscribe while told). */
+  const endListeners = (): void => { for (const l of [...listeners]) l.end() }
 
   /** `what` failed verification: its sender, our parent, is replaced. */
   function polluted (what: string): void {
@@ -244,7 +246,6 @@ export function createSession (env: SessionEnv, meta: StreamMeta, isSource: bool
     get tree () { return tree },
     get nextSeq () { return nextSeq },
     get newestSeq () { return newestSeq },
-    get newestArrivalMs () { return newestArrivalMs },
     bitrate: 0,
     get ended () { return ended },
     get endSeq () { return endSeq },
@@ -252,7 +253,6 @@ export function createSession (env: SessionEnv, meta: StreamMeta, isSource: bool
     idleSinceMs: 0,
     get sourceBitrate () { return signer?.bitrate ?? 0 },
     get chunkRate () { return chunkRate() },
-    deadlineFor,
 
     publish (packets, flags, mediaBytes = packets.length) {
       assert(signer !== null && !ended, 'live source')
@@ -287,7 +287,7 @@ export function createSession (env: SessionEnv, meta: StreamMeta, isSource: bool
     sendBatches (nodeId, from, to) {
       const lo = Math.max(from, ring.floor)
       const hi = Math.min(to, newestSeq)
-      if (lo <= hi) for (const b of batches.covering(lo, hi)) env.transport.send(nodeId, b, { urgent: true })
+      if (lo <= hi) for (const b of batches.covering(lo, hi)) env.transport.send(nodeId, b, URGENT)
     },
 
     /**
@@ -344,7 +344,7 @@ export function createSession (env: SessionEnv, meta: StreamMeta, isSource: bool
     close () {
       signer?.close()
       tree.close()
-      for (const l of [...listeners]) l.end()
+      endListeners()
       listeners.clear()
       pending.clear()
       ring.clear()

@@ -17,7 +17,7 @@ import { FRAME_HEADER_BYTES } from '../protocol/link'
 import { STREAM_COUNT_MAX, STREAM_FIND_PEERS_MAX, STREAM_KNOWN_MAX } from '../limits'
 import { createMeta, decodeMeta, type StreamMeta } from './meta'
 import { createSession, type Session, type SessionEnv } from './session'
-import type { PeerRef } from './transport'
+import { URGENT, type PeerRef } from './transport'
 import { decodeMessage, encodeFind, encodeFound, encodeNotFound, encodeRefuse, REFUSE, type Candidate, type StreamMessage } from './wire'
 
 export interface SourceIdentity { readonly publicKey: Buffer, readonly privateKey: KeyObject }
@@ -129,7 +129,7 @@ export function createStreams (env: SessionEnv, identity: SourceIdentity) {
     })
   }
 
-  const sendFind = (nodeId: string, id: number, name: string): void => { t.send(nodeId, encodeFind(id, name), { urgent: true }) }
+  const sendFind = (nodeId: string, id: number, name: string): void => { t.send(nodeId, encodeFind(id, name), URGENT) }
 
   // ---- the transport's events -------------------------------------------------------------
 
@@ -148,13 +148,13 @@ export function createStreams (env: SessionEnv, identity: SourceIdentity) {
       const reply = s !== undefined && s.tree.attached && !s.ended
         ? encodeFound(m.requestId, s.meta.sourceId, s.bitrate, s.meta.bytes, s.tree.spare())
         : k !== undefined ? encodeFound(m.requestId, k.rootId, k.bitrate, k.meta.bytes, []) : encodeNotFound(m.requestId)
-      t.send(from, reply, { urgent: true })
+      t.send(from, reply, URGENT)
     } else if (m.type === 'found') {
       onFound(m)
     } else if (m.type !== 'notFound') {
       const s = sessions.get(m.streamId)
       if (s !== undefined) s.tree.onMessage(from, m, frame)
-      else if (m.type === 'join') t.send(from, encodeRefuse(m.streamId, REFUSE.unknownStream), { urgent: true })
+      else if (m.type === 'join') t.send(from, encodeRefuse(m.streamId, REFUSE.unknownStream), URGENT)
     }
   }
 

@@ -21,6 +21,9 @@ export interface TransportHandler {
   frame (nodeId: string, frame: Buffer): void
 }
 
+/** Options of a control message: ahead of queued chunks. */
+export const URGENT: TransportSendOptions = { urgent: true }
+
 export interface TransportSendOptions {
   /** Drop instead of writing after this monotonic ms (0: never). */
   expiresAtMs?: number

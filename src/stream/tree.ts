@@ -23,7 +23,7 @@ import {
 } from '../limits'
 import { capacityFor, mergeCandidates, pickVictim, rotate } from './placement'
 import type { Session } from './session'
-import type { TransportSendOptions } from './transport'
+import { URGENT, type TransportSendOptions } from './transport'
 import { FROM_NEWEST_KEY, JOIN_FLAGS, MSG, REDIRECT, REFUSE, encodeMessage, type Candidate, type StreamMessage } from './wire'
 
 export interface ParentState {
@@ -31,7 +31,7 @@ export interface ParentState {
   /** Root..parent. */
   path: string[]
   latencyMs: number
-  lastHeardMs: number
+  heardMs: number
   sinceMs: number
   backups: Candidate[]
 }
@@ -45,32 +45,19 @@ export interface ChildState {
   subtree: number
   spare: Candidate[]
   nextSeq: number
+  /** Monotonic ms: joined, last heard from, last sent to, last STATUS sent, lagging since (0: keeps up). */
   joinedMs: number
-  lastHeardMs: number
-  lastSentMs: number
-  lastStatusMs: number
-  lagSinceMs: number
+  heardMs: number
+  sentMs: number
+  statusAtMs: number
+  lagMs: number
   startSeq: number
   /** Catch-up still owed to this child (a new child's start, a gap it asked for): [fillNext, fillEnd]. */
   fillNext: number
   fillEnd: number
   /** Monotonic ms of the last GAP honoured (a child cannot make us resend the ring in a loop). */
-  lastGapMs: number
+  gapAtMs: number
   index: number
-}
-
-interface Attempt {
-  reason: string
-  queue: Candidate[]
-  tried: Set<string>
-  redirects: number
-  /** Monotonic ms the current step (one target) started. */
-  stepMs: number
-  current: string | null
-  joinSent: boolean
-  formerParent: string | null
-  retryAtMs: number
-  retries: number
 }
 
 /** One re-attach: when the parent was last heard, declared lost, replaced, and the gap filled. */
@@ -78,7 +65,7 @@ export interface ReattachEvent {
   reason: string
   from: string
   to: string | null
-  lastHeardMs: number
+  heardMs: number
   lostMs: number
   attachedMs: number | null
   filledMs: number | null
@@ -124,17 +111,30 @@ export function createTree (s: Session) {
   const t = env.transport
   const self = env.selfId
   const st = env.settings
+  const { isSource, meta: { sourceId } } = s
   const kids = new Map<string, ChildState>()
   const events: ReattachEvent[] = []
   const counters: TreeCounters = { refusals: 0, moves: 0, displaced: 0, reattaches: 0, climbs: 0 }
   const blacklist = new Map<string, number>()
   const attachedListeners: Array<() => void> = []
   let parent: ParentState | null = null
-  let attempt: Attempt | null = null
+  // The join attempt under way (joinReason null: none): targets still to try, those tried, redirects
+  // followed, the target asked now and since when, whether our JOIN went out, the parent we lost (an
+  // orphan's claim), and when to start over from the root after everyone refused.
+  let joinReason: string | null = null
+  let queue: Candidate[] = []
+  let tried = new Set<string>()
+  let redirects = 0
+  let stepMs = 0
+  let current: string | null = null
+  let joinSent = false
+  let formerParent: string | null = null
+  let retryAtMs = 0
+  let retries = 0
   let childIndex = 0
   let redirectTurn = 0
   let lastReportMs = 0
-  let lastGapMs = 0
+  let gapAtMs = 0
   let lastShedMs = 0
   let lastClimbMs = 0
   /** Monotonic ms our path last changed (no climbing while the tree above us settles). */
@@ -142,23 +142,25 @@ export function createTree (s: Session) {
   let closed = false
 
   const now = (): number => env.clock.nowMs()
-  const attached = (): boolean => s.isSource || parent !== null
+  const attached = (): boolean => isSource || parent !== null
   /** Root..this node ([] when detached). */
-  const path = (): string[] => s.isSource ? [self] : parent !== null ? [...parent.path, self] : []
-  const depth = (): number => s.isSource ? 0 : parent !== null ? parent.path.length : -1
+  const path = (): string[] => isSource ? [self] : parent !== null ? [...parent.path, self] : []
+  const depth = (): number => isSource ? 0 : parent !== null ? parent.path.length : -1
   const latencyMs = (): number => parent?.latencyMs ?? 0
-  const subtree = (): number => { let n = 1; for (const c of kids.values()) n += c.subtree; return n }
+  const subtree = (): number => { let n = 1; kids.forEach((c) => { n += c.subtree }); return n }
+
+  /** Bytes/s to plan with: the stream's bitrate, never below the floor. */
+  const rate = (): number => Math.max(s.bitrate, STREAM_BITRATE_FLOOR_BYTES_PER_SEC)
 
   function capacity (): number {
-    const rate = Math.max(s.isSource ? s.sourceBitrate : 0, s.bitrate, STREAM_BITRATE_FLOOR_BYTES_PER_SEC)
-    return Math.min(st.childrenMax, capacityFor(st.uploadBytesPerSec, rate))
+    return Math.min(st.childrenMax, capacityFor(st.uploadBytesPerSec, Math.max(isSource ? s.sourceBitrate : 0, rate())))
   }
 
   /** A control message for this stream (its fields after the stream id, FORMAT.md), ahead of queued chunks. */
   function send (nodeId: string, type: keyof typeof MSG, ...values: unknown[]): void {
-    if (t.send(nodeId, encodeMessage(type, [s.streamId, ...values]), { urgent: true })) {
+    if (t.send(nodeId, encodeMessage(type, [s.streamId, ...values]), URGENT)) {
       const c = kids.get(nodeId)
-      if (c !== undefined) c.lastSentMs = now()
+      if (c !== undefined) c.sentMs = now()
     }
   }
 
@@ -169,59 +171,62 @@ export function createTree (s: Session) {
   }
 
   /** The stream's source as a join target. */
-  const root = (): Candidate => cand(s.meta.sourceId, 0, 1)
+  const root = (): Candidate => cand(sourceId, 0, 1)
 
   // ---- joining ------------------------------------------------------------------------------
 
   /** Start (or restart) joining: these targets first, the root last. */
-  function join (targets: readonly Candidate[], reason = 'join', formerParent: string | null = null): void {
-    if (s.isSource || closed) return
-    attempt = { reason, queue: [...targets], tried: new Set(), redirects: 0, stepMs: now(), current: null, joinSent: false, formerParent, retryAtMs: 0, retries: 0 }
+  function join (targets: readonly Candidate[], reason = 'join', former: string | null = null): void {
+    if (isSource || closed) return
+    joinReason = reason
+    queue = [...targets]
+    tried = new Set()
+    redirects = retries = 0
+    current = null
+    formerParent = former
     next()
   }
 
   function next (): void {
-    const a = attempt
-    if (a === null) return
+    if (joinReason === null) return
     const ms = now()
+    const climb = joinReason === 'climb'
     // Ancestors are fine (a climb joins one); descendants refuse us themselves (their path holds us).
-    const usable = (id: string): boolean => id !== self && id !== parent?.nodeId && !a.tried.has(id) && !blacklisted(id) && !kids.has(id)
+    const usable = (id: string): boolean => id !== self && id !== parent?.nodeId && !tried.has(id) && !blacklisted(id) && !kids.has(id)
     let target: Candidate | undefined
-    while (target === undefined && a.queue.length > 0 && a.tried.size < STREAM_JOIN_TARGETS_MAX) {
-      const c = a.queue.shift()!
+    while (target === undefined && queue.length > 0 && tried.size < STREAM_JOIN_TARGETS_MAX) {
+      const c = queue.shift()!
       if (usable(c.nodeId)) target = c
     }
     // The root is the last resort of every attempt but a climb (which keeps its parent when nobody higher has room).
-    if (target === undefined && a.reason !== 'climb' && usable(s.meta.sourceId)) target = root()
+    if (target === undefined && !climb && usable(sourceId)) target = root()
     if (target !== undefined) {
-      a.tried.add(target.nodeId)
-      a.current = target.nodeId
-      a.joinSent = false
-      a.stepMs = ms
-      t.connect(target.address !== '' ? target : { nodeId: target.nodeId })
-      if (t.isUp(target.nodeId)) sendJoin()
+      const id = current = target.nodeId
+      tried.add(id)
+      joinSent = false
+      stepMs = ms
+      t.connect(target.address !== '' ? target : { nodeId: id })
+      if (t.isUp(id)) sendJoin()
       return
     }
-    if (a.reason === 'climb') { attempt = null; return }
+    current = null
+    if (climb) { joinReason = null; return }
     // Nobody took us: try again from the root after a jittered backoff.
-    a.current = null
-    a.retries++
-    const backoff = Math.min(JOIN_RETRY_MS_MAX, JOIN_RETRY_MS * 2 ** Math.min(5, a.retries - 1))
-    a.retryAtMs = ms + backoff / 2 + env.random.float() * backoff / 2
+    retries++
+    const backoff = Math.min(JOIN_RETRY_MS_MAX, JOIN_RETRY_MS * 2 ** Math.min(5, retries - 1))
+    retryAtMs = ms + backoff / 2 + env.random.float() * backoff / 2
   }
 
   function sendJoin (): void {
-    const a = attempt
-    if (a === null || a.current === null || a.joinSent) return
-    a.joinSent = true
-    a.stepMs = now()
-    send(a.current, 'join', s.nextSeq === -1 ? FROM_NEWEST_KEY : s.nextSeq, capacity(), env.uptimeS(), a.formerParent !== null ? JOIN_FLAGS.orphan : 0, a.formerParent ?? undefined)
+    if (current === null || joinSent) return
+    joinSent = true
+    stepMs = now()
+    send(current, 'join', s.nextSeq === -1 ? FROM_NEWEST_KEY : s.nextSeq, capacity(), env.uptimeS(), formerParent !== null ? JOIN_FLAGS.orphan : 0, formerParent ?? undefined)
   }
 
   function onAccept (from: string, m: Msg<'accept'>): void {
-    const a = attempt
-    if (a === null || a.current !== from) return
-    const climb = a.reason === 'climb'
+    if (current !== from) return
+    const climb = joinReason === 'climb'
     if (!pathAcceptable(m.path, from) || (climb && parent !== null && m.path.length + 1 + CLIMB_GAIN > parent.path.length + 1)) {
       // A loop, or a climb that would not climb (the slot we saw has moved down since): keep what we have.
       counters.refusals++
@@ -231,11 +236,11 @@ export function createTree (s: Session) {
     }
     const ms = now()
     if (parent !== null && parent.nodeId !== from) send(parent.nodeId, 'leave') // a climb: make before break
-    parent = { nodeId: from, path: m.path, latencyMs: m.latencyMs + (t.rttMs(from) ?? 0) / 2, lastHeardMs: ms, sinceMs: ms, backups: [] }
-    attempt = null
+    parent = { nodeId: from, path: m.path, latencyMs: m.latencyMs + (t.rttMs(from) ?? 0) / 2, heardMs: ms, sinceMs: ms, backups: [] }
+    joinReason = current = null
     s.acceptStart(m.startSeq)
     if (climb) counters.climbs++
-    const ev = events[events.length - 1]
+    const ev = events.at(-1)
     if (!climb && ev !== undefined && ev.attachedMs === null && ev.to === null) {
       ev.attachedMs = ms
       ev.to = from
@@ -243,20 +248,18 @@ export function createTree (s: Session) {
       checkFilled(ms)
     }
     lastReportMs = 0
-    for (const c of kids.values()) sendStatus(c)
+    kids.forEach(sendStatus)
     for (const fn of attachedListeners.splice(0)) fn()
   }
 
   /** A path from a would-be parent: starts at our source, ends at the parent, never holds us, within the depth bound. */
   const pathAcceptable = (p: readonly string[], from: string): boolean =>
-    p.length >= 1 && p.length < STREAM_DEPTH_MAX && p[0] === s.meta.sourceId && p[p.length - 1] === from && !p.includes(self) && new Set(p).size === p.length
+    p.length >= 1 && p.length < STREAM_DEPTH_MAX && p[0] === sourceId && p[p.length - 1] === from && !p.includes(self) && new Set(p).size === p.length
 
   function onRedirect (from: string, m: Msg<'redirect'>): void {
-    const a = attempt
-    if (a !== null && a.current === from) {
-      a.redirects++
-      if (a.redirects > STREAM_REDIRECTS_MAX) a.queue = []
-      else a.queue.unshift(...(a.reason === 'climb' ? m.candidates.filter((c) => c.depth + 1 + CLIMB_GAIN <= depth()) : m.candidates))
+    if (current === from) {
+      if (++redirects > STREAM_REDIRECTS_MAX) queue = []
+      else queue.unshift(...(joinReason === 'climb' ? m.candidates.filter((c) => c.depth + 1 + CLIMB_GAIN <= depth()) : m.candidates))
       next()
     } else if (parent?.nodeId === from) {
       // Our parent moves us (we lag, or a stronger node took our slot).
@@ -272,7 +275,7 @@ export function createTree (s: Session) {
     if (old === null) return
     parent = null
     if (reason !== 'dead' && reason !== 'link' && t.isUp(old.nodeId)) send(old.nodeId, 'leave')
-    events.push({ reason, from: old.nodeId, to: null, lastHeardMs: old.lastHeardMs, lostMs: now(), attachedMs: null, filledMs: null, gapEnd: s.newestSeq })
+    events.push({ reason, from: old.nodeId, to: null, heardMs: old.heardMs, lostMs: now(), attachedMs: null, filledMs: null, gapEnd: s.newestSeq })
     if (events.length > STREAM_EVENTS_MAX) events.shift()
     join([...candidates, ...old.backups].filter((c) => c.nodeId !== old.nodeId), reason, orphan ? old.nodeId : null)
   }
@@ -287,7 +290,7 @@ export function createTree (s: Session) {
   const blacklisted = (nodeId: string): boolean => (blacklist.get(nodeId) ?? 0) > now()
 
   function checkFilled (ms: number): void {
-    const ev = events[events.length - 1]
+    const ev = events.at(-1)
     if (ev !== undefined && ev.attachedMs !== null && ev.filledMs === null && s.nextSeq > ev.gapEnd) ev.filledMs = ms
   }
 
@@ -318,7 +321,7 @@ export function createTree (s: Session) {
     }
     const ms = now()
     const dead = orphan ? kids.get(m.formerParent) : undefined
-    if (dead !== undefined && ms - dead.lastHeardMs >= st.orphanSilenceMs) {
+    if (dead !== undefined && ms - dead.heardMs >= st.orphanSilenceMs) {
       kids.delete(dead.nodeId)
       return accept(from, m)
     }
@@ -346,7 +349,7 @@ export function createTree (s: Session) {
     const start = s.startFor(m.fromSeq === FROM_NEWEST_KEY ? null : m.fromSeq)
     const c: ChildState = {
       nodeId: from, capacity: m.capacity, uptimeS: m.uptimeS, children: 0, subtree: 1, spare: [], nextSeq: start,
-      joinedMs: ms, lastHeardMs: ms, lastSentMs: ms, lastStatusMs: 0, lagSinceMs: 0, startSeq: start, fillNext: start, fillEnd: -1, lastGapMs: 0, index
+      joinedMs: ms, heardMs: ms, sentMs: ms, statusAtMs: 0, lagMs: 0, startSeq: start, fillNext: start, fillEnd: -1, gapAtMs: 0, index
     }
     kids.set(from, c)
     send(from, 'accept', start, latencyMs(), path())
@@ -379,14 +382,14 @@ export function createTree (s: Session) {
    * what our spare upload carries if that is more.
    */
   function fillBudget (): number {
-    const rate = Math.max(s.bitrate, STREAM_BITRATE_FLOOR_BYTES_PER_SEC)
-    const spare = (st.uploadBytesPerSec - kids.size * rate) / rate
+    const r = rate()
+    const spare = (st.uploadBytesPerSec - kids.size * r) / r
     return Math.max(FILL_SPEEDUP, spare) * (s.chunkRate > 0 ? s.chunkRate : FILL_CHUNKS_PER_SEC_UNKNOWN) * st.heartbeatMs / 1000
   }
 
   function filling (): number {
     let n = 0
-    for (const c of kids.values()) if (c.fillNext <= c.fillEnd) n++
+    kids.forEach((c) => { if (c.fillNext <= c.fillEnd) n++ })
     return n
   }
 
@@ -434,7 +437,7 @@ export function createTree (s: Session) {
   }
 
   function sendStatus (c: ChildState): void {
-    c.lastStatusMs = now()
+    c.statusAtMs = now()
     send(c.nodeId, 'status', latencyMs(), path(), backupsFor(c))
   }
 
@@ -446,9 +449,9 @@ export function createTree (s: Session) {
     else s.counters.droppedLate++
     if (c !== undefined) {
       const ms = now()
-      if (ok) c.lastSentMs = ms
-      if (ok && t.queuedBytes(nodeId) <= Math.max(s.bitrate, STREAM_BITRATE_FLOOR_BYTES_PER_SEC) * LAG_QUEUE_SECONDS) c.lagSinceMs = 0
-      else if (c.lagSinceMs === 0) c.lagSinceMs = ms
+      if (ok) c.sentMs = ms
+      if (ok && t.queuedBytes(nodeId) <= rate() * LAG_QUEUE_SECONDS) c.lagMs = 0
+      else if (c.lagMs === 0) c.lagMs = ms
     }
     return ok
   }
@@ -465,9 +468,9 @@ export function createTree (s: Session) {
   function onMessage (from: string, m: StreamMessage, frame: Buffer): void {
     const ms = now()
     const p = parent?.nodeId === from ? parent : null
-    if (p !== null) p.lastHeardMs = ms
+    if (p !== null) p.heardMs = ms
     const child = kids.get(from)
-    if (child !== undefined) child.lastHeardMs = ms
+    if (child !== undefined) child.heardMs = ms
     switch (m.type) {
       case 'chunk':
       case 'sig':
@@ -479,7 +482,7 @@ export function createTree (s: Session) {
       case 'accept': return onAccept(from, m)
       case 'redirect': return onRedirect(from, m)
       case 'refuse':
-        if (attempt?.current === from) next()
+        if (current === from) next()
         return
       case 'leave':
         if (child !== undefined) kids.delete(from)
@@ -491,24 +494,18 @@ export function createTree (s: Session) {
         if (m.path.length !== p.path.length || m.path.some((id, i) => id !== p.path[i])) {
           p.path = m.path
           pathChangedMs = ms
-          for (const c of kids.values()) sendStatus(c)
+          kids.forEach(sendStatus)
         }
         p.latencyMs = m.latencyMs + (t.rttMs(from) ?? 0) / 2
         p.backups = m.backups
         return
       case 'report':
-        if (child !== undefined) {
-          child.children = m.children
-          child.subtree = Math.max(1, m.subtree)
-          child.capacity = m.capacity
-          child.uptimeS = m.uptimeS
-          child.nextSeq = m.nextSeq
-          child.spare = m.spare
-        }
+        // children, capacity, uptimeS, nextSeq, spare (and the message's own type and streamId, unused) as reported.
+        if (child !== undefined) Object.assign(child, m, { subtree: Math.max(1, m.subtree) })
         return
       case 'gap':
-        if (child !== undefined && ms - child.lastGapMs >= GAP_HONOUR_MS) {
-          child.lastGapMs = ms
+        if (child !== undefined && ms - child.gapAtMs >= GAP_HONOUR_MS) {
+          child.gapAtMs = ms
           owe(child, m.fromSeq, m.fromSeq + m.count - 1)
         }
     }
@@ -517,37 +514,37 @@ export function createTree (s: Session) {
   function tick (): void {
     if (closed) return
     const ms = now()
-    const a = attempt
-    if (a !== null) {
-      if (a.current === null && ms >= a.retryAtMs) { a.tried = new Set(); a.redirects = 0; a.queue = [root()]; next() } else if (a.current !== null && ms - a.stepMs >= st.joinStepMs) next()
+    const joining = joinReason !== null
+    if (joining) {
+      if (current === null && ms >= retryAtMs) { tried = new Set(); redirects = 0; queue = [root()]; next() } else if (current !== null && ms - stepMs >= st.joinStepMs) next()
     }
-    if (parent !== null && ms - parent.lastHeardMs >= st.deadAfterMs) lose('dead', [], true)
-    else if (parent !== null && a === null) maybeClimb(ms)
+    if (parent !== null && ms - parent.heardMs >= st.deadAfterMs) lose('dead', [], true)
+    else if (parent !== null && !joining) maybeClimb(ms)
     if (parent !== null && ms - lastReportMs >= st.reportMs) {
       lastReportMs = ms
       send(parent.nodeId, 'report', subtree(), capacity(), kids.size, env.uptimeS(), Math.max(0, s.nextSeq), spare())
     }
     if (parent !== null) {
       const hole = s.checkHoles(ms)
-      if (hole !== null && ms - lastGapMs >= Math.max(2 * st.heartbeatMs, 200)) {
-        lastGapMs = ms
+      if (hole !== null && ms - gapAtMs >= Math.max(2 * st.heartbeatMs, 200)) {
+        gapAtMs = ms
         send(parent.nodeId, 'gap', hole.from, hole.count)
       }
     }
     const fillers = filling()
     if (fillers > 0) {
       const share = fillBudget() / fillers
-      for (const c of kids.values()) fillStep(c, share)
+      kids.forEach((c) => { fillStep(c, share) })
     }
     let shed = kids.size - capacity()
     // A child is slow when it lags while a sibling keeps up; when every child lags, our own uplink is
     // the bottleneck and moving one of them would only add a repair. Only leaves move: a relay takes its subtree along.
     let keepingUp = 0
-    for (const c of kids.values()) if (c.lagSinceMs === 0) keepingUp++
+    kids.forEach((c) => { if (c.lagMs === 0) keepingUp++ })
     for (const c of [...kids.values()]) {
-      if (ms - c.lastHeardMs >= st.childDeadMs) kids.delete(c.nodeId)
-      else if (c.lagSinceMs !== 0 && ms - c.lagSinceMs >= STREAM_LAG_MS && keepingUp > 0 && c.children === 0) { moveLower(c); shed-- } else if (ms - c.lastStatusMs >= st.statusMs) sendStatus(c)
-      else if (ms - c.lastSentMs >= st.heartbeatMs) send(c.nodeId, 'heartbeat')
+      if (ms - c.heardMs >= st.childDeadMs) kids.delete(c.nodeId)
+      else if (c.lagMs !== 0 && ms - c.lagMs >= STREAM_LAG_MS && keepingUp > 0 && c.children === 0) { moveLower(c); shed-- } else if (ms - c.statusAtMs >= st.statusMs) sendStatus(c)
+      else if (ms - c.sentMs >= st.heartbeatMs) send(c.nodeId, 'heartbeat')
     }
     if (shed > 0 && ms - lastShedMs >= 1_000) {
       // The bitrate rose above what our upload carries: move one leaf (or the newest child) down.
@@ -580,7 +577,6 @@ export function createTree (s: Session) {
     /** This node's children by node id. */
     get children (): ReadonlyMap<string, ChildState> { return kids },
     get attached (): boolean { return attached() },
-    get joining (): boolean { return attempt !== null },
     get path (): string[] { return path() },
     get depth (): number { return depth() },
     get latencyMs (): number { return latencyMs() },
@@ -607,40 +603,40 @@ export function createTree (s: Session) {
 
     /** A verified chunk: to every child that started at or before it. */
     forward (seq: number, frame: Buffer, deadlineMs: number): void {
-      for (const c of kids.values()) {
+      kids.forEach((c) => {
         // Older than its start, or still owed by catch-up (fillStep sends it in order).
         if (seq >= c.startSeq && (seq < c.fillNext || seq > c.fillEnd)) sendChunk(c.nodeId, frame, deadlineMs)
-      }
+      })
       if (events.length > 0) checkFilled(now())
     },
 
     /** A frame for every child (signature batches, the end of the stream). */
     toChildren (frame: Buffer, options: TransportSendOptions): void {
-      for (const c of kids.values()) if (t.send(c.nodeId, frame, options)) c.lastSentMs = now()
+      kids.forEach((c) => { if (t.send(c.nodeId, frame, options)) c.sentMs = now() })
     },
 
     onUp (nodeId: string): void {
-      if (attempt?.current === nodeId) sendJoin()
+      if (current === nodeId) sendJoin()
     },
 
     onDown (nodeId: string): void {
       if (parent?.nodeId === nodeId) lose('link', [], true)
       kids.delete(nodeId)
-      if (attempt?.current === nodeId) next()
+      if (current === nodeId) next()
     },
 
     /** Leave the tree politely: children are sent to their backups (our parent first), the parent is told. */
     leave (): void {
-      for (const c of kids.values()) send(c.nodeId, 'redirect', REDIRECT.move, backupsFor(c))
+      kids.forEach((c) => { send(c.nodeId, 'redirect', REDIRECT.move, backupsFor(c)) })
       kids.clear()
       if (parent !== null) send(parent.nodeId, 'leave')
       parent = null
-      attempt = null
+      joinReason = current = null
     },
 
     close (): void {
       closed = true
-      attempt = null
+      joinReason = current = null
     }
   }
 }

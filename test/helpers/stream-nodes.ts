@@ -6,7 +6,7 @@ import { SimClock, SimNetwork, createSeededRandom, type SimHost } from '../../sr
 import { createKeyPair, identityFromKeyPair, type Identity } from '../../src/identity'
 import { silentLogger } from '../../src/log'
 import { StaticPeerDirectory } from '../../src/protocol'
-import { FramePool, LinkHost } from '../../src/protocol/link'
+import { createFramePool, createLinkHost, type FramePool, type LinkHost } from '../../src/protocol/link'
 import { STREAM_FRAME_SLOT_BYTES } from '../../src/limits'
 import { createLinkTransport, createStreams, deriveSettings, realCrypto, type Session, type Streams, type StreamSettings } from '../../src/stream'
 
@@ -38,8 +38,8 @@ export async function buildWorld (options: { seed: number, count: number, upload
     const host = network.addHost(`n${i}`, [{ nic: 'eth0', address: `10.0.${i >> 8}.${(i & 0xff) + 1}`, prefixLength: 16 }], { uplinkBytesPerSec: options.uplinkBytesPerSec ?? 0 })
     const random = createSeededRandom(options.seed * 1000 + i)
     const identity = identityFromKeyPair(createKeyPair(random))
-    const pool = new FramePool(STREAM_FRAME_SLOT_BYTES, 1024)
-    const links = new LinkHost({ net: host, clock, random, identity, log: silentLogger, port: LINK_PORT, channels: ['stream'], pool })
+    const pool = createFramePool(STREAM_FRAME_SLOT_BYTES, 1024)
+    const links = createLinkHost({ net: host, clock, random, identity, log: silentLogger, port: LINK_PORT, channels: ['stream'], pool })
     await links.start()
     const directory = new StaticPeerDirectory()
     const transport = createLinkTransport(links, directory, silentLogger)

@@ -10,100 +10,92 @@ import { CanopyError, assert, type ErrorCode } from '../../errors'
 import { FRAME_HEADER_BYTES, allocFrame } from './frame'
 import type { FramePool } from './pool'
 
-export class ByteReader {
-  readonly #buf: Uint8Array
-  readonly #code: ErrorCode
-  readonly #end: number
-  #at: number
-
-  constructor (buf: Uint8Array, code: ErrorCode, start = 0, end = buf.length) {
-    this.#buf = buf
-    this.#code = code
-    this.#at = start
-    this.#end = end
-  }
-
-  get offset (): number { return this.#at }
-  get remaining (): number { return this.#end - this.#at }
-
-  fail (message: string): never { throw new CanopyError(this.#code, message) }
-
-  /** Where the next n bytes start; fails unless they are all there. */
-  #take (n: number, what: string): number {
-    if (n > this.#end - this.#at) this.fail(`${what}: short`)
-    return (this.#at += n) - n
-  }
-
-  /** n (1..4) bytes, unsigned big-endian. */
-  uint (n: number, what = 'field'): number {
-    let at = this.#take(n, what)
-    let v = 0
-    while (n-- > 0) v = v * 256 + this.#buf[at++]!
-    return v
-  }
-
-  u8 (what?: string): number { return this.uint(1, what) }
-  u16 (what?: string): number { return this.uint(2, what) }
-  u32 (what?: string): number { return this.uint(4, what) }
-
-  /** A view (not a copy) of the next n bytes. */
-  bytes (n: number, what = 'field'): Uint8Array {
-    const at = this.#take(n, what)
-    return this.#buf.subarray(at, at + n)
-  }
-
-  hex (n: number, what?: string): string { return Buffer.from(this.bytes(n, what)).toString('hex') }
-
-  /** u8 length, then that many bytes of UTF-8 (at most max bytes, valid UTF-8 only). */
-  text (max: number, what = 'text'): string {
-    const n = this.u8(what)
-    if (n > max) this.fail(`${what}: ${n} > ${max}`)
-    const s = Buffer.from(this.bytes(n, what)).toString('utf8')
-    if (Buffer.byteLength(s) !== n) this.fail(`${what}: bad UTF-8`)
-    return s
-  }
-
-  /** Everything consumed: trailing bytes are an error. */
-  done (what = 'message'): void {
-    if (this.#at !== this.#end) this.fail(`${what}: trailing bytes`)
-  }
+export type ByteReader = ReturnType<typeof byteReader>
+export interface ByteWriter {
+  /** n (1..4) bytes, unsigned big-endian; values outside the field's range are clamped to it. */
+  uint (n: number, v: number): ByteWriter
+  u8 (v: number): ByteWriter
+  bytes (b: Uint8Array): ByteWriter
+  /** A hex string of n bytes. */
+  hex (h: string, n: number): ByteWriter
+  /** u8 length, then the UTF-8 bytes (at most 255). */
+  text (s: string): ByteWriter
+  /** Asserts the encoder filled exactly the bytes it allocated. */
+  done (): Buffer
 }
 
-export class ByteWriter {
-  #at: number
-
-  constructor (readonly buf: Buffer, start = 0) { this.#at = start }
-
-  get offset (): number { return this.#at }
-
-  /** n (1..4) bytes, unsigned big-endian; values outside the field's range are clamped to it. */
-  uint (n: number, v: number): this {
-    this.buf.writeUIntBE(Math.max(0, Math.min(256 ** n - 1, Math.round(v))), this.#at, n)
-    this.#at += n
-    return this
+/** Reads buf from at to end; every read checks the bytes are there and fails with code. */
+export function byteReader (buf: Uint8Array, code: ErrorCode, at = 0, end = buf.length) {
+  const fail = (message: string): never => { throw new CanopyError(code, message) }
+  /** Where the next n bytes start; fails unless they are all there. */
+  const take = (n: number, what: string): number => {
+    if (n > end - at) fail(`${what}: short`)
+    return (at += n) - n
   }
-
-  u8 (v: number): this { return this.uint(1, v) }
-  u16 (v: number): this { return this.uint(2, v) }
-  u32 (v: number): this { return this.uint(4, v) }
-  bytes (b: Uint8Array): this { this.buf.set(b, this.#at); this.#at += b.length; return this }
-  hex (h: string, n: number): this {
-    const b = Buffer.from(h, 'hex')
-    assert(b.length === n, 'hex size')
-    return this.bytes(b)
+  const r = {
+    get offset (): number { return at },
+    get remaining (): number { return end - at },
+    fail,
+    /** n (1..4) bytes, unsigned big-endian. */
+    uint (n: number, what = 'field'): number {
+      let i = take(n, what)
+      let v = 0
+      while (n-- > 0) v = v * 256 + buf[i++]!
+      return v
+    },
+    u8: (what?: string): number => r.uint(1, what),
+    /** A view (not a copy) of the next n bytes. */
+    bytes (n: number, what = 'field'): Uint8Array {
+      const i = take(n, what)
+      return buf.subarray(i, i + n)
+    },
+    hex: (n: number, what?: string): string => Buffer.from(r.bytes(n, what)).toString('hex'),
+    /** u8 length, then that many bytes of UTF-8 (at most max bytes, valid UTF-8 only). */
+    text (max: number, what = 'text'): string {
+      const n = r.u8(what)
+      if (n > max) fail(`${what}: ${n} > ${max}`)
+      const s = Buffer.from(r.bytes(n, what)).toString('utf8')
+      if (Buffer.byteLength(s) !== n) fail(`${what}: bad UTF-8`)
+      return s
+    },
+    /** Everything consumed: trailing bytes are an error. */
+    done (what = 'message'): void {
+      if (at !== end) fail(`${what}: trailing bytes`)
+    }
   }
+  return r
+}
 
-  text (s: string): this {
-    const b = Buffer.from(s)
-    assert(b.length <= 255, 'text size')
-    return this.u8(b.length).bytes(b)
+/** Writes into buf from at; done() asserts the encoder filled exactly the bytes it allocated. */
+export function byteWriter (buf: Buffer, at = 0): ByteWriter {
+  const w: ByteWriter = {
+    uint (n: number, v: number): ByteWriter {
+      buf.writeUIntBE(Math.max(0, Math.min(256 ** n - 1, Math.round(v))), at, n)
+      at += n
+      return w
+    },
+    u8: (v: number): ByteWriter => w.uint(1, v),
+    bytes (b: Uint8Array): ByteWriter {
+      buf.set(b, at)
+      at += b.length
+      return w
+    },
+    hex (h: string, n: number): ByteWriter {
+      const b = Buffer.from(h, 'hex')
+      assert(b.length === n, 'hex size')
+      return w.bytes(b)
+    },
+    text (s: string): ByteWriter {
+      const b = Buffer.from(s)
+      assert(b.length <= 255, 'text size')
+      return w.u8(b.length).bytes(b)
+    },
+    done (): Buffer {
+      assert(at === buf.length, 'encoded size')
+      return buf
+    }
   }
-
-  /** Assert the encoder wrote exactly the bytes it allocated. */
-  done (): Buffer {
-    assert(this.#at === this.buf.length, 'encoded size')
-    return this.buf
-  }
+  return w
 }
 
 export const textBytes = (s: string): number => 1 + Buffer.byteLength(s)
@@ -150,8 +142,8 @@ export const text = (max: number, pattern: RegExp): Field<string> => {
 }
 
 /** u16 length, then at most max bytes (a copy when read). */
-export const blob = (max: number): Field<Uint8Array> => [(v) => 2 + v.length, (w, v) => w.u16(v.length).bytes(v), (r, what) => {
-  const n = r.u16(what)
+export const blob = (max: number): Field<Uint8Array> => [(v) => 2 + v.length, (w, v) => w.uint(2, v.length).bytes(v), (r, what) => {
+  const n = r.uint(2, what)
   if (n > max) r.fail(`${what}: ${n} > ${max}`)
   return Buffer.from(r.bytes(n, what))
 }]
@@ -192,7 +184,7 @@ export const record = (names: string, ...fields: Field[]): Field<any> => {
 /** Values laid out by fields in one allocation, every byte asserted written: a link frame on channel (from pool if given), or plain bytes (channel -1). */
 export function encodeFields (fields: readonly Field[], values: readonly unknown[], channel = -1, pool?: FramePool): Buffer {
   const size = fields.reduce((n, f, i) => n + f[0](values[i]), 0)
-  const w = channel < 0 ? new ByteWriter(Buffer.allocUnsafe(size)) : new ByteWriter(allocFrame(channel, size, pool), FRAME_HEADER_BYTES)
+  const w = channel < 0 ? byteWriter(Buffer.allocUnsafe(size)) : byteWriter(allocFrame(channel, size, pool), FRAME_HEADER_BYTES)
   fields.forEach((f, i) => f[1](w, values[i]))
   return w.done()
 }
@@ -202,7 +194,7 @@ export const OFFSET: Field<number> = [() => 0, () => {}, (r) => r.offset]
 
 /** Bytes laid out by field (a record), every byte read, nothing left over; any failure is one error code. */
 export function decodeFields (bytes: Uint8Array, code: ErrorCode, what: string, field: Field, start = 0): Record<string, any> {
-  const r = new ByteReader(bytes, code, start)
+  const r = byteReader(bytes, code, start)
   const m = field[2](r, what, {})
   r.done(what)
   return m
@@ -210,7 +202,7 @@ export function decodeFields (bytes: Uint8Array, code: ErrorCode, what: string, 
 
 /** A message of a table: type byte, then its record. */
 export function decodeTyped (payload: Uint8Array, code: ErrorCode, table: Readonly<Record<number, readonly [string, Field]>>): Record<string, any> {
-  const t = table[payload[0]!] ?? new ByteReader(payload, code).fail(`type ${payload[0]}`)
+  const t = table[payload[0]!] ?? byteReader(payload, code).fail(`type ${payload[0]}`)
   const m = decodeFields(payload, code, t[0], t[1], 1)
   m.type = t[0]
   return m

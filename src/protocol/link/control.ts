@@ -40,7 +40,7 @@ export interface Hello {
 }
 
 export type ControlMessage =
-  | { type: 'hello', hello: Hello }
+  | ({ type: 'hello' } & Hello)
   | { type: 'proof', signature: Buffer }
   | { type: 'ping', id: number }
   | { type: 'pong', id: number }
@@ -65,10 +65,7 @@ export const encodePing = (type: 'ping' | 'pong', id: number): Buffer => encode(
 export const encodeClose = (reason: CloseReason): Buffer => encode(CONTROL.close, [CLOSE_REASONS[reason]])
 
 /** Decode one channel-0 payload (the frame without its 5-byte header). */
-export function decodeControl (payload: Uint8Array): ControlMessage {
-  const m = decodeTyped(payload, 'LINK_FRAME_INVALID', LAYOUTS)
-  return (m.type === 'hello' ? { type: 'hello', hello: m } : m) as ControlMessage
-}
+export const decodeControl = (payload: Uint8Array): ControlMessage => decodeTyped(payload, 'LINK_FRAME_INVALID', LAYOUTS) as ControlMessage
 
 /**
  * What each side signs: SHA-256 over the initiator's and the responder's

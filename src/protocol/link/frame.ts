@@ -36,46 +36,40 @@ export const framePayload = (frame: Buffer): Buffer => frame.subarray(FRAME_HEAD
  * for every complete frame, in order; it throws LINK_FRAME_INVALID (and stays
  * failed) on a zero or oversized length.
  */
-export class FrameDecoder {
-  readonly #header = Buffer.alloc(FRAME_HEADER_BYTES)
-  readonly #max: number
-  readonly #pool: FramePool | undefined
+export type FrameDecoder = ReturnType<typeof createFrameDecoder>
+
+/** With a pool, frames come from its slots: the frame handed to onFrame holds one reference, the caller's to release. */
+export function createFrameDecoder (max = LINK_FRAME_BYTES_MAX, pool?: FramePool) {
+  assert(max >= FRAME_HEADER_BYTES && max <= LINK_FRAME_BYTES_MAX, 'frame bound')
+  const header = Buffer.alloc(FRAME_HEADER_BYTES)
   /** Bytes of the header, then of the frame, received so far. */
-  #fill = 0
-  #frame: Buffer | null = null
-  #failed: CanopyError | null = null
+  let fill = 0
+  let frame: Buffer | null = null
+  let failed: CanopyError | null = null
+  return {
+    /** Bytes held for a frame not yet complete. */
+    get buffered (): number { return fill },
 
-  /** With a pool, frames come from its slots: the frame handed to onFrame holds one reference, the caller's to release. */
-  constructor (maxFrameBytes = LINK_FRAME_BYTES_MAX, pool?: FramePool) {
-    assert(maxFrameBytes >= FRAME_HEADER_BYTES && maxFrameBytes <= LINK_FRAME_BYTES_MAX, 'frame bound')
-    this.#max = maxFrameBytes
-    this.#pool = pool
-  }
-
-  /** Bytes held for a frame not yet complete. */
-  get buffered (): number { return this.#fill }
-
-  push (chunk: Uint8Array, onFrame: (frame: Buffer) => void): void {
-    if (this.#failed !== null) throw this.#failed
-    let at = 0
-    for (;;) {
-      const into = this.#frame ?? this.#header
-      const take = Math.min(into.length - this.#fill, chunk.length - at)
-      into.set(chunk.subarray(at, at += take), this.#fill)
-      if ((this.#fill += take) < into.length) return
-      if (this.#frame === null) {
-        // A whole header: check the length before a byte of the frame is buffered (an empty payload completes at once).
-        const length = this.#header.readUInt32BE(0)
-        if (length < 1 || length > this.#max - 4) {
-          throw (this.#failed = new CanopyError('LINK_FRAME_INVALID', `frame of ${length + 4} bytes`))
+    push (chunk: Uint8Array, onFrame: (frame: Buffer) => void): void {
+      if (failed !== null) throw failed
+      let at = 0
+      for (;;) {
+        const into = frame ?? header
+        const take = Math.min(into.length - fill, chunk.length - at)
+        into.set(chunk.subarray(at, at += take), fill)
+        if ((fill += take) < into.length) return
+        if (frame === null) {
+          // A whole header: check the length before a byte of the frame is buffered (an empty payload completes at once).
+          const length = header.readUInt32BE(0)
+          if (length < 1 || length > max - 4) throw (failed = new CanopyError('LINK_FRAME_INVALID', `frame of ${length + 4} bytes`))
+          frame = pool?.take(length + 4) ?? Buffer.allocUnsafe(length + 4)
+          header.copy(frame)
+        } else {
+          const done = frame
+          frame = null
+          fill = 0
+          onFrame(done)
         }
-        this.#frame = this.#pool?.take(length + 4) ?? Buffer.allocUnsafe(length + 4)
-        this.#header.copy(this.#frame)
-      } else {
-        const frame = this.#frame
-        this.#frame = null
-        this.#fill = 0
-        onFrame(frame)
       }
     }
   }

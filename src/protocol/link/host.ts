@@ -10,7 +10,7 @@ import { LINK_CONNECT_MS, LINK_COUNT_MAX, LINK_HANDSHAKE_MS, LINK_HANDSHAKES_MAX
 import type { Logger } from '../../log'
 import { channelNumber, type ChannelName } from './channels'
 import { NONCE_BYTES } from './control'
-import { Link, type LinkIdentity, type LinkTimings } from './link'
+import { createLink, type Link, type LinkIdentity, type LinkTimings } from './link'
 import type { FramePool } from './pool'
 
 export interface LinkHostOptions {
@@ -46,165 +46,163 @@ export interface LinkHostCounters {
   idleClosed: number
 }
 
-export class LinkHost {
-  readonly counters: LinkHostCounters = { accepted: 0, dialled: 0, refused: 0, handshakeFailures: 0, duplicates: 0, idleClosed: 0 }
-  readonly #o: LinkHostOptions
-  readonly #links = new Map<string, Link>()
-  readonly #handshaking = new Set<Link>()
-  readonly #dialing = new Map<string, Promise<Link>>()
-  readonly #handlers = new Map<number, ChannelHandler>()
-  readonly #openListeners: Array<(link: Link) => void> = []
-  readonly #closeListeners: Array<(link: Link) => void> = []
-  #server: TcpServer | null = null
-  #sweep: Timer | null = null
-  #stopped = false
-  listenPort = 0
+export type LinkHost = ReturnType<typeof createLinkHost>
 
-  constructor (options: LinkHostOptions) { this.#o = options }
-
-  get nodeId (): string { return this.#o.identity.nodeId }
-
-  async start (): Promise<number> {
-    const o = this.#o
-    this.#server = await o.net.listen({ port: o.port, host: o.host }, (s) => { this.#onInbound(s) })
-    this.listenPort = this.#server.port
-    const idle = o.idleMs ?? LINK_IDLE_MS
-    this.#sweep = o.clock.setInterval(() => { this.#closeIdle(idle) }, Math.max(1_000, idle / 4))
-    return this.listenPort
-  }
-
-  /** Frames arriving on this channel. One handler per channel. */
-  on (channel: ChannelName, handler: ChannelHandler): void {
-    assert(this.#o.channels.includes(channel), 'channel served')
-    this.#handlers.set(channelNumber(channel), handler)
-  }
-
-  onOpen (fn: (link: Link) => void): void { this.#openListeners.push(fn) }
-  onClosed (fn: (link: Link) => void): void { this.#closeListeners.push(fn) }
-
-  get (nodeId: string): Link | undefined { return this.#links.get(nodeId) }
-  list (): Link[] { return [...this.#links.values()] }
-  get size (): number { return this.#links.size }
-
-  /**
-   * An open link to the node listening at address:port, reusing one that is
-   * already open to expectedNodeId. Rejects with NET_*, TIMEOUT,
-   * LINK_HANDSHAKE_FAILED or LIMIT_REACHED.
-   */
-  connect (address: string, port: number, expectedNodeId?: string): Promise<Link> {
-    if (this.#stopped) return Promise.reject(stopped())
-    const open = this.#links.get(expectedNodeId ?? '')
-    if (open !== undefined) return Promise.resolve(open)
-    const key = `${address}|${port}|${expectedNodeId ?? ''}`
-    let p = this.#dialing.get(key)
-    if (p === undefined) {
-      p = this.#dial(address, port, expectedNodeId).finally(() => { this.#dialing.delete(key) })
-      this.#dialing.set(key, p)
-    }
-    return p
-  }
-
-  async stop (): Promise<void> {
-    this.#stopped = true
-    this.#sweep?.cancel()
-    // Links first: a server does not finish closing while its accepted sockets are open.
-    const closing = this.#server?.close()
-    for (const l of [...this.#handshaking, ...this.#links.values()]) l.close('shutdown')
-    await closing
-  }
+export function createLinkHost (o: LinkHostOptions) {
+  const counters: LinkHostCounters = { accepted: 0, dialled: 0, refused: 0, handshakeFailures: 0, duplicates: 0, idleClosed: 0 }
+  const links = new Map<string, Link>()
+  const handshaking = new Set<Link>()
+  const dialing = new Map<string, Promise<Link>>()
+  const handlers = new Map<number, ChannelHandler>()
+  const openListeners: Array<(link: Link) => void> = []
+  const closeListeners: Array<(link: Link) => void> = []
+  const self = o.identity.nodeId
+  let server: TcpServer | null = null
+  let sweep: Timer | null = null
+  let stopped = false
+  let listenPort = 0
 
   /** Why no further link may start now ('' when one may). */
-  #full (): string {
-    return this.#links.size + this.#handshaking.size >= (this.#o.linksMax ?? LINK_COUNT_MAX)
-      ? `${this.#links.size} links open`
-      : this.#handshaking.size >= LINK_HANDSHAKES_MAX ? 'too many handshakes' : ''
-  }
+  const full = (): string =>
+    links.size + handshaking.size >= (o.linksMax ?? LINK_COUNT_MAX)
+      ? `${links.size} links open`
+      : handshaking.size >= LINK_HANDSHAKES_MAX ? 'too many handshakes' : ''
 
-  async #dial (address: string, port: number, expectedNodeId: string | undefined): Promise<Link> {
-    const full = this.#full()
-    if (full !== '') throw new CanopyError('LIMIT_REACHED', full)
-    const socket = await this.#o.net.connect(address, port, LINK_CONNECT_MS)
-    if (this.#stopped) { socket.destroy(); throw stopped() }
-    this.counters.dialled++
-    const link = this.#adopt(socket, true, expectedNodeId)
+  async function dial (address: string, port: number, expectedNodeId: string | undefined): Promise<Link> {
+    const why = full()
+    if (why !== '') throw new CanopyError('LIMIT_REACHED', why)
+    const socket = await o.net.connect(address, port, LINK_CONNECT_MS)
+    if (stopped) { socket.destroy(); throw stoppedError() }
+    counters.dialled++
+    const link = adopt(socket, true, expectedNodeId)
     await link.ready
     // A simultaneous link in the other direction may have won the tie-break.
-    return this.#links.get(link.nodeId) ?? link
+    return links.get(link.nodeId) ?? link
   }
 
-  #onInbound (socket: StreamSocket): void {
+  function onInbound (socket: StreamSocket): void {
     socket.on('error', () => {})
-    if (this.#stopped || this.#full() !== '' || this.#o.allow?.(socket.remoteAddress ?? '') === false) {
-      this.counters.refused++
+    if (stopped || full() !== '' || o.allow?.(socket.remoteAddress ?? '') === false) {
+      counters.refused++
       socket.destroy()
       return
     }
-    this.counters.accepted++
-    this.#adopt(socket, false, undefined)
+    counters.accepted++
+    adopt(socket, false, undefined)
   }
 
-  #adopt (socket: StreamSocket, initiator: boolean, expectedNodeId: string | undefined): Link {
-    const o = this.#o
-    const link = new Link({
+  function adopt (socket: StreamSocket, initiator: boolean, expectedNodeId: string | undefined): Link {
+    const link = createLink({
+      ...o, // identity, clock, channels, timings, pool
       socket,
       initiator,
-      identity: o.identity,
-      clock: o.clock,
       nonce: o.random?.bytes(NONCE_BYTES) ?? randomBytes(NONCE_BYTES),
-      listenPort: this.listenPort,
-      channels: o.channels,
+      listenPort,
       expectedNodeId,
       extension: o.extension?.(),
-      timings: o.timings,
-      pool: o.pool
+      onFrame: (l, frame) => { handlers.get(frame[4]!)?.(l, frame) }
     })
-    this.#handshaking.add(link)
-    link.onFrame = (l, frame) => { this.#handlers.get(frame[4]!)?.(l, frame) }
-    link.ready.then(() => { this.#opened(link) }, (err: unknown) => {
-      this.#handshaking.delete(link)
-      this.counters.handshakeFailures++
+    handshaking.add(link)
+    link.ready.then(() => { opened(link) }, (err: unknown) => {
+      handshaking.delete(link)
+      counters.handshakeFailures++
       o.log.debug('link handshake failed', { remote: link.remoteAddress, err })
     })
     link.onClose(() => {
-      this.#handshaking.delete(link)
-      if (this.#links.get(link.nodeId) === link) this.#drop(link)
+      handshaking.delete(link)
+      if (links.get(link.nodeId) === link) drop(link)
     })
     return link
   }
 
-  #drop (link: Link): void {
-    this.#links.delete(link.nodeId)
-    for (const fn of this.#closeListeners) fn(link)
+  function drop (link: Link): void {
+    links.delete(link.nodeId)
+    for (const fn of closeListeners) fn(link)
   }
 
-  #opened (link: Link): void {
-    this.#handshaking.delete(link)
+  function opened (link: Link): void {
+    handshaking.delete(link)
     if (!link.open) return
-    const other = this.#links.get(link.nodeId)
+    const id = link.nodeId
+    const other = links.get(id)
     if (other !== undefined && other !== link) {
       // A peer that restarted dials again while our old link to it lingers: the new one wins.
       // Both sides dialling at once: keep the link dialled by the smaller node id, on both sides alike.
-      this.counters.duplicates++
-      const simultaneous = link.openedAtMs - other.openedAtMs < (this.#o.timings?.handshakeMs ?? LINK_HANDSHAKE_MS)
-      const keepNew = !simultaneous || (link.initiator ? this.nodeId : link.nodeId) < (link.initiator ? link.nodeId : this.nodeId)
-      if (!keepNew) { link.close('duplicate'); return }
-      this.#drop(other)
+      counters.duplicates++
+      const simultaneous = link.openedAtMs - other.openedAtMs < (o.timings?.handshakeMs ?? LINK_HANDSHAKE_MS)
+      if (simultaneous && (link.initiator ? self > id : id > self)) { link.close('duplicate'); return }
+      drop(other)
       other.close('duplicate')
     }
-    this.#links.set(link.nodeId, link)
-    for (const fn of this.#openListeners) fn(link)
+    links.set(id, link)
+    for (const fn of openListeners) fn(link)
   }
 
-  #closeIdle (idleMs: number): void {
-    const now = this.#o.clock.nowMs()
-    for (const l of this.list()) {
+  const list = (): Link[] => [...links.values()]
+
+  function closeIdle (idleMs: number): void {
+    const now = o.clock.nowMs()
+    for (const l of list()) {
       // The dialling side decides: it knows why it dialled (a lookup, a join) and whether it still cares.
       if (l.initiator && !l.pinned && now - l.lastTrafficMs >= idleMs) {
-        this.counters.idleClosed++
+        counters.idleClosed++
         l.close('idle')
       }
     }
   }
+
+  return {
+    counters,
+    nodeId: self,
+    get listenPort (): number { return listenPort },
+
+    async start (): Promise<number> {
+      server = await o.net.listen({ port: o.port, host: o.host }, onInbound)
+      listenPort = server.port
+      const idle = o.idleMs ?? LINK_IDLE_MS
+      sweep = o.clock.setInterval(() => { closeIdle(idle) }, Math.max(1_000, idle / 4))
+      return listenPort
+    },
+
+    /** Frames arriving on this channel. One handler per channel. */
+    on (channel: ChannelName, handler: ChannelHandler): void {
+      assert(o.channels.includes(channel), 'channel served')
+      handlers.set(channelNumber(channel), handler)
+    },
+
+    onOpen (fn: (link: Link) => void): void { openListeners.push(fn) },
+    onClosed (fn: (link: Link) => void): void { closeListeners.push(fn) },
+    get: (nodeId: string): Link | undefined => links.get(nodeId),
+    list,
+    get size (): number { return links.size },
+
+    /**
+     * An open link to the node listening at address:port, reusing one that is
+     * already open to expectedNodeId. Rejects with NET_*, TIMEOUT,
+     * LINK_HANDSHAKE_FAILED or LIMIT_REACHED.
+     */
+    connect (address: string, port: number, expectedNodeId?: string): Promise<Link> {
+      if (stopped) return Promise.reject(stoppedError())
+      const open = links.get(expectedNodeId ?? '')
+      if (open !== undefined) return Promise.resolve(open)
+      const key = `${address}|${port}|${expectedNodeId ?? ''}`
+      let p = dialing.get(key)
+      if (p === undefined) {
+        p = dial(address, port, expectedNodeId).finally(() => { dialing.delete(key) })
+        dialing.set(key, p)
+      }
+      return p
+    },
+
+    async stop (): Promise<void> {
+      stopped = true
+      sweep?.cancel()
+      // Links first: a server does not finish closing while its accepted sockets are open.
+      const closing = server?.close()
+      for (const l of [...handshaking, ...links.values()]) l.close('shutdown')
+      await closing
+    }
+  }
 }
 
-const stopped = (): CanopyError => new CanopyError('CLOSED', 'link host stopped')
+const stoppedError = (): CanopyError => new CanopyError('CLOSED', 'link host stopped')

@@ -22,9 +22,9 @@ import {
   CLOSE_REASONS, LINK_VERSION, NONCE_BYTES, PROOF_DOMAIN, decodeControl, encodeClose, encodeHello, encodePing,
   encodeProof, proofTranscript, type CloseReason, type ControlMessage
 } from './control'
-import { FRAME_HEADER_BYTES, FrameDecoder, encodeFrame } from './frame'
+import { FRAME_HEADER_BYTES, createFrameDecoder, encodeFrame } from './frame'
 import type { FramePool } from './pool'
-import { FrameQueue } from './queue'
+import { createFrameQueue } from './queue'
 
 export interface LinkIdentity {
   readonly nodeId: string
@@ -37,8 +37,6 @@ export interface LinkTimings {
   keepaliveMs: number
   deadMs: number
 }
-
-export const DEFAULT_LINK_TIMINGS: LinkTimings = { handshakeMs: LINK_HANDSHAKE_MS, keepaliveMs: LINK_KEEPALIVE_MS, deadMs: LINK_DEAD_MS }
 
 export interface LinkOptions {
   socket: StreamSocket
@@ -58,6 +56,8 @@ export interface LinkOptions {
   timings?: Partial<LinkTimings>
   /** Received frames come from here; queued pooled frames are held until written. */
   pool?: FramePool
+  /** Frames on every channel but the link's own. */
+  onFrame?: (link: Link, frame: Buffer) => void
 }
 
 export interface SendOptions {
@@ -78,288 +78,289 @@ export interface LinkCounters {
 
 export type LinkState = 'handshake' | 'open' | 'closed'
 
-const closed = (message: string): CanopyError => new CanopyError('NET_CLOSED', message)
-
-export class Link {
-  state: LinkState = 'handshake'
-  /** Set when the handshake completes. */
-  nodeId = ''
-  publicKey: Buffer = Buffer.alloc(0)
-  peerListenPort = 0
-  peerChannels: ReadonlySet<number> = new Set()
-  peerExtension: Buffer = Buffer.alloc(0)
+/** One authenticated connection to a peer (createLink). */
+export interface Link {
+  readonly state: LinkState
+  readonly open: boolean
+  /** The peer's, set when the handshake completes. */
+  readonly nodeId: string
+  readonly publicKey: Buffer
+  readonly peerListenPort: number
+  readonly peerExtension: Buffer
   /** The extension this side sent in its hello (groups find their key share's secret by it). */
   readonly extension: Buffer
   /** Latest ping round trip; null until one completes. */
-  rttMs: number | null = null
-  closeReason: CloseReason | null = null
+  readonly rttMs: number | null
+  readonly closeReason: CloseReason | null
   readonly remoteAddress: string
-  readonly counters: LinkCounters = { bytesIn: 0, bytesOut: 0, droppedFull: 0, droppedExpired: 0 }
+  readonly counters: LinkCounters
+  /** Settles when the handshake completes (or fails). */
   readonly ready: Promise<Link>
-  /** Frames on every channel but the link's own (set by the host). */
-  onFrame: (link: Link, frame: Buffer) => void = () => {}
-  /** Monotonic ms of the last frame received and of the last channel frame either way. */
-  lastReceivedMs: number
-  lastTrafficMs: number
+  /** Monotonic ms of the last channel frame either way. */
+  readonly lastTrafficMs: number
   /** Monotonic ms the handshake completed. */
-  openedAtMs = 0
-
-  readonly #o: LinkOptions
-  readonly #socket: StreamSocket
-  readonly #clock: Clock
-  readonly #decoder: FrameDecoder
-  readonly #queue = new FrameQueue(LINK_QUEUE_FRAMES_MAX, LINK_QUEUE_BYTES_MAX)
-  readonly #urgent = new FrameQueue(LINK_URGENT_FRAMES_MAX, LINK_QUEUE_BYTES_MAX)
-  readonly #served: ReadonlySet<number>
-  readonly #myHello: Buffer
-  #peerHello: Buffer | null = null
-  #blocked = false
-  #lastSentMs: number
-  #pingId = 0
-  #pingSentMs = 0
-  #pins = 0
-  readonly #timers: Timer[] = []
-  readonly #closeListeners: Array<(link: Link) => void> = []
-  #settle: { resolve: (l: Link) => void, reject: (e: CanopyError) => void } | null = null
-  readonly #timings: LinkTimings
-
-  constructor (options: LinkOptions) {
-    const { socket, clock } = options
-    this.#o = options
-    this.#socket = socket
-    this.#clock = clock
-    const timings = this.#timings = { ...DEFAULT_LINK_TIMINGS, ...options.timings }
-    this.#decoder = new FrameDecoder(LINK_FRAME_BYTES_MAX, options.pool)
-    this.remoteAddress = socket.remoteAddress ?? ''
-    this.#served = new Set(options.channels.map(channelNumber))
-    this.extension = options.extension ?? Buffer.alloc(0)
-    this.lastReceivedMs = this.#lastSentMs = this.lastTrafficMs = clock.nowMs()
-    this.ready = new Promise((resolve, reject) => { this.#settle = { resolve, reject } })
-    this.ready.catch(() => {}) // a failed handshake is reported to whoever awaits it; never unhandled
-    assert(options.nonce.length === NONCE_BYTES, 'nonce size')
-    this.#myHello = encodeHello({
-      version: LINK_VERSION,
-      nonce: options.nonce,
-      publicKey: options.identity.publicKey,
-      listenPort: options.listenPort,
-      channels: [...this.#served],
-      extension: this.extension
-    })
-    socket.setNoDelay?.(true)
-    socket.on('data', (chunk: Buffer) => { this.#onData(chunk) })
-    socket.on('drain', () => { this.#blocked = false; this.#flush() })
-    socket.on('end', () => { this.#terminate('normal', closed('peer ended')) })
-    socket.on('close', () => { this.#terminate('normal', closed('closed')) })
-    socket.on('error', (err: Error) => { this.#terminate('normal', CanopyError.from(err, 'NET_CLOSED', 'socket')) })
-    this.#timers.push(clock.setTimeout(() => {
-      if (this.state === 'handshake') this.#fail('handshake', new CanopyError('TIMEOUT', `handshake over ${timings.handshakeMs} ms`))
-    }, timings.handshakeMs), clock.setInterval(() => { this.#tick() }, Math.max(10, Math.floor(Math.min(timings.keepaliveMs, timings.deadMs) / 4))))
-    this.#enqueue(this.#myHello, true)
-  }
-
-  get open (): boolean { return this.state === 'open' }
-  get initiator (): boolean { return this.#o.initiator }
-  get queuedBytes (): number { return this.#queue.bytes + this.#urgent.bytes }
-  get queuedFrames (): number { return this.#queue.length + this.#urgent.length }
-  get pinned (): boolean { return this.#pins > 0 }
-
+  readonly openedAtMs: number
+  /** Did this side connect? */
+  readonly initiator: boolean
+  readonly queuedBytes: number
+  readonly queuedFrames: number
+  readonly pinned: boolean
   /** Keep the link from being closed as idle (static peers, parents, children). */
-  pin (): void { this.#pins++ }
-  unpin (): void { this.#pins = Math.max(0, this.#pins - 1) }
-
+  pin (): void
+  unpin (): void
   /** Does the peer serve this channel? */
-  serves (channel: ChannelName): boolean { return this.peerChannels.has(channelNumber(channel)) }
-
-  onClose (fn: (link: Link) => void): void {
-    if (this.state === 'closed') fn(this)
-    else this.#closeListeners.push(fn)
-  }
-
+  serves (channel: ChannelName): boolean
+  onClose (fn: (link: Link) => void): void
   /** Queue payload on a channel; false when the link is not open, the peer does not serve the channel, or the queue is full. */
-  send (channel: ChannelName, payload: Uint8Array, options: SendOptions = {}): boolean {
-    return this.sendFrame(encodeFrame(channelNumber(channel), payload), options)
-  }
-
+  send (channel: ChannelName, payload: Uint8Array, options?: SendOptions): boolean
   /** Queue a frame built with allocFrame/encodeFrame (or received, to forward it unchanged). */
-  sendFrame (frame: Buffer, options: SendOptions = {}): boolean {
-    if (this.state !== 'open' || frame.length < FRAME_HEADER_BYTES || !this.peerChannels.has(frame[4]!)) return false
-    this.lastTrafficMs = this.#clock.nowMs()
-    return this.#enqueue(frame, options.urgent, options.expiresAtMs)
-  }
+  sendFrame (frame: Buffer, options?: SendOptions): boolean
+  close (reason?: CloseReason): void
+}
 
-  close (reason: CloseReason = 'normal'): void {
-    if (this.state === 'closed') return
-    const socket = this.#socket
-    if (socket.writable && !socket.destroyed) {
-      try { socket.end(encodeClose(reason)) } catch { /* already failing */ }
-      const t = this.#clock.setTimeout(() => { socket.destroy() }, 1_000)
-      socket.once('close', () => { t.cancel() })
-    } else {
-      socket.destroy()
-    }
-    this.#terminate(reason, closed(`link closed (${reason})`))
-  }
+const closed = (message: string): CanopyError => new CanopyError('NET_CLOSED', message)
+const invalid = (message: string): CanopyError => new CanopyError('LINK_FRAME_INVALID', message)
 
-  #enqueue (frame: Buffer, urgent?: boolean, expiresAtMs = 0): boolean {
-    if (!(urgent === true ? this.#urgent : this.#queue).push(frame, expiresAtMs)) {
-      this.counters.droppedFull++
+/**
+ * One link over one socket. A closure rather than a class: its private
+ * state minifies to short names (class #fields keep theirs).
+ */
+export function createLink (o: LinkOptions): Link {
+  const { socket, clock, identity, initiator, pool } = o
+  const { handshakeMs, keepaliveMs, deadMs } = { handshakeMs: LINK_HANDSHAKE_MS, keepaliveMs: LINK_KEEPALIVE_MS, deadMs: LINK_DEAD_MS, ...o.timings }
+  const counters: LinkCounters = { bytesIn: 0, bytesOut: 0, droppedFull: 0, droppedExpired: 0 }
+  const decoder = createFrameDecoder(LINK_FRAME_BYTES_MAX, pool)
+  const queue = createFrameQueue(LINK_QUEUE_FRAMES_MAX, LINK_QUEUE_BYTES_MAX)
+  const urgentQueue = createFrameQueue(LINK_URGENT_FRAMES_MAX, LINK_QUEUE_BYTES_MAX)
+  const served = new Set(o.channels.map(channelNumber))
+  const extension = o.extension ?? Buffer.alloc(0)
+  const closeListeners: Array<(link: Link) => void> = []
+  let state: LinkState = 'handshake'
+  let peerChannels: ReadonlySet<number> = new Set()
+  let peerHello: Buffer | null = null
+  let blocked = false
+  let pingId = 0
+  let pingSentMs = 0
+  let pins = 0
+  const now = (): number => clock.nowMs()
+  let lastReceivedMs = now()
+  let lastSentMs = lastReceivedMs
+  let lastTrafficMs = lastReceivedMs
+  let settle: { resolve: (l: Link) => void, reject: (e: CanopyError) => void } | null = null
+  const ready = new Promise<Link>((resolve, reject) => { settle = { resolve, reject } })
+  ready.catch(() => {}) // a failed handshake is reported to whoever awaits it; never unhandled
+  assert(o.nonce.length === NONCE_BYTES, 'nonce size')
+  const myHello = encodeHello({ version: LINK_VERSION, nonce: o.nonce, publicKey: identity.publicKey, listenPort: o.listenPort, channels: [...served], extension })
+  const released = (frame: Buffer): void => { pool?.release(frame) }
+
+  function enqueue (frame: Buffer, urgent?: boolean, expiresAtMs = 0): boolean {
+    if (!(urgent === true ? urgentQueue : queue).push(frame, expiresAtMs)) {
+      counters.droppedFull++
       return false
     }
-    this.#o.pool?.retain(frame) // held until the socket has written it, or it is dropped
-    this.#flush()
+    pool?.retain(frame) // held until the socket has written it, or it is dropped
+    flush()
     return true
   }
 
-  readonly #released = (frame: Buffer): void => { this.#o.pool?.release(frame) }
-
-  #flush (): void {
-    const socket = this.#socket
-    if (this.state === 'closed' || socket.destroyed) return
-    const now = this.#clock.nowMs()
-    while (!this.#blocked) {
-      const e = this.#urgent.shift() ?? this.#queue.shift()
+  function flush (): void {
+    if (state === 'closed' || socket.destroyed) return
+    const ms = now()
+    while (!blocked) {
+      const e = urgentQueue.shift() ?? queue.shift()
       if (e === undefined) break
       const frame = e.frame
-      if (e.expiresAtMs !== 0 && e.expiresAtMs < now) {
-        this.counters.droppedExpired++
-        this.#released(frame)
+      if (e.expiresAtMs !== 0 && e.expiresAtMs < ms) {
+        counters.droppedExpired++
+        released(frame)
         continue
       }
-      this.counters.bytesOut += frame.length
-      this.#lastSentMs = now
+      counters.bytesOut += frame.length
+      lastSentMs = ms
       // write() false: the socket holds its high-water mark; 'drain' resumes us.
       // The callback runs once the socket is done with the bytes (written or failed): then the frame can be reused.
-      if (!socket.write(frame, () => { this.#released(frame) })) this.#blocked = true
+      if (!socket.write(frame, () => { released(frame) })) blocked = true
     }
   }
 
-  #onData (chunk: Buffer): void {
-    if (this.state === 'closed') return
+  function onData (chunk: Buffer): void {
+    if (state === 'closed') return
     try {
-      this.#decoder.push(chunk, (frame) => { this.#onFrameIn(frame) })
+      decoder.push(chunk, onFrameIn)
     } catch (err) {
-      this.#fail('protocol', CanopyError.from(err, 'LINK_FRAME_INVALID'))
+      fail('protocol', CanopyError.from(err, 'LINK_FRAME_INVALID'))
     }
   }
 
-  #onFrameIn (frame: Buffer): void {
-    if (this.state === 'closed') return
-    const now = this.#clock.nowMs()
-    this.lastReceivedMs = now
-    this.counters.bytesIn += frame.length
+  function onFrameIn (frame: Buffer): void {
+    if (state === 'closed') return
+    lastReceivedMs = now()
+    counters.bytesIn += frame.length
     const channel = frame[4]!
-    if (channel === 0) {
-      this.#onControl(frame)
-      return
-    }
-    if (this.state !== 'open') throw invalid('data before the handshake')
-    if (!this.#served.has(channel)) throw invalid(`channel ${channel} not served`)
-    this.lastTrafficMs = now
+    if (channel === 0) return onControl(frame)
+    if (state !== 'open') throw invalid('data before the handshake')
+    if (!served.has(channel)) throw invalid(`channel ${channel} not served`)
+    lastTrafficMs = lastReceivedMs
     try {
-      this.onFrame(this, frame)
+      o.onFrame?.(link, frame)
     } finally {
-      this.#released(frame) // the decoder's reference; whoever kept the frame retained it
+      released(frame) // the decoder's reference; whoever kept the frame retained it
     }
   }
 
-  #onControl (frame: Buffer): void {
+  function onControl (frame: Buffer): void {
     let m: ControlMessage
     try {
       m = decodeControl(frame.subarray(FRAME_HEADER_BYTES))
     } finally {
-      this.#released(frame) // control frames are decoded into fresh values; nobody keeps the frame
+      released(frame) // control frames are decoded into fresh values; nobody keeps the frame
     }
-    const handshaking = this.state === 'handshake'
+    const handshaking = state === 'handshake'
     switch (m.type) {
       case 'hello': {
-        if (!handshaking || this.#peerHello !== null) throw invalid('a second hello')
-        const h = m.hello
-        const id = nodeIdOf(h.publicKey)
-        const expected = this.#o.expectedNodeId
-        const refused = h.version !== LINK_VERSION
-          ? `link version ${h.version}`
-          : id === this.#o.identity.nodeId ? 'a link to ourselves'
+        if (!handshaking || peerHello !== null) throw invalid('a second hello')
+        const id = nodeIdOf(m.publicKey)
+        const expected = o.expectedNodeId
+        const refused = m.version !== LINK_VERSION
+          ? `link version ${m.version}`
+          : id === identity.nodeId ? 'a link to ourselves'
             : expected !== undefined && id !== expected ? `not node ${expected}` : ''
-        if (refused !== '') return this.#refuse(refused)
-        this.#peerHello = Buffer.from(frame) // kept for the transcript: our own copy
-        this.nodeId = id
-        this.publicKey = h.publicKey
-        this.peerListenPort = h.listenPort
-        this.peerChannels = new Set(h.channels)
-        this.peerExtension = h.extension
-        this.#enqueue(encodeProof(signDomain(this.#o.identity.privateKey, PROOF_DOMAIN, this.#transcript(this.initiator))), true)
+        if (refused !== '') return refuse(refused)
+        peerHello = Buffer.from(frame) // kept for the transcript: our own copy
+        link.nodeId = id
+        link.publicKey = m.publicKey
+        link.peerListenPort = m.listenPort
+        link.peerExtension = m.extension
+        peerChannels = new Set(m.channels)
+        enqueue(encodeProof(signDomain(identity.privateKey, PROOF_DOMAIN, transcript(initiator))), true)
         return
       }
-      case 'proof': {
-        if (!handshaking || this.#peerHello === null) throw invalid('early or second proof')
-        if (!verifyDomain(this.publicKey, PROOF_DOMAIN, this.#transcript(!this.initiator), m.signature)) {
-          return this.#refuse('bad proof')
-        }
-        this.state = 'open'
-        this.openedAtMs = this.#clock.nowMs()
-        this.#settle?.resolve(this)
-        this.#settle = null
+      case 'proof':
+        if (!handshaking || peerHello === null) throw invalid('early or second proof')
+        if (!verifyDomain(link.publicKey, PROOF_DOMAIN, transcript(!initiator), m.signature)) return refuse('bad proof')
+        state = 'open'
+        link.openedAtMs = now()
+        settle?.resolve(link)
+        settle = null
         return
-      }
       case 'ping':
-        if (this.open) this.#enqueue(encodePing('pong', m.id), true)
+        if (state === 'open') enqueue(encodePing('pong', m.id), true)
         return
       case 'pong':
-        if (m.id === this.#pingId && this.#pingSentMs > 0) {
-          this.rttMs = this.#clock.nowMs() - this.#pingSentMs
-          this.#pingSentMs = 0
+        if (m.id === pingId && pingSentMs > 0) {
+          link.rttMs = now() - pingSentMs
+          pingSentMs = 0
         }
         return
       case 'close': {
         // CLOSE_REASONS numbers its keys in order.
         const reason = (Object.keys(CLOSE_REASONS)[m.reason] ?? 'normal') as CloseReason
-        this.#socket.destroy()
-        this.#terminate(reason, closed(`peer closed (${reason})`))
+        fail(reason, closed(`peer closed (${reason})`))
       }
     }
   }
 
-  #refuse (message: string): void { this.#fail('handshake', new CanopyError('LINK_HANDSHAKE_FAILED', message)) }
+  const refuse = (message: string): void => { fail('handshake', new CanopyError('LINK_HANDSHAKE_FAILED', message)) }
 
-  #transcript (signerIsInitiator: boolean): Buffer {
-    const hellos = [this.#myHello, this.#peerHello!]
-    if (!this.initiator) hellos.reverse()
+  function transcript (signerIsInitiator: boolean): Buffer {
+    const hellos = [myHello, peerHello!]
+    if (!initiator) hellos.reverse()
     return proofTranscript(hellos[0]!, hellos[1]!, signerIsInitiator)
   }
 
-  #tick (): void {
-    if (!this.open) return
-    const now = this.#clock.nowMs()
-    const { keepaliveMs, deadMs } = this.#timings
-    if (now - this.lastReceivedMs >= deadMs) return this.close('dead')
-    if ((now - this.#lastSentMs >= keepaliveMs || this.rttMs === null) && (this.#pingSentMs === 0 || now - this.#pingSentMs >= keepaliveMs)) {
-      this.#pingId = (this.#pingId + 1) >>> 0
-      this.#pingSentMs = now
-      this.#enqueue(encodePing('ping', this.#pingId), true)
+  function tick (): void {
+    if (state !== 'open') return
+    const ms = now()
+    if (ms - lastReceivedMs >= deadMs) return close('dead')
+    if ((ms - lastSentMs >= keepaliveMs || link.rttMs === null) && (pingSentMs === 0 || ms - pingSentMs >= keepaliveMs)) {
+      pingId = (pingId + 1) >>> 0
+      pingSentMs = ms
+      enqueue(encodePing('ping', pingId), true)
     }
   }
 
-  #fail (reason: CloseReason, err: CanopyError): void {
-    if (this.state === 'closed') return
-    this.#socket.destroy()
-    this.#terminate(reason, err)
+  function fail (reason: CloseReason, err: CanopyError): void {
+    if (state === 'closed') return
+    socket.destroy()
+    terminate(reason, err)
   }
 
-  #terminate (reason: CloseReason, err: CanopyError): void {
-    if (this.state === 'closed') return
-    const wasOpen = this.open
-    this.state = 'closed'
-    this.closeReason = reason
-    for (const t of this.#timers) t.cancel()
-    this.#queue.clear(this.#released)
-    this.#urgent.clear(this.#released)
-    if (!this.#socket.destroyed && !wasOpen) this.#socket.destroy()
-    if (this.#settle !== null) {
-      this.#settle.reject(reason === 'normal' && err.code === 'NET_CLOSED' ? new CanopyError('LINK_HANDSHAKE_FAILED', `closed in handshake: ${err.message}`) : err)
-      this.#settle = null
+  function terminate (reason: CloseReason, err: CanopyError): void {
+    if (state === 'closed') return
+    const wasOpen = state === 'open'
+    state = 'closed'
+    link.closeReason = reason
+    for (const t of timers) t.cancel()
+    queue.clear(released)
+    urgentQueue.clear(released)
+    if (!socket.destroyed && !wasOpen) socket.destroy()
+    if (settle !== null) {
+      settle.reject(reason === 'normal' && err.code === 'NET_CLOSED' ? new CanopyError('LINK_HANDSHAKE_FAILED', `closed in handshake: ${err.message}`) : err)
+      settle = null
     }
-    for (const fn of this.#closeListeners.splice(0)) fn(this)
+    for (const fn of closeListeners.splice(0)) fn(link)
   }
+
+  function close (reason: CloseReason = 'normal'): void {
+    if (state === 'closed') return
+    if (socket.writable && !socket.destroyed) {
+      try { socket.end(encodeClose(reason)) } catch { /* already failing */ }
+      const t = clock.setTimeout(() => { socket.destroy() }, 1_000)
+      socket.once('close', () => { t.cancel() })
+    } else {
+      socket.destroy()
+    }
+    terminate(reason, closed(`link closed (${reason})`))
+  }
+
+  /** Queue a frame built with allocFrame/encodeFrame (or received, to forward it unchanged). */
+  function sendFrame (frame: Buffer, options: SendOptions = {}): boolean {
+    if (state !== 'open' || frame.length < FRAME_HEADER_BYTES || !peerChannels.has(frame[4]!)) return false
+    lastTrafficMs = now()
+    return enqueue(frame, options.urgent, options.expiresAtMs)
+  }
+
+  // Set once (at the handshake, the close) or rarely: plain fields; what changes on every frame: getters.
+  const link: { -readonly [K in keyof Link]: Link[K] } = {
+    get state () { return state },
+    get open (): boolean { return state === 'open' },
+    nodeId: '',
+    publicKey: Buffer.alloc(0),
+    peerListenPort: 0,
+    peerExtension: Buffer.alloc(0),
+    extension,
+    rttMs: null,
+    closeReason: null,
+    remoteAddress: socket.remoteAddress ?? '',
+    counters,
+    ready,
+    get lastTrafficMs (): number { return lastTrafficMs },
+    openedAtMs: 0,
+    initiator,
+    get queuedBytes (): number { return queue.bytes + urgentQueue.bytes },
+    get queuedFrames (): number { return queue.length + urgentQueue.length },
+    get pinned (): boolean { return pins > 0 },
+    pin (): void { pins++ },
+    unpin (): void { pins = Math.max(0, pins - 1) },
+    serves: (channel: ChannelName): boolean => peerChannels.has(channelNumber(channel)),
+    onClose (fn: (link: Link) => void): void {
+      if (state === 'closed') fn(link)
+      else closeListeners.push(fn)
+    },
+    send: (channel: ChannelName, payload: Uint8Array, options?: SendOptions): boolean => sendFrame(encodeFrame(channelNumber(channel), payload), options),
+    sendFrame,
+    close
+  }
+
+  socket.setNoDelay?.(true)
+  socket.on('data', onData)
+  socket.on('drain', () => { blocked = false; flush() })
+  socket.on('end', () => { terminate('normal', closed('peer ended')) })
+  socket.on('close', () => { terminate('normal', closed('closed')) })
+  socket.on('error', (err: Error) => { terminate('normal', CanopyError.from(err, 'NET_CLOSED', 'socket')) })
+  const timers: Timer[] = [clock.setTimeout(() => {
+    if (state === 'handshake') fail('handshake', new CanopyError('TIMEOUT', `handshake over ${handshakeMs} ms`))
+  }, handshakeMs), clock.setInterval(tick, Math.max(10, Math.floor(Math.min(keepaliveMs, deadMs) / 4)))]
+  enqueue(myHello, true)
+  return link
 }
-
-const invalid = (message: string): CanopyError => new CanopyError('LINK_FRAME_INVALID', message)

@@ -26,76 +26,76 @@ export interface FramePoolCounters {
   slabs: number
 }
 
-export class FramePool {
-  readonly counters: FramePoolCounters = { taken: 0, exhausted: 0, inUse: 0, slabs: 0 }
-  readonly #slabs: ArrayBuffer[] = []
-  readonly #free: number[] = []
-  readonly #refs: Int32Array
+export type FramePool = ReturnType<typeof createFramePool>
+
+export function createFramePool (slotBytes: number, slotsMax: number, slotsPerSlab = 64, minBytes = 1024) {
+  assert(slotBytes >= minBytes && slotsMax >= 1 && slotsPerSlab >= 1, 'geometry')
+  const counters: FramePoolCounters = { taken: 0, exhausted: 0, inUse: 0, slabs: 0 }
+  const slabs: ArrayBuffer[] = []
+  const free: number[] = []
+  const refs = new Int32Array(slotsMax)
   /** Bumped each time a slot is handed out: a view from an earlier use can never touch the new one. */
-  readonly #gens: Uint32Array
-  readonly #slotOf = new WeakMap<Buffer, { slot: number, gen: number }>()
+  const gens = new Uint32Array(slotsMax)
+  const slotOf = new WeakMap<Buffer, { slot: number, gen: number }>()
 
-  constructor (readonly slotBytes: number, readonly slotsMax: number, readonly slotsPerSlab = 64, readonly minBytes = 1024) {
-    assert(slotBytes >= minBytes && slotsMax >= 1 && slotsPerSlab >= 1, 'geometry')
-    this.#refs = new Int32Array(slotsMax)
-    this.#gens = new Uint32Array(slotsMax)
+  /** The slot of a pooled frame still held; -1 for a plain Buffer; -2 for a pooled frame already let go (a stale view). */
+  function held (frame: Buffer): number {
+    const e = slotOf.get(frame)
+    return e === undefined ? -1 : gens[e.slot] === e.gen && refs[e.slot]! > 0 ? e.slot : -2
   }
 
-  get capacity (): number { return this.#slabs.length * this.slotsPerSlab }
-
-  /** A frame of exactly size bytes (contents undefined), holding one reference. */
-  take (size: number): Buffer {
-    if (size < this.minBytes || size > this.slotBytes) return Buffer.allocUnsafe(size)
-    if (this.#free.length === 0 && !this.#grow()) {
-      this.counters.exhausted++
-      return Buffer.allocUnsafe(size)
-    }
-    const slot = this.#free.pop()!
-    assert(this.#refs[slot] === 0, 'free slot held')
-    this.#refs[slot] = 1
-    this.#gens[slot] = (this.#gens[slot]! + 1) >>> 0
-    const slab = this.#slabs[Math.floor(slot / this.slotsPerSlab)]!
-    const frame = Buffer.from(slab, (slot % this.slotsPerSlab) * this.slotBytes, size)
-    this.#slotOf.set(frame, { slot, gen: this.#gens[slot]! })
-    this.counters.taken++
-    this.counters.inUse++
-    return frame
-  }
-
-  /** The slot of a pooled frame still held; -1 for a plain Buffer; an assertion for a pooled frame already let go (a stale view). */
-  #slot (frame: Buffer, what: string): number {
-    const s = this.#held(frame)
+  /** held(), with an assertion for a stale view. */
+  function slotFor (frame: Buffer, what: string): number {
+    const s = held(frame)
     assert(s !== -2, `${what} after release`)
     return s
   }
 
-  #held (frame: Buffer): number {
-    const e = this.#slotOf.get(frame)
-    return e === undefined ? -1 : this.#gens[e.slot] === e.gen && this.#refs[e.slot]! > 0 ? e.slot : -2
-  }
-
-  retain (frame: Buffer): void {
-    const slot = this.#slot(frame, 'retain')
-    if (slot >= 0) this.#refs[slot]!++
-  }
-
-  release (frame: Buffer): void {
-    const slot = this.#slot(frame, 'release')
-    if (slot >= 0 && --this.#refs[slot]! === 0) {
-      this.#free.push(slot)
-      this.counters.inUse--
-    }
-  }
-
-  /** Is this a pooled frame still held by someone? */
-  held (frame: Buffer): boolean { return this.#held(frame) >= 0 }
-
-  #grow (): boolean {
-    const start = this.#slabs.length * this.slotsPerSlab
-    if (start + this.slotsPerSlab > this.slotsMax) return false
-    this.#slabs.push(new ArrayBuffer(this.slotBytes * this.slotsPerSlab))
-    this.counters.slabs++
-    for (let i = this.slotsPerSlab - 1; i >= 0; i--) this.#free.push(start + i)
+  function grow (): boolean {
+    const start = slabs.length * slotsPerSlab
+    if (start + slotsPerSlab > slotsMax) return false
+    slabs.push(new ArrayBuffer(slotBytes * slotsPerSlab))
+    counters.slabs++
+    for (let i = slotsPerSlab - 1; i >= 0; i--) free.push(start + i)
     return true
+  }
+
+  return {
+    counters,
+    get capacity (): number { return slabs.length * slotsPerSlab },
+
+    /** A frame of exactly size bytes (contents undefined), holding one reference. */
+    take (size: number): Buffer {
+      if (size < minBytes || size > slotBytes) return Buffer.allocUnsafe(size)
+      if (free.length === 0 && !grow()) {
+        counters.exhausted++
+        return Buffer.allocUnsafe(size)
+      }
+      const slot = free.pop()!
+      assert(refs[slot] === 0, 'free slot held')
+      refs[slot] = 1
+      const gen = gens[slot] = (gens[slot]! + 1) >>> 0
+      const frame = Buffer.from(slabs[Math.floor(slot / slotsPerSlab)]!, (slot % slotsPerSlab) * slotBytes, size)
+      slotOf.set(frame, { slot, gen })
+      counters.taken++
+      counters.inUse++
+      return frame
+    },
+
+    retain (frame: Buffer): void {
+      const slot = slotFor(frame, 'retain')
+      if (slot >= 0) refs[slot]!++
+    },
+
+    release (frame: Buffer): void {
+      const slot = slotFor(frame, 'release')
+      if (slot >= 0 && --refs[slot]! === 0) {
+        free.push(slot)
+        counters.inUse--
+      }
+    },
+
+    /** Is this a pooled frame still held by someone? */
+    held: (frame: Buffer): boolean => held(frame) >= 0
   }
 }

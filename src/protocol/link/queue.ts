@@ -6,45 +6,46 @@ import { assert } from '../../errors'
 
 interface Entry { frame: Buffer, expiresAtMs: number }
 
-export class FrameQueue {
-  /** Entries from #head on are queued (slots before it are emptied: no frame stays referenced); compacted now and then. */
-  #items: Array<Entry | undefined> = []
-  #head = 0
-  bytes = 0
+export type FrameQueue = ReturnType<typeof createFrameQueue>
 
-  constructor (readonly framesMax: number, readonly bytesMax: number) {
-    assert(framesMax > 0 && bytesMax > 0, 'queue bounds')
-  }
+export function createFrameQueue (framesMax: number, bytesMax: number) {
+  assert(framesMax > 0 && bytesMax > 0, 'queue bounds')
+  /** Entries from head on are queued (slots before it are emptied: no frame stays referenced); compacted now and then. */
+  let items: Array<Entry | undefined> = []
+  let head = 0
+  const q = {
+    bytes: 0,
+    get length (): number { return items.length - head },
 
-  get length (): number { return this.#items.length - this.#head }
+    /** False (nothing queued) when the frame would pass either bound. */
+    push (frame: Buffer, expiresAtMs: number): boolean {
+      if (q.length >= framesMax || q.bytes + frame.length > bytesMax) return false
+      items.push({ frame, expiresAtMs })
+      q.bytes += frame.length
+      return true
+    },
 
-  /** False (nothing queued) when the frame would pass either bound. */
-  push (frame: Buffer, expiresAtMs: number): boolean {
-    if (this.length >= this.framesMax || this.bytes + frame.length > this.bytesMax) return false
-    this.#items.push({ frame, expiresAtMs })
-    this.bytes += frame.length
-    return true
-  }
+    shift (): Entry | undefined {
+      const e = items[head]
+      if (e === undefined) return undefined
+      items[head++] = undefined
+      q.bytes -= e.frame.length
+      // Compact now and then so the array does not grow without bound.
+      if (head >= 1024 && head * 2 >= items.length) {
+        items = items.slice(head)
+        head = 0
+      }
+      assert(q.bytes >= 0, 'queue bytes')
+      return e
+    },
 
-  shift (): Entry | undefined {
-    const e = this.#items[this.#head]
-    if (e === undefined) return undefined
-    this.#items[this.#head++] = undefined
-    this.bytes -= e.frame.length
-    // Compact now and then so the array does not grow without bound.
-    if (this.#head >= 1024 && this.#head * 2 >= this.#items.length) {
-      this.#items = this.#items.slice(this.#head)
-      this.#head = 0
+    /** Empty the queue; each frame that was in it goes to onDropped (so its holder can release it). */
+    clear (onDropped: (frame: Buffer) => void): void {
+      for (const e of items.slice(head)) onDropped(e!.frame)
+      items = []
+      head = 0
+      q.bytes = 0
     }
-    assert(this.bytes >= 0, 'queue bytes')
-    return e
   }
-
-  /** Empty the queue; each frame that was in it goes to onDropped (so its holder can release it). */
-  clear (onDropped: (frame: Buffer) => void = () => {}): void {
-    for (const e of this.#items.slice(this.#head)) onDropped(e!.frame)
-    this.#items = []
-    this.#head = 0
-    this.bytes = 0
-  }
+  return q
 }

@@ -6,7 +6,7 @@
 import type { Clock, Net, Random } from '../../hal'
 import type { Logger } from '../../log'
 import type { ChannelName } from './channels'
-import { LinkHost } from './host'
+import { createLinkHost } from './host'
 import type { LinkIdentity } from './link'
 import type { FramePool } from './pool'
 
@@ -25,30 +25,22 @@ export interface LinkServiceOptions {
   extension?: () => Buffer
 }
 
-export class LinkService {
-  readonly name = 'link'
-  readonly host: LinkHost
-  readonly pool: FramePool | undefined
+export type LinkService = ReturnType<typeof createLinkService>
 
-  constructor (o: LinkServiceOptions) {
-    this.host = new LinkHost({ net: o.net, clock: o.clock, random: o.random, identity: o.identity, log: o.log, host: o.host, port: o.port, channels: o.channels, allow: o.allow, pool: o.pool, extension: o.extension })
-    this.pool = o.pool
-  }
-
-  async start (): Promise<void> {
-    await this.host.start()
-  }
-
-  async stop (): Promise<void> {
-    await this.host.stop()
-  }
-
-  status (): Record<string, unknown> {
-    return {
-      port: this.host.listenPort,
-      counters: this.host.counters,
-      framePool: this.pool === undefined ? null : { ...this.pool.counters, capacity: this.pool.capacity },
-      links: this.host.list().map((l) => ({
+export function createLinkService (o: LinkServiceOptions) {
+  const host = createLinkHost(o)
+  const pool = o.pool
+  return {
+    name: 'link',
+    host,
+    pool,
+    start: async (): Promise<void> => { await host.start() },
+    stop: (): Promise<void> => host.stop(),
+    status: (): Record<string, unknown> => ({
+      port: host.listenPort,
+      counters: host.counters,
+      framePool: pool === undefined ? null : { ...pool.counters, capacity: pool.capacity },
+      links: host.list().map((l) => ({
         nodeId: l.nodeId,
         address: `${l.remoteAddress}:${l.peerListenPort}`,
         dialled: l.initiator,
@@ -56,6 +48,6 @@ export class LinkService {
         queuedBytes: l.queuedBytes,
         ...l.counters
       }))
-    }
+    })
   }
 }

@@ -25,8 +25,8 @@ test('golden bytes of hello, proof, ping, pong, close', () => {
   const h = decodeControl(helloB.subarray(FRAME_HEADER_BYTES))
   assert.is(h.type, 'hello')
   if (h.type === 'hello') {
-    assert.equal(h.hello.channels, [1, 2])
-    assert.is(h.hello.extension.toString(), 'x25519:later')
+    assert.equal(h.channels, [1, 2])
+    assert.is(h.extension.toString(), 'x25519:later')
   }
 })
 

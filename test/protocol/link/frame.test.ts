@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert'
 import { CanopyError } from '../../../src/errors'
 import { createSeededRandom } from '../../../src/hal'
 import { LINK_FRAME_BYTES_MAX } from '../../../src/limits'
-import { FRAME_HEADER_BYTES, FrameDecoder, allocFrame, encodeFrame, framePayload } from '../../../src/protocol/link'
+import { FRAME_HEADER_BYTES, createFrameDecoder, type FrameDecoder, allocFrame, encodeFrame, framePayload } from '../../../src/protocol/link'
 import { testSeed } from '../../helpers/seed'
 
 const decodeAll = (d: FrameDecoder, parts: Buffer[]): Buffer[] => {
@@ -18,13 +18,13 @@ const decodeAll = (d: FrameDecoder, parts: Buffer[]): Buffer[] => {
 test('a frame is length, channel, payload; an empty payload is a 5-byte frame', () => {
   const f = encodeFrame(1, Buffer.from('abc'))
   assert.equal([...f], [0, 0, 0, 4, 1, 0x61, 0x62, 0x63])
-  const empty = decodeAll(new FrameDecoder(), [encodeFrame(7, Buffer.alloc(0))])
+  const empty = decodeAll(createFrameDecoder(), [encodeFrame(7, Buffer.alloc(0))])
   assert.is(empty.length, 1)
   assert.equal([...empty[0]!], [0, 0, 0, 1, 7])
 })
 
 test('a declared length of 0 or above the bound is refused before anything is buffered', () => {
-  const d = new FrameDecoder()
+  const d = createFrameDecoder()
   const over = Buffer.alloc(5)
   over.writeUInt32BE(LINK_FRAME_BYTES_MAX, 0) // + 4 header bytes > bound
   try {
@@ -35,10 +35,10 @@ test('a declared length of 0 or above the bound is refused before anything is bu
   }
   assert.is(d.buffered, FRAME_HEADER_BYTES)
   assert.throws(() => d.push(Buffer.from([1]), () => {}), (e: CanopyError) => e.code === 'LINK_FRAME_INVALID', 'stays failed')
-  assert.throws(() => new FrameDecoder().push(Buffer.from([0, 0, 0, 0, 1]), () => {}), (e: CanopyError) => e.code === 'LINK_FRAME_INVALID')
+  assert.throws(() => createFrameDecoder().push(Buffer.from([0, 0, 0, 0, 1]), () => {}), (e: CanopyError) => e.code === 'LINK_FRAME_INVALID')
   const largest = allocFrame(1, LINK_FRAME_BYTES_MAX - FRAME_HEADER_BYTES)
   largest.fill(9, FRAME_HEADER_BYTES)
-  assert.is(decodeAll(new FrameDecoder(), [largest])[0]!.length, LINK_FRAME_BYTES_MAX, 'exactly the bound passes')
+  assert.is(decodeAll(createFrameDecoder(), [largest])[0]!.length, LINK_FRAME_BYTES_MAX, 'exactly the bound passes')
 })
 
 test('property: any split of any frame sequence yields the same frames, each one exact Buffer', () => {
@@ -52,7 +52,7 @@ test('property: any split of any frame sequence yields the same frames, each one
       parts.push(stream.subarray(at, at + n))
       at += n
     }
-    const d = new FrameDecoder()
+    const d = createFrameDecoder()
     const out = decodeAll(d, parts)
     assert.is(out.length, frames.length)
     out.forEach((f, i) => {
@@ -73,7 +73,7 @@ test('fuzz: 200 000 mutated frame streams, only LINK_FRAME_INVALID escapes, outp
     const flips = 1 + random.int(4)
     for (let k = 0; k < flips; k++) s[random.int(s.length)] = random.int(256)
     const cut = random.int(s.length + 1)
-    const d = new FrameDecoder(4096)
+    const d = createFrameDecoder(4096)
     try {
       d.push(s.subarray(0, cut), (f) => { frames++; assert.ok(f.length <= 4096) })
       d.push(s.subarray(cut), (f) => { frames++; assert.ok(f.length <= 4096) })

@@ -7,7 +7,7 @@ import { CanopyError } from '../../../src/errors'
 import { SimClock, SimNetwork, createLinuxNet, createRealClock, createSeededRandom, type Clock, type Net, type SimHost } from '../../../src/hal'
 import { createKeyPair, identityFromKeyPair, type Identity } from '../../../src/identity'
 import { silentLogger } from '../../../src/log'
-import { LinkHost, allocFrame, encodeFrame, framePayload, type Link, type LinkHostOptions } from '../../../src/protocol/link'
+import { createLinkHost, type LinkHost, allocFrame, encodeFrame, framePayload, type Link, type LinkHostOptions } from '../../../src/protocol/link'
 import { LINK_QUEUE_FRAMES_MAX } from '../../../src/limits'
 
 const ident = (seed: number): Identity => identityFromKeyPair(createKeyPair(createSeededRandom(seed)))
@@ -28,7 +28,7 @@ function linuxWorld (): World {
 }
 
 function host (w: World, net: Net, identity: Identity, extra: Partial<LinkHostOptions> = {}): LinkHost {
-  return new LinkHost({ net, clock: w.clock, identity, log: silentLogger, host: w.sim === undefined ? '127.0.0.1' : undefined, port: 0, channels: ['stream'], ...extra })
+  return createLinkHost({ net, clock: w.clock, identity, log: silentLogger, host: w.sim === undefined ? '127.0.0.1' : undefined, port: 0, channels: ['stream'], ...extra })
 }
 
 /** Await p while driving the world's clock, with a deadline. */

@@ -4,12 +4,12 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { CanopyError } from '../../../src/errors'
-import { FramePool } from '../../../src/protocol/link'
+import { createFramePool } from '../../../src/protocol/link'
 
 const isAssertion = (e: unknown): boolean => CanopyError.is(e, 'ASSERTION')
 
 test('a released slot is reused; a held one is not', () => {
-  const pool = new FramePool(4096, 4, 2, 1024)
+  const pool = createFramePool(4096, 4, 2, 1024)
   const a = pool.take(2000)
   const b = pool.take(3000)
   assert.is(pool.counters.inUse, 2)
@@ -26,7 +26,7 @@ test('a released slot is reused; a held one is not', () => {
 })
 
 test('a release too many, or a stale view touching a reused slot, is an assertion', () => {
-  const pool = new FramePool(4096, 2, 2, 1024)
+  const pool = createFramePool(4096, 2, 2, 1024)
   const a = pool.take(2000)
   pool.release(a)
   assert.throws(() => { pool.release(a) }, isAssertion, 'double release')
@@ -38,7 +38,7 @@ test('a release too many, or a stale view touching a reused slot, is an assertio
 })
 
 test('frames out of range or past the bound are plain Buffers; retain and release ignore them', () => {
-  const pool = new FramePool(4096, 2, 2, 1024)
+  const pool = createFramePool(4096, 2, 2, 1024)
   const small = pool.take(100)
   const big = pool.take(5000)
   assert.not.ok(pool.held(small) || pool.held(big))
