@@ -157,7 +157,6 @@ export function createWireTransport (o: WireTransportOptions): WireTransport {
   const stateDir = o.stateDir ?? hal.dataDir
   const replayPath = join(stateDir, REPLAY_FILE)
   const bindAddress = o.bindAddress ?? '0.0.0.0'
-  const port = (): number => socket?.port ?? 0
 
   /** Count a drop; false, for the callers that return it. */
   const drop = (reason: DropReason): false => {
@@ -346,21 +345,21 @@ export function createWireTransport (o: WireTransportOptions): WireTransport {
     name: 'wire',
     stats,
     nodeId: identity.nodeId,
-    get port () { return port() },
+    get port () { return socket?.port ?? 0 },
     get queued () { return queue.length },
     bindAddress,
 
     async start () {
-      const want = o.port
+      const { port } = o
       counter = await SendCounter.open({ files: hal.files, path: join(stateDir, COUNTER_FILE), wallMs: () => clock.wallMs(), log })
       replay.restore(await loadReplayMarks(hal.files, replayPath, log))
       let s: UdpSocket
       try {
-        s = await hal.net.udp({ port: want, address: bindAddress })
+        s = await hal.net.udp({ port, address: bindAddress })
       } catch (err) {
-        if (!CanopyError.is(err, 'ADDRESS_IN_USE') || o.ephemeralIfTaken !== true || want === 0) throw err
+        if (!CanopyError.is(err, 'ADDRESS_IN_USE') || o.ephemeralIfTaken !== true || port === 0) throw err
         s = await hal.net.udp({ port: 0, address: bindAddress })
-        log.warn('UDP port taken; using an ephemeral one', { wanted: want, port: s.port })
+        log.warn('UDP port taken; using an ephemeral one', { wanted: port, port: s.port })
       }
       socket = s
       off = hal.nics.on(joinGroups)
@@ -409,7 +408,7 @@ export function createWireTransport (o: WireTransportOptions): WireTransport {
     },
 
     status: () => ({
-      port: port(),
+      port: socket?.port ?? 0,
       multicastInterfaces: [...joined],
       ...stats,
       dropped: nonZero(stats.dropped),
