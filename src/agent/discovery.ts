@@ -2,18 +2,18 @@
 // /api/describe, GET /api/peers, the status page's peer table and the
 // Prometheus metrics. The peer list it fills is the agent's PeerDirectory.
 
-import type { ServerResponse } from 'node:http'
 import { CanopyError } from '../errors'
-import { renderValue, sendJson, type PageSection } from '../http'
+import { renderValue, sendJson, sendText, type PageSection } from '../http'
 import { formatPublicKey } from '../crypto'
-import { SSDP_DROP_REASONS as DROP_REASONS, Discovery, NONCE_PATTERN } from '../protocol'
+import { createDiscovery, type Discovery, NONCE_PATTERN, type SsdpStats, zeroSsdpStats } from '../protocol'
+import { statsByLabel } from './protocol'
 import { VERSION } from '../version'
 import type { Agent } from './agent'
 
 /** Build discovery for this agent and wire it in; other services take `.peers` as their PeerDirectory. */
 export function addDiscovery (agent: Agent, options: { udpPort?: () => number, linkPort?: () => number | null } = {}): Discovery {
   const { config, hal, http, identity } = agent
-  const discovery = new Discovery({
+  const discovery = createDiscovery({
     clock: hal.clock,
     random: hal.random,
     nics: hal.nics,
@@ -28,31 +28,21 @@ export function addDiscovery (agent: Agent, options: { udpPort?: () => number, l
     name: config.name,
     version: VERSION
   })
-  agent.add({
-    name: 'peers',
-    start: () => discovery.start(),
-    ready: () => discovery.ready(),
-    stop: () => discovery.stop(),
-    status: () => discovery.status(),
-    page: () => peersPage(agent, discovery)
-  })
+  const { start, ready, stop, status } = discovery
+  agent.add({ name: 'peers', start, ready, stop, status, page: () => peersPage(agent, discovery) })
 
   // Open to LAN sources (the server's default policy): peers fetch it.
   http.route('GET', '/api/describe', ({ res, url }) => {
     const nonce = url.searchParams.get('nonce')
     if (nonce !== null && !NONCE_PATTERN.test(nonce)) throw new CanopyError('INPUT_INVALID', 'nonce must be 16 to 64 base64url characters')
-    sendBytes(res, discovery.describe(nonce))
+    // The signed bytes as they are: JSON, ASCII or UTF-8, so the text round trip keeps every byte.
+    sendText(res, 200, discovery.describe(nonce).toString(), 'application/json; charset=utf-8')
   })
 
   http.route('GET', '/api/peers', ({ res }) => { sendJson(res, 200, peersJson(agent, discovery)) })
 
   addMetrics(agent, discovery)
   return discovery
-}
-
-function sendBytes (res: ServerResponse, body: Buffer): void {
-  res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length, 'cache-control': 'no-store' })
-  res.end(body)
 }
 
 function peersJson (agent: Agent, d: Discovery): Record<string, unknown> {
@@ -96,25 +86,19 @@ function peersPage (agent: Agent, d: Discovery): PageSection {
 
 function addMetrics (agent: Agent, d: Discovery): void {
   const m = agent.metrics
-  const ssdp = (): NonNullable<Discovery['ssdp']>['stats'] | undefined => d.ssdp?.stats
+  const none = zeroSsdpStats()
+  const ssdp = (): SsdpStats => d.ssdp?.stats ?? none
   m.stats(() => d, [
     ['canopy_peers', 'Verified peers.', () => d.peers.size],
     ['canopy_ssdp_interfaces', 'LAN interfaces SSDP serves.', () => d.ssdp?.interfaces().length ?? 0],
-    ['canopy_ssdp_datagrams_in_total', 'SSDP datagrams received.', () => ssdp()?.datagramsIn ?? 0],
-    ['canopy_ssdp_replies_rate_limited_total', 'Searches unanswered by the rate limits.', () => ssdp()?.repliesRateLimited ?? 0]
+    ['canopy_ssdp_datagrams_in_total', 'SSDP datagrams received.', () => ssdp().datagramsIn],
+    ['canopy_ssdp_replies_rate_limited_total', 'Searches unanswered by the rate limits.', () => ssdp().repliesRateLimited]
   ])
-  const removed = m.counter('canopy_peers_removed_total', 'Peers removed, by reason.', ['reason'])
-  const dOut = m.counter('canopy_ssdp_datagrams_out_total', 'SSDP datagrams sent, by kind.', ['kind'])
-  const dropped = m.counter('canopy_ssdp_dropped_total', 'SSDP datagrams dropped or unanswered, by reason.', ['reason'])
-  const heard = m.counter('canopy_ssdp_announcements_total', 'Verified announcements heard, by kind.', ['kind'])
-  const fetches = m.counter('canopy_describe_fetches_total', 'Self-descriptions fetched, by result.', ['result'])
-  m.onCollect(() => {
-    for (const [reason, n] of Object.entries(d.peers.stats.removed)) removed.set({ reason }, n)
-    const s = ssdp()
-    for (const kind of ['notify', 'byebye', 'search', 'reply'] as const) dOut.set({ kind }, s?.datagramsOut[kind] ?? 0)
-    for (const kind of ['notify', 'reply', 'byebye'] as const) heard.set({ kind }, s?.heard[kind] ?? 0)
-    for (const reason of DROP_REASONS) dropped.set({ reason }, s?.dropped[reason] ?? 0)
-    fetches.set({ result: 'verified' }, d.queue.stats.verified)
-    for (const [code, n] of Object.entries(d.queue.stats.failed)) fetches.set({ result: code }, n ?? 0)
-  })
+  statsByLabel(m, [
+    ['canopy_peers_removed_total', 'Peers removed, by reason.', 'reason', () => d.peers.stats.removed],
+    ['canopy_ssdp_datagrams_out_total', 'SSDP datagrams sent, by kind.', 'kind', () => ssdp().datagramsOut],
+    ['canopy_ssdp_dropped_total', 'SSDP datagrams dropped or unanswered, by reason.', 'reason', () => ssdp().dropped],
+    ['canopy_ssdp_announcements_total', 'Verified announcements heard, by kind.', 'kind', () => ssdp().heard],
+    ['canopy_describe_fetches_total', 'Self-descriptions fetched, by result.', 'result', () => ({ verified: d.queue.stats.verified, ...d.queue.stats.failed })]
+  ])
 }

@@ -5,10 +5,10 @@
 // peer list in the agent, a static one in tests.
 
 import { CanopyError } from '../errors'
-import { sendJson } from '../http'
+import { sendJson, type Metrics } from '../http'
 import { RESOLVE_QUERY_BYTES_MAX } from '../limits'
 import {
-  WIRE_DROP_REASONS as DROP_REASONS, createElection, MESSAGE_NAMES, NO_CONTENT, Resolver, WireTransport, parseContentRef, parsePieceText,
+  createElection, MESSAGE_NAMES, NO_CONTENT, createResolver, createWireTransport, type Resolver, type WireTransport, parseContentRef, parsePieceText,
   type ContentIndex, type Election, type PeerDirectory
 } from '../protocol'
 import type { Agent } from './agent'
@@ -33,12 +33,12 @@ export function addLanProtocol (agent: Agent, options: LanProtocolOptions): LanP
   const log = agent.log.child('protocol')
   const httpPort = (): number => agent.http.address()?.port ?? (config.http.port === 0 ? 1 : config.http.port)
   const content = options.content ?? NO_CONTENT
-  const wire = new WireTransport({ hal, identity, peers: options.peers, log: log.child('wire'), port: config.protocol.udpPort, bindAddress: config.protocol.udpHost, ephemeralIfTaken: true })
+  const wire = createWireTransport({ hal, identity, peers: options.peers, log: log.child('wire'), port: config.protocol.udpPort, bindAddress: config.protocol.udpHost, ephemeralIfTaken: true })
   const election = createElection({
-    hal, wire, peers: options.peers, log: log.child('election'), httpPort,
-    candidate: config.protocol.election.candidate, wanMbps: config.protocol.election.wanMbps, freeFlashBytes: options.freeFlashBytes
+    ...config.protocol.election, // candidate, wanMbps
+    hal, wire, peers: options.peers, log: log.child('election'), httpPort, freeFlashBytes: options.freeFlashBytes
   })
-  const resolver = new Resolver({ hal, wire, index: content, provider: election, httpPort, log: log.child('resolve') })
+  const resolver = createResolver({ hal, wire, index: content, provider: election, httpPort, log: log.child('resolve') })
   agent.add(wire)
   agent.add(election)
   agent.add(resolver)
@@ -59,32 +59,40 @@ function addResolveRoute (agent: Agent, resolver: Resolver): void {
   })
 }
 
+/**
+ * Labelled metrics copied from stats at every scrape: [name, help, label,
+ * counts by label value]; a counter when the name ends in _total, else a gauge.
+ */
+export function statsByLabel (m: Metrics, rows: Array<[string, string, string, () => Record<string, number | undefined>]>): void {
+  const all = rows.map(([name, help, label, get]) => [m[name.endsWith('_total') ? 'counter' : 'gauge'](name, help, [label]), label, get] as const)
+  m.onCollect(() => {
+    for (const [metric, label, get] of all) for (const [v, n] of Object.entries(get())) metric.set({ [label]: v }, n ?? 0)
+  })
+}
+
 function registerMetrics (agent: Agent, wire: WireTransport, election: Election, resolver: Resolver): void {
   const m = agent.metrics
+  const s = wire.stats
   const datagrams = m.counter('canopy_wire_datagrams_total', 'Signed LAN datagrams accepted (in) and sent (out), by message type.', ['direction', 'type'])
-  const dropped = m.counter('canopy_wire_dropped_total', 'LAN datagrams dropped, by reason (unknown_version and unknown_type are ignored newer messages).', ['reason'])
-  const queue = m.gauge('canopy_wire_send_queue', 'Datagrams waiting in the send queue.')
-  const lookups = m.counter('canopy_resolve_lookups_total', 'Content resolutions by outcome.', ['outcome'])
-  const answers = m.counter('canopy_resolve_answers_total', 'Answers this node sent to NEEDs, by kind.', ['kind'])
-  const role = m.gauge('canopy_provider_role', 'This node\'s election role (1 for the current one).', ['role'])
-  const known = m.gauge('canopy_provider_known', '1 when a designated provider is known.')
-  const elections = m.counter('canopy_elections_total', 'Election rounds this node took part in.')
-  const changes = m.counter('canopy_provider_changes_total', 'Times the designated provider changed.')
   m.onCollect(() => {
-    const s = wire.stats
-    for (const t of MESSAGE_NAMES) {
-      datagrams.set({ direction: 'in', type: t }, s.inByType[t])
-      datagrams.set({ direction: 'out', type: t }, s.outByType[t])
+    for (const type of MESSAGE_NAMES) {
+      datagrams.set({ direction: 'in', type }, s.inByType[type])
+      datagrams.set({ direction: 'out', type }, s.outByType[type])
     }
-    for (const r of DROP_REASONS) dropped.set({ reason: r }, s.dropped[r])
-    queue.set(wire.queued)
-    const q = resolver.requester.stats
-    for (const [outcome, n] of Object.entries(q.outcomes)) lookups.set({ outcome }, n)
-    const a = resolver.responder.stats
-    for (const kind of ['have', 'downloading', 'provider', 'thirdParty', 'cancelled'] as const) answers.set({ kind }, a[kind])
-    for (const r of ['provider', 'follower', 'electing'] as const) role.set({ role: r }, election.role === r ? 1 : 0)
-    known.set(election.current() === null ? 0 : 1)
-    elections.set(election.stats.elections)
-    changes.set(election.stats.changes)
   })
+  statsByLabel(m, [
+    ['canopy_wire_dropped_total', 'LAN datagrams dropped, by reason (unknown_version and unknown_type are ignored newer messages).', 'reason', () => s.dropped],
+    ['canopy_resolve_lookups_total', 'Content resolutions by outcome.', 'outcome', () => resolver.requester.stats.outcomes],
+    ['canopy_resolve_answers_total', 'Answers this node sent to NEEDs, by kind.', 'kind', () => {
+      const { followers, ...answers } = resolver.responder.stats // followers: a count now, not answers sent
+      return answers
+    }],
+    ['canopy_provider_role', 'This node\'s election role (1 for the current one).', 'role', () => ({ provider: 0, follower: 0, electing: 0, [election.role]: 1 })]
+  ])
+  m.stats(() => election, [
+    ['canopy_wire_send_queue', 'Datagrams waiting in the send queue.', () => wire.queued],
+    ['canopy_provider_known', '1 when a designated provider is known.', (e) => e.current() === null ? 0 : 1],
+    ['canopy_elections_total', 'Election rounds this node took part in.', (e) => e.stats.elections],
+    ['canopy_provider_changes_total', 'Times the designated provider changed.', (e) => e.stats.changes]
+  ])
 }

@@ -39,24 +39,26 @@ export interface RateLimits {
   sourcesMax: number
 }
 
-export class RateGate {
-  readonly #sources = new Map<string, TokenBucket>()
-  readonly #total: TokenBucket
+export interface RateGate {
   /** Refusals so far. */
-  limited = 0
-
-  constructor (nowMs: number, readonly limits: RateLimits) {
-    this.#total = new TokenBucket(limits.totalPerSecond, limits.totalBurst ?? limits.totalPerSecond, nowMs)
-  }
-
+  readonly limited: number
+  readonly sourceCount: number
   /** May this source go on now? Takes a token from both buckets when it may, from neither when it may not. */
-  allow (source: string, nowMs: number): boolean {
-    const l = this.limits
-    const bucket = lruSet(this.#sources, source, this.#sources.get(source) ?? new TokenBucket(l.sourcePerSecond, l.sourceBurst, nowMs), l.sourcesMax)
-    if (bucket.has(nowMs) && this.#total.take(nowMs)) return bucket.take(nowMs)
-    this.limited++
-    return false
-  }
+  allow: (source: string, nowMs: number) => boolean
+}
 
-  get sourceCount (): number { return this.#sources.size }
+export function rateGate (nowMs: number, l: RateLimits): RateGate {
+  const sources = new Map<string, TokenBucket>()
+  const total = new TokenBucket(l.totalPerSecond, l.totalBurst ?? l.totalPerSecond, nowMs)
+  let limited = 0
+  return {
+    get limited () { return limited },
+    get sourceCount () { return sources.size },
+    allow (source, nowMs) {
+      const bucket = lruSet(sources, source, sources.get(source) ?? new TokenBucket(l.sourcePerSecond, l.sourceBurst, nowMs), l.sourcesMax)
+      if (bucket.has(nowMs) && total.take(nowMs)) return bucket.take(nowMs)
+      limited++
+      return false
+    }
+  }
 }

@@ -6,7 +6,7 @@ import { SimClock, SimNetwork, createSimHal, type LinkConditions, type SimHal } 
 import { createKeyPair, identityFromKeyPair, type Identity } from '../../src/identity'
 import { silentLogger, type Logger } from '../../src/log'
 import {
-  createElection, type Election, MemoryContentIndex, Resolver, StaticPeerDirectory, WireTransport,
+  createElection, type Election, MemoryContentIndex, createResolver, StaticPeerDirectory, createWireTransport, type Resolver, type WireTransport,
   type ElectionTiming, type PeerInfo, type ProviderView, type ResolveTiming
 } from '../../src/protocol'
 
@@ -72,10 +72,10 @@ export function buildLan (o: LanOptions): Lan {
     const hal = createSimHal({ seed: o.seed * 1000 + i, host, dataDir: `/sim/n${i}` })
     const identity = identityFromKeyPair(createKeyPair(hal.random))
     const peers = new StaticPeerDirectory()
-    const wire = new WireTransport({ hal, identity, peers, log, port: UDP_PORT })
+    const wire = createWireTransport({ hal, identity, peers, log, port: UDP_PORT })
     const election = createElection({ hal, wire, peers, log, httpPort: () => HTTP_PORT, candidate: o.nonCandidates?.includes(i) !== true, wanMbps: 0, timing: o.electionTiming })
     const content = new MemoryContentIndex()
-    const resolver = new Resolver({ hal, wire, index: content, provider: o.provider?.(i) ?? election, httpPort: () => HTTP_PORT, log, timing: o.resolveTiming })
+    const resolver = createResolver({ hal, wire, index: content, provider: o.provider?.(i) ?? election, httpPort: () => HTTP_PORT, log, timing: o.resolveTiming })
     const info: PeerInfo = {
       nodeId: identity.nodeId, publicKey: identity.publicKey, address: addressOf(i), httpPort: HTTP_PORT, udpPort: UDP_PORT,
       capabilities: ['resolve', 'provider'], name: `n${i}`, version: 'test', lastSeenMs: 0, expiresMs: Number.MAX_SAFE_INTEGER

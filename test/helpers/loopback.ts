@@ -6,7 +6,7 @@ import { SimFiles, SimNics, createCryptoRandom, createLinuxNet, createRealClock,
 import { createKeyPair, identityFromKeyPair, type Identity } from '../../src/identity'
 import { silentLogger } from '../../src/log'
 import {
-  createElection, type Election, MemoryContentIndex, Resolver, StaticPeerDirectory, WireTransport,
+  createElection, type Election, MemoryContentIndex, createResolver, StaticPeerDirectory, createWireTransport, type Resolver, type WireTransport,
   type ElectionTiming, type PeerInfo, type ProviderView, type ResolveTiming
 } from '../../src/protocol'
 
@@ -46,10 +46,10 @@ export async function buildLoopbackLan (o: LoopOptions): Promise<{ nodes: LoopNo
     }
     const identity = identityFromKeyPair(createKeyPair(random))
     const peers = new StaticPeerDirectory()
-    const wire = new WireTransport({ hal, identity, peers, log: silentLogger, port: 0, bindAddress: address })
+    const wire = createWireTransport({ hal, identity, peers, log: silentLogger, port: 0, bindAddress: address })
     const election = o.election === true ? createElection({ hal, wire, peers, log: silentLogger, httpPort: () => 80, candidate: true, wanMbps: 0, timing: o.electionTiming }) : null
     const content = new MemoryContentIndex()
-    const resolver = new Resolver({ hal, wire, index: content, provider: election ?? none, httpPort: () => 80, log: silentLogger, timing: o.resolveTiming })
+    const resolver = createResolver({ hal, wire, index: content, provider: election ?? none, httpPort: () => 80, log: silentLogger, timing: o.resolveTiming })
     await wire.start()
     const info: PeerInfo = { nodeId: identity.nodeId, publicKey: identity.publicKey, address, httpPort: 80, udpPort: wire.port, capabilities: [], name: `l${i}`, version: 'test', lastSeenMs: 0, expiresMs: Infinity }
     nodes.push({ hal, identity, peers, wire, election, resolver, content, info, alive: true })

@@ -1,7 +1,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { SSDP_REPLIES_PER_SECOND_MAX, SSDP_SOURCE_REPLIES_BURST } from '../../src/limits'
-import { RateGate, TokenBucket } from '../../src/protocol/rate'
+import { rateGate, TokenBucket } from '../../src/protocol/rate'
 import { SSDP_REPLY_LIMITS } from '../../src/protocol/ssdp/ssdp'
 
 test('a token bucket gives its burst, then its rate, and never more than its burst after a pause', () => {
@@ -14,14 +14,14 @@ test('a token bucket gives its burst, then its rate, and never more than its bur
 })
 
 test('one source: a burst of 3 then 1 per second', () => {
-  const l = new RateGate(0, SSDP_REPLY_LIMITS)
+  const l = rateGate(0, SSDP_REPLY_LIMITS)
   let allowed = 0
   for (let t = 0; t < 10_000; t += 10) if (l.allow('192.168.1.9', t)) allowed++
   assert.is(allowed, SSDP_SOURCE_REPLIES_BURST + 9, `${allowed} replies in 10 s`)
 })
 
 test('many sources: at most 20 per second in all', () => {
-  const l = new RateGate(0, SSDP_REPLY_LIMITS)
+  const l = rateGate(0, SSDP_REPLY_LIMITS)
   let allowed = 0
   for (let t = 0; t < 10_000; t += 1) if (l.allow(`192.168.1.${t % 250}`, t)) allowed++
   assert.ok(allowed <= SSDP_REPLIES_PER_SECOND_MAX * 11, `${allowed} replies in 10 s`)
@@ -29,7 +29,7 @@ test('many sources: at most 20 per second in all', () => {
 })
 
 test('the source table is bounded; the least recently seen source is forgotten first', () => {
-  const l = new RateGate(0, { sourcePerSecond: 1, sourceBurst: 1, totalPerSecond: 1e9, sourcesMax: 4 })
+  const l = rateGate(0, { sourcePerSecond: 1, sourceBurst: 1, totalPerSecond: 1e9, sourcesMax: 4 })
   for (const s of ['a', 'b', 'c', 'd']) assert.ok(l.allow(s, 0))
   assert.not.ok(l.allow('a', 0), 'a has used its token')
   assert.ok(l.allow('e', 0), 'e pushes out b, the least recent')
@@ -39,7 +39,7 @@ test('the source table is bounded; the least recently seen source is forgotten f
 })
 
 test('a separate total burst; a refused source spends no token of either bucket', () => {
-  const l = new RateGate(0, { sourcePerSecond: 0.001, sourceBurst: 2, totalPerSecond: 1, totalBurst: 3, sourcesMax: 8 })
+  const l = rateGate(0, { sourcePerSecond: 0.001, sourceBurst: 2, totalPerSecond: 1, totalBurst: 3, sourcesMax: 8 })
   assert.equal([l.allow('a', 0), l.allow('a', 0), l.allow('a', 0)], [true, true, false], 'a: its burst of 2')
   assert.ok(l.allow('b', 0), 'the total burst of 3 has one left')
   assert.not.ok(l.allow('c', 0), 'the total bucket is empty')

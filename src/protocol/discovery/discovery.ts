@@ -17,11 +17,11 @@ import { baseUrlOf } from '../resolve/types'
 import type { PeerInfo } from '../peers'
 import { formatLocation } from '../ssdp/names'
 import { createSsdp, type Announcement, type Ssdp } from '../ssdp/ssdp'
-import { signDescribe, type DescribeFields, type VerifiedDescribe } from './describe'
+import { signDescribe, type DescribeFields } from './describe'
 import { netDescribeFetcher, type DescribeFetcher } from './fetcher'
 import type { GetTarget } from './http-get'
 import { parseStaticPeer } from './static-peers'
-import { verifyQueue, type VerifyQueue } from './verify-queue'
+import { verifyQueue, type RequestOutcome, type VerifyQueue } from './verify-queue'
 
 export interface DiscoveryConfig {
   enabled: boolean
@@ -54,180 +54,179 @@ export interface DiscoveryOptions {
   ssdpPort?: number
 }
 
-export class Discovery {
-  readonly name = 'discovery'
+export interface Discovery {
+  readonly name: 'discovery'
   readonly peers: PeerList
   readonly queue: VerifyQueue
-  ssdp: Ssdp | null = null
-  readonly #capabilities = new Set<string>()
-  readonly #timers: TimerGroup
-  readonly #staticTargets: GetTarget[]
-  readonly #log: Logger
-  #started = false
-  #stopped = false
-
-  constructor (private readonly o: DiscoveryOptions) {
-    this.#log = o.log
-    this.peers = peerList(o.clock, o.log)
-    this.#timers = new TimerGroup(o.clock)
-    const userAgent = `Canopy/${o.version}`
-    this.queue = verifyQueue(o.clock, o.random, o.fetcher ?? netDescribeFetcher(o.net, o.clock, userAgent), o.log)
-    this.#staticTargets = o.config.staticPeers.map(parseStaticPeer).filter((t): t is GetTarget => t !== null)
-  }
-
+  /** Null until ready() started it (or when disabled). */
+  readonly ssdp: Ssdp | null
   /** Capabilities this node offers, as listed in its self-description (other subsystems add theirs). */
-  addCapability (name: string): void {
-    if (this.#capabilities.has(name) || this.#capabilities.size >= DESCRIBE_CAPABILITIES_COUNT_MAX) return
-    this.#capabilities.add(name)
-    this.ssdp?.announce() // CONFIGID changed: peers fetch our description again
-  }
-
+  addCapability: (name: string) => void
   /** What our self-description says now. */
-  fields (): DescribeFields {
+  fields: () => DescribeFields
+  /** The signed body of GET /api/describe. */
+  describe: (nonce: string | null) => Buffer
+  start: () => Promise<void>
+  /** The HTTP port listens: SSDP may point LOCATION at it. */
+  ready: () => Promise<void>
+  stop: () => Promise<void>
+  status: () => Record<string, unknown>
+  /** A number that changes when our self-description's content does (CONFIGID.UPNP.ORG). */
+  configId: () => number
+}
+
+/**
+ * `new Discovery(o)` still works (test/helpers/sim-lan.ts, bench): a plain
+ * function that returns an object may be called with `new`.
+ */
+export const Discovery = createDiscovery as unknown as new (o: DiscoveryOptions) => Discovery
+
+export function createDiscovery (o: DiscoveryOptions): Discovery {
+  const { clock, log, identity, config } = o
+  const peers = peerList(clock, log)
+  const queue = verifyQueue(clock, o.random, o.fetcher ?? netDescribeFetcher(o.net, clock, `Canopy/${o.version}`), log)
+  const capabilities = new Set<string>()
+  const timers = new TimerGroup(clock)
+  const staticTargets = config.staticPeers.map(parseStaticPeer).filter((t): t is GetTarget => t !== null)
+  let ssdp: Ssdp | null = null
+  let started = false
+  let stopped = false
+
+  const fields = (): DescribeFields => {
     const addresses: string[] = []
-    for (const nic of this.o.nics.list()) {
+    for (const nic of o.nics.list()) {
       if (nic.role !== 'lan' || !nic.up) continue
       for (const a of nic.addresses) if (addresses.length < DESCRIBE_ADDRESSES_COUNT_MAX) addresses.push(a.address)
     }
     return {
-      name: this.o.name,
-      version: this.o.version,
-      capabilities: [...this.#capabilities].sort(),
-      httpPort: this.o.httpPort() ?? 0,
-      udpPort: this.o.udpPort(),
-      linkPort: this.o.linkPort?.() ?? null,
+      name: o.name,
+      version: o.version,
+      capabilities: [...capabilities].sort(),
+      httpPort: o.httpPort() ?? 0,
+      udpPort: o.udpPort(),
+      linkPort: o.linkPort?.() ?? null,
       addresses
     }
   }
 
-  /** The signed body of GET /api/describe. */
-  describe (nonce: string | null): Buffer {
-    return signDescribe(this.o.identity, this.fields(), nonce)
-  }
+  const configId = (): number => createHash('sha256').update(JSON.stringify(fields())).digest().readUInt32BE(0) & 0x7fffffff
 
-  async start (): Promise<void> {
-    if (this.#started) return
-    this.#started = true
-    this.#timers.setInterval(() => { this.peers.sweep() }, PEER_SWEEP_MS)
-    if (this.#staticTargets.length > 0) {
-      this.#checkStaticPeers()
-      this.#timers.setInterval(() => { this.#checkStaticPeers() }, this.o.config.staticRecheckMs)
-    }
-    if (this.o.httpPort() !== null) await this.ready()
-  }
-
-  /** The HTTP port listens: SSDP may point LOCATION at it. */
-  async ready (): Promise<void> {
-    const port = this.o.httpPort()
-    if (!this.#started || this.#stopped || this.ssdp !== null || !this.o.config.enabled || port === null) return
-    const { config: c, version } = this.o
-    const ssdp = this.ssdp = createSsdp({
-      ...this.o, // clock, random, nics, net, log, httpHost
-      nodeId: this.o.identity.nodeId,
-      httpPort: port,
-      maxAgeSeconds: c.maxAgeSeconds,
-      // UDA: re-announce well inside max-age, or peers drop us between two NOTIFYs.
-      notifyIntervalMs: Math.min(c.notifyIntervalMs, Math.floor((c.maxAgeSeconds * 1000) / 3)),
-      server: `Node.js/${process.versions.node.split('.')[0]!} UPnP/1.1 Canopy/${version}`,
-      configId: () => this.configId(),
-      ...(this.o.ssdpPort === undefined ? {} : { port: this.o.ssdpPort })
+  /** Fetch and verify target's self-description; once verified, the peer is listed at address for ttlMs from then. */
+  const verify = (target: GetTarget, expectNodeId: string | null, expectAddress: string | null, address: string, origin: PeerOrigin, ttlMs: number): RequestOutcome =>
+    queue.request({
+      target,
+      expectNodeId,
+      expectAddress,
+      onVerified: ({ document: d, publicKey }) => {
+        if (stopped || d.nodeId === identity.nodeId) return
+        const now = clock.nowMs()
+        const peer: PeerInfo = {
+          nodeId: d.nodeId,
+          publicKey,
+          address,
+          httpPort: d.httpPort,
+          udpPort: d.udpPort,
+          ...(d.linkPort === null ? {} : { linkPort: d.linkPort }),
+          capabilities: d.capabilities,
+          name: d.name,
+          version: d.version,
+          lastSeenMs: now,
+          expiresMs: now + ttlMs
+        }
+        const outcome = peers.upsert(peer, origin)
+        if (outcome !== 'refreshed') log.info(`peer ${outcome}`, { nodeId: d.nodeId, address, via: origin.via, name: d.name })
+      }
     })
-    ssdp.onAnnouncement((a) => { this.#onAnnouncement(a) })
-    await ssdp.start()
-    if (ssdp.interfaces().length === 0) {
-      this.#log.info('SSDP has no interface (needs a LAN interface, an HTTP host not loopback)', { httpHost: this.o.httpHost })
-    }
-  }
-
-  async stop (): Promise<void> {
-    this.#stopped = true
-    this.#timers.clearAll()
-    this.queue.close()
-    await this.ssdp?.stop()
-  }
-
-  status (): Record<string, unknown> {
-    const s = this.ssdp
-    return {
-      count: this.peers.size,
-      ssdp: s === null
-        ? (this.o.config.enabled ? 'starting' : 'disabled')
-        : { ...s.stats, interfaces: s.interfaces(), dropped: nonZero(s.stats.dropped) },
-      staticPeers: this.o.config.staticPeers,
-      verifications: { verified: this.queue.stats.verified, failed: this.queue.stats.failed, inFlight: this.queue.inFlight, queued: this.queue.queued }
-    }
-  }
-
-  /** A number that changes when our self-description's content does (CONFIGID.UPNP.ORG). */
-  configId (): number {
-    return createHash('sha256').update(JSON.stringify(this.fields())).digest().readUInt32BE(0) & 0x7fffffff
-  }
 
   // ---- announcements --------------------------------------------------------------
 
-  #onAnnouncement (a: Announcement): void {
+  const onAnnouncement = (a: Announcement): void => {
+    const known = peers.get(a.nodeId)
+    const sameSource = known !== undefined && known.address === a.source
     if (a.type === 'byebye') {
-      const p = this.peers.get(a.nodeId)
       // Only from the peer's own address: a byebye from elsewhere is somebody else's claim.
-      if (p !== undefined && p.address === a.source) this.peers.remove(a.nodeId, 'byebye')
+      if (sameSource) peers.remove(a.nodeId, 'byebye')
       return
     }
-    const expiresMs = this.o.clock.nowMs() + a.maxAgeSeconds * 1000
-    const known = this.peers.get(a.nodeId)
-    const origin = this.peers.origin(a.nodeId)
-    const sameSource = known !== undefined && known.address === a.source
-    const unchanged = origin !== undefined && origin.location === formatLocation(a.location) &&
+    const expiresMs = clock.nowMs() + a.maxAgeSeconds * 1000
+    const origin = peers.origin(a.nodeId)
+    const location = formatLocation(a.location)
+    const unchanged = origin !== undefined && origin.location === location &&
       (a.bootId === null || a.bootId === origin.bootId) && (a.configId === null || a.configId === origin.configId)
     if (sameSource && unchanged) {
-      this.peers.touch(a.nodeId, expiresMs)
+      peers.touch(a.nodeId, expiresMs)
       return
     }
     // New, moved, restarted or changed: fetch and verify again. Until that
     // succeeds the old entry stands, and a sign of life from its address still counts.
-    const outcome = this.queue.request({
-      target: a.location,
-      expectNodeId: a.nodeId,
-      expectAddress: a.source,
-      onVerified: (v) => {
-        this.#admit(v, a.source, { via: 'ssdp', location: formatLocation(a.location), nic: a.nic, bootId: a.bootId, configId: a.configId }, a.maxAgeSeconds * 1000)
-      }
+    const outcome = verify(a.location, a.nodeId, a.source, a.source, { via: 'ssdp', location, nic: a.nic, bootId: a.bootId, configId: a.configId }, a.maxAgeSeconds * 1000)
+    if (outcome !== 'queued' && sameSource) peers.touch(a.nodeId, expiresMs)
+  }
+
+  const checkStaticPeers = (): void => {
+    for (const t of staticTargets) {
+      verify(t, null, null, t.host, { via: 'static', location: baseUrlOf(t.host, t.port) + t.path, nic: null, bootId: null, configId: null }, 3 * config.staticRecheckMs)
+    }
+  }
+
+  const ready = async (): Promise<void> => {
+    const port = o.httpPort()
+    if (!started || stopped || ssdp !== null || !config.enabled || port === null) return
+    const s = ssdp = createSsdp({
+      ...o, // clock, random, nics, net, log, httpHost
+      nodeId: identity.nodeId,
+      httpPort: port,
+      maxAgeSeconds: config.maxAgeSeconds,
+      // UDA: re-announce well inside max-age, or peers drop us between two NOTIFYs.
+      notifyIntervalMs: Math.min(config.notifyIntervalMs, Math.floor((config.maxAgeSeconds * 1000) / 3)),
+      server: `Node.js/${process.versions.node.split('.')[0]!} UPnP/1.1 Canopy/${o.version}`,
+      configId,
+      ...(o.ssdpPort === undefined ? {} : { port: o.ssdpPort })
     })
-    if (outcome !== 'queued' && sameSource) this.peers.touch(a.nodeId, expiresMs)
-  }
-
-  #checkStaticPeers (): void {
-    for (const target of this.#staticTargets) {
-      this.queue.request({
-        target,
-        expectNodeId: null,
-        expectAddress: null,
-        onVerified: (v) => {
-          this.#admit(v, target.host, { via: 'static', location: baseUrlOf(target.host, target.port) + target.path, nic: null, bootId: null, configId: null },
-            3 * this.o.config.staticRecheckMs)
-        }
-      })
+    s.onAnnouncement(onAnnouncement)
+    await s.start()
+    if (s.interfaces().length === 0) {
+      log.info('SSDP has no interface (needs a LAN interface, an HTTP host not loopback)', { httpHost: o.httpHost })
     }
   }
 
-  /** A verified peer into the list, listed for ttlMs from now. */
-  #admit (v: VerifiedDescribe, address: string, origin: PeerOrigin, ttlMs: number): void {
-    if (this.#stopped || v.document.nodeId === this.o.identity.nodeId) return
-    const d = v.document
-    const now = this.o.clock.nowMs()
-    const peer: PeerInfo = {
-      nodeId: d.nodeId,
-      publicKey: v.publicKey,
-      address,
-      httpPort: d.httpPort,
-      udpPort: d.udpPort,
-      ...(d.linkPort === null ? {} : { linkPort: d.linkPort }),
-      capabilities: d.capabilities,
-      name: d.name,
-      version: d.version,
-      lastSeenMs: now,
-      expiresMs: now + ttlMs
-    }
-    const outcome = this.peers.upsert(peer, origin)
-    if (outcome !== 'refreshed') this.#log.info(`peer ${outcome}`, { nodeId: d.nodeId, address, via: origin.via, name: d.name })
+  return {
+    name: 'discovery',
+    peers,
+    queue,
+    get ssdp () { return ssdp },
+    addCapability (name) {
+      if (capabilities.has(name) || capabilities.size >= DESCRIBE_CAPABILITIES_COUNT_MAX) return
+      capabilities.add(name)
+      ssdp?.announce() // CONFIGID changed: peers fetch our description again
+    },
+    fields,
+    describe: (nonce) => signDescribe(identity, fields(), nonce),
+    async start () {
+      if (started) return
+      started = true
+      timers.setInterval(() => { peers.sweep() }, PEER_SWEEP_MS)
+      if (staticTargets.length > 0) {
+        checkStaticPeers()
+        timers.setInterval(checkStaticPeers, config.staticRecheckMs)
+      }
+      if (o.httpPort() !== null) await ready()
+    },
+    ready,
+    async stop () {
+      stopped = true
+      timers.clearAll()
+      queue.close()
+      await ssdp?.stop()
+    },
+    status: () => ({
+      count: peers.size,
+      ssdp: ssdp === null
+        ? (config.enabled ? 'starting' : 'disabled')
+        : { ...ssdp.stats, interfaces: ssdp.interfaces(), dropped: nonZero(ssdp.stats.dropped) },
+      staticPeers: config.staticPeers,
+      verifications: { verified: queue.stats.verified, failed: queue.stats.failed, inFlight: queue.inFlight, queued: queue.queued }
+    }),
+    configId
   }
 }

@@ -90,9 +90,11 @@ export function verifyQueue (clock: Clock, random: Random, fetcher: DescribeFetc
     request (c) {
       if (closed) return 'closed'
       const key = keyOf(c.target)
-      if (busy.has(key)) { stats.refused['in-flight']++; return 'in-flight' }
-      if (clock.nowMs() < (recent.get(key) ?? -Infinity)) { stats.refused.backoff++; return 'backoff' }
-      if (waiting.length >= DESCRIBE_QUEUE_COUNT_MAX) { stats.refused.full++; return 'full' }
+      const refused = busy.has(key) ? 'in-flight' : clock.nowMs() < (recent.get(key) ?? -Infinity) ? 'backoff' : waiting.length >= DESCRIBE_QUEUE_COUNT_MAX ? 'full' : null
+      if (refused !== null) {
+        stats.refused[refused]++
+        return refused
+      }
       stats.requested++
       busy.add(key)
       waiting.push({ key, c })

@@ -29,39 +29,33 @@ export interface ResolverOptions {
   timing?: Partial<ResolveTiming>
 }
 
-export class Resolver {
-  readonly name = 'resolver'
+export interface Resolver {
+  readonly name: 'resolver'
   readonly requester: Requester
   readonly responder: Responder
   readonly timing: ResolveTiming
-
-  constructor (o: ResolverOptions) {
-    this.timing = { ...DEFAULT_TIMING, ...o.timing }
-    const common = { wire: o.wire, provider: o.provider, clock: o.hal.clock, random: o.hal.random, timing: this.timing, log: o.log }
-    this.requester = requester(common)
-    this.responder = responder({ ...common, index: o.index, httpPort: o.httpPort })
-  }
-
-  async start (): Promise<void> {
-    this.requester.start()
-    this.responder.start()
-  }
-
-  async stop (): Promise<void> {
-    this.requester.stop()
-    this.responder.stop()
-  }
-
-  resolve (content: ContentRef, options?: ResolveOptions): Promise<Resolution> {
-    return this.requester.resolve(content, options)
-  }
-
-  follow (download: Pick<Download, 'nodeId' | 'address'> & { udpPort?: number }, content: ContentRef, onEvent: (e: FollowEvent) => void): FollowHandle {
-    return this.requester.follow(download, content, onEvent)
-  }
-
+  start: () => Promise<void>
+  stop: () => Promise<void>
+  resolve: (content: ContentRef, options?: ResolveOptions) => Promise<Resolution>
+  follow: (download: Pick<Download, 'nodeId' | 'address'> & { udpPort?: number }, content: ContentRef, onEvent: (e: FollowEvent) => void) => FollowHandle
   /** Lookups (by outcome, retries), answers sent (have, downloading, provider, third party, cancelled, followers). */
-  status (): Record<string, unknown> {
-    return { ...this.requester.stats, active: this.requester.active, answers: this.responder.stats, pendingAnswers: this.responder.pendingCount }
+  status: () => Record<string, unknown>
+}
+
+export function createResolver (o: ResolverOptions): Resolver {
+  const timing = { ...DEFAULT_TIMING, ...o.timing }
+  const common = { wire: o.wire, provider: o.provider, clock: o.hal.clock, random: o.hal.random, timing, log: o.log }
+  const req = requester(common)
+  const res = responder({ ...common, index: o.index, httpPort: o.httpPort })
+  return {
+    name: 'resolver',
+    requester: req,
+    responder: res,
+    timing,
+    async start () { req.start(); res.start() },
+    async stop () { req.stop(); res.stop() },
+    resolve: req.resolve,
+    follow: req.follow,
+    status: () => ({ ...req.stats, active: req.active, answers: res.stats, pendingAnswers: res.pendingCount })
   }
 }

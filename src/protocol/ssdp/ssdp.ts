@@ -18,7 +18,7 @@ import {
   SSDP_REPLIES_PER_SECOND_MAX, SSDP_SEARCH_MX_SECONDS, SSDP_SOURCE_REPLIES_BURST, SSDP_SOURCE_REPLIES_PER_SECOND, SSDP_START_REPEAT_COUNT, SSDP_START_REPEAT_MS
 } from '../../limits'
 import type { Logger } from '../../log'
-import { RateGate, type RateLimits } from '../rate'
+import { rateGate, type RateLimits } from '../rate'
 import { zeroes } from '../counts'
 import { listeners } from '../listeners'
 import { LISTENER, SEARCHER, openInterface, type InterfaceInfo, type SsdpInterface } from './interface'
@@ -92,19 +92,22 @@ export interface Ssdp {
   eligible (): InterfaceInfo[]
 }
 
+/** Every count at zero (also what the metrics show while SSDP is not running). */
+export const zeroSsdpStats = (): SsdpStats => ({
+  datagramsIn: 0,
+  datagramsOut: { notify: 0, byebye: 0, search: 0, reply: 0 },
+  heard: { notify: 0, reply: 0, byebye: 0 },
+  dropped: zeroes(DROP_REASONS),
+  repliesRateLimited: 0,
+  interfaceErrors: 0
+})
+
 export function createSsdp (o: SsdpOptions): Ssdp {
-  const stats: SsdpStats = {
-    datagramsIn: 0,
-    datagramsOut: { notify: 0, byebye: 0, search: 0, reply: 0 },
-    heard: { notify: 0, reply: 0, byebye: 0 },
-    dropped: zeroes(DROP_REASONS),
-    repliesRateLimited: 0,
-    interfaceErrors: 0
-  }
+  const stats = zeroSsdpStats()
   const { log, random } = o
   const ifaces = new Map<string, SsdpInterface>()
   const timers = new TimerGroup(o.clock)
-  const limiter = new RateGate(o.clock.nowMs(), o.limits ?? SSDP_REPLY_LIMITS)
+  const limiter = rateGate(o.clock.nowMs(), o.limits ?? SSDP_REPLY_LIMITS)
   const events = listeners<Announcement>(log, 'announcement listener')
   const bootId = random.int(0x7fffffff)
   let off: (() => void) | undefined

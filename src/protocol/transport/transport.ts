@@ -25,13 +25,13 @@ import {
 } from '../../limits'
 import type { Logger } from '../../log'
 import type { PeerDirectory, PeerInfo } from '../peers'
-import { RateGate } from '../rate'
+import { rateGate } from '../rate'
 import { nonZero, zeroes } from '../counts'
 import { lruSet } from '../lru'
 import { SendCounter } from '../wire/counter'
 import { parseEnvelope, sealEnvelope, verifyEnvelope, type ParsedEnvelope } from '../wire/envelope'
 import { decodeBody, encodeBody, MESSAGE_NAMES, type Body, type MessageName } from '../wire/messages'
-import { ReplayTable } from '../wire/replay'
+import { replayTable } from '../wire/replay'
 import { loadReplayMarks, saveReplayMarks } from '../wire/replay-store'
 
 /** Administratively scoped (RFC 2365, IPv4 local scope 239.255/16); 67.80 = "CP". Used only while the peer list is empty. */
@@ -96,251 +96,173 @@ type Outgoing = [Buffer, number, string, MessageName]
 /** A sender's parsed key (a KeyObject costs a DER parse and the node id a SHA-256: too much for every datagram). */
 interface KnownKey { hex: string, raw: Buffer, key: KeyObject, nodeId: string }
 
-export class WireTransport {
-  readonly name = 'wire'
-  readonly stats: WireStats = {
-    datagramsIn: 0, datagramsOut: 0, multicastOut: 0,
-    inByType: zeroes(MESSAGE_NAMES), outByType: zeroes(MESSAGE_NAMES), dropped: zeroes(DROP_REASONS)
-  }
-
-  #socket: UdpSocket | null = null
-  #counter: SendCounter | null = null
-  readonly #handlers = new Map<MessageName, Set<Handler>>()
-  /** Parsed keys by hex, least recently used first out. */
-  readonly #keys = new Map<string, KnownKey>()
-  /** Replay windows; at the bound, those of the peer list's members are kept. */
-  readonly #replay = new ReplayTable(REPLAY_SENDERS_COUNT_MAX, (hex) => {
-    const nodeId = this.#keys.get(hex)?.nodeId ?? nodeIdOf(Buffer.from(hex, 'hex'))
-    return this.o.peers.get(nodeId)?.publicKey.toString('hex') === hex
-  })
-  readonly #gate: RateGate
-  readonly #timers: TimerGroup
-  readonly #queue: Outgoing[] = []
-  #burstLeft = WIRE_SEND_BURST_COUNT_MAX
-  #tick: Timer | null = null
-  /** Interface addresses in the multicast group. */
-  readonly #joined = new Set<string>()
-  #off: (() => void) | undefined
-  #replayDirty = false
-  #closed = false
-  readonly #group: string
-  readonly #replayPath: string
-
-  constructor (private readonly o: WireTransportOptions) {
-    this.#gate = new RateGate(o.hal.clock.nowMs(), {
-      totalPerSecond: WIRE_VERIFY_PER_SECOND_MAX, totalBurst: WIRE_VERIFY_BURST_MAX,
-      sourcePerSecond: WIRE_SOURCE_PER_SECOND_MAX, sourceBurst: WIRE_SOURCE_BURST_MAX, sourcesMax: WIRE_SOURCES_COUNT_MAX
-    })
-    this.#timers = new TimerGroup(o.hal.clock)
-    this.#group = o.multicastGroup ?? WIRE_MULTICAST_GROUP
-    this.#replayPath = join(o.stateDir ?? o.hal.dataDir, REPLAY_FILE)
-  }
-
-  get nodeId (): string { return this.o.identity.nodeId }
+export interface WireTransport {
+  readonly name: 'wire'
+  readonly stats: WireStats
+  readonly nodeId: string
   /** The bound UDP port (after start). */
-  get port (): number { return this.#socket?.port ?? 0 }
-  get queued (): number { return this.#queue.length }
-  get bindAddress (): string { return this.o.bindAddress ?? '0.0.0.0' }
-
-  async start (): Promise<void> {
-    const { hal, log, port } = this.o
-    this.#counter = await SendCounter.open({ files: hal.files, path: join(this.o.stateDir ?? hal.dataDir, COUNTER_FILE), wallMs: () => hal.clock.wallMs(), log })
-    this.#replay.restore(await loadReplayMarks(hal.files, this.#replayPath, log))
-    const address = this.bindAddress
-    let s: UdpSocket
-    try {
-      s = await hal.net.udp({ port, address })
-    } catch (err) {
-      if (!CanopyError.is(err, 'ADDRESS_IN_USE') || this.o.ephemeralIfTaken !== true || port === 0) throw err
-      s = await hal.net.udp({ port: 0, address })
-      log.warn('UDP port taken; using an ephemeral one', { wanted: port, port: s.port })
-    }
-    this.#socket = s
-    this.#off = hal.nics.on(() => { this.#joinGroups() })
-    s.onMessage((d) => { this.#receive(d) })
-    try { s.setMulticastTtl(1) } catch { /* not every twin can */ }
-    this.#joinGroups()
-    this.#timers.setInterval(() => { void this.#persistReplay() }, REPLAY_PERSIST_MS)
-    log.info('wire transport up', { port: s.port })
-  }
-
-  async stop (): Promise<void> {
-    if (this.#closed) return
-    this.#closed = true
-    this.#timers.clearAll()
-    this.#off?.()
-    const s = this.#socket
-    if (s !== null) {
-      for (const a of this.#joined) s.leaveGroup(this.#group, a)
-      s.close()
-    }
-    this.#joined.clear()
-    this.stats.dropped.closed += this.#queue.length
-    this.#queue.length = 0
-    await this.#persistReplay(true)
-    await this.#counter?.close()
-  }
-
+  readonly port: number
+  readonly queued: number
+  readonly bindAddress: string
+  start: () => Promise<void>
+  stop: () => Promise<void>
   /** Handle verified messages of one type; returns the unsubscribe function. */
-  on<N extends MessageName> (name: N, handler: (m: Inbound<N>) => void): () => void {
-    const set = this.#handlers.get(name) ?? new Set()
-    this.#handlers.set(name, set.add(handler as Handler))
-    return () => { set.delete(handler as Handler) }
-  }
-
+  on: <N extends MessageName>(name: N, handler: (m: Inbound<N>) => void) => () => void
   /** Send to one address. False when it was dropped (counted). */
-  sendTo<N extends MessageName> (name: N, body: Body<N>, to: Address): boolean {
-    const data = this.#seal(name, body)
-    return data !== false && this.#enqueue([data, to.port, to.address, name])
-  }
-
+  sendTo: <N extends MessageName>(name: N, body: Body<N>, to: Address) => boolean
   /** Send to a node: at its peer-list address, else at `fallback` (a datagram's source). */
-  sendToNode<N extends MessageName> (nodeId: string, name: N, body: Body<N>, fallback?: Address): boolean {
-    const peer = this.o.peers.get(nodeId)
-    const to = peer !== undefined ? { address: peer.address, port: peer.udpPort } : fallback
-    if (to === undefined) return this.#drop('no_route')
-    return this.sendTo(name, body, to)
-  }
-
+  sendToNode: <N extends MessageName>(nodeId: string, name: N, body: Body<N>, fallback?: Address) => boolean
   /** Answer the sender of a message. */
-  reply<N extends MessageName> (m: Inbound, name: N, body: Body<N>): boolean {
-    return this.sendToNode(m.sender.nodeId, name, body, m.from)
-  }
-
+  reply: <N extends MessageName>(m: Inbound, name: N, body: Body<N>) => boolean
   /**
    * To every peer in the directory (one seal, many unicasts), except those
    * named; to the multicast group only when the directory holds no peer at all.
    */
-  broadcast<N extends MessageName> (name: N, body: Body<N>, options: { except?: ReadonlySet<string> } = {}): { sent: string[], multicast: boolean } {
-    const peers = this.o.peers.list().filter((p) => p.nodeId !== this.nodeId)
-    const sent: string[] = []
-    if (peers.length === 0) return { sent, multicast: this.#multicast(name, body) }
-    const targets = peers.filter((p) => options.except?.has(p.nodeId) !== true)
-    const data = targets.length > 0 && this.#seal(name, body)
-    if (data !== false) for (const p of targets) if (this.#enqueue([data, p.udpPort, p.address, name])) sent.push(p.nodeId)
-    return { sent, multicast: false }
-  }
+  broadcast: <N extends MessageName>(name: N, body: Body<N>, options?: { except?: ReadonlySet<string> }) => { sent: string[], multicast: boolean }
+  status: () => Record<string, unknown>
+}
 
-  status (): Record<string, unknown> {
-    const s = this.stats
-    const c = this.#counter
-    return {
-      port: this.port,
-      multicastInterfaces: [...this.#joined],
-      ...s,
-      dropped: nonZero(s.dropped),
-      sendQueue: this.#queue.length,
-      sendersTracked: this.#replay.size,
-      counter: c === null ? null : { next: c.peek, reservedTo: c.reserved }
-    }
+/** The transport as a closure over local variables (a class's `this.#x` costs bytes in the bundle on every use). */
+export function createWireTransport (o: WireTransportOptions): WireTransport {
+  const { hal, identity, peers, log } = o
+  const clock = hal.clock
+  const stats: WireStats = {
+    datagramsIn: 0, datagramsOut: 0, multicastOut: 0,
+    inByType: zeroes(MESSAGE_NAMES), outByType: zeroes(MESSAGE_NAMES), dropped: zeroes(DROP_REASONS)
   }
+  let socket: UdpSocket | null = null
+  let counter: SendCounter | null = null
+  const handlers = new Map<MessageName, Set<Handler>>()
+  /** Parsed keys by hex, least recently used first out. */
+  const keys = new Map<string, KnownKey>()
+  /** Replay windows; at the bound, those of the peer list's members are kept. */
+  const replay = replayTable(REPLAY_SENDERS_COUNT_MAX, (hex) => {
+    const nodeId = keys.get(hex)?.nodeId ?? nodeIdOf(Buffer.from(hex, 'hex'))
+    return peers.get(nodeId)?.publicKey.toString('hex') === hex
+  })
+  const gate = rateGate(clock.nowMs(), {
+    totalPerSecond: WIRE_VERIFY_PER_SECOND_MAX, totalBurst: WIRE_VERIFY_BURST_MAX,
+    sourcePerSecond: WIRE_SOURCE_PER_SECOND_MAX, sourceBurst: WIRE_SOURCE_BURST_MAX, sourcesMax: WIRE_SOURCES_COUNT_MAX
+  })
+  const timers = new TimerGroup(clock)
+  const queue: Outgoing[] = []
+  let burstLeft = WIRE_SEND_BURST_COUNT_MAX
+  let tick: Timer | null = null
+  /** Interface addresses in the multicast group. */
+  const joined = new Set<string>()
+  let off: (() => void) | undefined
+  let replayDirty = false
+  let closed = false
+  const group = o.multicastGroup ?? WIRE_MULTICAST_GROUP
+  const stateDir = o.stateDir ?? hal.dataDir
+  const replayPath = join(stateDir, REPLAY_FILE)
+  const bindAddress = o.bindAddress ?? '0.0.0.0'
 
   /** Count a drop; false, for the callers that return it. */
-  #drop (reason: DropReason): false {
-    this.stats.dropped[reason]++
+  const drop = (reason: DropReason): false => {
+    stats.dropped[reason]++
     return false
   }
 
   // ---- outbound ----------------------------------------------------------------
 
   /** The sealed datagram, or false when it was dropped (counted). */
-  #seal<N extends MessageName> (name: N, body: Body<N>): Buffer | false {
-    if (this.#closed || this.#counter === null) return this.#drop('closed')
+  const seal = <N extends MessageName>(name: N, body: Body<N>): Buffer | false => {
+    if (closed || counter === null) return drop('closed')
     let encoded: Buffer
     try {
       encoded = encodeBody(name, body)
     } catch (err) {
       // Our own bug (a caller let a body grow past a datagram): never worth a crash inside a timer.
-      this.o.log.error('message not sent', { type: name, err })
-      return this.#drop('too_large')
+      log.error('message not sent', { type: name, err })
+      return drop('too_large')
     }
-    const counter = this.#counter.next()
-    if (counter === null) return this.#drop('counter')
-    return sealEnvelope(name, this.o.identity.publicKey, this.o.identity.privateKey, counter, encoded)
+    const n = counter.next()
+    if (n === null) return drop('counter')
+    return sealEnvelope(name, identity.publicKey, identity.privateKey, n, encoded)
   }
 
-  #enqueue (out: Outgoing): boolean {
-    if (this.#queue.length >= WIRE_SEND_QUEUE_COUNT_MAX) return this.#drop('queue_full')
-    this.#queue.push(out)
-    this.#pump()
+  const enqueue = (out: Outgoing): boolean => {
+    if (queue.length >= WIRE_SEND_QUEUE_COUNT_MAX) return drop('queue_full')
+    queue.push(out)
+    pump()
     return true
   }
 
   /** Send up to a burst now; the rest leaves on later ticks (paced, kind to Wi-Fi). */
-  #pump (): void {
-    const s = this.#socket
-    while (s !== null && this.#queue.length > 0 && this.#burstLeft > 0) {
-      const [data, port, address, name] = this.#queue.shift()!
-      this.#burstLeft--
-      s.send(data, port, address)
-      this.#counted(name)
+  const pump = (): void => {
+    while (socket !== null && queue.length > 0 && burstLeft > 0) {
+      const [data, port, address, name] = queue.shift()!
+      burstLeft--
+      socket.send(data, port, address)
+      counted(name)
     }
-    if (this.#tick === null && !this.#closed && (this.#queue.length > 0 || this.#burstLeft < WIRE_SEND_BURST_COUNT_MAX)) {
-      this.#tick = this.#timers.setTimeout(() => {
-        this.#tick = null
-        this.#burstLeft = WIRE_SEND_BURST_COUNT_MAX
-        this.#pump()
+    if (tick === null && !closed && (queue.length > 0 || burstLeft < WIRE_SEND_BURST_COUNT_MAX)) {
+      tick = timers.setTimeout(() => {
+        tick = null
+        burstLeft = WIRE_SEND_BURST_COUNT_MAX
+        pump()
       }, WIRE_SEND_TICK_MS)
     }
   }
 
-  #counted (name: MessageName): void {
-    this.stats.datagramsOut++
-    this.stats.outByType[name]++
+  const counted = (name: MessageName): void => {
+    stats.datagramsOut++
+    stats.outByType[name]++
   }
 
-  #multicast<N extends MessageName> (name: N, body: Body<N>): boolean {
-    const s = this.#socket
-    if (s === null || this.#joined.size === 0) return this.#drop('no_route')
-    const data = this.#seal(name, body)
+  const multicast = <N extends MessageName>(name: N, body: Body<N>): boolean => {
+    const s = socket
+    if (s === null || joined.size === 0) return drop('no_route')
+    const data = seal(name, body)
     if (data === false) return false
-    for (const a of this.#joined) {
+    for (const a of joined) {
       try {
         s.setMulticastInterface(a)
-        s.send(data, this.o.port || s.port, this.#group)
-        this.#counted(name)
-        this.stats.multicastOut++
+        s.send(data, o.port || s.port, group)
+        counted(name)
+        stats.multicastOut++
       } catch (err) {
-        this.o.log.debug('multicast send failed', { interface: a, err })
+        log.debug('multicast send failed', { interface: a, err })
       }
     }
     return true
   }
 
   /** Join the group on every LAN interface that is up (IPv4), leave it where they went. */
-  #joinGroups (): void {
-    const s = this.#socket
-    if (s === null || this.#closed) return
+  const joinGroups = (): void => {
+    const s = socket
+    if (s === null || closed) return
     const want = new Set<string>()
-    for (const nic of this.o.hal.nics.list()) {
+    for (const nic of hal.nics.list()) {
       if (nic.role === 'lan' && nic.up && nic.multicast) for (const a of nic.addresses) if (a.family === 4) want.add(a.address)
     }
-    for (const a of this.#joined) {
-      if (!want.has(a)) { s.leaveGroup(this.#group, a); this.#joined.delete(a) }
+    for (const a of joined) {
+      if (!want.has(a)) { s.leaveGroup(group, a); joined.delete(a) }
     }
     for (const a of want) {
-      if (this.#joined.has(a)) continue
+      if (joined.has(a)) continue
       try {
-        s.joinGroup(this.#group, a)
-        this.#joined.add(a)
+        s.joinGroup(group, a)
+        joined.add(a)
       } catch (err) {
-        this.o.log.debug('multicast join failed', { interface: a, err })
+        log.debug('multicast join failed', { interface: a, err })
       }
     }
   }
 
   // ---- inbound -----------------------------------------------------------------
 
-  #allowed (address: string): boolean {
-    if (this.o.allowSource !== undefined) return this.o.allowSource(address)
+  const allowed = (address: string): boolean => {
+    if (o.allowSource !== undefined) return o.allowSource(address)
     const ip = parseIp(address)
-    return ip !== null && (addressScope(ip) === 'loopback' || lanNicFor(this.o.hal.nics.list(), ip) !== undefined)
+    return ip !== null && (addressScope(ip) === 'loopback' || lanNicFor(hal.nics.list(), ip) !== undefined)
   }
 
   /** The sender's key, parsed once; null when the bytes are not a usable ed25519 key. */
-  #key (raw: Buffer): KnownKey | null {
+  const keyOf = (raw: Buffer): KnownKey | null => {
     const hex = raw.toString('hex')
-    let known = this.#keys.get(hex)
+    let known = keys.get(hex)
     if (known === undefined) {
       let key: KeyObject
       try {
@@ -351,33 +273,32 @@ export class WireTransport {
       const copy = Buffer.from(raw)
       known = { hex, raw: copy, key, nodeId: nodeIdOf(copy) }
     }
-    return lruSet(this.#keys, hex, known, WIRE_KEY_CACHE_COUNT_MAX)
+    return lruSet(keys, hex, known, WIRE_KEY_CACHE_COUNT_MAX)
   }
 
-  #receive (d: Datagram): void {
-    const { stats } = this
+  const receive = (d: Datagram): void => {
     stats.datagramsIn++
-    if (this.#closed) return void this.#drop('closed')
-    if (!this.#allowed(d.address)) return void this.#drop('source')
+    if (closed) return void drop('closed')
+    if (!allowed(d.address)) return void drop('source')
     let p: ParsedEnvelope
     try {
       p = parseEnvelope(d.data)
     } catch (err) {
-      return void this.#drop(LAYOUT_DROPS[String((err as CanopyError).detail?.reason)] ?? 'malformed')
+      return void drop(LAYOUT_DROPS[String((err as CanopyError).detail?.reason)] ?? 'malformed')
     }
-    if (p.senderKey.equals(this.o.identity.publicKey)) return void this.#drop('self')
-    const known = this.#key(p.senderKey)
-    if (known === null) return void this.#drop('key')
-    if (!this.#replay.check(known.hex, p.counter)) return void this.#drop('replay')
-    if (!this.#gate.allow(d.address, this.o.hal.clock.nowMs())) return void this.#drop('rate')
-    if (!verifyEnvelope(p, known.key)) return void this.#drop('signature')
-    this.#replay.commit(known.hex, p.counter)
-    this.#replayDirty = true
+    if (p.senderKey.equals(identity.publicKey)) return void drop('self')
+    const known = keyOf(p.senderKey)
+    if (known === null) return void drop('key')
+    if (!replay.check(known.hex, p.counter)) return void drop('replay')
+    if (!gate.allow(d.address, clock.nowMs())) return void drop('rate')
+    if (!verifyEnvelope(p, known.key)) return void drop('signature')
+    replay.commit(known.hex, p.counter)
+    replayDirty = true
     let body: Body<MessageName>
     try {
       body = decodeBody(p.name, p.body)
     } catch {
-      return void this.#drop('malformed')
+      return void drop('malformed')
     }
     stats.inByType[p.name]++
     const m: Inbound = {
@@ -386,26 +307,114 @@ export class WireTransport {
       sender: { nodeId: known.nodeId, publicKey: known.raw },
       counter: p.counter,
       from: { address: d.address, port: d.port },
-      peer: this.o.peers.get(known.nodeId)
+      peer: peers.get(known.nodeId)
     }
-    for (const h of this.#handlers.get(p.name) ?? []) {
+    for (const h of handlers.get(p.name) ?? []) {
       try {
         h(m)
       } catch (err) {
-        this.#drop('handler')
-        this.o.log.error('wire handler failed', { type: p.name, err })
+        drop('handler')
+        log.error('wire handler failed', { type: p.name, err })
       }
     }
   }
 
-  async #persistReplay (force = false): Promise<void> {
-    if ((!this.#replayDirty && !force) || this.#replay.size === 0) return
-    this.#replayDirty = false
+  const persistReplay = async (force = false): Promise<void> => {
+    if ((!replayDirty && !force) || replay.size === 0) return
+    replayDirty = false
     try {
-      await saveReplayMarks(this.o.hal.files, this.#replayPath, this.#replay.marks(REPLAY_PERSIST_COUNT_MAX))
+      await saveReplayMarks(hal.files, replayPath, replay.marks(REPLAY_PERSIST_COUNT_MAX))
     } catch (err) {
-      this.#replayDirty = true
-      this.o.log.warn('replay marks not saved', { err })
+      replayDirty = true
+      log.warn('replay marks not saved', { err })
     }
+  }
+
+  const sendTo = <N extends MessageName>(name: N, body: Body<N>, to: Address): boolean => {
+    const data = seal(name, body)
+    return data !== false && enqueue([data, to.port, to.address, name])
+  }
+
+  const sendToNode = <N extends MessageName>(nodeId: string, name: N, body: Body<N>, fallback?: Address): boolean => {
+    const peer = peers.get(nodeId)
+    const to = peer !== undefined ? { address: peer.address, port: peer.udpPort } : fallback
+    return to === undefined ? drop('no_route') : sendTo(name, body, to)
+  }
+
+  return {
+    name: 'wire',
+    stats,
+    nodeId: identity.nodeId,
+    get port () { return socket?.port ?? 0 },
+    get queued () { return queue.length },
+    bindAddress,
+
+    async start () {
+      const { port } = o
+      counter = await SendCounter.open({ files: hal.files, path: join(stateDir, COUNTER_FILE), wallMs: () => clock.wallMs(), log })
+      replay.restore(await loadReplayMarks(hal.files, replayPath, log))
+      let s: UdpSocket
+      try {
+        s = await hal.net.udp({ port, address: bindAddress })
+      } catch (err) {
+        if (!CanopyError.is(err, 'ADDRESS_IN_USE') || o.ephemeralIfTaken !== true || port === 0) throw err
+        s = await hal.net.udp({ port: 0, address: bindAddress })
+        log.warn('UDP port taken; using an ephemeral one', { wanted: port, port: s.port })
+      }
+      socket = s
+      off = hal.nics.on(joinGroups)
+      s.onMessage(receive)
+      try { s.setMulticastTtl(1) } catch { /* not every twin can */ }
+      joinGroups()
+      timers.setInterval(() => { void persistReplay() }, REPLAY_PERSIST_MS)
+      log.info('wire transport up', { port: s.port })
+    },
+
+    async stop () {
+      if (closed) return
+      closed = true
+      timers.clearAll()
+      off?.()
+      const s = socket
+      if (s !== null) {
+        for (const a of joined) s.leaveGroup(group, a)
+        s.close()
+      }
+      joined.clear()
+      stats.dropped.closed += queue.length
+      queue.length = 0
+      await persistReplay(true)
+      await counter?.close()
+    },
+
+    on (name, handler) {
+      const set = handlers.get(name) ?? new Set()
+      handlers.set(name, set.add(handler as Handler))
+      return () => { set.delete(handler as Handler) }
+    },
+
+    sendTo,
+    sendToNode,
+    reply: (m, name, body) => sendToNode(m.sender.nodeId, name, body, m.from),
+
+    broadcast (name, body, options = {}) {
+      const list = peers.list().filter((p) => p.nodeId !== identity.nodeId)
+      const sent: string[] = []
+      if (list.length === 0) return { sent, multicast: multicast(name, body) }
+      const targets = list.filter((p) => options.except?.has(p.nodeId) !== true)
+      const data = targets.length > 0 && seal(name, body)
+      if (data !== false) for (const p of targets) if (enqueue([data, p.udpPort, p.address, name])) sent.push(p.nodeId)
+      return { sent, multicast: false }
+    },
+
+    status: () => ({
+      port: socket?.port ?? 0,
+      multicastInterfaces: [...joined],
+      ...stats,
+      dropped: nonZero(stats.dropped),
+      sendQueue: queue.length,
+      sendersTracked: replay.size,
+      counter: counter === null ? null : { next: counter.peek, reservedTo: counter.reserved }
+    })
   }
 }

@@ -22,63 +22,62 @@ export interface CounterOptions {
   blockCount?: number
 }
 
-const blockOf = (o: CounterOptions): number => o.blockCount ?? WIRE_COUNTER_BLOCK_COUNT
-
-export class SendCounter {
+export interface SendCounter {
   /** Values up to and including `reserved` are on flash as possibly used. */
-  reserved: number
-  #nextValue: number
-  #writing: Promise<void> | null = null
-  #closed = false
-  exhausted = 0
-
-  private constructor (private readonly o: CounterOptions, start: number, reserved: number) {
-    this.#nextValue = start
-    this.reserved = reserved
-  }
-
-  /** Read the last reservation, reserve the first block above it, and only then return. */
-  static async open (options: CounterOptions): Promise<SendCounter> {
-    const block = blockOf(options)
-    assert(block >= 2, 'counter block >= 2')
-    const last = await readReservation(options)
-    const start = last + 1
-    const c = new SendCounter(options, start, last)
-    await c.#persist(last + block)
-    return c
-  }
-
-  /** The next unused value, or null while the next block is not yet on flash (the caller drops that send). */
-  next (): number | null {
-    if (this.#closed) return null
-    const block = blockOf(this.o)
-    if (this.reserved - this.#nextValue < block / 2 && this.#writing === null) {
-      this.#writing = this.#persist(Math.min(WIRE_COUNTER_MAX, this.reserved + block))
-        .catch((err: unknown) => { this.o.log?.warn('counter reservation failed', { err }) })
-        .finally(() => { this.#writing = null })
-    }
-    if (this.#nextValue > this.reserved) {
-      this.exhausted++
-      return null
-    }
-    return this.#nextValue++
-  }
-
+  readonly reserved: number
   /** Values handed out so far would be above this. */
-  get peek (): number { return this.#nextValue }
+  readonly peek: number
+  /** Sends refused because the next block was not yet on flash. */
+  readonly exhausted: number
+  /** The next unused value, or null while the next block is not yet on flash (the caller drops that send). */
+  next: () => number | null
+  close: () => Promise<void>
+}
 
-  async close (): Promise<void> {
-    this.#closed = true
-    await this.#writing
+/** Read the last reservation, reserve the first block above it, and only then return. */
+async function open (o: CounterOptions): Promise<SendCounter> {
+  const block = o.blockCount ?? WIRE_COUNTER_BLOCK_COUNT
+  assert(block >= 2, 'counter block >= 2')
+  let reserved = await readReservation(o)
+  let nextValue = reserved + 1
+  let writing: Promise<void> | null = null
+  let closed = false
+  let exhausted = 0
+
+  const persist = async (upTo: number): Promise<void> => {
+    if (upTo <= reserved) throw new CanopyError('LIMIT_REACHED', 'send counter exhausted')
+    const text = JSON.stringify({ format: FORMAT, reserved: upTo }) + '\n'
+    await o.files.writeAtomic(o.path, Buffer.from(text), 0o600)
+    reserved = Math.max(reserved, upTo)
   }
 
-  async #persist (upTo: number): Promise<void> {
-    if (upTo <= this.reserved) throw new CanopyError('LIMIT_REACHED', 'send counter exhausted')
-    const text = JSON.stringify({ format: FORMAT, reserved: upTo }) + '\n'
-    await this.o.files.writeAtomic(this.o.path, Buffer.from(text), 0o600)
-    this.reserved = Math.max(this.reserved, upTo)
+  await persist(reserved + block)
+  return {
+    get reserved () { return reserved },
+    get peek () { return nextValue },
+    get exhausted () { return exhausted },
+    next () {
+      if (closed) return null
+      if (reserved - nextValue < block / 2 && writing === null) {
+        writing = persist(Math.min(WIRE_COUNTER_MAX, reserved + block))
+          .catch((err: unknown) => { o.log?.warn('counter reservation failed', { err }) })
+          .finally(() => { writing = null })
+      }
+      if (nextValue > reserved) {
+        exhausted++
+        return null
+      }
+      return nextValue++
+    },
+    async close () {
+      closed = true
+      await writing
+    }
   }
 }
+
+/** `SendCounter.open(options)`: the counter is a closure over local variables (smaller than a class in the bundle). */
+export const SendCounter = { open }
 
 async function readReservation (o: CounterOptions): Promise<number> {
   let data: Buffer | null

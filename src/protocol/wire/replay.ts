@@ -53,61 +53,60 @@ export interface ReplayMark { key: string, top: number }
  * could then be accepted once more, which is why the bound is generous and
  * counted.
  */
-export class ReplayTable {
-  readonly #windows = new Map<string, ReplayWindow>()
-  evictions = 0
-
-  readonly #sendersMax: number
-  readonly #keep: (key: string) => boolean
-
-  constructor (sendersMax: number, keep: (key: string) => boolean = () => false) {
-    this.#sendersMax = sendersMax
-    this.#keep = keep
-  }
-
-  get size (): number { return this.#windows.size }
-
-  check (key: string, counter: number): boolean {
-    const w = this.#windows.get(key)
-    return w === undefined ? counter > 0 : w.check(counter)
-  }
-
-  commit (key: string, counter: number): void {
-    let w = this.#windows.get(key)
-    if (w === undefined) {
-      if (this.#windows.size >= this.#sendersMax) this.#evictOne()
-      w = new ReplayWindow()
-    } else {
-      this.#windows.delete(key) // re-insert: Map order is recency order
-    }
-    w.commit(counter)
-    this.#windows.set(key, w)
-  }
-
+export interface ReplayTable {
+  readonly size: number
+  /** Senders forgotten at the bound. */
+  readonly evictions: number
+  check: (key: string, counter: number) => boolean
+  commit: (key: string, counter: number) => void
   /** The most recently heard senders' tops, newest first. */
-  marks (countMax: number): ReplayMark[] {
-    const all = [...this.#windows].reverse().slice(0, countMax)
-    return all.map(([key, w]) => ({ key, top: w.top }))
-  }
-
+  marks: (countMax: number) => ReplayMark[]
   /** After a restart: reject everything at or below each remembered top. */
-  restore (marks: readonly ReplayMark[]): void {
-    for (const m of [...marks].reverse()) {
-      const existing = this.#windows.get(m.key)
-      if (existing !== undefined && existing.top >= m.top) continue
-      if (existing === undefined && this.#windows.size >= this.#sendersMax) this.#evictOne()
-      this.#windows.delete(m.key)
-      this.#windows.set(m.key, new ReplayWindow(m.top))
+  restore: (marks: readonly ReplayMark[]) => void
+}
+
+export function replayTable (sendersMax: number, keep: (key: string) => boolean = () => false): ReplayTable {
+  /** Map order is recency order: a sender heard again is re-inserted. */
+  const windows = new Map<string, ReplayWindow>()
+  let evictions = 0
+
+  const evictOne = (): void => {
+    let victim: string | undefined
+    for (const k of windows.keys()) {
+      if (!keep(k)) { victim = k; break }
     }
+    victim ??= windows.keys().next().value as string
+    windows.delete(victim)
+    evictions++
   }
 
-  #evictOne (): void {
-    let victim: string | undefined
-    for (const k of this.#windows.keys()) {
-      if (!this.#keep(k)) { victim = k; break }
+  return {
+    get size () { return windows.size },
+    get evictions () { return evictions },
+    check (key, counter) {
+      const w = windows.get(key)
+      return w === undefined ? counter > 0 : w.check(counter)
+    },
+    commit (key, counter) {
+      let w = windows.get(key)
+      if (w === undefined) {
+        if (windows.size >= sendersMax) evictOne()
+        w = new ReplayWindow()
+      } else {
+        windows.delete(key) // re-insert: Map order is recency order
+      }
+      w.commit(counter)
+      windows.set(key, w)
+    },
+    marks: (countMax) => [...windows].reverse().slice(0, countMax).map(([key, w]) => ({ key, top: w.top })),
+    restore (marks) {
+      for (const m of [...marks].reverse()) {
+        const existing = windows.get(m.key)
+        if (existing !== undefined && existing.top >= m.top) continue
+        if (existing === undefined && windows.size >= sendersMax) evictOne()
+        windows.delete(m.key)
+        windows.set(m.key, new ReplayWindow(m.top))
+      }
     }
-    victim ??= this.#windows.keys().next().value as string
-    this.#windows.delete(victim)
-    this.evictions++
   }
 }

@@ -9,7 +9,7 @@ import { SimClock, SimNetwork, createSimHal, type SimHal, type SimHost, type Udp
 import { createKeyPair, identityFromKeyPair, type Identity } from '../../../src/identity'
 import { memoryLogger, silentLogger } from '../../../src/log'
 import { REPLAY_PERSIST_MS, REPLAY_WINDOW_COUNT, WIRE_SEND_BURST_COUNT_MAX, WIRE_SEND_QUEUE_COUNT_MAX, WIRE_SEND_TICK_MS, WIRE_SOURCE_BURST_MAX } from '../../../src/limits'
-import { StaticPeerDirectory, WireTransport, encodeBody, sealEnvelope, type Inbound, type PeerInfo } from '../../../src/protocol'
+import { StaticPeerDirectory, createWireTransport, type WireTransport, encodeBody, sealEnvelope, type Inbound, type PeerInfo } from '../../../src/protocol'
 import { encodeCbor } from '../../../src/protocol/wire/cbor'
 import { createSeededRandom } from '../../../src/hal'
 import { testSeed } from '../../helpers/seed'
@@ -28,7 +28,7 @@ function world (seed = 1) {
     const h = hal ?? createSimHal({ seed: address.length * 31 + nodes.size, host })
     const identity = nodes.get(name)?.identity ?? identityFromKeyPair(createKeyPair(h.random))
     const peers = nodes.get(name)?.peers ?? new StaticPeerDirectory()
-    const wire = new WireTransport({ hal: h, identity, peers, log: silentLogger, port: PORT })
+    const wire = createWireTransport({ hal: h, identity, peers, log: silentLogger, port: PORT })
     const got: Inbound[] = []
     for (const t of ['NEED', 'HAVE', 'FOUND'] as const) wire.on(t, (m) => { got.push(m) })
     const info: PeerInfo = { nodeId: identity.nodeId, publicKey: identity.publicKey, address, httpPort: 80, udpPort: PORT, capabilities: [], name, version: 't', lastSeenMs: 0, expiresMs: Infinity }
@@ -231,7 +231,7 @@ test('a taken port falls back to an ephemeral one when allowed, and says so', as
   await a.host.udp({ port: PORT })
   await a.wire.start().then(() => assert.unreachable('the port is taken'), (err: Error & { code?: string }) => assert.is(err.code, 'ADDRESS_IN_USE'))
   const { logger, lines } = memoryLogger()
-  const wire = new WireTransport({ hal: a.hal, identity: a.identity, peers: a.peers, log: logger, port: PORT, ephemeralIfTaken: true })
+  const wire = createWireTransport({ hal: a.hal, identity: a.identity, peers: a.peers, log: logger, port: PORT, ephemeralIfTaken: true })
   await wire.start()
   assert.is.not(wire.port, PORT)
   assert.ok(lines.some((l) => l.level === 'warn' && /ephemeral/.test(String(l.msg))))

@@ -5,7 +5,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createSeededRandom } from '../../../src/hal'
 import { REPLAY_WINDOW_COUNT } from '../../../src/limits'
-import { ReplayTable, ReplayWindow } from '../../../src/protocol'
+import { replayTable, ReplayWindow } from '../../../src/protocol'
 import { testSeed } from '../../helpers/seed'
 
 const offer = (w: ReplayWindow, c: number): boolean => {
@@ -61,7 +61,7 @@ test('a restored window refuses everything up to its floor and accepts reorderin
 
 test('the table is bounded; peers outlive strangers; marks restore', () => {
   const peers = new Set(['p1', 'p2'])
-  const t = new ReplayTable(4, (k) => peers.has(k))
+  const t = replayTable(4, (k) => peers.has(k))
   t.commit('p1', 5); t.commit('p2', 5); t.commit('s1', 5); t.commit('s2', 5)
   t.commit('s3', 5)
   assert.is(t.size, 4)
@@ -70,7 +70,7 @@ test('the table is bounded; peers outlive strangers; marks restore', () => {
   assert.ok(t.check('s1', 5), 'the least recent stranger was forgotten')
   const marks = t.marks(10)
   assert.equal(marks.map((m) => m.key), ['s3', 's2', 'p2', 'p1'], 'newest first')
-  const fresh = new ReplayTable(4)
+  const fresh = replayTable(4)
   fresh.restore(marks)
   assert.ok(!fresh.check('p1', 5) && fresh.check('p1', 6))
 })
