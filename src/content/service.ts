@@ -41,21 +41,13 @@ export interface Active {
   t: Transfer
   onBehalf: boolean
   manifestUrl: string | null
-  provider: string | null
-  noProviderSinceMs: number | null
-  lastResolveMs: number
-  resolving: boolean
-  /** Sources not to add again before this (ms): they just failed. */
-  avoid: Map<string, number>
   scan: Promise<void> | null
   verdict: string | null
-  pinned: boolean
 }
 
 /** Sent by agents on their own upstream requests: a proxy that sees it goes direct (no loops between two nodes that each think the other is the provider). */
 export const VIA = '1.1 canopy'
 const FROM = { peer: 'fromPeersBytes', provider: 'fromProviderBytes', origin: 'fromOriginBytes' } as const
-const STATE_FILE = 'transfers.json'
 const vetoed = (a?: Active): boolean => a?.verdict?.startsWith('vetoed') === true
 /** Running or done: not to be started again. */
 const alive = (a?: Active): a is Active => a?.t.state === 'running' || a?.t.state === 'done'
@@ -65,24 +57,19 @@ export interface ContentService extends Service, ContentIndex {
   lan: ContentLan | null
   /** The proxy's answer for URLs (plain objects the gateway cached and signed). */
   urlIndex: ((url: string) => LocalContent | null) | null
-  readonly totals: Record<typeof TOTALS[number], number>
+  readonly totals: Record<'fromPeersBytes' | 'fromProviderBytes' | 'fromOriginBytes' | 'servedBytes' | 'servedPieces' | 'corruptPieces' | 'peersIsolated' | 'vetoed', number>
   uploads: number
   emit (c: ContentRef): void
   /** Remember a manifest (to answer NEEDs for it and find it again by id). */
   remember (m: Manifest): void
-  manifest (id: string): Manifest | undefined
   /** A manifest by URL (through the provider's proxy, which caches it), checked against the trusted publishers and `extra` (from the CLI on this box). */
   manifestFrom (url: string, extra?: readonly string[]): Promise<Manifest>
   /** Where this node's own fetches from the internet go: the provider's proxy when another node is the provider. */
   viaProvider (): string | undefined
-  /** A small body from the internet: through the provider's proxy (collapsed and cached there), else or if that fails directly. */
-  upstream (url: string, max: number): Promise<Buffer>
   /** A plain URL's manifest signed by this node's designated provider (which cached the object), or null. */
   providerManifest (url: string): Promise<Manifest | null>
   /** The transfer of m, started (or resumed from the cache) if need be. */
   open (m: Manifest, onBehalf?: boolean, manifestUrl?: string | null): Active
-  /** This node is the provider and a peer asked for a piece of content c: run that transfer (the manifest from the cache or from its URL). */
-  onBehalf (c: string, manifestUrl: string | null): Promise<Active | null>
   /** A piece a peer asked the provider for: wait (bounded) until this node's transfer has it. */
   onDemand (hash: string, c: string, manifestUrl: string | null): Promise<Buffer | undefined>
   /** Resolves once the whole file passed the scanner (at once without one); rejects CONTENT_VETOED. */
@@ -90,7 +77,6 @@ export interface ContentService extends Service, ContentIndex {
   status (): Record<string, unknown>
 }
 
-const TOTALS = ['fromPeersBytes', 'fromProviderBytes', 'fromOriginBytes', 'servedBytes', 'servedPieces', 'corruptPieces', 'peersIsolated', 'vetoed'] as const
 
 // A closure rather than a class: its private names minify to one letter.
 export function createContentService (agent: Agent, cacheService: FlashCacheService, scanner: Scanner | null): ContentService {
@@ -104,12 +90,19 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
   const known = new Map<string, Manifest>()
   const pendingBehalf = new Map<string, Promise<Active | null>>()
   const listeners = new Set<(c: ContentRef) => void>()
-  const statePath = join(hal.dataDir, STATE_FILE)
-  const totals = Object.fromEntries(TOTALS.map((k) => [k, 0])) as ContentService['totals']
+  const statePath = join(hal.dataDir, 'transfers.json')
+  const totals = { fromPeersBytes: 0, fromProviderBytes: 0, fromOriginBytes: 0, servedBytes: 0, servedPieces: 0, corruptPieces: 0, peersIsolated: 0, vetoed: 0 }
   let waiting = 0
   let dirty = false
   const vetoedError = (m: Manifest, a: Active): CanopyError => new CanopyError('CONTENT_VETOED', `"${m.name}" was ${a.verdict}`)
   const origin = (m: Manifest): PieceSource => originSource(m, cfg.originSlots, gate)
+
+  const manifest = (id: string): Manifest | undefined => active.get(id)?.m ?? known.get(id)
+  /** A small body from the internet: through the provider's proxy (collapsed and cached there), else or if that fails directly. */
+  const upstream = async (url: string, max: number): Promise<Buffer> => {
+    const via = S.viaProvider()
+    return await (via === undefined ? fetchBody(url, max) : fetchBody(url, max, via).catch(async () => await fetchBody(url, max)))
+  }
 
   const S: ContentService = {
     name: 'transfers',
@@ -168,22 +161,15 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
       dirty = true
     },
 
-    manifest: (id) => active.get(id)?.m ?? known.get(id),
-
     async manifestFrom (url, extra = []) {
-      const m = checkTrust(parseManifest(await S.upstream(url, MANIFEST_BYTES_MAX)), [...config.trustedPublishers, ...extra])
+      const m = checkTrust(parseManifest(await upstream(url, MANIFEST_BYTES_MAX)), [...config.trustedPublishers, ...extra])
       S.remember(m)
-      return S.manifest(m.id) ?? m
+      return manifest(m.id) ?? m
     },
 
     viaProvider () {
       const p = S.lan?.election.current()
       return p != null && !p.self ? p.baseUrl : undefined
-    },
-
-    async upstream (url, max) {
-      const via = S.viaProvider()
-      return await (via === undefined ? fetchBody(url, max) : fetchBody(url, max, via).catch(async () => await fetchBody(url, max)))
     },
 
     async providerManifest (url) {
@@ -224,19 +210,63 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
       // The manifest is a piece too: peers, and this node after a restart, find it by its id.
       pieces.put(m.id, m.bytes).catch(() => {}) // too large for a cache block: kept in memory only
       const cache = pieces.cache
-      const a: Active = {
-        m, t: null as unknown as Transfer, onBehalf, manifestUrl, provider: null, noProviderSinceMs: null, lastResolveMs: -Infinity,
-        resolving: false, avoid: new Map(), scan: null, verdict: null,
-        // Its pieces stay while it runs if it fits in half the cache; a larger file streams through (an evicted piece is fetched again when read).
-        pinned: m.size <= cache.stats().bytesMax / 2
+      // The sourcing state of this transfer (the policy in the header).
+      let provider: string | null = null
+      let noProviderSinceMs: number | null = null
+      let lastResolveMs = -Infinity
+      let resolving = false
+      /** Sources not to add again before this (ms): they just failed. */
+      const avoid = new Map<string, number>()
+      // Its pieces stay while it runs if it fits in half the cache; a larger file streams through (an evicted piece is fetched again when read).
+      let pinned = m.size <= cache.stats().bytesMax / 2
+      if (pinned) for (const h of m.pieces) cache.pin(h)
+
+      /** Sources for a running transfer, on every tick. */
+      const policy = (): void => {
+        const lan = S.lan
+        if (t.state !== 'running' || lan === null) {
+          if (lan === null && !t.hasSource('origin')) t.addSource(origin(m))
+          return
+        }
+        const now = clock.nowMs()
+        const usable = (id: string): boolean => (avoid.get(id) ?? 0) <= now && !credit.banned(id)
+        const s = sourcing(lan.election.current(), usable, noProviderSinceMs, now)
+        const p = s.provider
+        noProviderSinceMs = s.sinceMs
+        const peer = (id: string, kind: 'peer' | 'provider', baseUrl: string, pieces: PieceRanges | null, slots: number, query?: string): void => {
+          t.addSource(peerSource({ id, kind, baseUrl, m, slots, pieces, query }))
+        }
+        for (const id of t.sourceIds()) if (t.source(id)?.kind === 'provider' && id !== p?.nodeId) t.dropSource(id)
+        if (p !== null && t.source(p.nodeId)?.kind !== 'provider') {
+          t.dropSource(p.nodeId) // it may have been listed as a plain peer
+          peer(p.nodeId, 'provider', p.baseUrl, null, cfg.providerSlots, `?c=${m.id}${a.manifestUrl === null ? '' : `&m=${encodeURIComponent(a.manifestUrl)}`}`)
+        }
+        provider = p?.nodeId ?? null
+        if (s.origin !== t.hasSource('origin')) {
+          if (s.origin) t.addSource(origin(m))
+          else t.dropSource('origin')
+        }
+        if (!resolving && now - lastResolveMs >= TRANSFER_RESOLVE_MS) {
+          resolving = true
+          lastResolveMs = now
+          lan.resolver.resolve(m.id, { collect: true }).then((r) => {
+            if (t.state !== 'running') return
+            for (const h of [...r.holders, ...r.downloads]) {
+              if (h.nodeId === provider || !usable(h.nodeId)) continue
+              const cur = t.source(h.nodeId) as PeerSource | undefined
+              if (cur !== undefined) cur.pieces = h.pieces
+              else peer(h.nodeId, 'peer', h.baseUrl, h.pieces, cfg.peerSlots)
+            }
+          }, () => {}).finally(() => { resolving = false })
+        }
       }
-      if (a.pinned) for (const h of m.pieces) cache.pin(h)
-      a.t = createTransfer(m, {
+
+      const t = createTransfer(m, {
         store: pieces,
         clock,
         rank: (s) => credit.score(s.id),
         events: {
-          tick: () => { policy(a) },
+          tick: policy,
           received: (s, n, ms) => {
             if (s.kind !== 'origin') credit.good(s.id, n, ms)
             totals[FROM[s.kind]] += n
@@ -244,7 +274,7 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
           failed: (s) => {
             if (s.kind !== 'origin') credit.fail(s.id)
             // Dropped by the engine (failures in a row): do not add it again for a while.
-            queueMicrotask(() => { if (!a.t.hasSource(s.id)) a.avoid.set(s.id, clock.nowMs() + 5 * SOURCE_BUSY_BACKOFF_MS) })
+            queueMicrotask(() => { if (!t.hasSource(s.id)) avoid.set(s.id, clock.nowMs() + 5 * SOURCE_BUSY_BACKOFF_MS) })
           },
           corrupt: (s) => {
             credit.ban(s.id)
@@ -254,36 +284,25 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
             log.warn('peer isolated: a piece failed verification', { nodeId: s.id, content: m.id })
           },
           stored: () => { S.emit(m.id) },
-          ended: () => { queueMicrotask(() => { ended(a) }) }
+          ended: () => {
+            queueMicrotask(() => {
+              if (pinned) for (const h of m.pieces) cache.unpin(h)
+              pinned = false
+              dirty = true
+              S.emit(m.id)
+              log.info(`transfer ${t.state}`, { content: m.id, ...t.bytesFrom, err: t.error })
+              if (t.state === 'done') void S.scanned(a).catch(() => {})
+            })
+          }
         }
       })
+      const a: Active = { m, t, onBehalf, manifestUrl, scan: null, verdict: null }
       active.set(m.id, a)
       dirty = true
-      log.info('transfer', { content: m.id, name: m.name, size: m.size, held: a.t.doneCount, onBehalf })
-      policy(a)
+      log.info('transfer', { content: m.id, name: m.name, size: m.size, held: t.doneCount, onBehalf })
+      policy()
       S.emit(m.id)
       return a
-    },
-
-    onBehalf (c, manifestUrl) {
-      const a = active.get(c)
-      if (alive(a)) return Promise.resolve(a)
-      if (S.lan?.election.current()?.self !== true) return Promise.resolve(null)
-      let p = pendingBehalf.get(c)
-      if (p === undefined) {
-        p = (async () => {
-          let m = S.manifest(c)
-          if (m === undefined) {
-            const bytes = await S.pieces?.get(c) ?? (manifestUrl === null ? undefined : await S.upstream(manifestUrl, MANIFEST_BYTES_MAX))
-            if (bytes === undefined) return null
-            if (sha256(bytes) !== c) throw new CanopyError('MANIFEST_INVALID', 'not the manifest asked for')
-            m = parseManifest(bytes) // its signature must hold; trust is the asker's policy
-          }
-          return S.open(m, true, manifestUrl)
-        })().finally(() => { pendingBehalf.delete(c) })
-        pendingBehalf.set(c, p)
-      }
-      return p
     },
 
     async onDemand (hash, c, manifestUrl) {
@@ -291,7 +310,7 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
       if (waiting >= ON_DEMAND_WAITERS_COUNT_MAX) throw busy('busy')
       waiting++
       try {
-        const a = await S.onBehalf(c, manifestUrl)
+        const a = await onBehalf(c, manifestUrl)
         const i = a?.m.pieces.indexOf(hash) ?? -1
         if (a === null || i < 0) return undefined
         await within(a.t.piece(i), ON_DEMAND_WAIT_MS, clock, () => busy('not here yet; ask again'))
@@ -302,7 +321,6 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
         waiting--
       }
     },
-
     scanned (a) {
       if (scanner === null) return Promise.resolve()
       a.scan ??= scan(a, scanner)
@@ -332,6 +350,28 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
     })
   }
 
+  /** This node is the provider and a peer asked for a piece of content c: run that transfer (the manifest from the cache or from its URL). */
+  function onBehalf (c: string, manifestUrl: string | null): Promise<Active | null> {
+    const a = active.get(c)
+    if (alive(a)) return Promise.resolve(a)
+    if (S.lan?.election.current()?.self !== true) return Promise.resolve(null)
+    let p = pendingBehalf.get(c)
+    if (p === undefined) {
+      p = (async () => {
+        let m = manifest(c)
+        if (m === undefined) {
+          const bytes = await S.pieces?.get(c) ?? (manifestUrl === null ? undefined : await upstream(manifestUrl, MANIFEST_BYTES_MAX))
+          if (bytes === undefined) return null
+          if (sha256(bytes) !== c) throw new CanopyError('MANIFEST_INVALID', 'not the manifest asked for')
+          m = parseManifest(bytes) // its signature must hold; trust is the asker's policy
+        }
+        return S.open(m, true, manifestUrl)
+      })().finally(() => { pendingBehalf.delete(c) })
+      pendingBehalf.set(c, p)
+    }
+    return p
+  }
+
   async function scan (a: Active, scanner: Scanner): Promise<void> {
     const { m, t } = a
     const pieces = S.pieces!
@@ -356,58 +396,6 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
     for (const h of m.pieces) await pieces.delete(h).catch(() => {})
     S.emit(m.id)
     throw vetoedError(m, a)
-  }
-
-  function ended (a: Active): void {
-    const { t, m } = a
-    if (a.pinned) {
-      for (const h of m.pieces) S.pieces?.cache.unpin(h)
-      a.pinned = false
-    }
-    dirty = true
-    S.emit(m.id)
-    log.info(`transfer ${t.state}`, { content: m.id, ...t.bytesFrom, err: t.error })
-    if (t.state === 'done') void S.scanned(a).catch(() => {})
-  }
-
-  /** Sources for a running transfer, on every tick (the policy in the header). */
-  function policy (a: Active): void {
-    const { t, m } = a
-    const lan = S.lan
-    if (t.state !== 'running' || lan === null) {
-      if (lan === null && !t.hasSource('origin')) t.addSource(origin(m))
-      return
-    }
-    const now = clock.nowMs()
-    const usable = (id: string): boolean => (a.avoid.get(id) ?? 0) <= now && !credit.banned(id)
-    const { provider, origin: fromOrigin, sinceMs } = sourcing(lan.election.current(), usable, a.noProviderSinceMs, now)
-    a.noProviderSinceMs = sinceMs
-    const peer = (id: string, kind: 'peer' | 'provider', baseUrl: string, pieces: PieceRanges | null, slots: number, query?: string): void => {
-      t.addSource(peerSource({ id, kind, baseUrl, m, slots, pieces, query }))
-    }
-    for (const id of t.sourceIds()) if (t.source(id)?.kind === 'provider' && id !== provider?.nodeId) t.dropSource(id)
-    if (provider !== null && t.source(provider.nodeId)?.kind !== 'provider') {
-      t.dropSource(provider.nodeId) // it may have been listed as a plain peer
-      peer(provider.nodeId, 'provider', provider.baseUrl, null, cfg.providerSlots, `?c=${m.id}${a.manifestUrl === null ? '' : `&m=${encodeURIComponent(a.manifestUrl)}`}`)
-    }
-    a.provider = provider?.nodeId ?? null
-    if (fromOrigin !== t.hasSource('origin')) {
-      if (fromOrigin) t.addSource(origin(m))
-      else t.dropSource('origin')
-    }
-    if (!a.resolving && now - a.lastResolveMs >= TRANSFER_RESOLVE_MS) {
-      a.resolving = true
-      a.lastResolveMs = now
-      lan.resolver.resolve(m.id, { collect: true }).then((r) => {
-        if (t.state !== 'running') return
-        for (const h of [...r.holders, ...r.downloads]) {
-          if (h.nodeId === a.provider || !usable(h.nodeId)) continue
-          const cur = t.source(h.nodeId) as PeerSource | undefined
-          if (cur !== undefined) cur.pieces = h.pieces
-          else peer(h.nodeId, 'peer', h.baseUrl, h.pieces, cfg.peerSlots)
-        }
-      }, () => {}).finally(() => { a.resolving = false })
-    }
   }
 
   // ---- saved state: running transfers (resumed at start), bans ------------------------
