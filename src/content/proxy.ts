@@ -36,9 +36,8 @@ interface Entry {
   pieceSize: number
   /** Piece hashes, filled in order while the object arrives. */
   pieces: string[]
-  /** Monotonic ms of receipt or revalidation, the Age it came with, its freshness lifetime. */
-  receivedMs: number
-  ageS: number
+  /** When the origin made it, in monotonic ms (receipt or revalidation less the Age it came with); its freshness lifetime. */
+  bornMs: number
   lifeS: number
   /** Content id of the manifest this node signed for it. */
   manifest?: string
@@ -82,7 +81,7 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
   const store = (): Pieces => content.pieces!
   const wake = (f: Fill): void => { for (const w of f.wake.splice(0)) w() }
   /** Seconds since the origin made it (its Age plus our time with it). */
-  const age = (e: Entry): number => e.ageS + (clock.nowMs() - e.receivedMs) / 1000
+  const age = (e: Entry): number => (clock.nowMs() - e.bornMs) / 1000
   const fresh = (e: Entry): boolean => directive(e.head['cache-control'], 'no-cache') === undefined && age(e) < e.lifeS
 
   content.urlIndex = (url) => P.lookup(url)
@@ -173,9 +172,8 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
     const f: Fill = { head: null as unknown as Fill['head'], creator: req, received: 0, bufs: new Map(), wake: [] }
     fills.set(key, f)
     f.head = (async () => {
-      const headers = endToEnd(req.headers, CONDITIONALS)
-      if (old?.head.etag !== undefined) headers['if-none-match'] = old.head.etag
-      if (old?.head['last-modified'] !== undefined) headers['if-modified-since'] = old.head['last-modified']
+      const { etag, 'last-modified': lm } = old?.head ?? {}
+      const headers = { ...endToEnd(req.headers, CONDITIONALS), ...(etag === undefined ? {} : { 'if-none-match': etag }), ...(lm === undefined ? {} : { 'if-modified-since': lm }) }
       const up = await upstream(req, key, headers).catch((err: unknown) => { fills.delete(key); throw err })
       if (up.statusCode === 304 && old !== undefined) {
         fills.delete(key)
@@ -194,7 +192,7 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
       }
       counts.miss++
       const size = Number(up.headers['content-length'])
-      const e: Entry = { url: key, head: endToEnd(up.headers, OURS), vary: varyValues(up.headers.vary, req.headers), size, pieceSize: pieceSizeFor(size), pieces: [], receivedMs: 0, ageS: 0, lifeS: 0, fill: f }
+      const e: Entry = { url: key, head: endToEnd(up.headers, OURS), vary: varyValues(up.headers.vary, req.headers), size, pieceSize: pieceSizeFor(size), pieces: [], bornMs: 0, lifeS: 0, fill: f }
       stamp(e, up)
       pour(key, f, e, up)
       return { entry: e }
@@ -204,8 +202,7 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
   }
 
   function stamp (e: Entry, up: IncomingMessage): void {
-    e.receivedMs = clock.nowMs()
-    e.ageS = Math.max(0, Number(up.headers.age) || 0)
+    e.bornMs = clock.nowMs() - 1000 * Math.max(0, Number(up.headers.age) || 0)
     e.lifeS = lifetime(e.head) ?? 0
   }
 

@@ -14,9 +14,9 @@
 //     election after the provider died, a banned provider).
 
 import { join } from 'node:path'
-import { Readable } from 'node:stream'
 import type { Agent } from '../agent/agent'
 import type { Service } from '../agent/service'
+import { formatPublicKey } from '../crypto'
 import { CanopyError } from '../errors'
 import type { FlashCacheService } from '../flash-cache'
 import { TimerGroup, type Scanner } from '../hal'
@@ -173,14 +173,13 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
     },
 
     async providerManifest (url) {
-      const p = S.viaProvider() === undefined ? null : S.lan!.election.current()!
-      const key = p === null ? undefined : S.lan?.peers.get(p.nodeId)?.publicKey
-      if (p === null || key === undefined) return null
-      const b = await fetchBody(`${p.baseUrl}/p2p/manifest?url=${encodeURIComponent(url)}`, MANIFEST_BYTES_MAX).catch(() => null)
+      const p = S.lan?.election.current()
+      const key = p == null || p.self ? undefined : S.lan!.peers.get(p.nodeId)?.publicKey
+      if (key === undefined) return null
+      const b = await fetchBody(`${p!.baseUrl}/p2p/manifest?url=${encodeURIComponent(url)}`, MANIFEST_BYTES_MAX).catch(() => null)
       if (b === null) return null
-      const m = parseManifest(b)
       // Accepted only from our own designated provider, signed by its own key.
-      checkTrust(m, [`ed25519:${key.toString('base64url')}`])
+      const m = checkTrust(parseManifest(b), [formatPublicKey(key)])
       if (!m.urls.includes(url)) throw new CanopyError('MANIFEST_INVALID', 'the provider\'s manifest is for another URL')
       S.remember(m)
       return m
@@ -281,7 +280,7 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
             totals.corruptPieces++
             totals.peersIsolated++
             dirty = true
-            log.warn('peer isolated: a piece failed verification', { nodeId: s.id, content: m.id })
+            log.warn('peer isolated: a corrupt piece', { nodeId: s.id, content: m.id })
           },
           stored: () => { S.emit(m.id) },
           ended: () => {
@@ -377,14 +376,13 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
     const pieces = S.pieces!
     try {
       await Promise.all(m.pieces.map((_, i) => t.piece(i)))
-      const body = Readable.from((async function * () {
+      const r = await scanner.scan(m.name, (async function * () {
         for (const h of m.pieces) {
           const b = await pieces.get(h)
           if (b === undefined) throw new CanopyError('CACHE_NOT_FOUND', 'evicted')
           yield b
         }
       })())
-      const r = await scanner.scan(m.name, body)
       a.verdict = r.clean ? 'clean' : `vetoed: ${r.detail}`
     } catch (err) {
       if (t.state === 'failed') throw err

@@ -110,7 +110,7 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
   const reqs = new Map<number, Req[]>()
   const storing = new Set<number>()
   const sources = new Map<string, Live>()
-  const urgent = new Set<number>()
+  /** Pieces someone waits for (asked ahead of the rest). */
   const waiters = new Map<number, Array<{ ok: () => void, fail: (e: CanopyError) => void }>>()
   const n = m.pieces.length
   const done = new Uint8Array(n)
@@ -163,7 +163,6 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
         const list = waiters.get(i) ?? []
         list.push({ ok, fail })
         waiters.set(i, list)
-        urgent.add(i)
         pump()
       })
     },
@@ -213,7 +212,7 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
 
   function pick (live: Live): number {
     const ok = (i: number): boolean => done[i] === 0 && !storing.has(i) && !reqs.has(i) && can(live, i) && (live.s.kind !== 'origin' || !onLan(i))
-    for (const i of urgent) if (ok(i)) return i
+    for (const i of waiters.keys()) if (ok(i)) return i
     while (cursor < n && done[cursor] === 1) cursor++
     for (let i = cursor; i < n; i++) if (ok(i)) return i
     // Endgame: every missing piece is asked for; a second LAN source may race the first.
@@ -319,7 +318,6 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
 
   function mark (i: number): void {
     count(i, 1)
-    urgent.delete(i)
     const ws = waiters.get(i)
     waiters.delete(i)
     for (const w of ws ?? []) w.ok()
@@ -347,7 +345,6 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
     sources.clear()
     const ws = [...waiters.values()].flat()
     waiters.clear()
-    urgent.clear()
     for (const w of ws) w.fail(err ?? new CanopyError('CLOSED', 'ended'))
     ev.ended?.()
   }

@@ -5,7 +5,7 @@
 
 import { closeSync, openSync, renameSync, rmSync, writeSync } from 'node:fs'
 import { basename } from 'node:path'
-import { checkTrust, fetchBody, originSource, parseManifest, createTransfer, createWanGate } from '../../content'
+import { checkTrust, fetchBody, originSource, parseManifest, createTransfer, createWanGate, type Transfer } from '../../content'
 import { CanopyError } from '../../errors'
 import { createRealClock } from '../../hal'
 import { httpOpen, readBody } from '../../http/client'
@@ -19,12 +19,12 @@ type Write = (b: Buffer, at?: number) => void
 export const fetchCommand: Command = {
   name: 'fetch',
   args: 'URL',
-  summary: 'fetch a file by its manifest URL, verified (through the local agent, else alone)',
+  summary: 'fetch a file by its manifest URL, verified (via the local agent, else alone)',
   positionals: { min: 1, max: 1 },
   flags: [
-    { name: 'out', value: 'F', help: 'file to write (default: the name in the manifest)' },
+    { name: 'out', value: 'F', help: 'file to write (default: its name)' },
     { name: 'agent', value: 'URL', help: 'the agent to fetch through' },
-    { name: 'trust', value: 'KEY_OR_FILE', repeatable: true, help: 'also accept this publisher key (or key file)' }
+    { name: 'trust', value: 'KEY_OR_FILE', repeatable: true, help: 'also trust this publisher key (or key file)' }
   ],
   async run (args, io) {
     const url = args.positionals[0]!
@@ -55,16 +55,17 @@ export const fetchCommand: Command = {
       }
     }
     const up = await callAgent(base, '/healthz', { timeoutMs: 1_000 }).then((r) => r.status === 200, () => false)
-    const [bytes, fromPeersBytes, fromOriginBytes] = up ? await viaAgent(base, url, trust, into) : await alone(url, trust, into)
-    const d = { event: 'done', file: path, bytes, fromPeersBytes, fromOriginBytes, seconds: (Date.now() - t0) / 1000, via: up ? 'agent' : 'alone' }
-    io.stdout.write(tty ? `\n${path}: ${bytes} bytes in ${d.seconds} s (${d.via}), ${fromPeersBytes} from peers, ${fromOriginBytes} from the origin\n` : JSON.stringify(d) + '\n')
+    const [bytes, fromPeersBytes, fromOriginBytes] = await (up ? viaAgent : alone)(url, trust, into, base)
+    const seconds = (Date.now() - t0) / 1000
+    const via = up ? 'agent' : 'alone'
+    io.stdout.write(tty ? `\n${path}: ${bytes} bytes in ${seconds} s (${via}), ${fromPeersBytes} from peers, ${fromOriginBytes} from the origin\n` : JSON.stringify({ event: 'done', file: path, bytes, fromPeersBytes, fromOriginBytes, seconds, via }) + '\n')
     return 0
   }
 }
 
 type Into = (name: string, total: number, fill: (write: Write, show: (n: number) => void) => Promise<void>) => Promise<void>
 
-async function viaAgent (base: URL, url: string, trust: string[], into: Into): Promise<number[]> {
+async function viaAgent (url: string, trust: string[], into: Into, base: URL): Promise<number[]> {
   const q = new URLSearchParams({ manifest: url })
   for (const k of trust) q.append('trust', k)
   const res = await httpOpen(new URL(`/api/content?${q.toString()}`, base).href, { idleMs: 0 })
@@ -80,7 +81,7 @@ async function viaAgent (base: URL, url: string, trust: string[], into: Into): P
       write(c as Buffer)
       show(n += (c as Buffer).length)
     }
-    if (n !== total) throw new CanopyError('UPSTREAM_FAILED', 'the transfer broke off (failed, or vetoed by the scanner): see canopy status')
+    if (n !== total) throw new CanopyError('UPSTREAM_FAILED', 'cut off (failed, or vetoed by the scanner): see canopy status')
   })
   const list = ((await agentJson(base, '/api/status')) as { transfers?: { list?: Array<Record<string, number>> } }).transfers?.list ?? []
   const t = list.find((x) => (x.id as unknown) === res.headers['x-canopy-content']) ?? {}
@@ -93,16 +94,16 @@ async function alone (url: string, trust: string[], into: Into): Promise<number[
   let origin = 0
   try {
     await into(m.name, m.size, async (write, show) => {
-      let ended = (): void => {}
-      const done = new Promise<void>((resolve) => { ended = resolve })
       const clock = createRealClock()
-      const t = createTransfer(m, {
-        clock,
-        store: { has: () => false, put: async (h, b) => { m.pieces.forEach((x, i) => { if (x === h) write(b, i * m.pieceSize) }) } },
-        events: { stored: () => { show(t.doneBytes) }, ended: () => { ended() } }
+      let t!: Transfer
+      await new Promise<void>((ended) => {
+        t = createTransfer(m, {
+          clock,
+          store: { has: () => false, put: async (h, b) => { m.pieces.forEach((x, i) => { if (x === h) write(b, i * m.pieceSize) }) } },
+          events: { stored: () => { show(t.doneBytes) }, ended }
+        })
+        t.addSource(originSource(m, 4, createWanGate(clock, 0, '')))
       })
-      t.addSource(originSource(m, 4, createWanGate(clock, 0, '')))
-      await done
       if (t.state !== 'done') throw t.error ?? new CanopyError('CONTENT_UNAVAILABLE', 'stopped')
       origin = t.bytesFrom.origin
     })
