@@ -21,6 +21,7 @@ import { httpOpen } from '../http/client'
 import { closing, tunnel } from '../http/tunnel'
 import { PROXY_ENTRIES_COUNT_MAX, PROXY_FILLS_COUNT_MAX, PROXY_TUNNEL_IDLE_MS, PROXY_TUNNELS_COUNT_MAX } from '../limits'
 import type { LocalContent } from '../protocol'
+import { lruSet } from '../protocol/lru'
 import { directive, endToEnd, lifetime, storable, varyMatches, varyValues, type Headers } from './http-cache'
 import { pieceSizeFor, sha256, signManifest } from './manifest'
 import type { Pieces } from './pieces'
@@ -257,11 +258,7 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
     up.on('aborted', () => { end(failed('aborted')) })
   }
 
-  function commit (e: Entry): void {
-    entries.delete(e.url)
-    entries.set(e.url, e)
-    if (entries.size > PROXY_ENTRIES_COUNT_MAX) entries.delete(entries.keys().next().value as string)
-  }
+  const commit = (e: Entry): void => { lruSet(entries, e.url, e, PROXY_ENTRIES_COUNT_MAX) }
 
   /** Sign the object as a manifest of this node's, so LAN peers can fetch it in pieces from anyone. */
   async function sign (e: Entry): Promise<void> {

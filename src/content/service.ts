@@ -25,6 +25,7 @@ import {
   CONTENT_STATE_BYTES_MAX, CONTENT_STATE_WRITE_MS, KNOWN_CONTENT_COUNT_MAX, MANIFEST_BYTES_MAX, ON_DEMAND_WAIT_MS, ON_DEMAND_WAITERS_COUNT_MAX,
   PROVIDER_WAIT_MS, SOURCE_BUSY_BACKOFF_MS, TRANSFER_RESOLVE_MS, TRANSFERS_COUNT_MAX
 } from '../limits'
+import { lruSet } from '../protocol/lru'
 import { isContentId, type ContentIndex, type ContentRef, type Election, type LocalContent, type PeerDirectory, type PieceRanges, type ProviderRef, type Resolver } from '../protocol'
 import { checkTrust, parseManifest, sha256, type Manifest } from './manifest'
 import { Pieces } from './pieces'
@@ -155,9 +156,7 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
     // ---- manifests ---------------------------------------------------------------------
 
     remember (m) {
-      known.delete(m.id)
-      known.set(m.id, m)
-      if (known.size > KNOWN_CONTENT_COUNT_MAX) known.delete(known.keys().next().value as string)
+      lruSet(known, m.id, m, KNOWN_CONTENT_COUNT_MAX)
       dirty = true
     },
 

@@ -80,10 +80,8 @@ const RANK: Record<SourceKind, number> = { peer: 0, provider: 1, origin: 2 }
 export interface TransferOptions { store: PieceStore, clock: Clock, events?: TransferEvents, rank?: (s: PieceSource) => number }
 
 export interface Transfer {
-  readonly m: Manifest
   state: 'running' | 'done' | 'failed' | 'stopped'
   error: CanopyError | null
-  readonly done: Uint8Array
   doneCount: number
   doneBytes: number
   readonly bytesFrom: Record<SourceKind, number>
@@ -127,10 +125,8 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
   }
 
   const T: Transfer = {
-    m,
     state: 'running',
     error: null,
-    done,
     doneCount: 0,
     doneBytes: 0,
     bytesFrom: { peer: 0, provider: 0, origin: 0 },
