@@ -45,7 +45,7 @@ export function addContent (agent: Agent, content: ContentService, lan: LanProto
     const hash = params.hash!.toLowerCase()
     const c = q.get('c')
     if (!isContentId(hash)) throw new CanopyError('INPUT_INVALID', 'a piece is named by its SHA-256')
-    const buf = c !== null && isContentId(c) && content.pieces?.has(hash) === false ? await content.onDemand(hash, c, q.get('m')) ?? await piece(hash) : await piece(hash)
+    const buf = (c !== null && isContentId(c) && content.pieces?.has(hash) === false ? await content.onDemand(hash, c, q.get('m')) : undefined) ?? await piece(hash)
     if (content.uploads >= agent.config.content.uploadSlots) {
       res.setHeader('retry-after', '1')
       throw new CanopyError('HTTP_UNAVAILABLE', 'busy')
@@ -78,18 +78,12 @@ export function addContent (agent: Agent, content: ContentService, lan: LanProto
     const plain = q.get('url')
     const target = parseContentRef(manifestUrl ?? plain ?? '')
     if (isContentId(target)) throw new CanopyError('INPUT_INVALID', 'manifest=URL or url=URL is required')
-    let a: Active
-    if (manifestUrl !== null) {
-      a = content.open(await content.manifestFrom(target, extra), false, target)
-    } else {
-      const m = await content.providerManifest(target)
-      if (m === null) {
-        if (proxy === null) throw new CanopyError('HTTP_NOT_FOUND', 'the proxy is off')
-        return await proxy.serve(req, res, new URL(target))
-      }
-      a = content.open(m)
+    const m = manifestUrl !== null ? await content.manifestFrom(target, extra) : await content.providerManifest(target)
+    if (m === null) {
+      if (proxy === null) throw new CanopyError('HTTP_NOT_FOUND', 'the proxy is off')
+      return await proxy.serve(req, res, new URL(target))
     }
-    await sendFile(req, res, content, a)
+    await sendFile(req, res, content, content.open(m, false, manifestUrl === null ? null : target))
   })
 }
 

@@ -234,7 +234,7 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
         const peer = (id: string, kind: 'peer' | 'provider', baseUrl: string, pieces: PieceRanges | null, slots: number, query?: string): void => {
           t.addSource(peerSource({ id, kind, baseUrl, m, slots, pieces, query }))
         }
-        for (const id of t.sourceIds()) if (t.source(id)?.kind === 'provider' && id !== p?.nodeId) t.dropSource(id)
+        if (provider !== null && provider !== p?.nodeId) t.dropSource(provider) // the provider changed
         if (p !== null && t.source(p.nodeId)?.kind !== 'provider') {
           t.dropSource(p.nodeId) // it may have been listed as a plain peer
           peer(p.nodeId, 'provider', p.baseUrl, null, cfg.providerSlots, `?c=${m.id}${a.manifestUrl === null ? '' : `&m=${encodeURIComponent(a.manifestUrl)}`}`)
@@ -408,17 +408,14 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
   }
 
   async function restore (): Promise<void> {
-    let state: { running?: unknown, bans?: unknown }
+    let state: { running?: unknown, bans?: unknown } | null
     try {
-      const raw = await hal.files.read(statePath, CONTENT_STATE_BYTES_MAX)
-      if (raw === null) return
-      state = JSON.parse(raw.toString('utf8'))
-      if (typeof state !== 'object' || state === null) return
+      state = JSON.parse((await hal.files.read(statePath, CONTENT_STATE_BYTES_MAX))?.toString() ?? 'null')
     } catch {
       return // unreadable: start without it
     }
-    credit.loadBans(state.bans)
-    for (const r of Array.isArray(state.running) ? state.running.slice(0, TRANSFERS_COUNT_MAX) : []) {
+    credit.loadBans(state?.bans)
+    for (const r of Array.isArray(state?.running) ? state.running.slice(0, TRANSFERS_COUNT_MAX) : []) {
       // The manifest is in the cache under its content id; its pieces too, as far as they came.
       try { S.open(parseManifest((await S.pieces!.get(String(r[0])))!), r[2] === true, typeof r[1] === 'string' ? r[1] : null) } catch { /* gone */ }
     }

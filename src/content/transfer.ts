@@ -88,7 +88,6 @@ export interface Transfer {
   readonly stats: { corrupt: number, duplicates: number }
   readonly startedMs: number
   endedMs: number | null
-  sourceIds (): string[]
   hasSource (id: string): boolean
   source (id: string): PieceSource | undefined
   addSource (s: PieceSource): void
@@ -133,7 +132,6 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
     stats: { corrupt: 0, duplicates: 0 },
     startedMs: lastProgressMs,
     endedMs: null,
-    sourceIds: () => [...sources.keys()],
     hasSource: (id) => sources.has(id),
     source: (id) => sources.get(id)?.s,
     addSource (s) {
@@ -154,7 +152,7 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
         if (store.has(m.pieces[i]!)) return Promise.resolve()
         unmark(i) // evicted since: fetch it again
       }
-      if (T.state === 'failed' || T.state === 'stopped') return Promise.reject(T.error)
+      if (ended()) return Promise.reject(T.error) // failed or stopped (a done one was reopened above)
       return new Promise((ok, fail) => {
         const list = waiters.get(i) ?? []
         list.push({ ok, fail })
@@ -336,9 +334,7 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
     T.error = err ?? null
     T.endedMs = now()
     timers?.clearAll()
-    for (const rs of [...reqs.values()]) for (const r of rs) cancel(r)
-    for (const l of sources.values()) l.s.close?.()
-    sources.clear()
+    for (const id of [...sources.keys()]) T.dropSource(id) // its requests cancelled, its connections closed
     const ws = [...waiters.values()].flat()
     waiters.clear()
     for (const w of ws) w.fail(err ?? new CanopyError('CLOSED', 'ended'))
