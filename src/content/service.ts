@@ -141,7 +141,7 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
       const n = m.pieces.length
       const held = rangesWhere(n, (i) => pieces.has(m.pieces[i]!))
       if (held.length === 0 && n > 0) return null
-      return { state: 'have', pieces: held.length === 1 && held[0]![0] === 0 && held[0]![1] === n ? null : held }
+      return { state: 'have', pieces: held[0]?.[0] === 0 && held[0][1] === n ? null : held } // [0, n) is all
     },
 
     load: () => Math.min(1, S.uploads / cfg.uploadSlots),

@@ -29,8 +29,7 @@ export function peerSource (o: { id: string, kind: 'peer' | 'provider', baseUrl:
       const res = await httpOpen(`${o.baseUrl}/p2p/piece/${o.m.pieces[i]!}${o.query ?? ''}`, { agent: pool, signal })
       if (res.statusCode === 200) return await readBody(res, len, len)
       res.resume()
-      const code = res.statusCode === 404 ? 'CACHE_NOT_FOUND' : res.statusCode === 503 ? 'HTTP_UNAVAILABLE' : 'UPSTREAM_FAILED'
-      throw new CanopyError(code, `HTTP ${res.statusCode ?? 0}`)
+      throw new CanopyError(({ 404: 'CACHE_NOT_FOUND', 503: 'HTTP_UNAVAILABLE' } as const)[res.statusCode as 404] ?? 'UPSTREAM_FAILED', `HTTP ${res.statusCode ?? 0}`)
     },
     close: () => { pool.destroy() }
   }

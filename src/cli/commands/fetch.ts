@@ -66,8 +66,7 @@ export const fetchCommand: Command = {
 type Into = (name: string, total: number, fill: (write: Write, show: (n: number) => void) => Promise<void>) => Promise<void>
 
 async function viaAgent (url: string, trust: string[], into: Into, base: URL): Promise<number[]> {
-  const q = new URLSearchParams({ manifest: url })
-  for (const k of trust) q.append('trust', k)
+  const q = new URLSearchParams([['manifest', url], ...trust.map((k): [string, string] => ['trust', k])])
   const res = await httpOpen(new URL(`/api/content?${q.toString()}`, base).href, { idleMs: 0 })
   if (res.statusCode !== 200) {
     let message = `HTTP ${res.statusCode ?? 0}`
