@@ -89,17 +89,13 @@ export function addContent (agent: Agent, content: ContentService, lan: LanProto
 
 /** The whole file, in order, each piece as soon as it is verified; the last bytes only once a configured scanner passed the file. */
 async function sendFile (req: Parameters<typeof sendBody>[0], res: Parameters<typeof sendBody>[1], content: ContentService, a: Active): Promise<void> {
-  const { m, t } = a
+  const { m } = a
   const last = m.pieces.length - 1
   if (last < 0) await content.scanned(a)
   await sendBody(req, res, m.size, { ...octets, 'content-disposition': `attachment; filename="${m.name.replace(/[^\w.-]/g, '_')}"`, 'x-canopy-content': m.id }, async (p) => {
     const i = Math.floor(p / m.pieceSize)
-    for (let tries = 0; tries < 3; tries++) {
-      await t.piece(i)
-      if (i === last) await content.scanned(a)
-      const b = await content.pieces?.get(m.pieces[i]!)
-      if (b !== undefined) return b.subarray(p - i * m.pieceSize)
-    }
-    throw new CanopyError('CACHE_NOT_FOUND', 'evicted again and again')
+    const b = await content.read(a, i)
+    if (i === last) await content.scanned(a)
+    return b.subarray(p - i * m.pieceSize)
   })
 }

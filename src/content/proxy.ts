@@ -20,7 +20,6 @@ import { CanopyError } from '../errors'
 import { httpOpen } from '../http/client'
 import { closing, tunnel } from '../http/tunnel'
 import { PROXY_ENTRIES_COUNT_MAX, PROXY_FILLS_COUNT_MAX, PROXY_TUNNEL_IDLE_MS, PROXY_TUNNELS_COUNT_MAX } from '../limits'
-import type { LocalContent } from '../protocol'
 import { lruSet } from '../protocol/lru'
 import { directive, endToEnd, lifetime, storable, varyMatches, varyValues, type Headers } from './http-cache'
 import { pieceSizeFor, sha256, signManifest } from './manifest'
@@ -62,8 +61,6 @@ const OURS = ['content-length', 'age', 'accept-ranges', 'content-range']
 type Result = 'hit' | 'miss' | 'revalidated' | 'collapsed' | 'pass' | 'tunnel' | 'refused'
 
 export interface Proxy extends Service {
-  /** Offered to the LAN: a fresh object with a signed manifest. */
-  lookup (url: string): LocalContent | null
   /** The manifest this node signed for a fresh object. */
   shared (url: string): string | undefined
   /** One proxied request (absolute-form, or /api/content?url=). */
@@ -85,7 +82,8 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
   const age = (e: Entry): number => (clock.nowMs() - e.bornMs) / 1000
   const fresh = (e: Entry): boolean => directive(e.head['cache-control'], 'no-cache') === undefined && age(e) < e.lifeS
 
-  content.urlIndex = (url) => P.lookup(url)
+  // Offered to the LAN: a fresh object with a signed manifest.
+  content.urlIndex = (url) => P.shared(url) === undefined ? null : { state: 'have', pieces: null }
   const requests = agent.metrics.counter('canopy_proxy_requests_total', 'Proxy requests by result.', ['result'])
   agent.metrics.onCollect(() => { for (const [r, n] of Object.entries(counts)) requests.set({ result: r }, n) })
 
@@ -109,8 +107,6 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
     },
 
     status: () => ({ entries: entries.size, fills: fills.size, tunnels, requests: counts, upstreamBytes: upBytes }),
-
-    lookup: (url) => P.shared(url) === undefined ? null : { state: 'have', pieces: null },
 
     shared (url) {
       const e = entries.get(url)

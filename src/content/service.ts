@@ -75,6 +75,8 @@ export interface ContentService extends Service, ContentIndex {
   onDemand (hash: string, c: string, manifestUrl: string | null): Promise<Buffer | undefined>
   /** Resolves once the whole file passed the scanner (at once without one); rejects CONTENT_VETOED. */
   scanned (a: Active): Promise<void>
+  /** Piece i of a's file, verified: waits for it (fetched again if it was evicted meanwhile). */
+  read (a: Active, i: number): Promise<Buffer>
   status (): Record<string, unknown>
 }
 
@@ -319,6 +321,15 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
         waiting--
       }
     },
+    async read ({ m, t }, i) {
+      for (let tries = 0; tries < 3; tries++) {
+        await t.piece(i)
+        const b = await S.pieces?.get(m.pieces[i]!)
+        if (b !== undefined) return b
+      }
+      throw new CanopyError('CACHE_NOT_FOUND', 'evicted again and again')
+    },
+
     scanned (a) {
       if (scanner === null) return Promise.resolve()
       a.scan ??= scan(a, scanner)
@@ -374,13 +385,8 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
     const { m, t } = a
     const pieces = S.pieces!
     try {
-      await Promise.all(m.pieces.map((_, i) => t.piece(i)))
       const r = await scanner.scan(m.name, (async function * () {
-        for (const h of m.pieces) {
-          const b = await pieces.get(h)
-          if (b === undefined) throw new CanopyError('CACHE_NOT_FOUND', 'evicted')
-          yield b
-        }
+        for (let i = 0; i < m.pieces.length; i++) yield await S.read(a, i)
       })())
       a.verdict = r.clean ? 'clean' : `vetoed: ${r.detail}`
     } catch (err) {
