@@ -135,13 +135,12 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
     lookup (ref) {
       if (!isContentId(ref)) return S.urlIndex?.(ref) ?? null
       const a = active.get(ref)
-      if (vetoed(a)) return null
-      if (a?.t.state === 'running') return { state: 'downloading', pieces: a.t.ranges(), doneBytes: a.t.doneBytes, totalBytes: a.m.size }
       const m = a?.m ?? known.get(ref)
       const pieces = S.pieces
-      if (m === undefined || pieces === null) return null
+      if (vetoed(a) || m === undefined || pieces === null) return null
       const n = m.pieces.length
       const held = rangesWhere(n, (i) => pieces.has(m.pieces[i]!))
+      if (a?.t.state === 'running') return { state: 'downloading', pieces: held, doneBytes: a.t.doneBytes, totalBytes: m.size }
       if (held.length === 0 && n > 0) return null
       return { state: 'have', pieces: held[0]?.[0] === 0 && held[0][1] === n ? null : held } // [0, n) is all
     },

@@ -15,7 +15,6 @@ import {
   ENDGAME_REQUESTS_PER_PIECE_MAX, PIECE_ORIGIN_TIMEOUT_MS, PIECE_PEER_TIMEOUT_MS, PIECE_PROVIDER_TIMEOUT_MS,
   SOURCE_BUSY_BACKOFF_MS, SOURCE_FAILURES_MAX, SOURCE_REFRESH_MS, TRANSFER_REQUESTS_COUNT_MAX, TRANSFER_RESOLVE_MS, TRANSFER_SOURCES_COUNT_MAX, TRANSFER_STALL_MS
 } from '../limits'
-import type { PieceRanges } from '../protocol'
 import { pieceLength, sha256, type Manifest } from './manifest'
 
 export type SourceKind = 'peer' | 'provider' | 'origin'
@@ -95,8 +94,6 @@ export interface Transfer {
   dropSource (id: string): void
   /** Resolves once piece i is stored (asked ahead of others); rejects when the transfer fails. */
   piece (i: number): Promise<void>
-  /** Pieces done, as ranges. */
-  ranges (): PieceRanges
   stop (): void
 }
 
@@ -160,7 +157,6 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
         pump()
       })
     },
-    ranges: () => rangesWhere(n, (i) => done[i] === 1),
     stop () { finish('stopped', new CanopyError('CLOSED', 'stopped')) }
   }
 
