@@ -169,8 +169,9 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
     const f: Fill = { head: null as unknown as Fill['head'], creator: req, received: 0, bufs: new Map(), wake: [] }
     fills.set(key, f)
     f.head = (async () => {
-      const { etag, 'last-modified': lm } = old?.head ?? {}
-      const headers = { ...endToEnd(req.headers, CONDITIONALS), ...(etag === undefined ? {} : { 'if-none-match': etag }), ...(lm === undefined ? {} : { 'if-modified-since': lm }) }
+      const headers = endToEnd(req.headers, CONDITIONALS)
+      if (old?.head.etag !== undefined) headers['if-none-match'] = old.head.etag
+      if (old?.head['last-modified'] !== undefined) headers['if-modified-since'] = old.head['last-modified']
       const up = await upstream(req, key, headers).catch((err: unknown) => { fills.delete(key); throw err })
       if (up.statusCode === 304 && old !== undefined) {
         fills.delete(key)

@@ -258,7 +258,7 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
         ev.corrupt?.(src)
         T.dropSource(src.id)
       } else if (++originCorrupt >= SOURCE_FAILURES_MAX) {
-        finish('failed', new CanopyError('PIECE_INVALID', 'the origin serves other bytes than the manifest says'))
+        finish('failed', new CanopyError('PIECE_INVALID', 'the origin\'s bytes do not match the manifest'))
         return
       }
     } else {

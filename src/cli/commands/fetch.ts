@@ -37,7 +37,8 @@ export const fetchCommand: Command = {
     /** Bytes into F.part, renamed at the end: a failed fetch never leaves a file that looks complete. */
     const into = async (name: string, total: number, fill: (write: Write, show: (n: number) => void) => Promise<void>): Promise<void> => {
       path = flagString(args, 'out') ?? (basename(name).replace(/^\.+/, '_') || 'download')
-      const fd = openSync(`${path}.part`, 'w', 0o644)
+      const part = `${path}.part`
+      const fd = openSync(part, 'w', 0o644)
       try {
         await fill((b, at) => { writeSync(fd, b, 0, b.length, at ?? null) }, (n) => {
           if (Date.now() - last < (tty ? 100 : 1_000) && n < total) return
@@ -46,9 +47,9 @@ export const fetchCommand: Command = {
           if (tty) io.stderr.write(`\r[${'#'.repeat(Math.round(f * 30)).padEnd(30, '.')}] ${Math.floor(f * 100)}% of ${(total / 1e6).toFixed(1)} MB`)
           else io.stdout.write(JSON.stringify({ event: 'progress', doneBytes: n, totalBytes: total }) + '\n')
         })
-        renameSync(`${path}.part`, path)
+        renameSync(part, path)
       } catch (err) {
-        rmSync(`${path}.part`, { force: true })
+        rmSync(part, { force: true })
         throw err
       } finally {
         closeSync(fd)
@@ -90,11 +91,10 @@ async function viaAgent (url: string, trust: string[], into: Into, base: URL): P
 async function alone (url: string, trust: string[], into: Into): Promise<number[]> {
   const m = checkTrust(parseManifest(await fetchBody(url, MANIFEST_BYTES_MAX)), trust)
   const keep = setInterval(() => {}, 1_000) // the engine's timers do not hold the process open
-  let origin = 0
+  let t!: Transfer
   try {
     await into(m.name, m.size, async (write, show) => {
       const clock = createRealClock()
-      let t!: Transfer
       await new Promise<void>((ended) => {
         t = createTransfer(m, {
           clock,
@@ -104,10 +104,9 @@ async function alone (url: string, trust: string[], into: Into): Promise<number[
         t.addSource(originSource(m, 4, createWanGate(clock, 0, '')))
       })
       if (t.state !== 'done') throw t.error ?? new CanopyError('CONTENT_UNAVAILABLE', 'stopped')
-      origin = t.bytesFrom.origin
     })
   } finally {
     clearInterval(keep)
   }
-  return [m.size, 0, origin]
+  return [m.size, 0, t.bytesFrom.origin]
 }
