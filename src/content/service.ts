@@ -25,6 +25,7 @@ import {
   CONTENT_STATE_BYTES_MAX, CONTENT_STATE_WRITE_MS, KNOWN_CONTENT_COUNT_MAX, MANIFEST_BYTES_MAX, ON_DEMAND_WAIT_MS, ON_DEMAND_WAITERS_COUNT_MAX,
   PROVIDER_WAIT_MS, SOURCE_BUSY_BACKOFF_MS, TRANSFER_RESOLVE_MS, TRANSFERS_COUNT_MAX
 } from '../limits'
+import { listeners } from '../protocol/listeners'
 import { lruSet } from '../protocol/lru'
 import { isContentId, type ContentIndex, type ContentRef, type Election, type LocalContent, type PeerDirectory, type PieceRanges, type ProviderRef, type Resolver } from '../protocol'
 import { checkTrust, parseManifest, sha256, type Manifest } from './manifest'
@@ -92,7 +93,7 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
   const active = new Map<string, Active>()
   const known = new Map<string, Manifest>()
   const pendingBehalf = new Map<string, Promise<Active | null>>()
-  const listeners = new Set<(c: ContentRef) => void>()
+  const changes = listeners<ContentRef>()
   const statePath = join(hal.dataDir, 'transfers.json')
   const totals = { fromPeersBytes: 0, fromProviderBytes: 0, fromOriginBytes: 0, servedBytes: 0, servedPieces: 0, corruptPieces: 0, peersIsolated: 0, vetoed: 0 }
   let waiting = 0
@@ -147,12 +148,8 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
 
     load: () => Math.min(1, S.uploads / cfg.uploadSlots),
 
-    on (listener) {
-      listeners.add(listener)
-      return () => { listeners.delete(listener) }
-    },
-
-    emit (c) { for (const l of [...listeners]) l(c) },
+    on: changes.on,
+    emit: changes.emit,
 
     // ---- manifests ---------------------------------------------------------------------
 
