@@ -81,7 +81,6 @@ export interface ContentService extends Service, ContentIndex {
   status (): Record<string, unknown>
 }
 
-
 // A closure rather than a class: its private names minify to one letter.
 export function createContentService (agent: Agent, cacheService: FlashCacheService, scanner: Scanner | null): ContentService {
   const { hal, config, log } = agent
