@@ -131,7 +131,7 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
       let f = fills.get(key)
       if (f !== undefined) counts.collapsed++
       else if (fills.size >= PROXY_FILLS_COUNT_MAX) return await pass()
-      else f = fill(req, target, e)
+      else f = fill(req, key, e)
       const got = await f.head
       if ('entry' in got) {
         if (varyMatches(got.entry.vary, req.headers)) return await send(req, res, got.entry, got.entry === e ? 'REVALIDATED' : 'MISS')
@@ -164,8 +164,7 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
   }
 
   /** One origin fetch for everyone asking for this URL now; a stale `old` is revalidated. */
-  function fill (req: IncomingMessage, target: URL, old: Entry | undefined): Fill {
-    const key = target.href
+  function fill (req: IncomingMessage, key: string, old: Entry | undefined): Fill {
     const f: Fill = { head: null as unknown as Fill['head'], creator: req, received: 0, bufs: new Map(), wake: [] }
     fills.set(key, f)
     f.head = (async () => {
