@@ -45,7 +45,7 @@ export function addContent (agent: Agent, content: ContentService, lan: LanProto
     const hash = params.hash!.toLowerCase()
     const c = q.get('c')
     if (!isContentId(hash)) throw new CanopyError('INPUT_INVALID', 'a piece is named by its SHA-256')
-    const buf = c !== null && isContentId(c) && content.pieces?.has(hash) === false ? await content.onDemand(hash, c, q.get('m')) ?? await piece(hash) : await piece(hash)
+    const buf = (c !== null && isContentId(c) && content.pieces?.has(hash) === false ? await content.onDemand(hash, c, q.get('m')) : undefined) ?? await piece(hash)
     if (content.uploads >= agent.config.content.uploadSlots) {
       res.setHeader('retry-after', '1')
       throw new CanopyError('HTTP_UNAVAILABLE', 'busy')
@@ -78,34 +78,24 @@ export function addContent (agent: Agent, content: ContentService, lan: LanProto
     const plain = q.get('url')
     const target = parseContentRef(manifestUrl ?? plain ?? '')
     if (isContentId(target)) throw new CanopyError('INPUT_INVALID', 'manifest=URL or url=URL is required')
-    let a: Active
-    if (manifestUrl !== null) {
-      a = content.open(await content.manifestFrom(target, extra), false, target)
-    } else {
-      const m = await content.providerManifest(target)
-      if (m === null) {
-        if (proxy === null) throw new CanopyError('HTTP_NOT_FOUND', 'the proxy is off')
-        return await proxy.serve(req, res, new URL(target))
-      }
-      a = content.open(m)
+    const m = manifestUrl !== null ? await content.manifestFrom(target, extra) : await content.providerManifest(target)
+    if (m === null) {
+      if (proxy === null) throw new CanopyError('HTTP_NOT_FOUND', 'the proxy is off')
+      return await proxy.serve(req, res, new URL(target))
     }
-    await sendFile(req, res, content, a)
+    await sendFile(req, res, content, content.open(m, false, manifestUrl === null ? null : target))
   })
 }
 
 /** The whole file, in order, each piece as soon as it is verified; the last bytes only once a configured scanner passed the file. */
 async function sendFile (req: Parameters<typeof sendBody>[0], res: Parameters<typeof sendBody>[1], content: ContentService, a: Active): Promise<void> {
-  const { m, t } = a
+  const { m } = a
   const last = m.pieces.length - 1
   if (last < 0) await content.scanned(a)
   await sendBody(req, res, m.size, { ...octets, 'content-disposition': `attachment; filename="${m.name.replace(/[^\w.-]/g, '_')}"`, 'x-canopy-content': m.id }, async (p) => {
     const i = Math.floor(p / m.pieceSize)
-    for (let tries = 0; tries < 3; tries++) {
-      await t.piece(i)
-      if (i === last) await content.scanned(a)
-      const b = await content.pieces?.get(m.pieces[i]!)
-      if (b !== undefined) return b.subarray(p - i * m.pieceSize)
-    }
-    throw new CanopyError('CACHE_NOT_FOUND', 'evicted again and again')
+    const b = await content.read(a, i)
+    if (i === last) await content.scanned(a)
+    return b.subarray(p - i * m.pieceSize)
   })
 }

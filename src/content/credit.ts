@@ -68,7 +68,7 @@ export function createCredit (clock: Clock) {
     loadBans (list: unknown): void {
       if (!Array.isArray(list)) return
       for (const e of list.slice(0, CREDIT_PEERS_COUNT_MAX)) {
-        if (Array.isArray(e) && typeof e[0] === 'string' && /^[0-9a-f]{32}$/.test(e[0]) && typeof e[1] === 'number' && e[1] > 0) C.ban(e[0], Math.min(e[1], BAN_MS))
+        if (typeof e?.[0] === 'string' && /^[0-9a-f]{32}$/.test(e[0]) && typeof e[1] === 'number' && e[1] > 0) C.ban(e[0], Math.min(e[1], BAN_MS))
       }
     },
 

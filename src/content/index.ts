@@ -1,7 +1,7 @@
 // Content distribution (issue 7): manifests, the piece transfer engine, serving, the forward proxy. Its only door.
 export { signManifest, parseManifest, checkTrust, pieceSizeFor, pieceCount, pieceLength, sha256, MANIFEST_DOMAIN, type Manifest } from './manifest'
 export { createTransfer, rangesWhere, type Transfer, type TransferOptions, type PieceSource, type PieceStore, type SourceKind, type TransferEvents } from './transfer'
-export { peerSource, originSource, inRanges, type PeerSource } from './sources'
+export { peerSource, originSource, type PeerSource } from './sources'
 export { createCredit, type Credit } from './credit'
 export { createWanGate, type WanGate } from './wan'
 export { Pieces } from './pieces'

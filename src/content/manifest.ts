@@ -80,14 +80,15 @@ export function parseManifest (bytes: Buffer): Manifest {
   if (m.urls.length === 0) throw bad('no content URL')
   const signed = Buffer.from(text.slice(0, tail.index) + '}')
   if (!verifyDomain(parsePublicKey(m.publisher)!, MANIFEST_DOMAIN, signed, Buffer.from(tail[1]!, 'base64url'))) throw bad('bad signature (tampered, or not by its publisher)')
-  return { id: sha256(bytes), name: m.name, size: m.size, pieceSize: m.pieceSize, pieces: m.pieces, urls: m.urls, publisher: m.publisher, bytes }
+  const { canopy, signature, ...fields } = m
+  return { id: sha256(bytes), ...fields, bytes }
 }
 
 /** Refuse a manifest whose publisher is not among the trusted keys. */
 export function checkTrust (m: Manifest, trusted: readonly string[]): Manifest {
   const key = parsePublicKey(m.publisher)!
   if (!trusted.some((k) => parsePublicKey(k)?.equals(key) === true)) {
-    throw new CanopyError('PUBLISHER_UNTRUSTED', `manifest "${m.name}" is signed by ${m.publisher}, which is not trusted here; add it to trustedPublishers or pass --trust ${m.publisher}`)
+    throw new CanopyError('PUBLISHER_UNTRUSTED', `manifest "${m.name}": its publisher is not trusted here; add it to trustedPublishers or pass --trust ${m.publisher}`)
   }
   return m
 }

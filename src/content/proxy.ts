@@ -20,7 +20,7 @@ import { CanopyError } from '../errors'
 import { httpOpen } from '../http/client'
 import { closing, tunnel } from '../http/tunnel'
 import { PROXY_ENTRIES_COUNT_MAX, PROXY_FILLS_COUNT_MAX, PROXY_TUNNEL_IDLE_MS, PROXY_TUNNELS_COUNT_MAX } from '../limits'
-import type { LocalContent } from '../protocol'
+import { lruSet } from '../protocol/lru'
 import { directive, endToEnd, lifetime, storable, varyMatches, varyValues, type Headers } from './http-cache'
 import { pieceSizeFor, sha256, signManifest } from './manifest'
 import type { Pieces } from './pieces'
@@ -36,9 +36,8 @@ interface Entry {
   pieceSize: number
   /** Piece hashes, filled in order while the object arrives. */
   pieces: string[]
-  /** Monotonic ms of receipt or revalidation, the Age it came with, its freshness lifetime. */
-  receivedMs: number
-  ageS: number
+  /** When the origin made it, in monotonic ms (receipt or revalidation less the Age it came with); its freshness lifetime. */
+  bornMs: number
   lifeS: number
   /** Content id of the manifest this node signed for it. */
   manifest?: string
@@ -62,8 +61,6 @@ const OURS = ['content-length', 'age', 'accept-ranges', 'content-range']
 type Result = 'hit' | 'miss' | 'revalidated' | 'collapsed' | 'pass' | 'tunnel' | 'refused'
 
 export interface Proxy extends Service {
-  /** Offered to the LAN: a fresh object with a signed manifest. */
-  lookup (url: string): LocalContent | null
   /** The manifest this node signed for a fresh object. */
   shared (url: string): string | undefined
   /** One proxied request (absolute-form, or /api/content?url=). */
@@ -82,10 +79,11 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
   const store = (): Pieces => content.pieces!
   const wake = (f: Fill): void => { for (const w of f.wake.splice(0)) w() }
   /** Seconds since the origin made it (its Age plus our time with it). */
-  const age = (e: Entry): number => e.ageS + (clock.nowMs() - e.receivedMs) / 1000
+  const age = (e: Entry): number => (clock.nowMs() - e.bornMs) / 1000
   const fresh = (e: Entry): boolean => directive(e.head['cache-control'], 'no-cache') === undefined && age(e) < e.lifeS
 
-  content.urlIndex = (url) => P.lookup(url)
+  // Offered to the LAN: a fresh object with a signed manifest.
+  content.urlIndex = (url) => P.shared(url) === undefined ? null : { state: 'have', pieces: null }
   const requests = agent.metrics.counter('canopy_proxy_requests_total', 'Proxy requests by result.', ['result'])
   agent.metrics.onCollect(() => { for (const [r, n] of Object.entries(counts)) requests.set({ result: r }, n) })
 
@@ -110,8 +108,6 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
 
     status: () => ({ entries: entries.size, fills: fills.size, tunnels, requests: counts, upstreamBytes: upBytes }),
 
-    lookup: (url) => P.shared(url) === undefined ? null : { state: 'have', pieces: null },
-
     shared (url) {
       const e = entries.get(url)
       return e !== undefined && fresh(e) ? e.manifest : undefined
@@ -135,7 +131,7 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
       let f = fills.get(key)
       if (f !== undefined) counts.collapsed++
       else if (fills.size >= PROXY_FILLS_COUNT_MAX) return await pass()
-      else f = fill(req, target, e)
+      else f = fill(req, key, e)
       const got = await f.head
       if ('entry' in got) {
         if (varyMatches(got.entry.vary, req.headers)) return await send(req, res, got.entry, got.entry === e ? 'REVALIDATED' : 'MISS')
@@ -168,8 +164,7 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
   }
 
   /** One origin fetch for everyone asking for this URL now; a stale `old` is revalidated. */
-  function fill (req: IncomingMessage, target: URL, old: Entry | undefined): Fill {
-    const key = target.href
+  function fill (req: IncomingMessage, key: string, old: Entry | undefined): Fill {
     const f: Fill = { head: null as unknown as Fill['head'], creator: req, received: 0, bufs: new Map(), wake: [] }
     fills.set(key, f)
     f.head = (async () => {
@@ -194,7 +189,7 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
       }
       counts.miss++
       const size = Number(up.headers['content-length'])
-      const e: Entry = { url: key, head: endToEnd(up.headers, OURS), vary: varyValues(up.headers.vary, req.headers), size, pieceSize: pieceSizeFor(size), pieces: [], receivedMs: 0, ageS: 0, lifeS: 0, fill: f }
+      const e: Entry = { url: key, head: endToEnd(up.headers, OURS), vary: varyValues(up.headers.vary, req.headers), size, pieceSize: pieceSizeFor(size), pieces: [], bornMs: 0, lifeS: 0, fill: f }
       stamp(e, up)
       pour(key, f, e, up)
       return { entry: e }
@@ -204,8 +199,7 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
   }
 
   function stamp (e: Entry, up: IncomingMessage): void {
-    e.receivedMs = clock.nowMs()
-    e.ageS = Math.max(0, Number(up.headers.age) || 0)
+    e.bornMs = clock.nowMs() - 1000 * Math.max(0, Number(up.headers.age) || 0)
     e.lifeS = lifetime(e.head) ?? 0
   }
 
@@ -260,11 +254,7 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
     up.on('aborted', () => { end(failed('aborted')) })
   }
 
-  function commit (e: Entry): void {
-    entries.delete(e.url)
-    entries.set(e.url, e)
-    if (entries.size > PROXY_ENTRIES_COUNT_MAX) entries.delete(entries.keys().next().value as string)
-  }
+  const commit = (e: Entry): void => { lruSet(entries, e.url, e, PROXY_ENTRIES_COUNT_MAX) }
 
   /** Sign the object as a manifest of this node's, so LAN peers can fetch it in pieces from anyone. */
   async function sign (e: Entry): Promise<void> {

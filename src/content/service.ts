@@ -14,9 +14,9 @@
 //     election after the provider died, a banned provider).
 
 import { join } from 'node:path'
-import { Readable } from 'node:stream'
 import type { Agent } from '../agent/agent'
 import type { Service } from '../agent/service'
+import { formatPublicKey } from '../crypto'
 import { CanopyError } from '../errors'
 import type { FlashCacheService } from '../flash-cache'
 import { TimerGroup, type Scanner } from '../hal'
@@ -25,6 +25,8 @@ import {
   CONTENT_STATE_BYTES_MAX, CONTENT_STATE_WRITE_MS, KNOWN_CONTENT_COUNT_MAX, MANIFEST_BYTES_MAX, ON_DEMAND_WAIT_MS, ON_DEMAND_WAITERS_COUNT_MAX,
   PROVIDER_WAIT_MS, SOURCE_BUSY_BACKOFF_MS, TRANSFER_RESOLVE_MS, TRANSFERS_COUNT_MAX
 } from '../limits'
+import { listeners } from '../protocol/listeners'
+import { lruSet } from '../protocol/lru'
 import { isContentId, type ContentIndex, type ContentRef, type Election, type LocalContent, type PeerDirectory, type PieceRanges, type ProviderRef, type Resolver } from '../protocol'
 import { checkTrust, parseManifest, sha256, type Manifest } from './manifest'
 import { Pieces } from './pieces'
@@ -41,21 +43,13 @@ export interface Active {
   t: Transfer
   onBehalf: boolean
   manifestUrl: string | null
-  provider: string | null
-  noProviderSinceMs: number | null
-  lastResolveMs: number
-  resolving: boolean
-  /** Sources not to add again before this (ms): they just failed. */
-  avoid: Map<string, number>
   scan: Promise<void> | null
   verdict: string | null
-  pinned: boolean
 }
 
 /** Sent by agents on their own upstream requests: a proxy that sees it goes direct (no loops between two nodes that each think the other is the provider). */
 export const VIA = '1.1 canopy'
 const FROM = { peer: 'fromPeersBytes', provider: 'fromProviderBytes', origin: 'fromOriginBytes' } as const
-const STATE_FILE = 'transfers.json'
 const vetoed = (a?: Active): boolean => a?.verdict?.startsWith('vetoed') === true
 /** Running or done: not to be started again. */
 const alive = (a?: Active): a is Active => a?.t.state === 'running' || a?.t.state === 'done'
@@ -65,32 +59,27 @@ export interface ContentService extends Service, ContentIndex {
   lan: ContentLan | null
   /** The proxy's answer for URLs (plain objects the gateway cached and signed). */
   urlIndex: ((url: string) => LocalContent | null) | null
-  readonly totals: Record<typeof TOTALS[number], number>
+  readonly totals: Record<'fromPeersBytes' | 'fromProviderBytes' | 'fromOriginBytes' | 'servedBytes' | 'servedPieces' | 'corruptPieces' | 'peersIsolated' | 'vetoed', number>
   uploads: number
   emit (c: ContentRef): void
   /** Remember a manifest (to answer NEEDs for it and find it again by id). */
   remember (m: Manifest): void
-  manifest (id: string): Manifest | undefined
   /** A manifest by URL (through the provider's proxy, which caches it), checked against the trusted publishers and `extra` (from the CLI on this box). */
   manifestFrom (url: string, extra?: readonly string[]): Promise<Manifest>
   /** Where this node's own fetches from the internet go: the provider's proxy when another node is the provider. */
   viaProvider (): string | undefined
-  /** A small body from the internet: through the provider's proxy (collapsed and cached there), else or if that fails directly. */
-  upstream (url: string, max: number): Promise<Buffer>
   /** A plain URL's manifest signed by this node's designated provider (which cached the object), or null. */
   providerManifest (url: string): Promise<Manifest | null>
   /** The transfer of m, started (or resumed from the cache) if need be. */
   open (m: Manifest, onBehalf?: boolean, manifestUrl?: string | null): Active
-  /** This node is the provider and a peer asked for a piece of content c: run that transfer (the manifest from the cache or from its URL). */
-  onBehalf (c: string, manifestUrl: string | null): Promise<Active | null>
   /** A piece a peer asked the provider for: wait (bounded) until this node's transfer has it. */
   onDemand (hash: string, c: string, manifestUrl: string | null): Promise<Buffer | undefined>
   /** Resolves once the whole file passed the scanner (at once without one); rejects CONTENT_VETOED. */
   scanned (a: Active): Promise<void>
+  /** Piece i of a's file, verified: waits for it (fetched again if it was evicted meanwhile). */
+  read (a: Active, i: number): Promise<Buffer>
   status (): Record<string, unknown>
 }
-
-const TOTALS = ['fromPeersBytes', 'fromProviderBytes', 'fromOriginBytes', 'servedBytes', 'servedPieces', 'corruptPieces', 'peersIsolated', 'vetoed'] as const
 
 // A closure rather than a class: its private names minify to one letter.
 export function createContentService (agent: Agent, cacheService: FlashCacheService, scanner: Scanner | null): ContentService {
@@ -103,13 +92,20 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
   const active = new Map<string, Active>()
   const known = new Map<string, Manifest>()
   const pendingBehalf = new Map<string, Promise<Active | null>>()
-  const listeners = new Set<(c: ContentRef) => void>()
-  const statePath = join(hal.dataDir, STATE_FILE)
-  const totals = Object.fromEntries(TOTALS.map((k) => [k, 0])) as ContentService['totals']
+  const changes = listeners<ContentRef>()
+  const statePath = join(hal.dataDir, 'transfers.json')
+  const totals = { fromPeersBytes: 0, fromProviderBytes: 0, fromOriginBytes: 0, servedBytes: 0, servedPieces: 0, corruptPieces: 0, peersIsolated: 0, vetoed: 0 }
   let waiting = 0
   let dirty = false
   const vetoedError = (m: Manifest, a: Active): CanopyError => new CanopyError('CONTENT_VETOED', `"${m.name}" was ${a.verdict}`)
   const origin = (m: Manifest): PieceSource => originSource(m, cfg.originSlots, gate)
+
+  const manifest = (id: string): Manifest | undefined => active.get(id)?.m ?? known.get(id)
+  /** A small body from the internet: through the provider's proxy (collapsed and cached there), else or if that fails directly. */
+  const upstream = async (url: string, max: number): Promise<Buffer> => {
+    const via = S.viaProvider()
+    return await (via === undefined ? fetchBody(url, max) : fetchBody(url, max, via).catch(async () => await fetchBody(url, max)))
+  }
 
   const S: ContentService = {
     name: 'transfers',
@@ -139,41 +135,32 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
     lookup (ref) {
       if (!isContentId(ref)) return S.urlIndex?.(ref) ?? null
       const a = active.get(ref)
-      if (vetoed(a)) return null
-      if (a?.t.state === 'running') return { state: 'downloading', pieces: a.t.ranges(), doneBytes: a.t.doneBytes, totalBytes: a.m.size }
       const m = a?.m ?? known.get(ref)
       const pieces = S.pieces
-      if (m === undefined || pieces === null) return null
+      if (vetoed(a) || m === undefined || pieces === null) return null
       const n = m.pieces.length
       const held = rangesWhere(n, (i) => pieces.has(m.pieces[i]!))
+      if (a?.t.state === 'running') return { state: 'downloading', pieces: held, doneBytes: a.t.doneBytes, totalBytes: m.size }
       if (held.length === 0 && n > 0) return null
-      return { state: 'have', pieces: held.length === 1 && held[0]![0] === 0 && held[0]![1] === n ? null : held }
+      return { state: 'have', pieces: held[0]?.[0] === 0 && held[0][1] === n ? null : held } // [0, n) is all
     },
 
     load: () => Math.min(1, S.uploads / cfg.uploadSlots),
 
-    on (listener) {
-      listeners.add(listener)
-      return () => { listeners.delete(listener) }
-    },
-
-    emit (c) { for (const l of [...listeners]) l(c) },
+    on: changes.on,
+    emit: changes.emit,
 
     // ---- manifests ---------------------------------------------------------------------
 
     remember (m) {
-      known.delete(m.id)
-      known.set(m.id, m)
-      if (known.size > KNOWN_CONTENT_COUNT_MAX) known.delete(known.keys().next().value as string)
+      lruSet(known, m.id, m, KNOWN_CONTENT_COUNT_MAX)
       dirty = true
     },
 
-    manifest: (id) => active.get(id)?.m ?? known.get(id),
-
     async manifestFrom (url, extra = []) {
-      const m = checkTrust(parseManifest(await S.upstream(url, MANIFEST_BYTES_MAX)), [...config.trustedPublishers, ...extra])
+      const m = checkTrust(parseManifest(await upstream(url, MANIFEST_BYTES_MAX)), [...config.trustedPublishers, ...extra])
       S.remember(m)
-      return S.manifest(m.id) ?? m
+      return manifest(m.id) ?? m
     },
 
     viaProvider () {
@@ -181,20 +168,14 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
       return p != null && !p.self ? p.baseUrl : undefined
     },
 
-    async upstream (url, max) {
-      const via = S.viaProvider()
-      return await (via === undefined ? fetchBody(url, max) : fetchBody(url, max, via).catch(async () => await fetchBody(url, max)))
-    },
-
     async providerManifest (url) {
-      const p = S.viaProvider() === undefined ? null : S.lan!.election.current()!
-      const key = p === null ? undefined : S.lan?.peers.get(p.nodeId)?.publicKey
-      if (p === null || key === undefined) return null
-      const b = await fetchBody(`${p.baseUrl}/p2p/manifest?url=${encodeURIComponent(url)}`, MANIFEST_BYTES_MAX).catch(() => null)
+      const p = S.lan?.election.current()
+      const key = p == null || p.self ? undefined : S.lan!.peers.get(p.nodeId)?.publicKey
+      if (key === undefined) return null
+      const b = await fetchBody(`${p!.baseUrl}/p2p/manifest?url=${encodeURIComponent(url)}`, MANIFEST_BYTES_MAX).catch(() => null)
       if (b === null) return null
-      const m = parseManifest(b)
       // Accepted only from our own designated provider, signed by its own key.
-      checkTrust(m, [`ed25519:${key.toString('base64url')}`])
+      const m = checkTrust(parseManifest(b), [formatPublicKey(key)])
       if (!m.urls.includes(url)) throw new CanopyError('MANIFEST_INVALID', 'the provider\'s manifest is for another URL')
       S.remember(m)
       return m
@@ -224,19 +205,63 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
       // The manifest is a piece too: peers, and this node after a restart, find it by its id.
       pieces.put(m.id, m.bytes).catch(() => {}) // too large for a cache block: kept in memory only
       const cache = pieces.cache
-      const a: Active = {
-        m, t: null as unknown as Transfer, onBehalf, manifestUrl, provider: null, noProviderSinceMs: null, lastResolveMs: -Infinity,
-        resolving: false, avoid: new Map(), scan: null, verdict: null,
-        // Its pieces stay while it runs if it fits in half the cache; a larger file streams through (an evicted piece is fetched again when read).
-        pinned: m.size <= cache.stats().bytesMax / 2
+      // The sourcing state of this transfer (the policy in the header).
+      let provider: string | null = null
+      let noProviderSinceMs: number | null = null
+      let lastResolveMs = -Infinity
+      let resolving = false
+      /** Sources not to add again before this (ms): they just failed. */
+      const avoid = new Map<string, number>()
+      // Its pieces stay while it runs if it fits in half the cache; a larger file streams through (an evicted piece is fetched again when read).
+      let pinned = m.size <= cache.stats().bytesMax / 2
+      if (pinned) for (const h of m.pieces) cache.pin(h)
+
+      /** Sources for a running transfer, on every tick. */
+      const policy = (): void => {
+        const lan = S.lan
+        if (t.state !== 'running' || lan === null) {
+          if (lan === null && !t.hasSource('origin')) t.addSource(origin(m))
+          return
+        }
+        const now = clock.nowMs()
+        const usable = (id: string): boolean => (avoid.get(id) ?? 0) <= now && !credit.banned(id)
+        const s = sourcing(lan.election.current(), usable, noProviderSinceMs, now)
+        const p = s.provider
+        noProviderSinceMs = s.sinceMs
+        const peer = (id: string, kind: 'peer' | 'provider', baseUrl: string, pieces: PieceRanges | null, slots: number, query?: string): void => {
+          t.addSource(peerSource({ id, kind, baseUrl, m, slots, pieces, query }))
+        }
+        if (provider !== null && provider !== p?.nodeId) t.dropSource(provider) // the provider changed
+        if (p !== null && t.source(p.nodeId)?.kind !== 'provider') {
+          t.dropSource(p.nodeId) // it may have been listed as a plain peer
+          peer(p.nodeId, 'provider', p.baseUrl, null, cfg.providerSlots, `?c=${m.id}${a.manifestUrl === null ? '' : `&m=${encodeURIComponent(a.manifestUrl)}`}`)
+        }
+        provider = p?.nodeId ?? null
+        if (s.origin !== t.hasSource('origin')) {
+          if (s.origin) t.addSource(origin(m))
+          else t.dropSource('origin')
+        }
+        if (!resolving && now - lastResolveMs >= TRANSFER_RESOLVE_MS) {
+          resolving = true
+          lastResolveMs = now
+          lan.resolver.resolve(m.id, { collect: true }).then((r) => {
+            if (t.state !== 'running') return
+            for (const h of [...r.holders, ...r.downloads]) {
+              if (h.nodeId === provider || !usable(h.nodeId)) continue
+              const cur = t.source(h.nodeId) as PeerSource | undefined
+              if (cur !== undefined) cur.pieces = h.pieces
+              else peer(h.nodeId, 'peer', h.baseUrl, h.pieces, cfg.peerSlots)
+            }
+          }, () => {}).finally(() => { resolving = false })
+        }
       }
-      if (a.pinned) for (const h of m.pieces) cache.pin(h)
-      a.t = createTransfer(m, {
+
+      const t = createTransfer(m, {
         store: pieces,
         clock,
         rank: (s) => credit.score(s.id),
         events: {
-          tick: () => { policy(a) },
+          tick: policy,
           received: (s, n, ms) => {
             if (s.kind !== 'origin') credit.good(s.id, n, ms)
             totals[FROM[s.kind]] += n
@@ -244,46 +269,35 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
           failed: (s) => {
             if (s.kind !== 'origin') credit.fail(s.id)
             // Dropped by the engine (failures in a row): do not add it again for a while.
-            queueMicrotask(() => { if (!a.t.hasSource(s.id)) a.avoid.set(s.id, clock.nowMs() + 5 * SOURCE_BUSY_BACKOFF_MS) })
+            queueMicrotask(() => { if (!t.hasSource(s.id)) avoid.set(s.id, clock.nowMs() + 5 * SOURCE_BUSY_BACKOFF_MS) })
           },
           corrupt: (s) => {
             credit.ban(s.id)
             totals.corruptPieces++
             totals.peersIsolated++
             dirty = true
-            log.warn('peer isolated: a piece failed verification', { nodeId: s.id, content: m.id })
+            log.warn('peer isolated: a corrupt piece', { nodeId: s.id, content: m.id })
           },
           stored: () => { S.emit(m.id) },
-          ended: () => { queueMicrotask(() => { ended(a) }) }
+          ended: () => {
+            queueMicrotask(() => {
+              if (pinned) for (const h of m.pieces) cache.unpin(h)
+              pinned = false
+              dirty = true
+              S.emit(m.id)
+              log.info(`transfer ${t.state}`, { content: m.id, ...t.bytesFrom, err: t.error })
+              if (t.state === 'done') void S.scanned(a).catch(() => {})
+            })
+          }
         }
       })
+      const a: Active = { m, t, onBehalf, manifestUrl, scan: null, verdict: null }
       active.set(m.id, a)
       dirty = true
-      log.info('transfer', { content: m.id, name: m.name, size: m.size, held: a.t.doneCount, onBehalf })
-      policy(a)
+      log.info('transfer', { content: m.id, name: m.name, size: m.size, held: t.doneCount, onBehalf })
+      policy()
       S.emit(m.id)
       return a
-    },
-
-    onBehalf (c, manifestUrl) {
-      const a = active.get(c)
-      if (alive(a)) return Promise.resolve(a)
-      if (S.lan?.election.current()?.self !== true) return Promise.resolve(null)
-      let p = pendingBehalf.get(c)
-      if (p === undefined) {
-        p = (async () => {
-          let m = S.manifest(c)
-          if (m === undefined) {
-            const bytes = await S.pieces?.get(c) ?? (manifestUrl === null ? undefined : await S.upstream(manifestUrl, MANIFEST_BYTES_MAX))
-            if (bytes === undefined) return null
-            if (sha256(bytes) !== c) throw new CanopyError('MANIFEST_INVALID', 'not the manifest asked for')
-            m = parseManifest(bytes) // its signature must hold; trust is the asker's policy
-          }
-          return S.open(m, true, manifestUrl)
-        })().finally(() => { pendingBehalf.delete(c) })
-        pendingBehalf.set(c, p)
-      }
-      return p
     },
 
     async onDemand (hash, c, manifestUrl) {
@@ -291,7 +305,7 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
       if (waiting >= ON_DEMAND_WAITERS_COUNT_MAX) throw busy('busy')
       waiting++
       try {
-        const a = await S.onBehalf(c, manifestUrl)
+        const a = await onBehalf(c, manifestUrl)
         const i = a?.m.pieces.indexOf(hash) ?? -1
         if (a === null || i < 0) return undefined
         await within(a.t.piece(i), ON_DEMAND_WAIT_MS, clock, () => busy('not here yet; ask again'))
@@ -301,6 +315,14 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
       } finally {
         waiting--
       }
+    },
+    async read ({ m, t }, i) {
+      for (let tries = 0; tries < 3; tries++) {
+        await t.piece(i)
+        const b = await S.pieces?.get(m.pieces[i]!)
+        if (b !== undefined) return b
+      }
+      throw new CanopyError('CACHE_NOT_FOUND', 'evicted again and again')
     },
 
     scanned (a) {
@@ -332,19 +354,35 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
     })
   }
 
+  /** This node is the provider and a peer asked for a piece of content c: run that transfer (the manifest from the cache or from its URL). */
+  function onBehalf (c: string, manifestUrl: string | null): Promise<Active | null> {
+    const a = active.get(c)
+    if (alive(a)) return Promise.resolve(a)
+    if (S.lan?.election.current()?.self !== true) return Promise.resolve(null)
+    let p = pendingBehalf.get(c)
+    if (p === undefined) {
+      p = (async () => {
+        let m = manifest(c)
+        if (m === undefined) {
+          const bytes = await S.pieces?.get(c) ?? (manifestUrl === null ? undefined : await upstream(manifestUrl, MANIFEST_BYTES_MAX))
+          if (bytes === undefined) return null
+          if (sha256(bytes) !== c) throw new CanopyError('MANIFEST_INVALID', 'not the manifest asked for')
+          m = parseManifest(bytes) // its signature must hold; trust is the asker's policy
+        }
+        return S.open(m, true, manifestUrl)
+      })().finally(() => { pendingBehalf.delete(c) })
+      pendingBehalf.set(c, p)
+    }
+    return p
+  }
+
   async function scan (a: Active, scanner: Scanner): Promise<void> {
     const { m, t } = a
     const pieces = S.pieces!
     try {
-      await Promise.all(m.pieces.map((_, i) => t.piece(i)))
-      const body = Readable.from((async function * () {
-        for (const h of m.pieces) {
-          const b = await pieces.get(h)
-          if (b === undefined) throw new CanopyError('CACHE_NOT_FOUND', 'evicted')
-          yield b
-        }
+      const r = await scanner.scan(m.name, (async function * () {
+        for (let i = 0; i < m.pieces.length; i++) yield await S.read(a, i)
       })())
-      const r = await scanner.scan(m.name, body)
       a.verdict = r.clean ? 'clean' : `vetoed: ${r.detail}`
     } catch (err) {
       if (t.state === 'failed') throw err
@@ -356,58 +394,6 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
     for (const h of m.pieces) await pieces.delete(h).catch(() => {})
     S.emit(m.id)
     throw vetoedError(m, a)
-  }
-
-  function ended (a: Active): void {
-    const { t, m } = a
-    if (a.pinned) {
-      for (const h of m.pieces) S.pieces?.cache.unpin(h)
-      a.pinned = false
-    }
-    dirty = true
-    S.emit(m.id)
-    log.info(`transfer ${t.state}`, { content: m.id, ...t.bytesFrom, err: t.error })
-    if (t.state === 'done') void S.scanned(a).catch(() => {})
-  }
-
-  /** Sources for a running transfer, on every tick (the policy in the header). */
-  function policy (a: Active): void {
-    const { t, m } = a
-    const lan = S.lan
-    if (t.state !== 'running' || lan === null) {
-      if (lan === null && !t.hasSource('origin')) t.addSource(origin(m))
-      return
-    }
-    const now = clock.nowMs()
-    const usable = (id: string): boolean => (a.avoid.get(id) ?? 0) <= now && !credit.banned(id)
-    const { provider, origin: fromOrigin, sinceMs } = sourcing(lan.election.current(), usable, a.noProviderSinceMs, now)
-    a.noProviderSinceMs = sinceMs
-    const peer = (id: string, kind: 'peer' | 'provider', baseUrl: string, pieces: PieceRanges | null, slots: number, query?: string): void => {
-      t.addSource(peerSource({ id, kind, baseUrl, m, slots, pieces, query }))
-    }
-    for (const id of t.sourceIds()) if (t.source(id)?.kind === 'provider' && id !== provider?.nodeId) t.dropSource(id)
-    if (provider !== null && t.source(provider.nodeId)?.kind !== 'provider') {
-      t.dropSource(provider.nodeId) // it may have been listed as a plain peer
-      peer(provider.nodeId, 'provider', provider.baseUrl, null, cfg.providerSlots, `?c=${m.id}${a.manifestUrl === null ? '' : `&m=${encodeURIComponent(a.manifestUrl)}`}`)
-    }
-    a.provider = provider?.nodeId ?? null
-    if (fromOrigin !== t.hasSource('origin')) {
-      if (fromOrigin) t.addSource(origin(m))
-      else t.dropSource('origin')
-    }
-    if (!a.resolving && now - a.lastResolveMs >= TRANSFER_RESOLVE_MS) {
-      a.resolving = true
-      a.lastResolveMs = now
-      lan.resolver.resolve(m.id, { collect: true }).then((r) => {
-        if (t.state !== 'running') return
-        for (const h of [...r.holders, ...r.downloads]) {
-          if (h.nodeId === a.provider || !usable(h.nodeId)) continue
-          const cur = t.source(h.nodeId) as PeerSource | undefined
-          if (cur !== undefined) cur.pieces = h.pieces
-          else peer(h.nodeId, 'peer', h.baseUrl, h.pieces, cfg.peerSlots)
-        }
-      }, () => {}).finally(() => { a.resolving = false })
-    }
   }
 
   // ---- saved state: running transfers (resumed at start), bans ------------------------
@@ -423,17 +409,14 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
   }
 
   async function restore (): Promise<void> {
-    let state: { running?: unknown, bans?: unknown }
+    let state: { running?: unknown, bans?: unknown } | null
     try {
-      const raw = await hal.files.read(statePath, CONTENT_STATE_BYTES_MAX)
-      if (raw === null) return
-      state = JSON.parse(raw.toString('utf8'))
-      if (typeof state !== 'object' || state === null) return
+      state = JSON.parse((await hal.files.read(statePath, CONTENT_STATE_BYTES_MAX))?.toString() ?? 'null')
     } catch {
       return // unreadable: start without it
     }
-    credit.loadBans(state.bans)
-    for (const r of Array.isArray(state.running) ? state.running.slice(0, TRANSFERS_COUNT_MAX) : []) {
+    credit.loadBans(state?.bans)
+    for (const r of Array.isArray(state?.running) ? state.running.slice(0, TRANSFERS_COUNT_MAX) : []) {
       // The manifest is in the cache under its content id; its pieces too, as far as they came.
       try { S.open(parseManifest((await S.pieces!.get(String(r[0])))!), r[2] === true, typeof r[1] === 'string' ? r[1] : null) } catch { /* gone */ }
     }

@@ -6,7 +6,7 @@
 import { CanopyError } from '../errors'
 import { httpOpen, keepAlivePool, readBody } from '../http/client'
 import { PIECE_ORIGIN_TIMEOUT_MS } from '../limits'
-import type { PieceRanges } from '../protocol'
+import { covers, type PieceRanges } from '../protocol'
 import { pieceLength, type Manifest } from './manifest'
 import type { PieceSource } from './transfer'
 import type { WanGate } from './wan'
@@ -16,10 +16,6 @@ export interface PeerSource extends PieceSource {
   pieces: PieceRanges | null
 }
 
-export function inRanges (r: PieceRanges | null, i: number): boolean {
-  return r === null || r.some(([a, b]) => i >= a && i < b)
-}
-
 export function peerSource (o: { id: string, kind: 'peer' | 'provider', baseUrl: string, m: Manifest, slots: number, pieces: PieceRanges | null, query?: string }): PeerSource {
   const pool = keepAlivePool(o.slots)
   const src: PeerSource = {
@@ -27,14 +23,13 @@ export function peerSource (o: { id: string, kind: 'peer' | 'provider', baseUrl:
     kind: o.kind,
     slots: o.slots,
     pieces: o.pieces,
-    has: (i) => inRanges(src.pieces, i),
+    has: (i) => covers(src.pieces, [[i, i + 1]]),
     async fetch (i, signal) {
       const len = pieceLength(o.m, i)
       const res = await httpOpen(`${o.baseUrl}/p2p/piece/${o.m.pieces[i]!}${o.query ?? ''}`, { agent: pool, signal })
       if (res.statusCode === 200) return await readBody(res, len, len)
       res.resume()
-      const code = res.statusCode === 404 ? 'CACHE_NOT_FOUND' : res.statusCode === 503 ? 'HTTP_UNAVAILABLE' : 'UPSTREAM_FAILED'
-      throw new CanopyError(code, `HTTP ${res.statusCode ?? 0}`)
+      throw new CanopyError(({ 404: 'CACHE_NOT_FOUND', 503: 'HTTP_UNAVAILABLE' } as const)[res.statusCode as 404] ?? 'UPSTREAM_FAILED', `HTTP ${res.statusCode ?? 0}`)
     },
     close: () => { pool.destroy() }
   }

@@ -15,7 +15,6 @@ import {
   ENDGAME_REQUESTS_PER_PIECE_MAX, PIECE_ORIGIN_TIMEOUT_MS, PIECE_PEER_TIMEOUT_MS, PIECE_PROVIDER_TIMEOUT_MS,
   SOURCE_BUSY_BACKOFF_MS, SOURCE_FAILURES_MAX, SOURCE_REFRESH_MS, TRANSFER_REQUESTS_COUNT_MAX, TRANSFER_RESOLVE_MS, TRANSFER_SOURCES_COUNT_MAX, TRANSFER_STALL_MS
 } from '../limits'
-import type { PieceRanges } from '../protocol'
 import { pieceLength, sha256, type Manifest } from './manifest'
 
 export type SourceKind = 'peer' | 'provider' | 'origin'
@@ -80,17 +79,14 @@ const RANK: Record<SourceKind, number> = { peer: 0, provider: 1, origin: 2 }
 export interface TransferOptions { store: PieceStore, clock: Clock, events?: TransferEvents, rank?: (s: PieceSource) => number }
 
 export interface Transfer {
-  readonly m: Manifest
   state: 'running' | 'done' | 'failed' | 'stopped'
   error: CanopyError | null
-  readonly done: Uint8Array
   doneCount: number
   doneBytes: number
   readonly bytesFrom: Record<SourceKind, number>
   readonly stats: { corrupt: number, duplicates: number }
   readonly startedMs: number
   endedMs: number | null
-  sourceIds (): string[]
   hasSource (id: string): boolean
   source (id: string): PieceSource | undefined
   addSource (s: PieceSource): void
@@ -98,8 +94,6 @@ export interface Transfer {
   dropSource (id: string): void
   /** Resolves once piece i is stored (asked ahead of others); rejects when the transfer fails. */
   piece (i: number): Promise<void>
-  /** Pieces done, as ranges. */
-  ranges (): PieceRanges
   stop (): void
 }
 
@@ -110,7 +104,7 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
   const reqs = new Map<number, Req[]>()
   const storing = new Set<number>()
   const sources = new Map<string, Live>()
-  const urgent = new Set<number>()
+  /** Pieces someone waits for (asked ahead of the rest). */
   const waiters = new Map<number, Array<{ ok: () => void, fail: (e: CanopyError) => void }>>()
   const n = m.pieces.length
   const done = new Uint8Array(n)
@@ -127,17 +121,14 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
   }
 
   const T: Transfer = {
-    m,
     state: 'running',
     error: null,
-    done,
     doneCount: 0,
     doneBytes: 0,
     bytesFrom: { peer: 0, provider: 0, origin: 0 },
     stats: { corrupt: 0, duplicates: 0 },
     startedMs: lastProgressMs,
     endedMs: null,
-    sourceIds: () => [...sources.keys()],
     hasSource: (id) => sources.has(id),
     source: (id) => sources.get(id)?.s,
     addSource (s) {
@@ -158,16 +149,14 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
         if (store.has(m.pieces[i]!)) return Promise.resolve()
         unmark(i) // evicted since: fetch it again
       }
-      if (T.state === 'failed' || T.state === 'stopped') return Promise.reject(T.error)
+      if (ended()) return Promise.reject(T.error) // failed or stopped (a done one was reopened above)
       return new Promise((ok, fail) => {
         const list = waiters.get(i) ?? []
         list.push({ ok, fail })
         waiters.set(i, list)
-        urgent.add(i)
         pump()
       })
     },
-    ranges: () => rangesWhere(n, (i) => done[i] === 1),
     stop () { finish('stopped', new CanopyError('CLOSED', 'stopped')) }
   }
 
@@ -213,7 +202,7 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
 
   function pick (live: Live): number {
     const ok = (i: number): boolean => done[i] === 0 && !storing.has(i) && !reqs.has(i) && can(live, i) && (live.s.kind !== 'origin' || !onLan(i))
-    for (const i of urgent) if (ok(i)) return i
+    for (const i of waiters.keys()) if (ok(i)) return i
     while (cursor < n && done[cursor] === 1) cursor++
     for (let i = cursor; i < n; i++) if (ok(i)) return i
     // Endgame: every missing piece is asked for; a second LAN source may race the first.
@@ -269,7 +258,7 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
         ev.corrupt?.(src)
         T.dropSource(src.id)
       } else if (++originCorrupt >= SOURCE_FAILURES_MAX) {
-        finish('failed', new CanopyError('PIECE_INVALID', 'the origin serves other bytes than the manifest says'))
+        finish('failed', new CanopyError('PIECE_INVALID', 'the origin\'s bytes do not match the manifest'))
         return
       }
     } else {
@@ -319,7 +308,6 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
 
   function mark (i: number): void {
     count(i, 1)
-    urgent.delete(i)
     const ws = waiters.get(i)
     waiters.delete(i)
     for (const w of ws ?? []) w.ok()
@@ -342,12 +330,9 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
     T.error = err ?? null
     T.endedMs = now()
     timers?.clearAll()
-    for (const rs of [...reqs.values()]) for (const r of rs) cancel(r)
-    for (const l of sources.values()) l.s.close?.()
-    sources.clear()
+    for (const id of [...sources.keys()]) T.dropSource(id) // its requests cancelled, its connections closed
     const ws = [...waiters.values()].flat()
     waiters.clear()
-    urgent.clear()
     for (const w of ws) w.fail(err ?? new CanopyError('CLOSED', 'ended'))
     ev.ended?.()
   }

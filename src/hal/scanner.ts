@@ -7,14 +7,13 @@
 import { spawn } from 'node:child_process'
 import { createWriteStream, promises as fsp } from 'node:fs'
 import { join } from 'node:path'
-import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { SCAN_OUTPUT_BYTES_MAX, SCAN_TIMEOUT_MS } from '../limits'
 
 export interface ScanResult { clean: boolean, detail: string }
 
 export interface Scanner {
-  scan (name: string, body: Readable): Promise<ScanResult>
+  scan (name: string, body: AsyncIterable<Uint8Array>): Promise<ScanResult>
 }
 
 export function commandScanner (argv: readonly string[], dir: string, timeoutMs = SCAN_TIMEOUT_MS): Scanner {

@@ -5,7 +5,7 @@
 
 import { closeSync, openSync, renameSync, rmSync, writeSync } from 'node:fs'
 import { basename } from 'node:path'
-import { checkTrust, fetchBody, originSource, parseManifest, createTransfer, createWanGate } from '../../content'
+import { checkTrust, fetchBody, originSource, parseManifest, createTransfer, createWanGate, type Transfer } from '../../content'
 import { CanopyError } from '../../errors'
 import { createRealClock } from '../../hal'
 import { httpOpen, readBody } from '../../http/client'
@@ -19,12 +19,12 @@ type Write = (b: Buffer, at?: number) => void
 export const fetchCommand: Command = {
   name: 'fetch',
   args: 'URL',
-  summary: 'fetch a file by its manifest URL, verified (through the local agent, else alone)',
+  summary: 'fetch a file by its manifest URL, verified (via the local agent, else alone)',
   positionals: { min: 1, max: 1 },
   flags: [
-    { name: 'out', value: 'F', help: 'file to write (default: the name in the manifest)' },
+    { name: 'out', value: 'F', help: 'file to write (default: its name)' },
     { name: 'agent', value: 'URL', help: 'the agent to fetch through' },
-    { name: 'trust', value: 'KEY_OR_FILE', repeatable: true, help: 'also accept this publisher key (or key file)' }
+    { name: 'trust', value: 'KEY_OR_FILE', repeatable: true, help: 'also trust this publisher key (or key file)' }
   ],
   async run (args, io) {
     const url = args.positionals[0]!
@@ -37,7 +37,8 @@ export const fetchCommand: Command = {
     /** Bytes into F.part, renamed at the end: a failed fetch never leaves a file that looks complete. */
     const into = async (name: string, total: number, fill: (write: Write, show: (n: number) => void) => Promise<void>): Promise<void> => {
       path = flagString(args, 'out') ?? (basename(name).replace(/^\.+/, '_') || 'download')
-      const fd = openSync(`${path}.part`, 'w', 0o644)
+      const part = `${path}.part`
+      const fd = openSync(part, 'w', 0o644)
       try {
         await fill((b, at) => { writeSync(fd, b, 0, b.length, at ?? null) }, (n) => {
           if (Date.now() - last < (tty ? 100 : 1_000) && n < total) return
@@ -46,27 +47,27 @@ export const fetchCommand: Command = {
           if (tty) io.stderr.write(`\r[${'#'.repeat(Math.round(f * 30)).padEnd(30, '.')}] ${Math.floor(f * 100)}% of ${(total / 1e6).toFixed(1)} MB`)
           else io.stdout.write(JSON.stringify({ event: 'progress', doneBytes: n, totalBytes: total }) + '\n')
         })
-        renameSync(`${path}.part`, path)
+        renameSync(part, path)
       } catch (err) {
-        rmSync(`${path}.part`, { force: true })
+        rmSync(part, { force: true })
         throw err
       } finally {
         closeSync(fd)
       }
     }
     const up = await callAgent(base, '/healthz', { timeoutMs: 1_000 }).then((r) => r.status === 200, () => false)
-    const [bytes, fromPeersBytes, fromOriginBytes] = up ? await viaAgent(base, url, trust, into) : await alone(url, trust, into)
-    const d = { event: 'done', file: path, bytes, fromPeersBytes, fromOriginBytes, seconds: (Date.now() - t0) / 1000, via: up ? 'agent' : 'alone' }
-    io.stdout.write(tty ? `\n${path}: ${bytes} bytes in ${d.seconds} s (${d.via}), ${fromPeersBytes} from peers, ${fromOriginBytes} from the origin\n` : JSON.stringify(d) + '\n')
+    const [bytes, fromPeersBytes, fromOriginBytes] = await (up ? viaAgent : alone)(url, trust, into, base)
+    const seconds = (Date.now() - t0) / 1000
+    const via = up ? 'agent' : 'alone'
+    io.stdout.write(tty ? `\n${path}: ${bytes} bytes in ${seconds} s (${via}), ${fromPeersBytes} from peers, ${fromOriginBytes} from the origin\n` : JSON.stringify({ event: 'done', file: path, bytes, fromPeersBytes, fromOriginBytes, seconds, via }) + '\n')
     return 0
   }
 }
 
 type Into = (name: string, total: number, fill: (write: Write, show: (n: number) => void) => Promise<void>) => Promise<void>
 
-async function viaAgent (base: URL, url: string, trust: string[], into: Into): Promise<number[]> {
-  const q = new URLSearchParams({ manifest: url })
-  for (const k of trust) q.append('trust', k)
+async function viaAgent (url: string, trust: string[], into: Into, base: URL): Promise<number[]> {
+  const q = new URLSearchParams([['manifest', url], ...trust.map((k): [string, string] => ['trust', k])])
   const res = await httpOpen(new URL(`/api/content?${q.toString()}`, base).href, { idleMs: 0 })
   if (res.statusCode !== 200) {
     let message = `HTTP ${res.statusCode ?? 0}`
@@ -80,7 +81,7 @@ async function viaAgent (base: URL, url: string, trust: string[], into: Into): P
       write(c as Buffer)
       show(n += (c as Buffer).length)
     }
-    if (n !== total) throw new CanopyError('UPSTREAM_FAILED', 'the transfer broke off (failed, or vetoed by the scanner): see canopy status')
+    if (n !== total) throw new CanopyError('UPSTREAM_FAILED', 'cut off (failed, or vetoed by the scanner): see canopy status')
   })
   const list = ((await agentJson(base, '/api/status')) as { transfers?: { list?: Array<Record<string, number>> } }).transfers?.list ?? []
   const t = list.find((x) => (x.id as unknown) === res.headers['x-canopy-content']) ?? {}
@@ -90,24 +91,22 @@ async function viaAgent (base: URL, url: string, trust: string[], into: Into): P
 async function alone (url: string, trust: string[], into: Into): Promise<number[]> {
   const m = checkTrust(parseManifest(await fetchBody(url, MANIFEST_BYTES_MAX)), trust)
   const keep = setInterval(() => {}, 1_000) // the engine's timers do not hold the process open
-  let origin = 0
+  let t!: Transfer
   try {
     await into(m.name, m.size, async (write, show) => {
-      let ended = (): void => {}
-      const done = new Promise<void>((resolve) => { ended = resolve })
       const clock = createRealClock()
-      const t = createTransfer(m, {
-        clock,
-        store: { has: () => false, put: async (h, b) => { m.pieces.forEach((x, i) => { if (x === h) write(b, i * m.pieceSize) }) } },
-        events: { stored: () => { show(t.doneBytes) }, ended: () => { ended() } }
+      await new Promise<void>((ended) => {
+        t = createTransfer(m, {
+          clock,
+          store: { has: () => false, put: async (h, b) => { m.pieces.forEach((x, i) => { if (x === h) write(b, i * m.pieceSize) }) } },
+          events: { stored: () => { show(t.doneBytes) }, ended }
+        })
+        t.addSource(originSource(m, 4, createWanGate(clock, 0, '')))
       })
-      t.addSource(originSource(m, 4, createWanGate(clock, 0, '')))
-      await done
       if (t.state !== 'done') throw t.error ?? new CanopyError('CONTENT_UNAVAILABLE', 'stopped')
-      origin = t.bytesFrom.origin
     })
   } finally {
     clearInterval(keep)
   }
-  return [m.size, 0, origin]
+  return [m.size, 0, t.bytesFrom.origin]
 }

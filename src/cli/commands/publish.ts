@@ -1,7 +1,7 @@
 // canopy publish FILE: hash FILE in pieces and write its signed manifest.
 // The file and the manifest then go on any plain HTTP server or CDN.
 
-import { closeSync, openSync, readSync, statSync, writeFileSync, readFileSync } from 'node:fs'
+import { closeSync, fstatSync, openSync, readSync, writeFileSync, readFileSync } from 'node:fs'
 import { basename } from 'node:path'
 import { pieceSizeFor, sha256, signManifest } from '../../content'
 import { privateKeyFromPem } from '../../crypto'
@@ -17,7 +17,7 @@ export const publishCommand: Command = {
   flags: [
     { name: 'key', value: 'F', help: 'publisher private key (from canopy keygen)' },
     { name: 'url', value: 'URL', repeatable: true, help: 'where FILE will be served (repeat for mirrors)' },
-    { name: 'piece-size', value: 'N', help: 'bytes per piece, a power of two (default 1 MiB, less for small files)' },
+    { name: 'piece-size', value: 'N', help: 'bytes per piece, a power of two (default: 1 MiB, less for small files)' },
     { name: 'out', value: 'F', help: 'manifest to write (default FILE.canopy.json)' }
   ],
   async run (args, io) {
@@ -25,23 +25,21 @@ export const publishCommand: Command = {
     const keyFile = flagString(args, 'key')
     const urls = flagList(args, 'url')
     if (keyFile === undefined || urls.length === 0) throw new CanopyError('USAGE', 'publish needs --key F and --url URL')
-    const read = (path: string): Buffer => {
-      try { return readFileSync(path) } catch (err) { throw CanopyError.from(err, 'FILE_IO', `cannot read ${path}`) }
+    const reading = <T>(path: string, fn: () => T): T => {
+      try { return fn() } catch (err) { throw CanopyError.from(err, 'FILE_IO', `cannot read ${path}`) }
     }
-    const key = privateKeyFromPem(read(keyFile).toString('utf8'), keyFile)
-    let size: number
-    try { size = statSync(file).size } catch (err) { throw CanopyError.from(err, 'FILE_IO', `cannot read ${file}`) }
-    const ps = flagString(args, 'piece-size')
-    const pieceSize = ps === undefined ? pieceSizeFor(size) : Number(ps)
-    if (!Number.isSafeInteger(pieceSize) || pieceSize <= 0) throw new CanopyError('USAGE', '--piece-size must be a number of bytes')
+    const key = privateKeyFromPem(reading(keyFile, () => readFileSync(keyFile, 'utf8')), keyFile)
+    const fd = reading(file, () => openSync(file, 'r'))
     const pieces: string[] = []
-    const fd = openSync(file, 'r')
+    let size: number
+    let pieceSize: number
     try {
+      size = fstatSync(fd).size
+      const ps = flagString(args, 'piece-size')
+      pieceSize = ps === undefined ? pieceSizeFor(size) : Number(ps)
+      if (!Number.isSafeInteger(pieceSize) || pieceSize <= 0) throw new CanopyError('USAGE', '--piece-size must be a number of bytes')
       const buf = Buffer.allocUnsafe(Math.min(pieceSize, Math.max(size, 1)))
-      for (let at = 0; at < size; at += pieceSize) {
-        const n = readSync(fd, buf, 0, Math.min(pieceSize, size - at), at)
-        pieces.push(sha256(buf.subarray(0, n)))
-      }
+      for (let at = 0; at < size; at += pieceSize) pieces.push(sha256(buf.subarray(0, readSync(fd, buf, 0, Math.min(pieceSize, size - at), at))))
     } finally {
       closeSync(fd)
     }
