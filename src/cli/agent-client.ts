@@ -7,6 +7,9 @@ import { CLI_AGENT_TIMEOUT_MS, CLI_RESPONSE_BYTES_MAX, STREAM_JOIN_DEADLINE_MS }
 
 export const DEFAULT_AGENT_URL = 'http://127.0.0.1:8787'
 
+/** The --agent flag of every command that talks to a running agent. */
+export const AGENT_FLAG = { name: 'agent', value: 'URL', help: `the agent (default ${DEFAULT_AGENT_URL})` }
+
 export function agentBase (url: string | undefined): URL {
   const text = url ?? DEFAULT_AGENT_URL
   let u: URL
@@ -61,7 +64,7 @@ export function callAgent (base: URL, path: string, options: CallOptions = {}): 
           status: res.statusCode ?? 0,
           body,
           json: () => {
-            try { return parse(body) } catch { throw new CanopyError('AGENT_UNREACHABLE', `the agent at ${base.origin} sent something that is not JSON`) }
+            try { return parse(body) } catch { throw new CanopyError('AGENT_UNREACHABLE', `the agent at ${base.origin} sent no JSON`) }
           }
         })
       })

@@ -7,15 +7,17 @@ import { formatFlags, parseArgs } from './args'
 import { HELP_FLAG, type CliIo, type Command } from './command'
 import { COMMANDS } from './commands'
 
+const synopsis = (c: Command): string => c.args === undefined ? c.name : `${c.name} ${c.args}`
+
 function overview (): string {
-  const width = Math.max(...COMMANDS.map((c) => c.name.length + (c.args?.length ?? 0)))
-  const rows = COMMANDS.map((c) => `  canopy ${`${c.name}${c.args !== undefined ? ` ${c.args}` : ''}`.padEnd(width + 1)}  ${c.summary}`)
+  const width = Math.max(...COMMANDS.map((c) => synopsis(c).length))
+  const rows = COMMANDS.map((c) => `  canopy ${synopsis(c).padEnd(width)}  ${c.summary}`)
   return `Canopy ${VERSION}: one download, one stream, shared by every device of a home.\n\nUsage:\n${rows.join('\n')}\n\n` +
-    'Every command takes --help. Commands that talk to an agent use http://127.0.0.1:8787 unless --agent URL says otherwise.\n'
+    'Every command takes --help.\n'
 }
 
 export function commandHelp (c: Command): string {
-  return `Usage: canopy ${c.name}${c.args !== undefined ? ` ${c.args}` : ''} [flags]\n\n${c.summary}\n\nFlags:\n${formatFlags([...c.flags, HELP_FLAG])}\n`
+  return `Usage: canopy ${synopsis(c)} [flags]\n\n${c.summary}\n\nFlags:\n${formatFlags([...c.flags, HELP_FLAG])}\n`
 }
 
 /** The command named by the first one or two words of argv. */

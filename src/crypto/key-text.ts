@@ -42,5 +42,5 @@ export function publicKeyFromText (text: string, source: string): Buffer {
   const direct = parsePublicKey(text)
   if (direct !== null) return direct
   if (text.includes('-----BEGIN')) return privateKeyFromPem(text, source).publicRaw
-  throw new CanopyError('KEY_INVALID', `${source}: expected a public key like ${PREFIX}<43 base64url characters> or a PEM private key`)
+  throw new CanopyError('KEY_INVALID', `${source}: not a key (${PREFIX}<base64url> or PEM)`)
 }

@@ -51,7 +51,7 @@ export const FileFlash = {
       }
     }
     if (stored !== null && !sameGeometry(stored, geometry)) {
-      throw new CanopyError('FLASH_GEOMETRY_MISMATCH', `${dir} holds flash of geometry ${JSON.stringify(stored)}, not ${JSON.stringify(geometry)}`)
+      throw new CanopyError('FLASH_GEOMETRY_MISMATCH', `${dir}: geometry ${JSON.stringify(stored)}, not ${JSON.stringify(geometry)}`)
     }
     if (stored === null) {
       const tmp = `${path}.tmp`

@@ -45,7 +45,7 @@ export function checkRange (g: FlashGeometry, block: number, offset: number, len
   if (!Number.isInteger(block) || block < 0 || block >= g.blockCount ||
     !Number.isInteger(offset) || offset < 0 || !Number.isInteger(length) || length < 0 ||
     offset + length > g.blockBytes || offset % unit !== 0 || length % unit !== 0) {
-    throw new CanopyError('FLASH_BAD_ADDRESS', `flash range block=${block} offset=${offset} length=${length} (unit ${unit})`,
+    throw new CanopyError('FLASH_BAD_ADDRESS', `flash block ${block} offset ${offset} length ${length} unit ${unit}`,
       { detail: { block, offset, length } })
   }
 }

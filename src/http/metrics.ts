@@ -11,8 +11,8 @@ type Kind = 'counter' | 'gauge'
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/
 const LABEL = /^[a-zA-Z_][a-zA-Z0-9_]*$/
 
-const escapeLabel = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"')
 const escapeHelp = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')
+const escapeLabel = (v: string): string => escapeHelp(v).replace(/"/g, '\\"')
 const formatValue = (v: number): string =>
   Number.isNaN(v) ? 'NaN' : v === Infinity ? '+Inf' : v === -Infinity ? '-Inf' : String(v)
 
@@ -37,6 +37,10 @@ export class Metrics {
   droppedSeries = 0
   readonly #families = new Map<string, Family>()
   readonly #collectors: Array<() => void> = []
+
+  constructor () {
+    this.stats(() => this, [['canopy_metric_series_dropped_total', 'Series refused at a series bound.', (m) => m.droppedSeries]])
+  }
 
   counter (name: string, help: string, labelNames: readonly string[] = []): Counter {
     const [key, set, series] = this.#family(name, help, 'counter', labelNames)
@@ -80,8 +84,6 @@ export class Metrics {
       if (f.series.size === 0 && f.labelNames.length === 0) out.push(`${f.name} 0`)
       for (const [k, v] of f.series) out.push(`${f.name}${k === '' ? '' : `{${k}}`} ${formatValue(v)}`)
     }
-    out.push('# HELP canopy_metric_series_dropped_total Series refused at a metric series bound.',
-      '# TYPE canopy_metric_series_dropped_total counter', `canopy_metric_series_dropped_total ${this.droppedSeries}`)
     return out.join('\n') + '\n'
   }
 

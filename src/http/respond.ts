@@ -5,6 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { CanopyError, type ErrorCode } from '../errors'
 import { HTTP_JSON_BODY_BYTES_MAX } from '../limits'
 
+/** Statuses by code; besides these, every *_NOT_FOUND is 404 and every GROUP_INVITATION_* 400. */
 const STATUS: Partial<Record<ErrorCode, number>> = {
   USAGE: 400,
   INPUT_INVALID: 400,
@@ -14,22 +15,14 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   HTTP_FORBIDDEN: 403,
   PUBLISHER_UNTRUSTED: 403,
   CONTENT_VETOED: 403,
-  CACHE_NOT_FOUND: 404,
-  HTTP_NOT_FOUND: 404,
   HTTP_METHOD_NOT_ALLOWED: 405,
   HTTP_BODY_TOO_LARGE: 413,
-  STREAM_NOT_FOUND: 404,
   STREAM_BUSY: 409,
   LIMIT_REACHED: 429,
-  GROUP_NOT_FOUND: 404,
-  GROUP_INVITATION_INVALID: 400,
-  GROUP_INVITATION_EXPIRED: 400,
-  GROUP_INVITATION_FOREIGN: 400,
   GROUP_REVOKED: 403,
   GROUP_FORBIDDEN: 403,
   GROUP_STORE_FULL: 507,
   RECORD_INVALID: 400,
-  RECORD_NOT_FOUND: 404,
   NET_UNREACHABLE: 502,
   NET_REFUSED: 502,
   MANIFEST_INVALID: 502,
@@ -39,7 +32,8 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   TIMEOUT: 504
 }
 
-export const statusForError = (err: CanopyError): number => STATUS[err.code] ?? 500
+export const statusForError = ({ code }: CanopyError): number =>
+  STATUS[code] ?? (code.endsWith('_NOT_FOUND') ? 404 : code.startsWith('GROUP_INVITATION_') ? 400 : 500)
 
 export function sendJson (res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body)

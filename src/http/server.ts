@@ -42,6 +42,9 @@ const CLIENT_ERROR_LINGER_MS = 1_000
 /** A client that never reads or closes must not hold the socket open. */
 const linger = (socket: Duplex): void => { setTimeout(() => { socket.destroy() }, CLIENT_ERROR_LINGER_MS).unref() }
 
+/** A bare status line on a socket outside the request cycle (parse errors, CONNECT), then close. */
+const refuse = (socket: Duplex, status: string): void => { socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`) }
+
 
 /** The one HTTP port (make one with createHttpServer). */
 export interface HttpServer {
@@ -67,7 +70,7 @@ export function createHttpServer (options: HttpServerOptions): HttpServer {
   let sweep: NodeJS.Timeout | null = null
 
   const reply = (res: ServerResponse, err: unknown): void => {
-    const coded = CanopyError.is(err) ? err : CanopyError.from(err, 'ASSERTION', 'internal error')
+    const coded = CanopyError.from(err, 'ASSERTION', 'internal error')
     if (!CanopyError.is(err)) {
       counters.errors++
       log.error('request handler failed', { err, stack: (err as Error)?.stack?.split('\n').slice(0, 4).join(' | ') })
@@ -122,7 +125,7 @@ export function createHttpServer (options: HttpServerOptions): HttpServer {
     }
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(rawUrl)) { // absolute form: a forward-proxy request
       if (proxy === null) reply(res, new CanopyError('HTTP_FORBIDDEN', 'this agent is not a forward proxy'))
-      else if (!allow(remote)) forbid(res, 'the proxy serves LAN clients only')
+      else if (!allow(remote)) forbid(res, 'proxy: LAN clients only')
       else run(proxy, { req, res, url, remote, params: {} })
       return
     }
@@ -134,7 +137,7 @@ export function createHttpServer (options: HttpServerOptions): HttpServer {
     } else {
       const { handler, options: o } = match.route
       if (o.longBody === true) inFlight.delete(req)
-      if (o.access !== 'any' && !allow(remote)) forbid(res, 'this port serves loopback and LAN clients only')
+      if (o.access !== 'any' && !allow(remote)) forbid(res, 'loopback and LAN clients only')
       else run(handler, { req, res, url, remote, params: match.params })
     }
   }
@@ -158,7 +161,7 @@ export function createHttpServer (options: HttpServerOptions): HttpServer {
     }
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large'
       : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request'
-    socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
+    refuse(socket, status)
     linger(socket)
   })
   server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -166,7 +169,7 @@ export function createHttpServer (options: HttpServerOptions): HttpServer {
     socket.on('error', () => { socket.destroy() })
     if (connect === null || !allow(remote)) {
       if (connect !== null) counters.forbidden++
-      socket.end('HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
+      refuse(socket, '403 Forbidden')
       return
     }
     connect(req, socket, head, remote)
@@ -182,7 +185,7 @@ export function createHttpServer (options: HttpServerOptions): HttpServer {
       server.once('error', (err: NodeJS.ErrnoException) => {
         server.removeAllListeners('listening')
         reject(err.code === 'EADDRINUSE'
-          ? new CanopyError('ADDRESS_IN_USE', `${host}:${port} is already in use; pick another with --http HOST:PORT`)
+          ? new CanopyError('ADDRESS_IN_USE', `${host}:${port} is in use; choose another with --http HOST:PORT`)
           : CanopyError.from(err, 'FILE_IO', `cannot listen on ${host}:${port}`))
       })
       server.listen(port, host, () => {

@@ -43,37 +43,30 @@ function spec<T> (expected: string, fallback: (() => T) | undefined, check: (v: 
   return { expected, fallback, check }
 }
 
-export function int (min: number, max: number, def?: number): Spec<number> {
-  const expected = `an integer from ${min} to ${max}`
+/** A spec whose value is the input itself, when `ok` accepts it; `def` is the default (none: required). */
+function plain<T> (expected: string, ok: (v: any) => boolean, def?: T): Spec<T> {
   return spec(expected, def === undefined ? undefined : () => def, (v, ctx) => {
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) fail(ctx, v, expected)
-    return v
+    if (!ok(v)) fail(ctx, v, expected)
+    return v as T
   })
+}
+
+export function int (min: number, max: number, def?: number): Spec<number> {
+  return plain(`an integer from ${min} to ${max}`, (v) => Number.isInteger(v) && v >= min && v <= max, def)
 }
 
 export function bool (def?: boolean): Spec<boolean> {
-  return spec('true or false', def === undefined ? undefined : () => def, (v, ctx) => {
-    if (typeof v !== 'boolean') fail(ctx, v, 'true or false')
-    return v
-  })
+  return plain('true or false', (v) => typeof v === 'boolean', def)
 }
 
 export function str (options: { min?: number, max: number, pattern?: RegExp, hint?: string, def?: string }): Spec<string> {
-  const min = options.min ?? 0
-  const expected = options.hint ?? `a string of ${min} to ${options.max} characters`
-  return spec(expected, options.def === undefined ? undefined : () => options.def!, (v, ctx) => {
-    if (typeof v !== 'string' || v.length < min || v.length > options.max) fail(ctx, v, expected)
-    if (options.pattern !== undefined && !options.pattern.test(v)) fail(ctx, v, expected)
-    return v
-  })
+  const { min = 0, max, pattern } = options
+  return plain(options.hint ?? `a string of ${min} to ${max} characters`,
+    (v) => typeof v === 'string' && v.length >= min && v.length <= max && (pattern?.test(v) ?? true), options.def)
 }
 
 export function oneOf<const T extends readonly string[]> (values: T, def?: T[number]): Spec<T[number]> {
-  const expected = `one of ${values.map((x) => JSON.stringify(x)).join(', ')}`
-  return spec(expected, def === undefined ? undefined : () => def, (v, ctx) => {
-    if (typeof v !== 'string' || !values.includes(v)) fail(ctx, v, expected)
-    return v as T[number]
-  })
+  return plain(`one of ${values.map((x) => JSON.stringify(x)).join(', ')}`, (v) => values.includes(v), def)
 }
 
 export function arrayOf<T> (item: Spec<T>, options: { max: number, def?: T[] }): Spec<T[]> {

@@ -42,17 +42,17 @@ export function overridesFromFlags (args: ParsedArgs): ConfigOverrides {
 
 export const agentCommand: Command = {
   name: 'agent',
-  summary: 'run the agent (status page, API, peers) in the foreground',
+  summary: 'run the agent in the foreground',
   positionals: { min: 0, max: 0 },
   flags: [
-    { name: 'config', value: 'F', help: 'JSON config file (embedded defaults without one)' },
-    { name: 'data', value: 'DIR', help: 'data directory (identity, flash cache, state)' },
-    { name: 'http', value: 'HOST:PORT', help: 'HTTP listen address (default 0.0.0.0:8787)' },
-    { name: 'lan', value: 'IF[,IF]', help: 'LAN interfaces by name (default: decided from addresses)' },
-    { name: 'wan', value: 'IF', help: 'WAN interface by name' },
-    { name: 'trust', value: 'KEY_OR_FILE', repeatable: true, help: 'also accept this publisher key (or key file)' },
-    { name: 'push-token', value: 'T', help: 'accept live streams (POST /stream/NAME) from holders of this token' },
-    { name: 'print-config', help: 'print the effective config as JSON and exit' }
+    { name: 'config', value: 'F', help: 'JSON config file (default: built-in)' },
+    { name: 'data', value: 'DIR', help: 'data directory' },
+    { name: 'http', value: 'HOST:PORT', help: 'listen address (default 0.0.0.0:8787)' },
+    { name: 'lan', value: 'IF[,IF]', help: 'LAN interfaces (default: by address)' },
+    { name: 'wan', value: 'IF', help: 'WAN interface' },
+    { name: 'trust', value: 'KEY_OR_FILE', repeatable: true, help: 'also trust this publisher key (or key file)' },
+    { name: 'push-token', value: 'T', help: 'token for pushing live streams' },
+    { name: 'print-config', help: 'print the effective config and exit' }
   ],
   async run (args, io) {
     const files = createLinuxFiles()
@@ -77,7 +77,7 @@ export const agentCommand: Command = {
       await hal.close()
       throw err
     }
-    io.stderr.write(`canopy ${VERSION}: node ${agent.identity.nodeId} is up; status page ${agent.url} (logs: JSON lines on stdout)\n`)
+    io.stderr.write(`canopy ${VERSION}: node ${agent.identity.nodeId} is up; status page ${agent.url} (logs: stdout)\n`)
     return await waitForSignal(agent, io)
   }
 }

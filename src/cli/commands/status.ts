@@ -1,6 +1,6 @@
 // canopy status: what the local agent says about itself.
 
-import { agentBase, agentJson } from '../agent-client'
+import { AGENT_FLAG, agentBase, agentJson } from '../agent-client'
 import { flagBool, flagString } from '../args'
 import type { Command } from '../command'
 
@@ -24,7 +24,7 @@ export const statusCommand: Command = {
   summary: "show the local agent's status",
   positionals: { min: 0, max: 0 },
   flags: [
-    { name: 'agent', value: 'URL', help: 'agent to ask (default http://127.0.0.1:8787)' },
+    AGENT_FLAG,
     { name: 'json', help: 'print the raw JSON' }
   ],
   async run (args, io) {
