@@ -16,9 +16,9 @@ export function agentBase (url: string | undefined): URL {
   try {
     u = new URL(text)
   } catch {
-    throw new CanopyError('USAGE', `--agent ${text} is not a URL (like ${DEFAULT_AGENT_URL})`)
+    throw new CanopyError('USAGE', `--agent ${text}: not a URL like ${DEFAULT_AGENT_URL}`)
   }
-  if (u.protocol !== 'http:') throw new CanopyError('USAGE', `--agent must be an http:// URL, got ${text}`)
+  if (u.protocol !== 'http:') throw new CanopyError('USAGE', `--agent ${text}: not http://`)
   return u
 }
 
@@ -45,7 +45,7 @@ function collect (req: ClientRequest, res: IncomingMessage, cut: boolean, done: 
   res.on('data', (c: Buffer) => {
     size += c.length
     if (size <= CLI_RESPONSE_BYTES_MAX) parts.push(c)
-    else if (cut) req.destroy(new CanopyError('LIMIT_REACHED', `the agent's answer exceeds ${CLI_RESPONSE_BYTES_MAX} bytes`))
+    else if (cut) req.destroy(new CanopyError('LIMIT_REACHED', `answer over ${CLI_RESPONSE_BYTES_MAX} bytes`))
   })
   res.on('end', () => { done(Buffer.concat(parts)) })
 }
@@ -70,7 +70,7 @@ export function callAgent (base: URL, path: string, options: CallOptions = {}): 
       })
       res.on('error', reject)
     })
-    req.on('timeout', () => { req.destroy(new CanopyError('TIMEOUT', `the agent at ${base.origin} did not answer within ${timeoutMs} ms`)) })
+    req.on('timeout', () => { req.destroy(new CanopyError('TIMEOUT', `the agent at ${base.origin}: no answer in ${timeoutMs} ms`)) })
     onFail(req, reject, base)
     req.end(payload)
   })
@@ -126,7 +126,7 @@ export function pullFromAgent (base: URL, path: string, out: NodeJS.WritableStre
       out.on('error', () => { req.destroy(); resolve() }) // the reader went away (EPIPE): done
     })
     // Until the answer starts (the agent may need to find and join the stream); then as long as the stream lasts.
-    req.setTimeout(CLI_AGENT_TIMEOUT_MS + STREAM_JOIN_DEADLINE_MS, () => { req.destroy(new CanopyError('TIMEOUT', `the agent at ${base.origin} did not answer`)) })
+    req.setTimeout(CLI_AGENT_TIMEOUT_MS + STREAM_JOIN_DEADLINE_MS, () => { req.destroy(new CanopyError('TIMEOUT', `the agent at ${base.origin}: no answer`)) })
     req.on('response', () => { req.setTimeout(0) })
     onFail(req, reject, base)
     req.end()

@@ -12,7 +12,7 @@ const synopsis = (c: Command): string => c.args === undefined ? c.name : `${c.na
 function overview (): string {
   const width = Math.max(...COMMANDS.map((c) => synopsis(c).length))
   const rows = COMMANDS.map((c) => `  canopy ${synopsis(c).padEnd(width)}  ${c.summary}`)
-  return `Canopy ${VERSION}: one download, one stream, shared by every device of a home.\n\nUsage:\n${rows.join('\n')}\n\n` +
+  return `Canopy ${VERSION}: downloads and streams shared by a home's devices.\n\nUsage:\n${rows.join('\n')}\n\n` +
     'Every command takes --help.\n'
 }
 
@@ -61,7 +61,7 @@ export async function main (argv: readonly string[], io: CliIo): Promise<number>
     // Usage: the message and the command's help, exit 2. Config: one line, exit 2. Anything else: exit 1.
     const usage = CanopyError.is(err, 'USAGE')
     const config = CanopyError.is(err, 'CONFIG_INVALID') || CanopyError.is(err, 'CONFIG_UNREADABLE')
-    const message = CanopyError.is(err) ? err.message : `internal error: ${(err as Error)?.stack ?? String(err)}`
+    const message = CanopyError.is(err) ? err.message : `internal error: ${(err as Error)?.stack ?? err}`
     io.stderr.write(`canopy${config ? '' : ` ${command.name}`}: ${message}\n${usage ? `\n${commandHelp(command)}` : ''}`)
     return usage || config ? 2 : 1
   }

@@ -30,7 +30,7 @@ export function privateKeyFromPem (pem: string, source: string): KeyPair {
   try {
     return fromPrivateKey(createPrivateKey({ key: pem, format: 'pem' }))
   } catch (err) {
-    throw CanopyError.from(err, 'KEY_INVALID', `${source} does not hold an ed25519 private key`)
+    throw CanopyError.from(err, 'KEY_INVALID', `${source}: no ed25519 private key`)
   }
 }
 

@@ -54,7 +54,7 @@ export interface LogWriter {
 }
 
 /** Thrown when no erased block is left outside the reserve: the caller compacts or evicts. */
-const noFreeBlock = (): CanopyError => new CanopyError('CACHE_FULL', 'no erased block left on the flash')
+const noFreeBlock = (): CanopyError => new CanopyError('CACHE_FULL', 'no erased block')
 
 /** @param reserve writes an anchor reserving segment numbers below `until` (the checkpointer's) */
 export function createLog (dev: CacheDevice, state: CacheState, nextSeq: number, reservedUntil: number, reserve: (until: number) => Promise<void>): LogWriter {

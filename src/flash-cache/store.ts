@@ -296,7 +296,7 @@ export const FlashCache = {
     const noteBackgroundError = (err: unknown): void => {
       if (CanopyError.is(err, 'CLOSED')) return
       backgroundErrors++
-      logger.warn('flash cache background write failed', { err })
+      logger.warn('background write failed', { err })
     }
 
     /** A reader found a piece damaged: forget it now, tombstone it so the next open does not bring it back. */

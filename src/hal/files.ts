@@ -39,7 +39,7 @@ export function createLinuxFiles (): Files {
       if (fh === null) return null
       try {
         const { size } = await fh.stat()
-        if (size > maxBytes) throw new CanopyError('FILE_TOO_LARGE', `${path} is ${size} bytes, more than ${maxBytes}`)
+        if (size > maxBytes) throw new CanopyError('FILE_TOO_LARGE', `${path}: over ${maxBytes} bytes`)
         // Read one byte past the bound so a file growing under us is still caught.
         const buf = Buffer.alloc(maxBytes + 1)
         let off = 0
@@ -47,7 +47,7 @@ export function createLinuxFiles (): Files {
           const { bytesRead } = await fh.read(buf, off, buf.length - off, off)
           if (bytesRead === 0) break
           off += bytesRead
-          if (off > maxBytes) throw new CanopyError('FILE_TOO_LARGE', `${path} is larger than ${maxBytes} bytes`)
+          if (off > maxBytes) throw new CanopyError('FILE_TOO_LARGE', `${path}: over ${maxBytes} bytes`)
         }
         return buf.subarray(0, off)
       } catch (err) {
@@ -79,7 +79,7 @@ export function createLinuxFiles (): Files {
     },
 
     async mkdir (path) {
-      await io('cannot create directory', path, () => fsp.mkdir(path, { recursive: true, mode: 0o700 }))
+      await io('cannot mkdir', path, () => fsp.mkdir(path, { recursive: true, mode: 0o700 }))
     },
 
     async remove (path) {

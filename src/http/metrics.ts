@@ -43,19 +43,11 @@ export class Metrics {
   }
 
   counter (name: string, help: string, labelNames: readonly string[] = []): Counter {
-    const [key, set, series] = this.#family(name, help, 'counter', labelNames)
-    return {
-      inc: (labels = {}, by = 1) => {
-        const k = key(labels)
-        if (k !== null) series.set(k, (series.get(k) ?? 0) + by)
-      },
-      set
-    }
+    return this.#family(name, help, 'counter', labelNames)
   }
 
   gauge (name: string, help: string, labelNames: readonly string[] = []): Gauge {
-    const [, set, series] = this.#family(name, help, 'gauge', labelNames)
-    return { set, reset: () => { series.clear() } }
+    return this.#family(name, help, 'gauge', labelNames)
   }
 
   /**
@@ -87,11 +79,11 @@ export class Metrics {
     return out.join('\n') + '\n'
   }
 
-  /** The family's series key for labels (null: over the series bound), a setter, and its series. */
-  #family (name: string, help: string, kind: Kind, labelNames: readonly string[]): [(labels: Labels) => string | null, (a: Labels | number, b?: number) => void, Map<string, number>] {
+  /** A family's handle: inc and set a series by labels (none past the series bound), reset them all. */
+  #family (name: string, help: string, kind: Kind, labelNames: readonly string[]): Counter & Gauge {
     if (!NAME.test(name) || !labelNames.every((l) => LABEL.test(l))) throw new CanopyError('ASSERTION', `bad metric name ${name}`)
     let f = this.#families.get(name)
-    if (f !== undefined && f.kind !== kind) throw new CanopyError('ASSERTION', `metric ${name} registered twice with different kinds`)
+    if (f !== undefined && f.kind !== kind) throw new CanopyError('ASSERTION', `metric ${name}: two kinds`)
     if (f === undefined) {
       if (this.#families.size >= METRIC_COUNT_MAX) throw new CanopyError('LIMIT_REACHED', 'too many metrics')
       f = { name, help, kind, labelNames, series: new Map() }
@@ -112,11 +104,17 @@ export class Metrics {
       }
       return k
     }
-    const set = (a: Labels | number, b?: number): void => {
-      const [labels, value] = typeof a === 'number' ? [{}, a] : [a, b ?? 0]
-      const k = key(labels)
-      if (k !== null) series.set(k, value)
+    return {
+      inc: (labels = {}, by = 1) => {
+        const k = key(labels)
+        if (k !== null) series.set(k, (series.get(k) ?? 0) + by)
+      },
+      set: (a: Labels | number, b?: number): void => {
+        const [labels, value] = typeof a === 'number' ? [{}, a] : [a, b ?? 0]
+        const k = key(labels)
+        if (k !== null) series.set(k, value)
+      },
+      reset: () => { series.clear() }
     }
-    return [key, set, series]
   }
 }

@@ -73,7 +73,7 @@ export function createHttpServer (options: HttpServerOptions): HttpServer {
     const coded = CanopyError.from(err, 'ASSERTION', 'internal error')
     if (!CanopyError.is(err)) {
       counters.errors++
-      log.error('request handler failed', { err, stack: (err as Error)?.stack?.split('\n').slice(0, 4).join(' | ') })
+      log.error('handler failed', { err, stack: (err as Error)?.stack?.split('\n').slice(0, 4).join(' | ') })
     }
     try { sendError(res, coded) } catch { res.destroy() }
   }
@@ -120,11 +120,11 @@ export function createHttpServer (options: HttpServerOptions): HttpServer {
     try {
       url = new URL(rawUrl, 'http://canopy.invalid')
     } catch {
-      reply(res, new CanopyError('HTTP_BAD_REQUEST', 'unparseable request target'))
+      reply(res, new CanopyError('HTTP_BAD_REQUEST', 'bad request target'))
       return
     }
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(rawUrl)) { // absolute form: a forward-proxy request
-      if (proxy === null) reply(res, new CanopyError('HTTP_FORBIDDEN', 'this agent is not a forward proxy'))
+      if (proxy === null) reply(res, new CanopyError('HTTP_FORBIDDEN', 'not a forward proxy'))
       else if (!allow(remote)) forbid(res, 'proxy: LAN clients only')
       else run(proxy, { req, res, url, remote, params: {} })
       return
@@ -190,7 +190,7 @@ export function createHttpServer (options: HttpServerOptions): HttpServer {
       })
       server.listen(port, host, () => {
         server.removeAllListeners('error')
-        server.on('error', (err) => { log.error('http server error', { err }) })
+        server.on('error', (err) => { log.error('server error', { err }) })
         resolve(server.address() as AddressInfo)
       })
     }),

@@ -105,7 +105,7 @@ export function obj<S extends Shape> (shape: S, open = false): Spec<ObjectOf<S>>
     if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(ctx, v, expected)
     const input = v as Record<string, unknown>
     for (const k of open ? [] : Object.keys(input)) {
-      if (!Object.hasOwn(shape, k)) fail(at(ctx, k), input[k], `no such field (known: ${keys.join(', ')})`)
+      if (!Object.hasOwn(shape, k)) fail(at(ctx, k), input[k], `no such field (known: ${keys})`)
     }
     const out: Record<string, unknown> = {}
     for (const k of keys) {

@@ -16,18 +16,18 @@ const checkName = (name: string | undefined): string => {
 export const streamPushCommand: Command = {
   name: 'stream push',
   args: 'NAME',
-  summary: 'push live MPEG-TS from stdin into the agent (ffmpeg ... -f mpegts - | canopy stream push live)',
+  summary: 'push live MPEG-TS from stdin (ffmpeg ... -f mpegts - | canopy stream push live)',
   positionals: { min: 1, max: 1 },
   flags: [
     AGENT_FLAG,
-    { name: 'token', value: 'T', help: "the agent's push token (or CANOPY_PUSH_TOKEN)" }
+    { name: 'token', value: 'T', help: 'push token (or CANOPY_PUSH_TOKEN)' }
   ],
   async run (args, io) {
     const name = checkName(args.positionals[0])
     const token = flagString(args, 'token') ?? io.env.CANOPY_PUSH_TOKEN
-    if (token === undefined || token === '') throw new CanopyError('USAGE', 'stream push needs --token T (the agent\'s push token)')
+    if (token === undefined || token === '') throw new CanopyError('USAGE', 'stream push needs --token T')
     const result = await pushToAgent(agentBase(flagString(args, 'agent')), `/stream/${encodeURIComponent(name)}`, io.stdin, { authorization: `Bearer ${token}` }) as Record<string, unknown> | null
-    io.stderr.write(`canopy: stream ${name} ended: ${String(result?.bytes ?? '?')} bytes, ${String(result?.chunks ?? '?')} chunks\n`)
+    io.stderr.write(`canopy: stream ${name} ended: ${result?.bytes ?? '?'} bytes, ${result?.chunks ?? '?'} chunks\n`)
     return 0
   }
 }
