@@ -130,14 +130,8 @@ function createAgent (config: Config, hal: Hal, log: Logger, identity: Identity)
         startedAt: new Date(startedWallMs).toISOString(),
         memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, heapTotalBytes: mem.heapTotal, externalBytes: mem.external },
         http: { url: agent.url, ...http.counters },
-        interfaces: nics.list().map((n) => ({
-          name: n.name,
-          role: n.role,
-          up: n.up,
-          multicast: n.multicast,
-          speedMbps: n.speedMbps,
-          addresses: n.addresses.map((a) => `${a.address}/${a.prefixLength}`)
-        }))
+        // name, up, multicast, speedMbps, role, and addresses as prefixes
+        interfaces: nics.list().map(({ loopback, addresses, ...n }) => ({ ...n, addresses: addresses.map((a) => `${a.address}/${a.prefixLength}`) }))
       }
       for (const s of services) {
         if (s.status === undefined) continue

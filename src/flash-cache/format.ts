@@ -229,7 +229,7 @@ export interface Checkpoint {
 export const checkpointBytesFor = (pieces: number, tombs: number, dead: number): number =>
   CHECKPOINT_HEADER_BYTES + pieces * CHECKPOINT_PIECE_BYTES + tombs * CHECKPOINT_TOMB_BYTES + dead * CHECKPOINT_DEAD_BYTES
 
-const COUNTER_FIELDS = ['bytesProgrammed', 'erases', 'evictions', 'corruptDropped', 'bytesAccepted'] as const
+export const COUNTER_FIELDS = ['bytesProgrammed', 'erases', 'evictions', 'corruptDropped', 'bytesAccepted'] as const
 /** The three entry tables: entry bytes, and whether a 32-byte key leads (the rest are u32s, zero padded). */
 const TABLES = [['pieces', CHECKPOINT_PIECE_BYTES, true], ['tombs', CHECKPOINT_TOMB_BYTES, true], ['dead', CHECKPOINT_DEAD_BYTES, false]] as const
 type Entry = Array<Buffer | number>

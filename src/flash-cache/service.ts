@@ -34,7 +34,7 @@ const METRICS: Array<[string, string, (s: FlashCacheStats) => number]> = [
   ['pieces', 'Pieces stored.', (s) => s.pieces],
   ['bytes', 'Piece bytes stored.', (s) => s.bytes],
   ['bytes_max', 'Byte bound.', (s) => s.bytesMax],
-  ['pinned', 'Pinned piece hashes.', (s) => s.pinned],
+  ['pinned', 'Pinned pieces.', (s) => s.pinned],
   ['bad_blocks', 'Blocks retired.', (s) => s.flash.badBlocks + s.flash.deadBlocks],
   ['free_blocks', 'Erased flash blocks.', (s) => s.flash.freeBlocks],
   ['written_last_24h_bytes', 'Bytes written, last 24 h.', (s) => s.writes.budget.last24hBytes],

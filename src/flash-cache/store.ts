@@ -181,7 +181,7 @@ export const FlashCache = {
     log.cpBytes = r.replayedBytes
     const cp: Checkpointer = createCheckpointer(dev, state, log, partsMax, options.checkpointIntervalBytesMin ?? 4 * blockBytes, r.slots, r.checkpoint, r.report.readErrors > 0)
     const compactor = createCompactor(dev, state, log,
-      (key) => { counters.corruptDropped++; logger.warn('damaged piece dropped (compaction)', { hash: key }) },
+      (key) => { counters.corruptDropped++; logger.warn('damaged piece dropped', { hash: key }) },
       () => { cp.stale = true })
     const verifyReads: VerifyReads = options.verifyReads === 'sha256' || !crc32Native ? 'sha256' : 'crc32'
     const reader = createReader(dev, state, verifyReads === 'sha256', async (key, loc) => await dropCorrupt(key, loc))

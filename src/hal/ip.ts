@@ -55,28 +55,16 @@ export function inPrefix (addr: IpAddress, prefix: IpAddress, len: number): bool
   return (addr.bytes[full]! & mask) === (prefix.bytes[full]! & mask)
 }
 
-const net = (text: string, len: number): [IpAddress, number] => [parseIp(text)!, len]
-const V4_RANGES: Array<[AddressScope, IpAddress, number]> = [
-  ['unspecified', ...net('0.0.0.0', 8)],
-  ['loopback', ...net('127.0.0.0', 8)],
-  ['private', ...net('10.0.0.0', 8)],
-  ['private', ...net('172.16.0.0', 12)],
-  ['private', ...net('192.168.0.0', 16)],
-  ['cgnat', ...net('100.64.0.0', 10)],
-  ['link-local', ...net('169.254.0.0', 16)],
-  ['multicast', ...net('224.0.0.0', 4)],
-  ['broadcast', ...net('255.255.255.255', 32)]
-]
-const V6_RANGES: Array<[AddressScope, IpAddress, number]> = [
-  ['unspecified', ...net('::', 128)],
-  ['loopback', ...net('::1', 128)],
-  ['ula', ...net('fc00::', 7)],
-  ['link-local', ...net('fe80::', 10)],
-  ['multicast', ...net('ff00::', 8)]
-]
+/** Special ranges, "scope prefix/length", IPv4 then IPv6; the first match wins, else public. */
+const RANGES = ('unspecified 0.0.0.0/8,loopback 127.0.0.0/8,private 10.0.0.0/8,private 172.16.0.0/12,private 192.168.0.0/16,' +
+  'cgnat 100.64.0.0/10,link-local 169.254.0.0/16,multicast 224.0.0.0/4,broadcast 255.255.255.255/32,' +
+  'unspecified ::/128,loopback ::1/128,ula fc00::/7,link-local fe80::/10,multicast ff00::/8').split(',').map((r) => {
+  const [scope, prefix, len] = r.split(/[ /]/) as [AddressScope, string, string]
+  return [scope, parseIp(prefix)!, Number(len)] as const
+})
 
 export function addressScope (addr: IpAddress): AddressScope {
-  for (const [scope, prefix, len] of addr.family === 4 ? V4_RANGES : V6_RANGES) {
+  for (const [scope, prefix, len] of RANGES) {
     if (inPrefix(addr, prefix, len)) return scope
   }
   return 'public'

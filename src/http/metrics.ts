@@ -39,7 +39,7 @@ export class Metrics {
   readonly #collectors: Array<() => void> = []
 
   constructor () {
-    this.stats(() => this, [['canopy_metric_series_dropped_total', 'Series refused at a series bound.', (m) => m.droppedSeries]])
+    this.stats(() => this, [['canopy_metric_series_dropped_total', 'Series refused.', (m) => m.droppedSeries]])
   }
 
   counter (name: string, help: string, labelNames: readonly string[] = []): Counter {

@@ -36,13 +36,7 @@ export const statusForError = ({ code }: CanopyError): number =>
   STATUS[code] ?? (code.endsWith('_NOT_FOUND') ? 404 : code.startsWith('GROUP_INVITATION_') ? 400 : 500)
 
 export function sendJson (res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body)
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-    'cache-control': 'no-store'
-  })
-  res.end(text)
+  sendText(res, status, JSON.stringify(body), 'application/json; charset=utf-8')
 }
 
 export function sendText (res: ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {

@@ -12,7 +12,7 @@ import {
 } from '../limits'
 import type { Logger } from '../log'
 import { sendError } from './respond'
-import { Router, type Handler, type RequestContext, type RouteOptions } from './router'
+import { matchRoute, splitPath, type Handler, type RequestContext, type Route, type RouteOptions } from './router'
 
 export interface HttpServerOptions {
   host: string
@@ -61,7 +61,7 @@ export interface HttpServer {
 export function createHttpServer (options: HttpServerOptions): HttpServer {
   const { host, port, log, allow } = options
   const counters: HttpCounters = { requests: 0, errors: 0, clientErrors: 0, forbidden: 0 }
-  const router = new Router()
+  const routes: Route[] = []
   let proxy: ProxyHandler | null = null
   let connect: ConnectHandler | null = null
   let closing = false
@@ -129,7 +129,7 @@ export function createHttpServer (options: HttpServerOptions): HttpServer {
       else run(proxy, { req, res, url, remote, params: {} })
       return
     }
-    const match = router.match(req.method ?? 'GET', url.pathname)
+    const match = matchRoute(routes, req.method ?? 'GET', url.pathname)
     if (match === null) {
       reply(res, new CanopyError('HTTP_NOT_FOUND', `no resource ${url.pathname}`))
     } else if (match === 'method') {
@@ -177,7 +177,7 @@ export function createHttpServer (options: HttpServerOptions): HttpServer {
 
   return {
     counters,
-    route: (method, pattern, handler, o) => { router.add(method, pattern, handler, o) },
+    route: (method, pattern, handler, options = {}) => { routes.push({ method: method.toUpperCase(), segments: splitPath(pattern), handler, options }) },
     setProxy: (handler) => { proxy = handler },
     setConnect: (handler) => { connect = handler },
 
@@ -185,7 +185,7 @@ export function createHttpServer (options: HttpServerOptions): HttpServer {
       server.once('error', (err: NodeJS.ErrnoException) => {
         server.removeAllListeners('listening')
         reject(err.code === 'EADDRINUSE'
-          ? new CanopyError('ADDRESS_IN_USE', `${host}:${port} is in use; choose another with --http HOST:PORT`)
+          ? new CanopyError('ADDRESS_IN_USE', `${host}:${port} is in use (see --http)`)
           : CanopyError.from(err, 'FILE_IO', `cannot listen on ${host}:${port}`))
       })
       server.listen(port, host, () => {

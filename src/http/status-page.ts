@@ -3,6 +3,7 @@
 // refreshes itself. Subsystems may add sections of their own HTML.
 
 import { STATUS_LIST_COUNT_MAX } from '../limits'
+import { isRecord } from '../validate'
 
 export interface PageSection {
   title: string
@@ -12,8 +13,6 @@ export interface PageSection {
 
 const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
 export const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => ENTITIES[c]!)
-
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
 
 const scalar = (v: unknown): string => {
   if (v === null || v === undefined) return '<span class="dim">–</span>'

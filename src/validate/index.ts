@@ -39,6 +39,9 @@ export function fail (ctx: Ctx, got: unknown, expected: string): never {
 const at = (ctx: Ctx, key: string | number): Ctx =>
   ({ ...ctx, path: typeof key === 'number' ? `${ctx.path}[${key}]` : ctx.path === '' ? key : `${ctx.path}.${key}` })
 
+/** A plain object: not null, not an array. */
+export const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+
 function spec<T> (expected: string, fallback: (() => T) | undefined, check: (v: unknown, ctx: Ctx) => T): Spec<T> {
   return { expected, fallback, check }
 }
@@ -102,7 +105,7 @@ export function obj<S extends Shape> (shape: S, open = false): Spec<ObjectOf<S>>
   const keys = Object.keys(shape)
   const expected = `an object with fields ${keys.join(', ')}`
   const check = (v: unknown, ctx: Ctx): ObjectOf<S> => {
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(ctx, v, expected)
+    if (!isRecord(v)) fail(ctx, v, expected)
     const input = v as Record<string, unknown>
     for (const k of open ? [] : Object.keys(input)) {
       if (!Object.hasOwn(shape, k)) fail(at(ctx, k), input[k], `no such field (known: ${keys})`)

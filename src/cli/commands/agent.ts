@@ -50,7 +50,7 @@ export const agentCommand: Command = {
     { name: 'http', value: 'HOST:PORT', help: 'listen address (default 0.0.0.0:8787)' },
     { name: 'lan', value: 'IF[,IF]', help: 'LAN interfaces (default: by address)' },
     { name: 'wan', value: 'IF', help: 'WAN interface' },
-    { name: 'trust', value: 'KEY_OR_FILE', repeatable: true, help: 'also trust this publisher key (or key file)' },
+    { name: 'trust', value: 'KEY_OR_FILE', repeatable: true, help: 'trust a publisher key (or key file)' },
     { name: 'push-token', value: 'T', help: 'token for pushing live streams' },
     { name: 'print-config', help: 'print the effective config and exit' }
   ],
@@ -92,7 +92,7 @@ function waitForSignal (agent: { stop (deadlineMs: number): Promise<void> }, io:
       }
       signalled = true
       const timer = setTimeout(() => {
-        io.stderr.write(`canopy: did not stop within ${SHUTDOWN_MS_MAX} ms, exiting\n`)
+        io.stderr.write(`canopy: not stopped in ${SHUTDOWN_MS_MAX} ms, exiting\n`)
         process.exit(1)
       }, SHUTDOWN_MS_MAX + 250)
       agent.stop(SHUTDOWN_MS_MAX - 100).then(

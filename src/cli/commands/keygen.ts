@@ -10,9 +10,9 @@ import type { Command } from '../command'
 
 export const keygenCommand: Command = {
   name: 'keygen',
-  summary: 'create a publisher key (prints the public key)',
+  summary: 'create a publisher key',
   positionals: { min: 0, max: 0 },
-  flags: [{ name: 'out', value: 'F', help: 'private key file to create; F.pub gets the public key' }],
+  flags: [{ name: 'out', value: 'F', help: 'private key file to create (F.pub: public key)' }],
   async run (args, io) {
     const out = flagString(args, 'out')
     if (out === undefined) throw new CanopyError('USAGE', 'keygen needs --out F')

@@ -43,8 +43,8 @@ export const statusCommand: Command = {
       if (n.role === 'loopback') continue
       lines.push(`interface ${n.name}: ${n.role}${n.up ? '' : ' (down)'} ${((n.addresses ?? []) as string[]).join(' ')}`)
     }
-    const known = new Set(['version', 'nodeId', 'name', 'uptimeSeconds', 'memory', 'interfaces', 'publicKey', 'startedAt'])
-    for (const [k, v] of Object.entries(s)) if (!known.has(k)) lines.push(`${k}: ${summarize(v)}`)
+    const known = ['version', 'nodeId', 'name', 'uptimeSeconds', 'memory', 'interfaces', 'publicKey', 'startedAt']
+    for (const [k, v] of Object.entries(s)) if (!known.includes(k)) lines.push(`${k}: ${summarize(v)}`)
     io.stdout.write(lines.join('\n') + '\n')
     return 0
   }

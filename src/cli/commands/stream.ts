@@ -13,10 +13,12 @@ const checkName = (name: string | undefined): string => {
   return name
 }
 
+const streamPath = (name: string): string => `/stream/${encodeURIComponent(name)}`
+
 export const streamPushCommand: Command = {
   name: 'stream push',
   args: 'NAME',
-  summary: 'push live MPEG-TS from stdin (ffmpeg ... -f mpegts - | canopy stream push live)',
+  summary: 'push live MPEG-TS from stdin to the agent',
   positionals: { min: 1, max: 1 },
   flags: [
     AGENT_FLAG,
@@ -26,7 +28,7 @@ export const streamPushCommand: Command = {
     const name = checkName(args.positionals[0])
     const token = flagString(args, 'token') ?? io.env.CANOPY_PUSH_TOKEN
     if (token === undefined || token === '') throw new CanopyError('USAGE', 'stream push needs --token T')
-    const result = await pushToAgent(agentBase(flagString(args, 'agent')), `/stream/${encodeURIComponent(name)}`, io.stdin, { authorization: `Bearer ${token}` }) as Record<string, unknown> | null
+    const result = await pushToAgent(agentBase(flagString(args, 'agent')), streamPath(name), io.stdin, { authorization: `Bearer ${token}` }) as Record<string, unknown> | null
     io.stderr.write(`canopy: stream ${name} ended: ${result?.bytes ?? '?'} bytes, ${result?.chunks ?? '?'} chunks\n`)
     return 0
   }
@@ -35,14 +37,14 @@ export const streamPushCommand: Command = {
 export const streamPlayCommand: Command = {
   name: 'stream play',
   args: 'NAME',
-  summary: 'write a live stream to stdout as MPEG-TS (canopy stream play live | ffplay -)',
+  summary: 'write a live stream to stdout as MPEG-TS',
   positionals: { min: 1, max: 1 },
   flags: [
     AGENT_FLAG
   ],
   async run (args, io) {
     const name = checkName(args.positionals[0])
-    await pullFromAgent(agentBase(flagString(args, 'agent')), `/stream/${encodeURIComponent(name)}`, io.stdout)
+    await pullFromAgent(agentBase(flagString(args, 'agent')), streamPath(name), io.stdout)
     return 0
   }
 }
