@@ -31,7 +31,7 @@ const refused = (status: number, body: any): CanopyError =>
   new CanopyError('AGENT_UNREACHABLE', `the agent refused: ${body?.error?.message ?? `HTTP ${status}`}`, { detail: { status, code: body?.error?.code } })
 
 /** Report a failed request: coded errors as they are, anything else as "cannot <verb> the agent ...; <hint>". */
-function onFail (req: ClientRequest, reject: (err: unknown) => void, base: URL, verb = 'reach', hint = 'start one with "canopy agent" or pass --agent URL'): void {
+function onFail (req: ClientRequest, reject: (err: unknown) => void, base: URL, verb = 'reach', hint = 'start "canopy agent" or pass --agent URL'): void {
   req.on('error', (err) => {
     reject(CanopyError.is(err) ? err : new CanopyError('AGENT_UNREACHABLE',
       `cannot ${verb} the agent at ${base.origin} (${(err as NodeJS.ErrnoException).code ?? err.message}); ${hint}`))

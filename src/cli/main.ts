@@ -31,7 +31,7 @@ function find (argv: readonly string[]): { command: Command, rest: string[] } | 
 }
 
 export async function main (argv: readonly string[], io: CliIo): Promise<number> {
-  if (argv.length === 0 || argv[0] === '--help' || argv[0] === 'help' || argv[0] === '-h') {
+  if (argv.length === 0 || ['--help', 'help', '-h'].includes(argv[0]!)) {
     (argv.length === 0 ? io.stderr : io.stdout).write(overview())
     return argv.length === 0 ? 2 : 0
   }
@@ -46,7 +46,7 @@ export async function main (argv: readonly string[], io: CliIo): Promise<number>
     return 2
   }
   const { command, rest } = found
-  if (rest.includes('--help') || rest.includes('-h')) {
+  if (rest.some((a) => a === '--help' || a === '-h')) {
     io.stdout.write(commandHelp(command))
     return 0
   }
@@ -60,7 +60,7 @@ export async function main (argv: readonly string[], io: CliIo): Promise<number>
   } catch (err) {
     // Usage: the message and the command's help, exit 2. Config: one line, exit 2. Anything else: exit 1.
     const usage = CanopyError.is(err, 'USAGE')
-    const config = CanopyError.is(err, 'CONFIG_INVALID') || CanopyError.is(err, 'CONFIG_UNREADABLE')
+    const config = CanopyError.is(err) && err.code.startsWith('CONFIG_')
     const message = CanopyError.is(err) ? err.message : `internal error: ${(err as Error)?.stack ?? err}`
     io.stderr.write(`canopy${config ? '' : ` ${command.name}`}: ${message}\n${usage ? `\n${commandHelp(command)}` : ''}`)
     return usage || config ? 2 : 1

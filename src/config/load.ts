@@ -38,7 +38,7 @@ export async function loadConfig (files: Files, path: string | null, overrides: 
     } catch (err) {
       throw CanopyError.from(err, 'CONFIG_UNREADABLE', `cannot read config ${path}`)
     }
-    if (data === null) throw new CanopyError('CONFIG_UNREADABLE', `config file ${path} does not exist`)
+    if (data === null) throw new CanopyError('CONFIG_UNREADABLE', `${path} does not exist`)
     raw = parseConfigText(data.toString('utf8'), path)
   }
   // A file whose top level is not an object must fail as itself, not vanish in the merge.

@@ -56,18 +56,18 @@ export function sendError (res: ServerResponse, err: CanopyError): void {
 export async function readJson (req: IncomingMessage, maxBytes = HTTP_JSON_BODY_BYTES_MAX): Promise<unknown> {
   const declared = Number(req.headers['content-length'] ?? NaN)
   if (Number.isFinite(declared) && declared > maxBytes) {
-    throw new CanopyError('HTTP_BODY_TOO_LARGE', `body of ${declared} bytes exceeds ${maxBytes}`)
+    throw new CanopyError('HTTP_BODY_TOO_LARGE', `body over ${maxBytes} bytes`)
   }
   const parts: Buffer[] = []
   let size = 0
   for await (const chunk of req) {
     size += (chunk as Buffer).length
-    if (size > maxBytes) throw new CanopyError('HTTP_BODY_TOO_LARGE', `body exceeds ${maxBytes} bytes`)
+    if (size > maxBytes) throw new CanopyError('HTTP_BODY_TOO_LARGE', `body over ${maxBytes} bytes`)
     parts.push(chunk as Buffer)
   }
   try {
     return JSON.parse(Buffer.concat(parts).toString('utf8'))
   } catch {
-    throw new CanopyError('INPUT_INVALID', 'body is not valid JSON')
+    throw new CanopyError('INPUT_INVALID', 'body is not JSON')
   }
 }

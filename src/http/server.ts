@@ -77,9 +77,9 @@ export function createHttpServer (options: HttpServerOptions): HttpServer {
     }
     try { sendError(res, coded) } catch { res.destroy() }
   }
-  const forbid = (res: ServerResponse, message: string): void => {
+  const forbid = (res: ServerResponse): void => {
     counters.forbidden++
-    reply(res, new CanopyError('HTTP_FORBIDDEN', message))
+    reply(res, new CanopyError('HTTP_FORBIDDEN', 'loopback and LAN clients only'))
   }
 
   const run = (handler: Handler, ctx: RequestContext): void => {
@@ -125,7 +125,7 @@ export function createHttpServer (options: HttpServerOptions): HttpServer {
     }
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(rawUrl)) { // absolute form: a forward-proxy request
       if (proxy === null) reply(res, new CanopyError('HTTP_FORBIDDEN', 'not a forward proxy'))
-      else if (!allow(remote)) forbid(res, 'proxy: LAN clients only')
+      else if (!allow(remote)) forbid(res)
       else run(proxy, { req, res, url, remote, params: {} })
       return
     }
@@ -137,7 +137,7 @@ export function createHttpServer (options: HttpServerOptions): HttpServer {
     } else {
       const { handler, options: o } = match.route
       if (o.longBody === true) inFlight.delete(req)
-      if (o.access !== 'any' && !allow(remote)) forbid(res, 'loopback and LAN clients only')
+      if (o.access !== 'any' && !allow(remote)) forbid(res)
       else run(handler, { req, res, url, remote, params: match.params })
     }
   }

@@ -30,11 +30,12 @@ export function overridesFromFlags (args: ParsedArgs): ConfigOverrides {
   if (data !== undefined) o.dataDir = data
   const http = flagString(args, 'http')
   if (http !== undefined) o.http = parseHttpFlag(http)
-  const lan = flagString(args, 'lan')
-  const wan = flagString(args, 'wan')
-  if (lan !== undefined || wan !== undefined) {
-    o.interfaces = { ...(lan === undefined ? {} : { lan: splitList(lan) }), ...(wan === undefined ? {} : { wan: splitList(wan) }) }
+  const interfaces: Record<string, string[]> = {}
+  for (const role of ['lan', 'wan']) {
+    const list = flagString(args, role)
+    if (list !== undefined) interfaces[role] = splitList(list)
   }
+  if (Object.keys(interfaces).length > 0) o.interfaces = interfaces
   const pushToken = flagString(args, 'push-token')
   if (pushToken !== undefined) o.stream = { pushToken }
   return o
@@ -45,7 +46,7 @@ export const agentCommand: Command = {
   summary: 'run the agent in the foreground',
   positionals: { min: 0, max: 0 },
   flags: [
-    { name: 'config', value: 'F', help: 'JSON config file (default: built-in)' },
+    { name: 'config', value: 'F', help: 'JSON config file' },
     { name: 'data', value: 'DIR', help: 'data directory' },
     { name: 'http', value: 'HOST:PORT', help: 'listen address (default 0.0.0.0:8787)' },
     { name: 'lan', value: 'IF[,IF]', help: 'LAN interfaces (default: by address)' },

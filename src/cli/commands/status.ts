@@ -25,7 +25,7 @@ export const statusCommand: Command = {
   positionals: { min: 0, max: 0 },
   flags: [
     AGENT_FLAG,
-    { name: 'json', help: 'print the raw JSON' }
+    { name: 'json', help: 'print JSON' }
   ],
   async run (args, io) {
     const s = await agentJson(agentBase(flagString(args, 'agent')), '/api/status') as Record<string, unknown>
