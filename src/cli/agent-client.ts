@@ -12,13 +12,9 @@ export const AGENT_FLAG = { name: 'agent', value: 'URL', help: `the agent (defau
 
 export function agentBase (url: string | undefined): URL {
   const text = url ?? DEFAULT_AGENT_URL
-  let u: URL
-  try {
-    u = new URL(text)
-  } catch {
-    throw new CanopyError('USAGE', `--agent ${text}: not a URL like ${DEFAULT_AGENT_URL}`)
-  }
-  if (u.protocol !== 'http:') throw new CanopyError('USAGE', `--agent ${text}: not http://`)
+  let u: URL | null = null
+  try { u = new URL(text) } catch { /* not a URL: refused below */ }
+  if (u?.protocol !== 'http:') throw new CanopyError('USAGE', `--agent ${text}: not an http:// URL like ${DEFAULT_AGENT_URL}`)
   return u
 }
 

@@ -357,7 +357,7 @@ export const FlashCache = {
     // Open: keep the bounds, say how it went, start what is due.
     makeRoom(0, 0)
     logger.info('flash cache open', { pieces: index.size, bytes: state.bytes, recovery })
-    if (r.report.readErrors > 0) logger.warn('read errors in recovery: no checkpoints until reopened', { readErrors: r.report.readErrors })
+    if (r.report.readErrors > 0) logger.warn('no checkpoints until reopened (read errors)', { readErrors: r.report.readErrors })
     scheduleMaintenance()
 
     return {

@@ -197,7 +197,7 @@ export function createHttpServer (options: HttpServerOptions): HttpServer {
 
     address: () => {
       const a = server.address()
-      return a !== null && typeof a === 'object' ? a : null
+      return typeof a === 'object' ? a : null // null is an object too
     },
 
     async close (deadlineMs) {
