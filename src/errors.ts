@@ -87,7 +87,7 @@ export class CanopyError extends Error {
   readonly detail: Readonly<Record<string, unknown>> | undefined
 
   constructor (code: ErrorCode, message: string, options: { cause?: unknown, detail?: Record<string, unknown> } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    super(message, options) // Error takes `cause` from options when the key is there
     this.name = 'CanopyError'
     this.code = code
     this.detail = options.detail

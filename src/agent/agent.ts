@@ -111,7 +111,7 @@ function createAgent (config: Config, hal: Hal, log: Logger, identity: Identity)
         try {
           await s.stop?.(left())
         } catch (err) {
-          log.warn('service did not stop cleanly', { service: s.name, err })
+          log.warn('stop failed', { service: s.name, err })
         }
       }
       await httpClosed
@@ -130,14 +130,8 @@ function createAgent (config: Config, hal: Hal, log: Logger, identity: Identity)
         startedAt: new Date(startedWallMs).toISOString(),
         memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, heapTotalBytes: mem.heapTotal, externalBytes: mem.external },
         http: { url: agent.url, ...http.counters },
-        interfaces: nics.list().map((n) => ({
-          name: n.name,
-          role: n.role,
-          up: n.up,
-          multicast: n.multicast,
-          speedMbps: n.speedMbps,
-          addresses: n.addresses.map((a) => `${a.address}/${a.prefixLength}`)
-        }))
+        // name, up, multicast, speedMbps, role, and addresses as prefixes
+        interfaces: nics.list().map(({ loopback, addresses, ...n }) => ({ ...n, addresses: addresses.map((a) => `${a.address}/${a.prefixLength}`) }))
       }
       for (const s of services) {
         if (s.status === undefined) continue
@@ -160,18 +154,18 @@ function createAgent (config: Config, hal: Hal, log: Logger, identity: Identity)
   }
 
   addStatusRoutes(agent)
-  metrics.gauge('canopy_build_info', 'Version and node id.', ['version', 'node_id'])
+  metrics.gauge('canopy_build_info', 'Version, node id.', ['version', 'node_id'])
     .set({ version: VERSION, node_id: identity.nodeId }, 1)
   const counters = http.counters
   metrics.stats(() => process.memoryUsage(), [
     ['canopy_uptime_seconds', 'Seconds since start.', uptimeSeconds],
     ['canopy_resident_memory_bytes', 'Resident set size.', (mem) => mem.rss],
     ['canopy_heap_used_bytes', 'V8 heap in use.', (mem) => mem.heapUsed],
-    ['canopy_http_requests_total', 'HTTP requests received.', () => counters.requests],
-    ['canopy_http_client_errors_total', 'Malformed HTTP requests refused.', () => counters.clientErrors],
-    ['canopy_http_forbidden_total', 'HTTP requests refused by source.', () => counters.forbidden]
+    ['canopy_http_requests_total', 'HTTP requests.', () => counters.requests],
+    ['canopy_http_client_errors_total', 'Malformed requests.', () => counters.clientErrors],
+    ['canopy_http_forbidden_total', 'Requests refused by source.', () => counters.forbidden]
   ])
-  const roles = metrics.gauge('canopy_interfaces', 'Network interfaces by role.', ['role'])
+  const roles = metrics.gauge('canopy_interfaces', 'Interfaces by role.', ['role'])
   metrics.onCollect(() => {
     roles.reset()
     for (const role of ['lan', 'wan', 'loopback', 'none'] as const) {

@@ -7,15 +7,14 @@ import { CLI_AGENT_TIMEOUT_MS, CLI_RESPONSE_BYTES_MAX, STREAM_JOIN_DEADLINE_MS }
 
 export const DEFAULT_AGENT_URL = 'http://127.0.0.1:8787'
 
+/** The --agent flag of every command that talks to a running agent. */
+export const AGENT_FLAG = { name: 'agent', value: 'URL', help: `the agent (default ${DEFAULT_AGENT_URL})` }
+
 export function agentBase (url: string | undefined): URL {
   const text = url ?? DEFAULT_AGENT_URL
-  let u: URL
-  try {
-    u = new URL(text)
-  } catch {
-    throw new CanopyError('USAGE', `--agent ${text} is not a URL (like ${DEFAULT_AGENT_URL})`)
-  }
-  if (u.protocol !== 'http:') throw new CanopyError('USAGE', `--agent must be an http:// URL, got ${text}`)
+  let u: URL | null = null
+  try { u = new URL(text) } catch { /* not a URL: refused below */ }
+  if (u?.protocol !== 'http:') throw new CanopyError('USAGE', `--agent ${text}: not an http:// URL like ${DEFAULT_AGENT_URL}`)
   return u
 }
 
@@ -28,7 +27,7 @@ const refused = (status: number, body: any): CanopyError =>
   new CanopyError('AGENT_UNREACHABLE', `the agent refused: ${body?.error?.message ?? `HTTP ${status}`}`, { detail: { status, code: body?.error?.code } })
 
 /** Report a failed request: coded errors as they are, anything else as "cannot <verb> the agent ...; <hint>". */
-function onFail (req: ClientRequest, reject: (err: unknown) => void, base: URL, verb = 'reach', hint = 'start one with "canopy agent" or pass --agent URL'): void {
+function onFail (req: ClientRequest, reject: (err: unknown) => void, base: URL, verb = 'reach', hint = 'start "canopy agent" or pass --agent URL'): void {
   req.on('error', (err) => {
     reject(CanopyError.is(err) ? err : new CanopyError('AGENT_UNREACHABLE',
       `cannot ${verb} the agent at ${base.origin} (${(err as NodeJS.ErrnoException).code ?? err.message}); ${hint}`))
@@ -42,7 +41,7 @@ function collect (req: ClientRequest, res: IncomingMessage, cut: boolean, done: 
   res.on('data', (c: Buffer) => {
     size += c.length
     if (size <= CLI_RESPONSE_BYTES_MAX) parts.push(c)
-    else if (cut) req.destroy(new CanopyError('LIMIT_REACHED', `the agent's answer exceeds ${CLI_RESPONSE_BYTES_MAX} bytes`))
+    else if (cut) req.destroy(new CanopyError('LIMIT_REACHED', `answer over ${CLI_RESPONSE_BYTES_MAX} bytes`))
   })
   res.on('end', () => { done(Buffer.concat(parts)) })
 }
@@ -61,13 +60,13 @@ export function callAgent (base: URL, path: string, options: CallOptions = {}): 
           status: res.statusCode ?? 0,
           body,
           json: () => {
-            try { return parse(body) } catch { throw new CanopyError('AGENT_UNREACHABLE', `the agent at ${base.origin} sent something that is not JSON`) }
+            try { return parse(body) } catch { throw new CanopyError('AGENT_UNREACHABLE', `the agent at ${base.origin} sent no JSON`) }
           }
         })
       })
       res.on('error', reject)
     })
-    req.on('timeout', () => { req.destroy(new CanopyError('TIMEOUT', `the agent at ${base.origin} did not answer within ${timeoutMs} ms`)) })
+    req.on('timeout', () => { req.destroy(new CanopyError('TIMEOUT', `the agent at ${base.origin}: no answer in ${timeoutMs} ms`)) })
     onFail(req, reject, base)
     req.end(payload)
   })
@@ -123,7 +122,7 @@ export function pullFromAgent (base: URL, path: string, out: NodeJS.WritableStre
       out.on('error', () => { req.destroy(); resolve() }) // the reader went away (EPIPE): done
     })
     // Until the answer starts (the agent may need to find and join the stream); then as long as the stream lasts.
-    req.setTimeout(CLI_AGENT_TIMEOUT_MS + STREAM_JOIN_DEADLINE_MS, () => { req.destroy(new CanopyError('TIMEOUT', `the agent at ${base.origin} did not answer`)) })
+    req.setTimeout(CLI_AGENT_TIMEOUT_MS + STREAM_JOIN_DEADLINE_MS, () => { req.destroy(new CanopyError('TIMEOUT', `the agent at ${base.origin}: no answer`)) })
     req.on('response', () => { req.setTimeout(0) })
     onFail(req, reject, base)
     req.end()

@@ -22,7 +22,7 @@ export interface ParsedArgs {
 const usage = (message: string): CanopyError => new CanopyError('USAGE', message)
 
 export function parseArgs (argv: readonly string[], specs: readonly FlagSpec[]): ParsedArgs {
-  if (argv.length > CLI_ARGS_COUNT_MAX) throw usage(`too many arguments (at most ${CLI_ARGS_COUNT_MAX})`)
+  if (argv.length > CLI_ARGS_COUNT_MAX) throw usage(`over ${CLI_ARGS_COUNT_MAX} arguments`)
   const flags: ParsedArgs['flags'] = {}
   const positionals: string[] = []
   for (let i = 0; i < argv.length; i++) {

@@ -7,15 +7,17 @@ import { formatFlags, parseArgs } from './args'
 import { HELP_FLAG, type CliIo, type Command } from './command'
 import { COMMANDS } from './commands'
 
+const synopsis = (c: Command): string => c.args === undefined ? c.name : `${c.name} ${c.args}`
+
 function overview (): string {
-  const width = Math.max(...COMMANDS.map((c) => c.name.length + (c.args?.length ?? 0)))
-  const rows = COMMANDS.map((c) => `  canopy ${`${c.name}${c.args !== undefined ? ` ${c.args}` : ''}`.padEnd(width + 1)}  ${c.summary}`)
-  return `Canopy ${VERSION}: one download, one stream, shared by every device of a home.\n\nUsage:\n${rows.join('\n')}\n\n` +
-    'Every command takes --help. Commands that talk to an agent use http://127.0.0.1:8787 unless --agent URL says otherwise.\n'
+  const width = Math.max(...COMMANDS.map((c) => synopsis(c).length))
+  const rows = COMMANDS.map((c) => `  canopy ${synopsis(c).padEnd(width)}  ${c.summary}`)
+  return `Canopy ${VERSION}: downloads and streams shared by a home's devices.\n\nUsage:\n${rows.join('\n')}\n\n` +
+    'Every command takes --help.\n'
 }
 
 export function commandHelp (c: Command): string {
-  return `Usage: canopy ${c.name}${c.args !== undefined ? ` ${c.args}` : ''} [flags]\n\n${c.summary}\n\nFlags:\n${formatFlags([...c.flags, HELP_FLAG])}\n`
+  return `Usage: canopy ${synopsis(c)} [flags]\n\n${c.summary}\n\nFlags:\n${formatFlags([...c.flags, HELP_FLAG])}\n`
 }
 
 /** The command named by the first one or two words of argv. */
@@ -29,7 +31,7 @@ function find (argv: readonly string[]): { command: Command, rest: string[] } | 
 }
 
 export async function main (argv: readonly string[], io: CliIo): Promise<number> {
-  if (argv.length === 0 || argv[0] === '--help' || argv[0] === 'help' || argv[0] === '-h') {
+  if (argv.length === 0 || ['--help', 'help', '-h'].includes(argv[0]!)) {
     (argv.length === 0 ? io.stderr : io.stdout).write(overview())
     return argv.length === 0 ? 2 : 0
   }
@@ -44,7 +46,7 @@ export async function main (argv: readonly string[], io: CliIo): Promise<number>
     return 2
   }
   const { command, rest } = found
-  if (rest.includes('--help') || rest.includes('-h')) {
+  if (rest.some((a) => a === '--help' || a === '-h')) {
     io.stdout.write(commandHelp(command))
     return 0
   }
@@ -58,8 +60,8 @@ export async function main (argv: readonly string[], io: CliIo): Promise<number>
   } catch (err) {
     // Usage: the message and the command's help, exit 2. Config: one line, exit 2. Anything else: exit 1.
     const usage = CanopyError.is(err, 'USAGE')
-    const config = CanopyError.is(err, 'CONFIG_INVALID') || CanopyError.is(err, 'CONFIG_UNREADABLE')
-    const message = CanopyError.is(err) ? err.message : `internal error: ${(err as Error)?.stack ?? String(err)}`
+    const config = CanopyError.is(err) && err.code.startsWith('CONFIG_')
+    const message = CanopyError.is(err) ? err.message : `internal error: ${(err as Error)?.stack ?? err}`
     io.stderr.write(`canopy${config ? '' : ` ${command.name}`}: ${message}\n${usage ? `\n${commandHelp(command)}` : ''}`)
     return usage || config ? 2 : 1
   }

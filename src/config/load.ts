@@ -4,17 +4,14 @@
 import { CanopyError } from '../errors'
 import type { Files } from '../hal'
 import { CONFIG_FILE_BYTES_MAX } from '../limits'
-import { validate } from '../validate'
+import { isRecord, validate } from '../validate'
 import { configSpec, type Config } from './schema'
 
 export type ConfigOverrides = Record<string, unknown>
 
-const isPlainObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v)
-
 /** Deep merge of plain objects; arrays and scalars in `top` replace. */
 export function mergeConfig (base: unknown, top: unknown): unknown {
-  if (!isPlainObject(base) || !isPlainObject(top)) return top === undefined ? base : top
+  if (!isRecord(base) || !isRecord(top)) return top === undefined ? base : top
   const out: Record<string, unknown> = { ...base }
   for (const [k, v] of Object.entries(top)) out[k] = mergeConfig(base[k], v)
   return out
@@ -41,11 +38,11 @@ export async function loadConfig (files: Files, path: string | null, overrides: 
     } catch (err) {
       throw CanopyError.from(err, 'CONFIG_UNREADABLE', `cannot read config ${path}`)
     }
-    if (data === null) throw new CanopyError('CONFIG_UNREADABLE', `config file ${path} does not exist`)
+    if (data === null) throw new CanopyError('CONFIG_UNREADABLE', `${path} does not exist`)
     raw = parseConfigText(data.toString('utf8'), path)
   }
   // A file whose top level is not an object must fail as itself, not vanish in the merge.
-  if (!isPlainObject(raw)) return checkConfig(raw)
+  if (!isRecord(raw)) return checkConfig(raw)
   return checkConfig(mergeConfig(raw, overrides))
 }
 

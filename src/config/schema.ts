@@ -11,8 +11,8 @@ import { arrayOf, bool, int, map, obj, oneOf, optional, str, type Infer } from '
 import { STREAM_CHILDREN_MAX, STREAM_RING_BYTES_MAX, STREAM_RING_BYTES_MIN } from '../limits'
 import { GROUP_NEIGHBOURS_MAX, RECORDS_COUNT_MAX } from '../limits'
 
-const IFNAME = str({ min: 1, max: 15, pattern: /^[A-Za-z0-9_.:@-]+$/, hint: 'an interface name (1-15 of A-Z a-z 0-9 _ . : @ -)' })
-const STATIC_PEER = map(str({ min: 1, max: 64 }), 'an agent URL like "http://192.168.1.5:8787" (IP literal and port)',
+const IFNAME = str({ min: 1, max: 15, pattern: /^[A-Za-z0-9_.:@-]+$/, hint: 'an interface name' })
+const STATIC_PEER = map(str({ min: 1, max: 64 }), 'an agent URL like "http://192.168.1.5:8787" (IP and port)',
   (url) => (parseStaticPeer(url) === null ? undefined : url))
 const POW2 = (min: number, max: number, def: number) =>
   map(int(min, max), `a power of two from ${min} to ${max}`, (n) => ((n & (n - 1)) === 0 ? n : undefined), def)

@@ -20,13 +20,13 @@ export interface KeyPair {
 }
 
 export function keyPairFromSeed (seed: Uint8Array): KeyPair {
-  if (seed.length !== SEED_BYTES) throw new CanopyError('KEY_INVALID', `an ed25519 seed is ${SEED_BYTES} bytes, got ${seed.length}`)
+  if (seed.length !== SEED_BYTES) throw new CanopyError('KEY_INVALID', `ed25519 seed of ${seed.length} bytes`)
   const privateKey = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' })
   return fromPrivateKey(privateKey)
 }
 
 export function fromPrivateKey (privateKey: KeyObject): KeyPair {
-  if (privateKey.asymmetricKeyType !== 'ed25519') throw new CanopyError('KEY_INVALID', `expected an ed25519 key, got ${privateKey.asymmetricKeyType ?? 'unknown'}`)
+  if (privateKey.asymmetricKeyType !== 'ed25519') throw new CanopyError('KEY_INVALID', `not an ed25519 key: ${privateKey.asymmetricKeyType}`)
   const publicKey = createPublicKey(privateKey)
   return { privateKey, publicKey, publicRaw: rawPublicKey(publicKey) }
 }
@@ -43,7 +43,7 @@ export function rawSeed (key: KeyObject): Buffer {
 
 /** A KeyObject for a raw public key; cache it where verifies are frequent. */
 export function publicKeyFromRaw (raw: Uint8Array): KeyObject {
-  if (raw.length !== PUBLIC_KEY_BYTES) throw new CanopyError('KEY_INVALID', `an ed25519 public key is ${PUBLIC_KEY_BYTES} bytes, got ${raw.length}`)
+  if (raw.length !== PUBLIC_KEY_BYTES) throw new CanopyError('KEY_INVALID', `ed25519 public key of ${raw.length} bytes`)
   try {
     return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: 'der', type: 'spki' })
   } catch (err) {

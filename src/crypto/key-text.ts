@@ -30,7 +30,7 @@ export function privateKeyFromPem (pem: string, source: string): KeyPair {
   try {
     return fromPrivateKey(createPrivateKey({ key: pem, format: 'pem' }))
   } catch (err) {
-    throw CanopyError.from(err, 'KEY_INVALID', `${source} does not hold an ed25519 private key`)
+    throw CanopyError.from(err, 'KEY_INVALID', `${source}: no ed25519 private key`)
   }
 }
 
@@ -42,5 +42,5 @@ export function publicKeyFromText (text: string, source: string): Buffer {
   const direct = parsePublicKey(text)
   if (direct !== null) return direct
   if (text.includes('-----BEGIN')) return privateKeyFromPem(text, source).publicRaw
-  throw new CanopyError('KEY_INVALID', `${source}: expected a public key like ${PREFIX}<43 base64url characters> or a PEM private key`)
+  throw new CanopyError('KEY_INVALID', `${source}: not a key (${PREFIX}<base64url> or PEM)`)
 }

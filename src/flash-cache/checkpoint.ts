@@ -206,7 +206,7 @@ export function createCheckpointer (
       for (const p of parts) state.blocks[p.block]!.cpParts++
     },
     async reserve (until) {
-      if (!await writeAnchor(until, cp.stale ? null : current)) throw new CanopyError('FLASH_IO', 'cannot reserve segment numbers: neither anchor slot takes a write')
+      if (!await writeAnchor(until, cp.stale ? null : current)) throw new CanopyError('FLASH_IO', 'no anchor slot takes a write')
       log.reservedUntil = until
     }
   }

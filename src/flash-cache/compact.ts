@@ -49,7 +49,7 @@ export function createCompactor (dev: CacheDevice, state: CacheState, log: LogWr
 
   const compact = async (victim: number): Promise<boolean> => {
     const info = blocks[victim]!
-    assert(info.state === 'sealed', 'only sealed segments are compacted')
+    assert(info.state === 'sealed', 'compacting a sealed segment')
     for (const [key, loc] of state.piecesIn(victim)) {
       let body: Buffer | null | 'moved'
       try {
@@ -75,7 +75,7 @@ export function createCompactor (dev: CacheDevice, state: CacheState, log: LogWr
       state.removeExtra(e)
       if (placed !== null) state.addExtra(e.type, placed.block, placed.offset, e.a, e.b, e.key)
     }
-    assert(info.live === 0 && info.pieces === 0, 'a compacted segment holds nothing live')
+    assert(info.live === 0 && info.pieces === 0, 'compacted segment empty')
     if (info.cpParts > 0) checkpointLost()
     // The copies must be durable before the originals go.
     await log.sync()

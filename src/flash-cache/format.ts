@@ -61,7 +61,7 @@ const sealOk = (b: Buffer, end: number): boolean => get32(b, end) === crc32(b.su
 // ---- segment header: offset 0 of every block in the log ----------------------------------
 
 export function encodeSegmentHeader (seq: number, block: number, blockBytes: number, programBytes: number): Buffer {
-  assert(Number.isInteger(seq) && seq >= 1 && seq <= 0xffffffff, 'segment seq is a u32 above 0')
+  assert(Number.isInteger(seq) && seq >= 1 && seq <= 0xffffffff, 'seq in 1..2^32-1')
   const out = Buffer.alloc(alignUp(SEGMENT_HEADER_BYTES, programBytes))
   put32(out, 0, [MAGIC_SEGMENT, 0x0101 /* version 1, kind 1: log segment */, seq, block, blockBytes])
   seal(out, 28)
@@ -229,7 +229,7 @@ export interface Checkpoint {
 export const checkpointBytesFor = (pieces: number, tombs: number, dead: number): number =>
   CHECKPOINT_HEADER_BYTES + pieces * CHECKPOINT_PIECE_BYTES + tombs * CHECKPOINT_TOMB_BYTES + dead * CHECKPOINT_DEAD_BYTES
 
-const COUNTER_FIELDS = ['bytesProgrammed', 'erases', 'evictions', 'corruptDropped', 'bytesAccepted'] as const
+export const COUNTER_FIELDS = ['bytesProgrammed', 'erases', 'evictions', 'corruptDropped', 'bytesAccepted'] as const
 /** The three entry tables: entry bytes, and whether a 32-byte key leads (the rest are u32s, zero padded). */
 const TABLES = [['pieces', CHECKPOINT_PIECE_BYTES, true], ['tombs', CHECKPOINT_TOMB_BYTES, true], ['dead', CHECKPOINT_DEAD_BYTES, false]] as const
 type Entry = Array<Buffer | number>
@@ -247,7 +247,7 @@ export function encodeCheckpoint (c: Checkpoint): Buffer {
       at += size
     }
   }
-  assert(at === total, 'checkpoint encoder wrote every byte')
+  assert(at === total, 'checkpoint fully written')
   return out
 }
 

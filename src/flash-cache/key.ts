@@ -11,9 +11,9 @@ const HEX64 = /^[0-9a-fA-F]{64}$/
 /** The canonical key: lowercase hex. */
 export function pieceKey (hash: PieceHash): string {
   if (typeof hash === 'string') {
-    if (!HEX64.test(hash)) throw new CanopyError('INPUT_INVALID', 'a piece hash is 64 hex characters (SHA-256)')
+    if (!HEX64.test(hash)) throw new CanopyError('INPUT_INVALID', 'a piece hash is 64 hex digits')
     return hash.toLowerCase()
   }
-  if (!(hash instanceof Uint8Array) || hash.length !== HASH_BYTES) throw new CanopyError('INPUT_INVALID', 'a piece hash is 32 bytes (SHA-256)')
+  if (!(hash instanceof Uint8Array) || hash.length !== HASH_BYTES) throw new CanopyError('INPUT_INVALID', 'a piece hash is 32 bytes')
   return Buffer.from(hash.buffer, hash.byteOffset, hash.length).toString('hex')
 }

@@ -54,7 +54,7 @@ export interface LogWriter {
 }
 
 /** Thrown when no erased block is left outside the reserve: the caller compacts or evicts. */
-const noFreeBlock = (): CanopyError => new CanopyError('CACHE_FULL', 'no erased block left on the flash')
+const noFreeBlock = (): CanopyError => new CanopyError('CACHE_FULL', 'no erased block')
 
 /** @param reserve writes an anchor reserving segment numbers below `until` (the checkpointer's) */
 export function createLog (dev: CacheDevice, state: CacheState, nextSeq: number, reservedUntil: number, reserve: (until: number) => Promise<void>): LogWriter {
@@ -112,7 +112,7 @@ export function createLog (dev: CacheDevice, state: CacheState, nextSeq: number,
         retire(block)
       }
     }
-    throw new CanopyError('CACHE_FULL', `no good block after ${CACHE_ALLOCATE_ATTEMPTS_MAX} attempts`)
+    throw new CanopyError('CACHE_FULL', `no good block in ${CACHE_ALLOCATE_ATTEMPTS_MAX} tries`)
   }
 
   const append = async (spec: RecordSpec, body: Uint8Array, useReserve = false, built?: Buffer): Promise<Placed> => {
@@ -139,7 +139,7 @@ export function createLog (dev: CacheDevice, state: CacheState, nextSeq: number,
       log.cpBytes += size
       return { block, offset, recordBytes: size, seq: info.seq }
     }
-    throw new CanopyError('CACHE_FULL', `could not place a record after ${CACHE_ALLOCATE_ATTEMPTS_MAX} attempts (bad blocks)`)
+    throw new CanopyError('CACHE_FULL', `record not placed in ${CACHE_ALLOCATE_ATTEMPTS_MAX} tries`)
   }
 
   const log: LogWriter = {

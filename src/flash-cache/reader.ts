@@ -148,7 +148,7 @@ export function createReader (dev: CacheDevice, state: CacheState, sha: boolean,
       const chunk = await dev.read(p.block, p.offset + RECORD_HEADER_BYTES + at, Math.min(n, p.length - at))
       if (!moved(state, key, loc, [p], before)) return chunk
     }
-    throw new CanopyError('CACHE_NOT_FOUND', `piece ${key} left the cache while it was streamed`)
+    throw new CanopyError('CACHE_NOT_FOUND', `piece ${key} left while streamed`)
   }
 
   const reader: PieceReader = {
@@ -169,7 +169,7 @@ export function createReader (dev: CacheDevice, state: CacheState, sha: boolean,
       if (length === undefined) return undefined
       const { start = 0, end = length } = range
       if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || start > end || end > length) {
-        throw new CanopyError('INPUT_INVALID', `range ${start}-${end} is outside the piece (${length} bytes)`)
+        throw new CanopyError('INPUT_INVALID', `range ${start}-${end} outside ${length} bytes`)
       }
       const target = await verify(key)
       if (target === null) return undefined
@@ -186,7 +186,7 @@ export function createReader (dev: CacheDevice, state: CacheState, sha: boolean,
           pos += chunk.length
         }
         // The last chunk goes out only once the whole piece checked again.
-        if (again !== null && again.hex() !== target) throw new CanopyError('CACHE_CORRUPT', `piece ${key} changed while it was streamed`)
+        if (again !== null && again.hex() !== target) throw new CanopyError('CACHE_CORRUPT', `piece ${key} changed while streamed`)
         if (held !== null) yield held
       }
       return Readable.from(chunks(), { objectMode: false, highWaterMark: CACHE_READ_CHUNK_BYTES })

@@ -12,7 +12,7 @@ import { CanopyError } from '../errors'
 import { CACHE_OPEN_READ_ATTEMPTS, CACHE_SEQ_SKIP_UNREADABLE, CACHE_SLOT_BLOCKS } from '../limits'
 import { loadCheckpoint, scanSlots, type CurrentCheckpoint, type SlotScan } from './checkpoint'
 import { isErased, type CacheDevice } from './device'
-import { alignUp, decodeRecordHeader, decodeSegmentHeader, hex, NO_BLOCK, PART_FIRST, PART_SECOND, PART_WHOLE, RECORD_HEADER_BYTES, recordBytesFor, recordCommitted, SEGMENT_HEADER_BYTES, TYPE_OBITUARY, TYPE_PIECE, TYPE_TOMBSTONE, type Checkpoint, type CheckpointCounters, type RecordHeader } from './format'
+import { alignUp, COUNTER_FIELDS, decodeRecordHeader, decodeSegmentHeader, hex, NO_BLOCK, PART_FIRST, PART_SECOND, PART_WHOLE, RECORD_HEADER_BYTES, recordBytesFor, recordCommitted, SEGMENT_HEADER_BYTES, TYPE_OBITUARY, TYPE_PIECE, TYPE_TOMBSTONE, type Checkpoint, type CheckpointCounters, type RecordHeader } from './format'
 import { createState, splitLoc, wholeLoc, type CacheState, type Part, type PieceLoc } from './state'
 
 /** Anchors tried, newest first, before falling back to a full replay. */
@@ -254,7 +254,7 @@ export async function recover (dev: CacheDevice, partsMax: number): Promise<Reco
     nextSeq,
     slots,
     checkpoint: current,
-    counters: cp?.counters ?? { bytesProgrammed: 0, erases: 0, evictions: 0, corruptDropped: 0, bytesAccepted: 0 },
+    counters: cp?.counters ?? Object.fromEntries(COUNTER_FIELDS.map((f) => [f, 0])) as Record<typeof COUNTER_FIELDS[number], number>,
     report: { mode, checkpointRevision: cp?.revision ?? 0, replayedRecords, invalidRecords, skippedBytes, garbageBlocks, unreadableBlocks, readErrors },
     replayedBytes
   }

@@ -24,7 +24,7 @@ export function cacheGeometry (c: Config['cache']): FlashGeometry {
 export function checkCacheConfig (c: Config['cache']): void {
   const max = boundBytesMax(c.blockBytes, c.blockCount, IO_UNIT_BYTES)
   if (c.bytesMax > max) {
-    throw new CanopyError('CONFIG_INVALID', `config field "cache.bytesMax": got ${c.bytesMax}, expected at most ${max} (7/8 of the flash area; raise cache.blockCount)`,
+    throw new CanopyError('CONFIG_INVALID', `config field "cache.bytesMax": got ${c.bytesMax}, expected at most ${max} (raise cache.blockCount)`,
       { detail: { field: 'cache.bytesMax' } })
   }
 }
@@ -33,18 +33,18 @@ export function checkCacheConfig (c: Config['cache']): void {
 const METRICS: Array<[string, string, (s: FlashCacheStats) => number]> = [
   ['pieces', 'Pieces stored.', (s) => s.pieces],
   ['bytes', 'Piece bytes stored.', (s) => s.bytes],
-  ['bytes_max', 'Byte bound (lowered as blocks go bad).', (s) => s.bytesMax],
-  ['pinned', 'Pinned piece hashes.', (s) => s.pinned],
-  ['bad_blocks', 'Flash blocks retired this session.', (s) => s.flash.badBlocks + s.flash.deadBlocks],
+  ['bytes_max', 'Byte bound.', (s) => s.bytesMax],
+  ['pinned', 'Pinned pieces.', (s) => s.pinned],
+  ['bad_blocks', 'Blocks retired.', (s) => s.flash.badBlocks + s.flash.deadBlocks],
   ['free_blocks', 'Erased flash blocks.', (s) => s.flash.freeBlocks],
-  ['written_last_24h_bytes', 'Bytes programmed in the last 24 hours.', (s) => s.writes.budget.last24hBytes],
-  ['write_budget_bytes_per_day', 'The configured write budget.', (s) => s.writes.budget.bytesPerDay],
-  ['recovery_seconds', 'Recovery time of the last open.', (s) => s.recovery.ms / 1000],
+  ['written_last_24h_bytes', 'Bytes written, last 24 h.', (s) => s.writes.budget.last24hBytes],
+  ['write_budget_bytes_per_day', 'Write budget.', (s) => s.writes.budget.bytesPerDay],
+  ['recovery_seconds', 'Last recovery time.', (s) => s.recovery.ms / 1000],
   ['evictions_total', 'Pieces evicted.', (s) => s.evictions],
   ['corrupt_dropped_total', 'Damaged pieces dropped.', (s) => s.corruptDropped],
   ['read_errors_total', 'Flash read errors.', (s) => s.readErrors],
-  ['flash_written_bytes_total', 'Bytes programmed to flash (lifetime).', (s) => s.writes.bytesProgrammed],
-  ['stored_bytes_total', 'Piece bytes accepted (lifetime).', (s) => s.writes.bytesAccepted]
+  ['flash_written_bytes_total', 'Bytes written to flash.', (s) => s.writes.bytesProgrammed],
+  ['stored_bytes_total', 'Piece bytes accepted.', (s) => s.writes.bytesAccepted]
 ]
 
 export class FlashCacheService implements Service {
@@ -57,7 +57,7 @@ export class FlashCacheService implements Service {
 
   constructor (c: Config['cache'], hal: Hal, log: Logger, metrics: Metrics) {
     let error: string | null = null
-    const up = metrics.gauge('canopy_cache_up', '1 when the flash cache is open.')
+    const up = metrics.gauge('canopy_cache_up', '1 when open.')
     metrics.onCollect(() => { up.set(this.cache === null ? 0 : 1) })
     metrics.stats(() => this.cache?.stats(), METRICS.map(([name, help, get]) => [`canopy_cache_${name}`, help, get]))
 
@@ -70,7 +70,7 @@ export class FlashCacheService implements Service {
       } catch (err) {
         const e = CanopyError.from(err, 'FLASH_IO')
         error = `${e.code}: ${e.message}`
-        log.error('flash cache unavailable; running without it', { err: e })
+        log.error('no flash cache', { err: e })
       }
     }
 

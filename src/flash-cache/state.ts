@@ -156,7 +156,7 @@ export function createState (blockCount: number, slotBlocks: number, programByte
       const b = blocks[p.block]!
       b.live += sign * recordBytesFor(p.length, programBytes)
       b.pieces += sign
-      assert(b.live >= 0 && b.pieces >= 0, 'block live bytes never negative')
+      assert(b.live >= 0 && b.pieces >= 0, 'live bytes >= 0')
     }
   }
   const removePiece = (key: string): PieceLoc | undefined => {
@@ -171,7 +171,7 @@ export function createState (blockCount: number, slotBlocks: number, programByte
     const out: Array<[string, PieceLoc]> = []
     if (blocks[block]!.pieces === 0) return out
     for (const e of index) if (e[1].block === block || e[1].block2 === block) out.push(e)
-    assert(out.length === blocks[block]!.pieces, 'part count matches the index')
+    assert(out.length === blocks[block]!.pieces, 'part count = index')
     return out
   }
   const removeExtra = (e: Extra): void => {
@@ -201,7 +201,7 @@ export function createState (blockCount: number, slotBlocks: number, programByte
     },
     movePiece (key, loc) {
       const old = index.get(key)
-      assert(old?.length === loc.length, 'a moved piece keeps its length')
+      assert(old?.length === loc.length, 'moved piece same length')
       account(old!, -1)
       index.set(key, loc)
       account(loc, 1)
@@ -242,7 +242,7 @@ export function createState (blockCount: number, slotBlocks: number, programByte
       const b = blocks[block]!
       for (const [key] of piecesIn(block)) removePiece(key)
       for (const e of [...b.extras]) removeExtra(e)
-      assert(b.live === 0 && b.pieces === 0, 'a cleared block holds nothing live')
+      assert(b.live === 0 && b.pieces === 0, 'cleared block empty')
       b.cpParts = 0
       b.end = 0
     }

@@ -154,7 +154,7 @@ export const FlashCache = {
     const { blockBytes, programBytes } = g
     const blocksMin = CACHE_SLOT_BLOCKS + CACHE_RESERVE_BLOCKS + 3
     if (blockBytes < CACHE_BLOCK_BYTES_MIN || alignUp(SEGMENT_HEADER_BYTES, programBytes) + 2 * recordBytesFor(0, programBytes) > blockBytes / 4 || g.blockCount < blocksMin) {
-      throw new CanopyError('CONFIG_INVALID', `flash geometry ${JSON.stringify(g)} is too small for the cache (blocks of at least ${CACHE_BLOCK_BYTES_MIN} bytes, at least ${blocksMin} blocks)`)
+      throw new CanopyError('CONFIG_INVALID', `flash ${JSON.stringify(g)} too small (need ${blocksMin} blocks of ${CACHE_BLOCK_BYTES_MIN}+ bytes)`)
     }
     const { piecesMax, clock } = options
     if (!Number.isInteger(piecesMax) || piecesMax < 1 || piecesMax > CACHE_PIECE_COUNT_MAX) {
@@ -181,7 +181,7 @@ export const FlashCache = {
     log.cpBytes = r.replayedBytes
     const cp: Checkpointer = createCheckpointer(dev, state, log, partsMax, options.checkpointIntervalBytesMin ?? 4 * blockBytes, r.slots, r.checkpoint, r.report.readErrors > 0)
     const compactor = createCompactor(dev, state, log,
-      (key) => { counters.corruptDropped++; logger.warn('damaged piece dropped during compaction', { hash: key }) },
+      (key) => { counters.corruptDropped++; logger.warn('damaged piece dropped', { hash: key }) },
       () => { cp.stale = true })
     const verifyReads: VerifyReads = options.verifyReads === 'sha256' || !crc32Native ? 'sha256' : 'crc32'
     const reader = createReader(dev, state, verifyReads === 'sha256', async (key, loc) => await dropCorrupt(key, loc))
@@ -210,7 +210,7 @@ export const FlashCache = {
     const exclusive = <T, P = undefined>(fn: (prepared: P) => Promise<T>, isMutation: boolean, prepare?: () => P): Promise<T> => {
       if (closed || (closing && isMutation)) return Promise.reject(closedError())
       if (broken !== null) return Promise.reject(broken)
-      if (pending >= CACHE_PENDING_WRITES_MAX) return Promise.reject(new CanopyError('LIMIT_REACHED', `${CACHE_PENDING_WRITES_MAX} cache writes are already waiting`))
+      if (pending >= CACHE_PENDING_WRITES_MAX) return Promise.reject(new CanopyError('LIMIT_REACHED', `${CACHE_PENDING_WRITES_MAX} cache writes waiting`))
       pending++
       const ready = started.then(prepare) as Promise<P>
       ready.catch(noop) // handled by fn, later
@@ -270,7 +270,7 @@ export const FlashCache = {
     const roomOnFlash = async (recordBytes: number): Promise<void> => {
       for (let rounds = 0; !log.fits(recordBytes);) {
         if (rounds < CACHE_COMPACTION_ROUNDS_MAX && await compactor.once(recordBytes)) { rounds++; continue }
-        if (!evictOne()) throw new CanopyError('CACHE_FULL', 'no room left on the flash (bad blocks, or everything is pinned)')
+        if (!evictOne()) throw new CanopyError('CACHE_FULL', 'flash full (bad blocks, or all pinned)')
       }
     }
 
@@ -296,7 +296,7 @@ export const FlashCache = {
     const noteBackgroundError = (err: unknown): void => {
       if (CanopyError.is(err, 'CLOSED')) return
       backgroundErrors++
-      logger.warn('flash cache background write failed', { err })
+      logger.warn('background write failed', { err })
     }
 
     /** A reader found a piece damaged: forget it now, tombstone it so the next open does not bring it back. */
@@ -357,7 +357,7 @@ export const FlashCache = {
     // Open: keep the bounds, say how it went, start what is due.
     makeRoom(0, 0)
     logger.info('flash cache open', { pieces: index.size, bytes: state.bytes, recovery })
-    if (r.report.readErrors > 0) logger.warn('flash reads failed during recovery: no checkpoints until the next open', { readErrors: r.report.readErrors })
+    if (r.report.readErrors > 0) logger.warn('no checkpoints until reopened (read errors)', { readErrors: r.report.readErrors })
     scheduleMaintenance()
 
     return {
@@ -369,7 +369,7 @@ export const FlashCache = {
         const key = pieceKey(hash)
         if (!(bytes instanceof Uint8Array)) throw new CanopyError('INPUT_INVALID', 'a piece is bytes')
         const n = bytes.length
-        if (n > pieceBytesMax) throw new CanopyError('CACHE_PIECE_TOO_LARGE', `piece of ${n} bytes; this cache stores at most ${pieceBytesMax}`)
+        if (n > pieceBytesMax) throw new CanopyError('CACHE_PIECE_TOO_LARGE', `piece of ${n} bytes; at most ${pieceBytesMax}`)
         const { ack } = await exclusive(async (record) => {
           if (index.has(key)) {
             // Already stored, if the stored copy still verifies; a rotten copy must not turn this put into a false acknowledgement.
@@ -380,13 +380,13 @@ export const FlashCache = {
             }
           }
           const bound = boundBytes()
-          if (n > bound) throw new CanopyError('CACHE_FULL', `a piece of ${n} bytes is larger than the cache's bound (${bound})`)
-          if (!makeRoom(n, 1)) throw new CanopyError('CACHE_FULL', 'cannot make room: every stored piece is pinned')
+          if (n > bound) throw new CanopyError('CACHE_FULL', `piece of ${n} bytes; bound ${bound}`)
+          if (!makeRoom(n, 1)) throw new CanopyError('CACHE_FULL', 'no room: all pieces pinned')
           await roomOnFlash(record.length)
           const loc = await log.appendPiece(keyBytes(key), record.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + n), false, record)
           state.addPiece(key, loc)
           counters.bytesAccepted += n
-          assert(index.size <= piecesMax && state.bytes <= boundBytes() + pieceBytesMax, 'pieces and bytes within their bounds (bytes: plus one piece)')
+          assert(index.size <= piecesMax && state.bytes <= boundBytes() + pieceBytesMax, 'pieces and bytes within bounds')
           // A sync that fails takes the piece back out: it was never acknowledged, and it may not be on flash.
           if (putOptions?.sync === false) return { ack: Promise.resolve() }
           return { ack: durable(() => { if (index.get(key) === loc) { state.removePiece(key); counters.bytesAccepted -= n } }) }
@@ -409,7 +409,7 @@ export const FlashCache = {
       pin (hash) {
         const key = pieceKey(hash)
         const n = pins.get(key) ?? 0
-        if (n === 0 && pins.size >= CACHE_PIN_COUNT_MAX) throw new CanopyError('LIMIT_REACHED', `at most ${CACHE_PIN_COUNT_MAX} pieces can be pinned`)
+        if (n === 0 && pins.size >= CACHE_PIN_COUNT_MAX) throw new CanopyError('LIMIT_REACHED', `at most ${CACHE_PIN_COUNT_MAX} pins`)
         pins.set(key, n + 1)
       },
       unpin (hash) {

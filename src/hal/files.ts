@@ -21,20 +21,25 @@ export interface Files {
 const ioError = (err: unknown, what: string, path: string): CanopyError =>
   CanopyError.from(err, 'FILE_IO', `${what} ${path}`)
 
+/** Run an fs call; a failure becomes FILE_IO "<what> <path>", except ENOENT: null when `orNull`. */
+async function io<T> (what: string, path: string, fn: () => Promise<T>, orNull = false): Promise<T | null> {
+  try {
+    return await fn()
+  } catch (err) {
+    if (orNull && (err as NodeJS.ErrnoException).code === 'ENOENT') return null
+    throw ioError(err, what, path)
+  }
+}
+
 export function createLinuxFiles (): Files {
   let tmpSeq = 0
   return {
     async read (path, maxBytes) {
-      let fh: fsp.FileHandle
-      try {
-        fh = await fsp.open(path, fsc.O_RDONLY)
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
-        throw ioError(err, 'cannot open', path)
-      }
+      const fh = await io('cannot open', path, () => fsp.open(path, fsc.O_RDONLY), true)
+      if (fh === null) return null
       try {
         const { size } = await fh.stat()
-        if (size > maxBytes) throw new CanopyError('FILE_TOO_LARGE', `${path} is ${size} bytes, more than ${maxBytes}`)
+        if (size > maxBytes) throw new CanopyError('FILE_TOO_LARGE', `${path}: over ${maxBytes} bytes`)
         // Read one byte past the bound so a file growing under us is still caught.
         const buf = Buffer.alloc(maxBytes + 1)
         let off = 0
@@ -42,11 +47,11 @@ export function createLinuxFiles (): Files {
           const { bytesRead } = await fh.read(buf, off, buf.length - off, off)
           if (bytesRead === 0) break
           off += bytesRead
-          if (off > maxBytes) throw new CanopyError('FILE_TOO_LARGE', `${path} is larger than ${maxBytes} bytes`)
+          if (off > maxBytes) throw new CanopyError('FILE_TOO_LARGE', `${path}: over ${maxBytes} bytes`)
         }
         return buf.subarray(0, off)
       } catch (err) {
-        throw CanopyError.is(err) ? err : ioError(err, 'cannot read', path)
+        throw ioError(err, 'cannot read', path) // a CanopyError passes as it is
       } finally {
         await fh.close()
       }
@@ -74,28 +79,13 @@ export function createLinuxFiles (): Files {
     },
 
     async mkdir (path) {
-      try {
-        await fsp.mkdir(path, { recursive: true, mode: 0o700 })
-      } catch (err) {
-        throw ioError(err, 'cannot create directory', path)
-      }
+      await io('cannot mkdir', path, () => fsp.mkdir(path, { recursive: true, mode: 0o700 }))
     },
 
     async remove (path) {
-      try {
-        await fsp.rm(path, { force: true })
-      } catch (err) {
-        throw ioError(err, 'cannot remove', path)
-      }
+      await io('cannot remove', path, () => fsp.rm(path, { force: true }))
     },
 
-    async mode (path) {
-      try {
-        return (await fsp.stat(path)).mode & 0o777
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
-        throw ioError(err, 'cannot stat', path)
-      }
-    }
+    mode: (path) => io('cannot stat', path, async () => (await fsp.stat(path)).mode & 0o777, true)
   }
 }

@@ -37,13 +37,13 @@ export const FileFlash = {
     try {
       await fsp.mkdir(dir, { recursive: true, mode: 0o700 })
     } catch (err) {
-      throw CanopyError.from(err, 'FLASH_IO', `cannot create flash directory ${dir}`)
+      throw CanopyError.from(err, 'FLASH_IO', `cannot mkdir ${dir}`)
     }
     const path = join(dir, GEOMETRY_FILE)
     let stored: FlashGeometry | null = null
     try {
       const text = await fsp.readFile(path, 'utf8')
-      if (text.length > GEOMETRY_FILE_BYTES_MAX) throw new Error('geometry file too large')
+      if (text.length > GEOMETRY_FILE_BYTES_MAX) throw new Error('too large')
       stored = JSON.parse(text) as FlashGeometry
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
@@ -51,7 +51,7 @@ export const FileFlash = {
       }
     }
     if (stored !== null && !sameGeometry(stored, geometry)) {
-      throw new CanopyError('FLASH_GEOMETRY_MISMATCH', `${dir} holds flash of geometry ${JSON.stringify(stored)}, not ${JSON.stringify(geometry)}`)
+      throw new CanopyError('FLASH_GEOMETRY_MISMATCH', `${dir}: geometry ${JSON.stringify(stored)}, not ${JSON.stringify(geometry)}`)
     }
     if (stored === null) {
       const tmp = `${path}.tmp`

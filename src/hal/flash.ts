@@ -34,7 +34,7 @@ const isPow2 = (n: number): boolean => Number.isInteger(n) && n > 0 && (n & (n -
 
 export function checkGeometry (g: FlashGeometry): void {
   const ok = isPow2(g.readBytes) && isPow2(g.programBytes) && isPow2(g.blockBytes) &&
-    g.blockBytes % g.readBytes === 0 && g.blockBytes % g.programBytes === 0 &&
+    g.blockBytes >= Math.max(g.readBytes, g.programBytes) && // powers of two: then a multiple of both
     g.blockBytes <= FLASH_BLOCK_BYTES_MAX &&
     Number.isInteger(g.blockCount) && g.blockCount >= 2 && g.blockCount <= FLASH_BLOCK_COUNT_MAX
   if (!ok) throw new CanopyError('FLASH_BAD_ADDRESS', `invalid flash geometry ${JSON.stringify(g)}`)
@@ -45,7 +45,7 @@ export function checkRange (g: FlashGeometry, block: number, offset: number, len
   if (!Number.isInteger(block) || block < 0 || block >= g.blockCount ||
     !Number.isInteger(offset) || offset < 0 || !Number.isInteger(length) || length < 0 ||
     offset + length > g.blockBytes || offset % unit !== 0 || length % unit !== 0) {
-    throw new CanopyError('FLASH_BAD_ADDRESS', `flash range block=${block} offset=${offset} length=${length} (unit ${unit})`,
+    throw new CanopyError('FLASH_BAD_ADDRESS', `flash block ${block} offset ${offset} length ${length} unit ${unit}`,
       { detail: { block, offset, length } })
   }
 }

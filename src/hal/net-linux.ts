@@ -62,14 +62,15 @@ const bindError = (err: NodeJS.ErrnoException, message: string): CanopyError =>
 export function createLinuxNet (): Net {
   return {
     udp (options: UdpOptions): Promise<UdpSocket> {
+      const address = options.address ?? '0.0.0.0'
       return new Promise((resolve, reject) => {
         const socket = createSocket({ type: 'udp4', reuseAddr: options.reuseAddr ?? false })
         const onError = (err: NodeJS.ErrnoException): void => {
           socket.close()
-          reject(bindError(err, `cannot bind UDP ${options.address ?? '0.0.0.0'}:${options.port}`))
+          reject(bindError(err, `cannot bind UDP ${address}:${options.port}`))
         }
         socket.once('error', onError)
-        socket.bind(options.port, options.address ?? '0.0.0.0', () => {
+        socket.bind(options.port, address, () => {
           socket.off('error', onError)
           socket.unref()
           resolve(linuxUdp(socket))
@@ -78,12 +79,13 @@ export function createLinuxNet (): Net {
     },
 
     listen (options, onConnection): Promise<TcpServer> {
+      const host = options.host ?? '0.0.0.0'
       return new Promise((resolve, reject) => {
         const server = createServer({ noDelay: true }, (s) => { onConnection(s) })
         server.once('error', (err: NodeJS.ErrnoException) => {
-          reject(bindError(err, `cannot listen on TCP ${options.host ?? '0.0.0.0'}:${options.port}`))
+          reject(bindError(err, `cannot listen on TCP ${host}:${options.port}`))
         })
-        server.listen(options.port, options.host ?? '0.0.0.0', () => {
+        server.listen(options.port, host, () => {
           const addr = server.address()
           resolve({
             port: typeof addr === 'object' && addr !== null ? addr.port : options.port,

@@ -253,7 +253,7 @@ export class SimHost implements Net {
   rawNics (): RawNic[] {
     const byNic = new Map<string, RawNic>()
     for (const i of this.interfaces) {
-      const nic = byNic.get(i.nic) ?? { name: i.nic, up: true, multicast: true, loopback: false, speedMbps: 1000, mac: null, addresses: [] }
+      const nic = byNic.get(i.nic) ?? { name: i.nic, up: true, multicast: true, loopback: false, speedMbps: 1000, addresses: [] }
       nic.addresses.push({ family: i.address.includes(':') ? 6 : 4, address: i.address, prefixLength: i.prefixLength })
       byNic.set(i.nic, nic)
     }

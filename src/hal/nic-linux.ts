@@ -40,14 +40,12 @@ export async function readLinuxInterfaces (): Promise<RawNic[]> {
     const speed = Number(await sysRead(name, 'speed'))
     const loopback = flags !== null ? (flags & IFF_LOOPBACK) !== 0 : addrs.some((a) => a.internal)
     const up = flags !== null ? (flags & IFF_UP) !== 0 && oper !== 'down' && oper !== 'lowerlayerdown' : addrs.length > 0
-    const mac = addrs.find((a) => a.mac !== '00:00:00:00:00:00')?.mac ?? null
     out.push({
       name,
       up,
       loopback,
       multicast: flags !== null ? (flags & IFF_MULTICAST) !== 0 : !loopback,
       speedMbps: Number.isFinite(speed) && speed > 0 ? speed : null,
-      mac,
       addresses: addrs.map((a) => ({
         // Node 18.0–18.3 reported family as a number.
         family: (a.family === 'IPv6' || (a.family as unknown) === 6) ? 6 as const : 4 as const,

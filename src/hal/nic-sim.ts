@@ -34,7 +34,6 @@ export function simNic (name: string, addresses: Array<[string, number]>, extra:
     multicast: true,
     loopback: false,
     speedMbps: 1000,
-    mac: null,
     addresses: addresses.map(([address, prefixLength]) => ({ family: address.includes(':') ? 6 : 4, address, prefixLength })),
     ...extra
   }

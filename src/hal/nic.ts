@@ -21,7 +21,6 @@ export interface RawNic {
   multicast: boolean
   loopback: boolean
   speedMbps: number | null
-  mac: string | null
   addresses: Array<{ family: 4 | 6, address: string, prefixLength: number }>
 }
 

@@ -11,8 +11,8 @@ type Kind = 'counter' | 'gauge'
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/
 const LABEL = /^[a-zA-Z_][a-zA-Z0-9_]*$/
 
-const escapeLabel = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"')
 const escapeHelp = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')
+const escapeLabel = (v: string): string => escapeHelp(v).replace(/"/g, '\\"')
 const formatValue = (v: number): string =>
   Number.isNaN(v) ? 'NaN' : v === Infinity ? '+Inf' : v === -Infinity ? '-Inf' : String(v)
 
@@ -38,20 +38,16 @@ export class Metrics {
   readonly #families = new Map<string, Family>()
   readonly #collectors: Array<() => void> = []
 
+  constructor () {
+    this.stats(() => this, [['canopy_metric_series_dropped_total', 'Series refused.', (m) => m.droppedSeries]])
+  }
+
   counter (name: string, help: string, labelNames: readonly string[] = []): Counter {
-    const [key, set, series] = this.#family(name, help, 'counter', labelNames)
-    return {
-      inc: (labels = {}, by = 1) => {
-        const k = key(labels)
-        if (k !== null) series.set(k, (series.get(k) ?? 0) + by)
-      },
-      set
-    }
+    return this.#family(name, help, 'counter', labelNames)
   }
 
   gauge (name: string, help: string, labelNames: readonly string[] = []): Gauge {
-    const [, set, series] = this.#family(name, help, 'gauge', labelNames)
-    return { set, reset: () => { series.clear() } }
+    return this.#family(name, help, 'gauge', labelNames)
   }
 
   /**
@@ -80,16 +76,14 @@ export class Metrics {
       if (f.series.size === 0 && f.labelNames.length === 0) out.push(`${f.name} 0`)
       for (const [k, v] of f.series) out.push(`${f.name}${k === '' ? '' : `{${k}}`} ${formatValue(v)}`)
     }
-    out.push('# HELP canopy_metric_series_dropped_total Series refused at a metric series bound.',
-      '# TYPE canopy_metric_series_dropped_total counter', `canopy_metric_series_dropped_total ${this.droppedSeries}`)
     return out.join('\n') + '\n'
   }
 
-  /** The family's series key for labels (null: over the series bound), a setter, and its series. */
-  #family (name: string, help: string, kind: Kind, labelNames: readonly string[]): [(labels: Labels) => string | null, (a: Labels | number, b?: number) => void, Map<string, number>] {
+  /** A family's handle: inc and set a series by labels (none past the series bound), reset them all. */
+  #family (name: string, help: string, kind: Kind, labelNames: readonly string[]): Counter & Gauge {
     if (!NAME.test(name) || !labelNames.every((l) => LABEL.test(l))) throw new CanopyError('ASSERTION', `bad metric name ${name}`)
     let f = this.#families.get(name)
-    if (f !== undefined && f.kind !== kind) throw new CanopyError('ASSERTION', `metric ${name} registered twice with different kinds`)
+    if (f !== undefined && f.kind !== kind) throw new CanopyError('ASSERTION', `metric ${name}: two kinds`)
     if (f === undefined) {
       if (this.#families.size >= METRIC_COUNT_MAX) throw new CanopyError('LIMIT_REACHED', 'too many metrics')
       f = { name, help, kind, labelNames, series: new Map() }
@@ -110,11 +104,17 @@ export class Metrics {
       }
       return k
     }
-    const set = (a: Labels | number, b?: number): void => {
-      const [labels, value] = typeof a === 'number' ? [{}, a] : [a, b ?? 0]
-      const k = key(labels)
-      if (k !== null) series.set(k, value)
+    return {
+      inc: (labels = {}, by = 1) => {
+        const k = key(labels)
+        if (k !== null) series.set(k, (series.get(k) ?? 0) + by)
+      },
+      set: (a: Labels | number, b?: number): void => {
+        const [labels, value] = typeof a === 'number' ? [{}, a] : [a, b ?? 0]
+        const k = key(labels)
+        if (k !== null) series.set(k, value)
+      },
+      reset: () => { series.clear() }
     }
-    return [key, set, series]
   }
 }

@@ -21,30 +21,23 @@ export interface RouteOptions {
   longBody?: boolean
 }
 
-interface Route { method: string, segments: string[], handler: Handler, options: RouteOptions }
+export interface Route { method: string, segments: string[], handler: Handler, options: RouteOptions }
 
 export type RouteMatch = { route: Route, params: Record<string, string> } | 'method' | null
 
-const split = (path: string): string[] => path.split('/').filter((s) => s.length > 0)
+export const splitPath = (path: string): string[] => path.split('/').filter((s) => s.length > 0)
 
-export class Router {
-  readonly #routes: Route[] = []
-
-  add (method: string, pattern: string, handler: Handler, options: RouteOptions = {}): void {
-    this.#routes.push({ method: method.toUpperCase(), segments: split(pattern), handler, options })
+/** The first route for method and path; 'method' when only routes of other methods match the path. */
+export function matchRoute (routes: readonly Route[], method: string, pathname: string): RouteMatch {
+  const parts = splitPath(pathname)
+  let wrongMethod = false
+  for (const route of routes) {
+    const params = matchSegments(route.segments, parts)
+    if (params === null) continue
+    if (route.method === method || (method === 'HEAD' && route.method === 'GET')) return { route, params }
+    wrongMethod = true
   }
-
-  match (method: string, pathname: string): RouteMatch {
-    const parts = split(pathname)
-    let wrongMethod = false
-    for (const route of this.#routes) {
-      const params = matchSegments(route.segments, parts)
-      if (params === null) continue
-      if (route.method === method || (method === 'HEAD' && route.method === 'GET')) return { route, params }
-      wrongMethod = true
-    }
-    return wrongMethod ? 'method' : null
-  }
+  return wrongMethod ? 'method' : null
 }
 
 function matchSegments (pattern: string[], parts: string[]): Record<string, string> | null {

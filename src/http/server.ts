@@ -12,7 +12,7 @@ import {
 } from '../limits'
 import type { Logger } from '../log'
 import { sendError } from './respond'
-import { Router, type Handler, type RequestContext, type RouteOptions } from './router'
+import { matchRoute, splitPath, type Handler, type RequestContext, type Route, type RouteOptions } from './router'
 
 export interface HttpServerOptions {
   host: string
@@ -42,6 +42,9 @@ const CLIENT_ERROR_LINGER_MS = 1_000
 /** A client that never reads or closes must not hold the socket open. */
 const linger = (socket: Duplex): void => { setTimeout(() => { socket.destroy() }, CLIENT_ERROR_LINGER_MS).unref() }
 
+/** A bare status line on a socket outside the request cycle (parse errors, CONNECT), then close. */
+const refuse = (socket: Duplex, status: string): void => { socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`) }
+
 
 /** The one HTTP port (make one with createHttpServer). */
 export interface HttpServer {
@@ -58,7 +61,7 @@ export interface HttpServer {
 export function createHttpServer (options: HttpServerOptions): HttpServer {
   const { host, port, log, allow } = options
   const counters: HttpCounters = { requests: 0, errors: 0, clientErrors: 0, forbidden: 0 }
-  const router = new Router()
+  const routes: Route[] = []
   let proxy: ProxyHandler | null = null
   let connect: ConnectHandler | null = null
   let closing = false
@@ -67,16 +70,16 @@ export function createHttpServer (options: HttpServerOptions): HttpServer {
   let sweep: NodeJS.Timeout | null = null
 
   const reply = (res: ServerResponse, err: unknown): void => {
-    const coded = CanopyError.is(err) ? err : CanopyError.from(err, 'ASSERTION', 'internal error')
+    const coded = CanopyError.from(err, 'ASSERTION', 'internal error')
     if (!CanopyError.is(err)) {
       counters.errors++
-      log.error('request handler failed', { err, stack: (err as Error)?.stack?.split('\n').slice(0, 4).join(' | ') })
+      log.error('handler failed', { err, stack: (err as Error)?.stack?.split('\n').slice(0, 4).join(' | ') })
     }
     try { sendError(res, coded) } catch { res.destroy() }
   }
-  const forbid = (res: ServerResponse, message: string): void => {
+  const forbid = (res: ServerResponse): void => {
     counters.forbidden++
-    reply(res, new CanopyError('HTTP_FORBIDDEN', message))
+    reply(res, new CanopyError('HTTP_FORBIDDEN', 'loopback and LAN clients only'))
   }
 
   const run = (handler: Handler, ctx: RequestContext): void => {
@@ -117,16 +120,16 @@ export function createHttpServer (options: HttpServerOptions): HttpServer {
     try {
       url = new URL(rawUrl, 'http://canopy.invalid')
     } catch {
-      reply(res, new CanopyError('HTTP_BAD_REQUEST', 'unparseable request target'))
+      reply(res, new CanopyError('HTTP_BAD_REQUEST', 'bad request target'))
       return
     }
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(rawUrl)) { // absolute form: a forward-proxy request
-      if (proxy === null) reply(res, new CanopyError('HTTP_FORBIDDEN', 'this agent is not a forward proxy'))
-      else if (!allow(remote)) forbid(res, 'the proxy serves LAN clients only')
+      if (proxy === null) reply(res, new CanopyError('HTTP_FORBIDDEN', 'not a forward proxy'))
+      else if (!allow(remote)) forbid(res)
       else run(proxy, { req, res, url, remote, params: {} })
       return
     }
-    const match = router.match(req.method ?? 'GET', url.pathname)
+    const match = matchRoute(routes, req.method ?? 'GET', url.pathname)
     if (match === null) {
       reply(res, new CanopyError('HTTP_NOT_FOUND', `no resource ${url.pathname}`))
     } else if (match === 'method') {
@@ -134,7 +137,7 @@ export function createHttpServer (options: HttpServerOptions): HttpServer {
     } else {
       const { handler, options: o } = match.route
       if (o.longBody === true) inFlight.delete(req)
-      if (o.access !== 'any' && !allow(remote)) forbid(res, 'this port serves loopback and LAN clients only')
+      if (o.access !== 'any' && !allow(remote)) forbid(res)
       else run(handler, { req, res, url, remote, params: match.params })
     }
   }
@@ -158,7 +161,7 @@ export function createHttpServer (options: HttpServerOptions): HttpServer {
     }
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large'
       : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request'
-    socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
+    refuse(socket, status)
     linger(socket)
   })
   server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -166,7 +169,7 @@ export function createHttpServer (options: HttpServerOptions): HttpServer {
     socket.on('error', () => { socket.destroy() })
     if (connect === null || !allow(remote)) {
       if (connect !== null) counters.forbidden++
-      socket.end('HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
+      refuse(socket, '403 Forbidden')
       return
     }
     connect(req, socket, head, remote)
@@ -174,7 +177,7 @@ export function createHttpServer (options: HttpServerOptions): HttpServer {
 
   return {
     counters,
-    route: (method, pattern, handler, o) => { router.add(method, pattern, handler, o) },
+    route: (method, pattern, handler, options = {}) => { routes.push({ method: method.toUpperCase(), segments: splitPath(pattern), handler, options }) },
     setProxy: (handler) => { proxy = handler },
     setConnect: (handler) => { connect = handler },
 
@@ -182,19 +185,19 @@ export function createHttpServer (options: HttpServerOptions): HttpServer {
       server.once('error', (err: NodeJS.ErrnoException) => {
         server.removeAllListeners('listening')
         reject(err.code === 'EADDRINUSE'
-          ? new CanopyError('ADDRESS_IN_USE', `${host}:${port} is already in use; pick another with --http HOST:PORT`)
+          ? new CanopyError('ADDRESS_IN_USE', `${host}:${port} is in use (see --http)`)
           : CanopyError.from(err, 'FILE_IO', `cannot listen on ${host}:${port}`))
       })
       server.listen(port, host, () => {
         server.removeAllListeners('error')
-        server.on('error', (err) => { log.error('http server error', { err }) })
+        server.on('error', (err) => { log.error('server error', { err }) })
         resolve(server.address() as AddressInfo)
       })
     }),
 
     address: () => {
       const a = server.address()
-      return a !== null && typeof a === 'object' ? a : null
+      return typeof a === 'object' ? a : null // null is an object too
     },
 
     async close (deadlineMs) {

@@ -3,6 +3,7 @@
 // refreshes itself. Subsystems may add sections of their own HTML.
 
 import { STATUS_LIST_COUNT_MAX } from '../limits'
+import { isRecord } from '../validate'
 
 export interface PageSection {
   title: string
@@ -10,10 +11,8 @@ export interface PageSection {
   html: string
 }
 
-export const escapeHtml = (s: string): string =>
-  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;')
-
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
+export const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => ENTITIES[c]!)
 
 const scalar = (v: unknown): string => {
   if (v === null || v === undefined) return '<span class="dim">–</span>'
@@ -46,20 +45,14 @@ export function renderStatusPage (title: string, status: Record<string, unknown>
   const blocks = [...sections, ...Object.entries(status).map(([title, v]) => ({ title, html: renderValue(v) }))]
     .map((s) => `<section><h2>${escapeHtml(s.title)}</h2>${s.html}</section>`)
     .join('\n')
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="5">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escapeHtml(title)}</title>
-<style>
-body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;max-width:70em}
-h1{font-size:1.4em}h2{font-size:1.1em;margin:1.2em 0 .4em;text-transform:capitalize}
-dl{display:grid;grid-template-columns:max-content auto;gap:.15em 1em;margin:0}dt{color:#666}dd{margin:0}
-table{border-collapse:collapse}th,td{border:1px solid #ddd;padding:.2em .5em;text-align:left;vertical-align:top}
-.dim{color:#999}section{border-top:1px solid #eee}
-</style></head><body>
+  // head, body and their end tags are optional in HTML5.
+  return `<!doctype html><html lang="en"><meta charset="utf-8"><meta http-equiv="refresh" content="5">
+<meta name="viewport" content="width=device-width,initial-scale=1"><title>${escapeHtml(title)}</title>
+<style>body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;max-width:70em}h1{font-size:1.4em}h2{font-size:1.1em;text-transform:capitalize}
+dl{display:grid;grid-template-columns:max-content auto;gap:.15em 1em}dt,.dim{color:#888}dd{margin:0}
+table{border-collapse:collapse}th,td{border:1px solid #ddd;padding:.2em .5em;text-align:left;vertical-align:top}</style>
 <h1>${escapeHtml(title)}</h1>
-<p class="dim">JSON: <a href="/api/status">/api/status</a> · metrics: <a href="/metrics">/metrics</a> · refreshes every 5 s</p>
+<p class="dim"><a href="/api/status">/api/status</a> · <a href="/metrics">/metrics</a> · refreshes every 5 s</p>
 ${blocks}
-</body></html>
 `
 }

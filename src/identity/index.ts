@@ -50,7 +50,7 @@ export async function loadOrCreateIdentity (files: Files, random: Random, dataDi
     try {
       return { identity: identityFromKeyPair(privateKeyFromPem(existing.toString('utf8'), path)), created: false }
     } catch (err) {
-      throw new CanopyError('IDENTITY_INVALID', `${path} is not a valid identity (${(err as Error).message}); move it away to create a new identity`, { cause: err })
+      throw new CanopyError('IDENTITY_INVALID', `${path} is not an identity (${(err as Error).message}); move it away to make a new one`, { cause: err })
     }
   }
   const pair = createKeyPair(random)

@@ -62,7 +62,7 @@ function make (sink: LogSink, sub: string, bucket: Bucket): Logger {
     if (bucket.tokens < 1) { bucket.dropped++; return }
     bucket.tokens--
     if (bucket.dropped > 0) {
-      sink.write(line(sink, 'warn', 'log', 'log lines dropped by the rate limit', { dropped: bucket.dropped }))
+      sink.write(line(sink, 'warn', 'log', 'lines dropped (rate limit)', { dropped: bucket.dropped }))
       bucket.dropped = 0
     }
     sink.write(line(sink, level, sub, msg, fields))

@@ -39,41 +39,37 @@ export function fail (ctx: Ctx, got: unknown, expected: string): never {
 const at = (ctx: Ctx, key: string | number): Ctx =>
   ({ ...ctx, path: typeof key === 'number' ? `${ctx.path}[${key}]` : ctx.path === '' ? key : `${ctx.path}.${key}` })
 
+/** A plain object: not null, not an array. */
+export const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+
 function spec<T> (expected: string, fallback: (() => T) | undefined, check: (v: unknown, ctx: Ctx) => T): Spec<T> {
   return { expected, fallback, check }
 }
 
-export function int (min: number, max: number, def?: number): Spec<number> {
-  const expected = `an integer from ${min} to ${max}`
+/** A spec whose value is the input itself, when `ok` accepts it; `def` is the default (none: required). */
+function plain<T> (expected: string, ok: (v: any) => boolean, def?: T): Spec<T> {
   return spec(expected, def === undefined ? undefined : () => def, (v, ctx) => {
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) fail(ctx, v, expected)
-    return v
+    if (!ok(v)) fail(ctx, v, expected)
+    return v as T
   })
+}
+
+export function int (min: number, max: number, def?: number): Spec<number> {
+  return plain(`an integer from ${min} to ${max}`, (v) => Number.isInteger(v) && v >= min && v <= max, def)
 }
 
 export function bool (def?: boolean): Spec<boolean> {
-  return spec('true or false', def === undefined ? undefined : () => def, (v, ctx) => {
-    if (typeof v !== 'boolean') fail(ctx, v, 'true or false')
-    return v
-  })
+  return plain('true or false', (v) => typeof v === 'boolean', def)
 }
 
 export function str (options: { min?: number, max: number, pattern?: RegExp, hint?: string, def?: string }): Spec<string> {
-  const min = options.min ?? 0
-  const expected = options.hint ?? `a string of ${min} to ${options.max} characters`
-  return spec(expected, options.def === undefined ? undefined : () => options.def!, (v, ctx) => {
-    if (typeof v !== 'string' || v.length < min || v.length > options.max) fail(ctx, v, expected)
-    if (options.pattern !== undefined && !options.pattern.test(v)) fail(ctx, v, expected)
-    return v
-  })
+  const { min = 0, max, pattern } = options
+  return plain(options.hint ?? `a string of ${min} to ${max} characters`,
+    (v) => typeof v === 'string' && v.length >= min && v.length <= max && (pattern?.test(v) ?? true), options.def)
 }
 
 export function oneOf<const T extends readonly string[]> (values: T, def?: T[number]): Spec<T[number]> {
-  const expected = `one of ${values.map((x) => JSON.stringify(x)).join(', ')}`
-  return spec(expected, def === undefined ? undefined : () => def, (v, ctx) => {
-    if (typeof v !== 'string' || !values.includes(v)) fail(ctx, v, expected)
-    return v as T[number]
-  })
+  return plain(`one of ${values.map((x) => JSON.stringify(x)).join(', ')}`, (v) => values.includes(v), def)
 }
 
 export function arrayOf<T> (item: Spec<T>, options: { max: number, def?: T[] }): Spec<T[]> {
@@ -109,10 +105,10 @@ export function obj<S extends Shape> (shape: S, open = false): Spec<ObjectOf<S>>
   const keys = Object.keys(shape)
   const expected = `an object with fields ${keys.join(', ')}`
   const check = (v: unknown, ctx: Ctx): ObjectOf<S> => {
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(ctx, v, expected)
+    if (!isRecord(v)) fail(ctx, v, expected)
     const input = v as Record<string, unknown>
     for (const k of open ? [] : Object.keys(input)) {
-      if (!Object.hasOwn(shape, k)) fail(at(ctx, k), input[k], `no such field (known: ${keys.join(', ')})`)
+      if (!Object.hasOwn(shape, k)) fail(at(ctx, k), input[k], `no such field (known: ${keys})`)
     }
     const out: Record<string, unknown> = {}
     for (const k of keys) {

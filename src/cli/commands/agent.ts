@@ -30,11 +30,12 @@ export function overridesFromFlags (args: ParsedArgs): ConfigOverrides {
   if (data !== undefined) o.dataDir = data
   const http = flagString(args, 'http')
   if (http !== undefined) o.http = parseHttpFlag(http)
-  const lan = flagString(args, 'lan')
-  const wan = flagString(args, 'wan')
-  if (lan !== undefined || wan !== undefined) {
-    o.interfaces = { ...(lan === undefined ? {} : { lan: splitList(lan) }), ...(wan === undefined ? {} : { wan: splitList(wan) }) }
+  const interfaces: Record<string, string[]> = {}
+  for (const role of ['lan', 'wan']) {
+    const list = flagString(args, role)
+    if (list !== undefined) interfaces[role] = splitList(list)
   }
+  if (Object.keys(interfaces).length > 0) o.interfaces = interfaces
   const pushToken = flagString(args, 'push-token')
   if (pushToken !== undefined) o.stream = { pushToken }
   return o
@@ -42,17 +43,17 @@ export function overridesFromFlags (args: ParsedArgs): ConfigOverrides {
 
 export const agentCommand: Command = {
   name: 'agent',
-  summary: 'run the agent (status page, API, peers) in the foreground',
+  summary: 'run the agent in the foreground',
   positionals: { min: 0, max: 0 },
   flags: [
-    { name: 'config', value: 'F', help: 'JSON config file (embedded defaults without one)' },
-    { name: 'data', value: 'DIR', help: 'data directory (identity, flash cache, state)' },
-    { name: 'http', value: 'HOST:PORT', help: 'HTTP listen address (default 0.0.0.0:8787)' },
-    { name: 'lan', value: 'IF[,IF]', help: 'LAN interfaces by name (default: decided from addresses)' },
-    { name: 'wan', value: 'IF', help: 'WAN interface by name' },
-    { name: 'trust', value: 'KEY_OR_FILE', repeatable: true, help: 'also accept this publisher key (or key file)' },
-    { name: 'push-token', value: 'T', help: 'accept live streams (POST /stream/NAME) from holders of this token' },
-    { name: 'print-config', help: 'print the effective config as JSON and exit' }
+    { name: 'config', value: 'F', help: 'JSON config file' },
+    { name: 'data', value: 'DIR', help: 'data directory' },
+    { name: 'http', value: 'HOST:PORT', help: 'listen address (default 0.0.0.0:8787)' },
+    { name: 'lan', value: 'IF[,IF]', help: 'LAN interfaces (default: by address)' },
+    { name: 'wan', value: 'IF', help: 'WAN interface' },
+    { name: 'trust', value: 'KEY_OR_FILE', repeatable: true, help: 'trust a publisher key (or key file)' },
+    { name: 'push-token', value: 'T', help: 'token for pushing live streams' },
+    { name: 'print-config', help: 'print the effective config and exit' }
   ],
   async run (args, io) {
     const files = createLinuxFiles()
@@ -77,7 +78,7 @@ export const agentCommand: Command = {
       await hal.close()
       throw err
     }
-    io.stderr.write(`canopy ${VERSION}: node ${agent.identity.nodeId} is up; status page ${agent.url} (logs: JSON lines on stdout)\n`)
+    io.stderr.write(`canopy ${VERSION}: node ${agent.identity.nodeId} is up; status page ${agent.url} (logs: stdout)\n`)
     return await waitForSignal(agent, io)
   }
 }
@@ -92,7 +93,7 @@ function waitForSignal (agent: { stop (deadlineMs: number): Promise<void> }, io:
       }
       signalled = true
       const timer = setTimeout(() => {
-        io.stderr.write(`canopy: did not stop within ${SHUTDOWN_MS_MAX} ms, exiting\n`)
+        io.stderr.write(`canopy: not stopped in ${SHUTDOWN_MS_MAX} ms, exiting\n`)
         process.exit(1)
       }, SHUTDOWN_MS_MAX + 250)
       agent.stop(SHUTDOWN_MS_MAX - 100).then(

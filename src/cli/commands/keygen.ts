@@ -10,14 +10,14 @@ import type { Command } from '../command'
 
 export const keygenCommand: Command = {
   name: 'keygen',
-  summary: 'create a publisher key (private key file, public key printed)',
+  summary: 'create a publisher key',
   positionals: { min: 0, max: 0 },
-  flags: [{ name: 'out', value: 'F', help: 'private key file to write (refuses to overwrite); F.pub gets the public key' }],
+  flags: [{ name: 'out', value: 'F', help: 'private key file to create (F.pub: public key)' }],
   async run (args, io) {
     const out = flagString(args, 'out')
     if (out === undefined) throw new CanopyError('USAGE', 'keygen needs --out F')
     const files = createLinuxFiles()
-    if (await files.mode(out) !== null) throw new CanopyError('FILE_IO', `${out} exists; remove it or choose another --out (a key is never overwritten)`)
+    if (await files.mode(out) !== null) throw new CanopyError('FILE_IO', `${out} exists; a key is never overwritten`)
     const pair = createKeyPair(createCryptoRandom())
     const pub = formatPublicKey(pair.publicRaw)
     await files.writeAtomic(out, Buffer.from(privateKeyToPem(pair)), 0o600)

@@ -1,6 +1,6 @@
 // canopy status: what the local agent says about itself.
 
-import { agentBase, agentJson } from '../agent-client'
+import { AGENT_FLAG, agentBase, agentJson } from '../agent-client'
 import { flagBool, flagString } from '../args'
 import type { Command } from '../command'
 
@@ -14,7 +14,7 @@ function duration (s: number): string {
 const summarize = (v: unknown): string => {
   if (Array.isArray(v)) return `${v.length} item${v.length === 1 ? '' : 's'}`
   if (typeof v === 'object' && v !== null) {
-    return Object.entries(v).filter(([, x]) => typeof x !== 'object' || x === null).slice(0, 8).map(([k, x]) => `${k} ${String(x)}`).join(', ')
+    return Object.entries(v).filter(([, x]) => typeof x !== 'object' || x === null).slice(0, 8).map(([k, x]) => `${k} ${x}`).join(', ')
   }
   return String(v)
 }
@@ -24,8 +24,8 @@ export const statusCommand: Command = {
   summary: "show the local agent's status",
   positionals: { min: 0, max: 0 },
   flags: [
-    { name: 'agent', value: 'URL', help: 'agent to ask (default http://127.0.0.1:8787)' },
-    { name: 'json', help: 'print the raw JSON' }
+    AGENT_FLAG,
+    { name: 'json', help: 'print JSON' }
   ],
   async run (args, io) {
     const s = await agentJson(agentBase(flagString(args, 'agent')), '/api/status') as Record<string, unknown>
@@ -35,16 +35,16 @@ export const statusCommand: Command = {
     }
     const mem = (s.memory ?? {}) as Record<string, unknown>
     const lines = [
-      `Canopy ${String(s.version)} · node ${String(s.nodeId)}${s.name ? ` (${String(s.name)})` : ''}`,
+      `Canopy ${s.version} · node ${s.nodeId}${s.name ? ` (${s.name})` : ''}`,
       `up ${duration(Number(s.uptimeSeconds ?? 0))} · memory ${mb(mem.rssBytes)} resident, ${mb(mem.heapUsedBytes)} heap`
     ]
     const nics = (s.interfaces ?? []) as Array<Record<string, unknown>>
     for (const n of nics) {
       if (n.role === 'loopback') continue
-      lines.push(`interface ${String(n.name)}: ${String(n.role)}${n.up ? '' : ' (down)'} ${((n.addresses ?? []) as string[]).join(' ')}`)
+      lines.push(`interface ${n.name}: ${n.role}${n.up ? '' : ' (down)'} ${((n.addresses ?? []) as string[]).join(' ')}`)
     }
-    const known = new Set(['version', 'nodeId', 'name', 'uptimeSeconds', 'memory', 'interfaces', 'publicKey', 'startedAt'])
-    for (const [k, v] of Object.entries(s)) if (!known.has(k)) lines.push(`${k}: ${summarize(v)}`)
+    const known = ['version', 'nodeId', 'name', 'uptimeSeconds', 'memory', 'interfaces', 'publicKey', 'startedAt']
+    for (const [k, v] of Object.entries(s)) if (!known.includes(k)) lines.push(`${k}: ${summarize(v)}`)
     io.stdout.write(lines.join('\n') + '\n')
     return 0
   }

@@ -4,7 +4,7 @@
 
 import { CanopyError } from '../../errors'
 import { STREAM_NAME_PATTERN } from '../../stream/meta'
-import { agentBase, pullFromAgent, pushToAgent } from '../agent-client'
+import { AGENT_FLAG, agentBase, pullFromAgent, pushToAgent } from '../agent-client'
 import { flagString } from '../args'
 import type { Command } from '../command'
 
@@ -13,21 +13,23 @@ const checkName = (name: string | undefined): string => {
   return name
 }
 
+const streamPath = (name: string): string => `/stream/${encodeURIComponent(name)}`
+
 export const streamPushCommand: Command = {
   name: 'stream push',
   args: 'NAME',
-  summary: 'push a live MPEG-TS stream from stdin into the agent (e.g. ffmpeg ... -f mpegts - | canopy stream push live)',
+  summary: 'push live MPEG-TS from stdin to the agent',
   positionals: { min: 1, max: 1 },
   flags: [
-    { name: 'agent', value: 'URL', help: 'agent to push to (default http://127.0.0.1:8787)' },
-    { name: 'token', value: 'T', help: "the agent's push token (or CANOPY_PUSH_TOKEN)" }
+    AGENT_FLAG,
+    { name: 'token', value: 'T', help: 'push token (or CANOPY_PUSH_TOKEN)' }
   ],
   async run (args, io) {
     const name = checkName(args.positionals[0])
     const token = flagString(args, 'token') ?? io.env.CANOPY_PUSH_TOKEN
-    if (token === undefined || token === '') throw new CanopyError('USAGE', 'stream push needs --token T (the agent\'s --push-token)')
-    const result = await pushToAgent(agentBase(flagString(args, 'agent')), `/stream/${encodeURIComponent(name)}`, io.stdin, { authorization: `Bearer ${token}` }) as Record<string, unknown> | null
-    io.stderr.write(`canopy: stream ${name} ended: ${String(result?.bytes ?? '?')} bytes, ${String(result?.chunks ?? '?')} chunks\n`)
+    if (token === undefined || token === '') throw new CanopyError('USAGE', 'stream push needs --token T')
+    const result = await pushToAgent(agentBase(flagString(args, 'agent')), streamPath(name), io.stdin, { authorization: `Bearer ${token}` }) as Record<string, unknown> | null
+    io.stderr.write(`canopy: stream ${name} ended: ${result?.bytes ?? '?'} bytes, ${result?.chunks ?? '?'} chunks\n`)
     return 0
   }
 }
@@ -35,14 +37,14 @@ export const streamPushCommand: Command = {
 export const streamPlayCommand: Command = {
   name: 'stream play',
   args: 'NAME',
-  summary: 'write a live stream from the agent to stdout as MPEG-TS (e.g. canopy stream play live | ffplay -)',
+  summary: 'write a live stream to stdout as MPEG-TS',
   positionals: { min: 1, max: 1 },
   flags: [
-    { name: 'agent', value: 'URL', help: 'agent to read from (default http://127.0.0.1:8787)' }
+    AGENT_FLAG
   ],
   async run (args, io) {
     const name = checkName(args.positionals[0])
-    await pullFromAgent(agentBase(flagString(args, 'agent')), `/stream/${encodeURIComponent(name)}`, io.stdout)
+    await pullFromAgent(agentBase(flagString(args, 'agent')), streamPath(name), io.stdout)
     return 0
   }
 }
