@@ -74,8 +74,8 @@ export function openCert (bytes: Buffer): Cert {
   return c
 }
 
-/** What a verified chain says of its leaf; issuer: the key that signed the leaf. */
-export interface Membership { group: string, node: string, roles: number, x: number, name: string, contact?: string, issuer: Buffer, chain: Buffer[] }
+/** What a verified chain says: its leaf (g the group, s the node, r its roles, x, k the issuer's key, a the contact), n the group's name, and the chain. */
+export type Membership = Cert & { n: string, chain: Buffer[] }
 
 /**
  * Verify a chain from the root key to its leaf: every certificate but the
@@ -96,7 +96,7 @@ export function verifyChain (chain: Buffer[], nowS: number, revoked: (node: stri
     if (revoked(c.s)) throw new CanopyError('GROUP_REVOKED', `${c.s} revoked`)
   })
   const leaf = certs[certs.length - 1]!
-  return { group, node: leaf.s, roles: leaf.r, x: leaf.x, name: certs.find((c) => c.n !== undefined)?.n ?? '', contact: leaf.a, issuer: leaf.k, chain }
+  return { ...leaf, n: certs.find((c) => c.n !== undefined)?.n ?? '', chain }
 }
 
 export const formatInvitation = (chain: Buffer[]): string => 'canopy-invite:' + encodeCbor(chain).toString('base64url')
@@ -107,7 +107,7 @@ export const decodeChain = (b: Buffer): Buffer[] => decode(b, chainSpec, { ...LI
 /** Verify an invitation's chain: an expiry (not passed) and the inviter's contact; by the joiner, and by the inviter with its revocations. */
 export function checkInvitation (chain: Buffer[], nowS: number, revoked?: (node: string) => boolean): Membership {
   const m = verifyChain(chain, nowS, revoked)
-  if (m.x === 0 || m.contact === undefined) throw err('INVALID', 'not an invitation')
+  if (m.x === 0 || m.a === undefined) throw err('INVALID', 'not an invitation')
   if (m.x <= nowS) throw err('EXPIRED', 'invitation expired')
   return m
 }
@@ -128,7 +128,7 @@ export function newGroup (name: string, me: Identity, seed: Buffer): { group: st
 
 /** My chain extended by a certificate I (an admin) issue: an invitation (x > 0, a contact) or a membership (x = 0). */
 export function issue (chain: Buffer[], me: Identity, c: Omit<Cert, 'k'>): Buffer[] {
-  if ((verifyChain(chain, 0).roles & ROLES.admin) === 0) throw new CanopyError('GROUP_FORBIDDEN', 'only admins invite')
+  if ((verifyChain(chain, 0).r & ROLES.admin) === 0) throw new CanopyError('GROUP_FORBIDDEN', 'only admins invite')
   if (chain.length >= GROUP_CHAIN_COUNT_MAX) throw new CanopyError('LIMIT_REACHED', 'chain too long')
   return [...chain, signCert({ ...c, k: me.publicKey }, me.privateKey)]
 }

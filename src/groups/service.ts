@@ -23,7 +23,8 @@ import { derivedId, metaOf, openRecord, signRecord, type GroupRecord, type Recor
 import { memberDraft, openStore, type RecordStore } from './store'
 import { createSync, type GroupMessage, type GroupSync } from './sync'
 
-interface Entry { name: string, chain: Buffer[], root?: Buffer }
+/** A membership as groups.json keeps it: the chain's certificates and the owned root key in base64. */
+interface Entry { name: string, chain: string[], root?: string }
 export type GroupEvent = { group: string, type: 'record' | 'member' | 'sync' | 'status', data: unknown }
 export interface Write { id?: string, type: string, attributes?: Record<string, string>, payload?: Buffer, expiresMs?: number, deleted?: boolean }
 
@@ -42,6 +43,7 @@ export interface GroupsOptions {
 const IO = 16
 const coded = (code: ErrorCode, m: string): CanopyError => new CanopyError(code, m)
 const b64 = (s: string): Buffer => Buffer.from(s, 'base64')
+const base64 = (c: Buffer[]): string[] => c.map((b) => b.toString('base64'))
 
 export type Groups = ReturnType<typeof createGroups>
 /** The service as compose.ts builds it (`new GroupsService(o)`): the object createGroups returns. */
@@ -71,13 +73,14 @@ export function createGroups (o: GroupsOptions) {
 
   const notIn = (g: string): never => { throw coded('GROUP_NOT_FOUND', `not in group ${g}`) }
   const entry = (g: string): Entry => entries.get(g) ?? notIn(g)
+  const chainOf = (g: string): Buffer[] => entry(g).chain.map(b64)
   /** A group I am in (GROUP_NOT_FOUND otherwise). */
   const check = (g: string): RecordStore => (store?.group(g) === undefined ? notIn(g) : store!)
 
   /** Linked peers that may have g's traffic: its members (not revoked); on the LAN group, every linked agent. */
   function peers (g: string): string[] {
     const ix = store?.group(g)
-    return links.list().filter((l) => l.open && l.serves('group') && (g === LAN_GROUP ? c.lan && o.lan(l.remoteAddress) : ix?.members.has(l.nodeId) === true && !ix.revoked.has(l.nodeId))).map((l) => l.nodeId)
+    return links.list().filter((l) => l.open && l.serves('group') && (g === LAN_GROUP ? c.lan && o.lan(l.remoteAddress) : ix?.m.has(l.nodeId) === true && !ix.v.has(l.nodeId))).map((l) => l.nodeId)
   }
 
   const groups = (): string[] => [...(store !== null && c.lan ? [LAN_GROUP] : []), ...entries.keys()]
@@ -118,14 +121,12 @@ export function createGroups (o: GroupsOptions) {
   /** My member record, written again when my address changed. */
   async function announce (g: string): Promise<void> {
     const old = myRecord(g)
-    if (old?.attributes.addr !== contact()) await put(memberDraft(entry(g).chain, (old?.version ?? 0) + 1, now(), contact()))
+    if (old?.attributes.addr !== contact()) await put(memberDraft(chainOf(g), (old?.version ?? 0) + 1, now(), contact()))
   }
 
   async function enter (g: string, e: Entry, welcome: Buffer[] = []): Promise<void> {
     entries.set(g, e)
-    const out: Record<string, unknown> = {}
-    for (const [k, x] of entries) out[k] = { name: x.name, chain: x.chain.map((b) => b.toString('base64')), root: x.root?.toString('base64') }
-    await hal.files.writeAtomic(file, Buffer.from(JSON.stringify(out)), 0o600)
+    await hal.files.writeAtomic(file, Buffer.from(JSON.stringify(Object.fromEntries(entries))), 0o600)
     store!.ensure(g)
     for (const b of welcome) {
       try {
@@ -144,11 +145,11 @@ export function createGroups (o: GroupsOptions) {
       const e = entry(g)
       const s = check(g)
       const t = now() / 1000
-      const v = checkInvitation(decodeChain(m.d ?? Buffer.alloc(0)), t, (n) => s.group(g)!.revoked.has(n))
-      if (v.group !== g || v.node !== peer || !v.issuer.equals(id.publicKey)) throw invitationError('FOREIGN', 'not for this node or group')
+      const v = checkInvitation(decodeChain(m.d ?? Buffer.alloc(0)), t, (n) => s.group(g)!.v.has(n))
+      if (v.g !== g || v.s !== peer || !v.k.equals(id.publicKey)) throw invitationError('FOREIGN', 'not for this node or group')
       const mine = myRecord(g)
       const r = mine && await s.read(mine)
-      sync.send(peer, g, { m: 'o', d: encodeCbor(issue(e.chain, id, { g, s: peer, r: v.roles, x: 0, n: e.name })), r: r ? [r.bytes] : [] })
+      sync.send(peer, g, { m: 'o', d: encodeCbor(issue(chainOf(g), id, { g, s: peer, r: v.r, x: 0, n: e.name })), r: r ? [r.bytes] : [] })
       emit(g, 'member', { node: peer, joined: true })
     } catch (err) {
       const x = CanopyError.from(err, 'GROUP_INVITATION_INVALID')
@@ -163,7 +164,7 @@ export function createGroups (o: GroupsOptions) {
       if (linked.size < c.neighbours) {
         const cand: Array<[string, string?]> = g === LAN_GROUP
           ? o.peers.list().map((p) => [p.nodeId, `${p.address}:${p.linkPort ?? LINK_PORT_DEFAULT}`])
-          : store!.list(g, { type: 'member' }).filter((m) => m.attributes.addr !== undefined && !store!.group(g)!.revoked.has(m.author)).map((m) => [m.author, m.attributes.addr])
+          : store!.list(g, { type: 'member' }).filter((m) => m.attributes.addr !== undefined && !store!.group(g)!.v.has(m.author)).map((m) => [m.author, m.attributes.addr])
         const todo = cand.filter(([n]) => !linked.has(n) && n !== me)
         for (let i = 0; i < GROUP_DIALS_PER_ROUND_MAX && todo.length > 0; i++) {
           const [n, addr] = todo.splice(hal.random.int(todo.length), 1)[0]!
@@ -187,7 +188,7 @@ export function createGroups (o: GroupsOptions) {
   function describe (g: string): Record<string, unknown> {
     const ix = store?.group(g)
     const lan = g === LAN_GROUP
-    return { id: g, name: entries.get(g)?.name ?? 'LAN', roles: roleNames(ix?.members.get(me) ?? 2), members: lan ? peers(g).length + 1 : ix?.members.size, records: ix?.records.size, linked: peers(g) }
+    return { id: g, name: entries.get(g)?.name ?? 'LAN', roles: roleNames(ix?.m.get(me) ?? 2), members: lan ? peers(g).length + 1 : ix?.m.size, records: ix?.r.size, linked: peers(g) }
   }
 
   links.on('group', (l, f) => {
@@ -198,7 +199,7 @@ export function createGroups (o: GroupsOptions) {
   })
   const status = (l: Link, up: boolean): void => {
     for (const g of groups()) {
-      if (g === LAN_GROUP || store?.group(g)?.members.has(l.nodeId) === true) {
+      if (g === LAN_GROUP || store?.group(g)?.m.has(l.nodeId) === true) {
         emit(g, 'status', { node: l.nodeId, linked: up })
         if (up && l.initiator) sync.summarize(g, l.nodeId)
       }
@@ -225,9 +226,7 @@ export function createGroups (o: GroupsOptions) {
       if (!c.enabled) return
       const text = await hal.files.read(file, GROUP_FILE_BYTES_MAX)
       try {
-        for (const [g, e] of Object.entries(JSON.parse(text?.toString() ?? '{}') as Record<string, { name: string, chain: string[], root?: string }>)) {
-          entries.set(g, { name: e.name, chain: e.chain.map(b64), root: e.root ? b64(e.root) : undefined })
-        }
+        for (const [g, e] of Object.entries(JSON.parse(text?.toString() ?? '{}') as Record<string, Entry>)) entries.set(g, { name: e.name, chain: e.chain.map(String), root: e.root })
       } catch (err) {
         log.error('groups.json damaged', { err })
       }
@@ -288,22 +287,22 @@ export function createGroups (o: GroupsOptions) {
       if (entries.size >= GROUPS_COUNT_MAX) throw coded('LIMIT_REACHED', 'too many groups')
       const root = hal.random.bytes(32)
       const { group, chain } = newGroup(name, id, root)
-      await enter(group, { name, chain, root })
+      await enter(group, { name, chain: base64(chain), root: root.toString('base64') })
       return group
     },
 
     invite (g: string, forNode: string, roles: number, expiresMs: number): string {
       const e = entry(g)
-      return formatInvitation(issue(e.chain, id, { g, s: forNode, r: roles, x: Math.ceil((now() + expiresMs) / 1000), n: e.name, a: `${me}@${contact()}` }))
+      return formatInvitation(issue(chainOf(g), id, { g, s: forNode, r: roles, x: Math.ceil((now() + expiresMs) / 1000), n: e.name, a: `${me}@${contact()}` }))
     },
 
     /** Join with an invitation: dial the inviter, present it, take the membership it signs, then sync in full from it. */
     async join (text: string): Promise<string> {
       const m = parseInvitation(text, now() / 1000)
-      const g = m.group
-      if (m.node !== me) throw invitationError('FOREIGN', `the invitation is for node ${m.node}`)
+      const g = m.g
+      if (m.s !== me) throw invitationError('FOREIGN', `the invitation is for node ${m.s}`)
       if (entries.has(g)) return g
-      const [inviter, addr] = m.contact!.split('@') as [string, string?]
+      const [inviter, addr] = m.a!.split('@') as [string, string?]
       await dial(inviter, addr)
       const w = await new Promise<GroupMessage>((resolve, reject) => {
         const t = timers.setTimeout(() => { joins.delete(g); reject(coded('TIMEOUT', 'the inviter did not answer')) }, GROUP_JOIN_MS)
@@ -313,8 +312,8 @@ export function createGroups (o: GroupsOptions) {
       if (w.d === undefined) throw coded((w.t?.[0] ?? 'GROUP_INVITATION_INVALID') as ErrorCode, w.t?.[1] ?? 'refused')
       const chain = decodeChain(w.d)
       const v = verifyChain(chain, now() / 1000)
-      if (v.group !== g || v.node !== me || v.x !== 0) throw invitationError('INVALID', 'bad welcome')
-      await enter(g, { name: m.name, chain }, w.r)
+      if (v.g !== g || v.s !== me || v.x !== 0) throw invitationError('INVALID', 'bad welcome')
+      await enter(g, { name: m.n, chain: base64(chain) }, w.r)
       sync.summarize(g, inviter)
       return g
     },

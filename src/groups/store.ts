@@ -34,16 +34,20 @@ export interface StoreOptions {
   onChange?: (meta: RecordMeta, change: Change, record?: GroupRecord) => void
 }
 
-/** One group's index. types: per type, record count and the XOR of every winner's hash prefix (two 32-bit halves). */
+/**
+ * One group's index (short names: it never leaves the process).
+ * r: records by id; t: per type, record count and the XOR of every winner's
+ * hash prefix (two 32-bit halves); n: records per "author|minute of
+ * creation" (the per-author rate limit, a function of the store's content);
+ * m: roles of members, from their member records; v: revoked node ->
+ * creation time of its revocation.
+ */
 export interface GroupIndex {
-  records: Map<string, RecordMeta>
-  types: Map<string, [n: number, a: number, b: number]>
-  /** Records per "author|minute of creation": the per-author rate limit, a function of the store's content. */
-  minutes: Map<string, number>
-  /** Roles of members, from their member records. */
-  members: Map<string, number>
-  /** Revoked node -> creation time of its revocation. */
-  revoked: Map<string, number>
+  r: Map<string, RecordMeta>
+  t: Map<string, [n: number, a: number, b: number]>
+  n: Map<string, number>
+  m: Map<string, number>
+  v: Map<string, number>
 }
 
 /** Record-type sync precedence (the seed's cRecordTypeSyncPrecedence): who may write first, then what is urgent. */
@@ -66,11 +70,11 @@ export async function openStore (blobs: Blobs, o: StoreOptions, keep: (group: st
   let count = 0
   let bytes = 0
   const invalid = (m: string): CanopyError => new CanopyError('RECORD_INVALID', m)
-  const all = (g: string): RecordMeta[] => [...groups.get(g)?.records.values() ?? []]
+  const all = (g: string): RecordMeta[] => [...groups.get(g)?.r.values() ?? []]
 
   function ensure (g: string): GroupIndex {
     let ix = groups.get(g)
-    if (ix === undefined) groups.set(g, ix = { records: new Map(), types: new Map(), minutes: new Map(), members: new Map(), revoked: new Map() })
+    if (ix === undefined) groups.set(g, ix = { r: new Map(), t: new Map(), n: new Map(), m: new Map(), v: new Map() })
     return ix
   }
 
@@ -85,23 +89,23 @@ export async function openStore (blobs: Blobs, o: StoreOptions, keep: (group: st
   function admit (ix: GroupIndex, r: GroupRecord): void {
     const now = o.clock.wallMs()
     if (r.expires !== 0 && r.expires <= now) throw invalid('expired')
-    if ((ix.minutes.get(minuteOf(r)) ?? 0) >= o.perMinute) throw new CanopyError('LIMIT_REACHED', 'too many records per minute')
+    if ((ix.n.get(minuteOf(r)) ?? 0) >= o.perMinute) throw new CanopyError('LIMIT_REACHED', 'too many records per minute')
     if (r.group === LAN_GROUP) return // every agent of the LAN may write there
-    const revokedAt = ix.revoked.get(r.author)
+    const revokedAt = ix.v.get(r.author)
     if (revokedAt !== undefined && r.created >= revokedAt) throw new CanopyError('GROUP_REVOKED', 'author revoked')
     if (r.type === 'member') { // a member's own record, carrying its certificate chain: it proves itself
       if (r.deleted || r.id !== derivedId('member', r.author)) throw invalid('bad member record')
       const m = verifyChain(decodeChain(r.payload), now / 1000)
-      if (m.group !== r.group || m.node !== r.author || m.x !== 0 || r.attributes.roles !== roleNames(m.roles).join(',')) throw invalid('bad member record')
+      if (m.g !== r.group || m.s !== r.author || m.x !== 0 || r.attributes.roles !== roleNames(m.r).join(',')) throw invalid('bad member record')
       return
     }
     const revoke = r.type === 'revoke'
-    if (((ix.members.get(r.author) ?? 0) & (revoke ? ROLES.admin : WRITER)) === 0) throw new CanopyError('GROUP_FORBIDDEN', `may not write ${r.type}`)
+    if (((ix.m.get(r.author) ?? 0) & (revoke ? ROLES.admin : WRITER)) === 0) throw new CanopyError('GROUP_FORBIDDEN', `may not write ${r.type}`)
     if (revoke && r.id !== derivedId('revoke', r.attributes.node ?? '')) throw invalid('bad revoke record')
   }
 
   /** Add (sign 1) or take out (-1) a record of the index. */
-  function index ({ records, members, revoked, types, minutes }: GroupIndex, m: RecordMeta, sign: 1 | -1): void {
+  function index ({ r: records, m: members, v: revoked, t: types, n: minutes }: GroupIndex, m: RecordMeta, sign: 1 | -1): void {
     const { id, type, author, hash, attributes: { node, roles = '' } } = m
     const add = sign > 0
     add ? records.set(id, metaOf(m as GroupRecord)) : records.delete(id)
@@ -134,7 +138,7 @@ export async function openStore (blobs: Blobs, o: StoreOptions, keep: (group: st
     for (const [j, r] of got.entries()) {
       if (r === null || !keep(r.group)) { await blobs.delete(hashes[i + j]!); continue }
       const ix = ensure(r.group)
-      const old = ix.records.get(r.id)
+      const old = ix.r.get(r.id)
       if (old !== undefined) { // both copies of an update survived a power cut: keep the winner
         const loser = beats(r, old) ? old : r
         await blobs.delete(loser.hash)
@@ -150,7 +154,7 @@ export async function openStore (blobs: Blobs, o: StoreOptions, keep: (group: st
     get bytes () { return bytes },
     ensure,
     group: (g: string): GroupIndex | undefined => groups.get(g),
-    get: (g: string, id: string): RecordMeta | undefined => groups.get(g)?.records.get(id),
+    get: (g: string, id: string): RecordMeta | undefined => groups.get(g)?.r.get(id),
 
     /**
      * Store a record if it wins over the one of its id and passes the group's
@@ -160,7 +164,7 @@ export async function openStore (blobs: Blobs, o: StoreOptions, keep: (group: st
     apply: (r: GroupRecord, durable = true): Promise<Applied> => serial(async () => {
       const ix = groups.get(r.group)
       if (ix === undefined) throw new CanopyError('GROUP_NOT_FOUND', `not in group ${r.group}`)
-      const old = ix.records.get(r.id)
+      const old = ix.r.get(r.id)
       if (old?.hash === r.hash) return 'duplicate'
       if (old !== undefined && !beats(r, old)) return 'stale'
       admit(ix, r)
@@ -172,7 +176,7 @@ export async function openStore (blobs: Blobs, o: StoreOptions, keep: (group: st
       o.onChange?.(metaOf(r), how, r)
       // A revocation takes effect from its creation on: the revoked author's later records go, on every member alike.
       if (r.type === 'revoke' && !r.deleted && r.group !== LAN_GROUP) {
-        for (const m of [...ix.records.values()]) if (m.author === r.attributes.node && m.created >= r.created) await remove(ix, m)
+        for (const m of [...ix.r.values()]) if (m.author === r.attributes.node && m.created >= r.created) await remove(ix, m)
       }
       return how
     }),
@@ -180,7 +184,7 @@ export async function openStore (blobs: Blobs, o: StoreOptions, keep: (group: st
     /** Drop records past their expiry (tombstones included); then make records taken without a sync durable. */
     purge: (): Promise<void> => serial(async () => {
       const now = o.clock.wallMs()
-      for (const ix of groups.values()) for (const m of [...ix.records.values()]) if (m.expires !== 0 && m.expires <= now) await remove(ix, m)
+      for (const ix of groups.values()) for (const m of [...ix.r.values()]) if (m.expires !== 0 && m.expires <= now) await remove(ix, m)
       await blobs.sync?.()
     }),
 
@@ -194,7 +198,7 @@ export async function openStore (blobs: Blobs, o: StoreOptions, keep: (group: st
 
     /** Anti-entropy level 1: per type, in sync precedence, [type, count, XOR of hash prefixes (8 bytes)]. */
     summary: (g: string): Array<[string, number, Buffer]> =>
-      [...groups.get(g)?.types ?? []].sort((x, y) => byPrecedence(x[0], y[0])).map(([t, [n, a, b]]) => [t, n, digestBytes(a, b)]),
+      [...groups.get(g)?.t ?? []].sort((x, y) => byPrecedence(x[0], y[0])).map(([t, [n, a, b]]) => [t, n, digestBytes(a, b)]),
 
     /** Level 2: one type's digest per bucket (GROUP_BUCKETS × 8 bytes). */
     buckets (g: string, type: string): Buffer {
@@ -217,7 +221,7 @@ export async function openStore (blobs: Blobs, o: StoreOptions, keep: (group: st
 export function memberDraft (chain: Buffer[], version: number, created: number, addr?: string): RecordDraft {
   const m = verifyChain(chain, 0)
   return {
-    group: m.group, id: derivedId('member', m.node), type: 'member', version, created, expires: 0, deleted: false,
-    attributes: { roles: roleNames(m.roles).join(','), ...(addr !== undefined ? { addr } : {}) }, payload: encodeCbor(chain)
+    group: m.g, id: derivedId('member', m.s), type: 'member', version, created, expires: 0, deleted: false,
+    attributes: { roles: roleNames(m.r).join(','), ...(addr !== undefined ? { addr } : {}) }, payload: encodeCbor(chain)
   }
 }
