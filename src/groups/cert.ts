@@ -70,7 +70,7 @@ export function openCert (bytes: Buffer): Cert {
   const b = bytes.subarray(0, -64)
   const d = decode(b, certSpec, LIMITS, 'certificate')
   const c = { ...d, g: d.g.toString('hex'), s: d.s.toString('hex') }
-  if (!verifyDomain(c.k, DOMAIN, b, bytes.subarray(-64))) throw err('INVALID', 'bad certificate signature')
+  if (!verifyDomain(c.k, DOMAIN, b, bytes.subarray(-64))) throw err('INVALID', 'bad signature')
   return c
 }
 

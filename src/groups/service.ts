@@ -19,7 +19,7 @@ import { encodeCbor } from '../protocol/wire/cbor'
 import { boundBytesMax, FlashCache } from '../flash-cache/store'
 import { checkInvitation, decodeChain, formatInvitation, invitationError, issue, LAN_GROUP, newGroup, parseInvitation, roleNames, verifyChain } from './cert'
 import type { KeyShares, Session } from './crypt'
-import { derivedId, metaOf, openRecord, signRecord, type GroupRecord, type RecordDraft, type RecordMeta } from './record'
+import { derivedId, metaOf, signRecord, type GroupRecord, type RecordDraft, type RecordMeta } from './record'
 import { memberDraft, openStore, type RecordStore } from './store'
 import { createSync, type GroupMessage, type GroupSync } from './sync'
 
@@ -124,16 +124,12 @@ export function createGroups (o: GroupsOptions) {
     if (old?.attributes.addr !== contact()) await put(memberDraft(chainOf(g), (old?.version ?? 0) + 1, now(), contact()))
   }
 
-  async function enter (g: string, e: Entry, welcome: Buffer[] = []): Promise<void> {
+  /** Become a member of g: groups.json, then the records the inviter welcomed us with, then my member record. */
+  async function enter (g: string, e: Entry, from = '', welcome: Buffer[] = []): Promise<void> {
     entries.set(g, e)
     await hal.files.writeAtomic(file, Buffer.from(JSON.stringify(Object.fromEntries(entries))), 0o600)
     store!.ensure(g)
-    for (const b of welcome) {
-      try {
-        const r = openRecord(b, true)
-        if (r.group === g) await store!.apply(r)
-      } catch (err) { log.debug('welcome record refused', { err }) }
-    }
+    await sync.take(from, g, welcome, true)
     await announce(g)
   }
 
@@ -146,7 +142,7 @@ export function createGroups (o: GroupsOptions) {
       const s = check(g)
       const t = now() / 1000
       const v = checkInvitation(decodeChain(m.d ?? Buffer.alloc(0)), t, (n) => s.group(g)!.v.has(n))
-      if (v.g !== g || v.s !== peer || !v.k.equals(id.publicKey)) throw invitationError('FOREIGN', 'not for this node or group')
+      if (v.g !== g || v.s !== peer || !v.k.equals(id.publicKey)) throw invitationError('FOREIGN', 'wrong node or group')
       const mine = myRecord(g)
       const r = mine && await s.read(mine)
       sync.send(peer, g, { m: 'o', d: encodeCbor(issue(chainOf(g), id, { g, s: peer, r: v.r, x: 0, n: e.name })), r: r ? [r.bytes] : [] })
@@ -220,7 +216,6 @@ export function createGroups (o: GroupsOptions) {
     check,
     describe,
     write,
-    contact,
 
     async start (): Promise<void> {
       if (!c.enabled) return
@@ -244,7 +239,7 @@ export function createGroups (o: GroupsOptions) {
         }, (g) => entries.has(g) || (g === LAN_GROUP && c.lan))
       } catch (err) {
         error = CanopyError.from(err, 'FLASH_IO').message
-        log.error('record store unavailable; running without groups', { err })
+        log.error('no record store: groups off', { err })
         return
       }
       const s = store
@@ -313,7 +308,7 @@ export function createGroups (o: GroupsOptions) {
       const chain = decodeChain(w.d)
       const v = verifyChain(chain, now() / 1000)
       if (v.g !== g || v.s !== me || v.x !== 0) throw invitationError('INVALID', 'bad welcome')
-      await enter(g, { name: m.n, chain: base64(chain) }, w.r)
+      await enter(g, { name: m.n, chain: base64(chain) }, inviter, w.r)
       sync.summarize(g, inviter)
       return g
     },

@@ -89,7 +89,7 @@ export async function openStore (blobs: Blobs, o: StoreOptions, keep: (group: st
   function admit (ix: GroupIndex, r: GroupRecord): void {
     const now = o.clock.wallMs()
     if (r.expires !== 0 && r.expires <= now) throw invalid('expired')
-    if ((ix.n.get(minuteOf(r)) ?? 0) >= o.perMinute) throw new CanopyError('LIMIT_REACHED', 'too many records per minute')
+    if ((ix.n.get(minuteOf(r)) ?? 0) >= o.perMinute) throw new CanopyError('LIMIT_REACHED', 'records per minute')
     if (r.group === LAN_GROUP) return // every agent of the LAN may write there
     const revokedAt = ix.v.get(r.author)
     if (revokedAt !== undefined && r.created >= revokedAt) throw new CanopyError('GROUP_REVOKED', 'author revoked')
@@ -124,7 +124,7 @@ export async function openStore (blobs: Blobs, o: StoreOptions, keep: (group: st
   }
 
   /** A blob left behind (a failed delete) is found again at open, and loses to its replacement there. */
-  const drop = (hash: string): Promise<unknown> => blobs.delete(hash).catch((err: unknown) => { o.log.warn('record blob not deleted', { hash, err }) })
+  const drop = (hash: string): Promise<unknown> => blobs.delete(hash).catch((err: unknown) => { o.log.warn('blob not deleted', { hash, err }) })
 
   async function remove (ix: GroupIndex, m: RecordMeta): Promise<void> {
     index(ix, m, -1)

@@ -81,12 +81,29 @@ export function createSync (o: SyncOptions) {
     if (batch.length > 0) send(peer, g, { m: 'r', r: batch })
   }
 
+  /** Records from peer (a REC message, or a welcome's): checked, stored, flooded on when new. */
+  async function take (peer: string, g: string, rs: Buffer[], durable = false): Promise<void> {
+    for (const x of rs) {
+      try {
+        const r = openRecord(x, false)
+        if (r.group !== g) throw new CanopyError('RECORD_INVALID', 'wrong group')
+        if (store.get(g, r.id)?.hash === r.hash) continue // de-duplication before the signature check
+        openRecord(x, true)
+        const how = await store.apply(r, durable)
+        if (how === 'added' || how === 'updated') flood(r, peer)
+      } catch (err) {
+        counters.recordsRefused++
+        o.log.debug('record refused', { peer, err })
+      }
+    }
+  }
+
   return {
     counters,
+    take,
     send,
     flood,
     summarize,
-    sendRecords,
 
     /** One anti-entropy round with a random linked member of g. */
     tick (g: string): void {
@@ -106,22 +123,7 @@ export function createSync (o: SyncOptions) {
         return
       }
       const g = m.group
-      if (m.m === 'r') {
-        for (const x of m.r ?? []) {
-          try {
-            const r = openRecord(x, false)
-            if (r.group !== g) throw new CanopyError('RECORD_INVALID', 'wrong group')
-            if (store.get(g, r.id)?.hash === r.hash) continue // de-duplication before the signature check
-            openRecord(x, true)
-            const how = await store.apply(r, false)
-            if (how === 'added' || how === 'updated') flood(r, peer)
-          } catch (err) {
-            counters.recordsRefused++
-            o.log.debug('record refused', { peer, err })
-          }
-        }
-        return
-      }
+      if (m.m === 'r') return await take(peer, g, m.r ?? [])
       if (m.m === 'j' || m.m === 'o') return o.control?.(peer, m)
       if (!o.peers(g).includes(peer)) { counters.messagesRefused++; return } // summaries only between members
       const t = m.t?.[0] ?? ''
