@@ -77,11 +77,13 @@ export function createGroups (o: GroupsOptions) {
   /** A group I am in (GROUP_NOT_FOUND otherwise). */
   const check = (g: string): RecordStore => (store?.group(g) === undefined ? notIn(g) : store!)
 
-  /** Linked peers that may have g's traffic: its members (not revoked); on the LAN group, every linked agent. */
-  function peers (g: string): string[] {
+  /** May this link have g's traffic? On the LAN group, every agent of the LAN; else members, not revoked. */
+  const may = (g: string, l: Link): boolean | undefined => {
     const ix = store?.group(g)
-    return links.list().filter((l) => l.open && l.serves('group') && (g === LAN_GROUP ? c.lan && o.lan(l.remoteAddress) : ix?.m.has(l.nodeId) === true && !ix.v.has(l.nodeId))).map((l) => l.nodeId)
+    return g === LAN_GROUP ? c.lan && o.lan(l.remoteAddress) : ix?.m.has(l.nodeId) && !ix.v.has(l.nodeId)
   }
+  /** Linked peers that may have g's traffic. */
+  const peers = (g: string): string[] => links.list().filter((l) => l.open && l.serves('group') && may(g, l)).map((l) => l.nodeId)
 
   const groups = (): string[] => [...(store !== null && c.lan ? [LAN_GROUP] : []), ...entries.keys()]
 
@@ -183,19 +185,19 @@ export function createGroups (o: GroupsOptions) {
 
   function describe (g: string): Record<string, unknown> {
     const ix = store?.group(g)
-    const lan = g === LAN_GROUP
-    return { id: g, name: entries.get(g)?.name ?? 'LAN', roles: roleNames(ix?.m.get(me) ?? 2), members: lan ? peers(g).length + 1 : ix?.m.size, records: ix?.r.size, linked: peers(g) }
+    const linked = peers(g)
+    return { id: g, name: entries.get(g)?.name ?? 'LAN', roles: roleNames(ix?.m.get(me) ?? 2), members: g === LAN_GROUP ? linked.length + 1 : ix?.m.size, records: ix?.r.size, linked }
   }
 
   links.on('group', (l, f) => {
     if (store === null) return
     const p = session(l)?.open(framePayload(f))
     if (p == null) l.close('protocol')
-    else void svc.sync.receive(l.nodeId, p)
+    else void sync.receive(l.nodeId, p)
   })
   const status = (l: Link, up: boolean): void => {
     for (const g of groups()) {
-      if (g === LAN_GROUP || store?.group(g)?.m.has(l.nodeId) === true) {
+      if (may(g, l)) {
         emit(g, 'status', { node: l.nodeId, linked: up })
         if (up && l.initiator) sync.summarize(g, l.nodeId)
       }

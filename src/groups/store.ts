@@ -94,9 +94,8 @@ export async function openStore (blobs: Blobs, o: StoreOptions, keep: (group: st
     const revokedAt = ix.v.get(r.author)
     if (revokedAt !== undefined && r.created >= revokedAt) throw new CanopyError('GROUP_REVOKED', 'author revoked')
     if (r.type === 'member') { // a member's own record, carrying its certificate chain: it proves itself
-      if (r.deleted || r.id !== derivedId('member', r.author)) throw invalid('bad member record')
-      const m = verifyChain(decodeChain(r.payload), now / 1000)
-      if (m.g !== r.group || m.s !== r.author || m.x !== 0 || r.attributes.roles !== roleNames(m.r).join(',')) throw invalid('bad member record')
+      const m = r.deleted || r.id !== derivedId('member', r.author) ? null : verifyChain(decodeChain(r.payload), now / 1000)
+      if (m?.g !== r.group || m.s !== r.author || m.x !== 0 || r.attributes.roles !== roleNames(m.r).join(',')) throw invalid('bad member record')
       return
     }
     const revoke = r.type === 'revoke'

@@ -51,7 +51,8 @@ export function createSync (o: SyncOptions) {
   const store = o.store
   /** A byte string as hex strings of n bytes each (a short tail dropped). */
   const split = (b: Buffer | undefined, n: number): string[] => b?.toString('hex').match(new RegExp(`.{${2 * n}}`, 'g')) ?? []
-  const key = (x: RecordMeta): string => x.hash.slice(0, 16)
+  /** A KEYS entry as hex: the id and 8 bytes of the hash. */
+  const entry = (x: RecordMeta): string => x.id + x.hash.slice(0, 16)
 
   function send (peer: string, g: string, m: Omit<GroupMessage, 'g' | 'group'>): void {
     o.send(peer, encodeCbor({ g: gidBytes(g), ...m }))
@@ -129,22 +130,24 @@ export function createSync (o: SyncOptions) {
       const t = m.t?.[0] ?? ''
       const d = split(m.d, 8)
       if (m.m === 's') {
-        const theirs = new Map((m.t ?? []).map((t, i) => [t, `${m.n?.[i] ?? 0}:${d[i]}`]))
+        // types whose count and digest differ, on either side: mine, less those that match theirs, plus theirs that do not
         const mine = new Map(store.summary(g).map(([t, n, x]) => [t, `${n}:${x.toString('hex')}`]))
-        const differ = [...new Set([...theirs.keys(), ...mine.keys()])].filter((t) => theirs.get(t) !== mine.get(t)).sort(byPrecedence)
+        m.t?.forEach((t, i) => { mine.get(t) === `${m.n?.[i]}:${d[i]}` ? mine.delete(t) : mine.set(t, '') })
+        const differ = [...mine.keys()].sort(byPrecedence)
         for (const t of differ) send(peer, g, { m: 'b', t: [t], d: store.buckets(g, t) })
         if (differ.length === 0) o.synced?.(g, peer)
       } else if (m.m === 'b') {
         const mine = split(store.buckets(g, t), 8)
         const u = [...mine.keys()].filter((i) => mine[i] !== d[i])
         const keys = store.inBuckets(g, t, new Set(u)).slice(0, GROUP_KEYS_PER_MESSAGE_MAX)
-        send(peer, g, { m: 'k', t: [t], u: Buffer.from(u), d: Buffer.from(keys.map((k) => k.id + key(k)).join(''), 'hex') })
+        send(peer, g, { m: 'k', t: [t], u: Buffer.from(u), d: Buffer.from(keys.map(entry).join(''), 'hex') })
       } else if (m.m === 'k') {
-        const theirs = new Map(split(m.d, 24).map((x) => [x.slice(0, 32), x.slice(32)]))
+        // entries are id + hash prefix: what only they have, I want; what only I have, I send
+        const theirs = new Set(split(m.d, 24))
         const mine = store.inBuckets(g, t, new Set(m.u))
-        const have = new Map(mine.map((x) => [x.id, key(x)]))
-        const want = [...theirs].filter(([id, h]) => have.get(id) !== h).map(([id]) => id)
-        await sendRecords(peer, g, mine.filter((x) => theirs.get(x.id) !== key(x)))
+        const have = new Set(mine.map(entry))
+        const want = [...theirs].filter((k) => !have.has(k)).map((k) => k.slice(0, 32))
+        await sendRecords(peer, g, mine.filter((x) => !theirs.has(entry(x))))
         if (want.length > 0) send(peer, g, { m: 'w', d: Buffer.from(want.join(''), 'hex') })
       } else if (m.m === 'w') {
         await sendRecords(peer, g, split(m.d, 16).flatMap((id) => store.get(g, id) ?? []))
