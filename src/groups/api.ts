@@ -17,7 +17,8 @@ const G = '/api/groups'
 
 export function addGroupRoutes (http: HttpServer, svc: GroupsService): void {
   let clients = 0
-  const route = http.route.bind(http)
+  /** A route under /api/groups. */
+  const route: HttpServer['route'] = (method, path, fn, options) => { http.route(method, G + path, fn, options) }
   /** A POST with a JSON object body, answered with JSON. */
   const post = (path: string, status: number, fn: (b: Record<string, unknown>, g: string) => Promise<unknown> | unknown): void => {
     route('POST', path, async ({ req, res, params }) => {
@@ -25,10 +26,10 @@ export function addGroupRoutes (http: HttpServer, svc: GroupsService): void {
       sendJson(res, status, await fn(typeof b === 'object' && b !== null && !Array.isArray(b) ? b as Record<string, unknown> : bad('a JSON object'), params.g!))
     })
   }
-  route('GET', G, ({ res }) => { sendJson(res, 200, { nodeId: svc.me, groups: svc.groups().map(svc.describe) }) })
-  post(G, 201, async (b) => ({ id: await svc.create(str(b.name, 'name').slice(0, 64)) }))
-  post(`${G}/join`, 200, async (b) => ({ id: await svc.join(str(b.invitation, 'invitation')) }))
-  post(`${G}/:g/invitations`, 201, (b, g) => {
+  route('GET', '', ({ res }) => { sendJson(res, 200, { nodeId: svc.me, groups: svc.groups().map(svc.describe) }) })
+  post('', 201, async (b) => ({ id: await svc.create(str(b.name, 'name').slice(0, 64)) }))
+  post('/join', 200, async (b) => ({ id: await svc.join(str(b.invitation, 'invitation')) }))
+  post('/:g/invitations', 201, (b, g) => {
     const who = str(b.for, 'for')
     const key = parsePublicKey(who)
     const node = NODE_ID_PATTERN.test(who) ? who : key !== null ? nodeIdOf(key) : bad('"for": a node id or public key')
@@ -36,8 +37,8 @@ export function addGroupRoutes (http: HttpServer, svc: GroupsService): void {
     const ms = Number(b.expiresMs ?? 864e5)
     return { invitation: svc.invite(g, node, roles, ms > 0 && ms < 4e10 ? ms : bad('"expiresMs": 1 ms to a year')) }
   })
-  post(`${G}/:g/revoke`, 200, async (b, g) => ({ record: recordJson(await svc.revoke(g, str(b.node, 'node'))) }))
-  post(`${G}/:g/records`, 201, async (b, g) => {
+  post('/:g/revoke', 200, async (b, g) => ({ record: recordJson(await svc.revoke(g, str(b.node, 'node'))) }))
+  post('/:g/records', 201, async (b, g) => {
     const a = b.attributes ?? {}
     if (typeof a !== 'object' || a === null || Object.values(a).some((v) => typeof v !== 'string')) bad('"attributes": names to strings')
     if (b.id !== undefined && !/^[0-9a-f]{32}$/.test(String(b.id))) bad('"id": 32 hex')
@@ -50,7 +51,7 @@ export function addGroupRoutes (http: HttpServer, svc: GroupsService): void {
     })
     return { record: recordJson(r, r) }
   })
-  route('GET', `${G}/:g/records`, async ({ res, params: { g }, url }) => {
+  route('GET', '/:g/records', async ({ res, params: { g }, url }) => {
     const store = svc.check(g!)
     const q = url.searchParams
     const attributes: Record<string, string> = {}
@@ -61,11 +62,11 @@ export function addGroupRoutes (http: HttpServer, svc: GroupsService): void {
     }
     sendJson(res, 200, { records })
   })
-  route('DELETE', `${G}/:g/records/:id`, async ({ res, params: { g, id } }) => {
+  route('DELETE', '/:g/records/:id', async ({ res, params: { g, id } }) => {
     await svc.remove(g!, id!)
     sendJson(res, 200, { deleted: id })
   })
-  route('GET', `${G}/:g/events`, ({ res, params: { g } }) => {
+  route('GET', '/:g/events', ({ res, params: { g } }) => {
     svc.check(g!)
     if (clients >= GROUP_SSE_CLIENTS_MAX) throw new CanopyError('LIMIT_REACHED', 'too many event streams')
     clients++
@@ -81,7 +82,7 @@ export function addGroupRoutes (http: HttpServer, svc: GroupsService): void {
     res.on('close', () => { clients--; svc.listeners.delete(listener); beat.cancel() })
     send({ type: 'status', data: svc.describe(g!) })
   }, { longBody: true })
-  route('GET', '/groups/:g', ({ res, params: { g } }) => {
+  http.route('GET', '/groups/:g', ({ res, params: { g } }) => {
     svc.check(g!)
     sendText(res, 200, groupPage(g!), 'text/html; charset=utf-8')
   })

@@ -59,7 +59,7 @@ export function createGroups (o: GroupsOptions) {
   const file = join(hal.dataDir, 'groups.json')
   const entries = new Map<string, Entry>()
   const listeners = new Set<(e: GroupEvent) => void>()
-  const sessions = new WeakMap<Link, Session>()
+  const sessions = new WeakMap<Link, Session | null>()
   const joins = new Map<string, (m: GroupMessage) => void>()
   const timers = new TimerGroup(hal.clock)
   const now = (): number => hal.clock.wallMs()
@@ -173,14 +173,10 @@ export function createGroups (o: GroupsOptions) {
     }
   }
 
+  /** A link's sealing keys, made at its first group frame (null: it has none). */
   function session (l: Link): Session | null {
-    let s = sessions.get(l)
-    if (s === undefined) {
-      const made = o.shares.session(l.extension, l.peerExtension, l.initiator)
-      if (made === null) return null
-      sessions.set(l, s = made)
-    }
-    return s
+    if (!sessions.has(l)) sessions.set(l, o.shares.session(l.extension, l.peerExtension, l.initiator))
+    return sessions.get(l)!
   }
 
   function describe (g: string): Record<string, unknown> {
@@ -306,7 +302,7 @@ export function createGroups (o: GroupsOptions) {
         joins.set(g, (x) => { t.cancel(); joins.delete(g); resolve(x) })
         sync.send(inviter, g, { m: 'j', d: encodeCbor(m.chain) })
       })
-      if (w.d === undefined) throw coded((w.t?.[0] ?? 'GROUP_INVITATION_INVALID') as ErrorCode, w.t?.[1] ?? 'refused')
+      if (w.d === undefined) throw coded(...(w.t ?? ['GROUP_INVITATION_INVALID', 'refused']) as [ErrorCode, string])
       const chain = decodeChain(w.d)
       const v = verifyChain(chain, now() / 1000)
       if (v.g !== g || v.s !== me || v.x !== 0) throw invitationError('INVALID', 'bad welcome')

@@ -37,14 +37,14 @@ export interface StoreOptions {
 /**
  * One group's index (short names: it never leaves the process).
  * r: records by id; t: per type, record count and the XOR of every winner's
- * hash prefix (two 32-bit halves); n: records per "author|minute of
+ * hash prefix (its first 8 bytes); n: records per "author|minute of
  * creation" (the per-author rate limit, a function of the store's content);
  * m: roles of members, from their member records; v: revoked node ->
  * creation time of its revocation.
  */
 export interface GroupIndex {
   r: Map<string, RecordMeta>
-  t: Map<string, [n: number, a: number, b: number]>
+  t: Map<string, [n: number, x: bigint]>
   n: Map<string, number>
   m: Map<string, number>
   v: Map<string, number>
@@ -55,10 +55,11 @@ export const PRECEDENCE = ['member', 'revoke', 'location', 'presence', 'chat', '
 const rank = (t: string): number => { const i = PRECEDENCE.indexOf(t); return i < 0 ? 9 : i }
 export const byPrecedence = (a: string, b: string): number => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0)
 export const bucketOf = (id: string): number => (parseInt(id.slice(0, 2), 16) * GROUP_BUCKETS) >> 8
-const half = (hash: string, i: number): number => parseInt(hash.slice(i, i + 8), 16)
+/** A record's 8-byte hash prefix, as a number to XOR. */
+const prefix = (hash: string): bigint => BigInt('0x' + hash.slice(0, 16))
 const minuteOf = (m: RecordMeta): string => `${m.author}|${Math.floor(m.created / 60_000)}`
-/** Two 32-bit numbers as 8 bytes. */
-export const digestBytes = (...xs: number[]): Buffer => { const b = Buffer.alloc(4 * xs.length); xs.forEach((x, i) => b.writeUInt32BE(x >>> 0, 4 * i)); return b }
+/** 64-bit digests as 8 bytes each. */
+export const digestBytes = (xs: bigint[]): Buffer => { const b = Buffer.alloc(8 * xs.length); xs.forEach((x, i) => b.writeBigUInt64BE(x, 8 * i)); return b }
 
 export type RecordStore = Awaited<ReturnType<typeof openStore>>
 
@@ -110,10 +111,9 @@ export async function openStore (blobs: Blobs, o: StoreOptions, keep: (group: st
     add ? records.set(id, metaOf(m as GroupRecord)) : records.delete(id)
     if (type === 'member') add ? m.deleted || members.set(author, rolesOf(roles.split(','))) : members.delete(author)
     if (type === 'revoke' && node !== undefined) add ? m.deleted || revoked.set(node, m.created) : revoked.delete(node)
-    const d = types.get(type) ?? [0, 0, 0]
+    const d = types.get(type) ?? [0, 0n]
     d[0] += sign
-    d[1] ^= half(hash, 0)
-    d[2] ^= half(hash, 8)
+    d[1] ^= prefix(hash)
     d[0] === 0 ? types.delete(type) : types.set(type, d)
     const k = minuteOf(m)
     const n = (minutes.get(k) ?? 0) + sign
@@ -197,18 +197,13 @@ export async function openStore (blobs: Blobs, o: StoreOptions, keep: (group: st
 
     /** Anti-entropy level 1: per type, in sync precedence, [type, count, XOR of hash prefixes (8 bytes)]. */
     summary: (g: string): Array<[string, number, Buffer]> =>
-      [...groups.get(g)?.t ?? []].sort((x, y) => byPrecedence(x[0], y[0])).map(([t, [n, a, b]]) => [t, n, digestBytes(a, b)]),
+      [...groups.get(g)?.t ?? []].sort((x, y) => byPrecedence(x[0], y[0])).map(([t, [n, x]]) => [t, n, digestBytes([x])]),
 
     /** Level 2: one type's digest per bucket (GROUP_BUCKETS × 8 bytes). */
     buckets (g: string, type: string): Buffer {
-      const acc = new Array<number>(2 * GROUP_BUCKETS).fill(0)
-      for (const m of all(g)) {
-        if (m.type !== type) continue
-        const i = 2 * bucketOf(m.id)
-        acc[i] ^= half(m.hash, 0)
-        acc[i + 1] ^= half(m.hash, 8)
-      }
-      return digestBytes(...acc)
+      const acc = new Array<bigint>(GROUP_BUCKETS).fill(0n)
+      for (const m of all(g)) if (m.type === type) acc[bucketOf(m.id)] ^= prefix(m.hash)
+      return digestBytes(acc)
     },
 
     /** Level 3: the records of one type in these buckets. */
