@@ -1,17 +1,21 @@
 // The groups' HTTP face: JSON API, Server-Sent Events, the collaboration page.
-// Input is checked here for shape; signRecord checks every field of a record.
+// Request bodies are checked here with the validate kit (INPUT_INVALID naming
+// the field); signRecord checks every field of a record.
 
 import { CanopyError } from '../errors'
 import { readJson, sendJson, sendText, type HttpServer } from '../http'
 import { parsePublicKey } from '../crypto'
 import { nodeIdOf, NODE_ID_PATTERN } from '../identity'
 import { GROUP_LIST_COUNT_MAX, GROUP_SSE_BUFFER_BYTES_MAX, GROUP_SSE_CLIENTS_MAX, GROUP_SSE_HEARTBEAT_MS, RECORD_PAYLOAD_BYTES_MAX } from '../limits'
+import { body, optionalField as opt } from '../protocol/wire/schema'
+import { int, str, validate, type Spec } from '../validate'
 import { rolesOf } from './cert'
 import { groupPage } from './page'
+import { attributes } from './record'
 import { recordJson, type GroupEvent, type GroupsService } from './service'
 
 const bad = (m: string): never => { throw new CanopyError('INPUT_INVALID', m) }
-const str = (v: unknown, what: string): string => (typeof v === 'string' && v.length > 0 && v.length <= 4096 ? v : bad(`"${what}": a string`))
+const S = str({ min: 1, max: 4096 })
 
 const G = '/api/groups'
 
@@ -20,35 +24,29 @@ export function addGroupRoutes (http: HttpServer, svc: GroupsService): void {
   /** A route under /api/groups. */
   const route: HttpServer['route'] = (method, path, fn, options) => { http.route(method, G + path, fn, options) }
   /** A POST with a JSON object body, answered with JSON. */
-  const post = (path: string, status: number, fn: (b: Record<string, unknown>, g: string) => Promise<unknown> | unknown): void => {
+  const post = <T>(path: string, status: number, spec: Spec<T>, fn: (b: T, g: string) => Promise<unknown> | unknown): void => {
     route('POST', path, async ({ req, res, params }) => {
-      const b = await readJson(req, RECORD_PAYLOAD_BYTES_MAX * 2 + 4096)
-      sendJson(res, status, await fn(typeof b === 'object' && b !== null && !Array.isArray(b) ? b as Record<string, unknown> : bad('a JSON object'), params.g!))
+      sendJson(res, status, await fn(validate(spec, await readJson(req, RECORD_PAYLOAD_BYTES_MAX * 2 + 4096), 'INPUT_INVALID', 'request'), params.g!))
     })
   }
   route('GET', '', ({ res }) => { sendJson(res, 200, { nodeId: svc.me, groups: svc.groups().map(svc.describe) }) })
-  post('', 201, async (b) => ({ id: await svc.create(str(b.name, 'name').slice(0, 64)) }))
-  post('/join', 200, async (b) => ({ id: await svc.join(str(b.invitation, 'invitation')) }))
-  post('/:g/invitations', 201, (b, g) => {
-    const who = str(b.for, 'for')
-    const key = parsePublicKey(who)
-    const node = NODE_ID_PATTERN.test(who) ? who : key !== null ? nodeIdOf(key) : bad('"for": a node id or public key')
-    const roles = rolesOf(String(b.roles ?? 'member').split(',')) || bad('"roles": member, admin, reader')
-    const ms = Number(b.expiresMs ?? 864e5)
-    return { invitation: svc.invite(g, node, roles, ms > 0 && ms < 4e10 ? ms : bad('"expiresMs": 1 ms to a year')) }
+  post('', 201, body({ name: S }), async (b) => ({ id: await svc.create(b.name.slice(0, 64)) }))
+  post('/join', 200, body({ invitation: S }), async (b) => ({ id: await svc.join(b.invitation) }))
+  post('/:g/invitations', 201, body({ for: S, roles: opt(S), expiresMs: opt(int(1, 4e10)) }), (b, g) => {
+    const key = parsePublicKey(b.for)
+    const node = NODE_ID_PATTERN.test(b.for) ? b.for : key !== null ? nodeIdOf(key) : bad('"for": a node id or public key')
+    const roles = rolesOf((b.roles ?? 'member').split(',')) || bad('"roles": member, admin, reader')
+    return { invitation: svc.invite(g, node, roles, b.expiresMs ?? 864e5) }
   })
-  post('/:g/revoke', 200, async (b, g) => ({ record: recordJson(await svc.revoke(g, str(b.node, 'node'))) }))
-  post('/:g/records', 201, async (b, g) => {
-    const a = b.attributes ?? {}
-    if (typeof a !== 'object' || a === null || Object.values(a).some((v) => typeof v !== 'string')) bad('"attributes": names to strings')
-    if (b.id !== undefined && !/^[0-9a-f]{32}$/.test(String(b.id))) bad('"id": 32 hex')
-    const r = await svc.write(g, {
-      id: b.id as string | undefined,
-      type: str(b.type, 'type'),
-      attributes: a as Record<string, string>,
-      payload: Buffer.from(typeof b.payload === 'string' ? b.payload : ''),
-      expiresMs: typeof b.expiresMs === 'number' ? b.expiresMs : undefined
-    })
+  post('/:g/revoke', 200, body({ node: S }), async (b, g) => ({ record: recordJson(await svc.revoke(g, b.node)) }))
+  post('/:g/records', 201, body({
+    id: opt(str({ max: 32, pattern: /^[0-9a-f]{32}$/, hint: '32 hex digits' })),
+    type: S,
+    attributes: opt(attributes),
+    payload: opt(str({ max: RECORD_PAYLOAD_BYTES_MAX })),
+    expiresMs: opt(int(1, Number.MAX_SAFE_INTEGER))
+  }), async (b, g) => {
+    const r = await svc.write(g, { ...b, payload: Buffer.from(b.payload ?? '') })
     return { record: recordJson(r, r) }
   })
   route('GET', '/:g/records', async ({ res, params: { g }, url }) => {

@@ -4,7 +4,7 @@
 // SHA-256. Conflicts between two records of one id are settled the same way
 // on every member: higher version, then higher author id, then higher hash.
 
-import { createHash, type KeyObject } from 'node:crypto'
+import type { KeyObject } from 'node:crypto'
 import { signDomain, verifyDomain } from '../crypto'
 import { CanopyError } from '../errors'
 import { nodeIdOf } from '../identity'
@@ -15,7 +15,7 @@ import {
 import { decodeCborAs, encodeCbor } from '../protocol/wire/cbor'
 import { blob, body, bytes, flag, optionalField, text, uint } from '../protocol/wire/schema'
 import { fail, type Spec } from '../validate'
-import { gidBytes, gidText } from './cert'
+import { gidBytes, gidText, sha256 } from './cert'
 
 export const RECORD_DOMAIN = 'canopy record v1'
 export const TYPE_PATTERN = /^[a-z0-9._-]{1,32}$/
@@ -51,7 +51,8 @@ export type RecordDraft = Omit<RecordMeta, 'author' | 'hash' | 'size'> & { paylo
 
 const ms = uint(0, Number.MAX_SAFE_INTEGER)
 
-const attributes: Spec<Record<string, string>> = {
+/** Attributes: names [A-Za-z0-9._-] (1-32) to strings, bounded in count and size. */
+export const attributes: Spec<Record<string, string>> = {
   expected: 'attributes',
   fallback: undefined,
   check (v, ctx) {
@@ -69,7 +70,6 @@ const spec = body({
 })
 
 const invalid = (m: string): CanopyError => new CanopyError('RECORD_INVALID', m)
-const sha256 = (b: Uint8Array): Buffer => createHash('sha256').update(b).digest()
 
 /** A record id derived from its parts (member, revoke and location records have one per subject). */
 export const derivedId = (...parts: string[]): string => sha256(Buffer.from(parts.join('\0'))).subarray(0, 16).toString('hex')

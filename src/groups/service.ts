@@ -5,7 +5,6 @@
 // formed by every agent on the LAN. The HTTP API and events: api.ts.
 
 import { isUtf8 } from 'node:buffer'
-import { join } from 'node:path'
 import type { Config } from '../config'
 import { CanopyError, type ErrorCode } from '../errors'
 import { TimerGroup, type Hal } from '../hal'
@@ -56,7 +55,7 @@ export function createGroups (o: GroupsOptions) {
   const { hal, identity: id, log, links } = o
   const c = o.config.groups
   const me = id.nodeId
-  const file = join(hal.dataDir, 'groups.json')
+  const file = `${hal.dataDir}/groups.json`
   const entries = new Map<string, Entry>()
   const listeners = new Set<(e: GroupEvent) => void>()
   const sessions = new WeakMap<Link, Session | null>()
