@@ -24,9 +24,10 @@ export const LAN_GROUP = 'lan'
 const DOMAIN = 'canopy group cert v1'
 const LIMITS = { bytesMax: 1024, depthMax: 2, itemsMax: 32, containerCountMax: 16 }
 
+export const hex = (b: Buffer): string => b.toString('hex')
 /** Group ids travel as 16 bytes; the LAN group's are zeros. */
 export const gidBytes = (g: string): Buffer => (g === LAN_GROUP ? Buffer.alloc(16) : Buffer.from(g, 'hex'))
-export const gidText = (b: Buffer): string => (b.every((x) => x === 0) ? LAN_GROUP : b.toString('hex'))
+export const gidText = (b: Buffer): string => (b.every((x) => x === 0) ? LAN_GROUP : hex(b))
 export const sha256 = (...parts: Uint8Array[]): Buffer => { const h = createHash('sha256'); for (const p of parts) h.update(p); return h.digest() }
 export const groupIdOf = (root: Uint8Array): string => sha256(Buffer.from('canopy group id v1\0'), root).toString('hex', 0, 16)
 export const rolesOf = (names: readonly string[]): number => names.reduce((m, n) => m | (ROLES[n as Role] ?? 0), 0)
@@ -70,7 +71,7 @@ export function signCert (c: Cert, key: KeyObject): Buffer {
 export function openCert (bytes: Buffer): Cert {
   const b = bytes.subarray(0, -64)
   const d = decode(b, certSpec, LIMITS, 'certificate')
-  const c = { ...d, g: d.g.toString('hex'), s: d.s.toString('hex') }
+  const c = { ...d, g: hex(d.g), s: hex(d.s) }
   if (!verifyDomain(c.k, DOMAIN, b, bytes.subarray(-64))) throw err('INVALID', 'bad signature')
   return c
 }
@@ -124,7 +125,7 @@ export function parseInvitation (t: string, nowS: number): Membership {
 export function newGroup (name: string, me: Identity, seed: Buffer): { group: string, chain: Buffer[] } {
   const root = keyPairFromSeed(seed)
   const group = groupIdOf(root.publicRaw)
-  return { group, chain: [signCert({ g: group, s: me.nodeId, r: ROLES.admin | ROLES.member, x: 0, k: root.publicRaw, n: name }, root.privateKey)] }
+  return { group, chain: [signCert({ g: group, s: me.nodeId, r: WRITER, x: 0, k: root.publicRaw, n: name }, root.privateKey)] }
 }
 
 /** My chain extended by a certificate I (an admin) issue: an invitation (x > 0, a contact) or a membership (x = 0). */

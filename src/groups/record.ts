@@ -15,7 +15,7 @@ import {
 import { decodeCborAs, encodeCbor } from '../protocol/wire/cbor'
 import { blob, body, bytes, flag, optionalField, text, uint } from '../protocol/wire/schema'
 import { fail, type Spec } from '../validate'
-import { gidBytes, gidText, sha256 } from './cert'
+import { gidBytes, gidText, hex, sha256 } from './cert'
 
 export const RECORD_DOMAIN = 'canopy record v1'
 export const TYPE_PATTERN = /^[a-z0-9._-]{1,32}$/
@@ -56,7 +56,8 @@ export const attributes: Spec<Record<string, string>> = {
   expected: 'attributes',
   fallback: undefined,
   check (v, ctx) {
-    const entries = typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array) ? Object.entries(v) : null
+    // a plain object (as JSON and CBOR maps decode), not an array, a byte string or null
+    const entries = (v as object | null)?.constructor === Object ? Object.entries(v as object) : null
     if (entries === null || entries.length > RECORD_ATTRIBUTES_COUNT_MAX || entries.some(([k, x]) => !ATTRIBUTE_PATTERN.test(k) || typeof x !== 'string' || Buffer.byteLength(x) > RECORD_ATTRIBUTE_VALUE_BYTES_MAX)) {
       return fail(ctx, v, `at most ${RECORD_ATTRIBUTES_COUNT_MAX} attributes`)
     }
@@ -96,8 +97,8 @@ export function openRecord (signed: Buffer, verify: boolean): GroupRecord {
   }
   if (verify && !verifyDomain(r.k, RECORD_DOMAIN, b, signed.subarray(-64))) throw invalid('bad signature')
   return {
-    group: gidText(r.g), id: r.i.toString('hex'), type: r.t, author: nodeIdOf(r.k), version: r.v, created: r.c, expires: r.e,
-    attributes: r.a ?? {}, deleted: r.d, hash: sha256(signed).toString('hex'), size: signed.length, payload: r.p ?? Buffer.alloc(0), bytes: signed
+    group: gidText(r.g), id: hex(r.i), type: r.t, author: nodeIdOf(r.k), version: r.v, created: r.c, expires: r.e,
+    attributes: r.a ?? {}, deleted: r.d, hash: hex(sha256(signed)), size: signed.length, payload: r.p ?? Buffer.alloc(0), bytes: signed
   }
 }
 

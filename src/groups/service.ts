@@ -16,7 +16,7 @@ import type { PeerDirectory } from '../protocol'
 import { framePayload, LINK_PORT_DEFAULT, type Link, type LinkHost } from '../protocol/link'
 import { encodeCbor } from '../protocol/wire/cbor'
 import { boundBytesMax, FlashCache } from '../flash-cache/store'
-import { checkInvitation, decodeChain, formatInvitation, invitationError, issue, LAN_GROUP, newGroup, parseInvitation, roleNames, verifyChain } from './cert'
+import { hex, checkInvitation, decodeChain, formatInvitation, invitationError, issue, LAN_GROUP, newGroup, parseInvitation, roleNames, verifyChain } from './cert'
 import type { KeyShares, Session } from './crypt'
 import { derivedId, metaOf, signRecord, type GroupRecord, type RecordDraft, type RecordMeta } from './record'
 import { memberDraft, openStore, type RecordStore } from './store'
@@ -109,7 +109,7 @@ export function createGroups (o: GroupsOptions) {
 
   /** Add, update or delete (a tombstone) a record as this node; flooded to the group. */
   async function write (g: string, w: Write): Promise<GroupRecord> {
-    const i = w.id ?? hal.random.bytes(16).toString('hex')
+    const i = w.id ?? hex(hal.random.bytes(16))
     const t = now()
     const del = w.deleted === true
     return await put({
@@ -246,10 +246,9 @@ export function createGroups (o: GroupsOptions) {
         log,
         send (peer, m) {
           const l = links.get(peer)
-          if (l === undefined || !l.open || !l.serves('group')) return false
+          if (!l?.open || !l.serves('group')) return false
           const x = session(l)?.seal(m)
-          if (x == null) { l.close('protocol'); return false }
-          return l.send('group', x)
+          return x != null ? l.send('group', x) : (l.close('protocol'), false)
         },
         peers,
         control: (p, m) => { void control(p, m) },
@@ -312,7 +311,7 @@ export function createGroups (o: GroupsOptions) {
 
     async remove (g: string, i: string): Promise<void> {
       const old = check(g).get(g, i)
-      if (old === undefined || old.deleted) throw coded('RECORD_NOT_FOUND', `no record ${i}`)
+      if (old?.deleted !== false) throw coded('RECORD_NOT_FOUND', `no record ${i}`)
       await write(g, { id: i, type: old.type, attributes: old.attributes, deleted: true })
     },
 

@@ -57,6 +57,7 @@ export const byPrecedence = (a: string, b: string): number => rank(a) - rank(b) 
 export const bucketOf = (id: string): number => (parseInt(id.slice(0, 2), 16) * GROUP_BUCKETS) >> 8
 /** A record's 8-byte hash prefix, as a number to XOR. */
 const prefix = (hash: string): bigint => BigInt('0x' + hash.slice(0, 16))
+const gone = (m: RecordMeta, now: number): boolean => m.expires !== 0 && m.expires <= now
 const minuteOf = (m: RecordMeta): string => `${m.author}|${Math.floor(m.created / 60_000)}`
 /** 64-bit digests as 8 bytes each. */
 export const digestBytes = (xs: bigint[]): Buffer => { const b = Buffer.alloc(8 * xs.length); xs.forEach((x, i) => b.writeBigUInt64BE(x, 8 * i)); return b }
@@ -89,7 +90,7 @@ export async function openStore (blobs: Blobs, o: StoreOptions, keep: (group: st
 
   function admit (ix: GroupIndex, r: GroupRecord): void {
     const now = o.clock.wallMs()
-    if (r.expires !== 0 && r.expires <= now) throw invalid('expired')
+    if (gone(r, now)) throw invalid('expired')
     if ((ix.n.get(minuteOf(r)) ?? 0) >= o.perMinute) throw new CanopyError('LIMIT_REACHED', 'records per minute')
     if (r.group === LAN_GROUP) return // every agent of the LAN may write there
     const revokedAt = ix.v.get(r.author)
@@ -183,7 +184,7 @@ export async function openStore (blobs: Blobs, o: StoreOptions, keep: (group: st
     /** Drop records past their expiry (tombstones included); then make records taken without a sync durable. */
     purge: (): Promise<void> => serial(async () => {
       const now = o.clock.wallMs()
-      for (const ix of groups.values()) for (const m of [...ix.r.values()]) if (m.expires !== 0 && m.expires <= now) await remove(ix, m)
+      for (const ix of groups.values()) for (const m of [...ix.r.values()]) if (gone(m, now)) await remove(ix, m)
       await blobs.sync?.()
     }),
 

@@ -12,7 +12,7 @@ import type { Logger } from '../log'
 import { decodeCborAs, encodeCbor } from '../protocol/wire/cbor'
 import { blob, body, bytes, optionalField, text, uint } from '../protocol/wire/schema'
 import { arrayOf } from '../validate'
-import { gidBytes, gidText } from './cert'
+import { gidBytes, gidText, hex } from './cert'
 import { openRecord, type GroupRecord, type RecordMeta } from './record'
 import { byPrecedence, type RecordStore } from './store'
 
@@ -50,9 +50,10 @@ export function createSync (o: SyncOptions) {
   const counters = { recordsRefused: 0, messagesRefused: 0 }
   const store = o.store
   /** A byte string as hex strings of n bytes each (a short tail dropped). */
-  const split = (b: Buffer | undefined, n: number): string[] => b?.toString('hex').match(new RegExp(`.{${2 * n}}`, 'g')) ?? []
+  const split = (b: Buffer | undefined, n: number): string[] => (b ? hex(b) : '').match(new RegExp(`.{${2 * n}}`, 'g')) ?? []
   /** A KEYS entry as hex: the id and 8 bytes of the hash. */
   const entry = (x: RecordMeta): string => x.id + x.hash.slice(0, 16)
+  const refused = (what: keyof typeof counters, peer: string, err?: unknown): void => { counters[what]++; o.log.debug(what, { peer, err }) }
 
   function send (peer: string, g: string, m: Omit<GroupMessage, 'g' | 'group'>): void {
     o.send(peer, encodeCbor({ g: gidBytes(g), ...m }))
@@ -93,8 +94,7 @@ export function createSync (o: SyncOptions) {
         const how = await store.apply(r, durable)
         if (how === 'added' || how === 'updated') flood(r, peer)
       } catch (err) {
-        counters.recordsRefused++
-        o.log.debug('record refused', { peer, err })
+        refused('recordsRefused', peer, err)
       }
     }
   }
@@ -119,19 +119,17 @@ export function createSync (o: SyncOptions) {
         const d = decodeCborAs(b, msgSpec, LIMITS, 'group message')
         m = { ...d, group: gidText(d.g) }
       } catch (err) {
-        counters.messagesRefused++
-        o.log.debug('group message refused', { peer, err })
-        return
+        return refused('messagesRefused', peer, err)
       }
       const g = m.group
       if (m.m === 'r') return await take(peer, g, m.r ?? [])
-      if (m.m === 'j' || m.m === 'o') return o.control?.(peer, m)
-      if (!o.peers(g).includes(peer)) { counters.messagesRefused++; return } // summaries only between members
+      if ('jo'.includes(m.m)) return o.control?.(peer, m)
+      if (!o.peers(g).includes(peer)) return refused('messagesRefused', peer) // summaries only between members
       const t = m.t?.[0] ?? ''
       const d = split(m.d, 8)
       if (m.m === 's') {
         // types whose count and digest differ, on either side: mine, less those that match theirs, plus theirs that do not
-        const mine = new Map(store.summary(g).map(([t, n, x]) => [t, `${n}:${x.toString('hex')}`]))
+        const mine = new Map(store.summary(g).map(([t, n, x]) => [t, `${n}:${hex(x)}`]))
         m.t?.forEach((t, i) => { mine.get(t) === `${m.n?.[i]}:${d[i]}` ? mine.delete(t) : mine.set(t, '') })
         const differ = [...mine.keys()].sort(byPrecedence)
         for (const t of differ) send(peer, g, { m: 'b', t: [t], d: store.buckets(g, t) })

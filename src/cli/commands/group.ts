@@ -34,8 +34,8 @@ const p0 = (a: ParsedArgs): string => a.positionals[0]!
 const UNITS: Record<string, number> = { s: 1e3, m: 6e4, h: 36e5, d: 864e5 }
 
 export const groupCommands: Command[] = [
-  command('create', 'NAME', 'create a group; print its id', (a) => ['', { name: p0(a) }], (r) => r.id),
-  command('invite', '', 'print an invitation for a node', (a) => {
+  command('create', 'NAME', 'create a group, print its id', (a) => ['', { name: p0(a) }], (r) => r.id),
+  command('invite', '', 'invite a node', (a) => {
     const m = /^(\d+)([smhd])$/.exec(flagString(a, 'expires') ?? '24h')
     const [g, who] = [flagString(a, 'group'), flagString(a, 'for')]
     if (m === null || who === undefined || g === undefined) throw new CanopyError('USAGE', 'needs --group, --for; --expires like 30m, 7d')
@@ -47,11 +47,11 @@ export const groupCommands: Command[] = [
     flag('expires', 'DURATION', '30m, 24h (default), 7d')
   ]),
   command('join', 'INVITATION', 'join a group', (a) => ['/join', { invitation: p0(a) }], (r) => `joined ${r.id}`),
-  command('records', 'G', "list a group's records", (a) => [`/${enc(p0(a))}/records?type=${enc(flagString(a, 'type') ?? '')}`],
+  command('records', 'G', 'list records', (a) => [`/${enc(p0(a))}/records?type=${enc(flagString(a, 'type') ?? '')}`],
     (r) => r.records.map((x: Out) => `${x.id} ${x.type} v${x.version} ${x.author.slice(0, 8)} ${(x.payload ?? '').slice(0, 60)}`).join('\n'),
     [flag('type', 'T', 'only this type')]),
   {
-    ...command('watch', 'G', "print a group's events", () => [''], () => ''),
+    ...command('watch', 'G', 'print events as they come', () => [''], () => ''),
     async run (a, io) {
       let buf = ''
       const utf8 = new StringDecoder()
