@@ -2,19 +2,18 @@
 // Request bodies are checked here with the validate kit (INPUT_INVALID naming
 // the field); signRecord checks every field of a record.
 
-import { CanopyError } from '../errors'
 import { readJson, sendJson, sendText, type HttpServer } from '../http'
 import { parsePublicKey } from '../crypto'
 import { nodeIdOf, NODE_ID_PATTERN } from '../identity'
 import { GROUP_LIST_COUNT_MAX, GROUP_SSE_BUFFER_BYTES_MAX, GROUP_SSE_CLIENTS_MAX, GROUP_SSE_HEARTBEAT_MS, RECORD_PAYLOAD_BYTES_MAX } from '../limits'
 import { body, optionalField as opt } from '../protocol/wire/schema'
 import { int, str, validate, type Spec } from '../validate'
-import { rolesOf } from './cert'
+import { coded, rolesOf } from './cert'
 import { groupPage } from './page'
 import { attributes } from './record'
 import { recordJson, type GroupEvent, type GroupsService } from './service'
 
-const bad = (m: string): never => { throw new CanopyError('INPUT_INVALID', m) }
+const bad = (m: string): never => { throw coded('INPUT_INVALID', m) }
 const S = str({ min: 1, max: 4096 })
 
 const G = '/api/groups'
@@ -66,7 +65,7 @@ export function addGroupRoutes (http: HttpServer, svc: GroupsService): void {
   })
   route('GET', '/:g/events', ({ res, params: { g } }) => {
     svc.check(g!)
-    if (clients >= GROUP_SSE_CLIENTS_MAX) throw new CanopyError('LIMIT_REACHED', 'too many event streams')
+    if (clients >= GROUP_SSE_CLIENTS_MAX) throw coded('LIMIT_REACHED', 'too many event streams')
     clients++
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' })
     const write = (s: string): void => {

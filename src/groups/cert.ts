@@ -9,7 +9,7 @@
 
 import { createHash, type KeyObject } from 'node:crypto'
 import { keyPairFromSeed, signDomain, verifyDomain } from '../crypto'
-import { CanopyError } from '../errors'
+import { CanopyError, type ErrorCode } from '../errors'
 import { nodeIdOf, type Identity } from '../identity'
 import { GROUP_CHAIN_COUNT_MAX, GROUP_INVITATION_CHARS_MAX, GROUP_NAME_BYTES_MAX } from '../limits'
 import { decodeCborAs, encodeCbor, type DecodeLimits } from '../protocol/wire/cbor'
@@ -53,7 +53,8 @@ export interface Cert {
 const certSpec = body({ g: bytes(16), s: bytes(16), r: uint(1, 7), x: uint(0), k: bytes(32), n: optionalField(text(GROUP_NAME_BYTES_MAX)), a: optionalField(text(128)) })
 const chainSpec = arrayOf(blob(LIMITS.bytesMax), { max: GROUP_CHAIN_COUNT_MAX })
 /** GROUP_INVITATION_INVALID, _FOREIGN or _EXPIRED. */
-export const invitationError = (code: 'INVALID' | 'FOREIGN' | 'EXPIRED', m: string): CanopyError => new CanopyError(`GROUP_INVITATION_${code}`, m)
+export const coded = (code: ErrorCode, m: string): CanopyError => new CanopyError(code, m)
+export const invitationError = (code: 'INVALID' | 'FOREIGN' | 'EXPIRED', m: string): CanopyError => coded(`GROUP_INVITATION_${code}`, m)
 const err = invitationError
 function decode<T> (b: Buffer, spec: Spec<T>, limits: DecodeLimits, what: string): T {
   try {
@@ -95,7 +96,7 @@ export function verifyChain (chain: Buffer[], nowS: number, revoked: (node: stri
       if (nodeIdOf(c.k) !== up.s || (up.r & ROLES.admin) === 0) throw err('INVALID', 'issuer not admin')
       if (up.x !== 0 && up.x <= nowS) throw err('EXPIRED', 'issuer expired')
     }
-    if (revoked(c.s)) throw new CanopyError('GROUP_REVOKED', `${c.s} revoked`)
+    if (revoked(c.s)) throw coded('GROUP_REVOKED', `${c.s} revoked`)
   })
   const leaf = certs[certs.length - 1]!
   return { ...leaf, n: certs.find((c) => c.n !== undefined)?.n ?? '', chain }
@@ -130,7 +131,7 @@ export function newGroup (name: string, me: Identity, seed: Buffer): { group: st
 
 /** My chain extended by a certificate I (an admin) issue: an invitation (x > 0, a contact) or a membership (x = 0). */
 export function issue (chain: Buffer[], me: Identity, c: Omit<Cert, 'k'>): Buffer[] {
-  if ((verifyChain(chain, 0).r & ROLES.admin) === 0) throw new CanopyError('GROUP_FORBIDDEN', 'only admins invite')
-  if (chain.length >= GROUP_CHAIN_COUNT_MAX) throw new CanopyError('LIMIT_REACHED', 'chain too long')
+  if ((verifyChain(chain, 0).r & ROLES.admin) === 0) throw coded('GROUP_FORBIDDEN', 'only admins invite')
+  if (chain.length >= GROUP_CHAIN_COUNT_MAX) throw coded('LIMIT_REACHED', 'chain too long')
   return [...chain, signCert({ ...c, k: me.publicKey }, me.privateKey)]
 }

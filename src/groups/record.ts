@@ -15,7 +15,7 @@ import {
 import { decodeCborAs, encodeCbor } from '../protocol/wire/cbor'
 import { blob, body, bytes, flag, optionalField, text, uint } from '../protocol/wire/schema'
 import { fail, type Spec } from '../validate'
-import { gidBytes, gidText, hex, sha256 } from './cert'
+import { coded, gidBytes, gidText, hex, sha256 } from './cert'
 
 export const RECORD_DOMAIN = 'canopy record v1'
 export const TYPE_PATTERN = /^[a-z0-9._-]{1,32}$/
@@ -70,13 +70,12 @@ const spec = body({
   a: optionalField(attributes), p: optionalField(blob(RECORD_PAYLOAD_BYTES_MAX)), d: flag
 })
 
-const invalid = (m: string): CanopyError => new CanopyError('RECORD_INVALID', m)
+export const invalid = (m: string): CanopyError => coded('RECORD_INVALID', m)
 
 /** A record id derived from its parts (member, revoke and location records have one per subject). */
 export const derivedId = (...parts: string[]): string => sha256(Buffer.from(parts.join('\0'))).subarray(0, 16).toString('hex')
 
 export function signRecord (d: RecordDraft, publicKey: Buffer, privateKey: KeyObject): GroupRecord {
-  if (d.payload.length > RECORD_PAYLOAD_BYTES_MAX) throw invalid('payload too large')
   const b = encodeCbor({
     g: gidBytes(d.group), i: Buffer.from(d.id, 'hex'), t: d.type, k: publicKey, v: d.version, c: d.created, e: d.expires,
     ...(Object.keys(d.attributes).length > 0 ? { a: d.attributes } : {}), ...(d.payload.length > 0 ? { p: d.payload } : {}), ...(d.deleted ? { d: 1 } : {})

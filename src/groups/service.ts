@@ -16,10 +16,10 @@ import type { PeerDirectory } from '../protocol'
 import { framePayload, LINK_PORT_DEFAULT, type Link, type LinkHost } from '../protocol/link'
 import { encodeCbor } from '../protocol/wire/cbor'
 import { boundBytesMax, FlashCache } from '../flash-cache/store'
-import { hex, checkInvitation, decodeChain, formatInvitation, invitationError, issue, LAN_GROUP, newGroup, parseInvitation, roleNames, verifyChain } from './cert'
+import { coded, hex, checkInvitation, decodeChain, formatInvitation, invitationError, issue, LAN_GROUP, newGroup, parseInvitation, roleNames, verifyChain } from './cert'
 import type { KeyShares, Session } from './crypt'
 import { derivedId, metaOf, signRecord, type GroupRecord, type RecordDraft, type RecordMeta } from './record'
-import { memberDraft, openStore, type RecordStore } from './store'
+import { memberDraft, notIn, openStore, type RecordStore } from './store'
 import { createSync, type GroupMessage, type GroupSync } from './sync'
 
 /** A membership as groups.json keeps it: the chain's certificates and the owned root key in base64. */
@@ -40,16 +40,13 @@ export interface GroupsOptions {
 }
 
 const IO = 16
-const coded = (code: ErrorCode, m: string): CanopyError => new CanopyError(code, m)
 const b64 = (s: string): Buffer => Buffer.from(s, 'base64')
 const base64 = (c: Buffer[]): string[] => c.map((b) => b.toString('base64'))
 
 export type Groups = ReturnType<typeof createGroups>
-/** The service as compose.ts builds it (`new GroupsService(o)`): the object createGroups returns. */
-// eslint-disable-next-line @typescript-eslint/no-empty-interface
-export interface GroupsService extends Groups {}
-// eslint-disable-next-line @typescript-eslint/no-extraneous-class
-export class GroupsService { constructor (o: GroupsOptions) { return createGroups(o) } }
+/** The service as compose.ts builds it (`new GroupsService(o)`): createGroups, whose object `new` returns. */
+export type GroupsService = Groups
+export const GroupsService = createGroups as unknown as new (o: GroupsOptions) => Groups
 
 export function createGroups (o: GroupsOptions) {
   const { hal, identity: id, log, links } = o
@@ -70,7 +67,6 @@ export function createGroups (o: GroupsOptions) {
   const emit = (group: string, type: GroupEvent['type'], data: unknown): void => { for (const l of listeners) l({ group, type, data }) }
   const myRecord = (g: string): RecordMeta | undefined => store!.get(g, derivedId('member', me))
 
-  const notIn = (g: string): never => { throw coded('GROUP_NOT_FOUND', `not in group ${g}`) }
   const entry = (g: string): Entry => entries.get(g) ?? notIn(g)
   const chainOf = (g: string): Buffer[] => entry(g).chain.map(b64)
   /** A group I am in (GROUP_NOT_FOUND otherwise). */
@@ -114,7 +110,7 @@ export function createGroups (o: GroupsOptions) {
     const del = w.deleted === true
     return await put({
       group: g, id: i, type: w.type, version: (check(g).get(g, i)?.version ?? 0) + 1, created: t, deleted: del,
-      expires: del ? t + c.tombstoneMs : w.expiresMs !== undefined ? t + w.expiresMs : 0,
+      expires: del ? t + c.tombstoneMs : w.expiresMs ? t + w.expiresMs : 0,
       attributes: w.attributes ?? {}, payload: w.payload ?? Buffer.alloc(0)
     })
   }

@@ -5,13 +5,12 @@
 // each rule sees the state the mutation before it left, and every member,
 // whatever order records reach it in, keeps the same winners.
 
-import { CanopyError } from '../errors'
 import type { Clock } from '../hal'
 import { GROUP_BUCKETS, GROUP_PENDING_RECORDS_MAX } from '../limits'
 import type { Logger } from '../log'
-import { decodeChain, LAN_GROUP, roleNames, ROLES, rolesOf, verifyChain, WRITER } from './cert'
+import { coded, decodeChain, LAN_GROUP, roleNames, ROLES, rolesOf, verifyChain, WRITER } from './cert'
 import { encodeCbor } from '../protocol/wire/cbor'
-import { beats, derivedId, metaOf, openRecord, type GroupRecord, type RecordDraft, type RecordMeta } from './record'
+import { beats, derivedId, invalid, metaOf, openRecord, type GroupRecord, type RecordDraft, type RecordMeta } from './record'
 
 /** What the store needs of the flash cache (FlashCache has it). */
 export interface Blobs {
@@ -62,6 +61,9 @@ const minuteOf = (m: RecordMeta): string => `${m.author}|${Math.floor(m.created 
 /** 64-bit digests as 8 bytes each. */
 export const digestBytes = (xs: bigint[]): Buffer => { const b = Buffer.alloc(8 * xs.length); xs.forEach((x, i) => b.writeBigUInt64BE(x, 8 * i)); return b }
 
+/** GROUP_NOT_FOUND. */
+export const notIn = (g: string): never => { throw coded('GROUP_NOT_FOUND', `not in group ${g}`) }
+
 export type RecordStore = Awaited<ReturnType<typeof openStore>>
 
 /** Rebuild the index from flash. Bytes were verified when stored and are hash-checked on read: no signature checks here. */
@@ -71,7 +73,6 @@ export async function openStore (blobs: Blobs, o: StoreOptions, keep: (group: st
   let pending = 0
   let count = 0
   let bytes = 0
-  const invalid = (m: string): CanopyError => new CanopyError('RECORD_INVALID', m)
   const all = (g: string): RecordMeta[] => [...groups.get(g)?.r.values() ?? []]
 
   function ensure (g: string): GroupIndex {
@@ -81,7 +82,7 @@ export async function openStore (blobs: Blobs, o: StoreOptions, keep: (group: st
   }
 
   function serial<T> (fn: () => Promise<T>): Promise<T> {
-    if (pending >= GROUP_PENDING_RECORDS_MAX) return Promise.reject(new CanopyError('LIMIT_REACHED', 'record store busy'))
+    if (pending >= GROUP_PENDING_RECORDS_MAX) return Promise.reject(coded('LIMIT_REACHED', 'record store busy'))
     pending++
     const p = chain.then(fn).finally(() => { pending-- })
     chain = p.catch(() => {})
@@ -91,17 +92,17 @@ export async function openStore (blobs: Blobs, o: StoreOptions, keep: (group: st
   function admit (ix: GroupIndex, r: GroupRecord): void {
     const now = o.clock.wallMs()
     if (gone(r, now)) throw invalid('expired')
-    if ((ix.n.get(minuteOf(r)) ?? 0) >= o.perMinute) throw new CanopyError('LIMIT_REACHED', 'records per minute')
+    if ((ix.n.get(minuteOf(r)) ?? 0) >= o.perMinute) throw coded('LIMIT_REACHED', 'records per minute')
     if (r.group === LAN_GROUP) return // every agent of the LAN may write there
     const revokedAt = ix.v.get(r.author)
-    if (revokedAt !== undefined && r.created >= revokedAt) throw new CanopyError('GROUP_REVOKED', 'author revoked')
+    if (revokedAt !== undefined && r.created >= revokedAt) throw coded('GROUP_REVOKED', 'author revoked')
     if (r.type === 'member') { // a member's own record, carrying its certificate chain: it proves itself
       const m = r.deleted || r.id !== derivedId('member', r.author) ? null : verifyChain(decodeChain(r.payload), now / 1000)
       if (m?.g !== r.group || m.s !== r.author || m.x !== 0 || r.attributes.roles !== roleNames(m.r).join(',')) throw invalid('bad member record')
       return
     }
     const revoke = r.type === 'revoke'
-    if (((ix.m.get(r.author) ?? 0) & (revoke ? ROLES.admin : WRITER)) === 0) throw new CanopyError('GROUP_FORBIDDEN', `may not write ${r.type}`)
+    if (((ix.m.get(r.author) ?? 0) & (revoke ? ROLES.admin : WRITER)) === 0) throw coded('GROUP_FORBIDDEN', `may not write ${r.type}`)
     if (revoke && r.id !== derivedId('revoke', r.attributes.node ?? '')) throw invalid('bad revoke record')
   }
 
@@ -163,12 +164,12 @@ export async function openStore (blobs: Blobs, o: StoreOptions, keep: (group: st
      */
     apply: (r: GroupRecord, durable = true): Promise<Applied> => serial(async () => {
       const ix = groups.get(r.group)
-      if (ix === undefined) throw new CanopyError('GROUP_NOT_FOUND', `not in group ${r.group}`)
+      if (ix === undefined) return notIn(r.group)
       const old = ix.r.get(r.id)
       if (old?.hash === r.hash) return 'duplicate'
       if (old !== undefined && !beats(r, old)) return 'stale'
       admit(ix, r)
-      if ((old === undefined && count >= o.recordsMax) || bytes - (old?.size ?? 0) + r.size > o.bytesMax) throw new CanopyError('GROUP_STORE_FULL', 'store full')
+      if ((old === undefined && count >= o.recordsMax) || bytes - (old?.size ?? 0) + r.size > o.bytesMax) throw coded('GROUP_STORE_FULL', 'store full')
       await blobs.put(r.hash, r.bytes, { sync: durable })
       if (old !== undefined) { index(ix, old, -1); await drop(old.hash) }
       index(ix, r, 1)

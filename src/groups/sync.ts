@@ -5,7 +5,6 @@
 // compare summaries level by level (per type, then per bucket, then per key)
 // so only what differs is sent. Types go in sync precedence. Messages: FORMAT.md.
 
-import { CanopyError } from '../errors'
 import type { Random } from '../hal'
 import { GROUP_BATCH_BYTES_MAX, GROUP_BUCKETS, GROUP_KEYS_PER_MESSAGE_MAX, GROUP_TYPES_COUNT_MAX, RECORD_BYTES_MAX, RECORD_TYPE_BYTES_MAX } from '../limits'
 import type { Logger } from '../log'
@@ -13,7 +12,7 @@ import { decodeCborAs, encodeCbor } from '../protocol/wire/cbor'
 import { blob, body, bytes, optionalField, text, uint } from '../protocol/wire/schema'
 import { arrayOf } from '../validate'
 import { gidBytes, gidText, hex } from './cert'
-import { openRecord, type GroupRecord, type RecordMeta } from './record'
+import { invalid, openRecord, type GroupRecord, type RecordMeta } from './record'
 import { byPrecedence, type RecordStore } from './store'
 
 const LIMITS = { bytesMax: GROUP_BATCH_BYTES_MAX + 1024, depthMax: 3, itemsMax: 4_096, containerCountMax: 1_024 }
@@ -88,7 +87,7 @@ export function createSync (o: SyncOptions) {
     for (const x of rs) {
       try {
         const r = openRecord(x, false)
-        if (r.group !== g) throw new CanopyError('RECORD_INVALID', 'wrong group')
+        if (r.group !== g) throw invalid('wrong group')
         if (store.get(g, r.id)?.hash === r.hash) continue // de-duplication before the signature check
         openRecord(x, true)
         const how = await store.apply(r, durable)
