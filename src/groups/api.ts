@@ -16,12 +16,10 @@ import { recordJson, type GroupEvent, type GroupsService } from './service'
 const bad = (m: string): never => { throw coded('INPUT_INVALID', m) }
 const S = str({ min: 1, max: 4096 })
 
-const G = '/api/groups'
-
 export function addGroupRoutes (http: HttpServer, svc: GroupsService): void {
   let clients = 0
   /** A route under /api/groups. */
-  const route: HttpServer['route'] = (method, path, fn, options) => { http.route(method, G + path, fn, options) }
+  const route: HttpServer['route'] = (method, path, fn, options) => { http.route(method, '/api/groups' + path, fn, options) }
   /** A POST with a JSON object body, answered with JSON. */
   const post = <T>(path: string, status: number, spec: Spec<T>, fn: (b: T, g: string) => Promise<unknown> | unknown): void => {
     route('POST', path, async ({ req, res, params }) => {

@@ -56,6 +56,7 @@ const chainSpec = arrayOf(blob(LIMITS.bytesMax), { max: GROUP_CHAIN_COUNT_MAX })
 export const coded = (code: ErrorCode, m: string): CanopyError => new CanopyError(code, m)
 export const invitationError = (code: 'INVALID' | 'FOREIGN' | 'EXPIRED', m: string): CanopyError => coded(`GROUP_INVITATION_${code}`, m)
 const err = invitationError
+const notInvitation = (): never => { throw err('INVALID', 'not an invitation') }
 function decode<T> (b: Buffer, spec: Spec<T>, limits: DecodeLimits, what: string): T {
   try {
     return decodeCborAs(b, spec, limits, what)
@@ -110,7 +111,7 @@ export const decodeChain = (b: Buffer): Buffer[] => decode(b, chainSpec, { ...LI
 /** Verify an invitation's chain: an expiry (not passed) and the inviter's contact; by the joiner, and by the inviter with its revocations. */
 export function checkInvitation (chain: Buffer[], nowS: number, revoked?: (node: string) => boolean): Membership {
   const m = verifyChain(chain, nowS, revoked)
-  if (m.x === 0 || m.a === undefined) throw err('INVALID', 'not an invitation')
+  if (m.x === 0 || m.a === undefined) notInvitation()
   if (m.x <= nowS) throw err('EXPIRED', 'invitation expired')
   return m
 }
@@ -118,7 +119,7 @@ export function checkInvitation (chain: Buffer[], nowS: number, revoked?: (node:
 /** Parse and verify an invitation's text. */
 export function parseInvitation (t: string, nowS: number): Membership {
   const [, b64] = /^canopy-invite:([\w-]+)$/.exec(t.trim()) ?? []
-  if (b64 === undefined || t.length > GROUP_INVITATION_CHARS_MAX) throw err('INVALID', 'not an invitation')
+  if (b64 === undefined || t.length > GROUP_INVITATION_CHARS_MAX) notInvitation()
   return checkInvitation(decodeChain(Buffer.from(b64, 'base64url')), nowS)
 }
 

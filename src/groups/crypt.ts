@@ -9,7 +9,6 @@ import { GROUP_LINK_FRAMES_MAX, GROUP_SHARES_PENDING_MAX } from '../limits'
 import { hex } from './cert'
 
 const ALG = 'chacha20-poly1305'
-const TAG = { authTagLength: 16 }
 
 export class KeyShares {
   readonly #s = new Map<string, KeyObject>()
@@ -55,7 +54,7 @@ function session (tx: Buffer, rx: Buffer) {
     seal (p: Buffer): Buffer | null {
       if (out >= GROUP_LINK_FRAMES_MAX - 1) return null
       const n = nonce(out++)
-      const c = createCipheriv(ALG, tx, n, TAG)
+      const c = createCipheriv(ALG, tx, n) // a 16-byte tag, the default
       return Buffer.concat([n.subarray(8), c.update(p), c.final(), c.getAuthTag()])
     },
     /** Open a frame; null when it is not authentic or not newer than the last one opened. */
@@ -64,7 +63,7 @@ function session (tx: Buffer, rx: Buffer) {
       const n = s.readUInt32BE(0)
       if (n < next) return null
       try {
-        const d = createDecipheriv(ALG, rx, nonce(n), TAG)
+        const d = createDecipheriv(ALG, rx, nonce(n))
         d.setAuthTag(s.subarray(-16))
         const p = Buffer.concat([d.update(s.subarray(4, -16)), d.final()])
         next = n + 1

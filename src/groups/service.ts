@@ -137,8 +137,7 @@ export function createGroups (o: GroupsOptions) {
     try {
       const e = entry(g)
       const s = check(g)
-      const t = now() / 1000
-      const v = checkInvitation(decodeChain(m.d ?? Buffer.alloc(0)), t, (n) => s.group(g)!.v.has(n))
+      const v = checkInvitation(decodeChain(m.d ?? Buffer.alloc(0)), now() / 1000, (n) => s.group(g)!.v.has(n))
       if (v.g !== g || v.s !== peer || !v.k.equals(id.publicKey)) throw invitationError('FOREIGN', 'wrong node or group')
       const mine = myRecord(g)
       const r = mine && await s.read(mine)
@@ -216,7 +215,7 @@ export function createGroups (o: GroupsOptions) {
       try {
         for (const [g, e] of Object.entries(JSON.parse(text?.toString() ?? '{}') as Record<string, Entry>)) entries.set(g, { name: e.name, chain: e.chain.map(String), root: e.root })
       } catch (err) {
-        log.error('groups.json damaged', { err })
+        log.error('bad groups.json', { err })
       }
       const bytesMax = boundBytesMax(c.blockBytes, c.blockCount, IO)
       try { // like the cache: a records area that cannot be opened is reported, and the agent runs without groups

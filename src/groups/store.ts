@@ -82,7 +82,7 @@ export async function openStore (blobs: Blobs, o: StoreOptions, keep: (group: st
   }
 
   function serial<T> (fn: () => Promise<T>): Promise<T> {
-    if (pending >= GROUP_PENDING_RECORDS_MAX) return Promise.reject(coded('LIMIT_REACHED', 'record store busy'))
+    if (pending >= GROUP_PENDING_RECORDS_MAX) return Promise.reject(coded('LIMIT_REACHED', 'store busy'))
     pending++
     const p = chain.then(fn).finally(() => { pending-- })
     chain = p.catch(() => {})
