@@ -27,7 +27,7 @@ const LIMITS = { bytesMax: 1024, depthMax: 2, itemsMax: 32, containerCountMax: 1
 export const hex = (b: Buffer): string => b.toString('hex')
 /** Group ids travel as 16 bytes; the LAN group's are zeros. */
 export const gidBytes = (g: string): Buffer => (g === LAN_GROUP ? Buffer.alloc(16) : Buffer.from(g, 'hex'))
-export const gidText = (b: Buffer): string => (b.every((x) => x === 0) ? LAN_GROUP : hex(b))
+export const gidText = (b: Buffer): string => (b.some((x) => x) ? hex(b) : LAN_GROUP)
 export const sha256 = (...parts: Uint8Array[]): Buffer => { const h = createHash('sha256'); for (const p of parts) h.update(p); return h.digest() }
 export const groupIdOf = (root: Uint8Array): string => sha256(Buffer.from('canopy group id v1\0'), root).toString('hex', 0, 16)
 export const rolesOf = (names: readonly string[]): number => names.reduce((m, n) => m | (ROLES[n as Role] ?? 0), 0)

@@ -19,7 +19,7 @@ import { coded, gidBytes, gidText, hex, sha256 } from './cert'
 
 export const RECORD_DOMAIN = 'canopy record v1'
 export const TYPE_PATTERN = /^[a-z0-9._-]{1,32}$/
-export const ATTRIBUTE_PATTERN = /^[A-Za-z0-9._-]{1,32}$/
+export const ATTRIBUTE_PATTERN = /^[\w.-]{1,32}$/ // \w: A-Z a-z 0-9 _
 const LIMITS = { bytesMax: RECORD_BYTES_MAX, depthMax: 2, itemsMax: 64, containerCountMax: 32, allowFloats: true }
 
 /** What is kept in memory for every stored record (the payload stays on flash). */
@@ -59,7 +59,7 @@ export const attributes: Spec<Record<string, string>> = {
     // a plain object (as JSON and CBOR maps decode), not an array, a byte string or null
     const entries = (v as object | null)?.constructor === Object ? Object.entries(v as object) : null
     if (entries === null || entries.length > RECORD_ATTRIBUTES_COUNT_MAX || entries.some(([k, x]) => !ATTRIBUTE_PATTERN.test(k) || typeof x !== 'string' || Buffer.byteLength(x) > RECORD_ATTRIBUTE_VALUE_BYTES_MAX)) {
-      return fail(ctx, v, `at most ${RECORD_ATTRIBUTES_COUNT_MAX} attributes`)
+      return fail(ctx, v, `at most ${RECORD_ATTRIBUTES_COUNT_MAX} string attributes`)
     }
     return Object.fromEntries(entries) as Record<string, string>
   }
@@ -78,7 +78,7 @@ export const derivedId = (...parts: string[]): string => sha256(Buffer.from(part
 export function signRecord (d: RecordDraft, publicKey: Buffer, privateKey: KeyObject): GroupRecord {
   const b = encodeCbor({
     g: gidBytes(d.group), i: Buffer.from(d.id, 'hex'), t: d.type, k: publicKey, v: d.version, c: d.created, e: d.expires,
-    ...(Object.keys(d.attributes).length > 0 ? { a: d.attributes } : {}), ...(d.payload.length > 0 ? { p: d.payload } : {}), ...(d.deleted ? { d: 1 } : {})
+    ...(Object.keys(d.attributes).length ? { a: d.attributes } : {}), ...(d.payload.length ? { p: d.payload } : {}), ...(d.deleted ? { d: 1 } : {})
   })
   const signed = Buffer.concat([b, signDomain(privateKey, RECORD_DOMAIN, b)])
   return openRecord(signed, false)

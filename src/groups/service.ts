@@ -107,7 +107,7 @@ export function createGroups (o: GroupsOptions) {
   async function write (g: string, w: Write): Promise<GroupRecord> {
     const i = w.id ?? hex(hal.random.bytes(16))
     const t = now()
-    const del = w.deleted === true
+    const del = !!w.deleted
     return await put({
       group: g, id: i, type: w.type, version: (check(g).get(g, i)?.version ?? 0) + 1, created: t, deleted: del,
       expires: del ? t + c.tombstoneMs : w.expiresMs ? t + w.expiresMs : 0,
@@ -158,7 +158,7 @@ export function createGroups (o: GroupsOptions) {
           ? o.peers.list().map((p) => [p.nodeId, `${p.address}:${p.linkPort ?? LINK_PORT_DEFAULT}`])
           : store!.list(g, { type: 'member' }).filter((m) => m.attributes.addr !== undefined && !store!.group(g)!.v.has(m.author)).map((m) => [m.author, m.attributes.addr])
         const todo = cand.filter(([n]) => !linked.has(n) && n !== me)
-        for (let i = 0; i < GROUP_DIALS_PER_ROUND_MAX && todo.length > 0; i++) {
+        for (let i = 0; i < GROUP_DIALS_PER_ROUND_MAX && todo.length; i++) {
           const [n, addr] = todo.splice(hal.random.int(todo.length), 1)[0]!
           dial(n, addr).catch((err: unknown) => { log.debug('unreachable', { node: n, err }) })
         }
@@ -231,7 +231,7 @@ export function createGroups (o: GroupsOptions) {
         }, (g) => entries.has(g) || (g === LAN_GROUP && c.lan))
       } catch (err) {
         error = CanopyError.from(err, 'FLASH_IO').message
-        log.error('no record store: groups off', { err })
+        log.error('groups off: no store', { err })
         return
       }
       const s = store
@@ -291,7 +291,7 @@ export function createGroups (o: GroupsOptions) {
       const [inviter, addr] = m.a!.split('@') as [string, string?]
       await dial(inviter, addr)
       const w = await new Promise<GroupMessage>((resolve, reject) => {
-        const t = timers.setTimeout(() => { joins.delete(g); reject(coded('TIMEOUT', 'the inviter did not answer')) }, GROUP_JOIN_MS)
+        const t = timers.setTimeout(() => { joins.delete(g); reject(coded('TIMEOUT', 'inviter did not answer')) }, GROUP_JOIN_MS)
         joins.set(g, (x) => { t.cancel(); joins.delete(g); resolve(x) })
         sync.send(inviter, g, { m: 'j', d: encodeCbor(m.chain) })
       })
@@ -322,5 +322,5 @@ export function createGroups (o: GroupsOptions) {
 /** A record as the API shows it; the payload as UTF-8 text. */
 export const recordJson = (m: RecordMeta, r?: GroupRecord): Record<string, unknown> => ({
   ...metaOf(m as GroupRecord), group: undefined, hash: undefined, size: undefined,
-  ...(r === undefined ? {} : isUtf8(r.payload) ? { payload: r.payload.toString() } : { payloadBase64: r.payload.toString('base64') })
+  ...(r && (isUtf8(r.payload) ? { payload: r.payload.toString() } : { payloadBase64: r.payload.toString('base64') }))
 })

@@ -51,7 +51,7 @@ export interface GroupIndex {
 
 /** Record-type sync precedence (the seed's cRecordTypeSyncPrecedence): who may write first, then what is urgent. */
 export const PRECEDENCE = ['member', 'revoke', 'location', 'presence', 'chat', 'stroke']
-const rank = (t: string): number => { const i = PRECEDENCE.indexOf(t); return i < 0 ? 9 : i }
+const rank = (t: string): number => PRECEDENCE.indexOf(t) >>> 0 // an unknown type (-1) goes last
 export const byPrecedence = (a: string, b: string): number => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0)
 export const bucketOf = (id: string): number => (parseInt(id.slice(0, 2), 16) * GROUP_BUCKETS) >> 8
 /** A record's 8-byte hash prefix, as a number to XOR. */
@@ -194,7 +194,7 @@ export async function openStore (blobs: Blobs, o: StoreOptions, keep: (group: st
 
     /** Records of a group, oldest first; by type, by attributes (all must match), tombstones only when asked. */
     list: (g: string, q: { type?: string, attributes?: Record<string, string>, deleted?: boolean, limit?: number } = {}): RecordMeta[] =>
-      all(g).filter((m) => (q.type === undefined || m.type === q.type) && (!m.deleted || q.deleted === true) && Object.entries(q.attributes ?? {}).every(([k, v]) => m.attributes[k] === v))
+      all(g).filter((m) => (q.type === undefined || m.type === q.type) && (!m.deleted || !!q.deleted) && Object.entries(q.attributes ?? {}).every(([k, v]) => m.attributes[k] === v))
         .sort((a, b) => a.created - b.created || (a.id < b.id ? -1 : 1)).slice(0, q.limit),
 
     /** Anti-entropy level 1: per type, in sync precedence, [type, count, XOR of hash prefixes (8 bytes)]. */

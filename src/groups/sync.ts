@@ -79,7 +79,7 @@ export function createSync (o: SyncOptions) {
       batch.push(r.bytes)
       size += r.size
     }
-    if (batch.length > 0) send(peer, g, { m: 'r', r: batch })
+    if (batch.length) send(peer, g, { m: 'r', r: batch })
   }
 
   /** Records from peer (a REC message, or a welcome's): checked, stored, flooded on when new. */
@@ -108,7 +108,7 @@ export function createSync (o: SyncOptions) {
     /** One anti-entropy round with a random linked member of g. */
     tick (g: string): void {
       const ps = o.peers(g)
-      if (ps.length > 0) summarize(g, ps[o.random.int(ps.length)]!)
+      if (ps.length) summarize(g, ps[o.random.int(ps.length)]!)
     },
 
     /** A message from peer (decrypted). Never throws: bad input is counted and dropped. */
@@ -145,7 +145,7 @@ export function createSync (o: SyncOptions) {
         const have = new Set(mine.map(entry))
         const want = [...theirs].filter((k) => !have.has(k)).map((k) => k.slice(0, 32))
         await sendRecords(peer, g, mine.filter((x) => !theirs.has(entry(x))))
-        if (want.length > 0) send(peer, g, { m: 'w', d: Buffer.from(want.join(''), 'hex') })
+        if (want.length) send(peer, g, { m: 'w', d: Buffer.from(want.join(''), 'hex') })
       } else if (m.m === 'w') {
         await sendRecords(peer, g, split(m.d, 16).flatMap((id) => store.get(g, id) ?? []))
       }

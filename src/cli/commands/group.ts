@@ -10,7 +10,7 @@ import type { Command } from '../command'
 
 const enc = encodeURIComponent
 const API = '/api/groups'
-const flag = (name: string, value: string, help: string): FlagSpec => ({ name, value, help })
+const flag = (name: string, help: string, value?: string): FlagSpec => ({ name, help, value })
 type Out = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
 
 /** A command that calls the agent once: `call` gives the path under /api/groups and, for a POST, the body; `line` the text output. */
@@ -21,7 +21,7 @@ function command (name: string, args: string, summary: string, call: (a: ParsedA
     args,
     summary,
     positionals: { min: n, max: n },
-    flags: [flag('agent', 'URL', `default ${DEFAULT_AGENT_URL}`), { name: 'json', help: 'print JSON' }, ...flags],
+    flags: [flag('agent', `default ${DEFAULT_AGENT_URL}`, 'URL'), flag('json', 'print JSON'), ...flags],
     async run (a, io) {
       const [path, body] = call(a)
       const r = await agentJson(agentBase(flagString(a, 'agent')), API + path, body === undefined ? {} : { method: 'POST', body }) as Out
@@ -41,15 +41,15 @@ export const groupCommands: Command[] = [
     if (m === null || who === undefined || g === undefined) throw new CanopyError('USAGE', 'needs --group, --for; --expires like 30m, 7d')
     return [`/${enc(g)}/invitations`, { for: who, roles: flagString(a, 'roles'), expiresMs: Number(m[1]) * UNITS[m[2]!]! }]
   }, (r) => r.invitation, [
-    flag('group', 'G', 'group id'),
-    flag('for', 'ID_OR_KEY', 'node id or public key'),
-    flag('roles', 'R[,R]', 'member (default), admin, reader'),
-    flag('expires', 'DURATION', '30m, 24h (default), 7d')
+    flag('group', 'group id', 'G'),
+    flag('for', 'node id or public key', 'ID_OR_KEY'),
+    flag('roles', 'member (default), admin, reader', 'R[,R]'),
+    flag('expires', '30m, 24h (default), 7d', 'DURATION')
   ]),
   command('join', 'INVITATION', 'join a group', (a) => ['/join', { invitation: p0(a) }], (r) => `joined ${r.id}`),
   command('records', 'G', 'list records', (a) => [`/${enc(p0(a))}/records?type=${enc(flagString(a, 'type') ?? '')}`],
     (r) => r.records.map((x: Out) => `${x.id} ${x.type} v${x.version} ${x.author.slice(0, 8)} ${(x.payload ?? '').slice(0, 60)}`).join('\n'),
-    [flag('type', 'T', 'only this type')]),
+    [flag('type', 'only this type', 'T')]),
   {
     ...command('watch', 'G', 'print events as they come', () => [''], () => ''),
     async run (a, io) {
