@@ -1,56 +1,52 @@
 // The groups' HTTP face: JSON API, Server-Sent Events, the collaboration page.
-// Input is checked here for shape; signRecord checks every field of a record.
+// Request bodies are checked here with the validate kit (INPUT_INVALID naming
+// the field); signRecord checks every field of a record.
 
-import { CanopyError } from '../errors'
 import { readJson, sendJson, sendText, type HttpServer } from '../http'
 import { parsePublicKey } from '../crypto'
 import { nodeIdOf, NODE_ID_PATTERN } from '../identity'
 import { GROUP_LIST_COUNT_MAX, GROUP_SSE_BUFFER_BYTES_MAX, GROUP_SSE_CLIENTS_MAX, GROUP_SSE_HEARTBEAT_MS, RECORD_PAYLOAD_BYTES_MAX } from '../limits'
-import { rolesOf } from './cert'
+import { body, optionalField as opt } from '../protocol/wire/schema'
+import { int, str, validate, type Spec } from '../validate'
+import { coded, rolesOf } from './cert'
 import { groupPage } from './page'
+import { attributes } from './record'
 import { recordJson, type GroupEvent, type GroupsService } from './service'
 
-const bad = (m: string): never => { throw new CanopyError('INPUT_INVALID', m) }
-const str = (v: unknown, what: string): string => (typeof v === 'string' && v.length > 0 && v.length <= 4096 ? v : bad(`"${what}": a string`))
-
-const G = '/api/groups'
+const bad = (m: string): never => { throw coded('INPUT_INVALID', m) }
+const S = str({ min: 1, max: 4096 })
 
 export function addGroupRoutes (http: HttpServer, svc: GroupsService): void {
   let clients = 0
-  const route = http.route.bind(http)
+  /** A route under /api/groups. */
+  const route: HttpServer['route'] = (method, path, fn, options) => { http.route(method, '/api/groups' + path, fn, options) }
   /** A POST with a JSON object body, answered with JSON. */
-  const post = (path: string, status: number, fn: (b: Record<string, unknown>, g: string) => Promise<unknown> | unknown): void => {
+  const post = <T>(path: string, status: number, spec: Spec<T>, fn: (b: T, g: string) => Promise<unknown> | unknown): void => {
     route('POST', path, async ({ req, res, params }) => {
-      const b = await readJson(req, RECORD_PAYLOAD_BYTES_MAX * 2 + 4096)
-      sendJson(res, status, await fn(typeof b === 'object' && b !== null && !Array.isArray(b) ? b as Record<string, unknown> : bad('a JSON object'), params.g!))
+      sendJson(res, status, await fn(validate(spec, await readJson(req, RECORD_PAYLOAD_BYTES_MAX * 2 + 4096), 'INPUT_INVALID', 'request'), params.g!))
     })
   }
-  route('GET', G, ({ res }) => { sendJson(res, 200, { nodeId: svc.me, groups: svc.groups().map(svc.describe) }) })
-  post(G, 201, async (b) => ({ id: await svc.create(str(b.name, 'name').slice(0, 64)) }))
-  post(`${G}/join`, 200, async (b) => ({ id: await svc.join(str(b.invitation, 'invitation')) }))
-  post(`${G}/:g/invitations`, 201, (b, g) => {
-    const who = str(b.for, 'for')
-    const key = parsePublicKey(who)
-    const node = NODE_ID_PATTERN.test(who) ? who : key !== null ? nodeIdOf(key) : bad('"for": a node id or public key')
-    const roles = rolesOf(String(b.roles ?? 'member').split(',')) || bad('"roles": member, admin, reader')
-    const ms = Number(b.expiresMs ?? 864e5)
-    return { invitation: svc.invite(g, node, roles, ms > 0 && ms < 4e10 ? ms : bad('"expiresMs": 1 ms to a year')) }
+  route('GET', '', ({ res }) => { sendJson(res, 200, { nodeId: svc.me, groups: svc.groups().map(svc.describe) }) })
+  post('', 201, body({ name: S }), async (b) => ({ id: await svc.create(b.name.slice(0, 64)) }))
+  post('/join', 200, body({ invitation: S }), async (b) => ({ id: await svc.join(b.invitation) }))
+  post('/:g/invitations', 201, body({ for: S, roles: opt(S), expiresMs: opt(int(1, 4e10)) }), (b, g) => {
+    const key = parsePublicKey(b.for)
+    const node = NODE_ID_PATTERN.test(b.for) ? b.for : key !== null ? nodeIdOf(key) : bad('"for": a node id or public key')
+    const roles = rolesOf((b.roles ?? 'member').split(',')) || bad('"roles": member, admin, reader')
+    return { invitation: svc.invite(g, node, roles, b.expiresMs ?? 864e5) }
   })
-  post(`${G}/:g/revoke`, 200, async (b, g) => ({ record: recordJson(await svc.revoke(g, str(b.node, 'node'))) }))
-  post(`${G}/:g/records`, 201, async (b, g) => {
-    const a = b.attributes ?? {}
-    if (typeof a !== 'object' || a === null || Object.values(a).some((v) => typeof v !== 'string')) bad('"attributes": names to strings')
-    if (b.id !== undefined && !/^[0-9a-f]{32}$/.test(String(b.id))) bad('"id": 32 hex')
-    const r = await svc.write(g, {
-      id: b.id as string | undefined,
-      type: str(b.type, 'type'),
-      attributes: a as Record<string, string>,
-      payload: Buffer.from(typeof b.payload === 'string' ? b.payload : ''),
-      expiresMs: typeof b.expiresMs === 'number' ? b.expiresMs : undefined
-    })
+  post('/:g/revoke', 200, body({ node: S }), async (b, g) => ({ record: recordJson(await svc.revoke(g, b.node)) }))
+  post('/:g/records', 201, body({
+    id: opt(str({ max: 32, pattern: /^[0-9a-f]{32}$/, hint: '32 hex digits' })),
+    type: S,
+    attributes: opt(attributes),
+    payload: opt(str({ max: RECORD_PAYLOAD_BYTES_MAX })),
+    expiresMs: opt(int(1, Number.MAX_SAFE_INTEGER))
+  }), async (b, g) => {
+    const r = await svc.write(g, { ...b, payload: Buffer.from(b.payload ?? '') })
     return { record: recordJson(r, r) }
   })
-  route('GET', `${G}/:g/records`, async ({ res, params: { g }, url }) => {
+  route('GET', '/:g/records', async ({ res, params: { g }, url }) => {
     const store = svc.check(g!)
     const q = url.searchParams
     const attributes: Record<string, string> = {}
@@ -61,13 +57,13 @@ export function addGroupRoutes (http: HttpServer, svc: GroupsService): void {
     }
     sendJson(res, 200, { records })
   })
-  route('DELETE', `${G}/:g/records/:id`, async ({ res, params: { g, id } }) => {
+  route('DELETE', '/:g/records/:id', async ({ res, params: { g, id } }) => {
     await svc.remove(g!, id!)
     sendJson(res, 200, { deleted: id })
   })
-  route('GET', `${G}/:g/events`, ({ res, params: { g } }) => {
+  route('GET', '/:g/events', ({ res, params: { g } }) => {
     svc.check(g!)
-    if (clients >= GROUP_SSE_CLIENTS_MAX) throw new CanopyError('LIMIT_REACHED', 'too many event streams')
+    if (clients >= GROUP_SSE_CLIENTS_MAX) throw coded('LIMIT_REACHED', 'too many event streams')
     clients++
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' })
     const write = (s: string): void => {
@@ -81,7 +77,7 @@ export function addGroupRoutes (http: HttpServer, svc: GroupsService): void {
     res.on('close', () => { clients--; svc.listeners.delete(listener); beat.cancel() })
     send({ type: 'status', data: svc.describe(g!) })
   }, { longBody: true })
-  route('GET', '/groups/:g', ({ res, params: { g } }) => {
+  http.route('GET', '/groups/:g', ({ res, params: { g } }) => {
     svc.check(g!)
     sendText(res, 200, groupPage(g!), 'text/html; charset=utf-8')
   })

@@ -9,7 +9,7 @@
 
 import { createHash, type KeyObject } from 'node:crypto'
 import { keyPairFromSeed, signDomain, verifyDomain } from '../crypto'
-import { CanopyError } from '../errors'
+import { CanopyError, type ErrorCode } from '../errors'
 import { nodeIdOf, type Identity } from '../identity'
 import { GROUP_CHAIN_COUNT_MAX, GROUP_INVITATION_CHARS_MAX, GROUP_NAME_BYTES_MAX } from '../limits'
 import { decodeCborAs, encodeCbor, type DecodeLimits } from '../protocol/wire/cbor'
@@ -24,10 +24,12 @@ export const LAN_GROUP = 'lan'
 const DOMAIN = 'canopy group cert v1'
 const LIMITS = { bytesMax: 1024, depthMax: 2, itemsMax: 32, containerCountMax: 16 }
 
+export const hex = (b: Buffer): string => b.toString('hex')
 /** Group ids travel as 16 bytes; the LAN group's are zeros. */
 export const gidBytes = (g: string): Buffer => (g === LAN_GROUP ? Buffer.alloc(16) : Buffer.from(g, 'hex'))
-export const gidText = (b: Buffer): string => (b.every((x) => x === 0) ? LAN_GROUP : b.toString('hex'))
-export const groupIdOf = (root: Uint8Array): string => createHash('sha256').update('canopy group id v1\0').update(root).digest().toString('hex', 0, 16)
+export const gidText = (b: Buffer): string => (b.some((x) => x) ? hex(b) : LAN_GROUP)
+export const sha256 = (...parts: Uint8Array[]): Buffer => { const h = createHash('sha256'); for (const p of parts) h.update(p); return h.digest() }
+export const groupIdOf = (root: Uint8Array): string => sha256(Buffer.from('canopy group id v1\0'), root).toString('hex', 0, 16)
 export const rolesOf = (names: readonly string[]): number => names.reduce((m, n) => m | (ROLES[n as Role] ?? 0), 0)
 export const roleNames = (mask: number): Role[] => (Object.keys(ROLES) as Role[]).filter((r) => (mask & ROLES[r]) !== 0)
 
@@ -51,8 +53,10 @@ export interface Cert {
 const certSpec = body({ g: bytes(16), s: bytes(16), r: uint(1, 7), x: uint(0), k: bytes(32), n: optionalField(text(GROUP_NAME_BYTES_MAX)), a: optionalField(text(128)) })
 const chainSpec = arrayOf(blob(LIMITS.bytesMax), { max: GROUP_CHAIN_COUNT_MAX })
 /** GROUP_INVITATION_INVALID, _FOREIGN or _EXPIRED. */
-export const invitationError = (code: 'INVALID' | 'FOREIGN' | 'EXPIRED', m: string): CanopyError => new CanopyError(`GROUP_INVITATION_${code}`, m)
+export const coded = (code: ErrorCode, m: string): CanopyError => new CanopyError(code, m)
+export const invitationError = (code: 'INVALID' | 'FOREIGN' | 'EXPIRED', m: string): CanopyError => coded(`GROUP_INVITATION_${code}`, m)
 const err = invitationError
+const notInvitation = (): never => { throw err('INVALID', 'not an invitation') }
 function decode<T> (b: Buffer, spec: Spec<T>, limits: DecodeLimits, what: string): T {
   try {
     return decodeCborAs(b, spec, limits, what)
@@ -69,13 +73,13 @@ export function signCert (c: Cert, key: KeyObject): Buffer {
 export function openCert (bytes: Buffer): Cert {
   const b = bytes.subarray(0, -64)
   const d = decode(b, certSpec, LIMITS, 'certificate')
-  const c = { ...d, g: d.g.toString('hex'), s: d.s.toString('hex') }
-  if (!verifyDomain(c.k, DOMAIN, b, bytes.subarray(-64))) throw err('INVALID', 'bad certificate signature')
+  const c = { ...d, g: hex(d.g), s: hex(d.s) }
+  if (!verifyDomain(c.k, DOMAIN, b, bytes.subarray(-64))) throw err('INVALID', 'bad signature')
   return c
 }
 
-/** What a verified chain says of its leaf; issuer: the key that signed the leaf. */
-export interface Membership { group: string, node: string, roles: number, x: number, name: string, contact?: string, issuer: Buffer, chain: Buffer[] }
+/** What a verified chain says: its leaf (g the group, s the node, r its roles, x, k the issuer's key, a the contact), n the group's name, and the chain. */
+export type Membership = Cert & { n: string, chain: Buffer[] }
 
 /**
  * Verify a chain from the root key to its leaf: every certificate but the
@@ -93,10 +97,10 @@ export function verifyChain (chain: Buffer[], nowS: number, revoked: (node: stri
       if (nodeIdOf(c.k) !== up.s || (up.r & ROLES.admin) === 0) throw err('INVALID', 'issuer not admin')
       if (up.x !== 0 && up.x <= nowS) throw err('EXPIRED', 'issuer expired')
     }
-    if (revoked(c.s)) throw new CanopyError('GROUP_REVOKED', `${c.s} revoked`)
+    if (revoked(c.s)) throw coded('GROUP_REVOKED', `${c.s} revoked`)
   })
   const leaf = certs[certs.length - 1]!
-  return { group, node: leaf.s, roles: leaf.r, x: leaf.x, name: certs.find((c) => c.n !== undefined)?.n ?? '', contact: leaf.a, issuer: leaf.k, chain }
+  return { ...leaf, n: certs.find((c) => c.n !== undefined)?.n ?? '', chain }
 }
 
 export const formatInvitation = (chain: Buffer[]): string => 'canopy-invite:' + encodeCbor(chain).toString('base64url')
@@ -107,7 +111,7 @@ export const decodeChain = (b: Buffer): Buffer[] => decode(b, chainSpec, { ...LI
 /** Verify an invitation's chain: an expiry (not passed) and the inviter's contact; by the joiner, and by the inviter with its revocations. */
 export function checkInvitation (chain: Buffer[], nowS: number, revoked?: (node: string) => boolean): Membership {
   const m = verifyChain(chain, nowS, revoked)
-  if (m.x === 0 || m.contact === undefined) throw err('INVALID', 'not an invitation')
+  if (m.x === 0 || m.a === undefined) notInvitation()
   if (m.x <= nowS) throw err('EXPIRED', 'invitation expired')
   return m
 }
@@ -115,7 +119,7 @@ export function checkInvitation (chain: Buffer[], nowS: number, revoked?: (node:
 /** Parse and verify an invitation's text. */
 export function parseInvitation (t: string, nowS: number): Membership {
   const [, b64] = /^canopy-invite:([\w-]+)$/.exec(t.trim()) ?? []
-  if (b64 === undefined || t.length > GROUP_INVITATION_CHARS_MAX) throw err('INVALID', 'not an invitation')
+  if (b64 === undefined || t.length > GROUP_INVITATION_CHARS_MAX) notInvitation()
   return checkInvitation(decodeChain(Buffer.from(b64, 'base64url')), nowS)
 }
 
@@ -123,12 +127,12 @@ export function parseInvitation (t: string, nowS: number): Membership {
 export function newGroup (name: string, me: Identity, seed: Buffer): { group: string, chain: Buffer[] } {
   const root = keyPairFromSeed(seed)
   const group = groupIdOf(root.publicRaw)
-  return { group, chain: [signCert({ g: group, s: me.nodeId, r: ROLES.admin | ROLES.member, x: 0, k: root.publicRaw, n: name }, root.privateKey)] }
+  return { group, chain: [signCert({ g: group, s: me.nodeId, r: WRITER, x: 0, k: root.publicRaw, n: name }, root.privateKey)] }
 }
 
 /** My chain extended by a certificate I (an admin) issue: an invitation (x > 0, a contact) or a membership (x = 0). */
 export function issue (chain: Buffer[], me: Identity, c: Omit<Cert, 'k'>): Buffer[] {
-  if ((verifyChain(chain, 0).roles & ROLES.admin) === 0) throw new CanopyError('GROUP_FORBIDDEN', 'only admins invite')
-  if (chain.length >= GROUP_CHAIN_COUNT_MAX) throw new CanopyError('LIMIT_REACHED', 'chain too long')
+  if ((verifyChain(chain, 0).r & ROLES.admin) === 0) throw coded('GROUP_FORBIDDEN', 'only admins invite')
+  if (chain.length >= GROUP_CHAIN_COUNT_MAX) throw coded('LIMIT_REACHED', 'chain too long')
   return [...chain, signCert({ ...c, k: me.publicKey }, me.privateKey)]
 }

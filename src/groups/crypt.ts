@@ -6,10 +6,9 @@
 
 import { createCipheriv, createDecipheriv, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, type KeyObject } from 'node:crypto'
 import { GROUP_LINK_FRAMES_MAX, GROUP_SHARES_PENDING_MAX } from '../limits'
+import { hex } from './cert'
 
-const SPKI = Buffer.from('302a300506032b656e032100', 'hex')
 const ALG = 'chacha20-poly1305'
-const TAG = { authTagLength: 16 }
 
 export class KeyShares {
   readonly #s = new Map<string, KeyObject>()
@@ -20,25 +19,25 @@ export class KeyShares {
     const pub = publicKey.export({ format: 'der', type: 'spki' }).subarray(-32)
     const s = this.#s
     if (s.size >= GROUP_SHARES_PENDING_MAX) s.delete(s.keys().next().value!)
-    s.set(pub.toString('hex'), privateKey)
+    s.set(hex(pub), privateKey)
     return pub
   }
 
   /** The sealing keys of a link from both shares (mine is then forgotten); null without a share. */
   session (mine: Buffer, theirs: Buffer, initiator: boolean): Session | null {
-    const h = mine.toString('hex')
+    const h = hex(mine)
     const k = this.#s.get(h)
     this.#s.delete(h)
     if (k === undefined || theirs.length !== 32) return null
     let shared: Buffer
     try {
-      shared = diffieHellman({ privateKey: k, publicKey: createPublicKey({ key: Buffer.concat([SPKI, theirs]), format: 'der', type: 'spki' }) })
+      shared = diffieHellman({ privateKey: k, publicKey: createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: theirs.toString('base64url') }, format: 'jwk' }) })
     } catch {
       return null // a low-order point: no shared secret
     }
     const keys = Buffer.from(hkdfSync('sha256', shared, Buffer.concat(initiator ? [mine, theirs] : [theirs, mine]), 'canopy group link v1', 64))
-    const [ab, ba] = [keys.subarray(0, 32), keys.subarray(32)]
-    return initiator ? session(ab, ba) : session(ba, ab)
+    const d = [keys.subarray(0, 32), keys.subarray(32)] as const // initiator to responder, and back
+    return initiator ? session(...d) : session(d[1], d[0])
   }
 }
 
@@ -55,7 +54,7 @@ function session (tx: Buffer, rx: Buffer) {
     seal (p: Buffer): Buffer | null {
       if (out >= GROUP_LINK_FRAMES_MAX - 1) return null
       const n = nonce(out++)
-      const c = createCipheriv(ALG, tx, n, TAG)
+      const c = createCipheriv(ALG, tx, n) // a 16-byte tag, the default
       return Buffer.concat([n.subarray(8), c.update(p), c.final(), c.getAuthTag()])
     },
     /** Open a frame; null when it is not authentic or not newer than the last one opened. */
@@ -64,7 +63,7 @@ function session (tx: Buffer, rx: Buffer) {
       const n = s.readUInt32BE(0)
       if (n < next) return null
       try {
-        const d = createDecipheriv(ALG, rx, nonce(n), TAG)
+        const d = createDecipheriv(ALG, rx, nonce(n))
         d.setAuthTag(s.subarray(-16))
         const p = Buffer.concat([d.update(s.subarray(4, -16)), d.final()])
         next = n + 1

@@ -4,7 +4,7 @@
 // SHA-256. Conflicts between two records of one id are settled the same way
 // on every member: higher version, then higher author id, then higher hash.
 
-import { createHash, type KeyObject } from 'node:crypto'
+import type { KeyObject } from 'node:crypto'
 import { signDomain, verifyDomain } from '../crypto'
 import { CanopyError } from '../errors'
 import { nodeIdOf } from '../identity'
@@ -15,11 +15,11 @@ import {
 import { decodeCborAs, encodeCbor } from '../protocol/wire/cbor'
 import { blob, body, bytes, flag, optionalField, text, uint } from '../protocol/wire/schema'
 import { fail, type Spec } from '../validate'
-import { gidBytes, gidText } from './cert'
+import { coded, gidBytes, gidText, hex, sha256 } from './cert'
 
 export const RECORD_DOMAIN = 'canopy record v1'
 export const TYPE_PATTERN = /^[a-z0-9._-]{1,32}$/
-export const ATTRIBUTE_PATTERN = /^[A-Za-z0-9._-]{1,32}$/
+export const ATTRIBUTE_PATTERN = /^[\w.-]{1,32}$/ // \w: A-Z a-z 0-9 _
 const LIMITS = { bytesMax: RECORD_BYTES_MAX, depthMax: 2, itemsMax: 64, containerCountMax: 32, allowFloats: true }
 
 /** What is kept in memory for every stored record (the payload stays on flash). */
@@ -51,13 +51,15 @@ export type RecordDraft = Omit<RecordMeta, 'author' | 'hash' | 'size'> & { paylo
 
 const ms = uint(0, Number.MAX_SAFE_INTEGER)
 
-const attributes: Spec<Record<string, string>> = {
+/** Attributes: names [A-Za-z0-9._-] (1-32) to strings, bounded in count and size. */
+export const attributes: Spec<Record<string, string>> = {
   expected: 'attributes',
   fallback: undefined,
   check (v, ctx) {
-    const entries = typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array) ? Object.entries(v) : null
+    // a plain object (as JSON and CBOR maps decode), not an array, a byte string or null
+    const entries = (v as object | null)?.constructor === Object ? Object.entries(v as object) : null
     if (entries === null || entries.length > RECORD_ATTRIBUTES_COUNT_MAX || entries.some(([k, x]) => !ATTRIBUTE_PATTERN.test(k) || typeof x !== 'string' || Buffer.byteLength(x) > RECORD_ATTRIBUTE_VALUE_BYTES_MAX)) {
-      return fail(ctx, v, `at most ${RECORD_ATTRIBUTES_COUNT_MAX} attributes`)
+      return fail(ctx, v, `at most ${RECORD_ATTRIBUTES_COUNT_MAX} string attributes`)
     }
     return Object.fromEntries(entries) as Record<string, string>
   }
@@ -68,17 +70,15 @@ const spec = body({
   a: optionalField(attributes), p: optionalField(blob(RECORD_PAYLOAD_BYTES_MAX)), d: flag
 })
 
-const invalid = (m: string): CanopyError => new CanopyError('RECORD_INVALID', m)
-const sha256 = (b: Uint8Array): Buffer => createHash('sha256').update(b).digest()
+export const invalid = (m: string): CanopyError => coded('RECORD_INVALID', m)
 
 /** A record id derived from its parts (member, revoke and location records have one per subject). */
 export const derivedId = (...parts: string[]): string => sha256(Buffer.from(parts.join('\0'))).subarray(0, 16).toString('hex')
 
 export function signRecord (d: RecordDraft, publicKey: Buffer, privateKey: KeyObject): GroupRecord {
-  if (d.payload.length > RECORD_PAYLOAD_BYTES_MAX) throw invalid('payload too large')
   const b = encodeCbor({
     g: gidBytes(d.group), i: Buffer.from(d.id, 'hex'), t: d.type, k: publicKey, v: d.version, c: d.created, e: d.expires,
-    ...(Object.keys(d.attributes).length > 0 ? { a: d.attributes } : {}), ...(d.payload.length > 0 ? { p: d.payload } : {}), ...(d.deleted ? { d: 1 } : {})
+    ...(Object.keys(d.attributes).length ? { a: d.attributes } : {}), ...(d.payload.length ? { p: d.payload } : {}), ...(d.deleted ? { d: 1 } : {})
   })
   const signed = Buffer.concat([b, signDomain(privateKey, RECORD_DOMAIN, b)])
   return openRecord(signed, false)
@@ -96,8 +96,8 @@ export function openRecord (signed: Buffer, verify: boolean): GroupRecord {
   }
   if (verify && !verifyDomain(r.k, RECORD_DOMAIN, b, signed.subarray(-64))) throw invalid('bad signature')
   return {
-    group: gidText(r.g), id: r.i.toString('hex'), type: r.t, author: nodeIdOf(r.k), version: r.v, created: r.c, expires: r.e,
-    attributes: r.a ?? {}, deleted: r.d, hash: sha256(signed).toString('hex'), size: signed.length, payload: r.p ?? Buffer.alloc(0), bytes: signed
+    group: gidText(r.g), id: hex(r.i), type: r.t, author: nodeIdOf(r.k), version: r.v, created: r.c, expires: r.e,
+    attributes: r.a ?? {}, deleted: r.d, hash: hex(sha256(signed)), size: signed.length, payload: r.p ?? Buffer.alloc(0), bytes: signed
   }
 }
 

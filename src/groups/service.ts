@@ -5,7 +5,6 @@
 // formed by every agent on the LAN. The HTTP API and events: api.ts.
 
 import { isUtf8 } from 'node:buffer'
-import { join } from 'node:path'
 import type { Config } from '../config'
 import { CanopyError, type ErrorCode } from '../errors'
 import { TimerGroup, type Hal } from '../hal'
@@ -17,13 +16,14 @@ import type { PeerDirectory } from '../protocol'
 import { framePayload, LINK_PORT_DEFAULT, type Link, type LinkHost } from '../protocol/link'
 import { encodeCbor } from '../protocol/wire/cbor'
 import { boundBytesMax, FlashCache } from '../flash-cache/store'
-import { checkInvitation, decodeChain, formatInvitation, invitationError, issue, LAN_GROUP, newGroup, parseInvitation, roleNames, verifyChain } from './cert'
+import { coded, hex, checkInvitation, decodeChain, formatInvitation, invitationError, issue, LAN_GROUP, newGroup, parseInvitation, roleNames, verifyChain } from './cert'
 import type { KeyShares, Session } from './crypt'
-import { derivedId, metaOf, openRecord, signRecord, type GroupRecord, type RecordDraft, type RecordMeta } from './record'
-import { memberDraft, openStore, type RecordStore } from './store'
+import { derivedId, metaOf, signRecord, type GroupRecord, type RecordDraft, type RecordMeta } from './record'
+import { memberDraft, notIn, openStore, type RecordStore } from './store'
 import { createSync, type GroupMessage, type GroupSync } from './sync'
 
-interface Entry { name: string, chain: Buffer[], root?: Buffer }
+/** A membership as groups.json keeps it: the chain's certificates and the owned root key in base64. */
+interface Entry { name: string, chain: string[], root?: string }
 export type GroupEvent = { group: string, type: 'record' | 'member' | 'sync' | 'status', data: unknown }
 export interface Write { id?: string, type: string, attributes?: Record<string, string>, payload?: Buffer, expiresMs?: number, deleted?: boolean }
 
@@ -40,24 +40,22 @@ export interface GroupsOptions {
 }
 
 const IO = 16
-const coded = (code: ErrorCode, m: string): CanopyError => new CanopyError(code, m)
 const b64 = (s: string): Buffer => Buffer.from(s, 'base64')
+const base64 = (c: Buffer[]): string[] => c.map((b) => b.toString('base64'))
 
 export type Groups = ReturnType<typeof createGroups>
-/** The service as compose.ts builds it (`new GroupsService(o)`): the object createGroups returns. */
-// eslint-disable-next-line @typescript-eslint/no-empty-interface
-export interface GroupsService extends Groups {}
-// eslint-disable-next-line @typescript-eslint/no-extraneous-class
-export class GroupsService { constructor (o: GroupsOptions) { return createGroups(o) } }
+/** The service as compose.ts builds it (`new GroupsService(o)`): createGroups, whose object `new` returns. */
+export type GroupsService = Groups
+export const GroupsService = createGroups as unknown as new (o: GroupsOptions) => Groups
 
 export function createGroups (o: GroupsOptions) {
   const { hal, identity: id, log, links } = o
   const c = o.config.groups
   const me = id.nodeId
-  const file = join(hal.dataDir, 'groups.json')
+  const file = `${hal.dataDir}/groups.json`
   const entries = new Map<string, Entry>()
   const listeners = new Set<(e: GroupEvent) => void>()
-  const sessions = new WeakMap<Link, Session>()
+  const sessions = new WeakMap<Link, Session | null>()
   const joins = new Map<string, (m: GroupMessage) => void>()
   const timers = new TimerGroup(hal.clock)
   const now = (): number => hal.clock.wallMs()
@@ -69,16 +67,18 @@ export function createGroups (o: GroupsOptions) {
   const emit = (group: string, type: GroupEvent['type'], data: unknown): void => { for (const l of listeners) l({ group, type, data }) }
   const myRecord = (g: string): RecordMeta | undefined => store!.get(g, derivedId('member', me))
 
-  const notIn = (g: string): never => { throw coded('GROUP_NOT_FOUND', `not in group ${g}`) }
   const entry = (g: string): Entry => entries.get(g) ?? notIn(g)
+  const chainOf = (g: string): Buffer[] => entry(g).chain.map(b64)
   /** A group I am in (GROUP_NOT_FOUND otherwise). */
   const check = (g: string): RecordStore => (store?.group(g) === undefined ? notIn(g) : store!)
 
-  /** Linked peers that may have g's traffic: its members (not revoked); on the LAN group, every linked agent. */
-  function peers (g: string): string[] {
+  /** May this link have g's traffic? On the LAN group, every agent of the LAN; else members, not revoked. */
+  const may = (g: string, l: Link): boolean | undefined => {
     const ix = store?.group(g)
-    return links.list().filter((l) => l.open && l.serves('group') && (g === LAN_GROUP ? c.lan && o.lan(l.remoteAddress) : ix?.members.has(l.nodeId) === true && !ix.revoked.has(l.nodeId))).map((l) => l.nodeId)
+    return g === LAN_GROUP ? c.lan && o.lan(l.remoteAddress) : ix?.m.has(l.nodeId) && !ix.v.has(l.nodeId)
   }
+  /** Linked peers that may have g's traffic. */
+  const peers = (g: string): string[] => links.list().filter((l) => l.open && l.serves('group') && may(g, l)).map((l) => l.nodeId)
 
   const groups = (): string[] => [...(store !== null && c.lan ? [LAN_GROUP] : []), ...entries.keys()]
 
@@ -105,12 +105,12 @@ export function createGroups (o: GroupsOptions) {
 
   /** Add, update or delete (a tombstone) a record as this node; flooded to the group. */
   async function write (g: string, w: Write): Promise<GroupRecord> {
-    const i = w.id ?? hal.random.bytes(16).toString('hex')
+    const i = w.id ?? hex(hal.random.bytes(16))
     const t = now()
-    const del = w.deleted === true
+    const del = !!w.deleted
     return await put({
       group: g, id: i, type: w.type, version: (check(g).get(g, i)?.version ?? 0) + 1, created: t, deleted: del,
-      expires: del ? t + c.tombstoneMs : w.expiresMs !== undefined ? t + w.expiresMs : 0,
+      expires: del ? t + c.tombstoneMs : w.expiresMs ? t + w.expiresMs : 0,
       attributes: w.attributes ?? {}, payload: w.payload ?? Buffer.alloc(0)
     })
   }
@@ -118,21 +118,15 @@ export function createGroups (o: GroupsOptions) {
   /** My member record, written again when my address changed. */
   async function announce (g: string): Promise<void> {
     const old = myRecord(g)
-    if (old?.attributes.addr !== contact()) await put(memberDraft(entry(g).chain, (old?.version ?? 0) + 1, now(), contact()))
+    if (old?.attributes.addr !== contact()) await put(memberDraft(chainOf(g), (old?.version ?? 0) + 1, now(), contact()))
   }
 
-  async function enter (g: string, e: Entry, welcome: Buffer[] = []): Promise<void> {
+  /** Become a member of g: groups.json, then the records the inviter welcomed us with, then my member record. */
+  async function enter (g: string, e: Entry, from = '', welcome: Buffer[] = []): Promise<void> {
     entries.set(g, e)
-    const out: Record<string, unknown> = {}
-    for (const [k, x] of entries) out[k] = { name: x.name, chain: x.chain.map((b) => b.toString('base64')), root: x.root?.toString('base64') }
-    await hal.files.writeAtomic(file, Buffer.from(JSON.stringify(out)), 0o600)
+    await hal.files.writeAtomic(file, Buffer.from(JSON.stringify(Object.fromEntries(entries))), 0o600)
     store!.ensure(g)
-    for (const b of welcome) {
-      try {
-        const r = openRecord(b, true)
-        if (r.group === g) await store!.apply(r)
-      } catch (err) { log.debug('welcome record refused', { err }) }
-    }
+    await sync.take(from, g, welcome, true)
     await announce(g)
   }
 
@@ -143,12 +137,11 @@ export function createGroups (o: GroupsOptions) {
     try {
       const e = entry(g)
       const s = check(g)
-      const t = now() / 1000
-      const v = checkInvitation(decodeChain(m.d ?? Buffer.alloc(0)), t, (n) => s.group(g)!.revoked.has(n))
-      if (v.group !== g || v.node !== peer || !v.issuer.equals(id.publicKey)) throw invitationError('FOREIGN', 'not for this node or group')
+      const v = checkInvitation(decodeChain(m.d ?? Buffer.alloc(0)), now() / 1000, (n) => s.group(g)!.v.has(n))
+      if (v.g !== g || v.s !== peer || !v.k.equals(id.publicKey)) throw invitationError('FOREIGN', 'wrong node or group')
       const mine = myRecord(g)
       const r = mine && await s.read(mine)
-      sync.send(peer, g, { m: 'o', d: encodeCbor(issue(e.chain, id, { g, s: peer, r: v.roles, x: 0, n: e.name })), r: r ? [r.bytes] : [] })
+      sync.send(peer, g, { m: 'o', d: encodeCbor(issue(chainOf(g), id, { g, s: peer, r: v.r, x: 0, n: e.name })), r: r ? [r.bytes] : [] })
       emit(g, 'member', { node: peer, joined: true })
     } catch (err) {
       const x = CanopyError.from(err, 'GROUP_INVITATION_INVALID')
@@ -163,9 +156,9 @@ export function createGroups (o: GroupsOptions) {
       if (linked.size < c.neighbours) {
         const cand: Array<[string, string?]> = g === LAN_GROUP
           ? o.peers.list().map((p) => [p.nodeId, `${p.address}:${p.linkPort ?? LINK_PORT_DEFAULT}`])
-          : store!.list(g, { type: 'member' }).filter((m) => m.attributes.addr !== undefined && !store!.group(g)!.revoked.has(m.author)).map((m) => [m.author, m.attributes.addr])
+          : store!.list(g, { type: 'member' }).filter((m) => m.attributes.addr !== undefined && !store!.group(g)!.v.has(m.author)).map((m) => [m.author, m.attributes.addr])
         const todo = cand.filter(([n]) => !linked.has(n) && n !== me)
-        for (let i = 0; i < GROUP_DIALS_PER_ROUND_MAX && todo.length > 0; i++) {
+        for (let i = 0; i < GROUP_DIALS_PER_ROUND_MAX && todo.length; i++) {
           const [n, addr] = todo.splice(hal.random.int(todo.length), 1)[0]!
           dial(n, addr).catch((err: unknown) => { log.debug('unreachable', { node: n, err }) })
         }
@@ -174,31 +167,27 @@ export function createGroups (o: GroupsOptions) {
     }
   }
 
+  /** A link's sealing keys, made at its first group frame (null: it has none). */
   function session (l: Link): Session | null {
-    let s = sessions.get(l)
-    if (s === undefined) {
-      const made = o.shares.session(l.extension, l.peerExtension, l.initiator)
-      if (made === null) return null
-      sessions.set(l, s = made)
-    }
-    return s
+    if (!sessions.has(l)) sessions.set(l, o.shares.session(l.extension, l.peerExtension, l.initiator))
+    return sessions.get(l)!
   }
 
   function describe (g: string): Record<string, unknown> {
     const ix = store?.group(g)
-    const lan = g === LAN_GROUP
-    return { id: g, name: entries.get(g)?.name ?? 'LAN', roles: roleNames(ix?.members.get(me) ?? 2), members: lan ? peers(g).length + 1 : ix?.members.size, records: ix?.records.size, linked: peers(g) }
+    const linked = peers(g)
+    return { id: g, name: entries.get(g)?.name ?? 'LAN', roles: roleNames(ix?.m.get(me) ?? 2), members: g === LAN_GROUP ? linked.length + 1 : ix?.m.size, records: ix?.r.size, linked }
   }
 
   links.on('group', (l, f) => {
     if (store === null) return
     const p = session(l)?.open(framePayload(f))
     if (p == null) l.close('protocol')
-    else void svc.sync.receive(l.nodeId, p)
+    else void sync.receive(l.nodeId, p)
   })
   const status = (l: Link, up: boolean): void => {
     for (const g of groups()) {
-      if (g === LAN_GROUP || store?.group(g)?.members.has(l.nodeId) === true) {
+      if (may(g, l)) {
         emit(g, 'status', { node: l.nodeId, linked: up })
         if (up && l.initiator) sync.summarize(g, l.nodeId)
       }
@@ -219,17 +208,14 @@ export function createGroups (o: GroupsOptions) {
     check,
     describe,
     write,
-    contact,
 
     async start (): Promise<void> {
       if (!c.enabled) return
       const text = await hal.files.read(file, GROUP_FILE_BYTES_MAX)
       try {
-        for (const [g, e] of Object.entries(JSON.parse(text?.toString() ?? '{}') as Record<string, { name: string, chain: string[], root?: string }>)) {
-          entries.set(g, { name: e.name, chain: e.chain.map(b64), root: e.root ? b64(e.root) : undefined })
-        }
+        for (const [g, e] of Object.entries(JSON.parse(text?.toString() ?? '{}') as Record<string, Entry>)) entries.set(g, { name: e.name, chain: e.chain.map(String), root: e.root })
       } catch (err) {
-        log.error('groups.json damaged', { err })
+        log.error('bad groups.json', { err })
       }
       const bytesMax = boundBytesMax(c.blockBytes, c.blockCount, IO)
       try { // like the cache: a records area that cannot be opened is reported, and the agent runs without groups
@@ -245,7 +231,7 @@ export function createGroups (o: GroupsOptions) {
         }, (g) => entries.has(g) || (g === LAN_GROUP && c.lan))
       } catch (err) {
         error = CanopyError.from(err, 'FLASH_IO').message
-        log.error('record store unavailable; running without groups', { err })
+        log.error('groups off: no store', { err })
         return
       }
       const s = store
@@ -255,10 +241,9 @@ export function createGroups (o: GroupsOptions) {
         log,
         send (peer, m) {
           const l = links.get(peer)
-          if (l === undefined || !l.open || !l.serves('group')) return false
+          if (!l?.open || !l.serves('group')) return false
           const x = session(l)?.seal(m)
-          if (x == null) { l.close('protocol'); return false }
-          return l.send('group', x)
+          return x != null ? l.send('group', x) : (l.close('protocol'), false)
         },
         peers,
         control: (p, m) => { void control(p, m) },
@@ -288,40 +273,40 @@ export function createGroups (o: GroupsOptions) {
       if (entries.size >= GROUPS_COUNT_MAX) throw coded('LIMIT_REACHED', 'too many groups')
       const root = hal.random.bytes(32)
       const { group, chain } = newGroup(name, id, root)
-      await enter(group, { name, chain, root })
+      await enter(group, { name, chain: base64(chain), root: root.toString('base64') })
       return group
     },
 
     invite (g: string, forNode: string, roles: number, expiresMs: number): string {
       const e = entry(g)
-      return formatInvitation(issue(e.chain, id, { g, s: forNode, r: roles, x: Math.ceil((now() + expiresMs) / 1000), n: e.name, a: `${me}@${contact()}` }))
+      return formatInvitation(issue(chainOf(g), id, { g, s: forNode, r: roles, x: Math.ceil((now() + expiresMs) / 1000), n: e.name, a: `${me}@${contact()}` }))
     },
 
     /** Join with an invitation: dial the inviter, present it, take the membership it signs, then sync in full from it. */
     async join (text: string): Promise<string> {
       const m = parseInvitation(text, now() / 1000)
-      const g = m.group
-      if (m.node !== me) throw invitationError('FOREIGN', `the invitation is for node ${m.node}`)
+      const g = m.g
+      if (m.s !== me) throw invitationError('FOREIGN', `the invitation is for node ${m.s}`)
       if (entries.has(g)) return g
-      const [inviter, addr] = m.contact!.split('@') as [string, string?]
+      const [inviter, addr] = m.a!.split('@') as [string, string?]
       await dial(inviter, addr)
       const w = await new Promise<GroupMessage>((resolve, reject) => {
-        const t = timers.setTimeout(() => { joins.delete(g); reject(coded('TIMEOUT', 'the inviter did not answer')) }, GROUP_JOIN_MS)
+        const t = timers.setTimeout(() => { joins.delete(g); reject(coded('TIMEOUT', 'inviter did not answer')) }, GROUP_JOIN_MS)
         joins.set(g, (x) => { t.cancel(); joins.delete(g); resolve(x) })
         sync.send(inviter, g, { m: 'j', d: encodeCbor(m.chain) })
       })
-      if (w.d === undefined) throw coded((w.t?.[0] ?? 'GROUP_INVITATION_INVALID') as ErrorCode, w.t?.[1] ?? 'refused')
+      if (w.d === undefined) throw coded(...(w.t ?? ['GROUP_INVITATION_INVALID', 'refused']) as [ErrorCode, string])
       const chain = decodeChain(w.d)
       const v = verifyChain(chain, now() / 1000)
-      if (v.group !== g || v.node !== me || v.x !== 0) throw invitationError('INVALID', 'bad welcome')
-      await enter(g, { name: m.name, chain }, w.r)
+      if (v.g !== g || v.s !== me || v.x !== 0) throw invitationError('INVALID', 'bad welcome')
+      await enter(g, { name: m.n, chain: base64(chain) }, inviter, w.r)
       sync.summarize(g, inviter)
       return g
     },
 
     async remove (g: string, i: string): Promise<void> {
       const old = check(g).get(g, i)
-      if (old === undefined || old.deleted) throw coded('RECORD_NOT_FOUND', `no record ${i}`)
+      if (old?.deleted !== false) throw coded('RECORD_NOT_FOUND', `no record ${i}`)
       await write(g, { id: i, type: old.type, attributes: old.attributes, deleted: true })
     },
 
@@ -337,5 +322,5 @@ export function createGroups (o: GroupsOptions) {
 /** A record as the API shows it; the payload as UTF-8 text. */
 export const recordJson = (m: RecordMeta, r?: GroupRecord): Record<string, unknown> => ({
   ...metaOf(m as GroupRecord), group: undefined, hash: undefined, size: undefined,
-  ...(r === undefined ? {} : isUtf8(r.payload) ? { payload: r.payload.toString() } : { payloadBase64: r.payload.toString('base64') })
+  ...(r && (isUtf8(r.payload) ? { payload: r.payload.toString() } : { payloadBase64: r.payload.toString('base64') }))
 })

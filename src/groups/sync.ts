@@ -5,15 +5,14 @@
 // compare summaries level by level (per type, then per bucket, then per key)
 // so only what differs is sent. Types go in sync precedence. Messages: FORMAT.md.
 
-import { CanopyError } from '../errors'
 import type { Random } from '../hal'
 import { GROUP_BATCH_BYTES_MAX, GROUP_BUCKETS, GROUP_KEYS_PER_MESSAGE_MAX, GROUP_TYPES_COUNT_MAX, RECORD_BYTES_MAX, RECORD_TYPE_BYTES_MAX } from '../limits'
 import type { Logger } from '../log'
 import { decodeCborAs, encodeCbor } from '../protocol/wire/cbor'
 import { blob, body, bytes, optionalField, text, uint } from '../protocol/wire/schema'
 import { arrayOf } from '../validate'
-import { gidBytes, gidText } from './cert'
-import { openRecord, type GroupRecord, type RecordMeta } from './record'
+import { gidBytes, gidText, hex } from './cert'
+import { invalid, openRecord, type GroupRecord, type RecordMeta } from './record'
 import { byPrecedence, type RecordStore } from './store'
 
 const LIMITS = { bytesMax: GROUP_BATCH_BYTES_MAX + 1024, depthMax: 3, itemsMax: 4_096, containerCountMax: 1_024 }
@@ -50,8 +49,10 @@ export function createSync (o: SyncOptions) {
   const counters = { recordsRefused: 0, messagesRefused: 0 }
   const store = o.store
   /** A byte string as hex strings of n bytes each (a short tail dropped). */
-  const split = (b: Buffer | undefined, n: number): string[] => b?.toString('hex').match(new RegExp(`.{${2 * n}}`, 'g')) ?? []
-  const key = (x: RecordMeta): string => x.hash.slice(0, 16)
+  const split = (b: Buffer | undefined, n: number): string[] => (b ? hex(b) : '').match(new RegExp(`.{${2 * n}}`, 'g')) ?? []
+  /** A KEYS entry as hex: the id and 8 bytes of the hash. */
+  const entry = (x: RecordMeta): string => x.id + x.hash.slice(0, 16)
+  const refused = (what: keyof typeof counters, peer: string, err?: unknown): void => { counters[what]++; o.log.debug(what, { peer, err }) }
 
   function send (peer: string, g: string, m: Omit<GroupMessage, 'g' | 'group'>): void {
     o.send(peer, encodeCbor({ g: gidBytes(g), ...m }))
@@ -78,20 +79,36 @@ export function createSync (o: SyncOptions) {
       batch.push(r.bytes)
       size += r.size
     }
-    if (batch.length > 0) send(peer, g, { m: 'r', r: batch })
+    if (batch.length) send(peer, g, { m: 'r', r: batch })
+  }
+
+  /** Records from peer (a REC message, or a welcome's): checked, stored, flooded on when new. */
+  async function take (peer: string, g: string, rs: Buffer[], durable = false): Promise<void> {
+    for (const x of rs) {
+      try {
+        const r = openRecord(x, false)
+        if (r.group !== g) throw invalid('wrong group')
+        if (store.get(g, r.id)?.hash === r.hash) continue // de-duplication before the signature check
+        openRecord(x, true)
+        const how = await store.apply(r, durable)
+        if (how === 'added' || how === 'updated') flood(r, peer)
+      } catch (err) {
+        refused('recordsRefused', peer, err)
+      }
+    }
   }
 
   return {
     counters,
+    take,
     send,
     flood,
     summarize,
-    sendRecords,
 
     /** One anti-entropy round with a random linked member of g. */
     tick (g: string): void {
       const ps = o.peers(g)
-      if (ps.length > 0) summarize(g, ps[o.random.int(ps.length)]!)
+      if (ps.length) summarize(g, ps[o.random.int(ps.length)]!)
     },
 
     /** A message from peer (decrypted). Never throws: bad input is counted and dropped. */
@@ -101,49 +118,34 @@ export function createSync (o: SyncOptions) {
         const d = decodeCborAs(b, msgSpec, LIMITS, 'group message')
         m = { ...d, group: gidText(d.g) }
       } catch (err) {
-        counters.messagesRefused++
-        o.log.debug('group message refused', { peer, err })
-        return
+        return refused('messagesRefused', peer, err)
       }
       const g = m.group
-      if (m.m === 'r') {
-        for (const x of m.r ?? []) {
-          try {
-            const r = openRecord(x, false)
-            if (r.group !== g) throw new CanopyError('RECORD_INVALID', 'wrong group')
-            if (store.get(g, r.id)?.hash === r.hash) continue // de-duplication before the signature check
-            openRecord(x, true)
-            const how = await store.apply(r, false)
-            if (how === 'added' || how === 'updated') flood(r, peer)
-          } catch (err) {
-            counters.recordsRefused++
-            o.log.debug('record refused', { peer, err })
-          }
-        }
-        return
-      }
-      if (m.m === 'j' || m.m === 'o') return o.control?.(peer, m)
-      if (!o.peers(g).includes(peer)) { counters.messagesRefused++; return } // summaries only between members
+      if (m.m === 'r') return await take(peer, g, m.r ?? [])
+      if ('jo'.includes(m.m)) return o.control?.(peer, m)
+      if (!o.peers(g).includes(peer)) return refused('messagesRefused', peer) // summaries only between members
       const t = m.t?.[0] ?? ''
       const d = split(m.d, 8)
       if (m.m === 's') {
-        const theirs = new Map((m.t ?? []).map((t, i) => [t, `${m.n?.[i] ?? 0}:${d[i]}`]))
-        const mine = new Map(store.summary(g).map(([t, n, x]) => [t, `${n}:${x.toString('hex')}`]))
-        const differ = [...new Set([...theirs.keys(), ...mine.keys()])].filter((t) => theirs.get(t) !== mine.get(t)).sort(byPrecedence)
+        // types whose count and digest differ, on either side: mine, less those that match theirs, plus theirs that do not
+        const mine = new Map(store.summary(g).map(([t, n, x]) => [t, `${n}:${hex(x)}`]))
+        m.t?.forEach((t, i) => { mine.get(t) === `${m.n?.[i]}:${d[i]}` ? mine.delete(t) : mine.set(t, '') })
+        const differ = [...mine.keys()].sort(byPrecedence)
         for (const t of differ) send(peer, g, { m: 'b', t: [t], d: store.buckets(g, t) })
         if (differ.length === 0) o.synced?.(g, peer)
       } else if (m.m === 'b') {
         const mine = split(store.buckets(g, t), 8)
         const u = [...mine.keys()].filter((i) => mine[i] !== d[i])
         const keys = store.inBuckets(g, t, new Set(u)).slice(0, GROUP_KEYS_PER_MESSAGE_MAX)
-        send(peer, g, { m: 'k', t: [t], u: Buffer.from(u), d: Buffer.from(keys.map((k) => k.id + key(k)).join(''), 'hex') })
+        send(peer, g, { m: 'k', t: [t], u: Buffer.from(u), d: Buffer.from(keys.map(entry).join(''), 'hex') })
       } else if (m.m === 'k') {
-        const theirs = new Map(split(m.d, 24).map((x) => [x.slice(0, 32), x.slice(32)]))
+        // entries are id + hash prefix: what only they have, I want; what only I have, I send
+        const theirs = new Set(split(m.d, 24))
         const mine = store.inBuckets(g, t, new Set(m.u))
-        const have = new Map(mine.map((x) => [x.id, key(x)]))
-        const want = [...theirs].filter(([id, h]) => have.get(id) !== h).map(([id]) => id)
-        await sendRecords(peer, g, mine.filter((x) => theirs.get(x.id) !== key(x)))
-        if (want.length > 0) send(peer, g, { m: 'w', d: Buffer.from(want.join(''), 'hex') })
+        const have = new Set(mine.map(entry))
+        const want = [...theirs].filter((k) => !have.has(k)).map((k) => k.slice(0, 32))
+        await sendRecords(peer, g, mine.filter((x) => !theirs.has(entry(x))))
+        if (want.length) send(peer, g, { m: 'w', d: Buffer.from(want.join(''), 'hex') })
       } else if (m.m === 'w') {
         await sendRecords(peer, g, split(m.d, 16).flatMap((id) => store.get(g, id) ?? []))
       }

@@ -20,11 +20,11 @@ const invite = (x = NOW + 3600, chain = chains[0]!): string =>
 
 test('a valid invitation names the group, its roles, the inviter', () => {
   const m = parseInvitation(invite(), NOW)
-  assert.is(m.group, group)
-  assert.is(m.node, joiner.nodeId)
-  assert.is(m.roles, ROLES.member)
-  assert.is(m.name, 'test')
-  assert.is(m.contact, `${ids[0]!.nodeId}@127.0.0.1:8788`)
+  assert.is(m.g, group)
+  assert.is(m.s, joiner.nodeId)
+  assert.is(m.r, ROLES.member)
+  assert.is(m.n, 'test')
+  assert.is(m.a, `${ids[0]!.nodeId}@127.0.0.1:8788`)
   // an admin (member 1) may invite too; a plain member (2) may not
   assert.is(code(() => issue(chains[1]!, ids[1]!, { g: group, s: joiner.nodeId, r: 2, x: NOW + 10 })), 'accepted')
   assert.is(code(() => issue(chains[2]!, ids[2]!, { g: group, s: joiner.nodeId, r: 2, x: NOW + 10 })), 'GROUP_FORBIDDEN')

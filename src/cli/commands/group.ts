@@ -9,9 +9,11 @@ import { flagBool, flagString, type FlagSpec, type ParsedArgs } from '../args'
 import type { Command } from '../command'
 
 const enc = encodeURIComponent
+const API = '/api/groups'
+const flag = (name: string, help: string, value?: string): FlagSpec => ({ name, help, value })
 type Out = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
 
-/** A command that calls the agent once: `call` gives the path and, for a POST, the body; `line` the text output. */
+/** A command that calls the agent once: `call` gives the path under /api/groups and, for a POST, the body; `line` the text output. */
 function command (name: string, args: string, summary: string, call: (a: ParsedArgs) => [string, unknown?], line: (r: Out) => string, flags: FlagSpec[] = []): Command {
   const n = args === '' ? 0 : 1
   return {
@@ -19,10 +21,10 @@ function command (name: string, args: string, summary: string, call: (a: ParsedA
     args,
     summary,
     positionals: { min: n, max: n },
-    flags: [{ name: 'agent', value: 'URL', help: `default ${DEFAULT_AGENT_URL}` }, { name: 'json', help: 'print JSON' }, ...flags],
+    flags: [flag('agent', `default ${DEFAULT_AGENT_URL}`, 'URL'), flag('json', 'print JSON'), ...flags],
     async run (a, io) {
       const [path, body] = call(a)
-      const r = await agentJson(agentBase(flagString(a, 'agent')), path, body === undefined ? {} : { method: 'POST', body }) as Out
+      const r = await agentJson(agentBase(flagString(a, 'agent')), API + path, body === undefined ? {} : { method: 'POST', body }) as Out
       io.stdout.write((flagBool(a, 'json') ? JSON.stringify(r) : line(r)) + '\n')
       return 0
     }
@@ -32,29 +34,29 @@ const p0 = (a: ParsedArgs): string => a.positionals[0]!
 const UNITS: Record<string, number> = { s: 1e3, m: 6e4, h: 36e5, d: 864e5 }
 
 export const groupCommands: Command[] = [
-  command('create', 'NAME', 'create a group owned by this node; prints its id', (a) => ['/api/groups', { name: p0(a) }], (r) => r.id),
-  command('invite', '', 'print an invitation for a node', (a) => {
+  command('create', 'NAME', 'create a group, print its id', (a) => ['', { name: p0(a) }], (r) => r.id),
+  command('invite', '', 'invite a node', (a) => {
     const m = /^(\d+)([smhd])$/.exec(flagString(a, 'expires') ?? '24h')
     const [g, who] = [flagString(a, 'group'), flagString(a, 'for')]
-    if (m === null || who === undefined || g === undefined) throw new CanopyError('USAGE', 'needs --group, --for and --expires like 90s, 30m, 24h, 7d')
-    return [`/api/groups/${enc(g)}/invitations`, { for: who, roles: flagString(a, 'roles'), expiresMs: Number(m[1]) * UNITS[m[2]!]! }]
+    if (m === null || who === undefined || g === undefined) throw new CanopyError('USAGE', 'needs --group, --for; --expires like 30m, 7d')
+    return [`/${enc(g)}/invitations`, { for: who, roles: flagString(a, 'roles'), expiresMs: Number(m[1]) * UNITS[m[2]!]! }]
   }, (r) => r.invitation, [
-    { name: 'group', value: 'G', help: 'the group id' },
-    { name: 'for', value: 'ID_OR_KEY', help: 'node id or public key' },
-    { name: 'roles', value: 'R[,R]', help: 'member (default), admin, reader' },
-    { name: 'expires', value: 'DURATION', help: 'e.g. 30m, 24h (default), 7d' }
+    flag('group', 'group id', 'G'),
+    flag('for', 'node id or public key', 'ID_OR_KEY'),
+    flag('roles', 'member (default), admin, reader', 'R[,R]'),
+    flag('expires', '30m, 24h (default), 7d', 'DURATION')
   ]),
-  command('join', 'INVITATION', 'join a group with an invitation', (a) => ['/api/groups/join', { invitation: p0(a) }], (r) => `joined ${r.id}`),
-  command('records', 'G', "list a group's records", (a) => [`/api/groups/${enc(p0(a))}/records?type=${enc(flagString(a, 'type') ?? '')}`],
+  command('join', 'INVITATION', 'join a group', (a) => ['/join', { invitation: p0(a) }], (r) => `joined ${r.id}`),
+  command('records', 'G', 'list records', (a) => [`/${enc(p0(a))}/records?type=${enc(flagString(a, 'type') ?? '')}`],
     (r) => r.records.map((x: Out) => `${x.id} ${x.type} v${x.version} ${x.author.slice(0, 8)} ${(x.payload ?? '').slice(0, 60)}`).join('\n'),
-    [{ name: 'type', value: 'T', help: 'only records of this type' }]),
+    [flag('type', 'only this type', 'T')]),
   {
-    ...command('watch', 'G', "print a group's events as they happen", () => [''], () => ''),
+    ...command('watch', 'G', 'print events as they come', () => [''], () => ''),
     async run (a, io) {
       let buf = ''
       const utf8 = new StringDecoder()
       const json = flagBool(a, 'json')
-      await pullFromAgent(agentBase(flagString(a, 'agent')), `/api/groups/${enc(p0(a))}/events`, new Writable({
+      await pullFromAgent(agentBase(flagString(a, 'agent')), `${API}/${enc(p0(a))}/events`, new Writable({
         write (c: Buffer, _, done) {
           const parts = (buf += utf8.write(c)).split('\n\n')
           buf = parts.pop()!
