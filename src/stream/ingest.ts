@@ -21,7 +21,7 @@ export function checkPushToken (req: IncomingMessage, token: string): void {
   if (token === '') throw new CanopyError('HTTP_FORBIDDEN', 'ingest is off: start the agent with --push-token T')
   const header = req.headers.authorization ?? ''
   const m = /^Bearer (.+)$/.exec(header)
-  if (m === null || !timingSafeEqual(digest(m[1]!), digest(token))) throw new CanopyError('UNAUTHORIZED', 'needs "Authorization: Bearer TOKEN" (stream push --token T)')
+  if (m === null || !timingSafeEqual(digest(m[1]!), digest(token))) throw new CanopyError('UNAUTHORIZED', 'needs "Authorization: Bearer T" (--token T)')
 }
 
 export interface Ingest {
