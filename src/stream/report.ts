@@ -28,7 +28,7 @@ export function sessionStatus (s: Session, players: readonly Player[], nowMs: nu
     path: t.path,
     parent: t.parent === null ? null : { nodeId: t.parent.nodeId, sinceMs: Math.round(nowMs - t.parent.sinceMs), backups: t.parent.backups.map((b) => b.nodeId) },
     capacity: t.capacity(),
-    children: [...t.children.values()].map((c) => ({ nodeId: c.nodeId, subtree: c.subtree, capacity: c.capacity, nextSeq: c.nextSeq, lagging: c.lag !== 0 })),
+    children: [...t.children.values()].map((c) => ({ nodeId: c.id, subtree: c.subtree, capacity: c.capacity, nextSeq: c.nextSeq, lagging: c.lag !== 0 })),
     subtree: t.subtree,
     bitrateKbps: kbps(s),
     latencyMs: Math.round(t.latencyMs),
@@ -62,7 +62,7 @@ export function treePage (sessions: readonly Session[], selfId: string): PageSec
     })
     if (t.children.size > 0) {
       html += '<ul>' + [...t.children.values()].map((c) =>
-        `<li>${escapeHtml(short(c.nodeId))} <span class="dim">subtree ${c.subtree}${c.lag !== 0 ? ', lagging' : ''}</span></li>`).join('') + '</ul>'
+        `<li>${escapeHtml(short(c.id))} <span class="dim">subtree ${c.subtree}${c.lag !== 0 ? ', lagging' : ''}</span></li>`).join('') + '</ul>'
     }
     html += '</li></ul>'.repeat(path.length)
     const state = s.ended ? 'ended' : t.attached ? `depth ${t.depth}, ${kbps(s)} kbit/s` : 'joining'

@@ -37,7 +37,7 @@ export interface ParentState {
 }
 
 export interface ChildState {
-  nodeId: string
+  id: string
   capacity: number
   uptimeS: number
   /** From its latest REPORT. */
@@ -323,7 +323,7 @@ export function createTree (s: Session) {
     const ms = now()
     const dead = orphan ? kids.get(m.formerParent) : undefined
     if (dead !== undefined && ms - dead.heard >= st.orphanSilenceMs) {
-      kids.delete(dead.nodeId)
+      kids.delete(dead.id)
       return accept(from, m)
     }
     const victim = pickVictim([...kids.values()], m, ms)
@@ -349,7 +349,7 @@ export function createTree (s: Session) {
     const ms = now()
     const start = s.startFor(m.fromSeq === FROM_NEWEST_KEY ? null : m.fromSeq)
     const c: ChildState = {
-      nodeId: from, capacity: m.capacity, uptimeS: m.uptimeS, children: 0, subtree: 1, spare: [], nextSeq: start,
+      id: from, capacity: m.capacity, uptimeS: m.uptimeS, children: 0, subtree: 1, spare: [], nextSeq: start,
       joinedMs: ms, heard: ms, sent: ms, statusMs: 0, lag: 0, start, fillAt: start, fillTo: -1, gapMs: 0, index
     }
     kids.set(from, c)
@@ -368,10 +368,10 @@ export function createTree (s: Session) {
     if (to < from) return
     if (c.fillAt <= c.fillTo) {
       // Already paying: what was sent is on its way (a GAP for it is only the child being impatient); just owe more.
-      if (to > c.fillTo) { s.sendBatches(c.nodeId, c.fillTo + 1, to); c.fillTo = to }
+      if (to > c.fillTo) { s.sendBatches(c.id, c.fillTo + 1, to); c.fillTo = to }
       return
     }
-    s.sendBatches(c.nodeId, from, to)
+    s.sendBatches(c.id, from, to)
     c.fillAt = from
     c.fillTo = to
     fillStep(c, fillBudget() / Math.max(1, filling()))
@@ -396,7 +396,7 @@ export function createTree (s: Session) {
 
   function fillStep (c: ChildState, budget: number): void {
     // At least one chunk per step, so a share smaller than a chunk still moves.
-    if (c.fillAt <= c.fillTo) c.fillAt = s.fill(c.nodeId, c.fillAt, c.fillTo, Math.max(1, Math.round(budget)))
+    if (c.fillAt <= c.fillTo) c.fillAt = s.fill(c.id, c.fillAt, c.fillTo, Math.max(1, Math.round(budget)))
   }
 
   /**
@@ -407,9 +407,9 @@ export function createTree (s: Session) {
   function spareLists (exclude: string, own: boolean): Candidate[][] {
     const lists: Candidate[][] = []
     for (const c of kids.values()) {
-      if (c.nodeId === exclude) continue
-      const hint = t.hint(c.nodeId)
-      lists.push(c.spare.map((x) => (hint !== null && x.nodeId === c.nodeId && x.address === '' ? { ...x, address: hint.address, port: hint.port } : x)))
+      if (c.id === exclude) continue
+      const hint = t.hint(c.id)
+      lists.push(c.spare.map((x) => (hint !== null && x.nodeId === c.id && x.address === '' ? { ...x, address: hint.address, port: hint.port } : x)))
     }
     const free = capacity() - kids.size
     if (own && free > 0) lists.push([cand(self, depth(), free, env.uptimeS())])
@@ -426,11 +426,11 @@ export function createTree (s: Session) {
   function backupsFor (c: ChildState): Candidate[] {
     // Our own free slots too: no use to c when we die (lose() skips us), but c passes them down to nodes deep
     // enough to climb to them.
-    const lists = spareLists(c.nodeId, true)
-    if (parent === null) return rotate(mergeCandidates(lists, new Set([c.nodeId])), c.index)
+    const lists = spareLists(c.id, true)
+    if (parent === null) return rotate(mergeCandidates(lists, new Set([c.id])), c.index)
     const up = parent.nodeId
     lists.push(parent.backups)
-    const merged = mergeCandidates(lists, new Set([c.nodeId]))
+    const merged = mergeCandidates(lists, new Set([c.id]))
     // Our parent takes c in the slot we leave when we die (the orphan claim). Spare 0 unless it has free slots
     // now: an entry with spare 0 is never passed further down.
     const first = cand(up, depth() - 1, merged.find((x) => x.nodeId === up)?.spare ?? 0)
@@ -439,7 +439,7 @@ export function createTree (s: Session) {
 
   function sendStatus (c: ChildState): void {
     c.statusMs = now()
-    send(c.nodeId, 'status', latencyMs(), path(), backupsFor(c))
+    send(c.id, 'status', latencyMs(), path(), backupsFor(c))
   }
 
   /** One chunk to one child; tracks whether the child keeps up. False when refused (queue full). */
@@ -458,9 +458,9 @@ export function createTree (s: Session) {
   }
 
   function moveLower (c: ChildState): void {
-    kids.delete(c.nodeId)
+    kids.delete(c.id)
     counters.moves++
-    send(c.nodeId, 'redirect', REDIRECT.move, spareFor(c.nodeId))
+    send(c.id, 'redirect', REDIRECT.move, spareFor(c.id))
   }
 
   // ---- messages and time ------------------------------------------------------------------------
@@ -543,9 +543,9 @@ export function createTree (s: Session) {
     let keepingUp = 0
     kids.forEach((c) => { if (c.lag === 0) keepingUp++ })
     for (const c of [...kids.values()]) {
-      if (ms - c.heard >= st.childDeadMs) kids.delete(c.nodeId)
+      if (ms - c.heard >= st.childDeadMs) kids.delete(c.id)
       else if (c.lag !== 0 && ms - c.lag >= STREAM_LAG_MS && keepingUp > 0 && c.children === 0) { moveLower(c); shed-- } else if (ms - c.statusMs >= st.statusMs) sendStatus(c)
-      else if (ms - c.sent >= st.heartbeatMs) send(c.nodeId, 'heartbeat')
+      else if (ms - c.sent >= st.heartbeatMs) send(c.id, 'heartbeat')
     }
     if (shed > 0 && ms - lastShedMs >= 1_000) {
       // The bitrate rose above what our upload carries: move one leaf (or the newest child) down.
@@ -606,14 +606,14 @@ export function createTree (s: Session) {
     forward (seq: number, frame: Buffer, deadlineMs: number): void {
       kids.forEach((c) => {
         // Older than its start, or still owed by catch-up (fillStep sends it in order).
-        if (seq >= c.start && (seq < c.fillAt || seq > c.fillTo)) sendChunk(c.nodeId, frame, deadlineMs)
+        if (seq >= c.start && (seq < c.fillAt || seq > c.fillTo)) sendChunk(c.id, frame, deadlineMs)
       })
       if (events.length > 0) checkFilled(now())
     },
 
     /** A frame for every child (signature batches, the end of the stream). */
     toChildren (frame: Buffer, options: TransportSendOptions): void {
-      kids.forEach((c) => { if (t.send(c.nodeId, frame, options)) c.sent = now() })
+      kids.forEach((c) => { if (t.send(c.id, frame, options)) c.sent = now() })
     },
 
     onUp (nodeId: string): void {
@@ -628,7 +628,7 @@ export function createTree (s: Session) {
 
     /** Leave the tree politely: children are sent to their backups (our parent first), the parent is told. */
     leave (): void {
-      kids.forEach((c) => { send(c.nodeId, 'redirect', REDIRECT.move, backupsFor(c)) })
+      kids.forEach((c) => { send(c.id, 'redirect', REDIRECT.move, backupsFor(c)) })
       kids.clear()
       if (parent !== null) send(parent.nodeId, 'leave')
       parent = null

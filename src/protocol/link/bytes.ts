@@ -6,6 +6,7 @@
 // strings fields into a message. The link's control messages, the stream
 // wire format and the stream meta are all tables of these.
 
+import { createHash } from 'node:crypto'
 import { CanopyError, assert, type ErrorCode } from '../../errors'
 import { FRAME_HEADER_BYTES, allocFrame } from './frame'
 import type { FramePool } from './pool'
@@ -66,6 +67,13 @@ export function byteWriter (buf: Buffer, at = 0) {
 }
 
 export const textBytes = (s: string): number => 1 + Buffer.byteLength(s)
+
+/** SHA-256 over the parts, one after the other (the one place the link and the streams hash). */
+export function sha256 (...parts: Array<Uint8Array | string>): Buffer {
+  const h = createHash('sha256')
+  for (const p of parts) h.update(p)
+  return h.digest()
+}
 
 /**
  * One field of a layout: the bytes a value takes, how to write it, how to
