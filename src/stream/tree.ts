@@ -519,13 +519,15 @@ export function createTree (s: Session) {
     if (joining) {
       if (current === null && ms >= retryAtMs) { tried = new Set(); redirects = 0; queue = [root()]; next() } else if (current !== null && ms - stepMs >= st.joinStepMs) next()
     }
-    if (parent !== null && ms - parent.heard >= st.deadAfterMs) lose('dead', [], true)
-    else if (parent !== null && !joining) maybeClimb(ms)
-    if (parent !== null && ms - lastReportMs >= st.reportMs) {
-      lastReportMs = ms
-      send(parent.nodeId, 'report', subtree(), capacity(), kids.size, env.uptimeS(), Math.max(0, s.nextSeq), spare())
+    if (parent !== null) {
+      if (ms - parent.heard >= st.deadAfterMs) lose('dead', [], true)
+      else if (!joining) maybeClimb(ms)
     }
     if (parent !== null) {
+      if (ms - lastReportMs >= st.reportMs) {
+        lastReportMs = ms
+        send(parent.nodeId, 'report', subtree(), capacity(), kids.size, env.uptimeS(), Math.max(0, s.nextSeq), spare())
+      }
       const hole = s.checkHoles(ms)
       if (hole !== null && ms - gapMs >= Math.max(2 * st.heartbeatMs, 200)) {
         gapMs = ms
