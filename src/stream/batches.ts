@@ -4,10 +4,10 @@
 // their batch wait in a bounded pending set. Verified batches are kept as
 // frames (forwarded unchanged to children and replayed for gap fills).
 
-import { createHash, type KeyObject } from 'node:crypto'
+import type { KeyObject } from 'node:crypto'
 import { verifyDomain, signDomain } from '../crypto'
 import { assert } from '../errors'
-import { FRAME_HEADER_BYTES, type FramePool } from '../protocol/link'
+import { FRAME_HEADER_BYTES, sha256, type FramePool } from '../protocol/link'
 import { HASH_BYTES } from './wire'
 
 export const BATCH_DOMAIN = 'canopy stream batch v1'
@@ -23,7 +23,7 @@ export interface StreamCrypto {
 }
 
 export const realCrypto: StreamCrypto = {
-  hashChunk: (frame) => createHash('sha256').update(frame.subarray(FRAME_HEADER_BYTES)).digest(),
+  hashChunk: (frame) => sha256(frame.subarray(FRAME_HEADER_BYTES)),
   verify: (key, domain, frame, signedEnd) => {
     const payload = frame.subarray(FRAME_HEADER_BYTES)
     return verifyDomain(key, domain, payload.subarray(0, signedEnd), payload.subarray(signedEnd))
@@ -31,7 +31,8 @@ export const realCrypto: StreamCrypto = {
   sign: (key, domain, body) => signDomain(key, domain, body)
 }
 
-interface Batch { firstSeq: number, count: number, frame: Buffer, hashesAt: number }
+/** A SIG frame held: its first seq, chunk count, and where its hashes start. */
+interface Batch { first: number, count: number, frame: Buffer, at: number }
 
 export type BatchStore = ReturnType<typeof createBatchStore>
 
@@ -40,29 +41,29 @@ export function createBatchStore (batchesMax: number) {
   const batches: Batch[] = []
   const bySeq = new Map<number, Batch>()
   return {
-    has: (firstSeq: number): boolean => bySeq.get(firstSeq)?.firstSeq === firstSeq,
+    has: (firstSeq: number): boolean => bySeq.get(firstSeq)?.first === firstSeq,
 
     /** The signed hash for seq, or undefined when no stored batch covers it. */
     hashOf (seq: number): Buffer | undefined {
       const b = bySeq.get(seq)
-      const at = b === undefined ? 0 : FRAME_HEADER_BYTES + b.hashesAt + (seq - b.firstSeq) * HASH_BYTES
+      const at = b === undefined ? 0 : FRAME_HEADER_BYTES + b.at + (seq - b.first) * HASH_BYTES
       return b?.frame.subarray(at, at + HASH_BYTES)
     },
 
     /** Keep a verified batch; the oldest go when over the bound. */
     add (firstSeq: number, count: number, frame: Buffer, hashesAt: number): void {
-      const b: Batch = { firstSeq, count, frame, hashesAt }
+      const b: Batch = { first: firstSeq, count, frame, at: hashesAt }
       batches.push(b)
       for (let s = firstSeq; s < firstSeq + count; s++) if (!bySeq.has(s)) bySeq.set(s, b)
       while (batches.length > batchesMax) {
         const old = batches.shift()!
-        for (let s = old.firstSeq; s < old.firstSeq + old.count; s++) if (bySeq.get(s) === old) bySeq.delete(s)
+        for (let s = old.first; s < old.first + old.count; s++) if (bySeq.get(s) === old) bySeq.delete(s)
       }
       assert(batches.length <= batchesMax, 'batch bound')
     },
 
     /** Frames of the stored batches that cover any seq in [from, to], in order. */
-    covering: (from: number, to: number): Buffer[] => batches.filter((b) => b.firstSeq <= to && b.firstSeq + b.count - 1 >= from).map((b) => b.frame)
+    covering: (from: number, to: number): Buffer[] => batches.filter((b) => b.first <= to && b.first + b.count - 1 >= from).map((b) => b.frame)
   }
 }
 

@@ -3,25 +3,25 @@
 // rooted at this node. The stream ends when the body ends, the pusher goes
 // silent for STREAM_INGEST_IDLE_MS, or the agent stops.
 
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { timingSafeEqual } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import { CanopyError } from '../errors'
 import type { Clock, Timer } from '../hal'
 import { sendJson, type RequestContext } from '../http'
 import { STREAM_INGEST_IDLE_MS } from '../limits'
+import { sha256 } from '../protocol/link'
 import type { Logger } from '../log'
 import { createTsChunker } from './chunker'
 import type { Session } from './session'
 import type { Streams } from './streams'
 
-const digest = (s: string): Buffer => createHash('sha256').update(s).digest()
 
 /** Constant-time check of "Authorization: Bearer T". */
 export function checkPushToken (req: IncomingMessage, token: string): void {
   if (token === '') throw new CanopyError('HTTP_FORBIDDEN', 'ingest is off: start the agent with --push-token T')
   const header = req.headers.authorization ?? ''
   const m = /^Bearer (.+)$/.exec(header)
-  if (m === null || !timingSafeEqual(digest(m[1]!), digest(token))) throw new CanopyError('UNAUTHORIZED', 'needs "Authorization: Bearer TOKEN" (stream push --token T)')
+  if (m === null || !timingSafeEqual(sha256(m[1]!), sha256(token))) throw new CanopyError('UNAUTHORIZED', 'needs "Authorization: Bearer T" (--token T)')
 }
 
 export interface Ingest {

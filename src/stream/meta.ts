@@ -4,12 +4,12 @@
 // hash of the signed body, so whoever holds a stream id can check any meta a
 // peer hands it and no relay can swap in its own key.
 
-import { createHash, type KeyObject } from 'node:crypto'
+import type { KeyObject } from 'node:crypto'
 import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES, publicKeyFromRaw, signDomain, verifyDomain } from '../crypto'
 import { CanopyError } from '../errors'
 import { nodeIdOf } from '../identity'
 import { STREAM_CHUNK_PACKETS_MAX, STREAM_NAME_BYTES_MAX } from '../limits'
-import { OFFSET, decodeFields, encodeFields, raw, record, text, uint } from '../protocol/link'
+import { OFFSET, decodeFields, encodeFields, raw, record, sha256, text, uint } from '../protocol/link'
 
 export const META_VERSION = 1
 export const META_DOMAIN = 'canopy stream meta v1'
@@ -41,7 +41,7 @@ const BODY = [uint(1, META_VERSION, META_VERSION), raw(PUBLIC_KEY_BYTES), raw(ME
 const META = record('version sourceKey nonce name chunkPacketsMax bodyEnd signature', ...BODY, OFFSET, raw(SIGNATURE_BYTES))
 
 export function streamIdOf (body: Uint8Array): string {
-  return createHash('sha256').update(STREAM_ID_DOMAIN).update(Buffer.from([0])).update(body).digest().subarray(0, STREAM_ID_BYTES).toString('hex')
+  return sha256(STREAM_ID_DOMAIN, Buffer.from([0]), body).subarray(0, STREAM_ID_BYTES).toString('hex')
 }
 
 export function createMeta (options: { name: string, sourceKey: Buffer, privateKey: KeyObject, nonce: Buffer, chunkPacketsMax?: number }): StreamMeta {

@@ -43,7 +43,7 @@ export function rotate<T> (list: readonly T[], by: number): T[] {
 }
 
 export interface ChildView {
-  nodeId: string
+  id: string
   capacity: number
   uptimeS: number
   /** Children it reported having. */
@@ -68,7 +68,7 @@ export function pickVictim (children: readonly ChildView[], joiner: { capacity: 
     if (victim === null || c.capacity < victim.capacity || (c.capacity === victim.capacity && c.uptimeS < victim.uptimeS)) victim = c
   }
   if (victim === null) return null
-  if (victim.capacity === 0) return victim.nodeId
-  if (joiner.capacity >= victim.capacity && joiner.uptimeS >= 4 * victim.uptimeS + 300) return victim.nodeId
+  if (victim.capacity === 0) return victim.id
+  if (joiner.capacity >= victim.capacity && joiner.uptimeS >= 4 * victim.uptimeS + 300) return victim.id
   return null
 }

@@ -28,7 +28,7 @@ export function sessionStatus (s: Session, players: readonly Player[], nowMs: nu
     path: t.path,
     parent: t.parent === null ? null : { nodeId: t.parent.nodeId, sinceMs: Math.round(nowMs - t.parent.sinceMs), backups: t.parent.backups.map((b) => b.nodeId) },
     capacity: t.capacity(),
-    children: [...t.children.values()].map((c) => ({ nodeId: c.nodeId, subtree: c.subtree, capacity: c.capacity, nextSeq: c.nextSeq, lagging: c.lagMs !== 0 })),
+    children: [...t.children.values()].map((c) => ({ nodeId: c.id, subtree: c.subtree, capacity: c.capacity, nextSeq: c.nextSeq, lagging: c.lag !== 0 })),
     subtree: t.subtree,
     bitrateKbps: kbps(s),
     latencyMs: Math.round(t.latencyMs),
@@ -42,7 +42,7 @@ export function sessionStatus (s: Session, players: readonly Player[], nowMs: nu
       reason: e.reason,
       from: e.from,
       to: e.to,
-      silentMs: span(e.lostMs, e.heardMs),
+      silentMs: span(e.lostMs, e.heard),
       attachMs: span(e.attachedMs, e.lostMs),
       filledMs: span(e.filledMs, e.lostMs)
     }))
@@ -62,7 +62,7 @@ export function treePage (sessions: readonly Session[], selfId: string): PageSec
     })
     if (t.children.size > 0) {
       html += '<ul>' + [...t.children.values()].map((c) =>
-        `<li>${escapeHtml(short(c.nodeId))} <span class="dim">subtree ${c.subtree}${c.lagMs !== 0 ? ', lagging' : ''}</span></li>`).join('') + '</ul>'
+        `<li>${escapeHtml(short(c.id))} <span class="dim">subtree ${c.subtree}${c.lag !== 0 ? ', lagging' : ''}</span></li>`).join('') + '</ul>'
     }
     html += '</li></ul>'.repeat(path.length)
     const state = s.ended ? 'ended' : t.attached ? `depth ${t.depth}, ${kbps(s)} kbit/s` : 'joining'
@@ -75,19 +75,19 @@ export function treePage (sessions: readonly Session[], selfId: string): PageSec
 const SERIES: ReadonlyArray<readonly [string, string, (s: Session, players: number) => number | null]> = [
   ...(['received', 'forwarded', 'repaired', 'dropped_late', 'lost', 'polluted'] as const).map((k) => [
     `chunks_${k}_total`,
-    `Chunks ${{ received: 'verified into the ring', forwarded: 'queued to children', repaired: 'that filled a hole', dropped_late: 'not sent: past the deadline or queue full', lost: 'that never arrived in time', polluted: 'or batches that failed verification' }[k]}.`,
+    `Chunks ${{ received: 'verified', forwarded: 'sent to children', repaired: 'filling a hole', dropped_late: 'late or refused', lost: 'never received', polluted: 'or batches failing verification' }[k]}.`,
     (s: Session) => s.counters[k === 'dropped_late' ? 'droppedLate' : k]
   ] as const),
-  ['reattaches_total', 'Re-attaches after losing the parent.', (s) => s.tree.counters.reattaches],
-  ['reattach_last_ms', 'Last re-attach, parent lost to new parent.', (s) => {
+  ['reattaches_total', 'Re-attaches.', (s) => s.tree.counters.reattaches],
+  ['reattach_last_ms', 'Last re-attach, lost to attached.', (s) => {
     const e = s.tree.events.at(-1)
     return e === undefined ? null : span(e.attachedMs, e.lostMs)
   }],
-  ['depth', 'Depth in the tree (source 0, detached -1).', (s) => s.tree.depth],
+  ['depth', 'Depth (source 0, detached -1).', (s) => s.tree.depth],
   ['children', 'Children served.', (s) => s.tree.children.size],
   ['players', 'Local HTTP players.', (_, players) => players],
-  ['latency_ms', 'Estimated latency from the source.', (s) => Math.round(s.tree.latencyMs)],
-  ['bitrate_bytes_per_second', "The source's bitrate estimate.", (s) => s.bitrate]
+  ['latency_ms', 'Latency from the source.', (s) => Math.round(s.tree.latencyMs)],
+  ['bitrate_bytes_per_second', 'Source bitrate estimate.', (s) => s.bitrate]
 ]
 
 export function registerStreamMetrics (metrics: Metrics, sessions: () => readonly Session[], players: () => ReadonlyMap<string, number>): void {

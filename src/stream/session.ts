@@ -83,7 +83,7 @@ export interface Session {
   readonly endSeq: number
   /** Local users (players) holding this session (Streams.subscribe/release); monotonic ms since nobody needs it (0: needed). */
   users: number
-  idleSinceMs: number
+  idleAt: number
   /** The source's own bitrate estimate (0 elsewhere). */
   readonly sourceBitrate: number
   /** Chunks per second of the live stream, from the arrival of the newest ones (0 until known). */
@@ -250,7 +250,7 @@ export function createSession (env: SessionEnv, meta: StreamMeta, isSource: bool
     get ended () { return ended },
     get endSeq () { return endSeq },
     users: 0,
-    idleSinceMs: 0,
+    idleAt: 0,
     get sourceBitrate () { return signer?.bitrate ?? 0 },
     get chunkRate () { return chunkRate() },
 

@@ -206,9 +206,9 @@ export function createStreams (env: SessionEnv, identity: SourceIdentity) {
     const now = clock.nowMs()
     for (const s of [...sessions.values()]) {
       s.tree.tick()
-      if (needed(s)) s.idleSinceMs = 0
-      else if (s.idleSinceMs === 0) s.idleSinceMs = now
-      else if (now - s.idleSinceMs >= env.settings.lingerMs) {
+      if (needed(s)) s.idleAt = 0
+      else if (s.idleAt === 0) s.idleAt = now
+      else if (now - s.idleAt >= env.settings.lingerMs) {
         if (!s.ended) s.tree.leave()
         remove(s)
       }
@@ -268,7 +268,7 @@ export function createStreams (env: SessionEnv, identity: SourceIdentity) {
       const existing = get(name)
       const s = existing !== undefined && !existing.ended ? existing : await joinShared(name, deadlineMs)
       s.users++
-      s.idleSinceMs = 0
+      s.idleAt = 0
       if (!s.tree.attached) {
         await new Promise<void>((resolve, reject) => {
           const timer = clock.setTimeout(() => { reject(new CanopyError('TIMEOUT', `no join to ${s.name} in ${deadlineMs} ms`)) }, deadlineMs)

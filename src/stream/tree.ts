@@ -31,13 +31,13 @@ export interface ParentState {
   /** Root..parent. */
   path: string[]
   latencyMs: number
-  heardMs: number
+  heard: number
   sinceMs: number
   backups: Candidate[]
 }
 
 export interface ChildState {
-  nodeId: string
+  id: string
   capacity: number
   uptimeS: number
   /** From its latest REPORT. */
@@ -47,16 +47,17 @@ export interface ChildState {
   nextSeq: number
   /** Monotonic ms: joined, last heard from, last sent to, last STATUS sent, lagging since (0: keeps up). */
   joinedMs: number
-  heardMs: number
-  sentMs: number
-  statusAtMs: number
-  lagMs: number
-  startSeq: number
-  /** Catch-up still owed to this child (a new child's start, a gap it asked for): [fillNext, fillEnd]. */
-  fillNext: number
-  fillEnd: number
+  heard: number
+  sent: number
+  statusMs: number
+  lag: number
+  /** The seq it started at. */
+  start: number
+  /** Catch-up still owed to this child (a new child's start, a gap it asked for): [fillAt, fillTo]. */
+  fillAt: number
+  fillTo: number
   /** Monotonic ms of the last GAP honoured (a child cannot make us resend the ring in a loop). */
-  gapAtMs: number
+  gapMs: number
   index: number
 }
 
@@ -65,7 +66,7 @@ export interface ReattachEvent {
   reason: string
   from: string
   to: string | null
-  heardMs: number
+  heard: number
   lostMs: number
   attachedMs: number | null
   filledMs: number | null
@@ -134,7 +135,7 @@ export function createTree (s: Session) {
   let childIndex = 0
   let redirectTurn = 0
   let lastReportMs = 0
-  let gapAtMs = 0
+  let gapMs = 0
   let lastShedMs = 0
   let lastClimbMs = 0
   /** Monotonic ms our path last changed (no climbing while the tree above us settles). */
@@ -160,7 +161,7 @@ export function createTree (s: Session) {
   function send (nodeId: string, type: keyof typeof MSG, ...values: unknown[]): void {
     if (t.send(nodeId, encodeMessage(type, [s.streamId, ...values]), URGENT)) {
       const c = kids.get(nodeId)
-      if (c !== undefined) c.sentMs = now()
+      if (c !== undefined) c.sent = now()
     }
   }
 
@@ -236,7 +237,7 @@ export function createTree (s: Session) {
     }
     const ms = now()
     if (parent !== null && parent.nodeId !== from) send(parent.nodeId, 'leave') // a climb: make before break
-    parent = { nodeId: from, path: m.path, latencyMs: m.latencyMs + (t.rttMs(from) ?? 0) / 2, heardMs: ms, sinceMs: ms, backups: [] }
+    parent = { nodeId: from, path: m.path, latencyMs: m.latencyMs + (t.rttMs(from) ?? 0) / 2, heard: ms, sinceMs: ms, backups: [] }
     joinReason = current = null
     s.acceptStart(m.startSeq)
     if (climb) counters.climbs++
@@ -275,7 +276,7 @@ export function createTree (s: Session) {
     if (old === null) return
     parent = null
     if (reason !== 'dead' && reason !== 'link' && t.isUp(old.nodeId)) send(old.nodeId, 'leave')
-    events.push({ reason, from: old.nodeId, to: null, heardMs: old.heardMs, lostMs: now(), attachedMs: null, filledMs: null, gapEnd: s.newestSeq })
+    events.push({ reason, from: old.nodeId, to: null, heard: old.heard, lostMs: now(), attachedMs: null, filledMs: null, gapEnd: s.newestSeq })
     if (events.length > STREAM_EVENTS_MAX) events.shift()
     join([...candidates, ...old.backups].filter((c) => c.nodeId !== old.nodeId), reason, orphan ? old.nodeId : null)
   }
@@ -321,8 +322,8 @@ export function createTree (s: Session) {
     }
     const ms = now()
     const dead = orphan ? kids.get(m.formerParent) : undefined
-    if (dead !== undefined && ms - dead.heardMs >= st.orphanSilenceMs) {
-      kids.delete(dead.nodeId)
+    if (dead !== undefined && ms - dead.heard >= st.orphanSilenceMs) {
+      kids.delete(dead.id)
       return accept(from, m)
     }
     const victim = pickVictim([...kids.values()], m, ms)
@@ -348,8 +349,8 @@ export function createTree (s: Session) {
     const ms = now()
     const start = s.startFor(m.fromSeq === FROM_NEWEST_KEY ? null : m.fromSeq)
     const c: ChildState = {
-      nodeId: from, capacity: m.capacity, uptimeS: m.uptimeS, children: 0, subtree: 1, spare: [], nextSeq: start,
-      joinedMs: ms, heardMs: ms, sentMs: ms, statusAtMs: 0, lagMs: 0, startSeq: start, fillNext: start, fillEnd: -1, gapAtMs: 0, index
+      id: from, capacity: m.capacity, uptimeS: m.uptimeS, children: 0, subtree: 1, spare: [], nextSeq: start,
+      joinedMs: ms, heard: ms, sent: ms, statusMs: 0, lag: 0, start, fillAt: start, fillTo: -1, gapMs: 0, index
     }
     kids.set(from, c)
     send(from, 'accept', start, latencyMs(), path())
@@ -365,14 +366,14 @@ export function createTree (s: Session) {
    */
   function owe (c: ChildState, from: number, to: number): void {
     if (to < from) return
-    if (c.fillNext <= c.fillEnd) {
+    if (c.fillAt <= c.fillTo) {
       // Already paying: what was sent is on its way (a GAP for it is only the child being impatient); just owe more.
-      if (to > c.fillEnd) { s.sendBatches(c.nodeId, c.fillEnd + 1, to); c.fillEnd = to }
+      if (to > c.fillTo) { s.sendBatches(c.id, c.fillTo + 1, to); c.fillTo = to }
       return
     }
-    s.sendBatches(c.nodeId, from, to)
-    c.fillNext = from
-    c.fillEnd = to
+    s.sendBatches(c.id, from, to)
+    c.fillAt = from
+    c.fillTo = to
     fillStep(c, fillBudget() / Math.max(1, filling()))
   }
 
@@ -389,13 +390,13 @@ export function createTree (s: Session) {
 
   function filling (): number {
     let n = 0
-    kids.forEach((c) => { if (c.fillNext <= c.fillEnd) n++ })
+    kids.forEach((c) => { if (c.fillAt <= c.fillTo) n++ })
     return n
   }
 
   function fillStep (c: ChildState, budget: number): void {
     // At least one chunk per step, so a share smaller than a chunk still moves.
-    if (c.fillNext <= c.fillEnd) c.fillNext = s.fill(c.nodeId, c.fillNext, c.fillEnd, Math.max(1, Math.round(budget)))
+    if (c.fillAt <= c.fillTo) c.fillAt = s.fill(c.id, c.fillAt, c.fillTo, Math.max(1, Math.round(budget)))
   }
 
   /**
@@ -406,9 +407,9 @@ export function createTree (s: Session) {
   function spareLists (exclude: string, own: boolean): Candidate[][] {
     const lists: Candidate[][] = []
     for (const c of kids.values()) {
-      if (c.nodeId === exclude) continue
-      const hint = t.hint(c.nodeId)
-      lists.push(c.spare.map((x) => (hint !== null && x.nodeId === c.nodeId && x.address === '' ? { ...x, address: hint.address, port: hint.port } : x)))
+      if (c.id === exclude) continue
+      const hint = t.hint(c.id)
+      lists.push(c.spare.map((x) => (hint !== null && x.nodeId === c.id && x.address === '' ? { ...x, address: hint.address, port: hint.port } : x)))
     }
     const free = capacity() - kids.size
     if (own && free > 0) lists.push([cand(self, depth(), free, env.uptimeS())])
@@ -425,11 +426,11 @@ export function createTree (s: Session) {
   function backupsFor (c: ChildState): Candidate[] {
     // Our own free slots too: no use to c when we die (lose() skips us), but c passes them down to nodes deep
     // enough to climb to them.
-    const lists = spareLists(c.nodeId, true)
-    if (parent === null) return rotate(mergeCandidates(lists, new Set([c.nodeId])), c.index)
+    const lists = spareLists(c.id, true)
+    if (parent === null) return rotate(mergeCandidates(lists, new Set([c.id])), c.index)
     const up = parent.nodeId
     lists.push(parent.backups)
-    const merged = mergeCandidates(lists, new Set([c.nodeId]))
+    const merged = mergeCandidates(lists, new Set([c.id]))
     // Our parent takes c in the slot we leave when we die (the orphan claim). Spare 0 unless it has free slots
     // now: an entry with spare 0 is never passed further down.
     const first = cand(up, depth() - 1, merged.find((x) => x.nodeId === up)?.spare ?? 0)
@@ -437,8 +438,8 @@ export function createTree (s: Session) {
   }
 
   function sendStatus (c: ChildState): void {
-    c.statusAtMs = now()
-    send(c.nodeId, 'status', latencyMs(), path(), backupsFor(c))
+    c.statusMs = now()
+    send(c.id, 'status', latencyMs(), path(), backupsFor(c))
   }
 
   /** One chunk to one child; tracks whether the child keeps up. False when refused (queue full). */
@@ -449,17 +450,17 @@ export function createTree (s: Session) {
     else s.counters.droppedLate++
     if (c !== undefined) {
       const ms = now()
-      if (ok) c.sentMs = ms
-      if (ok && t.queuedBytes(nodeId) <= rate() * LAG_QUEUE_SECONDS) c.lagMs = 0
-      else if (c.lagMs === 0) c.lagMs = ms
+      if (ok) c.sent = ms
+      if (ok && t.queuedBytes(nodeId) <= rate() * LAG_QUEUE_SECONDS) c.lag = 0
+      else if (c.lag === 0) c.lag = ms
     }
     return ok
   }
 
   function moveLower (c: ChildState): void {
-    kids.delete(c.nodeId)
+    kids.delete(c.id)
     counters.moves++
-    send(c.nodeId, 'redirect', REDIRECT.move, spareFor(c.nodeId))
+    send(c.id, 'redirect', REDIRECT.move, spareFor(c.id))
   }
 
   // ---- messages and time ------------------------------------------------------------------------
@@ -468,9 +469,9 @@ export function createTree (s: Session) {
   function onMessage (from: string, m: StreamMessage, frame: Buffer): void {
     const ms = now()
     const p = parent?.nodeId === from ? parent : null
-    if (p !== null) p.heardMs = ms
+    if (p !== null) p.heard = ms
     const child = kids.get(from)
-    if (child !== undefined) child.heardMs = ms
+    if (child !== undefined) child.heard = ms
     switch (m.type) {
       case 'chunk':
       case 'sig':
@@ -504,8 +505,8 @@ export function createTree (s: Session) {
         if (child !== undefined) Object.assign(child, m, { subtree: Math.max(1, m.subtree) })
         return
       case 'gap':
-        if (child !== undefined && ms - child.gapAtMs >= GAP_HONOUR_MS) {
-          child.gapAtMs = ms
+        if (child !== undefined && ms - child.gapMs >= GAP_HONOUR_MS) {
+          child.gapMs = ms
           owe(child, m.fromSeq, m.fromSeq + m.count - 1)
         }
     }
@@ -518,16 +519,18 @@ export function createTree (s: Session) {
     if (joining) {
       if (current === null && ms >= retryAtMs) { tried = new Set(); redirects = 0; queue = [root()]; next() } else if (current !== null && ms - stepMs >= st.joinStepMs) next()
     }
-    if (parent !== null && ms - parent.heardMs >= st.deadAfterMs) lose('dead', [], true)
-    else if (parent !== null && !joining) maybeClimb(ms)
-    if (parent !== null && ms - lastReportMs >= st.reportMs) {
-      lastReportMs = ms
-      send(parent.nodeId, 'report', subtree(), capacity(), kids.size, env.uptimeS(), Math.max(0, s.nextSeq), spare())
+    if (parent !== null) {
+      if (ms - parent.heard >= st.deadAfterMs) lose('dead', [], true)
+      else if (!joining) maybeClimb(ms)
     }
     if (parent !== null) {
+      if (ms - lastReportMs >= st.reportMs) {
+        lastReportMs = ms
+        send(parent.nodeId, 'report', subtree(), capacity(), kids.size, env.uptimeS(), Math.max(0, s.nextSeq), spare())
+      }
       const hole = s.checkHoles(ms)
-      if (hole !== null && ms - gapAtMs >= Math.max(2 * st.heartbeatMs, 200)) {
-        gapAtMs = ms
+      if (hole !== null && ms - gapMs >= Math.max(2 * st.heartbeatMs, 200)) {
+        gapMs = ms
         send(parent.nodeId, 'gap', hole.from, hole.count)
       }
     }
@@ -540,11 +543,11 @@ export function createTree (s: Session) {
     // A child is slow when it lags while a sibling keeps up; when every child lags, our own uplink is
     // the bottleneck and moving one of them would only add a repair. Only leaves move: a relay takes its subtree along.
     let keepingUp = 0
-    kids.forEach((c) => { if (c.lagMs === 0) keepingUp++ })
+    kids.forEach((c) => { if (c.lag === 0) keepingUp++ })
     for (const c of [...kids.values()]) {
-      if (ms - c.heardMs >= st.childDeadMs) kids.delete(c.nodeId)
-      else if (c.lagMs !== 0 && ms - c.lagMs >= STREAM_LAG_MS && keepingUp > 0 && c.children === 0) { moveLower(c); shed-- } else if (ms - c.statusAtMs >= st.statusMs) sendStatus(c)
-      else if (ms - c.sentMs >= st.heartbeatMs) send(c.nodeId, 'heartbeat')
+      if (ms - c.heard >= st.childDeadMs) kids.delete(c.id)
+      else if (c.lag !== 0 && ms - c.lag >= STREAM_LAG_MS && keepingUp > 0 && c.children === 0) { moveLower(c); shed-- } else if (ms - c.statusMs >= st.statusMs) sendStatus(c)
+      else if (ms - c.sent >= st.heartbeatMs) send(c.id, 'heartbeat')
     }
     if (shed > 0 && ms - lastShedMs >= 1_000) {
       // The bitrate rose above what our upload carries: move one leaf (or the newest child) down.
@@ -596,7 +599,7 @@ export function createTree (s: Session) {
 
     parentPolluted (why: string): void {
       if (parent === null) return
-      env.log.warn('parent sent unverifiable data; replaced', { stream: s.name, parent: parent.nodeId, why })
+      env.log.warn('parent polluted; replaced', { stream: s.name, parent: parent.nodeId, why })
       block(parent.nodeId)
       lose('polluted')
     },
@@ -605,14 +608,14 @@ export function createTree (s: Session) {
     forward (seq: number, frame: Buffer, deadlineMs: number): void {
       kids.forEach((c) => {
         // Older than its start, or still owed by catch-up (fillStep sends it in order).
-        if (seq >= c.startSeq && (seq < c.fillNext || seq > c.fillEnd)) sendChunk(c.nodeId, frame, deadlineMs)
+        if (seq >= c.start && (seq < c.fillAt || seq > c.fillTo)) sendChunk(c.id, frame, deadlineMs)
       })
       if (events.length > 0) checkFilled(now())
     },
 
     /** A frame for every child (signature batches, the end of the stream). */
     toChildren (frame: Buffer, options: TransportSendOptions): void {
-      kids.forEach((c) => { if (t.send(c.nodeId, frame, options)) c.sentMs = now() })
+      kids.forEach((c) => { if (t.send(c.id, frame, options)) c.sent = now() })
     },
 
     onUp (nodeId: string): void {
@@ -627,7 +630,7 @@ export function createTree (s: Session) {
 
     /** Leave the tree politely: children are sent to their backups (our parent first), the parent is told. */
     leave (): void {
-      kids.forEach((c) => { send(c.nodeId, 'redirect', REDIRECT.move, backupsFor(c)) })
+      kids.forEach((c) => { send(c.id, 'redirect', REDIRECT.move, backupsFor(c)) })
       kids.clear()
       if (parent !== null) send(parent.nodeId, 'leave')
       parent = null

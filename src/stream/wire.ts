@@ -85,8 +85,8 @@ const PATH = list(STREAM_DEPTH_MAX, NID, 1)
 const REQUEST = record('requestId', U32)
 
 /** CHUNK flags: known bits only. */
-const FLAGS: Field<number> = [() => 1, (w, v) => w.u8(v), (r, what) => {
-  const v = r.u8(what)
+const FLAGS: Field<number> = [() => 1, (w, v) => w.uint(1, v), (r, what) => {
+  const v = r.uint(1, what)
   if ((v & ~CHUNK_FLAGS_KNOWN) !== 0) r.fail(`${what}: unknown bits`)
   return v
 }]

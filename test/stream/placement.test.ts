@@ -32,13 +32,13 @@ test('displacement: a leaf that cannot relay gives way to one that can; a much y
   const now = 100_000
   const settled = now - DISPLACE_MIN_STAY_MS
   const kids = [
-    { nodeId: 'relay', capacity: 3, uptimeS: 10, children: 2, joinedMs: settled },
-    { nodeId: 'leaf0', capacity: 0, uptimeS: 5000, children: 0, joinedMs: settled },
-    { nodeId: 'leaf2', capacity: 2, uptimeS: 30, children: 0, joinedMs: settled }
+    { id: 'relay', capacity: 3, uptimeS: 10, children: 2, joinedMs: settled },
+    { id: 'leaf0', capacity: 0, uptimeS: 5000, children: 0, joinedMs: settled },
+    { id: 'leaf2', capacity: 2, uptimeS: 30, children: 0, joinedMs: settled }
   ]
   assert.is(pickVictim(kids, { capacity: 1, uptimeS: 0 }, now), 'leaf0')
   assert.is(pickVictim(kids, { capacity: 0, uptimeS: 99999 }, now), null, 'a joiner that cannot relay displaces nobody')
-  const noZero = kids.filter((k) => k.nodeId !== 'leaf0')
+  const noZero = kids.filter((k) => k.id !== 'leaf0')
   assert.is(pickVictim(noZero, { capacity: 2, uptimeS: 100 }, now), null, 'not much older')
   assert.is(pickVictim(noZero, { capacity: 2, uptimeS: 4 * 30 + 300 }, now), 'leaf2')
   assert.is(pickVictim([{ ...kids[1]!, joinedMs: now - 10 }], { capacity: 4, uptimeS: 0 }, now), null, 'just joined: stays')

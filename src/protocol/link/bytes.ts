@@ -6,23 +6,13 @@
 // strings fields into a message. The link's control messages, the stream
 // wire format and the stream meta are all tables of these.
 
+import { createHash } from 'node:crypto'
 import { CanopyError, assert, type ErrorCode } from '../../errors'
 import { FRAME_HEADER_BYTES, allocFrame } from './frame'
 import type { FramePool } from './pool'
 
 export type ByteReader = ReturnType<typeof byteReader>
-export interface ByteWriter {
-  /** n (1..4) bytes, unsigned big-endian; values outside the field's range are clamped to it. */
-  uint (n: number, v: number): ByteWriter
-  u8 (v: number): ByteWriter
-  bytes (b: Uint8Array): ByteWriter
-  /** A hex string of n bytes. */
-  hex (h: string, n: number): ByteWriter
-  /** u8 length, then the UTF-8 bytes (at most 255). */
-  text (s: string): ByteWriter
-  /** Asserts the encoder filled exactly the bytes it allocated. */
-  done (): Buffer
-}
+export type ByteWriter = ReturnType<typeof byteWriter>
 
 /** Reads buf from at to end; every read checks the bytes are there and fails with code. */
 export function byteReader (buf: Uint8Array, code: ErrorCode, at = 0, end = buf.length) {
@@ -32,63 +22,41 @@ export function byteReader (buf: Uint8Array, code: ErrorCode, at = 0, end = buf.
     if (n > end - at) fail(`${what}: short`)
     return (at += n) - n
   }
-  const r = {
+  return {
     get offset (): number { return at },
     get remaining (): number { return end - at },
     fail,
     /** n (1..4) bytes, unsigned big-endian. */
-    uint (n: number, what = 'field'): number {
+    uint (n: number, what: string): number {
       let i = take(n, what)
       let v = 0
       while (n-- > 0) v = v * 256 + buf[i++]!
       return v
     },
-    u8: (what?: string): number => r.uint(1, what),
     /** A view (not a copy) of the next n bytes. */
-    bytes (n: number, what = 'field'): Uint8Array {
+    bytes (n: number, what: string): Uint8Array {
       const i = take(n, what)
       return buf.subarray(i, i + n)
     },
-    hex: (n: number, what?: string): string => Buffer.from(r.bytes(n, what)).toString('hex'),
-    /** u8 length, then that many bytes of UTF-8 (at most max bytes, valid UTF-8 only). */
-    text (max: number, what = 'text'): string {
-      const n = r.u8(what)
-      if (n > max) fail(`${what}: ${n} > ${max}`)
-      const s = Buffer.from(r.bytes(n, what)).toString('utf8')
-      if (Buffer.byteLength(s) !== n) fail(`${what}: bad UTF-8`)
-      return s
-    },
     /** Everything consumed: trailing bytes are an error. */
-    done (what = 'message'): void {
+    done (what: string): void {
       if (at !== end) fail(`${what}: trailing bytes`)
     }
   }
-  return r
 }
 
 /** Writes into buf from at; done() asserts the encoder filled exactly the bytes it allocated. */
-export function byteWriter (buf: Buffer, at = 0): ByteWriter {
-  const w: ByteWriter = {
-    uint (n: number, v: number): ByteWriter {
-      buf.writeUIntBE(Math.max(0, Math.min(256 ** n - 1, Math.round(v))), at, n)
-      at += n
+export function byteWriter (buf: Buffer, at = 0) {
+  const w = {
+    /** n (1..4) bytes, unsigned big-endian; values outside the field's range are clamped to it. */
+    uint (n: number, v: number) {
+      at = buf.writeUIntBE(Math.max(0, Math.min(256 ** n - 1, Math.round(v))), at, n)
       return w
     },
-    u8: (v: number): ByteWriter => w.uint(1, v),
-    bytes (b: Uint8Array): ByteWriter {
+    bytes (b: Uint8Array) {
       buf.set(b, at)
       at += b.length
       return w
-    },
-    hex (h: string, n: number): ByteWriter {
-      const b = Buffer.from(h, 'hex')
-      assert(b.length === n, 'hex size')
-      return w.bytes(b)
-    },
-    text (s: string): ByteWriter {
-      const b = Buffer.from(s)
-      assert(b.length <= 255, 'text size')
-      return w.u8(b.length).bytes(b)
     },
     done (): Buffer {
       assert(at === buf.length, 'encoded size')
@@ -99,6 +67,13 @@ export function byteWriter (buf: Buffer, at = 0): ByteWriter {
 }
 
 export const textBytes = (s: string): number => 1 + Buffer.byteLength(s)
+
+/** SHA-256 over the parts, one after the other (the one place the link and the streams hash). */
+export function sha256 (...parts: Array<Uint8Array | string>): Buffer {
+  const h = createHash('sha256')
+  for (const p of parts) h.update(p)
+  return h.digest()
+}
 
 /**
  * One field of a layout: the bytes a value takes, how to write it, how to
@@ -129,14 +104,24 @@ export const U32 = uint(4)
 export const raw = (n = -1): Field<Uint8Array> => [(v) => v.length, (w, v) => w.bytes(v), (r, what) => Buffer.from(r.bytes(n, what))]
 
 /** n bytes carried as hex (node and stream ids); nothing given is zeros. */
-export const hexId = (n: number): Field<string | undefined> => [() => n, (w, v) => w.hex(v ?? '00'.repeat(n), n), (r, what) => r.hex(n, what)]
+export const hexId = (n: number): Field<string | undefined> => [() => n, (w, v) => {
+  const b = Buffer.from(v ?? '00'.repeat(n), 'hex')
+  assert(b.length === n, 'hex size')
+  w.bytes(b)
+}, (r, what) => Buffer.from(r.bytes(n, what)).toString('hex')]
 
-/** u8 length + UTF-8, at most max bytes, matching pattern; a longer value is written as "". */
+/** u8 length + UTF-8 (valid UTF-8 only), at most max bytes, matching pattern; a longer value is written as "". */
 export const text = (max: number, pattern: RegExp): Field<string> => {
   const fit = (v: string): string => (textBytes(v) > max + 1 ? '' : v)
-  return [(v) => textBytes(fit(v)), (w, v) => w.text(fit(v)), (r, what) => {
-    const s = r.text(max, what)
-    if (!pattern.test(s)) r.fail(`${what}: odd characters`)
+  return [(v) => textBytes(fit(v)), (w, v) => {
+    const b = Buffer.from(fit(v))
+    assert(b.length <= 255, 'text size')
+    w.uint(1, b.length).bytes(b)
+  }, (r, what) => {
+    const n = r.uint(1, what)
+    if (n > max) r.fail(`${what}: ${n} > ${max}`)
+    const s = Buffer.from(r.bytes(n, what)).toString('utf8')
+    if (Buffer.byteLength(s) !== n || !pattern.test(s)) r.fail(`${what}: odd characters`)
     return s
   }]
 }
@@ -151,9 +136,9 @@ export const blob = (max: number): Field<Uint8Array> => [(v) => 2 + v.length, (w
 /** u8 count (min..max; the first max are written), then the items. */
 export const list = <T>(max: number, item: Field<T>, min = 0): Field<readonly T[]> => [
   (vs) => vs.slice(0, max).reduce((n, v) => n + item[0](v), 1),
-  (w, vs) => { w.u8(Math.min(max, vs.length)); for (const v of vs.slice(0, max)) item[1](w, v) },
+  (w, vs) => { w.uint(1, Math.min(max, vs.length)); for (const v of vs.slice(0, max)) item[1](w, v) },
   (r, what, m) => {
-    const n = r.u8(what)
+    const n = r.uint(1, what)
     if (n < min || n > max) r.fail(`${what}: ${n} items`)
     return Array.from({ length: n }, () => item[2](r, what, m))
   }

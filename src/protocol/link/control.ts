@@ -3,10 +3,9 @@
 // layouts are in FORMAT.md (and as tables below); the decoder rejects short,
 // long and unknown input with LINK_FRAME_INVALID.
 
-import { createHash } from 'node:crypto'
 import { SIGNATURE_BYTES, PUBLIC_KEY_BYTES } from '../../crypto'
 import { LINK_CHANNELS_MAX, LINK_HELLO_EXTENSION_BYTES_MAX } from '../../limits'
-import { U8, U16, U32, blob, decodeTyped, encodeFields, list, raw, record } from './bytes'
+import { U8, U16, U32, blob, decodeTyped, encodeFields, list, raw, record, sha256 } from './bytes'
 
 export const LINK_VERSION = 1
 export const NONCE_BYTES = 32
@@ -74,6 +73,5 @@ export const decodeControl = (payload: Uint8Array): ControlMessage => decodeType
  * nonces) nor reflected back at its maker (the role byte).
  */
 export function proofTranscript (initiatorHello: Buffer, responderHello: Buffer, signerIsInitiator: boolean): Buffer {
-  const digest = createHash('sha256').update(initiatorHello).update(responderHello).digest()
-  return Buffer.concat([digest, Buffer.from([signerIsInitiator ? 0 : 1])])
+  return Buffer.concat([sha256(initiatorHello, responderHello), Buffer.from([signerIsInitiator ? 0 : 1])])
 }

@@ -6,7 +6,7 @@ export { FRAME_HEADER_BYTES, createFrameDecoder, type FrameDecoder, allocFrame, 
 export { CLOSE_REASONS, LINK_VERSION, PROOF_DOMAIN, type CloseReason, type Hello } from './control'
 export { createLink, type Link, type LinkIdentity, type LinkOptions, type LinkTimings, type SendOptions, type LinkCounters } from './link'
 export { createLinkHost, type LinkHost, type LinkHostOptions, type ChannelHandler, type LinkHostCounters } from './host'
-export { byteReader, byteWriter, type ByteReader, type ByteWriter, textBytes, U8, U16, U32, OFFSET, blob, decodeFields, decodeTyped, encodeFields, hexId, list, raw, record, text, uint, type Field } from './bytes'
+export { byteReader, byteWriter, sha256, type ByteReader, type ByteWriter, textBytes, U8, U16, U32, OFFSET, blob, decodeFields, decodeTyped, encodeFields, hexId, list, raw, record, text, uint, type Field } from './bytes'
 export { createFramePool, type FramePool, type FramePoolCounters } from './pool'
 
 /** The link port assumed for a peer whose description does not give one. */

@@ -170,7 +170,7 @@ export function createLink (o: LinkOptions): Link {
       const e = urgentQueue.shift() ?? queue.shift()
       if (e === undefined) break
       const frame = e.frame
-      if (e.expiresAtMs !== 0 && e.expiresAtMs < ms) {
+      if (e.until !== 0 && e.until < ms) {
         counters.droppedExpired++
         released(frame)
         continue

@@ -4,7 +4,8 @@
 
 import { assert } from '../../errors'
 
-interface Entry { frame: Buffer, expiresAtMs: number }
+/** until: monotonic ms after which the frame is dropped (0: never). */
+interface Entry { frame: Buffer, until: number }
 
 export type FrameQueue = ReturnType<typeof createFrameQueue>
 
@@ -20,7 +21,7 @@ export function createFrameQueue (framesMax: number, bytesMax: number) {
     /** False (nothing queued) when the frame would pass either bound. */
     push (frame: Buffer, expiresAtMs: number): boolean {
       if (q.length >= framesMax || q.bytes + frame.length > bytesMax) return false
-      items.push({ frame, expiresAtMs })
+      items.push({ frame, until: expiresAtMs })
       q.bytes += frame.length
       return true
     },
