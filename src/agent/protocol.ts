@@ -73,7 +73,7 @@ export function statsByLabel (m: Metrics, rows: Array<[string, string, string, (
 function registerMetrics (agent: Agent, wire: WireTransport, election: Election, resolver: Resolver): void {
   const m = agent.metrics
   const s = wire.stats
-  const datagrams = m.counter('canopy_wire_datagrams_total', 'Signed LAN datagrams accepted (in) and sent (out), by message type.', ['direction', 'type'])
+  const datagrams = m.counter('canopy_wire_datagrams_total', 'Signed LAN datagrams in and out, by message type.', ['direction', 'type'])
   m.onCollect(() => {
     for (const type of MESSAGE_NAMES) {
       datagrams.set({ direction: 'in', type }, s.inByType[type])
@@ -81,7 +81,7 @@ function registerMetrics (agent: Agent, wire: WireTransport, election: Election,
     }
   })
   statsByLabel(m, [
-    ['canopy_wire_dropped_total', 'LAN datagrams dropped, by reason (unknown_version and unknown_type are ignored newer messages).', 'reason', () => s.dropped],
+    ['canopy_wire_dropped_total', 'LAN datagrams dropped, by reason (unknown_*: newer messages, ignored).', 'reason', () => s.dropped],
     ['canopy_resolve_lookups_total', 'Content resolutions by outcome.', 'outcome', () => resolver.requester.stats.outcomes],
     ['canopy_resolve_answers_total', 'Answers this node sent to NEEDs, by kind.', 'kind', () => {
       const { followers, ...answers } = resolver.responder.stats // followers: a count now, not answers sent

@@ -112,11 +112,11 @@ export function createDiscovery (o: DiscoveryOptions): Discovery {
   const configId = (): number => createHash('sha256').update(JSON.stringify(fields())).digest().readUInt32BE(0) & 0x7fffffff
 
   /** Fetch and verify target's self-description; once verified, the peer is listed at address for ttlMs from then. */
-  const verify = (target: GetTarget, expectNodeId: string | null, expectAddress: string | null, address: string, origin: PeerOrigin, ttlMs: number): RequestOutcome =>
+  const verify = (target: GetTarget, nodeId: string | null, heardFrom: string | null, address: string, origin: PeerOrigin, ttlMs: number): RequestOutcome =>
     queue.request({
       target,
-      expectNodeId,
-      expectAddress,
+      nodeId,
+      address: heardFrom,
       onVerified: ({ document: d, publicKey }) => {
         if (stopped || d.nodeId === identity.nodeId) return
         const now = clock.nowMs()

@@ -14,12 +14,13 @@ import { verifyDescribe, type VerifiedDescribe } from './describe'
 import type { DescribeFetcher } from './fetcher'
 import type { GetTarget } from './http-get'
 
+/** What to fetch and what it must say: `nodeId` and `address` as in DescribeExpectation (the nonce is ours). */
 export interface Candidate {
   target: GetTarget
   /** The node id the announcement claimed (SSDP), or null (static peers). */
-  expectNodeId: string | null
+  nodeId: string | null
   /** The address it was heard from, which the description must list; null for static peers. */
-  expectAddress: string | null
+  address: string | null
   onVerified (v: VerifiedDescribe): void
 }
 
@@ -59,7 +60,7 @@ export function verifyQueue (clock: Clock, random: Random, fetcher: DescribeFetc
     let verified: VerifiedDescribe
     try {
       const body = await fetcher.fetch({ ...c.target, path })
-      verified = verifyDescribe(body, { nodeId: c.expectNodeId, nonce, address: c.expectAddress })
+      verified = verifyDescribe(body, { ...c, nonce })
     } catch (err) {
       const coded = CanopyError.from(err, 'DESCRIBE_FETCH_FAILED')
       stats.failed[coded.code] = (stats.failed[coded.code] ?? 0) + 1

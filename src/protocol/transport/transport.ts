@@ -93,8 +93,8 @@ export interface WireTransportOptions {
 type Handler = (m: Inbound) => void
 /** A sealed datagram waiting to leave: bytes, port, address, type. */
 type Outgoing = [Buffer, number, string, MessageName]
-/** A sender's parsed key (a KeyObject costs a DER parse and the node id a SHA-256: too much for every datagram). */
-interface KnownKey { hex: string, raw: Buffer, key: KeyObject, nodeId: string }
+/** A sender's parsed key `k` and node id `id` (a KeyObject costs a DER parse and the node id a SHA-256: too much for every datagram). */
+interface KnownKey { hex: string, raw: Buffer, k: KeyObject, id: string }
 
 export interface WireTransport {
   readonly name: 'wire'
@@ -137,7 +137,7 @@ export function createWireTransport (o: WireTransportOptions): WireTransport {
   const keys = new Map<string, KnownKey>()
   /** Replay windows; at the bound, those of the peer list's members are kept. */
   const replay = replayTable(REPLAY_SENDERS_COUNT_MAX, (hex) => {
-    const nodeId = keys.get(hex)?.nodeId ?? nodeIdOf(Buffer.from(hex, 'hex'))
+    const nodeId = keys.get(hex)?.id ?? nodeIdOf(Buffer.from(hex, 'hex'))
     return peers.get(nodeId)?.publicKey.toString('hex') === hex
   })
   const gate = rateGate(clock.nowMs(), {
@@ -271,7 +271,7 @@ export function createWireTransport (o: WireTransportOptions): WireTransport {
         return null
       }
       const copy = Buffer.from(raw)
-      known = { hex, raw: copy, key, nodeId: nodeIdOf(copy) }
+      known = { hex, raw: copy, k: key, id: nodeIdOf(copy) }
     }
     return lruSet(keys, hex, known, WIRE_KEY_CACHE_COUNT_MAX)
   }
@@ -291,7 +291,7 @@ export function createWireTransport (o: WireTransportOptions): WireTransport {
     if (known === null) return void drop('key')
     if (!replay.check(known.hex, p.counter)) return void drop('replay')
     if (!gate.allow(d.address, clock.nowMs())) return void drop('rate')
-    if (!verifyEnvelope(p, known.key)) return void drop('signature')
+    if (!verifyEnvelope(p, known.k)) return void drop('signature')
     replay.commit(known.hex, p.counter)
     replayDirty = true
     let body: Body<MessageName>
@@ -304,10 +304,10 @@ export function createWireTransport (o: WireTransportOptions): WireTransport {
     const m: Inbound = {
       name: p.name,
       body,
-      sender: { nodeId: known.nodeId, publicKey: known.raw },
+      sender: { nodeId: known.id, publicKey: known.raw },
       counter: p.counter,
       from: { address: d.address, port: d.port },
-      peer: peers.get(known.nodeId)
+      peer: peers.get(known.id)
     }
     for (const h of handlers.get(p.name) ?? []) {
       try {
