@@ -100,7 +100,7 @@ const invalid = (why: string): CanopyError => new CanopyError('DESCRIBE_INVALID'
 /** Check a body received from a peer; throws only DESCRIBE_INVALID. */
 export function verifyDescribe (body: Uint8Array, expect: DescribeExpectation = {}): VerifiedDescribe {
   if (body.length > DESCRIBE_BYTES_MAX) throw invalid(`${body.length} bytes`)
-  const buf = Buffer.from(body.buffer, body.byteOffset, body.length)
+  const buf = Buffer.from(body) // a copy, bounded just above
   const sigStart = buf.length - SUFFIX.length - SIGNATURE_CHARS
   const docEnd = sigStart - SIGNATURE_FIELD.length
   if (buf.length <= FRAMING_BYTES || !buf.subarray(0, PREFIX.length).equals(PREFIX) || !buf.subarray(buf.length - SUFFIX.length).equals(SUFFIX) ||

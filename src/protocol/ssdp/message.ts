@@ -50,7 +50,7 @@ function headerKey (name: string, value: string, seen: { has (k: string): boolea
 export function parseSsdp (data: Uint8Array): SsdpMessage {
   if (data.length > SSDP_DATAGRAM_BYTES_MAX) throw malformed('size')
   // latin1 maps every byte to one character, so lengths are byte lengths.
-  const lines = Buffer.from(data.buffer, data.byteOffset, data.length).toString('latin1').split('\r\n')
+  const lines = Buffer.from(data).toString('latin1').split('\r\n') // a copy, bounded just above
   // A start line and headers, then one empty line and nothing after it: the split ends in two empty strings.
   const n = lines.indexOf('')
   if (n < 1 || n !== lines.length - 2 || lines[n + 1] !== '' || n > SSDP_HEADER_COUNT_MAX + 1 ||
