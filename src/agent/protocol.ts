@@ -31,7 +31,7 @@ export interface LanProtocolOptions {
 export function addLanProtocol (agent: Agent, options: LanProtocolOptions): LanProtocol {
   const { config, hal, identity } = agent
   const log = agent.log.child('protocol')
-  const httpPort = (): number => agent.http.address()?.port ?? (config.http.port === 0 ? 1 : config.http.port)
+  const httpPort = (): number => agent.http.address()?.port ?? (config.http.port || 1)
   const content = options.content ?? NO_CONTENT
   const wire = createWireTransport({ hal, identity, peers: options.peers, log: log.child('wire'), port: config.protocol.udpPort, bindAddress: config.protocol.udpHost, ephemeralIfTaken: true })
   const election = createElection({
@@ -52,7 +52,7 @@ function addResolveRoute (agent: Agent, resolver: Resolver): void {
   agent.http.route('GET', '/api/resolve', async ({ res, url }) => {
     if (url.search.length > RESOLVE_QUERY_BYTES_MAX) throw new CanopyError('INPUT_INVALID', `query longer than ${RESOLVE_QUERY_BYTES_MAX} bytes`)
     const text = url.searchParams.get('content')
-    if (text === null) throw new CanopyError('INPUT_INVALID', 'content=<64-hex content id or http(s) URL> is required')
+    if (text === null) throw new CanopyError('INPUT_INVALID', 'content=<64-hex id or http(s) URL> is required')
     const pieces = url.searchParams.get('pieces')
     const r = await resolver.resolve(parseContentRef(text), { pieces: pieces === null || pieces === 'all' ? null : parsePieceText(pieces) })
     sendJson(res, 200, r)

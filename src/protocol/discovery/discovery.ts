@@ -148,7 +148,8 @@ export function createDiscovery (o: DiscoveryOptions): Discovery {
       if (sameSource) peers.remove(a.nodeId, 'byebye')
       return
     }
-    const expiresMs = clock.nowMs() + a.maxAgeSeconds * 1000
+    const ttlMs = a.maxAgeSeconds * 1000
+    const expiresMs = clock.nowMs() + ttlMs
     const origin = peers.origin(a.nodeId)
     const location = formatLocation(a.location)
     const unchanged = origin !== undefined && origin.location === location &&
@@ -159,7 +160,7 @@ export function createDiscovery (o: DiscoveryOptions): Discovery {
     }
     // New, moved, restarted or changed: fetch and verify again. Until that
     // succeeds the old entry stands, and a sign of life from its address still counts.
-    const outcome = verify(a.location, a.nodeId, a.source, a.source, { via: 'ssdp', location, nic: a.nic, bootId: a.bootId, configId: a.configId }, a.maxAgeSeconds * 1000)
+    const outcome = verify(a.location, a.nodeId, a.source, a.source, { via: 'ssdp', location, nic: a.nic, bootId: a.bootId, configId: a.configId }, ttlMs)
     if (outcome !== 'queued' && sameSource) peers.touch(a.nodeId, expiresMs)
   }
 

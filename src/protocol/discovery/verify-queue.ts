@@ -45,7 +45,8 @@ export interface VerifyQueue {
 
 export function verifyQueue (clock: Clock, random: Random, fetcher: DescribeFetcher, log: Logger): VerifyQueue {
   const stats: VerifyStats = { requested: 0, verified: 0, failed: {}, refused: { 'in-flight': 0, backoff: 0, full: 0 } }
-  const waiting: Array<{ key: string, c: Candidate }> = []
+  /** [LOCATION, candidate] in arrival order. */
+  const waiting: Array<[string, Candidate]> = []
   const busy = new Set<string>()
   /** LOCATION → monotonic ms before which it is not fetched again (recency order, bounded). */
   const recent = new Map<string, number>()
@@ -76,11 +77,11 @@ export function verifyQueue (clock: Clock, random: Random, fetcher: DescribeFetc
 
   const pump = (): void => {
     while (!closed && running < DESCRIBE_FETCHES_CONCURRENT_MAX && waiting.length > 0) {
-      const next = waiting.shift()!
+      const [key, c] = waiting.shift()!
       running++
-      run(next.key, next.c).finally(() => {
+      run(key, c).finally(() => {
         running--
-        busy.delete(next.key)
+        busy.delete(key)
         pump()
       }).catch(() => {})
     }
@@ -98,7 +99,7 @@ export function verifyQueue (clock: Clock, random: Random, fetcher: DescribeFetc
       }
       stats.requested++
       busy.add(key)
-      waiting.push({ key, c })
+      waiting.push([key, c])
       pump()
       return 'queued'
     },

@@ -70,7 +70,8 @@ type Step = 'speak' | 'settle' | 'await'
 interface Known extends Claim {
   address: string
   udpPort: number
-  heardMs: number
+  /** When we last heard it (clock ms). */
+  heard: number
   term: number
 }
 
@@ -169,7 +170,7 @@ export function createElection (o: ElectionOptions): Election {
     const claim = me()
     if (best !== null && beatsCandidate(best, claim)) return
     term++
-    become({ ...claim, address: ownAddress(), udpPort: wire.port, heardMs: now(), term })
+    become({ ...claim, address: ownAddress(), udpPort: wire.port, heard: now(), term })
     wire.broadcast('ELECTED', { ...claim.criteria, t: term })
     // Two early heartbeats: a node that lost the ELECTED (loss, a busy Wi-Fi) learns within ms, not a second.
     for (const ms of ELECTION_EARLY_BEATS_MS) timers.setTimeout(beat, ms)
@@ -191,7 +192,7 @@ export function createElection (o: ElectionOptions): Election {
   }
 
   /** Is our provider another node, not heard for more than ms? */
-  const silentFor = (ms: number): boolean => provider !== null && !self(provider) && now() - provider.heardMs > ms
+  const silentFor = (ms: number): boolean => provider !== null && !self(provider) && now() - provider.heard > ms
 
   const watch = (): void => {
     if (silentFor(timing.providerTimeoutMs)) lose('timeout')
@@ -230,9 +231,11 @@ export function createElection (o: ElectionOptions): Election {
     if (mayReply(m.sender.nodeId)) wire.reply(m, 'ELECTED', { ...election.criteria(), t: term })
   }
 
+  const claimOf = (m: Inbound<'ELECT' | 'ELECTED' | 'HEARTBEAT'>): Claim => ({ nodeId: m.sender.nodeId, criteria: m.body })
+
   const onElect = (m: Inbound<'ELECT'>): void => {
     dropIfSuspect()
-    const them: Claim = { nodeId: m.sender.nodeId, criteria: m.body }
+    const them = claimOf(m)
     const p = provider
     if (self(p)) {
       if (displaces(them, me())) {
@@ -261,9 +264,9 @@ export function createElection (o: ElectionOptions): Election {
   }
 
   const onProviderMessage = (m: Inbound<'ELECTED' | 'HEARTBEAT'>): void => {
-    const them: Claim = { nodeId: m.sender.nodeId, criteria: m.body }
+    const them = claimOf(m)
     term = Math.max(term, m.body.t)
-    const known: Known = { ...them, address: m.peer?.address ?? m.from.address, udpPort: m.peer?.udpPort ?? m.from.port, heardMs: now(), term: m.body.t }
+    const known: Known = { ...them, address: m.peer?.address ?? m.from.address, udpPort: m.peer?.udpPort ?? m.from.port, heard: now(), term: m.body.t }
     if (provider?.nodeId !== them.nodeId) dropIfSuspect()
     const p = provider
     if (p !== null && p.nodeId === them.nodeId) {

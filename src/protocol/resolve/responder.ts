@@ -41,7 +41,7 @@ export interface ResponderStats {
 }
 
 /** A peer following our download of content, and where to push to. */
-interface Follower { c: ContentRef, to: Address, expiresMs: number }
+interface Follower { c: ContentRef, to: Address, until: number }
 
 const kib = (bytes: number): number => Math.min(0xffff_ffff, Math.floor(bytes / 1024))
 
@@ -128,7 +128,7 @@ export function responder (o: ResponderOptions): Responder {
   /** Forget content c's followers (all of them, or only those expired by now). */
   const dropFollowers = (c: ContentRef | null, t = Infinity): void => {
     for (const [key, f] of followers) {
-      if ((c === null || f.c === c) && f.expiresMs <= t) followers.delete(key)
+      if ((c === null || f.c === c) && f.until <= t) followers.delete(key)
     }
     for (const content of c === null ? [...pushes.keys(), ...lastPush.keys()] : [c]) {
       if (followersOf(content).length > 0) continue
@@ -148,7 +148,7 @@ export function responder (o: ResponderOptions): Responder {
     if (local?.state === 'have') {
       if (local.pieces === null) wire.sendTo('HAVE', haveBody(0, c, local), to)
     } else if (local !== null && (followers.has(key) || followers.size < RESOLVE_FOLLOWERS_COUNT_MAX)) {
-      followers.set(key, { c, to, expiresMs: now() + RESOLVE_FOLLOW_EXPIRE_MS })
+      followers.set(key, { c, to, until: now() + RESOLVE_FOLLOW_EXPIRE_MS })
       stats.followers = followers.size
       wire.sendTo('DOWNLOADING', downloadingBody(0, c, local), to)
     }

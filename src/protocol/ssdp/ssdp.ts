@@ -118,7 +118,7 @@ export function createSsdp (o: SsdpOptions): Ssdp {
   let openFailures = 0
   let retry: Timer | undefined
 
-  const location = (iface: SsdpInterface): string => `http://${iface.info.address}:${o.httpPort}${DESCRIBE_PATH}`
+  const location = (iface: SsdpInterface): string => `http://${iface.at.address}:${o.httpPort}${DESCRIBE_PATH}`
 
   const advertFor = (iface: SsdpInterface): Advert =>
     ({ nodeId: o.nodeId, location: location(iface), maxAgeSeconds: o.maxAgeSeconds, server: o.server, bootId, configId: o.configId() })
@@ -172,16 +172,16 @@ export function createSsdp (o: SsdpOptions): Ssdp {
   }
 
   const onDatagram = (d: Datagram, socket: number, iface: SsdpInterface): void => {
-    const nic = iface.info.nic
+    const nic = iface.at.nic
     stats.datagramsIn++
     // Who sent it first: nothing from outside this interface's LAN prefixes is even parsed.
-    const bad = checkSource(o.nics.list(), d, iface.info)
+    const bad = checkSource(o.nics.list(), d, iface.at)
     const ev: SsdpEvent = bad === null ? interpretSsdp(d.data) : { type: 'drop', reason: bad }
     let drop = ev.type === 'drop' ? ev.reason : null
     if (ev.type === 'search') {
       // Searches come to port 1900; our own (looped back) are not answered.
       if (socket !== LISTENER) drop = 'unexpected'
-      else if (d.address === iface.info.address && d.port === iface.searchPort) drop = 'self'
+      else if (d.address === iface.at.address && d.port === iface.searchPort) drop = 'self'
     } else if (ev.type !== 'drop') {
       if (ev.nodeId === o.nodeId) drop = 'self'
       // LOCATION is fetched only from the host that sent the datagram (no reflection through us).
@@ -203,11 +203,11 @@ export function createSsdp (o: SsdpOptions): Ssdp {
     const wanted = new Map(ssdp.eligible().map((i) => [i.nic, i]))
     for (const [name, iface] of ifaces) {
       const w = wanted.get(name)
-      if (w?.address !== iface.info.address || w.prefixLength !== iface.info.prefixLength) {
+      if (w?.address !== iface.at.address || w.prefixLength !== iface.at.prefixLength) {
         // Gone, no longer LAN, or readdressed: nothing more is sent on it (a byebye could reach the WAN).
         iface.close(log)
         ifaces.delete(name)
-        log.info('SSDP stopped on interface', { nic: name, address: iface.info.address })
+        log.info('SSDP stopped on interface', { nic: name, address: iface.at.address })
       }
     }
     let failed = false
@@ -271,7 +271,7 @@ export function createSsdp (o: SsdpOptions): Ssdp {
     search () { for (const i of ifaces.values()) searchOn(i) },
     announce () { for (const i of ifaces.values()) announceOn(i) },
 
-    interfaces: () => [...ifaces.values()].map((i) => ({ ...i.info, location: location(i), searchPort: i.searchPort })),
+    interfaces: () => [...ifaces.values()].map((i) => ({ ...i.at, location: location(i), searchPort: i.searchPort })),
 
     eligible () {
       const host = o.httpHost

@@ -276,29 +276,30 @@ export function createWireTransport (o: WireTransportOptions): WireTransport {
     return lruSet(keys, hex, known, WIRE_KEY_CACHE_COUNT_MAX)
   }
 
-  const receive = (d: Datagram): void => {
+  /** Handle one datagram; false when it was dropped (counted). */
+  const receive = (d: Datagram): false | void => {
     stats.datagramsIn++
-    if (closed) return void drop('closed')
-    if (!allowed(d.address)) return void drop('source')
+    if (closed) return drop('closed')
+    if (!allowed(d.address)) return drop('source')
     let p: ParsedEnvelope
     try {
       p = parseEnvelope(d.data)
     } catch (err) {
-      return void drop(LAYOUT_DROPS[String((err as CanopyError).detail?.reason)] ?? 'malformed')
+      return drop(LAYOUT_DROPS[String((err as CanopyError).detail?.reason)] ?? 'malformed')
     }
-    if (p.senderKey.equals(identity.publicKey)) return void drop('self')
+    if (p.senderKey.equals(identity.publicKey)) return drop('self')
     const known = keyOf(p.senderKey)
-    if (known === null) return void drop('key')
-    if (!replay.check(known.hex, p.counter)) return void drop('replay')
-    if (!gate.allow(d.address, clock.nowMs())) return void drop('rate')
-    if (!verifyEnvelope(p, known.k)) return void drop('signature')
+    if (known === null) return drop('key')
+    if (!replay.check(known.hex, p.counter)) return drop('replay')
+    if (!gate.allow(d.address, clock.nowMs())) return drop('rate')
+    if (!verifyEnvelope(p, known.k)) return drop('signature')
     replay.commit(known.hex, p.counter)
     replayDirty = true
     let body: Body<MessageName>
     try {
       body = decodeBody(p.name, p.body)
     } catch {
-      return void drop('malformed')
+      return drop('malformed')
     }
     stats.inByType[p.name]++
     const m: Inbound = {
