@@ -91,7 +91,7 @@ function registerMetrics (agent: Agent, wire: WireTransport, election: Election,
   ])
   m.stats(() => election, [
     ['canopy_wire_send_queue', 'Datagrams waiting in the send queue.', () => wire.queued],
-    ['canopy_provider_known', '1 when a designated provider is known.', (e) => e.current() === null ? 0 : 1],
+    ['canopy_provider_known', '1 when a designated provider is known.', (e) => e.current() ? 1 : 0],
     ['canopy_elections_total', 'Election rounds this node took part in.', (e) => e.stats.elections],
     ['canopy_provider_changes_total', 'Times the designated provider changed.', (e) => e.stats.changes]
   ])

@@ -87,7 +87,7 @@ export function createDiscovery (o: DiscoveryOptions): Discovery {
   const queue = verifyQueue(clock, o.random, o.fetcher ?? netDescribeFetcher(o.net, clock, `Canopy/${o.version}`), log)
   const capabilities = new Set<string>()
   const timers = new TimerGroup(clock)
-  const staticTargets = config.staticPeers.map(parseStaticPeer).filter((t): t is GetTarget => t !== null)
+  const staticTargets = config.staticPeers.map(parseStaticPeer).filter((t): t is GetTarget => !!t)
   let ssdp: Ssdp | null = null
   let started = false
   let stopped = false
@@ -142,7 +142,7 @@ export function createDiscovery (o: DiscoveryOptions): Discovery {
 
   const onAnnouncement = (a: Announcement): void => {
     const known = peers.get(a.nodeId)
-    const sameSource = known !== undefined && known.address === a.source
+    const sameSource = known?.address === a.source
     if (a.type === 'byebye') {
       // Only from the peer's own address: a byebye from elsewhere is somebody else's claim.
       if (sameSource) peers.remove(a.nodeId, 'byebye')
@@ -152,7 +152,7 @@ export function createDiscovery (o: DiscoveryOptions): Discovery {
     const expiresMs = clock.nowMs() + ttlMs
     const origin = peers.origin(a.nodeId)
     const location = formatLocation(a.location)
-    const unchanged = origin !== undefined && origin.location === location &&
+    const unchanged = !!origin && origin.location === location &&
       (a.bootId === null || a.bootId === origin.bootId) && (a.configId === null || a.configId === origin.configId)
     if (sameSource && unchanged) {
       peers.touch(a.nodeId, expiresMs)
@@ -172,7 +172,7 @@ export function createDiscovery (o: DiscoveryOptions): Discovery {
 
   const ready = async (): Promise<void> => {
     const port = o.httpPort()
-    if (!started || stopped || ssdp !== null || !config.enabled || port === null) return
+    if (!started || stopped || ssdp || !config.enabled || port === null) return
     const s = ssdp = createSsdp({
       ...o, // clock, random, nics, net, log, httpHost
       nodeId: identity.nodeId,
@@ -222,7 +222,7 @@ export function createDiscovery (o: DiscoveryOptions): Discovery {
     },
     status: () => ({
       count: peers.size,
-      ssdp: ssdp === null
+      ssdp: !ssdp
         ? (config.enabled ? 'starting' : 'disabled')
         : { ...ssdp.stats, interfaces: ssdp.interfaces(), dropped: nonZero(ssdp.stats.dropped) },
       staticPeers: config.staticPeers,

@@ -93,7 +93,7 @@ export function verifyQueue (clock: Clock, random: Random, fetcher: DescribeFetc
       if (closed) return 'closed'
       const key = keyOf(c.target)
       const refused = busy.has(key) ? 'in-flight' : clock.nowMs() < (recent.get(key) ?? -Infinity) ? 'backoff' : waiting.length >= DESCRIBE_QUEUE_COUNT_MAX ? 'full' : null
-      if (refused !== null) {
+      if (refused) {
         stats.refused[refused]++
         return refused
       }

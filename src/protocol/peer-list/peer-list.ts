@@ -62,9 +62,9 @@ export function peerList (clock: Clock, log: Logger, countMax = PEERS_COUNT_MAX)
   const evictStalest = (among: Iterable<Entry>): void => {
     let stalest: Entry | undefined
     for (const e of among) {
-      if (stalest === undefined || e.p.lastSeenMs < stalest.p.lastSeenMs) stalest = e
+      if (!stalest || e.p.lastSeenMs < stalest.p.lastSeenMs) stalest = e
     }
-    if (stalest !== undefined) list.remove(stalest.p.nodeId, 'evicted')
+    if (stalest) list.remove(stalest.p.nodeId, 'evicted')
   }
 
   const list: PeerList = {
@@ -78,7 +78,7 @@ export function peerList (clock: Clock, log: Logger, countMax = PEERS_COUNT_MAX)
 
     upsert (peer, origin) {
       const old = entries.get(peer.nodeId)
-      if (old !== undefined) {
+      if (old) {
         // A static peer stays static when SSDP also hears it; the later expiry wins.
         const merged: PeerInfo = { ...peer, expiresMs: Math.max(old.p.expiresMs, peer.expiresMs) }
         const o = old.o
@@ -104,14 +104,14 @@ export function peerList (clock: Clock, log: Logger, countMax = PEERS_COUNT_MAX)
 
     touch (nodeId, expiresMs) {
       const e = entries.get(nodeId)
-      if (e === undefined) return false
+      if (!e) return false
       e.p = { ...e.p, lastSeenMs: clock.nowMs(), expiresMs: Math.max(e.p.expiresMs, expiresMs) }
       return true
     },
 
     remove (nodeId, reason) {
       const e = entries.get(nodeId)
-      if (e === undefined) return false
+      if (!e) return false
       entries.delete(nodeId)
       stats.removed[reason]++
       log.info('peer removed', { nodeId, reason, address: e.p.address })

@@ -187,11 +187,11 @@ export function requester (o: RequesterOptions): Requester {
     if (m.body.r === 0) {
       // A followed download completed.
       const f = follows.get(`${m.sender.nodeId}|${m.body.c}`)
-      if (f !== undefined && m.body.p === undefined) endFollow(f, { type: 'complete' })
+      if (f && !m.body.p) endFollow(f, { type: 'complete' })
       return
     }
     const l = lookupFor(m)
-    if (l === undefined) return
+    if (!l) return
     if (l.hs.size < RESOLVE_HOLDERS_COUNT_MAX) l.hs.set(m.sender.nodeId, holderOf(l, m))
     if (covered(l) && (!l.all || settled(l))) end(l, 'hit')
     else if (settled(l)) end(l)
@@ -203,20 +203,20 @@ export function requester (o: RequesterOptions): Requester {
     if (r === 0) {
       // Progress of a followed download.
       const f = follows.get(`${m.sender.nodeId}|${c}`)
-      if (f === undefined) return
+      if (!f) return
       f.heard = now()
       f.ev({ type: 'progress', ...progress })
       return
     }
     const l = lookupFor(m)
-    if (l === undefined) return
+    if (!l) return
     if (l.ds.size < RESOLVE_HOLDERS_COUNT_MAX) l.ds.set(m.sender.nodeId, { ...holderOf(l, m), ...progress })
     if (settled(l)) end(l)
   }
 
   const onProvider = (m: Inbound<'PROVIDER'>): void => {
     const l = lookupFor(m)
-    if (l === undefined || l.pv !== null) return
+    if (!l || l.pv) return
     const { n, a, h, u } = m.body
     const nodeId = n.toString('hex')
     l.pv = { nodeId, address: a, httpPort: h, udpPort: u, baseUrl: baseUrlOf(a, h), self: nodeId === wire.nodeId, via: m.sender.nodeId }
@@ -243,7 +243,7 @@ export function requester (o: RequesterOptions): Requester {
       const pieces = options.pieces ?? null
       const wanted = pieces && normalizeRanges(pieces)
       if (parseContentRef(content) !== content) throw new CanopyError('INPUT_INVALID', 'content not in normal form (lowercase hex id or URL)')
-      if (pieces !== null && wanted === null) throw new CanopyError('INPUT_INVALID', 'too many piece ranges')
+      if (pieces && !wanted) throw new CanopyError('INPUT_INVALID', 'too many piece ranges')
       return await new Promise<Resolution>((resolve) => {
         const t = now()
         const known = o.provider.current()
@@ -253,7 +253,7 @@ export function requester (o: RequesterOptions): Requester {
           r,
           c: content,
           w: wanted,
-          q: known === null,
+          q: !known,
           all: options.collect === true,
           t0: t,
           sent: t,

@@ -53,7 +53,7 @@ export async function openInterface (net: Net, info: InterfaceInfo, group: strin
     get searchPort () { return sockets[SEARCHER]?.port ?? 0 },
     send (which, data, toPort = port, address = group) {
       const s = sockets[which]
-      if (closed || s === undefined) return false
+      if (closed || !s) return false
       s.send(data, toPort, address)
       return true
     },

@@ -155,12 +155,12 @@ export function createSsdp (o: SsdpOptions): Ssdp {
   const answer = (st: string, mxSeconds: number, d: Datagram, iface: SsdpInterface): void => {
     const type = answerType(st, o.nodeId)
     let drop: DropReason | null = type === null ? 'not-ours' : pending >= SSDP_PENDING_REPLIES_COUNT_MAX ? 'pending-full' : null
-    if (drop === null && !limiter.allow(d.address, o.clock.nowMs())) {
+    if (!drop && !limiter.allow(d.address, o.clock.nowMs())) {
       stats.repliesRateLimited++
       drop = 'rate-limited'
     }
-    const reply = drop === null ? buildReply(type!, advertFor(iface), replyBudget(d.data.length)) : null
-    if (reply === null) {
+    const reply = drop ? null : buildReply(type!, advertFor(iface), replyBudget(d.data.length))
+    if (!reply) {
       stats.dropped[drop ?? 'reply-too-large']++
       return
     }
@@ -176,7 +176,7 @@ export function createSsdp (o: SsdpOptions): Ssdp {
     stats.datagramsIn++
     // Who sent it first: nothing from outside this interface's LAN prefixes is even parsed.
     const bad = checkSource(o.nics.list(), d, iface.at)
-    const ev: SsdpEvent = bad === null ? interpretSsdp(d.data) : { type: 'drop', reason: bad }
+    const ev: SsdpEvent = bad ? { type: 'drop', reason: bad } : interpretSsdp(d.data)
     let drop = ev.type === 'drop' ? ev.reason : null
     if (ev.type === 'search') {
       // Searches come to port 1900; our own (looped back) are not answered.
@@ -187,7 +187,7 @@ export function createSsdp (o: SsdpOptions): Ssdp {
       // LOCATION is fetched only from the host that sent the datagram (no reflection through us).
       else if (ev.type === 'alive' && ev.location.host !== d.address) drop = 'location-mismatch'
     }
-    if (drop !== null) stats.dropped[drop]++
+    if (drop) stats.dropped[drop]++
     else if (ev.type === 'search') answer(ev.st, ev.mxSeconds, d, iface)
     else if (ev.type === 'alive') {
       stats.heard[ev.via]++
@@ -276,12 +276,12 @@ export function createSsdp (o: SsdpOptions): Ssdp {
     eligible () {
       const host = o.httpHost
       const hostIp = parseIp(host)
-      const own = hostIp === null ? null : formatIp(hostIp)
+      const own = hostIp && formatIp(hostIp)
       const out: InterfaceInfo[] = []
       for (const nic of o.nics.list()) {
         const v4 = nic.addresses.find((a) => a.family === 4)
         if (out.length >= SSDP_INTERFACES_COUNT_MAX) break
-        if (nic.role !== 'lan' || !nic.up || !nic.multicast || v4 === undefined) continue
+        if (nic.role !== 'lan' || !nic.up || !nic.multicast || !v4) continue
         if (WILDCARD.includes(host) || nic.addresses.some((a) => a.address === own)) out.push({ nic: nic.name, address: v4.address, prefixLength: v4.prefixLength })
       }
       return out

@@ -168,7 +168,7 @@ export function createWireTransport (o: WireTransportOptions): WireTransport {
 
   /** The sealed datagram, or false when it was dropped (counted). */
   const seal = <N extends MessageName>(name: N, body: Body<N>): Buffer | false => {
-    if (closed || counter === null) return drop('closed')
+    if (closed || !counter) return drop('closed')
     let encoded: Buffer
     try {
       encoded = encodeBody(name, body)
@@ -191,13 +191,13 @@ export function createWireTransport (o: WireTransportOptions): WireTransport {
 
   /** Send up to a burst now; the rest leaves on later ticks (paced, kind to Wi-Fi). */
   const pump = (): void => {
-    while (socket !== null && queue.length > 0 && burstLeft > 0) {
+    while (socket && queue.length > 0 && burstLeft > 0) {
       const [data, port, address, name] = queue.shift()!
       burstLeft--
       socket.send(data, port, address)
       counted(name)
     }
-    if (tick === null && !closed && (queue.length > 0 || burstLeft < WIRE_SEND_BURST_COUNT_MAX)) {
+    if (!tick && !closed && (queue.length > 0 || burstLeft < WIRE_SEND_BURST_COUNT_MAX)) {
       tick = timers.setTimeout(() => {
         tick = null
         burstLeft = WIRE_SEND_BURST_COUNT_MAX
@@ -213,7 +213,7 @@ export function createWireTransport (o: WireTransportOptions): WireTransport {
 
   const multicast = <N extends MessageName>(name: N, body: Body<N>): boolean => {
     const s = socket
-    if (s === null || joined.size === 0) return drop('no_route')
+    if (!s || joined.size === 0) return drop('no_route')
     const data = seal(name, body)
     if (data === false) return false
     for (const a of joined) {
@@ -232,7 +232,7 @@ export function createWireTransport (o: WireTransportOptions): WireTransport {
   /** Join the group on every LAN interface that is up (IPv4), leave it where they went. */
   const joinGroups = (): void => {
     const s = socket
-    if (s === null || closed) return
+    if (!s || closed) return
     const want = new Set<string>()
     for (const nic of hal.nics.list()) {
       if (nic.role === 'lan' && nic.up && nic.multicast) for (const a of nic.addresses) if (a.family === 4) want.add(a.address)
@@ -254,16 +254,16 @@ export function createWireTransport (o: WireTransportOptions): WireTransport {
   // ---- inbound -----------------------------------------------------------------
 
   const allowed = (address: string): boolean => {
-    if (o.allowSource !== undefined) return o.allowSource(address)
+    if (o.allowSource) return o.allowSource(address)
     const ip = parseIp(address)
-    return ip !== null && (addressScope(ip) === 'loopback' || lanNicFor(hal.nics.list(), ip) !== undefined)
+    return !!ip && (addressScope(ip) === 'loopback' || !!lanNicFor(hal.nics.list(), ip))
   }
 
   /** The sender's key, parsed once; null when the bytes are not a usable ed25519 key. */
   const keyOf = (raw: Buffer): KnownKey | null => {
     const hex = raw.toString('hex')
     let known = keys.get(hex)
-    if (known === undefined) {
+    if (!known) {
       let key: KeyObject
       try {
         key = publicKeyFromRaw(raw)
@@ -289,7 +289,7 @@ export function createWireTransport (o: WireTransportOptions): WireTransport {
     }
     if (p.senderKey.equals(identity.publicKey)) return drop('self')
     const known = keyOf(p.senderKey)
-    if (known === null) return drop('key')
+    if (!known) return drop('key')
     if (!replay.check(known.hex, p.counter)) return drop('replay')
     if (!gate.allow(d.address, clock.nowMs())) return drop('rate')
     if (!verifyEnvelope(p, known.k)) return drop('signature')
@@ -338,8 +338,8 @@ export function createWireTransport (o: WireTransportOptions): WireTransport {
 
   const sendToNode = <N extends MessageName>(nodeId: string, name: N, body: Body<N>, fallback?: Address): boolean => {
     const peer = peers.get(nodeId)
-    const to = peer !== undefined ? { address: peer.address, port: peer.udpPort } : fallback
-    return to === undefined ? drop('no_route') : sendTo(name, body, to)
+    const to = peer ? { address: peer.address, port: peer.udpPort } : fallback
+    return to ? sendTo(name, body, to) : drop('no_route')
   }
 
   return {
@@ -377,7 +377,7 @@ export function createWireTransport (o: WireTransportOptions): WireTransport {
       timers.clearAll()
       off?.()
       const s = socket
-      if (s !== null) {
+      if (s) {
         for (const a of joined) s.leaveGroup(group, a)
         s.close()
       }
@@ -415,7 +415,7 @@ export function createWireTransport (o: WireTransportOptions): WireTransport {
       dropped: nonZero(stats.dropped),
       sendQueue: queue.length,
       sendersTracked: replay.size,
-      counter: counter === null ? null : { next: counter.peek, reservedTo: counter.reserved }
+      counter: counter && { next: counter.peek, reservedTo: counter.reserved }
     })
   }
 }
