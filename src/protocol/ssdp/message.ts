@@ -57,8 +57,8 @@ export function parseSsdp (data: Uint8Array): SsdpMessage {
     lines.some((l) => l.length > SSDP_LINE_BYTES_MAX)) throw malformed('framing, line length or header count')
   const start = lines[0]!
   const response = START_RESPONSE.exec(start)
-  const kind = start === START.search ? 'search' : start === START.notify ? 'notify' : response !== null ? 'response' : null
-  if (kind === null) throw malformed('start line')
+  const kind = start === START.search ? 'search' : start === START.notify ? 'notify' : response ? 'response' : null
+  if (!kind) throw malformed('start line')
   const headers = new Map<string, string>()
   for (const line of lines.slice(1, n)) {
     const colon = line.indexOf(':')

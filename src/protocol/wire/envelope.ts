@@ -50,7 +50,7 @@ export function parseEnvelope (data: Uint8Array): ParsedEnvelope {
   if (version !== WIRE_VERSION) throw invalid('version', String(version))
   const type = b[3]!
   const name = messageName(type)
-  if (name === undefined) throw invalid('type', String(type))
+  if (!name) throw invalid('type', String(type))
   const hi = b.readUInt32BE(COUNTER_OFFSET)
   const lo = b.readUInt32BE(COUNTER_OFFSET + 4)
   const counter = hi * 2 ** 32 + lo

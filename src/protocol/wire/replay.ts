@@ -87,11 +87,11 @@ export function replayTable (sendersMax: number, keep: (key: string) => boolean 
     get evictions () { return evictions },
     check (key, counter) {
       const w = windows.get(key)
-      return w === undefined ? counter > 0 : w.check(counter)
+      return w ? w.check(counter) : counter > 0
     },
     commit (key, counter) {
       let w = windows.get(key)
-      if (w === undefined) {
+      if (!w) {
         if (windows.size >= sendersMax) evictOne()
         w = replayWindow()
       } else {
@@ -104,8 +104,8 @@ export function replayTable (sendersMax: number, keep: (key: string) => boolean 
     restore (marks) {
       for (const m of [...marks].reverse()) {
         const existing = windows.get(m.key)
-        if (existing !== undefined && existing.top >= m.top) continue
-        if (existing === undefined && windows.size >= sendersMax) evictOne()
+        if (existing && existing.top >= m.top) continue
+        if (!existing && windows.size >= sendersMax) evictOne()
         windows.delete(m.key)
         windows.set(m.key, replayWindow(m.top))
       }
