@@ -14,10 +14,7 @@ import type { Agent } from './agent'
 export function addDiscovery (agent: Agent, options: { udpPort?: () => number, linkPort?: () => number | null } = {}): Discovery {
   const { config, hal, http, identity } = agent
   const discovery = createDiscovery({
-    clock: hal.clock,
-    random: hal.random,
-    nics: hal.nics,
-    net: hal.net,
+    ...hal, // clock, random, nics, net
     log: agent.log.child('discovery'),
     identity,
     config: config.discovery,

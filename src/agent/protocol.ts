@@ -31,7 +31,7 @@ export interface LanProtocolOptions {
 export function addLanProtocol (agent: Agent, options: LanProtocolOptions): LanProtocol {
   const { config, hal, identity } = agent
   const log = agent.log.child('protocol')
-  const httpPort = (): number => agent.http.address()?.port ?? (config.http.port === 0 ? 1 : config.http.port)
+  const httpPort = (): number => agent.http.address()?.port ?? (config.http.port || 1)
   const content = options.content ?? NO_CONTENT
   const wire = createWireTransport({ hal, identity, peers: options.peers, log: log.child('wire'), port: config.protocol.udpPort, bindAddress: config.protocol.udpHost, ephemeralIfTaken: true })
   const election = createElection({
@@ -52,7 +52,7 @@ function addResolveRoute (agent: Agent, resolver: Resolver): void {
   agent.http.route('GET', '/api/resolve', async ({ res, url }) => {
     if (url.search.length > RESOLVE_QUERY_BYTES_MAX) throw new CanopyError('INPUT_INVALID', `query longer than ${RESOLVE_QUERY_BYTES_MAX} bytes`)
     const text = url.searchParams.get('content')
-    if (text === null) throw new CanopyError('INPUT_INVALID', 'content=<64-hex content id or http(s) URL> is required')
+    if (text === null) throw new CanopyError('INPUT_INVALID', 'content=<64-hex id or http(s) URL> is required')
     const pieces = url.searchParams.get('pieces')
     const r = await resolver.resolve(parseContentRef(text), { pieces: pieces === null || pieces === 'all' ? null : parsePieceText(pieces) })
     sendJson(res, 200, r)
@@ -73,7 +73,7 @@ export function statsByLabel (m: Metrics, rows: Array<[string, string, string, (
 function registerMetrics (agent: Agent, wire: WireTransport, election: Election, resolver: Resolver): void {
   const m = agent.metrics
   const s = wire.stats
-  const datagrams = m.counter('canopy_wire_datagrams_total', 'Signed LAN datagrams accepted (in) and sent (out), by message type.', ['direction', 'type'])
+  const datagrams = m.counter('canopy_wire_datagrams_total', 'Signed LAN datagrams in and out, by message type.', ['direction', 'type'])
   m.onCollect(() => {
     for (const type of MESSAGE_NAMES) {
       datagrams.set({ direction: 'in', type }, s.inByType[type])
@@ -81,7 +81,7 @@ function registerMetrics (agent: Agent, wire: WireTransport, election: Election,
     }
   })
   statsByLabel(m, [
-    ['canopy_wire_dropped_total', 'LAN datagrams dropped, by reason (unknown_version and unknown_type are ignored newer messages).', 'reason', () => s.dropped],
+    ['canopy_wire_dropped_total', 'LAN datagrams dropped, by reason (unknown_*: newer messages, ignored).', 'reason', () => s.dropped],
     ['canopy_resolve_lookups_total', 'Content resolutions by outcome.', 'outcome', () => resolver.requester.stats.outcomes],
     ['canopy_resolve_answers_total', 'Answers this node sent to NEEDs, by kind.', 'kind', () => {
       const { followers, ...answers } = resolver.responder.stats // followers: a count now, not answers sent
@@ -91,7 +91,7 @@ function registerMetrics (agent: Agent, wire: WireTransport, election: Election,
   ])
   m.stats(() => election, [
     ['canopy_wire_send_queue', 'Datagrams waiting in the send queue.', () => wire.queued],
-    ['canopy_provider_known', '1 when a designated provider is known.', (e) => e.current() === null ? 0 : 1],
+    ['canopy_provider_known', '1 when a designated provider is known.', (e) => e.current() ? 1 : 0],
     ['canopy_elections_total', 'Election rounds this node took part in.', (e) => e.stats.elections],
     ['canopy_provider_changes_total', 'Times the designated provider changed.', (e) => e.stats.changes]
   ])

@@ -30,7 +30,7 @@ function mergeRanges (ranges: Iterable<readonly [number, number]>): Array<[numbe
   const out: Array<[number, number]> = []
   for (const [a, b] of [...ranges].filter(([x, y]) => y > x).sort((x, y) => x[0] - y[0])) {
     const last = out[out.length - 1]
-    if (last !== undefined && a <= last[1]) last[1] = Math.max(last[1], b)
+    if (last && a <= last[1]) last[1] = Math.max(last[1], b)
     else out.push([a, b])
   }
   return out
@@ -47,15 +47,15 @@ export const trimRanges = (ranges: PieceRanges): PieceRanges => mergeRanges(rang
 
 /** Does `have` (null = all) contain every piece of `want` (null = all)? */
 export function covers (have: PieceRanges | null, want: PieceRanges | null): boolean {
-  if (have === null) return true
-  if (want === null) return false // "all" of an unknown count: only a full holder covers it
+  if (!have) return true
+  if (!want) return false // "all" of an unknown count: only a full holder covers it
   let i = 0
   for (const [a, b] of want) {
     let from = a
     while (from < b) {
       while (i < have.length && have[i]![1] <= from) i++
       const h = have[i]
-      if (h === undefined || h[0] > from) return false
+      if (!h || h[0] > from) return false
       from = h[1]
     }
   }
@@ -64,7 +64,7 @@ export function covers (have: PieceRanges | null, want: PieceRanges | null): boo
 
 /** Union of several sets (null = all wins); null also when the union has too many ranges to carry. */
 export function unionRanges (sets: ReadonlyArray<PieceRanges | null>): PieceRanges | null {
-  if (sets.some((s) => s === null)) return null
+  if (sets.some((s) => !s)) return null
   return normalizeRanges(sets.flatMap((s) => s as PieceRanges))
 }
 
@@ -80,17 +80,17 @@ export function parsePieceText (text: string): PieceRanges {
     if (!(first <= last && last < PIECE_INDEX_END_MAX)) throw bad(`"${p}"`)
     return [first, last + 1]
   }))
-  if (out === null) throw bad('too many')
+  if (!out) throw bad('too many')
   return out
 }
 
 export const formatPieceText = (r: PieceRanges | null): string =>
-  r === null ? 'all' : r.map(([a, b]) => (b - a === 1 ? `${a}` : `${a}-${b - 1}`)).join(',')
+  !r ? 'all' : r.map(([a, b]) => (b - a === 1 ? `${a}` : `${a}-${b - 1}`)).join(',')
 
 /** Do the two sets share a piece (null = all)? */
 export function intersects (a: PieceRanges | null, b: PieceRanges | null): boolean {
-  if (a === null) return b === null || b.length > 0
-  if (b === null) return a.length > 0
+  if (!a) return !b || b.length > 0
+  if (!b) return a.length > 0
   let i = 0
   let j = 0
   while (i < a.length && j < b.length) {

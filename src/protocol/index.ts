@@ -18,7 +18,7 @@ export { decodeCbor, decodeCborAs, encodeCbor, REFUSED_TAGS, type DecodeLimits }
 export { parseEnvelope, sealEnvelope, verifyEnvelope, decodeEnvelope, openEnvelope, signingDomain, WIRE_VERSION, type ParsedEnvelope, type DecodedEnvelope } from './wire/envelope'
 export { MESSAGE_TYPES, MESSAGE_NAMES, encodeBody, decodeBody, type Body, type MessageName, type Criteria } from './wire/messages'
 export { SendCounter } from './wire/counter'
-export { ReplayWindow, replayTable, type ReplayTable } from './wire/replay'
+export { replayWindow, type ReplayWindow, replayTable, type ReplayTable } from './wire/replay'
 export { createWireTransport, type WireTransport, WIRE_MULTICAST_GROUP, DROP_REASONS as WIRE_DROP_REASONS, type WireTransportOptions, type Inbound, type Address, type DropReason as WireDropReason, type WireStats } from './transport/transport'
 export { MemoryContentIndex, NO_CONTENT, type ContentIndex, type LocalContent } from './resolve/content-index'
 export { createResolver, type Resolver, type ResolverOptions } from './resolve/resolver'

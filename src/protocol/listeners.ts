@@ -18,7 +18,7 @@ export function listeners<E> (log?: Logger, what = 'listener'): Listeners<E> {
     },
     emit (e) {
       for (const fn of [...set]) {
-        if (log === undefined) fn(e)
+        if (!log) fn(e)
         else {
           try { fn(e) } catch (err) { log.error(`${what} failed`, { err }) }
         }

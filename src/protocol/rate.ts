@@ -7,27 +7,26 @@
 
 import { lruSet } from './lru'
 
-export class TokenBucket {
-  #tokens: number
-  #at: number
-
-  constructor (readonly perSecond: number, readonly burst: number, nowMs: number) {
-    this.#tokens = burst
-    this.#at = nowMs
-  }
-
+export interface TokenBucket {
   /** Is a token there now (time going backwards adds nothing)? With take, spend it. */
-  has (nowMs: number, take = false): boolean {
-    if (nowMs > this.#at) {
-      this.#tokens = Math.min(this.burst, this.#tokens + ((nowMs - this.#at) / 1000) * this.perSecond)
-      this.#at = nowMs
+  has (nowMs: number, take?: boolean): boolean
+  take (nowMs: number): boolean
+}
+
+/** A bucket of `burst` tokens, refilled at perSecond; a closure (a class's `this.#x` costs bytes on every use). */
+export function tokenBucket (perSecond: number, burst: number, nowMs: number): TokenBucket {
+  let tokens = burst
+  let at = nowMs
+  const has = (now: number, take = false): boolean => {
+    if (now > at) {
+      tokens = Math.min(burst, tokens + ((now - at) / 1000) * perSecond)
+      at = now
     }
-    if (this.#tokens < 1) return false
-    if (take) this.#tokens--
+    if (tokens < 1) return false
+    if (take) tokens--
     return true
   }
-
-  take (nowMs: number): boolean { return this.has(nowMs, true) }
+  return { has, take: (now) => has(now, true) }
 }
 
 export interface RateLimits {
@@ -49,13 +48,13 @@ export interface RateGate {
 
 export function rateGate (nowMs: number, l: RateLimits): RateGate {
   const sources = new Map<string, TokenBucket>()
-  const total = new TokenBucket(l.totalPerSecond, l.totalBurst ?? l.totalPerSecond, nowMs)
+  const total = tokenBucket(l.totalPerSecond, l.totalBurst ?? l.totalPerSecond, nowMs)
   let limited = 0
   return {
     get limited () { return limited },
     get sourceCount () { return sources.size },
     allow (source, nowMs) {
-      const bucket = lruSet(sources, source, sources.get(source) ?? new TokenBucket(l.sourcePerSecond, l.sourceBurst, nowMs), l.sourcesMax)
+      const bucket = lruSet(sources, source, sources.get(source) ?? tokenBucket(l.sourcePerSecond, l.sourceBurst, nowMs), l.sourcesMax)
       if (bucket.has(nowMs) && total.take(nowMs)) return bucket.take(nowMs)
       limited++
       return false

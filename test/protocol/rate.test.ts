@@ -1,11 +1,11 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { SSDP_REPLIES_PER_SECOND_MAX, SSDP_SOURCE_REPLIES_BURST } from '../../src/limits'
-import { rateGate, TokenBucket } from '../../src/protocol/rate'
+import { rateGate, tokenBucket } from '../../src/protocol/rate'
 import { SSDP_REPLY_LIMITS } from '../../src/protocol/ssdp/ssdp'
 
 test('a token bucket gives its burst, then its rate, and never more than its burst after a pause', () => {
-  const b = new TokenBucket(1, 3, 0)
+  const b = tokenBucket(1, 3, 0)
   assert.equal([b.take(0), b.take(0), b.take(0), b.take(0)], [true, true, true, false])
   assert.is(b.take(999), false)
   assert.is(b.take(1000), true)

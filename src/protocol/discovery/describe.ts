@@ -29,7 +29,7 @@ const FRAMING_BYTES = PREFIX.length + SIGNATURE_FIELD.length + SIGNATURE_CHARS +
 /** A nonce a fetcher sends (?nonce=) so the answer is fresh: 16 to 64 base64url characters. */
 export const NONCE_PATTERN = /^[A-Za-z0-9_-]{16,64}$/
 const CAPABILITY = str({ min: 1, max: 32, pattern: /^[a-z0-9][a-z0-9._-]*$/, hint: 'a capability name (a-z 0-9 . _ -)' })
-const ADDRESS = map(str({ min: 2, max: 45 }), 'an IP address', (s) => (parseIp(s) === null ? undefined : s))
+const ADDRESS = map(str({ min: 2, max: 45 }), 'an IP address', (s) => (parseIp(s) ? s : undefined))
 
 // Newer versions may add fields: the ones we know are checked, the rest ignored (open).
 const documentSpec = obj({
@@ -100,7 +100,7 @@ const invalid = (why: string): CanopyError => new CanopyError('DESCRIBE_INVALID'
 /** Check a body received from a peer; throws only DESCRIBE_INVALID. */
 export function verifyDescribe (body: Uint8Array, expect: DescribeExpectation = {}): VerifiedDescribe {
   if (body.length > DESCRIBE_BYTES_MAX) throw invalid(`${body.length} bytes`)
-  const buf = Buffer.from(body.buffer, body.byteOffset, body.length)
+  const buf = Buffer.from(body) // a copy, bounded just above
   const sigStart = buf.length - SUFFIX.length - SIGNATURE_CHARS
   const docEnd = sigStart - SIGNATURE_FIELD.length
   if (buf.length <= FRAMING_BYTES || !buf.subarray(0, PREFIX.length).equals(PREFIX) || !buf.subarray(buf.length - SUFFIX.length).equals(SUFFIX) ||
@@ -120,7 +120,7 @@ export function verifyDescribe (body: Uint8Array, expect: DescribeExpectation = 
   const document = validate(documentSpec, raw, 'DESCRIBE_INVALID', 'describe')
 
   const publicKey = parsePublicKey(document.publicKey)
-  if (publicKey === null) throw invalid('publicKey')
+  if (!publicKey) throw invalid('publicKey')
   if (nodeIdOf(publicKey) !== document.nodeId) throw invalid('nodeId is not the key\'s')
   if (expect.nodeId != null && expect.nodeId !== document.nodeId) throw invalid('nodeId is not the announced one')
   if (expect.nonce != null && expect.nonce !== document.nonce) throw invalid('nonce (a replay?)')

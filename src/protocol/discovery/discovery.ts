@@ -87,7 +87,7 @@ export function createDiscovery (o: DiscoveryOptions): Discovery {
   const queue = verifyQueue(clock, o.random, o.fetcher ?? netDescribeFetcher(o.net, clock, `Canopy/${o.version}`), log)
   const capabilities = new Set<string>()
   const timers = new TimerGroup(clock)
-  const staticTargets = config.staticPeers.map(parseStaticPeer).filter((t): t is GetTarget => t !== null)
+  const staticTargets = config.staticPeers.map(parseStaticPeer).filter((t): t is GetTarget => !!t)
   let ssdp: Ssdp | null = null
   let started = false
   let stopped = false
@@ -112,11 +112,11 @@ export function createDiscovery (o: DiscoveryOptions): Discovery {
   const configId = (): number => createHash('sha256').update(JSON.stringify(fields())).digest().readUInt32BE(0) & 0x7fffffff
 
   /** Fetch and verify target's self-description; once verified, the peer is listed at address for ttlMs from then. */
-  const verify = (target: GetTarget, expectNodeId: string | null, expectAddress: string | null, address: string, origin: PeerOrigin, ttlMs: number): RequestOutcome =>
+  const verify = (target: GetTarget, nodeId: string | null, heardFrom: string | null, address: string, origin: PeerOrigin, ttlMs: number): RequestOutcome =>
     queue.request({
       target,
-      expectNodeId,
-      expectAddress,
+      nodeId,
+      address: heardFrom,
       onVerified: ({ document: d, publicKey }) => {
         if (stopped || d.nodeId === identity.nodeId) return
         const now = clock.nowMs()
@@ -142,16 +142,17 @@ export function createDiscovery (o: DiscoveryOptions): Discovery {
 
   const onAnnouncement = (a: Announcement): void => {
     const known = peers.get(a.nodeId)
-    const sameSource = known !== undefined && known.address === a.source
+    const sameSource = known?.address === a.source
     if (a.type === 'byebye') {
       // Only from the peer's own address: a byebye from elsewhere is somebody else's claim.
       if (sameSource) peers.remove(a.nodeId, 'byebye')
       return
     }
-    const expiresMs = clock.nowMs() + a.maxAgeSeconds * 1000
+    const ttlMs = a.maxAgeSeconds * 1000
+    const expiresMs = clock.nowMs() + ttlMs
     const origin = peers.origin(a.nodeId)
     const location = formatLocation(a.location)
-    const unchanged = origin !== undefined && origin.location === location &&
+    const unchanged = !!origin && origin.location === location &&
       (a.bootId === null || a.bootId === origin.bootId) && (a.configId === null || a.configId === origin.configId)
     if (sameSource && unchanged) {
       peers.touch(a.nodeId, expiresMs)
@@ -159,7 +160,7 @@ export function createDiscovery (o: DiscoveryOptions): Discovery {
     }
     // New, moved, restarted or changed: fetch and verify again. Until that
     // succeeds the old entry stands, and a sign of life from its address still counts.
-    const outcome = verify(a.location, a.nodeId, a.source, a.source, { via: 'ssdp', location, nic: a.nic, bootId: a.bootId, configId: a.configId }, a.maxAgeSeconds * 1000)
+    const outcome = verify(a.location, a.nodeId, a.source, a.source, { via: 'ssdp', location, nic: a.nic, bootId: a.bootId, configId: a.configId }, ttlMs)
     if (outcome !== 'queued' && sameSource) peers.touch(a.nodeId, expiresMs)
   }
 
@@ -171,7 +172,7 @@ export function createDiscovery (o: DiscoveryOptions): Discovery {
 
   const ready = async (): Promise<void> => {
     const port = o.httpPort()
-    if (!started || stopped || ssdp !== null || !config.enabled || port === null) return
+    if (!started || stopped || ssdp || !config.enabled || port === null) return
     const s = ssdp = createSsdp({
       ...o, // clock, random, nics, net, log, httpHost
       nodeId: identity.nodeId,
@@ -221,7 +222,7 @@ export function createDiscovery (o: DiscoveryOptions): Discovery {
     },
     status: () => ({
       count: peers.size,
-      ssdp: ssdp === null
+      ssdp: !ssdp
         ? (config.enabled ? 'starting' : 'disabled')
         : { ...ssdp.stats, interfaces: ssdp.interfaces(), dropped: nonZero(ssdp.stats.dropped) },
       staticPeers: config.staticPeers,

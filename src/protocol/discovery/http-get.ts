@@ -55,7 +55,7 @@ export function responseReader ({ headBytesMax, bodyBytesMax }: Omit<GetLimits, 
 
   return {
     push (chunk) {
-      if (head !== null) {
+      if (head) {
         const all = Buffer.concat([head, chunk])
         const end = all.indexOf('\r\n\r\n')
         if ((end === -1 ? all.length : end + 4) > headBytesMax) throw failed('head too large')
@@ -74,7 +74,7 @@ export function responseReader ({ headBytesMax, bodyBytesMax }: Omit<GetLimits, 
       return n === contentLength ? Buffer.concat(body) : null
     },
     end () {
-      if (head !== null || (contentLength ?? bodyBytes) !== bodyBytes) throw failed('cut short')
+      if (head || (contentLength ?? bodyBytes) !== bodyBytes) throw failed('cut short')
       return Buffer.concat(body)
     }
   }
@@ -94,7 +94,7 @@ export async function httpGet (net: Net, clock: Clock, target: GetTarget, limits
     const reader = responseReader(limits)
     for await (const chunk of socket) {
       const body = late ? null : reader.push(chunk as Buffer)
-      if (body !== null) return body
+      if (body) return body
     }
     if (!late) return reader.end()
   } catch (err) {

@@ -11,10 +11,10 @@ const STATIC_URL = /^http:\/\/(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:.]{2,45}\]):
 /** The describe target of a static peer URL, or null when it is not http://IP:PORT[/]. */
 export function parseStaticPeer (url: string): GetTarget | null {
   const m = STATIC_URL.exec(url)
-  if (m === null) return null
+  if (!m) return null
   const text = m[1]!.startsWith('[') ? m[1]!.slice(1, -1) : m[1]!
   const ip = parseIp(text)
   const port = Number(m[2])
-  if (ip === null || port < 1 || port > 65535) return null
+  if (!ip || port < 1 || port > 65535) return null
   return { host: formatIp(ip), port, path: DESCRIBE_PATH }
 }

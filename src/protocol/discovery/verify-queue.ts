@@ -14,12 +14,13 @@ import { verifyDescribe, type VerifiedDescribe } from './describe'
 import type { DescribeFetcher } from './fetcher'
 import type { GetTarget } from './http-get'
 
+/** What to fetch and what it must say: `nodeId` and `address` as in DescribeExpectation (the nonce is ours). */
 export interface Candidate {
   target: GetTarget
   /** The node id the announcement claimed (SSDP), or null (static peers). */
-  expectNodeId: string | null
+  nodeId: string | null
   /** The address it was heard from, which the description must list; null for static peers. */
-  expectAddress: string | null
+  address: string | null
   onVerified (v: VerifiedDescribe): void
 }
 
@@ -44,7 +45,8 @@ export interface VerifyQueue {
 
 export function verifyQueue (clock: Clock, random: Random, fetcher: DescribeFetcher, log: Logger): VerifyQueue {
   const stats: VerifyStats = { requested: 0, verified: 0, failed: {}, refused: { 'in-flight': 0, backoff: 0, full: 0 } }
-  const waiting: Array<{ key: string, c: Candidate }> = []
+  /** [LOCATION, candidate] in arrival order. */
+  const waiting: Array<[string, Candidate]> = []
   const busy = new Set<string>()
   /** LOCATION → monotonic ms before which it is not fetched again (recency order, bounded). */
   const recent = new Map<string, number>()
@@ -59,7 +61,7 @@ export function verifyQueue (clock: Clock, random: Random, fetcher: DescribeFetc
     let verified: VerifiedDescribe
     try {
       const body = await fetcher.fetch({ ...c.target, path })
-      verified = verifyDescribe(body, { nodeId: c.expectNodeId, nonce, address: c.expectAddress })
+      verified = verifyDescribe(body, { ...c, nonce })
     } catch (err) {
       const coded = CanopyError.from(err, 'DESCRIBE_FETCH_FAILED')
       stats.failed[coded.code] = (stats.failed[coded.code] ?? 0) + 1
@@ -75,11 +77,11 @@ export function verifyQueue (clock: Clock, random: Random, fetcher: DescribeFetc
 
   const pump = (): void => {
     while (!closed && running < DESCRIBE_FETCHES_CONCURRENT_MAX && waiting.length > 0) {
-      const next = waiting.shift()!
+      const [key, c] = waiting.shift()!
       running++
-      run(next.key, next.c).finally(() => {
+      run(key, c).finally(() => {
         running--
-        busy.delete(next.key)
+        busy.delete(key)
         pump()
       }).catch(() => {})
     }
@@ -91,13 +93,13 @@ export function verifyQueue (clock: Clock, random: Random, fetcher: DescribeFetc
       if (closed) return 'closed'
       const key = keyOf(c.target)
       const refused = busy.has(key) ? 'in-flight' : clock.nowMs() < (recent.get(key) ?? -Infinity) ? 'backoff' : waiting.length >= DESCRIBE_QUEUE_COUNT_MAX ? 'full' : null
-      if (refused !== null) {
+      if (refused) {
         stats.refused[refused]++
         return refused
       }
       stats.requested++
       busy.add(key)
-      waiting.push({ key, c })
+      waiting.push([key, c])
       pump()
       return 'queued'
     },

@@ -70,7 +70,8 @@ type Step = 'speak' | 'settle' | 'await'
 interface Known extends Claim {
   address: string
   udpPort: number
-  heardMs: number
+  /** When we last heard it (clock ms). */
+  heard: number
   term: number
 }
 
@@ -125,7 +126,7 @@ export function createElection (o: ElectionOptions): Election {
   const cancelRound = (): void => { for (const t of round.values()) t.cancel() }
 
   const begin = (why: string): void => {
-    if (stopped || provider !== null || electing) return
+    if (stopped || provider || electing) return
     electing = true
     spoke = false
     best = null
@@ -139,7 +140,7 @@ export function createElection (o: ElectionOptions): Election {
   function speak (): void {
     if (!electing || !o.candidate) return
     const claim = me()
-    if (best !== null && beatsCandidate(best, claim)) return
+    if (best && beatsCandidate(best, claim)) return
     round.get('speak')?.cancel()
     spoke = true
     wire.broadcast('ELECT', claim.criteria)
@@ -167,9 +168,9 @@ export function createElection (o: ElectionOptions): Election {
   function announce (): void {
     if (!electing) return
     const claim = me()
-    if (best !== null && beatsCandidate(best, claim)) return
+    if (best && beatsCandidate(best, claim)) return
     term++
-    become({ ...claim, address: ownAddress(), udpPort: wire.port, heardMs: now(), term })
+    become({ ...claim, address: ownAddress(), udpPort: wire.port, heard: now(), term })
     wire.broadcast('ELECTED', { ...claim.criteria, t: term })
     // Two early heartbeats: a node that lost the ELECTED (loss, a busy Wi-Fi) learns within ms, not a second.
     for (const ms of ELECTION_EARLY_BEATS_MS) timers.setTimeout(beat, ms)
@@ -191,19 +192,19 @@ export function createElection (o: ElectionOptions): Election {
   }
 
   /** Is our provider another node, not heard for more than ms? */
-  const silentFor = (ms: number): boolean => provider !== null && !self(provider) && now() - provider.heardMs > ms
+  const silentFor = (ms: number): boolean => !!provider && !self(provider) && now() - provider.heard > ms
 
   const watch = (): void => {
     if (silentFor(timing.providerTimeoutMs)) lose('timeout')
-    else if (provider === null && !electing) begin('idle')
+    else if (!provider && !electing) begin('idle')
   }
 
   /** A better claim was heard: stay quiet and wait for its ELECTED, then try again. */
   const defer = (to: Claim): void => {
-    if (best === null || beatsCandidate(to, best)) best = to
+    if (!best || beatsCandidate(to, best)) best = to
     cancelRound()
     at('await', timing.awaitMs, () => {
-      if (provider === null) {
+      if (!provider) {
         electing = false
         begin('no ELECTED')
       }
@@ -230,9 +231,11 @@ export function createElection (o: ElectionOptions): Election {
     if (mayReply(m.sender.nodeId)) wire.reply(m, 'ELECTED', { ...election.criteria(), t: term })
   }
 
+  const claimOf = (m: Inbound<'ELECT' | 'ELECTED' | 'HEARTBEAT'>): Claim => ({ nodeId: m.sender.nodeId, criteria: m.body })
+
   const onElect = (m: Inbound<'ELECT'>): void => {
     dropIfSuspect()
-    const them: Claim = { nodeId: m.sender.nodeId, criteria: m.body }
+    const them = claimOf(m)
     const p = provider
     if (self(p)) {
       if (displaces(them, me())) {
@@ -246,7 +249,7 @@ export function createElection (o: ElectionOptions): Election {
       }
       return
     }
-    if (p !== null) {
+    if (p) {
       if (!displaces(them, p)) return // the provider answers the newcomer itself
       provider = null
     }
@@ -261,12 +264,12 @@ export function createElection (o: ElectionOptions): Election {
   }
 
   const onProviderMessage = (m: Inbound<'ELECTED' | 'HEARTBEAT'>): void => {
-    const them: Claim = { nodeId: m.sender.nodeId, criteria: m.body }
+    const them = claimOf(m)
     term = Math.max(term, m.body.t)
-    const known: Known = { ...them, address: m.peer?.address ?? m.from.address, udpPort: m.peer?.udpPort ?? m.from.port, heardMs: now(), term: m.body.t }
+    const known: Known = { ...them, address: m.peer?.address ?? m.from.address, udpPort: m.peer?.udpPort ?? m.from.port, heard: now(), term: m.body.t }
     if (provider?.nodeId !== them.nodeId) dropIfSuspect()
     const p = provider
-    if (p !== null && p.nodeId === them.nodeId) {
+    if (p && p.nodeId === them.nodeId) {
       provider = known
       return
     }
@@ -279,7 +282,7 @@ export function createElection (o: ElectionOptions): Election {
       }
       return
     }
-    if (p !== null) {
+    if (p) {
       if (beatsProvider(them, p)) become(known) // two providers: the better one stays
       return
     }
@@ -299,7 +302,7 @@ export function createElection (o: ElectionOptions): Election {
     for (const nic of hal.nics.list()) {
       if (nic.role !== 'lan' || !nic.up) continue
       const a = nic.addresses.find((x) => x.family === 4) ?? nic.addresses[0]
-      if (a !== undefined) return a.address
+      if (a) return a.address
     }
     return '127.0.0.1'
   }
@@ -309,7 +312,7 @@ export function createElection (o: ElectionOptions): Election {
     stats,
     timing,
     get nodeId () { return wire.nodeId },
-    get role () { return self(provider) ? 'provider' : provider !== null ? 'follower' : 'electing' },
+    get role () { return self(provider) ? 'provider' : provider ? 'follower' : 'electing' },
 
     async start () {
       startedMs = now()

@@ -32,7 +32,8 @@ export interface PeerOrigin {
 
 export type RemoveReason = 'byebye' | 'expired' | 'evicted'
 
-interface Entry { peer: PeerInfo, origin: PeerOrigin }
+/** In-process only: the peer and where we heard of it. */
+interface Entry { p: PeerInfo, o: PeerOrigin }
 
 /** What a peer offers: a change is an 'updated' event. */
 const offerOf = (p: PeerInfo): string =>
@@ -61,26 +62,26 @@ export function peerList (clock: Clock, log: Logger, countMax = PEERS_COUNT_MAX)
   const evictStalest = (among: Iterable<Entry>): void => {
     let stalest: Entry | undefined
     for (const e of among) {
-      if (stalest === undefined || e.peer.lastSeenMs < stalest.peer.lastSeenMs) stalest = e
+      if (!stalest || e.p.lastSeenMs < stalest.p.lastSeenMs) stalest = e
     }
-    if (stalest !== undefined) list.remove(stalest.peer.nodeId, 'evicted')
+    if (stalest) list.remove(stalest.p.nodeId, 'evicted')
   }
 
   const list: PeerList = {
     countMax,
     stats,
-    list: () => [...entries.values()].map((e) => e.peer),
-    get: (nodeId) => entries.get(nodeId)?.peer,
-    origin: (nodeId) => entries.get(nodeId)?.origin,
+    list: () => [...entries.values()].map((e) => e.p),
+    get: (nodeId) => entries.get(nodeId)?.p,
+    origin: (nodeId) => entries.get(nodeId)?.o,
     get size () { return entries.size },
     on: (listener) => events.on(listener),
 
     upsert (peer, origin) {
       const old = entries.get(peer.nodeId)
-      if (old !== undefined) {
+      if (old) {
         // A static peer stays static when SSDP also hears it; the later expiry wins.
-        const merged: PeerInfo = { ...peer, expiresMs: Math.max(old.peer.expiresMs, peer.expiresMs) }
-        const o = old.origin
+        const merged: PeerInfo = { ...peer, expiresMs: Math.max(old.p.expiresMs, peer.expiresMs) }
+        const o = old.o
         const mergedOrigin: PeerOrigin = {
           ...origin,
           via: o.via === 'static' ? 'static' : origin.via,
@@ -88,33 +89,33 @@ export function peerList (clock: Clock, log: Logger, countMax = PEERS_COUNT_MAX)
           bootId: origin.bootId ?? o.bootId,
           configId: origin.configId ?? o.configId
         }
-        entries.set(peer.nodeId, { peer: merged, origin: mergedOrigin })
-        if (offerOf(old.peer) === offerOf(peer)) return 'refreshed'
+        entries.set(peer.nodeId, { p: merged, o: mergedOrigin })
+        if (offerOf(old.p) === offerOf(peer)) return 'refreshed'
         events.emit({ type: 'updated', peer: merged })
         return 'updated'
       }
-      const sameAddress = [...entries.values()].filter((e) => e.peer.address === peer.address)
+      const sameAddress = [...entries.values()].filter((e) => e.p.address === peer.address)
       if (sameAddress.length >= PEERS_PER_ADDRESS_COUNT_MAX) evictStalest(sameAddress)
       else if (entries.size >= countMax) evictStalest(entries.values())
-      entries.set(peer.nodeId, { peer, origin })
+      entries.set(peer.nodeId, { p: peer, o: origin })
       events.emit({ type: 'added', peer })
       return 'added'
     },
 
     touch (nodeId, expiresMs) {
       const e = entries.get(nodeId)
-      if (e === undefined) return false
-      e.peer = { ...e.peer, lastSeenMs: clock.nowMs(), expiresMs: Math.max(e.peer.expiresMs, expiresMs) }
+      if (!e) return false
+      e.p = { ...e.p, lastSeenMs: clock.nowMs(), expiresMs: Math.max(e.p.expiresMs, expiresMs) }
       return true
     },
 
     remove (nodeId, reason) {
       const e = entries.get(nodeId)
-      if (e === undefined) return false
+      if (!e) return false
       entries.delete(nodeId)
       stats.removed[reason]++
-      log.info('peer removed', { nodeId, reason, address: e.peer.address })
-      events.emit({ type: 'removed', peer: e.peer })
+      log.info('peer removed', { nodeId, reason, address: e.p.address })
+      events.emit({ type: 'removed', peer: e.p })
       return true
     },
 
@@ -122,7 +123,7 @@ export function peerList (clock: Clock, log: Logger, countMax = PEERS_COUNT_MAX)
       const now = clock.nowMs()
       let n = 0
       for (const [id, e] of [...entries]) {
-        if (e.peer.expiresMs <= now && list.remove(id, 'expired')) n++
+        if (e.p.expiresMs <= now && list.remove(id, 'expired')) n++
       }
       return n
     }

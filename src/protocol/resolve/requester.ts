@@ -39,32 +39,40 @@ export interface RequesterStats {
   retries: number
 }
 
+/** A lookup in progress. In-process only: short names, those of the NEED body where one exists (r, c, q). */
 interface Lookup {
   r: number
-  content: ContentRef
-  wanted: PieceRanges | null
-  askProvider: boolean
-  collect: boolean
-  startMs: number
-  lastNeedMs: number
-  rounds: number
+  c: ContentRef
+  /** Wanted pieces (null: all). */
+  w: PieceRanges | null
+  /** Ask for the designated provider (none known yet). */
+  q: boolean
+  /** Collect until settled (ResolveOptions.collect). */
+  all: boolean
+  /** Started, and the last NEED sent (clock ms). */
+  t0: number
+  sent: number
+  /** NEEDs sent. */
+  n: number
   /** Peers that answered: later NEEDs and the FOUND skip them. */
-  answered: Set<string>
-  holders: Map<string, Holder>
-  downloads: Map<string, Download>
-  provider: Resolution['provider']
-  timers: Timer[]
-  finish: (r: Resolution) => void
+  a: Set<string>
+  /** Holders and downloads heard, by node id. */
+  hs: Map<string, Holder>
+  ds: Map<string, Download>
+  pv: Resolution['provider']
+  ts: Timer[]
+  done: (r: Resolution) => void
 }
 
+/** A followed download (in-process only): key `${id}|${c}`, the peer's address as fallback, last progress heard. */
 interface Follow {
-  key: string
-  nodeId: string
-  content: ContentRef
-  fallback: { address: string, port: number }
-  onEvent: (e: FollowEvent) => void
-  lastHeardMs: number
-  timers: Timer[]
+  k: string
+  id: string
+  c: ContentRef
+  to: { address: string, port: number }
+  ev: (e: FollowEvent) => void
+  heard: number
+  ts: Timer[]
 }
 
 export interface FollowHandle { stop (): void }
@@ -109,83 +117,83 @@ export function requester (o: RequesterOptions): Requester {
   const requestId = (): number => 1 + random.int(0xffff_fffe)
 
   const sendNeed = (l: Lookup): void => {
-    l.rounds++
-    l.lastNeedMs = now()
-    wire.broadcast('NEED', { r: l.r, c: l.content, p: l.wanted ?? undefined, q: l.askProvider }, { except: l.answered })
+    l.n++
+    l.sent = now()
+    wire.broadcast('NEED', { r: l.r, c: l.c, p: l.w ?? undefined, q: l.q }, { except: l.a })
   }
 
   const covered = (l: Lookup): boolean =>
-    l.holders.size > 0 && covers(unionRanges([...l.holders.values()].map((h) => h.pieces)), l.wanted)
+    l.hs.size > 0 && covers(unionRanges([...l.hs.values()].map((h) => h.pieces)), l.w)
 
   /** The lookup an answer belongs to, after noting who answered; undefined when it ended (or was never ours). */
   const lookupFor = (m: Inbound<'HAVE' | 'DOWNLOADING' | 'PROVIDER'>): Lookup | undefined => {
     const l = lookups.get(m.body.r)
-    if (l?.content !== m.body.c) return undefined
-    l.answered.add(m.sender.nodeId)
+    if (l?.c !== m.body.c) return undefined
+    l.a.add(m.sender.nodeId)
     return l
   }
 
   const holderOf = (l: Lookup, m: Inbound<'HAVE' | 'DOWNLOADING'>): Holder => {
     const address = m.peer?.address ?? m.from.address
     const { h, p, l: load } = m.body
-    return { nodeId: m.sender.nodeId, baseUrl: baseUrlOf(address, h), address, httpPort: h, pieces: p ?? null, load: load / 100, answeredMs: now() - l.startMs }
+    return { nodeId: m.sender.nodeId, baseUrl: baseUrlOf(address, h), address, httpPort: h, pieces: p ?? null, load: load / 100, answeredMs: now() - l.t0 }
   }
 
   /** From settleMs on, any answer ends the lookup. */
-  const settled = (l: Lookup): boolean => now() - l.startMs >= timing.settleMs
+  const settled = (l: Lookup): boolean => now() - l.t0 >= timing.settleMs
 
   /** End a lookup: as told, or else by what was heard (partial, downloading, miss). */
   const end = (l: Lookup, told?: Outcome): void => {
     if (!lookups.delete(l.r)) return
-    for (const t of l.timers) t.cancel()
-    const outcome = told ?? (l.holders.size > 0 ? 'partial' : l.downloads.size > 0 ? 'downloading' : 'miss')
+    for (const t of l.ts) t.cancel()
+    const outcome = told ?? (l.hs.size > 0 ? 'partial' : l.ds.size > 0 ? 'downloading' : 'miss')
     const t = now()
     // Answers may still be pending at the silent peers only within the answer window.
-    const window = timing.answerJitterMs + timing.answerLoadMs + (l.askProvider ? timing.thirdPartyMsMax : 0)
-    if ((outcome === 'hit' || outcome === 'downloading') && !closed && t - l.lastNeedMs < window) {
-      wire.broadcast('FOUND', { r: l.r, c: l.content, f: false }, { except: l.answered })
+    const window = timing.answerJitterMs + timing.answerLoadMs + (l.q ? timing.thirdPartyMsMax : 0)
+    if ((outcome === 'hit' || outcome === 'downloading') && !closed && t - l.sent < window) {
+      wire.broadcast('FOUND', { r: l.r, c: l.c, f: false }, { except: l.a })
     }
     stats.outcomes[outcome]++
-    l.finish({
-      content: l.content,
-      pieces: l.wanted,
+    l.done({
+      content: l.c,
+      pieces: l.w,
       requestId: l.r,
       outcome,
-      holders: [...l.holders.values()].sort(sortHolders(l.wanted)),
-      downloads: [...l.downloads.values()].sort((a, b) => b.doneBytes - a.doneBytes || a.load - b.load),
-      provider: l.provider,
-      elapsedMs: t - l.startMs,
-      rounds: l.rounds
+      holders: [...l.hs.values()].sort(sortHolders(l.w)),
+      downloads: [...l.ds.values()].sort((a, b) => b.doneBytes - a.doneBytes || a.load - b.load),
+      provider: l.pv,
+      elapsedMs: t - l.t0,
+      rounds: l.n
     })
   }
 
   /** FOUND with f set, under a fresh request id: "send me your progress". */
   const subscribe = (f: Follow): void => {
-    wire.sendToNode(f.nodeId, 'FOUND', { r: requestId(), c: f.content, f: true }, f.fallback)
+    wire.sendToNode(f.id, 'FOUND', { r: requestId(), c: f.c, f: true }, f.to)
   }
 
   const unfollow = (f: Follow): void => {
-    for (const t of f.timers) t.cancel()
-    follows.delete(f.key)
+    for (const t of f.ts) t.cancel()
+    follows.delete(f.k)
   }
 
   const endFollow = (f: Follow, e: FollowEvent): void => {
-    if (!follows.has(f.key)) return
+    if (!follows.has(f.k)) return
     unfollow(f)
-    f.onEvent(e)
+    f.ev(e)
   }
 
   const onHave = (m: Inbound<'HAVE'>): void => {
     if (m.body.r === 0) {
       // A followed download completed.
       const f = follows.get(`${m.sender.nodeId}|${m.body.c}`)
-      if (f !== undefined && m.body.p === undefined) endFollow(f, { type: 'complete' })
+      if (f && !m.body.p) endFollow(f, { type: 'complete' })
       return
     }
     const l = lookupFor(m)
-    if (l === undefined) return
-    if (l.holders.size < RESOLVE_HOLDERS_COUNT_MAX) l.holders.set(m.sender.nodeId, holderOf(l, m))
-    if (covered(l) && (!l.collect || settled(l))) end(l, 'hit')
+    if (!l) return
+    if (l.hs.size < RESOLVE_HOLDERS_COUNT_MAX) l.hs.set(m.sender.nodeId, holderOf(l, m))
+    if (covered(l) && (!l.all || settled(l))) end(l, 'hit')
     else if (settled(l)) end(l)
   }
 
@@ -195,23 +203,23 @@ export function requester (o: RequesterOptions): Requester {
     if (r === 0) {
       // Progress of a followed download.
       const f = follows.get(`${m.sender.nodeId}|${c}`)
-      if (f === undefined) return
-      f.lastHeardMs = now()
-      f.onEvent({ type: 'progress', ...progress })
+      if (!f) return
+      f.heard = now()
+      f.ev({ type: 'progress', ...progress })
       return
     }
     const l = lookupFor(m)
-    if (l === undefined) return
-    if (l.downloads.size < RESOLVE_HOLDERS_COUNT_MAX) l.downloads.set(m.sender.nodeId, { ...holderOf(l, m), ...progress })
+    if (!l) return
+    if (l.ds.size < RESOLVE_HOLDERS_COUNT_MAX) l.ds.set(m.sender.nodeId, { ...holderOf(l, m), ...progress })
     if (settled(l)) end(l)
   }
 
   const onProvider = (m: Inbound<'PROVIDER'>): void => {
     const l = lookupFor(m)
-    if (l === undefined || l.provider !== null) return
+    if (!l || l.pv) return
     const { n, a, h, u } = m.body
     const nodeId = n.toString('hex')
-    l.provider = { nodeId, address: a, httpPort: h, udpPort: u, baseUrl: baseUrlOf(a, h), self: nodeId === wire.nodeId, via: m.sender.nodeId }
+    l.pv = { nodeId, address: a, httpPort: h, udpPort: u, baseUrl: baseUrlOf(a, h), self: nodeId === wire.nodeId, via: m.sender.nodeId }
   }
 
   return {
@@ -235,7 +243,7 @@ export function requester (o: RequesterOptions): Requester {
       const pieces = options.pieces ?? null
       const wanted = pieces && normalizeRanges(pieces)
       if (parseContentRef(content) !== content) throw new CanopyError('INPUT_INVALID', 'content not in normal form (lowercase hex id or URL)')
-      if (pieces !== null && wanted === null) throw new CanopyError('INPUT_INVALID', 'too many piece ranges')
+      if (pieces && !wanted) throw new CanopyError('INPUT_INVALID', 'too many piece ranges')
       return await new Promise<Resolution>((resolve) => {
         const t = now()
         const known = o.provider.current()
@@ -243,25 +251,25 @@ export function requester (o: RequesterOptions): Requester {
         while (lookups.has(r)) r = requestId()
         const l: Lookup = {
           r,
-          content,
-          wanted,
-          askProvider: known === null,
-          collect: options.collect === true,
-          startMs: t,
-          lastNeedMs: t,
-          rounds: 0,
-          answered: new Set(),
-          holders: new Map(),
-          downloads: new Map(),
-          provider: known && { ...known, via: wire.nodeId },
-          timers: [],
-          finish: resolve
+          c: content,
+          w: wanted,
+          q: !known,
+          all: options.collect === true,
+          t0: t,
+          sent: t,
+          n: 0,
+          a: new Set(),
+          hs: new Map(),
+          ds: new Map(),
+          pv: known && { ...known, via: wire.nodeId },
+          ts: [],
+          done: resolve
         }
         lookups.set(r, l)
         stats.lookups++
         sendNeed(l)
-        const at = (ms: number, fn: () => void): void => { l.timers.push(timers.setTimeout(fn, ms)) }
-        at(timing.settleMs, () => { if (l.holders.size + l.downloads.size > 0) end(l, covered(l) ? 'hit' : undefined) })
+        const at = (ms: number, fn: () => void): void => { l.ts.push(timers.setTimeout(fn, ms)) }
+        at(timing.settleMs, () => { if (l.hs.size + l.ds.size > 0) end(l, covered(l) ? 'hit' : undefined) })
         for (let i = 1; i <= timing.retries; i++) {
           at(i * timing.retryMs, () => {
             if (covered(l)) return
@@ -278,16 +286,16 @@ export function requester (o: RequesterOptions): Requester {
       if (follows.has(key)) throw new CanopyError('INPUT_INVALID', 'already following this download')
       check(follows.size, RESOLVE_FOLLOWERS_COUNT_MAX)
       const f: Follow = {
-        key,
-        nodeId: download.nodeId,
-        content,
-        fallback: { address: download.address, port: download.udpPort ?? wire.port },
-        onEvent,
-        lastHeardMs: now(),
-        timers: [
+        k: key,
+        id: download.nodeId,
+        c: content,
+        to: { address: download.address, port: download.udpPort ?? wire.port },
+        ev: onEvent,
+        heard: now(),
+        ts: [
           timers.setInterval(() => { subscribe(f) }, RESOLVE_FOLLOW_REFRESH_MS),
           timers.setInterval(() => {
-            if (now() - f.lastHeardMs >= RESOLVE_FOLLOW_EXPIRE_MS) endFollow(f, { type: 'lost' })
+            if (now() - f.heard >= RESOLVE_FOLLOW_EXPIRE_MS) endFollow(f, { type: 'lost' })
           }, RESOLVE_FOLLOW_REFRESH_MS / 2)
         ]
       }

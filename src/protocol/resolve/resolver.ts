@@ -44,9 +44,10 @@ export interface Resolver {
 
 export function createResolver (o: ResolverOptions): Resolver {
   const timing = { ...DEFAULT_TIMING, ...o.timing }
-  const common = { wire: o.wire, provider: o.provider, clock: o.hal.clock, random: o.hal.random, timing, log: o.log }
+  // Each side takes what it needs of the options (wire, provider, log; index and httpPort).
+  const common = { ...o, clock: o.hal.clock, random: o.hal.random, timing }
   const req = requester(common)
-  const res = responder({ ...common, index: o.index, httpPort: o.httpPort })
+  const res = responder(common)
   return {
     name: 'resolver',
     requester: req,

@@ -41,7 +41,7 @@ export interface ResponderStats {
 }
 
 /** A peer following our download of content, and where to push to. */
-interface Follower { content: ContentRef, to: Address, expiresMs: number }
+interface Follower { c: ContentRef, to: Address, until: number }
 
 const kib = (bytes: number): number => Math.min(0xffff_ffff, Math.floor(bytes / 1024))
 
@@ -73,13 +73,13 @@ export function responder (o: ResponderOptions): Responder {
   const offer = (m: Inbound<'NEED'>): LocalContent | ProviderRef | null => {
     const local = index.lookup(m.body.c)
     // A download's progress is worth hearing even before its first piece.
-    if (local !== null && (local.state === 'downloading' || intersects(local.pieces, m.body.p ?? null))) return local
+    if (local && (local.state === 'downloading' || intersects(local.pieces, m.body.p ?? null))) return local
     const p = m.body.q ? o.provider.current() : null
-    return p === null || p.nodeId === m.sender.nodeId ? null : p
+    return !p || p.nodeId === m.sender.nodeId ? null : p
   }
 
   const haveBody = (r: number, c: ContentRef, local: LocalContent & { state: 'have' }): Body<'HAVE'> =>
-    ({ r, c, p: local.pieces === null ? undefined : trimRanges(local.pieces), l: load(), h: o.httpPort() })
+    ({ r, c, p: local.pieces ? trimRanges(local.pieces) : undefined, l: load(), h: o.httpPort() })
 
   // A download may hold more ranges than one datagram carries: then report the first ones.
   const downloadingBody = (r: number, c: ContentRef, local: LocalContent & { state: 'downloading' }): Body<'DOWNLOADING'> =>
@@ -91,7 +91,7 @@ export function responder (o: ResponderOptions): Responder {
   const answer = (m: Inbound<'NEED'>): void => {
     const { r, c } = m.body
     const what = offer(m)
-    if (what === null) return
+    if (!what) return
     if (!('state' in what)) {
       if (wire.reply(m, 'PROVIDER', { r, c, n: Buffer.from(what.nodeId, 'hex'), a: what.address, h: what.httpPort, u: what.udpPort })) {
         stats[what.self ? 'provider' : 'thirdParty']++
@@ -109,7 +109,7 @@ export function responder (o: ResponderOptions): Responder {
     if (pending.has(key) || now() - (answered.get(key) ?? -Infinity) < RESOLVE_REANSWER_MS) return
     const what = offer(m)
     // Nothing to say, or the table is full: others will answer.
-    if (what === null || pending.size >= RESOLVE_PENDING_ANSWERS_COUNT_MAX) return
+    if (!what || pending.size >= RESOLVE_PENDING_ANSWERS_COUNT_MAX) return
     const delay = 'state' in what
       ? random.float() * timing.answerJitterMs + index.load() * timing.answerLoadMs
       : what.self
@@ -123,12 +123,12 @@ export function responder (o: ResponderOptions): Responder {
   }
 
   /** The followers of content c. */
-  const followersOf = (c: ContentRef): Follower[] => [...followers.values()].filter((f) => f.content === c)
+  const followersOf = (c: ContentRef): Follower[] => [...followers.values()].filter((f) => f.c === c)
 
   /** Forget content c's followers (all of them, or only those expired by now). */
   const dropFollowers = (c: ContentRef | null, t = Infinity): void => {
     for (const [key, f] of followers) {
-      if ((c === null || f.content === c) && f.expiresMs <= t) followers.delete(key)
+      if ((c === null || f.c === c) && f.until <= t) followers.delete(key)
     }
     for (const content of c === null ? [...pushes.keys(), ...lastPush.keys()] : [c]) {
       if (followersOf(content).length > 0) continue
@@ -143,12 +143,12 @@ export function responder (o: ResponderOptions): Responder {
   const follow = (m: Inbound<'FOUND'>): void => {
     const c = m.body.c
     const local = index.lookup(c)
-    const to = m.peer !== undefined ? { address: m.peer.address, port: m.peer.udpPort } : m.from
+    const to = m.peer ? { address: m.peer.address, port: m.peer.udpPort } : m.from
     const key = `${c}|${m.sender.nodeId}`
     if (local?.state === 'have') {
-      if (local.pieces === null) wire.sendTo('HAVE', haveBody(0, c, local), to)
-    } else if (local !== null && (followers.has(key) || followers.size < RESOLVE_FOLLOWERS_COUNT_MAX)) {
-      followers.set(key, { content: c, to, expiresMs: now() + RESOLVE_FOLLOW_EXPIRE_MS })
+      if (!local.pieces) wire.sendTo('HAVE', haveBody(0, c, local), to)
+    } else if (local && (followers.has(key) || followers.size < RESOLVE_FOLLOWERS_COUNT_MAX)) {
+      followers.set(key, { c, to, until: now() + RESOLVE_FOLLOW_EXPIRE_MS })
       stats.followers = followers.size
       wire.sendTo('DOWNLOADING', downloadingBody(0, c, local), to)
     }
@@ -157,7 +157,7 @@ export function responder (o: ResponderOptions): Responder {
   const onFound = (m: Inbound<'FOUND'>): void => {
     const key = `${m.sender.nodeId}:${m.body.r}`
     const t = pending.get(key)
-    if (t !== undefined) {
+    if (t) {
       t.cancel()
       pending.delete(key)
       remember(key)

@@ -29,7 +29,8 @@ export const LISTENER = 0
 export const SEARCHER = 1
 
 export interface SsdpInterface {
-  readonly info: InterfaceInfo
+  /** The interface this serves (name, address, prefix). */
+  readonly at: InterfaceInfo
   readonly isOpen: boolean
   /** The port our searches leave from (replies come back to it). */
   readonly searchPort: number
@@ -47,12 +48,12 @@ export async function openInterface (net: Net, info: InterfaceInfo, group: strin
   const sockets: UdpSocket[] = []
   let closed = false
   const iface: SsdpInterface = {
-    info,
+    at: info,
     get isOpen () { return !closed },
     get searchPort () { return sockets[SEARCHER]?.port ?? 0 },
     send (which, data, toPort = port, address = group) {
       const s = sockets[which]
-      if (closed || s === undefined) return false
+      if (closed || !s) return false
       s.send(data, toPort, address)
       return true
     },

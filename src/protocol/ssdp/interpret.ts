@@ -56,7 +56,7 @@ export function interpretSsdp (data: Uint8Array): SsdpEvent {
     if (nts !== 'ssdp:alive' && nts !== 'ssdp:update') return drop('malformed')
   }
   const location = parseLocation(h.get('location') ?? '')
-  if (location === null) return drop('bad-location')
+  if (!location) return drop('bad-location')
   const maxAgeSeconds = parseMaxAge(h.get('cache-control'))
   if (maxAgeSeconds === null) return drop('bad-max-age')
   return {

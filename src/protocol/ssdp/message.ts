@@ -50,15 +50,15 @@ function headerKey (name: string, value: string, seen: { has (k: string): boolea
 export function parseSsdp (data: Uint8Array): SsdpMessage {
   if (data.length > SSDP_DATAGRAM_BYTES_MAX) throw malformed('size')
   // latin1 maps every byte to one character, so lengths are byte lengths.
-  const lines = Buffer.from(data.buffer, data.byteOffset, data.length).toString('latin1').split('\r\n')
+  const lines = Buffer.from(data).toString('latin1').split('\r\n') // a copy, bounded just above
   // A start line and headers, then one empty line and nothing after it: the split ends in two empty strings.
   const n = lines.indexOf('')
   if (n < 1 || n !== lines.length - 2 || lines[n + 1] !== '' || n > SSDP_HEADER_COUNT_MAX + 1 ||
     lines.some((l) => l.length > SSDP_LINE_BYTES_MAX)) throw malformed('framing, line length or header count')
   const start = lines[0]!
   const response = START_RESPONSE.exec(start)
-  const kind = start === START.search ? 'search' : start === START.notify ? 'notify' : response !== null ? 'response' : null
-  if (kind === null) throw malformed('start line')
+  const kind = start === START.search ? 'search' : start === START.notify ? 'notify' : response ? 'response' : null
+  if (!kind) throw malformed('start line')
   const headers = new Map<string, string>()
   for (const line of lines.slice(1, n)) {
     const colon = line.indexOf(':')

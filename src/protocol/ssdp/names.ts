@@ -62,7 +62,7 @@ const LOCATION = /^http:\/\/(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}):(\d{1,5})(\/[\x
 export function parseLocation (text: string): Location | null {
   const m = LOCATION.exec(text)
   const port = Number(m?.[2])
-  return m === null || parseIp(m[1]!)?.family !== 4 || port < 1 || port > 65535 ? null : { host: m[1]!, port, path: m[3] ?? '/' }
+  return !m || parseIp(m[1]!)?.family !== 4 || port < 1 || port > 65535 ? null : { host: m[1]!, port, path: m[3] ?? '/' }
 }
 
 export const formatLocation = (l: Location): string => `http://${l.host}:${l.port}${l.path}`
@@ -71,7 +71,7 @@ export const formatLocation = (l: Location): string => `http://${l.host}:${l.por
 export function parseMaxAge (cacheControl: string | undefined): number | null {
   for (const part of cacheControl?.split(',', 8) ?? []) {
     const m = /^\s*max-age\s*=\s*"?(\d{1,9})"?\s*$/i.exec(part)
-    if (m !== null) return Math.min(SSDP_MAX_AGE_SECONDS_MAX, Math.max(SSDP_MAX_AGE_SECONDS_MIN, Number(m[1])))
+    if (m) return Math.min(SSDP_MAX_AGE_SECONDS_MAX, Math.max(SSDP_MAX_AGE_SECONDS_MIN, Number(m[1])))
   }
   return null
 }

@@ -10,7 +10,7 @@ import type { DropReason } from './interpret'
 /** null when the source belongs to this LAN interface; otherwise why not. */
 export function checkSource (nics: readonly Nic[], d: Datagram, iface: InterfaceInfo): DropReason | null {
   const nic = lanNicFor(nics, d.address)
-  if (nic === undefined) return 'not-lan' // public, loopback, multicast, broadcast, another subnet, the WAN side
+  if (!nic) return 'not-lan' // public, loopback, multicast, broadcast, another subnet, the WAN side
   if (nic.name !== iface.nic) return 'other-interface' // that interface's socket has (or will get) its own copy
   if (isSubnetEdge(d.address, iface.address, iface.prefixLength)) return 'broadcast'
   if (d.port === 0) return 'bad-port'
@@ -21,7 +21,7 @@ export function checkSource (nics: readonly Nic[], d: Datagram, iface: Interface
 export function isSubnetEdge (address: string, ifaceAddress: string, prefixLength: number): boolean {
   const a = parseIp(address)
   const p = parseIp(ifaceAddress)
-  if (a === null || p === null || a.family !== 4 || p.family !== 4 || prefixLength >= 31) return false
+  if (!a || !p || a.family !== 4 || p.family !== 4 || prefixLength >= 31) return false
   if (!inPrefix(a, p, prefixLength)) return false
   const host = 32 - prefixLength
   const value = ((a.bytes[0]! << 24) | (a.bytes[1]! << 16) | (a.bytes[2]! << 8) | a.bytes[3]!) >>> 0

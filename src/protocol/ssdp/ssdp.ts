@@ -118,7 +118,7 @@ export function createSsdp (o: SsdpOptions): Ssdp {
   let openFailures = 0
   let retry: Timer | undefined
 
-  const location = (iface: SsdpInterface): string => `http://${iface.info.address}:${o.httpPort}${DESCRIBE_PATH}`
+  const location = (iface: SsdpInterface): string => `http://${iface.at.address}:${o.httpPort}${DESCRIBE_PATH}`
 
   const advertFor = (iface: SsdpInterface): Advert =>
     ({ nodeId: o.nodeId, location: location(iface), maxAgeSeconds: o.maxAgeSeconds, server: o.server, bootId, configId: o.configId() })
@@ -155,12 +155,12 @@ export function createSsdp (o: SsdpOptions): Ssdp {
   const answer = (st: string, mxSeconds: number, d: Datagram, iface: SsdpInterface): void => {
     const type = answerType(st, o.nodeId)
     let drop: DropReason | null = type === null ? 'not-ours' : pending >= SSDP_PENDING_REPLIES_COUNT_MAX ? 'pending-full' : null
-    if (drop === null && !limiter.allow(d.address, o.clock.nowMs())) {
+    if (!drop && !limiter.allow(d.address, o.clock.nowMs())) {
       stats.repliesRateLimited++
       drop = 'rate-limited'
     }
-    const reply = drop === null ? buildReply(type!, advertFor(iface), replyBudget(d.data.length)) : null
-    if (reply === null) {
+    const reply = drop ? null : buildReply(type!, advertFor(iface), replyBudget(d.data.length))
+    if (!reply) {
       stats.dropped[drop ?? 'reply-too-large']++
       return
     }
@@ -172,22 +172,22 @@ export function createSsdp (o: SsdpOptions): Ssdp {
   }
 
   const onDatagram = (d: Datagram, socket: number, iface: SsdpInterface): void => {
-    const nic = iface.info.nic
+    const nic = iface.at.nic
     stats.datagramsIn++
     // Who sent it first: nothing from outside this interface's LAN prefixes is even parsed.
-    const bad = checkSource(o.nics.list(), d, iface.info)
-    const ev: SsdpEvent = bad === null ? interpretSsdp(d.data) : { type: 'drop', reason: bad }
+    const bad = checkSource(o.nics.list(), d, iface.at)
+    const ev: SsdpEvent = bad ? { type: 'drop', reason: bad } : interpretSsdp(d.data)
     let drop = ev.type === 'drop' ? ev.reason : null
     if (ev.type === 'search') {
       // Searches come to port 1900; our own (looped back) are not answered.
       if (socket !== LISTENER) drop = 'unexpected'
-      else if (d.address === iface.info.address && d.port === iface.searchPort) drop = 'self'
+      else if (d.address === iface.at.address && d.port === iface.searchPort) drop = 'self'
     } else if (ev.type !== 'drop') {
       if (ev.nodeId === o.nodeId) drop = 'self'
       // LOCATION is fetched only from the host that sent the datagram (no reflection through us).
       else if (ev.type === 'alive' && ev.location.host !== d.address) drop = 'location-mismatch'
     }
-    if (drop !== null) stats.dropped[drop]++
+    if (drop) stats.dropped[drop]++
     else if (ev.type === 'search') answer(ev.st, ev.mxSeconds, d, iface)
     else if (ev.type === 'alive') {
       stats.heard[ev.via]++
@@ -203,11 +203,11 @@ export function createSsdp (o: SsdpOptions): Ssdp {
     const wanted = new Map(ssdp.eligible().map((i) => [i.nic, i]))
     for (const [name, iface] of ifaces) {
       const w = wanted.get(name)
-      if (w?.address !== iface.info.address || w.prefixLength !== iface.info.prefixLength) {
+      if (w?.address !== iface.at.address || w.prefixLength !== iface.at.prefixLength) {
         // Gone, no longer LAN, or readdressed: nothing more is sent on it (a byebye could reach the WAN).
         iface.close(log)
         ifaces.delete(name)
-        log.info('SSDP stopped on interface', { nic: name, address: iface.info.address })
+        log.info('SSDP stopped on interface', { nic: name, address: iface.at.address })
       }
     }
     let failed = false
@@ -271,17 +271,17 @@ export function createSsdp (o: SsdpOptions): Ssdp {
     search () { for (const i of ifaces.values()) searchOn(i) },
     announce () { for (const i of ifaces.values()) announceOn(i) },
 
-    interfaces: () => [...ifaces.values()].map((i) => ({ ...i.info, location: location(i), searchPort: i.searchPort })),
+    interfaces: () => [...ifaces.values()].map((i) => ({ ...i.at, location: location(i), searchPort: i.searchPort })),
 
     eligible () {
       const host = o.httpHost
       const hostIp = parseIp(host)
-      const own = hostIp === null ? null : formatIp(hostIp)
+      const own = hostIp && formatIp(hostIp)
       const out: InterfaceInfo[] = []
       for (const nic of o.nics.list()) {
         const v4 = nic.addresses.find((a) => a.family === 4)
         if (out.length >= SSDP_INTERFACES_COUNT_MAX) break
-        if (nic.role !== 'lan' || !nic.up || !nic.multicast || v4 === undefined) continue
+        if (nic.role !== 'lan' || !nic.up || !nic.multicast || !v4) continue
         if (WILDCARD.includes(host) || nic.addresses.some((a) => a.address === own)) out.push({ nic: nic.name, address: v4.address, prefixLength: v4.prefixLength })
       }
       return out

@@ -93,8 +93,8 @@ export interface WireTransportOptions {
 type Handler = (m: Inbound) => void
 /** A sealed datagram waiting to leave: bytes, port, address, type. */
 type Outgoing = [Buffer, number, string, MessageName]
-/** A sender's parsed key (a KeyObject costs a DER parse and the node id a SHA-256: too much for every datagram). */
-interface KnownKey { hex: string, raw: Buffer, key: KeyObject, nodeId: string }
+/** A sender's parsed key `k` and node id `id` (a KeyObject costs a DER parse and the node id a SHA-256: too much for every datagram). */
+interface KnownKey { hex: string, raw: Buffer, k: KeyObject, id: string }
 
 export interface WireTransport {
   readonly name: 'wire'
@@ -137,7 +137,7 @@ export function createWireTransport (o: WireTransportOptions): WireTransport {
   const keys = new Map<string, KnownKey>()
   /** Replay windows; at the bound, those of the peer list's members are kept. */
   const replay = replayTable(REPLAY_SENDERS_COUNT_MAX, (hex) => {
-    const nodeId = keys.get(hex)?.nodeId ?? nodeIdOf(Buffer.from(hex, 'hex'))
+    const nodeId = keys.get(hex)?.id ?? nodeIdOf(Buffer.from(hex, 'hex'))
     return peers.get(nodeId)?.publicKey.toString('hex') === hex
   })
   const gate = rateGate(clock.nowMs(), {
@@ -168,7 +168,7 @@ export function createWireTransport (o: WireTransportOptions): WireTransport {
 
   /** The sealed datagram, or false when it was dropped (counted). */
   const seal = <N extends MessageName>(name: N, body: Body<N>): Buffer | false => {
-    if (closed || counter === null) return drop('closed')
+    if (closed || !counter) return drop('closed')
     let encoded: Buffer
     try {
       encoded = encodeBody(name, body)
@@ -191,13 +191,13 @@ export function createWireTransport (o: WireTransportOptions): WireTransport {
 
   /** Send up to a burst now; the rest leaves on later ticks (paced, kind to Wi-Fi). */
   const pump = (): void => {
-    while (socket !== null && queue.length > 0 && burstLeft > 0) {
+    while (socket && queue.length > 0 && burstLeft > 0) {
       const [data, port, address, name] = queue.shift()!
       burstLeft--
       socket.send(data, port, address)
       counted(name)
     }
-    if (tick === null && !closed && (queue.length > 0 || burstLeft < WIRE_SEND_BURST_COUNT_MAX)) {
+    if (!tick && !closed && (queue.length > 0 || burstLeft < WIRE_SEND_BURST_COUNT_MAX)) {
       tick = timers.setTimeout(() => {
         tick = null
         burstLeft = WIRE_SEND_BURST_COUNT_MAX
@@ -213,7 +213,7 @@ export function createWireTransport (o: WireTransportOptions): WireTransport {
 
   const multicast = <N extends MessageName>(name: N, body: Body<N>): boolean => {
     const s = socket
-    if (s === null || joined.size === 0) return drop('no_route')
+    if (!s || joined.size === 0) return drop('no_route')
     const data = seal(name, body)
     if (data === false) return false
     for (const a of joined) {
@@ -232,7 +232,7 @@ export function createWireTransport (o: WireTransportOptions): WireTransport {
   /** Join the group on every LAN interface that is up (IPv4), leave it where they went. */
   const joinGroups = (): void => {
     const s = socket
-    if (s === null || closed) return
+    if (!s || closed) return
     const want = new Set<string>()
     for (const nic of hal.nics.list()) {
       if (nic.role === 'lan' && nic.up && nic.multicast) for (const a of nic.addresses) if (a.family === 4) want.add(a.address)
@@ -254,16 +254,16 @@ export function createWireTransport (o: WireTransportOptions): WireTransport {
   // ---- inbound -----------------------------------------------------------------
 
   const allowed = (address: string): boolean => {
-    if (o.allowSource !== undefined) return o.allowSource(address)
+    if (o.allowSource) return o.allowSource(address)
     const ip = parseIp(address)
-    return ip !== null && (addressScope(ip) === 'loopback' || lanNicFor(hal.nics.list(), ip) !== undefined)
+    return !!ip && (addressScope(ip) === 'loopback' || !!lanNicFor(hal.nics.list(), ip))
   }
 
   /** The sender's key, parsed once; null when the bytes are not a usable ed25519 key. */
   const keyOf = (raw: Buffer): KnownKey | null => {
     const hex = raw.toString('hex')
     let known = keys.get(hex)
-    if (known === undefined) {
+    if (!known) {
       let key: KeyObject
       try {
         key = publicKeyFromRaw(raw)
@@ -271,43 +271,44 @@ export function createWireTransport (o: WireTransportOptions): WireTransport {
         return null
       }
       const copy = Buffer.from(raw)
-      known = { hex, raw: copy, key, nodeId: nodeIdOf(copy) }
+      known = { hex, raw: copy, k: key, id: nodeIdOf(copy) }
     }
     return lruSet(keys, hex, known, WIRE_KEY_CACHE_COUNT_MAX)
   }
 
-  const receive = (d: Datagram): void => {
+  /** Handle one datagram; false when it was dropped (counted). */
+  const receive = (d: Datagram): false | void => {
     stats.datagramsIn++
-    if (closed) return void drop('closed')
-    if (!allowed(d.address)) return void drop('source')
+    if (closed) return drop('closed')
+    if (!allowed(d.address)) return drop('source')
     let p: ParsedEnvelope
     try {
       p = parseEnvelope(d.data)
     } catch (err) {
-      return void drop(LAYOUT_DROPS[String((err as CanopyError).detail?.reason)] ?? 'malformed')
+      return drop(LAYOUT_DROPS[String((err as CanopyError).detail?.reason)] ?? 'malformed')
     }
-    if (p.senderKey.equals(identity.publicKey)) return void drop('self')
+    if (p.senderKey.equals(identity.publicKey)) return drop('self')
     const known = keyOf(p.senderKey)
-    if (known === null) return void drop('key')
-    if (!replay.check(known.hex, p.counter)) return void drop('replay')
-    if (!gate.allow(d.address, clock.nowMs())) return void drop('rate')
-    if (!verifyEnvelope(p, known.key)) return void drop('signature')
+    if (!known) return drop('key')
+    if (!replay.check(known.hex, p.counter)) return drop('replay')
+    if (!gate.allow(d.address, clock.nowMs())) return drop('rate')
+    if (!verifyEnvelope(p, known.k)) return drop('signature')
     replay.commit(known.hex, p.counter)
     replayDirty = true
     let body: Body<MessageName>
     try {
       body = decodeBody(p.name, p.body)
     } catch {
-      return void drop('malformed')
+      return drop('malformed')
     }
     stats.inByType[p.name]++
     const m: Inbound = {
       name: p.name,
       body,
-      sender: { nodeId: known.nodeId, publicKey: known.raw },
+      sender: { nodeId: known.id, publicKey: known.raw },
       counter: p.counter,
       from: { address: d.address, port: d.port },
-      peer: peers.get(known.nodeId)
+      peer: peers.get(known.id)
     }
     for (const h of handlers.get(p.name) ?? []) {
       try {
@@ -337,8 +338,8 @@ export function createWireTransport (o: WireTransportOptions): WireTransport {
 
   const sendToNode = <N extends MessageName>(nodeId: string, name: N, body: Body<N>, fallback?: Address): boolean => {
     const peer = peers.get(nodeId)
-    const to = peer !== undefined ? { address: peer.address, port: peer.udpPort } : fallback
-    return to === undefined ? drop('no_route') : sendTo(name, body, to)
+    const to = peer ? { address: peer.address, port: peer.udpPort } : fallback
+    return to ? sendTo(name, body, to) : drop('no_route')
   }
 
   return {
@@ -376,7 +377,7 @@ export function createWireTransport (o: WireTransportOptions): WireTransport {
       timers.clearAll()
       off?.()
       const s = socket
-      if (s !== null) {
+      if (s) {
         for (const a of joined) s.leaveGroup(group, a)
         s.close()
       }
@@ -414,7 +415,7 @@ export function createWireTransport (o: WireTransportOptions): WireTransport {
       dropped: nonZero(stats.dropped),
       sendQueue: queue.length,
       sendersTracked: replay.size,
-      counter: counter === null ? null : { next: counter.peek, reservedTo: counter.reserved }
+      counter: counter && { next: counter.peek, reservedTo: counter.reserved }
     })
   }
 }

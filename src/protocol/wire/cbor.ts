@@ -96,14 +96,14 @@ function put (v: unknown, b: Buffer | null, p: number, depth: number): number {
   // RFC 8949 §3: major type in the top 3 bits; an argument below 24 in the low 5, else 1, 2 or 4 bytes after.
   const head = (major: number, n: number): number => {
     const len = n < 24 ? 0 : n < 0x100 ? 1 : n < 0x10000 ? 2 : 4
-    if (b !== null) {
+    if (b) {
       b[p] = (major << 5) | (len === 0 ? n : 24 + (len >> 1))
       if (len > 0) b.writeUIntBE(n, p + 1, len)
     }
     return p + 1 + len
   }
   const simple = (byte: number): number => {
-    if (b !== null) b[p] = byte
+    if (b) b[p] = byte
     return p + 1
   }
   assert(depth <= CBOR_DEPTH_MAX, 'CBOR depth (a cycle?)')

@@ -58,7 +58,7 @@ async function open (o: CounterOptions): Promise<SendCounter> {
     get exhausted () { return exhausted },
     next () {
       if (closed) return null
-      if (reserved - nextValue < block / 2 && writing === null) {
+      if (reserved - nextValue < block / 2 && !writing) {
         writing = persist(Math.min(WIRE_COUNTER_MAX, reserved + block))
           .catch((err: unknown) => { o.log?.warn('counter reservation failed', { err }) })
           .finally(() => { writing = null })
@@ -87,7 +87,7 @@ async function readReservation (o: CounterOptions): Promise<number> {
     if (CanopyError.is(err, 'FILE_TOO_LARGE')) return damaged(o, 'too large')
     throw err
   }
-  if (data === null) return 0
+  if (!data) return 0
   try {
     const doc = JSON.parse(data.toString('utf8')) as { format?: unknown, reserved?: unknown }
     const r = doc.reserved

@@ -50,7 +50,7 @@ export function parseEnvelope (data: Uint8Array): ParsedEnvelope {
   if (version !== WIRE_VERSION) throw invalid('version', String(version))
   const type = b[3]!
   const name = messageName(type)
-  if (name === undefined) throw invalid('type', String(type))
+  if (!name) throw invalid('type', String(type))
   const hi = b.readUInt32BE(COUNTER_OFFSET)
   const lo = b.readUInt32BE(COUNTER_OFFSET + 4)
   const counter = hi * 2 ** 32 + lo
@@ -83,7 +83,7 @@ export function sealEnvelope (name: MessageName, senderKey: Buffer, privateKey: 
   senderKey.copy(out, KEY_OFFSET)
   out.writeUInt32BE(Math.floor(counter / 2 ** 32), COUNTER_OFFSET)
   out.writeUInt32BE(counter % 2 ** 32, COUNTER_OFFSET + 4)
-  Buffer.from(body.buffer, body.byteOffset, body.length).copy(out, WIRE_HEADER_BYTES)
+  out.set(body, WIRE_HEADER_BYTES)
   const end = out.length - WIRE_SIGNATURE_BYTES
   const sig = signDomain(privateKey, signingDomain(name), out.subarray(0, end))
   assert(sig.length === WIRE_SIGNATURE_BYTES, '64-byte signature')

@@ -20,7 +20,7 @@ const fileSpec = obj({
 export async function loadReplayMarks (files: Files, path: string, log: Logger): Promise<ReplayMark[]> {
   try {
     const data = await files.read(path, REPLAY_FILE_BYTES_MAX)
-    if (data === null) return []
+    if (!data) return []
     return validate(fileSpec, JSON.parse(data.toString('utf8')), 'INPUT_INVALID', 'replay marks').marks
   } catch (err) {
     log.warn('replay marks unreadable; starting without them', { path, err })

@@ -13,34 +13,36 @@ import { REPLAY_WINDOW_COUNT } from '../../limits'
 const WINDOW = BigInt(REPLAY_WINDOW_COUNT)
 const ALL = (1n << WINDOW) - 1n
 
-export class ReplayWindow {
+export interface ReplayWindow {
   /** Highest counter accepted (0: none yet). */
-  top: number
-  /** Bit i set: counter top - i was seen. */
-  #seen: bigint
-
-  /** A window that already rejects everything up to `floor` (state restored after a restart). */
-  constructor (floor = 0) {
-    this.top = floor
-    this.#seen = floor > 0 ? ALL : 0n
-  }
-
+  readonly top: number
   /** Would this counter be accepted? */
-  check (counter: number): boolean {
-    const back = this.top - counter
-    return counter > 0 && (back < 0 || (back < REPLAY_WINDOW_COUNT && ((this.#seen >> BigInt(back)) & 1n) === 0n))
-  }
-
+  check (counter: number): boolean
   /** Mark a counter as seen (call only after check() said yes and the signature verified). */
-  commit (counter: number): void {
-    const back = this.top - counter
-    if (back >= 0) {
-      this.#seen |= 1n << BigInt(back)
-      return
+  commit (counter: number): void
+}
+
+/** A window that already rejects everything up to `floor` (state restored after a restart). */
+export function replayWindow (floor = 0): ReplayWindow {
+  let top = floor
+  /** Bit i set: counter top - i was seen. */
+  let seen = floor > 0 ? ALL : 0n
+  return {
+    get top () { return top },
+    check (counter) {
+      const back = top - counter
+      return counter > 0 && (back < 0 || (back < REPLAY_WINDOW_COUNT && ((seen >> BigInt(back)) & 1n) === 0n))
+    },
+    commit (counter) {
+      const back = top - counter
+      if (back >= 0) {
+        seen |= 1n << BigInt(back)
+        return
+      }
+      // Counters are below 2^53: the shift is exact; a jump past the window leaves only the new top.
+      seen = -back >= REPLAY_WINDOW_COUNT ? 1n : ((seen << BigInt(-back)) | 1n) & ALL
+      top = counter
     }
-    // Counters are below 2^53: the shift is exact; a jump past the window leaves only the new top.
-    this.#seen = -back >= REPLAY_WINDOW_COUNT ? 1n : ((this.#seen << BigInt(-back)) | 1n) & ALL
-    this.top = counter
   }
 }
 
@@ -85,13 +87,13 @@ export function replayTable (sendersMax: number, keep: (key: string) => boolean 
     get evictions () { return evictions },
     check (key, counter) {
       const w = windows.get(key)
-      return w === undefined ? counter > 0 : w.check(counter)
+      return w ? w.check(counter) : counter > 0
     },
     commit (key, counter) {
       let w = windows.get(key)
-      if (w === undefined) {
+      if (!w) {
         if (windows.size >= sendersMax) evictOne()
-        w = new ReplayWindow()
+        w = replayWindow()
       } else {
         windows.delete(key) // re-insert: Map order is recency order
       }
@@ -102,10 +104,10 @@ export function replayTable (sendersMax: number, keep: (key: string) => boolean 
     restore (marks) {
       for (const m of [...marks].reverse()) {
         const existing = windows.get(m.key)
-        if (existing !== undefined && existing.top >= m.top) continue
-        if (existing === undefined && windows.size >= sendersMax) evictOne()
+        if (existing && existing.top >= m.top) continue
+        if (!existing && windows.size >= sendersMax) evictOne()
         windows.delete(m.key)
-        windows.set(m.key, new ReplayWindow(m.top))
+        windows.set(m.key, replayWindow(m.top))
       }
     }
   }

@@ -27,7 +27,7 @@ export const blob = (maxBytes: number): Spec<Buffer> =>
 
 /** A text string of at most maxBytes UTF-8 bytes, optionally matching a pattern. */
 export const text = (maxBytes: number, pattern?: RegExp): Spec<string> =>
-  spec(`text of at most ${maxBytes} bytes`, (v) => (typeof v === 'string' && Buffer.byteLength(v) <= maxBytes && (pattern === undefined || pattern.test(v)) ? v : undefined))
+  spec(`text of at most ${maxBytes} bytes`, (v) => (typeof v === 'string' && Buffer.byteLength(v) <= maxBytes && (!pattern || pattern.test(v)) ? v : undefined))
 
 /** A flag carried as 1 when set and left out otherwise. */
 export const flag: Spec<boolean> = spec('0 or 1', (v) => (v === 1 ? true : v === 0 ? false : undefined), () => false)

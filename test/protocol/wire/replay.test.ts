@@ -5,7 +5,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createSeededRandom } from '../../../src/hal'
 import { REPLAY_WINDOW_COUNT } from '../../../src/limits'
-import { replayTable, ReplayWindow } from '../../../src/protocol'
+import { replayTable, replayWindow, type ReplayWindow } from '../../../src/protocol'
 import { testSeed } from '../../helpers/seed'
 
 const offer = (w: ReplayWindow, c: number): boolean => {
@@ -15,7 +15,7 @@ const offer = (w: ReplayWindow, c: number): boolean => {
 }
 
 test('in order, duplicates, reordering inside the window, too old', () => {
-  const w = new ReplayWindow()
+  const w = replayWindow()
   assert.ok(!offer(w, 0), 'counter 0 is never valid')
   for (let c = 1; c <= 10; c++) assert.ok(offer(w, c))
   assert.ok(!offer(w, 10) && !offer(w, 3), 'replays')
@@ -32,7 +32,7 @@ test('in order, duplicates, reordering inside the window, too old', () => {
 test('property: the window agrees with a plain model (seen set + floor)', () => {
   const rnd = createSeededRandom(testSeed('replay model'))
   for (let run = 0; run < 40; run++) {
-    const w = new ReplayWindow()
+    const w = replayWindow()
     const seen = new Set<number>()
     let top = 0
     let next = 1 + rnd.int(1000) * 64
@@ -52,10 +52,10 @@ test('property: the window agrees with a plain model (seen set + floor)', () => 
 })
 
 test('a restored window refuses everything up to its floor and accepts reordering above it', () => {
-  const w = new ReplayWindow(1000)
+  const w = replayWindow(1000)
   assert.ok(!offer(w, 1000) && !offer(w, 999) && !offer(w, 980))
   assert.ok(offer(w, 1003) && offer(w, 1001) && offer(w, 1002), 'above the floor, in any order')
-  const edge = new ReplayWindow(1023) // the floor is the last bit of its word
+  const edge = replayWindow(1023) // the floor is the last bit of its word
   assert.ok(!offer(edge, 1023) && offer(edge, 1025) && offer(edge, 1024))
 })
 
