@@ -29,7 +29,7 @@ import { listeners } from '../protocol/listeners'
 import { lruSet } from '../protocol/lru'
 import { isContentId, type ContentIndex, type ContentRef, type Election, type LocalContent, type PeerDirectory, type PieceRanges, type ProviderRef, type Resolver } from '../protocol'
 import { checkTrust, parseManifest, sha256, type Manifest } from './manifest'
-import { Pieces } from './pieces'
+import { createPieces, type Pieces } from './pieces'
 import { originSource, peerSource, type PeerSource } from './sources'
 import type { PieceSource } from './transfer'
 import { createTransfer, rangesWhere, type Transfer } from './transfer'
@@ -41,16 +41,21 @@ export interface ContentLan { resolver: Resolver, election: Election, peers: Pee
 export interface Active {
   m: Manifest
   t: Transfer
-  onBehalf: boolean
-  manifestUrl: string | null
-  scan: Promise<void> | null
-  verdict: string | null
+  // Short names: this shape never leaves the process (status() spells them out).
+  /** Fetched on behalf of a peer. */
+  b: boolean
+  /** The manifest's URL, if known. */
+  u: string | null
+  /** The scan, once started. */
+  s: Promise<void> | null
+  /** The scanner's verdict ('clean', 'vetoed: …'). */
+  v: string | null
 }
 
 /** Sent by agents on their own upstream requests: a proxy that sees it goes direct (no loops between two nodes that each think the other is the provider). */
 export const VIA = '1.1 canopy'
 const FROM = { peer: 'fromPeersBytes', provider: 'fromProviderBytes', origin: 'fromOriginBytes' } as const
-const vetoed = (a?: Active): boolean => a?.verdict?.startsWith('vetoed') === true
+const vetoed = (a?: Active): boolean => a?.v?.startsWith('vetoed') === true
 /** Running or done: not to be started again. */
 const alive = (a?: Active): a is Active => a?.t.state === 'running' || a?.t.state === 'done'
 
@@ -97,7 +102,7 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
   const totals = { fromPeersBytes: 0, fromProviderBytes: 0, fromOriginBytes: 0, servedBytes: 0, servedPieces: 0, corruptPieces: 0, peersIsolated: 0, vetoed: 0 }
   let waiting = 0
   let dirty = false
-  const vetoedError = (m: Manifest, a: Active): CanopyError => new CanopyError('CONTENT_VETOED', `"${m.name}" was ${a.verdict}`)
+  const vetoedError = (m: Manifest, a: Active): CanopyError => new CanopyError('CONTENT_VETOED', `"${m.name}" was ${a.v}`)
   const origin = (m: Manifest): PieceSource => originSource(m, cfg.originSlots, gate)
 
   const manifest = (id: string): Manifest | undefined => active.get(id)?.m ?? known.get(id)
@@ -118,7 +123,7 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
     async start () {
       const cache = cacheService.cache
       if (cache === null) return // no flash cache: no transfers (the cache service says why)
-      S.pieces = new Pieces(cache)
+      S.pieces = createPieces(cache)
       await restore()
       timers.setInterval(() => { void save() }, CONTENT_STATE_WRITE_MS)
     },
@@ -188,8 +193,8 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
       if (old !== undefined) {
         if (vetoed(old)) throw vetoedError(m, old)
         if (alive(old)) {
-          if (!onBehalf) old.onBehalf = false
-          old.manifestUrl ??= manifestUrl
+          if (!onBehalf) old.b = false
+          old.u ??= manifestUrl
           return old
         }
         active.delete(m.id) // failed or stopped: start again
@@ -234,7 +239,7 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
         if (provider !== null && provider !== p?.nodeId) t.dropSource(provider) // the provider changed
         if (p !== null && t.source(p.nodeId)?.kind !== 'provider') {
           t.dropSource(p.nodeId) // it may have been listed as a plain peer
-          peer(p.nodeId, 'provider', p.baseUrl, null, cfg.providerSlots, `?c=${m.id}${a.manifestUrl === null ? '' : `&m=${encodeURIComponent(a.manifestUrl)}`}`)
+          peer(p.nodeId, 'provider', p.baseUrl, null, cfg.providerSlots, `?c=${m.id}${a.u === null ? '' : `&m=${encodeURIComponent(a.u)}`}`)
         }
         provider = p?.nodeId ?? null
         if (s.origin !== t.hasSource('origin')) {
@@ -291,7 +296,7 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
           }
         }
       })
-      const a: Active = { m, t, onBehalf, manifestUrl, scan: null, verdict: null }
+      const a: Active = { m, t, b: onBehalf, u: manifestUrl, s: null, v: null }
       active.set(m.id, a)
       dirty = true
       log.info('transfer', { content: m.id, name: m.name, size: m.size, held: t.doneCount, onBehalf })
@@ -327,8 +332,8 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
 
     scanned (a) {
       if (scanner === null) return Promise.resolve()
-      a.scan ??= scan(a, scanner)
-      return a.scan
+      a.s ??= scan(a, scanner)
+      return a.s
     },
 
     // ---- status -----------------------------------------------------------------------
@@ -346,8 +351,8 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
           doneBytes: t.doneBytes,
           ...Object.fromEntries(Object.entries(FROM).map(([k, n]) => [n, t.bytesFrom[k as keyof typeof FROM]])),
           seconds: ((t.endedMs ?? clock.nowMs()) - t.startedMs) / 1000,
-          onBehalf: a.onBehalf,
-          note: t.error?.message ?? a.verdict
+          onBehalf: a.b,
+          note: t.error?.message ?? a.v
         }
       }),
       peers: credit.status()
@@ -383,14 +388,14 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
       const r = await scanner.scan(m.name, (async function * () {
         for (let i = 0; i < m.pieces.length; i++) yield await S.read(a, i)
       })())
-      a.verdict = r.clean ? 'clean' : `vetoed: ${r.detail}`
+      a.v = r.clean ? 'clean' : `vetoed: ${r.detail}`
     } catch (err) {
       if (t.state === 'failed') throw err
-      a.verdict = `vetoed: no scan (${CanopyError.from(err, 'FILE_IO').message})`
+      a.v = `vetoed: no scan (${CanopyError.from(err, 'FILE_IO').message})`
     }
-    if (a.verdict === 'clean') return
+    if (a.v === 'clean') return
     totals.vetoed++
-    log.warn('vetoed', { content: m.id, name: m.name, verdict: a.verdict })
+    log.warn('vetoed', { content: m.id, name: m.name, verdict: a.v })
     for (const h of m.pieces) await pieces.delete(h).catch(() => {})
     S.emit(m.id)
     throw vetoedError(m, a)
@@ -402,7 +407,7 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
     if (!dirty) return
     dirty = false
     const state = {
-      running: [...active.values()].filter((a) => a.t.state === 'running').map((a) => [a.m.id, a.manifestUrl, a.onBehalf]),
+      running: [...active.values()].filter((a) => a.t.state === 'running').map((a) => [a.m.id, a.u, a.b]),
       bans: credit.saveBans()
     }
     await hal.files.writeAtomic(statePath, Buffer.from(JSON.stringify(state))).catch((err: unknown) => { log.warn('state not saved', { err }) })
