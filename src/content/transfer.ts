@@ -58,8 +58,11 @@ export interface TransferEvents {
   ended? (): void
 }
 
-interface Live { s: PieceSource, active: number, failures: number, busyUntilMs: number, /** piece → not to be asked of it again before (ms) */ lacks: Map<number, number> }
-interface Req { i: number, live: Live, ctrl: AbortController, timer: Timer, startMs: number, cancelled: boolean }
+// Short names: these never leave the engine.
+/** A source in use: requests in flight (a), failures in a row (f), busy until (b, ms), piece → not to be asked of it again before (k, ms). */
+interface Live { s: PieceSource, a: number, f: number, b: number, k: Map<number, number> }
+/** A request: piece i from source l, its abort (c) and deadline (d), started at t (ms), cancelled (x). */
+interface Req { i: number, l: Live, c: AbortController, d: Timer, t: number, x: boolean }
 
 /** The indexes in [0, n) where pred holds, as sorted ranges. */
 export function rangesWhere (n: number, pred: (i: number) => boolean): Array<[number, number]> {
@@ -133,14 +136,14 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
     source: (id) => sources.get(id)?.s,
     addSource (s) {
       if (ended() || sources.has(s.id) || sources.size >= TRANSFER_SOURCES_COUNT_MAX) return
-      sources.set(s.id, { s, active: 0, failures: 0, busyUntilMs: 0, lacks: new Map() })
+      sources.set(s.id, { s, a: 0, f: 0, b: 0, k: new Map() })
       pump()
     },
     dropSource (id) {
       const live = sources.get(id)
       if (live === undefined) return
       sources.delete(id)
-      for (const rs of [...reqs.values()]) for (const r of rs) if (r.live === live) cancel(r)
+      for (const rs of [...reqs.values()]) for (const r of rs) if (r.l === live) cancel(r)
       live.s.close?.()
       pump()
     },
@@ -167,7 +170,7 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
     ev.tick?.()
     const t = now()
     // Waiting for a source's window (off-peak) or a busy source is not a stall.
-    if (reqs.size > 0 || storing.size > 0 || [...sources.values()].some((l) => l.s.ready?.() === false || l.busyUntilMs > t)) lastProgressMs = t
+    if (reqs.size > 0 || storing.size > 0 || [...sources.values()].some((l) => l.s.ready?.() === false || l.b > t)) lastProgressMs = t
     if (t - lastProgressMs >= TRANSFER_STALL_MS) finish('failed', new CanopyError('CONTENT_UNAVAILABLE', `no source for ${TRANSFER_STALL_MS / 1000} s`))
     else pump()
   }
@@ -180,10 +183,10 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
       const rank = o.rank ?? (() => 0)
       const order = [...sources.values()].sort((a, b) => RANK[a.s.kind] - RANK[b.s.kind] || rank(b.s) - rank(a.s))
       // Pieces waiting for the store count too: they hold their bytes (memory) and a cache write.
-      let inFlight = order.reduce((k, l) => k + l.active, storing.size)
+      let inFlight = order.reduce((k, l) => k + l.a, storing.size)
       for (const live of order) {
-        if (live.busyUntilMs > t || live.s.ready?.() === false) continue
-        while (live.active < live.s.slots && inFlight < TRANSFER_REQUESTS_COUNT_MAX && sources.get(live.s.id) === live) {
+        if (live.b > t || live.s.ready?.() === false) continue
+        while (live.a < live.s.slots && inFlight < TRANSFER_REQUESTS_COUNT_MAX && sources.get(live.s.id) === live) {
           const i = pick(live)
           if (i < 0) break
           request(live, i)
@@ -195,7 +198,7 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
     }
   }
 
-  const can = (live: Live, i: number): boolean => live.s.has(i) && (live.lacks.get(i) ?? 0) <= now()
+  const can = (live: Live, i: number): boolean => live.s.has(i) && (live.k.get(i) ?? 0) <= now()
 
   /** Some LAN peer other than the provider can serve it: the origin must not (each piece crosses the WAN once). */
   const onLan = (i: number): boolean => [...sources.values()].some((l) => l.s.kind !== 'origin' && can(l, i))
@@ -208,7 +211,7 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
     // Endgame: every missing piece is asked for; a second LAN source may race the first.
     if (live.s.kind === 'origin' || T.doneCount + storing.size + reqs.size < n) return -1
     for (const [i, rs] of reqs) {
-      if (done[i] === 0 && !storing.has(i) && rs.length < ENDGAME_REQUESTS_PER_PIECE_MAX && rs.every((r) => r.live !== live) && can(live, i)) return i
+      if (done[i] === 0 && !storing.has(i) && rs.length < ENDGAME_REQUESTS_PER_PIECE_MAX && rs.every((r) => r.l !== live) && can(live, i)) return i
     }
     return -1
   }
@@ -217,37 +220,37 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
     const ctrl = new AbortController()
     const ms = live.s.timeoutMs ?? DEFAULT_TIMEOUT[live.s.kind]
     const r: Req = {
-      i, live, ctrl, startMs: now(), cancelled: false,
-      timer: timers.setTimeout(() => { ctrl.abort(new CanopyError('TIMEOUT', `over ${ms} ms`)) }, ms)
+      i, l: live, c: ctrl, t: now(), x: false,
+      d: timers.setTimeout(() => { ctrl.abort(new CanopyError('TIMEOUT', `over ${ms} ms`)) }, ms)
     }
     const list = reqs.get(i) ?? []
     if (list.length > 0) T.stats.duplicates++
     list.push(r)
     reqs.set(i, list)
-    live.active++
+    live.a++
     live.s.fetch(i, ctrl.signal).then((b) => { landed(r, b) }, (e: unknown) => { missed(r, CanopyError.from(e, 'UPSTREAM_FAILED')) })
   }
 
   /** A request ended: false (and the queue pumped) if nobody wants its outcome any more. */
   function settle (r: Req): boolean {
-    r.timer.cancel()
-    r.live.active--
+    r.d.cancel()
+    r.l.a--
     const rest = (reqs.get(r.i) ?? []).filter((x) => x !== r)
     if (rest.length > 0) reqs.set(r.i, rest)
     else reqs.delete(r.i)
-    if (!r.cancelled && !ended()) return true
+    if (!r.x && !ended()) return true
     pump()
     return false
   }
 
   function cancel (r: Req): void {
-    r.cancelled = true
-    r.ctrl.abort(new CanopyError('CLOSED', 'cancelled'))
+    r.x = true
+    r.c.abort(new CanopyError('CLOSED', 'cancelled'))
   }
 
   function landed (r: Req, bytes: Buffer): void {
     if (!settle(r)) return
-    const { i, live } = r
+    const { i, l: live } = r
     const src = live.s
     if (done[i] === 1 || storing.has(i)) {
       // already here
@@ -262,11 +265,11 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
         return
       }
     } else {
-      live.failures = 0
+      live.f = 0
       for (const other of reqs.get(i) ?? []) cancel(other)
       storing.add(i)
       T.bytesFrom[src.kind] += bytes.length
-      ev.received?.(src, bytes.length, now() - r.startMs)
+      ev.received?.(src, bytes.length, now() - r.t)
       store.put(m.pieces[i]!, bytes).then(() => {
         storing.delete(i)
         if (ended()) return
@@ -285,16 +288,16 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
 
   function missed (r: Req, err: CanopyError): void {
     if (!settle(r)) return
-    const { live, i } = r
+    const { l: live, i } = r
     const t = now()
     if (err.code === 'CACHE_NOT_FOUND') {
-      live.lacks.set(i, t + TRANSFER_RESOLVE_MS)
+      live.k.set(i, t + TRANSFER_RESOLVE_MS)
     } else if (err.code === 'HTTP_UNAVAILABLE') {
-      live.busyUntilMs = t + SOURCE_BUSY_BACKOFF_MS
+      live.b = t + SOURCE_BUSY_BACKOFF_MS
     } else {
-      live.lacks.set(i, t + SOURCE_BUSY_BACKOFF_MS) // another source first
+      live.k.set(i, t + SOURCE_BUSY_BACKOFF_MS) // another source first
       ev.failed?.(live.s, err)
-      if (++live.failures >= SOURCE_FAILURES_MAX) T.dropSource(live.s.id)
+      if (++live.f >= SOURCE_FAILURES_MAX) T.dropSource(live.s.id)
     }
     pump()
   }
