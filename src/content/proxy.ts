@@ -24,7 +24,7 @@ import { lruSet } from '../protocol/lru'
 import { directive, endToEnd, lifetime, storable, varyMatches, varyValues, type Headers } from './http-cache'
 import { pieceSizeFor, sha256, signManifest } from './manifest'
 import type { Pieces } from './pieces'
-import { VIA, type ContentService } from './service'
+import { VIA, viaOrDirect, type ContentService } from './service'
 import { sendBody } from './stream'
 
 // Short names: these shapes never leave the proxy.
@@ -157,8 +157,7 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
     const from = req.headers.via
     headers.via = from === undefined ? VIA : `${String(from)}, ${VIA}`
     const via = String(from).includes('canopy') || body !== undefined ? undefined : content.viaProvider()
-    const open = (proxy?: string): Promise<IncomingMessage> => httpOpen(url, { proxy, headers, method: req.method, body })
-    return await (via === undefined ? open() : open(via).catch(async () => await open()))
+    return await viaOrDirect(via, (proxy) => httpOpen(url, { proxy, headers, method: req.method, body }))
   }
 
   function relay (res: ServerResponse, up: IncomingMessage): void {

@@ -107,9 +107,11 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
 
   const manifest = (id: string): Manifest | undefined => active.get(id)?.m ?? known.get(id)
   /** A small body from the internet: through the provider's proxy (collapsed and cached there), else or if that fails directly. */
-  const upstream = async (url: string, max: number): Promise<Buffer> => {
-    const via = S.viaProvider()
-    return await (via === undefined ? fetchBody(url, max) : fetchBody(url, max, via).catch(async () => await fetchBody(url, max)))
+  const upstream = async (url: string, max: number): Promise<Buffer> => await viaOrDirect(S.viaProvider(), (via) => fetchBody(url, max, via))
+  /** The designated provider when it is another node. */
+  const other = (): ProviderRef | undefined => {
+    const p = S.lan?.election.current()
+    return p != null && !p.self ? p : undefined
   }
 
   const S: ContentService = {
@@ -168,14 +170,11 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
       return manifest(m.id) ?? m
     },
 
-    viaProvider () {
-      const p = S.lan?.election.current()
-      return p != null && !p.self ? p.baseUrl : undefined
-    },
+    viaProvider: () => other()?.baseUrl,
 
     async providerManifest (url) {
-      const p = S.lan?.election.current()
-      const key = p == null || p.self ? undefined : S.lan!.peers.get(p.nodeId)?.publicKey
+      const p = other()
+      const key = p === undefined ? undefined : S.lan!.peers.get(p.nodeId)?.publicKey
       if (key === undefined) return null
       const b = await fetchBody(`${p!.baseUrl}/p2p/manifest?url=${encodeURIComponent(url)}`, MANIFEST_BYTES_MAX).catch(() => null)
       if (b === null) return null
@@ -225,7 +224,7 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
       const policy = (): void => {
         const lan = S.lan
         if (t.state !== 'running' || lan === null) {
-          if (lan === null && !t.hasSource('origin')) t.addSource(origin(m))
+          if (lan === null && !t.uses('origin')) t.add(origin(m))
           return
         }
         const now = clock.nowMs()
@@ -234,17 +233,17 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
         const p = s.provider
         noProviderSinceMs = s.sinceMs
         const peer = (id: string, kind: 'peer' | 'provider', baseUrl: string, pieces: PieceRanges | null, slots: number, query?: string): void => {
-          t.addSource(peerSource({ id, kind, baseUrl, m, slots, pieces, query }))
+          t.add(peerSource({ id, kind, baseUrl, m, slots, pieces, query }))
         }
-        if (provider !== null && provider !== p?.nodeId) t.dropSource(provider) // the provider changed
+        if (provider !== null && provider !== p?.nodeId) t.drop(provider) // the provider changed
         if (p !== null && t.source(p.nodeId)?.kind !== 'provider') {
-          t.dropSource(p.nodeId) // it may have been listed as a plain peer
+          t.drop(p.nodeId) // it may have been listed as a plain peer
           peer(p.nodeId, 'provider', p.baseUrl, null, cfg.providerSlots, `?c=${m.id}${a.u === null ? '' : `&m=${encodeURIComponent(a.u)}`}`)
         }
         provider = p?.nodeId ?? null
-        if (s.origin !== t.hasSource('origin')) {
-          if (s.origin) t.addSource(origin(m))
-          else t.dropSource('origin')
+        if (s.origin !== t.uses('origin')) {
+          if (s.origin) t.add(origin(m))
+          else t.drop('origin')
         }
         if (!resolving && now - lastResolveMs >= TRANSFER_RESOLVE_MS) {
           resolving = true
@@ -274,7 +273,7 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
           failed: (s) => {
             if (s.kind !== 'origin') credit.fail(s.id)
             // Dropped by the engine (failures in a row): do not add it again for a while.
-            queueMicrotask(() => { if (!t.hasSource(s.id)) avoid.set(s.id, clock.nowMs() + 5 * SOURCE_BUSY_BACKOFF_MS) })
+            queueMicrotask(() => { if (!t.uses(s.id)) avoid.set(s.id, clock.nowMs() + 5 * SOURCE_BUSY_BACKOFF_MS) })
           },
           corrupt: (s) => {
             credit.ban(s.id)
@@ -461,6 +460,10 @@ export async function fetchBody (url: string, max: number, proxy?: string): Prom
   res.resume()
   throw new CanopyError('UPSTREAM_FAILED', `${url.slice(0, 200)}: HTTP ${res.statusCode ?? 0}`)
 }
+
+/** Through the provider's proxy `via` when there is one, directly if that fails; directly without one. */
+export const viaOrDirect = async <T>(via: string | undefined, open: (proxy?: string) => Promise<T>): Promise<T> =>
+  await (via === undefined ? open() : open(via).catch(async () => await open()))
 
 /** p, or `err()` after ms on the HAL clock. */
 export function within<T> (p: Promise<T>, ms: number, clock: { setTimeout (fn: () => void, ms: number): { cancel (): void } }, err: () => Error): Promise<T> {

@@ -90,11 +90,13 @@ export interface Transfer {
   readonly stats: { corrupt: number, duplicates: number }
   readonly startedMs: number
   endedMs: number | null
-  hasSource (id: string): boolean
+  /** Is source `id` in use? */
+  uses (id: string): boolean
   source (id: string): PieceSource | undefined
-  addSource (s: PieceSource): void
+  /** Use a source too (up to TRANSFER_SOURCES_COUNT_MAX; not again if already in use). */
+  add (s: PieceSource): void
   /** Stop using a source: its requests are cancelled (their pieces go to others) and its connections closed. */
-  dropSource (id: string): void
+  drop (id: string): void
   /** Resolves once piece i is stored (asked ahead of others); rejects when the transfer fails. */
   piece (i: number): Promise<void>
   stop (): void
@@ -132,14 +134,14 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
     stats: { corrupt: 0, duplicates: 0 },
     startedMs: lastProgressMs,
     endedMs: null,
-    hasSource: (id) => sources.has(id),
+    uses: (id) => sources.has(id),
     source: (id) => sources.get(id)?.s,
-    addSource (s) {
+    add (s) {
       if (ended() || sources.has(s.id) || sources.size >= TRANSFER_SOURCES_COUNT_MAX) return
       sources.set(s.id, { s, a: 0, f: 0, b: 0, k: new Map() })
       pump()
     },
-    dropSource (id) {
+    drop (id) {
       const live = sources.get(id)
       if (live === undefined) return
       sources.delete(id)
@@ -259,7 +261,7 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
       if (src.kind !== 'origin') {
         // The whole piece came from this one source: it is to blame. Isolated at once.
         ev.corrupt?.(src)
-        T.dropSource(src.id)
+        T.drop(src.id)
       } else if (++originCorrupt >= SOURCE_FAILURES_MAX) {
         finish('failed', new CanopyError('PIECE_INVALID', 'the origin\'s bytes do not match the manifest'))
         return
@@ -297,7 +299,7 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
     } else {
       live.k.set(i, t + SOURCE_BUSY_BACKOFF_MS) // another source first
       ev.failed?.(live.s, err)
-      if (++live.f >= SOURCE_FAILURES_MAX) T.dropSource(live.s.id)
+      if (++live.f >= SOURCE_FAILURES_MAX) T.drop(live.s.id)
     }
     pump()
   }
@@ -333,7 +335,7 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
     T.error = err ?? null
     T.endedMs = now()
     timers?.clearAll()
-    for (const id of [...sources.keys()]) T.dropSource(id) // its requests cancelled, its connections closed
+    for (const id of [...sources.keys()]) T.drop(id) // its requests cancelled, its connections closed
     const ws = [...waiters.values()].flat()
     waiters.clear()
     for (const w of ws) w.fail(err ?? new CanopyError('CLOSED', 'ended'))

@@ -101,7 +101,7 @@ async function alone (url: string, trust: string[], into: Into): Promise<number[
           store: { has: () => false, put: async (h, b) => { m.pieces.forEach((x, i) => { if (x === h) write(b, i * m.pieceSize) }) } },
           events: { stored: () => { show(t.doneBytes) }, ended }
         })
-        t.addSource(originSource(m, 4, createWanGate(clock, 0, '')))
+        t.add(originSource(m, 4, createWanGate(clock, 0, '')))
       })
       if (t.state !== 'done') throw t.error ?? new CanopyError('CONTENT_UNAVAILABLE', 'stopped')
     })
