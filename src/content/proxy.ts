@@ -34,11 +34,12 @@ interface Entry {
   h: Headers
   /** The request headers its Vary names, as the origin saw them. */
   v: Record<string, string> | null
-  size: number
+  /** Size in bytes (its Content-Length). */
+  s: number
   /** Piece size. */
   z: number
   /** Piece hashes, filled in order while the object arrives. */
-  pieces: string[]
+  p: string[]
   /** Born: when the origin made it, in monotonic ms (receipt or revalidation less the Age it came with). */
   t: number
   /** Its freshness lifetime (s). */
@@ -91,7 +92,7 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
   const fresh = (e: Entry): boolean => directive(e.h['cache-control'], 'no-cache') === undefined && age(e) < e.l
 
   // Offered to the LAN: a fresh object with a signed manifest.
-  content.urlIndex = (url) => P.shared(url) === undefined ? null : { state: 'have', pieces: null }
+  content.byUrl = (url) => P.shared(url) === undefined ? null : { state: 'have', pieces: null }
   const requests = agent.metrics.counter('canopy_proxy_requests_total', 'Proxy requests by result.', ['result'])
   agent.metrics.onCollect(() => { for (const [r, n] of Object.entries(counts)) requests.set({ result: r }, n) })
 
@@ -130,7 +131,7 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
       }
       if (req.method !== 'GET' || req.headers.authorization !== undefined || directive(cc, 'no-store') !== undefined || content.pieces === null) return await pass()
       let e = entries.get(key)
-      if (e !== undefined && (!varyMatches(e.v, req.headers) || !e.pieces.every((h) => store().has(h)))) e = undefined
+      if (e !== undefined && (!varyMatches(e.v, req.headers) || !e.p.every((h) => store().has(h)))) e = undefined
       if (e !== undefined && fresh(e) && directive(cc, 'no-cache') === undefined && directive(cc, 'max-age') !== '0' && req.headers.pragma !== 'no-cache') {
         counts.hit++
         commit(e)
@@ -156,7 +157,7 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
   async function upstream (req: IncomingMessage, url: string, headers: Headers, body?: IncomingMessage): Promise<IncomingMessage> {
     const from = req.headers.via
     headers.via = from === undefined ? VIA : `${String(from)}, ${VIA}`
-    const via = String(from).includes('canopy') || body !== undefined ? undefined : content.viaProvider()
+    const via = String(from).includes('canopy') || body !== undefined ? undefined : content.via()
     return await viaOrDirect(via, (proxy) => httpOpen(url, { proxy, headers, method: req.method, body }))
   }
 
@@ -196,7 +197,7 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
       }
       counts.miss++
       const size = Number(up.headers['content-length'])
-      const e: Entry = { url: key, h: endToEnd(up.headers, OURS), v: varyValues(up.headers.vary, req.headers), size, z: pieceSizeFor(size), pieces: [], t: 0, l: 0, f }
+      const e: Entry = { url: key, h: endToEnd(up.headers, OURS), v: varyValues(up.headers.vary, req.headers), s: size, z: pieceSizeFor(size), p: [], t: 0, l: 0, f }
       stamp(e, up)
       pour(key, f, e, up)
       return { entry: e }
@@ -232,11 +233,11 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
     let storing = 0
     up.on('data', (c: Buffer) => {
       upBytes += c.length
-      if (f.n + c.length > e.size) { end(failed('longer than Content-Length')); return }
+      if (f.n + c.length > e.s) { end(failed('longer than Content-Length')); return }
       while (c.length > 0) {
         const i = Math.floor(f.n / e.z)
         const at = f.n - i * e.z
-        const buf = f.b.get(i) ?? Buffer.allocUnsafe(Math.min(e.z, e.size - i * e.z))
+        const buf = f.b.get(i) ?? Buffer.allocUnsafe(Math.min(e.z, e.s - i * e.z))
         f.b.set(i, buf)
         const n = c.copy(buf, at)
         f.n += n
@@ -247,16 +248,16 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
         pinned.push(h)
         if (++storing > 1) up.pause() // at most two pieces in memory besides the one arriving
         pieces.put(h, buf).then(() => {
-          e.pieces[i] = h
+          e.p[i] = h
           f.b.delete(i)
           if (--storing <= 1) up.resume()
-          if (storing === 0 && f.n === e.size) end() // every piece stored, whatever order the puts finished in
+          if (storing === 0 && f.n === e.s) end() // every piece stored, whatever order the puts finished in
           wake(f)
         }, (err: unknown) => { end(CanopyError.from(err, 'CACHE_FULL')) })
       }
       wake(f)
     })
-    up.on('end', () => { if (f.n !== e.size) end(failed('shorter than Content-Length')); else if (e.size === 0) end() })
+    up.on('end', () => { if (f.n !== e.s) end(failed('shorter than Content-Length')); else if (e.s === 0) end() })
     up.on('error', (err) => { end(CanopyError.from(err, 'UPSTREAM_FAILED')) })
     up.on('aborted', () => { end(failed('aborted')) })
   }
@@ -268,9 +269,9 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
     try {
       const name = decodeURIComponent(new URL(e.url).pathname.split('/').pop() ?? '').slice(0, 200) || 'index'
       const { identity } = agent
-      const m = signManifest({ name, size: e.size, pieceSize: e.z, pieces: e.pieces, urls: [e.url] }, { privateKey: identity.privateKey, publicRaw: identity.publicKey })
+      const m = signManifest({ name, size: e.s, pieceSize: e.z, pieces: e.p, urls: [e.url] }, { privateKey: identity.privateKey, publicRaw: identity.publicKey })
       await store().put(m.id, m.bytes)
-      content.remember(m)
+      content.keep(m)
       e.m = m.id
       content.emit(e.url)
     } catch { /* not shared: an odd URL or a full cache */ }
@@ -283,7 +284,7 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
       res.writeHead(304, { ...e.h, via: VIA }).end() // the client's copy is current
       return
     }
-    await sendBody(req, res, e.size, { ...e.h, age: String(Math.floor(age(e))), 'x-cache': tag, via: VIA }, async (p) => await chunk(e, p))
+    await sendBody(req, res, e.s, { ...e.h, age: String(Math.floor(age(e))), 'x-cache': tag, via: VIA }, async (p) => await chunk(e, p))
   }
 
   /** Bytes of e from offset p: from the cache, or from the fill as they arrive. */
@@ -291,7 +292,7 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
     const i = Math.floor(p / e.z)
     const off = p - i * e.z
     for (;;) {
-      const h = e.pieces[i]
+      const h = e.p[i]
       const f = e.f
       const buf = h === undefined ? f?.b.get(i) : await store().get(h)
       const have = h === undefined ? Math.min(buf?.length ?? 0, (f?.n ?? 0) - i * e.z) : buf?.length ?? 0

@@ -27,7 +27,7 @@ import {
 } from '../limits'
 import { listeners } from '../protocol/listeners'
 import { lruSet } from '../protocol/lru'
-import { isContentId, type ContentIndex, type ContentRef, type Election, type LocalContent, type PeerDirectory, type PieceRanges, type ProviderRef, type Resolver } from '../protocol'
+import { isContentId, type ContentIndex, type ContentRef, type Election, type LocalContent, type PeerDirectory, type ProviderRef, type Resolver } from '../protocol'
 import { checkTrust, parseManifest, sha256, type Manifest } from './manifest'
 import { createPieces, type Pieces } from './pieces'
 import { originSource, peerSource, type PeerSource } from './sources'
@@ -63,16 +63,16 @@ export interface ContentService extends Service, ContentIndex {
   pieces: Pieces | null
   lan: ContentLan | null
   /** The proxy's answer for URLs (plain objects the gateway cached and signed). */
-  urlIndex: ((url: string) => LocalContent | null) | null
+  byUrl: ((url: string) => LocalContent | null) | null
   readonly totals: Record<'fromPeersBytes' | 'fromProviderBytes' | 'fromOriginBytes' | 'servedBytes' | 'servedPieces' | 'corruptPieces' | 'peersIsolated' | 'vetoed', number>
   uploads: number
   emit (c: ContentRef): void
   /** Remember a manifest (to answer NEEDs for it and find it again by id). */
-  remember (m: Manifest): void
+  keep (m: Manifest): void
   /** A manifest by URL (through the provider's proxy, which caches it), checked against the trusted publishers and `extra` (from the CLI on this box). */
   manifestFrom (url: string, extra?: readonly string[]): Promise<Manifest>
   /** Where this node's own fetches from the internet go: the provider's proxy when another node is the provider. */
-  viaProvider (): string | undefined
+  via (): string | undefined
   /** A plain URL's manifest signed by this node's designated provider (which cached the object), or null. */
   providerManifest (url: string): Promise<Manifest | null>
   /** The transfer of m, started (or resumed from the cache) if need be. */
@@ -107,7 +107,7 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
 
   const manifest = (id: string): Manifest | undefined => active.get(id)?.m ?? known.get(id)
   /** A small body from the internet: through the provider's proxy (collapsed and cached there), else or if that fails directly. */
-  const upstream = async (url: string, max: number): Promise<Buffer> => await viaOrDirect(S.viaProvider(), (via) => fetchBody(url, max, via))
+  const upstream = async (url: string, max: number): Promise<Buffer> => await viaOrDirect(S.via(), (via) => fetchBody(url, max, via))
   /** The designated provider when it is another node. */
   const other = (): ProviderRef | undefined => {
     const p = S.lan?.election.current()
@@ -118,7 +118,7 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
     name: 'transfers',
     pieces: null,
     lan: null,
-    urlIndex: null,
+    byUrl: null,
     totals,
     uploads: 0,
 
@@ -140,7 +140,7 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
     // ---- what this node holds (resolution asks on every NEED) -------------------------
 
     lookup (ref) {
-      if (!isContentId(ref)) return S.urlIndex?.(ref) ?? null
+      if (!isContentId(ref)) return S.byUrl?.(ref) ?? null
       const a = active.get(ref)
       const m = a?.m ?? known.get(ref)
       const pieces = S.pieces
@@ -159,18 +159,18 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
 
     // ---- manifests ---------------------------------------------------------------------
 
-    remember (m) {
+    keep (m) {
       lruSet(known, m.id, m, KNOWN_CONTENT_COUNT_MAX)
       dirty = true
     },
 
     async manifestFrom (url, extra = []) {
       const m = checkTrust(parseManifest(await upstream(url, MANIFEST_BYTES_MAX)), [...config.trustedPublishers, ...extra])
-      S.remember(m)
+      S.keep(m)
       return manifest(m.id) ?? m
     },
 
-    viaProvider: () => other()?.baseUrl,
+    via: () => other()?.baseUrl,
 
     async providerManifest (url) {
       const p = other()
@@ -181,7 +181,7 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
       // Accepted only from our own designated provider, signed by its own key.
       const m = checkTrust(parseManifest(b), [formatPublicKey(key)])
       if (!m.urls.includes(url)) throw new CanopyError('MANIFEST_INVALID', 'the provider\'s manifest is for another URL')
-      S.remember(m)
+      S.keep(m)
       return m
     },
 
@@ -205,7 +205,7 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
         if (ended === undefined) throw new CanopyError('LIMIT_REACHED', `${TRANSFERS_COUNT_MAX} transfers are already running`)
         active.delete(ended.m.id)
       }
-      S.remember(m)
+      S.keep(m)
       // The manifest is a piece too: peers, and this node after a restart, find it by its id.
       pieces.put(m.id, m.bytes).catch(() => {}) // too large for a cache block: kept in memory only
       const cache = pieces.cache
@@ -232,13 +232,10 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
         const s = sourcing(lan.election.current(), usable, noProviderSinceMs, now)
         const p = s.provider
         noProviderSinceMs = s.sinceMs
-        const peer = (id: string, kind: 'peer' | 'provider', baseUrl: string, pieces: PieceRanges | null, slots: number, query?: string): void => {
-          t.add(peerSource({ id, kind, baseUrl, m, slots, pieces, query }))
-        }
         if (provider !== null && provider !== p?.nodeId) t.drop(provider) // the provider changed
         if (p !== null && t.source(p.nodeId)?.kind !== 'provider') {
           t.drop(p.nodeId) // it may have been listed as a plain peer
-          peer(p.nodeId, 'provider', p.baseUrl, null, cfg.providerSlots, `?c=${m.id}${a.u === null ? '' : `&m=${encodeURIComponent(a.u)}`}`)
+          t.add(peerSource(p.nodeId, 'provider', p.baseUrl, m, cfg.providerSlots, null, `?c=${m.id}${a.u === null ? '' : `&m=${encodeURIComponent(a.u)}`}`))
         }
         provider = p?.nodeId ?? null
         if (s.origin !== t.uses('origin')) {
@@ -254,7 +251,7 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
               if (h.nodeId === provider || !usable(h.nodeId)) continue
               const cur = t.source(h.nodeId) as PeerSource | undefined
               if (cur !== undefined) cur.pieces = h.pieces
-              else peer(h.nodeId, 'peer', h.baseUrl, h.pieces, cfg.peerSlots)
+              else t.add(peerSource(h.nodeId, 'peer', h.baseUrl, m, cfg.peerSlots, h.pieces))
             }
           }, () => {}).finally(() => { resolving = false })
         }
@@ -289,7 +286,7 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
               pinned = false
               dirty = true
               S.emit(m.id)
-              log.info(`transfer ${t.state}`, { content: m.id, ...t.bytesFrom, err: t.error })
+              log.info(`transfer ${t.state}`, { content: m.id, ...t.from, err: t.error })
               if (t.state === 'done') void S.scanned(a).catch(() => {})
             })
           }
@@ -298,7 +295,7 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
       const a: Active = { m, t, b: onBehalf, u: manifestUrl, s: null, v: null }
       active.set(m.id, a)
       dirty = true
-      log.info('transfer', { content: m.id, name: m.name, size: m.size, held: t.doneCount, onBehalf })
+      log.info('transfer', { content: m.id, name: m.name, size: m.size, held: t.held, onBehalf })
       policy()
       S.emit(m.id)
       return a
@@ -348,7 +345,7 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
           state: vetoed(a) ? 'vetoed' : t.state,
           sizeBytes: m.size,
           doneBytes: t.doneBytes,
-          ...Object.fromEntries(Object.entries(FROM).map(([k, n]) => [n, t.bytesFrom[k as keyof typeof FROM]])),
+          ...Object.fromEntries(Object.entries(FROM).map(([k, n]) => [n, t.from[k as keyof typeof FROM]])),
           seconds: ((t.endedMs ?? clock.nowMs()) - t.startedMs) / 1000,
           onBehalf: a.b,
           note: t.error?.message ?? a.v

@@ -84,9 +84,11 @@ export interface TransferOptions { store: PieceStore, clock: Clock, events?: Tra
 export interface Transfer {
   state: 'running' | 'done' | 'failed' | 'stopped'
   error: CanopyError | null
-  doneCount: number
+  /** Pieces stored (of m.pieces.length), and their bytes. */
+  held: number
   doneBytes: number
-  readonly bytesFrom: Record<SourceKind, number>
+  /** Verified bytes received, by kind of source. */
+  readonly from: Record<SourceKind, number>
   readonly stats: { corrupt: number, duplicates: number }
   readonly startedMs: number
   endedMs: number | null
@@ -128,9 +130,9 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
   const T: Transfer = {
     state: 'running',
     error: null,
-    doneCount: 0,
+    held: 0,
     doneBytes: 0,
-    bytesFrom: { peer: 0, provider: 0, origin: 0 },
+    from: { peer: 0, provider: 0, origin: 0 },
     stats: { corrupt: 0, duplicates: 0 },
     startedMs: lastProgressMs,
     endedMs: null,
@@ -211,7 +213,7 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
     while (cursor < n && done[cursor] === 1) cursor++
     for (let i = cursor; i < n; i++) if (ok(i)) return i
     // Endgame: every missing piece is asked for; a second LAN source may race the first.
-    if (live.s.kind === 'origin' || T.doneCount + storing.size + reqs.size < n) return -1
+    if (live.s.kind === 'origin' || T.held + storing.size + reqs.size < n) return -1
     for (const [i, rs] of reqs) {
       if (done[i] === 0 && !storing.has(i) && rs.length < ENDGAME_REQUESTS_PER_PIECE_MAX && rs.every((r) => r.l !== live) && can(live, i)) return i
     }
@@ -270,7 +272,7 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
       live.f = 0
       for (const other of reqs.get(i) ?? []) cancel(other)
       storing.add(i)
-      T.bytesFrom[src.kind] += bytes.length
+      T.from[src.kind] += bytes.length
       ev.received?.(src, bytes.length, now() - r.t)
       store.put(m.pieces[i]!, bytes).then(() => {
         storing.delete(i)
@@ -278,7 +280,7 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
         mark(i)
         lastProgressMs = now()
         ev.stored?.(i, src)
-        if (T.doneCount === n) finish('done')
+        if (T.held === n) finish('done')
         else pump()
       }, (err: unknown) => {
         storing.delete(i)
@@ -307,7 +309,7 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
   /** Piece i is (d = 1) or is no longer (d = -1) in the store. */
   function count (i: number, d: 1 | -1): void {
     done[i] = d > 0 ? 1 : 0
-    T.doneCount += d
+    T.held += d
     T.doneBytes += d * pieceLength(m, i)
   }
 
@@ -344,7 +346,7 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
 
   // Resume: whatever the store holds is done already.
   m.pieces.forEach((h, i) => { if (store.has(h)) mark(i) })
-  if (T.doneCount === n) finish('done')
+  if (T.held === n) finish('done')
   else run()
   return T
 }

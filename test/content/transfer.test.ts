@@ -102,7 +102,7 @@ test('pieces come in parallel from every source, never more than its slots at on
   assert.is(a.maxInFlight, 3)
   assert.is(b.maxInFlight, 2)
   assert.ok(a.asked.length > 5 && b.asked.length > 5, `both used: ${a.asked.length} / ${b.asked.length}`)
-  assert.is(t.bytesFrom.peer, file.length)
+  assert.is(t.from.peer, file.length)
   assert.ok(a.closed && b.closed, 'sources released at the end')
 })
 
@@ -147,7 +147,7 @@ test('resume: pieces already in the store are not fetched again', async () => {
   const { clock, file, m, store, joined } = setup(20 * PIECE)
   for (let i = 0; i < 20; i += 2) await store.put(m.pieces[i]!, file.subarray(i * PIECE, (i + 1) * PIECE))
   const t = createTransfer(m, { store, clock })
-  assert.is(t.doneCount, 10)
+  assert.is(t.held, 10)
   const o = fake(clock, file, m, 'origin', 'origin', { slots: 4 })
   t.add(o)
   await until(clock, () => t.state === 'done')
@@ -165,7 +165,7 @@ test('the origin is never asked for a piece a LAN peer holds: each piece crosses
   assert.ok(origin.asked.every((i) => i >= 20), `origin asked for ${origin.asked.join(',')}`)
   assert.is(new Set(origin.asked).size, origin.asked.length, 'no piece twice from the origin')
   assert.is(peer.asked.length, 20)
-  assert.is(t.bytesFrom.origin, 10 * PIECE)
+  assert.is(t.from.origin, 10 * PIECE)
 })
 
 test('a peer that sends one corrupt piece is isolated at once: no more requests, closed, the piece fetched elsewhere, bad bytes never stored', async () => {
@@ -228,7 +228,7 @@ test('endgame: the last piece is raced by a second peer, the loser cancelled; th
   t.add(slow)
   t.add(origin)
   await clock.advance(50)
-  assert.is(t.doneCount, 5)
+  assert.is(t.held, 5)
   assert.equal(origin.asked, [], 'the origin did not race the peer')
   const fast = fake(clock, file, m, 'fast', 'peer', { slots: 2, delayMs: () => 10 })
   t.add(fast)

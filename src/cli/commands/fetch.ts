@@ -108,5 +108,5 @@ async function alone (url: string, trust: string[], into: Into): Promise<number[
   } finally {
     clearInterval(keep)
   }
-  return [m.size, 0, t.bytesFrom.origin]
+  return [m.size, 0, t.from.origin]
 }
