@@ -5,7 +5,7 @@
 //   GET /p2p/manifest?url=<URL>                                 the manifest this node signed for a cached URL
 //   GET /api/content?manifest=<URL> | url=<URL>                 a whole verified file, in order, as pieces arrive (Range)
 
-import { createContentService, createProxy, type ContentService, sendBody, type Active } from '../content'
+import { createContentService, createProxy, type ContentService, sendBody } from '../content'
 import { parsePublicKey } from '../crypto'
 import { CanopyError } from '../errors'
 import { addressScope, commandScanner, parseIp } from '../hal'
@@ -24,7 +24,7 @@ export function createContent (agent: Agent, cache: FlashCacheService): ContentS
 const octets = { 'content-type': 'application/octet-stream', 'cache-control': 'no-store' }
 
 export function addContent (agent: Agent, content: ContentService, lan: LanProtocol, peers: PeerDirectory): void {
-  content.lan = { resolver: lan.resolver, election: lan.election, peers }
+  content.lan = { ...lan, peers }
   agent.add(content)
   const proxy = agent.config.proxy.enabled ? createProxy(agent, content) : null
   if (proxy !== null) agent.add(proxy)
@@ -83,19 +83,15 @@ export function addContent (agent: Agent, content: ContentService, lan: LanProto
       if (proxy === null) throw new CanopyError('HTTP_NOT_FOUND', 'the proxy is off')
       return await proxy.serve(req, res, new URL(target))
     }
-    await sendFile(req, res, content, content.open(m, false, manifestUrl === null ? null : target))
-  })
-}
-
-/** The whole file, in order, each piece as soon as it is verified; the last bytes only once a configured scanner passed the file. */
-async function sendFile (req: Parameters<typeof sendBody>[0], res: Parameters<typeof sendBody>[1], content: ContentService, a: Active): Promise<void> {
-  const { m } = a
-  const last = m.pieces.length - 1
-  if (last < 0) await content.scanned(a)
-  await sendBody(req, res, m.size, { ...octets, 'content-disposition': `attachment; filename="${m.name.replace(/[^\w.-]/g, '_')}"`, 'x-canopy-content': m.id }, async (p) => {
-    const i = Math.floor(p / m.pieceSize)
-    const b = await content.read(a, i)
-    if (i === last) await content.scanned(a)
-    return b.subarray(p - i * m.pieceSize)
+    // The whole file, in order, each piece as soon as it is verified; the last bytes only once a configured scanner passed the file.
+    const a = content.open(m, false, manifestUrl === null ? null : target)
+    const last = m.pieces.length - 1
+    if (last < 0) await content.scanned(a)
+    await sendBody(req, res, m.size, { ...octets, 'content-disposition': `attachment; filename="${m.name.replace(/[^\w.-]/g, '_')}"`, 'x-canopy-content': m.id }, async (p) => {
+      const i = Math.floor(p / m.pieceSize)
+      const b = await content.read(a, i)
+      if (i === last) await content.scanned(a)
+      return b.subarray(p - i * m.pieceSize)
+    })
   })
 }

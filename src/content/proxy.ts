@@ -165,8 +165,9 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
     if (res.destroyed) { up.destroy(); return }
     res.writeHead(up.statusCode ?? 502, { ...endToEnd(up.headers), via: VIA })
     up.on('data', (c: Buffer) => { upBytes += c.length })
-    up.on('error', () => { res.destroy() })
-    up.on('aborted', () => { res.destroy() })
+    const cut = (): void => { res.destroy() }
+    up.on('error', cut)
+    up.on('aborted', cut)
     res.on('close', () => { up.destroy() })
     up.pipe(res)
   }

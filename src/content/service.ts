@@ -56,8 +56,9 @@ export interface Active {
 export const VIA = '1.1 canopy'
 const FROM = { peer: 'fromPeersBytes', provider: 'fromProviderBytes', origin: 'fromOriginBytes' } as const
 const vetoed = (a?: Active): boolean => a?.v?.startsWith('vetoed') === true
+const running = (t?: Transfer): boolean => t?.state === 'running'
 /** Running or done: not to be started again. */
-const alive = (a?: Active): a is Active => a?.t.state === 'running' || a?.t.state === 'done'
+const alive = (a?: Active): a is Active => running(a?.t) || a?.t.state === 'done'
 
 export interface ContentService extends Service, ContentIndex {
   pieces: Pieces | null
@@ -108,10 +109,11 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
   const manifest = (id: string): Manifest | undefined => active.get(id)?.m ?? known.get(id)
   /** A small body from the internet: through the provider's proxy (collapsed and cached there), else or if that fails directly. */
   const upstream = async (url: string, max: number): Promise<Buffer> => await viaOrDirect(S.via(), (via) => fetchBody(url, max, via))
+  const current = (): ProviderRef | null => S.lan?.election.current() ?? null
   /** The designated provider when it is another node. */
   const other = (): ProviderRef | undefined => {
-    const p = S.lan?.election.current()
-    return p != null && !p.self ? p : undefined
+    const p = current()
+    return p !== null && !p.self ? p : undefined
   }
 
   const S: ContentService = {
@@ -147,7 +149,7 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
       if (vetoed(a) || m === undefined || pieces === null) return null
       const n = m.pieces.length
       const held = rangesWhere(n, (i) => pieces.has(m.pieces[i]!))
-      if (a?.t.state === 'running') return { state: 'downloading', pieces: held, doneBytes: a.t.doneBytes, totalBytes: m.size }
+      if (running(a?.t)) return { state: 'downloading', pieces: held, doneBytes: a!.t.doneBytes, totalBytes: m.size }
       if (held.length === 0 && n > 0) return null
       return { state: 'have', pieces: held[0]?.[0] === 0 && held[0][1] === n ? null : held } // [0, n) is all
     },
@@ -201,8 +203,8 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
       const pieces = S.pieces
       if (pieces === null) throw new CanopyError('HTTP_UNAVAILABLE', 'no flash cache here')
       if (active.size >= TRANSFERS_COUNT_MAX) {
-        const ended = [...active.values()].find((a) => a.t.state !== 'running')
-        if (ended === undefined) throw new CanopyError('LIMIT_REACHED', `${TRANSFERS_COUNT_MAX} transfers are already running`)
+        const ended = [...active.values()].find((a) => !running(a.t))
+        if (ended === undefined) throw new CanopyError('LIMIT_REACHED', `${TRANSFERS_COUNT_MAX} transfers running`)
         active.delete(ended.m.id)
       }
       S.keep(m)
@@ -223,13 +225,13 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
       /** Sources for a running transfer, on every tick. */
       const policy = (): void => {
         const lan = S.lan
-        if (t.state !== 'running' || lan === null) {
+        if (!running(t) || lan === null) {
           if (lan === null && !t.uses('origin')) t.add(origin(m))
           return
         }
         const now = clock.nowMs()
         const usable = (id: string): boolean => (avoid.get(id) ?? 0) <= now && !credit.banned(id)
-        const s = sourcing(lan.election.current(), usable, noProviderSinceMs, now)
+        const s = sourcing(current(), usable, noProviderSinceMs, now)
         const p = s.provider
         noProviderSinceMs = s.sinceMs
         if (provider !== null && provider !== p?.nodeId) t.drop(provider) // the provider changed
@@ -246,7 +248,7 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
           resolving = true
           lastResolveMs = now
           lan.resolver.resolve(m.id, { collect: true }).then((r) => {
-            if (t.state !== 'running') return
+            if (!running(t)) return
             for (const h of [...r.holders, ...r.downloads]) {
               if (h.nodeId === provider || !usable(h.nodeId)) continue
               const cur = t.source(h.nodeId) as PeerSource | undefined
@@ -356,10 +358,10 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
   }
 
   /** This node is the provider and a peer asked for a piece of content c: run that transfer (the manifest from the cache or from its URL). */
-  function onBehalf (c: string, manifestUrl: string | null): Promise<Active | null> {
+  async function onBehalf (c: string, manifestUrl: string | null): Promise<Active | null> {
     const a = active.get(c)
-    if (alive(a)) return Promise.resolve(a)
-    if (S.lan?.election.current()?.self !== true) return Promise.resolve(null)
+    if (alive(a)) return a
+    if (current()?.self !== true) return null
     let p = pendingBehalf.get(c)
     if (p === undefined) {
       p = (async () => {
@@ -374,7 +376,7 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
       })().finally(() => { pendingBehalf.delete(c) })
       pendingBehalf.set(c, p)
     }
-    return p
+    return await p
   }
 
   async function scan (a: Active, scanner: Scanner): Promise<void> {
@@ -403,7 +405,7 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
     if (!dirty) return
     dirty = false
     const state = {
-      running: [...active.values()].filter((a) => a.t.state === 'running').map((a) => [a.m.id, a.u, a.b]),
+      running: [...active.values()].filter((a) => running(a.t)).map((a) => [a.m.id, a.u, a.b]),
       bans: credit.saveBans()
     }
     await hal.files.writeAtomic(statePath, Buffer.from(JSON.stringify(state))).catch((err: unknown) => { log.warn('state not saved', { err }) })

@@ -81,7 +81,7 @@ async function viaAgent (url: string, trust: string[], into: Into, base: URL): P
       write(c as Buffer)
       show(n += (c as Buffer).length)
     }
-    if (n !== total) throw new CanopyError('UPSTREAM_FAILED', 'cut off (failed, or vetoed by the scanner): see canopy status')
+    if (n !== total) throw new CanopyError('UPSTREAM_FAILED', 'cut off (failed or vetoed): see canopy status')
   })
   const list = ((await agentJson(base, '/api/status')) as { transfers?: { list?: Array<Record<string, number>> } }).transfers?.list ?? []
   const t = list.find((x) => (x.id as unknown) === res.headers['x-canopy-content']) ?? {}
