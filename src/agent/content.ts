@@ -53,8 +53,9 @@ export function addContent (agent: Agent, content: ContentService, lan: LanProto
     content.uploads++
     try {
       const n = await sendBody(req, res, buf.length, octets, (p) => buf.subarray(p))
-      content.totals.servedBytes += n
-      content.totals.servedPieces++
+      const { totals } = content
+      totals.servedBytes += n
+      totals.servedPieces++
       content.pieces?.count(n)
     } finally {
       content.uploads--

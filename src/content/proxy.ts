@@ -51,8 +51,8 @@ interface Entry {
 }
 
 interface Fill {
-  /** Resolves with the entry to stream from, or with a response that cannot be stored. */
-  h: Promise<{ entry: Entry } | { res: IncomingMessage }>
+  /** Resolves with the entry to stream from (e), or with a response that cannot be stored (r). */
+  h: Promise<{ e: Entry } | { r: IncomingMessage }>
   /** Creator: the request that started it; it alone may take a response that cannot be stored. */
   c: IncomingMessage
   /** Bytes received. */
@@ -142,12 +142,12 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
       else if (fills.size >= PROXY_FILLS_COUNT_MAX) return await pass()
       else f = fill(req, key, e)
       const got = await f.h
-      if ('entry' in got) {
-        if (varyMatches(got.entry.v, req.headers)) return await send(req, res, got.entry, got.entry === e ? 'REVALIDATED' : 'MISS')
+      if ('e' in got) {
+        if (varyMatches(got.e.v, req.headers)) return await send(req, res, got.e, got.e === e ? 'REVALIDATED' : 'MISS')
       } else if (f.c === req) {
         // Not storable: the one who asked first gets that response (unless it wanted a range); everyone else asks for itself.
-        if (req.headers.range === undefined) return relay(res, got.res)
-        got.res.destroy()
+        if (req.headers.range === undefined) return relay(res, got.r)
+        got.r.destroy()
       }
       await pass()
     }
@@ -188,20 +188,20 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
         old.h = { ...old.h, ...endToEnd(up.headers, OURS) }
         stamp(old, up)
         commit(old)
-        return { entry: old }
+        return { e: old }
       }
       const max = store().cache.stats().bytesMax
       const set = agent.config.proxy.objectBytesMax
       if (!storable(up.statusCode ?? 0, up.headers, set === 0 ? max / 4 : Math.min(set, max / 2))) {
         fills.delete(key)
-        return { res: up }
+        return { r: up }
       }
       counts.miss++
       const size = Number(up.headers['content-length'])
       const e: Entry = { url: key, h: endToEnd(up.headers, OURS), v: varyValues(up.headers.vary, req.headers), s: size, z: pieceSizeFor(size), p: [], t: 0, l: 0, f }
       stamp(e, up)
       pour(key, f, e, up)
-      return { entry: e }
+      return { e }
     })()
     f.h.catch(() => {})
     return f
