@@ -144,7 +144,7 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
     lookup (ref) {
       if (!isContentId(ref)) return S.byUrl?.(ref) ?? null
       const a = active.get(ref)
-      const m = a?.m ?? known.get(ref)
+      const m = manifest(ref)
       const pieces = S.pieces
       if (vetoed(a) || m === undefined || pieces === null) return null
       const n = m.pieces.length
@@ -328,10 +328,8 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
       throw new CanopyError('CACHE_NOT_FOUND', 'evicted again and again')
     },
 
-    scanned (a) {
-      if (scanner === null) return Promise.resolve()
-      a.s ??= scan(a, scanner)
-      return a.s
+    async scanned (a) {
+      if (scanner !== null) await (a.s ??= scan(a, scanner))
     },
 
     // ---- status -----------------------------------------------------------------------

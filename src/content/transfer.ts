@@ -151,13 +151,13 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
       live.s.close?.()
       pump()
     },
-    piece (i) {
+    async piece (i) {
       if (done[i] === 1) {
-        if (store.has(m.pieces[i]!)) return Promise.resolve()
+        if (store.has(m.pieces[i]!)) return
         unmark(i) // evicted since: fetch it again
       }
-      if (ended()) return Promise.reject(T.error) // failed or stopped (a done one was reopened above)
-      return new Promise((ok, fail) => {
+      if (ended()) throw T.error! // failed or stopped (a done one was reopened above)
+      await new Promise<void>((ok, fail) => {
         const list = waiters.get(i) ?? []
         list.push({ ok, fail })
         waiters.set(i, list)

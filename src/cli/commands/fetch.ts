@@ -41,8 +41,9 @@ export const fetchCommand: Command = {
       const fd = openSync(part, 'w', 0o644)
       try {
         await fill((b, at) => { writeSync(fd, b, 0, b.length, at ?? null) }, (n) => {
-          if (Date.now() - last < (tty ? 100 : 1_000) && n < total) return
-          last = Date.now()
+          const now = Date.now()
+          if (now - last < (tty ? 100 : 1_000) && n < total) return
+          last = now
           const f = total === 0 ? 1 : n / total
           if (tty) io.stderr.write(`\r[${'#'.repeat(Math.round(f * 30)).padEnd(30, '.')}] ${Math.floor(f * 100)}% of ${(total / 1e6).toFixed(1)} MB`)
           else io.stdout.write(JSON.stringify({ event: 'progress', doneBytes: n, totalBytes: total }) + '\n')
