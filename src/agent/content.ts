@@ -24,14 +24,15 @@ export function createContent (agent: Agent, cache: FlashCacheService): ContentS
 const octets = { 'content-type': 'application/octet-stream', 'cache-control': 'no-store' }
 
 export function addContent (agent: Agent, content: ContentService, lan: LanProtocol, peers: PeerDirectory): void {
+  const { http, config } = agent
   content.lan = { ...lan, peers }
   agent.add(content)
-  const proxy = agent.config.proxy.enabled ? createProxy(agent, content) : null
+  const proxy = config.proxy.enabled ? createProxy(agent, content) : null
   if (proxy !== null) agent.add(proxy)
-  if (!agent.config.content.enabled) return
-  const { http } = agent
+  if (!config.content.enabled) return
+  const invalid = (why: string): CanopyError => new CanopyError('INPUT_INVALID', why)
   const query = (url: URL): URLSearchParams => {
-    if (url.search.length > CONTENT_QUERY_BYTES_MAX) throw new CanopyError('INPUT_INVALID', 'query too long')
+    if (url.search.length > CONTENT_QUERY_BYTES_MAX) throw invalid('query too long')
     return url.searchParams
   }
   const piece = async (hash: string): Promise<Buffer> => {
@@ -44,9 +45,9 @@ export function addContent (agent: Agent, content: ContentService, lan: LanProto
     const q = query(url)
     const hash = params.hash!.toLowerCase()
     const c = q.get('c')
-    if (!isContentId(hash)) throw new CanopyError('INPUT_INVALID', 'a piece is named by its SHA-256')
+    if (!isContentId(hash)) throw invalid('a piece is named by its SHA-256')
     const buf = (c !== null && isContentId(c) && content.pieces?.has(hash) === false ? await content.onDemand(hash, c, q.get('m')) : undefined) ?? await piece(hash)
-    if (content.uploads >= agent.config.content.uploadSlots) {
+    if (content.uploads >= config.content.uploadSlots) {
       res.setHeader('retry-after', '1')
       throw new CanopyError('HTTP_UNAVAILABLE', 'busy')
     }
@@ -74,11 +75,11 @@ export function addContent (agent: Agent, content: ContentService, lan: LanProto
     const extra = q.getAll('trust')
     const ip = parseIp(remote)
     if (extra.length > 0 && (ip === null || addressScope(ip) !== 'loopback')) throw new CanopyError('HTTP_FORBIDDEN', 'trust= is accepted from this box only')
-    for (const k of extra) if (parsePublicKey(k) === null) throw new CanopyError('INPUT_INVALID', 'trust= takes an "ed25519:…" key')
+    for (const k of extra) if (parsePublicKey(k) === null) throw invalid('trust= takes an "ed25519:…" key')
     const manifestUrl = q.get('manifest')
     const plain = q.get('url')
     const target = parseContentRef(manifestUrl ?? plain ?? '')
-    if (isContentId(target)) throw new CanopyError('INPUT_INVALID', 'manifest=URL or url=URL is required')
+    if (isContentId(target)) throw invalid('manifest=URL or url=URL is required')
     const m = manifestUrl !== null ? await content.manifestFrom(target, extra) : await content.providerManifest(target)
     if (m === null) {
       if (proxy === null) throw new CanopyError('HTTP_NOT_FOUND', 'the proxy is off')

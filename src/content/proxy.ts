@@ -29,7 +29,8 @@ import { sendBody } from './stream'
 
 // Short names: these shapes never leave the proxy.
 interface Entry {
-  url: string
+  /** Its URL (the key in entries). */
+  u: string
   /** Response headers replayed to clients (end-to-end; length and age are ours). */
   h: Headers
   /** The request headers its Vary names, as the origin saw them. */
@@ -198,7 +199,7 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
       }
       counts.miss++
       const size = Number(up.headers['content-length'])
-      const e: Entry = { url: key, h: endToEnd(up.headers, OURS), v: varyValues(up.headers.vary, req.headers), s: size, z: pieceSizeFor(size), p: [], t: 0, l: 0, f }
+      const e: Entry = { u: key, h: endToEnd(up.headers, OURS), v: varyValues(up.headers.vary, req.headers), s: size, z: pieceSizeFor(size), p: [], t: 0, l: 0, f }
       stamp(e, up)
       pour(key, f, e, up)
       return { e }
@@ -263,18 +264,18 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
     up.on('aborted', () => { end(failed('aborted')) })
   }
 
-  const commit = (e: Entry): void => { lruSet(entries, e.url, e, PROXY_ENTRIES_COUNT_MAX) }
+  const commit = (e: Entry): void => { lruSet(entries, e.u, e, PROXY_ENTRIES_COUNT_MAX) }
 
   /** Sign the object as a manifest of this node's, so LAN peers can fetch it in pieces from anyone. */
   async function sign (e: Entry): Promise<void> {
     try {
-      const name = decodeURIComponent(new URL(e.url).pathname.split('/').pop() ?? '').slice(0, 200) || 'index'
+      const name = decodeURIComponent(new URL(e.u).pathname.split('/').pop() ?? '').slice(0, 200) || 'index'
       const { identity } = agent
-      const m = signManifest({ name, size: e.s, pieceSize: e.z, pieces: e.p, urls: [e.url] }, { privateKey: identity.privateKey, publicRaw: identity.publicKey })
+      const m = signManifest({ name, size: e.s, pieceSize: e.z, pieces: e.p, urls: [e.u] }, { privateKey: identity.privateKey, publicRaw: identity.publicKey })
       await store().put(m.id, m.bytes)
       content.keep(m)
       e.m = m.id
-      content.emit(e.url)
+      content.emit(e.u)
     } catch { /* not shared: an odd URL or a full cache */ }
   }
 
