@@ -5,7 +5,7 @@
 //   GET /p2p/manifest?url=<URL>                                 the manifest this node signed for a cached URL
 //   GET /api/content?manifest=<URL> | url=<URL>                 a whole verified file, in order, as pieces arrive (Range)
 
-import { createContentService, createProxy, type ContentService, sendBody, type Active } from '../content'
+import { createContentService, createProxy, type ContentService, sendBody } from '../content'
 import { parsePublicKey } from '../crypto'
 import { CanopyError } from '../errors'
 import { addressScope, commandScanner, parseIp } from '../hal'
@@ -24,14 +24,15 @@ export function createContent (agent: Agent, cache: FlashCacheService): ContentS
 const octets = { 'content-type': 'application/octet-stream', 'cache-control': 'no-store' }
 
 export function addContent (agent: Agent, content: ContentService, lan: LanProtocol, peers: PeerDirectory): void {
-  content.lan = { resolver: lan.resolver, election: lan.election, peers }
+  const { http, config } = agent
+  content.lan = { ...lan, peers }
   agent.add(content)
-  const proxy = agent.config.proxy.enabled ? createProxy(agent, content) : null
+  const proxy = config.proxy.enabled ? createProxy(agent, content) : null
   if (proxy !== null) agent.add(proxy)
-  if (!agent.config.content.enabled) return
-  const { http } = agent
+  if (!config.content.enabled) return
+  const invalid = (why: string): CanopyError => new CanopyError('INPUT_INVALID', why)
   const query = (url: URL): URLSearchParams => {
-    if (url.search.length > CONTENT_QUERY_BYTES_MAX) throw new CanopyError('INPUT_INVALID', 'query too long')
+    if (url.search.length > CONTENT_QUERY_BYTES_MAX) throw invalid('query too long')
     return url.searchParams
   }
   const piece = async (hash: string): Promise<Buffer> => {
@@ -44,17 +45,18 @@ export function addContent (agent: Agent, content: ContentService, lan: LanProto
     const q = query(url)
     const hash = params.hash!.toLowerCase()
     const c = q.get('c')
-    if (!isContentId(hash)) throw new CanopyError('INPUT_INVALID', 'a piece is named by its SHA-256')
+    if (!isContentId(hash)) throw invalid('a piece is named by its SHA-256')
     const buf = (c !== null && isContentId(c) && content.pieces?.has(hash) === false ? await content.onDemand(hash, c, q.get('m')) : undefined) ?? await piece(hash)
-    if (content.uploads >= agent.config.content.uploadSlots) {
+    if (content.uploads >= config.content.uploadSlots) {
       res.setHeader('retry-after', '1')
       throw new CanopyError('HTTP_UNAVAILABLE', 'busy')
     }
     content.uploads++
     try {
       const n = await sendBody(req, res, buf.length, octets, (p) => buf.subarray(p))
-      content.totals.servedBytes += n
-      content.totals.servedPieces++
+      const { totals } = content
+      totals.servedBytes += n
+      totals.servedPieces++
       content.pieces?.count(n)
     } finally {
       content.uploads--
@@ -73,29 +75,25 @@ export function addContent (agent: Agent, content: ContentService, lan: LanProto
     const extra = q.getAll('trust')
     const ip = parseIp(remote)
     if (extra.length > 0 && (ip === null || addressScope(ip) !== 'loopback')) throw new CanopyError('HTTP_FORBIDDEN', 'trust= is accepted from this box only')
-    for (const k of extra) if (parsePublicKey(k) === null) throw new CanopyError('INPUT_INVALID', 'trust= takes an "ed25519:…" key')
+    for (const k of extra) if (parsePublicKey(k) === null) throw invalid('trust= takes an "ed25519:…" key')
     const manifestUrl = q.get('manifest')
     const plain = q.get('url')
     const target = parseContentRef(manifestUrl ?? plain ?? '')
-    if (isContentId(target)) throw new CanopyError('INPUT_INVALID', 'manifest=URL or url=URL is required')
+    if (isContentId(target)) throw invalid('manifest=URL or url=URL is required')
     const m = manifestUrl !== null ? await content.manifestFrom(target, extra) : await content.providerManifest(target)
     if (m === null) {
       if (proxy === null) throw new CanopyError('HTTP_NOT_FOUND', 'the proxy is off')
       return await proxy.serve(req, res, new URL(target))
     }
-    await sendFile(req, res, content, content.open(m, false, manifestUrl === null ? null : target))
-  })
-}
-
-/** The whole file, in order, each piece as soon as it is verified; the last bytes only once a configured scanner passed the file. */
-async function sendFile (req: Parameters<typeof sendBody>[0], res: Parameters<typeof sendBody>[1], content: ContentService, a: Active): Promise<void> {
-  const { m } = a
-  const last = m.pieces.length - 1
-  if (last < 0) await content.scanned(a)
-  await sendBody(req, res, m.size, { ...octets, 'content-disposition': `attachment; filename="${m.name.replace(/[^\w.-]/g, '_')}"`, 'x-canopy-content': m.id }, async (p) => {
-    const i = Math.floor(p / m.pieceSize)
-    const b = await content.read(a, i)
-    if (i === last) await content.scanned(a)
-    return b.subarray(p - i * m.pieceSize)
+    // The whole file, in order, each piece as soon as it is verified; the last bytes only once a configured scanner passed the file.
+    const a = content.open(m, false, manifestUrl === null ? null : target)
+    const last = m.pieces.length - 1
+    if (last < 0) await content.scanned(a)
+    await sendBody(req, res, m.size, { ...octets, 'content-disposition': `attachment; filename="${m.name.replace(/[^\w.-]/g, '_')}"`, 'x-canopy-content': m.id }, async (p) => {
+      const i = Math.floor(p / m.pieceSize)
+      const b = await content.read(a, i)
+      if (i === last) await content.scanned(a)
+      return b.subarray(p - i * m.pieceSize)
+    })
   })
 }

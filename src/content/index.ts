@@ -4,7 +4,7 @@ export { createTransfer, rangesWhere, type Transfer, type TransferOptions, type 
 export { peerSource, originSource, type PeerSource } from './sources'
 export { createCredit, type Credit } from './credit'
 export { createWanGate, type WanGate } from './wan'
-export { Pieces } from './pieces'
+export { createPieces, type Pieces } from './pieces'
 export { createContentService, type ContentService, fetchBody, VIA, within, sourcing, type Active, type ContentLan } from './service'
 export { createProxy, type Proxy } from './proxy'
 export { parseRange, sendBody } from './stream'

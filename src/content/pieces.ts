@@ -8,63 +8,67 @@ import { collectGarbage } from '../hal'
 import { HOT_PIECES_BYTES_MAX, PIECE_GC_BYTES } from '../limits'
 import type { PieceStore } from './transfer'
 
-export class Pieces implements PieceStore {
-  readonly #hot = new Map<string, Buffer>()
-  #hotBytes = 0
-  #traffic = 0
-
-  constructor (readonly cache: FlashCache) {}
-
-  has (hash: string): boolean { return this.#hot.has(hash) || this.cache.has(hash) }
-
+export interface Pieces extends PieceStore {
+  readonly cache: FlashCache
   /** Durable when it resolves (the cache verifies the hash first). */
-  async put (hash: string, bytes: Buffer): Promise<void> {
-    await this.cache.put(hash, bytes)
-    this.#remember(hash, bytes)
-    this.count(bytes.length)
-  }
-
+  put (hash: string, bytes: Buffer): Promise<void>
   /** Piece bytes that went through here (stored or served): every PIECE_GC_BYTES, a GC (see hal/memory.ts). */
-  count (n: number): void {
-    this.#traffic += n
-    if (this.#traffic < PIECE_GC_BYTES) return
-    this.#traffic = 0
-    collectGarbage()
-  }
-
+  count (n: number): void
   /** Verified bytes, or undefined. */
-  async get (hash: string): Promise<Buffer | undefined> {
-    const b = this.#hot.get(hash)
-    if (b !== undefined) {
-      this.#hot.delete(hash)
-      this.#hot.set(hash, b)
-      return b
-    }
-    const c = await this.cache.get(hash)
-    if (c !== undefined) this.#remember(hash, c)
-    return c
-  }
+  get (hash: string): Promise<Buffer | undefined>
+  delete (hash: string): Promise<void>
+}
 
-  async delete (hash: string): Promise<void> {
-    this.#forget(hash)
-    await this.cache.delete(hash)
-  }
-
-  #remember (hash: string, bytes: Buffer): void {
-    if (bytes.length > HOT_PIECES_BYTES_MAX / 4) return
-    this.#forget(hash)
-    this.#hot.set(hash, bytes)
-    this.#hotBytes += bytes.length
-    for (const [h] of this.#hot) {
-      if (this.#hotBytes <= HOT_PIECES_BYTES_MAX) break
-      this.#forget(h)
-    }
-  }
-
-  #forget (hash: string): void {
-    const b = this.#hot.get(hash)
+// A closure rather than a class: its private names minify to one letter.
+export function createPieces (cache: FlashCache): Pieces {
+  const hot = new Map<string, Buffer>()
+  let hotBytes = 0
+  let traffic = 0
+  const forget = (hash: string): void => {
+    const b = hot.get(hash)
     if (b === undefined) return
-    this.#hot.delete(hash)
-    this.#hotBytes -= b.length
+    hot.delete(hash)
+    hotBytes -= b.length
   }
+  const remember = (hash: string, bytes: Buffer): void => {
+    if (bytes.length > HOT_PIECES_BYTES_MAX / 4) return
+    forget(hash)
+    hot.set(hash, bytes)
+    hotBytes += bytes.length
+    for (const [h] of hot) {
+      if (hotBytes <= HOT_PIECES_BYTES_MAX) break
+      forget(h)
+    }
+  }
+  const P: Pieces = {
+    cache,
+    has: (hash) => hot.has(hash) || cache.has(hash),
+    async put (hash, bytes) {
+      await cache.put(hash, bytes)
+      remember(hash, bytes)
+      P.count(bytes.length)
+    },
+    count (n) {
+      traffic += n
+      if (traffic < PIECE_GC_BYTES) return
+      traffic = 0
+      collectGarbage()
+    },
+    async get (hash) {
+      const b = hot.get(hash)
+      if (b !== undefined) {
+        hot.delete(hash)
+        hot.set(hash, b)
+        return b
+      }
+      const c = await cache.get(hash)
+      if (c !== undefined) remember(hash, c)
+      return c
+    },
+    async delete (hash) {
+      forget(hash)
+      await cache.delete(hash)
+    }
+  }
+  return P
 }

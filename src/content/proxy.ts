@@ -24,36 +24,46 @@ import { lruSet } from '../protocol/lru'
 import { directive, endToEnd, lifetime, storable, varyMatches, varyValues, type Headers } from './http-cache'
 import { pieceSizeFor, sha256, signManifest } from './manifest'
 import type { Pieces } from './pieces'
-import { VIA, type ContentService } from './service'
+import { VIA, viaOrDirect, type ContentService } from './service'
 import { sendBody } from './stream'
 
+// Short names: these shapes never leave the proxy.
 interface Entry {
-  url: string
+  /** Its URL (the key in entries). */
+  u: string
   /** Response headers replayed to clients (end-to-end; length and age are ours). */
-  head: Headers
-  vary: Record<string, string> | null
-  size: number
-  pieceSize: number
+  h: Headers
+  /** The request headers its Vary names, as the origin saw them. */
+  v: Record<string, string> | null
+  /** Size in bytes (its Content-Length). */
+  s: number
+  /** Piece size. */
+  z: number
   /** Piece hashes, filled in order while the object arrives. */
-  pieces: string[]
-  /** When the origin made it, in monotonic ms (receipt or revalidation less the Age it came with); its freshness lifetime. */
-  bornMs: number
-  lifeS: number
+  p: string[]
+  /** Born: when the origin made it, in monotonic ms (receipt or revalidation less the Age it came with). */
+  t: number
+  /** Its freshness lifetime (s). */
+  l: number
   /** Content id of the manifest this node signed for it. */
-  manifest?: string
-  fill?: Fill
+  m?: string
+  /** The fill still bringing it in. */
+  f?: Fill
 }
 
 interface Fill {
-  /** Resolves with the entry to stream from, or with a response that cannot be stored. */
-  head: Promise<{ entry: Entry } | { res: IncomingMessage }>
-  /** The request that started it: it alone may take a response that cannot be stored. */
-  creator: IncomingMessage
-  received: number
+  /** Resolves with the entry to stream from (e), or with a response that cannot be stored (r). */
+  h: Promise<{ e: Entry } | { r: IncomingMessage }>
+  /** Creator: the request that started it; it alone may take a response that cannot be stored. */
+  c: IncomingMessage
+  /** Bytes received. */
+  n: number
   /** Pieces still in memory: the one arriving and those being stored. */
-  bufs: Map<number, Buffer>
-  failed?: CanopyError
-  wake: Array<() => void>
+  b: Map<number, Buffer>
+  /** Why it failed. */
+  x?: CanopyError
+  /** Readers to wake. */
+  w: Array<() => void>
 }
 
 const CONDITIONALS = ['host', 'range', 'if-range', 'if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since']
@@ -77,13 +87,13 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
   let tunnels = 0
   let upBytes = 0
   const store = (): Pieces => content.pieces!
-  const wake = (f: Fill): void => { for (const w of f.wake.splice(0)) w() }
+  const wake = (f: Fill): void => { for (const w of f.w.splice(0)) w() }
   /** Seconds since the origin made it (its Age plus our time with it). */
-  const age = (e: Entry): number => (clock.nowMs() - e.bornMs) / 1000
-  const fresh = (e: Entry): boolean => directive(e.head['cache-control'], 'no-cache') === undefined && age(e) < e.lifeS
+  const age = (e: Entry): number => (clock.nowMs() - e.t) / 1000
+  const fresh = (e: Entry): boolean => directive(e.h['cache-control'], 'no-cache') === undefined && age(e) < e.l
 
   // Offered to the LAN: a fresh object with a signed manifest.
-  content.urlIndex = (url) => P.shared(url) === undefined ? null : { state: 'have', pieces: null }
+  content.byUrl = (url) => P.shared(url) === undefined ? null : { state: 'have', pieces: null }
   const requests = agent.metrics.counter('canopy_proxy_requests_total', 'Proxy requests by result.', ['result'])
   agent.metrics.onCollect(() => { for (const [r, n] of Object.entries(counts)) requests.set({ result: r }, n) })
 
@@ -110,7 +120,7 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
 
     shared (url) {
       const e = entries.get(url)
-      return e !== undefined && fresh(e) ? e.manifest : undefined
+      return e !== undefined && fresh(e) ? e.m : undefined
     },
 
     async serve (req, res, target) {
@@ -122,7 +132,7 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
       }
       if (req.method !== 'GET' || req.headers.authorization !== undefined || directive(cc, 'no-store') !== undefined || content.pieces === null) return await pass()
       let e = entries.get(key)
-      if (e !== undefined && (!varyMatches(e.vary, req.headers) || !e.pieces.every((h) => store().has(h)))) e = undefined
+      if (e !== undefined && (!varyMatches(e.v, req.headers) || !e.p.every((h) => store().has(h)))) e = undefined
       if (e !== undefined && fresh(e) && directive(cc, 'no-cache') === undefined && directive(cc, 'max-age') !== '0' && req.headers.pragma !== 'no-cache') {
         counts.hit++
         commit(e)
@@ -132,13 +142,13 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
       if (f !== undefined) counts.collapsed++
       else if (fills.size >= PROXY_FILLS_COUNT_MAX) return await pass()
       else f = fill(req, key, e)
-      const got = await f.head
-      if ('entry' in got) {
-        if (varyMatches(got.entry.vary, req.headers)) return await send(req, res, got.entry, got.entry === e ? 'REVALIDATED' : 'MISS')
-      } else if (f.creator === req) {
+      const got = await f.h
+      if ('e' in got) {
+        if (varyMatches(got.e.v, req.headers)) return await send(req, res, got.e, got.e === e ? 'REVALIDATED' : 'MISS')
+      } else if (f.c === req) {
         // Not storable: the one who asked first gets that response (unless it wanted a range); everyone else asks for itself.
-        if (req.headers.range === undefined) return relay(res, got.res)
-        got.res.destroy()
+        if (req.headers.range === undefined) return relay(res, got.r)
+        got.r.destroy()
       }
       await pass()
     }
@@ -148,59 +158,59 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
   async function upstream (req: IncomingMessage, url: string, headers: Headers, body?: IncomingMessage): Promise<IncomingMessage> {
     const from = req.headers.via
     headers.via = from === undefined ? VIA : `${String(from)}, ${VIA}`
-    const via = String(from).includes('canopy') || body !== undefined ? undefined : content.viaProvider()
-    const open = (proxy?: string): Promise<IncomingMessage> => httpOpen(url, { proxy, headers, method: req.method, body })
-    return await (via === undefined ? open() : open(via).catch(async () => await open()))
+    const via = String(from).includes('canopy') || body !== undefined ? undefined : content.via()
+    return await viaOrDirect(via, (proxy) => httpOpen(url, { proxy, headers, method: req.method, body }))
   }
 
   function relay (res: ServerResponse, up: IncomingMessage): void {
     if (res.destroyed) { up.destroy(); return }
     res.writeHead(up.statusCode ?? 502, { ...endToEnd(up.headers), via: VIA })
     up.on('data', (c: Buffer) => { upBytes += c.length })
-    up.on('error', () => { res.destroy() })
-    up.on('aborted', () => { res.destroy() })
+    const cut = (): void => { res.destroy() }
+    up.on('error', cut)
+    up.on('aborted', cut)
     res.on('close', () => { up.destroy() })
     up.pipe(res)
   }
 
   /** One origin fetch for everyone asking for this URL now; a stale `old` is revalidated. */
   function fill (req: IncomingMessage, key: string, old: Entry | undefined): Fill {
-    const f: Fill = { head: null as unknown as Fill['head'], creator: req, received: 0, bufs: new Map(), wake: [] }
+    const f: Fill = { h: null as unknown as Fill['h'], c: req, n: 0, b: new Map(), w: [] }
     fills.set(key, f)
-    f.head = (async () => {
+    f.h = (async () => {
       const headers = endToEnd(req.headers, CONDITIONALS)
-      if (old?.head.etag !== undefined) headers['if-none-match'] = old.head.etag
-      if (old?.head['last-modified'] !== undefined) headers['if-modified-since'] = old.head['last-modified']
+      if (old?.h.etag !== undefined) headers['if-none-match'] = old.h.etag
+      if (old?.h['last-modified'] !== undefined) headers['if-modified-since'] = old.h['last-modified']
       const up = await upstream(req, key, headers).catch((err: unknown) => { fills.delete(key); throw err })
       if (up.statusCode === 304 && old !== undefined) {
         fills.delete(key)
         up.resume()
         counts.revalidated++
-        old.head = { ...old.head, ...endToEnd(up.headers, OURS) }
+        old.h = { ...old.h, ...endToEnd(up.headers, OURS) }
         stamp(old, up)
         commit(old)
-        return { entry: old }
+        return { e: old }
       }
       const max = store().cache.stats().bytesMax
       const set = agent.config.proxy.objectBytesMax
       if (!storable(up.statusCode ?? 0, up.headers, set === 0 ? max / 4 : Math.min(set, max / 2))) {
         fills.delete(key)
-        return { res: up }
+        return { r: up }
       }
       counts.miss++
       const size = Number(up.headers['content-length'])
-      const e: Entry = { url: key, head: endToEnd(up.headers, OURS), vary: varyValues(up.headers.vary, req.headers), size, pieceSize: pieceSizeFor(size), pieces: [], bornMs: 0, lifeS: 0, fill: f }
+      const e: Entry = { u: key, h: endToEnd(up.headers, OURS), v: varyValues(up.headers.vary, req.headers), s: size, z: pieceSizeFor(size), p: [], t: 0, l: 0, f }
       stamp(e, up)
       pour(key, f, e, up)
-      return { entry: e }
+      return { e }
     })()
-    f.head.catch(() => {})
+    f.h.catch(() => {})
     return f
   }
 
   function stamp (e: Entry, up: IncomingMessage): void {
-    e.bornMs = clock.nowMs() - 1000 * Math.max(0, Number(up.headers.age) || 0)
-    e.lifeS = lifetime(e.head) ?? 0
+    e.t = clock.nowMs() - 1000 * Math.max(0, Number(up.headers.age) || 0)
+    e.l = lifetime(e.h) ?? 0
   }
 
   /** Upstream bytes into pieces in the cache (pinned until the object is complete); readers woken as they land. */
@@ -209,15 +219,15 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
     const pinned: string[] = []
     const failed = (why: string): CanopyError => new CanopyError('UPSTREAM_FAILED', why)
     const end = (err?: CanopyError): void => {
-      if (e.fill === undefined) return
-      delete e.fill
+      if (e.f === undefined) return
+      delete e.f
       fills.delete(key)
       for (const h of pinned) pieces.cache.unpin(h)
       if (err === undefined) {
         commit(e)
         void sign(e)
       } else {
-        f.failed = err
+        f.x = err
         up.destroy()
       }
       wake(f)
@@ -225,14 +235,14 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
     let storing = 0
     up.on('data', (c: Buffer) => {
       upBytes += c.length
-      if (f.received + c.length > e.size) { end(failed('longer than Content-Length')); return }
+      if (f.n + c.length > e.s) { end(failed('longer than Content-Length')); return }
       while (c.length > 0) {
-        const i = Math.floor(f.received / e.pieceSize)
-        const at = f.received - i * e.pieceSize
-        const buf = f.bufs.get(i) ?? Buffer.allocUnsafe(Math.min(e.pieceSize, e.size - i * e.pieceSize))
-        f.bufs.set(i, buf)
+        const i = Math.floor(f.n / e.z)
+        const at = f.n - i * e.z
+        const buf = f.b.get(i) ?? Buffer.allocUnsafe(Math.min(e.z, e.s - i * e.z))
+        f.b.set(i, buf)
         const n = c.copy(buf, at)
-        f.received += n
+        f.n += n
         c = c.subarray(n)
         if (at + n < buf.length) continue
         const h = sha256(buf)
@@ -240,57 +250,57 @@ export function createProxy (agent: Agent, content: ContentService): Proxy {
         pinned.push(h)
         if (++storing > 1) up.pause() // at most two pieces in memory besides the one arriving
         pieces.put(h, buf).then(() => {
-          e.pieces[i] = h
-          f.bufs.delete(i)
+          e.p[i] = h
+          f.b.delete(i)
           if (--storing <= 1) up.resume()
-          if (storing === 0 && f.received === e.size) end() // every piece stored, whatever order the puts finished in
+          if (storing === 0 && f.n === e.s) end() // every piece stored, whatever order the puts finished in
           wake(f)
         }, (err: unknown) => { end(CanopyError.from(err, 'CACHE_FULL')) })
       }
       wake(f)
     })
-    up.on('end', () => { if (f.received !== e.size) end(failed('shorter than Content-Length')); else if (e.size === 0) end() })
+    up.on('end', () => { if (f.n !== e.s) end(failed('shorter than Content-Length')); else if (e.s === 0) end() })
     up.on('error', (err) => { end(CanopyError.from(err, 'UPSTREAM_FAILED')) })
     up.on('aborted', () => { end(failed('aborted')) })
   }
 
-  const commit = (e: Entry): void => { lruSet(entries, e.url, e, PROXY_ENTRIES_COUNT_MAX) }
+  const commit = (e: Entry): void => { lruSet(entries, e.u, e, PROXY_ENTRIES_COUNT_MAX) }
 
   /** Sign the object as a manifest of this node's, so LAN peers can fetch it in pieces from anyone. */
   async function sign (e: Entry): Promise<void> {
     try {
-      const name = decodeURIComponent(new URL(e.url).pathname.split('/').pop() ?? '').slice(0, 200) || 'index'
+      const name = decodeURIComponent(new URL(e.u).pathname.split('/').pop() ?? '').slice(0, 200) || 'index'
       const { identity } = agent
-      const m = signManifest({ name, size: e.size, pieceSize: e.pieceSize, pieces: e.pieces, urls: [e.url] }, { privateKey: identity.privateKey, publicRaw: identity.publicKey })
+      const m = signManifest({ name, size: e.s, pieceSize: e.z, pieces: e.p, urls: [e.u] }, { privateKey: identity.privateKey, publicRaw: identity.publicKey })
       await store().put(m.id, m.bytes)
-      content.remember(m)
-      e.manifest = m.id
-      content.emit(e.url)
+      content.keep(m)
+      e.m = m.id
+      content.emit(e.u)
     } catch { /* not shared: an odd URL or a full cache */ }
   }
 
   async function send (req: IncomingMessage, res: ServerResponse, e: Entry, tag: string): Promise<void> {
-    const { etag, 'last-modified': lm } = e.head
+    const { etag, 'last-modified': lm } = e.h
     const inm = req.headers['if-none-match']
     if (inm !== undefined ? inm.split(',').some((s) => s.trim() === etag) : lm !== undefined && req.headers['if-modified-since'] === lm) {
-      res.writeHead(304, { ...e.head, via: VIA }).end() // the client's copy is current
+      res.writeHead(304, { ...e.h, via: VIA }).end() // the client's copy is current
       return
     }
-    await sendBody(req, res, e.size, { ...e.head, age: String(Math.floor(age(e))), 'x-cache': tag, via: VIA }, async (p) => await chunk(e, p))
+    await sendBody(req, res, e.s, { ...e.h, age: String(Math.floor(age(e))), 'x-cache': tag, via: VIA }, async (p) => await chunk(e, p))
   }
 
   /** Bytes of e from offset p: from the cache, or from the fill as they arrive. */
   async function chunk (e: Entry, p: number): Promise<Buffer> {
-    const i = Math.floor(p / e.pieceSize)
-    const off = p - i * e.pieceSize
+    const i = Math.floor(p / e.z)
+    const off = p - i * e.z
     for (;;) {
-      const h = e.pieces[i]
-      const f = e.fill
-      const buf = h === undefined ? f?.bufs.get(i) : await store().get(h)
-      const have = h === undefined ? Math.min(buf?.length ?? 0, (f?.received ?? 0) - i * e.pieceSize) : buf?.length ?? 0
+      const h = e.p[i]
+      const f = e.f
+      const buf = h === undefined ? f?.b.get(i) : await store().get(h)
+      const have = h === undefined ? Math.min(buf?.length ?? 0, (f?.n ?? 0) - i * e.z) : buf?.length ?? 0
       if (have > off) return buf!.subarray(off, have)
-      if (h !== undefined || f === undefined || f.failed !== undefined) throw f?.failed ?? new CanopyError('CACHE_NOT_FOUND', 'incomplete')
-      await new Promise<void>((resolve) => { f.wake.push(resolve) })
+      if (h !== undefined || f === undefined || f.x !== undefined) throw f?.x ?? new CanopyError('CACHE_NOT_FOUND', 'incomplete')
+      await new Promise<void>((resolve) => { f.w.push(resolve) })
     }
   }
 

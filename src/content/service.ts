@@ -27,9 +27,9 @@ import {
 } from '../limits'
 import { listeners } from '../protocol/listeners'
 import { lruSet } from '../protocol/lru'
-import { isContentId, type ContentIndex, type ContentRef, type Election, type LocalContent, type PeerDirectory, type PieceRanges, type ProviderRef, type Resolver } from '../protocol'
+import { isContentId, type ContentIndex, type ContentRef, type Election, type LocalContent, type PeerDirectory, type ProviderRef, type Resolver } from '../protocol'
 import { checkTrust, parseManifest, sha256, type Manifest } from './manifest'
-import { Pieces } from './pieces'
+import { createPieces, type Pieces } from './pieces'
 import { originSource, peerSource, type PeerSource } from './sources'
 import type { PieceSource } from './transfer'
 import { createTransfer, rangesWhere, type Transfer } from './transfer'
@@ -41,33 +41,39 @@ export interface ContentLan { resolver: Resolver, election: Election, peers: Pee
 export interface Active {
   m: Manifest
   t: Transfer
-  onBehalf: boolean
-  manifestUrl: string | null
-  scan: Promise<void> | null
-  verdict: string | null
+  // Short names: this shape never leaves the process (status() spells them out).
+  /** Fetched on behalf of a peer. */
+  b: boolean
+  /** The manifest's URL, if known. */
+  u: string | null
+  /** The scan, once started. */
+  s: Promise<void> | null
+  /** The scanner's verdict ('clean', 'vetoed: …'). */
+  v: string | null
 }
 
 /** Sent by agents on their own upstream requests: a proxy that sees it goes direct (no loops between two nodes that each think the other is the provider). */
 export const VIA = '1.1 canopy'
 const FROM = { peer: 'fromPeersBytes', provider: 'fromProviderBytes', origin: 'fromOriginBytes' } as const
-const vetoed = (a?: Active): boolean => a?.verdict?.startsWith('vetoed') === true
+const vetoed = (a?: Active): boolean => a?.v?.startsWith('vetoed') === true
+const running = (t?: Transfer): boolean => t?.state === 'running'
 /** Running or done: not to be started again. */
-const alive = (a?: Active): a is Active => a?.t.state === 'running' || a?.t.state === 'done'
+const alive = (a?: Active): a is Active => running(a?.t) || a?.t.state === 'done'
 
 export interface ContentService extends Service, ContentIndex {
   pieces: Pieces | null
   lan: ContentLan | null
   /** The proxy's answer for URLs (plain objects the gateway cached and signed). */
-  urlIndex: ((url: string) => LocalContent | null) | null
+  byUrl: ((url: string) => LocalContent | null) | null
   readonly totals: Record<'fromPeersBytes' | 'fromProviderBytes' | 'fromOriginBytes' | 'servedBytes' | 'servedPieces' | 'corruptPieces' | 'peersIsolated' | 'vetoed', number>
   uploads: number
   emit (c: ContentRef): void
   /** Remember a manifest (to answer NEEDs for it and find it again by id). */
-  remember (m: Manifest): void
+  keep (m: Manifest): void
   /** A manifest by URL (through the provider's proxy, which caches it), checked against the trusted publishers and `extra` (from the CLI on this box). */
   manifestFrom (url: string, extra?: readonly string[]): Promise<Manifest>
   /** Where this node's own fetches from the internet go: the provider's proxy when another node is the provider. */
-  viaProvider (): string | undefined
+  via (): string | undefined
   /** A plain URL's manifest signed by this node's designated provider (which cached the object), or null. */
   providerManifest (url: string): Promise<Manifest | null>
   /** The transfer of m, started (or resumed from the cache) if need be. */
@@ -97,28 +103,31 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
   const totals = { fromPeersBytes: 0, fromProviderBytes: 0, fromOriginBytes: 0, servedBytes: 0, servedPieces: 0, corruptPieces: 0, peersIsolated: 0, vetoed: 0 }
   let waiting = 0
   let dirty = false
-  const vetoedError = (m: Manifest, a: Active): CanopyError => new CanopyError('CONTENT_VETOED', `"${m.name}" was ${a.verdict}`)
+  const vetoedError = (m: Manifest, a: Active): CanopyError => new CanopyError('CONTENT_VETOED', `"${m.name}" was ${a.v}`)
   const origin = (m: Manifest): PieceSource => originSource(m, cfg.originSlots, gate)
 
   const manifest = (id: string): Manifest | undefined => active.get(id)?.m ?? known.get(id)
   /** A small body from the internet: through the provider's proxy (collapsed and cached there), else or if that fails directly. */
-  const upstream = async (url: string, max: number): Promise<Buffer> => {
-    const via = S.viaProvider()
-    return await (via === undefined ? fetchBody(url, max) : fetchBody(url, max, via).catch(async () => await fetchBody(url, max)))
+  const upstream = async (url: string, max: number): Promise<Buffer> => await viaOrDirect(S.via(), (via) => fetchBody(url, max, via))
+  const current = (): ProviderRef | null => S.lan?.election.current() ?? null
+  /** The designated provider when it is another node. */
+  const other = (): ProviderRef | undefined => {
+    const p = current()
+    return p !== null && !p.self ? p : undefined
   }
 
   const S: ContentService = {
     name: 'transfers',
     pieces: null,
     lan: null,
-    urlIndex: null,
+    byUrl: null,
     totals,
     uploads: 0,
 
     async start () {
       const cache = cacheService.cache
       if (cache === null) return // no flash cache: no transfers (the cache service says why)
-      S.pieces = new Pieces(cache)
+      S.pieces = createPieces(cache)
       await restore()
       timers.setInterval(() => { void save() }, CONTENT_STATE_WRITE_MS)
     },
@@ -133,14 +142,14 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
     // ---- what this node holds (resolution asks on every NEED) -------------------------
 
     lookup (ref) {
-      if (!isContentId(ref)) return S.urlIndex?.(ref) ?? null
+      if (!isContentId(ref)) return S.byUrl?.(ref) ?? null
       const a = active.get(ref)
-      const m = a?.m ?? known.get(ref)
+      const m = manifest(ref)
       const pieces = S.pieces
       if (vetoed(a) || m === undefined || pieces === null) return null
       const n = m.pieces.length
       const held = rangesWhere(n, (i) => pieces.has(m.pieces[i]!))
-      if (a?.t.state === 'running') return { state: 'downloading', pieces: held, doneBytes: a.t.doneBytes, totalBytes: m.size }
+      if (running(a?.t)) return { state: 'downloading', pieces: held, doneBytes: a!.t.doneBytes, totalBytes: m.size }
       if (held.length === 0 && n > 0) return null
       return { state: 'have', pieces: held[0]?.[0] === 0 && held[0][1] === n ? null : held } // [0, n) is all
     },
@@ -152,32 +161,29 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
 
     // ---- manifests ---------------------------------------------------------------------
 
-    remember (m) {
+    keep (m) {
       lruSet(known, m.id, m, KNOWN_CONTENT_COUNT_MAX)
       dirty = true
     },
 
     async manifestFrom (url, extra = []) {
       const m = checkTrust(parseManifest(await upstream(url, MANIFEST_BYTES_MAX)), [...config.trustedPublishers, ...extra])
-      S.remember(m)
+      S.keep(m)
       return manifest(m.id) ?? m
     },
 
-    viaProvider () {
-      const p = S.lan?.election.current()
-      return p != null && !p.self ? p.baseUrl : undefined
-    },
+    via: () => other()?.baseUrl,
 
     async providerManifest (url) {
-      const p = S.lan?.election.current()
-      const key = p == null || p.self ? undefined : S.lan!.peers.get(p.nodeId)?.publicKey
+      const p = other()
+      const key = p === undefined ? undefined : S.lan!.peers.get(p.nodeId)?.publicKey
       if (key === undefined) return null
       const b = await fetchBody(`${p!.baseUrl}/p2p/manifest?url=${encodeURIComponent(url)}`, MANIFEST_BYTES_MAX).catch(() => null)
       if (b === null) return null
       // Accepted only from our own designated provider, signed by its own key.
       const m = checkTrust(parseManifest(b), [formatPublicKey(key)])
       if (!m.urls.includes(url)) throw new CanopyError('MANIFEST_INVALID', 'the provider\'s manifest is for another URL')
-      S.remember(m)
+      S.keep(m)
       return m
     },
 
@@ -188,8 +194,8 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
       if (old !== undefined) {
         if (vetoed(old)) throw vetoedError(m, old)
         if (alive(old)) {
-          if (!onBehalf) old.onBehalf = false
-          old.manifestUrl ??= manifestUrl
+          if (!onBehalf) old.b = false
+          old.u ??= manifestUrl
           return old
         }
         active.delete(m.id) // failed or stopped: start again
@@ -197,11 +203,11 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
       const pieces = S.pieces
       if (pieces === null) throw new CanopyError('HTTP_UNAVAILABLE', 'no flash cache here')
       if (active.size >= TRANSFERS_COUNT_MAX) {
-        const ended = [...active.values()].find((a) => a.t.state !== 'running')
-        if (ended === undefined) throw new CanopyError('LIMIT_REACHED', `${TRANSFERS_COUNT_MAX} transfers are already running`)
+        const ended = [...active.values()].find((a) => !running(a.t))
+        if (ended === undefined) throw new CanopyError('LIMIT_REACHED', `${TRANSFERS_COUNT_MAX} transfers running`)
         active.delete(ended.m.id)
       }
-      S.remember(m)
+      S.keep(m)
       // The manifest is a piece too: peers, and this node after a restart, find it by its id.
       pieces.put(m.id, m.bytes).catch(() => {}) // too large for a cache block: kept in memory only
       const cache = pieces.cache
@@ -219,38 +225,35 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
       /** Sources for a running transfer, on every tick. */
       const policy = (): void => {
         const lan = S.lan
-        if (t.state !== 'running' || lan === null) {
-          if (lan === null && !t.hasSource('origin')) t.addSource(origin(m))
+        if (!running(t) || lan === null) {
+          if (lan === null && !t.uses('origin')) t.add(origin(m))
           return
         }
         const now = clock.nowMs()
         const usable = (id: string): boolean => (avoid.get(id) ?? 0) <= now && !credit.banned(id)
-        const s = sourcing(lan.election.current(), usable, noProviderSinceMs, now)
+        const s = sourcing(current(), usable, noProviderSinceMs, now)
         const p = s.provider
         noProviderSinceMs = s.sinceMs
-        const peer = (id: string, kind: 'peer' | 'provider', baseUrl: string, pieces: PieceRanges | null, slots: number, query?: string): void => {
-          t.addSource(peerSource({ id, kind, baseUrl, m, slots, pieces, query }))
-        }
-        if (provider !== null && provider !== p?.nodeId) t.dropSource(provider) // the provider changed
+        if (provider !== null && provider !== p?.nodeId) t.drop(provider) // the provider changed
         if (p !== null && t.source(p.nodeId)?.kind !== 'provider') {
-          t.dropSource(p.nodeId) // it may have been listed as a plain peer
-          peer(p.nodeId, 'provider', p.baseUrl, null, cfg.providerSlots, `?c=${m.id}${a.manifestUrl === null ? '' : `&m=${encodeURIComponent(a.manifestUrl)}`}`)
+          t.drop(p.nodeId) // it may have been listed as a plain peer
+          t.add(peerSource(p.nodeId, 'provider', p.baseUrl, m, cfg.providerSlots, null, `?c=${m.id}${a.u === null ? '' : `&m=${encodeURIComponent(a.u)}`}`))
         }
         provider = p?.nodeId ?? null
-        if (s.origin !== t.hasSource('origin')) {
-          if (s.origin) t.addSource(origin(m))
-          else t.dropSource('origin')
+        if (s.origin !== t.uses('origin')) {
+          if (s.origin) t.add(origin(m))
+          else t.drop('origin')
         }
         if (!resolving && now - lastResolveMs >= TRANSFER_RESOLVE_MS) {
           resolving = true
           lastResolveMs = now
           lan.resolver.resolve(m.id, { collect: true }).then((r) => {
-            if (t.state !== 'running') return
+            if (!running(t)) return
             for (const h of [...r.holders, ...r.downloads]) {
               if (h.nodeId === provider || !usable(h.nodeId)) continue
               const cur = t.source(h.nodeId) as PeerSource | undefined
               if (cur !== undefined) cur.pieces = h.pieces
-              else peer(h.nodeId, 'peer', h.baseUrl, h.pieces, cfg.peerSlots)
+              else t.add(peerSource(h.nodeId, 'peer', h.baseUrl, m, cfg.peerSlots, h.pieces))
             }
           }, () => {}).finally(() => { resolving = false })
         }
@@ -269,7 +272,7 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
           failed: (s) => {
             if (s.kind !== 'origin') credit.fail(s.id)
             // Dropped by the engine (failures in a row): do not add it again for a while.
-            queueMicrotask(() => { if (!t.hasSource(s.id)) avoid.set(s.id, clock.nowMs() + 5 * SOURCE_BUSY_BACKOFF_MS) })
+            queueMicrotask(() => { if (!t.uses(s.id)) avoid.set(s.id, clock.nowMs() + 5 * SOURCE_BUSY_BACKOFF_MS) })
           },
           corrupt: (s) => {
             credit.ban(s.id)
@@ -285,16 +288,16 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
               pinned = false
               dirty = true
               S.emit(m.id)
-              log.info(`transfer ${t.state}`, { content: m.id, ...t.bytesFrom, err: t.error })
+              log.info(`transfer ${t.state}`, { content: m.id, ...t.from, err: t.error })
               if (t.state === 'done') void S.scanned(a).catch(() => {})
             })
           }
         }
       })
-      const a: Active = { m, t, onBehalf, manifestUrl, scan: null, verdict: null }
+      const a: Active = { m, t, b: onBehalf, u: manifestUrl, s: null, v: null }
       active.set(m.id, a)
       dirty = true
-      log.info('transfer', { content: m.id, name: m.name, size: m.size, held: t.doneCount, onBehalf })
+      log.info('transfer', { content: m.id, name: m.name, size: m.size, held: t.held, onBehalf })
       policy()
       S.emit(m.id)
       return a
@@ -325,10 +328,8 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
       throw new CanopyError('CACHE_NOT_FOUND', 'evicted again and again')
     },
 
-    scanned (a) {
-      if (scanner === null) return Promise.resolve()
-      a.scan ??= scan(a, scanner)
-      return a.scan
+    async scanned (a) {
+      if (scanner !== null) await (a.s ??= scan(a, scanner))
     },
 
     // ---- status -----------------------------------------------------------------------
@@ -344,10 +345,10 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
           state: vetoed(a) ? 'vetoed' : t.state,
           sizeBytes: m.size,
           doneBytes: t.doneBytes,
-          ...Object.fromEntries(Object.entries(FROM).map(([k, n]) => [n, t.bytesFrom[k as keyof typeof FROM]])),
+          ...Object.fromEntries(Object.entries(FROM).map(([k, n]) => [n, t.from[k as keyof typeof FROM]])),
           seconds: ((t.endedMs ?? clock.nowMs()) - t.startedMs) / 1000,
-          onBehalf: a.onBehalf,
-          note: t.error?.message ?? a.verdict
+          onBehalf: a.b,
+          note: t.error?.message ?? a.v
         }
       }),
       peers: credit.status()
@@ -355,10 +356,10 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
   }
 
   /** This node is the provider and a peer asked for a piece of content c: run that transfer (the manifest from the cache or from its URL). */
-  function onBehalf (c: string, manifestUrl: string | null): Promise<Active | null> {
+  async function onBehalf (c: string, manifestUrl: string | null): Promise<Active | null> {
     const a = active.get(c)
-    if (alive(a)) return Promise.resolve(a)
-    if (S.lan?.election.current()?.self !== true) return Promise.resolve(null)
+    if (alive(a)) return a
+    if (current()?.self !== true) return null
     let p = pendingBehalf.get(c)
     if (p === undefined) {
       p = (async () => {
@@ -373,7 +374,7 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
       })().finally(() => { pendingBehalf.delete(c) })
       pendingBehalf.set(c, p)
     }
-    return p
+    return await p
   }
 
   async function scan (a: Active, scanner: Scanner): Promise<void> {
@@ -383,14 +384,14 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
       const r = await scanner.scan(m.name, (async function * () {
         for (let i = 0; i < m.pieces.length; i++) yield await S.read(a, i)
       })())
-      a.verdict = r.clean ? 'clean' : `vetoed: ${r.detail}`
+      a.v = r.clean ? 'clean' : `vetoed: ${r.detail}`
     } catch (err) {
       if (t.state === 'failed') throw err
-      a.verdict = `vetoed: no scan (${CanopyError.from(err, 'FILE_IO').message})`
+      a.v = `vetoed: no scan (${CanopyError.from(err, 'FILE_IO').message})`
     }
-    if (a.verdict === 'clean') return
+    if (a.v === 'clean') return
     totals.vetoed++
-    log.warn('vetoed', { content: m.id, name: m.name, verdict: a.verdict })
+    log.warn('vetoed', { content: m.id, name: m.name, verdict: a.v })
     for (const h of m.pieces) await pieces.delete(h).catch(() => {})
     S.emit(m.id)
     throw vetoedError(m, a)
@@ -402,7 +403,7 @@ export function createContentService (agent: Agent, cacheService: FlashCacheServ
     if (!dirty) return
     dirty = false
     const state = {
-      running: [...active.values()].filter((a) => a.t.state === 'running').map((a) => [a.m.id, a.manifestUrl, a.onBehalf]),
+      running: [...active.values()].filter((a) => running(a.t)).map((a) => [a.m.id, a.u, a.b]),
       bans: credit.saveBans()
     }
     await hal.files.writeAtomic(statePath, Buffer.from(JSON.stringify(state))).catch((err: unknown) => { log.warn('state not saved', { err }) })
@@ -456,6 +457,10 @@ export async function fetchBody (url: string, max: number, proxy?: string): Prom
   res.resume()
   throw new CanopyError('UPSTREAM_FAILED', `${url.slice(0, 200)}: HTTP ${res.statusCode ?? 0}`)
 }
+
+/** Through the provider's proxy `via` when there is one, directly if that fails; directly without one. */
+export const viaOrDirect = async <T>(via: string | undefined, open: (proxy?: string) => Promise<T>): Promise<T> =>
+  await (via === undefined ? open() : open(via).catch(async () => await open()))
 
 /** p, or `err()` after ms on the HAL clock. */
 export function within<T> (p: Promise<T>, ms: number, clock: { setTimeout (fn: () => void, ms: number): { cancel (): void } }, err: () => Error): Promise<T> {

@@ -16,17 +16,18 @@ export interface PeerSource extends PieceSource {
   pieces: PieceRanges | null
 }
 
-export function peerSource (o: { id: string, kind: 'peer' | 'provider', baseUrl: string, m: Manifest, slots: number, pieces: PieceRanges | null, query?: string }): PeerSource {
-  const pool = keepAlivePool(o.slots)
+/** Node `id` at baseUrl, for pieces of m; `query` goes on every request (the provider's ?c=&m=). */
+export function peerSource (id: string, kind: 'peer' | 'provider', baseUrl: string, m: Manifest, slots: number, pieces: PieceRanges | null, query = ''): PeerSource {
+  const pool = keepAlivePool(slots)
   const src: PeerSource = {
-    id: o.id,
-    kind: o.kind,
-    slots: o.slots,
-    pieces: o.pieces,
+    id,
+    kind,
+    slots,
+    pieces,
     has: (i) => covers(src.pieces, [[i, i + 1]]),
     async fetch (i, signal) {
-      const len = pieceLength(o.m, i)
-      const res = await httpOpen(`${o.baseUrl}/p2p/piece/${o.m.pieces[i]!}${o.query ?? ''}`, { agent: pool, signal })
+      const len = pieceLength(m, i)
+      const res = await httpOpen(`${baseUrl}/p2p/piece/${m.pieces[i]!}${query}`, { agent: pool, signal })
       if (res.statusCode === 200) return await readBody(res, len, len)
       res.resume()
       throw new CanopyError(({ 404: 'CACHE_NOT_FOUND', 503: 'HTTP_UNAVAILABLE' } as const)[res.statusCode as 404] ?? 'UPSTREAM_FAILED', `HTTP ${res.statusCode ?? 0}`)

@@ -58,8 +58,11 @@ export interface TransferEvents {
   ended? (): void
 }
 
-interface Live { s: PieceSource, active: number, failures: number, busyUntilMs: number, /** piece → not to be asked of it again before (ms) */ lacks: Map<number, number> }
-interface Req { i: number, live: Live, ctrl: AbortController, timer: Timer, startMs: number, cancelled: boolean }
+// Short names: these never leave the engine.
+/** A source in use: requests in flight (a), failures in a row (f), busy until (b, ms), piece → not to be asked of it again before (k, ms). */
+interface Live { s: PieceSource, a: number, f: number, b: number, k: Map<number, number> }
+/** A request: piece i from source l, its abort (c) and deadline (d), started at t (ms), cancelled (x). */
+interface Req { i: number, l: Live, c: AbortController, d: Timer, t: number, x: boolean }
 
 /** The indexes in [0, n) where pred holds, as sorted ranges. */
 export function rangesWhere (n: number, pred: (i: number) => boolean): Array<[number, number]> {
@@ -81,17 +84,21 @@ export interface TransferOptions { store: PieceStore, clock: Clock, events?: Tra
 export interface Transfer {
   state: 'running' | 'done' | 'failed' | 'stopped'
   error: CanopyError | null
-  doneCount: number
+  /** Pieces stored (of m.pieces.length), and their bytes. */
+  held: number
   doneBytes: number
-  readonly bytesFrom: Record<SourceKind, number>
+  /** Verified bytes received, by kind of source. */
+  readonly from: Record<SourceKind, number>
   readonly stats: { corrupt: number, duplicates: number }
   readonly startedMs: number
   endedMs: number | null
-  hasSource (id: string): boolean
+  /** Is source `id` in use? */
+  uses (id: string): boolean
   source (id: string): PieceSource | undefined
-  addSource (s: PieceSource): void
+  /** Use a source too (up to TRANSFER_SOURCES_COUNT_MAX; not again if already in use). */
+  add (s: PieceSource): void
   /** Stop using a source: its requests are cancelled (their pieces go to others) and its connections closed. */
-  dropSource (id: string): void
+  drop (id: string): void
   /** Resolves once piece i is stored (asked ahead of others); rejects when the transfer fails. */
   piece (i: number): Promise<void>
   stop (): void
@@ -123,34 +130,34 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
   const T: Transfer = {
     state: 'running',
     error: null,
-    doneCount: 0,
+    held: 0,
     doneBytes: 0,
-    bytesFrom: { peer: 0, provider: 0, origin: 0 },
+    from: { peer: 0, provider: 0, origin: 0 },
     stats: { corrupt: 0, duplicates: 0 },
     startedMs: lastProgressMs,
     endedMs: null,
-    hasSource: (id) => sources.has(id),
+    uses: (id) => sources.has(id),
     source: (id) => sources.get(id)?.s,
-    addSource (s) {
+    add (s) {
       if (ended() || sources.has(s.id) || sources.size >= TRANSFER_SOURCES_COUNT_MAX) return
-      sources.set(s.id, { s, active: 0, failures: 0, busyUntilMs: 0, lacks: new Map() })
+      sources.set(s.id, { s, a: 0, f: 0, b: 0, k: new Map() })
       pump()
     },
-    dropSource (id) {
+    drop (id) {
       const live = sources.get(id)
       if (live === undefined) return
       sources.delete(id)
-      for (const rs of [...reqs.values()]) for (const r of rs) if (r.live === live) cancel(r)
+      for (const rs of [...reqs.values()]) for (const r of rs) if (r.l === live) cancel(r)
       live.s.close?.()
       pump()
     },
-    piece (i) {
+    async piece (i) {
       if (done[i] === 1) {
-        if (store.has(m.pieces[i]!)) return Promise.resolve()
+        if (store.has(m.pieces[i]!)) return
         unmark(i) // evicted since: fetch it again
       }
-      if (ended()) return Promise.reject(T.error) // failed or stopped (a done one was reopened above)
-      return new Promise((ok, fail) => {
+      if (ended()) throw T.error! // failed or stopped (a done one was reopened above)
+      await new Promise<void>((ok, fail) => {
         const list = waiters.get(i) ?? []
         list.push({ ok, fail })
         waiters.set(i, list)
@@ -167,7 +174,7 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
     ev.tick?.()
     const t = now()
     // Waiting for a source's window (off-peak) or a busy source is not a stall.
-    if (reqs.size > 0 || storing.size > 0 || [...sources.values()].some((l) => l.s.ready?.() === false || l.busyUntilMs > t)) lastProgressMs = t
+    if (reqs.size > 0 || storing.size > 0 || [...sources.values()].some((l) => l.s.ready?.() === false || l.b > t)) lastProgressMs = t
     if (t - lastProgressMs >= TRANSFER_STALL_MS) finish('failed', new CanopyError('CONTENT_UNAVAILABLE', `no source for ${TRANSFER_STALL_MS / 1000} s`))
     else pump()
   }
@@ -180,10 +187,10 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
       const rank = o.rank ?? (() => 0)
       const order = [...sources.values()].sort((a, b) => RANK[a.s.kind] - RANK[b.s.kind] || rank(b.s) - rank(a.s))
       // Pieces waiting for the store count too: they hold their bytes (memory) and a cache write.
-      let inFlight = order.reduce((k, l) => k + l.active, storing.size)
+      let inFlight = order.reduce((k, l) => k + l.a, storing.size)
       for (const live of order) {
-        if (live.busyUntilMs > t || live.s.ready?.() === false) continue
-        while (live.active < live.s.slots && inFlight < TRANSFER_REQUESTS_COUNT_MAX && sources.get(live.s.id) === live) {
+        if (live.b > t || live.s.ready?.() === false) continue
+        while (live.a < live.s.slots && inFlight < TRANSFER_REQUESTS_COUNT_MAX && sources.get(live.s.id) === live) {
           const i = pick(live)
           if (i < 0) break
           request(live, i)
@@ -195,7 +202,7 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
     }
   }
 
-  const can = (live: Live, i: number): boolean => live.s.has(i) && (live.lacks.get(i) ?? 0) <= now()
+  const can = (live: Live, i: number): boolean => live.s.has(i) && (live.k.get(i) ?? 0) <= now()
 
   /** Some LAN peer other than the provider can serve it: the origin must not (each piece crosses the WAN once). */
   const onLan = (i: number): boolean => [...sources.values()].some((l) => l.s.kind !== 'origin' && can(l, i))
@@ -206,9 +213,9 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
     while (cursor < n && done[cursor] === 1) cursor++
     for (let i = cursor; i < n; i++) if (ok(i)) return i
     // Endgame: every missing piece is asked for; a second LAN source may race the first.
-    if (live.s.kind === 'origin' || T.doneCount + storing.size + reqs.size < n) return -1
+    if (live.s.kind === 'origin' || T.held + storing.size + reqs.size < n) return -1
     for (const [i, rs] of reqs) {
-      if (done[i] === 0 && !storing.has(i) && rs.length < ENDGAME_REQUESTS_PER_PIECE_MAX && rs.every((r) => r.live !== live) && can(live, i)) return i
+      if (done[i] === 0 && !storing.has(i) && rs.length < ENDGAME_REQUESTS_PER_PIECE_MAX && rs.every((r) => r.l !== live) && can(live, i)) return i
     }
     return -1
   }
@@ -217,37 +224,37 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
     const ctrl = new AbortController()
     const ms = live.s.timeoutMs ?? DEFAULT_TIMEOUT[live.s.kind]
     const r: Req = {
-      i, live, ctrl, startMs: now(), cancelled: false,
-      timer: timers.setTimeout(() => { ctrl.abort(new CanopyError('TIMEOUT', `over ${ms} ms`)) }, ms)
+      i, l: live, c: ctrl, t: now(), x: false,
+      d: timers.setTimeout(() => { ctrl.abort(new CanopyError('TIMEOUT', `over ${ms} ms`)) }, ms)
     }
     const list = reqs.get(i) ?? []
     if (list.length > 0) T.stats.duplicates++
     list.push(r)
     reqs.set(i, list)
-    live.active++
+    live.a++
     live.s.fetch(i, ctrl.signal).then((b) => { landed(r, b) }, (e: unknown) => { missed(r, CanopyError.from(e, 'UPSTREAM_FAILED')) })
   }
 
   /** A request ended: false (and the queue pumped) if nobody wants its outcome any more. */
   function settle (r: Req): boolean {
-    r.timer.cancel()
-    r.live.active--
+    r.d.cancel()
+    r.l.a--
     const rest = (reqs.get(r.i) ?? []).filter((x) => x !== r)
     if (rest.length > 0) reqs.set(r.i, rest)
     else reqs.delete(r.i)
-    if (!r.cancelled && !ended()) return true
+    if (!r.x && !ended()) return true
     pump()
     return false
   }
 
   function cancel (r: Req): void {
-    r.cancelled = true
-    r.ctrl.abort(new CanopyError('CLOSED', 'cancelled'))
+    r.x = true
+    r.c.abort(new CanopyError('CLOSED', 'cancelled'))
   }
 
   function landed (r: Req, bytes: Buffer): void {
     if (!settle(r)) return
-    const { i, live } = r
+    const { i, l: live } = r
     const src = live.s
     if (done[i] === 1 || storing.has(i)) {
       // already here
@@ -256,24 +263,24 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
       if (src.kind !== 'origin') {
         // The whole piece came from this one source: it is to blame. Isolated at once.
         ev.corrupt?.(src)
-        T.dropSource(src.id)
+        T.drop(src.id)
       } else if (++originCorrupt >= SOURCE_FAILURES_MAX) {
         finish('failed', new CanopyError('PIECE_INVALID', 'the origin\'s bytes do not match the manifest'))
         return
       }
     } else {
-      live.failures = 0
+      live.f = 0
       for (const other of reqs.get(i) ?? []) cancel(other)
       storing.add(i)
-      T.bytesFrom[src.kind] += bytes.length
-      ev.received?.(src, bytes.length, now() - r.startMs)
+      T.from[src.kind] += bytes.length
+      ev.received?.(src, bytes.length, now() - r.t)
       store.put(m.pieces[i]!, bytes).then(() => {
         storing.delete(i)
         if (ended()) return
         mark(i)
         lastProgressMs = now()
         ev.stored?.(i, src)
-        if (T.doneCount === n) finish('done')
+        if (T.held === n) finish('done')
         else pump()
       }, (err: unknown) => {
         storing.delete(i)
@@ -285,16 +292,16 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
 
   function missed (r: Req, err: CanopyError): void {
     if (!settle(r)) return
-    const { live, i } = r
+    const { l: live, i } = r
     const t = now()
     if (err.code === 'CACHE_NOT_FOUND') {
-      live.lacks.set(i, t + TRANSFER_RESOLVE_MS)
+      live.k.set(i, t + TRANSFER_RESOLVE_MS)
     } else if (err.code === 'HTTP_UNAVAILABLE') {
-      live.busyUntilMs = t + SOURCE_BUSY_BACKOFF_MS
+      live.b = t + SOURCE_BUSY_BACKOFF_MS
     } else {
-      live.lacks.set(i, t + SOURCE_BUSY_BACKOFF_MS) // another source first
+      live.k.set(i, t + SOURCE_BUSY_BACKOFF_MS) // another source first
       ev.failed?.(live.s, err)
-      if (++live.failures >= SOURCE_FAILURES_MAX) T.dropSource(live.s.id)
+      if (++live.f >= SOURCE_FAILURES_MAX) T.drop(live.s.id)
     }
     pump()
   }
@@ -302,7 +309,7 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
   /** Piece i is (d = 1) or is no longer (d = -1) in the store. */
   function count (i: number, d: 1 | -1): void {
     done[i] = d > 0 ? 1 : 0
-    T.doneCount += d
+    T.held += d
     T.doneBytes += d * pieceLength(m, i)
   }
 
@@ -330,7 +337,7 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
     T.error = err ?? null
     T.endedMs = now()
     timers?.clearAll()
-    for (const id of [...sources.keys()]) T.dropSource(id) // its requests cancelled, its connections closed
+    for (const id of [...sources.keys()]) T.drop(id) // its requests cancelled, its connections closed
     const ws = [...waiters.values()].flat()
     waiters.clear()
     for (const w of ws) w.fail(err ?? new CanopyError('CLOSED', 'ended'))
@@ -339,7 +346,7 @@ export function createTransfer (m: Manifest, o: TransferOptions): Transfer {
 
   // Resume: whatever the store holds is done already.
   m.pieces.forEach((h, i) => { if (store.has(h)) mark(i) })
-  if (T.doneCount === n) finish('done')
+  if (T.held === n) finish('done')
   else run()
   return T
 }

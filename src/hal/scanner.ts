@@ -34,10 +34,10 @@ export function commandScanner (argv: readonly string[], dir: string, timeoutMs 
             try { process.kill(-child.pid!, 'SIGKILL') } catch { child.kill('SIGKILL') }
             out += ` (killed after ${timeoutMs} ms)`
           }, timeoutMs)
-          child.on('error', (e) => { clearTimeout(timer); resolve({ clean: false, detail: `scanner could not run: ${e.message}` }) })
+          const done = (r: ScanResult): void => { clearTimeout(timer); resolve(r) }
+          child.on('error', (e) => { done({ clean: false, detail: `scanner could not run: ${e.message}` }) })
           child.on('close', (code, signal) => {
-            clearTimeout(timer)
-            resolve({ clean: code === 0, detail: `${argv[0]!} exited ${code ?? signal ?? '?'}${out.trim() === '' ? '' : `: ${out.trim()}`}` })
+            done({ clean: code === 0, detail: `${argv[0]!} exited ${code ?? signal ?? '?'}${out.trim() === '' ? '' : `: ${out.trim()}`}` })
           })
         })
       } finally {

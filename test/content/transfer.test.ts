@@ -94,15 +94,15 @@ test('pieces come in parallel from every source, never more than its slots at on
   const { clock, file, m, t, joined } = setup(40 * PIECE + 123)
   const a = fake(clock, file, m, 'a', 'peer', { slots: 3, delayMs: () => 20 })
   const b = fake(clock, file, m, 'b', 'peer', { slots: 2, delayMs: () => 10 })
-  t.addSource(a)
-  t.addSource(b)
+  t.add(a)
+  t.add(b)
   await until(clock, () => t.state !== 'running')
   assert.is(t.state, 'done')
   assert.ok(joined().equals(file))
   assert.is(a.maxInFlight, 3)
   assert.is(b.maxInFlight, 2)
   assert.ok(a.asked.length > 5 && b.asked.length > 5, `both used: ${a.asked.length} / ${b.asked.length}`)
-  assert.is(t.bytesFrom.peer, file.length)
+  assert.is(t.from.peer, file.length)
   assert.ok(a.closed && b.closed, 'sources released at the end')
 })
 
@@ -110,7 +110,7 @@ test(`never more than ${TRANSFER_REQUESTS_COUNT_MAX} requests in flight for one 
   const { clock, file, m, t } = setup(80 * PIECE)
   const fakes = [...Array(8).keys()].map((k) => fake(clock, file, m, `p${k}`, 'peer', { slots: 4, delayMs: () => 30 }))
   let max = 0
-  for (const f of fakes) t.addSource(f)
+  for (const f of fakes) t.add(f)
   while (t.state === 'running') {
     max = Math.max(max, fakes.reduce((n, f) => n + f.inFlight, 0))
     await clock.advance(5)
@@ -132,8 +132,8 @@ test(`a slow store holds back requests: pieces fetched but not yet stored count 
   const t = createTransfer(m, { store, clock })
   const o = fake(clock, file, m, 'origin', 'origin', { slots: 8, delayMs: () => 1 })
   const p = fake(clock, file, m, 'p', 'peer', { slots: 8, delayMs: () => 1 })
-  t.addSource(o)
-  t.addSource(p)
+  t.add(o)
+  t.add(p)
   while (t.state === 'running') {
     held = Math.max(held, storing + o.inFlight + p.inFlight)
     await clock.advance(1)
@@ -147,9 +147,9 @@ test('resume: pieces already in the store are not fetched again', async () => {
   const { clock, file, m, store, joined } = setup(20 * PIECE)
   for (let i = 0; i < 20; i += 2) await store.put(m.pieces[i]!, file.subarray(i * PIECE, (i + 1) * PIECE))
   const t = createTransfer(m, { store, clock })
-  assert.is(t.doneCount, 10)
+  assert.is(t.held, 10)
   const o = fake(clock, file, m, 'origin', 'origin', { slots: 4 })
-  t.addSource(o)
+  t.add(o)
   await until(clock, () => t.state === 'done')
   assert.equal(o.asked.sort((x, y) => x - y), [1, 3, 5, 7, 9, 11, 13, 15, 17, 19])
   assert.ok(joined().equals(file))
@@ -159,21 +159,21 @@ test('the origin is never asked for a piece a LAN peer holds: each piece crosses
   const { clock, file, m, t } = setup(30 * PIECE)
   const peer = fake(clock, file, m, 'p', 'peer', { slots: 1, has: (i) => i < 20, delayMs: () => 50 })
   const origin = fake(clock, file, m, 'origin', 'origin', { slots: 4, delayMs: () => 5 })
-  t.addSource(peer)
-  t.addSource(origin)
+  t.add(peer)
+  t.add(origin)
   await until(clock, () => t.state === 'done')
   assert.ok(origin.asked.every((i) => i >= 20), `origin asked for ${origin.asked.join(',')}`)
   assert.is(new Set(origin.asked).size, origin.asked.length, 'no piece twice from the origin')
   assert.is(peer.asked.length, 20)
-  assert.is(t.bytesFrom.origin, 10 * PIECE)
+  assert.is(t.from.origin, 10 * PIECE)
 })
 
 test('a peer that sends one corrupt piece is isolated at once: no more requests, closed, the piece fetched elsewhere, bad bytes never stored', async () => {
   const { clock, file, m, t, events, joined } = setup(24 * PIECE)
   const bad = fake(clock, file, m, 'bad', 'peer', { slots: 4, delayMs: () => 1, answer: (i, g) => (i === 0 ? Buffer.concat([g.subarray(0, 10), Buffer.from('x'), g.subarray(11)]) : g) })
   const good = fake(clock, file, m, 'good', 'peer', { slots: 2, delayMs: () => 20 })
-  t.addSource(bad)
-  t.addSource(good)
+  t.add(bad)
+  t.add(good)
   await clock.advance(2)
   const askedWhenCaught = bad.asked.length
   await until(clock, () => t.state !== 'running')
@@ -188,8 +188,8 @@ test('a peer that sends one corrupt piece is isolated at once: no more requests,
 
 test('a peer sending a wrong length is isolated too (the length is checked before hashing)', async () => {
   const { clock, file, m, t, events } = setup(4 * PIECE)
-  t.addSource(fake(clock, file, m, 'short', 'peer', { answer: (_i, g) => g.subarray(1) }))
-  t.addSource(fake(clock, file, m, 'ok', 'peer', { delayMs: () => 30 }))
+  t.add(fake(clock, file, m, 'short', 'peer', { answer: (_i, g) => g.subarray(1) }))
+  t.add(fake(clock, file, m, 'ok', 'peer', { delayMs: () => 30 }))
   await until(clock, () => t.state !== 'running')
   assert.is(t.state, 'done')
   assert.equal(events.corrupt, ['short'])
@@ -199,22 +199,22 @@ test(`a failing source is dropped after ${SOURCE_FAILURES_MAX} failures in a row
   const { clock, file, m, t, events } = setup(10 * PIECE)
   const broken = fake(clock, file, m, 'broken', 'peer', { slots: 1, answer: () => new CanopyError('UPSTREAM_FAILED', 'reset') })
   const slow = fake(clock, file, m, 'slow', 'peer', { slots: 1, delayMs: () => 100 })
-  t.addSource(broken)
-  t.addSource(slow)
+  t.add(broken)
+  t.add(slow)
   await until(clock, () => t.state !== 'running')
   assert.is(t.state, 'done')
   assert.is(broken.asked.length, SOURCE_FAILURES_MAX)
   assert.ok(broken.closed)
   assert.is(events.failed.length, SOURCE_FAILURES_MAX)
-  assert.not.ok(t.hasSource('broken'))
+  assert.not.ok(t.uses('broken'))
 })
 
 test('a stalled request times out and the piece is asked of another source', async () => {
   const { clock, file, m, t } = setup(3 * PIECE)
   const stuck = fake(clock, file, m, 'stuck', 'peer', { slots: 1, delayMs: (i) => (i === 0 ? 10 * PIECE_PEER_TIMEOUT_MS : 5) })
-  t.addSource(stuck)
+  t.add(stuck)
   await clock.advance(100)
-  t.addSource(fake(clock, file, m, 'late', 'peer', { slots: 1, has: (i) => i === 0 }))
+  t.add(fake(clock, file, m, 'late', 'peer', { slots: 1, has: (i) => i === 0 }))
   await until(clock, () => t.state !== 'running')
   assert.is(t.state, 'done')
   assert.ok(clock.nowMs() >= PIECE_PEER_TIMEOUT_MS && clock.nowMs() < PIECE_PEER_TIMEOUT_MS + 2_000, `done at ${clock.nowMs()} ms`)
@@ -225,13 +225,13 @@ test('endgame: the last piece is raced by a second peer, the loser cancelled; th
   const { clock, file, m, t } = setup(6 * PIECE)
   const slow = fake(clock, file, m, 'slow', 'peer', { slots: 6, delayMs: (i) => (i === 5 ? 5_000 : 5) })
   const origin = fake(clock, file, m, 'origin', 'origin', { slots: 2, has: () => true, delayMs: () => 1 })
-  t.addSource(slow)
-  t.addSource(origin)
+  t.add(slow)
+  t.add(origin)
   await clock.advance(50)
-  assert.is(t.doneCount, 5)
+  assert.is(t.held, 5)
   assert.equal(origin.asked, [], 'the origin did not race the peer')
   const fast = fake(clock, file, m, 'fast', 'peer', { slots: 2, delayMs: () => 10 })
-  t.addSource(fast)
+  t.add(fast)
   await until(clock, () => t.state !== 'running')
   assert.ok(clock.nowMs() < 1_000, 'finished by the duplicate, long before the slow copy')
   assert.equal(fast.asked, [5], `fast asked ${fast.asked.join(',')}`)
@@ -245,9 +245,9 @@ test('a piece someone waits for is asked first; 404 means "ask elsewhere", 503 b
   const lacking = fake(clock, file, m, 'lacking', 'peer', { slots: 1, answer: () => new CanopyError('CACHE_NOT_FOUND', '404') })
   let busy = 0
   const o = fake(clock, file, m, 'origin', 'origin', { slots: 1, answer: (i, g) => (busy++ === 0 ? new CanopyError('HTTP_UNAVAILABLE', '503') : (order.push(i), g)) })
-  t.addSource(lacking)
+  t.add(lacking)
   const wait = t.piece(42)
-  t.addSource(o)
+  t.add(o)
   await until(clock, () => order.length > 0)
   assert.ok(clock.nowMs() >= SOURCE_BUSY_BACKOFF_MS, 'the busy answer held the origin back')
   await wait
@@ -260,7 +260,7 @@ test('a piece someone waits for is asked first; 404 means "ask elsewhere", 503 b
 
 test('an origin that keeps serving other bytes fails the transfer (the file changed after publishing)', async () => {
   const { clock, file, m, t } = setup(5 * PIECE)
-  t.addSource(fake(clock, file, m, 'origin', 'origin', { answer: (_i, g) => Buffer.alloc(g.length) }))
+  t.add(fake(clock, file, m, 'origin', 'origin', { answer: (_i, g) => Buffer.alloc(g.length) }))
   const w = t.piece(0).catch((e: CanopyError) => e.code)
   await until(clock, () => t.state !== 'running')
   assert.is(t.state, 'failed')
@@ -271,7 +271,7 @@ test('an origin that keeps serving other bytes fails the transfer (the file chan
 test('with no source a transfer fails after the stall time; an origin outside its window is waiting, not stalled', async () => {
   const { clock, file, m, t } = setup(2 * PIECE)
   let open = false
-  t.addSource(fake(clock, file, m, 'origin', 'origin', { ready: () => open }))
+  t.add(fake(clock, file, m, 'origin', 'origin', { ready: () => open }))
   await clock.advance(TRANSFER_STALL_MS * 2)
   assert.is(t.state, 'running')
   open = true
@@ -286,12 +286,12 @@ test('with no source a transfer fails after the stall time; an origin outside it
 test('a finished transfer fetches a piece again when it was evicted meanwhile', async () => {
   const { clock, file, m, t, store } = setup(3 * PIECE)
   const o = fake(clock, file, m, 'origin', 'origin')
-  t.addSource(o)
+  t.add(o)
   await until(clock, () => t.state === 'done')
   store.map.delete(m.pieces[1]!)
   const again = t.piece(1)
   assert.is(t.state, 'running')
-  t.addSource(fake(clock, file, m, 'origin', 'origin'))
+  t.add(fake(clock, file, m, 'origin', 'origin'))
   await until(clock, () => t.state === 'done')
   await again
   assert.ok(store.has(m.pieces[1]!))
@@ -305,7 +305,7 @@ test('soak: random delays, failures, stalls and one liar among many peers; alway
     const liar = r.int(4)
     for (let p = 0; p < 4; p++) {
       const holds = new Set([...Array(m.pieces.length).keys()].filter(() => r.float() < 0.6))
-      t.addSource(fake(clock, file, m, `p${p}`, 'peer', {
+      t.add(fake(clock, file, m, `p${p}`, 'peer', {
         slots: 1 + r.int(4),
         has: (i) => holds.has(i),
         delayMs: () => 1 + r.int(200),
@@ -313,7 +313,7 @@ test('soak: random delays, failures, stalls and one liar among many peers; alway
       }))
     }
     const origin = fake(clock, file, m, 'origin', 'origin', { slots: 2, delayMs: () => 50 + r.int(300) })
-    t.addSource(origin)
+    t.add(origin)
     await until(clock, () => t.state !== 'running', 3_600_000)
     assert.is(t.state, 'done', `round ${round}: ${t.error?.message ?? ''}`)
     assert.ok(joined().equals(file), `round ${round}: file`)

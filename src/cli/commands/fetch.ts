@@ -41,8 +41,9 @@ export const fetchCommand: Command = {
       const fd = openSync(part, 'w', 0o644)
       try {
         await fill((b, at) => { writeSync(fd, b, 0, b.length, at ?? null) }, (n) => {
-          if (Date.now() - last < (tty ? 100 : 1_000) && n < total) return
-          last = Date.now()
+          const now = Date.now()
+          if (now - last < (tty ? 100 : 1_000) && n < total) return
+          last = now
           const f = total === 0 ? 1 : n / total
           if (tty) io.stderr.write(`\r[${'#'.repeat(Math.round(f * 30)).padEnd(30, '.')}] ${Math.floor(f * 100)}% of ${(total / 1e6).toFixed(1)} MB`)
           else io.stdout.write(JSON.stringify({ event: 'progress', doneBytes: n, totalBytes: total }) + '\n')
@@ -81,7 +82,7 @@ async function viaAgent (url: string, trust: string[], into: Into, base: URL): P
       write(c as Buffer)
       show(n += (c as Buffer).length)
     }
-    if (n !== total) throw new CanopyError('UPSTREAM_FAILED', 'cut off (failed, or vetoed by the scanner): see canopy status')
+    if (n !== total) throw new CanopyError('UPSTREAM_FAILED', 'cut off (failed or vetoed): see canopy status')
   })
   const list = ((await agentJson(base, '/api/status')) as { transfers?: { list?: Array<Record<string, number>> } }).transfers?.list ?? []
   const t = list.find((x) => (x.id as unknown) === res.headers['x-canopy-content']) ?? {}
@@ -101,12 +102,12 @@ async function alone (url: string, trust: string[], into: Into): Promise<number[
           store: { has: () => false, put: async (h, b) => { m.pieces.forEach((x, i) => { if (x === h) write(b, i * m.pieceSize) }) } },
           events: { stored: () => { show(t.doneBytes) }, ended }
         })
-        t.addSource(originSource(m, 4, createWanGate(clock, 0, '')))
+        t.add(originSource(m, 4, createWanGate(clock, 0, '')))
       })
       if (t.state !== 'done') throw t.error ?? new CanopyError('CONTENT_UNAVAILABLE', 'stopped')
     })
   } finally {
     clearInterval(keep)
   }
-  return [m.size, 0, t.bytesFrom.origin]
+  return [m.size, 0, t.from.origin]
 }

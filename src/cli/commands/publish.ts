@@ -17,7 +17,7 @@ export const publishCommand: Command = {
   flags: [
     { name: 'key', value: 'F', help: 'publisher private key (from canopy keygen)' },
     { name: 'url', value: 'URL', repeatable: true, help: 'where FILE will be served (repeat for mirrors)' },
-    { name: 'piece-size', value: 'N', help: 'bytes per piece, a power of two (default: 1 MiB, less for small files)' },
+    { name: 'piece-size', value: 'N', help: 'bytes per piece, a power of two (default: by file size)' },
     { name: 'out', value: 'F', help: 'manifest to write (default FILE.canopy.json)' }
   ],
   async run (args, io) {
