@@ -5,7 +5,6 @@
 
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { request } from 'node:http'
 import { createServer, connect, type AddressInfo } from 'node:net'
 import { createSeededRandom } from '../../src/hal'
 import { buildContentLan, type ContentNode } from '../helpers/content-lan'
@@ -13,23 +12,8 @@ import { httpRequest, type Reply } from '../helpers/http'
 import { startOrigin, type Origin } from '../helpers/origin'
 
 /** GET target through the proxy at `proxy`, as curl with http_proxy does (absolute-form request line). */
-function viaProxy (proxy: string, target: string, headers: Record<string, string> = {}): Promise<Reply> {
-  const p = new URL(proxy)
-  return new Promise((resolve, reject) => {
-    const req = request({ host: p.hostname, port: p.port, path: target, headers, timeout: 10_000 }, (res) => {
-      const parts: Buffer[] = []
-      res.on('data', (c: Buffer) => parts.push(c))
-      res.on('end', () => {
-        const body = Buffer.concat(parts)
-        resolve({ status: res.statusCode ?? 0, body, text: body.toString(), headers: res.headers, json: () => JSON.parse(body.toString()) })
-      })
-      res.on('error', reject)
-    })
-    req.on('timeout', () => req.destroy(new Error('timeout')))
-    req.on('error', reject)
-    req.end()
-  })
-}
+const viaProxy = (proxy: string, target: string, headers: Record<string, string> = {}): Promise<Reply> =>
+  httpRequest(target, { proxy, headers, timeoutMs: 10_000 })
 
 async function withLan (nodes: number, body: (lan: ContentNode[], origin: Origin) => Promise<void>, config?: (i: number) => Record<string, unknown>): Promise<void> {
   const origin = await startOrigin()
