@@ -71,6 +71,9 @@ export function formatFlags (specs: readonly FlagSpec[]): string {
   return rows.map(([a, b]) => `  ${a!.padEnd(width)}  ${b}`).join('\n')
 }
 
+/** `--trust KEY_OR_FILE`, repeatable: on `canopy agent` and `canopy fetch`, read by trustFlags. */
+export const TRUST_FLAG = { name: 'trust', value: 'KEY_OR_FILE', repeatable: true, help: 'trust a publisher key (or key file)' }
+
 /** --trust KEY_OR_FILE values as "ed25519:…" keys (a file holds a public key, or a PEM private key whose public half is meant). */
 export const trustFlags = (args: ParsedArgs): string[] =>
   flagList(args, 'trust').map((t) => formatPublicKey(publicKeyFromText(existsSync(t) ? readFileSync(t, 'utf8') : t, t)))

@@ -7,7 +7,7 @@ import { createLinuxFiles, createLinuxHal } from '../../hal'
 import { SHUTDOWN_MS_MAX } from '../../limits'
 import { createLogger } from '../../log'
 import { VERSION } from '../../version'
-import { flagBool, flagString, trustFlags, type ParsedArgs } from '../args'
+import { flagBool, flagString, TRUST_FLAG, trustFlags, type ParsedArgs } from '../args'
 import type { CliIo, Command } from '../command'
 
 /** "HOST:PORT", ":PORT", "PORT" or "[V6]:PORT" into config fields; odd parts go to validation as they are. */
@@ -51,7 +51,7 @@ export const agentCommand: Command = {
     { name: 'http', value: 'HOST:PORT', help: 'listen address (default 0.0.0.0:8787)' },
     { name: 'lan', value: 'IF[,IF]', help: 'LAN interfaces (default: by address)' },
     { name: 'wan', value: 'IF', help: 'WAN interface' },
-    { name: 'trust', value: 'KEY_OR_FILE', repeatable: true, help: 'trust a publisher key (or key file)' },
+    TRUST_FLAG,
     { name: 'push-token', value: 'T', help: 'token for pushing live streams' },
     { name: 'print-config', help: 'print the effective config and exit' }
   ],

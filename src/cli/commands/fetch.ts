@@ -10,8 +10,8 @@ import { CanopyError } from '../../errors'
 import { createRealClock } from '../../hal'
 import { httpOpen, readBody } from '../../http/client'
 import { MANIFEST_BYTES_MAX } from '../../limits'
-import { agentBase, agentJson, callAgent } from '../agent-client'
-import { flagString, trustFlags } from '../args'
+import { AGENT_FLAG, agentBase, agentJson, callAgent } from '../agent-client'
+import { flagString, TRUST_FLAG, trustFlags } from '../args'
 import type { Command } from '../command'
 
 type Write = (b: Buffer, at?: number) => void
@@ -23,8 +23,8 @@ export const fetchCommand: Command = {
   positionals: { min: 1, max: 1 },
   flags: [
     { name: 'out', value: 'F', help: 'file to write (default: its name)' },
-    { name: 'agent', value: 'URL', help: 'the agent to fetch through' },
-    { name: 'trust', value: 'KEY_OR_FILE', repeatable: true, help: 'also trust this publisher key (or key file)' }
+    AGENT_FLAG,
+    TRUST_FLAG
   ],
   async run (args, io) {
     const url = args.positionals[0]!
