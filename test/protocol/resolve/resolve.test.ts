@@ -63,6 +63,19 @@ test('wanted pieces: partial holders are reported at settle; two halves make a h
   await lan.stop()
 })
 
+test('collect: a transfer hears every holder until settle; a plain lookup ends at the first', async () => {
+  const lan = await lanOf(6)
+  for (const n of [1, 2, 3]) lan.nodes[n]!.content.hold(id(5))
+  const first = await lan.run(lan.nodes[0]!.resolver.resolve(id(5)))
+  assert.is(first.outcome, 'hit')
+  assert.ok(first.elapsedMs < RESOLVE_SETTLE_MS, `ended at the first covering answer (${first.elapsedMs} ms)`)
+  const all = await lan.run(lan.nodes[0]!.resolver.resolve(id(5), { collect: true }))
+  assert.is(all.outcome, 'hit')
+  assert.is(all.holders.length, 3, 'every holder, for a transfer to spread its requests')
+  assert.ok(all.elapsedMs >= RESOLVE_SETTLE_MS, `waited for settle (${all.elapsedMs} ms)`)
+  await lan.stop()
+})
+
 test('loaded holders answer later, so the idle one is chosen; FOUND cancels the rest', async () => {
   const lan = await lanOf(8)
   const [idle, busy1, busy2] = [lan.nodes[1]!, lan.nodes[2]!, lan.nodes[3]!]
